@@ -1,0 +1,37 @@
+# Candor: two commands do all setup.
+#   make run    create .venv, install the pinned stack, seed the demo clinic when the database is empty,
+#               and serve the app on http://localhost:8501
+#   make test   same .venv; install system test tools when possible (chromium, postgresql); run pytest
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?= 8501
+
+.PHONY: run test install demo bench clean-venv
+
+$(STAMP): requirements.txt requirements-nodeps.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m analysis demo --if-empty
+
+run: demo
+	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
+
+test: $(STAMP)
+	bash scripts/system-deps.sh
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/photo_speed.py
+	$(PY) benchmarks/photo_accuracy.py
+
+clean-venv:
+	rm -rf $(VENV)
