@@ -1,0 +1,506 @@
+"""Photo ingest: the only door through which uploaded bytes become pixels.
+
+``read_photo`` turns an upload (bytes or a path) into an EXIF-oriented ``uint8`` RGB array no
+larger than ``max_side`` on its longest side, plus capture metadata. ``clean_original`` produces the
+full-resolution copy kept in the image store, with all metadata removed.
+
+Safety rules, applied in this order before any pixel is decoded:
+
+1. size: empty files and files above ``max_bytes`` (default 40 MB) are refused;
+2. content: the format is decided by the file's **magic bytes**, never by its name; only JPEG,
+   PNG and HEIC/HEIF pass; anything else is named in the message ("This file is a PDF ...");
+3. polyglots: a photo that is also a ZIP archive (end-of-central-directory record at the end) or
+   a PDF (``%PDF-`` within the first 1024 bytes, where PDF readers look) is refused;
+4. dimensions: the header size is checked against ``max_pixels`` (default 80 MP) and a minimum
+   side of 64 px. Pillow's own ``Image.MAX_IMAGE_PIXELS`` is set to the same default and its
+   ``DecompressionBombWarning`` is turned into an error;
+5. decoding: truncated files are refused (``ImageFile.LOAD_TRUNCATED_IMAGES`` stays ``False``),
+   and any decoder failure becomes an ``IngestError`` whose message a clinic user can act on.
+
+JPEGs are decoded at reduced size through libjpeg's DCT scaling (``Image.draft``), so a 12 MP photo
+is never expanded to full resolution for analysis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pillow_heif
+from PIL import Image, ImageFile
+
+from analysis.photos.exif import CaptureInfo, read_capture_info, strip_jpeg_metadata
+
+pillow_heif.register_heif_opener()
+
+DEFAULT_MAX_BYTES: int = 40 * 1024 * 1024
+"""Largest accepted upload, bytes (matches ``server.maxUploadSize`` in .streamlit/config.toml)."""
+DEFAULT_MAX_PIXELS: int = 80_000_000
+"""Largest accepted image, pixels (width x height), checked from the header before decoding."""
+DEFAULT_MIN_SIDE_PX: int = 64
+"""Smallest accepted width and height, pixels."""
+DEFAULT_MAX_SIDE: int = 1280
+"""Default longest side of the analysis copy returned by ``read_photo``, pixels."""
+
+ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "HEIF")
+_HINT = "Upload a JPEG, PNG or HEIC photo."
+
+# Pillow's own bomb guard: warn above this many pixels, refuse above twice as many. We set it to
+# our limit and escalate the warning to an error inside ``_pillow_guard``.
+Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+_VIDEO_BRANDS = {b"isom", b"iso2", b"mp41", b"mp42", b"qt  ", b"3gp4", b"3gp5", b"M4V "}
+
+
+class IngestError(ValueError):
+    """An upload that cannot be used; ``str(error)`` tells a clinic user what to do."""
+
+
+@dataclass(frozen=True)
+class IngestedPhoto:
+    """A decoded photo ready for analysis.
+
+    Attributes
+    ----------
+    original_sha256 : str
+        Hex SHA-256 of the bytes as uploaded.
+    format : str
+        ``"JPEG"``, ``"PNG"`` or ``"HEIF"`` (decided from the content, not the file name).
+    width_px, height_px : int
+        Full-resolution size after EXIF orientation, pixels.
+    rgb : numpy.ndarray
+        ``uint8`` array of shape ``(h, w, 3)``, EXIF-oriented, longest side ``<= max_side``.
+        Alpha is composited on white.
+    scale : float
+        Analysis pixels per original pixel (``<= 1.0``); multiply analysis coordinates by
+        ``1 / scale`` to get original-pixel coordinates.
+    taken_at_utc : datetime or None
+        Capture time. Aware (UTC) when the file records a UTC offset; **naive** when it does not
+        (camera wall-clock time, zone unknown); ``None`` when absent. See ``analysis.photos.exif``.
+    focal_length_mm, focal_length_35mm : float or None
+        EXIF ``FocalLength`` and ``FocalLengthIn35mmFilm``, millimetres.
+    exif_orientation : int
+        EXIF orientation as stored in the file, 1..8 (1 when absent); already applied to ``rgb``.
+    """
+
+    original_sha256: str
+    format: str
+    width_px: int
+    height_px: int
+    rgb: np.ndarray
+    scale: float
+    taken_at_utc: datetime | None
+    focal_length_mm: float | None
+    focal_length_35mm: float | None
+    exif_orientation: int
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    """The metadata-free, oriented, full-resolution copy of an upload, for the image store.
+
+    ``extension`` includes the dot (``".jpg"`` or ``".png"``); ``media_type`` is the MIME type;
+    ``original_sha256`` is the hash of the upload (not of ``data``).
+    """
+
+    data: bytes
+    media_type: str
+    extension: str
+    width_px: int
+    height_px: int
+    original_sha256: str
+
+
+def read_photo(
+    source: bytes | str | Path,
+    *,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side_px: int = DEFAULT_MIN_SIDE_PX,
+) -> IngestedPhoto:
+    """Decode an uploaded photo into an oriented RGB analysis copy.
+
+    Parameters
+    ----------
+    source : bytes, str or pathlib.Path
+        The uploaded bytes, or the path of a file holding them.
+    max_side : int, optional
+        Longest side of the returned ``rgb``, pixels. Smaller photos are not enlarged.
+    max_bytes, max_pixels, min_side_px : int, optional
+        Safety limits (see the module docstring); defaults are the module constants.
+
+    Returns
+    -------
+    IngestedPhoto
+
+    Raises
+    ------
+    IngestError
+        For anything that is not a usable JPEG, PNG or HEIC photo within the limits. No other
+        exception escapes for bad input.
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side must be >= 1, got {max_side}")
+    data = _load_bytes(source, max_bytes=max_bytes)
+    sha = hashlib.sha256(data).hexdigest()
+    fmt = check_content(data, max_bytes=max_bytes)
+    with _opened(data, fmt, max_pixels=max_pixels, min_side_px=min_side_px) as image:
+        info = read_capture_info(image)
+        width, height = image.size
+        if info.orientation >= 5:
+            width, height = height, width
+        scale = min(1.0, max_side / max(width, height))
+        out_w = max(1, round(width * scale))
+        out_h = max(1, round(height * scale))
+        rgb = _decode_small(image, info, out_w=out_w, out_h=out_h)
+    return IngestedPhoto(
+        original_sha256=sha,
+        format=fmt,
+        width_px=width,
+        height_px=height,
+        rgb=rgb,
+        scale=scale,
+        taken_at_utc=info.taken_at_utc,
+        focal_length_mm=info.focal_length_mm,
+        focal_length_35mm=info.focal_length_35mm,
+        exif_orientation=info.orientation,
+    )
+
+
+def clean_original(
+    source: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side_px: int = DEFAULT_MIN_SIDE_PX,
+) -> CleanImage:
+    """Full-resolution, oriented copy of an upload with all metadata removed.
+
+    A JPEG whose orientation is already upright (1) is cleaned **losslessly**: its marker segments
+    are walked and every APP1..APP15 segment (EXIF, GPS, XMP, IPTC, MPF) and every COM segment is
+    dropped, as is anything after the end-of-image marker; the entropy-coded pixels are copied
+    untouched. Kept: APP0 JFIF (with any thumbnail removed), APP2 ``ICC_PROFILE`` (it defines the
+    photo's colours, which the lighting checks rely on, and identifies no one) and APP14 ``Adobe``
+    (it tells the decoder which colour transform to use; dropping it changes the pixels).
+
+    Anything else is decoded, oriented and re-encoded without metadata: JPEG at quality 95 for
+    JPEG and HEIF sources, PNG (lossless, same mode) for PNG sources.
+
+    Raises
+    ------
+    IngestError
+        As ``read_photo``.
+    """
+    data = _load_bytes(source, max_bytes=max_bytes)
+    sha = hashlib.sha256(data).hexdigest()
+    fmt = check_content(data, max_bytes=max_bytes)
+    with _opened(data, fmt, max_pixels=max_pixels, min_side_px=min_side_px) as image:
+        info = read_capture_info(image)
+        if fmt == "JPEG" and info.orientation == 1:
+            stripped = strip_jpeg_metadata(data)
+            if stripped is not None:
+                with _opened(stripped, "JPEG", max_pixels=max_pixels, min_side_px=min_side_px) as kept:
+                    _decode_full(kept)  # the stored copy must decode; IngestError if it does not
+                    return CleanImage(stripped, "image/jpeg", ".jpg", kept.width, kept.height, sha)
+        full = _apply_orientation(_decode_full(image), info.orientation)
+        icc = image.info.get("icc_profile")
+    full.info = {}
+    out = io.BytesIO()
+    if fmt == "PNG":
+        full.save(out, format="PNG", icc_profile=icc, optimize=False)
+        media, ext = "image/png", ".png"
+    else:
+        if full.mode not in ("RGB", "L", "CMYK"):
+            full = to_rgb(full)
+        full.save(out, format="JPEG", quality=95, icc_profile=icc)
+        media, ext = "image/jpeg", ".jpg"
+    return CleanImage(out.getvalue(), media, ext, full.width, full.height, sha)
+
+
+def check_content(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """Decide the format from the magic bytes; raise ``IngestError`` unless it is allowed.
+
+    Returns ``"JPEG"``, ``"PNG"`` or ``"HEIF"``.
+    """
+    if len(data) == 0:
+        raise IngestError("The file is empty (0 bytes). " + _HINT)
+    if len(data) > max_bytes:
+        raise IngestError(
+            f"The file is {len(data) / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
+            "Export the photo at a smaller size and upload it again."
+        )
+    kind = sniff(data)
+    if kind not in ALLOWED_FORMATS:
+        raise IngestError(f"This file is {kind}, not a photo Candor can read. {_HINT}")
+    _refuse_polyglot(data, kind)
+    return kind
+
+
+def sniff(data: bytes) -> str:
+    """Name of the file type from its first bytes.
+
+    Returns one of ``ALLOWED_FORMATS`` or a human description such as ``"a PDF document"``.
+    """
+    head = data[:64]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        brands = _ftyp_brands(data)
+        if brands & _HEIF_BRANDS and not brands & _AVIF_BRANDS:
+            return "HEIF"
+        if brands & _AVIF_BRANDS:
+            return "an AVIF image"
+        if brands & _VIDEO_BRANDS:
+            return "a video"
+        return "an unknown ISO media file"
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    text = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if b"%pdf-" in data[:1024]:
+        return "a PDF document"
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):
+        return "an SVG drawing"
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<script")):
+        return "a web page (HTML)"
+    if text.startswith(b"<"):
+        return "an XML or markup document"
+    if _looks_like_text(data[:4096]):
+        return "a text file"
+    return "not a recognisable image"
+
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or Office document)"),
+    (b"PK\x05\x06", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\x7fELF", "a program (ELF executable)"),
+    (b"MZ", "a Windows program"),
+    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
+    (b"\xff\x4f\xff\x51", "a JPEG 2000 image"),
+    (b"\x00\x00\x01\x00", "an icon (ICO) file"),
+    (b"8BPS", "a Photoshop document"),
+    (b"\xd0\xcf\x11\xe0", "an old Office document"),
+)
+
+
+def _ftyp_brands(data: bytes) -> set[bytes]:
+    size = int.from_bytes(data[0:4], "big")
+    size = min(max(size, 16), 256, len(data))
+    brands = {data[8:12]}
+    brands.update(data[i:i + 4] for i in range(16, size - 3, 4))
+    return brands
+
+
+def _looks_like_text(chunk: bytes) -> bool:
+    if not chunk:
+        return False
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in chunk)
+    return printable / len(chunk) > 0.95
+
+
+def _refuse_polyglot(data: bytes, kind: str) -> None:
+    if b"%PDF-" in data[:1024]:
+        raise IngestError(
+            f"This file is a {kind} that also contains a PDF document, which is not allowed. "
+            "Save the photo again from your photo app (or take a screenshot) and upload that."
+        )
+    if _has_zip_directory(data):
+        raise IngestError(
+            f"This file is a {kind} with a ZIP archive hidden inside it, which is not allowed. "
+            "Save the photo again from your photo app and upload that."
+        )
+
+
+def _has_zip_directory(data: bytes) -> bool:
+    """True when ``data`` ends with a valid ZIP end-of-central-directory record."""
+    tail_start = max(0, len(data) - 22 - 65535)
+    pos = data.rfind(b"PK\x05\x06", tail_start)
+    while pos >= 0:
+        if pos + 22 <= len(data):
+            comment_len = int.from_bytes(data[pos + 20:pos + 22], "little")
+            if pos + 22 + comment_len == len(data):
+                return True
+        pos = data.rfind(b"PK\x05\x06", tail_start, pos)
+    return False
+
+
+def _load_bytes(source: bytes | str | Path, *, max_bytes: int) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"source must be bytes, str or Path, got {type(source).__name__}")
+    path = Path(source)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise IngestError(
+                f"The file is {size / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
+                "Export the photo at a smaller size and upload it again."
+            )
+        with path.open("rb") as handle:
+            return handle.read(max_bytes + 1)
+    except IngestError:
+        raise
+    except IsADirectoryError as exc:
+        raise IngestError(f"{path.name} is a folder, not a photo. {_HINT}") from exc
+    except OSError as exc:
+        raise IngestError(f"The file {path.name} could not be read ({exc.strerror}).") from exc
+
+
+@contextmanager
+def _pillow_guard(what: str = "decoded") -> Iterator[None]:
+    """Turn every decoder failure into an ``IngestError`` with a plain message."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield
+        except IngestError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise IngestError(
+                "The photo's dimensions are far too large to be a real photo "
+                "(a possible decompression bomb). " + _HINT
+            ) from exc
+        except MemoryError as exc:
+            raise IngestError(
+                "The photo is too large to process. Export it at a smaller size and upload again."
+            ) from exc
+        except OSError as exc:
+            if "truncated" in str(exc).lower() or "end of file" in str(exc).lower():
+                raise IngestError(
+                    "The photo file is incomplete (it ends before the picture does); the upload "
+                    "or copy was probably interrupted. Upload the original photo again."
+                ) from exc
+            raise IngestError(
+                f"The photo file is damaged and could not be {what}. Upload the original photo again."
+            ) from exc
+        except Exception as exc:  # noqa: BLE001 - decoders raise many types on hostile input
+            raise IngestError(
+                f"The photo file is damaged and could not be {what}. Upload the original photo again."
+            ) from exc
+
+
+@contextmanager
+def _opened(data: bytes, fmt: str, *, max_pixels: int, min_side_px: int) -> Iterator[Image.Image]:
+    """Open (header only) with the format's own plugin and check the header dimensions."""
+    with _pillow_guard("opened"):
+        formats = ["JPEG", "MPO"] if fmt == "JPEG" else [fmt]
+        image = Image.open(io.BytesIO(data), formats=formats)
+    try:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise IngestError(
+                f"The photo is {width} x {height} pixels ({width * height / 1e6:.0f} megapixels); "
+                f"the limit is {max_pixels / 1e6:.0f} megapixels. "
+                "Export it at a smaller size and upload it again."
+            )
+        if min(width, height) < min_side_px:
+            raise IngestError(
+                f"The photo is only {width} x {height} pixels; at least {min_side_px} pixels on "
+                "each side are needed. Upload the original photo, not a thumbnail."
+            )
+        yield image
+    finally:
+        image.close()
+
+
+def _decode_small(image: Image.Image, info: CaptureInfo, *, out_w: int, out_h: int) -> np.ndarray:
+    """Decode at the smallest size that still covers ``out_w x out_h`` (after orientation)."""
+    want = (out_h, out_w) if info.orientation >= 5 else (out_w, out_h)
+    with _pillow_guard():
+        if image.format in ("JPEG", "MPO"):
+            image.draft("RGB", want)
+        image.load()
+        frame = to_rgb(image)
+        if frame.size != want:
+            frame = frame.resize(want, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        frame = _apply_orientation(frame, info.orientation)
+        rgb = np.asarray(frame, dtype=np.uint8)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise IngestError("The photo file is damaged and could not be decoded. " + _HINT)
+    return np.ascontiguousarray(rgb)
+
+
+def _decode_full(image: Image.Image) -> Image.Image:
+    with _pillow_guard():
+        image.load()
+        return image.copy()
+
+
+_TRANSPOSE = {
+    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
+    3: (Image.Transpose.ROTATE_180,),
+    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
+    5: (Image.Transpose.TRANSPOSE,),
+    6: (Image.Transpose.ROTATE_270,),
+    7: (Image.Transpose.TRANSVERSE,),
+    8: (Image.Transpose.ROTATE_90,),
+}
+
+
+def _apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    """Apply EXIF orientation 1..8 so that the result is upright (as ``ImageOps.exif_transpose``)."""
+    for method in _TRANSPOSE.get(orientation, ()):
+        image = image.transpose(method)
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is composited on white.
+
+    16- and 32-bit integer modes (``I;16``, ``I``) are scaled to 0..255 by their bit depth rather
+    than clipped.
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(image).astype(np.float64)
+        peak = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        grey = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")
+    if mode == "F":
+        arr = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        grey = np.clip(arr + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")
+    if mode == "P" or mode == "PA":
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode == "L" and "transparency" in image.info:
+        return to_rgb(image.convert("LA"))
+    if mode == "RGB" or mode == "CMYK" or mode in ("L", "1", "YCbCr", "LAB", "HSV"):
+        return image.convert("RGB")
+    return image.convert("RGB")
+
