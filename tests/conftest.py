@@ -38,3 +38,92 @@ def candor_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+# --- PostgreSQL: a throw-away server started from Debian's binaries --------------------------------
+
+import glob
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_postgres() -> tuple[str, callable]:  # type: ignore[valid-type]
+    """Start a private PostgreSQL cluster on a unix socket; return (url, stop)."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        raise RuntimeError("PostgreSQL server binaries not installed (Debian package postgresql)")
+    bindir = os.path.dirname(bins[-1])
+    root = tempfile.mkdtemp(prefix="candor-pg-")
+    datadir = os.path.join(root, "data")
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: use the postgres system user
+        shutil.chown(root, user="postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run(run_as + [f"{bindir}/initdb", "-D", datadir, "-U", "postgres", "-A", "trust",
+                             "--no-sync"], check=True, capture_output=True)
+    subprocess.run(run_as + [f"{bindir}/pg_ctl", "-D", datadir, "-w", "-l", f"{root}/log",
+                             "-o", f"-p {port} -k {root} -c listen_addresses='' -c fsync=off",
+                             "start"], check=True, capture_output=True)
+    subprocess.run(run_as + [f"{bindir}/createdb", "-h", root, "-p", str(port), "-U", "postgres",
+                             "candor"], check=True, capture_output=True)
+
+    def stop() -> None:
+        subprocess.run(run_as + [f"{bindir}/pg_ctl", "-D", datadir, "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+    return f"postgresql+psycopg://postgres@/candor?host={root}&port={port}", stop
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> object:
+    """URL of a real PostgreSQL database: CANDOR_TEST_POSTGRES_URL, or a private server started
+    here. Skips with the reason outside CI when no server can be had; fails in CI."""
+    url = os.environ.get("CANDOR_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    try:
+        url, stop = _start_postgres()
+    except (RuntimeError, subprocess.CalledProcessError, KeyError, LookupError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        reason = f"no PostgreSQL server available: {exc} {detail.decode(errors='replace')[:300]}"
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield url
+    finally:
+        stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using it runs on both databases, empty and migrated to head."""
+    from sqlalchemy import text
+
+    from analysis.store import db
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'candor.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_server_url")
+        engine = db.make_engine(url)
+        with engine.begin() as conn:  # a clean schema per test
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    return url

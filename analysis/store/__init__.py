@@ -1,0 +1,1 @@
+"""Candor's clinic record: models, database, image store and audit trail."""

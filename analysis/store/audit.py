@@ -1,0 +1,122 @@
+"""The audit trail: one append-only, hash-chained event per access or change.
+
+Each event's ``hash`` is SHA-256 over the previous event's hash and the event's own canonical JSON
+(:func:`event_digest`); the first event chains from ``GENESIS``. ``prev_hash`` is unique, so two
+writers racing for the same chain head cannot both commit (the loser retries on the new head).
+Database triggers reject UPDATE and DELETE (migration 0002). :func:`verify_chain` re-walks the
+chain and reports edits, deletions and reordering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from analysis.store.access import Actor
+from analysis.store.models import AuditEvent, utcnow
+
+GENESIS = "0" * 64
+OUTCOMES = ("success", "denied", "failure")
+
+
+class AuditWriteError(RuntimeError):
+    """The audit event could not be written; the audited action must not proceed."""
+
+
+def event_digest(prev_hash: str, fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def _fields(event: AuditEvent) -> dict[str, Any]:
+    occurred: datetime = event.occurred_at
+    return {
+        "occurred_at": occurred.isoformat(timespec="microseconds"),
+        "actor_email": event.actor_email,
+        "actor_role": event.actor_role,
+        "action": event.action,
+        "outcome": event.outcome,
+        "patient_id": event.patient_id,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "details": event.details,
+    }
+
+
+def _head(session: Session) -> str:
+    last = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
+    return last or GENESIS
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    *,
+    outcome: str = "success",
+    patient_id: int | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event inside ``session``'s transaction (flushed, not committed).
+
+    Raises :class:`AuditWriteError` when the event cannot be written; callers must then not show
+    or export what they were about to.
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    fields = dict(
+        occurred_at=utcnow(),
+        actor_email=actor.email,
+        actor_role=actor.role,
+        action=action,
+        outcome=outcome,
+        patient_id=patient_id,
+        object_type=object_type,
+        object_id=str(object_id),
+        details=details or {},
+    )
+    for _attempt in range(5):
+        event = AuditEvent(**fields)
+        event.prev_hash = _head(session)
+        event.hash = event_digest(event.prev_hash, _fields(event))
+        try:
+            with session.begin_nested():
+                session.add(event)
+            return event
+        except IntegrityError:
+            continue  # another writer took this chain head; chain onto the new one
+        except Exception as exc:  # the database refused the write for another reason
+            raise AuditWriteError(f"audit event could not be written: {exc}") from exc
+    raise AuditWriteError("audit chain head kept moving; event not written")
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    event_id: int
+    problem: str
+
+
+def verify_chain(session: Session) -> list[ChainProblem]:
+    """Re-walk the chain in id order; an empty list means intact.
+
+    Detects an edited event (its hash no longer matches its content), a deleted event (the next
+    event's ``prev_hash`` points at a hash that is not its predecessor's) and reordering.
+    """
+    problems: list[ChainProblem] = []
+    expected_prev = GENESIS
+    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
+        if event.prev_hash != expected_prev:
+            problems.append(ChainProblem(event.id, "chain broken: event missing or reordered before"))
+        if event_digest(event.prev_hash, _fields(event)) != event.hash:
+            problems.append(ChainProblem(event.id, "content does not match its hash (edited)"))
+        expected_prev = event.hash
+    return problems

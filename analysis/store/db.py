@@ -1,0 +1,118 @@
+"""Database engines, sessions and migrations.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` (a committed transaction
+survives power loss) and foreign keys on. PostgreSQL is selected by URL
+(``postgresql+psycopg://...``). The schema is owned by alembic: :func:`upgrade` migrates a database
+(empty or older) to the newest revision.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from analysis import config
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for ``url`` with Candor's connection settings."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+        event.listen(engine, "connect", _on_sqlite_connect)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    return engine
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for ``url`` (default: :func:`analysis.config.database_url`)."""
+    url = url or config.database_url()
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = make_engine(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, backup/restore)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option(
+        "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    )
+    return cfg
+
+
+def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
+    """Migrate the database to ``revision`` (creating every table on an empty database)."""
+    from alembic import command
+
+    engine = engine or get_engine()
+    cfg = _alembic_config(engine)
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+
+def current_revision(engine: Engine | None = None) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = engine or get_engine()
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def is_empty(engine: Engine | None = None) -> bool:
+    """True when the database has no clinic data (no schema, or no patients)."""
+    engine = engine or get_engine()
+    if "patients" not in inspect(engine).get_table_names():
+        return True
+    with engine.connect() as connection:
+        from sqlalchemy import text
+
+        return connection.execute(text("SELECT COUNT(*) FROM patients")).scalar_one() == 0
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A transaction: commits on success, rolls back on any exception."""
+    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,413 @@
+"""The clinic record: SQLAlchemy 2 typed models.
+
+One module, read top to bottom: people (users, patients, consent), the treatment plan (protocols,
+series, screening, confounders), what happens at a visit (sessions, treatments, lots, photos,
+endpoint measurements, reactions) and the audit trail.
+
+Conventions: times are timezone-aware UTC (``*_at`` columns, stored as UTC); dates are clinic-local
+calendar dates (``*_on``); units are in column names where they matter (``volume_ml``).
+Schema changes go through alembic (``analysis/store/migrations``), never ``create_all`` in production.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+ROLES = ("clinician", "medical_director", "consult_staff", "admin")
+CONSENT_SCOPES = ("clinical_record", "consult_display", "teaching", "marketing")
+SEXES = ("female", "male", "other", "unknown")
+SERIES_STATUSES = ("active", "completed", "dropped_out", "paused")
+SCREENING_ITEMS = (
+    "pregnancy_or_breastfeeding",
+    "active_infection_at_site",
+    "uncontrolled_systemic_illness",
+    "allergies",
+    "anticoagulants_or_antiplatelets",
+    "prior_injectable_reactions",
+    "recent_procedures_in_area",
+    "filler_history",
+)
+CONFOUNDER_KINDS = (
+    "retinoid",
+    "energy_based_device",
+    "recent_filler",
+    "hair_dye",
+    "hair_cut",
+    "hair_product",
+    "weight_change",
+    "makeup_at_photo",
+    "minoxidil_or_finasteride_change",
+    "other",
+)
+ENDPOINT_KINDS = ("numeric", "ordinal", "count", "text")
+REACTION_KINDS = ("expected", "adverse")
+SEVERITIES = ("mild", "moderate", "severe")
+PHOTO_VERDICTS = ("baseline", "pass", "warn", "fail")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where UTC is required")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _enum_check(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({quoted})", name=name)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# --- people ------------------------------------------------------------------------------------
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (_enum_check("role", ROLES, "ck_users_role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Patient(Base):
+    """A pseudonymous patient: no names are stored, only a clinic code."""
+
+    __tablename__ = "patients"
+    __table_args__ = (
+        _enum_check("sex", SEXES, "ck_patients_sex"),
+        CheckConstraint("fitzpatrick BETWEEN 1 AND 6", name="ck_patients_fitzpatrick"),
+        CheckConstraint("birth_year BETWEEN 1900 AND 2100", name="ck_patients_birth_year"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    birth_year: Mapped[int] = mapped_column(Integer)
+    sex: Mapped[str] = mapped_column(String(16))
+    fitzpatrick: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    consents: Mapped[list[Consent]] = relationship(back_populates="patient")
+    series: Mapped[list[Series]] = relationship(back_populates="patient")
+
+
+class Consent(Base):
+    """Photo consent for one scope; withdrawal sets ``withdrawn_at`` (rows are never deleted)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (_enum_check("scope", CONSENT_SCOPES, "ck_consents_scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(32))
+    given_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    patient: Mapped[Patient] = relationship(back_populates="consents")
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+class EndpointDefinition(Base):
+    """What can be measured: numeric with unit, ordinal scale with anchors, count, or free text.
+
+    ``mcid`` is the minimal clinically important change (in the endpoint's units, signed by
+    ``higher_is_better``); ``noise_sd`` the measurement's repeatability SD (same units).
+    """
+
+    __tablename__ = "endpoint_definitions"
+    __table_args__ = (_enum_check("kind", ENDPOINT_KINDS, "ck_endpoint_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str | None] = mapped_column(String(32))
+    scale_min: Mapped[float | None] = mapped_column(Float)
+    scale_max: Mapped[float | None] = mapped_column(Float)
+    anchors: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    higher_is_better: Mapped[bool] = mapped_column(Boolean, default=True)
+    mcid: Mapped[float | None] = mapped_column(Float)
+    noise_sd: Mapped[float | None] = mapped_column(Float)
+    patient_reported: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Protocol(Base):
+    """A treatment protocol: what is done, how often, which photos and endpoints it requires.
+
+    ``tolerances`` overrides the photo comparability defaults (keys of
+    ``analysis.photos.compare.Tolerances``); ``expected_course`` maps an endpoint code to the expected
+    change from baseline by session number (reference lines on charts).
+    """
+
+    __tablename__ = "protocols"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(160), unique=True)
+    modality: Mapped[str] = mapped_column(String(64))
+    target_area: Mapped[str] = mapped_column(String(64))
+    planned_sessions: Mapped[int] = mapped_column(Integer)
+    interval_days: Mapped[int] = mapped_column(Integer)
+    required_views: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    endpoint_codes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    primary_endpoint: Mapped[str | None] = mapped_column(String(64))
+    tolerances: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    expected_course: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class Series(Base):
+    __tablename__ = "series"
+    __table_args__ = (_enum_check("status", SERIES_STATUSES, "ck_series_status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    protocol_id: Mapped[int] = mapped_column(ForeignKey("protocols.id"), index=True)
+    goal: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    started_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    patient: Mapped[Patient] = relationship(back_populates="series")
+    protocol: Mapped[Protocol] = relationship()
+    sessions: Mapped[list[Session]] = relationship(
+        back_populates="series", order_by="Session.number"
+    )
+    screenings: Mapped[list[ScreeningAnswer]] = relationship(back_populates="series")
+    confounders: Mapped[list[Confounder]] = relationship(back_populates="series")
+
+
+class ScreeningAnswer(Base):
+    """One contraindication-screening item answered for a series (``present`` True = flag)."""
+
+    __tablename__ = "screening_answers"
+    __table_args__ = (_enum_check("item", SCREENING_ITEMS, "ck_screening_item"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    item: Mapped[str] = mapped_column(String(48))
+    present: Mapped[bool] = mapped_column(Boolean)
+    details: Mapped[str] = mapped_column(Text, default="")
+    screened_on: Mapped[date] = mapped_column(Date)
+    screened_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    series: Mapped[Series] = relationship(back_populates="screenings")
+
+
+class Confounder(Base):
+    """Something besides the treatment that can change the result or the photo, over a period."""
+
+    __tablename__ = "confounders"
+    __table_args__ = (_enum_check("kind", CONFOUNDER_KINDS, "ck_confounder_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"))
+    kind: Mapped[str] = mapped_column(String(48))
+    started_on: Mapped[date] = mapped_column(Date)
+    ended_on: Mapped[date | None] = mapped_column(Date)
+    details: Mapped[str] = mapped_column(Text, default="")
+
+    series: Mapped[Series] = relationship(back_populates="confounders")
+
+
+# --- visits ------------------------------------------------------------------------------------
+
+
+class Session(Base):
+    """One treatment visit of a series (``number`` 1 = first treatment, photos = baseline)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (UniqueConstraint("series_id", "number", name="uq_session_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    performed_on: Mapped[date] = mapped_column(Date)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    condition_tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+    series: Mapped[Series] = relationship(back_populates="sessions")
+    operator: Mapped[User | None] = relationship()
+    treatments: Mapped[list[Treatment]] = relationship(back_populates="session")
+    photos: Mapped[list[Photo]] = relationship(back_populates="session")
+    measurements: Mapped[list[EndpointMeasurement]] = relationship(back_populates="session")
+    reactions: Mapped[list[Reaction]] = relationship(back_populates="session")
+
+
+class ProductLot(Base):
+    __tablename__ = "product_lots"
+    __table_args__ = (UniqueConstraint("product", "lot_number", name="uq_product_lot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product: Mapped[str] = mapped_column(String(160))
+    lot_number: Mapped[str] = mapped_column(String(64))
+    expiry_on: Mapped[date] = mapped_column(Date)
+    recalled: Mapped[bool] = mapped_column(Boolean, default=False)
+    recall_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Treatment(Base):
+    """What was injected/applied at a session. ``expired_at_use`` is set at entry, never later."""
+
+    __tablename__ = "treatments"
+    __table_args__ = (
+        CheckConstraint("volume_ml IS NULL OR volume_ml >= 0", name="ck_treatment_volume"),
+        CheckConstraint("units IS NULL OR units >= 0", name="ck_treatment_units"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("product_lots.id"), index=True)
+    preparation: Mapped[str] = mapped_column(Text, default="")
+    mixed: Mapped[bool] = mapped_column(Boolean, default=False)
+    sites: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    depth_intent: Mapped[str] = mapped_column(String(64), default="")
+    volume_ml: Mapped[float | None] = mapped_column(Float)
+    units: Mapped[float | None] = mapped_column(Float)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    expired_at_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    override_reason: Mapped[str] = mapped_column(Text, default="")
+
+    session: Mapped[Session] = relationship(back_populates="treatments")
+    lot: Mapped[ProductLot] = relationship()
+
+
+class Photo(Base):
+    """A stored photo. ``sha256`` names the metadata-stripped blob in the image store;
+    ``original_sha256`` is the hash of the bytes as uploaded (kept, the bytes are not)."""
+
+    __tablename__ = "photos"
+    __table_args__ = (_enum_check("verdict", PHOTO_VERDICTS, "ck_photo_verdict"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    view: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    original_sha256: Mapped[str] = mapped_column(String(64))
+    media_type: Mapped[str] = mapped_column(String(32))
+    width_px: Mapped[int] = mapped_column(Integer)
+    height_px: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime | None]
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    measurements: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    verdict: Mapped[str] = mapped_column(String(16))
+    checks: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    override_reason: Mapped[str] = mapped_column(Text, default="")
+    condition_tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Demo/synthetic photos record the perturbation that made them (ground truth), else {}.
+    truth: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    session: Mapped[Session] = relationship(back_populates="photos")
+
+
+class EndpointMeasurement(Base):
+    __tablename__ = "endpoint_measurements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint_definitions.id"), index=True)
+    value_num: Mapped[float | None] = mapped_column(Float)
+    value_text: Mapped[str] = mapped_column(Text, default="")
+    site: Mapped[str] = mapped_column(String(64), default="")
+    rater_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    rated_by_patient: Mapped[bool] = mapped_column(Boolean, default=False)
+    blinded: Mapped[bool] = mapped_column(Boolean, default=False)
+    measured_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    session: Mapped[Session] = relationship(back_populates="measurements")
+    endpoint: Mapped[EndpointDefinition] = relationship()
+
+
+class Reaction(Base):
+    """An expected reaction (erythema, oedema, bruising...) or an adverse event after a session."""
+
+    __tablename__ = "reactions"
+    __table_args__ = (
+        _enum_check("kind", REACTION_KINDS, "ck_reaction_kind"),
+        _enum_check("severity", SEVERITIES, "ck_reaction_severity"),
+        CheckConstraint("onset_day >= 0", name="ck_reaction_onset"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    term: Mapped[str] = mapped_column(String(64))
+    onset_day: Mapped[int] = mapped_column(Integer, default=0)
+    severity: Mapped[str] = mapped_column(String(16))
+    duration_days: Mapped[float | None] = mapped_column(Float)
+    resolved: Mapped[bool] = mapped_column(Boolean, default=True)
+    escalation: Mapped[str] = mapped_column(Text, default="")
+    red_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+    session: Mapped[Session] = relationship(back_populates="reactions")
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained audit trail (updates and deletes are rejected by triggers)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_email: Mapped[str] = mapped_column(String(254))
+    actor_role: Mapped[str] = mapped_column(String(32), default="")
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    patient_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    object_type: Mapped[str] = mapped_column(String(32), default="")
+    object_id: Mapped[str] = mapped_column(String(64), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # one successor per event: a linear chain
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
