@@ -36,7 +36,12 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageFile
 
-from analysis.photos.exif import CaptureInfo, read_capture_info, strip_jpeg_metadata
+from analysis.photos.exif import (
+    CaptureInfo,
+    parse_orientation,
+    read_capture_info,
+    strip_jpeg_metadata,
+)
 
 pillow_heif.register_heif_opener()
 
@@ -157,13 +162,14 @@ def read_photo(
     fmt = check_content(data, max_bytes=max_bytes)
     with _opened(data, fmt, max_pixels=max_pixels, min_side_px=min_side_px) as image:
         info = read_capture_info(image)
+        stored, to_apply = _orientation(image, info)
         width, height = image.size
-        if info.orientation >= 5:
+        if to_apply >= 5:
             width, height = height, width
         scale = min(1.0, max_side / max(width, height))
         out_w = max(1, round(width * scale))
         out_h = max(1, round(height * scale))
-        rgb = _decode_small(image, info, out_w=out_w, out_h=out_h)
+        rgb = _decode_small(image, to_apply, out_w=out_w, out_h=out_h)
     return IngestedPhoto(
         original_sha256=sha,
         format=fmt,
@@ -174,7 +180,7 @@ def read_photo(
         taken_at_utc=info.taken_at_utc,
         focal_length_mm=info.focal_length_mm,
         focal_length_35mm=info.focal_length_35mm,
-        exif_orientation=info.orientation,
+        exif_orientation=stored,
     )
 
 
@@ -206,26 +212,34 @@ def clean_original(
     sha = hashlib.sha256(data).hexdigest()
     fmt = check_content(data, max_bytes=max_bytes)
     with _opened(data, fmt, max_pixels=max_pixels, min_side_px=min_side_px) as image:
-        info = read_capture_info(image)
-        if fmt == "JPEG" and info.orientation == 1:
+        _, to_apply = _orientation(image, read_capture_info(image))
+        if fmt == "JPEG" and to_apply == 1:
             stripped = strip_jpeg_metadata(data)
             if stripped is not None:
                 with _opened(stripped, "JPEG", max_pixels=max_pixels, min_side_px=min_side_px) as kept:
                     _decode_full(kept)  # the stored copy must decode; IngestError if it does not
                     return CleanImage(stripped, "image/jpeg", ".jpg", kept.width, kept.height, sha)
-        full = _apply_orientation(_decode_full(image), info.orientation)
         icc = image.info.get("icc_profile")
-    full.info = {}
-    out = io.BytesIO()
-    if fmt == "PNG":
-        full.save(out, format="PNG", icc_profile=icc, optimize=False)
-        media, ext = "image/png", ".png"
-    else:
-        if full.mode not in ("RGB", "L", "CMYK"):
-            full = to_rgb(full)
-        full.save(out, format="JPEG", quality=95, icc_profile=icc)
-        media, ext = "image/jpeg", ".jpg"
+        transparency = image.info.get("transparency")  # palette / grey tRNS, not metadata
+        with _pillow_guard("re-saved"):
+            full = _apply_orientation(_decode_full(image), to_apply)
+            full.info = {}
+            out = io.BytesIO()
+            if fmt == "PNG":
+                extra = {"transparency": transparency} if transparency is not None else {}
+                if full.mode not in _PNG_MODES:
+                    full, extra = to_rgb(full), {}
+                full.save(out, format="PNG", icc_profile=icc, **extra)
+                media, ext = "image/png", ".png"
+            else:
+                if full.mode not in ("RGB", "L", "CMYK"):
+                    full = to_rgb(full)
+                full.save(out, format="JPEG", quality=95, icc_profile=icc)
+                media, ext = "image/jpeg", ".jpg"
     return CleanImage(out.getvalue(), media, ext, full.width, full.height, sha)
+
+
+_PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")
 
 
 def check_content(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
@@ -432,9 +446,20 @@ def _opened(data: bytes, fmt: str, *, max_pixels: int, min_side_px: int) -> Iter
         image.close()
 
 
-def _decode_small(image: Image.Image, info: CaptureInfo, *, out_w: int, out_h: int) -> np.ndarray:
+def _orientation(image: Image.Image, info: CaptureInfo) -> tuple[int, int]:
+    """(orientation stored in the file, orientation still to apply to the decoded pixels).
+
+    libheif applies a HEIF's own rotation/mirror boxes while decoding, and pillow-heif then resets
+    the EXIF tag to 1 and keeps the file's value in ``info["original_orientation"]``.
+    """
+    if image.format == "HEIF":
+        return parse_orientation(image.info.get("original_orientation")), 1
+    return info.orientation, info.orientation
+
+
+def _decode_small(image: Image.Image, orientation: int, *, out_w: int, out_h: int) -> np.ndarray:
     """Decode at the smallest size that still covers ``out_w x out_h`` (after orientation)."""
-    want = (out_h, out_w) if info.orientation >= 5 else (out_w, out_h)
+    want = (out_h, out_w) if orientation >= 5 else (out_w, out_h)
     with _pillow_guard():
         if image.format in ("JPEG", "MPO"):
             image.draft("RGB", want)
@@ -442,7 +467,7 @@ def _decode_small(image: Image.Image, info: CaptureInfo, *, out_w: int, out_h: i
         frame = to_rgb(image)
         if frame.size != want:
             frame = frame.resize(want, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        frame = _apply_orientation(frame, info.orientation)
+        frame = _apply_orientation(frame, orientation)
         rgb = np.asarray(frame, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise IngestError("The photo file is damaged and could not be decoded. " + _HINT)
