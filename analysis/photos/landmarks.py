@@ -1,0 +1,260 @@
+"""Face landmarks: the one module that talks to MediaPipe (swap the backend here, nowhere else).
+
+The backend is MediaPipe FaceMesh with iris refinement (``refine_landmarks=True``: 468 mesh points
+plus 10 iris points = 478), run in ``static_image_mode`` on an input whose longest side is bounded.
+FaceMesh's own detector is the short-range BlazeFace model (faces filling a good part of the frame),
+so :func:`detect_face_landmarks` falls back in order:
+
+1. mesh the whole (bounded) image;
+2. find the face with the full-range BlazeFace detector (``model_selection=1``), crop it with a margin,
+   mesh the crop and map the points back (small faces in large frames);
+3. pad the image with a 30 % border (edge-replicated, then black) and mesh again (faces cropped so
+   tightly that the detector's anchors miss them, e.g. Extended Yale B crops).
+
+Points come back in the **given image's pixel coordinates**: ``x`` right, ``y`` down, and ``z`` in the
+same pixel scale (MediaPipe's normalised z is scaled by the image width, as MediaPipe documents), smaller
+``z`` = closer to the camera.
+
+One FaceMesh and one detector are built per process and shared behind a lock (the MediaPipe graphs are
+not re-entrant). MediaPipe's native start-up chatter on stderr is silenced at import and on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+N_LANDMARKS = 478
+MESH_MAX_SIDE = 1280  # longest side fed to FaceMesh; its own face crop is 192 px anyway
+_PAD_FRACTION = 0.30
+_CROP_MARGIN = 0.5  # of the detector box size, on each side
+
+_LOCK = threading.Lock()
+_BACKEND: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class FaceLandmarks:
+    """FaceMesh points found in one image.
+
+    Attributes
+    ----------
+    points_px : ndarray, shape (478, 3)
+        x, y in pixels of the image given to :func:`detect_face_landmarks`; z in the same pixel scale.
+    image_size : tuple of int
+        ``(width, height)`` of that image in pixels.
+    method : str
+        ``"whole"``, ``"detector_crop"`` or ``"padded"``: which pass found the face.
+    """
+
+    points_px: np.ndarray
+    image_size: tuple[int, int]
+    method: str
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block (native code logs there, not via Python)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def _backend() -> dict[str, Any]:
+    """Build (once per process) the FaceMesh and the full-range detector. Call with ``_LOCK`` held."""
+    if not _BACKEND:
+        with _quiet_stderr():
+            import mediapipe as mp  # the only mediapipe import in Candor
+
+            with contextlib.suppress(Exception):
+                from absl import logging as absl_logging
+
+                absl_logging.set_verbosity(absl_logging.ERROR)
+            _BACKEND["mesh"] = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=1,
+                refine_landmarks=True,
+                min_detection_confidence=0.5,
+            )
+            _BACKEND["detector"] = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=0.5
+            )
+            # the first run of each graph prints its delegate/feedback warnings: do it silently
+            blank = np.zeros((64, 64, 3), np.uint8)
+            _BACKEND["mesh"].process(blank)
+            _BACKEND["detector"].process(blank)
+    return _BACKEND
+
+
+def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] < 8 or arr.shape[1] < 8:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got shape {arr.shape}")
+    arr = arr[:, :, :3]
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
+            arr = arr * 255.0
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def _resize(rgb: np.ndarray, factor: float) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=interp))
+
+
+def _mesh(rgb: np.ndarray) -> np.ndarray | None:
+    """FaceMesh on ``rgb`` (lock held); points in ``rgb`` pixels, or None."""
+    backend = _backend()
+    with _quiet_stderr():
+        result = backend["mesh"].process(rgb)
+    if not result.multi_face_landmarks:
+        return None
+    h, w = rgb.shape[:2]
+    pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], float)
+    if pts.shape != (N_LANDMARKS, 3):
+        return None
+    return pts * np.array([w, h, w], float)
+
+
+def _detect_once(rgb: np.ndarray) -> tuple[float, tuple[float, float, float, float]] | None:
+    backend = _backend()
+    with _quiet_stderr():
+        result = backend["detector"].process(np.ascontiguousarray(rgb))
+    if not result.detections:
+        return None
+    best = max(result.detections, key=lambda d: d.score[0] if d.score else 0.0)
+    box = best.location_data.relative_bounding_box
+    h, w = rgb.shape[:2]
+    score = float(best.score[0]) if best.score else 0.0
+    return score, (box.xmin * w, box.ymin * h, (box.xmin + box.width) * w, (box.ymin + box.height) * h)
+
+
+def _detect_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Best full-range BlazeFace box ``(x0, y0, x1, y1)`` in ``rgb`` pixels, or None.
+
+    The detector sees a 192 x 192 copy of its input, so when the whole frame gives nothing, it is
+    retried on overlapping 2 x 2 and 3 x 3 tiles (faces down to ~1/20 of the frame's side).
+    """
+    found = _detect_once(rgb)
+    if found is not None:
+        return found[1]
+    h, w = rgb.shape[:2]
+    for n in (2, 3):
+        tile_h, tile_w = int(h / n * 1.5), int(w / n * 1.5)
+        hits = []
+        for ty in np.linspace(0, h - tile_h, n).astype(int):
+            for tx in np.linspace(0, w - tile_w, n).astype(int):
+                found = _detect_once(rgb[ty : ty + tile_h, tx : tx + tile_w])
+                if found is not None:
+                    score, (x0, y0, x1, y1) = found
+                    hits.append((score, (x0 + tx, y0 + ty, x1 + tx, y1 + ty)))
+        if hits:
+            return max(hits)[1]
+    return None
+
+
+def _mesh_in_box(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0)
+    if side < 8:
+        return None
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half = side * (0.5 + _CROP_MARGIN)
+    h, w = rgb.shape[:2]
+    left, top = int(max(0, cx - half)), int(max(0, cy - half))
+    right, bottom = int(min(w, cx + half)), int(min(h, cy + half))
+    crop = np.ascontiguousarray(rgb[top:bottom, left:right])
+    if crop.shape[0] < 8 or crop.shape[1] < 8:
+        return None
+    factor = 1.0
+    if max(crop.shape[:2]) < 384:  # small faces: upsample so the mesh sees a usable crop
+        factor = 384 / max(crop.shape[:2])
+        crop = _resize(crop, factor)
+    pts = _mesh(crop)
+    if pts is None:
+        return None
+    pts = pts / factor
+    pts[:, 0] += left
+    pts[:, 1] += top
+    return pts
+
+
+def _mesh_padded(rgb: np.ndarray) -> np.ndarray | None:
+    h, w = rgb.shape[:2]
+    pad_y, pad_x = int(round(_PAD_FRACTION * h)), int(round(_PAD_FRACTION * w))
+    for mode in ("edge", "constant"):
+        padded = np.pad(rgb, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode=mode)
+        pts = _mesh(np.ascontiguousarray(padded))
+        if pts is not None:
+            pts[:, 0] -= pad_x
+            pts[:, 1] -= pad_y
+            return pts
+    return None
+
+
+def detect_face_landmarks(rgb: np.ndarray, *, max_side: int = MESH_MAX_SIDE) -> FaceLandmarks | None:
+    """Find one face and return its 478 FaceMesh landmarks, or None when there is no face.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), uint8
+        RGB image (grayscale ``(H, W)`` and RGBA are accepted and converted).
+    max_side : int, optional
+        The image is downscaled (area interpolation) so its longest side is at most this many pixels
+        before meshing; the points are mapped back to ``rgb``'s pixels.
+
+    Returns
+    -------
+    FaceLandmarks or None
+        Points in ``rgb``'s pixel coordinates (x right, y down, z in the same pixel scale, smaller =
+        nearer the camera).
+
+    Raises
+    ------
+    ValueError
+        If ``rgb`` is not an image array.
+    """
+    image = _as_rgb_uint8(rgb)
+    h, w = image.shape[:2]
+    factor = min(1.0, max_side / max(h, w))
+    small = _resize(image, factor) if factor < 1.0 else image
+    with _LOCK:
+        method = "whole"
+        pts = _mesh(small)
+        if pts is None:
+            method = "detector_crop"
+            box = _detect_box(small)
+            pts = _mesh_in_box(small, box) if box is not None else None
+        if pts is None:
+            method = "padded"
+            pts = _mesh_padded(small)
+    if pts is None:
+        return None
+    return FaceLandmarks(points_px=pts / factor, image_size=(w, h), method=method)
