@@ -1,0 +1,1 @@
+"""Identity: local accounts (argon2-hashed passwords), sign-in, demo accounts."""
