@@ -1,0 +1,15 @@
+"""Candor: the router. Sign-in gate, then the pages the signed-in role may use. No logic here."""
+
+import streamlit as st
+
+from ui import frame, signin
+
+st.set_page_config(page_title="Candor", page_icon=":material/compare:", layout="wide")
+actor = signin.gate()
+sections = frame.pages_for(actor)
+if not sections:
+    st.info("No pages are available to your role yet.")
+    st.stop()
+navigation = st.navigation(sections)
+frame.sidebar(actor)
+navigation.run()

@@ -1,0 +1,89 @@
+"""The shared frame every page runs inside: identity, the page registry, the sidebar.
+
+Identity is read through :func:`current_actor` only (AppTest cannot run ``st.user``; tests set
+``st.session_state[ACTOR_KEY]`` instead). Pages get the actor from here and call ``analysis``
+functions through :func:`call`, which opens one database transaction per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from analysis.store import db
+from analysis.store.access import Actor, PermissionDenied, allowed
+
+ACTOR_KEY = "candor_actor"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    section: str
+    path: str
+    title: str
+    icon: str
+    action: str  # the permission (analysis.store.access) a role needs to see the page
+
+
+#: Every page, in navigation order. Titles are used by outside checks: keep them stable.
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("Clinic", "pages/patients.py", "Patients", ":material/groups:", "patient.read"),
+)
+
+
+def current_actor() -> Actor | None:
+    actor = st.session_state.get(ACTOR_KEY)
+    return actor if isinstance(actor, Actor) else None
+
+
+def sign_in(actor: Actor) -> None:
+    st.session_state[ACTOR_KEY] = actor
+
+
+def sign_out() -> None:
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+
+
+def pages_for(actor: Actor) -> dict[str, list[Any]]:
+    sections: dict[str, list[Any]] = {}
+    for spec in PAGES:
+        if allowed(actor, spec.action):
+            sections.setdefault(spec.section, []).append(
+                st.Page(spec.path, title=spec.title, icon=spec.icon)
+            )
+    return sections
+
+
+def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn(session, actor, *args, **kwargs)`` in one transaction as the signed-in user."""
+    actor = current_actor()
+    if actor is None:
+        st.error("Please sign in.")
+        st.stop()
+    with db.session_scope() as session:
+        return fn(session, actor, *args, **kwargs)
+
+
+def require_page(action: str) -> Actor:
+    """The actor, or a clear message and stop when the role may not use this page."""
+    actor = current_actor()
+    if actor is None:
+        st.error("Please sign in.")
+        st.stop()
+    if not allowed(actor, action):
+        st.error(str(PermissionDenied(f"Your role ({actor.role.replace('_', ' ')}) cannot open this page.")))
+        st.stop()
+    return actor
+
+
+def sidebar(actor: Actor) -> None:
+    with st.sidebar:
+        st.caption(f"Signed in as **{actor.email}** · {actor.role.replace('_', ' ')}")
+        if st.button("Sign out", icon=":material/logout:"):
+            sign_out()
+            st.rerun()
