@@ -10,14 +10,21 @@ runs out of memory yields a clear message while the calling process carries on.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import io
+import json
 import os
+import sys
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
 
+from analysis.photos.ingest import IngestError, clean_original, read_photo
 from analysis.photos.worker import analyse_in_worker
 
 HERE = "tests.test_hostile_files"
@@ -116,3 +123,116 @@ def test_worker_default_target_reads_the_photo_and_rejects_a_pdf() -> None:
 def test_worker_refuses_a_malformed_target_name() -> None:
     with pytest.raises(ValueError, match="package.module:function"):
         analyse_in_worker(b"x", view=None, target="no_colon_here")
+
+
+# ---- the committed corpus ------------------------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parent / "data" / "hostile"
+MANIFEST: dict[str, dict] = json.loads((CORPUS / "MANIFEST.json").read_text())
+REJECT = sorted(name for name, entry in MANIFEST.items() if entry["expect"] == "reject")
+ACCEPT = sorted(name for name, entry in MANIFEST.items() if entry["expect"] == "accept")
+EITHER = sorted(name for name, entry in MANIFEST.items() if entry["expect"] == "either")
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.fixture
+def sealed(tmp_path: Path, candor_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty working directory with an empty data dir; tests check both stay empty."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return tmp_path
+
+
+def test_corpus_manifest_lists_every_file_and_stays_small() -> None:
+    on_disk = {p.name for p in CORPUS.iterdir()} - {"MANIFEST.json"}
+    assert on_disk == set(MANIFEST)
+    assert sum(p.stat().st_size for p in CORPUS.iterdir()) < 2_000_000
+    assert len(REJECT) >= 25 and ACCEPT and EITHER
+
+
+def test_corpus_script_reproduces_the_committed_files(tmp_path: Path) -> None:
+    sys.path.insert(0, str(CORPUS.parent))
+    try:
+        import make_hostile_corpus
+    finally:
+        sys.path.remove(str(CORPUS.parent))
+    rebuilt = make_hostile_corpus.build(tmp_path)
+    assert {k: (v["how"], v["expect"]) for k, v in rebuilt.items()} == {
+        k: (v["how"], v["expect"]) for k, v in MANIFEST.items()
+    }
+    for name in MANIFEST:
+        if name.endswith(".heic"):
+            continue  # x265 output may differ between builds of the encoder
+        assert (tmp_path / name).read_bytes() == (CORPUS / name).read_bytes(), name
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("name", REJECT)
+def test_hostile_file_is_refused_with_a_message_naming_the_problem(name: str, sealed: Path) -> None:
+    path = CORPUS / name
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    pattern = MANIFEST[name]["match"]
+    with pytest.raises(IngestError, match=pattern) as by_path:
+        read_photo(path)
+    with pytest.raises(IngestError, match=pattern):
+        read_photo(path.read_bytes())
+    with pytest.raises(IngestError, match=pattern):
+        clean_original(path.read_bytes())
+    message = str(by_path.value)
+    assert "Traceback" not in message and "Error" not in message and len(message) < 300
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # the upload is untouched
+    assert _tree(sealed) == ["cwd", "data"]  # nothing written, not even partially
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("name", ACCEPT)
+def test_photo_with_private_metadata_is_read_and_scrubbed(name: str, sealed: Path) -> None:
+    raw = (CORPUS / name).read_bytes()
+    photo = read_photo(raw)
+    assert photo.rgb.shape == (256, 256, 3)
+    clean = clean_original(raw)
+    for secret in MANIFEST[name]["must_not_contain"]:
+        assert secret.encode() not in clean.data
+    for marker in (b"Exif\x00\x00", b"http://ns.adobe.com/xap", b"tEXt", b"zTXt", b"iTXt", b"eXIf"):
+        assert marker not in clean.data
+    with Image.open(io.BytesIO(clean.data)) as stored:
+        assert len(stored.getexif()) == 0
+        assert not {"exif", "comment", "xmp", "Comment", "Author"} & set(stored.info)
+        assert stored.size == (256, 256)
+    assert _tree(sealed) == ["cwd", "data"]
+
+
+def test_gps_photo_keeps_its_capture_time_and_focal_length() -> None:
+    photo = read_photo(CORPUS / "accept_gps_exif.jpg")
+    assert photo.taken_at_utc == datetime(2025, 3, 14, 8, 26, 53, tzinfo=timezone.utc)
+    assert photo.focal_length_mm == pytest.approx(4.25)
+    assert photo.focal_length_35mm == 26
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("name", EITHER)
+def test_damage_a_decoder_may_tolerate_gives_a_photo_or_a_clear_error(name: str) -> None:
+    try:
+        photo = read_photo(CORPUS / name)
+    except IngestError as exc:
+        assert "damaged" in str(exc) or "incomplete" in str(exc)
+    else:
+        assert photo.rgb.dtype == np.uint8 and photo.rgb.ndim == 3
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "name", ["bomb_100000x100000.png", "zipbomb_12000x12000.png", "truncated.heic",
+             "polyglot_jpeg_zip.jpg", "pdf_renamed.jpg"]
+)
+def test_worker_gives_the_same_clear_message_as_direct_ingest(name: str) -> None:
+    raw = (CORPUS / name).read_bytes()
+    result = analyse_in_worker(raw, view=None, timeout_s=30, memory_mb=1024)
+    assert result.outcome == "rejected"
+    with pytest.raises(IngestError) as direct:
+        read_photo(raw)
+    assert result.error == str(direct.value)

@@ -55,6 +55,7 @@ DEFAULT_MAX_SIDE: int = 1280
 """Default longest side of the analysis copy returned by ``read_photo``, pixels."""
 
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "HEIF")
+UNKNOWN = "unknown"
 _HINT = "Upload a JPEG, PNG or HEIC photo."
 
 # Pillow's own bomb guard: warn above this many pixels, refuse above twice as many. We set it to
@@ -255,6 +256,8 @@ def check_content(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
             "Export the photo at a smaller size and upload it again."
         )
     kind = sniff(data)
+    if kind == UNKNOWN:
+        raise IngestError(f"This file is not a recognisable image. {_HINT}")
     if kind not in ALLOWED_FORMATS:
         raise IngestError(f"This file is {kind}, not a photo Candor can read. {_HINT}")
     _refuse_polyglot(data, kind)
@@ -264,7 +267,8 @@ def check_content(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
 def sniff(data: bytes) -> str:
     """Name of the file type from its first bytes.
 
-    Returns one of ``ALLOWED_FORMATS`` or a human description such as ``"a PDF document"``.
+    Returns one of ``ALLOWED_FORMATS``, a human description such as ``"a PDF document"``, or
+    ``UNKNOWN``.
     """
     head = data[:64]
     if head.startswith(b"\xff\xd8\xff"):
@@ -296,7 +300,7 @@ def sniff(data: bytes) -> str:
         return "an XML or markup document"
     if _looks_like_text(data[:4096]):
         return "a text file"
-    return "not a recognisable image"
+    return UNKNOWN
 
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -393,6 +397,7 @@ def _load_bytes(source: bytes | str | Path, *, max_bytes: int) -> bytes:
 def _pillow_guard(what: str = "decoded") -> Iterator[None]:
     """Turn every decoder failure into an ``IngestError`` with a plain message."""
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # plugins warn about malformed metadata they skip
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             yield
