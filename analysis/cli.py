@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = (
     "analysis.store.cli",
+    "analysis.photos.cli",
 )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +84,8 @@ def _quiet_stderr() -> Iterator[None]:
 def _backend() -> dict[str, Any]:
     """Build (once per process) the FaceMesh and the full-range detector. Call with ``_LOCK`` held."""
     if not _BACKEND:
-        with _quiet_stderr():
+        with _quiet_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # protobuf API notes from mediapipe
             import mediapipe as mp  # the only mediapipe import in Candor
 
             with contextlib.suppress(Exception):

@@ -1,0 +1,217 @@
+"""Measure one photo: pose, distance, framing, lighting, expression, sharpness -> PhotoMeasurement.
+
+:func:`measure_path` and :func:`measure_photo` never raise: any failure becomes ``ok=False`` with a
+message a clinic user can act on. A face view without a detectable face is ``ok=False`` and
+``face_found=False`` with the reason in ``error`` (lighting, sharpness and the thumbnail are still
+filled in); scalp views skip the face mesh altogether (pose is not assessed there).
+
+Pose frame
+----------
+``yaw_deg`` / ``pitch_deg`` / ``roll_deg`` are the head pose **as seen along the camera's line of
+sight to the face** (the frame FaceMesh itself works in; see :mod:`analysis.photos.pose`). That is
+what decides which parts of the face a photo shows, so it is the figure to compare between a baseline
+and a follow-up: re-aiming the camera from the same spot (face off-centre) leaves it unchanged,
+moving the camera sideways changes it. The pose relative to the camera's optical axis (needs the
+principal point at the image centre, i.e. an uncropped frame) is kept in ``extra`` as
+``yaw_camera_deg`` / ``pitch_camera_deg``.
+
+Coordinates: ``landmarks_px``, ``face_box`` and ``ipd_px`` are in the **original file's pixels**
+(analysis pixels divided by ``IngestedPhoto.scale``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.photos.types import PhotoMeasurement, is_scalp_view
+
+THUMB_MAX_SIDE = 384
+NO_FACE_MESSAGE = (
+    "no face found in the photo — make sure the whole face is in the frame, lit and in focus, "
+    "and not too small (for scalp photos choose a scalp view)"
+)
+
+
+def _thumb(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    factor = min(1.0, THUMB_MAX_SIDE / max(h, w))
+    if factor >= 1.0:
+        return np.ascontiguousarray(rgb).copy()
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
+
+
+def _lighting(rgb: np.ndarray, landmarks: np.ndarray | None, notes: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from analysis.photos.lighting import measure_lighting
+    except ImportError:
+        notes["lighting_note"] = "lighting module not available"
+        return {}
+    try:
+        light = measure_lighting(rgb, landmarks_px=landmarks)
+    except Exception as exc:  # a measure failing must not sink the others
+        notes["lighting_note"] = f"lighting not measured: {exc}"
+        return {}
+    return {
+        "exposure_l": _finite(light.exposure_l),
+        "clipped_share": _finite(light.clipped_share),
+        "lab_median": tuple(float(v) for v in light.lab_median)
+        if np.all(np.isfinite(light.lab_median)) else None,
+        "light_side": _finite(light.light_side),
+    }
+
+
+def _expression(landmarks: np.ndarray, notes: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from analysis.photos.expression import measure_expression
+
+        expr = measure_expression(landmarks)
+    except Exception as exc:
+        notes["expression_note"] = f"expression not measured: {exc}"
+        return {}
+    return {
+        "eye_open": _finite(expr.eye_open),
+        "mouth_open": _finite(expr.mouth_open),
+        "smile": _finite(expr.smile),
+    }
+
+
+def _sharpness(rgb: np.ndarray, landmarks: np.ndarray | None, notes: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from analysis.photos.sharpness import measure_sharpness
+
+        return {"sharpness": _finite(measure_sharpness(rgb, landmarks_px=landmarks))}
+    except Exception as exc:
+        notes["sharpness_note"] = f"sharpness not measured: {exc}"
+        return {}
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _face_fields(photo: Any, notes: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Landmarks, pose, distance and framing; ``({}, None)`` when there is no face."""
+    from analysis.photos.landmarks import detect_face_landmarks
+    from analysis.photos.pose import focal_length_px, pose_from_landmarks
+    from analysis.photos.scale import iris_distance_mm, ipd_px
+
+    found = detect_face_landmarks(photo.rgb)
+    if found is None:
+        return {}, None
+    pts = found.points_px  # analysis pixels
+    height, width = photo.rgb.shape[:2]
+    scale = float(photo.scale)
+    pose = pose_from_landmarks(pts)
+    focal_analysis = focal_length_px((width, height), focal_length_35mm=photo.focal_length_35mm)
+    camera = pose_from_landmarks(pts, image_size=(width, height), focal_px=focal_analysis)
+    notes.update(
+        landmarks_method=found.method,
+        pose_fit_rms=pose.rms_residual,
+        yaw_camera_deg=camera.yaw_deg,
+        pitch_camera_deg=camera.pitch_deg,
+    )
+    original = pts / scale
+    xs, ys = original[:, 0], original[:, 1]
+    fields: dict[str, Any] = {
+        "face_found": True,
+        "yaw_deg": pose.yaw_deg,
+        "pitch_deg": pose.pitch_deg,
+        "roll_deg": pose.roll_deg,
+        "ipd_px": ipd_px(pts, scale=scale, yaw_deg=pose.yaw_deg),
+        "face_box": (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())),
+        "face_in_frame": bool(
+            xs.min() >= 0 and ys.min() >= 0 and xs.max() <= photo.width_px and ys.max() <= photo.height_px
+        ),
+        "landmarks_px": original,
+    }
+    if photo.focal_length_35mm:
+        focal_original = focal_length_px(
+            (photo.width_px, photo.height_px), focal_length_35mm=photo.focal_length_35mm
+        )
+        distance, sd = iris_distance_mm(original, focal_px=focal_original)
+        fields["distance_mm"], fields["distance_sd_mm"] = distance, sd
+    return fields, pts
+
+
+def measure_photo(photo: Any, *, view: str | None = None, path: str | None = None) -> PhotoMeasurement:
+    """Measure an ingested photo. Never raises.
+
+    Parameters
+    ----------
+    photo : analysis.photos.ingest.IngestedPhoto
+        Decoded photo (``rgb`` analysis copy, ``scale`` analysis px per original px, metadata).
+    view : str, optional
+        One of :data:`analysis.photos.types.ALL_VIEWS`; scalp views skip the face.
+    path : str, optional
+        Copied into the result.
+
+    Returns
+    -------
+    PhotoMeasurement
+        ``ok`` False with ``error`` when the photo cannot be measured, including a face view without a
+        face (``face_found`` False, :data:`NO_FACE_MESSAGE`).
+    """
+    base: dict[str, Any] = {"path": path, "view": view}
+    try:
+        base.update(
+            width_px=int(photo.width_px),
+            height_px=int(photo.height_px),
+            taken_at_utc=photo.taken_at_utc,
+            focal_length_mm=photo.focal_length_mm,
+            focal_length_35mm=photo.focal_length_35mm,
+        )
+        rgb = np.ascontiguousarray(photo.rgb)
+        notes: dict[str, Any] = {}
+        fields: dict[str, Any] = {"thumb": _thumb(rgb)}
+        landmarks = None
+        ok = True
+        if is_scalp_view(view):
+            notes["pose_note"] = "pose is not assessed on scalp views (no face mesh is run)"
+        else:
+            face, landmarks = _face_fields(photo, notes)
+            fields.update(face)
+            if landmarks is None:
+                ok, fields["error"] = False, NO_FACE_MESSAGE
+            else:
+                fields.update(_expression(landmarks, notes))
+        fields.update(_lighting(rgb, landmarks, notes))
+        fields.update(_sharpness(rgb, landmarks, notes))
+        return PhotoMeasurement(ok=ok, extra=notes, **base, **fields)
+    except MemoryError:
+        return PhotoMeasurement(ok=False, error="the photo is too large to analyse on this server", **base)
+    except Exception as exc:  # never raise: the caller shows the reason
+        return PhotoMeasurement(ok=False, error=f"the photo could not be measured: {exc}", **base)
+
+
+def measure_path(path: str | Path, *, view: str | None = None) -> PhotoMeasurement:
+    """Read and measure the image file at ``path``. Never raises.
+
+    Unreadable, truncated, non-image or hostile files give ``ok=False`` with the reason from
+    :func:`analysis.photos.ingest.read_photo` (e.g. "This file is a PDF ...").
+    """
+    name = str(path)
+    try:
+        from analysis.photos.ingest import IngestError, read_photo
+    except Exception as exc:
+        return PhotoMeasurement(path=name, view=view, ok=False, error=f"photo reader unavailable: {exc}")
+    try:
+        photo = read_photo(Path(path))
+    except IngestError as exc:
+        return PhotoMeasurement(path=name, view=view, ok=False, error=str(exc))
+    except FileNotFoundError:
+        return PhotoMeasurement(path=name, view=view, ok=False, error=f"file not found: {name}")
+    except MemoryError:
+        return PhotoMeasurement(path=name, view=view, ok=False, error="the photo is too large to analyse")
+    except Exception as exc:
+        return PhotoMeasurement(path=name, view=view, ok=False, error=f"not a readable image file: {exc}")
+    return measure_photo(photo, view=view, path=name)

@@ -1,0 +1,156 @@
+"""measure_photo / measure_path on skimage's astronaut() and known transformations of it (real FaceMesh).
+
+Metamorphic: a known in-plane rotation is recovered as roll, a mirror flips yaw and roll, a known zoom
+changes ipd_px by that factor, upscaling the file keeps figures in the file's own pixels.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from analysis.photos.ingest import read_photo
+from analysis.photos.measure import NO_FACE_MESSAGE, THUMB_MAX_SIDE, measure_path, measure_photo
+from analysis.photos.types import PhotoMeasurement
+
+FACE_CENTRE = (225.0, 125.0)  # astronaut's face centre, px (x, y)
+
+
+def measure_array(rgb: np.ndarray, *, view: str | None = None) -> PhotoMeasurement:
+    """Encode as PNG and measure through the real ingest path."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="PNG")
+    return measure_photo(read_photo(buffer.getvalue()), view=view, path="memory.png")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture(scope="module")
+def reference(astronaut: np.ndarray) -> PhotoMeasurement:
+    result = measure_array(astronaut)
+    assert result.ok and result.face_found, result.error
+    return result
+
+
+def rotate_clockwise(rgb: np.ndarray, angle_deg: float) -> np.ndarray:
+    # cv2's positive angle is counter-clockwise on screen; negate for a clockwise turn
+    matrix = cv2.getRotationMatrix2D(FACE_CENTRE, -angle_deg, 1.0)
+    return cv2.warpAffine(rgb, matrix, rgb.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+def test_astronaut_is_measured_with_all_fields(reference: PhotoMeasurement) -> None:
+    assert reference.error is None
+    assert (reference.width_px, reference.height_px) == (512, 512)
+    assert abs(reference.yaw_deg) < 10 and abs(reference.pitch_deg) < 20 and abs(reference.roll_deg) < 10
+    assert 30 < reference.ipd_px < 60  # eyes ~43 px apart in the 512 px frame
+    x0, y0, x1, y1 = reference.face_box
+    assert x0 < FACE_CENTRE[0] < x1 and y0 < FACE_CENTRE[1] < y1
+    assert reference.face_in_frame is True
+    assert reference.landmarks_px.shape == (478, 3)
+    assert reference.thumb.shape == (384, 384, 3)
+    assert reference.distance_mm is None  # no focal length in a PNG
+
+
+@pytest.mark.parametrize("angle", [-10.0, 6.0, 15.0])
+def test_known_rotation_is_recovered_as_roll(
+    astronaut: np.ndarray, reference: PhotoMeasurement, angle: float
+) -> None:
+    rotated = measure_array(rotate_clockwise(astronaut, angle))
+    assert rotated.ok, rotated.error
+    assert rotated.roll_deg - reference.roll_deg == pytest.approx(angle, abs=1.0)
+    assert rotated.yaw_deg == pytest.approx(reference.yaw_deg, abs=2.0)
+    assert rotated.ipd_px == pytest.approx(reference.ipd_px, rel=0.02)
+
+
+def test_mirror_flips_yaw_and_roll(astronaut: np.ndarray, reference: PhotoMeasurement) -> None:
+    mirrored = measure_array(astronaut[:, ::-1])
+    assert mirrored.ok, mirrored.error
+    assert mirrored.roll_deg == pytest.approx(-reference.roll_deg, abs=1.0)
+    assert np.sign(mirrored.roll_deg) == -np.sign(reference.roll_deg)
+    assert mirrored.yaw_deg == pytest.approx(-reference.yaw_deg, abs=1.5)
+    assert mirrored.pitch_deg == pytest.approx(reference.pitch_deg, abs=1.5)
+    # the face box mirrors too
+    x0, _, x1, _ = reference.face_box
+    assert mirrored.face_box[0] == pytest.approx(512 - x1, abs=4)
+
+
+@pytest.mark.parametrize("zoom", [1.10, 1.02])
+def test_zoom_scales_ipd_by_the_zoom_factor(
+    astronaut: np.ndarray, reference: PhotoMeasurement, zoom: float
+) -> None:
+    # crop a window 1/zoom the size around the face and resize it back to 512 px: a pure zoom
+    side = 512 / zoom
+    cx, cy = FACE_CENTRE
+    x0, y0 = cx - side * (cx / 512), cy - side * (cy / 512)  # keep the face at the same place
+    matrix = np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]])
+    zoomed = cv2.warpAffine(astronaut, matrix, (512, 512), flags=cv2.INTER_AREA)
+    result = measure_array(zoomed)
+    assert result.ok, result.error
+    assert result.ipd_px / reference.ipd_px == pytest.approx(zoom, rel=0.01)
+
+
+def test_figures_are_in_the_files_own_pixels(astronaut: np.ndarray, reference: PhotoMeasurement) -> None:
+    # a 1536 px file is analysed at 1280 px; ipd and boxes must still be in the file's pixels
+    big = cv2.resize(astronaut, (1536, 1536), interpolation=cv2.INTER_CUBIC)
+    result = measure_array(big)
+    assert result.ok, result.error
+    assert (result.width_px, result.height_px) == (1536, 1536)
+    assert result.ipd_px / reference.ipd_px == pytest.approx(3.0, rel=0.015)
+    assert result.face_box[0] == pytest.approx(3 * reference.face_box[0], abs=9)
+    assert result.landmarks_px[:, 0].mean() == pytest.approx(3 * reference.landmarks_px[:, 0].mean(), rel=0.01)
+    assert max(result.thumb.shape[:2]) == THUMB_MAX_SIDE
+
+
+def test_small_face_in_a_large_frame_is_found(astronaut: np.ndarray, reference: PhotoMeasurement) -> None:
+    canvas = np.full((2400, 3200, 3), 90, np.uint8)
+    canvas[900:1668, 1800:2568] = cv2.resize(astronaut, (768, 768), interpolation=cv2.INTER_CUBIC)
+    result = measure_array(canvas)
+    assert result.ok, result.error
+    assert result.extra["landmarks_method"] == "detector_crop"
+    assert result.ipd_px / reference.ipd_px == pytest.approx(1.5, rel=0.03)
+
+
+def test_no_face_gives_a_clear_error_but_still_measures_the_frame() -> None:
+    result = measure_array(data.coffee())
+    assert result.ok is False and result.face_found is False
+    assert result.error == NO_FACE_MESSAGE and "no face" in result.error
+    assert result.yaw_deg is None and result.ipd_px is None
+    assert result.thumb is not None and max(result.thumb.shape[:2]) <= THUMB_MAX_SIDE
+
+
+def test_scalp_view_skips_pose(astronaut: np.ndarray) -> None:
+    result = measure_array(astronaut, view="scalp_vertex")
+    assert result.ok and result.view == "scalp_vertex"
+    assert result.yaw_deg is None and result.pitch_deg is None and result.roll_deg is None
+    assert "not assessed" in result.extra["pose_note"]
+    assert result.thumb is not None
+
+
+def test_measure_path_never_raises(tmp_path: Path) -> None:
+    cases = {
+        "text.jpg": b"hello, this is not a photo",
+        "empty.png": b"",
+        "truncated.jpg": _jpeg_bytes(data.astronaut())[:3000],
+    }
+    for name, payload in cases.items():
+        (tmp_path / name).write_bytes(payload)
+    for name in [*cases, "missing.jpg"]:
+        result = measure_path(tmp_path / name)
+        assert result.ok is False, name
+        assert result.error and "Traceback" not in result.error, name
+        assert result.path == str(tmp_path / name)
+
+
+def _jpeg_bytes(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
