@@ -1,0 +1,179 @@
+"""Lighting measures on skimage's astronaut(): metamorphic tests with known perturbations.
+
+Landmarks come from the project's own FaceMesh backend (``analysis.photos.landmarks``), computed
+once per session; the face-free tests need none.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pytest
+from skimage import data
+
+from analysis.photos.compare import compare
+from analysis.photos.lighting import face_side, face_skin_mask, measure_lighting
+from analysis.photos.types import PhotoMeasurement
+
+
+@lru_cache(maxsize=1)
+def _astronaut_landmarks() -> np.ndarray | None:
+    try:
+        from analysis.photos.landmarks import detect_face_landmarks
+    except ImportError:
+        return None
+    found = detect_face_landmarks(np.ascontiguousarray(data.astronaut()))
+    return None if found is None else np.asarray(found.points_px, float)
+
+
+def astronaut_landmarks() -> np.ndarray:
+    """FaceMesh points of astronaut() (skips the calling test when the backend is missing)."""
+    lm = _astronaut_landmarks()
+    if lm is None:
+        pytest.skip("analysis.photos.landmarks is not available (or found no face on astronaut)")
+    return lm.copy()
+
+
+def scaled(rgb: np.ndarray, factor: float | np.ndarray) -> np.ndarray:
+    return np.clip(rgb.astype(float) * factor, 0, 255).round().astype(np.uint8)
+
+
+def horizontal_ramp(
+    shape: tuple[int, ...], left: float, right: float, span: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Multiplicative shading from ``left`` (image left) to ``right`` (image right).
+
+    The ramp runs across ``span = (x0, x1)`` (the whole width by default) and is flat outside it.
+    """
+    x0, x1 = span if span is not None else (0, shape[1] - 1)
+    t = np.clip((np.arange(shape[1]) - x0) / (x1 - x0), 0, 1)
+    ramp = left + (right - left) * t
+    return np.broadcast_to(ramp[None, :, None], shape)
+
+
+def face_span(lm: np.ndarray) -> tuple[float, float]:
+    return float(lm[:, 0].min()), float(lm[:, 0].max())
+
+
+def mirrored_landmarks(lm: np.ndarray, width: int) -> np.ndarray:
+    out = lm.copy()
+    out[:, 0] = width - 1 - out[:, 0]
+    return out
+
+
+def measurement(rgb: np.ndarray, lm: np.ndarray | None) -> PhotoMeasurement:
+    light = measure_lighting(rgb, landmarks_px=lm)
+    return PhotoMeasurement(ok=True, view="face_frontal", face_found=True,
+                            exposure_l=light.exposure_l, clipped_share=light.clipped_share,
+                            lab_median=light.lab_median, light_side=light.light_side)
+
+
+def test_skin_mask_lies_on_the_face_and_leaves_out_eyes_and_mouth() -> None:
+    img, lm = data.astronaut(), astronaut_landmarks()
+    mask = face_skin_mask(img.shape, lm)
+    x0, y0 = lm[:, :2].min(axis=0)
+    x1, y1 = lm[:, :2].max(axis=0)
+    ys, xs = np.nonzero(mask)
+    assert xs.min() >= x0 - 1 and xs.max() <= x1 + 1 and ys.min() >= y0 - 1 and ys.max() <= y1 + 1
+    for idx in (468, 473, 13, 14):  # iris centres and inner lips
+        x, y = np.round(lm[idx, :2]).astype(int)
+        assert not mask[y, x]
+    assert mask.sum() > 0.3 * (x1 - x0) * (y1 - y0)
+
+
+def test_face_side_is_positive_on_the_image_right_of_the_midline() -> None:
+    img, lm = data.astronaut(), astronaut_landmarks()
+    side = face_side(img.shape, lm)
+    y = int(lm[1, 1])
+    nose_x = int(lm[1, 0])
+    assert side[y, nose_x + 20] > 0 > side[y, nose_x - 20]
+
+
+@pytest.mark.parametrize("use_landmarks", [True, False], ids=["face", "whole_frame"])
+def test_darkening_lowers_exposure_monotonically(use_landmarks: bool) -> None:
+    img = data.astronaut()
+    lm = astronaut_landmarks() if use_landmarks else None
+    values = [measure_lighting(scaled(img, k), landmarks_px=lm).exposure_l
+              for k in (1.0, 0.8, 0.6, 0.4, 0.2)]
+    assert all(a > b + 2 for a, b in zip(values, values[1:])), values
+
+
+def test_overexposure_raises_the_clipped_share() -> None:
+    img, lm = data.astronaut(), astronaut_landmarks()
+    normal = measure_lighting(img, landmarks_px=lm).clipped_share
+    blown = measure_lighting(scaled(img, 2.5), landmarks_px=lm).clipped_share
+    assert normal < 0.05 and blown > 0.5
+
+
+def test_warm_white_balance_shift_raises_delta_e_and_is_named_warmer() -> None:
+    img, lm = data.astronaut(), astronaut_landmarks()
+    base = measurement(img, lm)
+    shifts = [compare(base, measurement(scaled(img, np.array([1 + k, 1.0, 1 - k])), lm))
+              .check("color") for k in (0.0, 0.05, 0.12, 0.25)]
+    de = [c.value for c in shifts]
+    assert de[0] == pytest.approx(0.0, abs=1e-6)
+    assert de[0] < de[1] < de[2] < de[3], de
+    assert shifts[0].status == "pass" and shifts[3].status == "fail"
+    assert "warmer" in shifts[3].message and "white balance" in shifts[3].message
+
+
+def test_side_shading_sign_follows_the_bright_side_and_flips_when_mirrored() -> None:
+    img, lm = data.astronaut(), astronaut_landmarks()
+    flat = measure_lighting(img, landmarks_px=lm).light_side
+    lit_right = scaled(img, horizontal_ramp(img.shape, 0.4, 1.2, face_span(lm)))
+    right = measure_lighting(lit_right, landmarks_px=lm).light_side
+    mirror = measure_lighting(np.ascontiguousarray(lit_right[:, ::-1]),
+                              landmarks_px=mirrored_landmarks(lm, img.shape[1])).light_side
+    assert right > flat + 0.05
+    assert mirror < -flat - 0.05
+    # the face is nearly symmetric, so mirroring negates the measure up to the face's own asymmetry
+    assert abs(right + mirror) < 0.1
+
+
+def test_lighting_check_names_the_patients_side_of_the_light() -> None:
+    img, lm = data.astronaut(), astronaut_landmarks()
+    base = measurement(img, lm)
+    lit_image_right = measurement(scaled(img, horizontal_ramp(img.shape, 0.3, 1.2, face_span(lm))), lm)
+    lit_image_left = measurement(scaled(img, horizontal_ramp(img.shape, 1.2, 0.3, face_span(lm))), lm)
+    to_right = compare(base, lit_image_right).check("lighting")
+    to_left = compare(base, lit_image_left).check("lighting")
+    assert to_right.status in ("warn", "fail") and to_right.value > 0
+    assert "patient's left (image right)" in to_right.message
+    assert to_left.status in ("warn", "fail") and to_left.value < 0
+    assert "patient's right (image left)" in to_left.message
+    assert compare(base, base).check("lighting").status == "pass"
+
+
+def test_whole_frame_light_side_without_landmarks_flips_when_mirrored() -> None:
+    img = scaled(data.astronaut(), horizontal_ramp(data.astronaut().shape, 1.3, 0.5))
+    a = measure_lighting(img, landmarks_px=None).light_side
+    b = measure_lighting(np.ascontiguousarray(img[:, ::-1]), landmarks_px=None).light_side
+    assert a < -0.1 and b == pytest.approx(-a, abs=1e-6)
+
+
+def test_large_images_are_measured_on_a_reduced_copy_with_the_same_result() -> None:
+    img = data.astronaut()
+    big = np.repeat(np.repeat(img, 3, axis=0), 3, axis=1)  # 1536 px: shrunk to 1024 inside
+    a = measure_lighting(img, landmarks_px=None)
+    b = measure_lighting(big, landmarks_px=None)
+    assert b.exposure_l == pytest.approx(a.exposure_l, abs=1.0)
+    assert b.light_side == pytest.approx(a.light_side, abs=0.01)
+
+
+def test_bad_inputs_raise_clear_value_errors() -> None:
+    img = data.astronaut()
+    with pytest.raises(ValueError, match="RGB uint8"):
+        measure_lighting(img[..., 0], landmarks_px=None)
+    with pytest.raises(ValueError, match="RGB uint8"):
+        measure_lighting(img.astype(float), landmarks_px=None)
+    with pytest.raises(ValueError, match=r"\(478, 3\)"):
+        measure_lighting(img, landmarks_px=np.zeros((68, 2)))
+
+
+def test_face_outside_the_image_gives_nan_not_an_error() -> None:
+    img, lm = data.astronaut(), astronaut_landmarks()
+    away = lm.copy()
+    away[:, 0] += 5000
+    out = measure_lighting(img, landmarks_px=away)
+    assert out.region_px == 0 and np.isnan(out.exposure_l) and np.isnan(out.light_side)
