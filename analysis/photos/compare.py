@@ -199,9 +199,9 @@ def _finish(checks: list[Check]) -> Comparison:
         by_status.setdefault(c.status, []).append(c.name)
     parts = []
     if by_status.get("fail"):
-        parts.append("fails: " + ", ".join(by_status["fail"]))
+        parts.append(", ".join(by_status["fail"]) + " fail")
     if by_status.get("warn"):
-        parts.append("warnings: " + ", ".join(by_status["warn"]))
+        parts.append(", ".join(by_status["warn"]) + " warn")
     if not parts:
         parts.append("follow-up matches the baseline")
     if by_status.get("not_assessed"):
