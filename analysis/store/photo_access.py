@@ -1,0 +1,235 @@
+"""Every photo read and every export goes through here: role, current consent, one audit event.
+
+:func:`photo_bytes` is the only way pages get the bytes of a stored photo. In order it
+
+1. loads the photo row (its patient is the series' patient),
+2. checks the actor's role for the purpose (:data:`PURPOSES`: ``clinical_record`` needs
+   ``photo.view``; ``consult_display`` needs ``timeline.read``; ``teaching``/``marketing`` need
+   ``photo.view``),
+3. checks the patient's consent scopes *as of now*, read fresh from the database on every call
+   (:func:`analysis.store.records.consent_scopes`): the scope named by the purpose must be active,
+   so a withdrawal takes effect on the very next call,
+4. writes exactly one audit event (``photo.view`` or ``photo.thumbnail``) with the patient, the
+   photo id, the purpose and the outcome, and commits it,
+5. and only then returns the bytes (full image, or a downscaled JPEG thumbnail).
+
+A denial (role or consent) is audited with outcome ``denied`` and committed *before* the error is
+raised, so it survives the caller's rollback. If the audit event cannot be written,
+:class:`~analysis.store.audit.AuditWriteError` propagates and no bytes are returned (fail closed).
+
+Both functions commit the caller's transaction: an access must be on durable record before the
+bytes leave. Call them from a read-only transaction (``ui.frame.call`` opens one per call).
+
+:func:`audited_export` is the same rule for exports (CSV, PDF, downloads): call it *before* handing
+the bytes to the user; if it raises, produce nothing.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from analysis.store import audit
+from analysis.store.access import PERMISSIONS, Actor, PermissionDenied, allowed
+from analysis.store.images import ImageStore, default_store
+from analysis.store.models import Photo, Series, Session
+
+#: purpose -> (permission the role needs, consent scope the patient must have given).
+PURPOSES: Mapping[str, tuple[str, str]] = {
+    "clinical_record": ("photo.view", "clinical_record"),
+    "consult_display": ("timeline.read", "consult_display"),
+    "teaching": ("photo.view", "teaching"),
+    "marketing": ("photo.view", "marketing"),
+}
+THUMBNAIL_QUALITY = 85
+
+
+class ConsentMissing(PermissionDenied):
+    """The patient has not (or no longer) consented to the scope this use needs."""
+
+    def __init__(self, message: str, *, patient_id: int | None, scope: str) -> None:
+        super().__init__(message)
+        self.patient_id = patient_id
+        self.scope = scope
+
+
+class PhotoNotFound(LookupError):
+    """No stored photo has the requested id."""
+
+
+def _patient_of(session: DbSession, photo: Photo) -> int:
+    return int(session.scalar(
+        select(Series.patient_id).join(Session, Session.series_id == Series.id)
+        .where(Session.id == photo.session_id)
+    ))
+
+
+def _deny(session: DbSession, actor: Actor, action: str, error: PermissionDenied, *,
+          patient_id: int | None, object_type: str, object_id: str | int,
+          details: dict[str, Any]) -> PermissionDenied:
+    """Audit a denial durably (committed now, so the caller's rollback keeps it); return the error."""
+    audit.record(session, actor, action, outcome="denied", patient_id=patient_id,
+                 object_type=object_type, object_id=object_id,
+                 details={**details, "reason": str(error)})
+    session.commit()
+    return error
+
+
+def check_consent(session: DbSession, *, patient_id: int, scope: str) -> bool:
+    """True when the patient's consent for ``scope`` is active now (read fresh)."""
+    from analysis.store.records import consent_scopes
+
+    return scope in consent_scopes(session, patient_id)
+
+
+def thumbnail_jpeg(data: bytes, *, max_side: int = 320) -> bytes:
+    """A JPEG no larger than ``max_side`` pixels on its longer side (aspect ratio kept).
+
+    Parameters
+    ----------
+    data : bytes
+        An encoded image (the stored, metadata-stripped blob).
+    max_side : int
+        Longest side of the result in pixels (>= 16). Images already smaller are re-encoded, not
+        enlarged.
+    """
+    if max_side < 16:
+        raise ValueError(f"max_side must be at least 16 pixels, got {max_side}")
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (max_side, max_side))  # cheap JPEG downscale on decode
+        rgb = image.convert("RGB")
+    rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    rgb.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
+    return out.getvalue()
+
+
+def photo_bytes(
+    session: DbSession,
+    actor: Actor,
+    *,
+    photo_id: int,
+    purpose: str = "clinical_record",
+    thumbnail: bool = False,
+    max_side: int = 320,
+    store: ImageStore | None = None,
+) -> bytes:
+    """The bytes of a stored photo, after the role and consent checks and one audit event.
+
+    Parameters
+    ----------
+    session, actor
+        The transaction (committed by this function) and the signed-in user.
+    photo_id : int
+        ``Photo.id``.
+    purpose : str
+        One of :data:`PURPOSES`; decides the permission and the consent scope required.
+    thumbnail : bool
+        Return a JPEG downscaled to ``max_side`` pixels (longer side) instead of the full blob.
+    store : ImageStore, optional
+        Defaults to the configured store (``analysis.config.image_dir()``).
+
+    Raises
+    ------
+    PermissionDenied
+        The role may not view photos for this purpose (audited, outcome ``denied``).
+    ConsentMissing
+        The patient's consent for the purpose's scope is not active now (audited, ``denied``).
+    PhotoNotFound
+        No photo with this id (audited, outcome ``failure``).
+    AuditWriteError
+        The audit event could not be written; nothing is returned.
+    """
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
+    permission, scope = PURPOSES[purpose]
+    action = "photo.thumbnail" if thumbnail else "photo.view"
+    base = {"purpose": purpose, "photo_id": photo_id}
+    photo = session.get(Photo, photo_id)
+    if photo is None:
+        audit.record(session, actor, action, outcome="failure", object_type="photo",
+                     object_id=photo_id, details={**base, "reason": "no such photo"})
+        session.commit()
+        raise PhotoNotFound(f"there is no photo with id {photo_id}")
+    patient_id = _patient_of(session, photo)
+    where = dict(patient_id=patient_id, object_type="photo", object_id=photo_id, details=base)
+    if not allowed(actor, permission):
+        raise _deny(session, actor, action, PermissionDenied(
+            f"{actor.role.replace('_', ' ')} accounts may not view photos for "
+            f"{purpose.replace('_', ' ')}"), **where)
+    if not check_consent(session, patient_id=patient_id, scope=scope):
+        raise _deny(session, actor, action, ConsentMissing(
+            f"this patient has not consented to {scope.replace('_', ' ')} use of photos "
+            "(or has withdrawn it); the photo cannot be shown", patient_id=patient_id,
+            scope=scope), **where)
+    store = store or default_store()
+    data = store.get(photo.sha256, verify=True)
+    out = thumbnail_jpeg(data, max_side=max_side) if thumbnail else data
+    audit.record(session, actor, action, outcome="success",
+                 details={**base, **({"max_side": max_side} if thumbnail else {})},
+                 **{k: v for k, v in where.items() if k != "details"})
+    session.commit()  # durable before the bytes leave
+    return out
+
+
+def visible_photo_ids(
+    session: DbSession, actor: Actor, *, patient_id: int, purpose: str = "clinical_record"
+) -> list[int]:
+    """Ids of the patient's photos usable for ``purpose`` now: empty when the role may not
+    view them or the patient's consent for the purpose's scope is not active (no bytes, no audit)."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
+    permission, scope = PURPOSES[purpose]
+    if not allowed(actor, permission) or not check_consent(session, patient_id=patient_id,
+                                                           scope=scope):
+        return []
+    return list(session.scalars(
+        select(Photo.id).join(Session, Photo.session_id == Session.id)
+        .join(Series, Session.series_id == Series.id)
+        .where(Series.patient_id == patient_id).order_by(Photo.id)
+    ))
+
+
+def audited_export(
+    session: DbSession,
+    actor: Actor,
+    *,
+    action: str,
+    patient_id: int | None = None,
+    object_type: str,
+    object_id: str | int,
+    details: dict[str, Any] | None = None,
+    consent_scope: str | None = None,
+) -> None:
+    """Record an export (CSV, PDF, download) durably *before* its bytes are handed over.
+
+    ``action`` is the audit action; when it is also a permission in
+    :data:`analysis.store.access.PERMISSIONS` (``report.export``, ``cohort.export``,
+    ``timeline.export``, ``audit.export``) the role is checked first. With ``consent_scope`` and a
+    ``patient_id``, the patient's consent for that scope must be active now.
+
+    Raises :class:`PermissionDenied` / :class:`ConsentMissing` (audited as ``denied``) or
+    :class:`~analysis.store.audit.AuditWriteError`; in every case the caller must produce nothing.
+    """
+    details = dict(details or {})
+    where = dict(patient_id=patient_id, object_type=object_type, object_id=object_id,
+                 details=details)
+    if action in PERMISSIONS and not allowed(actor, action):
+        raise _deny(session, actor, action, PermissionDenied(
+            f"{actor.role.replace('_', ' ')} accounts may not {action.replace('.', ' ')}"), **where)
+    if consent_scope is not None:
+        if patient_id is None:
+            raise ValueError("consent_scope needs the patient_id whose consent to check")
+        if not check_consent(session, patient_id=patient_id, scope=consent_scope):
+            raise _deny(session, actor, action, ConsentMissing(
+                f"this patient has not consented to {consent_scope.replace('_', ' ')} use "
+                "(or has withdrawn it); nothing was exported", patient_id=patient_id,
+                scope=consent_scope), **where)
+        details["consent_scope"] = consent_scope
+    audit.record(session, actor, action, outcome="success", **where)
+    session.commit()

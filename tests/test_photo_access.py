@@ -1,0 +1,273 @@
+"""Photo reads and exports: role, current consent, exactly one audit event, fail closed.
+
+Runs on SQLite and PostgreSQL (``db_url``). The photo is ``skimage.data.astronaut()`` encoded as a
+JPEG, stored through ``records.store_photo`` like any upload.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+from sqlalchemy import Engine, func, select, text
+
+from analysis.store import db, records
+from analysis.store.access import Actor, PermissionDenied
+from analysis.store.audit import AuditWriteError
+from analysis.store.images import ImageStore
+from analysis.store.models import AuditEvent, Protocol
+from analysis.store.photo_access import (
+    ConsentMissing,
+    PhotoNotFound,
+    audited_export,
+    photo_bytes,
+    visible_photo_ids,
+)
+
+CLINICIAN = Actor(user_id=None, email="clin@test", role="clinician")
+DIRECTOR = Actor(user_id=None, email="md@test", role="medical_director")
+CONSULT = Actor(user_id=None, email="consult@test", role="consult_staff")
+ADMIN = Actor(user_id=None, email="admin@test", role="admin")
+YESTERDAY = datetime.now(timezone.utc) - timedelta(days=1)
+
+
+def astronaut_jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(skdata.astronaut()).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Clinic:
+    engine: Engine
+    store: ImageStore
+    patient_id: int
+    series_id: int
+    session_id: int
+    photo_id: int
+    photo: bytes
+
+
+def make_clinic(url: str, image_root: Path, *, scopes: tuple[str, ...] = ("clinical_record",)
+                ) -> Clinic:
+    """One patient with consent for ``scopes``, a series, a session and one stored photo."""
+    engine = db.make_engine(url)
+    store = ImageStore(image_root)
+    photo = astronaut_jpeg()
+    with db.session_scope(engine) as session:
+        protocol = Protocol(name="Skin booster", modality="skin_booster", target_area="face",
+                            planned_sessions=3, interval_days=28, required_views=["face_frontal"],
+                            endpoint_codes=[])
+        session.add(protocol)
+        session.flush()
+        patient = records.create_patient(session, CLINICIAN, code="P-100", birth_year=1985,
+                                         sex="female", fitzpatrick=3)
+        for scope in dict.fromkeys(("clinical_record", *scopes)):
+            records.give_consent(session, CLINICIAN, patient_id=patient.id, scope=scope,
+                                 at=YESTERDAY)
+        series = records.create_series(session, CLINICIAN, patient_id=patient.id,
+                                       protocol_id=protocol.id, started_on=date(2026, 1, 5))
+        visit = records.add_session(session, CLINICIAN, series_id=series.id,
+                                    performed_on=date(2026, 1, 5))
+        row = records.store_photo(
+            session, CLINICIAN, store, session_id=visit.id,
+            photo=records.PhotoInput(data=photo, original_sha256="0" * 64,
+                                     media_type="image/jpeg", width_px=512, height_px=512,
+                                     view="face_frontal", verdict="baseline", measurements={},
+                                     checks=[]))
+        ids = (patient.id, series.id, visit.id, row.id)
+    if "clinical_record" not in scopes:
+        with db.session_scope(engine) as session:
+            records.withdraw_consent(session, CLINICIAN, patient_id=ids[0],
+                                     scope="clinical_record")
+    return Clinic(engine, store, *ids, photo)
+
+
+def events(engine: Engine, action: str | None = None) -> list[AuditEvent]:
+    with db.session_scope(engine) as session:
+        query = select(AuditEvent).order_by(AuditEvent.id)
+        if action is not None:
+            query = query.where(AuditEvent.action == action)
+        return list(session.scalars(query))
+
+
+def count_events(engine: Engine) -> int:
+    with db.session_scope(engine) as session:
+        return int(session.scalar(select(func.count()).select_from(AuditEvent)))
+
+
+@pytest.fixture
+def clinic(db_url: str, tmp_path: Path) -> Clinic:
+    c = make_clinic(db_url, tmp_path / "images")
+    yield c
+    c.engine.dispose()
+
+
+def test_clinical_view_returns_the_stored_bytes_and_writes_one_event(clinic: Clinic) -> None:
+    before = count_events(clinic.engine)
+    with db.session_scope(clinic.engine) as session:
+        got = photo_bytes(session, CLINICIAN, photo_id=clinic.photo_id, store=clinic.store)
+    assert got == clinic.photo
+    assert count_events(clinic.engine) == before + 1
+    (event,) = events(clinic.engine, "photo.view")
+    assert (event.actor_email, event.outcome, event.patient_id, event.object_type,
+            event.object_id) == ("clin@test", "success", clinic.patient_id, "photo",
+                                 str(clinic.photo_id))
+    assert event.details["purpose"] == "clinical_record"
+    assert event.occurred_at.tzinfo is not None and event.occurred_at.utcoffset() == timedelta(0)
+
+
+def test_thumbnail_is_a_small_jpeg_and_audited_as_a_thumbnail(clinic: Clinic) -> None:
+    with db.session_scope(clinic.engine) as session:
+        thumb = photo_bytes(session, DIRECTOR, photo_id=clinic.photo_id, thumbnail=True,
+                            max_side=128, store=clinic.store)
+    with Image.open(io.BytesIO(thumb)) as image:
+        assert image.format == "JPEG" and max(image.size) == 128
+        small = np.asarray(image.convert("L"), dtype=float)
+    with Image.open(io.BytesIO(clinic.photo)) as image:  # same picture, just smaller
+        reference = np.asarray(image.convert("L").resize(small.shape[::-1]), dtype=float)
+    assert np.abs(small - reference).mean() < 12
+    assert [e.outcome for e in events(clinic.engine, "photo.thumbnail")] == ["success"]
+    assert events(clinic.engine, "photo.view") == []
+
+
+def test_consult_staff_cannot_open_the_identifiable_record_and_the_denial_is_kept(
+    clinic: Clinic,
+) -> None:
+    before = count_events(clinic.engine)
+    with pytest.raises(PermissionDenied, match="consult staff"):
+        with db.session_scope(clinic.engine) as session:  # rolls back on the error...
+            photo_bytes(session, CONSULT, photo_id=clinic.photo_id, store=clinic.store)
+    (event,) = events(clinic.engine, "photo.view")  # ...but the denial was committed
+    assert event.outcome == "denied" and event.patient_id == clinic.patient_id
+    assert count_events(clinic.engine) == before + 1
+
+
+def test_consult_display_needs_the_consult_scope_read_fresh_each_call(clinic: Clinic) -> None:
+    with pytest.raises(ConsentMissing, match="consult display"):
+        with db.session_scope(clinic.engine) as session:
+            photo_bytes(session, CONSULT, photo_id=clinic.photo_id, purpose="consult_display",
+                        store=clinic.store)
+    with db.session_scope(clinic.engine) as session:
+        assert visible_photo_ids(session, CONSULT, patient_id=clinic.patient_id,
+                                 purpose="consult_display") == []
+        records.give_consent(session, CLINICIAN, patient_id=clinic.patient_id,
+                             scope="consult_display", at=YESTERDAY)
+    with db.session_scope(clinic.engine) as session:
+        assert visible_photo_ids(session, CONSULT, patient_id=clinic.patient_id,
+                                 purpose="consult_display") == [clinic.photo_id]
+        assert photo_bytes(session, CONSULT, photo_id=clinic.photo_id, purpose="consult_display",
+                           thumbnail=True, store=clinic.store)
+    with db.session_scope(clinic.engine) as session:
+        records.withdraw_consent(session, DIRECTOR, patient_id=clinic.patient_id,
+                                 scope="consult_display")
+    with pytest.raises(ConsentMissing):  # the very next call, no cache to expire
+        with db.session_scope(clinic.engine) as session:
+            photo_bytes(session, CONSULT, photo_id=clinic.photo_id, purpose="consult_display",
+                        thumbnail=True, store=clinic.store)
+    with db.session_scope(clinic.engine) as session:
+        assert visible_photo_ids(session, CONSULT, patient_id=clinic.patient_id,
+                                 purpose="consult_display") == []
+    outcomes = [(e.action, e.outcome) for e in events(clinic.engine)
+                if e.action.startswith(("photo.view", "photo.thumbnail", "consent.withdraw"))]
+    assert outcomes == [("photo.view", "denied"), ("photo.thumbnail", "success"),
+                        ("consent.withdraw", "success"), ("photo.thumbnail", "denied")]
+
+
+def test_teaching_and_marketing_need_their_own_scopes(clinic: Clinic) -> None:
+    for purpose in ("teaching", "marketing"):
+        with pytest.raises(ConsentMissing):
+            with db.session_scope(clinic.engine) as session:
+                photo_bytes(session, DIRECTOR, photo_id=clinic.photo_id, purpose=purpose,
+                            store=clinic.store)
+    with db.session_scope(clinic.engine) as session:
+        records.give_consent(session, CLINICIAN, patient_id=clinic.patient_id, scope="teaching",
+                             at=YESTERDAY)
+    with db.session_scope(clinic.engine) as session:
+        assert photo_bytes(session, DIRECTOR, photo_id=clinic.photo_id, purpose="teaching",
+                           store=clinic.store) == clinic.photo
+    with pytest.raises(ConsentMissing):
+        with db.session_scope(clinic.engine) as session:
+            photo_bytes(session, DIRECTOR, photo_id=clinic.photo_id, purpose="marketing",
+                        store=clinic.store)
+
+
+def test_withdrawn_clinical_consent_hides_the_photo_from_clinicians_too(clinic: Clinic) -> None:
+    with db.session_scope(clinic.engine) as session:
+        records.withdraw_consent(session, CLINICIAN, patient_id=clinic.patient_id,
+                                 scope="clinical_record")
+    with pytest.raises(ConsentMissing, match="clinical record"):
+        with db.session_scope(clinic.engine) as session:
+            photo_bytes(session, CLINICIAN, photo_id=clinic.photo_id, store=clinic.store)
+    with db.session_scope(clinic.engine) as session:
+        assert visible_photo_ids(session, CLINICIAN, patient_id=clinic.patient_id) == []
+
+
+def test_unknown_photo_is_a_clear_error_and_audited(clinic: Clinic) -> None:
+    with pytest.raises(PhotoNotFound, match="no photo with id 9999"):
+        with db.session_scope(clinic.engine) as session:
+            photo_bytes(session, CLINICIAN, photo_id=9999, store=clinic.store)
+    assert [e.outcome for e in events(clinic.engine, "photo.view")] == ["failure"]
+    with pytest.raises(ValueError, match="unknown purpose"):
+        with db.session_scope(clinic.engine) as session:
+            photo_bytes(session, CLINICIAN, photo_id=clinic.photo_id, purpose="selfie")
+
+
+def _break_audit_inserts(engine: Engine) -> None:
+    """Make every audit insert fail at the database (a full disk, a revoked grant...)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events "
+                              "BEGIN SELECT RAISE(ABORT, 'audit storage unavailable'); END"))
+        else:
+            conn.execute(text("CREATE FUNCTION audit_broken() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'audit storage unavailable'; END $$"))
+            conn.execute(text("CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events "
+                              "FOR EACH ROW EXECUTE FUNCTION audit_broken()"))
+
+
+def test_audit_write_failure_means_no_bytes_and_no_export(clinic: Clinic) -> None:
+    before = count_events(clinic.engine)
+    _break_audit_inserts(clinic.engine)
+    for thumbnail in (False, True):
+        got = None
+        with pytest.raises(AuditWriteError):
+            with db.session_scope(clinic.engine) as session:
+                got = photo_bytes(session, CLINICIAN, photo_id=clinic.photo_id,
+                                  thumbnail=thumbnail, store=clinic.store)
+        assert got is None
+    exported = []
+    with pytest.raises(AuditWriteError):
+        with db.session_scope(clinic.engine) as session:
+            audited_export(session, CLINICIAN, action="report.export",
+                           patient_id=clinic.patient_id, object_type="series",
+                           object_id=clinic.series_id, details={"format": "pdf"})
+            exported.append(b"%PDF")  # never reached
+    assert exported == [] and count_events(clinic.engine) == before
+
+
+def test_audited_export_checks_role_and_consent_and_writes_one_event(clinic: Clinic) -> None:
+    with db.session_scope(clinic.engine) as session:
+        audited_export(session, CLINICIAN, action="report.export", patient_id=clinic.patient_id,
+                       object_type="series", object_id=clinic.series_id,
+                       details={"format": "pdf"}, consent_scope="clinical_record")
+    with pytest.raises(PermissionDenied):
+        with db.session_scope(clinic.engine) as session:
+            audited_export(session, ADMIN, action="report.export", patient_id=clinic.patient_id,
+                           object_type="series", object_id=clinic.series_id)
+    with pytest.raises(ConsentMissing):
+        with db.session_scope(clinic.engine) as session:
+            audited_export(session, CONSULT, action="timeline.export",
+                           patient_id=clinic.patient_id, object_type="series",
+                           object_id=clinic.series_id, consent_scope="consult_display")
+    got = [(e.action, e.actor_role, e.outcome, e.patient_id) for e in events(clinic.engine)
+           if e.action.endswith(".export")]
+    assert got == [("report.export", "clinician", "success", clinic.patient_id),
+                   ("report.export", "admin", "denied", clinic.patient_id),
+                   ("timeline.export", "consult_staff", "denied", clinic.patient_id)]
