@@ -1,21 +1,72 @@
-"""Behaviour of analysis.photos.ingest on well-formed photos built from skimage's astronaut()."""
+"""Behaviour of analysis.photos.ingest on well-formed photos built from skimage's astronaut().
+
+Hostile and malformed files are covered in test_hostile_files.py; random mutations in
+test_ingest_fuzz.py.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import struct
+from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin
 from skimage import data
 
-from analysis.photos.ingest import IngestError, IngestedPhoto, clean_original, read_photo
+from analysis.photos.exif import parse_exif_datetime, strip_jpeg_metadata
+from analysis.photos.ingest import (
+    DEFAULT_MAX_PIXELS,
+    IngestedPhoto,
+    IngestError,
+    clean_original,
+    read_photo,
+    sniff,
+)
+
+# Inverse of each EXIF orientation: what a camera stores so that applying the tag shows it upright.
+STORE_AS = {
+    1: [],
+    2: [Image.Transpose.FLIP_LEFT_RIGHT],
+    3: [Image.Transpose.ROTATE_180],
+    4: [Image.Transpose.FLIP_TOP_BOTTOM],
+    5: [Image.Transpose.TRANSPOSE],
+    6: [Image.Transpose.ROTATE_90],
+    7: [Image.Transpose.TRANSVERSE],
+    8: [Image.Transpose.ROTATE_270],
+}
 
 
-def _jpeg(image: Image.Image, **save: object) -> bytes:
+def _encode(image: Image.Image, fmt: str, **save: object) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", **save)
+    image.save(buffer, fmt, **save)
     return buffer.getvalue()
+
+
+def _decode(raw: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(raw)) as image:
+        return np.asarray(image.convert("RGB") if image.mode not in ("RGB", "RGBA") else image)
+
+
+def _exif(**tags: object) -> Image.Exif:
+    exif = Image.Exif()
+    sub = exif.get_ifd(0x8769)
+    names = {"orientation": (exif, 0x0112), "datetime": (exif, 0x0132),
+             "original": (sub, 0x9003), "offset": (sub, 0x9011), "subsec": (sub, 0x9291),
+             "focal": (sub, 0x920A), "focal35": (sub, 0xA405)}
+    for name, value in tags.items():
+        ifd, tag = names[name]
+        ifd[tag] = value
+    return exif
+
+
+@pytest.fixture(scope="module")
+def upright() -> Image.Image:
+    """A 300 x 200 crop: not square and not symmetric, so every flip and turn shows."""
+    return Image.fromarray(data.astronaut()[40:240, 100:400])
 
 
 @pytest.fixture(scope="module")
@@ -23,20 +74,301 @@ def astronaut() -> Image.Image:
     return Image.fromarray(data.astronaut())
 
 
-def test_jpeg_is_read_as_oriented_rgb_within_max_side(astronaut: Image.Image) -> None:
-    photo = read_photo(_jpeg(astronaut.resize((1600, 1200))), max_side=640)
+# ---- reading -----------------------------------------------------------------------------------
+
+def test_jpeg_is_read_as_rgb_within_max_side(astronaut: Image.Image) -> None:
+    raw = _encode(astronaut.resize((1600, 1200)), "JPEG")
+    photo = read_photo(raw, max_side=640)
     assert isinstance(photo, IngestedPhoto)
     assert photo.format == "JPEG"
     assert (photo.width_px, photo.height_px) == (1600, 1200)
     assert photo.rgb.dtype == np.uint8 and photo.rgb.shape == (480, 640, 3)
+    assert photo.rgb.flags["C_CONTIGUOUS"]
     assert photo.scale == pytest.approx(0.4)
+    assert photo.original_sha256 == hashlib.sha256(raw).hexdigest()
+    assert photo.exif_orientation == 1 and photo.taken_at_utc is None
+    assert photo.focal_length_mm is None and photo.focal_length_35mm is None
 
 
-def test_pdf_is_refused_by_content_with_a_named_reason() -> None:
-    with pytest.raises(IngestError, match="PDF"):
-        read_photo(b"%PDF-1.7\n1 0 obj << >> endobj\n")
+def test_small_photo_is_not_enlarged(astronaut: Image.Image) -> None:
+    photo = read_photo(_encode(astronaut, "PNG"), max_side=1280)
+    assert photo.rgb.shape == (512, 512, 3) and photo.scale == 1.0
+    assert np.array_equal(photo.rgb, np.asarray(astronaut))
 
 
-def test_clean_original_drops_comment(astronaut: Image.Image) -> None:
-    clean = clean_original(_jpeg(astronaut, comment=b"patient Jane Doe"))
-    assert b"Jane Doe" not in clean.data
+def test_reduced_jpeg_decode_matches_a_full_decode_then_resize(astronaut: Image.Image) -> None:
+    raw = _encode(astronaut.resize((4000, 3000), Image.Resampling.BICUBIC), "JPEG", quality=92)
+    photo = read_photo(raw, max_side=1000)
+    with Image.open(io.BytesIO(raw)) as full:
+        reference = np.asarray(full.convert("RGB").resize((1000, 750), Image.Resampling.LANCZOS))
+    assert photo.rgb.shape == reference.shape
+    assert np.abs(photo.rgb.astype(int) - reference.astype(int)).mean() < 2.0
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_every_exif_orientation_is_applied(orientation: int, fmt: str, upright: Image.Image) -> None:
+    stored = upright
+    for method in STORE_AS[orientation]:
+        stored = stored.transpose(method)
+    raw = _encode(stored, fmt, exif=_exif(orientation=orientation),
+                  **({"quality": 95} if fmt == "JPEG" else {}))
+    photo = read_photo(raw, max_side=2000)
+    assert photo.exif_orientation == orientation
+    assert (photo.width_px, photo.height_px) == (300, 200)
+    assert photo.rgb.shape == (200, 300, 3)
+    expected = np.asarray(upright).astype(int)
+    if fmt == "PNG":
+        assert np.array_equal(photo.rgb, expected)
+    else:
+        assert np.abs(photo.rgb.astype(int) - expected).mean() < 3.0
+    # independent oracle: Pillow's own exif_transpose
+    with Image.open(io.BytesIO(raw)) as opened:
+        oracle = np.asarray(ImageOps.exif_transpose(opened).convert("RGB")).astype(int)
+    assert np.abs(photo.rgb.astype(int) - oracle).mean() < 1.0
+
+
+def test_orientation_is_applied_to_the_reduced_jpeg_decode(upright: Image.Image) -> None:
+    big = upright.resize((3000, 2000))
+    raw = _encode(big.transpose(Image.Transpose.ROTATE_90), "JPEG", exif=_exif(orientation=6))
+    photo = read_photo(raw, max_side=600)
+    assert (photo.width_px, photo.height_px) == (3000, 2000)
+    assert photo.rgb.shape == (400, 600, 3)
+    expected = np.asarray(upright.resize((600, 400))).astype(int)
+    assert np.abs(photo.rgb.astype(int) - expected).mean() < 4.0
+
+
+def test_heic_is_read_upright_and_reports_the_stored_orientation(upright: Image.Image) -> None:
+    raw = _encode(upright.transpose(Image.Transpose.ROTATE_90), "HEIF", quality=90,
+                  exif=_exif(orientation=6).tobytes())
+    assert sniff(raw) == "HEIF"
+    photo = read_photo(raw)
+    assert photo.format == "HEIF"
+    assert photo.exif_orientation == 6
+    assert (photo.width_px, photo.height_px) == (300, 200)
+    assert np.abs(photo.rgb.astype(int) - np.asarray(upright).astype(int)).mean() < 6.0
+
+
+def test_capture_time_with_offset_becomes_utc(astronaut: Image.Image) -> None:
+    exif = _exif(original="2024:05:01 10:00:00", offset="+02:00", subsec="25",
+                 focal=4.2, focal35=26)
+    photo = read_photo(_encode(astronaut, "JPEG", exif=exif))
+    assert photo.taken_at_utc == datetime(2024, 5, 1, 8, 0, 0, 250000, tzinfo=timezone.utc)
+    assert photo.focal_length_mm == pytest.approx(4.2)
+    assert photo.focal_length_35mm == 26.0
+
+
+def test_capture_time_without_offset_stays_naive(astronaut: Image.Image) -> None:
+    photo = read_photo(_encode(astronaut, "JPEG", exif=_exif(original="2024:05:01 10:00:00")))
+    assert photo.taken_at_utc == datetime(2024, 5, 1, 10, 0, 0)
+    assert photo.taken_at_utc.tzinfo is None
+
+
+def test_capture_time_falls_back_to_ifd0_datetime(astronaut: Image.Image) -> None:
+    photo = read_photo(_encode(astronaut, "PNG", exif=_exif(datetime="2023:12:31 23:59:59")))
+    assert photo.taken_at_utc == datetime(2023, 12, 31, 23, 59, 59)
+
+
+@pytest.mark.parametrize(
+    "value, offset, expected",
+    [
+        ("2024:01:01 00:30:00", "+05:30", datetime(2023, 12, 31, 19, 0, tzinfo=timezone.utc)),
+        ("2024:01:01 00:30:00", "-08:00", datetime(2024, 1, 1, 8, 30, tzinfo=timezone.utc)),
+        ("2024:01:01 00:30:00", "garbage", datetime(2024, 1, 1, 0, 30)),
+        ("0000:00:00 00:00:00", None, None),
+        ("    :  :     :  :  ", None, None),
+        ("2024:02:30 10:00:00", None, None),
+        (b"2024:01:01 00:30:00\x00", None, datetime(2024, 1, 1, 0, 30)),
+        (None, None, None),
+        (12345, None, None),
+    ],
+)
+def test_parse_exif_datetime(value: object, offset: object, expected: datetime | None) -> None:
+    assert parse_exif_datetime(value, offset) == expected
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 65535])
+def test_out_of_range_orientation_is_treated_as_upright(orientation: int, upright: Image.Image) -> None:
+    photo = read_photo(_encode(upright, "PNG", exif=_exif(orientation=orientation)))
+    assert photo.exif_orientation == 1
+    assert np.array_equal(photo.rgb, np.asarray(upright))
+
+
+# ---- pixel modes ---------------------------------------------------------------------------------
+
+def test_alpha_is_composited_on_white() -> None:
+    rgba = np.zeros((80, 80, 4), np.uint8)
+    rgba[:, :40] = (255, 0, 0, 255)  # opaque red on the left, fully transparent on the right
+    rgba[:, 40:] = (0, 0, 255, 0)
+    photo = read_photo(_encode(Image.fromarray(rgba, "RGBA"), "PNG"))
+    assert tuple(photo.rgb[10, 10]) == (255, 0, 0)
+    assert tuple(photo.rgb[10, 70]) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "1", "CMYK", "RGBA"])
+def test_any_mode_becomes_rgb(mode: str, astronaut: Image.Image) -> None:
+    image = astronaut.convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    photo = read_photo(_encode(image, fmt))
+    assert photo.rgb.shape == (512, 512, 3) and photo.rgb.dtype == np.uint8
+    reference = np.asarray(image.convert("RGB")).astype(int)
+    assert np.abs(photo.rgb.astype(int) - reference).mean() < (4.0 if fmt == "JPEG" else 0.5)
+
+
+def test_palette_transparency_is_composited_on_white() -> None:
+    image = Image.new("P", (64, 64), 0)
+    image.putpalette([0, 0, 0, 0, 255, 0] + [0] * 762)
+    image.paste(1, (0, 0, 32, 64))
+    photo = read_photo(_encode(image, "PNG", transparency=0))
+    assert tuple(photo.rgb[5, 5]) == (0, 255, 0)
+    assert tuple(photo.rgb[5, 60]) == (255, 255, 255)
+
+
+def test_16_bit_grey_is_scaled_not_clipped() -> None:
+    grey = np.full((64, 64), 65535, np.uint16)
+    grey[:, 32:] = 32768
+    image = Image.fromarray(grey)
+    assert image.mode == "I;16"
+    photo = read_photo(_encode(image, "PNG"))
+    assert tuple(photo.rgb[0, 0]) == (255, 255, 255)
+    assert tuple(photo.rgb[0, 40]) == (128, 128, 128)
+
+
+# ---- limits and sources ------------------------------------------------------------------------------
+
+def test_pillow_guards_are_set_globally() -> None:
+    assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_limits_are_keyword_options(astronaut: Image.Image) -> None:
+    raw = _encode(astronaut, "PNG")
+    with pytest.raises(IngestError, match=r"The file is 0.4 MB; the limit is 0.1 MB"):
+        read_photo(raw, max_bytes=100_000)
+    with pytest.raises(IngestError, match=r"512 x 512 pixels \(0.3 megapixels\); the limit is 0.2 megapixels"):
+        read_photo(raw, max_pixels=200_000)
+    with pytest.raises(IngestError, match=r"only 512 x 512 pixels; at least 600"):
+        read_photo(raw, min_side_px=600)
+    assert read_photo(raw, min_side_px=512).width_px == 512
+
+
+def test_oversized_file_on_disk_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "huge.jpg"
+    with path.open("wb") as handle:
+        handle.truncate(41 * 1024 * 1024)  # sparse: costs no disk
+    with pytest.raises(IngestError, match=r"The file is 41 MB; the limit is 40 MB"):
+        read_photo(path)
+
+
+def test_format_is_decided_by_content_not_name(tmp_path: Path, astronaut: Image.Image) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_encode(astronaut, "PNG"))
+    assert read_photo(path).format == "PNG"
+    assert read_photo(str(path)).format == "PNG"
+
+
+def test_missing_file_and_folder_give_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="could not be read"):
+        read_photo(tmp_path / "nope.jpg")
+    with pytest.raises(IngestError, match="is a folder"):
+        read_photo(tmp_path)
+
+
+def test_trailing_bytes_after_a_jpeg_are_tolerated(astronaut: Image.Image) -> None:
+    """Phones append data after the image (motion-photo video, maker trailers): still a photo."""
+    raw = _encode(astronaut, "JPEG") + b"\x00\x00\x00\x18ftypmp42" + bytes(2000)
+    assert read_photo(raw).rgb.shape == (512, 512, 3)
+    assert clean_original(raw).data.endswith(b"\xff\xd9")
+
+
+# ---- clean_original ------------------------------------------------------------------------------
+
+def _app_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _with_segments(jpeg: bytes, *segments: bytes) -> bytes:
+    return jpeg[:2] + b"".join(segments) + jpeg[2:]
+
+
+GPS = _exif(original="2024:05:01 10:00:00", focal=4.2)
+GPS.get_ifd(0x8825).update({1: "N", 2: (52.0, 22.0, 12.0), 3: "E", 4: (4.0, 53.0, 40.0)})
+GPS[0x010F] = "SecretCam"
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_upright_jpeg_is_cleaned_losslessly(progressive: bool, astronaut: Image.Image) -> None:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    base = _encode(astronaut, "JPEG", quality=90, exif=GPS, icc_profile=icc,
+                   comment=b"Patient Jane", progressive=progressive)
+    raw = _with_segments(
+        base,
+        _app_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>Jane</x:xmpmeta>"),
+        _app_segment(0xED, b"Photoshop 3.0\x008BIM\x04\x04IPTC Jane"),
+    ) + b"trailing secret"
+    clean = clean_original(raw)
+    assert clean.media_type == "image/jpeg" and clean.extension == ".jpg"
+    assert (clean.width_px, clean.height_px) == (512, 512)
+    assert clean.original_sha256 == hashlib.sha256(raw).hexdigest()
+    for secret in (b"Exif\x00\x00", b"SecretCam", b"Jane", b"xmpmeta", b"8BIM", b"secret"):
+        assert secret not in clean.data
+    assert np.array_equal(_decode(clean.data), _decode(raw))  # pixels untouched
+    with Image.open(io.BytesIO(clean.data)) as stored:
+        assert stored.info.get("icc_profile") == icc  # colour profile kept (documented)
+        assert len(stored.getexif()) == 0 and "comment" not in stored.info
+    assert len(clean.data) < len(raw)
+
+
+def test_lossless_clean_keeps_restart_markers_and_adobe_cmyk(astronaut: Image.Image) -> None:
+    with_rst = _encode(astronaut, "JPEG", exif=GPS, restart_marker_blocks=4)
+    assert np.array_equal(_decode(clean_original(with_rst).data), _decode(with_rst))
+    cmyk = _encode(astronaut.convert("CMYK"), "JPEG", exif=GPS)
+    cleaned = clean_original(cmyk).data
+    assert b"Adobe" in cleaned and b"SecretCam" not in cleaned
+    with Image.open(io.BytesIO(cleaned)) as a, Image.open(io.BytesIO(cmyk)) as b:
+        assert a.mode == b.mode == "CMYK"
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_strip_jpeg_metadata_refuses_malformed_structure() -> None:
+    assert strip_jpeg_metadata(b"\xff\xd8\xff\xe0\x00") is None
+    assert strip_jpeg_metadata(b"not a jpeg") is None
+    assert strip_jpeg_metadata(b"\xff\xd8\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\x12\x34") is None
+
+
+def test_rotated_jpeg_is_reencoded_upright_without_metadata(upright: Image.Image) -> None:
+    exif = _exif(orientation=6, original="2024:05:01 10:00:00")
+    exif[0x010F] = "SecretCam"
+    raw = _encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)
+    clean = clean_original(raw)
+    assert (clean.width_px, clean.height_px) == (300, 200)
+    assert b"SecretCam" not in clean.data and b"Exif\x00\x00" not in clean.data
+    stored = _decode(clean.data)
+    assert stored.shape == (200, 300, 3)
+    assert np.abs(stored.astype(int) - np.asarray(upright).astype(int)).mean() < 3.0
+
+
+def test_png_is_cleaned_to_png_with_identical_pixels_and_alpha(astronaut: Image.Image) -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "Patient Jane")
+    info.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta>GPS</x:xmpmeta>", zip=True)
+    rgba = astronaut.convert("RGBA")
+    raw = _encode(rgba, "PNG", pnginfo=info, exif=GPS)
+    clean = clean_original(raw)
+    assert clean.media_type == "image/png" and clean.extension == ".png"
+    for chunk in (b"tEXt", b"iTXt", b"zTXt", b"eXIf", b"Jane"):
+        assert chunk not in clean.data
+    with Image.open(io.BytesIO(clean.data)) as stored:
+        assert stored.mode == "RGBA"
+        assert np.array_equal(np.asarray(stored), np.asarray(rgba))
+
+
+def test_heic_is_cleaned_to_an_upright_jpeg(upright: Image.Image) -> None:
+    exif = _exif(orientation=6)
+    exif[0x010F] = "SecretCam"
+    raw = _encode(upright.transpose(Image.Transpose.ROTATE_90), "HEIF", quality=90,
+                  exif=exif.tobytes())
+    clean = clean_original(raw)
+    assert clean.media_type == "image/jpeg" and (clean.width_px, clean.height_px) == (300, 200)
+    assert b"SecretCam" not in clean.data and b"Exif" not in clean.data
+    assert np.abs(_decode(clean.data).astype(int) - np.asarray(upright).astype(int)).mean() < 6.0

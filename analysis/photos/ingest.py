@@ -243,6 +243,18 @@ def clean_original(
 _PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")
 
 
+def too_big_message(size_bytes: int, max_bytes: int) -> str:
+    """User message for a file over the size limit (MB = 1024 x 1024 bytes, as Streamlit)."""
+    return (
+        f"The file is {_number(size_bytes / 2**20)} MB; the limit is {_number(max_bytes / 2**20)} "
+        "MB. Export the photo at a smaller size and upload it again."
+    )
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
 def check_content(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """Decide the format from the magic bytes; raise ``IngestError`` unless it is allowed.
 
@@ -251,10 +263,7 @@ def check_content(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     if len(data) == 0:
         raise IngestError("The file is empty (0 bytes). " + _HINT)
     if len(data) > max_bytes:
-        raise IngestError(
-            f"The file is {len(data) / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
-            "Export the photo at a smaller size and upload it again."
-        )
+        raise IngestError(too_big_message(len(data), max_bytes))
     kind = sniff(data)
     if kind == UNKNOWN:
         raise IngestError(f"This file is not a recognisable image. {_HINT}")
@@ -379,10 +388,7 @@ def _load_bytes(source: bytes | str | Path, *, max_bytes: int) -> bytes:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise IngestError(
-                f"The file is {size / 1e6:.0f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
-                "Export the photo at a smaller size and upload it again."
-            )
+            raise IngestError(too_big_message(size, max_bytes))
         with path.open("rb") as handle:
             return handle.read(max_bytes + 1)
     except IngestError:
@@ -437,8 +443,8 @@ def _opened(data: bytes, fmt: str, *, max_pixels: int, min_side_px: int) -> Iter
         width, height = image.size
         if width * height > max_pixels:
             raise IngestError(
-                f"The photo is {width} x {height} pixels ({width * height / 1e6:.0f} megapixels); "
-                f"the limit is {max_pixels / 1e6:.0f} megapixels. "
+                f"The photo is {width} x {height} pixels ({_number(width * height / 1e6)} "
+                f"megapixels); the limit is {_number(max_pixels / 1e6)} megapixels. "
                 "Export it at a smaller size and upload it again."
             )
         if min(width, height) < min_side_px:

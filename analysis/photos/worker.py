@@ -35,7 +35,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from analysis.photos.ingest import DEFAULT_MAX_BYTES, IngestError, read_photo
+from analysis.photos.ingest import DEFAULT_MAX_BYTES, IngestError, read_photo, too_big_message
 from analysis.photos.types import PhotoMeasurement
 
 DEFAULT_TARGET = "analysis.photos.worker:_measure_bytes"
@@ -128,12 +128,8 @@ def analyse_in_worker(
     _split_target(target)  # fail fast, in the caller, on a malformed name
     started = time.monotonic()
     if len(data) > DEFAULT_MAX_BYTES:
-        return WorkerResult(
-            False, None,
-            f"The file is {len(data) / 1e6:.0f} MB; the limit is {DEFAULT_MAX_BYTES / 1e6:.0f} MB. "
-            "Export the photo at a smaller size and upload it again.",
-            "rejected", 0.0,
-        )
+        message = too_big_message(len(data), DEFAULT_MAX_BYTES)
+        return WorkerResult(False, None, message, "rejected", 0.0)
     receiver, sender = _CONTEXT.Pipe(duplex=False)
     process = _CONTEXT.Process(
         target=_child_main,
