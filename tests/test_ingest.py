@@ -372,3 +372,19 @@ def test_heic_is_cleaned_to_an_upright_jpeg(upright: Image.Image) -> None:
     assert clean.media_type == "image/jpeg" and (clean.width_px, clean.height_px) == (300, 200)
     assert b"SecretCam" not in clean.data and b"Exif" not in clean.data
     assert np.abs(_decode(clean.data).astype(int) - np.asarray(upright).astype(int)).mean() < 6.0
+
+
+def test_streamlit_config_matches_the_ingest_limits() -> None:
+    """The browser refuses what ingest would refuse, and errors never show internals."""
+    import tomllib
+
+    from analysis.photos.ingest import DEFAULT_MAX_BYTES
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml")
+                           .read_text())
+    assert config["server"]["maxUploadSize"] * 1024 * 1024 == DEFAULT_MAX_BYTES
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["client"]["showErrorDetails"] == "none"
+    assert config["client"]["toolbarMode"] == "minimal"
+    assert config["client"]["disableDataExport"] is True
+    assert config["browser"]["gatherUsageStats"] is False
