@@ -110,3 +110,43 @@ def test_scalp_comparison_reports_scale_and_framing_not_pose(scalp: np.ndarray) 
     unrelated = compare(base, replace(base, thumb=cv2.resize(hair_on_skin(7), (384, 288))))
     assert unrelated.check("distance").status == "not_assessed"
     assert "could not register" in unrelated.check("distance").message
+
+
+def _real_scalp_thumbs(step: int) -> list[tuple[str, np.ndarray]]:
+    from PIL import Image
+
+    from tests.conftest import SHARED_DATASETS
+
+    assert SHARED_DATASETS is not None
+    out = []
+    for path in sorted((SHARED_DATASETS / "scalp_norwood_groups").glob("group*"))[::step]:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        s = 384 / max(rgb.shape[:2])
+        size = (round(rgb.shape[1] * s), round(rgb.shape[0] * s))
+        out.append((path.name, cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)))
+    return out
+
+
+@pytest.mark.shared
+def test_real_scalp_photos_recover_a_known_zoom_under_changed_light_and_focus() -> None:
+    """scalp_norwood_groups (every 4th photo): the follow-up is the same photo zoomed x1.1, turned,
+    shifted, darker (gamma 1.3) and slightly blurred; the geometry must still be recovered."""
+    misses = []
+    for name, thumb in _real_scalp_thumbs(4):
+        h, w = thumb.shape[:2]
+        moved = warped(thumb, zoom=1.1, angle_deg=4.0, shift_px=(0.05 * w, 0.03 * h))
+        moved = cv2.GaussianBlur(moved, (0, 0), 0.8)
+        moved = np.clip(255.0 * (moved / 255.0) ** 1.3, 0, 255).astype(np.uint8)
+        reg = register(thumb, moved)
+        if not (reg.ok and abs(reg.scale_ratio - 1.1) < 0.03 and abs(reg.rotation_deg + 4) < 1.5
+                and abs(reg.shift_x - 0.05) < 0.02 and abs(reg.shift_y - 0.03) < 0.02):
+            misses.append((name, reg))
+    assert len(misses) <= 1, misses
+
+
+@pytest.mark.shared
+def test_real_photos_of_different_scalps_are_not_registered() -> None:
+    thumbs = _real_scalp_thumbs(2)
+    wrong = [(a, b) for (a, ta), (b, tb) in zip(thumbs, thumbs[1:]) if register(ta, tb).ok]
+    assert not wrong, wrong

@@ -28,6 +28,7 @@ import numpy as np
 
 _RATIO_TEST = 0.8
 _MIN_MATCHES = 8
+_MIN_SCALE = 0.4
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def register(
     *,
     work_side_px: int = 384,
     min_inliers: int = 12,
+    min_inlier_share: float = 0.3,
     n_features: int = 2000,
 ) -> Registration:
     """Similarity transform taking the baseline photo onto the follow-up photo.
@@ -68,6 +70,10 @@ def register(
         Both images are resized to this longest side before matching.
     min_inliers : int
         Fewer RANSAC inliers than this -> ``ok=False``.
+    min_inlier_share : float
+        Fewer inliers than this share of the ratio-test matches -> ``ok=False`` (two different
+        photos still give a few chance matches; the same area under changed light gives many).
+        A scale outside [0.4, 2.5] is also rejected as implausible.
     n_features : int
         ORB features per image.
 
@@ -95,11 +101,14 @@ def register(
         confidence=0.999, refineIters=20,
     )
     n_in = int(inliers.sum()) if inliers is not None else 0
-    if matrix is None or n_in < min_inliers:
+    if matrix is None or n_in < min_inliers or n_in < min_inlier_share * len(good):
         return _failed(len(good), n_in, "matches are not geometrically consistent: is this the "
                        "same scalp area?")
     a, b = float(matrix[0, 0]), float(matrix[1, 0])
     scale = float(np.hypot(a, b))
+    if not _MIN_SCALE <= scale <= 1.0 / _MIN_SCALE:
+        return _failed(len(good), n_in, f"implausible scale change (x{scale:.2f}): is this the "
+                       "same scalp area?")
     rotation = float(np.degrees(np.arctan2(b, a)))
     # baseline frame centre, in the work image's coordinates of the follow-up
     hb, wb = base.shape
