@@ -9,7 +9,10 @@ so :func:`detect_face_landmarks` falls back in order:
 2. find the face with the full-range BlazeFace detector (``model_selection=1``), crop it with a margin,
    mesh the crop and map the points back (small faces in large frames);
 3. pad the image with a 30 % border (edge-replicated, then black) and mesh again (faces cropped so
-   tightly that the detector's anchors miss them, e.g. Extended Yale B crops).
+   tightly that the detector's anchors miss them, e.g. Extended Yale B crops);
+
+then, by default, the face is meshed again on two crops placed by the first landmarks and the points
+are averaged, which makes them less dependent on the detector's box (steadier pose).
 
 Points come back in the **given image's pixel coordinates**: ``x`` right, ``y`` down, and ``z`` in the
 same pixel scale (MediaPipe's normalised z is scaled by the image width, as MediaPipe documents), smaller
@@ -38,6 +41,8 @@ N_LANDMARKS = 478
 MESH_MAX_SIDE = 1280  # longest side fed to FaceMesh; its own face crop is 192 px anyway
 _PAD_FRACTION = 0.30
 _CROP_MARGIN = 0.5  # of the detector box size, on each side
+_MIN_CROP_SIDE = 384  # px; smaller face crops are upsampled to this before meshing
+_REFINE_OFFSET = 0.03  # second refinement crop offset, share of the crop's half-side
 
 _LOCK = threading.Lock()
 _BACKEND: dict[str, Any] = {}
@@ -182,30 +187,52 @@ def _detect_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:
     return None
 
 
-def _mesh_in_box(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
-    x0, y0, x1, y1 = box
-    side = max(x1 - x0, y1 - y0)
+def _mesh_square(rgb: np.ndarray, cx: float, cy: float, half: float) -> np.ndarray | None:
+    """Mesh the square ``[cx - half, cx + half]^2`` (edge-padded where it leaves the image)."""
+    left, top, side = int(round(cx - half)), int(round(cy - half)), int(round(2 * half))
     if side < 8:
         return None
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half = side * (0.5 + _CROP_MARGIN)
     h, w = rgb.shape[:2]
-    left, top = int(max(0, cx - half)), int(max(0, cy - half))
-    right, bottom = int(min(w, cx + half)), int(min(h, cy + half))
-    crop = np.ascontiguousarray(rgb[top:bottom, left:right])
-    if crop.shape[0] < 8 or crop.shape[1] < 8:
+    pad = [max(0, -top), max(0, top + side - h), max(0, -left), max(0, left + side - w)]
+    crop = rgb[max(0, top) : min(h, top + side), max(0, left) : min(w, left + side)]
+    if crop.shape[0] < 4 or crop.shape[1] < 4:
         return None
+    if any(pad):
+        crop = np.pad(crop, ((pad[0], pad[1]), (pad[2], pad[3]), (0, 0)), mode="edge")
     factor = 1.0
-    if max(crop.shape[:2]) < 384:  # small faces: upsample so the mesh sees a usable crop
-        factor = 384 / max(crop.shape[:2])
+    if side < _MIN_CROP_SIDE:  # small faces: upsample so the mesh sees a usable crop
+        factor = _MIN_CROP_SIDE / side
         crop = _resize(crop, factor)
-    pts = _mesh(crop)
+    pts = _mesh(np.ascontiguousarray(crop))
     if pts is None:
         return None
     pts = pts / factor
     pts[:, 0] += left
     pts[:, 1] += top
     return pts
+
+
+def _mesh_in_box(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0)
+    return _mesh_square(rgb, (x0 + x1) / 2, (y0 + y1) / 2, side * (0.5 + _CROP_MARGIN))
+
+
+def _refine(rgb: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Re-mesh on crops placed by the first landmarks and average (less jitter than one pass).
+
+    FaceMesh's result depends on where its detector puts the face crop; cropping a square of twice
+    the face's extent around the landmarks' centre, twice with a small offset, and averaging the
+    points roughly halves the pose change caused by recompression, exposure or a shift of a few
+    pixels (``benchmarks/pose_accuracy.py``, repeatability).
+    """
+    mesh = pts[:468, :2]
+    cx, cy = mesh.mean(axis=0)
+    half = float(np.ptp(mesh, axis=0).max())
+    step = _REFINE_OFFSET * half
+    runs = [_mesh_square(rgb, cx + d, cy + d, half) for d in (0.0, step)]
+    runs = [r for r in runs if r is not None and np.all(np.isfinite(r))]
+    return np.mean(runs, axis=0) if runs else pts
 
 
 def _mesh_padded(rgb: np.ndarray) -> np.ndarray | None:
@@ -221,7 +248,9 @@ def _mesh_padded(rgb: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def detect_face_landmarks(rgb: np.ndarray, *, max_side: int = MESH_MAX_SIDE) -> FaceLandmarks | None:
+def detect_face_landmarks(
+    rgb: np.ndarray, *, max_side: int = MESH_MAX_SIDE, refine: bool = True
+) -> FaceLandmarks | None:
     """Find one face and return its 478 FaceMesh landmarks, or None when there is no face.
 
     Parameters
@@ -231,6 +260,9 @@ def detect_face_landmarks(rgb: np.ndarray, *, max_side: int = MESH_MAX_SIDE) -> 
     max_side : int, optional
         The image is downscaled (area interpolation) so its longest side is at most this many pixels
         before meshing; the points are mapped back to ``rgb``'s pixels.
+    refine : bool, optional
+        Re-mesh on two crops centred on the first landmarks and average them (see ``_refine``);
+        three FaceMesh runs instead of one, for steadier pose.
 
     Returns
     -------
@@ -257,6 +289,8 @@ def detect_face_landmarks(rgb: np.ndarray, *, max_side: int = MESH_MAX_SIDE) -> 
         if pts is None:
             method = "padded"
             pts = _mesh_padded(small)
+        if pts is not None and refine:
+            pts = _refine(small, pts)
     if pts is None:
         return None
     return FaceLandmarks(points_px=pts / factor, image_size=(w, h), method=method)

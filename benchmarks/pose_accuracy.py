@@ -1,0 +1,186 @@
+"""Pose and distance accuracy of the photo engine, side by side with a naive 2D baseline.
+
+Prints
+1. Pointing'04 relative yaw (each shot minus the same person's frontal shot of the same series,
+   tilt 0, |pan| <= 45 deg): MAE, calibration slope, sign agreement; and relative pitch vs tilt
+   (pan 0, |tilt| <= 30). Truth: yaw = -pan, pitch = tilt (see benchmarks/pointing04.py).
+   Ours = rigid fit to the canonical face (analysis.photos.pose); naive = atan of the 2D nose-tip offset
+   from the eye midpoint over the eye distance, scaled by the canonical face's nose depth.
+2. Zoom on astronaut(): known crop+resize zooms; ipd ratio error and the compare() distance verdict.
+   Naive = ratio of landmark bounding-box widths.
+3. Repeatability on astronaut(): JPEG recompression (q 60-95), +/-0.3 EV, small shifts.
+
+Usage: .venv/bin/python benchmarks/pose_accuracy.py [--limit N_PEOPLE] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from skimage import data
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from analysis.photos.ingest import read_photo  # noqa: E402
+from analysis.photos.measure import measure_photo  # noqa: E402
+from analysis.photos.pose import canonical_face  # noqa: E402
+from analysis.photos.types import PhotoMeasurement  # noqa: E402
+from pointing04 import calibration, frontal, shots  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "pointing04"
+FACE_CENTRE = (225.0, 125.0)
+
+
+def _model_ratio() -> float:
+    """Eye distance over nose-tip depth (in front of the eye corners) of the canonical face."""
+    model = canonical_face()
+    eyes = model[[33, 133, 362, 263]]
+    distance = np.linalg.norm(model[[33, 133]].mean(0) - model[[362, 263]].mean(0))
+    depth = abs(model[1, 2] - eyes[:, 2].mean())
+    return float(distance / depth)
+
+
+RATIO = _model_ratio()
+
+
+def naive_pose(points: np.ndarray) -> tuple[float, float]:
+    """(yaw, pitch) degrees from 2D nose offset only (sign conventions of types.py)."""
+    left, right = points[[33, 133], :2].mean(0), points[[362, 263], :2].mean(0)
+    mid, ipd = (left + right) / 2, np.linalg.norm(right - left)
+    offset = (points[1, :2] - mid) / ipd
+    yaw = np.degrees(np.arctan(offset[0] * RATIO))
+    pitch = -np.degrees(np.arctan(offset[1] * RATIO))
+    return float(yaw), float(pitch)
+
+
+def measure_file(path: Path) -> PhotoMeasurement:
+    return measure_photo(read_photo(path), path=str(path))
+
+
+def measure_rgb(rgb: np.ndarray, *, fmt: str = "PNG", quality: int = 95) -> PhotoMeasurement:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format=fmt, quality=quality)
+    return measure_photo(read_photo(buffer.getvalue()))
+
+
+def pointing04(root: Path, people: int | None) -> None:
+    print(f"\n== Pointing'04 relative pose ({root}) ==")
+    if not root.is_dir():
+        print("   dataset not found: skipped")
+        return
+    yaw_shots = shots(root, max_abs_pan=45, max_abs_tilt=0, people=people)
+    pitch_shots = [s for s in shots(root, max_abs_pan=0, max_abs_tilt=30, people=people)]
+    every = {s.path: s for s in yaw_shots + pitch_shots}
+    start = time.perf_counter()
+    measured = {path: measure_file(path) for path in every}
+    elapsed = time.perf_counter() - start
+    failed = [p.name for p, m in measured.items() if not m.ok]
+    print(f"   {len(measured)} photos of {len({s.person for s in every.values()})} people measured in "
+          f"{elapsed:.1f} s; no face on {len(failed)}: {failed[:5]}")
+    for axis, subset, truth_of in (
+        ("yaw", yaw_shots, lambda s: s.yaw_truth_deg),
+        ("pitch", pitch_shots, lambda s: s.pitch_truth_deg),
+    ):
+        truth, ours, naive, camera = [], [], [], []
+        for shot in subset:
+            ref = frontal(subset, shot.person, shot.series)
+            if ref is None or ref.path == shot.path:
+                continue
+            m, r = measured[shot.path], measured[ref.path]
+            if not (m.ok and r.ok):
+                continue
+            truth.append(truth_of(shot))
+            if axis == "yaw":
+                ours.append(m.yaw_deg - r.yaw_deg)
+                camera.append(m.extra["yaw_camera_deg"] - r.extra["yaw_camera_deg"])
+                naive.append(naive_pose(m.landmarks_px)[0] - naive_pose(r.landmarks_px)[0])
+            else:
+                ours.append(m.pitch_deg - r.pitch_deg)
+                camera.append(m.extra["pitch_camera_deg"] - r.extra["pitch_camera_deg"])
+                naive.append(naive_pose(m.landmarks_px)[1] - naive_pose(r.landmarks_px)[1])
+        print(f"   relative {axis} on {len(truth)} pairs   {'MAE deg':>8} {'slope':>6} {'sign ok':>8}")
+        for name, est in (("ours (view frame)", ours), ("ours, camera frame", camera), ("naive 2D nose", naive)):
+            mae, slope, sign = calibration(np.array(truth), np.array(est))
+            print(f"   {name:28} {mae:8.2f} {slope:6.2f} {sign:8.1%}")
+        if axis == "yaw":
+            per = {}
+            for t, e in zip(truth, ours):
+                per.setdefault(int(t), []).append(e)
+            print("   ours by truth yaw: " + ", ".join(
+                f"{t:+d}: {np.mean(v):+.1f}" for t, v in sorted(per.items())))
+
+
+def zoom_accuracy() -> None:
+    from analysis.photos.compare import compare
+
+    print("\n== Zoom on astronaut(): ipd ratio vs known zoom ==")
+    rgb = np.ascontiguousarray(data.astronaut())
+    reference = measure_rgb(rgb)
+    cx, cy = FACE_CENTRE
+    print(f"   {'zoom':>6} {'ours ratio':>10} {'err %':>7} {'naive ratio':>11} {'err %':>7}  compare distance")
+    errors, naive_errors = [], []
+    for zoom in (0.92, 0.95, 0.98, 1.0, 1.02, 1.05, 1.08, 1.10, 1.15):
+        side = 512 / zoom
+        x0, y0 = cx - side * (cx / 512), cy - side * (cy / 512)
+        matrix = np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]])
+        zoomed = cv2.warpAffine(rgb, matrix, (512, 512), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+        m = measure_rgb(zoomed)
+        ratio = m.ipd_px / reference.ipd_px
+        naive = np.ptp(m.landmarks_px[:468, 0]) / np.ptp(reference.landmarks_px[:468, 0])
+        check = compare(reference, m).check("distance")
+        errors.append(abs(ratio / zoom - 1))
+        naive_errors.append(abs(naive / zoom - 1))
+        print(f"   {zoom:6.2f} {ratio:10.4f} {100 * (ratio / zoom - 1):+7.2f} {naive:11.4f} "
+              f"{100 * (naive / zoom - 1):+7.2f}  {check.status}")
+    print(f"   median |ratio error|: ours {100 * np.median(errors):.2f} %, naive {100 * np.median(naive_errors):.2f} %")
+
+
+def repeatability() -> None:
+    print("\n== Repeatability on astronaut(): change of pose (deg) and ipd (%) vs the PNG original ==")
+    rgb = np.ascontiguousarray(data.astronaut())
+    reference = measure_rgb(rgb)
+    ref_naive = naive_pose(reference.landmarks_px)
+    linear = (rgb / 255.0) ** 2.2
+    cases: dict[str, PhotoMeasurement] = {}
+    for quality in (60, 75, 90, 95):
+        cases[f"JPEG q{quality}"] = measure_rgb(rgb, fmt="JPEG", quality=quality)
+    for ev in (-0.3, 0.3):
+        exposed = np.clip(linear * 2**ev, 0, 1) ** (1 / 2.2)
+        cases[f"{ev:+.1f} EV"] = measure_rgb((exposed * 255 + 0.5).astype(np.uint8))
+    for dx, dy in ((6, 0), (-6, 4), (0, -8), (11, 7)):
+        shifted = cv2.warpAffine(rgb, np.float32([[1, 0, dx], [0, 1, dy]]), (512, 512), borderMode=cv2.BORDER_REFLECT)
+        cases[f"shift {dx:+d},{dy:+d} px"] = measure_rgb(shifted)
+    print(f"   {'case':18} {'dyaw':>6} {'dpitch':>6} {'droll':>6} {'dipd%':>6} | naive {'dyaw':>6} {'dpitch':>6}")
+    worst, worst_naive = 0.0, 0.0
+    for name, m in cases.items():
+        d = (m.yaw_deg - reference.yaw_deg, m.pitch_deg - reference.pitch_deg, m.roll_deg - reference.roll_deg)
+        n = naive_pose(m.landmarks_px)
+        dn = (n[0] - ref_naive[0], n[1] - ref_naive[1])
+        worst = max(worst, *map(abs, d))
+        worst_naive = max(worst_naive, *map(abs, dn))
+        print(f"   {name:18} {d[0]:+6.2f} {d[1]:+6.2f} {d[2]:+6.2f} {100 * (m.ipd_px / reference.ipd_px - 1):+6.2f} |"
+              f"       {dn[0]:+6.2f} {dn[1]:+6.2f}")
+    print(f"   worst |pose change|: ours {worst:.2f} deg (target <= 1), naive yaw/pitch {worst_naive:.2f} deg")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N people of Pointing'04")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Pointing'04 folder")
+    args = parser.parse_args()
+    pointing04(args.data, args.limit)
+    zoom_accuracy()
+    repeatability()
+
+
+if __name__ == "__main__":
+    main()
