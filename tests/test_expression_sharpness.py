@@ -128,3 +128,45 @@ def test_sharpness_of_a_blank_image_is_zero_and_bad_input_raises() -> None:
     assert measure_sharpness(np.full((64, 64, 3), 128, np.uint8)) == 0.0
     with pytest.raises(ValueError, match="RGB uint8"):
         measure_sharpness(np.zeros((64, 64), np.uint8))
+
+
+# ---------------------------------------------------------------- shared: Yale faces expressions
+
+
+def _yaleface_expression(subject: str, condition: str):
+    from PIL import Image
+
+    from analysis.photos.landmarks import detect_face_landmarks
+    from tests.conftest import SHARED_DATASETS
+
+    assert SHARED_DATASETS is not None
+    with Image.open(SHARED_DATASETS / "yalefaces" / f"{subject}.{condition}.jpeg") as im:
+        found = detect_face_landmarks(np.asarray(im.convert("RGB")))
+    assert found is not None, f"no face on {subject}.{condition}"
+    return measure_expression(found.points_px)
+
+
+@pytest.mark.shared
+def test_yalefaces_expression_changes_are_flagged_against_normal() -> None:
+    """Per subject, ``happy`` must be flagged as smiling more (or mouth more open), ``sleepy`` as
+    eyes more closed and ``surprised`` as mouth more open, with the default tolerances."""
+    from analysis.photos.compare import compare
+    from analysis.photos.types import PhotoMeasurement
+
+    def as_measurement(expr) -> PhotoMeasurement:
+        return PhotoMeasurement(ok=True, view="face_frontal", face_found=True,
+                                eye_open=expr.eye_open, mouth_open=expr.mouth_open,
+                                smile=expr.smile)
+
+    wanted = {"happy": ("smiling more", "mouth more open"), "sleepy": ("eyes more closed",),
+              "surprised": ("mouth more open",)}
+    misses = []
+    for n in range(1, 16):
+        subject = f"subject{n:02d}"
+        base = as_measurement(_yaleface_expression(subject, "normal"))
+        for condition, texts in wanted.items():
+            check = compare(base, as_measurement(_yaleface_expression(subject, condition)))
+            expr = check.check("expression")
+            if expr.status == "pass" or not any(t in expr.message for t in texts):
+                misses.append((subject, condition, expr.message))
+    assert not misses, misses
