@@ -1,0 +1,220 @@
+"""Protocol comparison and consult timelines on a hand-made clinic whose answers were worked out by
+hand (see ``hand_clinic``)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from analysis.outcomes.cohorts import compare_protocols
+from analysis.outcomes.frames import ClinicFrames, build_frames, frame, to_csv_bytes
+from analysis.outcomes.stats import poisson_ci, wilson_ci
+from analysis.outcomes.timelines import consult_timeline, plain_language_summary
+
+START = date(2026, 1, 5)
+# Protocol 1 "Meso face": endpoint "wrinkle" (lower is better, MCID 1), 6 courses.
+# improvement (= baseline - value) per session 2 and 3; course 6 dropped out after session 2.
+IMPROVEMENT = {1: (1, 2), 2: (0, 1), 3: (1, 1), 4: (0, 0), 5: (0, 0.5), 6: (3,)}
+BASELINE = {1: 4, 2: 3, 3: 4, 4: 2, 5: 3, 6: 4}
+# Expected erythema (series, session number, duration days) and one adverse bruise.
+ERYTHEMA = [(1, 1, 1), (1, 2, 2), (2, 1, 1), (3, 1, 3), (5, 2, 2), (6, 1, 1)]
+
+
+def hand_clinic(*, improvement: dict[int, tuple[float, ...]] = IMPROVEMENT) -> ClinicFrames:
+    protocols = frame([
+        (1, "Meso face", "mesotherapy", "face", 3, 28, ["face_frontal"], ["wrinkle"], "wrinkle",
+         {}),
+        (2, "PRP scalp", "prp", "scalp", 4, 28, ["scalp_vertex"], ["density"], "density", {}),
+    ], "protocols")
+    endpoints = frame([
+        ("wrinkle", "Wrinkle grade", "numeric", "grade", False, 1.0, 0.25, 0, 5),
+        ("density", "Hair density", "numeric", "hairs/cm2", True, 10.0, 4.0, None, None),
+    ], "endpoints")
+    patients, series, sessions, raw, treatments, reactions, photos = [], [], [], [], [], [], []
+    vid = 0
+    for sid, imps in improvement.items():
+        patients.append((sid, 1980 + sid, "female", 2))
+        series.append((sid, sid, 1, "smoother forehead", "dropped_out" if sid == 6 else
+                       "completed", START))
+        operator = 10 if sid <= 3 else 11
+        for k, imp in enumerate((0.0, *imps), start=1):
+            vid += 1
+            day = 28 * (k - 1) + (2 if sid == 2 and k == 2 else 0)
+            sessions.append((vid, sid, k, START + timedelta(days=day), operator))
+            raw.append((sid, vid, "wrinkle", BASELINE[sid] - imp))
+            lot = ("A1", "Meso X") if sid <= 3 else ("B2", "Meso X")
+            treatments.append((vid, vid, sid, 1 if sid <= 3 else 2, lot[1], lot[0],
+                               date(2027, 1, 1), False, False, 2.0, None))
+            verdict = "baseline" if k == 1 else "pass"
+            if (sid, k) == (4, 2):
+                verdict = "warn"
+            if (sid, k) == (5, 3):
+                verdict = "fail"
+            photos.append((vid, vid, sid, k, "face_frontal", verdict, f"{vid:064x}"))
+            for s_, k_, dur in ERYTHEMA:
+                if (s_, k_) == (sid, k):
+                    reactions.append((len(reactions) + 1, vid, sid, "expected", "erythema",
+                                      "mild", 0, dur, True, False))
+            if (sid, k) == (4, 2):
+                reactions.append((len(reactions) + 1, vid, sid, "adverse", "bruising",
+                                  "moderate", 1, 5, True, False))
+    for j, sid in enumerate((7, 8, 9)):  # protocol 2: only three patients
+        patients.append((sid, 1970, "male", 3))
+        series.append((sid, sid, 2, "", "active", START))
+        for k in (1, 2):
+            vid += 1
+            sessions.append((vid, sid, k, START + timedelta(days=28 * (k - 1)), 10))
+            raw.append((sid, vid, "density", 100.0 + 12 * (k - 1) + j))
+    return build_frames(
+        patients=frame(patients, "patients"), protocols=protocols, endpoints=endpoints,
+        series=frame(series, "series"),
+        sessions=pd.DataFrame(sessions, columns=["session_id", "series_id", "number",
+                                                 "performed_on", "operator_id"]),
+        raw_measurements=frame(raw, "raw_measurements"),
+        operators=frame([(10, "Dr Ada"), (11, "Dr Ben")], "operators"),
+        treatments=frame(treatments, "treatments"), reactions=frame(reactions, "reactions"),
+        photos=frame(photos, "photos"))
+
+
+def _row(df: pd.DataFrame, **where: object) -> pd.Series:
+    mask = pd.Series(True, index=df.index)
+    for k, v in where.items():
+        mask &= df[k] == v
+    assert mask.sum() == 1, (where, df)
+    return df[mask].iloc[0]
+
+
+def test_measurements_carry_baseline_change_and_improvement_signs() -> None:
+    m = hand_clinic().measurements
+    r = _row(m, series_id=1, session_number=3)
+    assert (r["baseline"], r["value"], r["change"], r["improvement"]) == (4, 2, -2, 2)
+    assert _row(m, series_id=2, session_number=2)["days_since_start"] == 30
+
+
+def test_completion_and_sessions_done_vs_planned() -> None:
+    c = compare_protocols(hand_clinic(), protocol_ids=[1])
+    s = _row(c.summary, protocol_id=1)
+    assert (s["series"], s["patients"], s["sessions_done"], s["sessions_planned"]) == (6, 6, 17, 18)
+    assert s["completion_value"] == pytest.approx(5 / 6)
+    assert (s["completion_ci_low"], s["completion_ci_high"]) == pytest.approx(wilson_ci(5, 6))
+    assert s["dropout_value"] == pytest.approx(1 / 6)
+
+
+def test_trajectory_by_session_hand_computed() -> None:
+    c = compare_protocols(hand_clinic(), protocol_ids=[1, 2])
+    s3 = _row(c.by_session, protocol_id=1, session_number=3)
+    assert s3["n"] == 5 and s3["value"] == pytest.approx(-0.9)
+    assert (s3["ci_low"], s3["ci_high"]) == pytest.approx((-1.82085, 0.02085), abs=1e-4)
+    assert _row(c.by_session, protocol_id=1, session_number=2)["value"] == pytest.approx(-5 / 6)
+    # the three-patient protocol shows the marker, not a number
+    p2 = _row(c.by_session, protocol_id=2, session_number=2)
+    assert p2["insufficient"] and pd.isna(p2["value"]) and p2["label"] == "insufficient data (n=3)"
+
+
+def test_trajectory_by_week_bins_to_four_weeks() -> None:
+    c = compare_protocols(hand_clinic(), protocol_ids=[1])
+    weeks = sorted(c.by_week.loc[c.by_week["protocol_id"] == 1, "week"])
+    assert weeks == [0, 4, 8]  # day 30 (4.3 weeks) falls in the week-4 bin
+    assert _row(c.by_week, protocol_id=1, week=4)["n"] == 6
+
+
+def test_responder_share_with_stated_definition_and_wilson_ci() -> None:
+    c = compare_protocols(hand_clinic(), protocol_ids=[1, 2])
+    r = _row(c.responders, protocol_id=1, endpoint_code="wrinkle")
+    # last improvements 2, 1, 1, 0, 0.5, 3 against MCID 1 -> 4 of 6
+    assert (r["responders"], r["share_n"]) == (4, 6)
+    assert r["share_value"] == pytest.approx(4 / 6)
+    assert (r["share_ci_low"], r["share_ci_high"]) == pytest.approx(wilson_ci(4, 6))
+    assert "MCID" in c.definitions["responder"] and "last session" in c.definitions["responder"]
+    p2 = _row(c.responders, protocol_id=2)
+    assert p2["share_insufficient"] and pd.isna(p2["responders"])
+
+
+def test_reaction_rates_per_100_sessions() -> None:
+    c = compare_protocols(hand_clinic(), protocol_ids=[1])
+    exp = _row(c.reactions, protocol_id=1, kind="expected", severity="any")
+    assert (exp["events"], exp["sessions"]) == (6, 17)
+    assert exp["rate_value"] == pytest.approx(600 / 17)
+    ae = _row(c.reactions, protocol_id=1, kind="adverse", severity="moderate")
+    low, high = poisson_ci(1)
+    assert ae["rate_value"] == pytest.approx(100 / 17)
+    assert (ae["rate_ci_low"], ae["rate_ci_high"]) == pytest.approx((low * 100 / 17,
+                                                                     high * 100 / 17))
+    assert _row(c.reactions, protocol_id=1, kind="adverse", severity="severe")["events"] == 0
+
+
+def test_photo_compliance_per_operator() -> None:
+    c = compare_protocols(hand_clinic(), protocol_ids=[1], min_n=3)
+    ada = _row(c.photo_compliance, operator="Dr Ada")
+    ben = _row(c.photo_compliance, operator="Dr Ben")
+    assert (ada["photo_sets"], ada["compliant"]) == (9, 9)
+    assert (ben["photo_sets"], ben["compliant"]) == (8, 6)  # one warn, one fail
+    assert ben["share_value"] == pytest.approx(6 / 8)
+    # default minimum of 5 patients: each operator has 3
+    c5 = compare_protocols(hand_clinic(), protocol_ids=[1])
+    assert c5.photo_compliance["share_insufficient"].all()
+
+
+def test_gate_passing_only_restricts_outcomes_to_clean_series() -> None:
+    c = compare_protocols(hand_clinic(), protocol_ids=[1], gate_passing_only=True, min_n=3)
+    r = _row(c.responders, protocol_id=1)
+    assert (r["responders"], r["share_n"]) == (4, 4)  # series 4 (warn) and 5 (fail) left out
+    assert _row(c.summary, protocol_id=1)["series"] == 6  # completion still counts every series
+
+
+def test_filters_lot_and_baseline_severity() -> None:
+    lot = compare_protocols(hand_clinic(), protocol_ids=[1], lot="b2", min_n=1)
+    assert _row(lot.summary, protocol_id=1)["series"] == 3
+    sev = compare_protocols(hand_clinic(), protocol_ids=[1], baseline_severity=(3, 4))
+    assert _row(sev.summary, protocol_id=1)["series"] == 5  # baseline 2 excluded
+    op = compare_protocols(hand_clinic(), protocol_ids=[1], operator_id=10, min_n=1)
+    assert _row(op.summary, protocol_id=1)["series"] == 3
+    with pytest.raises(ValueError, match="unknown protocol"):
+        compare_protocols(hand_clinic(), protocol_ids=[99])
+
+
+def test_consult_timeline_quartiles_and_shares() -> None:
+    t = consult_timeline(hand_clinic(), protocol_id=1)
+    s3 = _row(t.by_session, session_number=3)
+    # improvements at session 3: 2, 1, 1, 0, 0.5
+    assert (s3["n"], s3["median"], s3["q1"], s3["q3"]) == (5, 1.0, 0.5, 1.0)
+    assert s3["share_mcid_value"] == pytest.approx(3 / 5)
+    assert t.responders.value == pytest.approx(4 / 6)
+    assert t.non_responders.value == pytest.approx(2 / 6)
+    assert (t.sessions_done.median, t.sessions_done.q1, t.sessions_done.q3) == (3, 3, 3)
+    ery = _row(t.reactions, term="erythema")
+    assert (ery["patients_with"], ery["patients"]) == (5, 6)
+    assert (ery["sessions_with"], ery["sessions"]) == (6, 17)
+    assert ery["median_duration_days"] == pytest.approx(1.5)
+
+
+def test_consult_timeline_filters_and_minimum_n() -> None:
+    assert consult_timeline(hand_clinic(), protocol_id=1, goal="FOREHEAD").n_series == 6
+    assert consult_timeline(hand_clinic(), protocol_id=1, goal="lips").n_series == 0
+    small = consult_timeline(hand_clinic(), protocol_id=2)
+    assert small.insufficient and small.responders.insufficient
+    lines = plain_language_summary(small)
+    assert lines[0].startswith("Not enough patients") and "n=3" in lines[0]
+
+
+def test_plain_language_summary_follows_the_numbers() -> None:
+    lines = plain_language_summary(consult_timeline(hand_clinic(), protocol_id=1))
+    text = " ".join(lines)
+    # 3 of 5 at session 3 -> "more than half", 6 in 10 (rounded down)
+    assert "More than half of patients (6 in 10)" in text and "by session 3" in text
+    # 2 of 6 non-responders = 0.33 -> rounded up to 4 in 10
+    assert "About 4 in 10 saw little or no change" in text
+    assert "individual results vary" in text and "6 patients" in text
+    # everyone improving by 2 changes the wording: nothing is hard-coded
+    better = hand_clinic(improvement={i: (2.0, 2.5) for i in range(1, 7)})
+    text2 = " ".join(plain_language_summary(consult_timeline(better, protocol_id=1)))
+    assert "Nearly all patients (10 in 10)" in text2
+    assert "Few patients saw little or no change" in text2
+
+
+def test_csv_export_round_trips_and_defuses_formulas() -> None:
+    df = pd.DataFrame({"a": [1, 2], "b": ["=HYPERLINK(1)", "ok"]})
+    out = to_csv_bytes(df).decode()
+    assert out.splitlines() == ["a,b", "1,'=HYPERLINK(1)", "2,ok"]
