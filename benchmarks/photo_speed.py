@@ -1,0 +1,122 @@
+"""Speed of photo measurement on 12 MP JPEGs: our pipeline vs a naive one, and 1 vs 2 workers.
+
+Test photos: skimage's astronaut() upscaled into a 4000 x 3000 frame with a noisy, textured background
+(so the JPEG is a realistic ~3-6 MB), written to a temporary folder at quality 92, at a few positions.
+
+* ours:  ``read_photo`` (JPEG draft/DCT-scaled decode to <= 1280 px) + FaceMesh on that bounded image
+         (+ refinement crops) + pose + ipd;  also the full ``measure_path`` (adds lighting, expression,
+         sharpness, thumbnail).
+* naive: full-resolution decode (Pillow, 12 MP) + the full-size array handed to FaceMesh (no
+         refinement) + the same pose + ipd.
+* throughput: ``analysis.photos.cli.measure_many`` with 1 and 2 worker processes.
+
+Usage: .venv/bin/python benchmarks/photo_speed.py [--photos N] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from skimage import data
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from analysis.photos.cli import measure_many  # noqa: E402
+from analysis.photos.ingest import read_photo  # noqa: E402
+from analysis.photos.landmarks import detect_face_landmarks  # noqa: E402
+from analysis.photos.measure import measure_path  # noqa: E402
+from analysis.photos.pose import pose_from_landmarks  # noqa: E402
+from analysis.photos.scale import ipd_px  # noqa: E402
+
+
+def make_photos(folder: Path, count: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    face = cv2.resize(data.astronaut(), (1800, 1800), interpolation=cv2.INTER_CUBIC)
+    paths = []
+    for i in range(count):
+        yy, xx = np.mgrid[0:3000, 0:4000]
+        base = (110 + 40 * np.sin(xx / (37.0 + 5 * i)) * np.cos(yy / 53.0)).astype(np.float32)
+        frame = np.repeat(base[:, :, None], 3, axis=2) + rng.normal(0, 12, (3000, 4000, 3))
+        frame = np.clip(frame, 0, 255).astype(np.uint8)
+        x0, y0 = 600 + 250 * i % 1500, 300 + 130 * i % 900
+        frame[y0 : y0 + 1800, x0 : x0 + 1800] = face
+        path = folder / f"photo_{i:02d}.jpg"
+        Image.fromarray(frame).save(path, quality=92)
+        paths.append(path)
+    return paths
+
+
+def ours(path: Path) -> float:
+    photo = read_photo(path)
+    found = detect_face_landmarks(photo.rgb)
+    pose = pose_from_landmarks(found.points_px)
+    return ipd_px(found.points_px, scale=photo.scale, yaw_deg=pose.yaw_deg)
+
+
+def naive(path: Path) -> float:
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    found = detect_face_landmarks(rgb, max_side=10**6, refine=False)
+    pose = pose_from_landmarks(found.points_px)
+    return ipd_px(found.points_px, scale=1.0, yaw_deg=pose.yaw_deg)
+
+
+def full_measure(path: Path) -> float:
+    return measure_path(path).ipd_px
+
+
+def timed(fn, paths: list[Path], repeats: int) -> tuple[float, list[float]]:
+    times, results = [], []
+    for _ in range(repeats):
+        for path in paths:
+            start = time.perf_counter()
+            results.append(fn(path))
+            times.append(time.perf_counter() - start)
+    return statistics.median(times), results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_photos(Path(tmp), args.photos)
+        size_mb = np.mean([p.stat().st_size for p in paths]) / 1e6
+        print(f"{len(paths)} JPEGs of 4000 x 3000 px (mean {size_mb:.1f} MB), {args.repeats} passes each; "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (timings are noisy when busy)")
+        ours(paths[0]), naive(paths[0])  # warm up (model load)
+        t_ours, r_ours = timed(ours, paths, args.repeats)
+        t_naive, r_naive = timed(naive, paths, args.repeats)
+        t_full, _ = timed(full_measure, paths, args.repeats)
+        agree = np.median(np.abs(np.array(r_ours) / np.array(r_naive) - 1))
+        print(f"median time per photo, pose + ipd: ours {1000 * t_ours:.0f} ms, naive {1000 * t_naive:.0f} ms "
+              f"-> {t_naive / t_ours:.1f}x faster (target >= 3x); ipd agreement {100 * agree:.2f} % median")
+        print(f"median time per photo, full measure_path (adds lighting, expression, sharpness, thumb): "
+              f"{1000 * t_full:.0f} ms")
+        batch = paths * 2
+        rates = {}
+        for workers in (1, 2):
+            start = time.perf_counter()
+            results = list(measure_many([str(p) for p in batch], workers=workers))
+            elapsed = time.perf_counter() - start
+            assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+            rates[workers] = len(batch) / elapsed
+            print(f"throughput with {workers} worker(s): {rates[workers]:.2f} photos/s "
+                  f"({len(batch)} photos in {elapsed:.1f} s, incl. worker start-up)")
+        print(f"2-worker gain: {rates[2] / rates[1]:.2f}x (ideal 2.0x on 2 free cores); "
+              f"load average now {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
