@@ -32,6 +32,13 @@ class PageSpec:
 #: Every page, in navigation order. Titles are used by outside checks: keep them stable.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("Clinic", "pages/patients.py", "Patients", ":material/groups:", "patient.read"),
+    PageSpec("Clinic", "pages/series_review.py", "Series review", ":material/compare:", "series.read"),
+    PageSpec("Clinic", "pages/capture_photos.py", "Capture photos", ":material/add_a_photo:",
+             "photo.capture"),
+    PageSpec("Clinic", "pages/record_visit.py", "Record visit", ":material/edit_note:",
+             "visit.record"),
+    PageSpec("Insights", "pages/protocols.py", "Protocols", ":material/compare_arrows:", "cohort.read"),
+    PageSpec("Insights", "pages/timelines.py", "Timelines", ":material/timeline:", "timeline.read"),
 )
 
 

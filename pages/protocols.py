@@ -1,0 +1,304 @@
+"""Protocols: the medical director compares treatment protocols on the clinic's own series."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from functools import partial
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from analysis.outcomes import cohorts
+from analysis.outcomes.adjusted import adjusted_protocol_effect
+from analysis.outcomes.frames import ClinicFrames, load_frames, to_csv_bytes
+from analysis.outcomes.insights_extra import audited_bytes
+from analysis.outcomes.safety import LotTrace, trace_lot
+from analysis.store.access import Actor, PermissionDenied
+from ui import frame
+from ui import insight_charts as charts
+
+FRAMES_TTL_S = 600
+
+
+def session_frames(actor: Actor) -> ClinicFrames:
+    """Clinic frames cached in this browser session only (never shared across users)."""
+    key = f"insights.frames.cohort.{actor.email}"
+    cached = st.session_state.get(key)
+    if cached is None or time.monotonic() - cached[0] > FRAMES_TTL_S:
+        cached = (time.monotonic(), frame.call(load_frames, purpose="cohort.read"))
+        st.session_state[key] = cached
+    return cached[1]
+
+
+def filters(frames: ClinicFrames) -> dict[str, Any]:
+    """The filter widgets; returns keyword arguments for ``compare_protocols``."""
+    names = frames.protocols.set_index("protocol_id")["name"].to_dict()
+    chosen = st.multiselect("Protocols", list(names), default=list(names)[:3],
+                            format_func=names.get, placeholder="Choose protocols to compare")
+    out: dict[str, Any] = {"protocol_ids": chosen}
+    with st.expander("Filters: product, lot, operator, dates, baseline severity, photo gate"):
+        c1, c2, c3 = st.columns(3)
+        products = sorted(frames.treatments["product"].dropna().unique())
+        out["product"] = c1.selectbox("Product", products, index=None, placeholder="Any product")
+        lots = sorted(frames.treatments["lot_number"].dropna().unique())
+        out["lot"] = c2.selectbox("Lot", lots, index=None, placeholder="Any lot")
+        ops = frames.operators.set_index("operator_id")["display_name"].to_dict()
+        used = [int(o) for o in frames.sessions["operator_id"].dropna().unique() if int(o) in ops]
+        out["operator_id"] = c3.selectbox("Operator", sorted(used, key=ops.get), index=None,
+                                          format_func=ops.get, placeholder="Any operator")
+        starts = pd.to_datetime(frames.series["started_on"])
+        first = starts.min().date() if len(starts) else date.today()
+        span = st.date_input("Series started between", value=(first, date.today()))
+        if isinstance(span, tuple) and len(span) == 2:
+            out["date_from"], out["date_to"] = span
+        out["baseline_severity"] = _severity_filter(frames, chosen)
+        out["gate_passing_only"] = st.toggle(
+            "Outcomes only from series whose photos all pass the comparability gate",
+            help=cohorts.DEFINITIONS["gate"])
+    return out
+
+
+def _severity_filter(frames: ClinicFrames, chosen: list[int]) -> tuple[float, float] | None:
+    primaries = set(frames.protocols.loc[frames.protocols["protocol_id"].isin(chosen),
+                                         "primary_endpoint"].dropna())
+    if len(primaries) != 1:
+        st.caption("Baseline severity filter: choose protocols that share a primary endpoint.")
+        return None
+    ep = frames.endpoints.set_index("endpoint_code").loc[primaries.pop()]
+    lo = float(ep["scale_min"]) if pd.notna(ep["scale_min"]) else 0.0
+    hi = float(ep["scale_max"]) if pd.notna(ep["scale_max"]) else 10.0
+    step = 1.0 if ep["kind"] in ("ordinal", "count") else (hi - lo) / 20 or 1.0
+    picked = st.slider(f"Baseline {ep['name']} ({ep['unit'] or 'units'})", lo, hi, (lo, hi),
+                       step=step)
+    return None if picked == (lo, hi) else (float(picked[0]), float(picked[1]))
+
+
+def outcomes(result: cohorts.ProtocolComparison, frames: ClinicFrames,
+             names: dict[int, str]) -> list[tuple[str, Any]]:
+    """Trajectories and responder shares; returns the figures drawn (for the HTML export)."""
+    figs: list[tuple[str, Any]] = []
+    if result.by_session.empty:
+        st.info("No outcome measurements after baseline for this selection.")
+        return figs
+    eps = frames.endpoints.set_index("endpoint_code")
+    codes = list(dict.fromkeys(result.by_session["endpoint_code"]))
+    code = st.selectbox("Endpoint", codes, format_func=lambda c: str(eps.loc[c, "name"]))
+    ep = eps.loc[code]
+    by_session, by_week = st.tabs(["By session number", "By weeks since start"])
+    for tab, table, x, x_title in ((by_session, result.by_session, "session_number", "Session"),
+                                   (by_week, result.by_week, "week", "Weeks since start")):
+        d = table[table["endpoint_code"] == code]
+        fig = charts.trajectory_figure(d, x=x, protocol_names=names, endpoint_name=ep["name"],
+                                       unit=ep["unit"] or "", x_title=x_title,
+                                       higher_is_better=bool(ep["higher_is_better"]))
+        tab.plotly_chart(fig, key=f"traj_{x}")
+        withheld = charts.withheld_points(d, x=x, group="protocol_id", names=names)
+        if withheld:
+            tab.caption("Not shown, too few patients: " + "; ".join(withheld))
+        figs.append((f"{ep['name']} by {x_title.lower()}", fig))
+    st.caption(result.definitions["trajectory"] + " " + result.definitions["weeks"])
+    r = result.responders
+    if not r.empty and code in set(r["endpoint_code"]):
+        d = r[r["endpoint_code"] == code].assign(protocol=lambda x: x["protocol_id"].map(names))
+        fig = charts.share_figure(d, category="protocol", prefix="share_", category_title="",
+                                  title=f"Responders, {ep['name']} (MCID {d['mcid'].iloc[0]:g} "
+                                        f"{ep['unit'] or ''})",
+                                  colour_by=charts.colours(list(names.values())))
+        st.plotly_chart(fig, key="responders")
+        st.caption(result.definitions["responder"])
+        figs.append(("Responders", fig))
+    return figs
+
+
+def model_section(frames: ClinicFrames, chosen: list[int], names: dict[int, str]) -> None:
+    st.subheader("Model-based comparison (mixed model)")
+    if len(chosen) < 2:
+        st.info("Choose at least two protocols for a model-based comparison.")
+        return
+    c1, c2, c3 = st.columns(3)
+    a = c1.selectbox("Protocol A", chosen, format_func=names.get, index=0)
+    b = c2.selectbox("Protocol B", [p for p in chosen if p != a], format_func=names.get)
+    codes = frames.protocols.set_index("protocol_id").loc[[a, b], "endpoint_codes"].sum()
+    eps = frames.endpoints.set_index("endpoint_code")["name"]
+    code = c3.selectbox("Model endpoint", [c for c in dict.fromkeys(codes) if c in eps],
+                        format_func=eps.get)
+    if code is None:
+        st.info("These protocols have no endpoints to model.")
+        return
+    key = ("insights.model", a, b, code, id(frames))
+    if key not in st.session_state:
+        st.session_state[key] = adjusted_protocol_effect(frames, endpoint=code, protocol_a=a,
+                                                         protocol_b=b)
+    m = st.session_state[key]
+    if m.converged and m.estimate is not None:
+        k1, k2, k3 = st.columns(3)
+        k1.metric(f"B minus A, change in {m.unit or 'units'}", f"{m.estimate:+.2f}")
+        k2.metric("95% CI", f"{m.ci_low:.2f} to {m.ci_high:.2f}")
+        k3.metric("Patients / measurements", f"{m.n_patients} / {m.n_observations}")
+        if m.warnings:
+            st.warning("Fit warnings: " + "; ".join(m.warnings))
+    else:
+        st.error("The model did not converge or could not be fitted: "
+                 + ("; ".join(m.warnings) or "no reason given")
+                 + f" (n={m.n_patients} patients, {m.n_observations} measurements).")
+    st.info(m.caveat)
+    st.caption(f"Model: {m.formula}.")
+
+
+def lot_section(actor: Actor, frames: ClinicFrames) -> None:
+    st.subheader("Lot traceability")
+    recalled = frames.lots[frames.lots["recalled"].astype(bool)]
+    if len(recalled):
+        st.caption("Recalled lots on file: " + ", ".join(
+            f"{r.lot_number} ({r.product})" for r in recalled.itertuples(index=False)))
+    with st.form("lot_trace"):
+        c1, c2 = st.columns(2)
+        lot = c1.text_input("Lot number", placeholder="as printed on the label")
+        products = sorted(frames.lots["product"].dropna().unique())
+        product = c2.selectbox("Product (optional)", products, index=None,
+                               placeholder="Any product")
+        submitted = st.form_submit_button("Trace lot", icon=":material/search:")
+    if submitted:
+        if not lot.strip():
+            st.error("Enter the lot number to trace.")
+            return
+        st.session_state["insights.lot_trace"] = frame.call(trace_lot, lot_number=lot,
+                                                            product=product)
+    trace: LotTrace | None = st.session_state.get("insights.lot_trace")
+    if trace is None:
+        return
+    if trace.lots.empty:
+        st.warning(f"No lot {trace.lot_number!r} on file"
+                   + (f" for {trace.product}." if trace.product else "."))
+        return
+    for r in trace.lots[trace.lots["recalled"].astype(bool)].itertuples(index=False):
+        st.error(f"Lot {r.lot_number} of {r.product} is RECALLED: {r.recall_note or 'no note'}")
+    if trace.expired_at_use:
+        st.warning(f"{trace.expired_at_use} treatment(s) used this lot after its expiry date.")
+    k1, k2, k3 = st.columns(3)
+    k1.metric("Patients", trace.patients)
+    k2.metric("Sessions", trace.sessions)
+    k3.metric("Reactions recorded", len(trace.reactions))
+
+    def flag(row: pd.Series) -> list[str]:
+        bad = bool(row.get("expired_at_use", False)) or bool(row.get("recalled", False)) or bool(
+            row.get("red_flag", False))
+        return ["background-color: #fde2e1" if bad else ""] * len(row)
+
+    st.markdown("**Sessions that used the lot** (expired-at-use and recalled rows highlighted)")
+    st.dataframe(trace.exposures.style.apply(flag, axis=1), hide_index=True)
+    st.markdown("**Reactions and adverse events at those sessions** (red flags highlighted)")
+    st.dataframe(trace.reactions.style.apply(flag, axis=1), hide_index=True)
+    st.markdown("**Outcome of each exposed series** (primary endpoint, last change from baseline)")
+    st.dataframe(trace.outcomes, hide_index=True)
+    both = {"exposures": trace.exposures, "reactions": trace.reactions,
+            "outcomes": trace.outcomes}
+    cols = st.columns(3)
+    for col, (name, df) in zip(cols, both.items(), strict=True):
+        col.download_button(
+            f"Lot {name} (CSV)", file_name=f"lot_{trace.lot_number}_{name}.csv", mime="text/csv",
+            on_click="ignore", icon=":material/table:", key=f"dl_lot_{name}",
+            data=partial(audited_bytes, actor, make=partial(to_csv_bytes, df),
+                         action="cohort.export", object_type="lot", object_id=trace.lot_number,
+                         details={"table": f"lot_{name}", "rows": int(len(df)),
+                                  "product": trace.product}))
+
+
+def downloads(actor: Actor, result: cohorts.ProtocolComparison, names: dict[int, str],
+              figs: list[tuple[str, Any]]) -> None:
+    st.subheader("Export")
+    st.caption("Each download is recorded in the audit log when you click it. Charts are saved as "
+               "one HTML file with the chart library inside, so it opens without internet access.")
+    ids = "+".join(str(p) for p in result.filters["protocol_ids"])
+    tables = {"summary": result.summary, "trajectories_by_session": result.by_session,
+              "trajectories_by_week": result.by_week, "responders": result.responders,
+              "reactions": result.reactions, "photo_compliance": result.photo_compliance}
+    cols = st.columns(len(tables) + 1)
+    for col, (name, df) in zip(cols, tables.items(), strict=False):
+        col.download_button(
+            f"{name.replace('_', ' ').capitalize()} (CSV)", file_name=f"protocols_{name}.csv",
+            mime="text/csv", on_click="ignore", icon=":material/table:", key=f"dl_{name}",
+            data=partial(audited_bytes, actor, make=partial(to_csv_bytes, df),
+                         action="cohort.export", object_type="protocol_comparison",
+                         object_id=ids, details={"table": name, "rows": int(len(df)),
+                                                 "filters": result.filters}))
+    notes = [f"Protocols: {', '.join(names.values())}. Filters: {result.filters}."]
+    notes += list(result.definitions.values())
+    cols[-1].download_button(
+        "Charts (HTML)", file_name="protocols_charts.html", mime="text/html", on_click="ignore",
+        icon=":material/monitoring:", key="dl_charts",
+        data=partial(audited_bytes, actor, make=partial(charts.charts_html, figs,
+                                                        title="Protocol comparison", notes=notes),
+                     action="cohort.export", object_type="protocol_comparison", object_id=ids,
+                     details={"table": "charts_html", "filters": result.filters}))
+
+
+def comparison(actor: Actor, frames: ClinicFrames) -> None:
+    args = filters(frames)
+    if not args["protocol_ids"]:
+        st.info("Choose at least one protocol.")
+        return
+    try:
+        result = cohorts.compare_protocols(frames, **args)
+    except ValueError as exc:
+        st.error(f"Cannot compare with these filters: {exc}")
+        return
+    names = {int(p): str(n) for p, n in zip(result.summary["protocol_id"],
+                                            result.summary["protocol"], strict=True)}
+    st.subheader("Patients and completion")
+    st.dataframe(result.summary.rename(columns={
+        "protocol": "Protocol", "patients": "Patients", "sessions_done": "Sessions done",
+        "sessions_planned": "Sessions planned", "completion_label": "Completion",
+        "dropout_label": "Drop-out"})[["Protocol", "Patients", "Sessions done",
+                                       "Sessions planned", "Completion", "Drop-out"]],
+        hide_index=True)
+    st.caption(result.definitions["completion"])
+    st.subheader("Outcomes")
+    if args["gate_passing_only"]:
+        st.caption("Restricted to gate-passing series. " + result.definitions["gate"])
+    figs = outcomes(result, frames, names)
+    st.subheader("Reactions and adverse events")
+    fig = charts.rates_figure(result.reactions, protocol_names=names)
+    st.plotly_chart(fig, key="rates")
+    st.caption(result.definitions["reaction_rate"])
+    figs.append(("Reactions per 100 sessions", fig))
+    st.subheader("Photo compliance by operator")
+    if result.photo_compliance.empty:
+        st.info("No sessions in this selection.")
+    else:
+        fig = charts.share_figure(result.photo_compliance, category="operator", prefix="share_",
+                                  title="Compliant photo sets", category_title="")
+        st.plotly_chart(fig, key="compliance")
+        figs.append(("Photo compliance by operator", fig))
+    st.caption(result.definitions["photo_compliance"])
+    for note in result.notes:
+        st.caption(note)
+    model_section(frames, args["protocol_ids"], names)
+    downloads(actor, result, names, figs)
+
+
+def page() -> None:
+    actor = frame.require_page("cohort.read")
+    st.title("Protocols")
+    st.caption("How the clinic's protocols compare on its own patients. Observational data: "
+               "every figure shows its n, and figures from too few patients are withheld.")
+    frames = session_frames(actor)
+    if frames.protocols.empty:
+        st.info("No protocols yet. Create a protocol and record some series first.")
+        return
+    if st.button("Reload data", icon=":material/refresh:"):
+        st.session_state.pop(f"insights.frames.cohort.{actor.email}", None)
+        st.rerun()
+    compare_tab, lot_tab = st.tabs(["Compare protocols", "Lot traceability"])
+    with compare_tab:
+        comparison(actor, frames)
+    with lot_tab:
+        lot_section(actor, frames)
+
+
+try:
+    page()
+except PermissionDenied as exc:
+    st.error(f"Not allowed: {exc}")

@@ -1,0 +1,382 @@
+"""AppTest specifications of the Insights pages: Protocols (medical director) and Timelines
+(consult staff).
+
+The clinic is seeded once per test session into a temporary data directory: ``python -m analysis
+demo --patients 12`` when the demo seeder is available, else :func:`seed_small_clinic` below (a
+deterministic synthetic clinic written through the record services, so every row passes the same
+validation a page would apply).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import PROJECT_ROOT
+
+PATIENT_CODE_PREFIX = "CND-"
+
+
+# --- the seeded clinic ---------------------------------------------------------------------------
+
+
+def _photo_bytes(seed: int) -> bytes:
+    """A small synthetic PNG (a smooth gradient plus a seed-dependent disc); no real person."""
+    rng = np.random.default_rng(seed)
+    h, w = 96, 80
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([(xx * 3) % 256, (yy * 2) % 256, np.full_like(xx, 120)], axis=-1)
+    cy, cx = rng.integers(30, 60, size=2)
+    img[(yy - cy) ** 2 + (xx - cx) ** 2 < 150] = (200, 160, 140)
+    buf = io.BytesIO()
+    Image.fromarray(img.astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def seed_small_clinic(*, n_patients: int = 16, seed: int = 7) -> None:
+    """Write a small synthetic clinic into the database of the current ``CANDOR_*`` environment.
+
+    Two facial protocols share the endpoint ``wrinkle_grade`` (lower is better, MCID 0.5); patients
+    alternate between them. Sessions are four weeks apart; a few series drop out; one lot is
+    recalled and one treatment used an expired lot (with an override reason). Every patient has
+    clinical-record consent; all but every seventh also consented to consult display. Patient codes start
+    with ``CND-`` so tests can check that none leaks onto consult pages.
+    """
+    from analysis.auth import accounts
+    from analysis.store import db, records
+    from analysis.store.access import SYSTEM, Actor
+    from analysis.store.images import default_store
+    from analysis.store.models import EndpointDefinition, ProductLot, Protocol
+
+    db.upgrade()
+    rng = np.random.default_rng(seed)
+    store = default_store()
+    with db.session_scope() as s:
+        accounts.seed_demo_accounts(s)
+        nurse = accounts.create_user(s, SYSTEM, email="injector@demo.candor",
+                                     display_name="Nurse Injector", role="clinician",
+                                     password=None)
+        clinician = s.scalar(select(accounts.User).where(
+            accounts.User.email == "clinician@demo.candor"))
+        operators = [nurse.id, clinician.id]
+        me = Actor(user_id=clinician.id, email=clinician.email, role="clinician")
+        s.add(EndpointDefinition(code="wrinkle_grade", name="Wrinkle grade", kind="ordinal",
+                                 unit="grade", scale_min=0, scale_max=5, higher_is_better=False,
+                                 mcid=0.5, noise_sd=0.2))
+        s.add(EndpointDefinition(code="satisfaction", name="Satisfaction", kind="numeric",
+                                 unit="points", scale_min=0, scale_max=10, higher_is_better=True,
+                                 mcid=1.0, noise_sd=0.5, patient_reported=True))
+        protocols = [
+            Protocol(name="Skin booster x4", modality="skin_booster", target_area="face",
+                     planned_sessions=4, interval_days=28, required_views=["face_frontal"],
+                     endpoint_codes=["wrinkle_grade", "satisfaction"],
+                     primary_endpoint="wrinkle_grade"),
+            Protocol(name="Microneedling x5", modality="microneedling", target_area="face",
+                     planned_sessions=5, interval_days=28, required_views=["face_frontal"],
+                     endpoint_codes=["wrinkle_grade", "satisfaction"],
+                     primary_endpoint="wrinkle_grade"),
+        ]
+        s.add_all(protocols)
+        s.flush()
+        recalled = ProductLot(product="HydraBoost 1 mL", lot_number="HB-RECALL-9",
+                              expiry_on=date(2030, 1, 1), recalled=True,
+                              recall_note="sterility deviation (synthetic)")
+        s.add(recalled)
+        s.flush()
+        for i in range(n_patients):
+            protocol = protocols[i % 2]
+            patient = records.create_patient(s, me, code=f"{PATIENT_CODE_PREFIX}{i + 1:04d}",
+                                             birth_year=1965 + 2 * i, sex="female",
+                                             fitzpatrick=1 + i % 6)
+            records.give_consent(s, me, patient_id=patient.id, scope="clinical_record")
+            if i % 7 != 6:
+                records.give_consent(s, me, patient_id=patient.id, scope="consult_display")
+            start = date(2025, 1, 6) + timedelta(days=7 * i)
+            series = records.create_series(s, me, patient_id=patient.id, protocol_id=protocol.id,
+                                           started_on=start, goal="fine lines")
+            dropout = i in (5, 10)
+            n_sessions = 2 if dropout else protocol.planned_sessions
+            baseline = float(rng.integers(3, 5))
+            slope = 0.25 + 0.15 * (i % 4) + (0.1 if protocol.planned_sessions == 5 else 0.0)
+            for k in range(1, n_sessions + 1):
+                visit = records.add_session(s, me, series_id=series.id,
+                                            performed_on=start + timedelta(days=28 * (k - 1)),
+                                            operator_id=operators[(i + k) % 2], number=k)
+                if i == 3 and k == 2:
+                    records.record_treatment(s, me, session_id=visit.id,
+                                             product="HydraBoost 1 mL", lot_number="HB-RECALL-9",
+                                             expiry_on=date(2030, 1, 1), volume_ml=1.0)
+                elif i == 4 and k == 1:
+                    records.record_treatment(s, me, session_id=visit.id,
+                                             product="HydraBoost 1 mL", lot_number="HB-OLD-1",
+                                             expiry_on=date(2024, 12, 31), volume_ml=1.0,
+                                             override_reason="no other stock; patient informed")
+                else:
+                    records.record_treatment(s, me, session_id=visit.id,
+                                             product="HydraBoost 1 mL", lot_number="HB-2401",
+                                             expiry_on=date(2027, 6, 30), volume_ml=1.0)
+                grade = max(0.0, round(baseline - slope * (k - 1) + rng.normal(0, 0.2)))
+                records.record_measurement(s, me, session_id=visit.id,
+                                           endpoint_code="wrinkle_grade", value=grade)
+                records.record_measurement(s, me, session_id=visit.id, endpoint_code="satisfaction",
+                                           value=float(min(10, 5 + k + rng.integers(0, 2))),
+                                           rated_by_patient=True)
+                records.record_reaction(s, me, session_id=visit.id, kind="expected",
+                                        term="erythema", severity="mild",
+                                        duration_days=float(rng.integers(1, 3)))
+                if (i + k) % 4 == 0:
+                    records.record_reaction(s, me, session_id=visit.id, kind="expected",
+                                            term="bruising", severity="moderate",
+                                            duration_days=float(rng.integers(3, 7)))
+                if i == 3 and k == 2:
+                    records.record_reaction(s, me, session_id=visit.id, kind="adverse",
+                                            term="nodule", severity="moderate", duration_days=14.0)
+                verdict = "baseline" if k == 1 else ("warn" if (i + k) % 5 == 0 else "pass")
+                if i % 6 == 1 and k == 3:
+                    continue  # a missed photo: photo compliance below 100% for someone
+                data = _photo_bytes(1000 * i + k)
+                records.store_photo(s, me, store, session_id=visit.id, photo=records.PhotoInput(
+                    data=data, original_sha256="0" * 64, media_type="image/png", width_px=80,
+                    height_px=96, view="face_frontal", verdict=verdict, measurements={},
+                    checks=[], truth={"synthetic": True}))
+            if dropout:
+                records.set_series_status(s, me, series_id=series.id, status="dropped_out")
+            else:
+                records.set_series_status(s, me, series_id=series.id, status="completed")
+
+
+def _demo_seeder_available() -> bool:
+    return (PROJECT_ROOT / "analysis" / "demo").exists() or (
+        PROJECT_ROOT / "analysis" / "demo.py").exists()
+
+
+@pytest.fixture(scope="session")
+def seeded_clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A temporary data directory holding a small seeded clinic; env points at it meanwhile."""
+    data = tmp_path_factory.mktemp("insights") / "data"
+    data.mkdir()
+    saved = {k: os.environ.get(k) for k in ("CANDOR_DATA_DIR", "CANDOR_DATABASE_URL")}
+    os.environ["CANDOR_DATA_DIR"] = str(data)
+    os.environ.pop("CANDOR_DATABASE_URL", None)
+    try:
+        if os.environ.get("CANDOR_TEST_SMALL_CLINIC") != "1" and _demo_seeder_available():
+            subprocess.run([sys.executable, "-m", "analysis", "demo", "--patients", "12"],
+                           cwd=PROJECT_ROOT, check=True, capture_output=True, timeout=600)
+        else:
+            seed_small_clinic()
+        yield data
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+DIRECTOR = ("director@demo.candor", "medical_director")
+CONSULT = ("consult@demo.candor", "consult_staff")
+CLINICIAN = ("clinician@demo.candor", "clinician")
+
+
+def _actor(email: str, role: str):  # noqa: ANN202
+    from analysis.store import db
+    from analysis.store.access import Actor
+    from analysis.store.models import User
+
+    with db.session_scope() as s:
+        uid = s.scalar(select(User.id).where(User.email == email))
+    return Actor(user_id=uid, email=email, role=role)
+
+
+def _open(page: str, who: tuple[str, str]) -> AppTest:
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / page), default_timeout=120)
+    at.session_state["candor_actor"] = _actor(*who)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def rendered_text(at: AppTest) -> str:
+    """Everything the page sent to the browser (text, tables, chart specs), as one string."""
+    parts = []
+    for node in at._tree:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            parts.append(str(proto))
+    return "\n".join(parts)
+
+
+def _chart_specs(at: AppTest) -> list[str]:
+    return [c.proto.spec for c in at.get("plotly_chart")]
+
+
+# --- Protocols -------------------------------------------------------------------------------------
+
+
+def test_protocols_renders_for_the_medical_director(seeded_clinic: Path) -> None:
+    at = _open("protocols.py", DIRECTOR)
+    assert [t.value for t in at.title] == ["Protocols"]
+    heads = [s.value for s in at.subheader]
+    for expected in ("Patients and completion", "Outcomes", "Reactions and adverse events",
+                     "Photo compliance by operator", "Model-based comparison (mixed model)",
+                     "Export", "Lot traceability"):
+        assert expected in heads
+    specs = _chart_specs(at)
+    assert len(specs) >= 4  # trajectories (2 tabs), responders, rates, compliance
+    assert all("n=" in spec for spec in specs), "every chart labels its n"
+    labels = [b.proto.label for b in at.download_button]
+    assert "Summary (CSV)" in labels and "Charts (HTML)" in labels
+
+
+def test_protocols_filters_narrow_the_comparison(seeded_clinic: Path) -> None:
+    at = _open("protocols.py", DIRECTOR)
+    first = at.dataframe[0].value
+    assert len(first) >= 2
+    keep = at.multiselect[0].value[:1]
+    at.multiselect[0].set_value(keep).run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 1
+    at.toggle[0].set_value(True).run()
+    assert not at.exception
+    assert any("Restricted to gate-passing series" in c.value for c in at.caption)
+
+
+def test_protocols_model_section_shows_estimate_or_the_failure(seeded_clinic: Path) -> None:
+    at = _open("protocols.py", DIRECTOR)
+    metrics = {m.label: m.value for m in at.metric}
+    failed = [e.value for e in at.error if "did not converge" in e.value]
+    assert ("95% CI" in metrics) != bool(failed)
+    assert any("not a trial" in i.value for i in at.info), "the caveat is shown"
+
+
+def test_consult_staff_opening_protocols_is_told_not_allowed(seeded_clinic: Path) -> None:
+    at = _open("protocols.py", CONSULT)
+    assert any("cannot open this page" in e.value for e in at.error)
+    assert not at.get("plotly_chart") and not at.dataframe and not at.download_button
+
+
+def test_lot_trace_highlights_recalled_and_expired_lots(seeded_clinic: Path) -> None:
+    if _demo_seeder_available() and os.environ.get("CANDOR_TEST_SMALL_CLINIC") != "1":
+        pytest.skip("lot names below are those of seed_small_clinic")
+    at = _open("protocols.py", DIRECTOR)
+    at.text_input[0].input("hb-recall-9")
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception
+    assert any("RECALLED" in e.value for e in at.error)
+    assert "CND-0004" in rendered_text(at), "the medical director sees who received the lot"
+    at.text_input[0].input("HB-OLD-1")
+    at.get("form_submit_button")[0].click().run()
+    assert any("after its expiry date" in w.value for w in at.warning)
+
+
+# --- Timelines -------------------------------------------------------------------------------------
+
+
+def test_timelines_renders_for_consult_staff_without_identifiers(seeded_clinic: Path) -> None:
+    at = _open("timelines.py", CONSULT)
+    assert [t.value for t in at.title] == ["Timelines"]
+    assert "What to expect" in [s.value for s in at.subheader]
+    assert at.get("plotly_chart"), "the timeline chart is drawn"
+    assert any(b.proto.label == "Timeline figures (CSV)" for b in at.download_button)
+    text = rendered_text(at)
+    assert PATIENT_CODE_PREFIX not in text
+    assert "@" not in "".join(m.value for m in at.markdown), "no operator or patient contact"
+
+
+def test_rendered_text_would_catch_a_patient_code(seeded_clinic: Path) -> None:
+    """Positive control for the identifier check above: the same walker finds codes where the
+    medical director is meant to see them (a lot trace)."""
+    if _demo_seeder_available() and os.environ.get("CANDOR_TEST_SMALL_CLINIC") != "1":
+        pytest.skip("lot names below are those of seed_small_clinic")
+    at = _open("protocols.py", DIRECTOR)
+    at.text_input[0].input("HB-2401")
+    at.get("form_submit_button")[0].click().run()
+    assert PATIENT_CODE_PREFIX in rendered_text(at)
+
+
+def test_timelines_follow_the_chosen_protocol(seeded_clinic: Path) -> None:
+    at = _open("timelines.py", CONSULT)
+    options = at.selectbox[0].options
+    assert len(options) >= 2
+    at.selectbox[0].select_index(1).run()
+    assert not at.exception
+    summary = " ".join(m.value for m in at.markdown)
+    assert options[1] in summary, "the plain-language summary names the protocol shown"
+
+
+def test_timelines_open_for_clinicians_too(seeded_clinic: Path) -> None:
+    at = _open("timelines.py", CLINICIAN)
+    assert not at.error
+
+
+def test_photo_pairs_respect_a_consent_withdrawal_on_the_next_run(seeded_clinic: Path) -> None:
+    """Pairs are shown only while the patient's consult-display consent is current: withdrawing
+    it hides the photo on the very next rerun, even though the pair list is cached."""
+    from analysis.store import db, records
+    from analysis.store.access import SYSTEM
+    from analysis.store.models import Consent
+
+    if _demo_seeder_available() and os.environ.get("CANDOR_TEST_SMALL_CLINIC") != "1":
+        pytest.skip("modifies consent; run on the small clinic only")
+    at = _open("timelines.py", CONSULT)
+    shown = sum(len(img.proto.imgs) for img in at.image)
+    assert shown == 4, "two pairs, before and after"
+    clinician = _actor(*CLINICIAN)
+    with db.session_scope() as s:
+        withdrawn = {c.patient_id for c in s.scalars(select(Consent).where(
+            Consent.scope == "consult_display", Consent.withdrawn_at.is_(None)))}
+        for pid in withdrawn:
+            records.withdraw_consent(s, clinician, patient_id=pid, scope="consult_display")
+    try:
+        at.run()
+        assert not at.exception
+        assert sum(len(img.proto.imgs) for img in at.image) == 0
+        assert any("photo not available" in w.value for w in at.warning)
+    finally:
+        with db.session_scope() as s:
+            for pid in withdrawn:
+                records.give_consent(s, clinician, patient_id=pid, scope="consult_display")
+    del SYSTEM
+
+
+# --- exports -----------------------------------------------------------------------------------
+
+
+def test_exports_are_audited_before_the_bytes_are_returned(seeded_clinic: Path) -> None:
+    from analysis.outcomes.insights_extra import audited_bytes
+    from analysis.store import db
+    from analysis.store.access import PermissionDenied
+    from analysis.store.models import AuditEvent
+
+    made: list[bytes] = []
+
+    def make() -> bytes:
+        made.append(b"a,b\n1,2\n")
+        return made[-1]
+
+    with pytest.raises(PermissionDenied):
+        audited_bytes(_actor(*CONSULT), make=make, action="cohort.export",
+                      object_type="protocol_comparison", object_id="1+2")
+    data = audited_bytes(_actor(*DIRECTOR), make=make, action="cohort.export",
+                         object_type="protocol_comparison", object_id="1+2",
+                         details={"table": "summary"})
+    assert data == b"a,b\n1,2\n"
+    with db.session_scope() as s:
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "cohort.export")
+                                .order_by(AuditEvent.id.desc()).limit(2)))
+    assert [e.outcome for e in events] == ["success", "denied"]
+    assert events[0].details["size_bytes"] == len(data)
+    assert events[0].details["table"] == "summary"

@@ -1,0 +1,240 @@
+"""Figure builders for the Insights pages (Protocols, Timelines): DataFrames in, figures out.
+
+Plotly figures for the screen, one matplotlib PNG for the consult handout. Builders take the
+tables of :mod:`analysis.outcomes` as they are (column names documented there) and never compute a
+statistic themselves: every number drawn is a number the analysis layer returned, with its n.
+Points flagged ``insufficient`` are not drawn; :func:`withheld_points` lists them for a caption.
+
+Export: :func:`charts_html` writes one self-contained HTML file with plotly.js embedded once
+(``include_plotlyjs=True``, about 4.7 MB), because the clinic server may have no internet access
+and a CDN-loading file would open blank there.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+#: Colour-blind-safe qualitative palette (Okabe-Ito), one colour per protocol in selection order.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+SEVERITY_ORDER = ("any", "mild", "moderate", "severe")
+_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=50), height=380,
+               legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def colours(names: Sequence[str]) -> dict[str, str]:
+    """Stable colour per name, in the given order."""
+    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
+
+
+def withheld_points(df: pd.DataFrame, *, x: str, group: str | None = None,
+                    names: Mapping[object, str] | None = None) -> list[str]:
+    """Human-readable list of points not drawn because they are ``insufficient``."""
+    if df.empty or "insufficient" not in df:
+        return []
+    out = []
+    for r in df[df["insufficient"].astype(bool)].itertuples(index=False):
+        who = "" if group is None else f"{(names or {}).get(getattr(r, group), getattr(r, group))}, "
+        out.append(f"{who}{x.replace('_', ' ')} {getattr(r, x)}: {r.label}")
+    return out
+
+
+def trajectory_figure(
+    df: pd.DataFrame, *, x: str, protocol_names: Mapping[int, str], endpoint_name: str,
+    unit: str, higher_is_better: bool, x_title: str,
+) -> go.Figure:
+    """Mean change from baseline with its 95% CI band, one line per protocol.
+
+    ``df`` is ``ProtocolComparison.by_session`` or ``.by_week`` for one endpoint (columns
+    ``protocol_id, <x>, value, ci_low, ci_high, n, insufficient``). Each drawn point is labelled
+    with its n; insufficient points are left out (see :func:`withheld_points`).
+    """
+    names = [protocol_names[p] for p in dict.fromkeys(df["protocol_id"])] if len(df) else []
+    palette = colours(list(protocol_names.values()))
+    fig = go.Figure()
+    for pid, g in df.groupby("protocol_id", sort=False):
+        g = g[~g["insufficient"].astype(bool)].sort_values(x)
+        if g.empty:
+            continue
+        name, colour = protocol_names[pid], palette[protocol_names[pid]]
+        band = g.dropna(subset=["ci_low", "ci_high"])
+        if len(band):
+            fig.add_trace(go.Scatter(
+                x=list(band[x]) + list(band[x])[::-1],
+                y=list(band["ci_high"]) + list(band["ci_low"])[::-1],
+                fill="toself", fillcolor=_rgba(colour, 0.15), line=dict(width=0),
+                hoverinfo="skip", showlegend=False, legendgroup=name, name=f"{name} 95% CI"))
+        fig.add_trace(go.Scatter(
+            x=g[x], y=g["value"], mode="lines+markers+text", name=name, legendgroup=name,
+            line=dict(color=colour, width=2), marker=dict(size=7),
+            text=[f"n={n}" for n in g["n"]], textposition="top center",
+            textfont=dict(size=10, color=colour),
+            customdata=g[["ci_low", "ci_high", "n"]].to_numpy(),
+            hovertemplate=(f"{name}<br>{x_title} %{{x}}<br>mean change %{{y:.2f}} {unit}"
+                           "<br>95% CI %{customdata[0]:.2f} to %{customdata[1]:.2f}"
+                           "<br>n=%{customdata[2]}<extra></extra>")))
+    fig.add_hline(y=0, line=dict(color="#888", width=1, dash="dot"))
+    better = "higher is better" if higher_is_better else "lower is better"
+    fig.update_layout(
+        **_LAYOUT, title=dict(text=f"{endpoint_name}: change from baseline ({better})"),
+        xaxis_title=x_title, yaxis_title=f"Change from baseline ({unit})" if unit else
+        "Change from baseline")
+    fig.update_xaxes(dtick=1 if x == "session_number" else None)
+    if not names:
+        _empty_note(fig, "No protocol has enough patients for this figure")
+    return fig
+
+
+def _empty_note(fig: go.Figure, text: str) -> None:
+    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                       font=dict(size=14, color="#666"))
+
+
+def rates_figure(df: pd.DataFrame, *, protocol_names: Mapping[int, str]) -> go.Figure:
+    """Reactions per 100 sessions by severity, expected reactions and adverse events side by side.
+
+    ``df`` is ``ProtocolComparison.reactions`` (``protocol_id, kind, severity, events, sessions,
+    rate_value, rate_ci_low, rate_ci_high, rate_n, rate_insufficient``). Bars carry the event count
+    and n sessions; insufficient protocols get no bar.
+    """
+    palette = colours(list(protocol_names.values()))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Expected reactions", "Adverse events"),
+                        shared_yaxes=True)
+    for col, kind in enumerate(("expected", "adverse"), start=1):
+        for pid, g in df[df["kind"] == kind].groupby("protocol_id", sort=False):
+            g = g.set_index("severity").reindex(list(SEVERITY_ORDER)).reset_index()
+            ok = ~g["rate_insufficient"].astype(bool)
+            name = protocol_names[pid]
+            fig.add_trace(go.Bar(
+                x=g.loc[ok, "severity"], y=g.loc[ok, "rate_value"], name=name, legendgroup=name,
+                showlegend=col == 1, marker_color=palette[name],
+                error_y=dict(type="data", symmetric=False,
+                             array=(g.loc[ok, "rate_ci_high"] - g.loc[ok, "rate_value"]),
+                             arrayminus=(g.loc[ok, "rate_value"] - g.loc[ok, "rate_ci_low"])),
+                text=[f"n={int(s)}" for s in g.loc[ok, "sessions"]],
+                customdata=g.loc[ok, ["events", "rate_ci_low", "rate_ci_high"]].to_numpy(),
+                textposition="outside", cliponaxis=False, textfont=dict(size=10),
+                hovertemplate=(f"{name}<br>%{{x}}: %{{y:.1f}} per 100 sessions (95% CI "
+                               "%{customdata[1]:.1f} to %{customdata[2]:.1f})"
+                               "<br>%{customdata[0]} events, %{text} sessions<extra></extra>")),
+                row=1, col=col)
+    fig.update_layout(**{**_LAYOUT, "height": 400}, barmode="group",
+                      title=dict(text="Reactions per 100 sessions (95% CI; n = sessions)"))
+    fig.update_yaxes(title_text="per 100 sessions", row=1, col=1)
+    return fig
+
+
+def share_figure(df: pd.DataFrame, *, category: str, prefix: str, title: str,
+                 category_title: str, colour_by: Mapping[str, str] | None = None) -> go.Figure:
+    """Horizontal bars of a share (0..1) with its Wilson CI, labelled with the figure and its n.
+
+    ``df`` has ``<category>`` plus ``<prefix>value, <prefix>ci_low, <prefix>ci_high, <prefix>n,
+    <prefix>insufficient, <prefix>label`` (as :func:`analysis.outcomes.cohorts.est_columns`
+    writes them). Insufficient rows get an empty bar and their marker text.
+    """
+    d = df.copy()
+    ok = ~d[f"{prefix}insufficient"].astype(bool)
+    value = (d[f"{prefix}value"].where(ok, 0.0) * 100).astype(float)
+    fig = go.Figure(go.Bar(
+        y=d[category].astype(str), x=value, orientation="h",
+        marker_color=[(colour_by or {}).get(str(c), PALETTE[0]) if k else "#ddd"
+                      for c, k in zip(d[category], ok, strict=True)],
+        error_x=dict(type="data", symmetric=False,
+                     array=((d[f"{prefix}ci_high"] - d[f"{prefix}value"]) * 100).where(ok, 0),
+                     arrayminus=((d[f"{prefix}value"] - d[f"{prefix}ci_low"]) * 100).where(ok, 0)),
+        text=d[f"{prefix}label"], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{text}<extra></extra>"))
+    fig.update_layout(**{**_LAYOUT, "height": 120 + 48 * max(len(d), 1)}, title=dict(text=title),
+                      xaxis=dict(range=[0, 135], title="%", tickvals=[0, 25, 50, 75, 100]),
+                      yaxis=dict(title=category_title, autorange="reversed"), showlegend=False)
+    return fig
+
+
+def median_iqr_figure(df: pd.DataFrame, *, x: str, x_title: str, y_title: str, title: str,
+                      colour: str = PALETTE[0]) -> go.Figure:
+    """Median with its interquartile band (consult timeline), each point labelled with its n.
+
+    ``df`` has ``<x>, median, q1, q3, n, insufficient``; insufficient points are not drawn.
+    """
+    g = df[~df["insufficient"].astype(bool)].sort_values(x)
+    fig = go.Figure()
+    if len(g):
+        fig.add_trace(go.Scatter(x=list(g[x]) + list(g[x])[::-1],
+                                 y=list(g["q3"]) + list(g["q1"])[::-1], fill="toself",
+                                 fillcolor=_rgba(colour, 0.18), line=dict(width=0),
+                                 hoverinfo="skip", name="middle half of patients (IQR)"))
+        fig.add_trace(go.Scatter(
+            x=g[x], y=g["median"], mode="lines+markers+text", name="typical patient (median)",
+            line=dict(color=colour, width=3), marker=dict(size=8),
+            text=[f"n={n}" for n in g["n"]], textposition="top center",
+            customdata=g[["q1", "q3", "n"]].to_numpy(),
+            hovertemplate=(f"{x_title} %{{x}}<br>median %{{y:.1f}}<br>IQR %{{customdata[0]:.1f}}"
+                           " to %{customdata[1]:.1f}<br>n=%{customdata[2]}<extra></extra>")))
+    else:
+        _empty_note(fig, "Not enough patients to show this")
+    fig.update_layout(**_LAYOUT, title=dict(text=title), xaxis_title=x_title, yaxis_title=y_title)
+    if x == "session_number":
+        fig.update_xaxes(dtick=1)
+    return fig
+
+
+def charts_html(figures: Sequence[tuple[str, go.Figure]], *, title: str,
+                notes: Sequence[str] = ()) -> bytes:
+    """One self-contained HTML file (plotly.js embedded once; opens offline) with every figure."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
+             "</head><body style='font-family:sans-serif;max-width:1100px;margin:auto'>",
+             f"<h1>{_esc(title)}</h1>"]
+    parts += [f"<p>{_esc(n)}</p>" for n in notes]
+    for i, (heading, fig) in enumerate(figures):
+        parts.append(f"<h2>{_esc(heading)}</h2>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
+    parts.append("</body></html>")
+    return "\n".join(parts).encode("utf-8")
+
+
+def _esc(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("'", "&#39;").replace('"', "&quot;"))
+
+
+def median_iqr_png(df: pd.DataFrame, *, x: str, x_title: str, y_title: str, title: str,
+                   width_in: float = 6.5, height_in: float = 2.8, dpi: int = 150) -> bytes:
+    """The consult chart as a PNG (matplotlib, Agg backend) for the one-page PDF handout."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    g = df[~df["insufficient"].astype(bool)].sort_values(x)
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    ax = fig.add_subplot()
+    if len(g):
+        ax.fill_between(g[x], g["q1"], g["q3"], color=PALETTE[0], alpha=0.2,
+                        label="middle half of patients")
+        ax.plot(g[x], g["median"], "-o", color=PALETTE[0], lw=2, label="typical patient (median)")
+        for xv, yv, n in zip(g[x], g["median"], g["n"], strict=True):
+            ax.annotate(f"n={n}", (xv, yv), textcoords="offset points", xytext=(0, 7),
+                        ha="center", fontsize=7, color="#333")
+        ax.legend(fontsize=7, frameon=False, loc="best")
+    else:
+        ax.text(0.5, 0.5, "Not enough patients to show this", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(x_title, fontsize=8)
+    ax.set_ylabel(y_title, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
