@@ -388,3 +388,4 @@ def test_streamlit_config_matches_the_ingest_limits() -> None:
     assert config["client"]["toolbarMode"] == "minimal"
     assert config["client"]["disableDataExport"] is True
     assert config["browser"]["gatherUsageStats"] is False
+

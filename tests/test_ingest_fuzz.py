@@ -166,3 +166,11 @@ def test_jpeg_mutated_in_its_header_segments_is_read_or_refused(
     header_end = raw.index(b"\xff\xda") + 14  # up to the first scan's header
     head = _mutate(raw[:header_end], mutations, start=2)
     _check(head + raw[header_end:])
+
+
+def test_regression_heif_whose_decoded_size_differs_from_its_header() -> None:
+    """Found by this fuzz test (3000-example campaign): one flipped bit in the HEVC stream makes
+    the decoded image 104 px wide while the HEIF header (ispe) still says 103. read_photo used to
+    report the header size, clean_original the decoded one; both now use the decoded size."""
+    raw = _mutate(SEEDS["HEIF"], [("flip", 351, 0)])
+    _check(raw)

@@ -43,7 +43,9 @@ from analysis.photos.exif import (
     strip_jpeg_metadata,
 )
 
-pillow_heif.register_heif_opener()
+# Only the primary image is ever read: no embedded thumbnails (which could differ from the photo),
+# depth maps or auxiliary images.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 DEFAULT_MAX_BYTES: int = 40 * 1024 * 1024
 """Largest accepted upload, bytes (matches ``server.maxUploadSize`` in .streamlit/config.toml)."""
@@ -164,6 +166,8 @@ def read_photo(
     with _opened(data, fmt, max_pixels=max_pixels, min_side_px=min_side_px) as image:
         info = read_capture_info(image)
         stored, to_apply = _orientation(image, info)
+        if image.format == "HEIF":
+            _load_heif(image, max_pixels=max_pixels, min_side_px=min_side_px)
         width, height = image.size
         if to_apply >= 5:
             width, height = height, width
@@ -222,6 +226,8 @@ def clean_original(
                     return CleanImage(stripped, "image/jpeg", ".jpg", kept.width, kept.height, sha)
         icc = image.info.get("icc_profile")
         transparency = image.info.get("transparency")  # palette / grey tRNS, not metadata
+        if image.format == "HEIF":
+            _load_heif(image, max_pixels=max_pixels, min_side_px=min_side_px)
         with _pillow_guard("re-saved"):
             full = _apply_orientation(_decode_full(image), to_apply)
             full.info = {}
@@ -440,21 +446,36 @@ def _opened(data: bytes, fmt: str, *, max_pixels: int, min_side_px: int) -> Iter
         formats = ["JPEG", "MPO"] if fmt == "JPEG" else [fmt]
         image = Image.open(io.BytesIO(data), formats=formats)
     try:
-        width, height = image.size
-        if width * height > max_pixels:
-            raise IngestError(
-                f"The photo is {width} x {height} pixels ({_number(width * height / 1e6)} "
-                f"megapixels); the limit is {_number(max_pixels / 1e6)} megapixels. "
-                "Export it at a smaller size and upload it again."
-            )
-        if min(width, height) < min_side_px:
-            raise IngestError(
-                f"The photo is only {width} x {height} pixels; at least {min_side_px} pixels on "
-                "each side are needed. Upload the original photo, not a thumbnail."
-            )
+        _check_dimensions(*image.size, max_pixels=max_pixels, min_side_px=min_side_px)
         yield image
     finally:
         image.close()
+
+
+def _check_dimensions(width: int, height: int, *, max_pixels: int, min_side_px: int) -> None:
+    if width * height > max_pixels:
+        raise IngestError(
+            f"The photo is {width} x {height} pixels ({_number(width * height / 1e6)} "
+            f"megapixels); the limit is {_number(max_pixels / 1e6)} megapixels. "
+            "Export it at a smaller size and upload it again."
+        )
+    if min(width, height) < min_side_px:
+        raise IngestError(
+            f"The photo is only {width} x {height} pixels; at least {min_side_px} pixels on "
+            "each side are needed. Upload the original photo, not a thumbnail."
+        )
+
+
+def _load_heif(image: Image.Image, *, max_pixels: int, min_side_px: int) -> None:
+    """Decode a HEIF now: its real size is known only after decoding.
+
+    The header's ``ispe`` size can disagree with the coded image (found by the fuzz test);
+    pillow-heif updates ``image.size`` on load, and the limits are checked again on that size.
+    libheif's own security limits bound the allocation during decoding.
+    """
+    with _pillow_guard():
+        image.load()
+    _check_dimensions(*image.size, max_pixels=max_pixels, min_side_px=min_side_px)
 
 
 def _orientation(image: Image.Image, info: CaptureInfo) -> tuple[int, int]:
