@@ -154,3 +154,33 @@ def _jpeg_bytes(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+def test_face_cut_by_the_frame_edge_is_flagged(astronaut: np.ndarray, reference: PhotoMeasurement) -> None:
+    chin_y = reference.face_box[3]
+    cut = measure_array(astronaut[: int(chin_y) - 6])  # the chin is below the bottom edge
+    assert cut.ok, cut.error
+    assert cut.face_in_frame is False
+    assert reference.face_in_frame is True
+
+
+def _with_focal(rgb: np.ndarray, focal_35mm: float) -> PhotoMeasurement:
+    exif = Image.Exif()
+    exif[0x8769] = {0xA405: int(focal_35mm)}  # Exif IFD: FocalLengthIn35mmFilm
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
+    return measure_photo(read_photo(buffer.getvalue()))
+
+
+def test_iris_distance_needs_a_focal_length_and_follows_zoom(astronaut: np.ndarray) -> None:
+    near_side = 512 / 1.25
+    x0, y0 = 225 - near_side * 225 / 512, 125 - near_side * 125 / 512
+    zoomed = cv2.warpAffine(astronaut, np.array([[1.25, 0, -1.25 * x0], [0, 1.25, -1.25 * y0]]), (512, 512))
+    far, near = _with_focal(astronaut, 26), _with_focal(zoomed, 26)
+    assert far.ok and near.ok
+    assert far.focal_length_35mm == 26
+    # f = 26 / 43.27 * 724 px = 435 px; a ~8 px iris -> roughly 0.6 m (a plausible portrait distance)
+    assert 300 < far.distance_mm < 1200
+    assert 0.04 * far.distance_mm < far.distance_sd_mm < 0.1 * far.distance_mm
+    # a 1.25x larger face at the same focal length reads as 1.25x closer (iris landmarks are noisy)
+    assert far.distance_mm / near.distance_mm == pytest.approx(1.25, rel=0.06)

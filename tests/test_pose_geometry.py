@@ -6,10 +6,11 @@ projected orthographically (x, y kept, z kept as depth), i.e. what an ideal Face
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from analysis.photos.align import STABLE_LANDMARKS, similarity_from_landmarks
+from analysis.photos.align import STABLE_LANDMARKS, align_to_baseline, similarity_from_landmarks
 from analysis.photos.pose import (
     canonical_face,
     euler_from_rotation,
@@ -154,3 +155,22 @@ def test_similarity_from_stable_landmarks_recovers_a_known_similarity() -> None:
     transform = similarity_from_landmarks(src[list(STABLE_LANDMARKS)], dst[list(STABLE_LANDMARKS)])
     assert transform[:2, :2] == pytest.approx(mat, abs=1e-6)
     assert transform[:2, 2] == pytest.approx([30.0, -12.0], abs=1e-4)
+
+
+def test_align_to_baseline_undoes_a_known_similarity() -> None:
+    rng = np.random.default_rng(3)
+    base_img = cv2.GaussianBlur(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8), (0, 0), 3)
+    base_pts = synthetic_face(size_px=9.0, centre=(200.0, 150.0))
+    angle = np.radians(-9.0)
+    mat = 0.9 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    shift = np.array([25.0, -10.0])
+    follow_img = cv2.warpAffine(base_img, np.hstack([mat, shift[:, None]]), (400, 300), flags=cv2.INTER_LINEAR)
+    follow_pts = base_pts.copy()
+    follow_pts[:, :2] = base_pts[:, :2] @ mat.T + shift
+    aligned = align_to_baseline(follow_img, follow_pts, base_img.shape, base_pts)
+    assert aligned.shape == base_img.shape and aligned.dtype == np.uint8
+    inner = (slice(90, 210), slice(130, 270))
+    error = np.abs(aligned[inner].astype(float) - base_img[inner].astype(float)).mean()
+    unaligned = np.abs(follow_img[inner].astype(float) - base_img[inner].astype(float)).mean()
+    assert error < 6 and unaligned > 4 * error
+
