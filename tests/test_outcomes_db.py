@@ -1,0 +1,229 @@
+"""Loaders that read the clinic database: patient list, series review, lot trace, frames and
+representative photo pairs, on a small clinic written through ``records.*`` (SQLite)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from analysis.outcomes.frames import load_frames
+from analysis.outcomes.pairs import representative_pairs
+from analysis.outcomes.safety import trace_lot
+from analysis.outcomes.series import list_patients, series_overview
+from analysis.store import db, records
+from analysis.store.access import Actor, PermissionDenied
+from analysis.store.images import ImageStore, sha256_hex
+from analysis.store.models import AuditEvent, EndpointDefinition, ProductLot, Protocol, User
+
+CLINICIAN = Actor(user_id=None, email="clin@test", role="clinician")
+DIRECTOR = Actor(user_id=None, email="md@test", role="medical_director")
+CONSULT = Actor(user_id=None, email="desk@test", role="consult_staff")
+START = date(2026, 2, 2)
+# wrinkle improvement at session 3 (baseline 4, lower is better) per patient 1..7.
+# P6's last photo only warns; P7 never consented to consult display.
+IMPROVEMENT = {1: 0.0, 2: 0.5, 3: 1.0, 4: 1.5, 5: 2.0, 6: 2.5, 7: 3.0}
+
+
+def _photo(data: bytes, verdict: str) -> records.PhotoInput:
+    return records.PhotoInput(data=data, original_sha256="0" * 64, media_type="image/jpeg",
+                              width_px=10, height_px=10, view="face_frontal", verdict=verdict,
+                              measurements={}, checks=[])
+
+
+@pytest.fixture(scope="module")
+def clinic_template(tmp_path_factory):
+    """The clinic is written once per module; each test gets its own copy of the SQLite file."""
+    root = tmp_path_factory.mktemp("clinic")
+    engine = db.make_engine(f"sqlite:///{root / 'template.sqlite3'}")
+    db.upgrade(engine)
+    store = ImageStore(root / "img")
+    ids: dict[str, object] = {"series": {}, "patients": {}}
+    with db.session_scope(engine) as s:
+        s.add(EndpointDefinition(code="wrinkle", name="Wrinkle grade", kind="numeric",
+                                 unit="grade", scale_min=0, scale_max=5, higher_is_better=False,
+                                 mcid=1.0, noise_sd=0.3))
+        op = User(email="ada@test", display_name="Dr Ada", role="clinician")
+        s.add(op)
+        proto = Protocol(name="Meso face", modality="mesotherapy", target_area="face",
+                         planned_sessions=3, interval_days=28, required_views=["face_frontal"],
+                         endpoint_codes=["wrinkle"], primary_endpoint="wrinkle",
+                         expected_course={"wrinkle": {"2": -0.5, "3": -1.0}})
+        s.add(proto)
+        s.flush()
+        ids["protocol"], ids["operator"] = proto.id, op.id
+        for i, imp in IMPROVEMENT.items():
+            p = records.create_patient(s, CLINICIAN, code=f"MF-{i:03d}", birth_year=1975 + i,
+                                       sex="female", fitzpatrick=2)
+            ids["patients"][i] = p.id
+            records.give_consent(s, CLINICIAN, patient_id=p.id, scope="clinical_record",
+                                 at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+            if i != 7:
+                records.give_consent(s, CLINICIAN, patient_id=p.id, scope="consult_display",
+                                     at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+            se = records.create_series(s, CLINICIAN, patient_id=p.id, protocol_id=proto.id,
+                                       started_on=START, status="completed" if i < 7 else "active",
+                                       goal="forehead lines")
+            ids["series"][i] = se.id
+            for k in (1, 2, 3):
+                v = records.add_session(s, CLINICIAN, series_id=se.id,
+                                        performed_on=START + timedelta(days=28 * (k - 1)),
+                                        operator_id=op.id, number=k)
+                # number given explicitly: add_session reads series.sessions, which is stale
+                # within one transaction (the new Session is not appended to the relationship)
+                lot, expiry, why = "L-100", date(2026, 12, 31), ""
+                if i == 1 and k == 2:
+                    lot, expiry, why = "L-OLD", date(2026, 2, 20), "only stock; patient informed"
+                records.record_treatment(s, CLINICIAN, session_id=v.id, product="Meso X",
+                                         lot_number=lot, expiry_on=expiry, volume_ml=2.0,
+                                         override_reason=why)
+                value = 4.0 - {1: 0.0, 2: imp / 2, 3: imp}[k]
+                records.record_measurement(s, CLINICIAN, session_id=v.id, endpoint_code="wrinkle",
+                                           value=value)
+                verdict = "baseline" if k == 1 else ("warn" if (i, k) == (6, 3) else "pass")
+                records.store_photo(s, CLINICIAN, store, session_id=v.id,
+                                    photo=_photo(f"P{i}-S{k}".encode(), verdict))
+                if i == 1 and k == 2:
+                    records.record_reaction(s, CLINICIAN, session_id=v.id, kind="expected",
+                                            term="erythema", severity="mild", duration_days=2)
+                    records.record_reaction(s, CLINICIAN, session_id=v.id, kind="adverse",
+                                            term="blanching", severity="moderate",
+                                            escalation="hyaluronidase given; resolved")
+        records.add_confounder(s, CLINICIAN, series_id=ids["series"][1], kind="retinoid",
+                               started_on=START + timedelta(days=40))
+        for lot in s.scalars(select(ProductLot).where(ProductLot.lot_number == "L-OLD")):
+            lot.recalled = True
+    engine.dispose()  # last connection closed: the WAL is checkpointed into the file
+    return root / "template.sqlite3", ids
+
+
+@pytest.fixture
+def clinic(clinic_template, tmp_path):
+    template, ids = clinic_template
+    copy = tmp_path / "candor.sqlite3"
+    shutil.copyfile(template, copy)
+    engine = db.make_engine(f"sqlite:///{copy}")
+    yield engine, ids
+    engine.dispose()
+
+
+def _actions(session) -> list[str]:
+    return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+def test_patient_list_rows_search_and_audit(clinic) -> None:
+    engine, ids = clinic
+    with db.session_scope(engine) as s:
+        df = list_patients(s, CLINICIAN)
+        assert len(df) == 7
+        r = df[df["patient_code"] == "MF-006"].iloc[0]
+        assert (r["sessions_done"], r["sessions_planned"], r["last_visit_on"]) == (
+            3, 3, START + timedelta(days=56))
+        assert r["photo_compliance"] == pytest.approx(2 / 3)  # the session-3 photo only warns
+        assert r["age_band"] == "40-49" and r["protocol"] == "Meso face"
+        assert list(list_patients(s, CLINICIAN, search="mf-007")["patient_code"]) == ["MF-007"]
+        assert len(list_patients(s, CLINICIAN, search="MESO")) == 7
+        assert len(list_patients(s, CLINICIAN, search="Active")) == 1
+        assert _actions(s)[-1] == "patient.list"
+        with pytest.raises(PermissionDenied):
+            list_patients(s, CONSULT)
+
+
+def test_series_overview_flags_lots_reactions_confounders_and_noise(clinic) -> None:
+    engine, ids = clinic
+    with db.session_scope(engine) as s:
+        o = series_overview(s, CLINICIAN, ids["series"][1])
+        assert list(o.sessions["number"]) == [1, 2, 3]
+        assert list(o.sessions["operator"]) == ["Dr Ada"] * 3
+        old = o.treatments[o.treatments["lot_number"] == "L-OLD"].iloc[0]
+        assert bool(old["expired_at_use"]) and bool(old["recalled"])
+        assert old["override_reason"].startswith("only stock")
+        assert o.red_flags == 1
+        assert set(o.reactions["term"]) == {"erythema", "blanching"}
+        # retinoid from day 40: between sessions 2 (day 28) and 3 (day 56), ongoing
+        assert list(o.comparisons["spans_confounder"]) == [False, True]
+        assert o.comparisons.iloc[1]["confounders"] == ["retinoid"]
+        assert o.photo_grid.loc["face_frontal"].tolist() == ["baseline", "pass", "pass"]
+        m = o.measurements.set_index("session_number")
+        assert m.loc[3, "change"] == pytest.approx(0.0) and m.loc[3, "noise_band"] == 0.6
+        assert bool(m.loc[3, "within_noise"]) and m.loc[3, "expected_change"] == -1.0
+        o7 = series_overview(s, CLINICIAN, ids["series"][7])
+        m7 = o7.measurements.set_index("session_number")
+        assert m7.loc[3, "change"] == pytest.approx(-3.0) and not bool(m7.loc[3, "within_noise"])
+        assert m7.loc[3, "improvement"] == pytest.approx(3.0)
+        assert _actions(s)[-1] == "series.view"
+        with pytest.raises(LookupError):
+            series_overview(s, CLINICIAN, 9999)
+        with pytest.raises(PermissionDenied):
+            series_overview(s, CONSULT, ids["series"][1])
+
+
+def test_trace_lot_finds_every_exposure_with_flags(clinic) -> None:
+    engine, ids = clinic
+    with db.session_scope(engine) as s:
+        t = trace_lot(s, DIRECTOR, lot_number="l-old")
+        assert t.patients == 1 and t.sessions == 1 and t.recalled and t.expired_at_use == 1
+        assert t.exposures.iloc[0]["patient_code"] == "MF-001"
+        assert set(t.reactions["term"]) == {"erythema", "blanching"}
+        assert bool(t.reactions["red_flag"].any())
+        assert t.outcomes.iloc[0]["change"] == pytest.approx(0.0)
+        common = trace_lot(s, DIRECTOR, lot_number="L-100", product="meso x")
+        assert common.patients == 7 and common.sessions == 20 and not common.recalled
+        assert trace_lot(s, DIRECTOR, lot_number="nope").patients == 0
+        assert _actions(s)[-1] == "lot.trace"
+        with pytest.raises(PermissionDenied):
+            trace_lot(s, CLINICIAN, lot_number="L-OLD")
+
+
+def test_load_frames_reads_the_record_without_codes(clinic) -> None:
+    engine, ids = clinic
+    with db.session_scope(engine) as s:
+        f = load_frames(s, DIRECTOR)
+        assert len(f.series) == 7 and len(f.sessions) == 21 and len(f.photos) == 21
+        assert "code" not in f.patients.columns and "patient_code" not in f.series.columns
+        m = f.measurements
+        last = m[(m["series_id"] == ids["series"][5]) & (m["session_number"] == 3)].iloc[0]
+        assert (last["change"], last["improvement"]) == (pytest.approx(-2.0), pytest.approx(2.0))
+        assert _actions(s)[-1] == "frames.load"
+        assert len(load_frames(s, CONSULT, purpose="timeline.read").series) == 7
+        with pytest.raises(PermissionDenied):
+            load_frames(s, CONSULT)  # cohort.read is the medical director's
+
+
+def test_representative_pairs_pick_median_and_lower_quartile_never_best(clinic) -> None:
+    engine, ids = clinic
+    with db.session_scope(engine) as s:
+        pairs = representative_pairs(s, CONSULT, protocol_id=ids["protocol"], view="face_frontal")
+    # eligible: P1..P5 (P6's last photo warns, P7 has no consult consent): 0, .5, 1, 1.5, 2
+    assert [p.role for p in pairs] == ["median", "lower_quartile"]
+    assert [p.improvement for p in pairs] == [1.0, 0.5]
+    assert pairs[0].followup_sha256 == sha256_hex(b"P3-S3")
+    assert pairs[0].baseline_sha256 == sha256_hex(b"P3-S1")
+    assert pairs[1].followup_sha256 == sha256_hex(b"P2-S3")
+    assert all(p.pool_size == 5 and p.followup_session == 3 for p in pairs)
+    best = {sha256_hex(f"P{i}-S3".encode()) for i in (5, 6, 7)}
+    assert not best & {p.followup_sha256 for p in pairs}
+    for p in pairs:  # nothing identifying in what is returned
+        assert not any("MF-" in str(v) for v in asdict(p).values())
+
+
+def test_consent_withdrawal_excludes_a_patient_immediately(clinic) -> None:
+    engine, ids = clinic
+    with db.session_scope(engine) as s:
+        records.withdraw_consent(s, CLINICIAN, patient_id=ids["patients"][3],
+                                 scope="consult_display")
+        assert representative_pairs(s, CONSULT, protocol_id=ids["protocol"],
+                                    view="face_frontal") == []  # 4 left < 5
+        pairs = representative_pairs(s, CONSULT, protocol_id=ids["protocol"],
+                                     view="face_frontal", min_candidates=3)
+    shown = {p.followup_sha256 for p in pairs} | {p.baseline_sha256 for p in pairs}
+    assert sha256_hex(b"P3-S3") not in shown and sha256_hex(b"P3-S1") not in shown
+    # pool 0, .5, 1.5, 2: median 1.0 ties .5/1.5 -> the smaller; lower quartile .375 -> 0
+    assert [p.improvement for p in pairs] == [0.5, 0.0]
+    with db.session_scope(engine) as s:
+        with pytest.raises(PermissionDenied):
+            representative_pairs(s, Actor(None, "a@test", "admin"), protocol_id=ids["protocol"],
+                                 view="face_frontal")
