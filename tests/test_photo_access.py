@@ -27,6 +27,7 @@ from analysis.store.photo_access import (
     PhotoNotFound,
     audited_export,
     photo_bytes,
+    photo_pair_bytes,
     visible_photo_ids,
 )
 
@@ -271,3 +272,30 @@ def test_audited_export_checks_role_and_consent_and_writes_one_event(clinic: Cli
     assert got == [("report.export", "clinician", "success", clinic.patient_id),
                    ("report.export", "admin", "denied", clinic.patient_id),
                    ("timeline.export", "consult_staff", "denied", clinic.patient_id)]
+
+
+def test_a_comparison_is_one_event_and_follows_the_same_rules(clinic: Clinic) -> None:
+    with db.session_scope(clinic.engine) as session:  # a second photo at a later visit
+        visit = records.add_session(session, CLINICIAN, series_id=clinic.series_id,
+                                    performed_on=date(2026, 2, 2))
+        flipped = io.BytesIO()
+        Image.fromarray(skdata.astronaut()[:, ::-1]).save(flipped, format="JPEG")
+        follow_up = records.store_photo(
+            session, CLINICIAN, clinic.store, session_id=visit.id,
+            photo=records.PhotoInput(data=flipped.getvalue(), original_sha256="1" * 64,
+                                     media_type="image/jpeg", width_px=512, height_px=512,
+                                     view="face_frontal", verdict="pass", measurements={},
+                                     checks=[])).id
+    before = count_events(clinic.engine)
+    with db.session_scope(clinic.engine) as session:
+        base, later = photo_pair_bytes(session, CLINICIAN, baseline_id=clinic.photo_id,
+                                       follow_up_id=follow_up, store=clinic.store)
+    assert base == clinic.photo and later == flipped.getvalue()
+    assert count_events(clinic.engine) == before + 1
+    (event,) = events(clinic.engine, "photo.compare")
+    assert event.details["follow_up_id"] == follow_up and event.outcome == "success"
+    with pytest.raises(PermissionDenied):
+        with db.session_scope(clinic.engine) as session:
+            photo_pair_bytes(session, ADMIN, baseline_id=clinic.photo_id, follow_up_id=follow_up,
+                             store=clinic.store)
+    assert [e.outcome for e in events(clinic.engine, "photo.compare")] == ["success", "denied"]

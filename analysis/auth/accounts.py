@@ -1,13 +1,21 @@
 """Local accounts for the embedded default deployment.
 
 Passwords are hashed with Argon2id (argon2-cffi's ``PasswordHasher`` defaults). Sign-in attempts,
-successful or not, each write one audit event. Production deployments can use OIDC instead
-(Streamlit's ``st.login``; see README), in which case these accounts only carry roles.
+successful or not, each write one audit event; after :data:`MAX_FAILED_SIGN_INS` failures in a row
+within :data:`LOCKOUT_WINDOW` an address is refused until the window passes. Production deployments
+can use OIDC instead (Streamlit's ``st.login``; see docs/security.md), in which case these accounts
+only carry roles (:func:`authenticate_oidc` maps the verified email to its account).
+
+Account management (:func:`create_user`, :func:`set_role`, :func:`deactivate_user`,
+:func:`reactivate_user`, :func:`list_users`) needs ``users.manage`` and is audited; the last active
+admin can be neither demoted nor deactivated.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -16,7 +24,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from analysis.store import audit
 from analysis.store.access import Actor, require
-from analysis.store.models import ROLES, User
+from analysis.store.models import ROLES, AuditEvent, User, utcnow
 from analysis.store.records import FieldError
 
 #: Demo-only default, used when CANDOR_DEMO_PASSWORD is unset at seeding time. Never for real use.
@@ -28,6 +36,8 @@ DEMO_ACCOUNTS: dict[str, tuple[str, str]] = {
     "admin@demo.candor": ("Demo Admin", "admin"),
 }
 MIN_PASSWORD_LENGTH = 10
+MAX_FAILED_SIGN_INS = 5
+LOCKOUT_WINDOW = timedelta(minutes=15)
 
 _hasher = PasswordHasher()
 
@@ -77,17 +87,131 @@ def create_user(
     return user
 
 
+def _recent_failures(session: DbSession, email: str) -> int:
+    """Consecutive failed sign-ins for ``email`` within the lockout window (newest first)."""
+    outcomes = session.scalars(
+        select(AuditEvent.outcome).where(
+            AuditEvent.action == "auth.sign_in", AuditEvent.actor_email == email,
+            AuditEvent.occurred_at >= utcnow() - LOCKOUT_WINDOW,
+        ).order_by(AuditEvent.id.desc()).limit(MAX_FAILED_SIGN_INS)
+    ).all()
+    failures = 0
+    for outcome in outcomes:
+        if outcome == "success":
+            break
+        failures += 1
+    return failures
+
+
 def authenticate(session: DbSession, *, email: str, password: str) -> Actor | None:
-    """The actor for valid credentials of an active account, else None. Audits either way."""
+    """The actor for valid credentials of an active account, else None. Audits either way.
+
+    After :data:`MAX_FAILED_SIGN_INS` consecutive failures within :data:`LOCKOUT_WINDOW` the
+    address is refused without checking the password (audited, reason ``locked``).
+    """
     email = normalise_email(email)
     user = session.scalar(select(User).where(func.lower(User.email) == email))
-    ok = user is not None and user.active and verify_password(user.password_hash, password)
+    who = Actor(user_id=user.id if user else None, email=email or "(empty)",
+                role=user.role if user else "clinician")
+    locked = _recent_failures(session, who.email) >= MAX_FAILED_SIGN_INS
+    ok = (not locked and user is not None and user.active
+          and verify_password(user.password_hash, password))
+    reason = "locked: too many failed sign-ins" if locked else "bad credentials or inactive account"
+    audit.record(session, who, "auth.sign_in", outcome="success" if ok else "failure",
+                 object_type="user", object_id=user.id if user else "",
+                 details={"method": "password"} if ok else {"method": "password", "reason": reason})
+    return actor_for(user) if ok and user is not None else None
+
+
+def is_locked(session: DbSession, *, email: str) -> bool:
+    """True while ``email`` is refused after repeated failed sign-ins."""
+    return _recent_failures(session, normalise_email(email)) >= MAX_FAILED_SIGN_INS
+
+
+def authenticate_oidc(session: DbSession, *, email: str | None) -> Actor | None:
+    """Map an identity provider's verified email to an active local account (which carries the
+    role); None when there is none. Audits either way (``auth.sign_in``, method ``oidc``)."""
+    email = normalise_email(email or "")
+    user = session.scalar(select(User).where(func.lower(User.email) == email)) if email else None
+    ok = user is not None and user.active
     who = Actor(user_id=user.id if user else None, email=email or "(empty)",
                 role=user.role if user else "clinician")
     audit.record(session, who, "auth.sign_in", outcome="success" if ok else "failure",
                  object_type="user", object_id=user.id if user else "",
-                 details={} if ok else {"reason": "bad credentials or inactive account"})
+                 details={"method": "oidc"} if ok else
+                 {"method": "oidc", "reason": "no active Candor account for this identity"})
     return actor_for(user) if ok and user is not None else None
+
+
+# --- account management --------------------------------------------------------------------------
+
+
+def _user(session: DbSession, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise FieldError("user_id", f"no account with id {user_id}")
+    return user
+
+
+def _other_active_admins(session: DbSession, user_id: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(User).where(
+        User.role == "admin", User.active.is_(True), User.id != user_id)) or 0)
+
+
+def set_role(session: DbSession, actor: Actor, *, user_id: int, role: str) -> User:
+    """Change an account's role (effective on that user's next page load). Audited."""
+    require(actor, "users.manage")
+    if role not in ROLES:
+        raise FieldError("role", f"role must be one of {', '.join(ROLES)}")
+    user = _user(session, user_id)
+    old = user.role
+    if old == "admin" and role != "admin" and user.active and not _other_active_admins(session,
+                                                                                       user.id):
+        raise FieldError("role", "this is the last active admin account; make another admin first")
+    user.role = role
+    session.flush()
+    audit.record(session, actor, "user.role_change", object_type="user", object_id=user.id,
+                 details={"email": user.email, "from": old, "to": role})
+    return user
+
+
+def deactivate_user(session: DbSession, actor: Actor, *, user_id: int) -> User:
+    """Deactivate an account (no sign-in; its live sessions end at once). Audited."""
+    from analysis.auth import sessions
+
+    require(actor, "users.manage")
+    user = _user(session, user_id)
+    if actor.user_id is not None and actor.user_id == user.id:
+        raise FieldError("user_id", "you cannot deactivate your own account")
+    if user.role == "admin" and user.active and not _other_active_admins(session, user.id):
+        raise FieldError("user_id", "this is the last active admin account")
+    user.active = False
+    session.flush()
+    ended = sessions.end_all_for_user(session, user.id, reason="account_deactivated")
+    audit.record(session, actor, "user.deactivate", object_type="user", object_id=user.id,
+                 details={"email": user.email, "sessions_ended": ended})
+    return user
+
+
+def reactivate_user(session: DbSession, actor: Actor, *, user_id: int) -> User:
+    require(actor, "users.manage")
+    user = _user(session, user_id)
+    user.active = True
+    session.flush()
+    audit.record(session, actor, "user.reactivate", object_type="user", object_id=user.id,
+                 details={"email": user.email})
+    return user
+
+
+def list_users(session: DbSession, actor: Actor) -> list[dict[str, Any]]:
+    """Every account (no password hashes), oldest first."""
+    require(actor, "users.manage")
+    return [
+        {"id": u.id, "email": u.email, "name": u.display_name, "role": u.role,
+         "active": u.active, "local_password": u.password_hash is not None,
+         "created_at": u.created_at}
+        for u in session.scalars(select(User).order_by(User.id))
+    ]
 
 
 def demo_password() -> str:

@@ -120,3 +120,23 @@ def verify_chain(session: Session) -> list[ChainProblem]:
             problems.append(ChainProblem(event.id, "content does not match its hash (edited)"))
         expected_prev = event.hash
     return problems
+
+
+def record_denial(
+    session: Session,
+    actor: Actor,
+    action: str,
+    error: Exception,
+    *,
+    patient_id: int | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    details: dict[str, Any] | None = None,
+) -> Exception:
+    """Write one ``denied`` event and commit it at once, so the caller's rollback (the denial is
+    about to be raised) keeps it; return ``error`` for the caller to raise."""
+    record(session, actor, action, outcome="denied", patient_id=patient_id,
+           object_type=object_type, object_id=object_id,
+           details={**(details or {}), "reason": str(error)})
+    session.commit()
+    return error

@@ -411,3 +411,23 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # one successor per event: a linear chain
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# --- sign-in sessions ----------------------------------------------------------------------------
+
+
+class SignInSession(Base):
+    """A server-side sign-in session. Only the SHA-256 of the bearer token is stored; the session
+    ends (``ended_at`` set, with ``end_reason``) on sign-out, idle timeout or deactivation, after
+    which the token no longer validates."""
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    method: Mapped[str] = mapped_column(String(16), default="password")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str] = mapped_column(String(32), default="")

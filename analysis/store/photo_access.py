@@ -17,11 +17,13 @@ A denial (role or consent) is audited with outcome ``denied`` and committed *bef
 raised, so it survives the caller's rollback. If the audit event cannot be written,
 :class:`~analysis.store.audit.AuditWriteError` propagates and no bytes are returned (fail closed).
 
-Both functions commit the caller's transaction: an access must be on durable record before the
-bytes leave. Call them from a read-only transaction (``ui.frame.call`` opens one per call).
+Every function here commits the caller's transaction: an access must be on durable record
+before the bytes leave. Call them from a read-only transaction (``ui.frame.call`` opens one per
+call).
 
 :func:`audited_export` is the same rule for exports (CSV, PDF, downloads): call it *before* handing
-the bytes to the user; if it raises, produce nothing.
+the bytes to the user; if it raises, produce nothing. :func:`photo_pair_bytes` serves a
+side-by-side comparison with the same checks and one ``photo.compare`` event.
 """
 
 from __future__ import annotations
@@ -69,14 +71,9 @@ def _patient_of(session: DbSession, photo: Photo) -> int:
     ))
 
 
-def _deny(session: DbSession, actor: Actor, action: str, error: PermissionDenied, *,
-          patient_id: int | None, object_type: str, object_id: str | int,
-          details: dict[str, Any]) -> PermissionDenied:
-    """Audit a denial durably (committed now, so the caller's rollback keeps it); return the error."""
-    audit.record(session, actor, action, outcome="denied", patient_id=patient_id,
-                 object_type=object_type, object_id=object_id,
-                 details={**details, "reason": str(error)})
-    session.commit()
+def _deny(session: DbSession, actor: Actor, action: str, error: PermissionDenied,
+          **where: Any) -> PermissionDenied:
+    audit.record_denial(session, actor, action, error, **where)
     return error
 
 
@@ -177,11 +174,69 @@ def photo_bytes(
     return out
 
 
+def photo_pair_bytes(
+    session: DbSession,
+    actor: Actor,
+    *,
+    baseline_id: int,
+    follow_up_id: int,
+    purpose: str = "clinical_record",
+    thumbnail: bool = False,
+    max_side: int = 640,
+    store: ImageStore | None = None,
+) -> tuple[bytes, bytes]:
+    """Both photos of a side-by-side comparison with the checks of :func:`photo_bytes` and exactly
+    one audit event (``photo.compare``, both ids in ``details``). Both photos must be of the same
+    patient. Raises as :func:`photo_bytes` does; nothing is returned unless the event is written.
+    """
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
+    permission, scope = PURPOSES[purpose]
+    action = "photo.compare"
+    base: dict[str, Any] = {"purpose": purpose, "baseline_id": baseline_id,
+                            "follow_up_id": follow_up_id, "thumbnail": thumbnail}
+    photos = [session.get(Photo, baseline_id), session.get(Photo, follow_up_id)]
+    if photos[0] is None or photos[1] is None:
+        missing = baseline_id if photos[0] is None else follow_up_id
+        audit.record(session, actor, action, outcome="failure", object_type="photo",
+                     object_id=missing, details={**base, "reason": "no such photo"})
+        session.commit()
+        raise PhotoNotFound(f"there is no photo with id {missing}")
+    patients = {_patient_of(session, p) for p in photos if p is not None}
+    if len(patients) != 1:
+        audit.record(session, actor, action, outcome="failure", object_type="photo",
+                     object_id=baseline_id, details={**base, "reason": "different patients"})
+        session.commit()
+        raise ValueError("a comparison must show two photos of the same patient")
+    (patient_id,) = patients
+    where = dict(patient_id=patient_id, object_type="photo", object_id=baseline_id, details=base)
+    if not allowed(actor, permission):
+        raise _deny(session, actor, action, PermissionDenied(
+            f"{actor.role.replace('_', ' ')} accounts may not view photos for "
+            f"{purpose.replace('_', ' ')}"), **where)
+    if not check_consent(session, patient_id=patient_id, scope=scope):
+        raise _deny(session, actor, action, ConsentMissing(
+            f"this patient has not consented to {scope.replace('_', ' ')} use of photos "
+            "(or has withdrawn it); the comparison cannot be shown", patient_id=patient_id,
+            scope=scope), **where)
+    store = store or default_store()
+    blobs = [store.get(p.sha256, verify=True) for p in photos if p is not None]
+    if thumbnail:
+        blobs = [thumbnail_jpeg(b, max_side=max_side) for b in blobs]
+    audit.record(session, actor, action, outcome="success", **where)
+    session.commit()  # durable before the bytes leave
+    return blobs[0], blobs[1]
+
+
 def visible_photo_ids(
     session: DbSession, actor: Actor, *, patient_id: int, purpose: str = "clinical_record"
 ) -> list[int]:
     """Ids of the patient's photos usable for ``purpose`` now: empty when the role may not
-    view them or the patient's consent for the purpose's scope is not active (no bytes, no audit)."""
+    view them or the patient's consent for the purpose's scope is not active now.
+
+    Lists ids only (no bytes), so it writes no audit event; showing a photo goes through
+    :func:`photo_bytes`.
+    """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
     permission, scope = PURPOSES[purpose]
