@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+import types
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -236,3 +237,21 @@ def test_worker_gives_the_same_clear_message_as_direct_ingest(name: str) -> None
     with pytest.raises(IngestError) as direct:
         read_photo(raw)
     assert result.error == str(direct.value)
+
+
+@pytest.mark.timeout(60)
+def test_worker_does_not_rerun_the_callers_main_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under Streamlit ``__main__`` is the page script; a child must not execute it again."""
+    page = tmp_path / "page.py"
+    marker = tmp_path / "page_ran"
+    page.write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit(3)\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(page)
+    fake_main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    result = analyse_in_worker(b"abc", view=None, target=f"{HERE}:_echo")
+    assert result.ok, result.error
+    assert not marker.exists()
+    assert sys.modules["__main__"] is fake_main  # restored for the caller

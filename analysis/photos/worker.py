@@ -10,7 +10,8 @@ How the child is run
 --------------------
 * Start method ``forkserver``: children are forked from a small single-threaded server process
   (never from the multi-threaded Streamlit server), with ``analysis.photos.ingest`` (numpy,
-  Pillow, pillow-heif) preloaded so a child starts in milliseconds.
+  Pillow, pillow-heif) preloaded so a child starts in milliseconds. The caller's ``__main__``
+  (under Streamlit: the page script) is hidden while a child starts, so it is not re-run there.
 * In the child, before any byte is decoded: ``RLIMIT_AS`` (address space) = ``memory_mb``,
   ``RLIMIT_CPU`` = ``timeout_s`` + 5 s as a backstop, ``RLIMIT_CORE`` = 0 (no core dumps of
   patient photos on disk).
@@ -30,8 +31,12 @@ import multiprocessing
 import multiprocessing.connection
 import signal
 import sys
+import threading
 import time
 import traceback
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,8 +49,14 @@ DEFAULT_MEMORY_MB: int = 2048
 
 Outcome = Literal["ok", "rejected", "timeout", "crashed", "out_of_memory", "failed"]
 
+PRELOAD: tuple[str, ...] = ("analysis.photos.ingest",)
+"""Modules imported once in the fork server, so children start with them loaded. The measurement
+engine (mediapipe) is deliberately not preloaded: importing it starts a native thread, and forking
+a process with foreign threads can deadlock the child. The price is ~2-3 s of import and model
+set-up per upload (see benchmarks/worker_overhead.py)."""
+
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["analysis.photos.ingest"])
+_CONTEXT.set_forkserver_preload(list(PRELOAD))
 
 MSG_TIMEOUT = (
     "The photo could not be analysed in time (it took longer than {timeout:g} s). "
@@ -137,7 +148,8 @@ def analyse_in_worker(
         name="candor-photo-worker",
         daemon=True,
     )
-    process.start()
+    with _START_LOCK, _main_module_hidden():
+        process.start()
     sender.close()  # the parent only reads; EOF on the pipe then means the child is gone
     status: str = "timeout"
     reply: Any = None
@@ -167,6 +179,29 @@ def analyse_in_worker(
         message = MSG_MEMORY.format(memory_mb=memory_mb)
         return WorkerResult(False, None, message, "out_of_memory", elapsed, code)
     return WorkerResult(False, None, MSG_FAILED, "failed", elapsed, code)
+
+
+_START_LOCK = threading.Lock()
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start the child without re-running the caller's ``__main__`` script in it.
+
+    multiprocessing (spawn/forkserver) re-imports ``__main__`` from its ``__file__`` in every new
+    child. Under Streamlit, ``__main__`` is the running page script: the child would execute the
+    page and die before reading its job. While the child starts (under ``_START_LOCK``, so that
+    concurrent sessions cannot interleave the swap) ``__main__`` is a bare module with no file.
+    """
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+        else:
+            sys.modules.pop("__main__", None)
 
 
 def _wait_for_reply(
