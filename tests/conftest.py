@@ -127,3 +127,38 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     db.upgrade(engine)
     engine.dispose()
     return url
+
+
+# --- a small seeded clinic for the clinician pages (AppTest, browser) -------------------------------
+
+
+@pytest.fixture(scope="session")
+def seeded_clinic_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """A data directory holding the small clinic of ``tests/clinician_seed.py`` (made once)."""
+    from analysis.store import db
+    from tests.clinician_seed import seed_small_clinic
+
+    data = tmp_path_factory.mktemp("clinic") / "data"
+    data.mkdir()
+    saved = {k: os.environ.get(k) for k in ("CANDOR_DATA_DIR", "CANDOR_DATABASE_URL")}
+    os.environ["CANDOR_DATA_DIR"] = str(data)
+    os.environ.pop("CANDOR_DATABASE_URL", None)
+    try:
+        ids = seed_small_clinic(data)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return data, ids
+
+
+@pytest.fixture
+def seeded_clinic(seeded_clinic_dir: tuple[Path, dict[str, int]],
+                  monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """CANDOR_DATA_DIR pointed at the seeded clinic for one test; returns its key ids."""
+    data, ids = seeded_clinic_dir
+    monkeypatch.setenv("CANDOR_DATA_DIR", str(data))
+    monkeypatch.delenv("CANDOR_DATABASE_URL", raising=False)
+    return ids
