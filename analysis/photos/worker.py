@@ -53,7 +53,7 @@ PRELOAD: tuple[str, ...] = ("analysis.photos.ingest",)
 """Modules imported once in the fork server, so children start with them loaded. The measurement
 engine (mediapipe) is deliberately not preloaded: importing it starts a native thread, and forking
 a process with foreign threads can deadlock the child. The price is ~2-3 s of import and model
-set-up per upload (see benchmarks/worker_overhead.py)."""
+set-up per upload (see benchmarks/ingest_speed.py)."""
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(list(PRELOAD))

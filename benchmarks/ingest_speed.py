@@ -1,0 +1,146 @@
+"""Ingest speed, each figure beside its naive baseline measured in the same run.
+
+1. ``read_photo`` on a 12 MP (4032 x 3024) JPEG with ``max_side=1280``: libjpeg DCT-scaled decode
+   (``Image.draft``) then a resize, versus the naive full decode + resize, and versus Pillow's
+   ``ImageOps.exif_transpose`` + ``thumbnail`` recipe. Peak resident memory of each is measured in a
+   fresh child process (rise of ``VmHWM`` over ``VmRSS`` after the imports, Linux), so the runs
+   do not share a heap.
+2. The isolated worker: ``analyse_in_worker`` (fork-server child, limits, default target
+   ``read_photo`` + ``measure_photo``) versus the same two calls in-process, on the astronaut.
+
+The photos are skimage's ``astronaut()`` scaled up (no patient data). Timings are medians of
+``--repeat`` runs; the machine is shared, so compare columns within one run, not across runs.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.ingest_speed [--repeat 5] [--worker-repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable
+
+from PIL import Image, ImageOps
+from skimage import data
+
+
+def _jpeg_12mp() -> bytes:
+    image = Image.fromarray(data.astronaut()).resize((4032, 3024), Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+def _ours(raw: bytes) -> None:
+    from analysis.photos.ingest import read_photo
+
+    read_photo(raw, max_side=1280)
+
+
+def _naive_full(raw: bytes) -> None:
+    with Image.open(io.BytesIO(raw)) as image:
+        full = image.convert("RGB")
+        full.resize((1280, 960), Image.Resampling.LANCZOS)
+
+
+def _naive_thumbnail(raw: bytes) -> None:
+    with Image.open(io.BytesIO(raw)) as image:
+        upright = ImageOps.exif_transpose(image)
+        upright.thumbnail((1280, 1280))
+
+
+def _peak_rss_mb(name: str, raw: bytes) -> float:
+    """Peak RSS (MiB) of a fresh process that imports the stack and runs ``name`` once."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_rss_child, args=(name, raw, queue))
+    process.start()
+    result = queue.get(timeout=120)
+    process.join()
+    return result
+
+
+def _rss_child(name: str, raw: bytes, queue: multiprocessing.Queue) -> None:
+    import analysis.photos.ingest  # noqa: F401 - same imports in every column
+
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # Linux: reset the peak-RSS mark (VmHWM) after the imports
+    before = _status_kib("VmRSS")
+    FUNCTIONS[name](raw)
+    queue.put((_status_kib("VmHWM") - before) / 1024)
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+FUNCTIONS: dict[str, Callable[[bytes], None]] = {
+    "read_photo (draft + resize)": _ours,
+    "naive: full decode + resize": _naive_full,
+    "naive: exif_transpose + thumbnail": _naive_thumbnail,
+}
+
+
+def _median_s(function: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--worker-repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    raw = _jpeg_12mp()
+    print(f"1) 12 MP JPEG ({len(raw) / 2**20:.1f} MiB) -> longest side 1280, "
+          f"median of {args.repeat}")
+    print(f"   {'method':36s} {'time ms':>8s} {'extra peak RSS MiB':>19s}")
+    for name, function in FUNCTIONS.items():
+        function(raw)  # warm-up
+        ms = _median_s(lambda f=function: f(raw), args.repeat) * 1000
+        print(f"   {name:36s} {ms:8.0f} {_peak_rss_mb(name, raw):19.0f}")
+
+    from analysis.photos.ingest import read_photo
+    from analysis.photos.worker import analyse_in_worker
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buffer, "JPEG", quality=90)
+    small = buffer.getvalue()
+    try:
+        from analysis.photos.measure import measure_photo
+    except ImportError:
+        measure_photo = None
+
+    def in_process() -> None:
+        photo = read_photo(small)
+        if measure_photo is not None:
+            measure_photo(photo, view="face_frontal")
+
+    in_process()  # warm-up: imports and model set-up are paid once in the server process
+    worker_s = _median_s(lambda: analyse_in_worker(small, view="face_frontal"), args.worker_repeat)
+    inproc_s = _median_s(in_process, args.worker_repeat)
+    print(f"\n2) astronaut 512 x 512 JPEG, read_photo + measure_photo, median of "
+          f"{args.worker_repeat}")
+    print(f"   in-process (models already loaded)  {inproc_s * 1000:8.0f} ms")
+    print(f"   analyse_in_worker (isolated child)  {worker_s * 1000:8.0f} ms")
+    print(f"   isolation overhead per upload       {(worker_s - inproc_s) * 1000:8.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
