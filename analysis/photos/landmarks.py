@@ -227,8 +227,10 @@ def _refine(rgb: np.ndarray, pts: np.ndarray) -> np.ndarray:
     pixels (``benchmarks/pose_accuracy.py``, repeatability).
     """
     mesh = pts[:468, :2]
+    if not np.all(np.isfinite(mesh)):
+        return pts
     cx, cy = mesh.mean(axis=0)
-    half = float(np.ptp(mesh, axis=0).max())
+    half = min(float(np.ptp(mesh, axis=0).max()), float(max(rgb.shape[:2])))  # bounded crop size
     step = _REFINE_OFFSET * half
     runs = [_mesh_square(rgb, cx + d, cy + d, half) for d in (0.0, step)]
     runs = [r for r in runs if r is not None and np.all(np.isfinite(r))]
