@@ -24,8 +24,8 @@ from analysis.photos.ingest import (
     IngestError,
     clean_original,
     read_photo,
-    sniff,
 )
+from analysis.photos.filetype import UNKNOWN, hidden_content, sniff
 
 # Inverse of each EXIF orientation: what a camera stores so that applying the tag shows it upright.
 STORE_AS = {
@@ -389,3 +389,30 @@ def test_streamlit_config_matches_the_ingest_limits() -> None:
     assert config["client"]["disableDataExport"] is True
     assert config["browser"]["gatherUsageStats"] is False
 
+
+
+@pytest.mark.parametrize(
+    "head, expected",
+    [
+        (b"\xff\xd8\xff\xe0", "JPEG"),
+        (b"\x89PNG\r\n\x1a\n", "PNG"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIF"),
+        (b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1MiHEmiafheic", "HEIF"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf", "an AVIF image"),
+        (b"junk before the header %PDF-1.7\n", "a PDF document"),
+        (b"\xef\xbb\xbf  <svg xmlns='http://www.w3.org/2000/svg'/>", "an SVG drawing"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "a WebP image"),
+        (bytes(range(256)) * 4, UNKNOWN),
+    ],
+)
+def test_sniff_names_the_type_from_content(head: bytes, expected: str) -> None:
+    assert sniff(head) == expected
+
+
+def test_hidden_content_tells_polyglots_from_phone_trailers(astronaut: Image.Image) -> None:
+    jpeg = _encode(astronaut, "JPEG")
+    assert hidden_content(jpeg) is None
+    assert hidden_content(jpeg + b"\x00\x00\x00\x18ftypmp42" + bytes(5000)) is None
+    eocd = b"PK\x05\x06" + bytes(16) + struct.pack("<H", 3) + b"abc"
+    assert hidden_content(jpeg + eocd) == "ZIP"
+    assert hidden_content(jpeg + eocd + b"x") is None  # comment length must reach the end
