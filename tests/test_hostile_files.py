@@ -26,7 +26,7 @@ from PIL import Image
 from skimage import data
 
 from analysis.photos.ingest import IngestError, clean_original, read_photo
-from analysis.photos.worker import analyse_in_worker
+from analysis.photos.worker import analyse_in_worker, clean_in_worker
 
 HERE = "tests.test_hostile_files"
 
@@ -255,3 +255,13 @@ def test_worker_does_not_rerun_the_callers_main_script(
     assert result.ok, result.error
     assert not marker.exists()
     assert sys.modules["__main__"] is fake_main  # restored for the caller
+
+
+@pytest.mark.timeout(60)
+def test_clean_in_worker_scrubs_like_clean_original_and_refuses_like_it() -> None:
+    raw = (CORPUS / "accept_gps_exif.jpg").read_bytes()
+    clean = clean_in_worker(raw)
+    assert clean == clean_original(raw)
+    assert b"CandorTestCam" not in clean.data and b"Jane Example" not in clean.data
+    with pytest.raises(IngestError, match="ZIP archive hidden"):
+        clean_in_worker((CORPUS / "polyglot_jpeg_zip.jpg").read_bytes())

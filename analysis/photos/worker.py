@@ -40,10 +40,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from analysis.photos.ingest import DEFAULT_MAX_BYTES, IngestError, read_photo, too_big_message
+from analysis.photos.ingest import (
+    DEFAULT_MAX_BYTES,
+    CleanImage,
+    IngestError,
+    clean_original,
+    read_photo,
+    too_big_message,
+)
 from analysis.photos.types import PhotoMeasurement
 
 DEFAULT_TARGET = "analysis.photos.worker:_measure_bytes"
+CLEAN_TARGET = "analysis.photos.worker:_clean_bytes"
 DEFAULT_TIMEOUT_S: float = 60.0
 DEFAULT_MEMORY_MB: int = 2048
 
@@ -204,6 +212,24 @@ def _main_module_hidden() -> Iterator[None]:
             sys.modules.pop("__main__", None)
 
 
+def clean_in_worker(
+    data: bytes,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+) -> CleanImage:
+    """``ingest.clean_original`` run in the isolated child (full-resolution decode and re-encode).
+
+    Same contract as ``clean_original``: returns the ``CleanImage`` or raises ``IngestError``, whose
+    message is the worker's (refusal, timeout or crash).
+    """
+    result = analyse_in_worker(data, view=None, timeout_s=timeout_s, memory_mb=memory_mb,
+                               target=CLEAN_TARGET)
+    if result.ok and isinstance(result.measurement, CleanImage):
+        return result.measurement
+    raise IngestError(result.error or MSG_FAILED)
+
+
 def _wait_for_reply(
     receiver: multiprocessing.connection.Connection,
     process: multiprocessing.process.BaseProcess,
@@ -311,3 +337,8 @@ def _measure_bytes(data: bytes, *, view: str | None) -> PhotoMeasurement:
             focal_length_35mm=photo.focal_length_35mm,
         )
     return measure_photo(photo, view=view)
+
+
+def _clean_bytes(data: bytes, *, view: str | None) -> CleanImage:
+    """Worker target of ``clean_in_worker``."""
+    return clean_original(data)
