@@ -207,6 +207,8 @@ def test_plain_language_summary_follows_the_numbers() -> None:
     # 2 of 6 non-responders = 0.33 -> rounded up to 4 in 10
     assert "About 4 in 10 saw little or no change" in text
     assert "individual results vary" in text and "6 patients" in text
+    # erythema median 1.5 days, rounded up; 6 of 17 sessions = 0.35, rounded up to 4 in 10
+    assert "Erythema followed up to about 4 in 10 sessions, usually lasting about 2 days" in text
     # everyone improving by 2 changes the wording: nothing is hard-coded
     better = hand_clinic(improvement={i: (2.0, 2.5) for i in range(1, 7)})
     text2 = " ".join(plain_language_summary(consult_timeline(better, protocol_id=1)))

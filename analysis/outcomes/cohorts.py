@@ -213,6 +213,12 @@ def compare_protocols(
                 notes.append(f"{proto['name']}: endpoint {code!r} has no definition; skipped")
                 continue
             info = endpoint_info(frames.endpoints, code)
+            measured = frames.measurements[(frames.measurements["endpoint_code"] == code)
+                                           & frames.measurements["series_id"].isin(out_ids)]
+            if len(measured) and measured["baseline"].isna().all():
+                notes.append(f"{proto['name']}: endpoint {code!r} has no session-1 (baseline) "
+                             "values, so no change from baseline (it may be rated relative to "
+                             "baseline already)")
             for by, bucket in (("session_number", by_session), ("week", by_week)):
                 t = trajectory(frames, out_ids, endpoint_code=code, by=by, week_bin=week_bin,
                                min_n=min_n)

@@ -49,7 +49,9 @@ def endpoint_info(endpoints: pd.DataFrame, code: str) -> EndpointInfo:
     def opt(v: Any) -> float | None:
         return None if v is None or pd.isna(v) else float(v)
 
-    return EndpointInfo(code=code, name=str(r["name"]), unit=str(r["unit"] or ""),
+    unit = r["unit"]
+    return EndpointInfo(code=code, name=str(r["name"]),
+                        unit="" if unit is None or pd.isna(unit) else str(unit),
                         higher_is_better=bool(r["higher_is_better"]), mcid=opt(r["mcid"]),
                         noise_sd=opt(r["noise_sd"]))
 

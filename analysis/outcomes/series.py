@@ -217,7 +217,7 @@ def _measurements(session: DbSession, visits: list[Session], protocol: Protocol,
     m["change"] = m["value"] - m["baseline"]
     sign = m["endpoint_code"].map(lambda c: 1.0 if c not in defs or defs[c].higher_is_better
                                   else -1.0)
-    m["improvement"] = m["change"] * sign
+    m["improvement"] = m["change"] * sign + 0.0  # no -0.0
     m["noise_band"] = m["endpoint_code"].map(
         lambda c: 2.0 * defs[c].noise_sd if c in defs and defs[c].noise_sd is not None
         else float("nan"))

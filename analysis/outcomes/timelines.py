@@ -187,22 +187,36 @@ def _in_ten_up(share: float) -> int:
     return int(math.ceil(share * 10 - 1e-9))
 
 
-def _quantifier(share: float) -> str:
-    if share >= 0.9:
+def _quantifier(tenths: int) -> str:
+    """Words for a share already rounded to tenths, so words and number never disagree."""
+    if tenths >= 9:
         return "Nearly all patients"
-    if share >= 0.7:
+    if tenths >= 7:
         return "Most patients"
-    if share > 0.5:
+    if tenths == 6:
         return "More than half of patients"
-    if share >= 0.45:
+    if tenths == 5:
         return "About half of patients"
-    if share >= 0.25:
+    if tenths >= 3:
         return "Fewer than half of patients"
     return "A minority of patients"
 
 
+def _days(median_days: float) -> str:
+    """Typical duration, rounded up to whole days (longer is the conservative reading)."""
+    if median_days < 0.5:
+        return ", usually gone the same day"
+    d = int(math.ceil(median_days - 1e-9))
+    return f", usually lasting about {d} day{'s' if d != 1 else ''}"
+
+
 def _ten(k: int) -> str:
     return "fewer than 1 in 10" if k == 0 else f"{k} in 10"
+
+
+def _lower_first(name: str) -> str:
+    """"Hair density" -> "hair density"; acronyms ("GAIS ...") are left alone."""
+    return name[:1].lower() + name[1:] if name[1:2].islower() else name
 
 
 def _num(x: float) -> str:
@@ -230,10 +244,10 @@ def plain_language_summary(timeline: ConsultTimeline) -> list[str]:
     pick = within_plan if len(within_plan) else ok
     if len(pick) and t.mcid is not None:
         row = pick.iloc[-1]
-        share = float(row["share_mcid_value"])
+        tenths = _in_ten_down(float(row["share_mcid_value"]))
         lines.append(
-            f"{_quantifier(share)} ({_ten(_in_ten_down(share))}) had improved by at least "
-            f"{_num(t.mcid)}{unit} in {t.endpoint_name.lower()} by session "
+            f"{_quantifier(tenths)} ({_ten(tenths)}) had improved by at least "
+            f"{_num(t.mcid)}{unit} in {_lower_first(t.endpoint_name)} by session "
             f"{int(row['session_number'])} (based on {int(row['share_mcid_n'])} patients "
             "measured then).")
         med = t.by_session[t.by_session["session_number"] == row["session_number"]].iloc[0]
@@ -254,14 +268,13 @@ def plain_language_summary(timeline: ConsultTimeline) -> list[str]:
     sd = t.sessions_done
     if not sd.insufficient and sd.median is not None:
         lines.append(
-            f"Courses typically lasted {_num(sd.median)} sessions (middle half: {_num(sd.q1)} to "
-            f"{_num(sd.q3)}; planned: {t.planned_sessions}; n={sd.n} finished courses).")
+            f"Courses typically lasted {sd.median:.0f} sessions (middle half: {sd.q1:.0f} to "
+            f"{sd.q3:.0f}; planned: {t.planned_sessions}; n={sd.n} finished courses).")
     for r in t.reactions.itertuples(index=False):
         if r.insufficient or not r.share_sessions > 0:
             continue
         k = _in_ten_up(float(r.share_sessions))
-        how_long = (f", usually lasting about {_num(r.median_duration_days)} days"
-                    if not math.isnan(r.median_duration_days) else "")
+        how_long = "" if math.isnan(r.median_duration_days) else _days(r.median_duration_days)
         lines.append(f"{str(r.term).replace('_', ' ').capitalize()} followed up to about {k} in "
                      f"10 sessions{how_long} ({r.sessions_with} of {r.sessions} sessions).")
     lines.append(closing)
