@@ -1,10 +1,11 @@
 """AppTest specifications of the Insights pages: Protocols (medical director) and Timelines
 (consult staff).
 
-The clinic is seeded once per test session into a temporary data directory: ``python -m analysis
-demo --patients 12`` when the demo seeder is available, else :func:`seed_small_clinic` below (a
-deterministic synthetic clinic written through the record services, so every row passes the same
-validation a page would apply).
+The clinic is seeded once per module into a temporary data directory by :func:`seed_small_clinic`
+below: a deterministic synthetic clinic written through the record services (so every row passes
+the validation a page would apply) whose lots, consents and photos the assertions can name. One
+more test renders both pages on ``python -m analysis demo --patients 12 --no-photos`` (the demo
+with photos takes minutes; the small clinic covers photos).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -156,26 +158,23 @@ def seed_small_clinic(*, n_patients: int = 16, seed: int = 7) -> None:
                 records.set_series_status(s, me, series_id=series.id, status="completed")
 
 
-def _demo_seeder_available() -> bool:
-    return (PROJECT_ROOT / "analysis" / "demo").exists() or (
-        PROJECT_ROOT / "analysis" / "demo.py").exists()
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def seeded_clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A temporary data directory holding a small seeded clinic; env points at it meanwhile."""
+    """A temporary data directory holding :func:`seed_small_clinic`; env points at it meanwhile."""
     data = tmp_path_factory.mktemp("insights") / "data"
-    data.mkdir()
+    with _data_dir(data):
+        seed_small_clinic()
+        yield data
+
+
+@contextmanager
+def _data_dir(data: Path) -> Iterator[None]:
+    data.mkdir(parents=True, exist_ok=True)
     saved = {k: os.environ.get(k) for k in ("CANDOR_DATA_DIR", "CANDOR_DATABASE_URL")}
     os.environ["CANDOR_DATA_DIR"] = str(data)
     os.environ.pop("CANDOR_DATABASE_URL", None)
     try:
-        if os.environ.get("CANDOR_TEST_SMALL_CLINIC") != "1" and _demo_seeder_available():
-            subprocess.run([sys.executable, "-m", "analysis", "demo", "--patients", "12"],
-                           cwd=PROJECT_ROOT, check=True, capture_output=True, timeout=600)
-        else:
-            seed_small_clinic()
-        yield data
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
@@ -223,11 +222,23 @@ def _chart_specs(at: AppTest) -> list[str]:
     return [c.proto.spec for c in at.get("plotly_chart")]
 
 
+@pytest.fixture(scope="module")
+def director_protocols(seeded_clinic: Path) -> AppTest:
+    """The Protocols page as the medical director first sees it (read-only assertions only)."""
+    return _open("protocols.py", DIRECTOR)
+
+
+@pytest.fixture(scope="module")
+def consult_timelines(seeded_clinic: Path) -> AppTest:
+    """The Timelines page as consult staff first see it (read-only assertions only)."""
+    return _open("timelines.py", CONSULT)
+
+
 # --- Protocols -------------------------------------------------------------------------------------
 
 
-def test_protocols_renders_for_the_medical_director(seeded_clinic: Path) -> None:
-    at = _open("protocols.py", DIRECTOR)
+def test_protocols_renders_for_the_medical_director(director_protocols: AppTest) -> None:
+    at = director_protocols
     assert [t.value for t in at.title] == ["Protocols"]
     heads = [s.value for s in at.subheader]
     for expected in ("Patients and completion", "Outcomes", "Reactions and adverse events",
@@ -254,8 +265,9 @@ def test_protocols_filters_narrow_the_comparison(seeded_clinic: Path) -> None:
     assert any("Restricted to gate-passing series" in c.value for c in at.caption)
 
 
-def test_protocols_model_section_shows_estimate_or_the_failure(seeded_clinic: Path) -> None:
-    at = _open("protocols.py", DIRECTOR)
+def test_protocols_model_section_shows_estimate_or_the_failure(director_protocols: AppTest
+                                                               ) -> None:
+    at = director_protocols
     metrics = {m.label: m.value for m in at.metric}
     failed = [e.value for e in at.error if "did not converge" in e.value]
     assert ("95% CI" in metrics) != bool(failed)
@@ -269,8 +281,6 @@ def test_consult_staff_opening_protocols_is_told_not_allowed(seeded_clinic: Path
 
 
 def test_lot_trace_highlights_recalled_and_expired_lots(seeded_clinic: Path) -> None:
-    if _demo_seeder_available() and os.environ.get("CANDOR_TEST_SMALL_CLINIC") != "1":
-        pytest.skip("lot names below are those of seed_small_clinic")
     at = _open("protocols.py", DIRECTOR)
     at.text_input[0].input("hb-recall-9")
     at.get("form_submit_button")[0].click().run()
@@ -285,8 +295,9 @@ def test_lot_trace_highlights_recalled_and_expired_lots(seeded_clinic: Path) -> 
 # --- Timelines -------------------------------------------------------------------------------------
 
 
-def test_timelines_renders_for_consult_staff_without_identifiers(seeded_clinic: Path) -> None:
-    at = _open("timelines.py", CONSULT)
+def test_timelines_renders_for_consult_staff_without_identifiers(consult_timelines: AppTest
+                                                                 ) -> None:
+    at = consult_timelines
     assert [t.value for t in at.title] == ["Timelines"]
     assert "What to expect" in [s.value for s in at.subheader]
     assert at.get("plotly_chart"), "the timeline chart is drawn"
@@ -299,9 +310,8 @@ def test_timelines_renders_for_consult_staff_without_identifiers(seeded_clinic: 
 def test_rendered_text_would_catch_a_patient_code(seeded_clinic: Path) -> None:
     """Positive control for the identifier check above: the same walker finds codes where the
     medical director is meant to see them (a lot trace)."""
-    if _demo_seeder_available() and os.environ.get("CANDOR_TEST_SMALL_CLINIC") != "1":
-        pytest.skip("lot names below are those of seed_small_clinic")
     at = _open("protocols.py", DIRECTOR)
+    assert PATIENT_CODE_PREFIX not in rendered_text(at), "the comparison itself is de-identified"
     at.text_input[0].input("HB-2401")
     at.get("form_submit_button")[0].click().run()
     assert PATIENT_CODE_PREFIX in rendered_text(at)
@@ -309,12 +319,14 @@ def test_rendered_text_would_catch_a_patient_code(seeded_clinic: Path) -> None:
 
 def test_timelines_follow_the_chosen_protocol(seeded_clinic: Path) -> None:
     at = _open("timelines.py", CONSULT)
+    first = " ".join(m.value for m in at.markdown)
     options = at.selectbox[0].options
     assert len(options) >= 2
     at.selectbox[0].select_index(1).run()
     assert not at.exception
     summary = " ".join(m.value for m in at.markdown)
-    assert options[1] in summary, "the plain-language summary names the protocol shown"
+    assert options[1] in summary and options[0] not in summary
+    assert options[0] in first, "the plain-language summary names the protocol shown"
 
 
 def test_timelines_open_for_clinicians_too(seeded_clinic: Path) -> None:
@@ -326,11 +338,8 @@ def test_photo_pairs_respect_a_consent_withdrawal_on_the_next_run(seeded_clinic:
     """Pairs are shown only while the patient's consult-display consent is current: withdrawing
     it hides the photo on the very next rerun, even though the pair list is cached."""
     from analysis.store import db, records
-    from analysis.store.access import SYSTEM
     from analysis.store.models import Consent
 
-    if _demo_seeder_available() and os.environ.get("CANDOR_TEST_SMALL_CLINIC") != "1":
-        pytest.skip("modifies consent; run on the small clinic only")
     at = _open("timelines.py", CONSULT)
     shown = sum(len(img.proto.imgs) for img in at.image)
     assert shown == 4, "two pairs, before and after"
@@ -349,7 +358,6 @@ def test_photo_pairs_respect_a_consent_withdrawal_on_the_next_run(seeded_clinic:
         with db.session_scope() as s:
             for pid in withdrawn:
                 records.give_consent(s, clinician, patient_id=pid, scope="consult_display")
-    del SYSTEM
 
 
 # --- exports -----------------------------------------------------------------------------------
@@ -380,3 +388,26 @@ def test_exports_are_audited_before_the_bytes_are_returned(seeded_clinic: Path) 
     assert [e.outcome for e in events] == ["success", "denied"]
     assert events[0].details["size_bytes"] == len(data)
     assert events[0].details["table"] == "summary"
+
+
+# --- the demo clinic ---------------------------------------------------------------------------------
+
+
+def test_both_pages_render_on_the_demo_clinic(tmp_path: Path) -> None:
+    """The seeded demo (12 patients, no photos: the photo render takes minutes) renders for each
+    role; the consult page carries no patient code."""
+    data = tmp_path / "data"
+    with _data_dir(data):
+        run = subprocess.run([sys.executable, "-m", "analysis", "demo", "--patients", "12",
+                              "--no-photos"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=600, env={**os.environ})
+        assert run.returncode == 0, run.stderr
+        from analysis.store import db
+
+        db.dispose_engines()
+        at = _open("protocols.py", DIRECTOR)
+        assert at.get("plotly_chart") and at.download_button
+        for who in (CONSULT, CLINICIAN):
+            at = _open("timelines.py", who)
+            assert [t.value for t in at.title] == ["Timelines"]
+            assert PATIENT_CODE_PREFIX not in rendered_text(at)
