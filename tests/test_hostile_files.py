@@ -77,7 +77,9 @@ def test_worker_returns_the_target_value_from_another_process() -> None:
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("target, signal_name", [("_segfault", "SIGSEGV"), ("_abort", "SIGABRT")])
-def test_worker_crash_gives_a_clear_error_and_the_parent_survives(target: str, signal_name: str) -> None:
+def test_worker_crash_gives_a_clear_error_and_the_parent_survives(
+    target: str, signal_name: str
+) -> None:
     result = analyse_in_worker(b"x", view=None, target=f"{HERE}:{target}")
     assert not result.ok and result.outcome == "crashed"
     assert result.error.startswith("The photo analysis crashed")

@@ -107,7 +107,9 @@ def test_reduced_jpeg_decode_matches_a_full_decode_then_resize(astronaut: Image.
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
-def test_every_exif_orientation_is_applied(orientation: int, fmt: str, upright: Image.Image) -> None:
+def test_every_exif_orientation_is_applied(
+    orientation: int, fmt: str, upright: Image.Image
+) -> None:
     stored = upright
     for method in STORE_AS[orientation]:
         stored = stored.transpose(method)
@@ -188,7 +190,9 @@ def test_parse_exif_datetime(value: object, offset: object, expected: datetime |
 
 
 @pytest.mark.parametrize("orientation", [0, 9, 65535])
-def test_out_of_range_orientation_is_treated_as_upright(orientation: int, upright: Image.Image) -> None:
+def test_out_of_range_orientation_is_treated_as_upright(
+    orientation: int, upright: Image.Image
+) -> None:
     photo = read_photo(_encode(upright, "PNG", exif=_exif(orientation=orientation)))
     assert photo.exif_orientation == 1
     assert np.array_equal(photo.rgb, np.asarray(upright))
@@ -234,7 +238,7 @@ def test_16_bit_grey_is_scaled_not_clipped() -> None:
     assert tuple(photo.rgb[0, 40]) == (128, 128, 128)
 
 
-# ---- limits and sources ------------------------------------------------------------------------------
+# ---- limits and sources --------------------------------------------------------------------
 
 def test_pillow_guards_are_set_globally() -> None:
     assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS
@@ -245,7 +249,8 @@ def test_limits_are_keyword_options(astronaut: Image.Image) -> None:
     raw = _encode(astronaut, "PNG")
     with pytest.raises(IngestError, match=r"The file is 0.4 MB; the limit is 0.1 MB"):
         read_photo(raw, max_bytes=100_000)
-    with pytest.raises(IngestError, match=r"512 x 512 pixels \(0.3 megapixels\); the limit is 0.2 megapixels"):
+    pixels = r"512 x 512 pixels \(0.3 megapixels\); the limit is 0.2 megapixels"
+    with pytest.raises(IngestError, match=pixels):
         read_photo(raw, max_pixels=200_000)
     with pytest.raises(IngestError, match=r"only 512 x 512 pixels; at least 600"):
         read_photo(raw, min_side_px=600)

@@ -119,7 +119,7 @@ def _gps_exif() -> Image.Exif:
 
 
 def build(out: Path = OUT) -> dict[str, dict[str, object]]:
-    """Write every corpus file into ``out`` (replacing its previous content); return the manifest."""
+    """Write every corpus file into ``out`` (replacing its content); return the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(20251122)
     base = _base()
@@ -163,7 +163,7 @@ def build(out: Path = OUT) -> dict[str, dict[str, object]]:
 
     # --- decompression bombs ----------------------------------------------------------------
     add("bomb_100000x100000.png", _png(100_000, 100_000, zlib.compress(bytes(1000))),
-        "PNG whose IHDR claims 100000 x 100000 px (10 gigapixels; CRC recomputed) with 1 kB of data",
+        "PNG whose IHDR claims 100000 x 100000 px (10 gigapixels; CRC recomputed), 1 kB of data",
         match=TOO_LARGE)
     add("bomb_65000x65000.jpg", _set_jpeg_size(jpeg, 65_000, 65_000),
         "256x256 JPEG whose SOF0 header was edited to claim 65000 x 65000 px", match=TOO_LARGE)
@@ -193,7 +193,8 @@ def build(out: Path = OUT) -> dict[str, dict[str, object]]:
     add("tiff_renamed.jpg", _save(base, "TIFF"), "a TIFF image named .jpg", match="TIFF")
     add("webp_renamed.jpg", _save(base, "WEBP", quality=50), "a WebP image named .jpg",
         match="WebP")
-    add("pdf_renamed.jpg", _save(base.convert("RGB"), "PDF", creationDate=_FIXED_DATE, modDate=_FIXED_DATE), "a one-page PDF named .jpg",
+    pdf = _save(base.convert("RGB"), "PDF", creationDate=_FIXED_DATE, modDate=_FIXED_DATE)
+    add("pdf_renamed.jpg", pdf, "a one-page PDF named .jpg",
         match="PDF")
     add("svg_renamed.jpg",
         b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="256" '
@@ -220,7 +221,6 @@ def build(out: Path = OUT) -> dict[str, dict[str, object]]:
     # --- polyglots --------------------------------------------------------------------------
     add("polyglot_jpeg_zip.jpg", jpeg + archive.getvalue(),
         "a valid JPEG with a ZIP archive appended (opens as both)", match="ZIP archive hidden")
-    pdf = _save(base.convert("RGB"), "PDF", creationDate=_FIXED_DATE, modDate=_FIXED_DATE)
     comment = b"%PDF-1.4\n% hidden document starts here\n"
     add("polyglot_jpeg_pdf.jpg", jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2)
         + comment + jpeg[2:] + pdf,
