@@ -39,6 +39,8 @@ PAGES: tuple[PageSpec, ...] = (
              "visit.record"),
     PageSpec("Insights", "pages/protocols.py", "Protocols", ":material/compare_arrows:", "cohort.read"),
     PageSpec("Insights", "pages/timelines.py", "Timelines", ":material/timeline:", "timeline.read"),
+    PageSpec("Admin", "pages/audit_log.py", "Audit log", ":material/policy:", "audit.read"),
+    PageSpec("Admin", "pages/users.py", "Users", ":material/manage_accounts:", "users.manage"),
 )
 
 
@@ -52,6 +54,9 @@ def sign_in(actor: Actor) -> None:
 
 
 def sign_out() -> None:
+    from ui import signin  # ends the server-side session (audited) before the state is cleared
+
+    signin.end_current_session()
     for key in list(st.session_state.keys()):
         del st.session_state[key]
 

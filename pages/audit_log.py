@@ -1,0 +1,127 @@
+"""Audit log: who did what to which record, when and with what outcome; chain check; CSV export.
+
+Every query and export is itself audited (``audit.read`` / ``audit.export``), so results are kept
+for this browser session until the filters change or the reader refreshes, not re-read on every
+rerun.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import streamlit as st
+
+from analysis.store import audit_log
+from analysis.store.access import Actor, allowed
+from analysis.store.audit import AuditWriteError
+from ui import frame
+
+RESULT_KEY = "audit_log_result"  # (filters, DataFrame) of the last audited query
+EXPORT_KEY = "audit_log_export"  # (filters, CSV bytes) of the last audited export
+OUTCOMES = ("any", "success", "denied", "failure")
+
+COLUMNS = {
+    "occurred_at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "actor_email": st.column_config.TextColumn("Who"),
+    "actor_role": st.column_config.TextColumn("Role"),
+    "action": st.column_config.TextColumn("Action"),
+    "outcome": st.column_config.TextColumn("Outcome"),
+    "patient_id": st.column_config.NumberColumn("Patient id", format="%d"),
+    "object_type": st.column_config.TextColumn("Object"),
+    "object_id": st.column_config.TextColumn("Object id"),
+    "details": st.column_config.JsonColumn("Details"),
+}
+
+
+def _chain_status() -> None:
+    status = frame.call(audit_log.chain_status)
+    if status.intact:
+        st.success(f"Hash chain intact: {status.events} event(s) verified.",
+                   icon=":material/verified:")
+        return
+    st.error(f"The audit trail has been altered: {len(status.problems)} problem(s) in "
+             f"{status.events} event(s). Preserve the database and investigate.",
+             icon=":material/gpp_bad:")
+    st.dataframe([{"event": p.event_id, "problem": p.problem} for p in status.problems],
+                 hide_index=True)
+
+
+def _filters() -> dict[str, Any]:
+    today = datetime.now(timezone.utc).date()
+    with st.form("audit_filters"):
+        cols = st.columns(4)
+        action = cols[0].text_input("Action", placeholder="e.g. photo.view or auth.*")
+        email = cols[1].text_input("User email")
+        patient = cols[2].text_input("Patient id")
+        outcome = cols[3].selectbox("Outcome", OUTCOMES)
+        cols = st.columns(3)
+        since = cols[0].date_input("From (UTC)", value=today - timedelta(days=30))
+        until = cols[1].date_input("To (UTC, inclusive)", value=today)
+        limit = cols[2].number_input("At most", min_value=10, max_value=audit_log.MAX_LIMIT,
+                                     value=audit_log.DEFAULT_LIMIT, step=100)
+        st.form_submit_button("Apply filters", icon=":material/filter_alt:")
+    patient = patient.strip()
+    if patient and not patient.isdigit():
+        st.error("Patient id must be a whole number.")
+        st.stop()
+    day = lambda d: datetime.combine(d, time(), tzinfo=timezone.utc)  # noqa: E731
+    return {
+        "action": action.strip() or None,
+        "actor_email": email.strip() or None,
+        "patient_id": int(patient) if patient else None,
+        "outcome": None if outcome == "any" else outcome,
+        "since": day(since) if isinstance(since, date) else None,
+        "until": day(until) + timedelta(days=1) if isinstance(until, date) else None,
+        "limit": int(limit),
+    }
+
+
+def _export(filters: dict[str, Any], actor: Actor) -> None:
+    if not allowed(actor, "audit.export"):
+        return
+    key = tuple(sorted(filters.items()))
+    if st.button("Prepare CSV export", icon=":material/download:",
+                 help="The export itself is recorded in the audit log."):
+        try:
+            st.session_state[EXPORT_KEY] = (key, frame.call(audit_log.export_csv, **filters))
+        except AuditWriteError:
+            st.error("The export could not be recorded in the audit log, so it was not produced.")
+    prepared = st.session_state.get(EXPORT_KEY)
+    if prepared is not None and prepared[0] == key:
+        st.download_button("Download CSV", data=prepared[1], mime="text/csv",
+                           file_name=f"candor-audit-{datetime.now(timezone.utc):%Y%m%dT%H%MZ}.csv",
+                           icon=":material/file_download:")
+
+
+def page() -> None:
+    actor = frame.require_page("audit.read")
+    st.title("Audit log")
+    st.caption("Every photo view, comparison, export, consent or role change and sign-in, "
+               "append-only and hash-chained. Times are UTC.")
+    _chain_status()
+    filters = _filters()
+    key = tuple(sorted(filters.items()))
+    refresh = st.button("Refresh", icon=":material/refresh:")
+    cached = st.session_state.get(RESULT_KEY)
+    if refresh or cached is None or cached[0] != key:
+        try:
+            cached = (key, frame.call(audit_log.query_events, **filters))
+        except ValueError as exc:
+            st.error(str(exc))
+            return
+        except AuditWriteError:
+            st.error("Reading the log could not be recorded, so the events are not shown.")
+            return
+        st.session_state[RESULT_KEY] = cached
+    events = cached[1]
+    if events.empty:
+        st.info("No events match these filters.")
+    else:
+        st.caption(f"{len(events)} event(s), newest first.")
+        st.dataframe(events[list(COLUMNS)], column_config=COLUMNS, hide_index=True,
+                     width="stretch")
+    _export(filters, actor)
+
+
+page()

@@ -1,0 +1,88 @@
+"""Users: create accounts, change roles, deactivate or reactivate (admins only; all audited)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analysis.auth import accounts
+from analysis.store.models import ROLES
+from analysis.store.records import FieldError
+from ui import frame
+
+FLASH = "users_flash"
+ROLE_LABELS = {r: r.replace("_", " ").capitalize() for r in ROLES}
+
+
+def _create() -> None:
+    with st.form("create_user", clear_on_submit=True):
+        st.subheader("New account")
+        cols = st.columns(3)
+        email = cols[0].text_input("Email")
+        name = cols[1].text_input("Name")
+        role = cols[2].selectbox("Role", ROLES, format_func=ROLE_LABELS.get)
+        password = st.text_input(
+            "Initial password", type="password",
+            help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters. Leave empty for an account "
+                 "that signs in only through the clinic's identity provider (OIDC).")
+        if not st.form_submit_button("Create account", icon=":material/person_add:"):
+            return
+    try:
+        frame.call(accounts.create_user, email=email, display_name=name, role=role,
+                   password=password or None)
+    except FieldError as exc:
+        st.error(f"{exc.field.replace('_', ' ').capitalize()}: {exc}")
+        return
+    st.session_state[FLASH] = f"Account created for {accounts.normalise_email(email)}."
+    st.rerun()
+
+
+def _manage(users: pd.DataFrame) -> None:
+    st.subheader("Change an account")
+    labels = {int(r.id): f"{r.email} ({ROLE_LABELS[r.role]}{'' if r.active else ', inactive'})"
+              for r in users.itertuples()}
+    user_id = st.selectbox("Account", list(labels), format_func=labels.get)
+    row = users[users["id"] == user_id].iloc[0]
+    cols = st.columns([2, 1, 1])
+    role = cols[0].selectbox("Role", ROLES, index=ROLES.index(row["role"]),
+                             format_func=ROLE_LABELS.get, key=f"role_{user_id}")
+    try:
+        if cols[1].button("Save role", disabled=role == row["role"], icon=":material/badge:"):
+            frame.call(accounts.set_role, user_id=user_id, role=role)
+            st.session_state[FLASH] = f"{row['email']} is now {ROLE_LABELS[role].lower()}."
+            st.rerun()
+        if row["active"]:
+            if cols[2].button("Deactivate", icon=":material/person_off:"):
+                frame.call(accounts.deactivate_user, user_id=user_id)
+                st.session_state[FLASH] = f"{row['email']} is deactivated and signed out."
+                st.rerun()
+        elif cols[2].button("Reactivate", icon=":material/person_check:"):
+            frame.call(accounts.reactivate_user, user_id=user_id)
+            st.session_state[FLASH] = f"{row['email']} can sign in again."
+            st.rerun()
+    except FieldError as exc:
+        st.error(str(exc))
+
+
+def page() -> None:
+    frame.require_page("users.manage")
+    st.title("Users")
+    flash = st.session_state.pop(FLASH, None)
+    if flash:
+        st.success(flash)
+    users = pd.DataFrame(frame.call(accounts.list_users))
+    st.dataframe(users, hide_index=True, width="stretch", column_config={
+        "id": None,
+        "email": st.column_config.TextColumn("Email"),
+        "name": st.column_config.TextColumn("Name"),
+        "role": st.column_config.TextColumn("Role"),
+        "active": st.column_config.CheckboxColumn("Active"),
+        "local_password": st.column_config.CheckboxColumn("Password sign-in"),
+        "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD"),
+    })
+    if not users.empty:
+        _manage(users)
+    _create()
+
+
+page()
