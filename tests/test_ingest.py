@@ -141,12 +141,15 @@ def test_orientation_is_applied_to_the_reduced_jpeg_decode(upright: Image.Image)
 
 
 def test_heic_is_read_upright_and_reports_the_stored_orientation(upright: Image.Image) -> None:
+    exif = _exif(orientation=6, original="2024:05:01 10:00:00", offset="-04:00", focal=5.7)
     raw = _encode(upright.transpose(Image.Transpose.ROTATE_90), "HEIF", quality=90,
-                  exif=_exif(orientation=6).tobytes())
+                  exif=exif.tobytes())
     assert sniff(raw) == "HEIF"
     photo = read_photo(raw)
     assert photo.format == "HEIF"
     assert photo.exif_orientation == 6
+    assert photo.taken_at_utc == datetime(2024, 5, 1, 14, 0, tzinfo=timezone.utc)
+    assert photo.focal_length_mm == pytest.approx(5.7)
     assert (photo.width_px, photo.height_px) == (300, 200)
     assert np.abs(photo.rgb.astype(int) - np.asarray(upright).astype(int)).mean() < 6.0
 
@@ -421,3 +424,21 @@ def test_hidden_content_tells_polyglots_from_phone_trailers(astronaut: Image.Ima
     eocd = b"PK\x05\x06" + bytes(16) + struct.pack("<H", 3) + b"abc"
     assert hidden_content(jpeg + eocd) == "ZIP"
     assert hidden_content(jpeg + eocd + b"x") is None  # comment length must reach the end
+
+
+def test_multi_picture_jpeg_is_read_and_stored_as_its_first_picture(
+    astronaut: Image.Image,
+) -> None:
+    """MPO (phones' multi-picture JPEG): the second picture and the MPF index are not stored."""
+    mirrored = astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    buffer = io.BytesIO()
+    astronaut.save(buffer, "MPO", save_all=True, append_images=[mirrored])
+    raw = buffer.getvalue()
+    photo = read_photo(raw)
+    assert photo.format == "JPEG" and photo.rgb.shape == (512, 512, 3)
+    clean = clean_original(raw)
+    assert b"MPF\x00" not in clean.data and clean.data.count(b"\xff\xd8\xff") == 1
+    with Image.open(io.BytesIO(clean.data)) as stored:
+        assert stored.format == "JPEG"
+        with Image.open(io.BytesIO(raw)) as first:
+            assert np.array_equal(np.asarray(stored), np.asarray(first.convert("RGB")))
