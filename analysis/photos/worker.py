@@ -92,6 +92,8 @@ class WorkerResult:
     ----------
     ok : bool
         ``True`` when the target returned normally; ``measurement`` then holds its return value.
+        This is about the worker run: a photo that was read but, say, shows no face comes back
+        with ``ok=True`` and ``measurement.ok=False`` (``measurement.error`` says why).
     measurement : PhotoMeasurement or None
         The measurement (or, for a custom ``target``, whatever it returned).
     error : str or None
