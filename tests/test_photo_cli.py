@@ -119,3 +119,18 @@ def test_scalp_view_option_is_passed_through(photos: dict[str, Path]) -> None:
     assert line["ok"] is True and line["view"] == "scalp_vertex" and line["yaw_deg"] is None
     bad = run_cli("measure", str(photos["face"]), "--view", "elbow")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_hostile_corpus_gives_one_clean_line_per_file() -> None:
+    corpus = PROJECT_ROOT / "tests" / "data" / "hostile"
+    files = sorted(p for p in corpus.glob("*") if p.suffix in {".jpg", ".png", ".heic"})
+    if len(files) < 10:
+        pytest.skip("hostile-file corpus not present")
+    proc = run_cli("measure", *map(str, files), "--json", "--workers", "2")
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr
+    lines = parse_lines(proc.stdout)
+    assert [line["path"] for line in lines] == list(map(str, files))
+    for path, line in zip(files, lines):
+        if not path.name.startswith("accept_"):
+            assert line["ok"] is False and line["error"], path.name
