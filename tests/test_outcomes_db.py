@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from analysis.outcomes.frames import load_frames
-from analysis.outcomes.pairs import representative_pairs
+from analysis.outcomes.pairs import pick_typical, representative_pairs
 from analysis.outcomes.safety import trace_lot
 from analysis.outcomes.series import list_patients, series_overview
 from analysis.store import db, records
@@ -227,3 +227,26 @@ def test_consent_withdrawal_excludes_a_patient_immediately(clinic) -> None:
         with pytest.raises(PermissionDenied):
             representative_pairs(s, Actor(None, "a@test", "admin"), protocol_id=ids["protocol"],
                                  view="face_frontal")
+
+
+def _pool(*improvements: float) -> list:
+    return [(i, i, "b", "f", 3, v) for i, v in enumerate(improvements, start=1)]
+
+
+@pytest.mark.parametrize("improvements", [
+    (0.0, 0.5, 1.0, 1.5, 2.0), (1.0, 2.0, 3.0), (3.0, 3.0, 0.0), (5.0, 1.0, 1.0, 1.0),
+    (0.2, 0.2, 0.2), (-1.0, 0.0, 4.0, 9.0, 9.0, 2.0),
+])
+def test_pick_typical_never_shows_the_best_or_a_better_lower_quartile(improvements) -> None:
+    picks = dict(pick_typical(_pool(*improvements)))
+    best = max(improvements)
+    assert picks["median"][5] < best or len(set(improvements)) == 1
+    if "lower_quartile" in picks:
+        assert picks["lower_quartile"][5] <= picks["median"][5]
+        assert picks["lower_quartile"][0] != picks["median"][0]
+
+
+def test_pick_typical_hand_computed() -> None:
+    # median of (1, 2, 3) is 2; lower quartile 1.5 -> the 1
+    picks = dict(pick_typical(_pool(1.0, 2.0, 3.0)))
+    assert (picks["median"][5], picks["lower_quartile"][5]) == (2.0, 1.0)

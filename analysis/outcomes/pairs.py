@@ -11,8 +11,9 @@ Eligible series (all checked at query time):
    read fresh on every call; a withdrawal excludes the patient immediately).
 
 Among eligible series the pair closest to the median improvement and the one closest to the lower
-quartile are returned (ties go to the smaller improvement). Fewer than ``min_candidates`` eligible
-series returns no pairs: with a small pool "typical" means nothing and the one shown would be
+quartile are returned (ties go to the smaller improvement); the best result is never picked and
+the lower-quartile pick never shows more than the median pick. Fewer than ``min_candidates``
+(never below 3) eligible series returns no pairs: with a small pool "typical" means nothing and the one shown would be
 someone's best result.
 """
 
@@ -36,6 +37,8 @@ from analysis.store.models import (
 )
 
 MIN_CANDIDATES = 5
+#: (series_id, patient_id, baseline sha256, follow-up sha256, follow-up session, improvement)
+Candidate = tuple[int, int, str, str, int, float]
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,8 @@ class RepresentativePair:
     pool_size: int
 
 
-def _candidates(session: DbSession, protocol: Protocol, view: str
-                ) -> list[tuple[int, int, str, str, int, float]]:
-    """(series_id, patient_id, baseline sha, follow-up sha, follow-up number, improvement)."""
+def _candidates(session: DbSession, protocol: Protocol, view: str) -> list[Candidate]:
+    """Eligible series before the consent check (rules 1 and 2 of the module docstring)."""
     endpoint = session.scalar(select(EndpointDefinition)
                               .where(EndpointDefinition.code == protocol.primary_endpoint))
     if endpoint is None:
@@ -96,10 +98,27 @@ def _candidates(session: DbSession, protocol: Protocol, view: str
     return out
 
 
-def _closest(pool: list[tuple[int, int, str, str, int, float]], target: float,
-             exclude: set[int]) -> tuple[int, int, str, str, int, float]:
-    choices = [c for c in pool if c[0] not in exclude]
-    return min(choices, key=lambda c: (abs(c[5] - target), c[5]))
+def _closest(choices: list[Candidate], target: float) -> Candidate | None:
+    return min(choices, key=lambda c: (abs(c[5] - target), c[5])) if choices else None
+
+
+def pick_typical(pool: list[Candidate]) -> list[tuple[str, Candidate]]:
+    """``[("median", c), ("lower_quartile", c)]`` from ``pool`` (at least 3 candidates).
+
+    The best result (largest improvement) is never picked, and the lower-quartile pick never
+    shows more improvement than the median pick; ties go to the smaller improvement.
+    """
+    values = np.array([c[5] for c in pool])
+    best = float(values.max())
+    choices = [c for c in pool if c[5] < best] or list(pool)  # all equal: nothing is "best"
+    median_pick = _closest(choices, float(np.median(values)))
+    assert median_pick is not None
+    lower = [c for c in choices if c[0] != median_pick[0] and c[5] <= median_pick[5]]
+    lq_pick = _closest(lower, float(np.percentile(values, 25)))
+    out = [("median", median_pick)]
+    if lq_pick is not None:
+        out.append(("lower_quartile", lq_pick))
+    return out
 
 
 def representative_pairs(session: DbSession, actor: Actor, *, protocol_id: int, view: str,
@@ -115,18 +134,18 @@ def representative_pairs(session: DbSession, actor: Actor, *, protocol_id: int, 
         raise ValueError(f"unknown protocol id {protocol_id}")
     pool = [c for c in _candidates(session, protocol, view)
             if "consult_display" in records.consent_scopes(session, c[1])]
-    if len(pool) < max(min_candidates, 2):
+    if len(pool) < max(min_candidates, 3):
         audit.record(session, actor, "pairs.show", object_type="protocol", object_id=protocol_id,
                      details={"view": view, "pool": len(pool), "shown": 0})
         return []
-    values = np.array([c[5] for c in pool])
-    median_pick = _closest(pool, float(np.median(values)), set())
-    lq_pick = _closest(pool, float(np.percentile(values, 25)), {median_pick[0]})
+    picks = pick_typical(pool)
     unit = session.scalar(select(EndpointDefinition.unit)
                           .where(EndpointDefinition.code == protocol.primary_endpoint)) or ""
     out = []
-    for role, label, c in (("median", "Typical result (closest to the median)", median_pick),
-                           ("lower_quartile", "Below-typical result (lower quartile)", lq_pick)):
+    labels = {"median": "Typical result (closest to the median)",
+              "lower_quartile": "Below-typical result (lower quartile)"}
+    for role, c in picks:
+        label = labels[role]
         audit.record(session, actor, "pairs.show", patient_id=c[1], object_type="series",
                      object_id=c[0], details={"view": view, "role": role, "pool": len(pool)})
         out.append(RepresentativePair(role=role, label=label, view=view, baseline_sha256=c[2],
