@@ -2,7 +2,8 @@
 
 Made only through the record services (``analysis.store.records``) plus the protocol and endpoint
 rows (which have no service yet): one face protocol (frontal view required) with endpoints of every
-kind, two patients (one without photo consent), a series with two sessions, a baseline photo made
+kind, two patients (one without photo consent), a series with three sessions (session 2's photo
+shifted, session 3's far too dark: not comparable, kept with a reason), a baseline photo made
 from ``skimage.data.astronaut()`` (public-domain NASA photo bundled with scikit-image), a treatment,
 measurements, a reaction and a confounder. The demo accounts are created too.
 """
@@ -104,6 +105,14 @@ def seed_small_clinic(data_dir: Path) -> dict[str, int]:
                                        baseline=baseline.measurement, baseline_photo_id=photo1)
         photo2 = capture.save_capture(s, actor, session_id=v2.id, data=astronaut_jpeg(shift_px=8),
                                       assessment=follow, override_reason="test photo")
-        return {"series_id": series.id, "series_no_consent_id": series2.id, "session1_id": v1.id,
+        v3 = records.add_session(s, actor, series_id=series.id, number=3,
+                                 performed_on=start + timedelta(days=35))
+        dark = capture.assess_upload(astronaut_jpeg(brightness=0.3), view="face_frontal",
+                                     baseline=baseline.measurement, baseline_photo_id=photo1)
+        assert dark.verdict == "fail", dark.guidance
+        photo3 = capture.save_capture(s, actor, session_id=v3.id,
+                                      data=astronaut_jpeg(brightness=0.3), assessment=dark,
+                                      override_reason="flash did not fire")
+        return {"series_id": series.id, "session3_id": v3.id, "photo3_id": photo3, "series_no_consent_id": series2.id, "session1_id": v1.id,
                 "session2_id": v2.id, "photo1_id": photo1, "photo2_id": photo2,
                 "clinician_user_id": clinician.id, "protocol_id": protocol.id}

@@ -1,0 +1,1 @@
+"""Printable reports (PDF via reportlab; charts drawn with matplotlib)."""

@@ -1,0 +1,278 @@
+"""Capture photos: upload, check each photo against the series baseline of its view, then save or retake."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from analysis import capture, viewing
+from analysis.photos.types import ALL_VIEWS, FACE_VIEWS, SCALP_VIEWS
+from analysis.store.records import FieldError
+from ui import frame, widgets
+
+UPLOADS = "capture_uploads"  # sha256 -> item dict (bytes kept until saved or discarded)
+HANDLED = "capture_handled"  # sha256 of uploads saved or discarded (ignored if still in the uploader)
+NONCE = "capture_uploader_nonce"
+DISPLAY = "capture_display"  # ("photo", id) / ("upload", sha) -> display RGB array
+FLASH = "capture_flash"
+SERIES_KEY = "candor_series_id"  # shared with Patients and Series review
+
+
+def _state() -> None:
+    st.session_state.setdefault(UPLOADS, {})
+    st.session_state.setdefault(HANDLED, set())
+    st.session_state.setdefault(NONCE, 0)
+    st.session_state.setdefault(DISPLAY, {})
+
+
+def _pick_series() -> capture.CaptureContext | None:
+    choices = frame.call(capture.series_choices)
+    if not choices:
+        st.info("There are no treatment series yet.")
+        return None
+    ids = [c.series_id for c in choices]
+    labels = {c.series_id: c.label for c in choices}
+    current = st.session_state.get(SERIES_KEY)
+    index = ids.index(current) if current in ids else 0
+    series_id = st.selectbox("Patient and series", ids, index=index, format_func=labels.__getitem__)
+    st.session_state[SERIES_KEY] = series_id
+    return frame.call(capture.capture_context, series_id=series_id)
+
+
+def _pick_session(ctx: capture.CaptureContext) -> int | None:
+    with st.expander(f"Start session {len(ctx.sessions) + 1}", expanded=not ctx.sessions,
+                     icon=":material/add:"):
+        performed_on = st.date_input("Session date", value=date.today(), key="capture_new_date")
+        if st.button("Start session", key="capture_start_session"):
+            try:
+                new_id = frame.call(capture.start_next_session, series_id=ctx.series_id,
+                                    performed_on=performed_on)
+            except FieldError as exc:
+                st.error(f"Session date: {exc}")
+            else:
+                st.session_state["capture_session_id"] = new_id
+                st.rerun()
+    if not ctx.sessions:
+        st.info("Start the first session to capture its (baseline) photos.")
+        return None
+    ids = [s.session_id for s in ctx.sessions]
+    if st.session_state.get("capture_session_id") not in ids:
+        st.session_state["capture_session_id"] = ids[-1]
+    labels = {s.session_id: s.label for s in ctx.sessions}
+    return st.selectbox("Session", ids, key="capture_session_id", format_func=labels.__getitem__)
+
+
+def _required_views(ctx: capture.CaptureContext, session_id: int) -> None:
+    missing = ctx.missing_views(session_id)
+    have = ctx.session(session_id).views
+    cols = st.columns(max(1, len(ctx.required_views)))
+    for col, view in zip(cols, ctx.required_views, strict=False):
+        with col:
+            if view in have:
+                st.markdown(f":green[:material/check_circle:] {widgets.view_label(view)}")
+            else:
+                st.markdown(f":orange[:material/radio_button_unchecked:] {widgets.view_label(view)}")
+    if not missing:
+        st.caption("Every view the protocol requires is on file for this session.")
+
+
+def _collect(files: list[Any], default_view: str) -> None:
+    uploads: dict[str, dict[str, Any]] = st.session_state[UPLOADS]
+    for f in files or []:
+        data = f.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in uploads or sha in st.session_state[HANDLED]:
+            continue
+        uploads[sha] = {"name": f.name, "data": data, "view": default_view, "view_set": False,
+                        "assessment": None}
+
+
+def _baseline(ctx: capture.CaptureContext, view: str) -> tuple[Any, int | None]:
+    stored = ctx.baseline_for(view)
+    if stored is None:
+        return None, None
+    data = widgets.fetch_photo(stored.photo_id)
+    if data is None:
+        return None, None
+    display = st.session_state[DISPLAY]
+    if ("photo", stored.photo_id) not in display:
+        display[("photo", stored.photo_id)] = viewing.decode_for_display(data)
+    measurement = capture.measure_bytes(data, view=view, cache=widgets.measurement_cache())
+    return measurement, stored.photo_id
+
+
+def _analyse_pending(ctx: capture.CaptureContext) -> None:
+    uploads: dict[str, dict[str, Any]] = st.session_state[UPLOADS]
+    todo = [sha for sha, item in uploads.items()
+            if item["assessment"] is None or item["assessment"].view != item["view"]]
+    if not todo:
+        return
+    bar = st.progress(0.0, text=f"Analysing {len(todo)} photo(s)…")
+    for done, sha in enumerate(todo, start=1):
+        item = uploads[sha]
+        bar.progress((done - 0.5) / len(todo), text=f"Analysing {item['name']} ({done}/{len(todo)})")
+        _assess(ctx, item)
+        suggested = item["assessment"].suggested_view
+        if (not item["view_set"] and suggested and suggested != item["view"]
+                and item["assessment"].readable):
+            item["view"] = suggested
+            _assess(ctx, item)
+    bar.progress(1.0, text=f"Analysed {len(todo)} photo(s)")
+
+
+def _assess(ctx: capture.CaptureContext, item: dict[str, Any]) -> None:
+    baseline, baseline_id = _baseline(ctx, item["view"])
+    item["assessment"] = capture.assess_upload(
+        item["data"], view=item["view"], baseline=baseline, baseline_photo_id=baseline_id,
+        tolerances=ctx.tolerances, target_area=ctx.target_area, cache=widgets.measurement_cache())
+
+
+def _preview(ctx: capture.CaptureContext, sha: str, item: dict[str, Any]) -> None:
+    a: capture.Assessment = item["assessment"]
+    display = st.session_state[DISPLAY]
+    if ("upload", sha) not in display:
+        display[("upload", sha)] = viewing.decode_for_display(item["data"])
+    new_rgb: np.ndarray = display[("upload", sha)]
+    stored = ctx.baseline_for(item["view"])
+    base_rgb = display.get(("photo", stored.photo_id)) if stored else None
+    if base_rgb is None or a.baseline_photo_id is None:
+        st.image(new_rgb, caption="New photo (no baseline for this view yet)", width="stretch")
+        return
+    opacity = st.slider("Baseline ghost opacity", 0.0, 1.0, 0.4, 0.05, key=f"ghost_{sha}")
+    cache = widgets.measurement_cache()
+    base_meas = cache.get(stored.sha256, capture.cache_view(item["view"]))
+    pair = viewing.align_pair(
+        new_rgb, base_rgb,
+        reference_landmarks=viewing.landmarks_for(
+            a.measurement.landmarks_px, original_width_px=a.measurement.width_px,
+            display_width_px=new_rgb.shape[1]),
+        moving_landmarks=viewing.landmarks_for(
+            base_meas.landmarks_px if base_meas else None,
+            original_width_px=base_meas.width_px if base_meas else None,
+            display_width_px=base_rgb.shape[1]),
+    )
+    st.image(viewing.blend(pair.reference, pair.moving, alpha=opacity), width="stretch",
+             caption=f"New photo with the baseline (session {stored.session_number}) as a ghost; "
+                     f"{pair.note}")
+
+
+def _item(ctx: capture.CaptureContext, session_id: int, tags: tuple[str, ...], sha: str,
+          item: dict[str, Any]) -> None:
+    a: capture.Assessment = item["assessment"]
+    with st.container(border=True):
+        left, right = st.columns([3, 2])
+        with right:
+            st.markdown(f"**{item['name']}**")
+            view = st.selectbox("View", list(_views(ctx)), key=f"view_{sha}",
+                                index=list(_views(ctx)).index(item["view"]),
+                                format_func=widgets.view_label)
+            if view != item["view"]:
+                item["view"], item["view_set"] = view, True
+                st.rerun()
+            if a.suggested_view:
+                st.caption(f"Suggested from head pose: {widgets.view_label(a.suggested_view)}")
+            widgets.verdict_badge(a.verdict)
+            if a.verdict == "baseline":
+                st.write("No baseline of this view yet: this photo becomes the series baseline.")
+            for line in a.guidance:
+                st.markdown(f"- {line}")
+            with st.expander("Check values"):
+                widgets.show_checks(a.checks_json())
+            reason = st.text_input(
+                "Reason to keep it anyway" if a.verdict == "fail" else "Note (optional)",
+                key=f"reason_{sha}", placeholder="e.g. patient could not tilt head")
+            save_col, retake_col = st.columns(2)
+            save = save_col.button("Save photo", key=f"save_{sha}", type="primary",
+                                   icon=":material/save:")
+            retake = retake_col.button("Retake (discard)", key=f"discard_{sha}",
+                                       icon=":material/delete:")
+        with left:
+            _preview(ctx, sha, item)
+    if retake:
+        _forget(sha)
+        st.session_state[FLASH] = f"Discarded {item['name']}: take the photo again and upload it."
+        st.rerun()
+    if save:
+        try:
+            photo_id = frame.call(capture.save_capture, session_id=session_id, data=item["data"],
+                                  assessment=a, override_reason=reason, condition_tags=tags)
+        except FieldError as exc:
+            what = "Photo consent" if exc.field == "consent" else exc.field.replace("_", " ").capitalize()
+            st.error(f"{what}: {exc}", icon=":material/error:")
+        else:
+            _forget(sha)
+            st.session_state[FLASH] = (f"Saved {item['name']} as {widgets.view_label(a.view)} "
+                                       f"(photo {photo_id}).")
+            st.rerun()
+
+
+def _forget(sha: str) -> None:
+    st.session_state[UPLOADS].pop(sha, None)
+    st.session_state[HANDLED].add(sha)
+    st.session_state[DISPLAY].pop(("upload", sha), None)
+    if not st.session_state[UPLOADS]:
+        st.session_state[NONCE] += 1  # empties the uploader
+        st.session_state[HANDLED] = set()
+
+
+def _views(ctx: capture.CaptureContext) -> tuple[str, ...]:
+    first = SCALP_VIEWS if "scalp" in ctx.target_area.lower() else FACE_VIEWS
+    rest = tuple(v for v in ALL_VIEWS if v not in first)
+    return first + rest
+
+
+def _conditions() -> tuple[str, ...]:
+    with st.expander("Conditions of this photo set", icon=":material/checklist:"):
+        selected = st.multiselect("Conditions", list(capture.CONDITION_TAGS),
+                                  format_func=capture.CONDITION_TAGS.__getitem__,
+                                  key="capture_conditions")
+        days = None
+        if st.checkbox("Recent procedure in the area", key="capture_recent"):
+            days = int(st.number_input("Days since the last procedure in the area", 0, 3650, 14,
+                                       key="capture_days"))
+    return capture.condition_tag_list(selected=selected, days_since_last_procedure=days)
+
+
+def page() -> None:
+    frame.require_page("photo.capture")
+    _state()
+    st.title("Capture photos")
+    ctx = _pick_series()
+    if ctx is None:
+        return
+    session_id = _pick_session(ctx)
+    if session_id is None:
+        return
+    if not ctx.consent_ok:
+        st.error("This patient has not consented to clinical photography. Record the consent "
+                 "before saving photos.", icon=":material/no_photography:")
+    st.subheader("Required views")
+    _required_views(ctx, session_id)
+    if message := st.session_state.pop(FLASH, None):
+        st.success(message)
+    tags = _conditions()
+    missing = ctx.missing_views(session_id)
+    default_view = missing[0] if missing else (ctx.required_views or _views(ctx))[0]
+    files = st.file_uploader("Photos (JPEG, PNG or HEIC)", type=["jpg", "jpeg", "png", "heic", "heif"],
+                             accept_multiple_files=True,
+                             key=f"capture_uploader_{st.session_state[NONCE]}")
+    _collect(files, default_view)
+    _analyse_pending(ctx)
+    uploads: dict[str, dict[str, Any]] = st.session_state[UPLOADS]
+    bad = {sha: item for sha, item in uploads.items() if not item["assessment"].readable}
+    for sha, item in bad.items():
+        st.error(f"**{item['name']}** cannot be used: {item['assessment'].error}",
+                 icon=":material/broken_image:")
+        if st.button("Remove from the list", key=f"remove_{sha}"):
+            _forget(sha)
+            st.rerun()
+    for sha, item in list(uploads.items()):
+        if sha not in bad:
+            _item(ctx, session_id, tags, sha, item)
+
+
+page()

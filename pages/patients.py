@@ -1,0 +1,54 @@
+"""Patients: the clinic's patients and their series; pick one to review, capture or record."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analysis.outcomes.series import list_patients
+from ui import frame
+
+SERIES_KEY = "candor_series_id"  # the chosen series lives in session state, never in the URL
+
+COLUMNS = {
+    "patient_code": st.column_config.TextColumn("Patient"),
+    "protocol": st.column_config.TextColumn("Protocol"),
+    "status": st.column_config.TextColumn("Status"),
+    "started_on": st.column_config.DateColumn("Started"),
+    "sessions_done": st.column_config.NumberColumn("Sessions done"),
+    "sessions_planned": st.column_config.NumberColumn("Planned"),
+    "last_visit_on": st.column_config.DateColumn("Last visit"),
+    "photo_compliance": st.column_config.ProgressColumn(
+        "Complete photo sets", min_value=0.0, max_value=1.0, format="percent"),
+}
+
+
+def page() -> None:
+    frame.require_page("patient.read")
+    st.title("Patients")
+    search = st.text_input("Search", placeholder="Patient code, protocol or status",
+                           key="patients_search", icon=":material/search:")
+    df = frame.call(list_patients, search=search)
+    if df.empty:
+        st.info("No series match your search." if search.strip() else "There are no patients yet.")
+        return
+    st.caption(f"{df['patient_id'].nunique()} patient(s), {len(df)} series. Select a row to open it.")
+    event = st.dataframe(df[list(COLUMNS)], column_config=COLUMNS, hide_index=True,
+                         width="stretch", on_select="rerun", selection_mode="single-row",
+                         key="patients_table")
+    rows = event.selection.rows if event is not None else []
+    if rows:
+        st.session_state[SERIES_KEY] = int(df.iloc[rows[0]]["series_id"])
+    chosen = st.session_state.get(SERIES_KEY)
+    if chosen in set(df["series_id"].astype(int)):
+        row = df[df["series_id"] == chosen].iloc[0]
+        st.markdown(f"**Selected:** {row['patient_code']} · {row['protocol']} · "
+                    f"{row['sessions_done']}/{row['sessions_planned']} sessions")
+        cols = st.columns(3)
+        cols[0].page_link("pages/series_review.py", label="Open in Series review",
+                          icon=":material/compare:")
+        cols[1].page_link("pages/capture_photos.py", label="Capture photos",
+                          icon=":material/add_a_photo:")
+        cols[2].page_link("pages/record_visit.py", label="Record visit", icon=":material/edit_note:")
+
+
+page()

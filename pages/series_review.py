@@ -1,0 +1,196 @@
+"""Series review: timeline, photo grid with comparability, aligned comparisons, endpoint charts, PDF."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analysis import capture, viewing
+from analysis.outcomes.series import SeriesOverview, series_overview
+from analysis.reports.series_report import build_series_report, report_photos
+from analysis.store.access import PermissionDenied
+from analysis.store.photo_access import audited_export
+from ui import charts, frame, widgets
+
+SERIES_KEY = "candor_series_id"
+MODES = ["Side by side", "Slider", "Overlay", "Difference"]
+
+
+def _pick() -> int | None:
+    choices = frame.call(capture.series_choices)
+    if not choices:
+        st.info("There are no treatment series yet.")
+        return None
+    ids = [c.series_id for c in choices]
+    labels = {c.series_id: c.label for c in choices}
+    current = st.session_state.get(SERIES_KEY)
+    series_id = st.selectbox("Patient and series", ids, index=ids.index(current) if current in ids
+                             else 0, format_func=labels.__getitem__)
+    st.session_state[SERIES_KEY] = series_id
+    return series_id
+
+
+def _header(o: SeriesOverview) -> None:
+    p, pr, s = o.patient, o.protocol, o.series
+    st.markdown(f"**{p['code']}** · {p['age_band']} · {p['sex']} · Fitzpatrick {p['fitzpatrick']}"
+                f" — **{pr['name']}** ({pr['modality']}, {pr['target_area']}) · "
+                f"{len(o.sessions)}/{pr['planned_sessions']} sessions · {s['status']}")
+    if o.red_flags:
+        st.error(f"{o.red_flags} red-flag event(s) recorded in this series — see Reactions.",
+                 icon=":material/emergency:")
+    for note in o.notes:
+        st.caption(note)
+
+
+def _grid(o: SeriesOverview) -> None:
+    if o.photos.empty:
+        st.info("No photos in this series yet.")
+        return
+    numbers = [int(n) for n in o.sessions["number"]]
+    for view in o.photo_grid.index:
+        st.markdown(f"**{widgets.view_label(view)}**")
+        cols = st.columns(max(len(numbers), 1))
+        for col, number in zip(cols, numbers, strict=False):
+            cell = o.photos[(o.photos["view"] == view) & (o.photos["session_number"] == number)]
+            with col:
+                st.caption(f"Session {number}")
+                if cell.empty:
+                    st.caption("— no photo —")
+                    continue
+                row = cell.iloc[-1]
+                thumb = widgets.fetch_photo(int(row["photo_id"]), thumbnail=True, max_side=320)
+                if thumb is not None:
+                    st.image(thumb, width="stretch")
+                widgets.verdict_badge(str(row["verdict"]),
+                                      help=row["override_reason"] or None)
+
+
+def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
+    views = [v for v in o.photo_grid.index if (o.photos["view"] == v).sum() >= 2]
+    if not views:
+        st.info("Comparisons need two sessions with a photo of the same view.")
+        return
+    c1, c2, c3 = st.columns([2, 1, 1])
+    view = c1.selectbox("View", views, format_func=widgets.view_label, key="review_view")
+    photos = o.photos[o.photos["view"] == view].sort_values("session_number")
+    options = photos["photo_id"].astype(int).tolist()
+    label = {int(r.photo_id): f"Session {int(r.session_number)}" for r in photos.itertuples()}
+    first = c2.selectbox("Earlier", options, index=0, format_func=label.get, key="review_a")
+    second = c3.selectbox("Later", options, index=len(options) - 1, format_func=label.get,
+                          key="review_b")
+    if first == second:
+        st.info("Choose two different sessions.")
+        return
+    a_bytes, b_bytes = widgets.fetch_photo(first), widgets.fetch_photo(second)
+    if a_bytes is None or b_bytes is None:
+        return
+    with st.spinner("Measuring and aligning the two photos…"):
+        pair = viewing.pair_view(a_bytes, b_bytes, view=view, tolerances=ctx.tolerances,
+                                 cache=widgets.measurement_cache())
+    verdict = pair.comparison.verdict
+    if verdict == "fail":
+        st.error("**Not comparable** — these two photos differ in how they were taken, so a "
+                 "difference between them is not evidence of a treatment effect:\n\n"
+                 + "\n".join(f"- {r}" for r in pair.comparison.reasons), icon=":material/block:")
+    elif verdict == "warn":
+        st.warning("**Check before comparing:**\n\n"
+                   + "\n".join(f"- {r}" for r in pair.comparison.reasons), icon=":material/warning:")
+    else:
+        widgets.verdict_badge("pass")
+    with st.expander("Check values"):
+        widgets.show_checks([c.to_json_dict() for c in pair.comparison.checks])
+    m1, m2 = st.columns([3, 1])
+    mode = m1.segmented_control("Mode", MODES, default=MODES[0], key="review_mode") or MODES[0]
+    aligned = m2.toggle("Aligned", value=True, key="review_aligned",
+                        help="Off shows the original later photo, unwarped")
+    later = pair.later_aligned if aligned else viewing.align_pair(
+        pair.earlier, pair.later_original, reference_landmarks=None, moving_landmarks=None).moving
+    names = (label[first], label[second])
+    caption = (f"{names[0]} → {names[1]} · "
+               f"{pair.note if aligned else 'original (not aligned), resized to the same frame'}"
+               + (" · NOT COMPARABLE" if verdict == "fail" else ""))
+    if mode == "Side by side":
+        st.image(viewing.side_by_side(pair.earlier, later), caption=caption, width="stretch")
+    elif mode == "Slider":
+        pos = st.slider(f"Wipe: {names[0]} ◀ ▶ {names[1]}", 0.0, 1.0, 0.5, 0.01, key="review_wipe")
+        st.image(viewing.wipe(pair.earlier, later, position=pos), caption=caption, width="stretch")
+    elif mode == "Overlay":
+        alpha = st.slider(f"Opacity of {names[1]}", 0.0, 1.0, 0.5, 0.05, key="review_alpha")
+        st.image(viewing.blend(pair.earlier, later, alpha=alpha), caption=caption, width="stretch")
+    else:
+        st.image(viewing.difference_map(pair.earlier, later), width="stretch",
+                 caption=caption + " · difference in lightness (bright = changed)")
+
+
+def _endpoints(o: SeriesOverview) -> None:
+    if o.measurements.empty:
+        st.info("No endpoint values recorded yet.")
+        return
+    names = dict(zip(o.endpoints["endpoint_code"], o.endpoints["name"], strict=False))
+    units = dict(zip(o.endpoints["endpoint_code"], o.endpoints["unit"], strict=False))
+    codes = list(dict.fromkeys(o.measurements["endpoint_code"]))
+    primary = o.protocol.get("primary_endpoint")
+    codes.sort(key=lambda c: c != primary)
+    for code in codes:
+        fig = charts.endpoint_figure(o.measurements, code=code, name=names.get(code, code),
+                                     unit=units.get(code) or "", comparisons=o.comparisons)
+        st.plotly_chart(fig, key=f"endpoint_{code}", width="stretch")
+
+
+def _tables(o: SeriesOverview) -> None:
+    for title, df in (("Treatments", o.treatments), ("Reactions and adverse events", o.reactions),
+                      ("Confounders", o.confounders)):
+        with st.expander(f"{title} ({len(df)})"):
+            if len(df):
+                st.dataframe(df, hide_index=True, width="stretch")
+            else:
+                st.caption("None recorded.")
+
+
+def _export(o: SeriesOverview, series_id: int) -> None:
+    key = f"report_pdf_{series_id}"
+    if st.button("Prepare PDF progress report", icon=":material/picture_as_pdf:"):
+        try:
+            frame.call(audited_export, action="report.export",
+                       patient_id=int(o.patient["patient_id"]), object_type="series",
+                       object_id=series_id, details={"format": "pdf"})
+        except PermissionDenied as exc:
+            st.error(f"The report cannot be exported: {exc}")
+            return
+        photos = report_photos(o.photos, fetch=lambda pid: widgets.fetch_photo(
+            pid, thumbnail=True, max_side=640, quiet=True))
+        st.session_state[key] = build_series_report(o, photos=photos)
+    if key in st.session_state:
+        st.download_button("Download PDF", st.session_state[key], type="primary",
+                           file_name=f"candor-series-{series_id}.pdf", mime="application/pdf",
+                           icon=":material/download:")
+
+
+def page() -> None:
+    frame.require_page("series.read")
+    st.title("Series review")
+    series_id = _pick()
+    if series_id is None:
+        return
+    try:
+        o = frame.call(series_overview, series_id)
+    except LookupError as exc:
+        st.error(str(exc))
+        return
+    ctx = frame.call(capture.capture_context, series_id=series_id)
+    _header(o)
+    st.plotly_chart(charts.timeline_figure(o.sessions, o.treatments, o.reactions, o.confounders),
+                    key="timeline", width="stretch")
+    tabs = st.tabs(["Photos", "Compare", "Endpoints", "Record", "Report"])
+    with tabs[0]:
+        _grid(o)
+    with tabs[1]:
+        _compare(o, ctx)
+    with tabs[2]:
+        _endpoints(o)
+    with tabs[3]:
+        _tables(o)
+    with tabs[4]:
+        _export(o, series_id)
+
+
+page()

@@ -1,0 +1,108 @@
+"""Small display helpers shared by the clinician pages: view names, verdict badges, check tables,
+photos fetched through the audited door (:func:`analysis.store.photo_access.photo_bytes`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from analysis.capture import MeasurementCache
+from analysis.store.access import PermissionDenied
+from analysis.store.images import BlobCorruptError, BlobMissingError
+from analysis.store.photo_access import PhotoNotFound, photo_bytes
+from ui import frame
+
+MEASUREMENTS_KEY = "candor_measurements"  # one MeasurementCache per browser session
+PHOTO_TTL_S = 60  # cached photo bytes are re-checked (role, consent, audit) after this long
+
+VIEW_LABELS: dict[str, str] = {
+    "face_frontal": "Face · frontal",
+    "face_oblique_left": "Face · oblique, patient's left",
+    "face_oblique_right": "Face · oblique, patient's right",
+    "face_lateral_left": "Face · lateral, patient's left",
+    "face_lateral_right": "Face · lateral, patient's right",
+    "scalp_vertex": "Scalp · vertex",
+    "scalp_midline_part": "Scalp · midline part",
+    "scalp_frontal_hairline": "Scalp · frontal hairline",
+    "scalp_temporal_left": "Scalp · temporal, left",
+    "scalp_temporal_right": "Scalp · temporal, right",
+}
+
+VERDICT_STYLE: dict[str, tuple[str, str, str]] = {
+    # verdict -> (label, colour, icon)
+    "baseline": ("Baseline", "blue", ":material/flag:"),
+    "pass": ("Comparable", "green", ":material/check_circle:"),
+    "warn": ("Check before comparing", "orange", ":material/warning:"),
+    "fail": ("Not comparable", "red", ":material/block:"),
+    "not_assessed": ("Not assessed", "gray", ":material/help:"),
+}
+
+STATUS_WORDS = {"pass": "OK", "warn": "Warn", "fail": "Fail", "not_assessed": "—"}
+
+
+def view_label(view: str) -> str:
+    return VIEW_LABELS.get(view, view.replace("_", " "))
+
+
+def verdict_badge(verdict: str, *, help: str | None = None) -> None:
+    label, colour, icon = VERDICT_STYLE.get(verdict, (verdict, "gray", None))
+    st.badge(label, color=colour, icon=icon, help=help)  # type: ignore[arg-type]
+
+
+def verdict_text(verdict: str) -> str:
+    """Markdown badge for use inside captions and tables."""
+    label, colour, _ = VERDICT_STYLE.get(verdict, (verdict, "gray", ""))
+    return f":{colour}-badge[{label}]"
+
+
+def checks_frame(checks: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The per-check values as a small table (JSON dicts of ``Check.to_json_dict``)."""
+    rows = []
+    for c in checks:
+        value = c.get("value")
+        unit = c.get("unit") or ""
+        rows.append({
+            "Check": str(c.get("name", "")).replace("_", " "),
+            "Result": STATUS_WORDS.get(c.get("status", ""), c.get("status", "")),
+            "Value": "" if value is None else f"{value:+.3g} {unit}".strip(),
+            "Limits (warn / fail)": (
+                "" if c.get("warn_at") is None else f"{c['warn_at']:g} / {c['fail_at']:g}"),
+            "What it means": c.get("message", ""),
+        })
+    return pd.DataFrame(rows)
+
+
+def show_checks(checks: Sequence[dict[str, Any]]) -> None:
+    if checks:
+        st.dataframe(checks_frame(checks), hide_index=True, width="stretch")
+
+
+def measurement_cache() -> MeasurementCache:
+    """This browser session's measurement cache (shared by Capture photos and Series review)."""
+    return st.session_state.setdefault(MEASUREMENTS_KEY, MeasurementCache())
+
+
+@st.cache_data(ttl=PHOTO_TTL_S, scope="session", show_spinner=False, max_entries=200)
+def _photo(photo_id: int, thumbnail: bool, max_side: int, actor_email: str) -> bytes:
+    return frame.call(photo_bytes, photo_id=photo_id, purpose="clinical_record",
+                      thumbnail=thumbnail, max_side=max_side)
+
+
+def fetch_photo(photo_id: int, *, thumbnail: bool = False, max_side: int = 320,
+                quiet: bool = False) -> bytes | None:
+    """Bytes of a stored photo via the audited door (:func:`photo_bytes`: role, current consent,
+    one audit event), kept for this browser session for ``PHOTO_TTL_S`` seconds; a clear message
+    (and ``None``) when it is refused or missing."""
+    actor = frame.current_actor()
+    try:
+        return _photo(photo_id, thumbnail, max_side, actor.email if actor else "")
+    except PermissionDenied as exc:  # includes ConsentMissing
+        message = f"Photo {photo_id} cannot be shown: {exc}"
+    except (PhotoNotFound, BlobMissingError, BlobCorruptError) as exc:
+        message = f"Photo {photo_id} cannot be shown: {exc}"
+    if not quiet:
+        st.warning(message, icon=":material/hide_image:")
+    return None
