@@ -173,6 +173,12 @@ def test_filters_lot_and_baseline_severity() -> None:
     assert _row(op.summary, protocol_id=1)["series"] == 3
     with pytest.raises(ValueError, match="unknown protocol"):
         compare_protocols(hand_clinic(), protocol_ids=[99])
+    with pytest.raises(ValueError, match="at least one protocol"):
+        compare_protocols(hand_clinic(), protocol_ids=[])
+    nobody = compare_protocols(hand_clinic(), protocol_ids=[1], lot="no such lot")
+    assert nobody.by_session.empty and "endpoint_code" in nobody.by_session.columns
+    with pytest.raises(ValueError, match="low end is above the high end"):
+        compare_protocols(hand_clinic(), protocol_ids=[1], baseline_severity=(4, 1))
 
 
 def test_consult_timeline_quartiles_and_shares() -> None:

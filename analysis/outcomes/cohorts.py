@@ -173,6 +173,8 @@ def compare_protocols(
     gate-passing series; completion, reactions and photo compliance use every selected series.
     """
     protocol_ids = [int(p) for p in protocol_ids]
+    if not protocol_ids:
+        raise ValueError("choose at least one protocol to compare")
     known = set(frames.protocols["protocol_id"])
     unknown = [p for p in protocol_ids if p not in known]
     if unknown:
@@ -245,14 +247,19 @@ def compare_protocols(
         reactions.append(rr)
     compliance_df = photo_compliance(frames, chosen, min_n=min_n)
 
-    def cat(parts: list[pd.DataFrame]) -> pd.DataFrame:
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    def cat(parts: list[pd.DataFrame], by: str) -> pd.DataFrame:
+        if parts:
+            return pd.concat(parts, ignore_index=True)
+        return pd.DataFrame(columns=["protocol_id", "endpoint_code", by, "n_patients", "value",
+                                     "ci_low", "ci_high", "n", "insufficient", "label",
+                                     "higher_is_better"])
 
     filters = {"protocol_ids": protocol_ids, "product": product, "lot": lot,
                "operator_id": operator_id, "date_from": date_from, "date_to": date_to,
                "baseline_severity": baseline_severity, "gate_passing_only": gate_passing_only}
     return ProtocolComparison(
-        summary=pd.DataFrame(summary), by_session=cat(by_session), by_week=cat(by_week),
-        responders=pd.DataFrame(resp), reactions=cat(reactions),
+        summary=pd.DataFrame(summary), by_session=cat(by_session, "session_number"),
+        by_week=cat(by_week, "week"), responders=pd.DataFrame(resp),
+        reactions=pd.concat(reactions, ignore_index=True) if reactions else pd.DataFrame(),
         photo_compliance=compliance_df, definitions=dict(DEFINITIONS), filters=filters,
         min_n=min_n, notes=notes)
