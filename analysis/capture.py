@@ -7,8 +7,8 @@ The flow for one upload
 2. :func:`assess_upload` analyses the upload in the sandboxed worker
    (:func:`analysis.photos.worker.analyse_in_worker`) and grades it against the baseline of the same
    view (:func:`analysis.photos.compare.compare`) **before** anything is stored.
-3. :func:`save_capture` stores the metadata-free original (:func:`analysis.photos.ingest.clean_original`
-   then :func:`analysis.store.records.store_photo`), with the measurements, the checks, the verdict and
+3. :func:`save_capture` stores the metadata-free original (:func:`analysis.photos.ingest.clean_original`,
+   run in the worker by ``clean_in_worker``, then :func:`analysis.store.records.store_photo`), with the measurements, the checks, the verdict and
    the photographer's reason when a failing photo is kept anyway.
 
 The baseline of a view is the stored photo of that view from the earliest session that has one
@@ -377,12 +377,14 @@ def save_capture(
         ``consent`` when the patient has no clinical-photography consent, ``override_reason`` when a
         failing photo is kept without a reason, ``photo`` when the file cannot be cleaned.
     """
-    from analysis.photos.ingest import IngestError, clean_original
+    from analysis.photos.ingest import IngestError
+    from analysis.photos.worker import clean_in_worker
 
     if not assessment.readable:
         raise records.FieldError("photo", assessment.error or "this file is not a usable photo")
     try:
-        clean = clean_original(data)
+        with _main_module_hidden():
+            clean = clean_in_worker(data)  # clean_original, isolated like the analysis
     except IngestError as exc:
         raise records.FieldError("photo", str(exc)) from exc
     m = assessment.measurement

@@ -17,7 +17,7 @@ from ui import frame, widgets
 UPLOADS = "capture_uploads"  # sha256 -> item dict (bytes kept until saved or discarded)
 HANDLED = "capture_handled"  # sha256 of uploads saved or discarded (ignored if still in the uploader)
 NONCE = "capture_uploader_nonce"
-DISPLAY = "capture_display"  # ("photo", id) / ("upload", sha) -> display RGB array
+DISPLAY = "capture_display"  # ("photo", photo id) -> display RGB array of a stored baseline
 FLASH = "capture_flash"
 SERIES_KEY = "candor_series_id"  # shared with Patients and Series review
 
@@ -134,9 +134,11 @@ def _assess(ctx: capture.CaptureContext, item: dict[str, Any]) -> None:
 def _preview(ctx: capture.CaptureContext, sha: str, item: dict[str, Any]) -> None:
     a: capture.Assessment = item["assessment"]
     display = st.session_state[DISPLAY]
-    if ("upload", sha) not in display:
-        display[("upload", sha)] = viewing.decode_for_display(item["data"])
-    new_rgb: np.ndarray = display[("upload", sha)]
+    # The upload is shown from the worker's small copy: its bytes are never decoded in this process.
+    new_rgb: np.ndarray | None = a.measurement.thumb
+    if new_rgb is None:
+        st.info("No preview: the photo could not be analysed.")
+        return
     stored = ctx.baseline_for(item["view"])
     base_rgb = display.get(("photo", stored.photo_id)) if stored else None
     if base_rgb is None or a.baseline_photo_id is None:
@@ -213,7 +215,6 @@ def _item(ctx: capture.CaptureContext, session_id: int, tags: tuple[str, ...], s
 def _forget(sha: str) -> None:
     st.session_state[UPLOADS].pop(sha, None)
     st.session_state[HANDLED].add(sha)
-    st.session_state[DISPLAY].pop(("upload", sha), None)
     if not st.session_state[UPLOADS]:
         st.session_state[NONCE] += 1  # empties the uploader
         st.session_state[HANDLED] = set()
