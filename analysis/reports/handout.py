@@ -41,10 +41,9 @@ def timeline_chart_png(timeline: ConsultTimeline, *, dpi: int = 150) -> bytes:
         ax.fill_between(x, d["q1"].astype(float), d["q3"].astype(float), color="#9ecae1",
                         alpha=0.6, label="middle half of patients")
         ax.plot(x, d["median"].astype(float), marker="o", color="#08519c", label="typical (median)")
-        for xi, n in zip(x, d["n"], strict=True):
-            ax.annotate(f"n={int(n)}", (xi, 0), textcoords="offset points", xytext=(0, -22),
-                        ha="center", fontsize=7, color="#555555", annotation_clip=False)
         ax.set_xticks(x)
+        ax.set_xticklabels([f"{xi}\nn={int(n)}" for xi, n in zip(x, d["n"], strict=True)],
+                           fontsize=7)
     else:
         ax.text(0.5, 0.5, "Not enough patients yet to draw a course", ha="center", va="center",
                 transform=ax.transAxes)
@@ -52,7 +51,7 @@ def timeline_chart_png(timeline: ConsultTimeline, *, dpi: int = 150) -> bytes:
         ax.axhline(t.mcid, color="#d94801", linestyle="--", linewidth=1,
                    label=f"noticeable change ({_fmt(t.mcid)} {t.unit})".replace(" )", ")"))
     ax.axhline(0, color="#999999", linewidth=0.8)
-    ax.set_xlabel("Session", labelpad=14)
+    ax.set_xlabel("Session (n = patients measured)")
     ax.set_ylabel(f"Improvement ({t.unit})" if t.unit else "Improvement")
     ax.legend(fontsize=7, loc="upper left", frameon=False)
     fig.tight_layout()
