@@ -18,8 +18,16 @@ black border (the crops are too tight for FaceMesh otherwise; see the set's READ
 then measured on the unpadded crop. Images where no face is found are counted and left out of the
 rates (a real comparison would fail them with "no face found").
 
-The naive baseline in the same run needs no landmarks: ``(R - L) / (R + L)`` of the mean grey level
-of the image's right and left halves, held to the same ``light_side`` thresholds.
+* Pointing'04 (``pointing04``, people 01-10, both series): the same room light, the head turned
+  by pan +-15 deg and +-30 deg at tilt 0 against pan 0. The lighting check should *pass* (the pose
+  check is the one that must speak); this measures how much a turned head leaks into it.
+
+Two baselines run in the same pass, each against its own fixed thresholds (warn > 0.13, i.e. a
+1.3:1 ratio of mean L* between the halves; fail > 0.26):
+* *half-face*: ``(R - L) / (R + L)`` of the skin's mean L* on either side of the face midline
+  (``LightingMeasure.half_face_asymmetry``, needs landmarks);
+* *naive*: ``(R - L) / (R + L)`` of the mean grey level of the image's right and left halves,
+  no landmarks.
 
 Subjects yaleB01-yaleB10 are reported apart ("dev") from yaleB11-yaleB29 ("other"): the default
 thresholds in ``Tolerances`` were set on principle and looked at on dev only.
@@ -112,7 +120,13 @@ def _measurement(path: Path, rgb: np.ndarray, lm: np.ndarray | None) -> PhotoMea
         path=str(path), ok=True, view="face_frontal", face_found=True, width_px=w, height_px=h,
         exposure_l=light.exposure_l, clipped_share=light.clipped_share,
         lab_median=light.lab_median, light_side=light.light_side,
+        extra={"half_face": light.half_face_asymmetry, "naive": _naive_light_side(rgb)},
     )
+
+
+def _deltas(base: PhotoMeasurement, follow: PhotoMeasurement) -> tuple[float, float]:
+    return (follow.extra["half_face"] - base.extra["half_face"],
+            follow.extra["naive"] - base.extra["naive"])
 
 
 def _cached_landmarks(detect, path: Path, rgb: np.ndarray, cache: Path | None, pad: bool):
@@ -141,10 +155,13 @@ class Tally:
         return f"{self.n[key + ':hit'] / n:6.1%} ({self.n[key + ':hit']}/{n})" if n else "   n/a"
 
 
-def _light_status(value: float, tol: Tolerances) -> str:
-    if abs(value) > tol.light_side_fail:
-        return "fail"
-    return "warn" if abs(value) > tol.light_side_warn else "pass"
+ASYMMETRY_WARN = 0.13  # (1.3 - 1) / (1.3 + 1): thresholds of the two baselines
+ASYMMETRY_FAIL = 0.26
+POINTING_RE = re.compile(r"person(\d\d)([12])(\d\d)([+-]\d+)([+-]\d+)\.jpg$")
+
+
+def _asym_flag(delta: float) -> bool:
+    return abs(delta) > ASYMMETRY_WARN
 
 
 def run_yaleb(detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
@@ -152,19 +169,18 @@ def run_yaleb(detect, limit: int | None, cache: Path | None, tol: Tolerances) ->
     subjects = sorted(p for p in root.glob("yaleB*") if p.is_dir())
     if limit:
         subjects = subjects[:limit]
-    ours, naive, missing = Tally(), Tally(), Tally()
+    ours, half, naive, missing = Tally(), Tally(), Tally(), Tally()
     for subj in subjects:
         base_path = subj / f"{subj.name}_P00A+000E+00.pgm"
         if not base_path.exists():
             continue
         base_rgb = _load_rgb(base_path)
-        base_lm = _cached_landmarks(detect, base_path, base_rgb, cache, pad=True)
-        base = _measurement(base_path, base_rgb, base_lm)
+        base = _measurement(base_path, base_rgb, _cached_landmarks(detect, base_path, base_rgb,
+                                                                    cache, pad=True))
         group = "dev" if int(subj.name[5:]) <= 10 else "other"
         if not base.face_found:
             print(f"  {subj.name}: no face on the baseline; subject skipped")
             continue
-        base_naive = _naive_light_side(base_rgb)
         for path in sorted(subj.glob("*.pgm")):
             m = YALEB_RE.search(path.name)
             if not m or path == base_path:
@@ -179,35 +195,57 @@ def run_yaleb(detect, limit: int | None, cache: Path | None, tol: Tolerances) ->
             rgb = _load_rgb(path)
             lm = _cached_landmarks(detect, path, rgb, cache, pad=True)
             missing.add(f"{group}:{cls}", lm is None)
-            naive_d = _naive_light_side(rgb) - base_naive
-            naive_flag = _light_status(naive_d, tol) != "pass"
-            naive_sign_ok = naive_d < 0 if az > 0 else naive_d > 0
             if lm is None:
                 continue
             follow = _measurement(path, rgb, lm)
-            check = compare(base, follow, tolerances=tol).check("lighting")
+            result = compare(base, follow, tolerances=tol)
+            check = result.check("lighting")
             flagged = check.status in ("warn", "fail")
+            d_half, d_naive = _deltas(base, follow)
+            want = -1.0 if az > 0 else 1.0  # az > 0: image-left lit, light_side falls
+            band = "front90" if abs(az) <= 95 else "back"
             for g in (group, "all"):
                 if cls == "side":
-                    ours.add(f"{g}:side", flagged)
-                    naive.add(f"{g}:side", naive_flag)
-                    ours.add(f"{g}:sign", (check.value or 0) < 0 if az > 0 else (check.value or 0) > 0)
-                    naive.add(f"{g}:sign", naive_sign_ok)
-                    wanted = "patient's right" if az > 0 else "patient's left"
-                    ours.add(f"{g}:message", flagged and wanted in check.message)
+                    for key in ("side", f"side_{band}"):
+                        ours.add(f"{g}:{key}", flagged)
+                        half.add(f"{g}:{key}", _asym_flag(d_half))
+                        naive.add(f"{g}:{key}", _asym_flag(d_naive))
+                    if band == "front90":
+                        ours.add(f"{g}:sign", np.sign(check.value or 0.0) == want)
+                        half.add(f"{g}:sign", np.sign(d_half) == want)
+                        naive.add(f"{g}:sign", np.sign(d_naive) == want)
+                    wrong = "patient's left" if az > 0 else "patient's right"
+                    ours.add(f"{g}:wrong_side", wrong in check.message)
+                    ours.add(f"{g}:any", result.verdict != "pass")
                 else:
                     ours.add(f"{g}:frontal", not flagged)
-                    naive.add(f"{g}:frontal", not naive_flag)
+                    half.add(f"{g}:frontal", not _asym_flag(d_half))
+                    naive.add(f"{g}:frontal", not _asym_flag(d_naive))
     print(f"Extended Yale B, {len(subjects)} subjects (baseline A+000E+00)")
-    print(f"  thresholds: |d light_side| warn > {tol.light_side_warn}, fail > {tol.light_side_fail}")
-    print(f"  {'':8} {'':28} {'landmarks (ours)':>24} {'naive whole-frame':>24}")
+    print(f"  thresholds (ours): |d light_side| warn > {tol.light_side_warn}, "
+          f"fail > {tol.light_side_fail}; baselines: > {ASYMMETRY_WARN}")
+    _header()
+    rows = (("side", "side light flagged"), ("side_front90", "  of which |az| <= 95"),
+            ("side_back", "  of which backlit |az| >= 110"), ("frontal", "near-frontal passed"),
+            ("sign", "sign correct (|az| <= 95)"), ("wrong_side", "side: message names wrong side"),
+            ("any", "side: comparison not passed"))
     for g in ("dev", "other", "all"):
-        print(f"  {g:8} {'side light flagged':28} {ours.rate(g + ':side'):>24} {naive.rate(g + ':side'):>24}")
-        print(f"  {g:8} {'near-frontal passed':28} {ours.rate(g + ':frontal'):>24} {naive.rate(g + ':frontal'):>24}")
-        print(f"  {g:8} {'side light: sign correct':28} {ours.rate(g + ':sign'):>24} {naive.rate(g + ':sign'):>24}")
-        print(f"  {g:8} {'side light: message side ok':28} {ours.rate(g + ':message'):>24}")
+        for key, label in rows:
+            _row(f"{g:6} {label}", ours, half, naive, f"{g}:{key}",
+                 key in ("wrong_side", "any"))
     for g in ("dev", "other"):
-        print(f"  {g:8} no face found: side {missing.rate(g + ':side')}, frontal {missing.rate(g + ':frontal')}")
+        print(f"  {g:6} no face found: side {missing.rate(g + ':side')}, frontal "
+              f"{missing.rate(g + ':frontal')}")
+
+
+def _header() -> None:
+    print(f"  {'':36} {'mesh-normal fit (ours)':>24} {'half-face (R-L)/(R+L)':>24} "
+          f"{'naive whole-frame':>24}")
+
+
+def _row(label: str, ours: Tally, half: Tally, naive: Tally, key: str, ours_only: bool = False):
+    rest = "" if ours_only else f" {half.rate(key):>24} {naive.rate(key):>24}"
+    print(f"  {label:36} {ours.rate(key):>24}{rest}")
 
 
 def run_yalefaces(detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
@@ -215,12 +253,13 @@ def run_yalefaces(detect, limit: int | None, cache: Path | None, tol: Tolerances
     subjects = sorted({p.name.split(".")[0] for p in root.glob("subject*.centerlight.jpeg")})
     if limit:
         subjects = subjects[:limit]
-    ours, naive = Tally(), Tally()
+    ours, half, naive = Tally(), Tally(), Tally()
     nofc = 0
     for subj in subjects:
         base_path = root / f"{subj}.centerlight.jpeg"
         base_rgb = _load_rgb(base_path)
-        base = _measurement(base_path, base_rgb, _cached_landmarks(detect, base_path, base_rgb, cache, False))
+        base = _measurement(base_path, base_rgb,
+                            _cached_landmarks(detect, base_path, base_rgb, cache, False))
         if not base.face_found:
             nofc += 1
             continue
@@ -228,18 +267,65 @@ def run_yalefaces(detect, limit: int | None, cache: Path | None, tol: Tolerances
             path = root / f"{subj}.{cond}.jpeg"
             rgb = _load_rgb(path)
             follow = _measurement(path, rgb, _cached_landmarks(detect, path, rgb, cache, False))
-            naive_d = _naive_light_side(rgb) - _naive_light_side(base_rgb)
-            naive.add("flag", _light_status(naive_d, tol) != "pass")
-            naive.add("sign", np.sign(naive_d) == sign)
             if not follow.face_found:
                 nofc += 1
                 continue
             check = compare(base, follow, tolerances=tol).check("lighting")
+            d_half, d_naive = _deltas(base, follow)
             ours.add("flag", check.status in ("warn", "fail"))
+            half.add("flag", _asym_flag(d_half))
+            naive.add("flag", _asym_flag(d_naive))
             ours.add("sign", np.sign(check.value or 0) == sign)
+            half.add("sign", np.sign(d_half) == sign)
+            naive.add("sign", np.sign(d_naive) == sign)
     print(f"Yale faces, {len(subjects)} subjects (baseline centerlight; {nofc} without a face)")
-    print(f"  {'left/right light flagged':28} {ours.rate('flag'):>24} {naive.rate('flag'):>24}")
-    print(f"  {'sign correct':28} {ours.rate('sign'):>24} {naive.rate('sign'):>24}")
+    _header()
+    _row("left/right light flagged", ours, half, naive, "flag")
+    _row("sign correct", ours, half, naive, "sign")
+
+
+def run_pointing04(detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
+    root = DATASETS / "pointing04"
+    people = sorted(p for p in root.glob("Person*") if p.is_dir())
+    if limit:
+        people = people[:limit]
+    ours, half, naive = Tally(), Tally(), Tally()
+    nofc = 0
+    for person in people:
+        for series in "12":
+            files = {}
+            for path in person.glob("*.jpg"):
+                m = POINTING_RE.search(path.name)
+                if m and m.group(2) == series:
+                    files[(int(m.group(4)), int(m.group(5)))] = path
+            if (0, 0) not in files:
+                continue
+            base_rgb = _load_rgb(files[(0, 0)])
+            base = _measurement(files[(0, 0)], base_rgb,
+                                _cached_landmarks(detect, files[(0, 0)], base_rgb, cache, False))
+            if not base.face_found:
+                nofc += 1
+                continue
+            for pan in (-30, -15, 15, 30):
+                if (0, pan) not in files:
+                    continue
+                rgb = _load_rgb(files[(0, pan)])
+                follow = _measurement(files[(0, pan)], rgb,
+                                      _cached_landmarks(detect, files[(0, pan)], rgb, cache, False))
+                if not follow.face_found:
+                    nofc += 1
+                    continue
+                d_half, d_naive = _deltas(base, follow)
+                key = f"pan{abs(pan)}"
+                ours.add(key, compare(base, follow, tolerances=tol).check("lighting").status
+                         == "pass")
+                half.add(key, not _asym_flag(d_half))
+                naive.add(key, not _asym_flag(d_naive))
+    print(f"Pointing'04, {len(people)} people x 2 series, same light, head turned "
+          f"(baseline pan 0; {nofc} without a face)")
+    _header()
+    _row("lighting passes at |pan| = 15", ours, half, naive, "pan15")
+    _row("lighting passes at |pan| = 30", ours, half, naive, "pan30")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"landmarks: {source}")
     run_yaleb(detect, args.limit, cache, tol)
     run_yalefaces(detect, args.limit, cache, tol)
+    run_pointing04(detect, args.limit, cache, tol)
     return 0
 
 

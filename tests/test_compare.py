@@ -113,10 +113,10 @@ def test_zoom_change_is_mentioned_with_the_size_change() -> None:
 
 
 def test_lighting_direction_message_both_ways() -> None:
-    to_image_right = compare(BASE, follow(light_side=0.22)).check("lighting")
+    to_image_right = compare(BASE, follow(light_side=0.30)).check("lighting")
     assert to_image_right.status == "warn"
     assert "patient's left (image right)" in to_image_right.message
-    to_image_left = compare(BASE, follow(light_side=-0.40)).check("lighting")
+    to_image_left = compare(BASE, follow(light_side=-0.50)).check("lighting")
     assert to_image_left.status == "fail"
     assert "patient's right (image left)" in to_image_left.message
 
@@ -243,3 +243,13 @@ def test_comparison_serialises_to_json() -> None:
     result = compare(BASE, follow(yaw_deg=9.0, light_side=0.5, exposure_l=40.0))
     text = json.dumps(result.to_json_dict())
     assert json.loads(text)["verdict"] == "fail"
+
+
+def test_a_near_black_face_is_not_vouched_for_by_the_lighting_check() -> None:
+    dark = compare(BASE, follow(exposure_l=6.0)).check("lighting")
+    assert dark.status == "warn" and "too dark" in dark.message
+    lenient = Tolerances.from_dict({"lighting_min_exposure_l": 5.0})
+    assert compare(BASE, follow(exposure_l=6.0), tolerances=lenient).check("lighting").status == "pass"
+    # a clear direction change is still reported with its side, however dark
+    sided = compare(BASE, follow(exposure_l=6.0, light_side=-0.5)).check("lighting")
+    assert sided.status == "fail" and "patient's right" in sided.message

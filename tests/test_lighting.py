@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 import pytest
 from skimage import data
@@ -177,3 +178,87 @@ def test_face_outside_the_image_gives_nan_not_an_error() -> None:
     away[:, 0] += 5000
     out = measure_lighting(img, landmarks_px=away)
     assert out.region_px == 0 and np.isnan(out.exposure_l) and np.isnan(out.light_side)
+
+
+# ---------------------------------------------------------------- lighting fit on rendered faces
+
+
+def render_lambertian(lm: np.ndarray, light_dir: np.ndarray, *, ambient: float = 0.0,
+                      size: int = 1024) -> np.ndarray:
+    """Paint the mesh's vertices with Lambertian shading ``ambient + max(0, l . n)`` (grey).
+
+    ``light_dir`` points from the face toward the light, in camera axes (x right, y down, z away
+    from the camera): a light beside the camera on the image's right is ``(1, 0, -1)``.
+    """
+    from analysis.photos.lighting import vertex_normals
+
+    normals = vertex_normals(lm)
+    l = np.asarray(light_dir, float) / np.linalg.norm(light_dir)
+    shade = ambient + np.clip(normals @ l, 0, None)
+    shade = 200.0 * shade / max(1.0, ambient + 1.0)
+    img = np.full((size, size), 30.0, np.float32)
+    radius = max(2, int(0.07 * np.linalg.norm(lm[33, :2] - lm[263, :2])))
+    order = np.argsort(-lm[:468, 2])  # far vertices first, near ones painted over them
+    for i in order:
+        x, y = np.round(lm[i, :2]).astype(int)
+        cv2.circle(img, (int(x), int(y)), radius, float(shade[i]), -1, lineType=cv2.LINE_AA)
+    img = cv2.GaussianBlur(img, (0, 0), radius / 2)
+    return np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def turned(lm: np.ndarray, yaw_deg: float) -> np.ndarray:
+    """Rotate the mesh about the vertical axis through its centroid (yaw > 0: nose to image right)."""
+    c = lm.mean(axis=0)
+    t = np.radians(yaw_deg)
+    r = np.array([[np.cos(t), 0, -np.sin(t)], [0, 1, 0], [np.sin(t), 0, np.cos(t)]])
+    return (lm - c) @ r.T + c
+
+
+def big_astronaut_mesh() -> np.ndarray:
+    lm = astronaut_landmarks() * 4.0  # ~170 px between the eyes
+    lm[:, :2] += 512 - lm[:, :2].mean(axis=0)
+    return lm
+
+
+def test_turned_mesh_helper_turns_the_nose_to_the_image_right() -> None:
+    lm = big_astronaut_mesh()
+    assert turned(lm, 20)[1, 0] > lm[1, 0] + 10  # nose tip (index 1)
+
+
+def test_light_side_of_a_directional_light_is_close_to_sin_azimuth() -> None:
+    lm = big_astronaut_mesh()
+    values = []
+    for az in (-60, -30, 0, 30, 60):
+        t = np.radians(az)  # az > 0: light toward the image right
+        rgb = render_lambertian(lm, np.array([np.sin(t), 0.0, -np.cos(t)]))
+        values.append(measure_lighting(rgb, landmarks_px=lm).light_side)
+    assert all(a < b for a, b in zip(values, values[1:])), values
+    assert values[2] == pytest.approx(0.0, abs=0.08)
+    # close to sin(azimuth) while most of the face is lit; compressed for grazing light, where
+    # attached shadows bend the shading away from the linear model
+    for az, v in ((-30, values[1]), (30, values[3])):
+        assert v == pytest.approx(np.sin(np.radians(az)), abs=0.08), (az, v)
+    assert 0.4 < values[4] < np.sin(np.radians(60)) and -np.sin(np.radians(60)) < values[0] < -0.4
+
+
+def test_ambient_light_shrinks_light_side_toward_zero() -> None:
+    lm = big_astronaut_mesh()
+    side = np.array([np.sin(np.radians(40)), 0.0, -np.cos(np.radians(40))])
+    hard = measure_lighting(render_lambertian(lm, side), landmarks_px=lm).light_side
+    soft = measure_lighting(render_lambertian(lm, side, ambient=1.5), landmarks_px=lm).light_side
+    assert hard > soft > 0.05
+
+
+def test_turning_the_head_under_the_same_light_barely_moves_light_side() -> None:
+    """The fit uses normals that turn with the head; the half-face split does not."""
+    lm = big_astronaut_mesh()
+    frontal_light = np.array([0.0, 0.0, -1.0])
+    base = measure_lighting(render_lambertian(lm, frontal_light), landmarks_px=lm)
+    shifts, halves = [], []
+    for yaw in (-25, 25):
+        moved = turned(lm, yaw)
+        out = measure_lighting(render_lambertian(moved, frontal_light), landmarks_px=moved)
+        shifts.append(abs(out.light_side - base.light_side))
+        halves.append(abs(out.half_face_asymmetry - base.half_face_asymmetry))
+    assert max(shifts) < 0.1, shifts
+    assert max(shifts) < max(halves), (shifts, halves)

