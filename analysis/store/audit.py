@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +25,9 @@ from analysis.store.access import Actor
 from analysis.store.models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
+#: Attempts to append when concurrent writers keep taking the chain head (each loss means another
+#: event was committed, so the chain as a whole always makes progress).
+HEAD_RETRIES = 50
 OUTCOMES = ("success", "denied", "failure")
 
 
@@ -84,7 +89,7 @@ def record(
         object_id=str(object_id),
         details=details or {},
     )
-    for _attempt in range(5):
+    for attempt in range(HEAD_RETRIES):
         event = AuditEvent(**fields)
         event.prev_hash = _head(session)
         event.hash = event_digest(event.prev_hash, _fields(event))
@@ -92,8 +97,11 @@ def record(
             with session.begin_nested():
                 session.add(event)
             return event
-        except IntegrityError:
-            continue  # another writer took this chain head; chain onto the new one
+        except IntegrityError as exc:
+            if "prev_hash" not in str(exc.orig):  # e.g. a trigger refusing the insert
+                raise AuditWriteError(f"audit event could not be written: {exc.orig}") from exc
+            # another writer took this chain head: back off a little, then chain onto the new one
+            time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
         except Exception as exc:  # the database refused the write for another reason
             raise AuditWriteError(f"audit event could not be written: {exc}") from exc
     raise AuditWriteError("audit chain head kept moving; event not written")
