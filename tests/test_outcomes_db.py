@@ -34,13 +34,8 @@ def _photo(data: bytes, verdict: str) -> records.PhotoInput:
                               measurements={}, checks=[])
 
 
-@pytest.fixture(scope="module")
-def clinic_template(tmp_path_factory):
-    """The clinic is written once per module; each test gets its own copy of the SQLite file."""
-    root = tmp_path_factory.mktemp("clinic")
-    engine = db.make_engine(f"sqlite:///{root / 'template.sqlite3'}")
-    db.upgrade(engine)
-    store = ImageStore(root / "img")
+def write_clinic(engine, store: ImageStore) -> dict:
+    """Seven patients on one protocol (see IMPROVEMENT), written through ``records.*``."""
     ids: dict[str, object] = {"series": {}, "patients": {}}
     with db.session_scope(engine) as s:
         s.add(EndpointDefinition(code="wrinkle", name="Wrinkle grade", kind="numeric",
@@ -96,6 +91,16 @@ def clinic_template(tmp_path_factory):
                                started_on=START + timedelta(days=40))
         for lot in s.scalars(select(ProductLot).where(ProductLot.lot_number == "L-OLD")):
             lot.recalled = True
+    return ids
+
+
+@pytest.fixture(scope="module")
+def clinic_template(tmp_path_factory):
+    """The clinic is written once per module; each test gets its own copy of the SQLite file."""
+    root = tmp_path_factory.mktemp("clinic")
+    engine = db.make_engine(f"sqlite:///{root / 'template.sqlite3'}")
+    db.upgrade(engine)
+    ids = write_clinic(engine, ImageStore(root / "img"))
     engine.dispose()  # last connection closed: the WAL is checkpointed into the file
     return root / "template.sqlite3", ids
 
@@ -250,3 +255,19 @@ def test_pick_typical_hand_computed() -> None:
     # median of (1, 2, 3) is 2; lower quartile 1.5 -> the 1
     picks = dict(pick_typical(_pool(1.0, 2.0, 3.0)))
     assert (picks["median"][5], picks["lower_quartile"][5]) == (2.0, 1.0)
+
+
+def test_every_loader_runs_on_both_databases(db_url, tmp_path) -> None:
+    engine = db.make_engine(db_url)
+    ids = write_clinic(engine, ImageStore(tmp_path / "img"))
+    with db.session_scope(engine) as s:
+        assert len(list_patients(s, CLINICIAN, search="mf-00")) == 7
+        assert series_overview(s, CLINICIAN, ids["series"][1]).comparisons[
+            "spans_confounder"].tolist() == [False, True]
+        assert trace_lot(s, DIRECTOR, lot_number="l-old", product="MESO X").patients == 1
+        f = load_frames(s, DIRECTOR)
+        assert f.measurements["improvement"].max() == pytest.approx(3.0)
+        pairs = representative_pairs(s, CONSULT, protocol_id=ids["protocol"],
+                                     view="face_frontal")
+        assert [p.improvement for p in pairs] == [1.0, 0.5]
+    engine.dispose()
