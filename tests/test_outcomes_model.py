@@ -18,6 +18,9 @@ def test_mixed_model_recovers_known_protocol_effect_within_its_ci() -> None:
     assert r.estimate == pytest.approx(2.0, abs=1.0)
     assert r.p_value is not None and r.p_value < 0.01
     assert (r.n_patients, r.n_observations) == (60, 180)
+    part = adjusted_protocol_effect(f, endpoint="score", protocol_a=1, protocol_b=2,
+                                    series_ids=range(1, 41))  # 30 of A, 10 of B
+    assert (part.n_patients, part.n_observations) == (40, 120)
     assert "not a trial" in r.caveat and "B showed a larger improvement" in r.caveat
 
 

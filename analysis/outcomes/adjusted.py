@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings as _warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,8 +81,10 @@ def _fail(info, a: str, b: str, n_pat: int, n_obs: int, msgs: list[str]) -> Mode
 
 
 def adjusted_protocol_effect(frames: ClinicFrames, *, endpoint: str, protocol_a: int,
-                             protocol_b: int) -> ModelResult:
-    """Fit the mixed model of the module docstring to series of ``protocol_a`` and ``protocol_b``.
+                             protocol_b: int, series_ids: Iterable[int] | None = None
+                             ) -> ModelResult:
+    """Fit the mixed model of the module docstring to series of ``protocol_a`` and ``protocol_b``
+    (optionally only ``series_ids``, e.g. from :func:`analysis.outcomes.filters.select_series`).
 
     Returns
     -------
@@ -101,6 +104,8 @@ def adjusted_protocol_effect(frames: ClinicFrames, *, endpoint: str, protocol_a:
         raise ValueError("choose two different protocols")
     a, b = str(names[protocol_a]), str(names[protocol_b])
     s = frames.series[frames.series["protocol_id"].isin([protocol_a, protocol_b])]
+    if series_ids is not None:
+        s = s[s["series_id"].isin(list(series_ids))]
     m = frames.measurements
     m = m[(m["endpoint_code"] == endpoint) & (m["session_number"] > 1) & m["change"].notna()]
     d = m.merge(s[["series_id", "patient_id", "protocol_id"]], on="series_id", how="inner")
