@@ -52,15 +52,24 @@ def parse_lines(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
-def test_measure_prints_one_json_line_per_image_in_order_and_exits_0(photos: dict[str, Path]) -> None:
-    order = ["text", "face", "noface", "truncated", "rolled"]
-    proc = run_cli("measure", *[str(photos[k]) for k in order], "--json", "--workers", "2")
+ORDER = ("text", "face", "noface", "truncated", "rolled")
+
+
+@pytest.fixture(scope="module")
+def two_workers(photos: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+    return run_cli("measure", *[str(photos[k]) for k in ORDER], "--json", "--workers", "2")
+
+
+def test_measure_prints_one_json_line_per_image_in_order_and_exits_0(
+    photos: dict[str, Path], two_workers: subprocess.CompletedProcess[str]
+) -> None:
+    proc = two_workers
     assert proc.returncode == 0, proc.stderr
     lines = parse_lines(proc.stdout)
-    assert [line["path"] for line in lines] == [str(photos[k]) for k in order]
+    assert [line["path"] for line in lines] == [str(photos[k]) for k in ORDER]
     for line in lines:
         assert CONTRACT_KEYS <= set(line)
-    by = dict(zip(order, lines))
+    by = dict(zip(ORDER, lines))
     assert by["face"]["ok"] is True and by["face"]["face_found"] is True and by["face"]["error"] is None
     assert by["rolled"]["roll_deg"] - by["face"]["roll_deg"] == pytest.approx(12, abs=1.0)
     assert isinstance(by["face"]["ipd_px"], float) and isinstance(by["face"]["sharpness"], float)
@@ -70,11 +79,11 @@ def test_measure_prints_one_json_line_per_image_in_order_and_exits_0(photos: dic
     assert "Traceback" not in proc.stderr
 
 
-def test_one_and_two_workers_give_the_same_figures(photos: dict[str, Path]) -> None:
-    args = [str(photos["face"]), str(photos["rolled"]), str(photos["noface"])]
-    one = parse_lines(run_cli("measure", *args, "--json").stdout)
-    two = parse_lines(run_cli("measure", *args, "--json", "--workers", "2").stdout)
-    assert one == two
+def test_one_and_two_workers_give_the_same_figures(
+    photos: dict[str, Path], two_workers: subprocess.CompletedProcess[str]
+) -> None:
+    one = parse_lines(run_cli("measure", *[str(photos[k]) for k in ORDER], "--json").stdout)
+    assert one == parse_lines(two_workers.stdout)
 
 
 def test_compare_prints_one_verdict_per_followup(photos: dict[str, Path]) -> None:

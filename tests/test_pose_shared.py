@@ -94,12 +94,12 @@ def test_tightly_cropped_yale_b_faces_are_found_with_the_border_retry() -> None:
 
     assert SHARED_DATASETS is not None
     methods = []
-    for path in sorted((SHARED_DATASETS / "extended_yaleb_cropped").glob("yaleB0[2-4]/*.pgm")):
+    for path in sorted((SHARED_DATASETS / "extended_yaleb_cropped").glob("yaleB0[2-3]/*.pgm")):
         match = _re.search(r"A([+-]\d+)E([+-]\d+)", path.name)
         if not match or abs(int(match.group(1))) > 25 or abs(int(match.group(2))) > 20:
             continue  # moderate lighting only: the point here is the crop, not the shadows
         found = detect_face_landmarks(np.asarray(Image.open(path)))
         methods.append(found.method if found else None)
-    assert len(methods) >= 30
+    assert len(methods) >= 25
     assert methods.count(None) <= 0.05 * len(methods)
     assert methods.count("padded") >= 0.1 * len(methods)  # the retry is what finds these
