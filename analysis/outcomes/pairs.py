@@ -13,8 +13,8 @@ Eligible series (all checked at query time):
 Among eligible series the pair closest to the median improvement and the one closest to the lower
 quartile are returned (ties go to the smaller improvement); the best result is never picked and
 the lower-quartile pick never shows more than the median pick. Fewer than ``min_candidates``
-(never below 3) eligible series returns no pairs: with a small pool "typical" means nothing and the one shown would be
-someone's best result.
+(never below 3) eligible series returns no pairs: with a small pool "typical" means nothing and
+the one shown would be someone's best result.
 """
 
 from __future__ import annotations

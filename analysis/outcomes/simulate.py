@@ -7,7 +7,8 @@ Model, for series *i* of protocol *p* at session *k* (1 = baseline)::
     u_i ~ Normal(0, patient_sd),  e_ik ~ Normal(0, noise_sd)
 
 so the true mean change from baseline at session *k* is ``offset_p + slope_p * (k - 1)`` and the
-true protocol effect (B minus A, same session) is ``offset_B - offset_A + (slope_B - slope_A)(k-1)``.
+true protocol effect (B minus A, same session) is
+``offset_B - offset_A + (slope_B - slope_A) * (k - 1)``.
 No photos, treatments or reactions are generated. Nothing here is patient data.
 """
 
@@ -27,7 +28,7 @@ ENDPOINT = "score"
 
 @dataclass(frozen=True)
 class ProtocolSpec:
-    """One simulated protocol: ``n_series`` courses of ``sessions`` visits ``interval_days`` apart."""
+    """A simulated protocol: ``n_series`` courses of ``sessions`` visits ``interval_days`` apart."""
 
     name: str
     n_series: int
@@ -59,8 +60,8 @@ def simulate_frames(
             sign = 1.0 if higher_is_better else -1.0
             for k in range(1, spec.sessions + 1):
                 vid += 1
-                sessions.append((vid, sid, k, started + timedelta(days=spec.interval_days * (k - 1)),
-                                 None))
+                on = started + timedelta(days=spec.interval_days * (k - 1))
+                sessions.append((vid, sid, k, on, None))
                 if k == 1:
                     value = base
                 else:

@@ -139,7 +139,8 @@ def consult_handout_pdf(timeline: ConsultTimeline, *, protocol_name: str, goal: 
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef3f8")),
     ]))
     story.append(table)
-    extra = [f"Reached a noticeable change by their last visit: {t.responders.label(percent=True, digits=0)}.",
+    reached = t.responders.label(percent=True, digits=0)
+    extra = [f"Reached a noticeable change by their last visit: {reached}.",
              f"Sessions per finished course: {t.sessions_done.label(digits=0)}."]
     story += [Paragraph(escape(x), small) for x in extra]
     story.append(Spacer(1, 3 * mm))
