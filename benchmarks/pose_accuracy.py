@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from analysis.photos.ingest import read_photo  # noqa: E402
 from analysis.photos.measure import measure_photo  # noqa: E402
-from analysis.photos.pose import canonical_face  # noqa: E402
+from analysis.photos.pose import canonical_face, relative_pose_deg  # noqa: E402
 from analysis.photos.types import PhotoMeasurement  # noqa: E402
 from pointing04 import calibration, frontal, shots  # noqa: E402
 
@@ -90,7 +90,7 @@ def pointing04(root: Path, people: int | None) -> None:
         ("yaw", yaw_shots, lambda s: s.yaw_truth_deg),
         ("pitch", pitch_shots, lambda s: s.pitch_truth_deg),
     ):
-        truth, ours, naive, camera = [], [], [], []
+        truth, ours, naive, camera, direct = [], [], [], [], []
         for shot in subset:
             ref = frontal(subset, shot.person, shot.series)
             if ref is None or ref.path == shot.path:
@@ -99,6 +99,7 @@ def pointing04(root: Path, people: int | None) -> None:
             if not (m.ok and r.ok):
                 continue
             truth.append(truth_of(shot))
+            direct.append(relative_pose_deg(r.landmarks_px, m.landmarks_px)[0 if axis == "yaw" else 1])
             if axis == "yaw":
                 ours.append(m.yaw_deg - r.yaw_deg)
                 camera.append(m.extra["yaw_camera_deg"] - r.extra["yaw_camera_deg"])
@@ -108,9 +109,14 @@ def pointing04(root: Path, people: int | None) -> None:
                 camera.append(m.extra["pitch_camera_deg"] - r.extra["pitch_camera_deg"])
                 naive.append(naive_pose(m.landmarks_px)[1] - naive_pose(r.landmarks_px)[1])
         print(f"   relative {axis} on {len(truth)} pairs   {'MAE deg':>8} {'slope':>6} {'sign ok':>8}")
-        for name, est in (("ours (view frame)", ours), ("ours, camera frame", camera), ("naive 2D nose", naive)):
+        rows = (("ours (view frame)", ours), ("ours, camera frame", camera),
+                ("ours, mesh-to-mesh fit", direct), ("naive 2D nose", naive))
+        small = np.abs(np.array(truth)) <= 15
+        print(f"   {'':28} {'':8} {'':6} {'':8}  MAE at |truth| <= 15")
+        for name, est in rows:
             mae, slope, sign = calibration(np.array(truth), np.array(est))
-            print(f"   {name:28} {mae:8.2f} {slope:6.2f} {sign:8.1%}")
+            mae_small = np.mean(np.abs(np.array(est)[small] - np.array(truth)[small]))
+            print(f"   {name:28} {mae:8.2f} {slope:6.2f} {sign:8.1%}  {mae_small:6.2f}")
         if axis == "yaw":
             per = {}
             for t, e in zip(truth, ours):
