@@ -71,7 +71,7 @@ def _severity_filter(frames: ClinicFrames, chosen: list[int]) -> tuple[float, fl
     hi = float(ep["scale_max"]) if pd.notna(ep["scale_max"]) else 10.0
     step = 1.0 if ep["kind"] in ("ordinal", "count") else (hi - lo) / 20 or 1.0
     picked = st.slider(f"Baseline {ep['name']} ({ep['unit'] or 'units'})", lo, hi, (lo, hi),
-                       step=step)
+                       step=step, format="%.0f" if step == 1.0 else "%.1f")
     return None if picked == (lo, hi) else (float(picked[0]), float(picked[1]))
 
 
@@ -212,23 +212,26 @@ def downloads(actor: Actor, result: cohorts.ProtocolComparison, names: dict[int,
     st.caption("Each download is recorded in the audit log when you click it. Charts are saved as "
                "one HTML file with the chart library inside, so it opens without internet access.")
     ids = "+".join(str(p) for p in result.filters["protocol_ids"])
-    tables = {"summary": result.summary, "trajectories_by_session": result.by_session,
-              "trajectories_by_week": result.by_week, "responders": result.responders,
-              "reactions": result.reactions, "photo_compliance": result.photo_compliance}
-    cols = st.columns(len(tables) + 1)
-    for col, (name, df) in zip(cols, tables.items(), strict=False):
-        col.download_button(
-            f"{name.replace('_', ' ').capitalize()} (CSV)", file_name=f"protocols_{name}.csv",
-            mime="text/csv", on_click="ignore", icon=":material/table:", key=f"dl_{name}",
+    tables = {"Summary": ("summary", result.summary),
+              "Trajectories by session": ("trajectories_by_session", result.by_session),
+              "Trajectories by week": ("trajectories_by_week", result.by_week),
+              "Responders": ("responders", result.responders),
+              "Reaction rates": ("reactions", result.reactions),
+              "Photo compliance": ("photo_compliance", result.photo_compliance)}
+    cols = st.columns(4)
+    for i, (label, (name, df)) in enumerate(tables.items()):
+        cols[i % 4].download_button(
+            f"{label} (CSV)", file_name=f"protocols_{name}.csv", mime="text/csv",
+            on_click="ignore", icon=":material/table:", key=f"dl_{name}", width="stretch",
             data=partial(audited_bytes, actor, make=partial(to_csv_bytes, df),
                          action="cohort.export", object_type="protocol_comparison",
                          object_id=ids, details={"table": name, "rows": int(len(df)),
                                                  "filters": result.filters}))
     notes = [f"Protocols: {', '.join(names.values())}. Filters: {result.filters}."]
     notes += list(result.definitions.values())
-    cols[-1].download_button(
+    cols[len(tables) % 4].download_button(
         "Charts (HTML)", file_name="protocols_charts.html", mime="text/html", on_click="ignore",
-        icon=":material/monitoring:", key="dl_charts",
+        icon=":material/monitoring:", key="dl_charts", width="stretch",
         data=partial(audited_bytes, actor, make=partial(charts.charts_html, figs,
                                                         title="Protocol comparison", notes=notes),
                      action="cohort.export", object_type="protocol_comparison", object_id=ids,

@@ -18,12 +18,14 @@ from analysis.outcomes.insights_extra import audited_bytes, pair_photos
 from analysis.outcomes.pairs import RepresentativePair, representative_pairs
 from analysis.outcomes.stats import MIN_N
 from analysis.outcomes.timelines import ConsultTimeline, consult_timeline, plain_language_summary
+from analysis.reports.handout import consult_handout_pdf, timeline_chart_png
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.photo_access import PhotoNotFound
 from ui import frame
 from ui import insight_charts as charts
 
 FRAMES_TTL_S = 600
+PHOTO_WIDTH_PX = 320  # before and after at the same size, whatever the stored resolution
 
 
 def session_frames(actor: Actor) -> ClinicFrames:
@@ -62,21 +64,21 @@ def choices(frames: ClinicFrames) -> dict[str, object]:
         hi = float(ep["scale_max"]) if pd.notna(ep["scale_max"]) else 10.0
         step = 1.0 if ep["kind"] in ("ordinal", "count") else (hi - lo) / 20 or 1.0
         picked = st.slider(f"Starting {ep['name'].lower()} ({ep['unit'] or 'units'})", lo, hi,
-                           (lo, hi), step=step)
+                           (lo, hi), step=step, format="%.0f" if step == 1.0 else "%.1f")
         severity = None if picked == (lo, hi) else (float(picked[0]), float(picked[1]))
     return {"protocol_id": int(protocol_id), "goal": goal, "age_band": age,
             "baseline_severity": severity}
 
 
-def figures(t: ConsultTimeline) -> bytes:
-    """Draw the charts; return the PNG of the main chart for the handout."""
+def figures(t: ConsultTimeline) -> None:
     y_title = f"Improvement ({t.unit})" if t.unit else "Improvement"
     by_session, by_week = st.tabs(["By session", "By weeks since start"])
     for tab, df, x, x_title in ((by_session, t.by_session, "session_number", "Session"),
                                 (by_week, t.by_week, "week", "Weeks since start")):
         tab.plotly_chart(charts.median_iqr_figure(
             df, x=x, x_title=x_title, y_title=y_title,
-            title=f"{t.endpoint_name}: improvement since the first session"), key=f"tl_{x}")
+            title=f"{t.endpoint_name}: improvement since the first session", mcid=t.mcid,
+            unit=t.unit), key=f"tl_{x}")
         withheld = charts.withheld_points(df.assign(label=[
             f"not enough patients (n={n})" for n in df["n"]]), x=x)
         if withheld:
@@ -89,13 +91,10 @@ def figures(t: ConsultTimeline) -> bytes:
             shares, category="session", prefix="share_mcid_", category_title="",
             title=f"Improved by at least {t.mcid:g} {t.unit} (a noticeable change)"),
             key="tl_share")
-    return charts.median_iqr_png(t.by_session, x="session_number", x_title="Session",
-                                 y_title=y_title, title=f"{t.endpoint_name}: improvement since "
-                                                        "the first session")
 
 
 def reactions_table(t: ConsultTimeline) -> None:
-    st.subheader("Expected reactions")
+    st.subheader("Expected reactions", anchor=False)
     if t.reactions.empty:
         st.caption("No expected reactions were recorded for this group.")
         return
@@ -118,7 +117,7 @@ def reactions_table(t: ConsultTimeline) -> None:
 
 
 def photo_pairs(protocol_id: int, frames: ClinicFrames) -> None:
-    st.subheader("Typical results in photos")
+    st.subheader("Typical results in photos", anchor=False)
     views = frames.protocols.set_index("protocol_id").loc[protocol_id, "required_views"] or []
     if not views:
         st.caption("This protocol has no standard photo views.")
@@ -147,25 +146,21 @@ def photo_pairs(protocol_id: int, frames: ClinicFrames) -> None:
         with st.container(border=True):
             st.markdown(f"**{pair.label}**: improvement {pair.improvement:g} {pair.unit}")
             c1, c2 = st.columns(2)
-            c1.image(before, caption="Before (first session)")
-            c2.image(after, caption=f"After (session {pair.followup_session})")
+            c1.image(before, caption="Before (first session)", width=PHOTO_WIDTH_PX)
+            c2.image(after, caption=f"After (session {pair.followup_session})",
+                     width=PHOTO_WIDTH_PX)
 
 
-def handout(actor: Actor, t: ConsultTimeline, lines: list[str], goal: str | None,
-            chart_png: bytes) -> None:
-    try:
-        from analysis.reports.handout import consult_handout_pdf
-    except ImportError:
-        st.caption("The PDF handout is not available in this installation.")
-        return
+def handout(actor: Actor, t: ConsultTimeline, goal: str | None) -> None:
+    """The one-page PDF, built (chart PNG by matplotlib) and audited only when clicked."""
     st.download_button(
         "Handout (PDF)", file_name=f"timeline_{t.protocol_name.replace(' ', '_')}.pdf",
         mime="application/pdf", on_click="ignore", icon=":material/picture_as_pdf:",
         type="primary", key="dl_handout",
-        data=partial(audited_bytes, actor, make=partial(
-            consult_handout_pdf, t, protocol_name=t.protocol_name, goal=goal,
-            chart_png=chart_png), action="timeline.export", object_type="consult_timeline",
-            object_id=t.protocol_id, details={"format": "pdf", "filters": t.filters}))
+        data=partial(audited_bytes, actor, make=lambda: consult_handout_pdf(
+            t, protocol_name=t.protocol_name, goal=goal, chart_png=timeline_chart_png(t)),
+            action="timeline.export", object_type="consult_timeline", object_id=t.protocol_id,
+            details={"format": "pdf", "filters": t.filters}))
 
 
 def page() -> None:
@@ -185,7 +180,7 @@ def page() -> None:
         return
     lines = plain_language_summary(t)
     with st.container(border=True):
-        st.subheader("What to expect")
+        st.subheader("What to expect", anchor=False)
         st.markdown("\n".join(f"- {line}" for line in lines))
     if t.insufficient:
         st.warning(f"Only {t.n_patients} patients match (at least {t.min_n} needed); widen the "
@@ -199,13 +194,13 @@ def page() -> None:
               help=t.non_responders.label(percent=True))
     k4.metric("Sessions (typical)", headline(t.sessions_done.label(digits=0)),
               help=t.sessions_done.label() + ". " + t.definitions.get("sessions_done", ""))
-    chart_png = figures(t)
+    figures(t)
     reactions_table(t)
     photo_pairs(args["protocol_id"], frames)  # type: ignore[arg-type]
-    st.subheader("Take-home")
+    st.subheader("Take-home", anchor=False)
     c1, c2 = st.columns(2)
     with c1:
-        handout(actor, t, lines, args["goal"], chart_png)  # type: ignore[arg-type]
+        handout(actor, t, args["goal"])  # type: ignore[arg-type]
     c2.download_button(
         "Timeline figures (CSV)", file_name="timeline.csv", mime="text/csv", on_click="ignore",
         icon=":material/table:", key="dl_timeline_csv",

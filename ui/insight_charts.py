@@ -1,6 +1,6 @@
 """Figure builders for the Insights pages (Protocols, Timelines): DataFrames in, figures out.
 
-Plotly figures for the screen, one matplotlib PNG for the consult handout. Builders take the
+Plotly figures for the screen (the handout's PNG is drawn by ``analysis.reports.handout``). Builders take the
 tables of :mod:`analysis.outcomes` as they are (column names documented there) and never compute a
 statistic themselves: every number drawn is a number the analysis layer returned, with its n.
 Points flagged ``insufficient`` are not drawn; :func:`withheld_points` lists them for a caption.
@@ -12,7 +12,6 @@ and a CDN-loading file would open blank there.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -72,7 +71,7 @@ def trajectory_figure(
             fig.add_trace(go.Scatter(
                 x=list(band[x]) + list(band[x])[::-1],
                 y=list(band["ci_high"]) + list(band["ci_low"])[::-1],
-                fill="toself", fillcolor=_rgba(colour, 0.15), line=dict(width=0),
+                mode="lines", fill="toself", fillcolor=_rgba(colour, 0.15), line=dict(width=0),
                 hoverinfo="skip", showlegend=False, legendgroup=name, name=f"{name} 95% CI"))
         fig.add_trace(go.Scatter(
             x=g[x], y=g["value"], mode="lines+markers+text", name=name, legendgroup=name,
@@ -104,73 +103,82 @@ def rates_figure(df: pd.DataFrame, *, protocol_names: Mapping[int, str]) -> go.F
     """Reactions per 100 sessions by severity, expected reactions and adverse events side by side.
 
     ``df`` is ``ProtocolComparison.reactions`` (``protocol_id, kind, severity, events, sessions,
-    rate_value, rate_ci_low, rate_ci_high, rate_n, rate_insufficient``). Bars carry the event count
-    and n sessions; insufficient protocols get no bar.
+    rate_value, rate_ci_low, rate_ci_high, rate_n, rate_insufficient``). Each protocol's n
+    (sessions) is in its legend entry; insufficient protocols get no bars and say so there.
     """
     palette = colours(list(protocol_names.values()))
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Expected reactions", "Adverse events"),
-                        shared_yaxes=True)
+                        shared_yaxes=True, horizontal_spacing=0.06)
     for col, kind in enumerate(("expected", "adverse"), start=1):
         for pid, g in df[df["kind"] == kind].groupby("protocol_id", sort=False):
             g = g.set_index("severity").reindex(list(SEVERITY_ORDER)).reset_index()
             ok = ~g["rate_insufficient"].astype(bool)
             name = protocol_names[pid]
+            n = int(g["sessions"].max())
+            legend = (f"{name} (n={n} sessions)" if ok.any()
+                      else f"{name}: {g['rate_label'].iloc[0]}")
             fig.add_trace(go.Bar(
-                x=g.loc[ok, "severity"], y=g.loc[ok, "rate_value"], name=name, legendgroup=name,
-                showlegend=col == 1, marker_color=palette[name],
-                error_y=dict(type="data", symmetric=False,
+                x=g.loc[ok, "severity"], y=g.loc[ok, "rate_value"], name=legend,
+                legendgroup=name, showlegend=col == 1, marker_color=palette[name],
+                error_y=dict(type="data", symmetric=False, color="#333",
                              array=(g.loc[ok, "rate_ci_high"] - g.loc[ok, "rate_value"]),
                              arrayminus=(g.loc[ok, "rate_value"] - g.loc[ok, "rate_ci_low"])),
-                text=[f"n={int(s)}" for s in g.loc[ok, "sessions"]],
                 customdata=g.loc[ok, ["events", "rate_ci_low", "rate_ci_high"]].to_numpy(),
-                textposition="outside", cliponaxis=False, textfont=dict(size=10),
                 hovertemplate=(f"{name}<br>%{{x}}: %{{y:.1f}} per 100 sessions (95% CI "
                                "%{customdata[1]:.1f} to %{customdata[2]:.1f})"
-                               "<br>%{customdata[0]} events, %{text} sessions<extra></extra>")),
+                               f"<br>%{{customdata[0]}} events in {n} sessions<extra></extra>")),
                 row=1, col=col)
-    fig.update_layout(**{**_LAYOUT, "height": 400}, barmode="group",
-                      title=dict(text="Reactions per 100 sessions (95% CI; n = sessions)"))
-    fig.update_yaxes(title_text="per 100 sessions", row=1, col=1)
+    fig.update_layout(**{**_LAYOUT, "height": 420,
+                         "legend": dict(orientation="h", yanchor="top", y=-0.14, x=0)},
+                      barmode="group", title=dict(text="Reactions per 100 sessions (95% CI)"))
+    fig.update_yaxes(title_text="per 100 sessions", rangemode="tozero", row=1, col=1)
     return fig
 
 
 def share_figure(df: pd.DataFrame, *, category: str, prefix: str, title: str,
                  category_title: str, colour_by: Mapping[str, str] | None = None) -> go.Figure:
-    """Horizontal bars of a share (0..1) with its Wilson CI, labelled with the figure and its n.
+    """Horizontal bars of a share (0..1) with its Wilson CI; the figure with its CI and n is
+    written in a column to the right of the plot (so no label collides with an error bar).
 
     ``df`` has ``<category>`` plus ``<prefix>value, <prefix>ci_low, <prefix>ci_high, <prefix>n,
     <prefix>insufficient, <prefix>label`` (as :func:`analysis.outcomes.cohorts.est_columns`
-    writes them). Insufficient rows get an empty bar and their marker text.
+    writes them). Insufficient rows get no bar, only their marker text.
     """
-    d = df.copy()
+    d = df.reset_index(drop=True)
     ok = ~d[f"{prefix}insufficient"].astype(bool)
     value = (d[f"{prefix}value"].where(ok, 0.0) * 100).astype(float)
+    cats = d[category].astype(str)
     fig = go.Figure(go.Bar(
-        y=d[category].astype(str), x=value, orientation="h",
-        marker_color=[(colour_by or {}).get(str(c), PALETTE[0]) if k else "#ddd"
-                      for c, k in zip(d[category], ok, strict=True)],
-        error_x=dict(type="data", symmetric=False,
+        y=cats, x=value, orientation="h",
+        marker_color=[(colour_by or {}).get(str(c), PALETTE[0]) for c in d[category]],
+        error_x=dict(type="data", symmetric=False, color="#333",
                      array=((d[f"{prefix}ci_high"] - d[f"{prefix}value"]) * 100).where(ok, 0),
                      arrayminus=((d[f"{prefix}value"] - d[f"{prefix}ci_low"]) * 100).where(ok, 0)),
-        text=d[f"{prefix}label"], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{text}<extra></extra>"))
-    fig.update_layout(**{**_LAYOUT, "height": 120 + 48 * max(len(d), 1)}, title=dict(text=title),
-                      xaxis=dict(range=[0, 135], title="%", tickvals=[0, 25, 50, 75, 100]),
+        customdata=d[f"{prefix}label"], hovertemplate="%{y}: %{customdata}<extra></extra>"))
+    for cat, label in zip(cats, d[f"{prefix}label"], strict=True):
+        fig.add_annotation(x=1.01, xref="paper", xanchor="left", y=cat, yref="y", text=label,
+                           showarrow=False, font=dict(size=12, color="#333"), align="left")
+    fig.update_layout(**{**_LAYOUT, "height": 130 + 44 * max(len(d), 1),
+                         "margin": dict(l=60, r=330, t=60, b=50)}, title=dict(text=title),
+                      xaxis=dict(range=[0, 100], title="% (95% CI)",
+                                 tickvals=[0, 25, 50, 75, 100]),
                       yaxis=dict(title=category_title, autorange="reversed"), showlegend=False)
     return fig
 
 
 def median_iqr_figure(df: pd.DataFrame, *, x: str, x_title: str, y_title: str, title: str,
+                      mcid: float | None = None, unit: str = "",
                       colour: str = PALETTE[0]) -> go.Figure:
     """Median with its interquartile band (consult timeline), each point labelled with its n.
 
     ``df`` has ``<x>, median, q1, q3, n, insufficient``; insufficient points are not drawn.
+    ``mcid`` (same units as the values) draws the "noticeable change" line.
     """
     g = df[~df["insufficient"].astype(bool)].sort_values(x)
     fig = go.Figure()
     if len(g):
         fig.add_trace(go.Scatter(x=list(g[x]) + list(g[x])[::-1],
-                                 y=list(g["q3"]) + list(g["q1"])[::-1], fill="toself",
+                                 y=list(g["q3"]) + list(g["q1"])[::-1], mode="lines", fill="toself",
                                  fillcolor=_rgba(colour, 0.18), line=dict(width=0),
                                  hoverinfo="skip", name="middle half of patients (IQR)"))
         fig.add_trace(go.Scatter(
@@ -182,6 +190,11 @@ def median_iqr_figure(df: pd.DataFrame, *, x: str, x_title: str, y_title: str, t
                            " to %{customdata[1]:.1f}<br>n=%{customdata[2]}<extra></extra>")))
     else:
         _empty_note(fig, "Not enough patients to show this")
+    if mcid is not None:
+        fig.add_hline(y=mcid, line=dict(color="#D55E00", width=1, dash="dash"),
+                      annotation_text=f"noticeable change ({mcid:g} {unit})".replace(" )", ")"),
+                      annotation_position="top left")
+    fig.add_hline(y=0, line=dict(color="#888", width=1, dash="dot"))
     fig.update_layout(**_LAYOUT, title=dict(text=title), xaxis_title=x_title, yaxis_title=y_title)
     if x == "session_number":
         fig.update_xaxes(dtick=1)
@@ -205,36 +218,3 @@ def charts_html(figures: Sequence[tuple[str, go.Figure]], *, title: str,
 def _esc(text: str) -> str:
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace("'", "&#39;").replace('"', "&quot;"))
-
-
-def median_iqr_png(df: pd.DataFrame, *, x: str, x_title: str, y_title: str, title: str,
-                   width_in: float = 6.5, height_in: float = 2.8, dpi: int = 150) -> bytes:
-    """The consult chart as a PNG (matplotlib, Agg backend) for the one-page PDF handout."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    g = df[~df["insufficient"].astype(bool)].sort_values(x)
-    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
-    ax = fig.add_subplot()
-    if len(g):
-        ax.fill_between(g[x], g["q1"], g["q3"], color=PALETTE[0], alpha=0.2,
-                        label="middle half of patients")
-        ax.plot(g[x], g["median"], "-o", color=PALETTE[0], lw=2, label="typical patient (median)")
-        for xv, yv, n in zip(g[x], g["median"], g["n"], strict=True):
-            ax.annotate(f"n={n}", (xv, yv), textcoords="offset points", xytext=(0, 7),
-                        ha="center", fontsize=7, color="#333")
-        ax.legend(fontsize=7, frameon=False, loc="best")
-    else:
-        ax.text(0.5, 0.5, "Not enough patients to show this", ha="center", va="center",
-                transform=ax.transAxes)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(x_title, fontsize=8)
-    ax.set_ylabel(y_title, fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
