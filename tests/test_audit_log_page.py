@@ -183,3 +183,31 @@ def test_users_page_creates_accounts_and_changes_roles(clinic_dir: Path) -> None
                               "to": "consult_staff"}
     with db.session_scope() as session:
         assert audit.verify_chain(session) == []
+
+
+def test_oidc_gate_maps_the_provider_identity_to_a_local_account(
+    clinic_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CANDOR_AUTH", "oidc")
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Sign in with your clinic account"]
+    assert not at.text_input  # no password form in OIDC mode
+
+    stranger = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    stranger.user = {"is_logged_in": True, "email": "someone@elsewhere.example"}
+    stranger.run()
+    assert not stranger.exception and ACTOR_KEY not in stranger.session_state
+    assert any("no active Candor account" in e.value for e in stranger.error)
+
+    known = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT_S)
+    known.user = {"is_logged_in": True, "email": "Clinician@Demo.Candor"}
+    known.run()
+    assert not known.exception
+    assert known.session_state[ACTOR_KEY].role == "clinician"
+    with db.session_scope() as session:
+        assert session.scalar(select(SignInSession.method)) == "oidc"
+    assert [(e.outcome, e.details["method"]) for e in _events("auth.sign_in")] == [
+        ("failure", "oidc"), ("success", "oidc")]
