@@ -293,3 +293,19 @@ def test_photo_needs_clinical_consent_and_a_reason_when_failing(tmp_path: Path) 
         assert err.value.field == "override_reason"
     assert store.names() == set()  # nothing written for a refused photo
     engine.dispose()
+
+
+def test_sessions_added_in_one_transaction_are_numbered_in_order(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    with db.session_scope(engine) as session:
+        _, series, first = _patient_with_session(session, performed_on=date(2026, 1, 5))
+        second = records.add_session(session, CLINICIAN, series_id=series.id,
+                                     performed_on=date(2026, 1, 19))
+        third = records.add_session(session, CLINICIAN, series_id=series.id,
+                                    performed_on=date(2026, 2, 2))
+        assert (first.number, second.number, third.number) == (1, 2, 3)
+        with pytest.raises(records.FieldError) as err:
+            records.add_session(session, CLINICIAN, series_id=series.id,
+                                performed_on=date(2026, 1, 1))
+        assert err.value.field == "performed_on"
+    engine.dispose()

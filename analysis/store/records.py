@@ -231,13 +231,17 @@ def add_session(
     """Add the next session (numbered after the last one unless ``number`` is given)."""
     require(actor, "visit.record")
     series: Series = _get(session, Series, series_id, "series_id")
-    last = max((s.number for s in series.sessions), default=0)
+    # Query (not the possibly stale ``series.sessions``) so sessions added earlier in this
+    # transaction count too.
+    existing = session.execute(
+        select(Session.number, Session.performed_on).where(Session.series_id == series_id)
+    ).all()
     if number is None:
-        number = last + 1
-    if any(s.number == number for s in series.sessions):
+        number = max((n for n, _ in existing), default=0) + 1
+    if any(n == number for n, _ in existing):
         raise FieldError("number", f"session {number} already exists in this series")
-    previous = [s for s in series.sessions if s.number < number]
-    if previous and performed_on < max(s.performed_on for s in previous):
+    earlier = [d for n, d in existing if n < number]
+    if earlier and performed_on < max(earlier):
         raise FieldError("performed_on", "the date is before an earlier session of this series")
     visit = Session(series_id=series_id, number=number, performed_on=performed_on,
                     operator_id=operator_id, condition_tags=list(condition_tags), notes=notes)
