@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select, text
 from analysis.store import db, records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.audit import AuditWriteError
-from analysis.store.images import ImageStore
+from analysis.store.images import BlobCorruptError, BlobMissingError, ImageStore
 from analysis.store.models import AuditEvent, Protocol
 from analysis.store.photo_access import (
     ConsentMissing,
@@ -299,3 +299,20 @@ def test_a_comparison_is_one_event_and_follows_the_same_rules(clinic: Clinic) ->
             photo_pair_bytes(session, ADMIN, baseline_id=clinic.photo_id, follow_up_id=follow_up,
                              store=clinic.store)
     assert [e.outcome for e in events(clinic.engine, "photo.compare")] == ["success", "denied"]
+
+
+def test_a_missing_or_corrupt_image_is_one_failure_event_and_no_bytes(clinic: Clinic) -> None:
+    path = clinic.store.path_for(clinic.store.names().pop())
+    path.write_bytes(clinic.photo[:-1] + b"\0")  # bit rot
+    with pytest.raises(BlobCorruptError):
+        with db.session_scope(clinic.engine) as session:
+            photo_bytes(session, CLINICIAN, photo_id=clinic.photo_id, store=clinic.store)
+    path.unlink()
+    with pytest.raises(BlobMissingError):
+        with db.session_scope(clinic.engine) as session:
+            photo_bytes(session, CLINICIAN, photo_id=clinic.photo_id, thumbnail=True,
+                        store=clinic.store)
+    got = [(e.action, e.outcome, e.patient_id) for e in events(clinic.engine)
+           if e.action.startswith("photo.") and e.action != "photo.store"]
+    assert got == [("photo.view", "failure", clinic.patient_id),
+                   ("photo.thumbnail", "failure", clinic.patient_id)]

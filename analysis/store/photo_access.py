@@ -14,7 +14,8 @@
 5. and only then returns the bytes (full image, or a downscaled JPEG thumbnail).
 
 A denial (role or consent) is audited with outcome ``denied`` and committed *before* the error is
-raised, so it survives the caller's rollback. If the audit event cannot be written,
+raised, so it survives the caller's rollback; so is an allowed read that cannot be served (image
+missing or corrupt: outcome ``failure``). If the audit event cannot be written,
 :class:`~analysis.store.audit.AuditWriteError` propagates and no bytes are returned (fail closed).
 
 Every function here commits the caller's transaction: an access must be on durable record
@@ -75,6 +76,14 @@ def _deny(session: DbSession, actor: Actor, action: str, error: PermissionDenied
           **where: Any) -> PermissionDenied:
     audit.record_denial(session, actor, action, error, **where)
     return error
+
+
+def _fail(session: DbSession, actor: Actor, action: str, error: Exception, *,
+          details: dict[str, Any], **where: Any) -> None:
+    """Audit an access that was allowed but could not be served (outcome ``failure``), durably."""
+    audit.record(session, actor, action, outcome="failure",
+                 details={**details, "reason": str(error)}, **where)
+    session.commit()
 
 
 def check_consent(session: DbSession, *, patient_id: int, scope: str) -> bool:
@@ -139,6 +148,8 @@ def photo_bytes(
         The patient's consent for the purpose's scope is not active now (audited, ``denied``).
     PhotoNotFound
         No photo with this id (audited, outcome ``failure``).
+    BlobMissingError, BlobCorruptError
+        The stored image is missing or no longer re-hashes (audited, outcome ``failure``).
     AuditWriteError
         The audit event could not be written; nothing is returned.
     """
@@ -165,8 +176,12 @@ def photo_bytes(
             "(or has withdrawn it); the photo cannot be shown", patient_id=patient_id,
             scope=scope), **where)
     store = store or default_store()
-    data = store.get(photo.sha256, verify=True)
-    out = thumbnail_jpeg(data, max_side=max_side) if thumbnail else data
+    try:
+        data = store.get(photo.sha256, verify=True)
+        out = thumbnail_jpeg(data, max_side=max_side) if thumbnail else data
+    except (OSError, ValueError) as exc:  # missing or corrupt blob, undecodable image
+        _fail(session, actor, action, exc, **where)
+        raise
     audit.record(session, actor, action, outcome="success",
                  details={**base, **({"max_side": max_side} if thumbnail else {})},
                  **{k: v for k, v in where.items() if k != "details"})
@@ -220,9 +235,13 @@ def photo_pair_bytes(
             "(or has withdrawn it); the comparison cannot be shown", patient_id=patient_id,
             scope=scope), **where)
     store = store or default_store()
-    blobs = [store.get(p.sha256, verify=True) for p in photos if p is not None]
-    if thumbnail:
-        blobs = [thumbnail_jpeg(b, max_side=max_side) for b in blobs]
+    try:
+        blobs = [store.get(p.sha256, verify=True) for p in photos if p is not None]
+        if thumbnail:
+            blobs = [thumbnail_jpeg(b, max_side=max_side) for b in blobs]
+    except (OSError, ValueError) as exc:  # missing or corrupt blob, undecodable image
+        _fail(session, actor, action, exc, **where)
+        raise
     audit.record(session, actor, action, outcome="success", **where)
     session.commit()  # durable before the bytes leave
     return blobs[0], blobs[1]
