@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from analysis.photos.compare import Tolerances, compare
@@ -137,9 +138,14 @@ def test_clipping_increase_flags_exposure_even_at_equal_median() -> None:
     assert check.status == "fail" and "clipped" in check.message
 
 
-def test_color_ignores_lightness_and_names_the_cast() -> None:
-    same_chroma = compare(BASE, follow(lab_median=(50.0, 12.0, 16.0))).check("color")
-    assert same_chroma.status == "pass" and same_chroma.value == pytest.approx(0.0, abs=1e-9)
+def test_color_ignores_a_pure_exposure_change_and_names_the_cast() -> None:
+    from skimage.color import lab2xyz, xyz2lab
+
+    xyz = lab2xyz(np.array(BASE.lab_median).reshape(1, 1, 3))
+    darker = tuple(float(v) for v in xyz2lab(xyz * 0.4).reshape(3))  # one stop and a third
+    assert darker[0] < 45
+    same_chroma = compare(BASE, follow(lab_median=darker)).check("color")
+    assert same_chroma.status == "pass" and same_chroma.value == pytest.approx(0.0, abs=1e-6)
     warm = compare(BASE, follow(lab_median=(62.0, 13.0, 28.0))).check("color")
     assert warm.status in ("warn", "fail") and "warmer" in warm.message
     cool = compare(BASE, follow(lab_median=(62.0, 11.0, 4.0))).check("color")
@@ -161,9 +167,9 @@ def test_expression_messages(changes: dict, status: str, says: str) -> None:
 
 def test_sharpness_ratio_grades_blur_and_only_warns_when_sharper() -> None:
     assert compare(BASE, follow(sharpness=30.0)).check("sharpness").status == "pass"
-    blur = compare(BASE, follow(sharpness=20.0)).check("sharpness")
-    assert blur.status == "warn" and blur.value == pytest.approx(0.5) and "blurrier" in blur.message
-    assert compare(BASE, follow(sharpness=10.0)).check("sharpness").status == "fail"
+    blur = compare(BASE, follow(sharpness=22.0)).check("sharpness")
+    assert blur.status == "warn" and blur.value == pytest.approx(0.55) and "blurrier" in blur.message
+    assert compare(BASE, follow(sharpness=16.0)).check("sharpness").status == "fail"
     sharper = compare(BASE, follow(sharpness=400.0)).check("sharpness")
     assert sharper.status == "warn" and "sharper" in sharper.message
 

@@ -124,8 +124,15 @@ def test_camera_distance_does_not_masquerade_as_blur() -> None:
     assert raw[1] / raw[0] > 1.3  # the naive figure would call the farther photo "sharper"
 
 
+def test_a_darker_exposure_does_not_read_as_blur() -> None:
+    img, lm = data.astronaut(), astronaut_landmarks()
+    darker = np.clip(img.astype(float) * 0.6, 0, 255).round().astype(np.uint8)
+    ratio = measure_sharpness(darker, landmarks_px=lm) / measure_sharpness(img, landmarks_px=lm)
+    assert ratio == pytest.approx(1.0, abs=0.1)
+
+
 def test_sharpness_of_a_blank_image_is_zero_and_bad_input_raises() -> None:
-    assert measure_sharpness(np.full((64, 64, 3), 128, np.uint8)) == 0.0
+    assert measure_sharpness(np.full((64, 64, 3), 128, np.uint8)) == pytest.approx(0.0, abs=1e-3)
     with pytest.raises(ValueError, match="RGB uint8"):
         measure_sharpness(np.zeros((64, 64), np.uint8))
 

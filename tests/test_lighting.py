@@ -119,6 +119,13 @@ def test_warm_white_balance_shift_raises_delta_e_and_is_named_warmer() -> None:
     assert "warmer" in shifts[3].message and "white balance" in shifts[3].message
 
 
+def test_darkening_alone_does_not_read_as_a_white_balance_change() -> None:
+    img, lm = data.astronaut(), astronaut_landmarks()
+    result = compare(measurement(img, lm), measurement(scaled(img, 0.6), lm))
+    assert result.check("exposure").status == "fail"
+    assert result.check("color").status == "pass", result.check("color").message
+
+
 def test_side_shading_sign_follows_the_bright_side_and_flips_when_mirrored() -> None:
     img, lm = data.astronaut(), astronaut_landmarks()
     flat = measure_lighting(img, landmarks_px=lm).light_side

@@ -17,9 +17,10 @@ Definitions
   as the face-size change in %; ipd is divided by the image width when the resolutions differ.
   Scalp views use the registration scale ratio (``analysis.photos.scalp.register``) instead.
 * exposure: Delta L* of the median skin L*, also expressed in EV via CIE Y = ((L*+16)/116)^3.
-* color: CIEDE2000 (Sharma et al., 2005) between the median skin Lab colours, with the follow-up's
-  L* set to the baseline's so that exposure is judged only once (chromatic difference: white
-  balance or colour cast). A real change of skin colour (redness) also moves it.
+* color: CIEDE2000 (Sharma et al., 2005) between the median skin Lab colours after re-exposing the
+  follow-up's colour (its CIE XYZ scaled) to the baseline's luminance, so that exposure is judged
+  only once and a pure exposure change gives 0 (chromatic difference: white balance or colour
+  cast). A real change of skin colour (redness) also moves it.
 * sharpness: ratio of the sharpness figures (higher = sharper, see ``sharpness.py``).
 """
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 import numpy as np
-from skimage.color import deltaE_ciede2000
+from skimage.color import deltaE_ciede2000, lab2xyz, xyz2lab
 
 from analysis.photos.types import Check, Comparison, PhotoMeasurement, Status, is_scalp_view
 
@@ -77,8 +78,8 @@ class Tolerances:
     mouth_open_fail: float = 0.20
     smile_warn: float = 0.04  # Delta corner lift / mouth width
     smile_fail: float = 0.08
-    sharpness_warn_ratio: float = 0.6  # follow-up / baseline below this warns (or above 1/this)
-    sharpness_fail_ratio: float = 0.35  # below this fails (a sharper follow-up only warns)
+    sharpness_warn_ratio: float = 0.7  # follow-up / baseline below this warns (or above 1/this)
+    sharpness_fail_ratio: float = 0.45  # below this fails (a sharper follow-up only warns)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -505,8 +506,7 @@ def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> C
         return _na("color", f"colour not measured on the {' and '.join(where) or 'two'} photo(s)")
     lb = np.array(b.lab_median, float)
     lf = np.array(f.lab_median, float)
-    chroma_f = np.array([lb[0], lf[1], lf[2]])
-    de = float(deltaE_ciede2000(lb, chroma_f))
+    de = float(deltaE_ciede2000(lb, _match_luminance(lf, lb)))
     status = _grade(de, tol.color_warn_de, tol.color_fail_de)
     da, db = float(lf[1] - lb[1]), float(lf[2] - lb[2])
     details = {"delta_a": da, "delta_b": db, "delta_e_full": float(deltaE_ciede2000(lb, lf))}
@@ -523,6 +523,18 @@ def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> C
                    "colour itself changed)")
     return Check("color", status, de, "dE00", tol.color_warn_de, tol.color_fail_de, message,
                  details)
+
+
+def _match_luminance(lab: np.ndarray, reference_lab: np.ndarray) -> np.ndarray:
+    """``lab`` re-exposed (CIE XYZ scaled) so its luminance Y equals ``reference_lab``'s.
+
+    A pure exposure change scales XYZ, so after this the colour difference is chromatic only.
+    """
+    xyz = lab2xyz(lab.reshape(1, 1, 3)).reshape(3)
+    y_ref = lab2xyz(reference_lab.reshape(1, 1, 3)).reshape(3)[1]
+    if xyz[1] <= 0:
+        return np.array([reference_lab[0], lab[1], lab[2]])
+    return xyz2lab((xyz * (y_ref / xyz[1])).reshape(1, 1, 3)).reshape(3)
 
 
 def _expression_check(

@@ -1,22 +1,31 @@
-"""Sharpness of a photo: variance of the Laplacian on a face crop at a fixed eye distance.
+"""Sharpness of a photo: robust Laplacian contrast of the facial skin at a fixed eye distance.
 
 Maths
 -----
-The variance of the Laplacian of the grey image (Pech-Pacheco et al., "Diatom autofocusing in
-brightfield microscopy: a comparative study", ICPR 2000) is the focus measure: blur removes high
-spatial frequencies and lowers it. **Higher = sharper**; units are grey levels squared (grey in
-0-255, 3x3 Laplacian kernel of ``cv2.Laplacian(ksize=1)``).
+Focus measures built on the Laplacian respond to the high spatial frequencies that blur removes
+(Pech-Pacheco et al., "Diatom autofocusing in brightfield microscopy: a comparative study",
+ICPR 2000, use its variance). Here the statistic is robust and exposure-free:
 
-The figure depends on how many pixels the face covers, so a face view is first resampled so the
-distance between the eye centres is ``EYE_DISTANCE_REF_PX`` (100 px) and the measure is taken inside
-the face hull shrunk by 8% of that distance (the face outline against the background is left out: it
-depends on the background, not on focus). A camera-distance change therefore does not masquerade
-as blur, but an image whose face is *smaller* than the reference in the original still scores
-lower (its detail was never captured), which is the wanted behaviour. Without landmarks (scalp
-views) the whole frame is resized to ``FRAME_REF_SIDE_PX`` on its longest side.
+``sharpness = 100 * trimmed_mean(|Laplacian(I)|) / mean(I)`` over the skin pixels, the trimmed
+mean leaving out the largest 10% (dimensionless; grey ``I`` 0-255 as float; 3x3 kernel of
+``cv2.Laplacian(ksize=1)``). **Higher = sharper.**
 
-Figures are only comparable when produced with the same reference sizes (as in
-``skimage.measure.blur_effect``'s note on parameters).
+* The trimmed mean of absolute values (not the variance) keeps a few strong edges (glasses frames,
+  hair strands, a shadow line) from dominating, so a change of glasses or light moves it far less
+  than blur does.
+* Dividing by the mean grey level makes an exposure change (which multiplies the grey levels) not
+  read as a focus change.
+* Skin only: the face hull (shrunk by 8% of the eye distance, leaving out the outline against the
+  background) minus the eyes, brows and lips (``lighting.face_skin_mask``). Skin texture is also
+  what treatment photos are about.
+* Scale: the face is resampled so the distance between the eye centres is ``EYE_DISTANCE_REF_PX``
+  (100 px), so a camera-distance change does not masquerade as blur; a face that is *smaller*
+  than the reference in the original still scores lower (its detail was never captured), as it
+  should. Without landmarks (scalp views) the whole frame is resized to ``FRAME_REF_SIDE_PX`` on
+  its longest side.
+
+Sensor noise also raises the figure (a noisy dark photo can look "sharp"), and figures are only
+comparable when made with the same reference sizes (as in ``skimage.measure.blur_effect``'s note).
 """
 
 from __future__ import annotations
@@ -24,16 +33,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from analysis.photos.lighting import eye_distance_px
+from analysis.photos.lighting import eye_distance_px, face_skin_mask
 
 EYE_DISTANCE_REF_PX = 100.0
 FRAME_REF_SIDE_PX = 768
 _ERODE_FRACTION = 0.08
 _MARGIN_FRACTION = 0.15
+_TRIM_PERCENT = 10.0
 
 
 def measure_sharpness(rgb: np.ndarray, *, landmarks_px: np.ndarray | None = None) -> float:
-    """Variance of the Laplacian at a normalised scale; higher = sharper.
+    """Robust Laplacian contrast of the skin at a normalised scale; higher = sharper.
 
     Parameters
     ----------
@@ -46,20 +56,20 @@ def measure_sharpness(rgb: np.ndarray, *, landmarks_px: np.ndarray | None = None
     Returns
     -------
     float
-        Variance of the Laplacian (grey levels squared, >= 0); NaN if the face lies outside the
-        image.
+        ``100 * median |Laplacian| / mean grey`` (dimensionless, >= 0); NaN if the face lies
+        outside the image.
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(
             f"expected an RGB uint8 image of shape (H, W, 3), got {rgb.dtype} {rgb.shape}"
         )
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
     if landmarks_px is None:
         h, w = grey.shape
         s = FRAME_REF_SIDE_PX / max(h, w)
-        grey = _resize(grey, s)
-        return float(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F, ksize=1).var())
+        grey = _resize(grey, s).astype(np.float32)
+        return _laplacian_contrast(cv2.Laplacian(grey, cv2.CV_32F, ksize=1).ravel(), grey.ravel())
 
     pts = np.asarray(landmarks_px, dtype=float)
     ipd = eye_distance_px(pts)
@@ -81,9 +91,26 @@ def measure_sharpness(rgb: np.ndarray, *, landmarks_px: np.ndarray | None = None
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(local).astype(np.int32)), 1)
     r = max(1, int(round(_ERODE_FRACTION * EYE_DISTANCE_REF_PX)))
     mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    lap = cv2.Laplacian(crop.astype(np.float32), cv2.CV_32F, ksize=1)
-    values = lap[mask > 0]
-    return float(values.var()) if values.size > 16 else float("nan")
+    all_local = pts[:, :2].copy()
+    all_local[:, 0] = (pts[:, 0] - x0) * s
+    all_local[:, 1] = (pts[:, 1] - y0) * s
+    mask = (mask > 0) & face_skin_mask(crop.shape, all_local)
+    crop = crop.astype(np.float32)
+    lap = cv2.Laplacian(crop, cv2.CV_32F, ksize=1)
+    inside = mask > 0
+    if inside.sum() <= 16:
+        return float("nan")
+    return _laplacian_contrast(lap[inside], crop[inside])
+
+
+def _laplacian_contrast(laplacian: np.ndarray, grey: np.ndarray) -> float:
+    """``100 * trimmed mean(|laplacian|) / mean(grey)`` (top 10% left out); 0 when all black."""
+    mean = float(grey.mean())
+    if mean <= 1.0:  # an all-black region has no measurable detail
+        return 0.0
+    size = np.abs(laplacian)
+    kept = size[size <= np.percentile(size, 100.0 - _TRIM_PERCENT)]
+    return 100.0 * float(kept.mean()) / mean
 
 
 def _resize(grey: np.ndarray, scale: float) -> np.ndarray:
