@@ -84,6 +84,13 @@ def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def head_revision() -> str:
+    """The newest revision in the migration scripts."""
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head())
+
+
 def current_revision(engine: Engine | None = None) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
