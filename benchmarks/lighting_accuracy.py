@@ -34,7 +34,7 @@ thresholds in ``Tolerances`` were set on principle and looked at on dev only.
 
 Usage::
 
-    .venv/bin/python -m benchmarks.lighting_accuracy [--limit N] [--cache DIR]
+    .venv/bin/python benchmarks/lighting_accuracy.py [--limit N] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+if __package__ in (None, ""):  # run as a script (python benchmarks/lighting_accuracy.py)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis.photos.compare import Tolerances, compare
 from analysis.photos.lighting import measure_lighting
@@ -331,13 +334,13 @@ def run_pointing04(detect, limit: int | None, cache: Path | None, tol: Tolerance
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="first N subjects of each set")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/candor_lighting_bench_cache"),
-                        help="directory for cached landmarks ('' to disable)")
+    parser.add_argument("--cache", default="/tmp/candor_lighting_bench_cache",
+                        help="directory for cached landmarks (outside the repo; '' to disable)")
     args = parser.parse_args(argv)
     if not DATASETS.is_dir():
         print(f"shared datasets not found at {DATASETS}", file=sys.stderr)
         return 2
-    cache = args.cache if str(args.cache) else None
+    cache = Path(args.cache) if args.cache else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
     detect, source = _detector()

@@ -210,14 +210,16 @@ def _finish(checks: list[Check]) -> Comparison:
         parts.append("follow-up matches the baseline")
     if by_status.get("not_assessed"):
         parts.append("not assessed: " + ", ".join(by_status["not_assessed"]))
-    return Comparison(verdict=verdict, checks=checks, summary=f"{verdict.upper()}: " + "; ".join(parts))
+    summary = f"{verdict.upper()}: " + "; ".join(parts)
+    return Comparison(verdict=verdict, checks=checks, summary=summary)
 
 
 def _measurement_problem(m: PhotoMeasurement, label: str, scalp: bool) -> str | None:
     if not m.ok:
         return f"the {label} photo could not be measured: {m.error or 'unknown error'}"
     if not scalp and not m.face_found:
-        return f"no face was found on the {label} photo{': ' + m.error if m.error else ''}"
+        hint = " (for a scalp photo, choose a scalp view)" if m.view is None else ""
+        return f"no face was found on the {label} photo{': ' + m.error if m.error else ''}{hint}"
     return None
 
 
@@ -322,7 +324,9 @@ def _distance_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -
     zoom = _zoom_note(b, f)
     if zoom:
         details["focal_note"] = zoom
-    message = _size_message(pct, status, "face") + note + (f" — {zoom}" if zoom and status != "pass" else "")
+    message = _size_message(pct, status, "face") + note
+    if zoom and status != "pass":
+        message += f" — {zoom}"
     return Check("distance", status, pct, "%", tol.distance_warn_pct, tol.distance_fail_pct,
                  message, details)
 
@@ -518,7 +522,8 @@ def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> C
             cast.append("warmer/yellower" if db > 0 else "cooler/bluer")
         if abs(da) >= 1.0:
             cast.append("redder/magenta" if da > 0 else "greener")
-        message = (f"white balance differs (ΔE {de:.0f}; follow-up {' and '.join(cast) or 'shifted'})"
+        shift = " and ".join(cast) or "shifted"
+        message = (f"white balance differs (ΔE {de:.0f}; follow-up {shift})"
                    " — use the same light and white balance as the baseline (unless the skin "
                    "colour itself changed)")
     return Check("color", status, de, "dE00", tol.color_warn_de, tol.color_fail_de, message,

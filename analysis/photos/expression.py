@@ -14,8 +14,9 @@ FaceMesh indices used ("right" = the patient's right, the image's left for a fro
   ``mouth_open`` = mean inner-lip gap / mouth width: about 0 closed, 0.3+ wide open.
 * Smile: ``smile`` = lift of the mouth corners above the lip centre (midpoint of 13 and 14),
   measured along the face's "up" direction (perpendicular to the line between the eye centres,
-  pointing from the mouth toward the eyes, so head roll cancels), divided by the mouth width. ``> 0`` when the corners sit above the lip
-  centre (smiling), ``< 0`` when they droop. Pitch changes it slightly.
+  pointing from the mouth toward the eyes, so head roll cancels), divided by the mouth width.
+  ``> 0`` when the corners sit above the lip centre (smiling), ``< 0`` when they droop. Pitch
+  changes it slightly.
 """
 
 from __future__ import annotations

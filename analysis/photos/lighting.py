@@ -3,9 +3,10 @@
 Maths
 -----
 Pixels are converted from sRGB (D65) to CIE L*a*b* (``skimage.color.rgb2lab``). On a face view the
-statistics are taken over the *skin region*: the convex hull of the 478 FaceMesh points minus the eyes,
-eyebrows and lips (dilated by a fraction of the inter-ocular distance), so that eye colour, make-up
-and an open mouth do not move the figures. Without landmarks (scalp views) the whole frame is used.
+statistics are taken over the *skin region*: the convex hull of the 478 FaceMesh points minus the
+eyes, eyebrows and lips (dilated by a fraction of the inter-ocular distance), so that eye colour,
+make-up and an open mouth do not move the figures. Without landmarks (scalp views) the whole frame
+is used.
 
 * ``exposure_l``  = median L* (0-100) of the region.
 * ``clipped_share`` = share of region pixels with any channel <= 2 or >= 253 (0-1).
@@ -22,8 +23,8 @@ Lighting fit. Skin shading is modelled as Lambertian with first-order spherical 
 ``L*_i ~= c0 + c . n_i`` over the mesh vertices ``i``, where ``n_i`` is the unit surface normal of
 vertex ``i`` in camera axes (x right, y down, z away from the camera), estimated by PCA of its 12
 nearest mesh neighbours in 3-D, and ``L*_i`` the mean skin L* in a small disc around it. The face is
-resampled to an inter-ocular distance of 100 px first, only camera-facing skin vertices are used, and
-the fit is repeated twice without residuals beyond 2.5 robust SDs. Then
+resampled to an inter-ocular distance of 100 px first, only camera-facing skin vertices are used,
+and the fit is repeated twice without residuals beyond 2.5 robust SDs. Then
 ``light_side = c_x / (|c0| + |c|)``: for a single distant light of direction ``l`` with no ambient
 light it is close to ``l_x`` = sin(azimuth) cos(elevation) up to about 30 deg off the camera axis
 and smaller for grazing light (about 0.6 at 60 deg: attached shadows bend the shading away from the
@@ -84,7 +85,7 @@ class LightingMeasure:
 
 
 def eye_distance_px(landmarks_px: np.ndarray) -> float:
-    """Distance between the two eye centres (mean of each eye's corners), in the landmarks' pixels."""
+    """Distance between the eye centres (mean of each eye's corners), in the landmarks' pixels."""
     pts = _check_landmarks(landmarks_px)[:, :2]
     right = pts[list(RIGHT_EYE_CORNERS)].mean(axis=0)
     left = pts[list(LEFT_EYE_CORNERS)].mean(axis=0)
@@ -103,17 +104,24 @@ def face_skin_mask(shape: tuple[int, ...], landmarks_px: np.ndarray) -> np.ndarr
     """
     pts = _check_landmarks(landmarks_px)[:, :2]
     h, w = int(shape[0]), int(shape[1])
-    mask = np.zeros((h, w), np.uint8)
-    hull = cv2.convexHull(np.round(pts[:468]).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 1)
+    out = np.zeros((h, w), bool)
+    # work inside the face's bounding box only (full-resolution photos are large)
+    x0, y0 = (int(max(0, np.floor(v))) for v in pts[:468].min(axis=0))
+    x1 = int(min(w, np.ceil(pts[:468, 0].max()) + 1))
+    y1 = int(min(h, np.ceil(pts[:468, 1].max()) + 1))
+    if x1 <= x0 or y1 <= y0:
+        return out
+    local = np.round(pts - [x0, y0]).astype(np.int32)
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(local[:468]), 1)
     holes = np.zeros_like(mask)
     for idx in (RIGHT_EYE_IDX, LEFT_EYE_IDX, RIGHT_BROW_IDX, LEFT_BROW_IDX, LIPS_OUTER_IDX):
-        poly = cv2.convexHull(np.round(pts[list(idx)]).astype(np.int32))
-        cv2.fillConvexPoly(holes, poly, 1)
+        cv2.fillConvexPoly(holes, cv2.convexHull(local[list(idx)]), 1)
     radius = max(1, int(round(0.08 * eye_distance_px(landmarks_px))))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     holes = cv2.dilate(holes, kernel)
-    return (mask > 0) & (holes == 0)
+    out[y0:y1, x0:x1] = (mask > 0) & (holes == 0)
+    return out
 
 
 def face_side(shape: tuple[int, ...], landmarks_px: np.ndarray) -> np.ndarray:
