@@ -116,11 +116,22 @@ def test_worker_exception_is_reported_without_a_traceback() -> None:
 
 @pytest.mark.timeout(60)
 def test_worker_default_target_reads_the_photo_and_rejects_a_pdf() -> None:
-    good = analyse_in_worker(_jpeg(), view="face_frontal")
-    assert good.ok, good.error
-    assert (good.measurement.width_px, good.measurement.height_px) == (512, 512)
-    bad = analyse_in_worker(b"%PDF-1.7\n%\xe2\xe3\n1 0 obj\n", view=None)
-    assert bad.outcome == "rejected" and "PDF" in bad.error
+    import analysis.photos.worker as worker
+
+    try:
+        worker.start_standby()
+        worker.start_standby()  # idempotent
+        standby = next(iter(worker._STANDBY.values())).process.pid
+        good = analyse_in_worker(_jpeg(), view="face_frontal")  # served by the warm standby
+        assert good.ok, good.error
+        assert good.exit_code == 0
+        assert (good.measurement.width_px, good.measurement.height_px) == (512, 512)
+        assert good.measurement.face_found
+        assert next(iter(worker._STANDBY.values())).process.pid != standby  # a new one is up
+        bad = analyse_in_worker(b"%PDF-1.7\n%\xe2\xe3\n1 0 obj\n", view=None)
+        assert bad.outcome == "rejected" and "PDF" in bad.error
+    finally:
+        worker.stop_standby()
 
 
 def test_worker_refuses_a_malformed_target_name() -> None:
@@ -232,7 +243,12 @@ def test_damage_a_decoder_may_tolerate_gives_a_photo_or_a_clear_error(name: str)
     "name", ["bomb_100000x100000.png", "zipbomb_12000x12000.png", "truncated.heic",
              "polyglot_jpeg_zip.jpg", "pdf_renamed.jpg"]
 )
-def test_worker_gives_the_same_clear_message_as_direct_ingest(name: str) -> None:
+def test_worker_gives_the_same_clear_message_as_direct_ingest(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import analysis.photos.worker as worker
+
+    monkeypatch.setattr(worker, "STANDBY_TARGETS", frozenset())  # no warm-up cost per case
     raw = (CORPUS / name).read_bytes()
     result = analyse_in_worker(raw, view=None, timeout_s=30, memory_mb=1024)
     assert result.outcome == "rejected"
@@ -267,3 +283,23 @@ def test_clean_in_worker_scrubs_like_clean_original_and_refuses_like_it() -> Non
     assert b"CandorTestCam" not in clean.data and b"Jane Example" not in clean.data
     with pytest.raises(IngestError, match="ZIP archive hidden"):
         clean_in_worker((CORPUS / "polyglot_jpeg_zip.jpg").read_bytes())
+
+
+@pytest.mark.timeout(120)
+def test_warm_standby_still_runs_one_job_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a standby kept ahead, each upload still gets its own process, and a crash in one
+    job does not reach the next."""
+    import analysis.photos.worker as worker
+
+    echo, crash = f"{HERE}:_echo", f"{HERE}:_segfault"
+    monkeypatch.setattr(worker, "STANDBY_TARGETS", frozenset({echo, crash}))
+    try:
+        pids = [analyse_in_worker(b"abc", view=None, target=echo).measurement[2] for _ in range(3)]
+        assert len(set(pids)) == 3 and os.getpid() not in pids
+        assert analyse_in_worker(b"x", view=None, target=crash).outcome == "crashed"
+        assert analyse_in_worker(b"x", view=None, target=crash).outcome == "crashed"
+        after = analyse_in_worker(b"abc", view="scalp_vertex", target=echo)
+        assert after.ok and after.measurement[1] == "scalp_vertex"
+    finally:
+        worker.stop_standby()
+    assert not worker._STANDBY

@@ -6,20 +6,27 @@ file can make them crash (segfault, abort), loop or exhaust memory. ``analyse_in
 ends only that child: the server and every other user's session carry on, and the user sees a
 plain message instead of a dead page.
 
-How the child is run
---------------------
+How a child is run
+------------------
+* **One job per process.** A child runs exactly one upload and exits, so nothing a hostile file
+  does to a decoder's state can reach the next upload.
 * Start method ``forkserver``: children are forked from a small single-threaded server process
   (never from the multi-threaded Streamlit server), with ``analysis.photos.ingest`` (numpy,
-  Pillow, pillow-heif) preloaded so a child starts in milliseconds. The caller's ``__main__``
-  (under Streamlit: the page script) is hidden while a child starts, so it is not re-run there.
-* In the child, before any byte is decoded: ``RLIMIT_AS`` (address space) = ``memory_mb``,
-  ``RLIMIT_CPU`` = ``timeout_s`` + 5 s as a backstop, ``RLIMIT_CORE`` = 0 (no core dumps of
-  patient photos on disk).
-* The parent waits on the result pipe and on the child's sentinel; after ``timeout_s`` seconds it
-  kills the child (SIGKILL) and reports a timeout. A child that dies without answering is reported
-  as a crash, naming the signal.
+  Pillow, pillow-heif) preloaded. The caller's ``__main__`` (under Streamlit: the page script)
+  is hidden while a child starts, so it is not re-run there.
+* **Warm standby.** Importing mediapipe and building FaceMesh takes seconds, so for the default
+  target one child is kept started ahead: it sets its limits, imports and warms the engine on a
+  bundled sample portrait, then waits for its single job. Each call takes the standby and, once
+  its job is done, starts the next one (so the warm-up does not compete with the job). Custom
+  targets, and calls that find no live standby, get a fresh child.
+* Limits, set in the child before it touches any upload: ``RLIMIT_AS`` (address space) =
+  ``memory_mb``; ``RLIMIT_CORE`` = 0 (no core dumps of patient photos on disk); when the job
+  arrives, ``RLIMIT_CPU`` = CPU used so far + ``timeout_s`` + 5 s, as a backstop.
+* The parent waits on the reply pipe and on the child's sentinel; after ``timeout_s`` seconds
+  (counted from handing over the job) it kills the child (SIGKILL) and reports a timeout. A child
+  that dies without answering is reported as a crash, naming the signal.
 
-The function the child runs is named by a dotted ``"module:function"`` string (``target``), so
+The function a child runs is named by a dotted ``"module:function"`` string (``target``), so
 tests can substitute a function that segfaults or hangs and prove the parent survives.
 """
 
@@ -29,6 +36,7 @@ import importlib
 import math
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import sys
 import threading
@@ -40,9 +48,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from analysis.photos.ingest import (
     DEFAULT_MAX_BYTES,
     CleanImage,
+    IngestedPhoto,
     IngestError,
     clean_original,
     read_photo,
@@ -55,13 +66,15 @@ CLEAN_TARGET = "analysis.photos.worker:_clean_bytes"
 DEFAULT_TIMEOUT_S: float = 60.0
 DEFAULT_MEMORY_MB: int = 2048
 
-Outcome = Literal["ok", "rejected", "timeout", "crashed", "out_of_memory", "failed"]
+STANDBY_TARGETS: frozenset[str] = frozenset({DEFAULT_TARGET})
+"""Targets for which a warm child is kept started ahead (one per target and memory limit)."""
 
 PRELOAD: tuple[str, ...] = ("analysis.photos.ingest",)
-"""Modules imported once in the fork server, so children start with them loaded. The measurement
-engine (mediapipe) is deliberately not preloaded: importing it starts a native thread, and forking
-a process with foreign threads can deadlock the child. The price is ~2-3 s of import and model
-set-up per upload (see benchmarks/ingest_speed.py)."""
+"""Modules imported once in the fork server. mediapipe is deliberately not among them: importing
+it starts a native thread, and forking a process with foreign threads can deadlock the child; the
+warm standby hides its start-up cost instead (benchmarks/ingest_speed.py)."""
+
+Outcome = Literal["ok", "rejected", "timeout", "crashed", "out_of_memory", "failed"]
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(list(PRELOAD))
@@ -103,7 +116,7 @@ class WorkerResult:
         ``"crashed"`` (the child died, e.g. by a signal); ``"out_of_memory"``; ``"failed"`` (any
         other exception in the child, logged to the server's stderr).
     elapsed_s : float
-        Wall-clock seconds from starting the child to having its answer.
+        Wall-clock seconds from handing the job to the child to having its answer.
     exit_code : int or None
         The child's exit code (negative: killed by that signal), when known.
     """
@@ -147,33 +160,30 @@ def analyse_in_worker(
         Never raises for anything the child does.
     """
     _split_target(target)  # fail fast, in the caller, on a malformed name
-    started = time.monotonic()
     if len(data) > DEFAULT_MAX_BYTES:
         message = too_big_message(len(data), DEFAULT_MAX_BYTES)
         return WorkerResult(False, None, message, "rejected", 0.0)
-    receiver, sender = _CONTEXT.Pipe(duplex=False)
-    process = _CONTEXT.Process(
-        target=_child_main,
-        args=(sender, target, bytes(data), view, float(timeout_s), int(memory_mb)),
-        name="candor-photo-worker",
-        daemon=True,
-    )
-    with _START_LOCK, _main_module_hidden():
-        process.start()
-    sender.close()  # the parent only reads; EOF on the pipe then means the child is gone
+    child = _take_child(target, int(memory_mb))
+    started = time.monotonic()
+    # Hand the job over from a helper thread: a child still warming up reads it only when ready,
+    # and the timeout below must hold even if it never does.
+    threading.Thread(
+        target=_send_job, args=(child.jobs, (bytes(data), view, float(timeout_s))), daemon=True
+    ).start()
     status: str = "timeout"
     reply: Any = None
     try:
-        status, reply = _wait_for_reply(receiver, process, timeout_s=timeout_s)
+        status, reply = _wait_for_reply(child.replies, child.process, timeout_s=timeout_s)
     finally:
-        receiver.close()
+        child.replies.close()
         if status != "timeout":
-            process.join(1.0)  # let a child that answered or died be reaped
-        if process.is_alive():
-            process.kill()
-            process.join(5)
+            child.process.join(1.0)  # let a child that answered or died be reaped
+        if child.process.is_alive():
+            child.process.kill()
+            child.process.join(5)
+        _replenish(target, int(memory_mb))
     elapsed = time.monotonic() - started
-    code = process.exitcode
+    code = child.process.exitcode
     if status == "timeout":
         message = MSG_TIMEOUT.format(timeout=timeout_s)
         return WorkerResult(False, None, message, "timeout", elapsed, code)
@@ -191,7 +201,110 @@ def analyse_in_worker(
     return WorkerResult(False, None, MSG_FAILED, "failed", elapsed, code)
 
 
+def clean_in_worker(
+    data: bytes,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+) -> CleanImage:
+    """``ingest.clean_original`` run in the isolated child (full-resolution decode and re-encode).
+
+    Same contract as ``clean_original``: returns the ``CleanImage`` or raises ``IngestError``, whose
+    message is the worker's (refusal, timeout or crash).
+    """
+    result = analyse_in_worker(data, view=None, timeout_s=timeout_s, memory_mb=memory_mb,
+                               target=CLEAN_TARGET)
+    if result.ok and isinstance(result.measurement, CleanImage):
+        return result.measurement
+    raise IngestError(result.error or MSG_FAILED)
+
+
+def start_standby(*, memory_mb: int = DEFAULT_MEMORY_MB) -> None:
+    """Start the warm standby for the default target now (e.g. when the app starts), so that even
+    the first upload finds one ready. Idempotent."""
+    _replenish(DEFAULT_TARGET, int(memory_mb))
+
+
+def stop_standby() -> None:
+    """Stop the warm standby children (they are daemons and also end with the server)."""
+    with _START_LOCK:
+        children = list(_STANDBY.values())
+        _STANDBY.clear()
+    for child in children:
+        _discard(child)
+
+
+# ---- parent side -------------------------------------------------------------------------------
+
+@dataclass
+class _Child:
+    process: multiprocessing.process.BaseProcess
+    jobs: multiprocessing.connection.Connection  # parent -> child, one message
+    replies: multiprocessing.connection.Connection  # child -> parent, one message
+
+
 _START_LOCK = threading.Lock()
+_STANDBY: dict[tuple[str, int], _Child] = {}
+
+
+def _take_child(target: str, memory_mb: int) -> _Child:
+    """The warm standby for ``(target, memory_mb)`` if there is a live one, else a fresh child
+    (which loads only what its job needs)."""
+    if target in STANDBY_TARGETS:
+        with _START_LOCK:
+            child = _STANDBY.pop((target, memory_mb), None)
+        if child is not None and child.process.is_alive():
+            return child
+        if child is not None:
+            _discard(child)
+    return _start_child(target, memory_mb, warm=False)
+
+
+def _replenish(target: str, memory_mb: int) -> None:
+    """Start the next standby after a job, so its warm-up does not compete with the job."""
+    if target not in STANDBY_TARGETS:
+        return
+    with _START_LOCK:
+        if (target, memory_mb) not in _STANDBY:
+            child = _start_child(target, memory_mb, warm=True, locked=True)
+            _STANDBY[(target, memory_mb)] = child
+
+
+def _start_child(target: str, memory_mb: int, *, warm: bool, locked: bool = False) -> _Child:
+    job_receiver, job_sender = _CONTEXT.Pipe(duplex=False)
+    reply_receiver, reply_sender = _CONTEXT.Pipe(duplex=False)
+    process = _CONTEXT.Process(
+        target=_child_main,
+        args=(job_receiver, reply_sender, target, memory_mb, warm),
+        name="candor-photo-worker",
+        daemon=True,
+    )
+    if locked:
+        with _main_module_hidden():
+            process.start()
+    else:
+        with _START_LOCK, _main_module_hidden():
+            process.start()
+    job_receiver.close()  # the child's ends; EOF on the reply pipe then means the child is gone
+    reply_sender.close()
+    return _Child(process, job_sender, reply_receiver)
+
+
+def _discard(child: _Child) -> None:
+    for connection in (child.jobs, child.replies):
+        connection.close()
+    if child.process.is_alive():
+        child.process.kill()
+    child.process.join(1.0)
+
+
+def _send_job(jobs: multiprocessing.connection.Connection, job: tuple[Any, ...]) -> None:
+    try:
+        jobs.send(job)
+    except (OSError, ValueError):
+        pass  # the child died or was killed first; the waiting side reports it
+    finally:
+        jobs.close()
 
 
 @contextmanager
@@ -212,24 +325,6 @@ def _main_module_hidden() -> Iterator[None]:
             sys.modules["__main__"] = saved
         else:
             sys.modules.pop("__main__", None)
-
-
-def clean_in_worker(
-    data: bytes,
-    *,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    memory_mb: int = DEFAULT_MEMORY_MB,
-) -> CleanImage:
-    """``ingest.clean_original`` run in the isolated child (full-resolution decode and re-encode).
-
-    Same contract as ``clean_original``: returns the ``CleanImage`` or raises ``IngestError``, whose
-    message is the worker's (refusal, timeout or crash).
-    """
-    result = analyse_in_worker(data, view=None, timeout_s=timeout_s, memory_mb=memory_mb,
-                               target=CLEAN_TARGET)
-    if result.ok and isinstance(result.measurement, CleanImage):
-        return result.measurement
-    raise IngestError(result.error or MSG_FAILED)
 
 
 def _wait_for_reply(
@@ -256,18 +351,38 @@ def _wait_for_reply(
             return "died", None
 
 
+# ---- child side --------------------------------------------------------------------------------
+
 def _child_main(
-    sender: multiprocessing.connection.Connection,
+    jobs: multiprocessing.connection.Connection,
+    replies: multiprocessing.connection.Connection,
     target: str,
-    data: bytes,
-    view: str | None,
-    timeout_s: float,
     memory_mb: int,
+    warm: bool,
 ) -> None:
-    """Entry point of the child process: set limits, run the target, send one reply."""
-    _limit_resources(memory_mb=memory_mb, cpu_s=math.ceil(timeout_s) + 5)
+    """Entry point of a child: set limits, warm up (standby), wait for one job, run it, reply."""
+    import resource
+
+    _lower_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
+    _lower_limit(resource.RLIMIT_CORE, 0)
     try:
         function = _resolve(target)
+        if warm:
+            _warm_up(target)
+    except BaseException:  # noqa: BLE001 - a target that cannot load fails its job, below
+        function = None
+        traceback.print_exc(file=sys.stderr)
+    try:
+        data, view, timeout_s = jobs.recv()
+    except (EOFError, OSError):
+        return  # the parent went away (server shutting down): nothing to do
+    finally:
+        jobs.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _lower_limit(resource.RLIMIT_CPU, math.ceil(usage.ru_utime + usage.ru_stime + timeout_s) + 5)
+    try:
+        if function is None:
+            raise RuntimeError(f"worker target {target!r} could not be loaded")
         reply: tuple[str, Any] = ("ok", function(data, view=view))
     except IngestError as exc:
         reply = ("rejected", str(exc))
@@ -277,26 +392,32 @@ def _child_main(
         traceback.print_exc(file=sys.stderr)
         reply = ("failed", None)
     try:
-        sender.send(reply)
+        replies.send(reply)
     except Exception:  # noqa: BLE001 - e.g. an unpicklable result
         traceback.print_exc(file=sys.stderr)
-        sender.send(("failed", None))
+        replies.send(("failed", None))
     finally:
-        sender.close()
+        replies.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter and model tear-down: the answer is sent, the process is spent
 
 
-def _limit_resources(*, memory_mb: int, cpu_s: int) -> None:
+def _lower_limit(which: int, value: int) -> None:
     import resource
 
-    def lower(which: int, value: int) -> None:
-        soft, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(which, (value, hard if hard != resource.RLIM_INFINITY else value))
+    _, hard = resource.getrlimit(which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(which, (value, value))  # hard too: the upload's code cannot raise it
 
-    lower(resource.RLIMIT_AS, int(memory_mb) * 1024 * 1024)
-    lower(resource.RLIMIT_CPU, int(cpu_s))
-    lower(resource.RLIMIT_CORE, 0)
+
+def _warm_up(target: str) -> None:
+    """Run ``<function>_warmup()`` from the target's module when it defines one."""
+    module, name = _split_target(target)
+    warm = getattr(importlib.import_module(module), f"{name}_warmup", None)
+    if callable(warm):
+        warm()
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -322,6 +443,8 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+# ---- targets -----------------------------------------------------------------------------------
+
 def _measure_bytes(data: bytes, *, view: str | None) -> PhotoMeasurement:
     """Default worker target: decode with ``read_photo``, then ``measure_photo``."""
     photo = read_photo(data)
@@ -339,6 +462,21 @@ def _measure_bytes(data: bytes, *, view: str | None) -> PhotoMeasurement:
             focal_length_35mm=photo.focal_length_35mm,
         )
     return measure_photo(photo, view=view)
+
+
+def _measure_bytes_warmup() -> None:
+    """Import the measurement engine and run it once on skimage's bundled astronaut() portrait,
+    so every lazily loaded model and module of a face measurement is ready (no upload involved)."""
+    try:
+        from analysis.photos.measure import measure_photo
+    except ImportError:
+        return
+    from skimage import data
+
+    face = np.ascontiguousarray(data.astronaut())
+    h, w = face.shape[:2]
+    photo = IngestedPhoto("0" * 64, "PNG", w, h, face, 1.0, None, None, None, 1)
+    measure_photo(photo, view="face_frontal")
 
 
 def _clean_bytes(data: bytes, *, view: str | None) -> CleanImage:
