@@ -1,0 +1,84 @@
+"""A clinician's walk in a real browser: sign in, capture a photo, see its verdict, save it, and find
+it in Series review. Elements are found by Streamlit test ids and by roles/labels, as a person
+would find them. Screenshots of every clinician page go to benchmarks/out/."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.clinician_seed import astronaut_jpeg
+from tests.e2e.conftest import E2E_PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def _sign_in(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("textbox", name="Email").fill("clinician@demo.candor")
+    page.get_by_role("textbox", name="Password").fill(E2E_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_test_id("stSidebarNav").wait_for()
+
+
+def _open(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    page.get_by_role("heading", name=title).wait_for()
+    _settled(page)
+
+
+def _settled(page) -> None:
+    """Wait until the script run has finished (no running-status widget)."""
+    page.wait_for_timeout(300)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
+
+
+def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: str,
+                                                               tmp_path: Path,
+                                                               screenshot_dir: Path) -> None:
+    _sign_in(page, app_url)
+    page.get_by_role("heading", name="Patients").wait_for()
+    _settled(page)
+    page.screenshot(path=screenshot_dir / "clinician-1-patients.png", full_page=True)
+    page.get_by_test_id("stDataFrame").wait_for()
+
+    _open(page, "Capture photos")
+    upload = tmp_path / "follow-up.jpg"
+    upload.write_bytes(astronaut_jpeg(shift_px=4))
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
+    save = page.get_by_role("button", name="Save photo")
+    save.wait_for(timeout=90_000)
+    _settled(page)
+    page.screenshot(path=screenshot_dir / "clinician-2-capture-verdict.png", full_page=True)
+    badge = page.get_by_text(re.compile(r"^\W*(\w+\s)?(Comparable|Check before comparing|Not comparable)$"))
+    assert badge.first.is_visible()
+    assert page.get_by_text("follow-up.jpg").first.is_visible()
+    assert page.get_by_text("Baseline ghost opacity").is_visible()
+    page.screenshot(path=screenshot_dir / "clinician-2-capture-verdict.png", full_page=True)
+    if page.get_by_role("textbox", name="Reason to keep it anyway").count():
+        page.get_by_role("textbox", name="Reason to keep it anyway").fill("browser test photo")
+    save.click()
+    page.wait_for_timeout(4000)
+    page.screenshot(path=screenshot_dir / "clinician-3-capture-saved.png", full_page=True)
+    page.get_by_text("Saved follow-up.jpg as Face · frontal").wait_for(timeout=60_000)
+    _settled(page)
+    assert page.get_by_role("button", name="Save photo").count() == 0
+    page.screenshot(path=screenshot_dir / "clinician-3-capture-saved.png", full_page=True)
+
+    _open(page, "Series review")
+    page.get_by_text("P-0001").first.wait_for()
+    images = page.get_by_test_id("stImage")
+    images.first.wait_for(timeout=60_000)
+    # 3 seeded photos + the new one: session 3's cell now shows the newest photo.
+    assert page.get_by_text("Session 3").first.is_visible()
+    assert images.count() >= 3
+    page.screenshot(path=screenshot_dir / "clinician-4-series-review.png", full_page=True)
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_text("Session 1 → Session 3").first.wait_for(timeout=60_000)
+    page.screenshot(path=screenshot_dir / "clinician-5-series-compare.png", full_page=True)
+
+    _open(page, "Record visit")
+    assert page.get_by_role("button", name="Save treatment").is_visible()
+    page.screenshot(path=screenshot_dir / "clinician-6-record-visit.png", full_page=True)
