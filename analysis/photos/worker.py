@@ -163,7 +163,11 @@ def analyse_in_worker(
     if len(data) > DEFAULT_MAX_BYTES:
         message = too_big_message(len(data), DEFAULT_MAX_BYTES)
         return WorkerResult(False, None, message, "rejected", 0.0)
-    child = _take_child(target, int(memory_mb))
+    try:
+        child = _take_child(target, int(memory_mb))
+    except OSError:  # no process could be started (out of pids or memory on the server)
+        traceback.print_exc(file=sys.stderr)
+        return WorkerResult(False, None, MSG_FAILED, "failed", 0.0)
     started = time.monotonic()
     # Hand the job over from a helper thread: a child still warming up reads it only when ready,
     # and the timeout below must hold even if it never does.
@@ -181,8 +185,8 @@ def analyse_in_worker(
         if child.process.is_alive():
             child.process.kill()
             child.process.join(5)
+        elapsed = time.monotonic() - started
         _replenish(target, int(memory_mb))
-    elapsed = time.monotonic() - started
     code = child.process.exitcode
     if status == "timeout":
         message = MSG_TIMEOUT.format(timeout=timeout_s)
@@ -265,9 +269,12 @@ def _replenish(target: str, memory_mb: int) -> None:
     if target not in STANDBY_TARGETS:
         return
     with _START_LOCK:
-        if (target, memory_mb) not in _STANDBY:
-            child = _start_child(target, memory_mb, warm=True, locked=True)
-            _STANDBY[(target, memory_mb)] = child
+        if (target, memory_mb) in _STANDBY:
+            return
+        try:
+            _STANDBY[(target, memory_mb)] = _start_child(target, memory_mb, warm=True, locked=True)
+        except OSError:  # the next upload will start its own child
+            traceback.print_exc(file=sys.stderr)
 
 
 def _start_child(target: str, memory_mb: int, *, warm: bool, locked: bool = False) -> _Child:
@@ -365,13 +372,13 @@ def _child_main(
 
     _lower_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
     _lower_limit(resource.RLIMIT_CORE, 0)
+    function = None
     try:
         function = _resolve(target)
         if warm:
             _warm_up(target)
-    except BaseException:  # noqa: BLE001 - a target that cannot load fails its job, below
-        function = None
-        traceback.print_exc(file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - a target that cannot load fails its job, below;
+        traceback.print_exc(file=sys.stderr)  # a failed warm-up only loses its head start
     try:
         data, view, timeout_s = jobs.recv()
     except (EOFError, OSError):
