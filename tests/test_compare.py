@@ -1,4 +1,4 @@
-"""compare(): statuses, verdicts and the direction named in each message, on hand-built measurements.
+"""compare(): statuses, verdicts and the direction each message names, on hand-built measurements.
 
 Sign conventions under test (types.py): yaw > 0 = nose toward the image right = the patient's left
 for a patient facing the camera; pitch > 0 = chin up; roll > 0 = clockwise in the image = head
@@ -44,7 +44,8 @@ def test_identical_photos_pass_every_check() -> None:
 @pytest.mark.parametrize(
     ("delta", "status", "says"),
     [
-        (+7.0, "warn", ["further to the patient's left", "image right", "turn ~7° to their right"]),
+        (+7.0, "warn",
+         ["further to the patient's left", "image right", "turn ~7° to their right"]),
         (-7.0, "warn", ["further to the patient's right", "image left", "turn ~7° to their left"]),
         (+12.0, "fail", ["patient's left", "turn ~12° to their right"]),
         (-12.0, "fail", ["patient's right", "turn ~12° to their left"]),
@@ -82,7 +83,8 @@ def test_roll_message_and_its_tighter_threshold(delta: float, says: list[str]) -
 
 
 def test_pose_reports_every_axis_out_of_tolerance_and_grades_the_worst() -> None:
-    check = compare(BASE, follow(yaw_deg=BASE.yaw_deg + 6, roll_deg=BASE.roll_deg - 7)).check("pose")
+    turned = follow(yaw_deg=BASE.yaw_deg + 6, roll_deg=BASE.roll_deg - 7)
+    check = compare(BASE, turned).check("pose")
     assert check.status == "fail"  # roll 7 > 6 fails; yaw 6 only warns
     assert check.details["worst_axis"] == "roll"
     assert "patient's left" in check.message and "counter-clockwise" in check.message
@@ -168,7 +170,8 @@ def test_expression_messages(changes: dict, status: str, says: str) -> None:
 def test_sharpness_ratio_grades_blur_and_only_warns_when_sharper() -> None:
     assert compare(BASE, follow(sharpness=30.0)).check("sharpness").status == "pass"
     blur = compare(BASE, follow(sharpness=22.0)).check("sharpness")
-    assert blur.status == "warn" and blur.value == pytest.approx(0.55) and "blurrier" in blur.message
+    assert blur.status == "warn" and blur.value == pytest.approx(0.55)
+    assert "blurrier" in blur.message
     assert compare(BASE, follow(sharpness=16.0)).check("sharpness").status == "fail"
     sharper = compare(BASE, follow(sharpness=400.0)).check("sharpness")
     assert sharper.status == "warn" and "sharper" in sharper.message
@@ -243,6 +246,10 @@ def test_tolerance_overrides_and_validation() -> None:
         Tolerances.from_dict({"roll_warn_deg": "3"})
     with pytest.raises(ValueError, match="positive number"):
         Tolerances.from_dict({"roll_warn_deg": -1})
+    with pytest.raises(ValueError, match="positive number"):
+        Tolerances.from_dict({"roll_warn_deg": True})
+    with pytest.raises(ValueError, match="sharpness_warn_ratio"):
+        Tolerances.from_dict({"sharpness_warn_ratio": 0.3})  # looser than the fail ratio
 
 
 def test_comparison_serialises_to_json() -> None:
@@ -255,7 +262,8 @@ def test_a_near_black_face_is_not_vouched_for_by_the_lighting_check() -> None:
     dark = compare(BASE, follow(exposure_l=6.0)).check("lighting")
     assert dark.status == "warn" and "too dark" in dark.message
     lenient = Tolerances.from_dict({"lighting_min_exposure_l": 5.0})
-    assert compare(BASE, follow(exposure_l=6.0), tolerances=lenient).check("lighting").status == "pass"
+    lenient_check = compare(BASE, follow(exposure_l=6.0), tolerances=lenient).check("lighting")
+    assert lenient_check.status == "pass"
     # a clear direction change is still reported with its side, however dark
     sided = compare(BASE, follow(exposure_l=6.0, light_side=-0.5)).check("lighting")
     assert sided.status == "fail" and "patient's right" in sided.message

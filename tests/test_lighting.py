@@ -142,8 +142,9 @@ def test_side_shading_sign_follows_the_bright_side_and_flips_when_mirrored() -> 
 def test_lighting_check_names_the_patients_side_of_the_light() -> None:
     img, lm = data.astronaut(), astronaut_landmarks()
     base = measurement(img, lm)
-    lit_image_right = measurement(scaled(img, horizontal_ramp(img.shape, 0.3, 1.2, face_span(lm))), lm)
-    lit_image_left = measurement(scaled(img, horizontal_ramp(img.shape, 1.2, 0.3, face_span(lm))), lm)
+    span = face_span(lm)
+    lit_image_right = measurement(scaled(img, horizontal_ramp(img.shape, 0.3, 1.2, span)), lm)
+    lit_image_left = measurement(scaled(img, horizontal_ramp(img.shape, 1.2, 0.3, span)), lm)
     to_right = compare(base, lit_image_right).check("lighting")
     to_left = compare(base, lit_image_left).check("lighting")
     assert to_right.status in ("warn", "fail") and to_right.value > 0
@@ -214,7 +215,7 @@ def render_lambertian(lm: np.ndarray, light_dir: np.ndarray, *, ambient: float =
 
 
 def turned(lm: np.ndarray, yaw_deg: float) -> np.ndarray:
-    """Rotate the mesh about the vertical axis through its centroid (yaw > 0: nose to image right)."""
+    """Rotate the mesh about the vertical axis through its centroid (yaw > 0: nose to the right)."""
     c = lm.mean(axis=0)
     t = np.radians(yaw_deg)
     r = np.array([[np.cos(t), 0, -np.sin(t)], [0, 1, 0], [np.sin(t), 0, np.cos(t)]])

@@ -17,7 +17,9 @@ from analysis.photos.scalp import register
 from analysis.photos.types import PhotoMeasurement
 
 
-def hair_on_skin(seed: int, *, height: int = 480, width: int = 640, strands: int = 450) -> np.ndarray:
+def hair_on_skin(
+    seed: int, *, height: int = 480, width: int = 640, strands: int = 450
+) -> np.ndarray:
     """RGB uint8 image of random dark curved strands (quadratic Bezier curves) on skin tone."""
     rng = np.random.default_rng(seed)
     img = np.empty((height, width, 3), np.float32)
