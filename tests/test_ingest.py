@@ -442,3 +442,17 @@ def test_multi_picture_jpeg_is_read_and_stored_as_its_first_picture(
         assert stored.format == "JPEG"
         with Image.open(io.BytesIO(raw)) as first:
             assert np.array_equal(np.asarray(stored), np.asarray(first.convert("RGB")))
+
+
+def test_lossless_clean_removes_the_jfif_thumbnail(astronaut: Image.Image) -> None:
+    raw = _encode(astronaut, "JPEG")
+    assert raw[2:4] == b"\xff\xe0"
+    app0_end = 4 + struct.unpack(">H", raw[4:6])[0]
+    thumb = bytes(range(2 * 2 * 3))  # 2 x 2 RGB thumbnail, 12 bytes
+    app0 = _app_segment(0xE0, b"JFIF\x00\x01\x02\x00\x00\x48\x00\x48\x02\x02" + thumb)
+    with_thumb = raw[:2] + app0 + raw[app0_end:]
+    cleaned = clean_original(with_thumb).data
+    assert cleaned[2:6] == b"\xff\xe0\x00\x10"  # a bare 16-byte JFIF header
+    assert cleaned[6:20] == b"JFIF\x00\x01\x02\x00\x00\x48\x00\x48\x00\x00"
+    assert thumb not in cleaned
+    assert np.array_equal(_decode(cleaned), _decode(with_thumb))
