@@ -33,12 +33,17 @@ ADMIN = Actor(user_id=None, email="admin@test", role="admin")
 PASSWORD = "trail-test-password"
 
 
+@pytest.fixture(scope="module")
+def password_hash() -> str:
+    return accounts.hash_password(PASSWORD)  # Argon2id is slow by design: hash once
+
+
 @pytest.fixture
-def clinic(db_url: str, tmp_path: Path) -> Clinic:
+def clinic(db_url: str, tmp_path: Path, password_hash: str) -> Clinic:
     c = make_clinic(db_url, tmp_path / "images", scopes=("clinical_record", "consult_display"))
     with db.session_scope(c.engine) as session:
         user = User(email="nurse@test", display_name="Nurse", role="clinician",
-                    password_hash=accounts.hash_password(PASSWORD))
+                    password_hash=password_hash)
         session.add(user)
     yield c
     c.engine.dispose()
@@ -63,7 +68,8 @@ def _sign_out(session: DbSession, _c: Clinic) -> None:
     assert session.scalar(select(func.count()).select_from(AuditEvent)) == before + 1
 
 
-#: (expected action, expected outcome, expects the patient id, the call as the acting user)
+#: (expected action, expected outcome, expects the patient id, the call as the acting user), run
+#: in this order on one clinic (the deactivation comes after the nurse's sign-ins).
 ACTIONS: list[tuple[str, str, bool, Callable[[DbSession, Clinic], Any]]] = [
     ("photo.view", "success", True,
      lambda s, c: photo_bytes(s, CLINICIAN, photo_id=c.photo_id, store=c.store)),
@@ -81,33 +87,33 @@ ACTIONS: list[tuple[str, str, bool, Callable[[DbSession, Clinic], Any]]] = [
     ("consent.withdraw", "success", True,
      lambda s, c: records.withdraw_consent(s, CLINICIAN, patient_id=c.patient_id,
                                            scope="consult_display")),
-    ("user.role_change", "success", False,
-     lambda s, c: accounts.set_role(s, ADMIN, user_id=_nurse_id(s), role="medical_director")),
-    ("user.deactivate", "success", False,
-     lambda s, c: accounts.deactivate_user(s, ADMIN, user_id=_nurse_id(s))),
     ("auth.sign_in", "success", False,
      lambda s, c: accounts.authenticate(s, email="nurse@test", password=PASSWORD)),
     ("auth.sign_in", "failure", False,
      lambda s, c: accounts.authenticate(s, email="nurse@test", password="wrong")),
+    ("user.role_change", "success", False,
+     lambda s, c: accounts.set_role(s, ADMIN, user_id=_nurse_id(s), role="medical_director")),
+    ("user.deactivate", "success", False,
+     lambda s, c: accounts.deactivate_user(s, ADMIN, user_id=_nurse_id(s))),
     ("audit.read", "success", False, lambda s, c: audit_log.query_events(s, DIRECTOR)),
     ("audit.export", "success", False, lambda s, c: audit_log.export_csv(s, ADMIN)),
 ]
 
 
-@pytest.mark.parametrize("index", range(len(ACTIONS)), ids=[f"{a[0]}-{a[1]}" for a in ACTIONS])
-def test_each_audited_action_writes_exactly_one_event(clinic: Clinic, index: int) -> None:
-    action, outcome, with_patient, call = ACTIONS[index]
-    before = _all(clinic.engine)
-    started = datetime.now(timezone.utc)
-    with db.session_scope(clinic.engine) as session:
-        call(session, clinic)
-    new = _all(clinic.engine)[len(before):]
-    assert [(e.action, e.outcome) for e in new] == [(action, outcome)]
-    (event,) = new
-    assert event.actor_email and event.actor_role
-    assert (event.patient_id == clinic.patient_id) if with_patient else event.patient_id is None
-    assert event.occurred_at.utcoffset() == timedelta(0)
-    assert started - timedelta(seconds=1) <= event.occurred_at <= datetime.now(timezone.utc)
+def test_each_audited_action_writes_exactly_one_event(clinic: Clinic) -> None:
+    for action, outcome, with_patient, call in ACTIONS:
+        before = _all(clinic.engine)
+        started = datetime.now(timezone.utc)
+        with db.session_scope(clinic.engine) as session:
+            call(session, clinic)
+        new = _all(clinic.engine)[len(before):]
+        assert [(e.action, e.outcome) for e in new] == [(action, outcome)], action
+        (event,) = new
+        assert event.actor_email and event.actor_role
+        assert (event.patient_id == clinic.patient_id) if with_patient else (
+            event.patient_id is None), action
+        assert event.occurred_at.utcoffset() == timedelta(0)
+        assert started - timedelta(seconds=1) <= event.occurred_at <= datetime.now(timezone.utc)
 
 
 def test_sign_out_writes_exactly_one_event(clinic: Clinic) -> None:

@@ -6,6 +6,7 @@ JPEG, stored through ``records.store_photo`` like any upload.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -38,6 +39,7 @@ ADMIN = Actor(user_id=None, email="admin@test", role="admin")
 YESTERDAY = datetime.now(timezone.utc) - timedelta(days=1)
 
 
+@functools.cache
 def astronaut_jpeg() -> bytes:
     out = io.BytesIO()
     Image.fromarray(skdata.astronaut()).save(out, format="JPEG", quality=90)
