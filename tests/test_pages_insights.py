@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -249,7 +250,8 @@ def test_exports_are_audited_before_the_bytes_are_returned(seeded_clinic: Path) 
                       object_type="protocol_comparison", object_id="1+2")
     data = audited_bytes(_actor(*DIRECTOR), make=make, action="cohort.export",
                          object_type="protocol_comparison", object_id="1+2",
-                         details={"table": "summary"})
+                         details={"table": "summary", "filters": {"date_from": date(2025, 1, 1),
+                                                                  "baseline_severity": (1.0, 3.0)}})
     assert data == b"a,b\n1,2\n"
     with db.session_scope() as s:
         events = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "cohort.export")
@@ -257,6 +259,8 @@ def test_exports_are_audited_before_the_bytes_are_returned(seeded_clinic: Path) 
     assert [e.outcome for e in events] == ["success", "denied"]
     assert events[0].details["size_bytes"] == len(data)
     assert events[0].details["table"] == "summary"
+    assert events[0].details["filters"] == {"date_from": "2025-01-01",
+                                            "baseline_severity": [1.0, 3.0]}
 
 
 # --- the demo clinic ---------------------------------------------------------------------------------

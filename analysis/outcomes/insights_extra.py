@@ -11,6 +11,7 @@ person actually clicks, not every time the page is drawn.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,8 @@ def audited_bytes(
         Audit action, normally a permission (``cohort.export``, ``timeline.export``) so the role
         is checked as well.
     object_type, object_id, details
-        What was exported (never patient identifiers in ``details``).
+        What was exported (never patient identifiers in ``details``). Values JSON cannot hold
+        (dates, numpy scalars) are stored as their ``str``.
 
     Raises
     ------
@@ -51,8 +53,9 @@ def audited_bytes(
         The event could not be written; no bytes are returned.
     """
     data = make()
-    info = {**(details or {}), "size_bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest()}
+    # the audit column is JSON: dates, tuples and numpy scalars in filters become plain values
+    info = json.loads(json.dumps({**(details or {}), "size_bytes": len(data),
+                                  "sha256": hashlib.sha256(data).hexdigest()}, default=str))
     with db.session_scope() as session:
         audited_export(session, actor, action=action, object_type=object_type,
                        object_id=object_id, details=info)
