@@ -100,8 +100,8 @@ def test_backup_and_restore_round_trip_a_clinic(clinic_dir: Path, tmp_path: Path
 def test_restore_refuses_a_non_empty_data_dir_unless_forced(clinic_dir: Path,
                                                             tmp_path: Path) -> None:
     dest = tmp_path / "backup"
-    assert _cli(clinic_dir, "backup", str(dest)).returncode == 0
     url = f"sqlite:///{clinic_dir / 'candor.sqlite3'}"
+    backup.backup(dest, url=url, image_root=clinic_dir / "images")
     engine = db.make_engine(url)
     with db.session_scope(engine) as session:  # work done after the backup
         records.create_patient(session, CLINICIAN, code="P-LATE", birth_year=1970, sex="male",
@@ -113,8 +113,7 @@ def test_restore_refuses_a_non_empty_data_dir_unless_forced(clinic_dir: Path,
     assert "Traceback" not in refused.stderr
     assert [p[1] for p in _snapshot(url)["patients"]] == ["P-100", "P-LATE"]  # untouched
 
-    forced = _cli(clinic_dir, "restore", str(dest), "--force")
-    assert forced.returncode == 0, forced.stderr
+    backup.restore(dest, url=url, image_root=clinic_dir / "images", force=True)
     assert [p[1] for p in _snapshot(url)["patients"]] == ["P-100"]
     (aside,) = clinic_dir.glob(".pre-restore-*")  # the replaced data is kept, not deleted
     kept = _snapshot(f"sqlite:///{aside / 'candor.sqlite3'}")
