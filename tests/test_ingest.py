@@ -456,3 +456,17 @@ def test_lossless_clean_removes_the_jfif_thumbnail(astronaut: Image.Image) -> No
     assert cleaned[6:20] == b"JFIF\x00\x01\x02\x00\x00\x48\x00\x48\x00\x00"
     assert thumb not in cleaned
     assert np.array_equal(_decode(cleaned), _decode(with_thumb))
+
+
+def test_shrinking_a_transparent_png_matches_compositing_first() -> None:
+    rgba = np.zeros((400, 600, 4), np.uint8)
+    rgba[..., 0] = np.linspace(0, 255, 600, dtype=np.uint8)[None, :]
+    rgba[..., 2] = 200
+    rgba[..., 3] = np.linspace(0, 255, 400, dtype=np.uint8)[:, None]
+    image = Image.fromarray(rgba, "RGBA")
+    photo = read_photo(_encode(image, "PNG"), max_side=150)
+    white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    reference = Image.alpha_composite(white, image).convert("RGB")
+    expected = np.asarray(reference.resize((150, 100), Image.Resampling.LANCZOS)).astype(int)
+    assert photo.rgb.shape == (100, 150, 3)
+    assert np.abs(photo.rgb.astype(int) - expected).max() <= 3

@@ -407,13 +407,21 @@ def _orientation(image: Image.Image, info: CaptureInfo) -> tuple[int, int]:
 
 
 def _decode_small(image: Image.Image, orientation: int, *, out_w: int, out_h: int) -> np.ndarray:
-    """Decode at the smallest size that still covers ``out_w x out_h`` (after orientation)."""
+    """Decode at the smallest size that still covers ``out_w x out_h`` (after orientation).
+
+    Modes Pillow resamples well (8-bit grey/colour, with or without alpha, which it resamples
+    premultiplied) are shrunk before the conversion to RGB, so a large PNG is never converted at
+    full size; the others (palette, 1-bit, 16-bit, CMYK) are converted first.
+    """
     want = (out_h, out_w) if orientation >= 5 else (out_w, out_h)
     with _pillow_guard():
         if image.format in ("JPEG", "MPO"):
             image.draft("RGB", want)
         image.load()
-        frame = to_rgb(image)
+        frame: Image.Image = image
+        if frame.size != want and frame.mode in ("RGB", "RGBA", "L", "LA"):
+            frame = frame.resize(want, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        frame = to_rgb(frame)
         if frame.size != want:
             frame = frame.resize(want, Image.Resampling.LANCZOS, reducing_gap=3.0)
         frame = _apply_orientation(frame, orientation)
