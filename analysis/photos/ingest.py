@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -330,10 +331,7 @@ def _pillow_guard(what: str = "decoded") -> Iterator[None]:
         except IngestError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise IngestError(
-                "The photo's dimensions are far too large to be a real photo "
-                "(a possible decompression bomb). " + _HINT
-            ) from exc
+            raise IngestError(_bomb_message(exc)) from exc
         except MemoryError as exc:
             raise IngestError(
                 "The photo is too large to process. Export it at a smaller size and upload again."
@@ -353,6 +351,23 @@ def _pillow_guard(what: str = "decoded") -> Iterator[None]:
                 f"The photo file is damaged and could not be {what}. "
                 "Upload the original photo again."
             ) from exc
+
+
+def _bomb_message(exc: Exception) -> str:
+    """Message for Pillow's decompression-bomb guard, which fires inside ``Image.open``."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = int(found.group(1)) if found else 0
+    if isinstance(exc, Image.DecompressionBombError) or not pixels:
+        size = f" ({_number(pixels / 1e6)} megapixels)" if pixels else ""
+        return (
+            f"The photo claims a size far too large for a real photo{size}: the file is damaged "
+            f"or built to exhaust memory (a decompression bomb). {_HINT}"
+        )
+    return (
+        f"The photo has {_number(pixels / 1e6)} megapixels; the limit is "
+        f"{_number(Image.MAX_IMAGE_PIXELS / 1e6)} megapixels. "
+        "Export it at a smaller size and upload it again."
+    )
 
 
 @contextmanager
