@@ -32,7 +32,8 @@ def _snapshot(url: str) -> dict[str, object]:
     try:
         with db.session_scope(engine) as session:
             return {
-                "patients": [(p.id, p.code, p.birth_year) for p in session.scalars(select(Patient))],
+                "patients": [(p.id, p.code, p.birth_year)
+                             for p in session.scalars(select(Patient).order_by(Patient.id))],
                 "consents": [(c.patient_id, c.scope, c.given_at, c.withdrawn_at)
                              for c in session.scalars(select(Consent).order_by(Consent.id))],
                 "photos": [(p.id, p.sha256, p.view, p.verdict)

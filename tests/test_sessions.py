@@ -1,4 +1,4 @@
-"""Server-side sign-in sessions: idle timeout, sign-out, deactivation, lockout; on both databases."""
+"""Server-side sign-in sessions: idle timeout, sign-out, deactivation, lockout (both databases)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def _sign_in(engine: Engine, email: str = "clinician@demo.candor") -> tuple[Acto
 def _actions(engine: Engine) -> list[tuple[str, str]]:
     with db.session_scope(engine) as session:
         return [(e.action, e.outcome) for e in session.scalars(
-            select(AuditEvent).where(AuditEvent.action.startswith("auth.")).order_by(AuditEvent.id))]
+            select(AuditEvent).where(AuditEvent.action.startswith("auth."))
+            .order_by(AuditEvent.id))]
 
 
 def test_only_the_token_hash_is_stored_and_the_token_resumes(engine: Engine) -> None:

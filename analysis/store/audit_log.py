@@ -1,4 +1,4 @@
-"""Reading the audit trail: filtered queries, CSV export and chain status (ONC 170.315(d)(2)/(d)(3)).
+"""Reading the audit trail: filtered queries, CSV export, chain status (ONC 170.315(d)(2), (d)(3)).
 
 Reading the log is itself an access to protected information, so :func:`query_events` writes one
 ``audit.read`` event (with the filters and the number of rows returned) and :func:`export_csv`

@@ -125,8 +125,10 @@ def inspect_database(db_file: Path, image_root: Path) -> Manifest:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         counts = {t: int(con.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0])
                   for t in sorted(Base.metadata.tables) if t in tables}
-        revision = (con.execute("SELECT version_num FROM alembic_version").fetchone() or [None])[0] \
-            if "alembic_version" in tables else None
+        revision = None
+        if "alembic_version" in tables:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            revision = row[0] if row else None
     finally:
         con.close()
     engine, session = _readonly_session(db_file)
