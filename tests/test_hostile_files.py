@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import types
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -303,3 +304,23 @@ def test_warm_standby_still_runs_one_job_per_process(monkeypatch: pytest.MonkeyP
     finally:
         worker.stop_standby()
     assert not worker._STANDBY
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_sessions_get_the_same_answers_and_leave_warning_filters_alone() -> None:
+    """Streamlit serves sessions from threads: ingest must give each the serial answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def outcome(name: str) -> str:
+        try:
+            return read_photo(CORPUS / name, max_side=128).original_sha256
+        except IngestError as exc:
+            return str(exc)
+
+    names = sorted(MANIFEST) * 3
+    serial = [outcome(name) for name in names]
+    filters_before = list(warnings.filters)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(outcome, names))
+    assert threaded == serial
+    assert list(warnings.filters) == filters_before

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -64,18 +63,21 @@ def read_capture_info(image: Image.Image) -> CaptureInfo:
     -------
     CaptureInfo
         Defaults (orientation 1, everything else ``None``) for whatever is absent or unreadable.
+
+    Notes
+    -----
+    Pillow emits a ``UserWarning`` for every malformed tag it skips; ``analysis.photos.ingest``
+    calls this with warnings silenced (under its lock, as ``warnings`` filters are process-wide).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Pillow warns about every malformed tag; we drop them
+    try:
+        exif = image.getexif()
+        ifd0 = dict(exif)
         try:
-            exif = image.getexif()
-            ifd0 = dict(exif)
-            try:
-                sub = dict(exif.get_ifd(TAG_EXIF_IFD))
-            except Exception:  # noqa: BLE001 - a broken sub-IFD only loses the capture fields
-                sub = {}
-        except Exception:  # noqa: BLE001 - hostile EXIF must never fail an upload
-            return CaptureInfo()
+            sub = dict(exif.get_ifd(TAG_EXIF_IFD))
+        except Exception:  # noqa: BLE001 - a broken sub-IFD only loses the capture fields
+            sub = {}
+    except Exception:  # noqa: BLE001 - hostile EXIF must never fail an upload
+        return CaptureInfo()
     return CaptureInfo(
         orientation=parse_orientation(ifd0.get(TAG_ORIENTATION)),
         taken_at_utc=_capture_time(ifd0, sub),

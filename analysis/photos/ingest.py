@@ -28,8 +28,8 @@ It runs in the caller's process: a decoder that crashes, loops or exhausts memor
 file takes the caller with it. Uploads from users go through ``analysis.photos.worker``
 (``analyse_in_worker``, ``clean_in_worker``), which runs these functions in a time- and
 memory-limited child process. ``Image.MAX_IMAGE_PIXELS`` is process-wide: raising ``max_pixels``
-above twice the default also needs it raised. ``warnings.catch_warnings`` is not thread-safe in
-Python 3.11; the explicit header-size check (rule 4) does not depend on it.
+above twice the default also needs it raised. Warning filters are process-wide too: the few
+milliseconds in which they are changed (opening a header) run under a module lock.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,7 +74,7 @@ ALLOWED_FORMATS: tuple[str, ...] = PHOTO_FORMATS
 _HINT = "Upload a JPEG, PNG or HEIC photo."
 
 # Pillow's own bomb guard: warn above this many pixels, refuse above twice as many. We set it to
-# our limit and escalate the warning to an error inside ``_pillow_guard``.
+# our limit and escalate the warning to an error inside ``_bomb_warning_is_error``.
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -171,8 +172,7 @@ def read_photo(
     data = _load_bytes(source, max_bytes=max_bytes)
     sha = hashlib.sha256(data).hexdigest()
     fmt = check_content(data, max_bytes=max_bytes)
-    with _opened(data, fmt, max_pixels=max_pixels, min_side_px=min_side_px) as image:
-        info = read_capture_info(image)
+    with _opened(data, fmt, max_pixels=max_pixels, min_side_px=min_side_px) as (image, info):
         stored, to_apply = _orientation(image, info)
         if image.format == "HEIF":
             _load_heif(image, max_pixels=max_pixels, min_side_px=min_side_px)
@@ -226,13 +226,13 @@ def clean_original(
     data = _load_bytes(source, max_bytes=max_bytes)
     sha = hashlib.sha256(data).hexdigest()
     fmt = check_content(data, max_bytes=max_bytes)
-    with _opened(data, fmt, max_pixels=max_pixels, min_side_px=min_side_px) as image:
-        _, to_apply = _orientation(image, read_capture_info(image))
+    with _opened(data, fmt, max_pixels=max_pixels, min_side_px=min_side_px) as (image, info):
+        _, to_apply = _orientation(image, info)
         if fmt == "JPEG" and to_apply == 1:
             stripped = strip_jpeg_metadata(data)
             if stripped is not None:
                 limits = {"max_pixels": max_pixels, "min_side_px": min_side_px}
-                with _opened(stripped, "JPEG", **limits) as kept:
+                with _opened(stripped, "JPEG", **limits) as (kept, _):
                     _decode_full(kept)  # the stored copy must decode; IngestError if it does not
                     return CleanImage(stripped, "image/jpeg", ".jpg", kept.width, kept.height, sha)
         icc = image.info.get("icc_profile")
@@ -323,34 +323,46 @@ def _load_bytes(source: bytes | str | Path, *, max_bytes: int) -> bytes:
 @contextmanager
 def _pillow_guard(what: str = "decoded") -> Iterator[None]:
     """Turn every decoder failure into an ``IngestError`` with a plain message."""
-    with warnings.catch_warnings():
+    try:
+        yield
+    except IngestError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise IngestError(_bomb_message(exc)) from exc
+    except MemoryError as exc:
+        raise IngestError(
+            "The photo is too large to process. Export it at a smaller size and upload again."
+        ) from exc
+    except OSError as exc:
+        if "truncated" in str(exc).lower() or "end of file" in str(exc).lower():
+            raise IngestError(
+                "The photo file is incomplete (it ends before the picture does); the upload "
+                "or copy was probably interrupted. Upload the original photo again."
+            ) from exc
+        raise IngestError(
+            f"The photo file is damaged and could not be {what}. Upload the original photo again."
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types on hostile input
+        raise IngestError(
+            f"The photo file is damaged and could not be {what}. Upload the original photo again."
+        ) from exc
+
+
+_WARNINGS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _bomb_warning_is_error() -> Iterator[None]:
+    """Pillow's ``DecompressionBombWarning`` raises; its metadata warnings are silenced.
+
+    ``warnings`` filters are process-wide and ``catch_warnings`` is not thread-safe, so the block
+    runs under a lock. It only covers opening the header and reading EXIF (milliseconds): the
+    bomb check happens in ``Image.open``, never while decoding pixels.
+    """
+    with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # plugins warn about malformed metadata they skip
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            yield
-        except IngestError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise IngestError(_bomb_message(exc)) from exc
-        except MemoryError as exc:
-            raise IngestError(
-                "The photo is too large to process. Export it at a smaller size and upload again."
-            ) from exc
-        except OSError as exc:
-            if "truncated" in str(exc).lower() or "end of file" in str(exc).lower():
-                raise IngestError(
-                    "The photo file is incomplete (it ends before the picture does); the upload "
-                    "or copy was probably interrupted. Upload the original photo again."
-                ) from exc
-            raise IngestError(
-                f"The photo file is damaged and could not be {what}. "
-                "Upload the original photo again."
-            ) from exc
-        except Exception as exc:  # noqa: BLE001 - decoders raise many types on hostile input
-            raise IngestError(
-                f"The photo file is damaged and could not be {what}. "
-                "Upload the original photo again."
-            ) from exc
+        yield
 
 
 def _bomb_message(exc: Exception) -> str:
@@ -371,15 +383,22 @@ def _bomb_message(exc: Exception) -> str:
 
 
 @contextmanager
-def _opened(data: bytes, fmt: str, *, max_pixels: int, min_side_px: int) -> Iterator[Image.Image]:
-    """Open (header only) with the format's own plugin and check the header dimensions."""
+def _opened(
+    data: bytes, fmt: str, *, max_pixels: int, min_side_px: int
+) -> Iterator[tuple[Image.Image, CaptureInfo]]:
+    """Open (header only) with the format's own plugin, read EXIF, check the header size."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # process-wide: re-asserted in case anyone set it
-    with _pillow_guard("opened"):
+    with _pillow_guard("opened"), _bomb_warning_is_error():
         formats = ["JPEG", "MPO"] if fmt == "JPEG" else [fmt]
         image = Image.open(io.BytesIO(data), formats=formats)
+        try:
+            info = read_capture_info(image)
+        except BaseException:
+            image.close()
+            raise
     try:
         _check_dimensions(*image.size, max_pixels=max_pixels, min_side_px=min_side_px)
-        yield image
+        yield image, info
     finally:
         image.close()
 
