@@ -118,6 +118,24 @@ def pointing04(root: Path, people: int | None) -> None:
             mae_small = np.mean(np.abs(np.array(est)[small] - np.array(truth)[small]))
             print(f"   {name:28} {mae:8.2f} {slope:6.2f} {sign:8.1%}  {mae_small:6.2f}")
         if axis == "yaw":
+            from analysis.photos.landmarks import YAW_GAIN
+
+            t_arr, o_arr = np.array(truth), np.array(ours)
+            people_of = np.array([s.person for s in subset
+                                  if (ref := frontal(subset, s.person, s.series)) is not None
+                                  and ref.path != s.path and measured[s.path].ok and measured[ref.path].ok])
+            train, held = people_of <= 5, people_of > 5
+            if train.any():
+                raw = o_arr[train] / YAW_GAIN
+                refit = float((t_arr[train] * raw).sum() / (raw ** 2).sum())
+                print(f"   yaw gain refit on persons 01-05 (least squares through 0): {refit:.3f} "
+                      f"(in code: YAW_GAIN = {YAW_GAIN})")
+            for label, mask in (("persons 01-05 (gain fit)", train), ("persons 06-10 (held out)", held)):
+                if mask.any():
+                    for name, est in (("ours", o_arr[mask]), ("ours, uncalibrated", o_arr[mask] / YAW_GAIN),
+                                      ("naive 2D nose", np.array(naive)[mask])):
+                        mae, slope, sign = calibration(t_arr[mask], est)
+                        print(f"   {label:26} {name:20} MAE {mae:5.2f}  slope {slope:5.2f}  n {mask.sum()}")
             per = {}
             for t, e in zip(truth, ours):
                 per.setdefault(int(t), []).append(e)

@@ -21,6 +21,7 @@ Coordinates: ``landmarks_px``, ``face_box`` and ``ipd_px`` are in the **original
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ def _finite(value: Any) -> float | None:
 
 def _face_fields(photo: Any, notes: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None]:
     """Landmarks, pose, distance and framing; ``({}, None)`` when there is no face."""
-    from analysis.photos.landmarks import detect_face_landmarks
+    from analysis.photos.landmarks import YAW_GAIN, detect_face_landmarks
     from analysis.photos.pose import focal_length_px, pose_from_landmarks
     from analysis.photos.scale import iris_distance_mm, ipd_px
 
@@ -111,13 +112,15 @@ def _face_fields(photo: Any, notes: dict[str, Any]) -> tuple[dict[str, Any], np.
     pts = found.points_px  # analysis pixels
     height, width = photo.rgb.shape[:2]
     scale = float(photo.scale)
-    pose = pose_from_landmarks(pts)
+    fitted = pose_from_landmarks(pts)
+    pose = replace(fitted, yaw_deg=fitted.yaw_deg * YAW_GAIN)  # backend calibration, see landmarks
     focal_analysis = focal_length_px((width, height), focal_length_35mm=photo.focal_length_35mm)
     camera = pose_from_landmarks(pts, image_size=(width, height), focal_px=focal_analysis)
     notes.update(
         landmarks_method=found.method,
+        yaw_uncalibrated_deg=fitted.yaw_deg,
         pose_fit_rms=pose.rms_residual,
-        yaw_camera_deg=camera.yaw_deg,
+        yaw_camera_deg=camera.yaw_deg * YAW_GAIN,
         pitch_camera_deg=camera.pitch_deg,
     )
     original = pts / scale
