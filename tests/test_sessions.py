@@ -142,3 +142,15 @@ def test_oidc_identity_maps_to_an_active_local_account(engine: Engine) -> None:
         methods = [(e.outcome, e.details["method"]) for e in session.scalars(
             select(AuditEvent).where(AuditEvent.action == "auth.sign_in").order_by(AuditEvent.id))]
     assert methods == [("success", "oidc"), ("failure", "oidc"), ("failure", "oidc")]
+
+
+def test_polling_liveness_does_not_keep_a_session_alive(engine: Engine) -> None:
+    _, token = _sign_in(engine)
+    start = utcnow()
+    with db.session_scope(engine) as session:
+        for minute in (5, 10, 14):  # the idle watch polls; nobody touches the app
+            assert sessions.is_live(session, token, now=start + timedelta(minutes=minute))
+        assert not sessions.is_live(session, token, now=start + timedelta(minutes=16))
+        assert sessions.resume(session, token, now=start + timedelta(minutes=16)) is None
+    with db.session_scope(engine) as session:
+        assert not sessions.is_live(session, token)

@@ -2,7 +2,8 @@
 
 :func:`gate` runs at the top of every script run (``app.py``). It resumes the server-side session
 (``analysis.auth.sessions.resume``: idle timeout, current role, deactivation) or shows the sign-in
-form. With ``CANDOR_AUTH=oidc`` the form is replaced by "Sign in with your clinic account"
+form. While signed in, a fragment polls every 30 s (without counting as activity) and reruns the
+app when the session has ended, so an unattended screen is cleared, not just the next click. With ``CANDOR_AUTH=oidc`` the form is replaced by "Sign in with your clinic account"
 (Streamlit's ``st.login``, configured in ``.streamlit/secrets.toml [auth]``); the identity
 provider's email is mapped to a local account, which carries the role. Identity is read through
 :func:`oidc_email` only (``st.user`` raises under AppTest).
@@ -71,6 +72,22 @@ def _resume() -> Actor | None:
     return live
 
 
+IDLE_CHECK_S = 30
+
+
+@st.fragment(run_every=IDLE_CHECK_S)
+def _idle_watch() -> None:
+    """Every 30 s, without counting as activity: when the session has ended (idle timeout,
+    deactivation, sign-out elsewhere), rerun the whole app so the gate clears the screen."""
+    token = st.session_state.get(TOKEN_KEY)
+    if token is None:
+        return
+    with db.session_scope() as session:
+        live = sessions.is_live(session, token)
+    if not live:
+        st.rerun(scope="app")
+
+
 def end_current_session() -> None:
     """Sign-out: end the server-side session (audited) and, with OIDC, the provider cookie."""
     token = st.session_state.get(TOKEN_KEY)
@@ -129,6 +146,8 @@ def gate() -> Actor:
     """The signed-in actor; otherwise render the sign-in form and stop the script."""
     actor = _resume()
     if actor is not None:
+        if TOKEN_KEY in st.session_state:
+            _idle_watch()  # patient data must not stay on an unattended screen
         return actor
     st.title("Candor")
     st.caption("Outcomes and photo comparability for aesthetic and hair-restoration clinics")

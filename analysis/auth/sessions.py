@@ -103,6 +103,19 @@ def resume(session: DbSession, token: str, *, now: datetime | None = None,
     return Actor(user_id=user.id, email=user.email, role=user.role)
 
 
+def is_live(session: DbSession, token: str, *, now: datetime | None = None,
+            timeout: timedelta | None = None) -> bool:
+    """True while the token's session would resume; unlike :func:`resume` it neither refreshes
+    ``last_seen_at`` nor ends anything (the app's idle watch polls it without keeping it alive)."""
+    row = _find(session, token)
+    if row is None or row.ended_at is not None:
+        return False
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return False
+    return (now or utcnow()) - row.last_seen_at <= (timeout or idle_timeout())
+
+
 def end(session: DbSession, token: str, *, reason: str = "sign_out",
         now: datetime | None = None) -> bool:
     """End the session (sign-out); True when a live session was ended. Audited."""
