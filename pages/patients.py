@@ -38,11 +38,15 @@ def page() -> None:
     rows = event.selection.rows if event is not None else []
     if rows:
         st.session_state[SERIES_KEY] = int(df.iloc[rows[0]]["series_id"])
-    chosen = st.session_state.get(SERIES_KEY)
-    if chosen in set(df["series_id"].astype(int)):
-        row = df[df["series_id"] == chosen].iloc[0]
-        st.markdown(f"**Selected:** {row['patient_code']} · {row['protocol']} · "
-                    f"{row['sessions_done']}/{row['sessions_planned']} sessions")
+    ids = [int(i) for i in df["series_id"]]
+    labels = {int(r.series_id): f"{r.patient_code} · {r.protocol} · "
+                                f"{r.sessions_done}/{r.sessions_planned} sessions"
+              for r in df.itertuples()}
+    current = st.session_state.get(SERIES_KEY)
+    chosen = st.selectbox("Series", ids, index=ids.index(current) if current in ids else None,
+                          format_func=labels.__getitem__, placeholder="Select a row or choose here")
+    if chosen is not None:
+        st.session_state[SERIES_KEY] = chosen
         cols = st.columns(3)
         cols[0].page_link("pages/series_review.py", label="Open in Series review",
                           icon=":material/compare:")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analysis import capture, viewing
-from analysis.outcomes.series import SeriesOverview, series_overview
+from analysis.outcomes.series import SeriesOverview, series_overview, spans
 from analysis.reports.series_report import build_series_report, report_photos
 from analysis.store.access import PermissionDenied
 from analysis.store.photo_access import audited_export
@@ -55,13 +55,14 @@ def _grid(o: SeriesOverview) -> None:
                 st.caption(f"Session {number}")
                 if cell.empty:
                     st.caption("— no photo —")
-                    continue
-                row = cell.iloc[-1]
-                thumb = widgets.fetch_photo(int(row["photo_id"]), thumbnail=True, max_side=320)
-                if thumb is not None:
-                    st.image(thumb, width="stretch")
-                widgets.verdict_badge(str(row["verdict"]),
-                                      help=row["override_reason"] or None)
+                for row in cell.sort_values("photo_id").itertuples():
+                    thumb = widgets.fetch_photo(int(row.photo_id), thumbnail=True, max_side=320)
+                    if thumb is not None:
+                        st.image(thumb, width="stretch")
+                    widgets.verdict_badge(str(row.verdict))
+                    if row.override_reason:
+                        lead = "Kept because" if row.verdict == "fail" else "Note"
+                        st.caption(f"{lead}: {row.override_reason}")
 
 
 def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
@@ -73,7 +74,10 @@ def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
     view = c1.selectbox("View", views, format_func=widgets.view_label, key="review_view")
     photos = o.photos[o.photos["view"] == view].sort_values("session_number")
     options = photos["photo_id"].astype(int).tolist()
-    label = {int(r.photo_id): f"Session {int(r.session_number)}" for r in photos.itertuples()}
+    repeated = photos["session_number"].duplicated(keep=False)
+    label = {int(r.photo_id): f"Session {int(r.session_number)}"
+                              + (f" · photo {int(r.photo_id)}" if again else "")
+             for r, again in zip(photos.itertuples(), repeated, strict=True)}
     first = c2.selectbox("Earlier", options, index=0, format_func=label.get, key="review_a")
     second = c3.selectbox("Later", options, index=len(options) - 1, format_func=label.get,
                           key="review_b")
@@ -96,6 +100,10 @@ def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
                    + "\n".join(f"- {r}" for r in pair.comparison.reasons), icon=":material/warning:")
     else:
         widgets.verdict_badge("pass")
+    between = _confounders_between(o, photos, first, second)
+    if between:
+        st.warning("Between these sessions: " + ", ".join(between) + " — a change may not be "
+                   "the treatment's alone.", icon=":material/report:")
     with st.expander("Check values"):
         widgets.show_checks([c.to_json_dict() for c in pair.comparison.checks])
     m1, m2 = st.columns([3, 1])
@@ -119,6 +127,17 @@ def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
     else:
         st.image(viewing.difference_map(pair.earlier, later), width="stretch",
                  caption=caption + " · difference in lightness (bright = changed)")
+
+
+def _confounders_between(o: SeriesOverview, photos, first: int, second: int) -> list[str]:
+    """Confounders active at any time between the sessions of two photos (plain words)."""
+    number = dict(zip(photos["photo_id"].astype(int), photos["session_number"].astype(int),
+                      strict=True))
+    on = dict(zip(o.sessions["number"].astype(int), o.sessions["performed_on"], strict=True))
+    a, b = sorted((on[number[first]], on[number[second]]))
+    return [str(c.kind).replace("_", " ") for c in o.confounders.itertuples()
+            if spans(c.started_on, None if c.ended_on is None or c.ended_on != c.ended_on
+                     else c.ended_on, from_on=a, to_on=b)]
 
 
 def _endpoints(o: SeriesOverview) -> None:

@@ -65,6 +65,15 @@ def test_patients_lists_the_series_and_search_narrows_it(app, seeded_clinic) -> 
     at.text_input(key="patients_search").input("P-0002")
     _run(at)
     assert list(at.dataframe[0].value["patient_code"]) == ["P-0002"]
+    at.selectbox[0].select(seeded_clinic["series_no_consent_id"])
+    _run(at)
+    assert at.session_state["candor_series_id"] == seeded_clinic["series_no_consent_id"]
+    assert "Open in Series review" in [link.label for link in at.get("page_link")]
+    at.switch_page("pages/series_review.py")
+    _run(at)
+    assert "P-0002" in _texts(at) and "P-0001" not in _texts(at)
+    at.switch_page("pages/patients.py")
+    _run(at)
     at.text_input(key="patients_search").input("nobody")
     _run(at)
     assert "No series match your search." in _texts(at)
@@ -207,6 +216,7 @@ def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(app, see
     captions = _image_captions(at)
     assert any("Session 1 → Session 3" in c and "NOT COMPARABLE" in c for c in captions), captions
     assert any("Not comparable" in str(e.value) for e in at.error)
+    assert any("Between these sessions: retinoid" in str(w.value) for w in at.warning)
     at.selectbox(key="review_b").set_value(seeded_clinic["photo2_id"])
     at.segmented_control(key="review_mode").set_value("Overlay")
     _run(at)

@@ -64,13 +64,15 @@ def timeline_figure(sessions: pd.DataFrame, treatments: pd.DataFrame, reactions:
         end = pd.Timestamp(c.ended_on) if c.ended_on is not None and not pd.isna(c.ended_on) \
             else max(last, start) + timedelta(days=7)
         fig.add_trace(go.Scatter(
-            x=[start, end], y=["Confounders", "Confounders"], mode="lines",
+            x=[start, end], y=["Confounders", "Confounders"], mode="lines+text",
+            text=[str(c.kind).replace("_", " "), ""], textposition="top right",
             line={"width": 10, "color": "rgba(117,117,117,0.55)"}, name=str(c.kind),
             showlegend=False, hovertemplate=f"{str(c.kind).replace('_', ' ')}"
                                             f"{'' if c.ended_on is not None else ' (ongoing)'}"
                                             "<extra></extra>"))
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(ROWS)), type="category")
-    fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    fig.update_traces(cliponaxis=False)
+    fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       legend={"orientation": "h", "y": -0.25}, hovermode="closest")
     return fig
 

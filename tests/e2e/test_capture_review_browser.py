@@ -41,8 +41,9 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     _sign_in(page, app_url)
     page.get_by_role("heading", name="Patients").wait_for()
     _settled(page)
-    page.screenshot(path=screenshot_dir / "clinician-1-patients.png", full_page=True)
     page.get_by_test_id("stDataFrame").wait_for()
+    page.wait_for_timeout(1500)  # the grid paints its canvas after the element appears
+    page.screenshot(path=screenshot_dir / "clinician-1-patients.png", full_page=True)
 
     _open(page, "Capture photos")
     upload = tmp_path / "follow-up.jpg"
@@ -51,6 +52,8 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     save = page.get_by_role("button", name="Save photo")
     save.wait_for(timeout=90_000)
     _settled(page)
+    ghost = page.get_by_test_id("stImage").filter(has_text="as a ghost")
+    ghost.wait_for()
     page.screenshot(path=screenshot_dir / "clinician-2-capture-verdict.png", full_page=True)
     badge = page.get_by_text(re.compile(r"^\W*(\w+\s)?(Comparable|Check before comparing|Not comparable)$"))
     assert badge.first.is_visible()
@@ -60,8 +63,6 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     if page.get_by_role("textbox", name="Reason to keep it anyway").count():
         page.get_by_role("textbox", name="Reason to keep it anyway").fill("browser test photo")
     save.click()
-    page.wait_for_timeout(4000)
-    page.screenshot(path=screenshot_dir / "clinician-3-capture-saved.png", full_page=True)
     page.get_by_text("Saved follow-up.jpg as Face · frontal").wait_for(timeout=60_000)
     _settled(page)
     assert page.get_by_role("button", name="Save photo").count() == 0
@@ -81,4 +82,6 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
 
     _open(page, "Record visit")
     assert page.get_by_role("button", name="Save treatment").is_visible()
+    page.get_by_role("spinbutton", name="Volume (mL)").wait_for()
+    page.get_by_role("radiogroup").first.wait_for()
     page.screenshot(path=screenshot_dir / "clinician-6-record-visit.png", full_page=True)
