@@ -70,8 +70,8 @@ def _severity_filter(frames: ClinicFrames, chosen: list[int]) -> tuple[float, fl
     lo = float(ep["scale_min"]) if pd.notna(ep["scale_min"]) else 0.0
     hi = float(ep["scale_max"]) if pd.notna(ep["scale_max"]) else 10.0
     step = 1.0 if ep["kind"] in ("ordinal", "count") else (hi - lo) / 20 or 1.0
-    picked = st.slider(f"Baseline {ep['name']} ({ep['unit'] or 'units'})", lo, hi, (lo, hi),
-                       step=step, format="%.0f" if step == 1.0 else "%.1f")
+    label = charts.with_unit(f"Baseline {ep['name'].lower()}", ep["unit"])
+    picked = st.slider(label, lo, hi, (lo, hi), step=step, format="%.0f" if step == 1.0 else "%.1f")
     return None if picked == (lo, hi) else (float(picked[0]), float(picked[1]))
 
 
@@ -91,7 +91,7 @@ def outcomes(result: cohorts.ProtocolComparison, frames: ClinicFrames,
                                    (by_week, result.by_week, "week", "Weeks since start")):
         d = table[table["endpoint_code"] == code]
         fig = charts.trajectory_figure(d, x=x, protocol_names=names, endpoint_name=ep["name"],
-                                       unit=ep["unit"] or "", x_title=x_title,
+                                       unit=charts.unit_text(ep["unit"]), x_title=x_title,
                                        higher_is_better=bool(ep["higher_is_better"]))
         tab.plotly_chart(fig, key=f"traj_{x}")
         withheld = charts.withheld_points(d, x=x, group="protocol_id", names=names)
@@ -104,7 +104,7 @@ def outcomes(result: cohorts.ProtocolComparison, frames: ClinicFrames,
         d = r[r["endpoint_code"] == code].assign(protocol=lambda x: x["protocol_id"].map(names))
         fig = charts.share_figure(d, category="protocol", prefix="share_", category_title="",
                                   title=f"Responders, {ep['name']} (MCID {d['mcid'].iloc[0]:g} "
-                                        f"{ep['unit'] or ''})",
+                                        f"{charts.unit_text(ep['unit'])})".replace(" )", ")"),
                                   colour_by=charts.colours(list(names.values())))
         st.plotly_chart(fig, key="responders")
         st.caption(result.definitions["responder"])
@@ -134,7 +134,9 @@ def model_section(frames: ClinicFrames, chosen: list[int], names: dict[int, str]
     m = st.session_state[key]
     if m.converged and m.estimate is not None:
         k1, k2, k3 = st.columns(3)
-        k1.metric(f"B minus A, change in {m.unit or 'units'}", f"{m.estimate:+.2f}")
+        better = "higher is better" if m.higher_is_better else "lower is better"
+        k1.metric(charts.with_unit("B minus A, change", m.unit) + f"; {better}",
+                  f"{m.estimate:+.2f}")
         k2.metric("95% CI", f"{m.ci_low:.2f} to {m.ci_high:.2f}")
         k3.metric("Patients / measurements", f"{m.n_patients} / {m.n_observations}")
         if m.warnings:
@@ -183,16 +185,27 @@ def lot_section(actor: Actor, frames: ClinicFrames) -> None:
     k3.metric("Reactions recorded", len(trace.reactions))
 
     def flag(row: pd.Series) -> list[str]:
-        bad = bool(row.get("expired_at_use", False)) or bool(row.get("recalled", False)) or bool(
-            row.get("red_flag", False))
-        return ["background-color: #fde2e1" if bad else ""] * len(row)
+        bad = any(bool(row.get(c, False)) for c in ("Expired at use", "Recalled", "Red flag"))
+        adverse = row.get("Kind") == "adverse"
+        colour = "#fde2e1" if bad else ("#fff4d6" if adverse else "")
+        return [f"background-color: {colour}" if colour else ""] * len(row)
 
+    def pretty(df: pd.DataFrame) -> pd.DataFrame:
+        return df.rename(columns=lambda c: c.replace("_", " ").capitalize())
+
+    number = st.column_config.NumberColumn(format="%g")
+    fmt = {c: number for c in ("Duration days", "Volume ml", "Units", "Baseline", "Last value",
+                               "Change")}
     st.markdown("**Sessions that used the lot** (expired-at-use and recalled rows highlighted)")
-    st.dataframe(trace.exposures.style.apply(flag, axis=1), hide_index=True)
-    st.markdown("**Reactions and adverse events at those sessions** (red flags highlighted)")
-    st.dataframe(trace.reactions.style.apply(flag, axis=1), hide_index=True)
-    st.markdown("**Outcome of each exposed series** (primary endpoint, last change from baseline)")
-    st.dataframe(trace.outcomes, hide_index=True)
+    st.dataframe(pretty(trace.exposures).style.apply(flag, axis=1), hide_index=True,
+                 column_config=fmt)
+    st.markdown("**Reactions and adverse events at those sessions** (adverse events amber, red "
+                "flags red)")
+    st.dataframe(pretty(trace.reactions).style.apply(flag, axis=1), hide_index=True,
+                 column_config=fmt)
+    st.markdown("**Outcome of each exposed series** (primary endpoint: last change from baseline, "
+                "value minus baseline in its units)")
+    st.dataframe(pretty(trace.outcomes), hide_index=True, column_config=fmt)
     both = {"exposures": trace.exposures, "reactions": trace.reactions,
             "outcomes": trace.outcomes}
     cols = st.columns(3)

@@ -63,7 +63,7 @@ def choices(frames: ClinicFrames) -> dict[str, object]:
         lo = float(ep["scale_min"]) if pd.notna(ep["scale_min"]) else 0.0
         hi = float(ep["scale_max"]) if pd.notna(ep["scale_max"]) else 10.0
         step = 1.0 if ep["kind"] in ("ordinal", "count") else (hi - lo) / 20 or 1.0
-        picked = st.slider(f"Starting {ep['name'].lower()} ({ep['unit'] or 'units'})", lo, hi,
+        picked = st.slider(charts.with_unit(f"Starting {ep['name'].lower()}", ep["unit"]), lo, hi,
                            (lo, hi), step=step, format="%.0f" if step == 1.0 else "%.1f")
         severity = None if picked == (lo, hi) else (float(picked[0]), float(picked[1]))
     return {"protocol_id": int(protocol_id), "goal": goal, "age_band": age,
@@ -71,14 +71,15 @@ def choices(frames: ClinicFrames) -> dict[str, object]:
 
 
 def figures(t: ConsultTimeline) -> None:
-    y_title = f"Improvement ({t.unit})" if t.unit else "Improvement"
+    unit = charts.unit_text(t.unit)
+    y_title = charts.with_unit("Improvement", unit)
     by_session, by_week = st.tabs(["By session", "By weeks since start"])
     for tab, df, x, x_title in ((by_session, t.by_session, "session_number", "Session"),
                                 (by_week, t.by_week, "week", "Weeks since start")):
         tab.plotly_chart(charts.median_iqr_figure(
             df, x=x, x_title=x_title, y_title=y_title,
             title=f"{t.endpoint_name}: improvement since the first session", mcid=t.mcid,
-            unit=t.unit), key=f"tl_{x}")
+            unit=unit), key=f"tl_{x}")
         withheld = charts.withheld_points(df.assign(label=[
             f"not enough patients (n={n})" for n in df["n"]]), x=x)
         if withheld:
@@ -89,7 +90,8 @@ def figures(t: ConsultTimeline) -> None:
     if len(shares) and t.mcid is not None:
         st.plotly_chart(charts.share_figure(
             shares, category="session", prefix="share_mcid_", category_title="",
-            title=f"Improved by at least {t.mcid:g} {t.unit} (a noticeable change)"),
+            title=f"Improved by at least {t.mcid:g} {unit} (a noticeable change)"
+            .replace("  ", " ")),
             key="tl_share")
 
 
@@ -144,7 +146,8 @@ def photo_pairs(protocol_id: int, frames: ClinicFrames) -> None:
             st.warning(f"{pair.label}: photo not available ({exc}).")
             continue
         with st.container(border=True):
-            st.markdown(f"**{pair.label}**: improvement {pair.improvement:g} {pair.unit}")
+            st.markdown(f"**{pair.label}**: improvement {pair.improvement:g} "
+                        f"{charts.unit_text(pair.unit)}")
             c1, c2 = st.columns(2)
             c1.image(before, caption="Before (first session)", width=PHOTO_WIDTH_PX)
             c2.image(after, caption=f"After (session {pair.followup_session})",

@@ -34,8 +34,8 @@ def seed_small_clinic(*, n_patients: int = 16, seed: int = 7) -> None:
     Two facial protocols share the endpoint ``wrinkle_grade`` (lower is better, MCID 0.5); patients
     alternate between them. Sessions are four weeks apart; a few series drop out; one lot is
     recalled and one treatment used an expired lot (with an override reason). Every patient has
-    clinical-record consent; all but every seventh also consented to consult display. Patient codes start
-    with ``CND-`` so tests can check that none leaks onto consult pages.
+    clinical-record consent; all but every seventh also consented to consult display. Patient
+    codes start with ``CND-`` so tests can check that none leaks onto consult pages.
     """
     from analysis.auth import accounts
     from analysis.store import db, records

@@ -103,7 +103,7 @@ def consult_timelines(seeded_clinic: Path) -> AppTest:
     return _open("timelines.py", CONSULT)
 
 
-# --- Protocols -------------------------------------------------------------------------------------
+# --- Protocols -----------------------------------------------------------------------------------
 
 
 def test_protocols_renders_for_the_medical_director(director_protocols: AppTest) -> None:
@@ -161,7 +161,7 @@ def test_lot_trace_highlights_recalled_and_expired_lots(seeded_clinic: Path) -> 
     assert any("after its expiry date" in w.value for w in at.warning)
 
 
-# --- Timelines -------------------------------------------------------------------------------------
+# --- Timelines -----------------------------------------------------------------------------------
 
 
 def test_timelines_renders_for_consult_staff_without_identifiers(consult_timelines: AppTest
@@ -230,7 +230,7 @@ def test_photo_pairs_respect_a_consent_withdrawal_on_the_next_run(seeded_clinic:
                 records.give_consent(s, clinician, patient_id=pid, scope="consult_display")
 
 
-# --- exports -----------------------------------------------------------------------------------
+# --- exports -------------------------------------------------------------------------------------
 
 
 def test_exports_are_audited_before_the_bytes_are_returned(seeded_clinic: Path) -> None:
@@ -263,7 +263,7 @@ def test_exports_are_audited_before_the_bytes_are_returned(seeded_clinic: Path) 
                                             "baseline_severity": [1.0, 3.0]}
 
 
-# --- the demo clinic ---------------------------------------------------------------------------------
+# --- the demo clinic -----------------------------------------------------------------------------
 
 
 def test_both_pages_render_on_the_demo_clinic(tmp_path: Path) -> None:

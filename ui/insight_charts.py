@@ -1,8 +1,9 @@
 """Figure builders for the Insights pages (Protocols, Timelines): DataFrames in, figures out.
 
-Plotly figures for the screen (the handout's PNG is drawn by ``analysis.reports.handout``). Builders take the
-tables of :mod:`analysis.outcomes` as they are (column names documented there) and never compute a
-statistic themselves: every number drawn is a number the analysis layer returned, with its n.
+Plotly figures for the screen (the handout's PNG is drawn by ``analysis.reports.handout``).
+Builders take the tables of :mod:`analysis.outcomes` as they are (column names documented there)
+and never compute a statistic themselves: every number drawn is one the analysis layer returned,
+with its n.
 Points flagged ``insufficient`` are not drawn; :func:`withheld_points` lists them for a caption.
 
 Export: :func:`charts_html` writes one self-contained HTML file with plotly.js embedded once
@@ -31,6 +32,21 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def unit_text(unit: object) -> str:
+    """A unit for display: ``""`` for a missing unit (None, NaN, or the ``"nan"`` a missing value
+    becomes when stringified)."""
+    if unit is None or (isinstance(unit, float) and unit != unit):
+        return ""
+    text = str(unit).strip()
+    return "" if text.lower() in ("nan", "none") else text
+
+
+def with_unit(text: str, unit: object) -> str:
+    """``"text (unit)"``, or ``text`` alone when there is no unit."""
+    u = unit_text(unit)
+    return f"{text} ({u})" if u else text
+
+
 def colours(names: Sequence[str]) -> dict[str, str]:
     """Stable colour per name, in the given order."""
     return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
@@ -43,7 +59,8 @@ def withheld_points(df: pd.DataFrame, *, x: str, group: str | None = None,
         return []
     out = []
     for r in df[df["insufficient"].astype(bool)].itertuples(index=False):
-        who = "" if group is None else f"{(names or {}).get(getattr(r, group), getattr(r, group))}, "
+        key = None if group is None else getattr(r, group)
+        who = "" if group is None else f"{(names or {}).get(key, key)}, "
         out.append(f"{who}{x.replace('_', ' ')} {getattr(r, x)}: {r.label}")
     return out
 

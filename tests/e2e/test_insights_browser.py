@@ -1,0 +1,212 @@
+"""The Insights pages in a real browser, as the people who use them would see them.
+
+* The medical director opens Protocols: headings, drawn charts whose labels carry n, a CSV export
+  that downloads and leaves an audit event, and a lot trace that flags the recalled lot.
+* Consult staff open Timelines: the plain-language summary, the chart, two before/after pairs,
+  no patient code anywhere on the page, and a one-page PDF handout that downloads (audited).
+* On the clinician suite's two-patient clinic, Timelines says there is not enough data instead of
+  showing a number.
+
+The first two need more patients than ``tests/clinician_seed.py`` has, so this module serves the
+app over :func:`tests.insights_seed.seed_small_clinic` (sixteen synthetic patients) with the same
+browser fixtures (``browser``, ``screenshot_dir`` from ``tests/e2e/conftest.py``). Screenshots:
+``benchmarks/out/insights-*.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+from tests.e2e.conftest import E2E_PASSWORD
+from tests.insights_seed import PATIENT_CODE_PREFIX
+
+pytestmark = pytest.mark.browser
+
+TALL = {"width": 1400, "height": 5200}  # Streamlit scrolls inside the page: see it all at once
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def insights_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    data = tmp_path_factory.mktemp("insights-e2e") / "data"
+    data.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANDOR_")}
+    env.update(CANDOR_DATA_DIR=str(data), CANDOR_DEMO_PASSWORD=E2E_PASSWORD,
+               PYTHONPATH=str(PROJECT_ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", "from tests.insights_seed import seed_small_clinic; "
+                               "seed_small_clinic()"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return env
+
+
+@pytest.fixture(scope="module")
+def insights_url(insights_env: dict[str, str], chromium_path: str,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("insights-e2e-log") / "streamlit.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            cwd=PROJECT_ROOT, env=insights_env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("streamlit did not become healthy:\n"
+                                   + log_path.read_text()[-3000:])
+            time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+@pytest.fixture
+def tab(browser: object, insights_url: str) -> Iterator[object]:
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.set_default_timeout(90_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _sign_in(page, url: str, email: str) -> None:
+    page.goto(url)
+    page.get_by_role("textbox", name="Email").fill(email)
+    page.get_by_role("textbox", name="Password").fill(E2E_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign out").wait_for()
+
+
+def _settled(page) -> None:
+    """Wait until the script run has finished and every lazily loaded element (charts) is drawn:
+    Streamlit shows skeletons while a component's code loads."""
+    page.wait_for_timeout(500)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')",
+                           timeout=120_000)
+    page.wait_for_timeout(1000)  # plotly lays out text after mounting
+
+
+def _audit_actions(env: dict[str, str], action: str) -> list[dict[str, object]]:
+    from sqlalchemy import select
+
+    from analysis.store import db
+    from analysis.store.models import AuditEvent
+
+    engine = db.make_engine(f"sqlite:///{Path(env['CANDOR_DATA_DIR']) / 'candor.sqlite3'}")
+    try:
+        with db.session_scope(engine) as s:
+            return [dict(e.details, actor=e.actor_email, outcome=e.outcome) for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id))]
+    finally:
+        engine.dispose()
+
+
+def test_medical_director_compares_protocols_exports_and_traces_a_lot(
+        tab, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path) -> None:
+    page = tab
+    _sign_in(page, insights_url, "director@demo.candor")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Protocols").click()
+    page.get_by_role("heading", name="Protocols").wait_for()
+    page.set_viewport_size(TALL)
+    page.get_by_role("heading", name="Export").wait_for()  # the last section: the run got there
+    _settled(page)
+    for heading in ("Patients and completion", "Outcomes", "Reactions and adverse events",
+                    "Photo compliance by operator", "Model-based comparison (mixed model)"):
+        assert page.get_by_role("heading", name=heading).is_visible(), heading
+    assert page.get_by_test_id("stPlotlyChart").count() >= 4
+    n_labels = page.locator(".js-plotly-plot text", has_text="n=")
+    assert n_labels.count() >= 8, "chart points and bars are labelled with their n"
+    assert page.get_by_text("Observational clinic data, not a trial").is_visible()
+    page.screenshot(path=screenshot_dir / "insights-1-protocols.png", full_page=True)
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Summary (CSV)").click()
+    csv = Path(download.value.path()).read_text()
+    assert csv.splitlines()[0].startswith("protocol_id,protocol,")
+    assert "Skin booster x4" in csv and PATIENT_CODE_PREFIX not in csv
+    exports = _audit_actions(insights_env, "cohort.export")
+    assert exports and exports[-1]["table"] == "summary"
+    assert exports[-1]["actor"] == "director@demo.candor"
+
+    page.get_by_role("tab", name="Lot traceability").click()
+    page.get_by_role("textbox", name="Lot number").fill("HB-RECALL-9")
+    page.get_by_role("button", name="Trace lot").click()
+    page.get_by_text("is RECALLED").wait_for()
+    _settled(page)
+    page.screenshot(path=screenshot_dir / "insights-2-lot-trace.png", full_page=True)
+
+
+def test_consult_staff_see_a_de_identified_timeline_and_take_a_handout(
+        tab, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path) -> None:
+    page = tab
+    _sign_in(page, insights_url, "consult@demo.candor")
+    page.get_by_role("heading", name="Timelines").wait_for()
+    page.set_viewport_size(TALL)
+    page.get_by_role("heading", name="Take-home").wait_for()  # the last section
+    _settled(page)
+    assert page.get_by_role("heading", name="What to expect").is_visible()
+    assert page.get_by_text("had improved by at least").is_visible()
+    assert page.locator(".js-plotly-plot text", has_text="n=").count() >= 3
+    images = page.get_by_test_id("stImage")
+    assert images.count() == 4, "two pairs: before and after"
+    assert page.get_by_text("Before (first session)").first.is_visible()
+    body = page.locator("body").inner_text()
+    assert PATIENT_CODE_PREFIX not in body
+    page.screenshot(path=screenshot_dir / "insights-3-timelines.png", full_page=True)
+
+    shown = _audit_actions(insights_env, "photo.thumbnail")
+    assert len(shown) >= 4 and all(e["purpose"] == "consult_display" for e in shown)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Handout (PDF)").click()
+    pdf = Path(download.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF") and b"/Count 1" in pdf, "a one-page PDF"
+    exports = _audit_actions(insights_env, "timeline.export")
+    assert exports and exports[-1]["format"] == "pdf"
+    assert exports[-1]["size_bytes"] == len(pdf)
+
+
+def test_timelines_on_a_two_patient_clinic_say_not_enough_data(page, app_url: str,
+                                                                screenshot_dir: Path) -> None:
+    """The clinician suite's clinic (two patients): no figure, a plain statement instead."""
+    _sign_in(page, app_url, "consult@demo.candor")
+    page.get_by_role("heading", name="Timelines").wait_for()
+    page.get_by_text("Not enough patients have had").wait_for()
+    _settled(page)
+    assert page.get_by_test_id("stPlotlyChart").count() == 0
+    assert "P-000" not in page.locator("body").inner_text()
+    page.screenshot(path=screenshot_dir / "insights-4-timelines-too-few.png", full_page=True)
