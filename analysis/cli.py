@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "analysis.store.cli",
     "analysis.photos.cli",
+    "analysis.demo.cli",
 )
 
 

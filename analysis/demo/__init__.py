@@ -5,4 +5,4 @@ scalps are drawn procedurally, and every record is simulated.
 """
 
 DEFAULT_PATIENTS = 64
-DEFAULT_SEED = 2026
+DEFAULT_SEED = 2025

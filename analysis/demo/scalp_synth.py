@@ -76,6 +76,7 @@ class ScalpScene:
     periphery_density_per_cm2: float
     thinning_sigma_cm: float
     hairline_y_cm: float
+    site_mask: np.ndarray  # (N,) follicles inside the 1 cm^2 disc at the site
 
 
 def _flow_angle(view: str, xy: np.ndarray, hairline_y_cm: float) -> np.ndarray:
@@ -148,6 +149,7 @@ def scalp_scene(
         skin_texture=np.clip(skin, 0, 255).astype(np.uint8), hair_rgb=tuple(hair_rgb),
         periphery_density_per_cm2=float(periphery_density_per_cm2),
         thinning_sigma_cm=float(thinning_sigma_cm), hairline_y_cm=hairline_y_cm,
+        site_mask=(xy ** 2).sum(axis=1) <= SITE_RADIUS_CM ** 2,
     )
 
 
@@ -243,19 +245,22 @@ def synth_scalp(
                           borderMode=cv2.BORDER_REFLECT)
     # active hairs whose follicle is near the frame
     dens = local_density(scene, scene.xy_cm, density_per_cm2=density_per_cm2)
-    active = scene.rank < dens / MAX_DENSITY_PER_CM2
-    img_xy = scene.xy_cm @ m[:, :2].T.astype(np.float32) + m[:, 2].astype(np.float32)
-    reach = scene.length_cm * scale_px
-    near = ((img_xy[:, 0] > -reach) & (img_xy[:, 0] < w + reach)
-            & (img_xy[:, 1] > -reach) & (img_xy[:, 1] < h + reach))
-    sel = active & near
+    active = np.flatnonzero(scene.rank < dens / MAX_DENSITY_PER_CM2)
+    wx, wy = scene.xy_cm[active, 0], scene.xy_cm[active, 1]
+    f32 = np.float32
+    img_x = wx * f32(m[0, 0]) + wy * f32(m[0, 1]) + f32(m[0, 2])
+    img_y = wx * f32(m[1, 0]) + wy * f32(m[1, 1]) + f32(m[1, 2])
+    reach = scene.length_cm[active] * f32(scale_px)
+    near = (img_x > -reach) & (img_x < w + reach) & (img_y > -reach) & (img_y < h + reach)
+    sel = active[near]
+    img_x, img_y = img_x[near], img_y[near]
     vellus = scene.vellus_rank[sel] < vellus_share
     width_um = np.where(vellus, np.clip(scene.width_um[sel] * 35.0 / 65.0, 20.0, 45.0),
                         scene.width_um[sel])
     length = np.where(vellus, scene.length_cm[sel] * 0.4, scene.length_cm[sel])
     angle = scene.angle_rad[sel] + np.deg2rad(p.roll_deg)
     n_steps = np.maximum(1, np.ceil(length * scale_px / _STEP_PX)).astype(np.int64)
-    xs, ys, strand = _arc_samples(img_xy[sel, 0], img_xy[sel, 1], angle.astype(np.float32),
+    xs, ys, strand = _arc_samples(img_x, img_y, angle.astype(np.float32),
                                   scene.curvature_per_cm[sel] / np.float32(scale_px),
                                   n_steps, _STEP_PX)
     xi = (xs + np.float32(0.5)).astype(np.int32)  # floor(x + 0.5); negatives are dropped below
@@ -276,14 +281,13 @@ def synth_scalp(
         exposure_ev=p.exposure_ev, wb_gains=p.wb_gains, blur_sigma_px=p.blur_sigma_px,
         noise_sd=p.noise_sd, rng=rng,
     )
-    site = (scene.xy_cm ** 2).sum(axis=1) <= SITE_RADIUS_CM ** 2
     cx, cy = m[:, 2]
     yy, xx = np.ogrid[0:h, 0:w]
     disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= (SITE_RADIUS_CM * scale_px) ** 2
     truth = {
         "kind": "scalp", "view_model": scene.view, **p.to_dict(),
         "density_per_cm2": round(float(density_per_cm2), 2),
-        "site_count_per_cm2": int((site & active).sum()),
+        "site_count_per_cm2": int(np.count_nonzero(scene.site_mask[active])),
         "px_per_cm": round(float(scale_px), 3),
         "vellus_share": round(vellus_share, 3),
         "coverage_site": round(float(alpha[disc].mean()) if disc.any() else float("nan"), 4),

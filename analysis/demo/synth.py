@@ -5,9 +5,10 @@ portrait frame of ``FACE_FRAME_PX`` (600 x 800, width x height) and perturbed in
 
 1. **yaw / pitch**: the 478 FaceMesh landmarks of the unperturbed face (3-D, z in pixels) are rotated
    about the face centre and orthographically projected; the image is re-projected by a
-   piecewise-affine warp of the Delaunay triangles of the landmarks plus fixed frame-border points
-   (each destination triangle samples its source triangle; triangles are drawn far to near, so a
-   fold is covered by the nearer surface). Signs as in ``analysis.photos.types``: ``yaw_deg > 0``
+   piecewise-affine warp of the Delaunay triangles of the landmarks plus a fixed ring of anchor
+   points around the face (1.8 face half-sizes; outside it nothing moves). Each destination
+   triangle samples its source triangle; triangles are drawn far to near, so a fold is covered by
+   the nearer surface. Signs as in ``analysis.photos.types``: ``yaw_deg > 0``
    turns the nose toward the image right, ``pitch_deg > 0`` raises the chin.
 2. **roll / scale / shift**: one similarity about the face centre. ``roll_deg > 0`` is clockwise in
    the image; ``scale > 1`` zooms in (the face gets larger by that factor, like moving the camera
@@ -18,7 +19,8 @@ portrait frame of ``FACE_FRAME_PX`` (600 x 800, width x height) and perturbed in
    half-width / half-height (clamped to +-1.5 outside it), so ``light_lr > 0`` brightens the image's
    right side (``light_side > 0``); exposure ``2 ** exposure_ev``; white balance by per-channel gains
    ``wb_gains`` (R, G, B); Gaussian blur of ``blur_sigma_px`` (optics blur happens in linear light);
-   Gaussian sensor noise of ``noise_sd`` (linear units, drawn from the given Generator).
+   Gaussian sensor noise of ``noise_sd`` (linear units: a crop of a fixed unit-noise bank at an
+   offset and sign drawn from the given Generator).
 4. The result is re-encoded to sRGB ``uint8``; :func:`encode_jpeg` applies ``jpeg_quality``.
 
 Everything is deterministic: the only randomness is the sensor noise, drawn from the
@@ -40,7 +42,9 @@ FACE_FRAME_PX: tuple[int, int] = (600, 800)
 
 # Crop of astronaut() (512 x 512) that frames the face as a head-and-shoulders portrait (3:4).
 _CROP_X0, _CROP_X1, _CROP_Y0, _CROP_Y1 = 105, 345, 0, 320
-_BORDER_STEP_PX = 100
+_ANCHOR_RING = 1.8  # anchor ellipse, in face half-sizes
+_ANCHOR_COUNT = 32
+_NOISE_BANK_MARGIN = 64
 
 
 @dataclass(frozen=True)
@@ -160,21 +164,40 @@ def apply_photometric(
     -------
     ndarray, shape (H, W, 3), uint8
     """
-    lin = srgb_to_linear(rgb)
+    lin = srgb_to_linear(rgb)  # a fresh array: the steps below work in place
     h, w = lin.shape[:2]
+    channel_gain = np.float32(2.0**exposure_ev) * np.asarray(wb_gains, np.float32)
     if light_lr or light_tb:
         u = np.clip((np.arange(w, dtype=np.float32) - centre_px[0]) / half_size_px[0], -1.5, 1.5)
         v = np.clip((np.arange(h, dtype=np.float32) - centre_px[1]) / half_size_px[1], -1.5, 1.5)
-        gain = np.maximum(1.0 + light_lr * u[None, :] + light_tb * v[:, None], 0.05)
-        lin = lin * gain[:, :, None]
-    lin = lin * np.float32(2.0**exposure_ev) * np.asarray(wb_gains, np.float32)[None, None, :]
+        gain = np.maximum(np.float32(1.0) + np.float32(light_lr) * u[None, :]
+                          + np.float32(light_tb) * v[:, None], np.float32(0.05))
+        lin *= gain[:, :, None] * channel_gain[None, None, :]
+    elif not np.all(channel_gain == 1.0):
+        lin *= channel_gain[None, None, :]
     if blur_sigma_px > 0:
         lin = cv2.GaussianBlur(lin, (0, 0), sigmaX=blur_sigma_px, borderType=cv2.BORDER_REFLECT)
     if noise_sd > 0:
         if rng is None:
             raise ValueError("noise_sd > 0 needs an rng")
-        lin = lin + rng.standard_normal(size=lin.shape, dtype=np.float32) * np.float32(noise_sd)
+        lin += _noise(lin.shape, rng) * np.float32(noise_sd)
     return linear_to_srgb_u8(lin)
+
+
+@lru_cache(maxsize=4)
+def _noise_bank(shape: tuple[int, ...]) -> np.ndarray:
+    h, w = shape[0] + _NOISE_BANK_MARGIN, shape[1] + _NOISE_BANK_MARGIN
+    bank = np.random.default_rng(0).standard_normal((h, w) + tuple(shape[2:]), dtype=np.float32)
+    bank.setflags(write=False)
+    return bank
+
+
+def _noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Unit Gaussian noise of ``shape``: a crop of a fixed bank at an offset and with a sign drawn
+    from ``rng`` (deterministic given ``rng``, and ~20x cheaper than fresh draws)."""
+    dy, dx = (int(v) for v in rng.integers(0, _NOISE_BANK_MARGIN, size=2))
+    sign = np.float32(1.0 if rng.random() < 0.5 else -1.0)
+    return _noise_bank(tuple(shape))[dy:dy + shape[0], dx:dx + shape[1]] * sign
 
 
 def encode_jpeg(rgb: np.ndarray, *, quality: int = 92) -> bytes:
@@ -262,20 +285,25 @@ def rotate_points(
     return np.stack([x, y, z2], axis=1) + centre
 
 
-def _border_points(w: int, h: int) -> np.ndarray:
-    xs = np.linspace(0, w - 1, max(2, w // _BORDER_STEP_PX + 1))
-    ys = np.linspace(0, h - 1, max(2, h // _BORDER_STEP_PX + 1))
-    pts = [(x, 0) for x in xs] + [(x, h - 1) for x in xs]
-    pts += [(0, y) for y in ys[1:-1]] + [(w - 1, y) for y in ys[1:-1]]
-    return np.array(pts, float)
+def anchor_points() -> np.ndarray:
+    """Fixed points on an ellipse around the face (``_ANCHOR_RING`` x its half-size), shape (N, 2).
+
+    They do not move under yaw/pitch, so the warp is confined inside the ring (the background
+    between the face outline and the ring stretches; everything outside is untouched).
+    """
+    centre, (hw, hh) = face_geometry()
+    w, h = FACE_FRAME_PX
+    t = np.linspace(0.0, 2 * np.pi, _ANCHOR_COUNT, endpoint=False)
+    x = np.clip(centre[0] + _ANCHOR_RING * hw * np.cos(t), 0, w - 1)
+    y = np.clip(centre[1] + _ANCHOR_RING * hh * np.sin(t), 0, h - 1)
+    return np.column_stack([x, y])
 
 
 @lru_cache(maxsize=1)
 def _triangulation() -> np.ndarray:
     from scipy.spatial import Delaunay
 
-    w, h = FACE_FRAME_PX
-    pts2 = np.vstack([base_landmarks()[:, :2], _border_points(w, h)])
+    pts2 = np.vstack([base_landmarks()[:, :2], anchor_points()])
     return Delaunay(pts2).simplices.copy()
 
 
@@ -310,18 +338,28 @@ def mesh_warp(rgb: np.ndarray, src_px: np.ndarray, dst_px: np.ndarray, depth: np
     affine = np.zeros((len(triangles), 3, 2))
     affine[usable] = np.linalg.solve(a[usable], tri_src[usable])  # [x y 1] @ M = src
     order = np.argsort(-depth[triangles].mean(axis=1))
-    ids = np.full((h, w), -1, np.int32)
+    # only the window covering the destination triangles is resampled
+    x0 = int(max(0, np.floor(tri_dst[..., 0].min())))
+    y0 = int(max(0, np.floor(tri_dst[..., 1].min())))
+    x1 = int(min(w, np.ceil(tri_dst[..., 0].max()) + 1))
+    y1 = int(min(h, np.ceil(tri_dst[..., 1].max()) + 1))
+    ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
+    offset = np.array([x0, y0], float)
     for t in order:
         if usable[t]:
-            cv2.fillConvexPoly(ids, np.rint(tri_dst[t] * 16).astype(np.int32), int(t), shift=4)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            cv2.fillConvexPoly(ids, np.rint((tri_dst[t] - offset) * 16).astype(np.int32), int(t),
+                               shift=4)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     map_x, map_y = xx.copy(), yy.copy()
     hit = ids >= 0
     m = affine[ids[hit]]
     xh, yh = xx[hit], yy[hit]
     map_x[hit] = xh * m[:, 0, 0] + yh * m[:, 1, 0] + m[:, 2, 0]
     map_y[hit] = xh * m[:, 0, 1] + yh * m[:, 1, 1] + m[:, 2, 1]
-    return cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    out = np.array(rgb, copy=True)
+    out[y0:y1, x0:x1] = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REFLECT)
+    return out
 
 
 def similarity_matrix(
@@ -361,12 +399,11 @@ def synth_face(
     centre3, half = face_geometry()
     if p.yaw_deg or p.pitch_deg:
         pts = base_landmarks()
-        w, h = FACE_FRAME_PX
-        border = _border_points(w, h)
-        src = np.vstack([pts[:, :2], border])
+        anchors = anchor_points()
+        src = np.vstack([pts[:, :2], anchors])
         moved = rotate_points(pts, yaw_deg=p.yaw_deg, pitch_deg=p.pitch_deg, centre=centre3)
-        dst = np.vstack([moved[:, :2], border])
-        depth = np.concatenate([moved[:, 2], np.full(len(border), moved[:, 2].max() + 1e3)])
+        dst = np.vstack([moved[:, :2], anchors])
+        depth = np.concatenate([moved[:, 2], np.full(len(anchors), moved[:, 2].max() + 1e3)])
         img = mesh_warp(img, src, dst, depth, _triangulation())
     shift = (p.shift_x_frac * w, p.shift_y_frac * h)
     if p.roll_deg or p.scale != 1.0 or any(shift):

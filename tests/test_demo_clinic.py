@@ -1,0 +1,178 @@
+"""The demo clinic: what `python -m analysis demo` writes is a plausible, consistent clinic record
+whose photos went through the real engine and carry their ground truth."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from analysis.cli import main
+from analysis.demo import DEFAULT_PATIENTS, DEFAULT_SEED
+from analysis.demo.catalogue import ENDPOINTS_BY_CODE, PROTOCOLS, RECALLED_LOT
+from analysis.demo.plan import ClinicPlan, plan_clinic
+from analysis.store import audit, db
+from analysis.store.images import default_store
+from analysis.store.models import (
+    AuditEvent,
+    Consent,
+    EndpointMeasurement,
+    Patient,
+    Photo,
+    ProductLot,
+    Protocol,
+    Reaction,
+    Series,
+    Session,
+    Treatment,
+    User,
+)
+
+TODAY = date(2026, 11, 22)
+
+
+def _primary_non_responder_share(plan: ClinicPlan) -> tuple[float, int]:
+    """Share of series (with a baseline and a later value) whose last primary-endpoint change is
+    short of the MCID in the better direction (the dashboard's responder definition)."""
+    n = non = 0
+    for s in plan.series:
+        e = ENDPOINTS_BY_CODE[PROTOCOLS[s.protocol].primary_endpoint]
+        values = {v.number: m["value"] for v in s.sessions for m in v.measurements
+                  if m["code"] == e.code}
+        later = [k for k in values if k > 1]
+        if 1 not in values or not later:
+            continue
+        improvement = (values[max(later)] - values[1]) * (1 if e.higher_is_better else -1)
+        n += 1
+        non += improvement < e.mcid
+    return non / n, n
+
+
+def test_default_clinic_has_responders_and_10_to_30_percent_non_responders() -> None:
+    plan = plan_clinic(n_patients=DEFAULT_PATIENTS, seed=DEFAULT_SEED, today=TODAY, photos=False)
+    share, n = _primary_non_responder_share(plan)
+    assert n >= 50
+    assert 0.10 <= share <= 0.30, share
+    statuses = Counter(s.status for s in plan.series)
+    assert statuses["dropped_out"] >= 0.05 * len(plan.series)
+    assert statuses["completed"] > 0 and statuses["active"] > 0
+    assert {s.protocol for s in plan.series} == set(range(len(PROTOCOLS)))
+    assert len(plan.patients) >= 60
+
+
+def test_plan_is_deterministic_and_never_in_the_future() -> None:
+    a = plan_clinic(n_patients=10, seed=5, today=TODAY)
+    b = plan_clinic(n_patients=10, seed=5, today=TODAY)
+    c = plan_clinic(n_patients=10, seed=6, today=TODAY)
+    assert a == b
+    assert a != c
+    assert all(v.performed_on <= TODAY for s in a.series for v in s.sessions)
+    assert all(shot.taken_at.date() <= TODAY for t in a.tracks for shot in t.shots)
+
+
+def test_seeded_clinic_record_photos_and_idempotency(candor_env, capsys) -> None:
+    assert main(["demo", "--patients", "4", "--workers", "2"]) == 0
+    first = capsys.readouterr().out
+    assert "seeded the demo clinic" in first
+
+    store = default_store()
+    with db.session_scope() as s:
+        counts = {m.__name__: s.scalar(select(func.count()).select_from(m)) for m in
+                  (Patient, Series, Session, Photo, Treatment, EndpointMeasurement, Reaction,
+                   AuditEvent, Consent)}
+        assert counts["Patient"] == 4
+        assert {p.name for p in s.scalars(select(Protocol))} == {p.name for p in PROTOCOLS}
+        # accounts: the four demo logins plus the operators, one per photo habit
+        emails = set(s.scalars(select(User.email)))
+        assert {"clinician@demo.candor", "director@demo.candor", "consult@demo.candor",
+                "admin@demo.candor"} <= emails
+        assert s.scalar(select(func.count()).where(User.role == "clinician")) >= 3
+        # traceability: one recalled lot with its note, one expired-at-use treatment with a reason
+        recalled = s.scalars(select(ProductLot).where(ProductLot.recalled)).all()
+        assert [(lot.product, lot.lot_number) for lot in recalled] == [RECALLED_LOT]
+        assert "FSN" in recalled[0].recall_note
+        expired = s.scalars(select(Treatment).where(Treatment.expired_at_use)).all()
+        assert len(expired) == 1 and expired[0].override_reason
+        assert expired[0].lot.expiry_on < expired[0].session.performed_on
+        # every consented patient has a clinical-record consent given before their first session
+        for patient in s.scalars(select(Patient)):
+            scopes = {c.scope for c in patient.consents}
+            assert "clinical_record" in scopes
+        # every series was screened on every item
+        for series in s.scalars(select(Series)):
+            assert len(series.screenings) == 8
+        # photos: every required view of every session, real engine output, truth recorded
+        photos = s.scalars(select(Photo)).all()
+        assert photos
+        for photo in photos:
+            visit = photo.session
+            proto = visit.series.protocol
+            assert photo.view in proto.required_views
+            assert store.verify(photo.sha256), "blob missing or does not re-hash"
+            assert photo.truth.get("kind") == ("scalp" if photo.view.startswith("scalp") else "face")
+            assert {"exposure_ev", "roll_deg", "scale", "habit"} <= set(photo.truth)
+            assert photo.measurements.get("view") == photo.view
+            if visit.number == 1:
+                assert photo.verdict == "baseline" and photo.checks == []
+            else:
+                assert photo.verdict in ("pass", "warn", "fail")
+                assert {c["name"] for c in photo.checks} >= {"measurement", "exposure"}
+                if photo.verdict == "fail":
+                    assert photo.override_reason
+            if photo.view == "scalp_vertex":
+                assert photo.truth["density_per_cm2"] > 0
+        for visit in s.scalars(select(Session)):
+            assert {p.view for p in visit.photos} == set(visit.series.protocol.required_views)
+        assert audit.verify_chain(s) == []
+
+    # idempotent: a second run (and the --if-empty form) adds nothing and says so
+    assert main(["demo", "--patients", "4"]) == 0
+    assert main(["demo", "--if-empty"]) == 0
+    second = capsys.readouterr().out
+    assert second.count("nothing seeded") == 2
+    with db.session_scope() as s:
+        again = {m.__name__: s.scalar(select(func.count()).select_from(m)) for m in
+                 (Patient, Series, Session, Photo, Treatment, EndpointMeasurement, Reaction,
+                  AuditEvent, Consent)}
+    assert again == counts
+
+
+def test_record_without_photos_matches_the_plan(candor_env) -> None:
+    from analysis.demo.clinic import seed_demo_clinic
+
+    report = seed_demo_clinic(n_patients=6, seed=11, photos=False, today=TODAY,
+                              progress=lambda _line: None)
+    plan = plan_clinic(n_patients=6, seed=11, today=TODAY, photos=False)
+    assert report.seeded and report.photos == 0
+    with db.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Photo)) == 0
+        assert s.scalar(select(func.count()).select_from(Series)) == len(plan.series)
+        stored = sorted(
+            (m.session.series.patient.code, m.session.number, m.endpoint.code, m.value_num)
+            for m in s.scalars(select(EndpointMeasurement)))
+        withdrawn = s.scalars(select(Consent).where(Consent.withdrawn_at.is_not(None))).all()
+        adverse = s.scalars(select(Reaction).where(Reaction.kind == "adverse")).all()
+    planned = sorted(
+        (plan.patients[sp.patient].code, v.number, m["code"], m["value"])
+        for sp in plan.series for v in sp.sessions for m in v.measurements)
+    assert stored == planned
+    assert len(withdrawn) == sum(len(p.withdrawals) for p in plan.patients) >= 1
+    assert all(c.withdrawn_at > c.given_at for c in withdrawn)
+    assert adverse and all(r.escalation or r.severity != "severe" for r in adverse)
+
+
+def test_cli_refuses_a_too_small_clinic(candor_env, capsys) -> None:
+    assert main(["demo", "--patients", "2", "--no-photos"]) == 2
+    assert "at least 4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("code", sorted(ENDPOINTS_BY_CODE))
+def test_endpoint_definitions_are_complete(code: str) -> None:
+    e = ENDPOINTS_BY_CODE[code]
+    if e.kind == "ordinal":
+        assert e.anchors, "ordinal scales need anchors"
+        assert e.scale_min is not None and e.scale_max is not None
+    if e.mcid is not None:
+        assert e.noise_sd is not None and 0 < e.noise_sd < 2 * e.mcid
