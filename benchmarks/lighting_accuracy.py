@@ -29,8 +29,11 @@ Two baselines run in the same pass, each against its own fixed thresholds (warn 
 * *naive*: ``(R - L) / (R + L)`` of the mean grey level of the image's right and left halves,
   no landmarks.
 
-Subjects yaleB01-yaleB10 are reported apart ("dev") from yaleB11-yaleB29 ("other"): the default
-thresholds in ``Tolerances`` were set on principle and looked at on dev only.
+Subjects yaleB01-yaleB10 are reported apart ("dev") from yaleB11-yaleB29 ("other"). The default
+thresholds in ``Tolerances`` were set on a principle (a light turned by about 13 deg warns), but the
+score distributions of all 28 subjects here were looked at while the measure was designed, so
+"other" shows subject-to-subject spread, not held-out performance; the set's held-out subjects
+(yaleB30-yaleB39) are not in this folder.
 
 Usage::
 

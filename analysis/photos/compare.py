@@ -47,8 +47,8 @@ class Tolerances:
     ``lighting.light_side`` (for a purely directional light, sin(azimuth) cos(elevation)): a change
     of the light's azimuth by about 13 deg warns (sin 13 deg = 0.22) and by about 26 deg fails; set
     on that principle, half-way between a 5 deg change that must pass and a 25 deg change that must
-    be flagged, and checked on Extended Yale B subjects 01-10 (``benchmarks/lighting_accuracy.py``
-    reports the others apart).
+    be flagged, and checked on the Extended Yale B development subjects
+    (``benchmarks/lighting_accuracy.py``).
     """
 
     yaw_warn_deg: float = 5.0

@@ -216,7 +216,7 @@ class ShadingFit:
 
 MIN_FIT_VERTICES = 40
 _FIT_IPD_PX = 100.0  # faces are resampled to this inter-ocular distance before the fit
-_SAMPLE_SIDE_PX = 7  # box around each vertex where L* is averaged (at the fit scale)
+_SAMPLE_SIDE_PX = 11  # box around each vertex where L* is averaged (at the fit scale)
 _NEIGHBOURS = 12
 
 
