@@ -23,10 +23,13 @@ FRAMES_TTL_S = 600
 
 
 def session_frames(actor: Actor) -> ClinicFrames:
-    """Clinic frames cached in this browser session only (never shared across users)."""
+    """Clinic frames cached in this browser session only (never shared across users); results
+    derived from them are cached under the same key and dropped with them."""
     key = f"insights.frames.cohort.{actor.email}"
     cached = st.session_state.get(key)
     if cached is None or time.monotonic() - cached[0] > FRAMES_TTL_S:
+        for k in [k for k in st.session_state if str(k).startswith("insights.model.")]:
+            del st.session_state[k]
         cached = (time.monotonic(), frame.call(load_frames, purpose="cohort.read"))
         st.session_state[key] = cached
     return cached[1]
@@ -127,7 +130,7 @@ def model_section(frames: ClinicFrames, chosen: list[int], names: dict[int, str]
     if code is None:
         st.info("These protocols have no endpoints to model.")
         return
-    key = ("insights.model", a, b, code, id(frames))
+    key = f"insights.model.{a}.{b}.{code}"  # dropped whenever the frames are reloaded
     if key not in st.session_state:
         st.session_state[key] = adjusted_protocol_effect(frames, endpoint=code, protocol_a=a,
                                                          protocol_b=b)
@@ -305,7 +308,7 @@ def page() -> None:
         st.info("No protocols yet. Create a protocol and record some series first.")
         return
     if st.button("Reload data", icon=":material/refresh:"):
-        st.session_state.pop(f"insights.frames.cohort.{actor.email}", None)
+        st.session_state[f"insights.frames.cohort.{actor.email}"] = (-FRAMES_TTL_S - 1.0, None)
         st.rerun()
     compare_tab, lot_tab = st.tabs(["Compare protocols", "Lot traceability"])
     with compare_tab:

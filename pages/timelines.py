@@ -125,7 +125,7 @@ def photo_pairs(protocol_id: int, frames: ClinicFrames) -> None:
         st.caption("This protocol has no standard photo views.")
         return
     view = st.selectbox("View", views, format_func=lambda v: v.replace("_", " ").capitalize())
-    key = ("insights.pairs", protocol_id, view)
+    key = f"insights.pairs.{protocol_id}.{view}"
     cached = st.session_state.get(key)
     if cached is None or time.monotonic() - cached[0] > FRAMES_TTL_S:
         cached = (time.monotonic(), frame.call(representative_pairs, protocol_id=protocol_id,

@@ -12,6 +12,7 @@ with photos takes minutes; the small clinic covers photos).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
@@ -284,3 +286,69 @@ def test_both_pages_render_on_the_demo_clinic(tmp_path: Path) -> None:
             at = _open("timelines.py", who)
             assert [t.value for t in at.title] == ["Timelines"]
             assert PATIENT_CODE_PREFIX not in rendered_text(at)
+
+
+# --- figure builders (ui.insight_charts) -------------------------------------------------------
+
+
+def _trajectory_rows() -> pd.DataFrame:
+    return pd.DataFrame({
+        "protocol_id": [1, 1, 1, 2, 2],
+        "session_number": [1, 2, 3, 1, 2],
+        "value": [0.0, -0.5, float("nan"), 0.0, -1.0],
+        "ci_low": [0.0, -0.9, float("nan"), 0.0, -1.4],
+        "ci_high": [0.0, -0.1, float("nan"), 0.0, -0.6],
+        "n": [8, 7, 2, 6, 6],
+        "insufficient": [False, False, True, False, False],
+        "label": ["0.0 (n=8)", "-0.5 (n=7)", "insufficient data (n=2)", "0.0 (n=6)", "-1.0 (n=6)"],
+    })
+
+
+def test_trajectory_figure_draws_no_number_for_too_few_patients() -> None:
+    from ui import insight_charts as charts
+
+    df = _trajectory_rows()
+    fig = charts.trajectory_figure(df, x="session_number", protocol_names={1: "A", 2: "B"},
+                                   endpoint_name="Grade", unit="grade", higher_is_better=False,
+                                   x_title="Session")
+    lines = {t.name: t for t in fig.data if t.mode == "lines+markers+text"}
+    assert list(lines["A"].x) == [1, 2], "session 3 (n=2) is not drawn"
+    assert list(lines["A"].text) == ["n=8", "n=7"] and list(lines["B"].text) == ["n=6", "n=6"]
+    assert "lower is better" in fig.layout.title.text
+    assert charts.withheld_points(df, x="session_number", group="protocol_id",
+                                  names={1: "A"}) == ["A, session number 3: insufficient data (n=2)"]
+
+
+def test_share_figure_writes_each_label_beside_its_bar() -> None:
+    from ui import insight_charts as charts
+
+    df = pd.DataFrame({"operator": ["X", "Y"], "share_value": [0.8, float("nan")],
+                       "share_ci_low": [0.6, float("nan")], "share_ci_high": [0.9, float("nan")],
+                       "share_n": [30, 3], "share_insufficient": [False, True],
+                       "share_label": ["80.0% (95% CI 60.0% to 90.0%; n=30)",
+                                       "insufficient data (n=3)"]})
+    fig = charts.share_figure(df, category="operator", prefix="share_", title="t",
+                              category_title="")
+    assert [a.text for a in fig.layout.annotations] == list(df["share_label"])
+    assert list(fig.data[0].x) == [80.0, 0.0], "no bar for the insufficient row"
+
+
+def test_chart_export_is_self_contained_with_plotly_embedded_once() -> None:
+    import plotly.graph_objects as go
+
+    from ui import insight_charts as charts
+
+    html = charts.charts_html([("One <b>", go.Figure()), ("Two", go.Figure())], title="T & U",
+                              notes=["n=5"]).decode()
+    assert html.count("plotly.js v") == 1, "the library is inlined once (works offline)"
+    assert not re.search(r"<script[^>]*\ssrc=", html), "no script is fetched from anywhere"
+    assert html.count("Plotly.newPlot") == 2
+    assert "<h2>One &lt;b&gt;</h2>" in html and "<h1>T &amp; U</h1>" in html
+
+
+def test_units_missing_in_the_database_are_not_shown_as_nan() -> None:
+    from ui import insight_charts as charts
+
+    assert charts.with_unit("Improvement", float("nan")) == "Improvement"
+    assert charts.with_unit("Improvement", "nan") == "Improvement"
+    assert charts.with_unit("Improvement", "grade") == "Improvement (grade)"
