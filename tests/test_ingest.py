@@ -470,3 +470,24 @@ def test_shrinking_a_transparent_png_matches_compositing_first() -> None:
     expected = np.asarray(reference.resize((150, 100), Image.Resampling.LANCZOS)).astype(int)
     assert photo.rgb.shape == (100, 150, 3)
     assert np.abs(photo.rgb.astype(int) - expected).max() <= 3
+
+
+def test_a_12_mp_jpeg_is_decoded_at_quarter_scale_without_resampling() -> None:
+    """DCT scaling alone brings 4000 x 3000 to 1000 x 750 (within 3/4..1 of max_side=1280)."""
+    import io
+
+    from PIL import Image
+
+    from analysis.photos.ingest import read_photo
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, size=(30, 40, 3), dtype=np.uint8)
+    big = Image.fromarray(small).resize((4000, 3000), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    big.save(buffer, format="JPEG", quality=90)
+    photo = read_photo(buffer.getvalue(), max_side=1280)
+    assert (photo.width_px, photo.height_px) == (4000, 3000)
+    assert photo.rgb.shape == (750, 1000, 3) and photo.scale == 0.25
+    # the quarter-scale decode shows the same picture as a full decode shrunk by area averaging
+    full = np.asarray(big.resize((1000, 750), Image.Resampling.BOX), dtype=float)
+    assert np.abs(photo.rgb.astype(float) - full).mean() < 6.0

@@ -96,7 +96,8 @@ class IngestedPhoto:
     width_px, height_px : int
         Full-resolution size after EXIF orientation, pixels.
     rgb : numpy.ndarray
-        ``uint8`` array of shape ``(h, w, 3)``, EXIF-oriented, longest side ``<= max_side``.
+        ``uint8`` array of shape ``(h, w, 3)``, EXIF-oriented, longest side ``<= max_side`` (a JPEG
+        may stop at a DCT scale between 3/4 of ``max_side`` and ``max_side``; ``scale`` says which).
         Alpha is composited on white.
     scale : float
         Analysis pixels per original pixel (``<= 1.0``); multiply analysis coordinates by
@@ -183,6 +184,7 @@ def read_photo(
         out_w = max(1, round(width * scale))
         out_h = max(1, round(height * scale))
         rgb = _decode_small(image, to_apply, out_w=out_w, out_h=out_h)
+        scale = rgb.shape[1] / width  # the decode may stop at a DCT scale below ``max_side``
     return IngestedPhoto(
         original_sha256=sha,
         format=fmt,
@@ -449,10 +451,16 @@ def _decode_small(image: Image.Image, orientation: int, *, out_w: int, out_h: in
     """
     want = (out_h, out_w) if orientation >= 5 else (out_w, out_h)
     with _pillow_guard():
-        if image.format in ("JPEG", "MPO"):
-            image.draft("RGB", want)
+        if image.format in ("JPEG", "MPO") and image.size != want:
+            # DCT scaling to the smallest 1/2..1/8 scale that still covers 3/4 of the target; a
+            # result between 3/4 and all of ``want`` is used as decoded (12 MP at 1/4 scale for the
+            # default 1280), because a resampling pass after the draft cost more than the decode
+            # itself (benchmarks/photo_speed.py). Otherwise it is resampled down to ``want``.
+            image.draft("RGB", (max(1, want[0] * 3 // 4), max(1, want[1] * 3 // 4)))
         image.load()
         frame: Image.Image = image
+        if image.format in ("JPEG", "MPO") and frame.size[0] <= want[0] and frame.size[1] <= want[1]:
+            want = frame.size
         if frame.size != want and frame.mode in ("RGB", "RGBA", "L", "LA"):
             frame = frame.resize(want, Image.Resampling.LANCZOS, reducing_gap=3.0)
         frame = to_rgb(frame)
