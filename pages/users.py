@@ -39,10 +39,11 @@ def _create() -> None:
 
 def _manage(users: pd.DataFrame) -> None:
     st.subheader("Change an account")
-    labels = {int(r.id): f"{r.email} ({ROLE_LABELS[r.role]}{'' if r.active else ', inactive'})"
-              for r in users.itertuples()}
-    user_id = st.selectbox("Account", list(labels), format_func=labels.get)
+    # labels must not change when the role does, or the selection would jump to another account
+    labels = {int(r.id): str(r.email) for r in users.itertuples()}
+    user_id = st.selectbox("Account", list(labels), format_func=labels.get, key="users_account")
     row = users[users["id"] == user_id].iloc[0]
+    st.caption(f"{ROLE_LABELS[row['role']]}, {'active' if row['active'] else 'inactive'}")
     cols = st.columns([2, 1, 1])
     role = cols[0].selectbox("Role", ROLES, index=ROLES.index(row["role"]),
                              format_func=ROLE_LABELS.get, key=f"role_{user_id}")
@@ -62,6 +63,18 @@ def _manage(users: pd.DataFrame) -> None:
             st.rerun()
     except FieldError as exc:
         st.error(str(exc))
+    with st.form(f"password_{user_id}", clear_on_submit=True):
+        new = st.text_input("New password", type="password",
+                            help="Signs the person out everywhere. Tell them the new password "
+                                 "in person; they cannot change it themselves yet.")
+        if st.form_submit_button("Reset password", icon=":material/password:"):
+            try:
+                frame.call(accounts.set_password, user_id=user_id, password=new)
+            except FieldError as exc:
+                st.error(f"Password: {exc}")
+            else:
+                st.session_state[FLASH] = f"Password of {row['email']} reset; they are signed out."
+                st.rerun()
 
 
 def page() -> None:

@@ -181,7 +181,17 @@ def test_users_page_creates_accounts_and_changes_roles(clinic_dir: Path) -> None
     (change,) = _events("user.role_change")
     assert change.details == {"email": "new.nurse@clinic.example", "from": "clinician",
                               "to": "consult_staff"}
+    assert at.selectbox[0].value == user.id  # still the account just changed
+    form = {t.label: t for t in at.text_input}
+    form["New password"].input("another-long-password")
+    next(b for b in at.button if b.label == "Reset password").click().run()
+    assert not at.exception
+    assert any("Password of new.nurse@clinic.example reset" in s.value for s in at.success)
+    assert [e.details["email"] for e in _events("user.password_reset")] == [
+        "new.nurse@clinic.example"]
     with db.session_scope() as session:
+        assert accounts.authenticate(session, email="new.nurse@clinic.example",
+                                     password="another-long-password") is not None
         assert audit.verify_chain(session) == []
 
 

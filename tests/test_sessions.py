@@ -9,8 +9,9 @@ from sqlalchemy import Engine, select
 
 from analysis.auth import accounts, sessions
 from analysis.store import db
-from analysis.store.access import SYSTEM, Actor
+from analysis.store.access import SYSTEM, Actor, PermissionDenied
 from analysis.store.models import AuditEvent, SignInSession, User, utcnow
+from analysis.store.records import FieldError
 
 PASSWORD = "a-long-test-password"
 
@@ -154,3 +155,20 @@ def test_polling_liveness_does_not_keep_a_session_alive(engine: Engine) -> None:
         assert sessions.resume(session, token, now=start + timedelta(minutes=16)) is None
     with db.session_scope(engine) as session:
         assert not sessions.is_live(session, token)
+
+
+def test_password_reset_ends_sessions_and_only_the_new_password_works(engine: Engine) -> None:
+    actor, token = _sign_in(engine)
+    with db.session_scope(engine) as session:
+        with pytest.raises(FieldError):
+            accounts.set_password(session, SYSTEM, user_id=actor.user_id, password="short")
+        with pytest.raises(PermissionDenied):
+            accounts.set_password(session, actor, user_id=actor.user_id, password="x" * 12)
+        accounts.set_password(session, SYSTEM, user_id=actor.user_id, password="brand-new-secret")
+    with db.session_scope(engine) as session:
+        assert sessions.resume(session, token) is None
+        assert accounts.authenticate(session, email=actor.email, password=PASSWORD) is None
+        assert accounts.authenticate(session, email=actor.email, password="brand-new-secret")
+        (event,) = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "user.password_reset")).all()
+    assert "brand-new-secret" not in str(event.details) and event.details["sessions_ended"] == 1

@@ -6,8 +6,8 @@ within :data:`LOCKOUT_WINDOW` an address is refused until the window passes. Pro
 can use OIDC instead (Streamlit's ``st.login``; see docs/security.md), in which case these accounts
 only carry roles (:func:`authenticate_oidc` maps the verified email to its account).
 
-Account management (:func:`create_user`, :func:`set_role`, :func:`deactivate_user`,
-:func:`reactivate_user`, :func:`list_users`) needs ``users.manage`` and is audited; the last active
+Account management (:func:`create_user`, :func:`set_role`, :func:`set_password`,
+:func:`deactivate_user`, :func:`reactivate_user`, :func:`list_users`) needs ``users.manage`` and is audited; the last active
 admin can be neither demoted nor deactivated.
 """
 
@@ -190,6 +190,24 @@ def deactivate_user(session: DbSession, actor: Actor, *, user_id: int) -> User:
     ended = sessions.end_all_for_user(session, user.id, reason="account_deactivated")
     audit.record(session, actor, "user.deactivate", object_type="user", object_id=user.id,
                  details={"email": user.email, "sessions_ended": ended})
+    return user
+
+
+def set_password(session: DbSession, actor: Actor, *, user_id: int, password: str | None) -> User:
+    """Set (or, with None, remove) an account's local password; its live sessions end. Audited
+    (the event never contains the password)."""
+    from analysis.auth import sessions
+
+    require(actor, "users.manage")
+    user = _user(session, user_id)
+    if password is not None and len(password) < MIN_PASSWORD_LENGTH:
+        raise FieldError("password", f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
+    user.password_hash = hash_password(password) if password is not None else None
+    session.flush()
+    ended = sessions.end_all_for_user(session, user.id, reason="password_reset")
+    audit.record(session, actor, "user.password_reset", object_type="user", object_id=user.id,
+                 details={"email": user.email, "local_sign_in": password is not None,
+                          "sessions_ended": ended})
     return user
 
 
