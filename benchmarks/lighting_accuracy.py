@@ -176,6 +176,7 @@ def run_yaleb(detect, limit: int | None, cache: Path | None, tol: Tolerances) ->
     if limit:
         subjects = subjects[:limit]
     ours, half, naive, missing = Tally(), Tally(), Tally(), Tally()
+    margins: dict[str, list[float]] = defaultdict(list)  # |delta light_side| near the thresholds
     for subj in subjects:
         base_path = subj / f"{subj.name}_P00A+000E+00.pgm"
         if not base_path.exists():
@@ -210,6 +211,8 @@ def run_yaleb(detect, limit: int | None, cache: Path | None, tol: Tolerances) ->
             d_half, d_naive = _deltas(base, follow)
             want = -1.0 if az > 0 else 1.0  # az > 0: image-left lit, light_side falls
             band = "front90" if abs(az) <= 95 else "back"
+            if check.value is not None and (cls == "frontal" or abs(az) <= 35):
+                margins[cls].append(abs(check.value))
             for g in (group, "all"):
                 if cls == "side":
                     for key in ("side", f"side_{band}"):
@@ -242,6 +245,11 @@ def run_yaleb(detect, limit: int | None, cache: Path | None, tol: Tolerances) ->
     for g in ("dev", "other"):
         print(f"  {g:6} no face found: side {missing.rate(g + ':side')}, frontal "
               f"{missing.rate(g + ':frontal')}")
+    if margins["frontal"] and margins["side"]:
+        fr, sd = np.array(margins["frontal"]), np.array(margins["side"])
+        print(f"  margins (ours, |d light_side|): near-frontal p95 {np.percentile(fr, 95):.3f} "
+              f"max {fr.max():.3f}; side 25-35 deg p5 {np.percentile(sd, 5):.3f} min "
+              f"{sd.min():.3f}; warn threshold {tol.light_side_warn}")
 
 
 def _header() -> None:
