@@ -153,12 +153,74 @@ def test_a_tampered_or_incomplete_backup_is_refused(clinic_dir: Path, tmp_path: 
         backup.verify_backup(dest)
 
 
-def test_backup_needs_an_empty_destination_and_explains_postgres(clinic_dir: Path,
-                                                                 tmp_path: Path) -> None:
+def test_backup_needs_an_empty_destination(clinic_dir: Path, tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "something").write_text("x")
     result = _cli(clinic_dir, "backup", str(busy))
     assert result.returncode == 1 and "not empty" in result.stderr
-    with pytest.raises(backup.BackupError, match="pg_dump"):
-        backup.backup(tmp_path / "pg", url="postgresql+psycopg://u@localhost/candor")
+
+
+def test_a_broken_audit_chain_is_copied_faithfully_and_reported(clinic_dir: Path,
+                                                                tmp_path: Path) -> None:
+    url = f"sqlite:///{clinic_dir / 'candor.sqlite3'}"
+    engine = db.make_engine(url)
+    with engine.begin() as conn:  # tampering found during an incident: back up anyway
+        conn.exec_driver_sql("DROP TRIGGER audit_events_no_update")
+        conn.exec_driver_sql("UPDATE audit_events SET actor_email = 'x@y' WHERE id = 2")
+    engine.dispose()
+    result = _cli(clinic_dir, "backup", str(tmp_path / "incident"))
+    assert result.returncode == 2 and "WARNING: the audit chain" in result.stderr
+    manifest = backup.verify_backup(tmp_path / "incident")
+    assert not manifest.audit_chain_intact and manifest.audit_problems[0].startswith(
+        "audit event 2:")
+
+
+def _recreate_database(admin_url: str, name: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin_url.replace("/candor?", f"/{name}?")
+
+
+@pytest.mark.postgres
+def test_postgres_backup_and_restore_round_trip(postgres_server_url: str, tmp_path: Path) -> None:
+    source_url = _recreate_database(postgres_server_url, "candor_backup_src")
+    engine = db.make_engine(source_url)
+    db.upgrade(engine)
+    engine.dispose()
+    clinic = make_clinic(source_url, tmp_path / "images", scopes=("clinical_record", "teaching"))
+    clinic.engine.dispose()
+    dest = tmp_path / "pg-backup"
+    manifest = backup.backup(dest, url=source_url, image_root=tmp_path / "images")
+    assert manifest.engine == "postgresql" and (dest / "candor.pgdump").is_file()
+    before = _snapshot(source_url)
+    assert manifest.audit_head == before["audit"][-1][2] and before["chain"] == []
+
+    target_url = _recreate_database(postgres_server_url, "candor_backup_dst")
+    backup.restore(dest, url=target_url, image_root=tmp_path / "restored-images")
+    after = _snapshot(target_url)
+    for key in ("patients", "consents", "photos"):
+        assert after[key] == before[key]
+    assert after["audit"][:-1] == before["audit"] and after["audit"][-1][1] == "store.restore"
+    assert after["chain"] == []
+    engine = db.make_engine(target_url)
+    with engine.begin() as conn:  # the append-only triggers came back with the schema
+        with pytest.raises(Exception, match="append-only"):
+            conn.exec_driver_sql("DELETE FROM audit_events")
+    engine.dispose()
+    assert ImageStore(tmp_path / "restored-images").names() == set(manifest.blobs)
+
+    with pytest.raises(backup.BackupError, match="not empty"):
+        backup.restore(dest, url=target_url, image_root=tmp_path / "restored-images")
+    with pytest.raises(backup.BackupError, match="postgresql backup"):
+        backup.restore(dest, url=f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                       image_root=tmp_path / "x")
+    with (dest / "candor.pgdump").open("ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(backup.BackupError, match="SHA-256"):
+        backup.verify_backup(dest)

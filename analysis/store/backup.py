@@ -9,16 +9,18 @@ A backup is a directory::
 
 A backup is *verified* before it is reported done, and again before a restore swaps it in:
 ``PRAGMA integrity_check`` is ``ok``, the database file hashes to the manifest, every referenced
-blob is present and re-hashes to its name, and the audit hash chain verifies end to end. A
-directory without ``manifest.json`` is an incomplete backup and is refused.
+blob is present and re-hashes to its name, and the audit hash chain re-walks to the manifest's
+result. A broken audit chain does not stop a backup (in an incident a faithful copy matters
+most): the manifest records the problems and the command warns. A directory without
+``manifest.json`` is an incomplete backup and is refused.
 
 Both write one audit event as the system actor: ``store.backup`` into the live database just
 before the copy (so the backup contains it) and ``store.restore`` into the restored database.
 
 Restore refuses a data directory that already holds clinic data unless ``force`` is given; the
 replaced database and images are then moved aside (``.pre-restore-<UTC time>/``), never deleted.
-PostgreSQL deployments back up with ``pg_dump`` (see :data:`POSTGRES_HINT`) plus a copy of the
-image directory.
+PostgreSQL URLs are handled by :mod:`analysis.store.backup_pg` (``pg_dump`` of one exported
+snapshot, same manifest and checks; restores go into an empty database only).
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ IMAGES = "images"
 MANIFEST = "manifest.json"
 FORMAT = 1
 POSTGRES_HINT = (
-    "This clinic runs on PostgreSQL: back the database up with pg_dump "
-    "(pg_dump --format=custom --file=candor.dump \"$CANDOR_DATABASE_URL\"; restore with "
-    "pg_restore --clean --dbname=...) and copy the image directory ({images}) alongside it."
+    "this database is PostgreSQL, not a SQLite file; `python -m analysis backup` handles it "
+    "with pg_dump (analysis.store.backup_pg), or use pg_dump yourself and copy the image "
+    "directory ({images}) alongside"
 )
 
 
@@ -67,7 +69,9 @@ class Manifest:
     audit_head: str
     audit_chain_intact: bool
     format: int = FORMAT
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the copy is not faithful: never written
+    audit_problems: list[str] = field(default_factory=list)  # faithfully copied, reported
+    engine: str = "sqlite"
 
 
 def sqlite_path(url: str) -> Path:
@@ -139,7 +143,7 @@ def inspect_database(db_file: Path, image_root: Path) -> Manifest:
     finally:
         session.close()
         engine.dispose()
-    problems += [f"audit event {p.event_id}: {p.problem}" for p in chain]
+    audit_problems = [f"audit event {p.event_id}: {p.problem}" for p in chain]
     store = ImageStore(image_root)
     total = 0
     for name in referenced:
@@ -152,7 +156,7 @@ def inspect_database(db_file: Path, image_root: Path) -> Manifest:
         database_sha256=_sha256_file(db_file), alembic_revision=revision, row_counts=counts,
         blob_count=len(referenced), blob_bytes=total, blobs=referenced,
         audit_events=counts.get("audit_events", 0), audit_head=head or audit.GENESIS,
-        audit_chain_intact=not chain, problems=problems,
+        audit_chain_intact=not chain, problems=problems, audit_problems=audit_problems,
     )
 
 
@@ -180,6 +184,11 @@ def verify_backup(src: Path) -> Manifest:
     """Re-check a backup against its manifest; :class:`BackupError` listing every problem."""
     src = Path(src)
     recorded = read_manifest(src)
+    if recorded.engine == "postgresql":
+        from analysis.store.backup_pg import verify_postgres_backup
+
+        verify_postgres_backup(src, recorded)
+        return recorded
     db_file = src / DB_NAME
     if not db_file.is_file():
         raise BackupError(f"{src} has no {DB_NAME}")
@@ -193,6 +202,9 @@ def verify_backup(src: Path) -> Manifest:
         problems.append("the referenced images differ from the manifest")
     if found.audit_head != recorded.audit_head:
         problems.append("the audit chain head differs from the manifest")
+    if found.audit_problems != recorded.audit_problems:
+        problems += [p for p in found.audit_problems if p not in recorded.audit_problems] or [
+            "the audit chain check differs from the manifest"]
     if problems:
         raise BackupError(f"backup {src} failed verification: " + "; ".join(problems))
     return recorded
@@ -203,15 +215,21 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
     directory ``dest``, then verify the copy. Returns the manifest."""
     from analysis import config
 
-    source = sqlite_path(url or config.database_url())
-    if not source.is_file():
-        raise BackupError(f"there is no database at {source}")
+    url = url or config.database_url()
     image_root = Path(image_root or config.image_dir())
     dest = Path(dest)
+    postgres = make_url(url).get_backend_name() == "postgresql"
+    source = None if postgres else sqlite_path(url)
+    if source is not None and not source.is_file():
+        raise BackupError(f"there is no database at {source}")
     if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty; back up into a new directory")
     dest.mkdir(parents=True, exist_ok=True)
-    _audit_system(url or config.database_url(), "store.backup", {"dest": str(dest.resolve())})
+    _audit_system(url, "store.backup", {"dest": str(dest.resolve())})
+    if source is None:
+        from analysis.store.backup_pg import backup_postgres
+
+        return backup_postgres(dest, url=url, image_root=image_root)  # type: ignore[no-any-return]
     _online_copy(source, dest / DB_NAME)
     engine, session = _readonly_session(dest / DB_NAME)
     try:
@@ -261,8 +279,21 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
     from analysis.store import db
 
     manifest = verify_backup(Path(src))
-    target = sqlite_path(url or config.database_url())
+    url = url or config.database_url()
     image_root = Path(image_root or config.image_dir())
+    kind = "postgresql" if make_url(url).get_backend_name() == "postgresql" else "sqlite"
+    if kind != manifest.engine:
+        raise BackupError(f"{src} is a {manifest.engine} backup but the configured database is "
+                          f"{kind}; restore it into a {manifest.engine} database")
+    if kind == "postgresql":
+        from analysis.store.backup_pg import restore_postgres
+
+        restore_postgres(Path(src), manifest, url=url, image_root=image_root)
+        _audit_system(url, "store.restore", {"source": str(Path(src).resolve()),
+                                            "backup_created_at": manifest.created_at,
+                                            "audit_head": manifest.audit_head, "forced": False})
+        return manifest
+    target = sqlite_path(url)
     if _has_clinic_data(target, image_root) and not force:
         raise BackupError(f"{target.parent} already holds clinic data; restoring would replace it. "
                           "Back it up first, then restore with --force.")
@@ -276,7 +307,8 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
         for name in manifest.blobs:
             staged_store.put(source_store.get(name, verify=True))
         staged = inspect_database(staging / DB_NAME, staging / IMAGES)
-        if staged.problems or staged.audit_head != manifest.audit_head:
+        if (staged.problems or staged.audit_head != manifest.audit_head
+                or staged.audit_problems != manifest.audit_problems):
             raise BackupError("the staged copy failed verification: " + "; ".join(staged.problems))
         db.dispose_engines()
         aside = target.parent / f".pre-restore-{stamp}"
@@ -291,7 +323,7 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
             _fsync_dir(image_root.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _audit_system(url or config.database_url(), "store.restore",
+    _audit_system(url, "store.restore",
                   {"source": str(Path(src).resolve()), "backup_created_at": manifest.created_at,
                    "audit_head": manifest.audit_head, "forced": force})
     return manifest
@@ -301,9 +333,13 @@ def _audit_system(url: str, action: str, details: dict[str, Any]) -> None:
     from analysis.store import audit, db
     from analysis.store.access import SYSTEM
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     engine = db.make_engine(url)
     try:
         with db.session_scope(engine) as session:
             audit.record(session, SYSTEM, action, object_type="store", details=details)
+    except (SQLAlchemyError, audit.AuditWriteError) as exc:
+        raise BackupError(f"cannot record {action} in the audit log: {exc}") from exc
     finally:
         engine.dispose()

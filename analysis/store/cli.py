@@ -69,11 +69,22 @@ def _backup(args: argparse.Namespace) -> int:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 1
     counts = manifest.row_counts
-    print(f"backup written to {args.dest} and verified: {counts.get('patients', 0)} patients, "
-          f"{counts.get('photos', 0)} photos ({manifest.blob_count} images, "
-          f"{manifest.blob_bytes / 1e6:.1f} MB), {manifest.audit_events} audit events, "
-          f"chain intact; database sha256 {manifest.database_sha256[:16]}…")
-    return 0
+    print(f"backup ({manifest.engine}) written to {args.dest} and verified: "
+          f"{counts.get('patients', 0)} patients, {counts.get('photos', 0)} photos "
+          f"({manifest.blob_count} images, {manifest.blob_bytes / 1e6:.1f} MB), "
+          f"{manifest.audit_events} audit events; database sha256 "
+          f"{manifest.database_sha256[:16]}…")
+    return _chain_warning(manifest)
+
+
+def _chain_warning(manifest: object) -> int:
+    problems = getattr(manifest, "audit_problems", [])
+    if not problems:
+        print("audit chain intact")
+        return 0
+    print(f"WARNING: the audit chain has {len(problems)} problem(s), copied faithfully: "
+          + "; ".join(problems[:5]), file=sys.stderr)
+    return 2
 
 
 def _restore(args: argparse.Namespace) -> int:
@@ -87,4 +98,4 @@ def _restore(args: argparse.Namespace) -> int:
     print(f"restored the backup of {manifest.created_at} from {args.src}: "
           f"{manifest.row_counts.get('patients', 0)} patients, {manifest.blob_count} images, "
           f"{manifest.audit_events} audit events, all verified")
-    return 0
+    return _chain_warning(manifest)
