@@ -1,4 +1,4 @@
-"""PostgreSQL backup and restore through ``pg_dump`` / ``pg_restore``, verified like the SQLite path.
+"""PostgreSQL backup and restore with ``pg_dump`` / ``pg_restore``, verified like the SQLite path.
 
 The dump and its manifest describe the same instant: a REPEATABLE READ transaction exports its
 snapshot (``pg_export_snapshot()``), ``pg_dump --snapshot`` dumps exactly that snapshot, and the

@@ -1,6 +1,7 @@
 """Store commands: ``init-db`` (migrate to the newest schema), ``sweep`` (remove orphaned temp
-files and unreferenced image blobs), ``verify-audit`` (re-walk the audit hash chain), ``backup DEST``
-and ``restore SRC [--force]`` (verified copies of database + images, see analysis.store.backup)."""
+files and unreferenced image blobs), ``verify-audit`` (re-walk the audit hash chain),
+``backup DEST`` and ``restore SRC [--force]`` (verified copies of database + images, see
+analysis.store.backup)."""
 
 from __future__ import annotations
 
