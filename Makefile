@@ -34,7 +34,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/photo_speed.py
-	$(PY) benchmarks/photo_accuracy.py
+	$(PY) benchmarks/pose_accuracy.py
+	$(PY) benchmarks/lighting_accuracy.py
+	$(PY) -m benchmarks.ingest_speed
 
 clean-venv:
 	rm -rf $(VENV)
