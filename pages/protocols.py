@@ -281,6 +281,9 @@ def comparison(actor: Actor, frames: ClinicFrames) -> None:
     st.subheader("Reactions and adverse events")
     fig = charts.rates_figure(result.reactions, protocol_names=names)
     st.plotly_chart(fig, key="rates")
+    withheld = charts.withheld_rates(result.reactions, protocol_names=names)
+    if withheld:
+        st.caption("Not shown, too few patients: " + "; ".join(withheld))
     st.caption(result.definitions["reaction_rate"])
     figs.append(("Reactions per 100 sessions", fig))
     st.subheader("Photo compliance by operator")

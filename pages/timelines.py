@@ -80,10 +80,9 @@ def figures(t: ConsultTimeline) -> None:
             df, x=x, x_title=x_title, y_title=y_title,
             title=f"{t.endpoint_name}: improvement since the first session", mcid=t.mcid,
             unit=unit), key=f"tl_{x}")
-        withheld = charts.withheld_points(df.assign(label=[
-            f"not enough patients (n={n})" for n in df["n"]]), x=x)
+        withheld = charts.withheld_points(df, x=x)
         if withheld:
-            tab.caption("Not shown: " + "; ".join(withheld))
+            tab.caption("Not shown, too few patients: " + "; ".join(withheld))
     st.caption(t.definitions.get("improvement", ""))
     shares = t.by_session[t.by_session["session_number"] > 1].assign(
         session=lambda d: [f"Session {k}" for k in d["session_number"]])
@@ -186,8 +185,10 @@ def page() -> None:
         st.subheader("What to expect", anchor=False)
         st.markdown("\n".join(f"- {line}" for line in lines))
     if t.insufficient:
-        st.warning(f"Only {t.n_patients} patients match (at least {t.min_n} needed); widen the "
-                   "choices above.")
+        narrowed = any(v is not None for k, v in args.items() if k != "protocol_id")
+        st.warning(f"Only {t.n_patients} patients match (at least {t.min_n} needed)"
+                   + ("; widen the choices above." if narrowed else
+                      ": this protocol has too few patients at this clinic so far."))
         return
     k1, k2, k3, k4 = st.columns(4)
     k1.metric("Patients", t.n_patients)

@@ -316,7 +316,7 @@ def test_trajectory_figure_draws_no_number_for_too_few_patients() -> None:
     assert list(lines["A"].text) == ["n=8", "n=7"] and list(lines["B"].text) == ["n=6", "n=6"]
     assert "lower is better" in fig.layout.title.text
     assert charts.withheld_points(df, x="session_number", group="protocol_id",
-                                  names={1: "A"}) == ["A, session number 3: insufficient data (n=2)"]
+                                  names={1: "A"}) == ["A: session number 3 (n=2)"]
 
 
 def test_share_figure_writes_each_label_beside_its_bar() -> None:

@@ -54,14 +54,31 @@ def colours(names: Sequence[str]) -> dict[str, str]:
 
 def withheld_points(df: pd.DataFrame, *, x: str, group: str | None = None,
                     names: Mapping[object, str] | None = None) -> list[str]:
-    """Human-readable list of points not drawn because they are ``insufficient``."""
+    """Points not drawn because they are ``insufficient``, one phrase per group:
+    ``"A: session number 3, 4 (n=2 to 3)"``."""
     if df.empty or "insufficient" not in df:
         return []
+    bad = df[df["insufficient"].astype(bool)]
+    if bad.empty:
+        return []
+    groups = [(None, bad)] if group is None else list(bad.groupby(group, sort=False))
     out = []
-    for r in df[df["insufficient"].astype(bool)].itertuples(index=False):
-        key = None if group is None else getattr(r, group)
-        who = "" if group is None else f"{(names or {}).get(key, key)}, "
-        out.append(f"{who}{x.replace('_', ' ')} {getattr(r, x)}: {r.label}")
+    for key, g in groups:
+        who = "" if key is None else f"{(names or {}).get(key, key)}: "
+        lo, hi = int(g["n"].min()), int(g["n"].max())
+        n = f"n={lo}" if lo == hi else f"n={lo} to {hi}"
+        xs = ", ".join(str(v) for v in g[x])
+        out.append(f"{who}{x.replace('_', ' ')} {xs} ({n})")
+    return out
+
+
+def withheld_rates(df: pd.DataFrame, *, protocol_names: Mapping[int, str]) -> list[str]:
+    """Protocols whose reaction rates are withheld (too few patients), with their n."""
+    out = []
+    for pid, g in df.groupby("protocol_id", sort=False):
+        if g["rate_insufficient"].astype(bool).all():
+            out.append(f"{protocol_names[pid]} ({int(g['patients'].max())} patients, "
+                       f"{int(g['sessions'].max())} sessions)")
     return out
 
 
@@ -168,9 +185,9 @@ def share_figure(df: pd.DataFrame, *, category: str, prefix: str, title: str,
     fig = go.Figure(go.Bar(
         y=cats, x=value, orientation="h",
         marker_color=[(colour_by or {}).get(str(c), PALETTE[0]) for c in d[category]],
-        error_x=dict(type="data", symmetric=False, color="#333",
-                     array=((d[f"{prefix}ci_high"] - d[f"{prefix}value"]) * 100).where(ok, 0),
-                     arrayminus=((d[f"{prefix}value"] - d[f"{prefix}ci_low"]) * 100).where(ok, 0)),
+        error_x=dict(type="data", symmetric=False, color="#333",  # NaN: no whisker drawn
+                     array=((d[f"{prefix}ci_high"] - d[f"{prefix}value"]) * 100).where(ok),
+                     arrayminus=((d[f"{prefix}value"] - d[f"{prefix}ci_low"]) * 100).where(ok)),
         customdata=d[f"{prefix}label"], hovertemplate="%{y}: %{customdata}<extra></extra>"))
     for cat, label in zip(cats, d[f"{prefix}label"], strict=True):
         fig.add_annotation(x=1.01, xref="paper", xanchor="left", y=cat, yref="y", text=label,
