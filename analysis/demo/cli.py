@@ -11,8 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("demo", help="seed the demo clinic (synthetic patients, series and photos)")
     p.add_argument("--if-empty", action="store_true",
-                   help="seed only when the database has no patients (what `make run` uses); "
-                        "quiet otherwise")
+                   help="what `make run` uses: seed only when the database has no patients, "
+                        "else print one line and succeed (the demo is never seeded into a "
+                        "database that holds patients, with or without this flag)")
     p.add_argument("--patients", type=int, default=DEFAULT_PATIENTS, metavar="N",
                    help=f"number of patients (default {DEFAULT_PATIENTS}, at least 4)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
@@ -34,9 +35,15 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     from analysis.demo.clinic import seed_demo_clinic
 
-    report = seed_demo_clinic(n_patients=args.patients, seed=args.seed,
-                              photos=not args.no_photos, workers=args.workers,
-                              progress=lambda line: print(line, flush=True))
+    try:
+        report = seed_demo_clinic(n_patients=args.patients, seed=args.seed,
+                                  photos=not args.no_photos, workers=args.workers,
+                                  progress=lambda line: print(line, flush=True))
+    except Exception as exc:  # one transaction: nothing was written
+        print(f"demo: seeding failed, nothing was saved ({type(exc).__name__}: {exc}). "
+              "Image files already written, if any, are removed by `python -m analysis sweep`.",
+              file=sys.stderr)
+        return 1
     if not report.seeded:
         print(("demo: " if args.if_empty else "") + report.message)
         return 0
