@@ -77,8 +77,9 @@ def withheld_rates(df: pd.DataFrame, *, protocol_names: Mapping[int, str]) -> li
     out = []
     for pid, g in df.groupby("protocol_id", sort=False):
         if g["rate_insufficient"].astype(bool).all():
-            out.append(f"{protocol_names[pid]} ({int(g['patients'].max())} patients, "
-                       f"{int(g['sessions'].max())} sessions)")
+            pats, sess = int(g["patients"].max()), int(g["sessions"].max())
+            out.append(f"{protocol_names[pid]} ({pats} patient{'s' * (pats != 1)}, "
+                       f"{sess} session{'s' * (sess != 1)})")
     return out
 
 
