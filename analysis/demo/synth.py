@@ -1,7 +1,9 @@
 """Synthetic face photos with known, recorded perturbations (ground truth for the demo clinic).
 
-The face is scikit-image's bundled ``astronaut()`` (public domain; never patient data), cropped to a
-portrait frame of ``FACE_FRAME_PX`` (600 x 800, width x height) and perturbed in this order:
+The face is scikit-image's bundled ``astronaut()`` (public domain; never patient data), upscaled 2.5x
+and framed as a portrait of ``FACE_FRAME_PX`` (600 x 800, width x height); a shifted or zoomed-out
+frame shows the rest of the picture (a studio-backdrop band is added above its top edge). It is
+perturbed in this order:
 
 1. **yaw / pitch**: the 478 FaceMesh landmarks of the unperturbed face (3-D, z in pixels) are rotated
    about the face centre and orthographically projected; the image is re-projected by a
@@ -40,8 +42,12 @@ import numpy as np
 FACE_FRAME_PX: tuple[int, int] = (600, 800)
 """Width, height of synthetic face photos, pixels."""
 
-# Crop of astronaut() (512 x 512) that frames the face as a head-and-shoulders portrait (3:4).
-_CROP_X0, _CROP_X1, _CROP_Y0, _CROP_Y1 = 105, 345, 0, 320
+# Crop of astronaut() (512 x 512) that frames the face as a head-and-shoulders portrait (3:4),
+# and the studio backdrop added above the image's top edge (rows, astronaut pixels) so that a
+# lowered or zoomed-out frame shows backdrop, not a mirrored head.
+_CROP_X0, _CROP_X1, _CROP_Y0, _CROP_Y1 = 104, 344, 0, 320
+_TOP_PAD = 64
+_UPSCALE = FACE_FRAME_PX[0] / (_CROP_X1 - _CROP_X0)  # 2.5
 _ANCHOR_RING = 1.8  # anchor ellipse, in face half-sizes
 _ANCHOR_COUNT = 32
 _NOISE_BANK_MARGIN = 64
@@ -213,12 +219,29 @@ def encode_jpeg(rgb: np.ndarray, *, quality: int = 92) -> bytes:
 
 
 @lru_cache(maxsize=1)
-def base_face() -> np.ndarray:
-    """The unperturbed portrait (``FACE_FRAME_PX``), ``uint8`` RGB, read-only."""
+def _canvas() -> tuple[np.ndarray, tuple[int, int]]:
+    """The whole astronaut() upscaled like the portrait, with a backdrop band on top; and the
+    portrait's top-left corner in it (pixels). Photos are windows into this canvas."""
     from skimage import data
 
-    crop = data.astronaut()[_CROP_Y0:_CROP_Y1, _CROP_X0:_CROP_X1]
-    out = cv2.resize(crop, FACE_FRAME_PX, interpolation=cv2.INTER_CUBIC)
+    src = data.astronaut()
+    band = src[:8].astype(np.float32).mean(axis=0, keepdims=True)  # rows 0-7 are backdrop
+    band = cv2.GaussianBlur(band, (0, 0), sigmaX=8.0, sigmaY=0.1)
+    padded = np.vstack([np.repeat(band, _TOP_PAD, axis=0).astype(np.uint8), src])
+    h, w = padded.shape[:2]
+    canvas = cv2.resize(padded, (round(w * _UPSCALE), round(h * _UPSCALE)),
+                        interpolation=cv2.INTER_CUBIC)
+    canvas.setflags(write=False)
+    origin = (round(_CROP_X0 * _UPSCALE), round((_CROP_Y0 + _TOP_PAD) * _UPSCALE))
+    return canvas, origin
+
+
+@lru_cache(maxsize=1)
+def base_face() -> np.ndarray:
+    """The unperturbed portrait (``FACE_FRAME_PX``), ``uint8`` RGB, read-only."""
+    canvas, (x0, y0) = _canvas()
+    w, h = FACE_FRAME_PX
+    out = np.array(canvas[y0:y0 + h, x0:x0 + w])
     out.setflags(write=False)
     return out
 
@@ -397,6 +420,7 @@ def synth_face(
     img = np.array(base_face())
     w, h = FACE_FRAME_PX
     centre3, half = face_geometry()
+    canvas, (ox, oy) = _canvas()
     if p.yaw_deg or p.pitch_deg:
         pts = base_landmarks()
         anchors = anchor_points()
@@ -407,9 +431,14 @@ def synth_face(
         img = mesh_warp(img, src, dst, depth, _triangulation())
     shift = (p.shift_x_frac * w, p.shift_y_frac * h)
     if p.roll_deg or p.scale != 1.0 or any(shift):
+        # sample from the canvas so that what enters the frame is the real surroundings
+        if p.yaw_deg or p.pitch_deg:
+            canvas = np.array(canvas)
+            canvas[oy:oy + h, ox:ox + w] = img
         m = similarity_matrix(centre_px=(centre3[0], centre3[1]), roll_deg=p.roll_deg,
                               scale=p.scale, shift_px=shift)
-        img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR,
+        m = m @ np.array([[1.0, 0.0, -ox], [0.0, 1.0, -oy], [0.0, 0.0, 1.0]])
+        img = cv2.warpAffine(canvas, m, (w, h), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_REFLECT)
     new_centre = (centre3[0] + shift[0], centre3[1] + shift[1])
     img = apply_photometric(
