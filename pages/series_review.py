@@ -13,6 +13,7 @@ from ui import charts, frame, widgets
 
 SERIES_KEY = "candor_series_id"
 MODES = ["Side by side", "Slider", "Overlay", "Difference"]
+GRID_COLUMNS = 6  # sessions per row of the photo grid
 
 
 def _pick() -> int | None:
@@ -46,9 +47,10 @@ def _grid(o: SeriesOverview) -> None:
         st.info("No photos in this series yet.")
         return
     numbers = [int(n) for n in o.sessions["number"]]
+    per_row = min(GRID_COLUMNS, max(len(numbers), 1))
     for view in o.photo_grid.index:
         st.markdown(f"**{widgets.view_label(view)}**")
-        cols = st.columns(max(len(numbers), 1))
+        cols = [c for start in range(0, len(numbers), per_row) for c in st.columns(per_row)]
         for col, number in zip(cols, numbers, strict=False):
             cell = o.photos[(o.photos["view"] == view) & (o.photos["session_number"] == number)]
             with col:
@@ -59,7 +61,7 @@ def _grid(o: SeriesOverview) -> None:
                     thumb = widgets.fetch_photo(int(row.photo_id), thumbnail=True, max_side=320)
                     if thumb is not None:
                         st.image(thumb, width="stretch")
-                    widgets.verdict_badge(str(row.verdict))
+                    widgets.verdict_badge(str(row.verdict), short=True)
                     if row.override_reason:
                         lead = "Kept because" if row.verdict == "fail" else "Note"
                         st.caption(f"{lead}: {row.override_reason}")
@@ -151,7 +153,8 @@ def _endpoints(o: SeriesOverview) -> None:
     codes.sort(key=lambda c: c != primary)
     for code in codes:
         fig = charts.endpoint_figure(o.measurements, code=code, name=names.get(code, code),
-                                     unit=units.get(code) or "", comparisons=o.comparisons)
+                                     unit=widgets.text_or_blank(units.get(code)),
+                                     comparisons=o.comparisons)
         st.plotly_chart(fig, key=f"endpoint_{code}", width="stretch")
 
 

@@ -47,9 +47,22 @@ def view_label(view: str) -> str:
     return VIEW_LABELS.get(view, view.replace("_", " "))
 
 
-def verdict_badge(verdict: str, *, help: str | None = None) -> None:
+SHORT_LABELS = {"warn": "Check"}  # for narrow grid cells; the help text says the rest
+
+
+def verdict_badge(verdict: str, *, help: str | None = None, short: bool = False) -> None:
     label, colour, icon = VERDICT_STYLE.get(verdict, (verdict, "gray", None))
+    if short and verdict in SHORT_LABELS:
+        help = help or label
+        label = SHORT_LABELS[verdict]
     st.badge(label, color=colour, icon=icon, help=help)  # type: ignore[arg-type]
+
+
+def text_or_blank(value: object) -> str:
+    """``str(value)``, or ``""`` for None/NaN (pandas turns missing units into NaN)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
 
 
 def verdict_text(verdict: str) -> str:

@@ -176,7 +176,7 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
                          strict=False))
         for code in dict.fromkeys(overview.measurements["endpoint_code"]):
             png = endpoint_chart_png(overview.measurements, code=code, name=names.get(code, code),
-                                     unit=units.get(code) or "", comparisons=overview.comparisons)
+                                     unit=_cell(units.get(code)), comparisons=overview.comparisons)
             story.append(_image(png, Image, width=16 * cm))
         story.append(Paragraph("Grey band: ± twice the measurement's repeatability SD (changes "
                                "inside it are within measurement noise).", small))

@@ -69,7 +69,10 @@ def app_url(e2e_env: dict[str, str], chromium_path: str,
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
+             "--browser.gatherUsageStats", "false",
+             # Production-like: no reloading of modules edited while the test runs (a reloaded
+             # analysis.store.access would orphan the signed-in Actor in session state).
+             "--server.fileWatcherType", "none"],
             cwd=PROJECT_ROOT, env=e2e_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
