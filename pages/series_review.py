@@ -13,6 +13,7 @@ from ui import charts, frame, widgets
 
 SERIES_KEY = "candor_series_id"
 MODES = ["Side by side", "Slider", "Overlay", "Difference"]
+TABS = ["Photos", "Compare", "Endpoints", "Record", "Report"]
 GRID_COLUMNS = 6  # sessions per row of the photo grid
 
 
@@ -202,17 +203,14 @@ def page() -> None:
     _header(o)
     st.plotly_chart(charts.timeline_figure(o.sessions, o.treatments, o.reactions, o.confounders),
                     key="timeline", width="stretch")
-    tabs = st.tabs(["Photos", "Compare", "Endpoints", "Record", "Report"])
-    with tabs[0]:
-        _grid(o)
-    with tabs[1]:
-        _compare(o, ctx)
-    with tabs[2]:
-        _endpoints(o)
-    with tabs[3]:
-        _tables(o)
-    with tabs[4]:
-        _export(o, series_id)
+    # Only the open tab runs: photos are fetched (and audited) and measured only when looked at.
+    tabs = st.tabs(TABS, key="review_tab", on_change="rerun")
+    sections = (lambda: _grid(o), lambda: _compare(o, ctx), lambda: _endpoints(o),
+                lambda: _tables(o), lambda: _export(o, series_id))
+    for tab, show in zip(tabs, sections, strict=True):
+        if tab.open:
+            with tab:
+                show()
 
 
 page()

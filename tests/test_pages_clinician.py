@@ -46,12 +46,14 @@ def _run(at: AppTest) -> AppTest:
 
 @pytest.fixture
 def app(seeded_clinic: dict[str, int]):
-    def open_page(path: str, *, series_id: int | None = None) -> AppTest:
+    def open_page(path: str, *, series_id: int | None = None, **state: object) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=120)
         at.session_state[ACTOR_KEY] = Actor(user_id=seeded_clinic["clinician_user_id"],
                                             email="clinician@demo.candor", role="clinician")
         if series_id is not None:
             at.session_state["candor_series_id"] = series_id
+        for key, value in state.items():
+            at.session_state[key] = value
         _run(at)
         at.switch_page(path)
         return _run(at)
@@ -212,7 +214,13 @@ def test_endpoint_out_of_range_names_the_endpoint(app, seeded_clinic) -> None:
 def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(app, seeded_clinic) -> None:
     at = app("pages/series_review.py", series_id=seeded_clinic["series_id"])
     assert "P-0001" in _texts(at)
+    assert len(at.get("plotly_chart")) == 1  # the timeline; other tabs run only when opened
+    assert len(at.get("image")) >= 3  # the photo grid (default tab)
+    at.session_state["review_tab"] = "Endpoints"
+    _run(at)
     assert len(at.get("plotly_chart")) >= 2  # timeline + endpoint chart
+    at.session_state["review_tab"] = "Compare"
+    _run(at)
     captions = _image_captions(at)
     assert any("Session 1 → Session 3" in c and "NOT COMPARABLE" in c for c in captions), captions
     assert any("Not comparable" in str(e.value) for e in at.error)
@@ -227,7 +235,7 @@ def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(app, see
 
 
 def test_series_report_is_audited_before_download(app, seeded_clinic) -> None:
-    at = app("pages/series_review.py", series_id=seeded_clinic["series_id"])
+    at = app("pages/series_review.py", series_id=seeded_clinic["series_id"], review_tab="Report")
     before = _count(AuditEvent, action="report.export")
     assert not at.get("download_button")
     next(b for b in at.button if b.label == "Prepare PDF progress report").click()

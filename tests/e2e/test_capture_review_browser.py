@@ -78,7 +78,13 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     page.screenshot(path=screenshot_dir / "clinician-4-series-review.png", full_page=True)
     page.get_by_role("tab", name="Compare").click()
     page.get_by_text("Session 1 → Session 3").first.wait_for(timeout=60_000)
+    _settled(page)
+    assert page.get_by_text("Between these sessions: retinoid").is_visible()
     page.screenshot(path=screenshot_dir / "clinician-5-series-compare.png", full_page=True)
+    page.get_by_role("tab", name="Endpoints").click()
+    page.get_by_text("Change from baseline (session 1)").first.wait_for(timeout=60_000)
+    _settled(page)
+    page.screenshot(path=screenshot_dir / "clinician-5b-series-endpoints.png", full_page=True)
 
     _open(page, "Record visit")
     assert page.get_by_role("button", name="Save treatment").is_visible()
