@@ -128,11 +128,9 @@ class CaptureContext:
         have = set(self.session(session_id).views)
         return [v for v in self.required_views if v not in have]
 
-    def baseline_for(self, view: str, *, session_id: int | None = None) -> StoredPhoto | None:
-        """The baseline photo of ``view``; ``None`` when none is stored (the upload becomes it).
-
-        A session is never its own baseline unless it already holds an earlier photo of the view.
-        """
+    def baseline_for(self, view: str) -> StoredPhoto | None:
+        """The baseline photo of ``view`` (the first stored photo of the view, by session number);
+        ``None`` when none is stored (the upload then becomes the baseline)."""
         return self.baselines.get(view)
 
 
@@ -336,6 +334,7 @@ def assess_upload(
     data: bytes, *, view: str, baseline: PhotoMeasurement | None = None,
     baseline_photo_id: int | None = None, tolerances: dict[str, Any] | None = None,
     target_area: str = "face", cache: MeasurementCache | None = None, timeout_s: float = 60.0,
+    baseline_unavailable: str | None = None,
 ) -> Assessment:
     """Analyse an upload in the worker and grade it against the view's baseline measurement.
 
@@ -349,11 +348,18 @@ def assess_upload(
         The baseline photo's measurement for ``view``; ``None`` when there is no baseline yet.
     tolerances : dict, optional
         The protocol's overrides of :class:`analysis.photos.compare.Tolerances`.
+    baseline_unavailable : str, optional
+        Why a baseline that exists could not be read (e.g. access refused). The upload is then
+        graded ``fail`` with that reason, never treated as a new baseline.
     """
     if view not in ALL_VIEWS:
         raise records.FieldError("view", f"unknown view {view!r}")
     measurement = measure_bytes(data, view=view, cache=cache, timeout_s=timeout_s)
     suggested = suggest_view(measurement, target_area=target_area) if not is_scalp_view(view) else None
+    if baseline is None and baseline_unavailable:
+        reason = f"the baseline photo of this view could not be read ({baseline_unavailable}), " \
+                 "so this photo cannot be checked against it"
+        return Assessment(view, measurement, "fail", None, baseline_photo_id, suggested, (reason,))
     if baseline is None:
         if measurement.ok:
             return Assessment(view, measurement, "baseline", None, None, suggested, ())

@@ -95,12 +95,13 @@ def _collect(files: list[Any], default_view: str) -> None:
 
 
 def _baseline(ctx: capture.CaptureContext, view: str) -> tuple[Any, int | None]:
+    """The baseline's measurement and id; ``(None, id)`` when it exists but cannot be read."""
     stored = ctx.baseline_for(view)
     if stored is None:
         return None, None
-    data = widgets.fetch_photo(stored.photo_id)
+    data = widgets.fetch_photo(stored.photo_id, quiet=True)
     if data is None:
-        return None, None
+        return None, stored.photo_id
     display = st.session_state[DISPLAY]
     if ("photo", stored.photo_id) not in display:
         display[("photo", stored.photo_id)] = viewing.decode_for_display(data)
@@ -129,9 +130,12 @@ def _analyse_pending(ctx: capture.CaptureContext) -> None:
 
 def _assess(ctx: capture.CaptureContext, item: dict[str, Any]) -> None:
     baseline, baseline_id = _baseline(ctx, item["view"])
+    unavailable = "access to it was refused or it is missing" if (
+        baseline is None and baseline_id is not None) else None
     item["assessment"] = capture.assess_upload(
         item["data"], view=item["view"], baseline=baseline, baseline_photo_id=baseline_id,
-        tolerances=ctx.tolerances, target_area=ctx.target_area, cache=widgets.measurement_cache())
+        tolerances=ctx.tolerances, target_area=ctx.target_area, cache=widgets.measurement_cache(),
+        baseline_unavailable=unavailable)
 
 
 def _preview(ctx: capture.CaptureContext, sha: str, item: dict[str, Any]) -> None:
@@ -145,7 +149,9 @@ def _preview(ctx: capture.CaptureContext, sha: str, item: dict[str, Any]) -> Non
     stored = ctx.baseline_for(item["view"])
     base_rgb = display.get(("photo", stored.photo_id)) if stored else None
     if base_rgb is None or a.baseline_photo_id is None:
-        st.image(new_rgb, caption="New photo (no baseline for this view yet)", width="stretch")
+        caption = ("New photo (no baseline for this view yet)" if a.baseline_photo_id is None
+                   else "New photo (the baseline photo could not be shown)")
+        st.image(new_rgb, caption=caption, width="stretch")
         return
     opacity = st.slider("Baseline ghost opacity", 0.0, 1.0, 0.4, 0.05, key=f"ghost_{sha}")
     cache = widgets.measurement_cache()

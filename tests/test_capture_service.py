@@ -91,6 +91,13 @@ def test_first_photo_of_a_view_becomes_the_baseline() -> None:
     assert a.suggested_view == "face_frontal"  # the astronaut faces the camera
 
 
+def test_an_unreadable_baseline_fails_the_upload_instead_of_making_it_the_baseline() -> None:
+    a = capture.assess_upload(astronaut_jpeg(), view="face_frontal", cache=CACHE,
+                              baseline_photo_id=7, baseline_unavailable="consent withdrawn")
+    assert a.verdict == "fail" and a.baseline_photo_id == 7
+    assert "consent withdrawn" in a.guidance[0]
+
+
 def test_same_photo_again_passes_and_a_much_darker_one_does_not(baseline_measurement) -> None:
     same = capture.assess_upload(astronaut_jpeg(), view="face_frontal", cache=CACHE,
                                  baseline=baseline_measurement, baseline_photo_id=1)
