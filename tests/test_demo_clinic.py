@@ -68,8 +68,9 @@ def test_plan_is_deterministic_and_never_in_the_future() -> None:
     c = plan_clinic(n_patients=10, seed=6, today=TODAY)
     assert a == b
     assert a != c
-    assert all(v.performed_on <= TODAY for s in a.series for v in s.sessions)
-    assert all(shot.taken_at.date() <= TODAY for t in a.tracks for shot in t.shots)
+    assert all(v.performed_on < TODAY for s in a.series for v in s.sessions)
+    assert all(shot.taken_at.date() < TODAY for t in a.tracks for shot in t.shots)
+    assert all(at.date() < TODAY for p in a.patients for _, at in p.consents + p.withdrawals)
 
 
 def test_seeded_clinic_record_photos_and_idempotency(candor_env, capsys) -> None:

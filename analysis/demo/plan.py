@@ -219,8 +219,8 @@ def plan_clinic(*, n_patients: int, seed: int, today: date, photos: bool = True)
     seed : int
         Seed of the one ``numpy.random.Generator`` behind every draw.
     today : date
-        The seeding date: series start within the previous ``HISTORY_DAYS`` days and no session
-        is after it.
+        The seeding date: series start within the previous ``HISTORY_DAYS`` days; every visit,
+        photo, rating and consent change is dated before it (at most yesterday).
     photos : bool
         Plan photo tracks (False: none).
     """
@@ -287,10 +287,10 @@ def _plan_series(rng: np.random.Generator, index: int, patient_i: int, proto_i: 
     dropout_after = None
     if rng.random() < DROPOUT_P:
         dropout_after = int(rng.integers(1, proto.planned_sessions))  # sessions attended
-    done = [d for d in dates if d <= today]
+    done = [d for d in dates if d < today]  # visits up to yesterday: no timestamp is ahead
     if dropout_after is not None:
         done = done[:dropout_after]
-    if dropout_after is not None and len(dates) > dropout_after and dates[dropout_after] <= today:
+    if dropout_after is not None and len(dates) > dropout_after and dates[dropout_after] < today:
         status = "dropped_out"
     elif len(done) == proto.planned_sessions:
         status = "completed"
@@ -423,7 +423,7 @@ def _plan_withdrawals(rng: np.random.Generator, patients: list[PatientPlan], tod
         scopes = [s for s, _ in p.consents if s != "clinical_record"]
         scope = scopes[-1]
         given = dict(p.consents)[scope]
-        span = max(1, (datetime.combine(today, time(12), tzinfo=timezone.utc) - given).days - 1)
+        span = max(1, (datetime.combine(today, time(0), tzinfo=timezone.utc) - given).days - 1)
         p.withdrawals.append((scope, given + timedelta(days=int(rng.integers(1, span + 1)),
                                                        hours=float(rng.uniform(0, 6)))))
 
