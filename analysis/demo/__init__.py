@@ -2,6 +2,18 @@
 
 Nothing here is patient data: faces come from scikit-image's bundled ``astronaut()`` portrait,
 scalps are drawn procedurally, and every record is simulated.
+
+Modules, in the order the seeder uses them:
+
+* ``catalogue``: endpoints (units, scales, anchors, MCID, noise), the four protocols (schedule,
+  views, expected course, photo tolerances), products and lots, the recalled lot, adverse events.
+* ``plan``: :func:`~analysis.demo.plan.plan_clinic`, the whole clinic as plain data from one seeded
+  generator (patients, consents, series, visits, ratings, reactions, photo shots and habits).
+* ``synth`` / ``scalp_synth``: the photos, with every perturbation recorded as truth.
+* ``photo_jobs``: one view of one series rendered and run through ingest, measure and compare.
+* ``clinic``: :func:`~analysis.demo.clinic.seed_demo_clinic` writes the plan through
+  ``analysis.store.records`` (one transaction, photos from a process pool).
+* ``cli``: the ``demo`` command.
 """
 
 DEFAULT_PATIENTS = 64
