@@ -7,8 +7,9 @@ The flow for one upload
 2. :func:`assess_upload` analyses the upload in the sandboxed worker
    (:func:`analysis.photos.worker.analyse_in_worker`) and grades it against the baseline of the same
    view (:func:`analysis.photos.compare.compare`) **before** anything is stored.
-3. :func:`save_capture` stores the metadata-free original (:func:`analysis.photos.ingest.clean_original`,
-   run in the worker by ``clean_in_worker``, then :func:`analysis.store.records.store_photo`), with the measurements, the checks, the verdict and
+3. :func:`save_capture` stores the metadata-free original
+   (:func:`analysis.photos.ingest.clean_original`, run in the worker by ``clean_in_worker``, then
+   :func:`analysis.store.records.store_photo`), with the measurements, the checks, the verdict and
    the photographer's reason when a failing photo is kept anyway.
 
 The baseline of a view is the stored photo of that view from the earliest session that has one

@@ -1,4 +1,5 @@
-"""Capture photos: upload, check each photo against the series baseline of its view, then save or retake."""
+"""Capture photos: upload, check each photo against the series baseline of its view, then save or
+retake it."""
 
 from __future__ import annotations
 
@@ -212,7 +213,8 @@ def _item(ctx: capture.CaptureContext, session_id: int, tags: tuple[str, ...], s
             photo_id = frame.call(capture.save_capture, session_id=session_id, data=item["data"],
                                   assessment=a, override_reason=reason, condition_tags=tags)
         except FieldError as exc:
-            what = "Photo consent" if exc.field == "consent" else exc.field.replace("_", " ").capitalize()
+            what = ("Photo consent" if exc.field == "consent"
+                    else exc.field.replace("_", " ").capitalize())
             st.error(f"{what}: {exc}", icon=":material/error:")
         else:
             _forget(sha)

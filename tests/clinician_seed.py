@@ -113,6 +113,7 @@ def seed_small_clinic(data_dir: Path) -> dict[str, int]:
         photo3 = capture.save_capture(s, actor, session_id=v3.id,
                                       data=astronaut_jpeg(brightness=0.3), assessment=dark,
                                       override_reason="flash did not fire")
-        return {"series_id": series.id, "session3_id": v3.id, "photo3_id": photo3, "series_no_consent_id": series2.id, "session1_id": v1.id,
+        return {"series_id": series.id, "session3_id": v3.id, "photo3_id": photo3,
+                "series_no_consent_id": series2.id, "session1_id": v1.id,
                 "session2_id": v2.id, "photo1_id": photo1, "photo2_id": photo2,
                 "clinician_user_id": clinician.id, "protocol_id": protocol.id}

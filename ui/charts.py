@@ -54,7 +54,8 @@ def timeline_figure(sessions: pd.DataFrame, treatments: pd.DataFrame, reactions:
             texts.append(f"{'RED FLAG · ' if r.red_flag else ''}{r.kind}: "
                          f"{str(r.term).replace('_', ' ')} ({r.severity})")
             colours.append(RED if r.red_flag or r.kind == "adverse" else AMBER)
-            symbols.append("x" if r.red_flag else ("triangle-up" if r.kind == "adverse" else "circle-open"))
+            symbols.append("x" if r.red_flag
+                           else ("triangle-up" if r.kind == "adverse" else "circle-open"))
         fig.add_trace(go.Scatter(
             x=xs, y=["Reactions"] * len(xs), mode="markers", name="Reaction / AE", text=texts,
             marker={"size": 12, "color": colours, "symbol": symbols},

@@ -55,7 +55,8 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     ghost = page.get_by_test_id("stImage").filter(has_text="as a ghost")
     ghost.wait_for()
     page.screenshot(path=screenshot_dir / "clinician-2-capture-verdict.png", full_page=True)
-    badge = page.get_by_text(re.compile(r"^\W*(\w+\s)?(Comparable|Check before comparing|Not comparable)$"))
+    badge = page.get_by_text(
+        re.compile(r"^\W*(\w+\s)?(Comparable|Check before comparing|Not comparable)$"))
     assert badge.first.is_visible()
     assert page.get_by_text("follow-up.jpg").first.is_visible()
     assert page.get_by_text("Baseline ghost opacity").is_visible()
