@@ -25,7 +25,8 @@ every session photographs *the same* scalp:
 * **Rendering**: every strand is sampled every 3 px along its length and each sample adds optical
   depth ``width_px x 3 px / 1 px^2`` (the share of a pixel's area the shaft covers) to its pixel;
   the depth map is smoothed (Gaussian, 0.9 px) and the hair layer's opacity is
-  ``1 - exp(-depth)`` (independent, partly covering shafts). Scalp skin carries low-frequency
+  ``1 - exp(-depth)`` (independent, partly covering shafts), composited over the skin in linear
+  light. Scalp skin carries low-frequency
   mottling and a few naevi drawn in world coordinates, so the scene is registrable between sessions.
 * **Camera**: ``px_per_cm`` (default 40: the 600 x 800 frame covers 15 x 20 cm), then the same
   perturbations as face photos (``analysis.demo.synth``): ``scale`` about the frame centre (> 1 =
@@ -42,7 +43,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from analysis.demo.synth import FacePerturbation, apply_photometric
+from analysis.demo.synth import FacePerturbation, apply_photometric, srgb_to_linear
 
 SCALP_FRAME_PX: tuple[int, int] = (600, 800)
 MAX_DENSITY_PER_CM2 = 320.0
@@ -272,11 +273,12 @@ def synth_scalp(
                         minlength=w * h).reshape(h, w).astype(np.float32)
     depth = cv2.GaussianBlur(depth, (0, 0), 0.9)
     alpha = 1.0 - np.exp(-depth)
-    hair = np.asarray(scene.hair_rgb, np.float32)
-    rgb = skin.astype(np.float32) * (1 - alpha[:, :, None]) + hair * alpha[:, :, None]
-    rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    # composite in linear light: skin seen through the gaps, hair shafts over it
+    hair = srgb_to_linear(np.asarray(scene.hair_rgb, np.uint8))
+    lin = srgb_to_linear(skin)
+    lin += (hair[None, None, :] - lin) * alpha[:, :, None]
     rgb = apply_photometric(
-        rgb, centre_px=(w / 2 + p.shift_x_frac * w, h / 2 + p.shift_y_frac * h),
+        lin, centre_px=(w / 2 + p.shift_x_frac * w, h / 2 + p.shift_y_frac * h),
         half_size_px=(w / 2, h / 2), light_lr=p.light_lr, light_tb=p.light_tb,
         exposure_ev=p.exposure_ev, wb_gains=p.wb_gains, blur_sigma_px=p.blur_sigma_px,
         noise_sd=p.noise_sd, rng=rng,

@@ -147,8 +147,8 @@ def apply_photometric(
 
     Parameters
     ----------
-    rgb : ndarray, shape (H, W, 3), uint8
-        sRGB image.
+    rgb : ndarray, shape (H, W, 3), uint8 or float32
+        sRGB image (``uint8``), or linear light (``float32``, 0..1; modified in place).
     centre_px, half_size_px : tuple of float
         ``(x, y)`` centre and ``(half_width, half_height)`` of the subject, pixels: the lighting
         field's ``u`` / ``v`` are -1 and +1 at ``centre -+ half_size`` (clamped to +-1.5).
@@ -170,7 +170,8 @@ def apply_photometric(
     -------
     ndarray, shape (H, W, 3), uint8
     """
-    lin = srgb_to_linear(rgb)  # a fresh array: the steps below work in place
+    # a fresh array (or the caller's linear buffer): the steps below work in place
+    lin = rgb if rgb.dtype == np.float32 else srgb_to_linear(rgb)
     h, w = lin.shape[:2]
     channel_gain = np.float32(2.0**exposure_ev) * np.asarray(wb_gains, np.float32)
     if light_lr or light_tb:
