@@ -20,6 +20,7 @@ HANDLED = "capture_handled"  # sha256 of uploads saved or discarded (ignored if 
 NONCE = "capture_uploader_nonce"
 DISPLAY = "capture_display"  # ("photo", photo id) -> display RGB array of a stored baseline
 FLASH = "capture_flash"
+FLASH_ERRORS = "capture_flash_errors"
 SERIES_KEY = "candor_series_id"  # shared with Patients and Series review
 
 
@@ -223,6 +224,27 @@ def _item(ctx: capture.CaptureContext, session_id: int, tags: tuple[str, ...], s
             st.rerun()
 
 
+def _save_all(session_id: int, tags: tuple[str, ...], shas: list[str]) -> None:
+    """Save each comparable upload in its own transaction: one refusal never loses the others."""
+    saved, problems = [], []
+    for sha in shas:
+        item = st.session_state[UPLOADS][sha]
+        try:
+            frame.call(capture.save_capture, session_id=session_id, data=item["data"],
+                       assessment=item["assessment"], condition_tags=tags,
+                       override_reason=st.session_state.get(f"reason_{sha}", ""))
+        except FieldError as exc:
+            problems.append(f"{item['name']}: {exc}")
+        else:
+            saved.append(item["name"])
+            _forget(sha)
+    if problems:
+        st.session_state[FLASH_ERRORS] = problems
+    if saved:
+        st.session_state[FLASH] = f"Saved {len(saved)} photo(s): {', '.join(saved)}."
+    st.rerun()
+
+
 def _forget(sha: str) -> None:
     st.session_state[UPLOADS].pop(sha, None)
     st.session_state[HANDLED].add(sha)
@@ -266,6 +288,8 @@ def page() -> None:
     _required_views(ctx, session_id)
     if message := st.session_state.pop(FLASH, None):
         st.success(message)
+    for problem in st.session_state.pop(FLASH_ERRORS, []):
+        st.error(f"Not saved — {problem}", icon=":material/error:")
     tags = _conditions()
     missing = ctx.missing_views(session_id)
     default_view = missing[0] if missing else (ctx.required_views or _views(ctx))[0]
@@ -282,6 +306,11 @@ def page() -> None:
         if st.button("Remove from the list", key=f"remove_{sha}"):
             _forget(sha)
             st.rerun()
+    good = [sha for sha, item in uploads.items()
+            if sha not in bad and item["assessment"].verdict in ("baseline", "pass")]
+    if len(good) > 1 and st.button(f"Save all {len(good)} comparable photos", type="primary",
+                                   icon=":material/done_all:", key="capture_save_all"):
+        _save_all(session_id, tags, good)
     for sha, item in list(uploads.items()):
         if sha not in bad:
             _item(ctx, session_id, tags, sha, item)

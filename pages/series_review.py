@@ -8,7 +8,7 @@ from analysis import capture, viewing
 from analysis.outcomes.series import SeriesOverview, series_overview, spans
 from analysis.reports.series_report import build_series_report, report_photos
 from analysis.store.access import PermissionDenied
-from analysis.store.photo_access import audited_export
+from analysis.store.photo_access import audited_export, visible_photo_ids
 from ui import charts, frame, widgets
 
 SERIES_KEY = "candor_series_id"
@@ -43,10 +43,21 @@ def _header(o: SeriesOverview) -> None:
         st.caption(note)
 
 
+def _visible(o: SeriesOverview) -> set[int]:
+    """Photo ids the patient's current consent (and the role) allow to show; one notice if none."""
+    visible = set(frame.call(visible_photo_ids, patient_id=int(o.patient["patient_id"])))
+    if len(o.photos) and not visible:
+        st.warning("This patient's consent to clinical photography is not active (never given or "
+                   "withdrawn): photos are not shown. Comparability results still are.",
+                   icon=":material/no_photography:")
+    return visible
+
+
 def _grid(o: SeriesOverview) -> None:
     if o.photos.empty:
         st.info("No photos in this series yet.")
         return
+    visible = _visible(o)
     numbers = [int(n) for n in o.sessions["number"]]
     per_row = min(GRID_COLUMNS, max(len(numbers), 1))
     for view in o.photo_grid.index:
@@ -59,7 +70,8 @@ def _grid(o: SeriesOverview) -> None:
                 if cell.empty:
                     st.caption("— no photo —")
                 for row in cell.sort_values("photo_id").itertuples():
-                    thumb = widgets.fetch_photo(int(row.photo_id), thumbnail=True, max_side=320)
+                    thumb = widgets.fetch_photo(int(row.photo_id), thumbnail=True, max_side=320) \
+                        if int(row.photo_id) in visible else None
                     if thumb is not None:
                         st.image(thumb, width="stretch")
                     widgets.verdict_badge(str(row.verdict), short=True)
@@ -86,6 +98,8 @@ def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
                           key="review_b")
     if first == second:
         st.info("Choose two different sessions.")
+        return
+    if not {first, second} <= _visible(o):
         return
     a_bytes, b_bytes = widgets.fetch_photo(first), widgets.fetch_photo(second)
     if a_bytes is None or b_bytes is None:

