@@ -247,6 +247,23 @@ def test_endpoint_out_of_range_names_the_endpoint(app, seeded_clinic) -> None:
     assert "2 measurement(s) saved." in _texts(at)
 
 
+def test_confounder_end_before_start_is_named_then_saved(app, seeded_clinic) -> None:
+    at = _visit(app, seeded_clinic)
+    at.selectbox(key="cf_kind").set_value("hair_dye")
+    at.date_input(key="cf_started").set_value(date.today() - timedelta(days=3))
+    at.date_input(key="cf_ended").set_value(date.today() - timedelta(days=10))
+    at.text_input(key="cf_details").input("box dye, dark brown")
+    next(b for b in at.button if b.label == "Save confounder").click()
+    _run(at)
+    assert any("End date" in str(e.value) and "before the start" in str(e.value)
+               for e in at.error)
+    assert at.text_input(key="cf_details").value == "box dye, dark brown"
+    at.date_input(key="cf_ended").set_value(None)
+    next(b for b in at.button if b.label == "Save confounder").click()
+    _run(at)
+    assert "Confounder saved: hair dye." in _texts(at)
+
+
 def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(app, seeded_clinic) -> None:
     at = app("pages/series_review.py", series_id=seeded_clinic["series_id"])
     assert "P-0001" in _texts(at)
