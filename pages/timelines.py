@@ -192,11 +192,14 @@ def page() -> None:
         return
     k1, k2, k3, k4 = st.columns(4)
     k1.metric("Patients", t.n_patients)
-    k2.metric("Improved noticeably", headline(t.responders.label(percent=True, digits=0)),
+    k2.metric(f"Improved noticeably (n={t.responders.n})",
+              headline(t.responders.label(percent=True, digits=0)),
               help=t.responders.label(percent=True) + ". " + t.definitions.get("responder", ""))
-    k3.metric("Little or no change", headline(t.non_responders.label(percent=True, digits=0)),
+    k3.metric(f"Little or no change (n={t.non_responders.n})",
+              headline(t.non_responders.label(percent=True, digits=0)),
               help=t.non_responders.label(percent=True))
-    k4.metric("Sessions (typical)", headline(t.sessions_done.label(digits=0)),
+    k4.metric(f"Sessions, typical (n={t.sessions_done.n})",
+              headline(t.sessions_done.label(digits=0)),
               help=t.sessions_done.label() + ". " + t.definitions.get("sessions_done", ""))
     figures(t)
     reactions_table(t)

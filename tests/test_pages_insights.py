@@ -174,6 +174,7 @@ def test_timelines_renders_for_consult_staff_without_identifiers(consult_timelin
     assert at.get("plotly_chart"), "the timeline chart is drawn"
     labels = [b.proto.label for b in at.download_button]
     assert "Handout (PDF)" in labels and "Timeline figures (CSV)" in labels
+    assert all("n=" in m.label for m in at.metric if m.label != "Patients"), "figures carry n"
     text = rendered_text(at)
     assert PATIENT_CODE_PREFIX not in text
     assert "@" not in "".join(m.value for m in at.markdown), "no operator or patient contact"
