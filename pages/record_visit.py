@@ -74,8 +74,10 @@ def _treatment(v: visit.VisitContext) -> None:
         depth = c4.selectbox("Depth intent", visit.DEPTH_INTENTS, index=None, key="tx_depth")
         volume = c5.number_input("Volume (mL)", value=None, step=0.1, key="tx_volume")
         units = c6.number_input("Units", value=None, step=1.0, key="tx_units")
-        operator = st.selectbox("Operator", list(operators), key="tx_operator",
-                                format_func=operators.get, index=None,
+        me = getattr(frame.current_actor(), "user_id", None)
+        ids = list(operators)
+        operator = st.selectbox("Operator", ids, key="tx_operator", format_func=operators.get,
+                                index=ids.index(me) if me in ids else None,
                                 placeholder="Who performed the treatment")
         if st.session_state.get("tx_expired"):
             st.error(f"**Expiry date**: {st.session_state['tx_expired']}",

@@ -195,6 +195,10 @@ def test_record_visit_names_the_bad_field_and_keeps_what_was_typed(app, seeded_c
     _run(at)
     assert "Treatment saved: Booster HA, lot L2-2026." in _texts(at)
     assert _count(Treatment) == before + 1
+    with db.session_scope() as s:
+        row = s.scalars(select(Treatment).order_by(Treatment.id.desc())).first()
+        assert row.sites == ["malar_left", "malar_right"] and row.volume_ml == 2.0
+        assert row.operator_id == seeded_clinic["clinician_user_id"]  # defaults to the signed-in
 
 
 def test_expired_lot_asks_for_a_reason_then_records_it(app, seeded_clinic) -> None:

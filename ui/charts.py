@@ -64,9 +64,10 @@ def timeline_figure(sessions: pd.DataFrame, treatments: pd.DataFrame, reactions:
         start = pd.Timestamp(c.started_on)
         end = pd.Timestamp(c.ended_on) if c.ended_on is not None and not pd.isna(c.ended_on) \
             else max(last, start) + timedelta(days=7)
+        fig.add_annotation(x=start, y="Confounders", text=str(c.kind).replace("_", " "),
+                           showarrow=False, xanchor="left", yshift=13, font={"size": 11})
         fig.add_trace(go.Scatter(
-            x=[start, end], y=["Confounders", "Confounders"], mode="lines+text",
-            text=[str(c.kind).replace("_", " "), ""], textposition="top right",
+            x=[start, end], y=["Confounders", "Confounders"], mode="lines",
             line={"width": 10, "color": "rgba(117,117,117,0.55)"}, name=str(c.kind),
             showlegend=False, hovertemplate=f"{str(c.kind).replace('_', ' ')}"
                                             f"{'' if c.ended_on is not None else ' (ongoing)'}"
