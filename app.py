@@ -1,10 +1,12 @@
 """Candor: the router. Sign-in gate, then the pages the signed-in role may use. No logic here."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui import frame, signin
 
-st.set_page_config(page_title="Candor", page_icon=":material/compare:", layout="wide")
+st.set_page_config(page_title="Candor", page_icon=str(Path(__file__).parent / "ui" / "candor-icon.png"), layout="wide")
 actor = signin.gate()
 sections = frame.pages_for(actor)
 if not sections:
