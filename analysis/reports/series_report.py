@@ -10,6 +10,7 @@ browser or kaleido is needed. The caller must record the export first
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -59,7 +60,7 @@ def endpoint_chart_png(measurements: pd.DataFrame, *, code: str, name: str, unit
     ax1, ax2 = fig.subplots(1, 2)
     x = m["session_number"].astype(int).to_numpy()
     ax1.plot(x, m["value"].astype(float), "o-", color="#1565c0")
-    ax1.set_title(f"{name}{f' ({unit})' if unit else ''}", fontsize=9)
+    ax1.set_title(textwrap.fill(f"{name}{f' ({unit})' if unit else ''}", 42), fontsize=8)
     ax1.set_xlabel("Session", fontsize=8)
     band = m["noise_band"].dropna()
     if len(band) and len(x):
@@ -67,6 +68,9 @@ def endpoint_chart_png(measurements: pd.DataFrame, *, code: str, name: str, unit
         ax2.axhspan(-half, half, color="0.85", label=f"noise ±{half:g}")
     ax2.axhline(0, color="0.5", lw=0.8)
     ax2.plot(x, m["change"].astype(float), "o-", color="#2e7d32", label="change")
+    if m["change"].isna().all():
+        ax2.text(0.5, 0.5, "no session-1 value:\nchange not computed", transform=ax2.transAxes,
+                 ha="center", va="center", fontsize=8, color="0.3")
     expected = m.dropna(subset=["expected_change"])
     if len(expected):
         ax2.plot(expected["session_number"].astype(int), expected["expected_change"].astype(float),
@@ -106,7 +110,15 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import cm
-    from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import (
+        Image,
+        KeepTogether,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
 
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
@@ -150,7 +162,7 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
     if overview.photos.empty:
         story.append(Paragraph("No photos.", small))
     for view, group in overview.photos.groupby("view", sort=False):
-        story.append(Paragraph(escape(str(view).replace("_", " ")), styles["Heading3"]))
+        block: list[Any] = [Paragraph(escape(str(view).replace("_", " ")), styles["Heading3"])]
         cells, captions = [], []
         for r in group.sort_values("session_number").itertuples():
             data = photos.get(int(r.photo_id))
@@ -164,7 +176,11 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
             t = Table([cells[start:start + 4], captions[start:start + 4]],
                       colWidths=[4.3 * cm] * len(cells[start:start + 4]))
             t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
-            story.append(t)
+            block.append(t)
+            if start == 0:  # the view's name never ends a page alone
+                story.append(KeepTogether(block))
+                block = []
+        story.extend(block)
 
     story.append(Paragraph("Endpoints", styles["Heading2"]))
     if overview.measurements.empty:
