@@ -112,15 +112,18 @@ def _baseline(ctx: capture.CaptureContext, view: str) -> tuple[Any, int | None]:
 
 
 def _analyse_pending(ctx: capture.CaptureContext) -> None:
+    """Grade every upload whose grading is missing or stale: its view, the series or the view's
+    baseline changed (e.g. another upload was just saved as the baseline). Measurements are cached,
+    so re-grading is cheap."""
     uploads: dict[str, dict[str, Any]] = st.session_state[UPLOADS]
-    todo = [sha for sha, item in uploads.items()
-            if item["assessment"] is None or item["assessment"].view != item["view"]]
+    todo = [sha for sha, item in uploads.items() if item.get("graded_for") != _grading_key(ctx, item)]
     if not todo:
         return
     bar = st.progress(0.0, text=f"Analysing {len(todo)} photo(s)…")
     for done, sha in enumerate(todo, start=1):
         item = uploads[sha]
-        bar.progress((done - 0.5) / len(todo), text=f"Analysing {item['name']} ({done}/{len(todo)})")
+        bar.progress((done - 0.5) / len(todo),
+                     text=f"Analysing {item['name']} ({done}/{len(todo)})")
         _assess(ctx, item)
         suggested = item["assessment"].suggested_view
         if (not item["view_set"] and suggested and suggested != item["view"]
@@ -130,7 +133,13 @@ def _analyse_pending(ctx: capture.CaptureContext) -> None:
     bar.progress(1.0, text=f"Analysed {len(todo)} photo(s)")
 
 
+def _grading_key(ctx: capture.CaptureContext, item: dict[str, Any]) -> tuple[Any, ...]:
+    stored = ctx.baseline_for(item["view"])
+    return ctx.series_id, item["view"], stored.photo_id if stored else None
+
+
 def _assess(ctx: capture.CaptureContext, item: dict[str, Any]) -> None:
+    item["graded_for"] = _grading_key(ctx, item)
     baseline, baseline_id = _baseline(ctx, item["view"])
     unavailable = "access to it was refused or it is missing" if (
         baseline is None and baseline_id is not None) else None
@@ -306,8 +315,15 @@ def page() -> None:
         if st.button("Remove from the list", key=f"remove_{sha}"):
             _forget(sha)
             st.rerun()
-    good = [sha for sha, item in uploads.items()
-            if sha not in bad and item["assessment"].verdict in ("baseline", "pass")]
+    good, new_baselines = [], set()
+    for sha, item in uploads.items():  # passing photos, and at most one new baseline per view
+        verdict = item["assessment"].verdict
+        if sha in bad or verdict not in ("baseline", "pass") or (
+                verdict == "baseline" and item["view"] in new_baselines):
+            continue
+        good.append(sha)
+        if verdict == "baseline":
+            new_baselines.add(item["view"])
     if len(good) > 1 and st.button(f"Save all {len(good)} comparable photos", type="primary",
                                    icon=":material/done_all:", key="capture_save_all"):
         _save_all(session_id, tags, good)

@@ -121,6 +121,27 @@ def test_capture_view_can_be_corrected_and_a_retake_discards_the_upload(app, see
     assert _count(Photo) == before
 
 
+def test_saving_a_new_baseline_regrades_the_other_uploads_of_that_view(app, seeded_clinic
+                                                                         ) -> None:
+    at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"],
+             capture_session_id=seeded_clinic["session1_id"])
+    at.file_uploader[0].set_value([("one.jpg", astronaut_jpeg(shift_px=5), "image/jpeg"),
+                                   ("two.jpg", astronaut_jpeg(shift_px=7), "image/jpeg")])
+    _run(at)
+    for _ in range(2):  # move both to a view with no baseline yet (one change per run)
+        view = next(s for s in at.selectbox if s.label == "View" and s.value == "face_frontal")
+        view.set_value("face_lateral_right")
+        _run(at)
+    assert _texts(at).count("No baseline of this view yet") == 2
+    assert not [b for b in at.button if b.label.startswith("Save all")], "only one new baseline"
+    next(b for b in at.button if b.label == "Save photo").click()
+    _run(at)
+    assert "Saved one.jpg as Face · lateral, patient's right" in _texts(at)
+    assert "No baseline of this view yet" not in _texts(at)  # two.jpg now checked against one.jpg
+    assert any(label in _texts(at) for label in ("Comparable", "Check before comparing",
+                                                 "Not comparable"))
+
+
 def test_capture_without_photo_consent_blocks_saving(app, seeded_clinic) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_no_consent_id"])
     assert "has not consented to clinical photography" in _texts(at)
