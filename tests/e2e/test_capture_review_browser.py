@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.clinician_seed import astronaut_jpeg
 from tests.e2e.conftest import E2E_PASSWORD
@@ -73,9 +74,10 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     page.get_by_text("P-0001").first.wait_for()
     images = page.get_by_test_id("stImage")
     images.first.wait_for(timeout=60_000)
-    # 3 seeded photos + the new one: session 3's cell now shows the newest photo.
+    # 3 seeded photos + the new one, which sits in session 3's cell with its badge.
     assert page.get_by_text("Session 3").first.is_visible()
-    assert images.count() >= 3
+    expect(images).to_have_count(4, timeout=30_000)
+    expect(page.get_by_text("Not comparable", exact=False).first).to_be_visible()
     page.screenshot(path=screenshot_dir / "clinician-4-series-review.png", full_page=True)
     page.get_by_role("tab", name="Compare").click()
     page.get_by_text("Session 1 → Session 3").first.wait_for(timeout=60_000)
