@@ -25,11 +25,7 @@ face, i.e. the head is turned to the patient's right and the nose points to the 
 from __future__ import annotations
 
 import hashlib
-import sys
-import types
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -246,8 +242,7 @@ def measure_bytes(
         hit = cache.get(sha, key)
         if hit is not None:
             return replace(hit, view=view)
-    with _main_module_hidden():
-        result = analyse_in_worker(data, view=view, timeout_s=timeout_s, memory_mb=memory_mb)
+    result = analyse_in_worker(data, view=view, timeout_s=timeout_s, memory_mb=memory_mb)
     if result.ok and isinstance(result.measurement, PhotoMeasurement):
         measurement = result.measurement
     else:
@@ -256,24 +251,6 @@ def measure_bytes(
     if cache is not None and result.outcome in ("ok", "rejected"):
         cache.put(sha, key, measurement)  # timeouts and crashes may succeed on a retry
     return measurement
-
-
-@contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Start worker processes without re-running the Streamlit script in them.
-
-    Streamlit replaces ``sys.modules["__main__"]`` by the running page script; multiprocessing
-    (forkserver/spawn) re-imports ``__main__`` from its ``__file__`` in every new child, which would
-    execute the page there and kill the child before it reads its job (``BrokenPipeError`` in the
-    parent). While the worker starts, ``__main__`` is a bare module with no file to re-import.
-    """
-    saved = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if saved is not None:
-            sys.modules["__main__"] = saved
 
 
 def cache_view(view: str | None) -> str:
@@ -390,8 +367,7 @@ def save_capture(
     if not assessment.readable:
         raise records.FieldError("photo", assessment.error or "this file is not a usable photo")
     try:
-        with _main_module_hidden():
-            clean = clean_in_worker(data)  # clean_original, isolated like the analysis
+        clean = clean_in_worker(data)  # clean_original, isolated like the analysis
     except IngestError as exc:
         raise records.FieldError("photo", str(exc)) from exc
     m = assessment.measurement

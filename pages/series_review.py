@@ -101,9 +101,10 @@ def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
         return
     if not {first, second} <= _visible(o):
         return
-    a_bytes, b_bytes = widgets.fetch_photo(first), widgets.fetch_photo(second)
-    if a_bytes is None or b_bytes is None:
+    pair_bytes = widgets.fetch_pair(first, second)
+    if pair_bytes is None:
         return
+    a_bytes, b_bytes = pair_bytes
     with st.spinner("Measuring and aligning the two photos…"):
         pair = viewing.pair_view(a_bytes, b_bytes, view=view, tolerances=ctx.tolerances,
                                  cache=widgets.measurement_cache())

@@ -322,3 +322,38 @@ def test_series_report_is_audited_before_download(app, seeded_clinic) -> None:
     _run(at)
     assert _count(AuditEvent, action="report.export") == before + 1
     assert at.get("download_button")
+
+
+def test_every_thumbnail_view_is_audited_and_withdrawal_hides_photos_on_the_next_rerun(
+        app, seeded_clinic) -> None:
+    from analysis.store import records
+
+    clinician = Actor(user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor",
+                      role="clinician")
+    at = app("pages/series_review.py", series_id=seeded_clinic["series_id"])
+    shown = len(at.get("image"))
+    assert shown >= 3
+    before = _count(AuditEvent, action="photo.thumbnail")
+    _run(at)  # a rerun shows the photos again: each view is audited again (nothing cached)
+    assert _count(AuditEvent, action="photo.thumbnail") == before + shown
+    with db.session_scope() as s:
+        patient_id = s.get(Photo, seeded_clinic["photo1_id"]).session.series.patient_id
+        records.withdraw_consent(s, clinician, patient_id=patient_id, scope="clinical_record")
+    try:
+        _run(at)
+        assert len(at.get("image")) == 0
+        assert any("consent to clinical photography is not active" in str(w.value)
+                   for w in at.warning)
+    finally:
+        with db.session_scope() as s:
+            records.give_consent(s, clinician, patient_id=patient_id, scope="clinical_record")
+
+
+def test_a_comparison_writes_one_compare_event_not_two_views(app, seeded_clinic) -> None:
+    at = app("pages/series_review.py", series_id=seeded_clinic["series_id"], review_tab="Compare")
+    views, compares = _count(AuditEvent, action="photo.view"), _count(AuditEvent,
+                                                                       action="photo.compare")
+    at.selectbox(key="review_b").set_value(seeded_clinic["photo2_id"])
+    _run(at)
+    assert _count(AuditEvent, action="photo.compare") == compares + 1
+    assert _count(AuditEvent, action="photo.view") == views

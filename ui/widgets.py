@@ -12,11 +12,10 @@ import streamlit as st
 from analysis.capture import MeasurementCache
 from analysis.store.access import PermissionDenied
 from analysis.store.images import BlobCorruptError, BlobMissingError
-from analysis.store.photo_access import PhotoNotFound, photo_bytes
+from analysis.store.photo_access import PhotoNotFound, photo_bytes, photo_pair_bytes
 from ui import frame
 
 MEASUREMENTS_KEY = "candor_measurements"  # one MeasurementCache per browser session
-PHOTO_TTL_S = 60  # cached photo bytes are re-checked (role, consent, audit) after this long
 
 VIEW_LABELS: dict[str, str] = {
     "face_frontal": "Face · frontal",
@@ -98,24 +97,29 @@ def measurement_cache() -> MeasurementCache:
     return st.session_state.setdefault(MEASUREMENTS_KEY, MeasurementCache())
 
 
-@st.cache_data(ttl=PHOTO_TTL_S, scope="session", show_spinner=False, max_entries=200)
-def _photo(photo_id: int, thumbnail: bool, max_side: int, actor_email: str) -> bytes:
-    return frame.call(photo_bytes, photo_id=photo_id, purpose="clinical_record",
-                      thumbnail=thumbnail, max_side=max_side)
+def _refused(photo_id: int | str, exc: Exception, *, quiet: bool) -> None:
+    if not quiet:
+        st.warning(f"Photo {photo_id} cannot be shown: {exc}", icon=":material/hide_image:")
 
 
 def fetch_photo(photo_id: int, *, thumbnail: bool = False, max_side: int = 320,
                 quiet: bool = False) -> bytes | None:
     """Bytes of a stored photo via the audited door (:func:`photo_bytes`: role, current consent,
-    one audit event), kept for this browser session for ``PHOTO_TTL_S`` seconds; a clear message
-    (and ``None``) when it is refused or missing."""
-    actor = frame.current_actor()
+    one audit event per view). Never cached, so a consent withdrawal or role change applies on the
+    next rerun and every view is audited. A clear message (and ``None``) when refused or missing."""
     try:
-        return _photo(photo_id, thumbnail, max_side, actor.email if actor else "")
-    except PermissionDenied as exc:  # includes ConsentMissing
-        message = f"Photo {photo_id} cannot be shown: {exc}"
-    except (PhotoNotFound, BlobMissingError, BlobCorruptError) as exc:
-        message = f"Photo {photo_id} cannot be shown: {exc}"
-    if not quiet:
-        st.warning(message, icon=":material/hide_image:")
+        return frame.call(photo_bytes, photo_id=photo_id, purpose="clinical_record",
+                          thumbnail=thumbnail, max_side=max_side)
+    except (PermissionDenied, PhotoNotFound, BlobMissingError, BlobCorruptError) as exc:
+        _refused(photo_id, exc, quiet=quiet)  # PermissionDenied includes ConsentMissing
+    return None
+
+
+def fetch_pair(earlier_id: int, later_id: int) -> tuple[bytes, bytes] | None:
+    """Both photos of a comparison with ONE audit event (``photo.compare``), same checks."""
+    try:
+        return frame.call(photo_pair_bytes, baseline_id=earlier_id, follow_up_id=later_id,
+                          purpose="clinical_record")
+    except (PermissionDenied, PhotoNotFound, BlobMissingError, BlobCorruptError) as exc:
+        _refused(f"{earlier_id}/{later_id}", exc, quiet=False)
     return None
