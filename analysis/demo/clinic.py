@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.processes import main_module_hidden
 from analysis.demo import DEFAULT_PATIENTS, DEFAULT_SEED
 from analysis.demo.catalogue import ENDPOINTS, PROTOCOLS, RECALL_NOTE, RECALLED_LOT
 from analysis.demo.plan import OPERATORS, ClinicPlan, PhotoTrack, plan_clinic
@@ -65,7 +66,8 @@ def _render_all(tracks: list[PhotoTrack], workers: int) -> tuple[Iterator[Any], 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     # longest tracks first keeps both workers busy to the end; results are read back in plan order
     order = sorted(range(len(tracks)), key=lambda i: -len(tracks[i].shots))
-    futures: dict[int, Future[Any]] = {i: pool.submit(render_track, tracks[i]) for i in order}
+    with main_module_hidden():  # children start during submit; see analysis.processes
+        futures: dict[int, Future[Any]] = {i: pool.submit(render_track, tracks[i]) for i in order}
 
     def results() -> Iterator[Any]:
         for i in range(len(tracks)):

@@ -95,9 +95,12 @@ def measure_many(paths: Sequence[str], *, view: str | None = None, workers: int 
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
+    from analysis.processes import main_module_hidden
+
     context = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-        futures = [pool.submit(_measure_one, job) for job in jobs]
+        with main_module_hidden():  # children start during submit; see analysis.processes
+            futures = [pool.submit(_measure_one, job) for job in jobs]
         for job, future in zip(jobs, futures):
             try:
                 yield future.result()

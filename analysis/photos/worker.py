@@ -42,14 +42,12 @@ import sys
 import threading
 import time
 import traceback
-import types
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from analysis.processes import main_module_hidden
 from analysis.photos.ingest import (
     DEFAULT_MAX_BYTES,
     CleanImage,
@@ -287,10 +285,10 @@ def _start_child(target: str, memory_mb: int, *, warm: bool, locked: bool = Fals
         daemon=True,
     )
     if locked:
-        with _main_module_hidden():
+        with main_module_hidden():
             process.start()
     else:
-        with _START_LOCK, _main_module_hidden():
+        with _START_LOCK, main_module_hidden():
             process.start()
     job_receiver.close()  # the child's ends; EOF on the reply pipe then means the child is gone
     reply_sender.close()
@@ -312,26 +310,6 @@ def _send_job(jobs: multiprocessing.connection.Connection, job: tuple[Any, ...])
         pass  # the child died or was killed first; the waiting side reports it
     finally:
         jobs.close()
-
-
-@contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Start the child without re-running the caller's ``__main__`` script in it.
-
-    multiprocessing (spawn/forkserver) re-imports ``__main__`` from its ``__file__`` in every new
-    child. Under Streamlit, ``__main__`` is the running page script: the child would execute the
-    page and die before reading its job. While the child starts (under ``_START_LOCK``, so that
-    concurrent sessions cannot interleave the swap) ``__main__`` is a bare module with no file.
-    """
-    saved = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if saved is not None:
-            sys.modules["__main__"] = saved
-        else:
-            sys.modules.pop("__main__", None)
 
 
 def _wait_for_reply(
