@@ -58,9 +58,9 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     page.screenshot(path=screenshot_dir / "clinician-2-capture-verdict.png", full_page=True)
     badge = page.get_by_text(
         re.compile(r"^\W*(\w+\s)?(Comparable|Check before comparing|Not comparable)$"))
-    assert badge.first.is_visible()
-    assert page.get_by_text("follow-up.jpg").first.is_visible()
-    assert page.get_by_text("Baseline ghost opacity").is_visible()
+    expect(badge.first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("follow-up.jpg").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Baseline ghost opacity")).to_be_visible(timeout=30_000)
     page.screenshot(path=screenshot_dir / "clinician-2-capture-verdict.png", full_page=True)
     if page.get_by_role("textbox", name="Reason to keep it anyway").count():
         page.get_by_role("textbox", name="Reason to keep it anyway").fill("browser test photo")
@@ -75,14 +75,14 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     images = page.get_by_test_id("stImage")
     images.first.wait_for(timeout=60_000)
     # 3 seeded photos + the new one, which sits in session 3's cell with its badge.
-    assert page.get_by_text("Session 3").first.is_visible()
+    expect(page.get_by_text("Session 3").first).to_be_visible(timeout=30_000)
     expect(images).to_have_count(4, timeout=30_000)
     expect(page.get_by_text("Not comparable", exact=False).first).to_be_visible()
     page.screenshot(path=screenshot_dir / "clinician-4-series-review.png", full_page=True)
     page.get_by_role("tab", name="Compare").click()
     page.get_by_text("Session 1 → Session 3").first.wait_for(timeout=60_000)
     _settled(page)
-    assert page.get_by_text("Between these sessions: retinoid").is_visible()
+    expect(page.get_by_text("Between these sessions: retinoid")).to_be_visible(timeout=30_000)
     page.screenshot(path=screenshot_dir / "clinician-5-series-compare.png", full_page=True)
     page.get_by_role("tab", name="Endpoints").click()
     page.get_by_text("Change from baseline (session 1)").first.wait_for(timeout=60_000)
@@ -90,7 +90,7 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     page.screenshot(path=screenshot_dir / "clinician-5b-series-endpoints.png", full_page=True)
 
     _open(page, "Record visit")
-    assert page.get_by_role("button", name="Save treatment").is_visible()
+    expect(page.get_by_role("button", name="Save treatment")).to_be_visible(timeout=30_000)
     page.get_by_role("spinbutton", name="Volume (mL)").wait_for()
     page.get_by_role("radiogroup").first.wait_for()
     page.screenshot(path=screenshot_dir / "clinician-6-record-visit.png", full_page=True)

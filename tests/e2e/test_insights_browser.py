@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.conftest import E2E_PASSWORD
@@ -151,11 +152,11 @@ def test_medical_director_compares_protocols_exports_and_traces_a_lot(
     _settled(page)
     for heading in ("Patients and completion", "Outcomes", "Reactions and adverse events",
                     "Photo compliance by operator", "Model-based comparison (mixed model)"):
-        assert page.get_by_role("heading", name=heading).is_visible(), heading
+        expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=30_000)
     assert page.get_by_test_id("stPlotlyChart").count() >= 4
     n_labels = page.locator(".js-plotly-plot text", has_text="n=")
     assert n_labels.count() >= 8, "chart points and bars are labelled with their n"
-    assert page.get_by_text("Observational clinic data, not a trial").is_visible()
+    expect(page.get_by_text("Observational clinic data, not a trial")).to_be_visible(timeout=30_000)
     page.screenshot(path=screenshot_dir / "insights-1-protocols.png", full_page=True)
 
     with page.expect_download() as download:
@@ -183,12 +184,12 @@ def test_consult_staff_see_a_de_identified_timeline_and_take_a_handout(
     page.set_viewport_size(TALL)
     page.get_by_role("heading", name="Take-home").wait_for()  # the last section
     _settled(page)
-    assert page.get_by_role("heading", name="What to expect").is_visible()
-    assert page.get_by_text("had improved by at least").is_visible()
+    expect(page.get_by_role("heading", name="What to expect")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("had improved by at least")).to_be_visible(timeout=30_000)
     assert page.locator(".js-plotly-plot text", has_text="n=").count() >= 3
     images = page.get_by_test_id("stImage")
     assert images.count() == 4, "two pairs: before and after"
-    assert page.get_by_text("Before (first session)").first.is_visible()
+    expect(page.get_by_text("Before (first session)").first).to_be_visible(timeout=30_000)
     body = page.locator("body").inner_text()
     assert PATIENT_CODE_PREFIX not in body
     page.screenshot(path=screenshot_dir / "insights-3-timelines.png", full_page=True)
