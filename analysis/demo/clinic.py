@@ -131,6 +131,10 @@ def seed_demo_clinic(
     try:
         with db.session_scope(engine) as session:
             ids = _write_record(session, plan, progress, t0)
+            if photos:
+                progress(f"rendering, measuring and comparing the photos with {max(workers, 1)} "
+                         "process(es); the first stored ones are reported when the longest series "
+                         "are done (about 2 minutes on 2 cores)")
             counts = _write_photos(session, plan, results, ids, store, progress, t0)
             progress(f"committing ({_time.monotonic() - t0:.0f} s)")
     finally:
