@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,11 @@ def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def app_url(e2e_env: dict[str, str], chromium_path: str,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``streamlit run app.py`` headless on a free port; yields its URL once /_stcore/health is ok."""
+@contextmanager
+def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``streamlit run app.py`` headless on a free port with ``env``; yields its URL once
+    /_stcore/health answers ok, and stops the server afterwards."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -73,7 +73,7 @@ def app_url(e2e_env: dict[str, str], chromium_path: str,
              # Production-like: no reloading of modules edited while the test runs (a reloaded
              # analysis.store.access would orphan the signed-in Actor in session state).
              "--server.fileWatcherType", "none"],
-            cwd=PROJECT_ROOT, env=e2e_env, stdout=log, stderr=subprocess.STDOUT)
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -96,6 +96,14 @@ def app_url(e2e_env: dict[str, str], chromium_path: str,
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(5)
+
+
+@pytest.fixture(scope="session")
+def app_url(e2e_env: dict[str, str], chromium_path: str,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app over the small seeded clinic (:func:`serve_app`)."""
+    with serve_app(e2e_env, tmp_path_factory.mktemp("e2e-log") / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

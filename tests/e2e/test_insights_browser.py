@@ -16,11 +16,8 @@ browser fixtures (``browser``, ``screenshot_dir`` from ``tests/e2e/conftest.py``
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,18 +25,12 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import PROJECT_ROOT
-from tests.e2e.conftest import E2E_PASSWORD
+from tests.e2e.conftest import E2E_PASSWORD, serve_app
 from tests.insights_seed import PATIENT_CODE_PREFIX
 
 pytestmark = pytest.mark.browser
 
 TALL = {"width": 1400, "height": 5200}  # Streamlit scrolls inside the page: see it all at once
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -60,36 +51,9 @@ def insights_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def insights_url(insights_env: dict[str, str], chromium_path: str,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("insights-e2e-log") / "streamlit.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
-            cwd=PROJECT_ROOT, env=insights_env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not become healthy:\n"
-                                   + log_path.read_text()[-3000:])
-            time.sleep(0.3)
+    with serve_app(insights_env, log_path) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
 
 
 @pytest.fixture
