@@ -115,6 +115,23 @@ def thumbnail_jpeg(data: bytes, *, max_side: int = 320) -> bytes:
     return out.getvalue()
 
 
+def _require_access(session: DbSession, actor: Actor, action: str, *, purpose: str, what: str,
+                    **where: Any) -> None:
+    """Role for the purpose, then the patient's current consent (``where``: the audit fields,
+    including ``patient_id``); a refusal is audited and raised."""
+    permission, scope = PURPOSES[purpose]
+    patient_id = where["patient_id"]
+    if not allowed(actor, permission):
+        raise _deny(session, actor, action, PermissionDenied(
+            f"{actor.role.replace('_', ' ')} accounts may not view photos for "
+            f"{purpose.replace('_', ' ')}"), **where)
+    if not check_consent(session, patient_id=patient_id, scope=scope):
+        raise _deny(session, actor, action, ConsentMissing(
+            f"this patient has not consented to {scope.replace('_', ' ')} use of photos "
+            f"(or has withdrawn it); {what} cannot be shown", patient_id=patient_id,
+            scope=scope), **where)
+
+
 def photo_bytes(
     session: DbSession,
     actor: Actor,
@@ -155,7 +172,6 @@ def photo_bytes(
     """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
-    permission, scope = PURPOSES[purpose]
     action = "photo.thumbnail" if thumbnail else "photo.view"
     base = {"purpose": purpose, "photo_id": photo_id}
     photo = session.get(Photo, photo_id)
@@ -166,15 +182,7 @@ def photo_bytes(
         raise PhotoNotFound(f"there is no photo with id {photo_id}")
     patient_id = _patient_of(session, photo)
     where = dict(patient_id=patient_id, object_type="photo", object_id=photo_id, details=base)
-    if not allowed(actor, permission):
-        raise _deny(session, actor, action, PermissionDenied(
-            f"{actor.role.replace('_', ' ')} accounts may not view photos for "
-            f"{purpose.replace('_', ' ')}"), **where)
-    if not check_consent(session, patient_id=patient_id, scope=scope):
-        raise _deny(session, actor, action, ConsentMissing(
-            f"this patient has not consented to {scope.replace('_', ' ')} use of photos "
-            "(or has withdrawn it); the photo cannot be shown", patient_id=patient_id,
-            scope=scope), **where)
+    _require_access(session, actor, action, purpose=purpose, what="the photo", **where)
     store = store or default_store()
     try:
         data = store.get(photo.sha256, verify=True)
@@ -206,7 +214,6 @@ def photo_pair_bytes(
     """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
-    permission, scope = PURPOSES[purpose]
     action = "photo.compare"
     base: dict[str, Any] = {"purpose": purpose, "baseline_id": baseline_id,
                             "follow_up_id": follow_up_id, "thumbnail": thumbnail}
@@ -225,15 +232,7 @@ def photo_pair_bytes(
         raise ValueError("a comparison must show two photos of the same patient")
     (patient_id,) = patients
     where = dict(patient_id=patient_id, object_type="photo", object_id=baseline_id, details=base)
-    if not allowed(actor, permission):
-        raise _deny(session, actor, action, PermissionDenied(
-            f"{actor.role.replace('_', ' ')} accounts may not view photos for "
-            f"{purpose.replace('_', ' ')}"), **where)
-    if not check_consent(session, patient_id=patient_id, scope=scope):
-        raise _deny(session, actor, action, ConsentMissing(
-            f"this patient has not consented to {scope.replace('_', ' ')} use of photos "
-            "(or has withdrawn it); the comparison cannot be shown", patient_id=patient_id,
-            scope=scope), **where)
+    _require_access(session, actor, action, purpose=purpose, what="the comparison", **where)
     store = store or default_store()
     try:
         blobs = [store.get(p.sha256, verify=True) for p in photos if p is not None]
