@@ -21,7 +21,6 @@ NONCE = "capture_uploader_nonce"
 DISPLAY = "capture_display"  # ("photo", photo id) -> display RGB array of a stored baseline
 FLASH = "capture_flash"
 FLASH_ERRORS = "capture_flash_errors"
-SERIES_KEY = "candor_series_id"  # shared with Patients and Series review
 
 
 def _state() -> None:
@@ -32,16 +31,9 @@ def _state() -> None:
 
 
 def _pick_series() -> capture.CaptureContext | None:
-    choices = frame.call(capture.series_choices)
-    if not choices:
-        st.info("There are no treatment series yet.")
+    series_id = widgets.pick_series()
+    if series_id is None:
         return None
-    ids = [c.series_id for c in choices]
-    labels = {c.series_id: c.label for c in choices}
-    current = st.session_state.get(SERIES_KEY)
-    index = ids.index(current) if current in ids else 0
-    series_id = st.selectbox("Patient and series", ids, index=index, format_func=labels.__getitem__)
-    st.session_state[SERIES_KEY] = series_id
     return frame.call(capture.capture_context, series_id=series_id)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from analysis.outcomes.series import list_patients
-from ui import frame
+from ui import frame, widgets
 
-SERIES_KEY = "candor_series_id"  # the chosen series lives in session state, never in the URL
+SERIES_KEY = widgets.SERIES_KEY
 
 COLUMNS = {
     "patient_code": st.column_config.TextColumn("Patient"),

@@ -15,9 +15,8 @@ from analysis import capture, visit
 from analysis.store import records
 from analysis.store.models import CONFOUNDER_KINDS, SEVERITIES
 from analysis.store.records import ExpiredLotError, FieldError
-from ui import frame
+from ui import frame, widgets
 
-SERIES_KEY = "candor_series_id"
 FIELD_LABELS = {
     "product": "Product", "lot_number": "Lot number", "expiry_on": "Expiry date",
     "volume_ml": "Volume (mL)", "units": "Units", "session_id": "Session", "term": "Reaction",
@@ -33,16 +32,9 @@ def _error(exc: FieldError, labels: dict[str, str] | None = None) -> None:
 
 
 def _pick() -> tuple[capture.CaptureContext, visit.VisitContext] | None:
-    choices = frame.call(capture.series_choices)
-    if not choices:
-        st.info("There are no treatment series yet.")
+    series_id = widgets.pick_series()
+    if series_id is None:
         return None
-    ids = [c.series_id for c in choices]
-    labels = {c.series_id: c.label for c in choices}
-    current = st.session_state.get(SERIES_KEY)
-    series_id = st.selectbox("Patient and series", ids, index=ids.index(current) if current in ids
-                             else 0, format_func=labels.__getitem__)
-    st.session_state[SERIES_KEY] = series_id
     ctx = frame.call(capture.capture_context, series_id=series_id)
     if not ctx.sessions:
         st.info("This series has no session yet: start one on the Capture photos page.")

@@ -11,24 +11,9 @@ from analysis.store.access import PermissionDenied
 from analysis.store.photo_access import audited_export, visible_photo_ids
 from ui import charts, frame, widgets
 
-SERIES_KEY = "candor_series_id"
 MODES = ["Side by side", "Slider", "Overlay", "Difference"]
 TABS = ["Photos", "Compare", "Endpoints", "Record", "Report"]
 GRID_COLUMNS = 6  # sessions per row of the photo grid
-
-
-def _pick() -> int | None:
-    choices = frame.call(capture.series_choices)
-    if not choices:
-        st.info("There are no treatment series yet.")
-        return None
-    ids = [c.series_id for c in choices]
-    labels = {c.series_id: c.label for c in choices}
-    current = st.session_state.get(SERIES_KEY)
-    series_id = st.selectbox("Patient and series", ids, index=ids.index(current) if current in ids
-                             else 0, format_func=labels.__getitem__)
-    st.session_state[SERIES_KEY] = series_id
-    return series_id
 
 
 def _header(o: SeriesOverview) -> None:
@@ -206,7 +191,7 @@ def _export(o: SeriesOverview, series_id: int) -> None:
 def page() -> None:
     frame.require_page("series.read")
     st.title("Series review")
-    series_id = _pick()
+    series_id = widgets.pick_series()
     if series_id is None:
         return
     try:

@@ -9,13 +9,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from analysis.capture import MeasurementCache
+from analysis.capture import MeasurementCache, series_choices
 from analysis.store.access import PermissionDenied
 from analysis.store.images import BlobCorruptError, BlobMissingError
 from analysis.store.photo_access import PhotoNotFound, photo_bytes, photo_pair_bytes
 from ui import frame
 
 MEASUREMENTS_KEY = "candor_measurements"  # one MeasurementCache per browser session
+SERIES_KEY = "candor_series_id"  # the chosen series lives in session state, never in the URL
 
 VIEW_LABELS: dict[str, str] = {
     "face_frontal": "Face · frontal",
@@ -123,3 +124,19 @@ def fetch_pair(earlier_id: int, later_id: int) -> tuple[bytes, bytes] | None:
     except (PermissionDenied, PhotoNotFound, BlobMissingError, BlobCorruptError) as exc:
         _refused(f"{earlier_id}/{later_id}", exc, quiet=False)
     return None
+
+
+def pick_series() -> int | None:
+    """The "Patient and series" picker shared by the clinician pages; remembers the choice in
+    :data:`SERIES_KEY` (Patients sets it too). ``None`` and a note when there are no series."""
+    choices = frame.call(series_choices)
+    if not choices:
+        st.info("There are no treatment series yet.")
+        return None
+    ids = [c.series_id for c in choices]
+    labels = {c.series_id: c.label for c in choices}
+    current = st.session_state.get(SERIES_KEY)
+    series_id = st.selectbox("Patient and series", ids, index=ids.index(current) if current in ids
+                             else 0, format_func=labels.__getitem__)
+    st.session_state[SERIES_KEY] = series_id
+    return series_id
