@@ -12,6 +12,7 @@ import streamlit as st
 
 from analysis import capture, viewing
 from analysis.photos.types import ALL_VIEWS, FACE_VIEWS, SCALP_VIEWS
+from analysis.photos.worker import start_standby
 from analysis.store.records import FieldError
 from ui import frame, widgets
 
@@ -274,6 +275,7 @@ def _conditions() -> tuple[str, ...]:
 
 def page() -> None:
     frame.require_page("photo.capture")
+    start_standby()  # a warm analysis worker, so even the first upload does not wait for one
     _state()
     st.title("Capture photos")
     ctx = _pick_series()
