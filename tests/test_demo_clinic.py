@@ -33,28 +33,38 @@ from analysis.store.models import (
 TODAY = date(2026, 11, 22)
 
 
-def _primary_non_responder_share(plan: ClinicPlan) -> tuple[float, int]:
-    """Share of series (with a baseline and a later value) whose last primary-endpoint change is
-    short of the MCID in the better direction (the dashboard's responder definition)."""
-    n = non = 0
+def _non_responder_shares(plan: ClinicPlan) -> dict[str, tuple[float, int]]:
+    """Per endpoint: share of series whose last rating falls short of the MCID in the better
+    direction, against session 1 (baseline-anchored endpoints, the dashboard's responder rule) or
+    against the no-change anchor (relative ratings: GAIS, global photo score, satisfaction)."""
+    counts: dict[str, list[int]] = {}
     for s in plan.series:
-        e = ENDPOINTS_BY_CODE[PROTOCOLS[s.protocol].primary_endpoint]
-        values = {v.number: m["value"] for v in s.sessions for m in v.measurements
-                  if m["code"] == e.code}
-        later = [k for k in values if k > 1]
-        if 1 not in values or not later:
-            continue
-        improvement = (values[max(later)] - values[1]) * (1 if e.higher_is_better else -1)
-        n += 1
-        non += improvement < e.mcid
-    return non / n, n
+        values: dict[str, dict[int, float]] = {}
+        for v in s.sessions:
+            for m in v.measurements:
+                if m.get("value") is not None:
+                    values.setdefault(m["code"], {})[v.number] = m["value"]
+        for code, by_session in values.items():
+            e = ENDPOINTS_BY_CODE[code]
+            later = [k for k in by_session if k > 1]
+            if e.mcid is None or not later or (not e.relative and 1 not in by_session):
+                continue
+            reference = e.neutral if e.relative else by_session[1]
+            improvement = (by_session[max(later)] - reference) * (1 if e.higher_is_better else -1)
+            tally = counts.setdefault(code, [0, 0])
+            tally[0] += improvement < e.mcid
+            tally[1] += 1
+    return {code: (non / n, n) for code, (non, n) in counts.items()}
 
 
 def test_default_clinic_has_responders_and_10_to_30_percent_non_responders() -> None:
     plan = plan_clinic(n_patients=DEFAULT_PATIENTS, seed=DEFAULT_SEED, today=TODAY, photos=False)
-    share, n = _primary_non_responder_share(plan)
-    assert n >= 50
-    assert 0.10 <= share <= 0.30, share
+    shares = _non_responder_shares(plan)
+    primary = {p.primary_endpoint for p in PROTOCOLS}
+    assert primary <= set(shares)
+    assert sum(shares[code][1] for code in primary) >= 50
+    for code, (share, n) in shares.items():  # responders and 10-30% non-responders everywhere
+        assert 0.10 <= share <= 0.30, (code, share, n)
     statuses = Counter(s.status for s in plan.series)
     assert statuses["dropped_out"] >= 0.05 * len(plan.series)
     assert statuses["completed"] > 0 and statuses["active"] > 0

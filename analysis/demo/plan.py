@@ -31,7 +31,7 @@ from analysis.demo.catalogue import ADVERSE_EVENTS, ENDPOINTS_BY_CODE, PROTOCOLS
 from analysis.store.models import SCREENING_ITEMS
 
 NON_RESPONDER_P = 0.09
-ENDPOINT_NON_RESPONDER_P = 0.04  # a responder who does not respond on one endpoint (x2 on
+ENDPOINT_NON_RESPONDER_P = 0.06  # a responder who does not respond on one endpoint (x2 on
 #                                   relative ratings: expectations colour them more)
 DROPOUT_P = 0.15
 HISTORY_DAYS = 540
