@@ -267,3 +267,34 @@ def test_a_near_black_face_is_not_vouched_for_by_the_lighting_check() -> None:
     # a clear direction change is still reported with its side, however dark
     sided = compare(BASE, follow(exposure_l=6.0, light_side=-0.5)).check("lighting")
     assert sided.status == "fail" and "patient's right" in sided.message
+
+
+def test_resolution_check_flags_a_follow_up_with_far_fewer_pixels_across_the_face() -> None:
+    same = compare(BASE, follow()).check("resolution")
+    assert same.status == "pass" and same.value == 1.0
+    # the same framing from a photo shrunk to half and to a quarter of the pixels: the distance
+    # check normalises by the frame width and passes, the resolution check does not
+    half = compare(BASE, follow(width_px=1500, height_px=2000, ipd_px=150.0))
+    assert half.check("distance").status == "pass"
+    assert half.check("resolution").status == "warn"
+    assert "2.0x fewer pixels across the face" in half.check("resolution").message
+    quarter = compare(BASE, follow(width_px=750, height_px=1000, ipd_px=75.0))
+    assert quarter.check("resolution").status == "fail" and quarter.verdict == "fail"
+
+
+def test_a_face_too_small_to_show_texture_fails_whatever_the_baseline() -> None:
+    tiny_base = replace(BASE, ipd_px=36.0)
+    result = compare(tiny_base, follow(ipd_px=35.0))
+    check = result.check("resolution")
+    assert check.status == "fail" and "too small" in check.message
+    assert "at least 40 px" in check.message
+    looser = compare(tiny_base, follow(ipd_px=35.0),
+                     tolerances=Tolerances.from_dict({"min_ipd_px": 30}))
+    assert looser.check("resolution").status == "pass"
+
+
+def test_scalp_resolution_compares_frame_pixels() -> None:
+    base = replace(BASE, view="scalp_vertex", face_found=False, ipd_px=None)
+    small = compare(base, replace(base, path="f.jpg", width_px=1000, height_px=1333))
+    assert small.check("resolution").status == "fail"
+    assert "across the frame" in small.check("resolution").message
