@@ -44,20 +44,25 @@ def chromium_path() -> str:
     return str(CHROMIUM)
 
 
-@pytest.fixture(scope="session")
-def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment of a clinic seeded (in a child process) into a fresh data directory."""
-    data = tmp_path_factory.mktemp("e2e") / "data"
+def seeded_env(data: Path, seed_code: str) -> dict[str, str]:
+    """Environment pointing at ``data`` (created empty), after ``seed_code`` ran there in a child
+    process with that environment (CANDOR_* variables of the caller removed)."""
     data.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANDOR_")}
     env.update(CANDOR_DATA_DIR=str(data), CANDOR_DEMO_PASSWORD=E2E_PASSWORD,
                PYTHONPATH=str(PROJECT_ROOT))
-    seed = ("from pathlib import Path; from tests.clinician_seed import seed_small_clinic; "
-            f"seed_small_clinic(Path({str(data)!r}))")
-    done = subprocess.run([sys.executable, "-c", seed], cwd=PROJECT_ROOT, env=env,
+    done = subprocess.run([sys.executable, "-c", seed_code], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return env
+
+
+@pytest.fixture(scope="session")
+def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment of a clinic seeded (in a child process) into a fresh data directory."""
+    data = tmp_path_factory.mktemp("e2e") / "data"
+    return seeded_env(data, "from pathlib import Path; from tests.clinician_seed import "
+                            f"seed_small_clinic; seed_small_clinic(Path({str(data)!r}))")
 
 
 @contextmanager

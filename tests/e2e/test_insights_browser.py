@@ -15,17 +15,13 @@ browser fixtures (``browser``, ``screenshot_dir`` from ``tests/e2e/conftest.py``
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PROJECT_ROOT
-from tests.e2e.conftest import E2E_PASSWORD, serve_app
+from tests.e2e.conftest import E2E_PASSWORD, seeded_env, serve_app
 from tests.insights_seed import PATIENT_CODE_PREFIX
 
 pytestmark = pytest.mark.browser
@@ -35,17 +31,8 @@ TALL = {"width": 1400, "height": 5200}  # Streamlit scrolls inside the page: see
 
 @pytest.fixture(scope="module")
 def insights_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    data = tmp_path_factory.mktemp("insights-e2e") / "data"
-    data.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CANDOR_")}
-    env.update(CANDOR_DATA_DIR=str(data), CANDOR_DEMO_PASSWORD=E2E_PASSWORD,
-               PYTHONPATH=str(PROJECT_ROOT))
-    done = subprocess.run(
-        [sys.executable, "-c", "from tests.insights_seed import seed_small_clinic; "
-                               "seed_small_clinic()"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return env
+    return seeded_env(tmp_path_factory.mktemp("insights-e2e") / "data",
+                      "from tests.insights_seed import seed_small_clinic; seed_small_clinic()")
 
 
 @pytest.fixture(scope="module")
