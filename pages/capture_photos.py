@@ -41,12 +41,7 @@ def _pick_series() -> capture.CaptureContext | None:
 def _pick_session(ctx: capture.CaptureContext) -> int | None:
     session_id = None
     if ctx.sessions:
-        ids = [s.session_id for s in ctx.sessions]
-        if st.session_state.get("capture_session_id") not in ids:
-            st.session_state["capture_session_id"] = ids[-1]
-        labels = {s.session_id: s.label for s in ctx.sessions}
-        session_id = st.selectbox("Session", ids, key="capture_session_id",
-                                  format_func=labels.__getitem__)
+        session_id = widgets.pick_session(ctx.sessions, key="capture_session_id")
     with st.expander(f"Start session {len(ctx.sessions) + 1}", expanded=not ctx.sessions,
                      icon=":material/add:"):
         performed_on = st.date_input("Session date", value=date.today(), key="capture_new_date")

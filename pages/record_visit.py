@@ -39,12 +39,7 @@ def _pick() -> tuple[capture.CaptureContext, visit.VisitContext] | None:
     if not ctx.sessions:
         st.info("This series has no session yet: start one on the Capture photos page.")
         return None
-    session_ids = [s.session_id for s in ctx.sessions]
-    if st.session_state.get("visit_session_id") not in session_ids:
-        st.session_state["visit_session_id"] = session_ids[-1]
-    names = {s.session_id: s.label for s in ctx.sessions}
-    session_id = st.selectbox("Session", session_ids, key="visit_session_id",
-                              format_func=names.__getitem__)
+    session_id = widgets.pick_session(ctx.sessions, key="visit_session_id")
     return ctx, frame.call(visit.visit_context, session_id=session_id)
 
 

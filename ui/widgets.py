@@ -140,3 +140,13 @@ def pick_series() -> int | None:
                              else 0, format_func=labels.__getitem__)
     st.session_state[SERIES_KEY] = series_id
     return series_id
+
+
+def pick_session(sessions: Sequence[Any], *, key: str) -> int:
+    """The "Session" picker (latest by default) over ``sessions`` with ``session_id`` and
+    ``label``; ``key`` keeps each page's choice in session state."""
+    ids = [s.session_id for s in sessions]
+    if st.session_state.get(key) not in ids:
+        st.session_state[key] = ids[-1]
+    labels = {s.session_id: s.label for s in sessions}
+    return int(st.selectbox("Session", ids, key=key, format_func=labels.__getitem__))
