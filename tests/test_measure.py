@@ -184,3 +184,20 @@ def test_iris_distance_needs_a_focal_length_and_follows_zoom(astronaut: np.ndarr
     assert 0.04 * far.distance_mm < far.distance_sd_mm < 0.1 * far.distance_mm
     # a 1.25x larger face at the same focal length reads as 1.25x closer (iris landmarks are noisy)
     assert far.distance_mm / near.distance_mm == pytest.approx(1.25, rel=0.06)
+
+
+def test_speed_benchmarks_naive_landmarks_find_the_same_face(astronaut: np.ndarray) -> None:
+    # benchmarks/photo_speed.py times detect_face_landmarks against naive_landmarks; the comparison is
+    # only fair if the naive path finds the same face at full size (close-up and small face alike)
+    from analysis.photos.landmarks import detect_face_landmarks, naive_landmarks
+
+    canvas = np.full((2400, 3200, 3), 90, np.uint8)
+    canvas[900:1668, 1800:2568] = cv2.resize(astronaut, (768, 768), interpolation=cv2.INTER_CUBIC)
+    for image in (cv2.resize(astronaut, (1536, 1536), interpolation=cv2.INTER_CUBIC), canvas):
+        ours, naive = detect_face_landmarks(image), naive_landmarks(image)
+        assert ours is not None and naive is not None
+        assert naive.image_size == ours.image_size == (image.shape[1], image.shape[0])
+        # same face: mesh centres within 2 % of the face's width
+        width = np.ptp(ours.points_px[:468, 0])
+        assert np.linalg.norm(naive.points_px[:468, :2].mean(0) - ours.points_px[:468, :2].mean(0)) < 0.02 * width
+    assert naive_landmarks(data.coffee()) is None

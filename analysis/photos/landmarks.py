@@ -2,17 +2,18 @@
 
 The backend is MediaPipe FaceMesh with iris refinement (``refine_landmarks=True``: 468 mesh points
 plus 10 iris points = 478), run in ``static_image_mode`` on an input whose longest side is bounded.
-FaceMesh's own detector is the short-range BlazeFace model (faces filling a good part of the frame),
-so :func:`detect_face_landmarks` falls back in order:
+:func:`detect_face_landmarks` finds the face in this order, stopping at the first that works:
 
-1. mesh the whole (bounded) image;
-2. find the face with the full-range BlazeFace detector (``model_selection=1``), crop it with a margin,
-   mesh the crop and map the points back (small faces in large frames);
-3. pad the image with a 30 % border (edge-replicated, then black) and mesh again (faces cropped so
-   tightly that the detector's anchors miss them, e.g. Extended Yale B crops);
+1. FaceMesh on the whole (bounded) image, i.e. its own short-range detector (clinic close-ups);
+2. the full-range BlazeFace detector (``model_selection=1``) on a copy of at most 480 px (it sees
+   192 x 192 anyway), then FaceMesh on a square crop around its box (faces farther away);
+3. the detector on overlapping tiles of the bounded image (small faces in large frames);
+4. FaceMesh on the image padded with a 30 % border (edge-replicated, then black): faces cropped so
+   tightly that the detectors' anchors miss them, e.g. Extended Yale B crops;
 
-then, by default, the face is meshed again on two crops placed by the first landmarks and the points
-are averaged, which makes them less dependent on the detector's box (steadier pose).
+then, by default, the face is meshed once more on a square crop centred on those first landmarks and
+the two sets of points are averaged, which makes them less dependent on where the detector put its
+box (steadier pose; two FaceMesh runs in all for a typical photo).
 
 Points come back in the **given image's pixel coordinates**: ``x`` right, ``y`` down, and ``z`` in the
 same pixel scale (MediaPipe's normalised z is scaled by the image width, as MediaPipe documents), smaller
@@ -52,7 +53,7 @@ MESH_MAX_SIDE = 1280  # longest side fed to FaceMesh; its own face crop is 192 p
 _PAD_FRACTION = 0.30
 _CROP_MARGIN = 0.5  # of the detector box size, on each side
 _MIN_CROP_SIDE = 384  # px; smaller face crops are upsampled to this before meshing
-_REFINE_OFFSET = 0.03  # second refinement crop offset, share of the crop's half-side
+_DETECT_MAX_SIDE = 480  # px; the full-range detector's first look (its own input is 192 x 192)
 
 _LOCK = threading.Lock()
 _BACKEND: dict[str, Any] = {}
@@ -229,22 +230,33 @@ def _mesh_in_box(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.
 
 
 def _refine(rgb: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Re-mesh on crops placed by the first landmarks and average (less jitter than one pass).
+    """Re-mesh on a crop placed by the first landmarks and average the two (less jitter than one pass).
 
-    FaceMesh's result depends on where its detector puts the face crop; cropping a square of twice
-    the face's extent around the landmarks' centre, twice with a small offset, and averaging the
-    points roughly halves the pose change caused by recompression, exposure or a shift of a few
-    pixels (``benchmarks/pose_accuracy.py``, repeatability).
+    FaceMesh's result depends on where its detector puts the face crop. Meshing again on a square of
+    twice the face's extent centred on the first landmarks, and averaging with the first pass (whose
+    crop came from a detector box or the whole frame), halves the pose change caused by
+    recompression, exposure or a shift of a few pixels (``benchmarks/pose_accuracy.py``,
+    repeatability).
     """
     mesh = pts[:468, :2]
     if not np.all(np.isfinite(mesh)):
         return pts
     cx, cy = mesh.mean(axis=0)
     half = min(float(np.ptp(mesh, axis=0).max()), float(max(rgb.shape[:2])))  # bounded crop size
-    step = _REFINE_OFFSET * half
-    runs = [_mesh_square(rgb, cx + d, cy + d, half) for d in (0.0, step)]
-    runs = [r for r in runs if r is not None and np.all(np.isfinite(r))]
-    return np.mean(runs, axis=0) if runs else pts
+    again = _mesh_square(rgb, cx, cy, half)
+    if again is None or not np.all(np.isfinite(again)):
+        return pts
+    return (pts + again) / 2.0
+
+
+def _mesh_at_detection(rgb: np.ndarray) -> np.ndarray | None:
+    """Full-range detector on a copy of at most ``_DETECT_MAX_SIDE`` px, then mesh its box in ``rgb``."""
+    factor = min(1.0, _DETECT_MAX_SIDE / max(rgb.shape[:2]))
+    found = _detect_once(_resize(rgb, factor) if factor < 1.0 else rgb)
+    if found is None:
+        return None
+    x0, y0, x1, y1 = (v / factor for v in found[1])
+    return _mesh_in_box(rgb, (x0, y0, x1, y1))
 
 
 def _mesh_padded(rgb: np.ndarray) -> np.ndarray | None:
@@ -273,8 +285,8 @@ def detect_face_landmarks(
         The image is downscaled (area interpolation) so its longest side is at most this many pixels
         before meshing; the points are mapped back to ``rgb``'s pixels.
     refine : bool, optional
-        Re-mesh on two crops centred on the first landmarks and average them (see ``_refine``);
-        three FaceMesh runs instead of one, for steadier pose.
+        Re-mesh on a crop centred on the first landmarks and average with the first pass (see
+        ``_refine``): one more FaceMesh run, for steadier pose.
 
     Returns
     -------
@@ -296,6 +308,8 @@ def detect_face_landmarks(
         pts = _mesh(small)
         if pts is None:
             method = "detector_crop"
+            pts = _mesh_at_detection(small)
+        if pts is None:
             box = _detect_box(small)
             pts = _mesh_in_box(small, box) if box is not None else None
         if pts is None:
@@ -306,3 +320,22 @@ def detect_face_landmarks(
     if pts is None:
         return None
     return FaceLandmarks(points_px=pts / factor, image_size=(w, h), method=method)
+
+
+def naive_landmarks(rgb: np.ndarray) -> FaceLandmarks | None:
+    """The speed benchmark's naive baseline: no size bound, no refinement.
+
+    FaceMesh on the array exactly as given; when that finds no face, the full-range detector on the
+    same full-size array (then on tiles of it) and FaceMesh on a crop around its box.
+    ``benchmarks/photo_speed.py`` times this against :func:`detect_face_landmarks` on a bounded decode.
+    """
+    image = _as_rgb_uint8(rgb)
+    h, w = image.shape[:2]
+    with _LOCK:
+        method = "whole"
+        pts = _mesh(image)
+        if pts is None:
+            method = "detector_crop"
+            box = _detect_box(image)
+            pts = _mesh_in_box(image, box) if box is not None else None
+    return None if pts is None else FaceLandmarks(points_px=pts, image_size=(w, h), method=method)
