@@ -113,6 +113,12 @@ class CaptureContext:
     sessions: tuple[SessionInfo, ...]
     consent_ok: bool
     baselines: dict[str, StoredPhoto] = field(default_factory=dict)
+    status: str = "active"
+
+    @property
+    def open_for_sessions(self) -> bool:
+        """Only an active series takes new sessions (see :func:`start_next_session`)."""
+        return self.status == "active"
 
     def session(self, session_id: int) -> SessionInfo:
         for info in self.sessions:
@@ -180,6 +186,7 @@ def capture_context(session: DbSession, actor: Actor, *, series_id: int) -> Capt
         sessions=tuple(infos),
         consent_ok="clinical_record" in records.consent_scopes(session, series.patient_id),
         baselines=baselines,
+        status=series.status,
     )
 
 
@@ -187,7 +194,17 @@ def start_next_session(
     session: DbSession, actor: Actor, *, series_id: int, performed_on: date,
     operator_id: int | None = None,
 ) -> int:
-    """Add the series' next session and return its id (validation as ``records.add_session``)."""
+    """Add the series' next session and return its id (validation as ``records.add_session``).
+
+    Only an active series takes a new session: a paused, completed or dropped-out one must be set
+    back to active first (Patient record page), so a closed series is not extended by a mis-click.
+    """
+    require(actor, "visit.record")
+    status = session.scalar(select(Series.status).where(Series.id == series_id))
+    if status is not None and status != "active":
+        raise records.FieldError(
+            "series_id", f"this series is {status.replace('_', ' ')}: set it back to active on the "
+                         "Patient record page before adding a session")
     visit = records.add_session(session, actor, series_id=series_id, performed_on=performed_on,
                                 operator_id=operator_id if operator_id is not None else actor.user_id)
     return visit.id

@@ -42,19 +42,25 @@ def _pick_session(ctx: capture.CaptureContext) -> int | None:
     session_id = None
     if ctx.sessions:
         session_id = widgets.pick_session(ctx.sessions, key="capture_session_id")
-    with st.expander(f"Start session {len(ctx.sessions) + 1}", expanded=not ctx.sessions,
-                     icon=":material/add:"):
-        performed_on = st.date_input("Session date", value=date.today(), key="capture_new_date")
-        if st.button("Start session", key="capture_start_session"):
-            try:
-                new_id = frame.call(capture.start_next_session, series_id=ctx.series_id,
-                                    performed_on=performed_on)
-            except FieldError as exc:
-                st.error(f"Session date: {exc}")
-            else:
-                st.session_state["capture_session_id"] = new_id
-                st.rerun()
-    if session_id is None:
+    if not ctx.open_for_sessions:
+        st.info(f"This series is {ctx.status.replace('_', ' ')}: it takes no new sessions. Set it "
+                "back to active on the Patient record page to add one.", icon=":material/lock:")
+    else:
+        with st.expander(f"Start session {len(ctx.sessions) + 1}", expanded=not ctx.sessions,
+                         icon=":material/add:"):
+            performed_on = st.date_input("Session date", value=date.today(),
+                                         key="capture_new_date")
+            if st.button("Start session", key="capture_start_session"):
+                try:
+                    new_id = frame.call(capture.start_next_session, series_id=ctx.series_id,
+                                        performed_on=performed_on)
+                except FieldError as exc:
+                    label = "Session date" if exc.field == "performed_on" else "Series"
+                    st.error(f"{label}: {exc}")
+                else:
+                    st.session_state["capture_session_id"] = new_id
+                    st.rerun()
+    if session_id is None and ctx.open_for_sessions:
         st.info("Start the first session to capture its (baseline) photos.")
     return session_id
 
@@ -281,7 +287,8 @@ def page() -> None:
         return
     if not ctx.consent_ok:
         st.error("This patient has not consented to clinical photography. Record the consent "
-                 "before saving photos.", icon=":material/no_photography:")
+                 "on the Patient record page before saving photos.",
+                 icon=":material/no_photography:")
     st.subheader("Required views")
     _required_views(ctx, session_id)
     if message := st.session_state.pop(FLASH, None):

@@ -32,6 +32,8 @@ class PageSpec:
 #: Every page, in navigation order. Titles are used by outside checks: keep them stable.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("Clinic", "pages/patients.py", "Patients", ":material/groups:", "patient.read"),
+    PageSpec("Clinic", "pages/patient_record.py", "Patient record", ":material/badge:",
+             "patient.write"),
     PageSpec("Clinic", "pages/series_review.py", "Series review", ":material/compare:", "series.read"),
     PageSpec("Clinic", "pages/capture_photos.py", "Capture photos", ":material/add_a_photo:",
              "photo.capture"),
