@@ -86,13 +86,14 @@ def _pick_patient() -> int | None:
 
 def _consents(record: pr.PatientRecord) -> None:
     st.subheader("Photo consent")
+    def since(c: pr.ConsentState) -> str:
+        when = c.given_at if c.active else c.withdrawn_at
+        return when.strftime("%Y-%m-%d %H:%M UTC") if when else "—"
+
     rows = [{"Scope": c.label,
              "Status": "Given" if c.active else ("Withdrawn" if c.withdrawn_at else "Not given"),
-             "Since": (c.given_at if c.active else c.withdrawn_at)}
-            for c in record.consents]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"Since": st.column_config.DatetimeColumn("Since (UTC)",
-                                                                         format="YYYY-MM-DD HH:mm")})
+             "Since": since(c)} for c in record.consents]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     scope = c1.selectbox("Consent scope", CONSENT_SCOPES, key="consent_scope",
                          format_func=pr.SCOPE_LABELS.__getitem__)
