@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis import protocol_setup
 from analysis.auth import accounts
 from analysis.outcomes.frames import load_frames
 from analysis.outcomes.safety import trace_lot
@@ -39,6 +40,8 @@ EXPECTED: dict[str, set[str]] = {
     # clinic-wide analysis and product safety: the medical director
     "cohort.read": {"medical_director"}, "cohort.export": {"medical_director"},
     "lot.trace": {"medical_director"},
+    # protocols and their photo standard (comparability tolerances): the medical director
+    "protocol.write": {"medical_director"},
     # consult timelines (consented photos, aggregates): everyone who sees patients
     "timeline.read": {"consult_staff", "medical_director", "clinician"},
     "timeline.export": {"consult_staff", "medical_director", "clinician"},
@@ -108,6 +111,9 @@ SERVICES: dict[str, Service] = {
     "cohort.export": lambda s, a, w: audited_export(
         s, a, action="cohort.export", object_type="protocol", object_id=1),
     "lot.trace": lambda s, a, w: trace_lot(s, a, lot_number="LOT-1"),
+    "protocol.write": lambda s, a, w: protocol_setup.save_protocol(s, a, protocol_setup.ProtocolForm(
+        name=f"Protocol {next(w.counter)}", modality="PRP", target_area="scalp",
+        planned_sessions=4, interval_days=28, required_views=("scalp_vertex",))),
     "timeline.read": lambda s, a, w: (
         load_frames(s, a, purpose="timeline.read"),
         photo_bytes(s, a, photo_id=c(w).photo_id, purpose="consult_display", thumbnail=True,

@@ -41,6 +41,8 @@ PAGES: tuple[PageSpec, ...] = (
              "visit.record"),
     PageSpec("Insights", "pages/protocols.py", "Protocols", ":material/compare_arrows:", "cohort.read"),
     PageSpec("Insights", "pages/timelines.py", "Timelines", ":material/timeline:", "timeline.read"),
+    PageSpec("Admin", "pages/protocol_setup.py", "Protocol setup", ":material/tune:",
+             "protocol.write"),
     PageSpec("Admin", "pages/audit_log.py", "Audit log", ":material/policy:", "audit.read"),
     PageSpec("Admin", "pages/users.py", "Users", ":material/manage_accounts:", "users.manage"),
 )

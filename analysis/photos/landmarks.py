@@ -259,6 +259,12 @@ def _mesh_at_detection(rgb: np.ndarray) -> np.ndarray | None:
     return _mesh_in_box(rgb, (x0, y0, x1, y1))
 
 
+def _mesh_detected(rgb: np.ndarray) -> np.ndarray | None:
+    """Full-range detector on ``rgb`` (whole, then tiles), then mesh its box; None if no face."""
+    box = _detect_box(rgb)
+    return _mesh_in_box(rgb, box) if box is not None else None
+
+
 def _mesh_padded(rgb: np.ndarray) -> np.ndarray | None:
     h, w = rgb.shape[:2]
     pad_y, pad_x = int(round(_PAD_FRACTION * h)), int(round(_PAD_FRACTION * w))
@@ -309,9 +315,8 @@ def detect_face_landmarks(
         if pts is None:
             method = "detector_crop"
             pts = _mesh_at_detection(small)
-        if pts is None:
-            box = _detect_box(small)
-            pts = _mesh_in_box(small, box) if box is not None else None
+            if pts is None:
+                pts = _mesh_detected(small)
         if pts is None:
             method = "padded"
             pts = _mesh_padded(small)
@@ -336,6 +341,5 @@ def naive_landmarks(rgb: np.ndarray) -> FaceLandmarks | None:
         pts = _mesh(image)
         if pts is None:
             method = "detector_crop"
-            box = _detect_box(image)
-            pts = _mesh_in_box(image, box) if box is not None else None
+            pts = _mesh_detected(image)
     return None if pts is None else FaceLandmarks(points_px=pts, image_size=(w, h), method=method)

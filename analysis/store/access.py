@@ -46,6 +46,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "cohort.read": frozenset({"medical_director"}),
     "cohort.export": frozenset({"medical_director"}),
     "lot.trace": frozenset({"medical_director"}),
+    "protocol.write": frozenset({"medical_director"}),
     "timeline.read": frozenset({"consult_staff", "medical_director", "clinician"}),
     "timeline.export": frozenset({"consult_staff", "medical_director", "clinician"}),
     "audit.read": frozenset({"admin", "medical_director"}),

@@ -1,0 +1,224 @@
+"""The Protocol setup service: the medical director defines a protocol and its photo standard.
+
+A protocol says what is done (modality, target area), how often (planned sessions, interval), which
+photo views every session needs, which endpoints are recorded (and which one is primary), and how
+strict the photo comparability check is for it: any of the :class:`~analysis.photos.compare.Tolerances`
+can be overridden; what is not overridden keeps the default. Changes apply to photos graded from then
+on; photos already stored keep the verdict they were saved with.
+
+Validation raises ``records.FieldError`` naming the form field; every save writes one audit event
+(``protocol.create`` / ``protocol.update``) listing the fields that changed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from analysis.photos.compare import Tolerances
+from analysis.photos.types import ALL_VIEWS
+from analysis.store import audit
+from analysis.store.access import Actor, require
+from analysis.store.models import EndpointDefinition, Protocol
+from analysis.store.records import FieldError
+
+MAX_SESSIONS = 30
+MAX_INTERVAL_DAYS = 180
+_DEFAULTS = Tolerances()
+
+#: What each tolerance means, for the setup table (units in brackets).
+TOLERANCE_HELP: dict[str, str] = {
+    "yaw_warn_deg": "Head turn change, warn [deg]", "yaw_fail_deg": "Head turn change, fail [deg]",
+    "pitch_warn_deg": "Head tilt up/down change, warn [deg]",
+    "pitch_fail_deg": "Head tilt up/down change, fail [deg]",
+    "roll_warn_deg": "Head roll change, warn [deg]", "roll_fail_deg": "Head roll change, fail [deg]",
+    "distance_warn_pct": "Camera distance change, warn [%]",
+    "distance_fail_pct": "Camera distance change, fail [%]",
+    "framing_warn_frac": "Subject moved in the frame, warn [share of frame]",
+    "framing_fail_frac": "Subject moved in the frame, fail [share of frame]",
+    "scalp_rotation_warn_deg": "Scalp photo rotation, warn [deg]",
+    "scalp_rotation_fail_deg": "Scalp photo rotation, fail [deg]",
+    "exposure_warn_dl": "Exposure change, warn [delta L*]",
+    "exposure_fail_dl": "Exposure change, fail [delta L*]",
+    "clipped_warn_share": "More clipped skin, warn [share]",
+    "clipped_fail_share": "More clipped skin, fail [share]",
+    "color_warn_de": "White balance change, warn [CIEDE2000]",
+    "color_fail_de": "White balance change, fail [CIEDE2000]",
+    "light_side_warn": "Light direction change, warn [light_side units]",
+    "light_side_fail": "Light direction change, fail [light_side units]",
+    "lighting_min_exposure_l": "Darker than this, light direction not judged [L*]",
+    "eye_open_warn": "Eye opening change, warn [eye aspect ratio]",
+    "eye_open_fail": "Eye opening change, fail [eye aspect ratio]",
+    "mouth_open_warn": "Mouth opening change, warn [share of mouth width]",
+    "mouth_open_fail": "Mouth opening change, fail [share of mouth width]",
+    "smile_warn": "Smile change, warn [share of mouth width]",
+    "smile_fail": "Smile change, fail [share of mouth width]",
+    "sharpness_warn_ratio": "Sharpness vs baseline below, warn [ratio]",
+    "sharpness_fail_ratio": "Sharpness vs baseline below, fail [ratio]",
+    "resolution_warn_ratio": "Pixels across the face vs baseline below, warn [ratio]",
+    "resolution_fail_ratio": "Pixels across the face vs baseline below, fail [ratio]",
+    "min_ipd_px": "Fewest pixels between the pupils [px]",
+}
+
+
+@dataclass(frozen=True)
+class ProtocolForm:
+    """A protocol as the setup form edits it (``protocol_id`` None = a new protocol)."""
+
+    protocol_id: int | None = None
+    name: str = ""
+    modality: str = ""
+    target_area: str = ""
+    planned_sessions: int | None = None
+    interval_days: int | None = None
+    required_views: tuple[str, ...] = ()
+    endpoint_codes: tuple[str, ...] = ()
+    primary_endpoint: str | None = None
+    tolerances: Mapping[str, float] = field(default_factory=dict)
+    description: str = ""
+    series_count: int = 0
+
+
+@dataclass(frozen=True)
+class ToleranceRow:
+    name: str
+    meaning: str
+    default: float
+    override: float | None
+
+
+def protocol_choices(session: DbSession, actor: Actor) -> list[tuple[int, str]]:
+    require(actor, "protocol.write")
+    return [(int(i), str(n)) for i, n in
+            session.execute(select(Protocol.id, Protocol.name).order_by(Protocol.name)).all()]
+
+
+def endpoint_choices(session: DbSession, actor: Actor) -> list[tuple[str, str]]:
+    """``(code, label)`` of every endpoint definition, by name."""
+    require(actor, "protocol.write")
+    rows = session.scalars(select(EndpointDefinition).order_by(EndpointDefinition.name)).all()
+    return [(e.code, e.name + (f" ({e.unit})" if e.unit else "")) for e in rows]
+
+
+def protocol_form(session: DbSession, actor: Actor, *, protocol_id: int | None) -> ProtocolForm:
+    """The stored protocol as a form, or an empty form when ``protocol_id`` is None."""
+    require(actor, "protocol.write")
+    if protocol_id is None:
+        return ProtocolForm()
+    p = session.get(Protocol, protocol_id)
+    if p is None:
+        raise FieldError("protocol_id", f"no protocol with id {protocol_id}")
+    return ProtocolForm(
+        protocol_id=p.id, name=p.name, modality=p.modality, target_area=p.target_area,
+        planned_sessions=p.planned_sessions, interval_days=p.interval_days,
+        required_views=tuple(p.required_views or ()), endpoint_codes=tuple(p.endpoint_codes or ()),
+        primary_endpoint=p.primary_endpoint, tolerances=dict(p.tolerances or {}),
+        description=p.description or "", series_count=len(_series_ids(session, p.id)),
+    )
+
+
+def _series_ids(session: DbSession, protocol_id: int) -> list[int]:
+    from analysis.store.models import Series
+
+    return list(session.scalars(select(Series.id).where(Series.protocol_id == protocol_id)))
+
+
+def tolerance_rows(overrides: Mapping[str, Any] | None) -> list[ToleranceRow]:
+    """Every tolerance with its meaning, default and this protocol's override (None = default)."""
+    overrides = dict(overrides or {})
+    return [ToleranceRow(f.name, TOLERANCE_HELP.get(f.name, f.name), float(getattr(_DEFAULTS, f.name)),
+                         None if overrides.get(f.name) is None else float(overrides[f.name]))
+            for f in fields(Tolerances)]
+
+
+def clean_overrides(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Overrides from edited table rows (``name``, ``override``): blanks and defaults dropped.
+
+    Raises ``FieldError('tolerances')`` when a value is not a number or the set is inconsistent
+    (:class:`Tolerances` says which).
+    """
+    known = {f.name for f in fields(Tolerances)}
+    out: dict[str, float] = {}
+    for row in rows:
+        name, value = row.get("name"), row.get("override")
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+            continue
+        if name not in known:
+            raise FieldError("tolerances", f"unknown tolerance {name!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise FieldError("tolerances", f"{name}: {value!r} is not a number") from None
+        if number != float(getattr(_DEFAULTS, str(name))):
+            out[str(name)] = number
+    try:
+        Tolerances.from_dict(out)
+    except ValueError as exc:
+        raise FieldError("tolerances", str(exc)) from None
+    return out
+
+
+def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
+    """Create or update the protocol; returns its id. Validation errors name the field."""
+    require(actor, "protocol.write")
+    name, modality, area = form.name.strip(), form.modality.strip(), form.target_area.strip()
+    for value, key, what, limit in ((name, "name", "a name", 160),
+                                    (modality, "modality", "the modality", 64),
+                                    (area, "target_area", "the target area", 64)):
+        if not value:
+            raise FieldError(key, f"enter {what}")
+        if len(value) > limit:
+            raise FieldError(key, f"at most {limit} characters")
+    clash = session.scalar(select(Protocol.id).where(Protocol.name == name))
+    if clash is not None and clash != form.protocol_id:
+        raise FieldError("name", f"a protocol named {name!r} already exists")
+    if form.planned_sessions is None or not 1 <= int(form.planned_sessions) <= MAX_SESSIONS:
+        raise FieldError("planned_sessions", f"between 1 and {MAX_SESSIONS} sessions")
+    if form.interval_days is None or not 1 <= int(form.interval_days) <= MAX_INTERVAL_DAYS:
+        raise FieldError("interval_days", f"between 1 and {MAX_INTERVAL_DAYS} days")
+    views = list(dict.fromkeys(form.required_views))
+    if not views:
+        raise FieldError("required_views", "choose at least one photo view every session needs")
+    if bad := [v for v in views if v not in ALL_VIEWS]:
+        raise FieldError("required_views", f"unknown view(s): {', '.join(bad)}")
+    codes = list(dict.fromkeys(form.endpoint_codes))
+    known = set(session.scalars(select(EndpointDefinition.code)))
+    if bad := [c for c in codes if c not in known]:
+        raise FieldError("endpoint_codes", f"unknown endpoint(s): {', '.join(bad)}")
+    primary = form.primary_endpoint or None
+    if primary is not None and primary not in codes:
+        raise FieldError("primary_endpoint", "the primary endpoint must be one of the endpoints")
+    try:
+        Tolerances.from_dict(form.tolerances)
+    except ValueError as exc:
+        raise FieldError("tolerances", str(exc)) from None
+    values: dict[str, Any] = {
+        "name": name, "modality": modality, "target_area": area,
+        "planned_sessions": int(form.planned_sessions), "interval_days": int(form.interval_days),
+        "required_views": views, "endpoint_codes": codes, "primary_endpoint": primary,
+        "tolerances": {k: float(v) for k, v in form.tolerances.items()},
+        "description": form.description.strip(),
+    }
+    if form.protocol_id is None:
+        protocol = Protocol(expected_course={}, **values)
+        session.add(protocol)
+        session.flush()
+        audit.record(session, actor, "protocol.create", object_type="protocol",
+                     object_id=protocol.id, details={"name": name})
+        return protocol.id
+    protocol = session.get(Protocol, form.protocol_id)
+    if protocol is None:
+        raise FieldError("protocol_id", f"no protocol with id {form.protocol_id}")
+    changed = sorted(k for k, v in values.items() if getattr(protocol, k) != v)
+    for key in changed:
+        setattr(protocol, key, values[key])
+    session.flush()
+    if changed:
+        audit.record(session, actor, "protocol.update", object_type="protocol",
+                     object_id=protocol.id, details={"changed": changed})
+    return protocol.id

@@ -1,0 +1,116 @@
+"""Protocol setup (medical director): define a protocol, its required photo views and endpoints, and
+how strict the photo comparability check is for it.
+
+Nothing typed is lost on an error: the form keeps its values and the error names the field.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analysis import protocol_setup as ps
+from analysis.photos.types import ALL_VIEWS
+from analysis.store.records import FieldError
+from ui import frame, widgets
+
+CHOICE = "setup_protocol_id"
+FLASH = "setup_flash"
+FIELD_LABELS = {
+    "name": "Name", "modality": "Modality", "target_area": "Target area",
+    "planned_sessions": "Planned sessions", "interval_days": "Interval (days)",
+    "required_views": "Required photo views", "endpoint_codes": "Endpoints",
+    "primary_endpoint": "Primary endpoint", "tolerances": "Comparability tolerances",
+    "protocol_id": "Protocol",
+}
+
+
+def _pick(choices: list[tuple[int, str]]) -> int | None:
+    names = dict(choices)
+    options: list[int | None] = [None, *names]
+    current = st.session_state.get(CHOICE)
+    chosen = st.selectbox("Protocol", options,
+                          index=options.index(current) if current in options else 0,
+                          format_func=lambda i: "New protocol" if i is None else names[i])
+    st.session_state[CHOICE] = chosen
+    return chosen
+
+
+def _tolerance_table(form: ps.ProtocolForm, key: str) -> pd.DataFrame:
+    rows = pd.DataFrame([vars(r) for r in ps.tolerance_rows(form.tolerances)])
+    return st.data_editor(
+        rows, key=key, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3,
+        disabled=["name", "meaning", "default"],
+        column_order=["meaning", "default", "override"],
+        column_config={
+            "meaning": st.column_config.TextColumn("Check", width="large"),
+            "default": st.column_config.NumberColumn("Default", format="%g"),
+            "override": st.column_config.NumberColumn("This protocol", format="%g",
+                                                      help="Leave empty to keep the default"),
+        })
+
+
+def page() -> None:
+    frame.require_page("protocol.write")
+    st.title("Protocol setup")
+    if message := st.session_state.pop(FLASH, None):
+        st.success(message, icon=":material/check_circle:")
+    protocol_id = _pick(frame.call(ps.protocol_choices))
+    form = frame.call(ps.protocol_form, protocol_id=protocol_id)
+    endpoints = dict(frame.call(ps.endpoint_choices))
+    sfx = str(protocol_id or "new")
+    if form.series_count:
+        st.caption(f"{form.series_count} series follow this protocol. Changed tolerances apply to "
+                   "photos graded from now on; saved photos keep the verdict they were saved with.")
+    with st.form(f"protocol_{sfx}", clear_on_submit=False):
+        c1, c2, c3 = st.columns([2, 1, 1])
+        name = c1.text_input("Name", value=form.name, key=f"ps_name_{sfx}", max_chars=160,
+                             placeholder="e.g. PRP, scalp, 4 x monthly")
+        modality = c2.text_input("Modality", value=form.modality, key=f"ps_modality_{sfx}",
+                                 placeholder="e.g. PRP")
+        area = c3.text_input("Target area", value=form.target_area, key=f"ps_area_{sfx}",
+                             placeholder="e.g. scalp, face",
+                             help="A target area naming scalp or hair gets the scalp site map")
+        c4, c5 = st.columns(2)
+        planned = c4.number_input("Planned sessions", value=form.planned_sessions, min_value=1,
+                                  max_value=ps.MAX_SESSIONS, step=1, key=f"ps_planned_{sfx}")
+        interval = c5.number_input("Interval (days)", value=form.interval_days, min_value=1,
+                                   max_value=ps.MAX_INTERVAL_DAYS, step=1,
+                                   key=f"ps_interval_{sfx}")
+        views = st.multiselect("Required photo views", ALL_VIEWS, default=list(form.required_views),
+                               key=f"ps_views_{sfx}", format_func=widgets.view_label)
+        codes = st.multiselect("Endpoints", list(endpoints), default=list(form.endpoint_codes),
+                               key=f"ps_endpoints_{sfx}", format_func=endpoints.__getitem__)
+        codes_all = list(endpoints)
+        primary = st.selectbox("Primary endpoint", codes_all, key=f"ps_primary_{sfx}",
+                               index=codes_all.index(form.primary_endpoint)
+                               if form.primary_endpoint in codes_all else None,
+                               format_func=endpoints.__getitem__, placeholder="None")
+        description = st.text_area("Description", value=form.description, key=f"ps_desc_{sfx}")
+        st.markdown("**Photo comparability** — when a follow-up photo warns or fails against the "
+                    "baseline. Leave *This protocol* empty to keep the default.")
+        edited = _tolerance_table(form, key=f"ps_tol_{sfx}")
+        submitted = st.form_submit_button("Save protocol", type="primary")
+    if not submitted:
+        return
+    try:
+        overrides = ps.clean_overrides(edited.to_dict("records"))
+        saved = frame.call(ps.save_protocol, ps.ProtocolForm(
+            protocol_id=protocol_id, name=name, modality=modality, target_area=area,
+            planned_sessions=None if planned is None else int(planned),
+            interval_days=None if interval is None else int(interval), required_views=tuple(views),
+            endpoint_codes=tuple(codes), primary_endpoint=primary, tolerances=overrides,
+            description=description))
+    except FieldError as exc:
+        st.error(f"**{FIELD_LABELS.get(exc.field, exc.field)}**: {exc}", icon=":material/error:")
+        return
+    if protocol_id is None:  # the next "New protocol" form starts empty
+        for key in [k for k in st.session_state if str(k).startswith("ps_") and
+                    str(k).endswith("_new")]:
+            del st.session_state[key]
+    st.session_state[CHOICE] = saved
+    st.session_state[FLASH] = f"Protocol saved: {name.strip()}."
+    st.rerun()
+
+
+page()

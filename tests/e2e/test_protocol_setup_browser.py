@@ -1,0 +1,47 @@
+"""Protocol setup in a real browser: the medical director defines a protocol; it is then offered
+when a clinician starts a series. Screenshot to benchmarks/out/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import E2E_PASSWORD
+from tests.e2e.test_capture_review_browser import _open, _settled
+from tests.e2e.test_patient_record_browser import _choose
+
+pytestmark = pytest.mark.browser
+
+
+def test_director_defines_a_protocol(page, app_url: str, screenshot_dir: Path) -> None:
+    page.goto(app_url)
+    page.get_by_role("textbox", name="Email").fill("director@demo.candor")
+    page.get_by_role("textbox", name="Password").fill(E2E_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_test_id("stSidebarNav").wait_for()
+    _settled(page)
+    _open(page, "Protocol setup")
+    page.get_by_role("textbox", name="Name").fill("Microneedling, face, 3 x monthly")
+    page.get_by_role("textbox", name="Modality").fill("microneedling")
+    page.get_by_role("textbox", name="Target area").fill("face")
+    page.get_by_role("spinbutton", name="Planned sessions").fill("3")
+    page.get_by_role("spinbutton", name="Interval (days)").fill("28")
+    _choose(page, "Required photo views", "Face · frontal")
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Save protocol").click()
+    expect(page.get_by_text("Protocol saved: Microneedling, face, 3 x monthly.")).to_be_visible(
+        timeout=30_000)
+    _settled(page)
+    page.wait_for_timeout(1500)  # the tolerance grid paints its canvas after the element appears
+    page.screenshot(path=screenshot_dir / "protocol-setup.png", full_page=True)
+    _open(page, "Patient record")
+    _choose(page, "Patient", "P-0001")
+    _settled(page)  # the choice reruns the page; expand the form only once that run is done
+    page.get_by_text("Start a new series").click()
+    protocol = page.get_by_role("combobox", name="Protocol")
+    protocol.wait_for()
+    protocol.click()
+    expect(page.get_by_role("option", name="Microneedling, face, 3 x monthly · 3 sessions, "
+                                          "every 28 days")).to_be_visible(timeout=30_000)

@@ -1,0 +1,146 @@
+"""Protocol setup: the medical director defines a protocol and its photo standard (service and page,
+real database); the overrides reach the capture check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from analysis import capture
+from analysis import protocol_setup as ps
+from analysis.auth import accounts
+from analysis.photos.compare import Tolerances
+from analysis.store import db
+from analysis.store.access import Actor, PermissionDenied
+from analysis.store.models import AuditEvent, EndpointDefinition, Protocol
+from analysis.store.records import FieldError
+from tests.conftest import PROJECT_ROOT
+from ui.frame import ACTOR_KEY
+
+APP = str(PROJECT_ROOT / "app.py")
+DIRECTOR = Actor(user_id=None, email="director@test.candor", role="medical_director")
+GOOD = ps.ProtocolForm(name="PRP, scalp", modality="PRP", target_area="scalp",
+                       planned_sessions=4, interval_days=28,
+                       required_views=("scalp_vertex", "scalp_frontal_hairline"),
+                       endpoint_codes=("density",), primary_endpoint="density")
+
+
+@pytest.fixture
+def clinic(candor_env: Path) -> None:
+    db.upgrade(db.get_engine())
+    with db.session_scope() as s:
+        accounts.seed_demo_accounts(s)
+        s.add(EndpointDefinition(code="density", name="Hair density", kind="numeric",
+                                 unit="hairs/cm2", higher_is_better=True, mcid=10.0))
+
+
+def _save(form: ps.ProtocolForm) -> int:
+    with db.session_scope() as s:
+        return ps.save_protocol(s, DIRECTOR, form)
+
+
+def _events(action: str) -> int:
+    with db.session_scope() as s:
+        return int(s.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == action)))
+
+
+def test_a_protocol_is_created_updated_and_audited_with_what_changed(clinic) -> None:
+    pid = _save(GOOD)
+    _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "interval_days": 21,
+                            "tolerances": {"yaw_warn_deg": 3.0, "yaw_fail_deg": 6.0}}))
+    _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "interval_days": 21,
+                            "tolerances": {"yaw_warn_deg": 3.0, "yaw_fail_deg": 6.0}}))  # no change
+    with db.session_scope() as s:
+        form = ps.protocol_form(s, DIRECTOR, protocol_id=pid)
+        update = s.scalars(select(AuditEvent).where(AuditEvent.action == "protocol.update")).all()
+    assert form.interval_days == 21 and form.tolerances == {"yaw_warn_deg": 3.0, "yaw_fail_deg": 6.0}
+    assert _events("protocol.create") == 1 and len(update) == 1
+    assert update[0].details == {"changed": ["interval_days", "tolerances"]}
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"name": "  "}, "name"), ({"modality": ""}, "modality"), ({"target_area": ""}, "target_area"),
+    ({"planned_sessions": 0}, "planned_sessions"), ({"planned_sessions": None}, "planned_sessions"),
+    ({"interval_days": 400}, "interval_days"), ({"required_views": ()}, "required_views"),
+    ({"required_views": ("selfie",)}, "required_views"), ({"endpoint_codes": ("nope",)}, "endpoint_codes"),
+    ({"endpoint_codes": (), "primary_endpoint": "density"}, "primary_endpoint"),
+    ({"tolerances": {"yaw_warn_deg": 12.0}}, "tolerances"),  # warn above the default fail (10)
+    ({"tolerances": {"speed": 1.0}}, "tolerances"),
+])
+def test_bad_input_names_the_field_and_saves_nothing(clinic, change, field) -> None:
+    with pytest.raises(FieldError) as err:
+        _save(GOOD.__class__(**{**vars(GOOD), **change}))
+    assert err.value.field == field
+    with db.session_scope() as s:
+        assert s.scalar(select(func.count(Protocol.id))) == 0
+
+
+def test_duplicate_names_and_other_roles_are_refused(clinic) -> None:
+    _save(GOOD)
+    with pytest.raises(FieldError, match="already exists"):
+        _save(GOOD)
+    clinician = Actor(user_id=None, email="c@test", role="clinician")
+    with pytest.raises(PermissionDenied), db.session_scope() as s:
+        ps.save_protocol(s, clinician, GOOD.__class__(**{**vars(GOOD), "name": "Other"}))
+
+
+def test_table_overrides_are_cleaned_and_checked() -> None:
+    rows = [vars(r) for r in ps.tolerance_rows({})]
+    assert {r["name"] for r in rows} == set(vars(Tolerances()))
+    assert all(r["override"] is None and r["meaning"] != r["name"] for r in rows)
+    edited = [dict(r) for r in rows]
+    by_name = {r["name"]: r for r in edited}
+    by_name["distance_warn_pct"]["override"] = 3.0
+    by_name["distance_fail_pct"]["override"] = 10.0  # equal to the default: not an override
+    by_name["yaw_warn_deg"]["override"] = float("nan")  # an emptied cell
+    assert ps.clean_overrides(edited) == {"distance_warn_pct": 3.0}
+    by_name["distance_warn_pct"]["override"] = 30.0
+    with pytest.raises(FieldError, match="distance_warn_pct must not exceed distance_fail_pct"):
+        ps.clean_overrides(edited)
+
+
+def test_the_protocols_tolerances_reach_the_capture_check(clinic) -> None:
+    pid = _save(GOOD.__class__(**{**vars(GOOD), "required_views": ("face_frontal",),
+                                  "target_area": "face", "tolerances": {"distance_warn_pct": 2.0}}))
+    from analysis.patient_record import register_patient, start_series
+    from analysis.store.models import SCREENING_ITEMS
+
+    clinician = Actor(user_id=None, email="c@test", role="clinician")
+    with db.session_scope() as s:
+        patient = register_patient(s, clinician, code="P-1", birth_year=1980, sex="female",
+                                   fitzpatrick=2, consent_scopes=["clinical_record"])
+        series = start_series(s, clinician, patient_id=patient, protocol_id=pid,
+                              started_on=__import__("datetime").date.today(), goal="",
+                              answers={i: False for i in SCREENING_ITEMS})
+        ctx = capture.capture_context(s, clinician, series_id=series)
+    assert ctx.tolerances == {"distance_warn_pct": 2.0}
+    assert ctx.required_views == ("face_frontal",)
+
+
+def test_page_creates_a_protocol_and_keeps_input_on_error(clinic) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state[ACTOR_KEY] = DIRECTOR
+    at.run()
+    at.switch_page("pages/protocol_setup.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.text_input(key="ps_name_new").input("Microneedling, face")
+    at.text_input(key="ps_modality_new").input("microneedling")
+    at.text_input(key="ps_area_new").input("face")
+    at.number_input(key="ps_planned_new").set_value(3)
+    at.button(key="FormSubmitter:protocol_new-Save protocol").click().run()
+    assert "**Interval (days)**" in "\n".join(str(e.value) for e in at.error)
+    assert at.text_input(key="ps_name_new").value == "Microneedling, face"
+    at.number_input(key="ps_interval_new").set_value(28)
+    at.multiselect(key="ps_views_new").select("face_frontal")
+    at.button(key="FormSubmitter:protocol_new-Save protocol").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert "Protocol saved: Microneedling, face." in [str(m.value) for m in at.success]
+    with db.session_scope() as s:
+        p = s.scalar(select(Protocol))
+        assert (p.name, p.planned_sessions, p.interval_days, p.required_views, p.tolerances) == (
+            "Microneedling, face", 3, 28, ["face_frontal"], {})
+    # the saved protocol is now chosen, with its values in the form
+    assert at.text_input(key=f"ps_name_{p.id}").value == "Microneedling, face"
