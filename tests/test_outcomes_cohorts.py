@@ -29,8 +29,8 @@ def hand_clinic(*, improvement: dict[int, tuple[float, ...]] = IMPROVEMENT) -> C
         (2, "PRP scalp", "prp", "scalp", 4, 28, ["scalp_vertex"], ["density"], "density", {}),
     ], "protocols")
     endpoints = frame([
-        ("wrinkle", "Wrinkle grade", "numeric", "grade", False, 1.0, 0.25, 0, 5),
-        ("density", "Hair density", "numeric", "hairs/cm2", True, 10.0, 4.0, None, None),
+        ("wrinkle", "Wrinkle grade", "numeric", "grade", False, 1.0, 0.25, 0, 5, None),
+        ("density", "Hair density", "numeric", "hairs/cm2", True, 10.0, 4.0, None, None, None),
     ], "endpoints")
     patients, series, sessions, raw, treatments, reactions, photos = [], [], [], [], [], [], []
     vid = 0
@@ -226,3 +226,38 @@ def test_csv_export_round_trips_and_defuses_formulas() -> None:
     df = pd.DataFrame({"a": [1, 2], "b": ["=HYPERLINK(1)", "ok"]})
     out = to_csv_bytes(df).decode()
     assert out.splitlines() == ["a,b", "1,'=HYPERLINK(1)", "2,ok"]
+
+
+def test_ratings_made_against_baseline_use_their_no_change_anchor() -> None:
+    """GAIS (1 = exceptional ... 3 = improved, 4 = no change, 5 = worse; lower is better) is rated at
+    follow-ups only. With its neutral anchor 4 it has a change (4 - rating, signed better-positive)
+    and responders (rated "improved" or better), where a session-1 baseline would leave it empty."""
+    from analysis.outcomes.endpoints import responders
+
+    endpoints = frame([
+        ("gais", "GAIS", "ordinal", None, False, 1.0, 0.45, 1, 5, 4.0),
+        ("density", "Hair density", "numeric", "hairs/cm2", True, 10.0, 4.0, None, None, None),
+    ], "endpoints")
+    series = frame([(s, s, 1, "", "completed", date(2026, 1, 1)) for s in (1, 2, 3)], "series")
+    sessions = pd.DataFrame(
+        [(10 * s + k, s, k, date(2026, 1, 1) + timedelta(days=28 * (k - 1)))
+         for s in (1, 2, 3) for k in (1, 2, 3)],
+        columns=["session_id", "series_id", "number", "performed_on"])
+    gais = {1: (3, 2), 2: (4, 4), 3: (4, 5)}  # sessions 2 and 3
+    raw = pd.DataFrame(
+        [(s, 10 * s + k, "gais", float(v)) for s, vals in gais.items()
+         for k, v in zip((2, 3), vals, strict=True)]
+        + [(1, 11, "density", 120.0), (1, 13, "density", 131.0)],
+        columns=["series_id", "session_id", "endpoint_code", "value"])
+    f = build_frames(patients=frame([(s, 1980, "female", 3) for s in (1, 2, 3)], "patients"),
+                     protocols=frame([(1, "PRP", "prp", "scalp", 3, 28, [], ["gais"], "gais", {})],
+                                     "protocols"),
+                     endpoints=endpoints, series=series, sessions=sessions, raw_measurements=raw)
+    m = f.measurements
+    g = m[m["endpoint_code"] == "gais"].set_index(["series_id", "session_number"])
+    assert (g["baseline"] == 4.0).all()
+    assert g.loc[(1, 3), "improvement"] == 2.0 and g.loc[(3, 3), "improvement"] == -1.0
+    r = responders(m, endpoint_code="gais", mcid=1.0).set_index("series_id")["responder"]
+    assert r.to_dict() == {1: True, 2: False, 3: False}
+    d = m[m["endpoint_code"] == "density"]  # measured at every session: session 1 stays the baseline
+    assert list(d["baseline"]) == [120.0, 120.0] and list(d["improvement"]) == [0.0, 11.0]

@@ -271,3 +271,22 @@ def test_every_loader_runs_on_both_databases(db_url, tmp_path) -> None:
                                      view="face_frontal")
         assert [p.improvement for p in pairs] == [1.0, 0.5]
     engine.dispose()
+
+
+def test_series_overview_reads_a_rating_made_against_baseline_from_its_anchor(clinic) -> None:
+    """GAIS is rated at follow-ups only; its change comes from the no-change anchor (4)."""
+    engine, ids = clinic
+    with db.session_scope(engine) as s:
+        s.add(EndpointDefinition(code="gais", name="GAIS", kind="ordinal", scale_min=1,
+                                 scale_max=5, higher_is_better=False, mcid=1.0, noise_sd=0.45,
+                                 neutral=4.0))
+        s.flush()
+        sessions = series_overview(s, CLINICIAN, ids["series"][2]).sessions
+        session3 = int(sessions[sessions["number"] == 3]["session_id"].iloc[0])
+        records.record_measurement(s, CLINICIAN, session_id=session3, endpoint_code="gais",
+                                   value=2)
+    with db.session_scope(engine) as s:
+        o = series_overview(s, CLINICIAN, ids["series"][2])
+    g = o.measurements[o.measurements["endpoint_code"] == "gais"].iloc[0]
+    assert (g["baseline"], g["change"], g["improvement"]) == (4.0, -2.0, 2.0)
+    assert not [n for n in o.notes if n.startswith("gais")]

@@ -48,6 +48,23 @@ def test_migration_from_empty_creates_every_table(db_url: str) -> None:
     engine.dispose()
 
 
+def test_migration_0004_gives_the_demo_ratings_against_baseline_their_anchor(db_url: str) -> None:
+    """A database seeded before ``endpoint_definitions.neutral`` existed reads GAIS like a new one."""
+    from sqlalchemy import text
+
+    engine = db.make_engine(db_url)  # migrated to head by the fixture: step back before 0004
+    db.downgrade(engine, "0003")
+    with engine.begin() as c:
+        for code in ("gais_clinician", "hair_density"):
+            c.execute(text("INSERT INTO endpoint_definitions (code, name, kind, higher_is_better, "
+                           "patient_reported) VALUES (:c, :c, 'ordinal', false, false)"), {"c": code})
+    db.upgrade(engine)
+    with engine.connect() as c:
+        got = dict(c.execute(text("SELECT code, neutral FROM endpoint_definitions")).all())
+    engine.dispose()
+    assert got == {"gais_clinician": 4.0, "hair_density": None}
+
+
 def test_sqlite_runs_wal_with_full_sync_and_foreign_keys(tmp_path: Path) -> None:
     engine = db.make_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
     with engine.connect() as conn:

@@ -88,9 +88,13 @@ def endpoint_figure(measurements: pd.DataFrame, *, code: str, name: str, unit: s
     confounder.
     """
     m = measurements[measurements["endpoint_code"] == code].sort_values("session_number")
+    # a rating made against the baseline (GAIS...) has no session-1 value: its change is the rating
+    # relative to its "no change" anchor (analysis.outcomes.series)
+    rated = not m.empty and not (m["session_number"] == 1).any() and m["baseline"].notna().any()
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=(f"{name}{f' ({unit})' if unit else ''}",
-                                        "Change from baseline (session 1)"))
+                                        "Rated change (from the scale's 'no change')" if rated
+                                        else "Change from baseline (session 1)"))
     if m.empty:
         fig.add_annotation(text="No values recorded", showarrow=False)
         return fig

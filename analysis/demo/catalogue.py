@@ -62,7 +62,8 @@ class EndpointSpec:
         return dict(code=self.code, name=self.name, kind=self.kind, unit=self.unit,
                     scale_min=self.scale_min, scale_max=self.scale_max, anchors=self.anchors,
                     higher_is_better=self.higher_is_better, mcid=self.mcid,
-                    noise_sd=self.noise_sd, patient_reported=self.patient_reported)
+                    noise_sd=self.noise_sd, patient_reported=self.patient_reported,
+                    neutral=self.neutral if self.relative else None)
 
 
 _GAIS_ANCHORS = {"1": "exceptional improvement", "2": "very improved", "3": "improved",

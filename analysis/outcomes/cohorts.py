@@ -32,7 +32,9 @@ DEFINITIONS = {
     "completion": ("Completion: completed series / (completed + dropped-out series); active and "
                    "paused series are not counted. Drop-out is the complement."),
     "trajectory": ("Mean change from the session-1 baseline (value minus baseline, in the "
-                   "endpoint's units) with a Student-t 95% CI; n = series measured at that point."),
+                   "endpoint's units; for a rating made against the baseline, such as GAIS, the "
+                   "rating minus its 'no change' anchor) with a Student-t 95% CI; n = series "
+                   "measured at that point."),
     "weeks": ("Weeks since the series started, rounded to the nearest multiple of the bin "
               "(default 4 weeks)."),
     "reaction_rate": ("Reactions per 100 sessions with an exact Poisson 95% CI; n = sessions. "

@@ -1,7 +1,8 @@
 """Change from baseline, responder status and expected courses for one endpoint.
 
 Sign convention: ``improvement`` (see :mod:`analysis.outcomes.frames`) is the change from the
-session-1 baseline signed so that positive is better, in the endpoint's units. A series is a
+session-1 baseline (or, for a rating made against the baseline, from its "no change" anchor)
+signed so that positive is better, in the endpoint's units. A series is a
 **responder** when its improvement at its last measured session after baseline is at least the
 endpoint's ``mcid`` (:data:`RESPONDER_DEFINITION`).
 """
@@ -17,8 +18,9 @@ import pandas as pd
 RESPONDER_DEFINITION = (
     "Responder: improvement from the session-1 baseline of at least the endpoint's minimal "
     "clinically important difference (MCID), in the better direction, at the last session with a "
-    "measurement after baseline. Series without a baseline or without any later measurement are "
-    "not counted."
+    "measurement after baseline. A rating made against the baseline (GAIS, global photographic "
+    "score, satisfaction) counts from its 'no change' anchor, so GAIS 'improved' or better is a "
+    "response. Series without a baseline or without any later measurement are not counted."
 )
 
 

@@ -10,7 +10,9 @@ Conventions of the ``measurements`` frame (long: one row per series x session x 
 * ``value``: the numeric endpoint value in the endpoint's units; several values recorded for the
   same series, session and endpoint (sites, raters) are averaged.
 * ``baseline``: the value at session 1 of the same series (NaN when session 1 has none; such series
-  have no change and are left out of outcome figures).
+  have no change and are left out of outcome figures). For a rating made against the baseline
+  (the endpoint's ``neutral`` is set: GAIS, global photographic score, satisfaction) it is that
+  "no change" anchor at every session, so its change is the rated change.
 * ``change = value - baseline`` in the endpoint's units (raw sign).
 * ``improvement = change`` when ``higher_is_better`` else ``-change``: positive always means better.
 * ``days_since_start``: days from the series' ``started_on`` to the session date.
@@ -51,7 +53,7 @@ FRAME_COLUMNS: dict[str, tuple[str, ...]] = {
                   "interval_days", "required_views", "endpoint_codes", "primary_endpoint",
                   "expected_course"),
     "endpoints": ("endpoint_code", "name", "kind", "unit", "higher_is_better", "mcid", "noise_sd",
-                  "scale_min", "scale_max"),
+                  "scale_min", "scale_max", "neutral"),
     "operators": ("operator_id", "display_name"),
     "series": ("series_id", "patient_id", "protocol_id", "goal", "status", "started_on"),
     "sessions": ("session_id", "series_id", "number", "performed_on", "operator_id",
@@ -152,6 +154,11 @@ def derive_measurements(raw: pd.DataFrame, *, sessions: pd.DataFrame, endpoints:
     base = (m[m["session_number"] == 1][["series_id", "endpoint_code", "value"]]
             .rename(columns={"value": "baseline"}))
     m = m.merge(base, on=["series_id", "endpoint_code"], how="left")
+    if "neutral" in endpoints:  # ratings made against baseline: their no-change anchor
+        neutral = endpoints.set_index("endpoint_code")["neutral"].astype(float).dropna()
+        relative = m["endpoint_code"].isin(neutral.index)
+        if relative.any():
+            m.loc[relative, "baseline"] = m.loc[relative, "endpoint_code"].map(neutral).astype(float)
     m["change"] = m["value"] - m["baseline"]
     hib = endpoints.set_index("endpoint_code")["higher_is_better"].astype(bool)
     sign = m["endpoint_code"].map(lambda c: 1.0 if hib.get(c, True) else -1.0)
@@ -187,7 +194,8 @@ def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read
     endpoints = frame(rows(select(
         EndpointDefinition.code, EndpointDefinition.name, EndpointDefinition.kind,
         EndpointDefinition.unit, EndpointDefinition.higher_is_better, EndpointDefinition.mcid,
-        EndpointDefinition.noise_sd, EndpointDefinition.scale_min, EndpointDefinition.scale_max)),
+        EndpointDefinition.noise_sd, EndpointDefinition.scale_min, EndpointDefinition.scale_max,
+        EndpointDefinition.neutral)),
         "endpoints")
     operators = frame(rows(select(User.id, User.display_name)), "operators")
     series = frame(rows(select(Series.id, Series.patient_id, Series.protocol_id, Series.goal,

@@ -213,6 +213,9 @@ def _measurements(session: DbSession, visits: list[Session], protocol: Protocol,
     m = (pd.DataFrame(raw, columns=["session_number", "endpoint_code", "value"])
          .groupby(["session_number", "endpoint_code"], as_index=False)["value"].mean())
     base = m[m["session_number"] == 1].set_index("endpoint_code")["value"]
+    neutral = {c: float(d.neutral) for c, d in defs.items() if d.neutral is not None}
+    base = pd.concat([base.drop(list(neutral), errors="ignore"),
+                      pd.Series(neutral, dtype=float)])  # ratings against baseline: no-change anchor
     m["baseline"] = m["endpoint_code"].map(base)
     m["change"] = m["value"] - m["baseline"]
     sign = m["endpoint_code"].map(lambda c: 1.0 if c not in defs or defs[c].higher_is_better

@@ -69,7 +69,7 @@ def simulate_frames(
                                            + rng.normal(0.0, noise_sd))
                 raw.append((sid, vid, ENDPOINT, float(value)))
     endpoints = frame([(ENDPOINT, "Simulated score", "numeric", "points", higher_is_better, mcid,
-                        noise_sd, None, None)], "endpoints")
+                        noise_sd, None, None, None)], "endpoints")
     return build_frames(
         patients=frame(patients, "patients"), protocols=frame(protocols, "protocols"),
         endpoints=endpoints, series=frame(series, "series"),

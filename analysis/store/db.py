@@ -84,6 +84,16 @@ def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Migrate the database back to ``revision`` (tests of a migration step; recovery)."""
+    from alembic import command
+
+    cfg = _alembic_config(engine)
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+
 def head_revision() -> str:
     """The newest revision in the migration scripts."""
     from alembic.script import ScriptDirectory

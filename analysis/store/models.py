@@ -157,6 +157,9 @@ class EndpointDefinition(Base):
 
     ``mcid`` is the minimal clinically important change (in the endpoint's units, signed by
     ``higher_is_better``); ``noise_sd`` the measurement's repeatability SD (same units).
+    ``neutral`` is set for a rating made *against* the baseline (GAIS, a global photographic score
+    vs baseline, satisfaction): its "no change" anchor, which then serves as the baseline (the
+    rating's change is ``value - neutral``). None for measures taken at every session.
     """
 
     __tablename__ = "endpoint_definitions"
@@ -173,6 +176,7 @@ class EndpointDefinition(Base):
     higher_is_better: Mapped[bool] = mapped_column(Boolean, default=True)
     mcid: Mapped[float | None] = mapped_column(Float)
     noise_sd: Mapped[float | None] = mapped_column(Float)
+    neutral: Mapped[float | None] = mapped_column(Float)
     patient_reported: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
