@@ -66,3 +66,13 @@ def test_insufficient_group_prints_the_marker_not_numbers() -> None:
 def test_unreadable_chart_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="chart_png is not a readable image"):
         consult_handout_pdf(_timeline(), protocol_name="x", goal=None, chart_png=b"not a png")
+
+
+def test_protocol_and_goal_in_any_european_script_print_as_written() -> None:
+    # Helvetica (Latin-1) would drop these; DejaVu Sans draws them and pypdf reads them back
+    name = "Mezoterapia skóry głowy (Łódź) · Μεσοθεραπεία · Мезотерапия"
+    goal = "gęstsze włosy, méně vypadávání"
+    _, text = _text(consult_handout_pdf(_timeline(), protocol_name=name, goal=goal))
+    for word in ("głowy", "Łódź", "Μεσοθεραπεία", "Мезотерапия", "gęstsze", "włosy", "méně",
+                 "vypadávání"):
+        assert word in text, word

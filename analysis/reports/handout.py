@@ -3,7 +3,7 @@
 Built with reportlab's platypus on A4. Everything is placed in one ``KeepInFrame(mode="shrink")``
 so the handout is always exactly one page (long tables are scaled down, never spilled). The chart
 is a PNG: the page's own (``chart_png``) or :func:`timeline_chart_png` (matplotlib, Agg). Text uses
-the standard Helvetica font, so only Latin-1 characters are drawn; user text is XML-escaped.
+DejaVu Sans (:mod:`analysis.reports.fonts`: Latin, Greek, Cyrillic); user text is XML-escaped.
 This module never reads the database: the caller audits the export.
 """
 
@@ -93,7 +93,9 @@ def consult_handout_pdf(timeline: ConsultTimeline, *, protocol_name: str, goal: 
     """
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+    from reportlab.lib.styles import ParagraphStyle
+
+    from analysis.reports import fonts
     from reportlab.lib.units import mm
     from reportlab.lib.utils import ImageReader
     from reportlab.platypus import (
@@ -112,7 +114,7 @@ def consult_handout_pdf(timeline: ConsultTimeline, *, protocol_name: str, goal: 
         iw, ih = ImageReader(io.BytesIO(png)).getSize()
     except Exception as exc:  # reportlab raises several types for undecodable images
         raise ValueError(f"chart_png is not a readable image: {exc}") from exc
-    styles = getSampleStyleSheet()
+    styles = fonts.stylesheet()
     body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=9.5, leading=12.5)
     small = ParagraphStyle("small", parent=body, fontSize=7.5, leading=9.5,
                            textColor=colors.HexColor("#444444"))
@@ -133,8 +135,8 @@ def consult_handout_pdf(timeline: ConsultTimeline, *, protocol_name: str, goal: 
     story.append(Spacer(1, 3 * mm))
     table = Table(_figures_table(t), repeatRows=1, hAlign="LEFT")
     table.setStyle(TableStyle([
-        ("FONT", (0, 0), (-1, -1), "Helvetica", 8.5),
-        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8.5),
+        ("FONT", (0, 0), (-1, -1), fonts.REGULAR, 8.5),
+        ("FONT", (0, 0), (-1, 0), fonts.BOLD, 8.5),
         ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#bbbbbb")),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef3f8")),
     ]))

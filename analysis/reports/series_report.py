@@ -108,7 +108,6 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
     """
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import cm
     from reportlab.platypus import (
         Image,
@@ -120,7 +119,9 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
         TableStyle,
     )
 
-    styles = getSampleStyleSheet()
+    from analysis.reports import fonts
+
+    styles = fonts.stylesheet()
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
     when = (generated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     p, pr, s = overview.patient, overview.protocol, overview.series
@@ -146,7 +147,7 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
         for r in df[cols].itertuples(index=False):
             rows.append([Paragraph(escape(_cell(v)), small) for v in r])
         t = Table(rows, repeatRows=1)
-        t.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 7),
+        t.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), fonts.REGULAR, 7),
                                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e3e7ee")),
                                ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
                                ("VALIGN", (0, 0), (-1, -1), "TOP")]))
