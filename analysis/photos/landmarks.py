@@ -43,7 +43,7 @@ N_LANDMARKS = 478
 #: Yaw calibration of this backend. Rigid fits to FaceMesh points read head turns low: the landmark
 #: regressor pulls the far side of a turned face toward the frontal mean shape. Measured slopes of
 #: fitted yaw on truth: 0.85 on Pointing'04 (relative yaw, |pan| <= 45 deg; labels are gaze targets)
-#: and about 0.75 on astronaut() re-projected through its own mesh (analysis.demo.synth), so the bias
+#: and about 0.8 on astronaut() re-projected through its own mesh (analysis.demo.synth), so the bias
 #: is the estimator's, not only the labels'. ``measure_photo`` multiplies yaw by this gain, which is
 #: one least-squares slope through the origin fit on Pointing'04 persons 01-05 only;
 #: ``benchmarks/pose_accuracy.py`` refits it and reports persons 06-10 as held out. Re-derive it
