@@ -1,4 +1,5 @@
-"""The Protocol setup service: the medical director defines a protocol and its photo standard.
+"""The Protocol setup service: the medical director defines protocols, their photo standard and
+the endpoints they record.
 
 A protocol says what is done (modality, target area), how often (planned sessions, interval), which
 photo views every session needs, which endpoints are recorded (and which one is primary), and how
@@ -13,6 +14,7 @@ Validation raises ``records.FieldError`` naming the form field; every save write
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -24,7 +26,7 @@ from analysis.photos.compare import Tolerances
 from analysis.photos.types import ALL_VIEWS
 from analysis.store import audit
 from analysis.store.access import Actor, require
-from analysis.store.models import EndpointDefinition, Protocol
+from analysis.store.models import ENDPOINT_KINDS, EndpointDefinition, Protocol
 from analysis.store.records import FieldError
 
 MAX_SESSIONS = 30
@@ -222,3 +224,110 @@ def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
         audit.record(session, actor, "protocol.update", object_type="protocol",
                      object_id=protocol.id, details={"changed": changed})
     return protocol.id
+
+
+# --- endpoints ------------------------------------------------------------------------------------
+
+_CODE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+
+
+@dataclass(frozen=True)
+class EndpointForm:
+    """A new endpoint definition (see ``EndpointDefinition`` for the meaning of each field)."""
+
+    code: str = ""
+    name: str = ""
+    kind: str | None = None
+    unit: str = ""
+    scale_min: float | None = None
+    scale_max: float | None = None
+    higher_is_better: bool = True
+    mcid: float | None = None
+    noise_sd: float | None = None
+    neutral: float | None = None
+    patient_reported: bool = False
+
+
+def endpoint_table(session: DbSession, actor: Actor) -> list[dict[str, Any]]:
+    """Every endpoint definition as a row for the setup page."""
+    require(actor, "protocol.write")
+    rows = session.scalars(select(EndpointDefinition).order_by(EndpointDefinition.name)).all()
+    return [{"code": e.code, "name": e.name, "kind": e.kind, "unit": e.unit or "",
+             "scale": "" if e.scale_min is None else f"{e.scale_min:g} to {e.scale_max:g}",
+             "better": "higher" if e.higher_is_better else "lower", "mcid": e.mcid,
+             "rated_against_baseline": e.neutral is not None,
+             "patient_reported": bool(e.patient_reported)} for e in rows]
+
+
+def missing_standard_endpoints(session: DbSession, actor: Actor) -> list[str]:
+    """Names of the standard library's endpoints this clinic does not have yet (by code)."""
+    from analysis.demo.catalogue import ENDPOINTS
+
+    require(actor, "protocol.write")
+    have = set(session.scalars(select(EndpointDefinition.code)))
+    return [e.name for e in ENDPOINTS if e.code not in have]
+
+
+def add_standard_endpoints(session: DbSession, actor: Actor) -> int:
+    """Add the standard library's missing endpoints; returns how many were added.
+
+    The library is the published scales the demo clinic uses too (GAIS, Sinclair shedding,
+    Hamilton-Norwood, Ludwig, a 7-point global photographic score, hair density, pull test,
+    hydration, elasticity, satisfaction), with their anchors, MCIDs and repeatability.
+    """
+    from analysis.demo.catalogue import ENDPOINTS
+
+    require(actor, "protocol.write")
+    have = set(session.scalars(select(EndpointDefinition.code)))
+    added = [e for e in ENDPOINTS if e.code not in have]
+    for e in added:
+        session.add(EndpointDefinition(**e.row()))
+    session.flush()
+    if added:
+        audit.record(session, actor, "endpoint.create", object_type="endpoint",
+                     details={"codes": [e.code for e in added], "source": "standard library"})
+    return len(added)
+
+
+def save_endpoint(session: DbSession, actor: Actor, form: EndpointForm) -> str:
+    """Create an endpoint definition; returns its code. Validation errors name the field."""
+    require(actor, "protocol.write")
+    code, name, unit = form.code.strip(), form.name.strip(), form.unit.strip()
+    if not _CODE.match(code):
+        raise FieldError("code", "2-64 characters: lower-case letters, digits and _, "
+                                 "starting with a letter (e.g. wrinkle_grade)")
+    if session.scalar(select(EndpointDefinition.id).where(EndpointDefinition.code == code)):
+        raise FieldError("code", f"an endpoint with code {code!r} already exists")
+    if not name or len(name) > 160:
+        raise FieldError("name", "enter a name (at most 160 characters)")
+    if form.kind not in ENDPOINT_KINDS:
+        raise FieldError("kind", f"choose one of {', '.join(ENDPOINT_KINDS)}")
+    if len(unit) > 32:
+        raise FieldError("unit", "at most 32 characters")
+    low, high = form.scale_min, form.scale_max
+    if form.kind == "text":
+        if any(v is not None for v in (low, high, form.mcid, form.noise_sd, form.neutral)):
+            raise FieldError("kind", "a text endpoint has no scale, MCID, noise or anchor")
+    elif form.kind == "ordinal" and (low is None or high is None):
+        raise FieldError("scale_min", "an ordinal scale needs its lowest and highest point")
+    if (low is None) != (high is None):
+        raise FieldError("scale_max", "give both ends of the scale, or neither")
+    if low is not None and high is not None and not low < high:
+        raise FieldError("scale_max", "the highest point must be above the lowest")
+    for value, key in ((form.mcid, "mcid"), (form.noise_sd, "noise_sd")):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise FieldError(key, "must be a positive number (or left empty)")
+    if form.neutral is not None:
+        if form.mcid is None:
+            raise FieldError("mcid", "a rating against baseline needs its MCID (the step from "
+                                     "'no change' that counts as a response)")
+        if low is not None and high is not None and not low <= form.neutral <= high:
+            raise FieldError("neutral", "the 'no change' point must lie on the scale")
+    session.add(EndpointDefinition(
+        code=code, name=name, kind=form.kind, unit=unit or None, scale_min=low, scale_max=high,
+        higher_is_better=bool(form.higher_is_better), mcid=form.mcid, noise_sd=form.noise_sd,
+        neutral=form.neutral, patient_reported=bool(form.patient_reported)))
+    session.flush()
+    audit.record(session, actor, "endpoint.create", object_type="endpoint", object_id=code,
+                 details={"codes": [code]})
+    return code

@@ -1,5 +1,6 @@
 """Protocol setup (medical director): define a protocol, its required photo views and endpoints, and
-how strict the photo comparability check is for it.
+how strict the photo comparability check is for it; add endpoints (the standard library or the
+clinic's own).
 
 Nothing typed is lost on an error: the form keeps its values and the error names the field.
 """
@@ -21,7 +22,9 @@ FIELD_LABELS = {
     "planned_sessions": "Planned sessions", "interval_days": "Interval (days)",
     "required_views": "Required photo views", "endpoint_codes": "Endpoints",
     "primary_endpoint": "Primary endpoint", "tolerances": "Comparability tolerances",
-    "protocol_id": "Protocol",
+    "protocol_id": "Protocol", "code": "Code", "kind": "Kind", "unit": "Unit",
+    "scale_min": "Scale from", "scale_max": "Scale to", "mcid": "MCID", "noise_sd": "Noise SD",
+    "neutral": "'No change' point",
 }
 
 
@@ -50,11 +53,80 @@ def _tolerance_table(form: ps.ProtocolForm, key: str) -> pd.DataFrame:
         })
 
 
+def _error(exc: FieldError) -> None:
+    st.error(f"**{FIELD_LABELS.get(exc.field, exc.field)}**: {exc}", icon=":material/error:")
+
+
+def _endpoints() -> None:
+    rows = frame.call(ps.endpoint_table)
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+            "code": "Code", "name": "Name", "kind": "Kind", "unit": "Unit", "scale": "Scale",
+            "better": "Better",
+            "rated_against_baseline": st.column_config.CheckboxColumn("Rated against baseline"),
+            "patient_reported": st.column_config.CheckboxColumn("Patient-reported"),
+            "mcid": st.column_config.NumberColumn("MCID", format="%g")})
+    missing = frame.call(ps.missing_standard_endpoints)
+    if missing:
+        st.info(f"{len(missing)} standard endpoint(s) are not in this clinic yet: "
+                + "; ".join(missing) + ".", icon=":material/library_add:")
+        if st.button("Add the standard endpoint library", key="ep_library"):
+            added = frame.call(ps.add_standard_endpoints)
+            st.session_state[FLASH] = f"{added} standard endpoint(s) added."
+            st.rerun()
+    st.markdown("**New endpoint**")
+    with st.form("new_endpoint", clear_on_submit=False):
+        c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
+        code = c1.text_input("Code", key="ep_code", placeholder="e.g. wrinkle_grade")
+        name = c2.text_input("Name", key="ep_name", placeholder="e.g. Wrinkle severity (WSRS)")
+        kind = c3.selectbox("Kind", ps.ENDPOINT_KINDS, index=None, key="ep_kind")
+        unit = c4.text_input("Unit", key="ep_unit")
+        c5, c6, c7, c8, c9 = st.columns(5)
+        low = c5.number_input("Scale from", value=None, key="ep_low")
+        high = c6.number_input("Scale to", value=None, key="ep_high")
+        mcid = c7.number_input("MCID", value=None, key="ep_mcid",
+                               help="The smallest change that matters clinically (a response)")
+        noise = c8.number_input("Noise SD", value=None, key="ep_noise",
+                                help="Repeatability of one measurement, same units")
+        better = c9.radio("Better is", ["Higher", "Lower"], key="ep_better", horizontal=True)
+        c10, c11, c12 = st.columns(3)
+        relative = c10.checkbox("Rated against baseline (like GAIS)", key="ep_relative")
+        neutral = c11.number_input("'No change' point", value=None, key="ep_neutral",
+                                   help="For a rating against baseline: the scale's no-change point")
+        patient = c12.checkbox("Patient-reported", key="ep_patient")
+        submitted = st.form_submit_button("Add endpoint")
+    if not submitted:
+        return
+    if relative and neutral is None:
+        _error(FieldError("neutral", "a rating against baseline needs its 'no change' point"))
+        return
+    try:
+        added = frame.call(ps.save_endpoint, ps.EndpointForm(
+            code=code, name=name, kind=kind, unit=unit, scale_min=low, scale_max=high,
+            higher_is_better=better == "Higher", mcid=mcid, noise_sd=noise,
+            neutral=neutral if relative else None, patient_reported=patient))
+    except FieldError as exc:
+        _error(exc)
+        return
+    for key in [k for k in st.session_state if str(k).startswith("ep_")]:
+        del st.session_state[key]
+    st.session_state[FLASH] = f"Endpoint added: {added}."
+    st.rerun()
+
+
 def page() -> None:
     frame.require_page("protocol.write")
     st.title("Protocol setup")
     if message := st.session_state.pop(FLASH, None):
         st.success(message, icon=":material/check_circle:")
+    protocols_tab, endpoints_tab = st.tabs(["Protocols", "Endpoints"])
+    with endpoints_tab:
+        _endpoints()
+    with protocols_tab:
+        _protocol()
+
+
+def _protocol() -> None:
     protocol_id = _pick(frame.call(ps.protocol_choices))
     form = frame.call(ps.protocol_form, protocol_id=protocol_id)
     endpoints = dict(frame.call(ps.endpoint_choices))
@@ -102,7 +174,7 @@ def page() -> None:
             endpoint_codes=tuple(codes), primary_endpoint=primary, tolerances=overrides,
             description=description))
     except FieldError as exc:
-        st.error(f"**{FIELD_LABELS.get(exc.field, exc.field)}**: {exc}", icon=":material/error:")
+        _error(exc)
         return
     if protocol_id is None:  # the next "New protocol" form starts empty
         for key in [k for k in st.session_state if str(k).startswith("ps_") and

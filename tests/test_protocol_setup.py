@@ -144,3 +144,76 @@ def test_page_creates_a_protocol_and_keeps_input_on_error(clinic) -> None:
             "Microneedling, face", 3, 28, ["face_frontal"], {})
     # the saved protocol is now chosen, with its values in the form
     assert at.text_input(key=f"ps_name_{p.id}").value == "Microneedling, face"
+
+
+# --- endpoints ------------------------------------------------------------------------------------
+
+WSRS = ps.EndpointForm(code="wsrs", name="Wrinkle severity (WSRS)", kind="ordinal", scale_min=1,
+                       scale_max=5, higher_is_better=False, mcid=1.0, noise_sd=0.4)
+
+
+def _save_endpoint(form: ps.EndpointForm) -> str:
+    with db.session_scope() as s:
+        return ps.save_endpoint(s, DIRECTOR, form)
+
+
+def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clinic) -> None:
+    from analysis.demo.catalogue import ENDPOINTS
+
+    with db.session_scope() as s:
+        assert len(ps.missing_standard_endpoints(s, DIRECTOR)) == len(ENDPOINTS)
+        assert ps.add_standard_endpoints(s, DIRECTOR) == len(ENDPOINTS)
+    with db.session_scope() as s:
+        assert ps.missing_standard_endpoints(s, DIRECTOR) == []
+        assert ps.add_standard_endpoints(s, DIRECTOR) == 0
+        gais = s.scalar(select(EndpointDefinition).where(EndpointDefinition.code == "gais_clinician"))
+        rows = {r["code"]: r for r in ps.endpoint_table(s, DIRECTOR)}
+    assert gais.neutral == 4.0 and gais.anchors["3"] == "improved"
+    assert rows["gais_clinician"]["rated_against_baseline"] and not rows["hair_density"][
+        "rated_against_baseline"]
+    assert _events("endpoint.create") == 1
+
+
+def test_a_clinic_endpoint_is_validated_and_saved(clinic) -> None:
+    assert _save_endpoint(WSRS) == "wsrs"
+    bad = {
+        "code": [{"code": "WSRS 2"}, {"code": "wsrs"}, {"code": "x"}],
+        "name": [{"name": " "}],
+        "kind": [{"kind": None}, {"kind": "text", "scale_min": None, "scale_max": None}],
+        "scale_min": [{"scale_min": None, "scale_max": None}],
+        "scale_max": [{"scale_max": 1}, {"scale_min": 1, "scale_max": None, "kind": "numeric"}],
+        "mcid": [{"mcid": -1.0}, {"neutral": 3.0, "mcid": None}],
+        "noise_sd": [{"noise_sd": 0.0}],
+        "neutral": [{"neutral": 9.0}],
+    }
+    for field, changes in bad.items():
+        for change in changes:
+            form = ps.EndpointForm(**{**vars(WSRS), "code": "wsrs_2", **change})
+            with pytest.raises(FieldError) as err:
+                _save_endpoint(form)
+            assert err.value.field == field, (change, err.value.field, str(err.value))
+    _save_endpoint(ps.EndpointForm(code="notes", name="Notes", kind="text"))
+    with db.session_scope() as s:
+        assert {r["code"] for r in ps.endpoint_table(s, DIRECTOR)} == {"density", "wsrs", "notes"}
+
+
+def test_page_adds_the_library_and_a_clinic_endpoint(clinic) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state[ACTOR_KEY] = DIRECTOR
+    at.run()
+    at.switch_page("pages/protocol_setup.py").run()
+    at.button(key="ep_library").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("standard endpoint(s) added" in str(m.value) for m in at.success)
+    at.text_input(key="ep_code").input("wsrs")
+    at.text_input(key="ep_name").input("Wrinkle severity (WSRS)")
+    at.selectbox(key="ep_kind").select("ordinal")
+    at.button(key="FormSubmitter:new_endpoint-Add endpoint").click().run()
+    assert "**Scale from**" in "\n".join(str(e.value) for e in at.error)
+    assert at.text_input(key="ep_name").value == "Wrinkle severity (WSRS)"  # kept
+    at.number_input(key="ep_low").set_value(1)
+    at.number_input(key="ep_high").set_value(5)
+    at.button(key="FormSubmitter:new_endpoint-Add endpoint").click().run()
+    assert "Endpoint added: wsrs." in [str(m.value) for m in at.success]
+    tables = [d.value for d in at.dataframe if "code" in d.value.columns]
+    assert len(tables) == 1 and "wsrs" in list(tables[0]["code"])

@@ -36,6 +36,10 @@ def test_director_defines_a_protocol(page, app_url: str, screenshot_dir: Path) -
     _settled(page)
     page.wait_for_timeout(1500)  # the tolerance grid paints its canvas after the element appears
     page.screenshot(path=screenshot_dir / "protocol-setup.png", full_page=True)
+    page.get_by_role("tab", name="Endpoints").click()
+    page.get_by_role("button", name="Add endpoint").wait_for()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=screenshot_dir / "protocol-setup-endpoints.png", full_page=True)
     _open(page, "Patient record")
     _choose(page, "Patient", "P-0001")
     _settled(page)  # the choice reruns the page; expand the form only once that run is done
