@@ -1,4 +1,5 @@
-"""The Patient record service: register a patient, keep their photo consent, start and close series.
+"""The Patient record service: register or correct a patient, keep their photo consent, start and
+close series.
 
 Writing goes through :mod:`analysis.store.records` (validation there raises ``FieldError`` naming the
 field; every change is audited there). Each function here does one user action in the caller's single
@@ -15,7 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.store import records
+from analysis.store import audit, records
 from analysis.store.access import Actor, require
 from analysis.store.models import (
     CONSENT_SCOPES,
@@ -226,3 +227,36 @@ def change_series_status(session: DbSession, actor: Actor, *, series_id: int, st
         return False
     records.set_series_status(session, actor, series_id=series_id, status=status)
     return True
+
+
+def correct_patient(
+    session: DbSession, actor: Actor, *, patient_id: int, birth_year: int | None, sex: str | None,
+    fitzpatrick: int | None, reason: str,
+) -> list[str]:
+    """Correct the patient's birth year, sex or skin type; returns the fields that changed.
+
+    The code is not editable (it links the record to the clinic's own files). A correction needs a
+    reason, and the audit event keeps the old and new values, so nothing recorded is lost.
+    """
+    require(actor, "patient.write")
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise records.FieldError("patient_id", f"no patient with id {patient_id}")
+    if birth_year is None or not 1900 <= int(birth_year) <= date.today().year:
+        raise records.FieldError("birth_year", "birth year must be between 1900 and this year")
+    if sex not in SEX_LABELS:
+        raise records.FieldError("sex", "choose one (\"Not recorded\" is a choice)")
+    if fitzpatrick is None or not 1 <= int(fitzpatrick) <= 6:
+        raise records.FieldError("fitzpatrick", "Fitzpatrick type must be 1 to 6")
+    new = {"birth_year": int(birth_year), "sex": sex, "fitzpatrick": int(fitzpatrick)}
+    changed = {k: [getattr(patient, k), v] for k, v in new.items() if getattr(patient, k) != v}
+    if not changed:
+        return []
+    if not reason.strip():
+        raise records.FieldError("reason", "say why the record is corrected")
+    for key, (_, value) in changed.items():
+        setattr(patient, key, value)
+    session.flush()
+    audit.record(session, actor, "patient.correct", patient_id=patient_id, object_type="patient",
+                 object_id=patient_id, details={"changed": changed, "reason": reason.strip()})
+    return sorted(changed)

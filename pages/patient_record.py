@@ -23,7 +23,7 @@ FIELD_LABELS = {
     "code": "Patient code", "birth_year": "Birth year", "sex": "Sex", "fitzpatrick": "Skin type",
     "protocol_id": "Protocol", "started_on": "Start date", "screening": "Screening",
     "flags_reviewed": "Screening", "status": "Status", "scope": "Consent", "patient_id": "Patient",
-    "series_id": "Series",
+    "series_id": "Series", "reason": "Reason for the correction",
 }
 FITZPATRICK = {1: "I – always burns, never tans", 2: "II – usually burns, tans minimally",
                3: "III – sometimes burns, tans uniformly", 4: "IV – burns minimally, tans well",
@@ -82,6 +82,33 @@ def _pick_patient() -> int | None:
                           placeholder="Choose a patient, or register a new one below")
     st.session_state[PATIENT_KEY] = chosen
     return chosen
+
+
+def _correct(record: pr.PatientRecord) -> None:
+    sfx = record.patient_id
+    with st.form(f"correct_{sfx}", clear_on_submit=False):
+        c1, c2, c3 = st.columns(3)
+        birth_year = c1.number_input("Birth year", value=record.birth_year, min_value=1900,
+                                     max_value=date.today().year, step=1, key=f"fix_year_{sfx}")
+        sex = c2.selectbox("Sex", SEXES, index=SEXES.index(record.sex), key=f"fix_sex_{sfx}",
+                           format_func=pr.SEX_LABELS.__getitem__)
+        fitz = c3.selectbox("Fitzpatrick skin type", list(FITZPATRICK),
+                            index=record.fitzpatrick - 1, key=f"fix_fitz_{sfx}",
+                            format_func=FITZPATRICK.__getitem__)
+        reason = st.text_input("Reason for the correction", key=f"fix_reason_{sfx}",
+                               placeholder="e.g. birth year mistyped at registration")
+        submitted = st.form_submit_button("Save correction")
+    if not submitted:
+        return
+    try:
+        changed = frame.call(pr.correct_patient, patient_id=record.patient_id,
+                             birth_year=birth_year, sex=sex, fitzpatrick=fitz, reason=reason)
+    except FieldError as exc:
+        _error(exc)
+        return
+    st.session_state.pop(f"fix_reason_{sfx}", None)
+    _done("Nothing changed." if not changed else
+          "Corrected: " + ", ".join(FIELD_LABELS.get(c, c).lower() for c in changed) + ".")
 
 
 def _consents(record: pr.PatientRecord) -> None:
@@ -198,6 +225,8 @@ def page() -> None:
     st.markdown(f"### {record.code}")
     st.caption(f"Born {record.birth_year} · {pr.SEX_LABELS.get(record.sex, record.sex)} · "
                f"Fitzpatrick {FITZPATRICK[record.fitzpatrick].split(' –')[0]}")
+    with st.expander("Correct these details", icon=":material/edit:"):
+        _correct(record)
     _consents(record)
     _series(record)
     with st.expander("Start a new series", expanded=not record.series, icon=":material/add:"):

@@ -259,3 +259,46 @@ def test_consult_staff_neither_see_nor_open_the_page(clinic) -> None:
     _run(direct)  # and the page itself refuses when reached anyway
     assert "cannot open this page" in _errors(direct)
     assert not direct.text_input
+
+
+def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_values(clinic) -> None:
+    actor = clinic["actor"]
+    with db.session_scope() as s:
+        pid = pr.register_patient(s, actor, code="P-4", birth_year=1891 + 100, sex="female",
+                                  fitzpatrick=2)
+    fix = {"patient_id": pid, "birth_year": 1981, "sex": "female", "fitzpatrick": 3}
+    with pytest.raises(FieldError) as err, db.session_scope() as s:
+        pr.correct_patient(s, actor, **fix, reason=" ")
+    assert err.value.field == "reason"
+    with pytest.raises(FieldError) as err, db.session_scope() as s:
+        pr.correct_patient(s, actor, **(fix | {"fitzpatrick": 7}), reason="typo")
+    assert err.value.field == "fitzpatrick"
+    with db.session_scope() as s:
+        assert pr.correct_patient(s, actor, **fix, reason="typed 1991") == ["birth_year",
+                                                                           "fitzpatrick"]
+        assert pr.correct_patient(s, actor, **fix, reason="") == []  # nothing to change
+    with db.session_scope() as s:
+        record = pr.patient_record(s, actor, patient_id=pid)
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "patient.correct"))
+    assert (record.birth_year, record.fitzpatrick) == (1981, 3)
+    assert event.details == {"changed": {"birth_year": [1991, 1981], "fitzpatrick": [2, 3]},
+                             "reason": "typed 1991"}
+    assert _events("patient.correct") == 1
+
+
+def test_page_corrects_the_details_with_a_reason(clinic) -> None:
+    with db.session_scope() as s:
+        pid = pr.register_patient(s, clinic["actor"], code="P-0400", birth_year=1991, sex="male",
+                                  fitzpatrick=2)
+    at = _page(clinic)
+    at.selectbox[0].select(pid)
+    _run(at)
+    at.number_input(key=f"fix_year_{pid}").set_value(1981)
+    at.button(key=f"FormSubmitter:correct_{pid}-Save correction").click()
+    _run(at)
+    assert "**Reason for the correction**" in _errors(at)
+    at.text_input(key=f"fix_reason_{pid}").input("typed 1991 at registration")
+    at.button(key=f"FormSubmitter:correct_{pid}-Save correction").click()
+    _run(at)
+    assert "Corrected: birth year." in [str(m.value) for m in at.success]
+    assert any("Born 1981" in str(c.value) for c in at.caption)
