@@ -302,3 +302,12 @@ def test_page_corrects_the_details_with_a_reason(clinic) -> None:
     _run(at)
     assert "Corrected: birth year." in [str(m.value) for m in at.success]
     assert any("Born 1981" in str(c.value) for c in at.caption)
+
+
+@pytest.mark.parametrize("code", ["Anna Kowalska", "**P-1**", "[x](javascript:alert(1))", "P/1",
+                                  "-P1", "P" * 33, "P–1"])
+def test_patient_codes_are_plain_pseudonyms(clinic, code) -> None:
+    with pytest.raises(FieldError) as err, db.session_scope() as s:
+        pr.register_patient(s, clinic["actor"], code=code, birth_year=1980, sex="female",
+                            fitzpatrick=2)
+    assert err.value.field == "code" and "never a name" in str(err.value)

@@ -8,6 +8,7 @@ transaction. Photos follow the store's rule: blob first (atomic), then the row t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -46,6 +47,8 @@ from analysis.store.models import (
 )
 
 #: Reactions that always escalate, whatever severity was entered (vascular compromise, etc.).
+#: Pseudonymous patient codes: shown in pages, file names and reports, so plain characters only.
+PATIENT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 RED_FLAG_TERMS = frozenset(
     {"blanching", "vision_change", "livedo", "severe_pain_out_of_proportion", "skin_necrosis",
      "anaphylaxis", "vascular_occlusion"}
@@ -87,6 +90,9 @@ def create_patient(
     code = code.strip()
     if not code:
         raise FieldError("code", "a patient code is required")
+    if not PATIENT_CODE.fullmatch(code):
+        raise FieldError("code", "use 1-32 letters, digits, '-', '_' or '.' (a pseudonymous code "
+                                 "such as P-0107, never a name)")
     if session.scalar(select(Patient.id).where(Patient.code == code)) is not None:
         raise FieldError("code", f"patient code {code!r} is already in use")
     if not 1900 <= birth_year <= date.today().year:
