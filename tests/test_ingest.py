@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin
 from skimage import data
 
-from analysis.photos.exif import parse_exif_datetime, strip_jpeg_metadata
+from analysis.photos.exif import parse_exif_datetime, scrub_icc_text, strip_jpeg_metadata
 from analysis.photos.ingest import (
     DEFAULT_MAX_PIXELS,
     IngestedPhoto,
@@ -322,7 +322,7 @@ def test_upright_jpeg_is_cleaned_losslessly(progressive: bool, astronaut: Image.
         assert secret not in clean.data
     assert np.array_equal(_decode(clean.data), _decode(raw))  # pixels untouched
     with Image.open(io.BytesIO(clean.data)) as stored:
-        assert stored.info.get("icc_profile") == icc  # colour profile kept (documented)
+        assert stored.info.get("icc_profile") == scrub_icc_text(icc)  # colours kept, text blanked
         assert len(stored.getexif()) == 0 and "comment" not in stored.info
     assert len(clean.data) < len(raw)
 
@@ -491,3 +491,57 @@ def test_a_12_mp_jpeg_is_decoded_at_quarter_scale_without_resampling() -> None:
     # the quarter-scale decode shows the same picture as a full decode shrunk by area averaging
     full = np.asarray(big.resize((1000, 750), Image.Resampling.BOX), dtype=float)
     assert np.abs(photo.rgb.astype(float) - full).mean() < 6.0
+
+
+def _personal_icc() -> bytes:
+    """An sRGB profile whose description names a person, as a monitor calibration might."""
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    tags = {bytes(icc[132 + 12 * i:136 + 12 * i]): int.from_bytes(icc[136 + 12 * i:140 + 12 * i], "big")
+            for i in range(int.from_bytes(icc[128:132], "big"))}
+    desc = tags[b"desc"]
+    assert icc[desc:desc + 4] == b"mluc"
+    at = desc + int.from_bytes(icc[desc + 24:desc + 28], "big")  # first record's string
+    icc[at:at + 16] = "Dr Jane".encode("utf-16-be") + b"\x00\x00"
+    return bytes(icc)
+
+
+def test_icc_profile_text_is_blanked_and_colours_are_unchanged(astronaut: Image.Image) -> None:
+    icc = _personal_icc()
+    assert "Dr Jane" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    for image, kind in ((astronaut, "upright"), (astronaut.rotate(90, expand=True), "rotated")):
+        exif = _exif(original="2024:05:01 10:00:00", focal=4.2)
+        if kind == "rotated":
+            exif[0x0112] = 6  # orientation: re-encoded, not the lossless path
+        raw = _encode(image, "JPEG", quality=92, exif=exif, icc_profile=icc)
+        clean = clean_original(raw)
+        assert "Dr Jane".encode("utf-16-be") not in clean.data, kind
+        with Image.open(io.BytesIO(clean.data)) as stored:
+            kept = stored.info["icc_profile"]
+        assert "Dr Jane" not in ImageCms.getProfileDescription(
+            ImageCms.ImageCmsProfile(io.BytesIO(kept)))
+        srgb = ImageCms.createProfile("sRGB")
+        before = ImageCms.profileToProfile(astronaut, io.BytesIO(icc), srgb)
+        after = ImageCms.profileToProfile(astronaut, io.BytesIO(kept), srgb)
+        assert np.array_equal(np.asarray(before), np.asarray(after)), kind
+
+
+def test_malformed_or_split_icc_profiles_are_handled() -> None:
+    icc = _personal_icc()
+    assert scrub_icc_text(icc[:100]) is None  # too short
+    assert scrub_icc_text(b"x" * 200) is None  # no acsp signature
+    broken = bytearray(icc)
+    broken[132 + 4:132 + 8] = (10 ** 6).to_bytes(4, "big")  # first tag points past the end
+    assert scrub_icc_text(bytes(broken)) is None
+    # a profile split over two APP2 chunks is rejoined, scrubbed and split the same way
+    jpeg = _encode(Image.new("RGB", (64, 64), "grey"), "JPEG")
+    half = len(icc) // 2
+    chunks = [_app_segment(0xE2, b"ICC_PROFILE\x00" + bytes([i + 1, 2]) + part)
+              for i, part in enumerate((icc[:half], icc[half:]))]
+    cleaned = strip_jpeg_metadata(_with_segments(jpeg, *chunks))
+    with Image.open(io.BytesIO(cleaned)) as stored:
+        assert stored.info["icc_profile"] == scrub_icc_text(icc)
+    # chunks that do not add up (one missing) are dropped rather than kept with their text
+    cleaned = strip_jpeg_metadata(_with_segments(jpeg, chunks[0]))
+    assert b"ICC_PROFILE" not in cleaned
+    with Image.open(io.BytesIO(cleaned)) as stored:
+        assert stored.size == (64, 64)

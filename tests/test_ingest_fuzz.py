@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageCms
 from skimage import data
 
 from analysis.photos.ingest import IngestedPhoto, IngestError, clean_original, read_photo
@@ -174,3 +174,28 @@ def test_regression_heif_whose_decoded_size_differs_from_its_header() -> None:
     report the header size, clean_original the decoded one; both now use the decoded size."""
     raw = _mutate(SEEDS["HEIF"], [("flip", 351, 0)])
     _check(raw)
+
+
+_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.timeout(300)
+@FUZZ
+@given(mutations=st.lists(_mutation, min_size=1, max_size=6),
+       split=st.integers(min_value=1, max_value=len(_ICC) - 1))
+def test_mutated_icc_profile_never_breaks_the_lossless_clean(
+    mutations: list[tuple[str, int, object]], split: int
+) -> None:
+    """A damaged colour profile (split over two APP2 chunks, then mutated) is scrubbed or dropped;
+    the cleaned JPEG's pixels are still the original's."""
+    from analysis.photos.exif import strip_jpeg_metadata
+
+    icc = _mutate(_ICC, mutations, start=0)
+    segments = b"".join(
+        b"\xff\xe2" + struct.pack(">H", len(part) + 16) + b"ICC_PROFILE\x00" + bytes([i + 1, 2]) + part
+        for i, part in enumerate((icc[:split], icc[split:])) if len(part) + 16 < 65536)
+    raw = SEEDS["JPEG"][:2] + segments + SEEDS["JPEG"][2:]
+    cleaned = strip_jpeg_metadata(raw)
+    assert cleaned is not None
+    with Image.open(io.BytesIO(cleaned)) as a, Image.open(io.BytesIO(SEEDS["JPEG"])) as b:
+        assert np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))

@@ -169,12 +169,114 @@ _KEEP_APP = {
 }
 
 
+_ICC_HEADER = b"ICC_PROFILE\x00"
+#: ICC tag types that hold free text (ICC.1:2001-04 textDescriptionType and textType; ICC.1:2010
+#: multiLocalizedUnicodeType). Profile descriptions, copyright and device names can carry a
+#: person's or a machine's name; the colour tags (curves, matrices, LUTs) carry nothing of the kind.
+_ICC_TEXT_TYPES = (b"desc", b"text", b"mluc")
+
+
+def scrub_icc_text(profile: bytes) -> bytes | None:
+    """The ICC profile with every text character blanked, colour data untouched; None if malformed.
+
+    Every tag whose type is text (``desc``, ``text``, ``mluc``) keeps its size and structure, but
+    each character becomes a space (ASCII and UTF-16) or a NUL (the Mac script field), so offsets
+    and counts stay valid and colour management reads the profile exactly as before. The header's
+    profile ID (an MD5 of the content) is zeroed, which ICC.1 defines as "not computed".
+    """
+    buf = bytearray(profile)
+    size = len(buf)
+    if size < 132 or buf[36:40] != b"acsp" or int.from_bytes(buf[0:4], "big") > size:
+        return None
+    count = int.from_bytes(buf[128:132], "big")
+    if 132 + 12 * count > size:
+        return None
+    for i in range(count):
+        entry = 132 + 12 * i
+        offset = int.from_bytes(buf[entry + 4:entry + 8], "big")
+        length = int.from_bytes(buf[entry + 8:entry + 12], "big")
+        if offset + length > size or length < 8:
+            return None
+        kind = bytes(buf[offset:offset + 4])
+        if kind in _ICC_TEXT_TYPES and not _blank_icc_text(buf, offset, length, kind):
+            return None
+    buf[84:100] = bytes(16)
+    return bytes(buf)
+
+
+def _blank(buf: bytearray, start: int, stop: int, *, wide: bool = False) -> None:
+    """Spaces over ``buf[start:stop]`` up to its first NUL (the NUL and what follows: NULs)."""
+    step = 2 if wide else 1
+    ended = False
+    for pos in range(start, stop - step + 1, step):
+        char = buf[pos:pos + step]
+        ended = ended or not any(char)
+        buf[pos:pos + step] = bytes(step) if ended else (b"\x00 " if wide else b" ")
+
+
+def _blank_icc_text(buf: bytearray, offset: int, length: int, kind: bytes) -> bool:
+    end = offset + length
+    if kind == b"text":
+        _blank(buf, offset + 8, end)
+        return True
+    if kind == b"mluc":
+        if length < 16:
+            return False
+        records = int.from_bytes(buf[offset + 8:offset + 12], "big")
+        record_size = int.from_bytes(buf[offset + 12:offset + 16], "big")
+        if record_size < 12 or 16 + records * record_size > length:
+            return False
+        for r in range(records):
+            rec = offset + 16 + r * record_size
+            n = int.from_bytes(buf[rec + 4:rec + 8], "big")
+            at = offset + int.from_bytes(buf[rec + 8:rec + 12], "big")
+            if at + n > end:
+                return False
+            _blank(buf, at, at + n - n % 2, wide=True)
+        return True
+    # textDescriptionType: ASCII count + string, Unicode language + count + UTF-16, Mac script
+    if length < 12:
+        return False
+    n_ascii = int.from_bytes(buf[offset + 8:offset + 12], "big")
+    pos = offset + 12 + n_ascii
+    if pos > end:
+        return False
+    _blank(buf, offset + 12, pos)
+    if pos + 8 <= end:
+        n_uni = int.from_bytes(buf[pos + 4:pos + 8], "big")
+        start = pos + 8
+        stop = min(end, start + 2 * n_uni)
+        _blank(buf, start, stop - (stop - start) % 2, wide=True)
+        mac = stop + 3  # script code (2 bytes) and count (1 byte) precede the 67-byte Mac string
+        if mac < end:
+            buf[mac:min(end, mac + 67)] = bytes(min(end, mac + 67) - mac)
+    return True
+
+
+def _icc_segments(chunks: dict[int, bytes], total: int) -> list[bytes] | None:
+    """APP2 segments of the scrubbed profile, cut as the original was (None: unusable chunks)."""
+    if total == 0 or sorted(chunks) != list(range(1, total + 1)):
+        return None
+    scrubbed = scrub_icc_text(b"".join(chunks[i] for i in range(1, total + 1)))
+    if scrubbed is None:
+        return None
+    out, pos = [], 0
+    for i in range(1, total + 1):
+        n = len(chunks[i])
+        body = _ICC_HEADER + bytes([i, total]) + scrubbed[pos:pos + n]
+        out.append(b"\xff\xe2" + (len(body) + 2).to_bytes(2, "big") + body)
+        pos += n
+    return out
+
+
 def strip_jpeg_metadata(data: bytes) -> bytes | None:
     """Remove metadata segments from a JPEG without touching its compressed pixels.
 
     Walks the marker segments (ITU-T T.81, Annex B). Dropped: every APPn segment except APP0
-    ``JFIF`` (its embedded thumbnail is removed), APP2 ``ICC_PROFILE`` and APP14 ``Adobe``; every
-    COM segment; anything after the end-of-image marker (MPF second images, appended archives).
+    ``JFIF`` (its embedded thumbnail is removed), APP2 ``ICC_PROFILE`` (its text blanked by
+    :func:`scrub_icc_text`; a profile whose chunks or tags do not add up is dropped) and APP14
+    ``Adobe``; every COM segment; anything after the end-of-image marker (MPF second images,
+    appended archives).
     Everything else (quantisation and Huffman tables, frame and scan headers, entropy-coded data,
     restart markers) is copied byte for byte, so the decoded pixels are identical.
 
@@ -187,6 +289,8 @@ def strip_jpeg_metadata(data: bytes) -> bytes | None:
     if not data.startswith(b"\xff\xd8"):
         return None
     out = [b"\xff\xd8"]
+    icc: dict[int, bytes] = {}
+    icc_total, icc_at = 0, -1  # chunks by sequence number, their declared count, where they go
     pos, size = 2, len(data)
     while pos < size:
         while pos + 1 < size and data[pos] == 0xFF and data[pos + 1] == 0xFF:
@@ -196,6 +300,8 @@ def strip_jpeg_metadata(data: bytes) -> bytes | None:
         marker = data[pos + 1]
         if marker == 0xD9:
             out.append(b"\xff\xd9")
+            if icc_at >= 0:
+                out[icc_at:icc_at + 1] = _icc_segments(icc, icc_total) or []
             return b"".join(out)
         if marker == 0x01 or 0xD0 <= marker <= 0xD7 or marker in (0x00, 0xD8):
             if marker in (0x00, 0xD8):
@@ -212,6 +318,15 @@ def strip_jpeg_metadata(data: bytes) -> bytes | None:
         payload = data[pos + 4:end]
         if marker == 0xE0 and payload.startswith(b"JFIF\x00") and len(payload) >= 14:
             out.append(b"\xff\xe0\x00\x10" + payload[:12] + b"\x00\x00")
+        elif marker == 0xE2 and payload.startswith(_ICC_HEADER) and len(payload) >= 14:
+            if icc_at < 0:
+                icc_at = len(out)
+                out.append(b"")  # the scrubbed profile goes here once every chunk is read
+            seq, total = payload[12], payload[13]
+            if seq in icc or (icc_total and total != icc_total):
+                icc_total = -1  # repeated or inconsistent chunks: the profile is dropped
+            elif icc_total >= 0:
+                icc[seq], icc_total = payload[14:], total
         elif 0xE0 <= marker <= 0xEF:
             prefix = _KEEP_APP.get(marker)
             if prefix is not None and marker != 0xE0 and payload.startswith(prefix):

@@ -53,6 +53,7 @@ from analysis.photos.exif import (
     CaptureInfo,
     parse_orientation,
     read_capture_info,
+    scrub_icc_text,
     strip_jpeg_metadata,
 )
 from analysis.photos.filetype import PHOTO_FORMATS, UNKNOWN, hidden_content, sniff
@@ -212,12 +213,13 @@ def clean_original(
     are walked and every APP1..APP15 segment (EXIF, GPS, XMP, IPTC, MPF) and every COM segment is
     dropped, as is anything after the end-of-image marker; the entropy-coded pixels are copied
     untouched. Kept: APP0 JFIF (with any thumbnail removed), APP2 ``ICC_PROFILE`` (it defines the
-    photo's colours, which the lighting checks rely on, and identifies no one) and APP14 ``Adobe``
-    (it tells the decoder which colour transform to use; dropping it changes the pixels).
+    photo's colours, which the lighting checks rely on; its free text, such as a description or
+    device name, is blanked by ``exif.scrub_icc_text``) and APP14 ``Adobe`` (it tells the decoder
+    which colour transform to use; dropping it changes the pixels).
 
     Anything else is decoded, oriented and re-encoded without metadata: JPEG at quality 95 for
     JPEG and HEIF sources, PNG (lossless, same mode, palette transparency kept) for PNG sources.
-    The ICC profile is kept in both cases. Pillow reads 48/64-bit colour PNGs as 8 bits per
+    The ICC profile is kept in both cases, with its text blanked. Pillow reads 48/64-bit colour PNGs as 8 bits per
     channel, so such a PNG is stored at 8 bits.
 
     Raises
@@ -238,6 +240,7 @@ def clean_original(
                     _decode_full(kept)  # the stored copy must decode; IngestError if it does not
                     return CleanImage(stripped, "image/jpeg", ".jpg", kept.width, kept.height, sha)
         icc = image.info.get("icc_profile")
+        icc = scrub_icc_text(icc) if icc else None  # colour kept, its free text blanked
         transparency = image.info.get("transparency")  # palette / grey tRNS, not metadata
         if image.format == "HEIF":
             _load_heif(image, max_pixels=max_pixels, min_side_px=min_side_px)
