@@ -23,9 +23,9 @@ demo: $(STAMP)
 	$(PY) -m analysis demo --if-empty
 
 run: demo
-	@echo "Candor on http://localhost:$(PORT)  (demo-only sign-in: clinician@demo.candor," \
-	      "director@demo.candor, consult@demo.candor, admin@demo.candor; password: the" \
-	      "CANDOR_DEMO_PASSWORD given at seeding, default candor-demo)"
+	@echo "Candor on http://localhost:$(PORT)  (demo clinic, if it was seeded: demo-only sign-in" \
+	      "clinician@demo.candor, director@demo.candor, consult@demo.candor, admin@demo.candor;" \
+	      "password: the CANDOR_DEMO_PASSWORD given at seeding, default candor-demo)"
 	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
 
 test: $(STAMP)

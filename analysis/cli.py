@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = (
     "analysis.store.cli",
+    "analysis.auth.cli",
     "analysis.photos.cli",
     "analysis.demo.cli",
 )

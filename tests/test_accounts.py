@@ -46,3 +46,33 @@ def test_only_admins_create_accounts_and_passwords_have_a_floor(db_url: str) -> 
                                  role="clinician", password="short")
         assert err.value.field == "password"
     engine.dispose()
+
+
+def test_create_admin_starts_a_real_clinic_that_the_demo_never_overwrites(
+    candor_env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m analysis create-admin``: the first sign-in of a clinic that does not start from
+    the demo; afterwards `make run`'s ``demo --if-empty`` leaves the database alone."""
+    from analysis.cli import main
+    from analysis.demo.clinic import seed_demo_clinic
+
+    monkeypatch.delenv("CANDOR_ADMIN_PASSWORD", raising=False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["create-admin", "boss@clinic.example"]) == 2  # no password, no terminal
+    assert "CANDOR_ADMIN_PASSWORD" in capsys.readouterr().err
+    monkeypatch.setenv("CANDOR_ADMIN_PASSWORD", "short")
+    assert main(["create-admin", "boss@clinic.example"]) == 2
+    assert "at least 10 characters" in capsys.readouterr().err
+    monkeypatch.setenv("CANDOR_ADMIN_PASSWORD", "a long clinic password")
+    assert main(["create-admin", "Boss@Clinic.example", "--name", "Dr Boss"]) == 0
+    assert "administrator boss@clinic.example created" in capsys.readouterr().out
+    assert main(["create-admin", "boss@clinic.example"]) == 2  # exists already
+    with db.session_scope() as s:
+        actor = accounts.authenticate(s, email="boss@clinic.example",
+                                      password="a long clinic password")
+        assert actor is not None and actor.role == "admin"
+        assert s.scalar(select(AuditEvent.action).where(AuditEvent.action == "user.create"))
+    report = seed_demo_clinic(photos=False, n_patients=4)
+    assert not report.seeded and "account(s) of a real clinic" in report.message
+    with db.session_scope() as s:
+        assert s.scalar(select(User.email).where(User.email.like("%@demo.candor"))) is None

@@ -34,7 +34,8 @@ from analysis.store.models import EndpointDefinition, Patient, ProductLot, Proto
 
 @dataclass(frozen=True)
 class SeedReport:
-    """What a seeding run did. ``seeded`` is False when the database already held patients."""
+    """What a seeding run did. ``seeded`` is False when the database already held patients or a
+    real clinic's own accounts."""
 
     seeded: bool
     message: str
@@ -116,6 +117,13 @@ def seed_demo_clinic(
             n = session.scalar(select(func.count(Patient.id)))
         return SeedReport(False, f"the database already holds {n} patients; nothing seeded "
                                  "(the demo clinic is only seeded into an empty database)")
+    from analysis.auth.accounts import DEMO_ACCOUNTS
+
+    with db.session_scope(engine) as session:
+        own = session.scalars(select(User.email).where(User.email.not_in(list(DEMO_ACCOUNTS)))).all()
+    if own:
+        return SeedReport(False, f"the database has {len(own)} account(s) of a real clinic; nothing "
+                                 "seeded (the demo clinic is only seeded into an empty database)")
     today = today or date.today()
     if photos:
         missing = _photo_engine_available()
