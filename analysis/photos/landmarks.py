@@ -265,6 +265,16 @@ def _mesh_detected(rgb: np.ndarray) -> np.ndarray | None:
     return _mesh_in_box(rgb, box) if box is not None else None
 
 
+def _mesh_found(rgb: np.ndarray, *, quick_look: bool) -> tuple[np.ndarray | None, str]:
+    """Steps 1-3 of the module docstring (``quick_look``: step 2's detector on a small copy first);
+    the points and ``"whole"`` or ``"detector_crop"``."""
+    pts = _mesh(rgb)
+    if pts is not None:
+        return pts, "whole"
+    pts = _mesh_at_detection(rgb) if quick_look else None
+    return (pts if pts is not None else _mesh_detected(rgb)), "detector_crop"
+
+
 def _mesh_padded(rgb: np.ndarray) -> np.ndarray | None:
     h, w = rgb.shape[:2]
     pad_y, pad_x = int(round(_PAD_FRACTION * h)), int(round(_PAD_FRACTION * w))
@@ -310,13 +320,7 @@ def detect_face_landmarks(
     factor = min(1.0, max_side / max(h, w))
     small = _resize(image, factor) if factor < 1.0 else image
     with _LOCK:
-        method = "whole"
-        pts = _mesh(small)
-        if pts is None:
-            method = "detector_crop"
-            pts = _mesh_at_detection(small)
-            if pts is None:
-                pts = _mesh_detected(small)
+        pts, method = _mesh_found(small, quick_look=True)
         if pts is None:
             method = "padded"
             pts = _mesh_padded(small)
@@ -337,9 +341,5 @@ def naive_landmarks(rgb: np.ndarray) -> FaceLandmarks | None:
     image = _as_rgb_uint8(rgb)
     h, w = image.shape[:2]
     with _LOCK:
-        method = "whole"
-        pts = _mesh(image)
-        if pts is None:
-            method = "detector_crop"
-            pts = _mesh_detected(image)
+        pts, method = _mesh_found(image, quick_look=False)
     return None if pts is None else FaceLandmarks(points_px=pts, image_size=(w, h), method=method)
