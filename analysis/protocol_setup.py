@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.outcomes.endpoints import expected_change
 from analysis.photos.compare import Tolerances
 from analysis.photos.types import ALL_VIEWS
 from analysis.store import audit
@@ -84,6 +85,8 @@ class ProtocolForm:
     tolerances: Mapping[str, float] = field(default_factory=dict)
     description: str = ""
     series_count: int = 0
+    #: endpoint code -> {session number: expected change from baseline} (charts' reference lines)
+    expected_course: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ def protocol_form(session: DbSession, actor: Actor, *, protocol_id: int | None) 
         required_views=tuple(p.required_views or ()), endpoint_codes=tuple(p.endpoint_codes or ()),
         primary_endpoint=p.primary_endpoint, tolerances=dict(p.tolerances or {}),
         description=p.description or "", series_count=len(_series_ids(session, p.id)),
+        expected_course={code: expected_change(p.expected_course, endpoint_code=code)
+                         for code in (p.expected_course or {})},
     )
 
 
@@ -165,6 +170,48 @@ def clean_overrides(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
+def course_rows(form: ProtocolForm) -> list[dict[str, Any]]:
+    """One row per endpoint of the protocol: ``endpoint`` and ``s2`` ... ``sN`` (None = no line)."""
+    n = form.planned_sessions or 0
+    return [{"endpoint": code,
+             **{f"s{k}": (form.expected_course.get(code) or {}).get(k) for k in range(2, n + 1)}}
+            for code in form.endpoint_codes]
+
+
+def course_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, float]]:
+    """Inverse of :func:`course_rows`: blanks (None, NaN) dropped."""
+    out: dict[str, dict[int, float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if not str(key).startswith("s") or value is None or value == "":
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise FieldError("expected_course", f"{row.get('endpoint')}, session "
+                                 f"{str(key)[1:]}: {value!r} is not a number") from None
+            if not math.isnan(number):
+                out.setdefault(str(row["endpoint"]), {})[int(str(key)[1:])] = number
+    return out
+
+
+def _clean_course(course: Mapping[str, Mapping[int, float]], *, codes: Sequence[str],
+                  sessions: int) -> dict[str, dict[str, float]]:
+    """Validated expected course as stored (session numbers as JSON keys)."""
+    out: dict[str, dict[str, float]] = {}
+    for code, by_session in course.items():
+        if code not in codes:
+            continue  # an endpoint taken off the protocol takes its course with it
+        for k, v in by_session.items():
+            if not 2 <= int(k) <= sessions:
+                raise FieldError("expected_course", f"{code}: session {k} is outside sessions "
+                                                    f"2 to {sessions}")
+            if not math.isfinite(float(v)):
+                raise FieldError("expected_course", f"{code}, session {k}: not a number")
+            out.setdefault(code, {})[str(int(k))] = float(v)
+    return out
+
+
 def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
     """Create or update the protocol; returns its id. Validation errors name the field."""
     require(actor, "protocol.write")
@@ -199,15 +246,17 @@ def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
         Tolerances.from_dict(form.tolerances)
     except ValueError as exc:
         raise FieldError("tolerances", str(exc)) from None
+    course = _clean_course(form.expected_course, codes=codes,
+                           sessions=int(form.planned_sessions))
     values: dict[str, Any] = {
         "name": name, "modality": modality, "target_area": area,
         "planned_sessions": int(form.planned_sessions), "interval_days": int(form.interval_days),
         "required_views": views, "endpoint_codes": codes, "primary_endpoint": primary,
         "tolerances": {k: float(v) for k, v in form.tolerances.items()},
-        "description": form.description.strip(),
+        "description": form.description.strip(), "expected_course": course,
     }
     if form.protocol_id is None:
-        protocol = Protocol(expected_course={}, **values)
+        protocol = Protocol(**values)
         session.add(protocol)
         session.flush()
         audit.record(session, actor, "protocol.create", object_type="protocol",

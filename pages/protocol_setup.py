@@ -24,7 +24,7 @@ FIELD_LABELS = {
     "primary_endpoint": "Primary endpoint", "tolerances": "Comparability tolerances",
     "protocol_id": "Protocol", "code": "Code", "kind": "Kind", "unit": "Unit",
     "scale_min": "Scale from", "scale_max": "Scale to", "mcid": "MCID", "noise_sd": "Noise SD",
-    "neutral": "'No change' point",
+    "neutral": "'No change' point", "expected_course": "Expected course",
 }
 
 
@@ -55,6 +55,24 @@ def _tolerance_table(form: ps.ProtocolForm, key: str) -> pd.DataFrame:
 
 def _error(exc: FieldError) -> None:
     st.error(f"**{FIELD_LABELS.get(exc.field, exc.field)}**: {exc}", icon=":material/error:")
+
+
+def _course_table(form: ps.ProtocolForm, endpoints: dict[str, str],
+                  key: str) -> pd.DataFrame | None:
+    st.markdown("**Expected course** — the change from baseline you expect at each session, in the "
+                "endpoint's units (the dashed reference line on charts). Leave empty for none.")
+    rows = ps.course_rows(form)
+    if not rows or not form.planned_sessions or form.planned_sessions < 2:
+        st.caption("Save the protocol with its endpoints and sessions first; their expected course "
+                   "is set here afterwards.")
+        return None
+    sessions = [c for c in rows[0] if c != "endpoint"]
+    return st.data_editor(
+        pd.DataFrame(rows), key=key, hide_index=True, width="stretch", disabled=["endpoint"],
+        column_config={"endpoint": st.column_config.SelectboxColumn(
+                           "Endpoint", options=list(endpoints), width="medium"),
+                       **{c: st.column_config.NumberColumn(f"Session {c[1:]}", format="%g")
+                          for c in sessions}})
 
 
 def _endpoints() -> None:
@@ -162,17 +180,20 @@ def _protocol() -> None:
         st.markdown("**Photo comparability** — when a follow-up photo warns or fails against the "
                     "baseline. Leave *This protocol* empty to keep the default.")
         edited = _tolerance_table(form, key=f"ps_tol_{sfx}")
+        course = _course_table(form, endpoints, key=f"ps_course_{sfx}")
         submitted = st.form_submit_button("Save protocol", type="primary")
     if not submitted:
         return
     try:
         overrides = ps.clean_overrides(edited.to_dict("records"))
+        expected = (ps.course_from_rows(course.to_dict("records")) if course is not None
+                    else dict(form.expected_course))
         saved = frame.call(ps.save_protocol, ps.ProtocolForm(
             protocol_id=protocol_id, name=name, modality=modality, target_area=area,
             planned_sessions=None if planned is None else int(planned),
             interval_days=None if interval is None else int(interval), required_views=tuple(views),
             endpoint_codes=tuple(codes), primary_endpoint=primary, tolerances=overrides,
-            description=description))
+            description=description, expected_course=expected))
     except FieldError as exc:
         _error(exc)
         return

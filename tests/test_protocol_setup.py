@@ -217,3 +217,44 @@ def test_page_adds_the_library_and_a_clinic_endpoint(clinic) -> None:
     assert "Endpoint added: wsrs." in [str(m.value) for m in at.success]
     tables = [d.value for d in at.dataframe if "code" in d.value.columns]
     assert len(tables) == 1 and "wsrs" in list(tables[0]["code"])
+
+
+def test_expected_course_round_trips_and_is_checked(clinic) -> None:
+    pid = _save(GOOD)
+    with db.session_scope() as s:
+        form = ps.protocol_form(s, DIRECTOR, protocol_id=pid)
+    rows = ps.course_rows(form)
+    assert rows == [{"endpoint": "density", "s2": None, "s3": None, "s4": None}]
+    rows[0]["s3"], rows[0]["s4"] = 8.0, float("nan")  # an emptied cell
+    course = ps.course_from_rows(rows)
+    assert course == {"density": {3: 8.0}}
+    _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "expected_course": course}))
+    with db.session_scope() as s:
+        stored = s.get(Protocol, pid).expected_course
+        assert stored == {"density": {"3": 8.0}}
+        assert ps.protocol_form(s, DIRECTOR, protocol_id=pid).expected_course == {"density": {3: 8.0}}
+    with pytest.raises(FieldError) as err:
+        _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid,
+                                "expected_course": {"density": {9: 1.0}}}))
+    assert err.value.field == "expected_course" and "session 9" in str(err.value)
+    with pytest.raises(FieldError, match="not a number"):
+        ps.course_from_rows([{"endpoint": "density", "s2": "lots"}])
+    # taking the endpoint off the protocol takes its course with it
+    _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "endpoint_codes": (),
+                            "primary_endpoint": None, "expected_course": course}))
+    with db.session_scope() as s:
+        assert s.get(Protocol, pid).expected_course == {}
+
+
+def test_page_offers_the_course_of_each_endpoint_of_a_saved_protocol(clinic) -> None:
+    pid = _save(GOOD.__class__(**{**vars(GOOD), "expected_course": {"density": {4: 12.0}}}))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state[ACTOR_KEY] = DIRECTOR
+    at.session_state["setup_protocol_id"] = pid
+    at.run()
+    at.switch_page("pages/protocol_setup.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    course = [d.value for d in at.dataframe if "endpoint" in d.value.columns]
+    assert len(course) == 1
+    assert list(course[0].columns) == ["endpoint", "s2", "s3", "s4"]
+    assert course[0].iloc[0]["s4"] == 12.0 and course[0].iloc[0]["endpoint"] == "density"

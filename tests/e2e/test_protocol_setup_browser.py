@@ -36,6 +36,11 @@ def test_director_defines_a_protocol(page, app_url: str, screenshot_dir: Path) -
     _settled(page)
     page.wait_for_timeout(1500)  # the tolerance grid paints its canvas after the element appears
     page.screenshot(path=screenshot_dir / "protocol-setup.png", full_page=True)
+    course = page.get_by_text("Expected course", exact=False).first
+    course.scroll_into_view_if_needed()  # the saved protocol's course editor, below the tolerances
+    expect(page.get_by_text("Save the protocol with its endpoints and sessions first")).to_be_visible(
+        timeout=30_000)
+    page.screenshot(path=screenshot_dir / "protocol-setup-course.png")
     page.get_by_role("tab", name="Endpoints").click()
     page.get_by_role("button", name="Add endpoint").wait_for()
     page.wait_for_timeout(1000)
