@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from analysis.outcomes.endpoints import expected_change
 from analysis.outcomes.filters import PHOTO_SET_DEFINITION, age_band, set_compliant
+from analysis.outcomes.frames import derive_measurements
 from analysis.store import audit
 from analysis.store.access import Actor, require
 from analysis.store.models import (
@@ -133,7 +134,6 @@ def series_overview(session: DbSession, actor: Actor, series_id: int) -> SeriesO
     patient, protocol = series.patient, series.protocol
     visits = list(series.sessions)
     names = dict(session.execute(select(User.id, User.display_name)).all())
-    number_of = {v.id: v.number for v in visits}
     sessions = pd.DataFrame(
         [(v.id, v.number, v.performed_on, (v.performed_on - series.started_on).days,
           names.get(v.operator_id, "") if v.operator_id else "") for v in visits],
@@ -164,7 +164,8 @@ def series_overview(session: DbSession, actor: Actor, series_id: int) -> SeriesO
     for p in photos.itertuples(index=False):
         cell = grid.at[p.view, p.session_number]
         grid.at[p.view, p.session_number] = f"{cell}, {p.verdict}" if cell else p.verdict
-    measurements, endpoints, notes = _measurements(session, visits, protocol, number_of)
+    measurements, endpoints, notes = _measurements(session, series.id, visits, protocol,
+                                                   sessions)
     comparisons = pd.DataFrame(
         [(a.number, b.number, a.performed_on, b.performed_on,
           [c.kind for c in series.confounders
@@ -194,33 +195,28 @@ def series_overview(session: DbSession, actor: Actor, series_id: int) -> SeriesO
         else 0, notes=notes)
 
 
-def _measurements(session: DbSession, visits: list[Session], protocol: Protocol,
-                  number_of: dict[int, int]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    raw = [(number_of[m.session_id], m.endpoint.code, m.value_num)
-           for v in visits for m in v.measurements if m.value_num is not None]
-    codes = list(dict.fromkeys(list(protocol.endpoint_codes or []) + [c for _, c, _ in raw]))
+def _measurements(session: DbSession, series_id: int, visits: list[Session], protocol: Protocol,
+                  sessions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Baseline, change and improvement as the cohort figures compute them
+    (:func:`analysis.outcomes.frames.derive_measurements`), plus the noise band and expected course."""
+    raw = pd.DataFrame(
+        [(series_id, m.session_id, m.endpoint.code, m.value_num)
+         for v in visits for m in v.measurements if m.value_num is not None],
+        columns=["series_id", "session_id", "endpoint_code", "value"])
+    codes = list(dict.fromkeys(list(protocol.endpoint_codes or []) + list(raw["endpoint_code"])))
     defs = {d.code: d for d in session.scalars(
         select(EndpointDefinition).where(EndpointDefinition.code.in_(codes)))}
     endpoints = pd.DataFrame(
-        [(d.code, d.name, d.kind, d.unit, d.higher_is_better, d.mcid, d.noise_sd)
+        [(d.code, d.name, d.kind, d.unit, d.higher_is_better, d.mcid, d.noise_sd, d.neutral)
          for d in defs.values()],
-        columns=["endpoint_code", "name", "kind", "unit", "higher_is_better", "mcid", "noise_sd"])
+        columns=["endpoint_code", "name", "kind", "unit", "higher_is_better", "mcid", "noise_sd",
+                 "neutral"])
     cols = ["session_number", "endpoint_code", "value", "baseline", "change", "improvement",
             "noise_band", "within_noise", "expected_change"]
     notes: list[str] = []
-    if not raw:
-        return pd.DataFrame(columns=cols), endpoints, notes
-    m = (pd.DataFrame(raw, columns=["session_number", "endpoint_code", "value"])
-         .groupby(["session_number", "endpoint_code"], as_index=False)["value"].mean())
-    base = m[m["session_number"] == 1].set_index("endpoint_code")["value"]
-    neutral = {c: float(d.neutral) for c, d in defs.items() if d.neutral is not None}
-    base = pd.concat([base.drop(list(neutral), errors="ignore"),
-                      pd.Series(neutral, dtype=float)])  # ratings against baseline: no-change anchor
-    m["baseline"] = m["endpoint_code"].map(base)
-    m["change"] = m["value"] - m["baseline"]
-    sign = m["endpoint_code"].map(lambda c: 1.0 if c not in defs or defs[c].higher_is_better
-                                  else -1.0)
-    m["improvement"] = m["change"] * sign + 0.0  # no -0.0
+    if raw.empty:
+        return pd.DataFrame(columns=cols), endpoints.drop(columns="neutral"), notes
+    m = derive_measurements(raw, sessions=sessions, endpoints=endpoints)
     m["noise_band"] = m["endpoint_code"].map(
         lambda c: 2.0 * defs[c].noise_sd if c in defs and defs[c].noise_sd is not None
         else float("nan"))
@@ -228,8 +224,8 @@ def _measurements(session: DbSession, visits: list[Session], protocol: Protocol,
     course = {c: expected_change(protocol.expected_course, endpoint_code=c) for c in codes}
     m["expected_change"] = [course.get(c, {}).get(int(k), float("nan"))
                             for c, k in zip(m["endpoint_code"], m["session_number"], strict=True)]
-    for code in m["endpoint_code"].unique():
-        if code not in set(base.index):
+    for code, baseline in m.groupby("endpoint_code", sort=False)["baseline"]:
+        if baseline.isna().all():
             notes.append(f"{code}: no baseline (session 1) value, so no change from baseline")
     return m[cols].sort_values(["endpoint_code", "session_number"]).reset_index(drop=True), \
-        endpoints, notes
+        endpoints.drop(columns="neutral"), notes
