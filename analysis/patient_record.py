@@ -153,14 +153,8 @@ def register_patient(
     fitzpatrick: int | None, consent_scopes: Iterable[str] = (),
 ) -> int:
     """Create the patient and record the consents given at registration; returns the patient id."""
-    if birth_year is None:
-        raise records.FieldError("birth_year", "enter the birth year")
-    if sex is None:
-        raise records.FieldError("sex", "choose one (\"Not recorded\" is a choice)")
-    if fitzpatrick is None:
-        raise records.FieldError("fitzpatrick", "choose the Fitzpatrick skin type (1 to 6)")
-    patient = records.create_patient(session, actor, code=code, birth_year=int(birth_year),
-                                     sex=sex, fitzpatrick=int(fitzpatrick))
+    patient = records.create_patient(session, actor, code=code, birth_year=birth_year, sex=sex,
+                                     fitzpatrick=fitzpatrick)
     for scope in dict.fromkeys(consent_scopes):
         records.give_consent(session, actor, patient_id=patient.id, scope=scope)
     return patient.id
@@ -242,13 +236,7 @@ def correct_patient(
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise records.FieldError("patient_id", f"no patient with id {patient_id}")
-    if birth_year is None or not 1900 <= int(birth_year) <= date.today().year:
-        raise records.FieldError("birth_year", "birth year must be between 1900 and this year")
-    if sex not in SEX_LABELS:
-        raise records.FieldError("sex", "choose one (\"Not recorded\" is a choice)")
-    if fitzpatrick is None or not 1 <= int(fitzpatrick) <= 6:
-        raise records.FieldError("fitzpatrick", "Fitzpatrick type must be 1 to 6")
-    new = {"birth_year": int(birth_year), "sex": sex, "fitzpatrick": int(fitzpatrick)}
+    new = records.patient_details(birth_year, sex, fitzpatrick)
     changed = {k: [getattr(patient, k), v] for k, v in new.items() if getattr(patient, k) != v}
     if not changed:
         return []

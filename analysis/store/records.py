@@ -83,8 +83,26 @@ def _get(session: DbSession, model: type[Any], ident: int, what: str) -> Any:
 # --- patients and consent ------------------------------------------------------------------------
 
 
+def patient_details(birth_year: int | None, sex: str | None, fitzpatrick: int | None
+                    ) -> dict[str, Any]:
+    """Checked ``birth_year``, ``sex`` and ``fitzpatrick`` (registration and corrections alike)."""
+    if birth_year is None:
+        raise FieldError("birth_year", "enter the birth year")
+    if not 1900 <= int(birth_year) <= date.today().year:
+        raise FieldError("birth_year", "birth year must be between 1900 and this year")
+    if sex is None:
+        raise FieldError("sex", "choose one (\"Not recorded\" is a choice)")
+    _choice("sex", sex, SEXES)
+    if fitzpatrick is None:
+        raise FieldError("fitzpatrick", "choose the Fitzpatrick skin type (1 to 6)")
+    if not 1 <= int(fitzpatrick) <= 6:
+        raise FieldError("fitzpatrick", "Fitzpatrick type must be 1 to 6")
+    return {"birth_year": int(birth_year), "sex": sex, "fitzpatrick": int(fitzpatrick)}
+
+
 def create_patient(
-    session: DbSession, actor: Actor, *, code: str, birth_year: int, sex: str, fitzpatrick: int
+    session: DbSession, actor: Actor, *, code: str, birth_year: int | None, sex: str | None,
+    fitzpatrick: int | None,
 ) -> Patient:
     require(actor, "patient.write")
     code = code.strip()
@@ -95,12 +113,7 @@ def create_patient(
                                  "such as P-0107, never a name)")
     if session.scalar(select(Patient.id).where(Patient.code == code)) is not None:
         raise FieldError("code", f"patient code {code!r} is already in use")
-    if not 1900 <= birth_year <= date.today().year:
-        raise FieldError("birth_year", "birth year must be between 1900 and this year")
-    _choice("sex", sex, SEXES)
-    if not 1 <= fitzpatrick <= 6:
-        raise FieldError("fitzpatrick", "Fitzpatrick type must be 1 to 6")
-    patient = Patient(code=code, birth_year=birth_year, sex=sex, fitzpatrick=fitzpatrick)
+    patient = Patient(code=code, **patient_details(birth_year, sex, fitzpatrick))
     session.add(patient)
     session.flush()
     audit.record(session, actor, "patient.create", patient_id=patient.id, object_type="patient",
