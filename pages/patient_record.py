@@ -30,10 +30,6 @@ FITZPATRICK = {1: "I – always burns, never tans", 2: "II – usually burns, ta
                5: "V – rarely burns, tans darkly", 6: "VI – never burns"}
 
 
-def _error(exc: FieldError) -> None:
-    st.error(f"**{FIELD_LABELS.get(exc.field, exc.field)}**: {exc}", icon=":material/error:")
-
-
 def _done(message: str) -> None:
     st.session_state[FLASH] = message
     st.rerun()
@@ -61,7 +57,7 @@ def _register() -> None:
         patient_id = frame.call(pr.register_patient, code=code, birth_year=birth_year, sex=sex,
                                 fitzpatrick=fitz, consent_scopes=scopes)
     except FieldError as exc:
-        _error(exc)
+        widgets.field_error(exc, FIELD_LABELS)
         return
     for key in ("reg_code", "reg_birth_year", "reg_sex", "reg_fitz", "reg_scopes"):
         st.session_state.pop(key, None)
@@ -104,7 +100,7 @@ def _correct(record: pr.PatientRecord) -> None:
         changed = frame.call(pr.correct_patient, patient_id=record.patient_id,
                              birth_year=birth_year, sex=sex, fitzpatrick=fitz, reason=reason)
     except FieldError as exc:
-        _error(exc)
+        widgets.field_error(exc, FIELD_LABELS)
         return
     st.session_state.pop(f"fix_reason_{sfx}", None)
     _done("Nothing changed." if not changed else
@@ -201,7 +197,7 @@ def _new_series(record: pr.PatientRecord) -> None:
                                protocol_id=protocol_id, started_on=started_on, goal=goal,
                                answers=answers, details=details, flags_reviewed=reviewed)
     except FieldError as exc:
-        _error(exc)
+        widgets.field_error(exc, FIELD_LABELS)
         return
     for key in [k for k in st.session_state if str(k).startswith("ns_")]:
         del st.session_state[key]

@@ -53,10 +53,6 @@ def _tolerance_table(form: ps.ProtocolForm, key: str) -> pd.DataFrame:
         })
 
 
-def _error(exc: FieldError) -> None:
-    st.error(f"**{FIELD_LABELS.get(exc.field, exc.field)}**: {exc}", icon=":material/error:")
-
-
 def _course_table(form: ps.ProtocolForm, endpoints: dict[str, str],
                   key: str) -> pd.DataFrame | None:
     st.markdown("**Expected course** — the change from baseline you expect at each session, in the "
@@ -116,7 +112,8 @@ def _endpoints() -> None:
     if not submitted:
         return
     if relative and neutral is None:
-        _error(FieldError("neutral", "a rating against baseline needs its 'no change' point"))
+        widgets.field_error(FieldError(
+            "neutral", "a rating against baseline needs its 'no change' point"), FIELD_LABELS)
         return
     try:
         added = frame.call(ps.save_endpoint, ps.EndpointForm(
@@ -124,7 +121,7 @@ def _endpoints() -> None:
             higher_is_better=better == "Higher", mcid=mcid, noise_sd=noise,
             neutral=neutral if relative else None, patient_reported=patient))
     except FieldError as exc:
-        _error(exc)
+        widgets.field_error(exc, FIELD_LABELS)
         return
     for key in [k for k in st.session_state if str(k).startswith("ep_")]:
         del st.session_state[key]
@@ -195,7 +192,7 @@ def _protocol() -> None:
             endpoint_codes=tuple(codes), primary_endpoint=primary, tolerances=overrides,
             description=description, expected_course=expected))
     except FieldError as exc:
-        _error(exc)
+        widgets.field_error(exc, FIELD_LABELS)
         return
     if protocol_id is None:  # the next "New protocol" form starts empty
         for key in [k for k in st.session_state if str(k).startswith("ps_") and

@@ -27,8 +27,7 @@ FIELD_LABELS = {
 
 
 def _error(exc: FieldError, labels: dict[str, str] | None = None) -> None:
-    label = (labels or {}).get(exc.field) or FIELD_LABELS.get(exc.field) or exc.field
-    st.error(f"**{label}**: {exc}", icon=":material/error:")
+    widgets.field_error(exc, {**FIELD_LABELS, **(labels or {})})
 
 
 def _pick() -> tuple[capture.CaptureContext, visit.VisitContext] | None:

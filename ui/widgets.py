@@ -3,7 +3,7 @@ photos fetched through the audited door (:func:`analysis.store.photo_access.phot
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -13,6 +13,7 @@ from analysis.capture import MeasurementCache, series_choices
 from analysis.store.access import PermissionDenied
 from analysis.store.images import BlobCorruptError, BlobMissingError
 from analysis.store.photo_access import PhotoNotFound, photo_bytes, photo_pair_bytes
+from analysis.store.records import FieldError
 from ui import frame
 
 MEASUREMENTS_KEY = "candor_measurements"  # one MeasurementCache per browser session
@@ -48,6 +49,11 @@ def view_label(view: str) -> str:
 
 
 SHORT_LABELS = {"warn": "Check"}  # for narrow grid cells; the help text says the rest
+
+
+def field_error(exc: FieldError, labels: Mapping[str, str]) -> None:
+    """A form error that names the field (by its label in ``labels``) and says why."""
+    st.error(f"**{labels.get(exc.field) or exc.field}**: {exc}", icon=":material/error:")
 
 
 def verdict_badge(verdict: str, *, help: str | None = None, short: bool = False) -> None:
