@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.outcomes.endpoints import expected_change
@@ -27,7 +27,7 @@ from analysis.photos.compare import Tolerances
 from analysis.photos.types import ALL_VIEWS
 from analysis.store import audit
 from analysis.store.access import Actor, require
-from analysis.store.models import ENDPOINT_KINDS, EndpointDefinition, Protocol
+from analysis.store.models import ENDPOINT_KINDS, EndpointDefinition, Protocol, Series
 from analysis.store.records import FieldError
 
 MAX_SESSIONS = 30
@@ -123,16 +123,11 @@ def protocol_form(session: DbSession, actor: Actor, *, protocol_id: int | None) 
         planned_sessions=p.planned_sessions, interval_days=p.interval_days,
         required_views=tuple(p.required_views or ()), endpoint_codes=tuple(p.endpoint_codes or ()),
         primary_endpoint=p.primary_endpoint, tolerances=dict(p.tolerances or {}),
-        description=p.description or "", series_count=len(_series_ids(session, p.id)),
+        description=p.description or "",
+        series_count=session.scalar(select(func.count(Series.id)).where(Series.protocol_id == p.id)),
         expected_course={code: expected_change(p.expected_course, endpoint_code=code)
                          for code in (p.expected_course or {})},
     )
-
-
-def _series_ids(session: DbSession, protocol_id: int) -> list[int]:
-    from analysis.store.models import Series
-
-    return list(session.scalars(select(Series.id).where(Series.protocol_id == protocol_id)))
 
 
 def tolerance_rows(overrides: Mapping[str, Any] | None) -> list[ToleranceRow]:
