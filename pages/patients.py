@@ -8,6 +8,7 @@ from analysis.outcomes.series import list_patients
 from ui import frame, widgets
 
 SERIES_KEY = widgets.SERIES_KEY
+PAGE_ROWS = 50
 
 COLUMNS = {
     "patient_code": st.column_config.TextColumn("Patient"),
@@ -27,14 +28,26 @@ def page() -> None:
     st.title("Patients")
     search = st.text_input("Search", placeholder="Patient code, protocol or status",
                            key="patients_search", icon=":material/search:")
-    df = frame.call(list_patients, search=search)
+    page_no = int(st.session_state.get("patients_page", 1))
+    df = frame.call(list_patients, search=search, limit=PAGE_ROWS, offset=(page_no - 1) * PAGE_ROWS)
+    total = int(df.attrs.get("total_series", len(df)))
+    pages = max(1, -(-total // PAGE_ROWS))
+    if df.empty and page_no > 1:  # the search shrank below this page: back to the first
+        st.session_state["patients_page"] = 1
+        st.rerun()
     if df.empty:
         st.info("No series match your search." if search.strip() else "There are no patients yet.")
         return
-    st.caption(f"{df['patient_id'].nunique()} patient(s), {len(df)} series. Select a row to open it.")
+    first = (page_no - 1) * PAGE_ROWS + 1
+    st.caption(f"{df.attrs.get('total_patients', df['patient_id'].nunique())} patient(s), "
+               f"{total} series; showing {first}-{first + len(df) - 1}, newest first. "
+               "Select a row to open it.")
     event = st.dataframe(df[list(COLUMNS)], column_config=COLUMNS, hide_index=True,
                          width="stretch", on_select="rerun", selection_mode="single-row",
                          key="patients_table")
+    if pages > 1:
+        st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1,
+                        key="patients_page")
     rows = event.selection.rows if event is not None else []
     if rows:
         st.session_state[SERIES_KEY] = int(df.iloc[rows[0]]["series_id"])

@@ -259,8 +259,13 @@ def comparison(actor: Actor, frames: ClinicFrames) -> None:
     if not args["protocol_ids"]:
         st.info("Choose at least one protocol.")
         return
+    # cached per browser session with the frames (dropped when they are reloaded): a rerun that
+    # does not change the filters recomputes nothing
+    key = "insights.model.compare." + repr(sorted(args.items(), key=lambda kv: kv[0]))
     try:
-        result = cohorts.compare_protocols(frames, **args)
+        if key not in st.session_state:
+            st.session_state[key] = cohorts.compare_protocols(frames, **args)
+        result = st.session_state[key]
     except ValueError as exc:
         st.error(f"Cannot compare with these filters: {exc}")
         return

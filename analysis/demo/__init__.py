@@ -11,10 +11,14 @@ Modules, in the order the seeder uses them:
   generator (patients, consents, series, visits, ratings, reactions, photo shots and habits).
 * ``synth`` / ``scalp_synth``: the photos, with every perturbation recorded as truth.
 * ``photo_jobs``: one view of one series rendered and run through ingest, measure and compare.
-* ``clinic``: :func:`~analysis.demo.clinic.seed_demo_clinic` writes the plan through
-  ``analysis.store.records`` (one transaction, photos from a process pool).
+* ``bulk``: writes the plan's record in a few statements per table (the rows and audit events the
+  record's services would write), photo records sharing a pool of rendered images.
+* ``clinic``: :func:`~analysis.demo.clinic.seed_demo_clinic` renders the photo pool in a process
+  pool and writes the clinic in one transaction.
 * ``cli``: the ``demo`` command.
 """
 
 DEFAULT_PATIENTS = 64
 DEFAULT_SEED = 2025
+#: Photo tracks rendered for real; tracks beyond them share these images (analysis.demo.bulk).
+DEFAULT_PHOTO_POOL = 96

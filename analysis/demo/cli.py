@@ -18,9 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help=f"number of patients (default {DEFAULT_PATIENTS}, at least 4)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
                    help=f"random seed (default {DEFAULT_SEED}); same seed and day, same clinic")
-    p.add_argument("--no-photos", action="store_true", help="skip photos (seconds instead of ~2 min)")
+    p.add_argument("--no-photos", action="store_true", help="skip photos (seconds instead of ~30 s)")
     p.add_argument("--workers", type=int, default=2, metavar="W",
                    help="processes rendering and measuring photos (default 2)")
+    p.add_argument("--photo-pool", type=int, default=None, metavar="K",
+                   help="photo tracks rendered for real (default: "
+                        "analysis.demo.DEFAULT_PHOTO_POOL); larger clinics' photo records share "
+                        "these images by content hash")
     p.set_defaults(func=_demo)
 
 
@@ -33,11 +37,17 @@ def _demo(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
         return 2
+    from analysis.demo import DEFAULT_PHOTO_POOL
     from analysis.demo.clinic import seed_demo_clinic
+
+    pool = DEFAULT_PHOTO_POOL if args.photo_pool is None else args.photo_pool
+    if pool < 1:
+        print("--photo-pool must be at least 1", file=sys.stderr)
+        return 2
 
     try:
         report = seed_demo_clinic(n_patients=args.patients, seed=args.seed,
-                                  photos=not args.no_photos, workers=args.workers,
+                                  photos=not args.no_photos, workers=args.workers, photo_pool=pool,
                                   progress=lambda line: print(line, flush=True))
     except Exception as exc:  # one transaction: nothing was written
         print(f"demo: seeding failed, nothing was saved ({type(exc).__name__}: {exc}). "

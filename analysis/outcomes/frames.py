@@ -161,7 +161,7 @@ def derive_measurements(raw: pd.DataFrame, *, sessions: pd.DataFrame, endpoints:
             m.loc[relative, "baseline"] = m.loc[relative, "endpoint_code"].map(neutral).astype(float)
     m["change"] = m["value"] - m["baseline"]
     hib = endpoints.set_index("endpoint_code")["higher_is_better"].astype(bool)
-    sign = m["endpoint_code"].map(lambda c: 1.0 if hib.get(c, True) else -1.0)
+    sign = m["endpoint_code"].map(hib.map({True: 1.0, False: -1.0})).fillna(1.0)
     m["improvement"] = m["change"] * sign + 0.0  # + 0.0 turns -0.0 into 0.0
     m["weeks_since_start"] = m["days_since_start"] / 7.0
     m = m.sort_values(["series_id", "endpoint_code", "session_number"]).reset_index(drop=True)

@@ -14,8 +14,9 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import joinedload, selectinload
 
 from analysis.outcomes.endpoints import expected_change
 from analysis.outcomes.filters import PHOTO_SET_DEFINITION, age_band, set_compliant
@@ -24,11 +25,13 @@ from analysis.store import audit
 from analysis.store.access import Actor, require
 from analysis.store.models import (
     EndpointDefinition,
+    EndpointMeasurement,
     Patient,
     Photo,
     Protocol,
     Series,
     Session,
+    Treatment,
     User,
 )
 
@@ -39,42 +42,71 @@ PATIENT_LIST_COLUMNS = (
 )
 
 
-def list_patients(session: DbSession, actor: Actor, *, search: str = "") -> pd.DataFrame:
-    """One row per series (``PATIENT_LIST_COLUMNS``), newest start first.
+def list_patients(session: DbSession, actor: Actor, *, search: str = "", limit: int | None = None,
+                  offset: int = 0) -> pd.DataFrame:
+    """One row per series (``PATIENT_LIST_COLUMNS``), newest start first, searched and paged in SQL.
 
     ``search`` matches the patient code, protocol name or series status (case-insensitive
-    substring). ``age_band`` is the decade of age at the series start; ``photo_compliance`` is the
-    share of sessions whose photo set is compliant (:data:`PHOTO_SET_DEFINITION`), NaN before any
-    session. Requires ``patient.read``; writes one ``patient.list`` audit event.
+    substring). ``limit``/``offset`` page the rows (None: all). ``age_band`` is the decade of age
+    at the series start; ``photo_compliance`` is the share of sessions whose photo set is
+    compliant (:data:`PHOTO_SET_DEFINITION`), NaN before any session. ``df.attrs`` holds
+    ``total_series`` and ``total_patients`` of the whole search, not only the page.
+
+    A fixed number of statements whatever the clinic's size (held by a test): the page of series,
+    the totals, and one query each for the page's sessions and photos. Requires ``patient.read``;
+    writes one ``patient.list`` audit event.
     """
     require(actor, "patient.read")
-    rows = session.execute(
-        select(Series, Patient, Protocol).join(Patient, Patient.id == Series.patient_id)
-        .join(Protocol, Protocol.id == Series.protocol_id)).all()
     needle = search.strip().casefold()
-    photo_rows = session.execute(
-        select(Photo.session_id, Photo.view, Photo.verdict)).all()
+    where = []
+    if needle:
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = "%" + escaped + "%"
+        where.append(or_(func.lower(Patient.code).like(like, escape="\\"),
+                         func.lower(Protocol.name).like(like, escape="\\"),
+                         func.lower(Series.status).like(like, escape="\\")))
+    base = (select(Series.id).join(Patient, Patient.id == Series.patient_id)
+            .join(Protocol, Protocol.id == Series.protocol_id).where(*where))
+    total_series, total_patients = session.execute(
+        select(func.count(), func.count(func.distinct(Series.patient_id)))
+        .select_from(Series).where(Series.id.in_(base))).one()
+    stmt = (select(Series.id, Patient.id, Patient.code, Patient.birth_year, Patient.sex,
+                   Patient.fitzpatrick, Protocol.name, Series.status, Series.started_on,
+                   Protocol.planned_sessions, Protocol.required_views)
+            .join(Patient, Patient.id == Series.patient_id)
+            .join(Protocol, Protocol.id == Series.protocol_id).where(*where)
+            .order_by(Series.started_on.desc(), Series.id.desc()).offset(offset))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = session.execute(stmt).all()
+    ids = [r[0] for r in rows]
+    visits: dict[int, list[tuple[int, date]]] = {}
     by_session: dict[int, list[tuple[str, str]]] = {}
-    for sid, view, verdict in photo_rows:
-        by_session.setdefault(sid, []).append((view, verdict))
+    if ids:
+        page = select(Series.id).where(Series.id.in_(ids)) if limit is not None else base
+        for series_id, sid, performed_on in session.execute(
+                select(Session.series_id, Session.id, Session.performed_on)
+                .where(Session.series_id.in_(page))):
+            visits.setdefault(series_id, []).append((sid, performed_on))
+        for sid, view, verdict in session.execute(
+                select(Photo.session_id, Photo.view, Photo.verdict)
+                .join(Session, Session.id == Photo.session_id)
+                .where(Session.series_id.in_(page))):
+            by_session.setdefault(sid, []).append((view, verdict))
     out = []
-    for series, patient, protocol in rows:
-        if needle and not any(needle in x.casefold() for x in
-                              (patient.code, protocol.name, series.status)):
-            continue
-        visits = list(series.sessions)
-        compliant = sum(set_compliant(by_session.get(v.id, []),
-                                      required_views=protocol.required_views or [])
-                        for v in visits)
-        out.append((series.id, patient.id, patient.code, patient.birth_year,
-                    age_band(series.started_on.year - patient.birth_year), patient.sex,
-                    patient.fitzpatrick, protocol.name, series.status, series.started_on,
-                    len(visits), protocol.planned_sessions,
-                    max((v.performed_on for v in visits), default=None), compliant,
-                    compliant / len(visits) if visits else float("nan")))
+    for (series_id, patient_id, code, birth_year, sex, fitz, protocol_name, status, started_on,
+         planned, required) in rows:
+        mine = visits.get(series_id, [])
+        compliant = sum(set_compliant(by_session.get(v, []), required_views=required or [])
+                        for v, _ in mine)
+        out.append((series_id, patient_id, code, birth_year,
+                    age_band(started_on.year - birth_year), sex, fitz, protocol_name, status,
+                    started_on, len(mine), planned, max((d for _, d in mine), default=None),
+                    compliant, compliant / len(mine) if mine else float("nan")))
     df = pd.DataFrame(out, columns=list(PATIENT_LIST_COLUMNS))
-    df = df.sort_values(["started_on", "series_id"], ascending=False).reset_index(drop=True)
-    audit.record(session, actor, "patient.list", details={"search": search[:64], "rows": len(df)})
+    df.attrs.update(total_series=int(total_series), total_patients=int(total_patients))
+    audit.record(session, actor, "patient.list",
+                 details={"search": search[:64], "rows": len(df), "offset": offset})
     return df
 
 
@@ -128,7 +160,12 @@ def series_overview(session: DbSession, actor: Actor, series_id: int) -> SeriesO
         When there is no series ``series_id``.
     """
     require(actor, "series.read")
-    series = session.get(Series, series_id)
+    visits_of = selectinload(Series.sessions)
+    series = session.get(Series, series_id, options=[  # a fixed number of statements per series
+        joinedload(Series.patient), joinedload(Series.protocol), selectinload(Series.confounders),
+        visits_of.selectinload(Session.treatments).joinedload(Treatment.lot),
+        visits_of.selectinload(Session.reactions), visits_of.selectinload(Session.photos),
+        visits_of.selectinload(Session.measurements).joinedload(EndpointMeasurement.endpoint)])
     if series is None:
         raise LookupError(f"no series with id {series_id}")
     patient, protocol = series.patient, series.protocol

@@ -13,6 +13,7 @@ import hashlib
 import json
 import random
 import time
+from types import SimpleNamespace
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -105,6 +106,40 @@ def record(
         except Exception as exc:  # the database refused the write for another reason
             raise AuditWriteError(f"audit event could not be written: {exc}") from exc
     raise AuditWriteError("audit chain head kept moving; event not written")
+
+
+def record_many(session: Session, events: list[tuple[Actor, dict[str, Any]]]) -> None:
+    """Append many events in one batch (bulk seeding): the same chain :func:`record` builds,
+    event by event, with one INSERT per 5,000 events instead of three statements each.
+
+    Each event is ``(actor, fields)`` with the keyword arguments of :func:`record` (``action``
+    required; ``outcome``, ``patient_id``, ``object_type``, ``object_id``, ``details`` optional).
+    The chain head is read once, so the caller must hold the only writer (a seeding transaction
+    on a new database); a racing writer makes the batch fail on ``prev_hash`` uniqueness rather
+    than fork the chain.
+    """
+    if not events:
+        return
+    prev = _head(session)
+    rows: list[dict[str, Any]] = []
+    table = AuditEvent.__table__
+    for actor, f in events:
+        outcome = f.get("outcome", "success")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+        event = SimpleNamespace(occurred_at=utcnow(), actor_email=actor.email, actor_role=actor.role,
+                           action=f["action"], outcome=outcome, patient_id=f.get("patient_id"),
+                           object_type=f.get("object_type", ""),
+                           object_id=str(f.get("object_id", "")), details=f.get("details") or {})
+        digest = event_digest(prev, _fields(event))  # type: ignore[arg-type]
+        rows.append({c: getattr(event, c) for c in _COLUMNS} | {"prev_hash": prev, "hash": digest})
+        prev = digest
+    for start in range(0, len(rows), 5000):
+        session.execute(table.insert(), rows[start:start + 5000])  # type: ignore[attr-defined]
+
+
+_COLUMNS = ("occurred_at", "actor_email", "actor_role", "action", "outcome", "patient_id",
+            "object_type", "object_id", "details")
 
 
 @dataclass(frozen=True)
