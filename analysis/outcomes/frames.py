@@ -114,10 +114,10 @@ def build_frames(
     if "operator_id" not in sessions:
         sessions["operator_id"] = None
     starts = series.set_index("series_id")["started_on"]
-    sessions["days_since_start"] = [
-        (pd.Timestamp(d) - pd.Timestamp(starts[s])).days
-        for s, d in zip(sessions["series_id"], sessions["performed_on"], strict=True)
-    ]
+    performed = pd.to_datetime(sessions["performed_on"])
+    started = pd.to_datetime(sessions["series_id"].map(starts))
+    sessions["days_since_start"] = (performed - started).dt.days.astype("int64") if len(sessions) \
+        else pd.Series([], dtype="int64")
     sessions = sessions[list(FRAME_COLUMNS["sessions"])]
     measurements = derive_measurements(raw_measurements, sessions=sessions, endpoints=endpoints)
     empty = {name: frame([], name) for name in FRAME_COLUMNS}
@@ -183,7 +183,8 @@ def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read
     require(actor, purpose)
 
     def rows(stmt: object) -> list[tuple[object, ...]]:
-        return [tuple(r) for r in session.execute(stmt).all()]  # type: ignore[call-overload]
+        # Core rows (no ORM loading step): a whole clinic's tables are read as plain tuples
+        return [tuple(r) for r in session.connection().execute(stmt).all()]  # type: ignore[call-overload]
 
     patients = frame(rows(select(Patient.id, Patient.birth_year, Patient.sex, Patient.fitzpatrick)),
                      "patients")
