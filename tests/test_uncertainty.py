@@ -44,16 +44,16 @@ def test_a_precise_measurement_keeps_the_old_thresholds() -> None:
 
 
 def test_noise_turns_a_just_over_tolerance_zoom_into_pass_on_a_small_face_only() -> None:
-    # 6 % zoom: over the 5 % warn line; within noise on a 100 px face, not on a 400 px face
+    # 6 % zoom: over the 5 % warn line; within noise on a 25 px face, not on a 400 px face
     assert _pair(400.0, 1.06).check("distance").status == "warn"
-    assert _pair(100.0, 1.06).check("distance").status == "pass"
+    assert _pair(25.0, 1.06).check("distance").status == "pass"
 
 
 def test_a_range_straddling_the_fail_line_is_borderline_with_its_range_in_the_message() -> None:
-    check = _pair(100.0, 1.12).check("distance")  # 12 % -/+ ~3.5 % straddles 10 %
+    check = _pair(25.0, 1.12).check("distance")  # 12 % -/+ ~3.5 % straddles 10 %
     assert check.status == "warn"
     assert "borderline" in check.message and "±" in check.message
-    assert _pair(400.0, 1.12).check("distance").status == "fail"  # 12 % -/+ ~0.9 %
+    assert _pair(400.0, 1.12).check("distance").status == "fail"  # 12 % -/+ ~0.2 %
 
 
 def test_json_keeps_its_fields_and_adds_uncertainty_and_range() -> None:
