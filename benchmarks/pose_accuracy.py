@@ -220,11 +220,62 @@ def synthetic_rotation() -> None:
           "    their heads to look up or down)")
 
 
+def zoom_false_alarms(folder: Path, limit: int, skip: int = 30) -> None:
+    """Synthetic zooms of real faces (deepface_identities): verdicts with and without uncertainty.
+
+    Each photo is downscaled so its longest side is 640 px (a small clinic-like face), then zoomed
+    by a known factor about the face centre; the old rule (sd = 0) and the new one are counted on the
+    same measurements. The jitter was fitted on the first ``skip`` photos (sorted by name, see
+    ``analysis.photos.uncertainty``); only the others are reported here.
+    """
+    from analysis.photos import uncertainty
+    from analysis.photos.compare import compare
+
+    print("\n== Synthetic zooms of real faces (deepface_identities, held-out photos): distance verdicts ==")
+    files = sorted(folder.glob("img*.jpg"))[skip:skip + limit]
+    if not files:
+        print("   skipped: no images in", folder)
+        return
+    small, large = {"old": [0, 0], "new": [0, 0]}, {"old": [0, 0], "new": [0, 0]}
+    for path in files:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        k = 640 / max(rgb.shape[:2])
+        rgb = cv2.resize(rgb, (round(rgb.shape[1] * k), round(rgb.shape[0] * k)), interpolation=cv2.INTER_AREA)
+        ref = measure_rgb(rgb)
+        if not ref.face_found or ref.face_box is None:
+            continue
+        cx, cy = (ref.face_box[0] + ref.face_box[2]) / 2, (ref.face_box[1] + ref.face_box[3]) / 2
+        for zoom in (1.0, 1.01, 1.02, 1.08, 1.10):
+            matrix = np.array([[zoom, 0, cx * (1 - zoom)], [0, zoom, cy * (1 - zoom)]])
+            out = cv2.warpAffine(rgb, matrix, (rgb.shape[1], rgb.shape[0]), flags=cv2.INTER_AREA,
+                                 borderMode=cv2.BORDER_REFLECT)
+            m = measure_rgb(out)
+            if not m.face_found:
+                continue
+            check = compare(ref, m).check("distance")
+            if check.value is None:
+                continue
+            old = uncertainty.grade(abs(check.value), 0.0, check.warn_at, check.fail_at)
+            bucket, good = (small, "pass") if zoom <= 1.02 else (large, None)
+            for rule, status in (("old", old), ("new", check.status)):
+                bucket[rule][1] += 1
+                bucket[rule][0] += (status == "pass") if good else (status != "pass")
+    for label, bucket in (("zoom <= 2 % passing", small), ("zoom >= 8 % flagged", large)):
+        cells = "  ".join(f"{rule} {100 * ok / max(n, 1):5.1f} % ({ok}/{n})" for rule, (ok, n) in bucket.items())
+        print(f"   {label:22} {cells}")
+    print("   (old = last turn's rule, sd = 0; new = graded on value -/+ 1.645 sd; same measurements)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="use only the first N people of Pointing'04")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Pointing'04 folder")
+    parser.add_argument("--zoom-only", action="store_true", help="only the synthetic zooms of real faces")
+    parser.add_argument("--zoom-limit", type=int, default=61, help="deepface_identities photos to zoom")
     args = parser.parse_args()
+    zoom_false_alarms(args.data.parent / "deepface_identities", args.zoom_limit)
+    if args.zoom_only:
+        return
     pointing04(args.data, args.limit)
     synthetic_rotation()
     zoom_accuracy()

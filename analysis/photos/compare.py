@@ -33,6 +33,7 @@ from typing import Any, Mapping
 import numpy as np
 from skimage.color import deltaE_ciede2000, lab2xyz, xyz2lab
 
+from analysis.photos import uncertainty
 from analysis.photos.types import Check, Comparison, PhotoMeasurement, Status, is_scalp_view
 
 _ORDER = {"pass": 0, "not_assessed": 0, "warn": 1, "fail": 2}
@@ -264,6 +265,10 @@ def _pose_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> Ch
     details: dict[str, Any] = {}
     graded = []
     missing = []
+    sd = None
+    if _num(b.ipd_px) and _num(f.ipd_px) and b.ipd_px > 0 and f.ipd_px > 0:  # type: ignore[operator]
+        sd = uncertainty.pose_sd_deg(float(b.ipd_px), float(f.ipd_px))  # type: ignore[arg-type]
+        details["sd_deg"] = sd
     for axis, bv, fv, warn, fail in axes:
         reason = _missing(axis, axis, bv, fv)
         if reason:
@@ -271,7 +276,9 @@ def _pose_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> Ch
             continue
         delta = _num(fv) - _num(bv)  # type: ignore[operator]
         details[f"delta_{axis}_deg"] = delta
-        graded.append((_grade(abs(delta), warn, fail), abs(delta) / warn, axis, delta, warn, fail))
+        status = (uncertainty.grade(abs(delta), sd, warn, fail) if sd is not None
+                  else _grade(abs(delta), warn, fail))
+        graded.append((status, abs(delta) / warn, axis, delta, warn, fail))
     if not graded:
         return _na("pose", "; ".join(missing))
     graded.sort(key=lambda g: (_ORDER[g[0]], g[1]), reverse=True)
@@ -281,12 +288,16 @@ def _pose_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> Ch
         message = "; ".join(advice)
     else:
         message = "pose matches the baseline (" + ", ".join(
-            f"Δ{a} {d:+.1f}°" for _, _, a, d, _, _ in graded) + ")"
+            f"Δ{a} {d:+.1f}°" for _, _, a, d, _, _ in graded) + (
+            f", ±{uncertainty.Z_ONE_SIDED * sd:.1f}°" if sd is not None else "") + ")"
     if missing:
         message += " (" + "; ".join(missing) + ")"
         details["missing"] = "; ".join(missing)
     details["worst_axis"] = axis
-    return Check("pose", status, delta, "deg", warn, fail, message, details)
+    if status == "warn" and sd is not None:
+        message = (f"borderline: Δ{axis} {delta:+.1f}° ± {uncertainty.Z_ONE_SIDED * sd:.1f}° "
+                   f"straddles the tolerance — " + message)
+    return Check("pose", status, delta, "deg", warn, fail, message, details, sd)
 
 
 def _pose_advice(axis: str, delta: float) -> str:
@@ -325,15 +336,23 @@ def _distance_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -
         details["distance_followup_mm"] = f.distance_mm
     details["ipd_ratio"] = ratio
     pct = (ratio - 1.0) * 100.0
-    status = _grade(abs(pct), tol.distance_warn_pct, tol.distance_fail_pct)
+    b_ipd, f_ipd = float(b.ipd_px), float(f.ipd_px)  # type: ignore[arg-type]
+    if b.width_px and f.width_px and note:
+        f_ipd *= b.width_px / f.width_px  # the follow-up's jitter in the baseline's pixel scale
+    sd = uncertainty.distance_sd_pct(b_ipd, f_ipd) * ratio
+    details["sd_pct"] = sd
+    status = uncertainty.grade(abs(pct), sd, tol.distance_warn_pct, tol.distance_fail_pct)
     zoom = _zoom_note(b, f)
     if zoom:
         details["focal_note"] = zoom
     message = _size_message(pct, status, "face") + note
+    if status == "warn":
+        message = (f"borderline: face size {pct:+.1f}% ± {uncertainty.Z_ONE_SIDED * sd:.1f}% "
+                   "straddles the tolerance — " + message)
     if zoom and status != "pass":
         message += f" — {zoom}"
     return Check("distance", status, pct, "%", tol.distance_warn_pct, tol.distance_fail_pct,
-                 message, details)
+                 message, details, sd)
 
 
 def _size_message(pct: float, status: Status, what: str) -> str:

@@ -127,7 +127,10 @@ class Check:
 
     ``value`` is the measured difference (follow-up minus baseline, or a ratio), in ``unit``;
     ``warn_at`` / ``fail_at`` are the thresholds it was held to; ``message`` is plain language for the
-    photographer (what differs and how to fix it).
+    photographer (what differs and how to fix it). ``uncertainty`` is the value's standard
+    deviation in ``unit`` (``None`` when not modelled); the verdict of such a check is graded on the
+    range ``value -/+ 1.645 uncertainty`` (``analysis.photos.uncertainty``), and ``warn`` then means
+    borderline: the range straddles a tolerance.
     """
 
     name: str
@@ -138,6 +141,7 @@ class Check:
     fail_at: float | None
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+    uncertainty: float | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         value = self.value
@@ -152,7 +156,16 @@ class Check:
             "fail_at": self.fail_at,
             "message": self.message,
             "details": {k: _json_scalar(v) for k, v in self.details.items()},
+            "uncertainty": _json_scalar(self.uncertainty),
+            "range": _json_scalar(self._range()),
         }
+
+    def _range(self) -> tuple[float, float] | None:
+        if self.value is None or self.uncertainty is None:
+            return None
+        from analysis.photos.uncertainty import value_range
+
+        return value_range(float(self.value), float(self.uncertainty))
 
 
 @dataclass(frozen=True)
