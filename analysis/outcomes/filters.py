@@ -66,11 +66,14 @@ def photo_sets(frames: ClinicFrames) -> pd.DataFrame:
     """One row per session: ``session_id, series_id, operator_id, photos, compliant``."""
     sessions = frames.sessions.merge(frames.series[["series_id", "protocol_id"]], on="series_id")
     required = frames.protocols.set_index("protocol_id")["required_views"].to_dict()
-    by_session = {sid: g for sid, g in frames.photos.groupby("session_id")}
+    by_session: dict[int, list[tuple[str, str]]] = {}  # plain lists: no DataFrame per session
+    p = frames.photos
+    for sid, view, verdict in zip(p["session_id"].tolist(), p["view"].tolist(),
+                                  p["verdict"].tolist(), strict=True):
+        by_session.setdefault(sid, []).append((view, verdict))
     rows = []
     for r in sessions.itertuples(index=False):
-        g = by_session.get(r.session_id)
-        photos = [] if g is None else list(zip(g["view"], g["verdict"], strict=True))
+        photos = by_session.get(r.session_id, [])
         rows.append((r.session_id, r.series_id, r.operator_id, len(photos),
                      set_compliant(photos, required_views=required.get(r.protocol_id) or [])))
     return pd.DataFrame(rows, columns=["session_id", "series_id", "operator_id", "photos",
@@ -82,11 +85,9 @@ def gate_passing_series(frames: ClinicFrames) -> set[int]:
     p = frames.photos
     if p.empty:
         return set()
-    out = set()
-    for sid, g in p.groupby("series_id"):
-        if (g["session_number"] > 1).any() and g["verdict"].isin(GATE_PASSING).all():
-            out.add(int(sid))
-    return out
+    per = p.assign(later=p["session_number"] > 1, passing=p["verdict"].isin(GATE_PASSING))
+    agg = per.groupby("series_id").agg(later=("later", "any"), passing=("passing", "all"))
+    return {int(sid) for sid in agg.index[agg["later"] & agg["passing"]]}
 
 
 def baseline_of_primary(frames: ClinicFrames) -> pd.Series:
