@@ -19,9 +19,10 @@ from analysis.auth.accounts import actor_for
 from analysis.capture import series_choices
 from analysis.demo.clinic import seed_demo_clinic
 from analysis.outcomes.frames import load_frames
+from analysis.outcomes.pairs import representative_pairs
 from analysis.outcomes.series import list_patients, series_overview
 from analysis.store import db
-from analysis.store.models import Series, User
+from analysis.store.models import Protocol, Series, User
 
 TODAY = date(2026, 6, 1)
 
@@ -75,6 +76,9 @@ LOADERS: dict[str, tuple[str, Callable[..., Any]]] = {
     "series picker": ("clinician", lambda s, a, _: series_choices(s, a)),
     "one series": ("clinician", lambda s, a, sid: series_overview(s, a, sid)),
     "clinic frames": ("medical_director", lambda s, a, _: load_frames(s, a)),
+    "representative pairs": ("consult_staff", lambda s, a, _: [
+        representative_pairs(s, a, protocol_id=p.id, view=p.required_views[0])
+        for p in s.scalars(select(Protocol).order_by(Protocol.id))]),
 }
 
 

@@ -7,8 +7,8 @@ Eligible series (all checked at query time):
    has verdict ``pass`` (a warn/fail last photo excludes the series; earlier photos are not used
    instead, which would cherry-pick);
 2. the primary endpoint was measured at that last session, so its improvement is known;
-3. the patient consents to ``consult_display`` *now* (:func:`analysis.store.records.consent_scopes`
-   read fresh on every call; a withdrawal excludes the patient immediately).
+3. the patient consents to ``consult_display`` *now* (the rule of
+   :func:`analysis.store.records.consent_scopes`, read fresh in one query on every call; a withdrawal excludes the patient immediately).
 
 Among eligible series the pair closest to the median improvement and the one closest to the lower
 quartile are returned (ties go to the smaller improvement); the best result is never picked and
@@ -20,20 +20,23 @@ the one shown would be someone's best result.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.store import audit, records
+from analysis.store import audit
 from analysis.store.access import Actor, require
 from analysis.store.models import (
+    Consent,
     EndpointDefinition,
     EndpointMeasurement,
     Photo,
     Protocol,
     Series,
     Session,
+    utcnow,
 )
 
 MIN_CANDIDATES = 5
@@ -63,39 +66,65 @@ class RepresentativePair:
 
 
 def _candidates(session: DbSession, protocol: Protocol, view: str) -> list[Candidate]:
-    """Eligible series before the consent check (rules 1 and 2 of the module docstring)."""
+    """Eligible series before the consent check (rules 1 and 2 of the module docstring).
+
+    Three statements whatever the number of series (the protocol's photos of ``view`` and its
+    primary endpoint values, grouped in Python), never one per series.
+    """
     endpoint = session.scalar(select(EndpointDefinition)
                               .where(EndpointDefinition.code == protocol.primary_endpoint))
     if endpoint is None:
         return []
     sign = 1.0 if endpoint.higher_is_better else -1.0
+    photos: dict[int, list[Any]] = {}
+    patient_of: dict[int, int] = {}
+    for row in session.execute(
+            select(Series.id, Series.patient_id, Session.number, Photo.verdict, Photo.sha256,
+                   Photo.id)
+            .join(Session, Session.series_id == Series.id)
+            .join(Photo, Photo.session_id == Session.id)
+            .where(Series.protocol_id == protocol.id, Photo.view == view)
+            .order_by(Series.id, Session.number, Photo.id)):
+        photos.setdefault(row[0], []).append(row)
+        patient_of[row[0]] = row[1]
+    values: dict[tuple[int, int], float] = {}
+    for series_id, number, value in session.execute(
+            select(Session.series_id, Session.number, EndpointMeasurement.value_num)
+            .join(Session, Session.id == EndpointMeasurement.session_id)
+            .join(Series, Series.id == Session.series_id)
+            .where(Series.protocol_id == protocol.id,
+                   EndpointMeasurement.endpoint_id == endpoint.id,
+                   EndpointMeasurement.value_num.is_not(None))
+            .order_by(EndpointMeasurement.id)):
+        values[(series_id, number)] = float(value)  # the last recorded value, as dict() kept
     out = []
-    for series in session.scalars(select(Series).where(Series.protocol_id == protocol.id)):
-        photos = session.execute(
-            select(Session.number, Photo.verdict, Photo.sha256, Photo.id)
-            .join(Session, Session.id == Photo.session_id)
-            .where(Session.series_id == series.id, Photo.view == view)
-            .order_by(Session.number, Photo.id)).all()
-        base = [p for p in photos if p.number == 1 and p.verdict in ("baseline", "pass")]
-        later = [p for p in photos if p.number > 1]
+    for series_id, rows in photos.items():
+        base = [p for p in rows if p.number == 1 and p.verdict in ("baseline", "pass")]
+        later = [p for p in rows if p.number > 1]
         if not base or not later:
             continue
         last_number = max(p.number for p in later)
         last = [p for p in later if p.number == last_number][-1]
         if last.verdict != "pass":
             continue
-        values = dict(session.execute(
-            select(Session.number, EndpointMeasurement.value_num)
-            .join(Session, Session.id == EndpointMeasurement.session_id)
-            .where(Session.series_id == series.id, Session.number.in_([1, last_number]),
-                   EndpointMeasurement.endpoint_id == endpoint.id,
-                   EndpointMeasurement.value_num.is_not(None))).all())
-        if 1 not in values or last_number not in values:
+        if (series_id, 1) not in values or (series_id, last_number) not in values:
             continue
-        improvement = sign * (float(values[last_number]) - float(values[1]))
-        out.append((series.id, series.patient_id, base[-1].sha256, last.sha256, last_number,
+        improvement = sign * (values[(series_id, last_number)] - values[(series_id, 1)])
+        out.append((series_id, patient_of[series_id], base[-1].sha256, last.sha256, last_number,
                     improvement))
     return out
+
+
+def _consenting(session: DbSession, patient_ids: set[int], scope: str) -> set[int]:
+    """The patients among ``patient_ids`` whose ``scope`` consent is active now (one query)."""
+    if not patient_ids:
+        return set()
+    now = utcnow()
+    return set(session.scalars(
+        select(Consent.patient_id).where(
+            Consent.scope == scope, Consent.given_at <= now,
+            or_(Consent.withdrawn_at.is_(None), Consent.withdrawn_at > now),
+            Consent.patient_id.in_(sorted(patient_ids)))))
 
 
 def _closest(choices: list[Candidate], target: float) -> Candidate | None:
@@ -132,8 +161,9 @@ def representative_pairs(session: DbSession, actor: Actor, *, protocol_id: int, 
     protocol = session.get(Protocol, protocol_id)
     if protocol is None:
         raise ValueError(f"unknown protocol id {protocol_id}")
-    pool = [c for c in _candidates(session, protocol, view)
-            if "consult_display" in records.consent_scopes(session, c[1])]
+    candidates = _candidates(session, protocol, view)
+    allowed = _consenting(session, {c[1] for c in candidates}, "consult_display")
+    pool = [c for c in candidates if c[1] in allowed]
     if len(pool) < max(min_candidates, 3):
         audit.record(session, actor, "pairs.show", object_type="protocol", object_id=protocol_id,
                      details={"view": view, "pool": len(pool), "shown": 0})
