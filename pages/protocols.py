@@ -20,6 +20,8 @@ from ui import frame
 from ui import insight_charts as charts
 
 FRAMES_TTL_S = 600
+#: Up to this many measurements the mixed model is fitted as the page opens (about 1 s).
+AUTO_FIT_ROWS = 20_000
 
 
 def session_frames(actor: Actor) -> ClinicFrames:
@@ -132,6 +134,14 @@ def model_section(frames: ClinicFrames, chosen: list[int], names: dict[int, str]
         return
     key = f"insights.model.{a}.{b}.{code}"  # dropped whenever the frames are reloaded
     if key not in st.session_state:
+        series = frames.series.loc[frames.series["protocol_id"].isin([a, b]), "series_id"]
+        m = frames.measurements
+        rows = int((m["series_id"].isin(series) & (m["endpoint_code"] == code)).sum())
+        # a large clinic's fit takes seconds: on request, so the page itself stays fast
+        if rows > AUTO_FIT_ROWS and not st.button(
+                f"Fit the model ({rows:,} measurements)", icon=":material/functions:"):
+            st.caption("The mixed model is fitted on request at this clinic's size.")
+            return
         st.session_state[key] = adjusted_protocol_effect(frames, endpoint=code, protocol_a=a,
                                                          protocol_b=b)
     m = st.session_state[key]
