@@ -1,7 +1,7 @@
 """Follicle counts vs expert boxes (../shared/datasets/trichoscopy_follicles), ours vs a naive baseline.
 
-Split by subject (the ``A…`` number): subjects with an even number are the report half; nothing is fit
-on images (the detector's constants are fixed), so the split only guards future fitting.
+Split by subject (the ``A…`` number): the detection threshold was chosen on odd-numbered subjects; this
+reports the even-numbered (not fitted) half.
 Prints median |relative error|, total bias, Pearson r, ms/image (one core); writes a Bland–Altman plot.
 Run: ``.venv/bin/python benchmarks/hair_counts.py [--limit N]``
 """

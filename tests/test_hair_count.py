@@ -23,7 +23,7 @@ def _scalp(n: int, *, seed: int = 0, bar: bool = False) -> np.ndarray:
         if all(np.hypot(*(p - q)) > 120 for q in pts):
             pts.append(p)
     for x, y in pts:
-        cv2.circle(img, (int(x), int(y)), 14, (40, 30, 30), -1)
+        cv2.circle(img, (int(x), int(y)), 22, (15, 10, 10), -1)
     if bar:
         img[:60] = 0
         cv2.putText(img, "DEV-01 1.2mm 70x 2026-01-01", (20, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.2,

@@ -59,7 +59,7 @@ def overlay_mask(grey: np.ndarray) -> np.ndarray:
 
 
 def count_follicles(rgb: np.ndarray, *, mm_per_px: float | None = None,
-                    threshold: float = 6.0) -> FollicleCount:
+                    threshold: float = 35.0) -> FollicleCount:
     """Detect follicular openings on an RGB (H, W, 3) uint8 image.
 
     Parameters
@@ -68,7 +68,8 @@ def count_follicles(rgb: np.ndarray, *, mm_per_px: float | None = None,
     mm_per_px : float, optional
         Calibrated pixel pitch in millimetres; enables ``density_per_cm2``.
     threshold : float
-        Minimum DoG darkness response in grey levels (0–255).
+        Minimum DoG darkness response in grey levels (0–255); 35 was chosen on the odd-numbered
+        subjects of the shared set (benchmarks report the even-numbered ones).
     """
     import cv2  # heavy optional dependency, imported where used
 
