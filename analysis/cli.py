@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "analysis.auth.cli",
     "analysis.photos.cli",
     "analysis.demo.cli",
+    "analysis.hair.cli",
 )
 
 

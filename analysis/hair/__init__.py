@@ -1,0 +1,1 @@
+"""Follicle counting on trichoscopy images (pure: numpy, OpenCV). See ``analysis.hair.count``."""
