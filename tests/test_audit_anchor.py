@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, text
 
 from analysis import config
@@ -73,3 +74,26 @@ def test_key_file_is_created_private(tmp_path: Path) -> None:
     key = anchor.audit_key()
     assert len(key) == 32 and anchor.audit_key() == key
     assert (config.audit_key_path().stat().st_mode & 0o777) == 0o600
+
+
+def test_verify_audit_command_exits_nonzero_naming_truncation(
+        candor_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from analysis.cli import main
+    from analysis.store.access import SYSTEM
+
+    assert main(["init-db"]) == 0
+    for n in range(5):
+        with db.session_scope() as session:
+            audit.record(session, SYSTEM, "probe", details={"n": n})
+    assert main(["verify-audit"]) == 0
+    import sqlite3
+
+    conn = sqlite3.connect(candor_env / "candor.sqlite3")
+    conn.execute("DROP TRIGGER audit_events_no_delete")
+    conn.execute("DELETE FROM audit_events WHERE id > (SELECT MAX(id) - 3 FROM audit_events)")
+    conn.commit()
+    conn.close()
+    capsys.readouterr()
+    assert main(["verify-audit"]) == 1
+    out = capsys.readouterr().out
+    assert "truncated" in out
