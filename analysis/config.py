@@ -33,3 +33,23 @@ def image_dir() -> Path:
     path = data_dir() / "images"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def audit_key_path() -> Path:
+    """File holding the audit anchor's HMAC key: ``CANDOR_AUDIT_KEY_FILE``, else
+    ``<data dir>.audit-key`` beside (never inside) the data directory."""
+    named = os.environ.get("CANDOR_AUDIT_KEY_FILE")
+    if named:
+        return Path(named).resolve()
+    data = data_dir()
+    return data.parent / f"{data.name}.audit-key"
+
+
+def audit_anchor_path() -> Path:
+    """Append-only file of signed audit heads: ``CANDOR_AUDIT_ANCHOR``, else
+    ``<data dir>.audit-anchor`` beside (never inside) the data directory."""
+    named = os.environ.get("CANDOR_AUDIT_ANCHOR")
+    if named:
+        return Path(named).resolve()
+    data = data_dir()
+    return data.parent / f"{data.name}.audit-anchor"

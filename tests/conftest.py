@@ -162,3 +162,11 @@ def seeded_clinic(seeded_clinic_dir: tuple[Path, dict[str, int]],
     monkeypatch.setenv("CANDOR_DATA_DIR", str(data))
     monkeypatch.delenv("CANDOR_DATABASE_URL", raising=False)
     return ids
+
+
+@pytest.fixture(autouse=True)
+def _audit_anchor_outside_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's audit anchor and key live in its own temporary directory, beside the data."""
+    monkeypatch.setenv("CANDOR_AUDIT_ANCHOR", str(tmp_path / "audit.anchor"))
+    monkeypatch.setenv("CANDOR_AUDIT_KEY_FILE", str(tmp_path / "audit.key"))
+    monkeypatch.delenv("CANDOR_AUDIT_KEY", raising=False)

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from analysis.store import anchor
 from analysis.store.access import Actor
 from analysis.store.models import AuditEvent, utcnow
 
@@ -97,6 +98,7 @@ def record(
         try:
             with session.begin_nested():
                 session.add(event)
+            anchor.note_head(session, event.id, event.hash)
             return event
         except IntegrityError as exc:
             if "prev_hash" not in str(exc.orig):  # e.g. a trigger refusing the insert

@@ -51,10 +51,10 @@ def _sweep(_args: argparse.Namespace) -> int:
 
 
 def _verify_audit(_args: argparse.Namespace) -> int:
-    from analysis.store import audit, db
+    from analysis.store import anchor, audit, db
 
     with db.session_scope() as session:
-        problems = audit.verify_chain(session)
+        problems = [*audit.verify_chain(session), *anchor.verify_anchor(session)]
     for problem in problems:
         print(f"event {problem.event_id}: {problem.problem}")
     print("audit chain intact" if not problems else f"{len(problems)} problem(s) found")

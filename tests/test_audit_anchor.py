@@ -1,0 +1,99 @@
+"""The signed anchor outside the database: the two tamperings the bare hash chain misses —
+truncating the newest events, and deleting a middle event then re-chaining later hashes with
+the project's own digest — are both detected and named, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from analysis import config
+from analysis.store import anchor, audit, db
+from analysis.store.models import AuditEvent
+from tests.test_audit_trail import _all, _writable, clinic, password_hash  # noqa: F401
+from tests.test_photo_access import Clinic
+
+
+def _anchor_problems(clinic: Clinic) -> list[anchor.AnchorProblem]:
+    with db.session_scope(clinic.engine) as session:
+        return anchor.verify_anchor(session)
+
+
+def test_every_commit_is_anchored_outside_the_data_dir(clinic: Clinic) -> None:
+    events = _all(clinic.engine)
+    lines = anchor.read_anchors()
+    assert lines and lines[-1][:2] == (events[-1].id, events[-1].hash)
+    path = config.audit_anchor_path()
+    assert config.data_dir() not in path.parents
+    assert _anchor_problems(clinic) == []
+
+
+def test_truncating_the_newest_events_is_named(clinic: Clinic) -> None:
+    ids = [e.id for e in _all(clinic.engine)]
+    _writable(clinic.engine)
+    with clinic.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE id > :i"), {"i": ids[-4]})
+    with db.session_scope(clinic.engine) as session:
+        assert audit.verify_chain(session) == []  # the bare chain cannot see it
+    problems = _anchor_problems(clinic)
+    assert any("truncated" in p.problem for p in problems)
+
+
+def test_rechaining_after_a_middle_deletion_is_named(clinic: Clinic) -> None:
+    ids = [e.id for e in _all(clinic.engine)]
+    _writable(clinic.engine)
+    with clinic.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE id = :i"), {"i": ids[2]})
+    with db.session_scope(clinic.engine) as session:  # re-chain with the project's own digest
+        prev = audit.GENESIS
+        for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
+            event.prev_hash = "x" * 64  # keep prev_hash unique while rewriting
+            session.flush()
+            event.prev_hash = prev
+            event.hash = audit.event_digest(prev, audit._fields(event))
+            session.flush()
+            prev = event.hash
+        session.info.pop("candor_audit_head", None)
+    with db.session_scope(clinic.engine) as session:
+        assert audit.verify_chain(session) == []
+    problems = _anchor_problems(clinic)
+    assert any("re-chained" in p.problem or "deleted" in p.problem for p in problems)
+
+
+def test_a_forged_anchor_line_is_named(clinic: Clinic) -> None:
+    path = config.audit_anchor_path()
+    with path.open("a") as handle:
+        handle.write(json.dumps({"id": 1, "hash": "0" * 64, "mac": "f" * 64}) + "\n")
+    assert any("forged" in p.problem for p in _anchor_problems(clinic))
+
+
+def test_key_file_is_created_private(tmp_path: Path) -> None:
+    key = anchor.audit_key()
+    assert len(key) == 32 and anchor.audit_key() == key
+    assert (config.audit_key_path().stat().st_mode & 0o777) == 0o600
+
+
+def test_verify_audit_command_exits_nonzero_naming_truncation(
+        candor_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from analysis.cli import main
+    from analysis.store.access import SYSTEM
+
+    assert main(["init-db"]) == 0
+    for n in range(5):
+        with db.session_scope() as session:
+            audit.record(session, SYSTEM, "probe", details={"n": n})
+    assert main(["verify-audit"]) == 0
+    import sqlite3
+
+    conn = sqlite3.connect(candor_env / "candor.sqlite3")
+    conn.execute("DROP TRIGGER audit_events_no_delete")
+    conn.execute("DELETE FROM audit_events WHERE id > (SELECT MAX(id) - 3 FROM audit_events)")
+    conn.commit()
+    conn.close()
+    capsys.readouterr()
+    assert main(["verify-audit"]) == 1
+    out = capsys.readouterr().out
+    assert "truncated" in out
