@@ -97,3 +97,28 @@ def test_verify_audit_command_exits_nonzero_naming_truncation(
     assert main(["verify-audit"]) == 1
     out = capsys.readouterr().out
     assert "truncated" in out
+
+
+def test_bulk_seeded_clinic_is_anchored_and_verifies(candor_env) -> None:
+    """The bulk demo writer appends its audit events through audit.record_many: the chain verifies
+    and the anchor names its newest event, so a truncation of a seeded clinic is caught too."""
+    from sqlalchemy import delete, func, select, text
+
+    from analysis.demo.clinic import seed_demo_clinic
+    from analysis.store import anchor, audit, db
+    from analysis.store.models import AuditEvent
+
+    assert seed_demo_clinic(n_patients=6, photos=False, progress=lambda _l: None).seeded
+    with db.session_scope() as s:
+        assert audit.verify_chain(s) == []
+        assert anchor.verify_anchor(s) == []
+        newest = s.scalar(select(func.max(AuditEvent.id)))
+    engine = db.get_engine()
+    with engine.begin() as conn:  # an attacker with the file drops the triggers and truncates
+        for name in conn.execute(text("SELECT name FROM sqlite_master WHERE type='trigger'")
+                                 ).scalars().all():
+            conn.execute(text(f'DROP TRIGGER "{name}"'))
+        conn.execute(delete(AuditEvent).where(AuditEvent.id > newest - 3))
+    with db.session_scope() as s:
+        assert audit.verify_chain(s) == []  # the chain alone cannot see it
+        assert any("truncated" in str(p) for p in anchor.verify_anchor(s))

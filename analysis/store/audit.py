@@ -138,6 +138,8 @@ def record_many(session: Session, events: list[tuple[Actor, dict[str, Any]]]) ->
         prev = digest
     for start in range(0, len(rows), 5000):
         session.execute(table.insert(), rows[start:start + 5000])  # type: ignore[attr-defined]
+    last_id = session.scalar(select(AuditEvent.id).where(AuditEvent.hash == prev))
+    anchor.note_head(session, int(last_id), prev)  # signed outside the database on commit
 
 
 _COLUMNS = ("occurred_at", "actor_email", "actor_role", "action", "outcome", "patient_id",
