@@ -35,21 +35,22 @@ def image_dir() -> Path:
     return path
 
 
-def audit_key_path() -> Path:
-    """File holding the audit anchor's HMAC key: ``CANDOR_AUDIT_KEY_FILE``, else
-    ``<data dir>.audit-key`` beside (never inside) the data directory."""
-    named = os.environ.get("CANDOR_AUDIT_KEY_FILE")
+def _beside_data(variable: str, suffix: str) -> Path:
+    """``$variable`` when set, else ``<data dir><suffix>`` beside (never inside) the data dir."""
+    named = os.environ.get(variable)
     if named:
         return Path(named).resolve()
     data = data_dir()
-    return data.parent / f"{data.name}.audit-key"
+    return data.parent / f"{data.name}{suffix}"
+
+
+def audit_key_path() -> Path:
+    """File holding the audit anchor's HMAC key: ``CANDOR_AUDIT_KEY_FILE``, else
+    ``<data dir>.audit-key`` beside (never inside) the data directory."""
+    return _beside_data("CANDOR_AUDIT_KEY_FILE", ".audit-key")
 
 
 def audit_anchor_path() -> Path:
     """Append-only file of signed audit heads: ``CANDOR_AUDIT_ANCHOR``, else
     ``<data dir>.audit-anchor`` beside (never inside) the data directory."""
-    named = os.environ.get("CANDOR_AUDIT_ANCHOR")
-    if named:
-        return Path(named).resolve()
-    data = data_dir()
-    return data.parent / f"{data.name}.audit-anchor"
+    return _beside_data("CANDOR_AUDIT_ANCHOR", ".audit-anchor")
