@@ -30,7 +30,7 @@ from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.demo.catalogue import PROTOCOLS
-from analysis.demo.plan import ClinicPlan, PhotoTrack
+from analysis.demo.plan import ClinicPlan
 from analysis.store import audit
 from analysis.store.access import Actor
 from analysis.store.images import ImageStore

@@ -29,7 +29,7 @@ from analysis.demo import DEFAULT_PATIENTS, DEFAULT_PHOTO_POOL, DEFAULT_SEED, bu
 from analysis.demo.catalogue import ENDPOINTS, PROTOCOLS, RECALL_NOTE, RECALLED_LOT
 from analysis.demo.plan import OPERATORS, ClinicPlan, PhotoTrack, plan_clinic
 from analysis.store import audit, db, records
-from analysis.store.access import SYSTEM, Actor
+from analysis.store.access import SYSTEM
 from analysis.store.images import ImageStore, default_store
 from analysis.store.models import EndpointDefinition, Patient, ProductLot, Protocol, User
 
