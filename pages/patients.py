@@ -30,7 +30,7 @@ def page() -> None:
                            key="patients_search", icon=":material/search:")
     page_no = int(st.session_state.get("patients_page", 1))
     df = frame.call(list_patients, search=search, limit=PAGE_ROWS, offset=(page_no - 1) * PAGE_ROWS)
-    total = int(df.attrs.get("total_series", len(df)))
+    total = int(df.attrs["total_series"])
     pages = max(1, -(-total // PAGE_ROWS))
     if df.empty and page_no > 1:  # the search shrank below this page: back to the first
         st.session_state["patients_page"] = 1
@@ -39,7 +39,7 @@ def page() -> None:
         st.info("No series match your search." if search.strip() else "There are no patients yet.")
         return
     first = (page_no - 1) * PAGE_ROWS + 1
-    st.caption(f"{df.attrs.get('total_patients', df['patient_id'].nunique())} patient(s), "
+    st.caption(f"{df.attrs['total_patients']} patient(s), "
                f"{total} series; showing {first}-{first + len(df) - 1}, newest first. "
                "Select a row to open it.")
     event = st.dataframe(df[list(COLUMNS)], column_config=COLUMNS, hide_index=True,

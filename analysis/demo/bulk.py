@@ -7,8 +7,9 @@ every row of the plan is built in Python with its id allocated up front (after t
 already in each table), inserted with one ``executemany`` per table and chunk, and every audit
 event the record path would have written for it (same action, actor, patient, object and details)
 is appended to the hash chain in one batch (:func:`analysis.store.audit.record_many`). The plan is
-the demo's own, already valid by construction; :mod:`tests.test_demo_bulk` holds the two paths to the
-same rows.
+the demo's own, already valid by construction; ``tests/test_demo_clinic.py`` checks the written
+record against the plan, and the shared rules (a reaction's stored term and red flag) come from
+:mod:`analysis.store.records` itself.
 
 Photos: the photo *records* of every series are written, but their images may come from a pool:
 the first ``pool`` photo tracks of the plan are rendered, measured and compared for real
@@ -21,7 +22,7 @@ blob per distinct image, as a real store deduplicates. ``truth["pooled_from"]`` 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,7 @@ from analysis.store.models import (
     Treatment,
     utcnow,
 )
-from analysis.store.records import RED_FLAG_TERMS
+from analysis.store.records import reaction_term
 
 #: Rows per INSERT statement batch (keeps each executemany's parameter list small in memory).
 CHUNK_ROWS = 5000
@@ -105,30 +106,27 @@ class BulkWriter:
                                         object_type=object_type, object_id=str(object_id),
                                         details=details or {})))
 
-    def flush(self, progress: Callable[[str], None] = lambda _: None) -> int:
+    def flush(self) -> int:
         """Insert every collected row (parents first) and append the audit events; returns the
         number of audit events written."""
-        for name, t in self.tables.items():
+        for t in self.tables.values():
             for start in range(0, len(t.rows), CHUNK_ROWS):
                 self.session.execute(insert(t.table), t.rows[start:start + CHUNK_ROWS])
-            if t.rows:
-                progress(f"  {len(t.rows)} {name}")
             t.rows.clear()
         n = len(self.events)
         audit.record_many(self.session, self.events)
         self.events.clear()
-        _advance_sequences(self.session, [t.table.name for t in self.tables.values()])
         return n
 
-
-def _advance_sequences(session: DbSession, tables: Iterable[str]) -> None:
-    """PostgreSQL: move each id sequence past the explicitly inserted ids (SQLite needs nothing)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    for name in tables:
-        session.execute(text(
-            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-            f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)"))
+    def advance_sequences(self) -> None:
+        """PostgreSQL: move each id sequence past the explicitly inserted ids, so the record's
+        own writes after seeding get new ids (SQLite needs nothing). Once, after the last flush."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        for name in self.tables:
+            self.session.execute(text(
+                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                f"COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)"))
 
 
 @dataclass(frozen=True)
@@ -189,6 +187,7 @@ def write_plan(session: DbSession, plan: ClinicPlan, ctx: Context, *, rendered: 
         counts.audit_events += w.flush()
         progress(f"wrote {stop}/{len(plan.patients)} patients, {counts.series} series, "
                  f"{counts.photos} photos")
+    w.advance_sequences()
     return counts
 
 
@@ -268,8 +267,7 @@ def _visit_rows(w: BulkWriter, ctx: Context, op: Actor, pid: int, vid: int, visi
         w.audit(op, "measurement.record", patient_id=pid, object_type="measurement",
                 object_id=mid, details={"endpoint": m["code"]})
     for r in visit.reactions:
-        term = r["term"].strip().lower().replace(" ", "_")
-        red = term in RED_FLAG_TERMS
+        term, red = reaction_term(r["term"])
         kind = "adverse" if red else r["kind"]
         rid = w.add(Reaction, session_id=vid, kind=kind, term=term, severity=r["severity"],
                     onset_day=r.get("onset_day", 0), duration_days=r.get("duration_days"),

@@ -372,6 +372,13 @@ def record_measurement(
     return row
 
 
+def reaction_term(term: str) -> tuple[str, bool]:
+    """The stored form of a reaction term (trimmed, lower case, spaces as underscores) and whether
+    it is a red flag (:data:`RED_FLAG_TERMS`: always recorded as an adverse event)."""
+    stored = term.strip().lower().replace(" ", "_")
+    return stored, stored in RED_FLAG_TERMS
+
+
 def record_reaction(
     session: DbSession, actor: Actor, *, session_id: int, kind: str, term: str, severity: str,
     onset_day: int = 0, duration_days: float | None = None, resolved: bool = True,
@@ -383,14 +390,13 @@ def record_reaction(
     visit: Session = _get(session, Session, session_id, "session_id")
     _choice("kind", kind, REACTION_KINDS)
     _choice("severity", severity, SEVERITIES)
-    term = term.strip().lower().replace(" ", "_")
+    term, red_flag = reaction_term(term)
     if not term:
         raise FieldError("term", "say what the reaction was")
     if onset_day < 0:
         raise FieldError("onset_day", "onset day cannot be before the session")
     if duration_days is not None and duration_days < 0:
         raise FieldError("duration_days", "duration cannot be negative")
-    red_flag = term in RED_FLAG_TERMS
     if red_flag:
         kind = "adverse"
         if not escalation.strip():
