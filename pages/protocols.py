@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from functools import partial
 from typing import Any
@@ -12,37 +11,26 @@ import streamlit as st
 
 from analysis.outcomes import cohorts
 from analysis.outcomes.adjusted import adjusted_protocol_effect
-from analysis.outcomes.frames import ClinicFrames, load_frames, to_csv_bytes
+from analysis.outcomes.frames import ClinicFrames, to_csv_bytes
 from analysis.outcomes.insights_extra import audited_bytes
 from analysis.outcomes.safety import LotTrace, trace_lot
 from analysis.store.access import Actor, PermissionDenied
-from ui import frame
+from ui import frame, frames_cache
 from ui import insight_charts as charts
 
-FRAMES_TTL_S = 600
+PURPOSE = "cohort.read"
 #: Up to this many measurements the mixed model is fitted as the page opens (about 1 s).
 AUTO_FIT_ROWS = 20_000
 
 
-def session_frames(actor: Actor) -> ClinicFrames:
-    """Clinic frames cached in this browser session only (never shared across users); results
-    derived from them are cached under the same key and dropped with them."""
-    key = f"insights.frames.cohort.{actor.email}"
-    cached = st.session_state.get(key)
-    if cached is None or time.monotonic() - cached[0] > FRAMES_TTL_S:
-        for k in [k for k in st.session_state if str(k).startswith("insights.model.")]:
-            del st.session_state[k]
-        cached = (time.monotonic(), frame.call(load_frames, purpose="cohort.read"))
-        st.session_state[key] = cached
-    return cached[1]
-
-
-def filters(frames: ClinicFrames) -> dict[str, Any]:
-    """The filter widgets; returns keyword arguments for ``compare_protocols``."""
-    names = frames.protocols.set_index("protocol_id")["name"].to_dict()
+def filters(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, Any], ClinicFrames]:
+    """The filter widgets; returns keyword arguments for ``compare_protocols`` and the frames of
+    the chosen protocols (only their series are read, each protocol once per session)."""
+    names = catalogue.protocols.set_index("protocol_id")["name"].to_dict()
     chosen = st.multiselect("Protocols", list(names), default=list(names)[:3],
                             format_func=names.get, placeholder="Choose protocols to compare")
     out: dict[str, Any] = {"protocol_ids": chosen}
+    frames = frames_cache.protocol_frames(actor, chosen, purpose=PURPOSE)
     with st.expander("Filters: product, lot, operator, dates, baseline severity, photo gate"):
         c1, c2, c3 = st.columns(3)
         products = sorted(frames.treatments["product"].dropna().unique())
@@ -62,7 +50,7 @@ def filters(frames: ClinicFrames) -> dict[str, Any]:
         out["gate_passing_only"] = st.toggle(
             "Outcomes only from series whose photos all pass the comparability gate",
             help=cohorts.DEFINITIONS["gate"])
-    return out
+    return out, frames
 
 
 def _severity_filter(frames: ClinicFrames, chosen: list[int]) -> tuple[float, float] | None:
@@ -264,8 +252,8 @@ def downloads(actor: Actor, result: cohorts.ProtocolComparison, names: dict[int,
                      details={"table": "charts_html", "filters": result.filters}))
 
 
-def comparison(actor: Actor, frames: ClinicFrames) -> None:
-    args = filters(frames)
+def comparison(actor: Actor, catalogue: ClinicFrames) -> None:
+    args, frames = filters(actor, catalogue)
     if not args["protocol_ids"]:
         st.info("Choose at least one protocol.")
         return
@@ -321,18 +309,18 @@ def page() -> None:
     st.title("Protocols")
     st.caption("How the clinic's protocols compare on its own patients. Observational data: "
                "every figure shows its n, and figures from too few patients are withheld.")
-    frames = session_frames(actor)
-    if frames.protocols.empty:
+    catalogue = frames_cache.catalogue(actor, purpose=PURPOSE)
+    if catalogue.protocols.empty:
         st.info("No protocols yet. Create a protocol and record some series first.")
         return
     if st.button("Reload data", icon=":material/refresh:"):
-        st.session_state[f"insights.frames.cohort.{actor.email}"] = (-FRAMES_TTL_S - 1.0, None)
+        frames_cache.reload(actor, purpose=PURPOSE)
         st.rerun()
     compare_tab, lot_tab = st.tabs(["Compare protocols", "Lot traceability"])
     with compare_tab:
-        comparison(actor, frames)
+        comparison(actor, catalogue)
     with lot_tab:
-        lot_section(actor, frames)
+        lot_section(actor, catalogue)
 
 
 try:

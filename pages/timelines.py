@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.outcomes.filters import series_with_ages
-from analysis.outcomes.frames import ClinicFrames, load_frames, to_csv_bytes
+from analysis.outcomes.frames import ClinicFrames, to_csv_bytes
 from analysis.outcomes.insights_extra import audited_bytes, pair_photos
 from analysis.outcomes.pairs import RepresentativePair, representative_pairs
 from analysis.outcomes.stats import MIN_N
@@ -21,21 +21,12 @@ from analysis.outcomes.timelines import ConsultTimeline, consult_timeline, plain
 from analysis.reports.handout import consult_handout_pdf, timeline_chart_png
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.photo_access import PhotoNotFound
-from ui import frame
+from ui import frame, frames_cache
 from ui import insight_charts as charts
 
-FRAMES_TTL_S = 600
+FRAMES_TTL_S = frames_cache.FRAMES_TTL_S
+PURPOSE = "timeline.read"
 PHOTO_WIDTH_PX = 320  # before and after at the same size, whatever the stored resolution
-
-
-def session_frames(actor: Actor) -> ClinicFrames:
-    """De-identified clinic frames cached in this browser session only."""
-    key = f"insights.frames.timeline.{actor.email}"
-    cached = st.session_state.get(key)
-    if cached is None or time.monotonic() - cached[0] > FRAMES_TTL_S:
-        cached = (time.monotonic(), frame.call(load_frames, purpose="timeline.read"))
-        st.session_state[key] = cached
-    return cached[1]
 
 
 def headline(label: str) -> str:
@@ -43,10 +34,13 @@ def headline(label: str) -> str:
     return label if label.startswith("insufficient") else label.split(" (")[0]
 
 
-def choices(frames: ClinicFrames) -> dict[str, object]:
-    ids = frames.protocols.set_index("name")["protocol_id"].to_dict()  # names are unique
+def choices(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, object], ClinicFrames]:
+    """The choice widgets; returns the timeline's keyword arguments and the chosen protocol's
+    frames (only that protocol's series are read)."""
+    ids = catalogue.protocols.set_index("name")["protocol_id"].to_dict()  # names are unique
     c1, c2, c3 = st.columns([2, 2, 1])
     protocol_id = ids[c1.selectbox("Protocol", list(ids))]
+    frames = frames_cache.protocol_frames(actor, [int(protocol_id)], purpose=PURPOSE)
     s = series_with_ages(frames)
     s = s[s["protocol_id"] == protocol_id]
     goals = s["goal"].fillna("").str.strip().str.lower()
@@ -67,7 +61,7 @@ def choices(frames: ClinicFrames) -> dict[str, object]:
                            (lo, hi), step=step, format="%.0f" if step == 1.0 else "%.1f")
         severity = None if picked == (lo, hi) else (float(picked[0]), float(picked[1]))
     return {"protocol_id": int(protocol_id), "goal": goal, "age_band": age,
-            "baseline_severity": severity}
+            "baseline_severity": severity}, frames
 
 
 def figures(t: ConsultTimeline) -> None:
@@ -170,11 +164,11 @@ def page() -> None:
     st.title("Timelines")
     st.caption("What patients like this one experienced with a protocol at this clinic: typical "
                "results, how long they took, and the usual reactions. No patient is identifiable.")
-    frames = session_frames(actor)
-    if frames.protocols.empty:
+    catalogue = frames_cache.catalogue(actor, purpose=PURPOSE)
+    if catalogue.protocols.empty:
         st.info("No protocols yet.")
         return
-    args = choices(frames)
+    args, frames = choices(actor, catalogue)
     try:
         t = consult_timeline(frames, **args)
     except ValueError as exc:

@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.pg_server import start_postgres as _start_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _shared = PROJECT_ROOT.parent / "shared" / "datasets"
@@ -40,49 +43,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-# --- PostgreSQL: a throw-away server started from Debian's binaries --------------------------------
-
-import glob
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_postgres() -> tuple[str, callable]:  # type: ignore[valid-type]
-    """Start a private PostgreSQL cluster on a unix socket; return (url, stop)."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        raise RuntimeError("PostgreSQL server binaries not installed (Debian package postgresql)")
-    bindir = os.path.dirname(bins[-1])
-    root = tempfile.mkdtemp(prefix="candor-pg-")
-    datadir = os.path.join(root, "data")
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: use the postgres system user
-        shutil.chown(root, user="postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    subprocess.run(run_as + [f"{bindir}/initdb", "-D", datadir, "-U", "postgres", "-A", "trust",
-                             "--no-sync"], check=True, capture_output=True)
-    subprocess.run(run_as + [f"{bindir}/pg_ctl", "-D", datadir, "-w", "-l", f"{root}/log",
-                             "-o", f"-p {port} -k {root} -c listen_addresses='' -c fsync=off",
-                             "start"], check=True, capture_output=True)
-    subprocess.run(run_as + [f"{bindir}/createdb", "-h", root, "-p", str(port), "-U", "postgres",
-                             "candor"], check=True, capture_output=True)
-
-    def stop() -> None:
-        subprocess.run(run_as + [f"{bindir}/pg_ctl", "-D", datadir, "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-
-    return f"postgresql+psycopg://postgres@/candor?host={root}&port={port}", stop
+# --- PostgreSQL: a throw-away server started from Debian's binaries (tests/pg_server.py) ----------
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +96,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def seeded_clinic_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
     """A data directory holding the small clinic of ``tests/clinician_seed.py`` (made once)."""
-    from analysis.store import db
     from tests.clinician_seed import seed_small_clinic
 
     data = tmp_path_factory.mktemp("clinic") / "data"

@@ -52,7 +52,7 @@ def hand_clinic(*, improvement: dict[int, tuple[float, ...]] = IMPROVEMENT) -> C
                 verdict = "warn"
             if (sid, k) == (5, 3):
                 verdict = "fail"
-            photos.append((vid, vid, sid, k, "face_frontal", verdict, f"{vid:064x}"))
+            photos.append((vid, vid, sid, k, "face_frontal", verdict))
             for s_, k_, dur in ERYTHEMA:
                 if (s_, k_) == (sid, k):
                     reactions.append((len(reactions) + 1, vid, sid, "expected", "erythema",

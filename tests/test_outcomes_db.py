@@ -7,17 +7,18 @@ import shutil
 from dataclasses import asdict
 from datetime import date, datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from analysis.outcomes.frames import load_frames
+from analysis.outcomes.frames import aggregate_photo_sets, load_frames
 from analysis.outcomes.pairs import pick_typical, representative_pairs
 from analysis.outcomes.safety import trace_lot
 from analysis.outcomes.series import list_patients, series_overview
 from analysis.store import db, records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.images import ImageStore, sha256_hex
-from analysis.store.models import AuditEvent, EndpointDefinition, ProductLot, Protocol, User
+from analysis.store.models import AuditEvent, EndpointDefinition, Photo, ProductLot, Protocol, User
 
 CLINICIAN = Actor(user_id=None, email="clin@test", role="clinician")
 DIRECTOR = Actor(user_id=None, email="md@test", role="medical_director")
@@ -187,7 +188,7 @@ def test_load_frames_reads_the_record_without_codes(clinic) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         f = load_frames(s, DIRECTOR)
-        assert len(f.series) == 7 and len(f.sessions) == 21 and len(f.photos) == 21
+        assert len(f.series) == 7 and len(f.sessions) == 21 and len(f.photo_sets) == 21
         assert "code" not in f.patients.columns and "patient_code" not in f.series.columns
         m = f.measurements
         last = m[(m["series_id"] == ids["series"][5]) & (m["session_number"] == 3)].iloc[0]
@@ -196,6 +197,36 @@ def test_load_frames_reads_the_record_without_codes(clinic) -> None:
         assert len(load_frames(s, CONSULT, purpose="timeline.read").series) == 7
         with pytest.raises(PermissionDenied):
             load_frames(s, CONSULT)  # cohort.read is the medical director's
+
+
+def test_photo_sets_aggregated_by_the_database_match_row_by_row(clinic) -> None:
+    """The database's per-session photo figures equal the same aggregation done in pandas."""
+    engine, ids = clinic
+    with db.session_scope(engine) as s:
+        f = load_frames(s, DIRECTOR)
+        rows = pd.DataFrame([(p.session_id, p.view, p.verdict) for p in s.scalars(select(Photo))],
+                            columns=["session_id", "view", "verdict"])
+    expected = aggregate_photo_sets(rows).sort_values("session_id").reset_index(drop=True)
+    got = f.photo_sets[["session_id", "photos", "passing", "views"]].sort_values("session_id")
+    for df in (expected, got):  # the database lists a session's views in any order
+        df["views"] = [sorted(v.split(",")) for v in df["views"]]
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected, check_dtype=False)
+    assert set(f.photo_sets["passing"]) != {1}  # the fixture has photos that do not pass
+
+
+def test_load_frames_for_chosen_protocols_reads_only_their_series(clinic) -> None:
+    engine, ids = clinic
+    with db.session_scope(engine) as s:
+        whole = load_frames(s, DIRECTOR)
+        none = load_frames(s, DIRECTOR, protocol_ids=[ids["protocol"] + 99])
+        one = load_frames(s, DIRECTOR, protocol_ids=[ids["protocol"]])
+        assert s.scalars(select(AuditEvent.details).order_by(AuditEvent.id.desc())).first()[
+            "protocol_ids"] == [ids["protocol"]]
+    assert len(none.series) == len(none.sessions) == len(none.measurements) == 0
+    assert len(none.patients) == len(none.photo_sets) == 0
+    assert len(none.protocols) == len(whole.protocols)  # the small tables stay whole
+    pd.testing.assert_frame_equal(one.measurements, whole.measurements)
+    pd.testing.assert_frame_equal(one.photo_sets, whole.photo_sets)
 
 
 def test_representative_pairs_pick_median_and_lower_quartile_never_best(clinic) -> None:

@@ -94,20 +94,28 @@ def trajectory(frames: ClinicFrames, series_ids: set[int], *, endpoint_code: str
     """Mean change from baseline of ``endpoint_code`` by ``"session_number"`` or ``"week"``."""
     m = frames.measurements
     m = m[(m["endpoint_code"] == endpoint_code) & m["series_id"].isin(series_ids)
-          & m["change"].notna()].copy()
+          & m["change"].notna()]
+    return _trajectory(m, frames.series.set_index("series_id")["patient_id"],
+                       endpoint_code=endpoint_code, by=by, week_bin=week_bin, min_n=min_n)
+
+
+def _trajectory(m: pd.DataFrame, patient_of: pd.Series, *, endpoint_code: str, by: str,
+                week_bin: int, min_n: int) -> pd.DataFrame:
+    """:func:`trajectory` of measurements already narrowed to one endpoint, the chosen series and
+    a known change (``patient_of``: series id -> patient id)."""
     if by == "week":
         if week_bin < 1:
             raise ValueError("week_bin must be at least 1 week")
-        m["week"] = (np.round(m["weeks_since_start"] / week_bin) * week_bin).astype(int)
+        m = m.assign(week=(np.round(m["weeks_since_start"] / week_bin) * week_bin).astype(int))
         # one value per series per bin: its last session in the bin
         m = m.sort_values("session_number").groupby(["series_id", "week"], as_index=False).tail(1)
     elif by != "session_number":
         raise ValueError("by must be 'session_number' or 'week'")
     rows = []
-    pid = frames.series.set_index("series_id")["patient_id"]
+    m = m.assign(patient_id=m["series_id"].map(patient_of))
     for key, g in m.groupby(by):
-        n_pat = int(g["series_id"].map(pid).nunique())
-        est = mean_estimate(g["change"], min_n=min_n)
+        n_pat = int(g["patient_id"].nunique())
+        est = mean_estimate(g["change"].to_numpy(), min_n=min_n)
         if n_pat < min_n:
             est = Estimate(None, None, None, n=est.n, insufficient=True)
         rows.append({"endpoint_code": endpoint_code, by: int(key), "n_patients": n_pat,
@@ -190,7 +198,14 @@ def compare_protocols(
     protos = frames.protocols.set_index("protocol_id")
     series = frames.series[frames.series["series_id"].isin(chosen)]
     done = frames.sessions.groupby("series_id").size()
-    summary, by_session, by_week, resp, reactions, compliance = [], [], [], [], [], []
+    patient_of = frames.series.set_index("series_id")["patient_id"]
+    known_codes = set(frames.endpoints["endpoint_code"])
+    # the outcome values, narrowed once: per protocol and endpoint below only slices of this
+    m_out = frames.measurements[frames.measurements["series_id"].isin(outcome_ids)]
+    m_out = m_out.merge(frames.series[["series_id", "protocol_id"]], on="series_id")
+    by_protocol_code = dict(list(m_out.groupby(["protocol_id", "endpoint_code"])))
+    empty_m = m_out.iloc[0:0]
+    summary, by_session, by_week, resp, reactions = [], [], [], [], []
     notes: list[str] = []
     for pid in protocol_ids:
         proto = protos.loc[pid]
@@ -207,33 +222,31 @@ def compare_protocols(
             None, None, None, n=finished, insufficient=True)
         summary.append({
             "protocol_id": pid, "protocol": proto["name"], "series": len(ids), "patients": n_pat,
-            "sessions_done": int(sum(done.get(i, 0) for i in ids)),
+            "sessions_done": int(done.reindex(list(ids)).fillna(0).sum()),
             "sessions_planned": int(len(ids) * int(proto["planned_sessions"])),
             "completed": completed, "dropped_out": dropped,
             **est_columns(comp, prefix="completion_", percent=True),
             **est_columns(drop, prefix="dropout_", percent=True)})
         for code in proto["endpoint_codes"] or []:
-            if code not in set(frames.endpoints["endpoint_code"]):
+            if code not in known_codes:
                 notes.append(f"{proto['name']}: endpoint {code!r} has no definition; skipped")
                 continue
             info = endpoint_info(frames.endpoints, code)
-            measured = frames.measurements[(frames.measurements["endpoint_code"] == code)
-                                           & frames.measurements["series_id"].isin(out_ids)]
+            measured = by_protocol_code.get((pid, code), empty_m)
+            measured = measured[measured["series_id"].isin(out_ids)]
             if len(measured) and measured["baseline"].isna().all():
                 notes.append(f"{proto['name']}: endpoint {code!r} has no session-1 (baseline) "
                              "values, so no change from baseline (it may be rated relative to "
                              "baseline already)")
             for by, bucket in (("session_number", by_session), ("week", by_week)):
-                t = trajectory(frames, out_ids, endpoint_code=code, by=by, week_bin=week_bin,
-                               min_n=min_n)
+                t = _trajectory(measured[measured["change"].notna()], patient_of,
+                                endpoint_code=code, by=by, week_bin=week_bin, min_n=min_n)
                 if not t.empty:
                     t.insert(0, "protocol_id", pid)
                     t["higher_is_better"] = info.higher_is_better
                     bucket.append(t)
             if info.mcid is not None and info.mcid > 0:
-                r = responders(frames.measurements[frames.measurements["series_id"]
-                                                   .isin(out_ids)], endpoint_code=code,
-                               mcid=info.mcid)
+                r = responders(measured, endpoint_code=code, mcid=info.mcid)
                 pats = _patients(frames, r["series_id"])
                 est = proportion(int(r["responder"].sum()), int(len(r)), min_n=0)
                 if pats < min_n:

@@ -65,27 +65,28 @@ def set_compliant(photos: Iterable[tuple[str, str]], *, required_views: Iterable
 def photo_sets(frames: ClinicFrames) -> pd.DataFrame:
     """One row per session: ``session_id, series_id, operator_id, photos, compliant``."""
     sessions = frames.sessions.merge(frames.series[["series_id", "protocol_id"]], on="series_id")
+    sets = sessions.merge(frames.photo_sets[["session_id", "photos", "passing", "views"]],
+                          on="session_id", how="left")
+    n = sets["photos"].fillna(0).astype("int64")
+    views = "," + sets["views"].astype("string").fillna("") + ","
+    complete = pd.Series(n > 0, index=sets.index)  # no required views: any photo
     required = frames.protocols.set_index("protocol_id")["required_views"].to_dict()
-    by_session: dict[int, list[tuple[str, str]]] = {}  # plain lists: no DataFrame per session
-    p = frames.photos
-    for sid, view, verdict in zip(p["session_id"].tolist(), p["view"].tolist(),
-                                  p["verdict"].tolist(), strict=True):
-        by_session.setdefault(sid, []).append((view, verdict))
-    rows = []
-    for r in sessions.itertuples(index=False):
-        photos = by_session.get(r.session_id, [])
-        rows.append((r.session_id, r.series_id, r.operator_id, len(photos),
-                     set_compliant(photos, required_views=required.get(r.protocol_id) or [])))
-    return pd.DataFrame(rows, columns=["session_id", "series_id", "operator_id", "photos",
-                                       "compliant"])
+    for pid, need in required.items():
+        rows = sets["protocol_id"] == pid
+        for view in need or []:
+            complete &= ~rows | views.str.contains(f",{view},", regex=False)
+    compliant = (n > 0) & (sets["passing"].fillna(0).astype("int64") == n) & complete
+    return pd.DataFrame({"session_id": sets["session_id"], "series_id": sets["series_id"],
+                         "operator_id": sets["operator_id"], "photos": n,
+                         "compliant": compliant.astype(bool)})
 
 
 def gate_passing_series(frames: ClinicFrames) -> set[int]:
     """Series ids meeting :data:`GATE_SERIES_DEFINITION`."""
-    p = frames.photos
+    p = frames.photo_sets
     if p.empty:
         return set()
-    per = p.assign(later=p["session_number"] > 1, passing=p["verdict"].isin(GATE_PASSING))
+    per = p.assign(later=p["session_number"] > 1, passing=p["passing"] == p["photos"])
     agg = per.groupby("series_id").agg(later=("later", "any"), passing=("passing", "all"))
     return {int(sid) for sid in agg.index[agg["later"] & agg["passing"]]}
 

@@ -21,10 +21,13 @@ Conventions of the ``measurements`` frame (long: one row per series x session x 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import Boolean, Date, Float, Integer, Select, String, case, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.store import audit
@@ -67,15 +70,21 @@ FRAME_COLUMNS: dict[str, tuple[str, ...]] = {
                      "improvement"),
     "reactions": ("reaction_id", "session_id", "series_id", "kind", "term", "severity",
                   "onset_day", "duration_days", "resolved", "red_flag"),
-    "photos": ("photo_id", "session_id", "series_id", "session_number", "view", "verdict",
-               "sha256"),
+    "photos": ("photo_id", "session_id", "series_id", "session_number", "view", "verdict"),
+    "photo_sets": ("session_id", "series_id", "session_number", "photos", "passing", "views"),
     "confounders": ("confounder_id", "series_id", "kind", "started_on", "ended_on"),
 }
 
 
 @dataclass(frozen=True)
 class ClinicFrames:
-    """Every table the outcome functions use, as plain DataFrames (columns: ``FRAME_COLUMNS``)."""
+    """Every table the outcome functions use, as plain DataFrames (columns: ``FRAME_COLUMNS``).
+
+    Photos are kept as ``photo_sets``, one row per session that has photos: ``photos`` (count),
+    ``passing`` (how many pass the gate, :data:`GATE_PASSING`) and ``views`` (the views taken,
+    comma-separated, in any order, a view once per photo). The database aggregates them: a clinic's photo rows never reach
+    Python here.
+    """
 
     patients: pd.DataFrame
     protocols: pd.DataFrame
@@ -87,7 +96,7 @@ class ClinicFrames:
     treatments: pd.DataFrame
     measurements: pd.DataFrame
     reactions: pd.DataFrame
-    photos: pd.DataFrame
+    photo_sets: pd.DataFrame
     confounders: pd.DataFrame
 
 
@@ -102,13 +111,16 @@ def build_frames(
     operators: pd.DataFrame | None = None, lots: pd.DataFrame | None = None,
     treatments: pd.DataFrame | None = None, reactions: pd.DataFrame | None = None,
     photos: pd.DataFrame | None = None, confounders: pd.DataFrame | None = None,
+    photo_sets: pd.DataFrame | None = None,
 ) -> ClinicFrames:
     """Assemble :class:`ClinicFrames` from hand-made or loaded tables.
 
     ``sessions`` needs ``session_id, series_id, number, performed_on`` (``operator_id`` optional);
     ``raw_measurements`` is ``series_id, session_id, endpoint_code, value``. Derived columns
     (``days_since_start``, baseline and change) are computed here, so tests and the database loader
-    share one code path.
+    share one code path. Photos come either row by row (``photos``: ``session_id, view,
+    verdict``) or already aggregated per session (``photo_sets``, as :func:`load_frames` reads
+    them).
     """
     sessions = sessions.copy()
     if "operator_id" not in sessions:
@@ -121,10 +133,11 @@ def build_frames(
     sessions = sessions[list(FRAME_COLUMNS["sessions"])]
     measurements = derive_measurements(raw_measurements, sessions=sessions, endpoints=endpoints)
     empty = {name: frame([], name) for name in FRAME_COLUMNS}
-    photos = empty["photos"] if photos is None else photos
-    if len(photos) and "session_number" not in photos:
-        photos = photos.merge(sessions[["session_id", "number"]], on="session_id", how="left")
-        photos = photos.rename(columns={"number": "session_number"})
+    if photo_sets is None:
+        photo_sets = aggregate_photo_sets(empty["photos"] if photos is None else photos)
+    photo_sets = photo_sets.drop(columns=["series_id", "session_number"], errors="ignore").merge(
+        sessions[["session_id", "series_id", "number"]], on="session_id", how="inner")
+    photo_sets = photo_sets.rename(columns={"number": "session_number"})
     return ClinicFrames(
         patients=patients, protocols=protocols, endpoints=endpoints,
         operators=empty["operators"] if operators is None else operators,
@@ -133,9 +146,24 @@ def build_frames(
         treatments=empty["treatments"] if treatments is None else treatments,
         measurements=measurements,
         reactions=empty["reactions"] if reactions is None else reactions,
-        photos=photos,
+        photo_sets=photo_sets[list(FRAME_COLUMNS["photo_sets"])],
         confounders=empty["confounders"] if confounders is None else confounders,
     )
+
+
+def aggregate_photo_sets(photos: pd.DataFrame) -> pd.DataFrame:
+    """Row-level photos (``session_id, view, verdict``) -> ``session_id, photos, passing, views``;
+    the same figures :func:`load_frames` has the database compute."""
+    if photos.empty:
+        return pd.DataFrame({"session_id": pd.Series([], dtype="int64"),
+                             "photos": pd.Series([], dtype="int64"),
+                             "passing": pd.Series([], dtype="int64"),
+                             "views": pd.Series([], dtype=object)})
+    p = photos.assign(passing=photos["verdict"].isin(GATE_PASSING).astype("int64"))
+    g = p.groupby("session_id")
+    out = pd.DataFrame({"photos": g.size(), "passing": g["passing"].sum(),
+                        "views": g["view"].agg(",".join)})
+    return out.reset_index()
 
 
 def derive_measurements(raw: pd.DataFrame, *, sessions: pd.DataFrame, endpoints: pd.DataFrame
@@ -168,7 +196,62 @@ def derive_measurements(raw: pd.DataFrame, *, sessions: pd.DataFrame, endpoints:
     return m[list(FRAME_COLUMNS["measurements"])]
 
 
-def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read") -> ClinicFrames:
+def _date(v: object) -> object:
+    return date.fromisoformat(v) if isinstance(v, str) else v
+
+
+def _bool(v: object) -> object:
+    return None if v is None else bool(v)
+
+
+#: How a raw DB-API value becomes what the ORM would have returned, per column type. SQLite hands
+#: dates over as ISO strings and booleans as 0/1; PostgreSQL's driver returns them typed already
+#: (the converters leave typed values alone). Any other column type is refused by :func:`_table`.
+_CONVERT: tuple[tuple[type, Callable[[object], object] | None], ...] = (
+    (Boolean, _bool), (Date, _date), (Integer, None), (Float, None), (String, None))
+
+
+def _table(session: DbSession, stmt: Select[Any], columns: Sequence[str]) -> pd.DataFrame:
+    """Rows of a Core ``select`` as a DataFrame, read straight from the DB-API cursor.
+
+    The statement still goes through SQLAlchemy (bound parameters, events: the query-count tests
+    see it), but the rows skip SQLAlchemy's per-value result processing: for a clinic's hundreds of
+    thousands of rows that processing cost more than the query. Converted column-wise instead.
+    """
+    converters: list[Callable[[object], object] | None] = []
+    for col in stmt.selected_columns:
+        kind = next((k for k in _CONVERT if isinstance(col.type, k[0])), None)
+        if kind is None:
+            raise TypeError(f"{col} ({col.type!r}) has no raw-row converter")
+        converters.append(kind[1])
+    result = session.connection().execute(stmt)
+    try:
+        rows = result.cursor.fetchall()  # type: ignore[attr-defined]
+    finally:
+        result.close()
+    df = pd.DataFrame.from_records(rows, columns=list(columns), nrows=len(rows)) if rows \
+        else pd.DataFrame(columns=list(columns))
+    for name, convert in zip(columns, converters, strict=True):
+        if convert is None or not len(df):
+            continue
+        if convert is _bool and not df[name].isna().any():
+            df[name] = df[name].astype(bool)  # vectorised: 0/1 (SQLite) or bool (PostgreSQL)
+        else:
+            df[name] = [convert(v) for v in df[name].tolist()]
+    return df
+
+
+def photo_sets_statement() -> Select[Any]:
+    """Per session with photos: ``session_id``, photo count, how many pass the gate, the views
+    (comma-separated, any order). Answered from ``ix_photos_session_verdict_view`` alone."""
+    passing = func.sum(case((Photo.verdict.in_(sorted(GATE_PASSING)), 1), else_=0))
+    return (select(Photo.session_id, func.count(), passing.cast(Integer),
+                   func.aggregate_strings(Photo.view, ",").cast(String))
+            .join(Session, Session.id == Photo.session_id).group_by(Photo.session_id))
+
+
+def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read",
+                protocol_ids: Sequence[int] | None = None) -> ClinicFrames:
     """Read the clinic database into :class:`ClinicFrames` (no patient codes).
 
     Parameters
@@ -177,17 +260,26 @@ def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read
         The permission the caller works under: ``"cohort.read"`` (protocol comparison, medical
         director) or ``"timeline.read"`` (consult timelines). Checked, then audited as
         ``"frames.load"`` with the purpose.
+    protocol_ids
+        Read only the series of these protocols (and their patients, sessions, values, photos,
+        reactions, treatments, confounders); the small tables (protocols, endpoints, operators,
+        lots) are always whole. ``None`` reads the whole clinic.
     """
     if purpose not in ("cohort.read", "timeline.read"):
         raise ValueError(f"purpose must be cohort.read or timeline.read, got {purpose!r}")
     require(actor, purpose)
+    wanted = None if protocol_ids is None else sorted({int(p) for p in protocol_ids})
 
     def rows(stmt: object) -> list[tuple[object, ...]]:
-        # Core rows (no ORM loading step): a whole clinic's tables are read as plain tuples
+        # small tables with JSON columns: Core rows (the ORM types them)
         return [tuple(r) for r in session.connection().execute(stmt).all()]  # type: ignore[call-overload]
 
-    patients = frame(rows(select(Patient.id, Patient.birth_year, Patient.sex, Patient.fitzpatrick)),
-                     "patients")
+    def of_series(stmt: Select[Any], series_id: Any) -> Select[Any]:
+        if wanted is None:
+            return stmt
+        chosen = select(Series.id).where(Series.protocol_id.in_(wanted))
+        return stmt.where(series_id.in_(chosen))
+
     protocols = frame(rows(select(
         Protocol.id, Protocol.name, Protocol.modality, Protocol.target_area,
         Protocol.planned_sessions, Protocol.interval_days, Protocol.required_views,
@@ -199,43 +291,83 @@ def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read
         EndpointDefinition.neutral)),
         "endpoints")
     operators = frame(rows(select(User.id, User.display_name)), "operators")
-    series = frame(rows(select(Series.id, Series.patient_id, Series.protocol_id, Series.goal,
-                               Series.status, Series.started_on)), "series")
-    sessions = pd.DataFrame(rows(select(Session.id, Session.series_id, Session.number,
-                                        Session.performed_on, Session.operator_id)),
-                            columns=["session_id", "series_id", "number", "performed_on",
-                                     "operator_id"])
     lots = frame(rows(select(ProductLot.id, ProductLot.product, ProductLot.lot_number,
                              ProductLot.expiry_on, ProductLot.recalled)), "lots")
-    treatments = frame(rows(
+    patient_stmt = select(Patient.id, Patient.birth_year, Patient.sex, Patient.fitzpatrick)
+    if wanted is not None:
+        patient_stmt = patient_stmt.where(Patient.id.in_(
+            select(Series.patient_id).where(Series.protocol_id.in_(wanted))))
+    patients = _table(session, patient_stmt, FRAME_COLUMNS["patients"])
+    series_stmt = select(Series.id, Series.patient_id, Series.protocol_id, Series.goal,
+                         Series.status, Series.started_on)
+    if wanted is not None:
+        series_stmt = series_stmt.where(Series.protocol_id.in_(wanted))
+    series = _table(session, series_stmt, FRAME_COLUMNS["series"])
+    sessions = _table(session, of_series(
+        select(Session.id, Session.series_id, Session.number, Session.performed_on,
+               Session.operator_id), Session.series_id),
+        ["session_id", "series_id", "number", "performed_on", "operator_id"])
+    treatments = _table(session, of_series(
         select(Treatment.id, Treatment.session_id, Session.series_id, Treatment.lot_id,
-               ProductLot.product, ProductLot.lot_number, ProductLot.expiry_on,
-               ProductLot.recalled, Treatment.expired_at_use, Treatment.volume_ml,
-               Treatment.units)
-        .join(Session, Session.id == Treatment.session_id)
-        .join(ProductLot, ProductLot.id == Treatment.lot_id)), "treatments")
-    raw = frame(rows(
-        select(Session.series_id, EndpointMeasurement.session_id, EndpointDefinition.code,
+               Treatment.expired_at_use, Treatment.volume_ml, Treatment.units)
+        .join(Session, Session.id == Treatment.session_id), Session.series_id),
+        ["treatment_id", "session_id", "series_id", "lot_id", "expired_at_use", "volume_ml",
+         "units"])
+    # lot columns joined here from the small lots table, not repeated per row by the database
+    treatments = treatments.merge(lots, on="lot_id", how="left")
+    treatments = treatments[list(FRAME_COLUMNS["treatments"])]
+    # endpoint ids, not codes, per value (an int per row is cheaper than a string); codes mapped
+    # from the small endpoint table
+    codes = dict(session.connection().execute(select(EndpointDefinition.id,
+                                                     EndpointDefinition.code)).all())
+    raw = _table(session, of_series(
+        select(Session.series_id, EndpointMeasurement.session_id, EndpointMeasurement.endpoint_id,
                EndpointMeasurement.value_num)
-        .join(Session, Session.id == EndpointMeasurement.session_id)
-        .join(EndpointDefinition, EndpointDefinition.id == EndpointMeasurement.endpoint_id)),
-        "raw_measurements")
-    reactions = frame(rows(
+        .join(Session, Session.id == EndpointMeasurement.session_id), Session.series_id),
+        FRAME_COLUMNS["raw_measurements"])
+    raw["endpoint_code"] = raw["endpoint_code"].map(codes)
+    reactions = _table(session, of_series(
         select(Reaction.id, Reaction.session_id, Session.series_id, Reaction.kind, Reaction.term,
                Reaction.severity, Reaction.onset_day, Reaction.duration_days, Reaction.resolved,
-               Reaction.red_flag).join(Session, Session.id == Reaction.session_id)), "reactions")
-    photos = frame(rows(
-        select(Photo.id, Photo.session_id, Session.series_id, Session.number, Photo.view,
-               Photo.verdict, Photo.sha256).join(Session, Session.id == Photo.session_id)),
-        "photos")
-    confounders = frame(rows(select(Confounder.id, Confounder.series_id, Confounder.kind,
-                                    Confounder.started_on, Confounder.ended_on)), "confounders")
-    audit.record(session, actor, "frames.load", details={"purpose": purpose,
-                                                         "series": int(len(series))})
+               Reaction.red_flag).join(Session, Session.id == Reaction.session_id),
+        Session.series_id), FRAME_COLUMNS["reactions"])
+    photo_sets = _table(session, of_series(photo_sets_statement(), Session.series_id),
+                        ["session_id", "photos", "passing", "views"])
+    confounders = _table(session, of_series(
+        select(Confounder.id, Confounder.series_id, Confounder.kind, Confounder.started_on,
+               Confounder.ended_on), Confounder.series_id), FRAME_COLUMNS["confounders"])
+    audit.record(session, actor, "frames.load", details={
+        "purpose": purpose, "series": int(len(series)),
+        **({} if wanted is None else {"protocol_ids": wanted})})
     return build_frames(patients=patients, protocols=protocols, endpoints=endpoints,
                         operators=operators, series=series, sessions=sessions,
                         raw_measurements=raw, lots=lots, treatments=treatments,
-                        reactions=reactions, photos=photos, confounders=confounders)
+                        reactions=reactions, photo_sets=photo_sets,
+                        confounders=confounders)
+
+
+#: Tables every :func:`load_frames` call reads whole, whatever ``protocol_ids`` says.
+SHARED_TABLES = ("protocols", "endpoints", "operators", "lots")
+
+
+def combine_frames(parts: Sequence[ClinicFrames]) -> ClinicFrames:
+    """One :class:`ClinicFrames` from loads of disjoint protocol sets (``load_frames(...,
+    protocol_ids=...)``): the per-protocol tables are concatenated, the shared small tables are
+    taken from the first part. A patient treated under several protocols appears once."""
+    if not parts:
+        raise ValueError("nothing to combine")
+    if len(parts) == 1:
+        return parts[0]
+    tables: dict[str, pd.DataFrame] = {}
+    for name in frame_names():
+        if name in SHARED_TABLES:
+            tables[name] = getattr(parts[0], name)
+            continue
+        df = pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+        if name == "patients":
+            df = df.drop_duplicates("patient_id", ignore_index=True)
+        tables[name] = df
+    return ClinicFrames(**tables)
 
 
 def to_csv_bytes(df: pd.DataFrame) -> bytes:

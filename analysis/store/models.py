@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -327,10 +328,14 @@ class Photo(Base):
     ``original_sha256`` is the hash of the bytes as uploaded (kept, the bytes are not)."""
 
     __tablename__ = "photos"
-    __table_args__ = (_enum_check("verdict", PHOTO_VERDICTS, "ck_photo_verdict"),)
+    __table_args__ = (
+        _enum_check("verdict", PHOTO_VERDICTS, "ck_photo_verdict"),
+        # covering index of the per-session photo figures (migration 0005); serves session_id too
+        Index("ix_photos_session_verdict_view", "session_id", "verdict", "view"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
     view: Mapped[str] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     original_sha256: Mapped[str] = mapped_column(String(64))
@@ -354,9 +359,14 @@ class Photo(Base):
 
 class EndpointMeasurement(Base):
     __tablename__ = "endpoint_measurements"
+    __table_args__ = (
+        # covering index of the analytics loader (migration 0005); serves session_id too
+        Index("ix_endpoint_measurements_session_endpoint_value", "session_id", "endpoint_id",
+              "value_num"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoint_definitions.id"), index=True)
     value_num: Mapped[float | None] = mapped_column(Float)
     value_text: Mapped[str] = mapped_column(Text, default="")
