@@ -27,7 +27,7 @@ def filters(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, Any], Clin
     """The filter widgets; returns keyword arguments for ``compare_protocols`` and the frames of
     the chosen protocols (only their series are read, each protocol once per session)."""
     names = catalogue.protocols.set_index("protocol_id")["name"].to_dict()
-    chosen = st.multiselect("Protocols", list(names), default=list(names)[:3],
+    chosen = st.multiselect("Protocols", list(names), default=like_for_like(catalogue),
                             format_func=names.get, placeholder="Choose protocols to compare")
     out: dict[str, Any] = {"protocol_ids": chosen}
     frames = frames_cache.protocol_frames(actor, chosen, purpose=PURPOSE)
@@ -51,6 +51,18 @@ def filters(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, Any], Clin
             "Outcomes only from series whose photos all pass the comparability gate",
             help=cohorts.DEFINITIONS["gate"])
     return out, frames
+
+
+def like_for_like(catalogue: ClinicFrames, *, most: int = 3) -> list[int]:
+    """The comparison first shown: the first protocol and those sharing its primary endpoint (a
+    like-for-like comparison, which the severity filter and the model need), at most ``most``;
+    the first ``most`` protocols when fewer than two share it."""
+    p = catalogue.protocols
+    if p.empty:
+        return []
+    primary = p["primary_endpoint"].iloc[0]
+    same = [int(i) for i in p.loc[p["primary_endpoint"] == primary, "protocol_id"]][:most]
+    return same if len(same) >= 2 else [int(i) for i in p["protocol_id"]][:most]
 
 
 def _severity_filter(frames: ClinicFrames, chosen: list[int]) -> tuple[float, float] | None:

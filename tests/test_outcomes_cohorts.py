@@ -261,3 +261,37 @@ def test_ratings_made_against_baseline_use_their_no_change_anchor() -> None:
     assert r.to_dict() == {1: True, 2: False, 3: False}
     d = m[m["endpoint_code"] == "density"]  # measured at every session: session 1 stays the baseline
     assert list(d["baseline"]) == [120.0, 120.0] and list(d["improvement"]) == [0.0, 11.0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_trajectory_points_equal_mean_estimate_per_group(seed: int) -> None:
+    """The one-pass trajectory gives, per point, what mean_estimate gives on that point's values
+    (mean, Student-t CI, n; insufficient below min_n values or min_n patients)."""
+    import numpy as np
+
+    from analysis.outcomes.cohorts import _trajectory
+    from analysis.outcomes.stats import Estimate, mean_estimate
+
+    rng = np.random.default_rng(seed)
+    rows = 400
+    m = pd.DataFrame({"series_id": rng.integers(1, 60, rows),
+                      "session_number": rng.integers(1, 9, rows),
+                      "change": rng.normal(1.0, 2.0, rows)})
+    rare = pd.DataFrame({"series_id": [1, 2, 3, 4], "session_number": 9,  # 2 patients only
+                         "change": rng.normal(1.0, 2.0, 4)})
+    m = pd.concat([m, rare], ignore_index=True).drop_duplicates(["series_id", "session_number"])
+    m["weeks_since_start"] = m["session_number"] * 3.0
+    patient_of = pd.Series({sid: sid // 2 for sid in range(1, 60)})  # two series per patient
+    got = _trajectory(m, patient_of, endpoint_code="x", by="session_number", week_bin=4, min_n=5)
+    for _, row in got.iterrows():
+        g = m[m["session_number"] == row["session_number"]]
+        est = mean_estimate(g["change"].to_numpy(), min_n=5)
+        if g["series_id"].map(patient_of).nunique() < 5:
+            est = Estimate(None, None, None, n=est.n, insufficient=True)
+        assert row["n"] == est.n and bool(row["insufficient"]) == est.insufficient
+        assert row["label"] == est.label()
+        if not est.insufficient:
+            assert row["value"] == pytest.approx(est.value)
+            assert (row["ci_low"], row["ci_high"]) == (pytest.approx(est.low),
+                                                       pytest.approx(est.high))
+    assert got["insufficient"].any() and not got["insufficient"].all()

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.stats as sps
 
 from analysis.outcomes.endpoints import RESPONDER_DEFINITION, endpoint_info, responders
 from analysis.outcomes.filters import (
@@ -25,7 +26,7 @@ from analysis.outcomes.filters import (
     select_series,
 )
 from analysis.outcomes.frames import ClinicFrames
-from analysis.outcomes.stats import MIN_N, Estimate, mean_estimate, proportion, rate_per_100
+from analysis.outcomes.stats import MIN_N, Estimate, proportion, rate_per_100
 
 DEFINITIONS = {
     "responder": RESPONDER_DEFINITION,
@@ -113,11 +114,20 @@ def _trajectory(m: pd.DataFrame, patient_of: pd.Series, *, endpoint_code: str, b
         raise ValueError("by must be 'session_number' or 'week'")
     rows = []
     m = m.assign(patient_id=m["series_id"].map(patient_of))
-    for key, g in m.groupby(by):
-        n_pat = int(g["patient_id"].nunique())
-        est = mean_estimate(g["change"].to_numpy(), min_n=min_n)
-        if n_pat < min_n:
-            est = Estimate(None, None, None, n=est.n, insufficient=True)
+    g = m.groupby(by)
+    # one pass for every point: the same figures as mean_estimate() per group (Student-t CI)
+    agg = pd.DataFrame({"n": g["change"].count(), "mean": g["change"].mean(),
+                        "sd": g["change"].std(ddof=1), "n_patients": g["patient_id"].nunique()})
+    t = sps.t.ppf(0.975, (agg["n"] - 1).clip(lower=1))
+    half = t * agg["sd"] / np.sqrt(agg["n"])
+    for key, r, h in zip(agg.index, agg.itertuples(index=False), half, strict=True):
+        n, n_pat = int(r.n), int(r.n_patients)
+        if n < max(min_n, 1) or n_pat < min_n:
+            est = Estimate(None, None, None, n=n, insufficient=True)
+        elif n < 2:
+            est = Estimate(float(r.mean), None, None, n=n)
+        else:
+            est = Estimate(float(r.mean), float(r.mean - h), float(r.mean + h), n=n)
         rows.append({"endpoint_code": endpoint_code, by: int(key), "n_patients": n_pat,
                      **est_columns(est)})
     cols = ["endpoint_code", by, "n_patients", "value", "ci_low", "ci_high", "n", "insufficient",
