@@ -1,15 +1,23 @@
 """The audit trail: one append-only, hash-chained event per access or change.
 
-Each event's ``hash`` is SHA-256 over the previous event's hash and the event's own canonical JSON
-(:func:`event_digest`); the first event chains from ``GENESIS``. ``prev_hash`` is unique, so two
-writers racing for the same chain head cannot both commit (the loser retries on the new head).
-Database triggers reject UPDATE and DELETE (migration 0002). :func:`verify_chain` re-walks the
-chain and reports edits, deletions and reordering.
+Each event's ``hash`` is HMAC-SHA-256, under the audit key (:func:`analysis.store.anchor.audit_key`,
+which lives neither in the database nor in the data directory), over the previous event's hash and
+the event's own canonical JSON (:func:`keyed_digest`); the first event chains from ``GENESIS``.
+Someone holding the database but not the key can therefore not re-compute the chain after deleting
+or editing an event. Events written before migration 0006 carry ``chain_scheme = 'sha256'`` and
+their unkeyed digest (:func:`event_digest`); they verify as such, but only *before* the first keyed
+event: an unkeyed event after a keyed one is reported as a downgrade.
+
+``prev_hash`` is unique, so two writers racing for the same chain head cannot both commit (the loser
+retries on the new head). Database triggers reject UPDATE and DELETE (migration 0002).
+:func:`verify_chain` re-walks the chain and reports edits, deletions, reordering and re-chaining
+without the key.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import random
 import time
@@ -31,15 +39,28 @@ GENESIS = "0" * 64
 #: event was committed, so the chain as a whole always makes progress).
 HEAD_RETRIES = 50
 OUTCOMES = ("success", "denied", "failure")
+#: ``chain_scheme`` values: every event written now, and the unkeyed events of older databases.
+KEYED = "hmac-sha256"
+UNKEYED = "sha256"
 
 
 class AuditWriteError(RuntimeError):
     """The audit event could not be written; the audited action must not proceed."""
 
 
+def _canonical(prev_hash: str, fields: dict[str, Any]) -> bytes:
+    return (prev_hash + json.dumps(fields, sort_keys=True, separators=(",", ":"),
+                                   default=str)).encode()
+
+
 def event_digest(prev_hash: str, fields: dict[str, Any]) -> str:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+    """The unkeyed SHA-256 link of events written before migration 0006 (``sha256``)."""
+    return hashlib.sha256(_canonical(prev_hash, fields)).hexdigest()
+
+
+def keyed_digest(key: bytes, prev_hash: str, fields: dict[str, Any]) -> str:
+    """The keyed link (``hmac-sha256``): HMAC-SHA-256 under the audit key."""
+    return hmac.new(key, _canonical(prev_hash, fields), hashlib.sha256).hexdigest()
 
 
 def _fields(event: AuditEvent) -> dict[str, Any]:
@@ -91,10 +112,11 @@ def record(
         object_id=str(object_id),
         details=details or {},
     )
+    key = anchor.audit_key()
     for attempt in range(HEAD_RETRIES):
-        event = AuditEvent(**fields)
+        event = AuditEvent(**fields, chain_scheme=KEYED)
         event.prev_hash = _head(session)
-        event.hash = event_digest(event.prev_hash, _fields(event))
+        event.hash = keyed_digest(key, event.prev_hash, _fields(event))
         try:
             with session.begin_nested():
                 session.add(event)
@@ -123,6 +145,7 @@ def record_many(session: Session, events: list[tuple[Actor, dict[str, Any]]]) ->
     if not events:
         return
     prev = _head(session)
+    key = anchor.audit_key()
     rows: list[dict[str, Any]] = []
     table = AuditEvent.__table__
     for actor, f in events:
@@ -133,8 +156,9 @@ def record_many(session: Session, events: list[tuple[Actor, dict[str, Any]]]) ->
                            action=f["action"], outcome=outcome, patient_id=f.get("patient_id"),
                            object_type=f.get("object_type", ""),
                            object_id=str(f.get("object_id", "")), details=f.get("details") or {})
-        digest = event_digest(prev, _fields(event))  # type: ignore[arg-type]
-        rows.append({c: getattr(event, c) for c in _COLUMNS} | {"prev_hash": prev, "hash": digest})
+        digest = keyed_digest(key, prev, _fields(event))  # type: ignore[arg-type]
+        rows.append({c: getattr(event, c) for c in _COLUMNS}
+                    | {"prev_hash": prev, "hash": digest, "chain_scheme": KEYED})
         prev = digest
     for start in range(0, len(rows), 5000):
         session.execute(table.insert(), rows[start:start + 5000])  # type: ignore[attr-defined]
@@ -152,19 +176,38 @@ class ChainProblem:
     problem: str
 
 
-def verify_chain(session: Session) -> list[ChainProblem]:
+def verify_chain(session: Session, *, key: bytes | None = None) -> list[ChainProblem]:
     """Re-walk the chain in id order; an empty list means intact.
 
     Detects an edited event (its hash no longer matches its content), a deleted event (the next
-    event's ``prev_hash`` points at a hash that is not its predecessor's) and reordering.
+    event's ``prev_hash`` points at a hash that is not its predecessor's), reordering, an event
+    whose keyed hash fails (edited, or re-chained by someone without the audit key), and an unkeyed
+    event after a keyed one (a downgrade to the digest anyone can compute). ``key`` defaults to
+    :func:`analysis.store.anchor.audit_key`, read only when a keyed event is met.
     """
     problems: list[ChainProblem] = []
     expected_prev = GENESIS
+    first_keyed: int | None = None
     for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
         if event.prev_hash != expected_prev:
             problems.append(ChainProblem(event.id, "chain broken: event missing or reordered before"))
-        if event_digest(event.prev_hash, _fields(event)) != event.hash:
-            problems.append(ChainProblem(event.id, "content does not match its hash (edited)"))
+        scheme = event.chain_scheme
+        if scheme == KEYED:
+            if key is None:
+                key = anchor.audit_key()
+            first_keyed = event.id if first_keyed is None else first_keyed
+            if keyed_digest(key, event.prev_hash, _fields(event)) != event.hash:
+                problems.append(ChainProblem(event.id, "keyed hash does not match (edited, or "
+                                             "re-chained without the audit key)"))
+        elif scheme == UNKEYED:
+            if first_keyed is not None:
+                problems.append(ChainProblem(event.id, f"unkeyed event after keyed event "
+                                             f"{first_keyed} (chain downgraded to the public "
+                                             "digest)"))
+            elif event_digest(event.prev_hash, _fields(event)) != event.hash:
+                problems.append(ChainProblem(event.id, "content does not match its hash (edited)"))
+        else:
+            problems.append(ChainProblem(event.id, f"unknown chain scheme {scheme!r}"))
         expected_prev = event.hash
     return problems
 
