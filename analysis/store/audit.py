@@ -78,6 +78,17 @@ def _fields(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+def holds_sqlite_write_lock(session: Session) -> bool:
+    """True when ``session`` is on SQLite and its transaction has written (pysqlite begins the
+    transaction, and takes the database's write lock, at the first INSERT/UPDATE/DELETE): another
+    connection's write would then wait for this one to end."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or not session.in_transaction():
+        return False
+    raw = session.connection().connection.dbapi_connection
+    return bool(getattr(raw, "in_transaction", False))
+
+
 def _head(session: Session) -> str:
     last = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
     return last or GENESIS
