@@ -72,7 +72,7 @@ def create_user(
     password: str | None,
 ) -> User:
     """Create an account (``password`` None: no local sign-in, e.g. OIDC-only or an operator)."""
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     email = normalise_email(email)
     if "@" not in email or email.startswith("@") or email.endswith("@"):
         raise FieldError("email", "enter a valid email address")
@@ -185,7 +185,7 @@ def _other_active_admins(session: DbSession, user_id: int) -> int:
 
 def set_role(session: DbSession, actor: Actor, *, user_id: int, role: str) -> User:
     """Change an account's role (effective on that user's next page load). Audited."""
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     if role not in ROLES:
         raise FieldError("role", f"role must be one of {', '.join(ROLES)}")
     user = _user(session, user_id)
@@ -204,7 +204,7 @@ def deactivate_user(session: DbSession, actor: Actor, *, user_id: int) -> User:
     """Deactivate an account (no sign-in; its live sessions end at once). Audited."""
     from analysis.auth import sessions
 
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     user = _user(session, user_id)
     if actor.user_id is not None and actor.user_id == user.id:
         raise FieldError("user_id", "you cannot deactivate your own account")
@@ -223,7 +223,7 @@ def set_password(session: DbSession, actor: Actor, *, user_id: int, password: st
     (the event never contains the password)."""
     from analysis.auth import sessions
 
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     user = _user(session, user_id)
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise FieldError("password", f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
@@ -237,7 +237,7 @@ def set_password(session: DbSession, actor: Actor, *, user_id: int, password: st
 
 
 def reactivate_user(session: DbSession, actor: Actor, *, user_id: int) -> User:
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     user = _user(session, user_id)
     user.active = True
     session.flush()
@@ -251,7 +251,7 @@ def list_users(session: DbSession, actor: Actor) -> list[dict[str, Any]]:
     back-off refuses the account (from any address), else None."""
     from analysis.auth import throttle
 
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     locks = throttle.account_locks(session)
     return [
         {"id": u.id, "email": u.email, "name": u.display_name, "role": u.role,
@@ -268,7 +268,7 @@ def unlock_account(session: DbSession, actor: Actor, *, user_id: int) -> int:
     Address-wide counters stay (they belong to the address, not the account)."""
     from analysis.auth import throttle
 
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     user = _user(session, user_id)
     cleared = throttle.clear_account(session, user.email, in_session=True)
     audit.record(session, actor, "user.unlock", object_type="user", object_id=user.id,

@@ -180,7 +180,7 @@ def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read
     """
     if purpose not in ("cohort.read", "timeline.read"):
         raise ValueError(f"purpose must be cohort.read or timeline.read, got {purpose!r}")
-    require(actor, purpose)
+    require(actor, purpose, session)
 
     def rows(stmt: object) -> list[tuple[object, ...]]:
         # Core rows (no ORM loading step): a whole clinic's tables are read as plain tuples

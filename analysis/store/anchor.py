@@ -30,7 +30,7 @@ from analysis import config
 from analysis.store.models import AuditEvent
 
 log = logging.getLogger(__name__)
-_PENDING = "candor_audit_head"
+_PENDING = PENDING_KEY = "candor_audit_head"  # session.info: newest uncommitted event
 
 
 def audit_key() -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import random
 import time
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,6 +36,7 @@ from analysis.store import anchor
 from analysis.store.access import Actor
 from analysis.store.models import AuditEvent, utcnow
 
+log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 #: Attempts to append when concurrent writers keep taking the chain head (each loss means another
 #: event was committed, so the chain as a whole always makes progress).
@@ -223,6 +226,9 @@ def verify_chain(session: Session, *, key: bytes | None = None) -> list[ChainPro
     return problems
 
 
+_REFUSALS = "candor_refusals"
+
+
 def record_denial(
     session: Session,
     actor: Actor,
@@ -234,10 +240,42 @@ def record_denial(
     object_id: str | int = "",
     details: dict[str, Any] | None = None,
 ) -> Exception:
-    """Write one ``denied`` event and commit it at once, so the caller's rollback (the denial is
-    about to be raised) keeps it; return ``error`` for the caller to raise."""
-    record(session, actor, action, outcome="denied", patient_id=patient_id,
-           object_type=object_type, object_id=object_id,
-           details={**(details or {}), "reason": str(error)})
-    session.commit()
+    """Write one ``denied`` event that survives the caller's rollback (the denial is about to be
+    raised), in a transaction of its own; return ``error`` for the caller to raise.
+
+    The event is committed at once through a separate session on the same database, unless
+    ``session``'s open transaction would block that write (on SQLite it already holds the write
+    lock; or it has appended audit events of its own, whose chain head the separate write would
+    wait on): then it is written, the same way, as soon as that transaction ends, whether it
+    commits or rolls back. The caller's own work is never committed by this.
+    """
+    fields = dict(actor=actor, action=action, outcome="denied", patient_id=patient_id,
+                  object_type=object_type, object_id=object_id,
+                  details={**(details or {}), "reason": str(error)})
+    if holds_sqlite_write_lock(session) or session.info.get(anchor.PENDING_KEY) is not None:
+        session.info.setdefault(_REFUSALS, []).append((session.get_bind(), fields))
+    else:
+        _write_apart(session.get_bind(), fields)  # type: ignore[arg-type]
     return error
+
+
+def _write_apart(bind: Any, fields: dict[str, Any]) -> None:
+    fields = dict(fields)
+    actor = fields.pop("actor")
+    action = fields.pop("action")
+    with Session(bind=bind, expire_on_commit=False) as apart:
+        record(apart, actor, action, **fields)
+        apart.commit()
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _write_deferred_refusals(session: Session, transaction: Any) -> None:
+    if transaction.parent is not None or not session.info.get(_REFUSALS):
+        return
+    pending = session.info.pop(_REFUSALS)
+    for bind, fields in pending:
+        try:
+            _write_apart(bind, fields)
+        except Exception as exc:  # the refusal itself was raised already; say it was not logged
+            log.error("refused %s by %s could not be audited: %s", fields["action"],
+                      fields["actor"].email, exc)
