@@ -256,3 +256,15 @@ def test_users_page_shows_the_back_off_and_unlocks(candor_env: Path) -> None:
     assert any("can sign in again now" in s.value for s in at.success)
     assert _try(db.get_engine(), "clinician@test", PASSWORD) is not None
     db.dispose_engines()
+
+
+def test_stale_counters_are_pruned_but_locked_ones_kept(engine: Engine) -> None:
+    _try(engine, "nobody-old@test", "wrong", now=T0)
+    for _ in range(accounts.MAX_FAILED_SIGN_INS):
+        _try(engine, "nobody-locked@test", "wrong", now=T0 + throttle.FORGET_AFTER_S)
+    later = T0 + throttle.FORGET_AFTER_S + 1
+    with engine.begin() as conn:
+        assert throttle.prune(conn, later) == 1
+    with db.session_scope(engine) as session:
+        keys = set(session.scalars(select(SignInThrottle.key)))
+    assert keys == {"account:nobody-locked@test"}

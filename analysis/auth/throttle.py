@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,6 +116,19 @@ def claim_one(conn: Connection, key: str, limit: int, now: float) -> int | None:
     return None if row is None else int(row[0])
 
 
+def prune(conn: Connection, now: float) -> int:
+    """Delete counters that are neither locked nor remembered any more (rows made by guesses at
+    unknown emails would otherwise pile up); returns how many."""
+    t = SignInThrottle.__table__
+    return int(conn.execute(delete(t).where(t.c.locked_until <= now,
+                                            t.c.last_failure_at < now - FORGET_AFTER_S)
+                            ).rowcount or 0)
+
+
+#: A claim prunes stale counters once in this many attempts (on average).
+PRUNE_EVERY = 100
+
+
 @dataclass(frozen=True)
 class Claim:
     allowed: bool
@@ -151,6 +165,9 @@ def claim(session: Session, email: str, address: str | None, *,
                 retry = conn.scalar(select(SignInThrottle.locked_until).where(
                     SignInThrottle.key == key)) or when
                 return Claim(False, key, float(retry))
+        if own and secrets.randbelow(PRUNE_EVERY) == 0:
+            with conn.begin():
+                prune(conn, when)
         return Claim(True)
     finally:
         if own:
