@@ -3,8 +3,8 @@
 ``EXPECTED`` is the specification written out by hand (who may do what); it must equal
 ``access.PERMISSIONS``. Then every action in ``PERMISSIONS`` is exercised for every role through
 the real service function that performs it (``SERVICES``): allowed roles succeed, the others get
-``PermissionDenied``, nothing is written and exactly one ``denied`` audit event is. An action added to ``PERMISSIONS`` without a service
-here fails :func:`test_every_action_is_exercised`.
+``PermissionDenied``, nothing is written and exactly one ``denied`` audit event is. An action
+added to ``PERMISSIONS`` without a service here fails :func:`test_every_action_is_exercised`.
 """
 
 from __future__ import annotations
