@@ -139,7 +139,7 @@ class CaptureContext:
 
 def series_choices(session: DbSession, actor: Actor) -> list[SeriesChoice]:
     """Every series of the clinic, newest patients last, for the series picker."""
-    require(actor, "series.read")
+    require(actor, "series.read", session)
     done = (select(Session.series_id, func.count(Session.id).label("n"))
             .group_by(Session.series_id).subquery())
     rows = session.execute(
@@ -159,7 +159,7 @@ def series_choices(session: DbSession, actor: Actor) -> list[SeriesChoice]:
 
 def capture_context(session: DbSession, actor: Actor, *, series_id: int) -> CaptureContext:
     """Read the series for capture; raises ``records.FieldError('series_id')`` if it does not exist."""
-    require(actor, "series.read")
+    require(actor, "series.read", session, object_type="series", object_id=series_id)
     series = session.get(Series, series_id)
     if series is None:
         raise records.FieldError("series_id", f"no series with id {series_id}")
@@ -203,7 +203,7 @@ def start_next_session(
     Only an active series takes a new session: a paused, completed or dropped-out one must be set
     back to active first (Patient record page), so a closed series is not extended by a mis-click.
     """
-    require(actor, "visit.record")
+    require(actor, "visit.record", session)
     status = session.scalar(select(Series.status).where(Series.id == series_id))
     if status is not None and status != "active":
         raise records.FieldError(
@@ -428,7 +428,7 @@ def condition_tag_list(
 
 def stored_photo(session: DbSession, actor: Actor, *, photo_id: int) -> StoredPhoto:
     """Metadata of one stored photo (no bytes)."""
-    require(actor, "series.read")
+    require(actor, "series.read", session)
     photo = session.get(Photo, photo_id)
     if photo is None:
         raise records.FieldError("photo_id", f"no photo with id {photo_id}")

@@ -104,25 +104,25 @@ class ProtocolChoice:
 
 def patient_choices(session: DbSession, actor: Actor) -> list[tuple[int, str]]:
     """``(patient_id, code)`` of every patient, by code."""
-    require(actor, "patient.read")
+    require(actor, "patient.read", session)
     return [(int(i), str(c)) for i, c in session.execute(
         select(Patient.id, Patient.code).order_by(Patient.code)).all()]
 
 
 def protocol_choices(session: DbSession, actor: Actor) -> list[ProtocolChoice]:
-    require(actor, "series.read")
+    require(actor, "series.read", session)
     rows = session.scalars(select(Protocol).order_by(Protocol.name)).all()
     return [ProtocolChoice(p.id, p.name, p.planned_sessions, p.interval_days) for p in rows]
 
 
 def patient_id_of_series(session: DbSession, actor: Actor, *, series_id: int) -> int | None:
-    require(actor, "series.read")
+    require(actor, "series.read", session)
     return session.scalar(select(Series.patient_id).where(Series.id == series_id))
 
 
 def patient_record(session: DbSession, actor: Actor, *, patient_id: int) -> PatientRecord:
     """The patient's details, consent per scope (as of now) and series; ``FieldError`` if unknown."""
-    require(actor, "patient.read")
+    require(actor, "patient.read", session)
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise records.FieldError("patient_id", f"no patient with id {patient_id}")
@@ -162,7 +162,7 @@ def register_patient(
 def set_consent(session: DbSession, actor: Actor, *, patient_id: int, scope: str,
                 given: bool) -> bool:
     """Give or withdraw ``scope``; returns False (and writes nothing) when it is already so."""
-    require(actor, "consent.write")
+    require(actor, "consent.write", session)
     if (scope in records.consent_scopes(session, patient_id)) == given:
         return False
     if given:
@@ -210,7 +210,7 @@ def start_series(
 
 def change_series_status(session: DbSession, actor: Actor, *, series_id: int, status: str) -> bool:
     """Set the series' status; returns False (and writes nothing) when it already has it."""
-    require(actor, "series.write")
+    require(actor, "series.write", session)
     current = session.scalar(select(Series.status).where(Series.id == series_id))
     if current is None:
         raise records.FieldError("series_id", f"no series with id {series_id}")
@@ -229,7 +229,7 @@ def correct_patient(
     The code is not editable (it links the record to the clinic's own files). A correction needs a
     reason, and the audit event keeps the old and new values, so nothing recorded is lost.
     """
-    require(actor, "patient.write")
+    require(actor, "patient.write", session)
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise records.FieldError("patient_id", f"no patient with id {patient_id}")

@@ -98,21 +98,21 @@ class ToleranceRow:
 
 
 def protocol_choices(session: DbSession, actor: Actor) -> list[tuple[int, str]]:
-    require(actor, "protocol.write")
+    require(actor, "protocol.write", session)
     return [(int(i), str(n)) for i, n in
             session.execute(select(Protocol.id, Protocol.name).order_by(Protocol.name)).all()]
 
 
 def endpoint_choices(session: DbSession, actor: Actor) -> list[tuple[str, str]]:
     """``(code, label)`` of every endpoint definition, by name."""
-    require(actor, "protocol.write")
+    require(actor, "protocol.write", session)
     rows = session.scalars(select(EndpointDefinition).order_by(EndpointDefinition.name)).all()
     return [(e.code, e.name + (f" ({e.unit})" if e.unit else "")) for e in rows]
 
 
 def protocol_form(session: DbSession, actor: Actor, *, protocol_id: int | None) -> ProtocolForm:
     """The stored protocol as a form, or an empty form when ``protocol_id`` is None."""
-    require(actor, "protocol.write")
+    require(actor, "protocol.write", session)
     if protocol_id is None:
         return ProtocolForm()
     p = session.get(Protocol, protocol_id)
@@ -209,7 +209,7 @@ def _clean_course(course: Mapping[str, Mapping[int, float]], *, codes: Sequence[
 
 def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
     """Create or update the protocol; returns its id. Validation errors name the field."""
-    require(actor, "protocol.write")
+    require(actor, "protocol.write", session)
     name, modality, area = form.name.strip(), form.modality.strip(), form.target_area.strip()
     for value, key, what, limit in ((name, "name", "a name", 160),
                                     (modality, "modality", "the modality", 64),
@@ -294,7 +294,7 @@ class EndpointForm:
 
 def endpoint_table(session: DbSession, actor: Actor) -> list[dict[str, Any]]:
     """Every endpoint definition as a row for the setup page."""
-    require(actor, "protocol.write")
+    require(actor, "protocol.write", session)
     rows = session.scalars(select(EndpointDefinition).order_by(EndpointDefinition.name)).all()
     return [{"code": e.code, "name": e.name, "kind": e.kind, "unit": e.unit or "",
              "scale": "" if e.scale_min is None else f"{e.scale_min:g} to {e.scale_max:g}",
@@ -307,7 +307,7 @@ def missing_standard_endpoints(session: DbSession, actor: Actor) -> list[str]:
     """Names of the standard library's endpoints this clinic does not have yet (by code)."""
     from analysis.demo.catalogue import ENDPOINTS
 
-    require(actor, "protocol.write")
+    require(actor, "protocol.write", session)
     have = set(session.scalars(select(EndpointDefinition.code)))
     return [e.name for e in ENDPOINTS if e.code not in have]
 
@@ -321,7 +321,7 @@ def add_standard_endpoints(session: DbSession, actor: Actor) -> int:
     """
     from analysis.demo.catalogue import ENDPOINTS
 
-    require(actor, "protocol.write")
+    require(actor, "protocol.write", session)
     have = set(session.scalars(select(EndpointDefinition.code)))
     added = [e for e in ENDPOINTS if e.code not in have]
     for e in added:
@@ -335,7 +335,7 @@ def add_standard_endpoints(session: DbSession, actor: Actor) -> int:
 
 def save_endpoint(session: DbSession, actor: Actor, form: EndpointForm) -> str:
     """Create an endpoint definition; returns its code. Validation errors name the field."""
-    require(actor, "protocol.write")
+    require(actor, "protocol.write", session)
     code, name, unit = form.code.strip(), form.name.strip(), form.unit.strip()
     if not _CODE.match(code):
         raise FieldError("code", "2-64 characters: lower-case letters, digits and _, "

@@ -87,7 +87,7 @@ class VisitContext:
 
 def visit_context(session: DbSession, actor: Actor, *, session_id: int) -> VisitContext:
     """The session's protocol endpoints, the clinic's operators and what is already recorded."""
-    require(actor, "series.read")
+    require(actor, "series.read", session)
     visit = session.get(Session, session_id)
     if visit is None:
         raise records.FieldError("session_id", f"no session with id {session_id}")
@@ -150,7 +150,7 @@ def record_endpoints(
     transaction then rolls back, so nothing of the form is half-saved. Endpoints in
     ``site_required`` (e.g. hair density per cm²) need the named site.
     """
-    require(actor, "visit.record")
+    require(actor, "visit.record", session)
     filled = {code: e for code, e in entries.items() if not e.empty}
     if not filled:
         raise records.FieldError("endpoints", "enter at least one value")

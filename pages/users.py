@@ -1,4 +1,5 @@
-"""Users: create accounts, change roles, deactivate or reactivate (admins only; all audited)."""
+"""Users: create accounts, change roles, deactivate or reactivate, unlock a backed-off sign-in
+(admins only; all audited)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,16 @@ def _manage(users: pd.DataFrame) -> None:
     labels = {int(r.id): str(r.email) for r in users.itertuples()}
     user_id = st.selectbox("Account", list(labels), format_func=labels.get, key="users_account")
     row = users[users["id"] == user_id].iloc[0]
-    st.caption(f"{ROLE_LABELS[row['role']]}, {'active' if row['active'] else 'inactive'}")
+    locked = row.get("locked_until")
+    locked = None if locked is None or pd.isna(locked) else locked
+    st.caption(f"{ROLE_LABELS[row['role']]}, {'active' if row['active'] else 'inactive'}"
+               + (f", sign-in backed off until {locked:%H:%M} UTC after failed attempts"
+                  if locked is not None else ""))
+    if locked is not None and st.button("Unlock sign-in", icon=":material/lock_open:",
+                                        key=f"unlock_{user_id}"):
+        frame.call(accounts.unlock_account, user_id=user_id)
+        st.session_state[FLASH] = f"{row['email']} can sign in again now."
+        st.rerun()
     cols = st.columns([2, 1, 1])
     role = cols[0].selectbox("Role", ROLES, index=ROLES.index(row["role"]),
                              format_func=ROLE_LABELS.get, key=f"role_{user_id}")
@@ -91,6 +101,8 @@ def page() -> None:
         "role": st.column_config.TextColumn("Role"),
         "active": st.column_config.CheckboxColumn("Active"),
         "local_password": st.column_config.CheckboxColumn("Password sign-in"),
+        "locked_until": st.column_config.DatetimeColumn("Sign-in backed off until (UTC)",
+                                                        format="YYYY-MM-DD HH:mm"),
         "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD"),
     })
     if not users.empty:

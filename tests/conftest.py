@@ -124,9 +124,28 @@ def seeded_clinic(seeded_clinic_dir: tuple[Path, dict[str, int]],
     return ids
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_audit_key(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """One audit key file for the whole run, set before any module- or session-scoped fixture
+    writes audit events: the chain is keyed, so a clinic seeded once and checked by later tests
+    must be verified with the key it was written under."""
+    path = tmp_path_factory.mktemp("audit-key") / "audit.key"
+    saved = {k: os.environ.get(k) for k in ("CANDOR_AUDIT_KEY_FILE", "CANDOR_AUDIT_KEY")}
+    os.environ["CANDOR_AUDIT_KEY_FILE"] = str(path)
+    os.environ.pop("CANDOR_AUDIT_KEY", None)
+    yield path
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(autouse=True)
-def _audit_anchor_outside_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test's audit anchor and key live in its own temporary directory, beside the data."""
+def _audit_anchor_outside_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               _session_audit_key: Path) -> None:
+    """Each test's audit anchor lives in its own temporary directory, beside the data; the key is
+    the run's (:func:`_session_audit_key`)."""
     monkeypatch.setenv("CANDOR_AUDIT_ANCHOR", str(tmp_path / "audit.anchor"))
-    monkeypatch.setenv("CANDOR_AUDIT_KEY_FILE", str(tmp_path / "audit.key"))
+    monkeypatch.setenv("CANDOR_AUDIT_KEY_FILE", str(_session_audit_key))
     monkeypatch.delenv("CANDOR_AUDIT_KEY", raising=False)

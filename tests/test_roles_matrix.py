@@ -3,8 +3,8 @@
 ``EXPECTED`` is the specification written out by hand (who may do what); it must equal
 ``access.PERMISSIONS``. Then every action in ``PERMISSIONS`` is exercised for every role through
 the real service function that performs it (``SERVICES``): allowed roles succeed, the others get
-``PermissionDenied`` and nothing is written. An action added to ``PERMISSIONS`` without a service
-here fails :func:`test_every_action_is_exercised`.
+``PermissionDenied``, nothing is written and exactly one ``denied`` audit event is. An action
+added to ``PERMISSIONS`` without a service here fails :func:`test_every_action_is_exercised`.
 """
 
 from __future__ import annotations
@@ -163,10 +163,16 @@ def test_role_may_or_may_not(world: World, action: str, role: str) -> None:
         with db.session_scope(world.clinic.engine) as session:
             SERVICES[action](session, actor, world)
     else:
+        with db.session_scope(world.clinic.engine) as session:
+            start = session.scalar(select(func.max(AuditEvent.id)))
         with pytest.raises(PermissionDenied):
             with db.session_scope(world.clinic.engine) as session:
                 SERVICES[action](session, actor, world)
         assert _row_counts(world) == before  # a refused write leaves no trace but the audit
+        with db.session_scope(world.clinic.engine) as session:  # ... which has exactly one event
+            got = [(e.actor_email, e.action, e.outcome) for e in session.scalars(
+                select(AuditEvent).where(AuditEvent.id > start))]
+        assert got == [(actor.email, action, "denied")]
 
 
 def test_denials_at_the_photo_and_audit_doors_are_themselves_audited(world: World) -> None:

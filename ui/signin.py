@@ -15,7 +15,7 @@ import os
 
 import streamlit as st
 
-from analysis.auth import accounts, sessions
+from analysis.auth import accounts, sessions, throttle
 from analysis.store import db
 from analysis.store.access import Actor
 from ui import frame
@@ -99,6 +99,17 @@ def end_current_session() -> None:
         st.logout()
 
 
+def _client_address() -> str | None:
+    """The client address for the sign-in back-off: the trusted proxy's header when
+    CANDOR_TRUSTED_PROXY_HEADER is set, else the direct peer (None on loopback)."""
+    try:
+        headers = dict(st.context.headers)
+        peer = st.context.ip_address
+    except Exception:  # no request context (bare script run)
+        return None
+    return throttle.client_address(headers, peer)
+
+
 def _password_form() -> None:
     with st.form("sign_in", clear_on_submit=False):
         email = st.text_input("Email", autocomplete="username")
@@ -109,13 +120,15 @@ def _password_form() -> None:
     if not email.strip() or not password:
         st.error("Enter your email and password.")
         return
+    address = _client_address()
     with db.session_scope() as session:
-        actor = accounts.authenticate(session, email=email, password=password)
-        locked = actor is None and accounts.is_locked(session, email=email)
+        actor = accounts.authenticate(session, email=email, password=password, address=address)
+        locked = actor is None and accounts.is_locked(session, email=email, address=address)
     if actor is None:
         if locked:
-            st.error("Too many failed sign-ins for this email. Wait 15 minutes, or ask an "
-                     "administrator.")
+            st.error("Too many failed sign-ins. Wait a few minutes and try again (the wait grows "
+                     "with each failure, up to 15 minutes), or ask an administrator to unlock "
+                     "the account.")
         else:
             st.error("Email or password is not right, or the account is inactive.")
         return

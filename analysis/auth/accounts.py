@@ -1,20 +1,24 @@
 """Local accounts for the embedded default deployment.
 
 Passwords are hashed with Argon2id (argon2-cffi's ``PasswordHasher`` defaults). Sign-in attempts,
-successful or not, each write one audit event; after :data:`MAX_FAILED_SIGN_INS` failures in a row
-within :data:`LOCKOUT_WINDOW` an address is refused until the window passes. Production deployments
+successful or not, each write one audit event; repeated failures are backed off per account and
+per client address (:mod:`analysis.auth.throttle`: atomic, growing, expiring; an admin can
+:func:`unlock_account`), and unknown emails cost the same Argon2 time as known ones. Production deployments
 can use OIDC instead (Streamlit's ``st.login``; see docs/security.md), in which case these accounts
 only carry roles (:func:`authenticate_oidc` maps the verified email to its account).
 
 Account management (:func:`create_user`, :func:`set_role`, :func:`set_password`,
-:func:`deactivate_user`, :func:`reactivate_user`, :func:`list_users`) needs ``users.manage`` and is audited; the last active
+:func:`deactivate_user`, :func:`reactivate_user`, :func:`list_users`, :func:`unlock_account`) needs ``users.manage`` and is audited; the last active
 admin can be neither demoted nor deactivated.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from datetime import timedelta
+import secrets
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -24,7 +28,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from analysis.store import audit
 from analysis.store.access import Actor, require
-from analysis.store.models import ROLES, AuditEvent, User, utcnow
+from analysis.store.models import ROLES, User
 from analysis.store.records import FieldError
 
 #: Demo-only default, used when CANDOR_DEMO_PASSWORD is unset at seeding time. Never for real use.
@@ -36,8 +40,8 @@ DEMO_ACCOUNTS: dict[str, tuple[str, str]] = {
     "admin@demo.candor": ("Demo Admin", "admin"),
 }
 MIN_PASSWORD_LENGTH = 10
-MAX_FAILED_SIGN_INS = 5
-LOCKOUT_WINDOW = timedelta(minutes=15)
+#: Failed sign-ins for one account (from one address) before the back-off engages.
+MAX_FAILED_SIGN_INS = 5  # = analysis.auth.throttle.PAIR_LIMIT
 
 _hasher = PasswordHasher()
 
@@ -68,7 +72,7 @@ def create_user(
     password: str | None,
 ) -> User:
     """Create an account (``password`` None: no local sign-in, e.g. OIDC-only or an operator)."""
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     email = normalise_email(email)
     if "@" not in email or email.startswith("@") or email.endswith("@"):
         raise FieldError("email", "enter a valid email address")
@@ -87,45 +91,66 @@ def create_user(
     return user
 
 
-def _recent_failures(session: DbSession, email: str) -> int:
-    """Consecutive failed sign-ins for ``email`` within the lockout window (newest first)."""
-    outcomes = session.scalars(
-        select(AuditEvent.outcome).where(
-            AuditEvent.action == "auth.sign_in", AuditEvent.actor_email == email,
-            AuditEvent.occurred_at >= utcnow() - LOCKOUT_WINDOW,
-        ).order_by(AuditEvent.id.desc()).limit(MAX_FAILED_SIGN_INS)
-    ).all()
-    failures = 0
-    for outcome in outcomes:
-        if outcome == "success":
-            break
-        failures += 1
-    return failures
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """An Argon2id hash of a random secret, made with the same parameters as real ones: checking a
+    password against it costs what checking a real account does."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
-def authenticate(session: DbSession, *, email: str, password: str) -> Actor | None:
+def _check_password(user: User | None, password: str) -> bool:
+    """Verify ``password``, spending one Argon2 verification whatever the account: unknown emails,
+    inactive accounts and accounts without a local password are checked against a dummy hash, so
+    the time taken does not tell which emails have accounts."""
+    usable = user is not None and user.active and bool(user.password_hash)
+    ok = verify_password(user.password_hash if usable else _dummy_hash(), password)  # type: ignore[union-attr]
+    return ok and usable
+
+
+def _retry_text(seconds: float) -> str:
+    seconds = max(1, int(seconds + 0.999))
+    return f"{seconds} s" if seconds < 120 else f"{(seconds + 59) // 60} min"
+
+
+def authenticate(session: DbSession, *, email: str, password: str,
+                 address: str | None = None, now: float | None = None) -> Actor | None:
     """The actor for valid credentials of an active account, else None. Audits either way.
 
-    After :data:`MAX_FAILED_SIGN_INS` consecutive failures within :data:`LOCKOUT_WINDOW` the
-    address is refused without checking the password (audited, reason ``locked``).
+    Each attempt first claims a slot in the back-off (:func:`analysis.auth.throttle.claim`, one
+    atomic statement per key, for the account and, when known, the client ``address``); while a
+    key is locked the attempt is refused without checking the password (audited, reason
+    ``locked: ...``). A correct password clears the account's back-off.
     """
+    from analysis.auth import throttle
+
     email = normalise_email(email)
+    key_email = email or "(empty)"
+    slot = throttle.claim(session, key_email, address, now=now)
     user = session.scalar(select(User).where(func.lower(User.email) == email))
-    who = Actor(user_id=user.id if user else None, email=email or "(empty)",
+    who = Actor(user_id=user.id if user else None, email=key_email,
                 role=user.role if user else "clinician")
-    locked = _recent_failures(session, who.email) >= MAX_FAILED_SIGN_INS
-    ok = (not locked and user is not None and user.active
-          and verify_password(user.password_hash, password))
-    reason = "locked: too many failed sign-ins" if locked else "bad credentials or inactive account"
+    ok = slot.allowed and _check_password(user, password)
+    details: dict[str, Any] = {"method": "password"}
+    if address is not None:
+        details["address"] = address
+    if ok:
+        throttle.clear_account(session, key_email)
+    elif not slot.allowed:
+        wait = slot.retry_at - (time.time() if now is None else now)
+        details["reason"] = (f"locked: too many failed sign-ins "
+                             f"({slot.refused_by.partition(':')[0]}), retry in {_retry_text(wait)}")
+    else:
+        details["reason"] = "bad credentials or inactive account"
     audit.record(session, who, "auth.sign_in", outcome="success" if ok else "failure",
-                 object_type="user", object_id=user.id if user else "",
-                 details={"method": "password"} if ok else {"method": "password", "reason": reason})
+                 object_type="user", object_id=user.id if user else "", details=details)
     return actor_for(user) if ok and user is not None else None
 
 
-def is_locked(session: DbSession, *, email: str) -> bool:
-    """True while ``email`` is refused after repeated failed sign-ins."""
-    return _recent_failures(session, normalise_email(email)) >= MAX_FAILED_SIGN_INS
+def is_locked(session: DbSession, *, email: str, address: str | None = None) -> bool:
+    """True while a sign-in by ``email`` (from ``address``) would be refused by the back-off."""
+    from analysis.auth import throttle
+
+    return throttle.locked_until(session, normalise_email(email) or "(empty)", address) is not None
 
 
 def authenticate_oidc(session: DbSession, *, email: str | None) -> Actor | None:
@@ -160,7 +185,7 @@ def _other_active_admins(session: DbSession, user_id: int) -> int:
 
 def set_role(session: DbSession, actor: Actor, *, user_id: int, role: str) -> User:
     """Change an account's role (effective on that user's next page load). Audited."""
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     if role not in ROLES:
         raise FieldError("role", f"role must be one of {', '.join(ROLES)}")
     user = _user(session, user_id)
@@ -179,7 +204,7 @@ def deactivate_user(session: DbSession, actor: Actor, *, user_id: int) -> User:
     """Deactivate an account (no sign-in; its live sessions end at once). Audited."""
     from analysis.auth import sessions
 
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     user = _user(session, user_id)
     if actor.user_id is not None and actor.user_id == user.id:
         raise FieldError("user_id", "you cannot deactivate your own account")
@@ -198,7 +223,7 @@ def set_password(session: DbSession, actor: Actor, *, user_id: int, password: st
     (the event never contains the password)."""
     from analysis.auth import sessions
 
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     user = _user(session, user_id)
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise FieldError("password", f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
@@ -212,7 +237,7 @@ def set_password(session: DbSession, actor: Actor, *, user_id: int, password: st
 
 
 def reactivate_user(session: DbSession, actor: Actor, *, user_id: int) -> User:
-    require(actor, "users.manage")
+    require(actor, "users.manage", session)
     user = _user(session, user_id)
     user.active = True
     session.flush()
@@ -222,14 +247,33 @@ def reactivate_user(session: DbSession, actor: Actor, *, user_id: int) -> User:
 
 
 def list_users(session: DbSession, actor: Actor) -> list[dict[str, Any]]:
-    """Every account (no password hashes), oldest first."""
-    require(actor, "users.manage")
+    """Every account (no password hashes), oldest first; ``locked_until`` (UTC) while the sign-in
+    back-off refuses the account (from any address), else None."""
+    from analysis.auth import throttle
+
+    require(actor, "users.manage", session)
+    locks = throttle.account_locks(session)
     return [
         {"id": u.id, "email": u.email, "name": u.display_name, "role": u.role,
          "active": u.active, "local_password": u.password_hash is not None,
+         "locked_until": (datetime.fromtimestamp(locks[u.email], timezone.utc)
+                          if u.email in locks else None),
          "created_at": u.created_at}
         for u in session.scalars(select(User).order_by(User.id))
     ]
+
+
+def unlock_account(session: DbSession, actor: Actor, *, user_id: int) -> int:
+    """Clear an account's sign-in back-off (every address); returns the counters cleared. Audited.
+    Address-wide counters stay (they belong to the address, not the account)."""
+    from analysis.auth import throttle
+
+    require(actor, "users.manage", session)
+    user = _user(session, user_id)
+    cleared = throttle.clear_account(session, user.email, in_session=True)
+    audit.record(session, actor, "user.unlock", object_type="user", object_id=user.id,
+                 details={"email": user.email, "counters_cleared": cleared})
+    return cleared
 
 
 def demo_password() -> str:

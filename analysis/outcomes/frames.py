@@ -267,7 +267,7 @@ def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read
     """
     if purpose not in ("cohort.read", "timeline.read"):
         raise ValueError(f"purpose must be cohort.read or timeline.read, got {purpose!r}")
-    require(actor, purpose)
+    require(actor, purpose, session)
     wanted = None if protocol_ids is None else sorted({int(p) for p in protocol_ids})
 
     def rows(stmt: object) -> list[tuple[object, ...]]:

@@ -89,7 +89,7 @@ def pair_photos(session: DbSession, actor: Actor, *, pair: RepresentativePair,
     PermissionDenied, ConsentMissing, PhotoNotFound, AuditWriteError
         From ``photo_bytes``; show nothing for the pair.
     """
-    require(actor, "timeline.read")
+    require(actor, "timeline.read", session)
     out = []
     for sha, number in ((pair.baseline_sha256, pair.baseline_session),
                         (pair.followup_sha256, pair.followup_session)):

@@ -157,7 +157,7 @@ def representative_pairs(session: DbSession, actor: Actor, *, protocol_id: int, 
     Requires ``timeline.read``. Each returned pair is audited (``pairs.show``, with the patient id
     in the audit trail only). Returns ``[]`` when fewer than ``min_candidates`` series qualify.
     """
-    require(actor, "timeline.read")
+    require(actor, "timeline.read", session)
     protocol = session.get(Protocol, protocol_id)
     if protocol is None:
         raise ValueError(f"unknown protocol id {protocol_id}")

@@ -78,7 +78,7 @@ def trace_lot(session: DbSession, actor: Actor, *, lot_number: str, product: str
     Requires ``lot.trace``; audited as ``lot.trace`` with the lot and the number of patients.
     An unknown lot gives empty tables (and is audited too), not an error.
     """
-    require(actor, "lot.trace")
+    require(actor, "lot.trace", session)
     lot_number = lot_number.strip()
     if not lot_number:
         raise ValueError("enter a lot number to trace")

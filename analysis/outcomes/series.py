@@ -56,7 +56,7 @@ def list_patients(session: DbSession, actor: Actor, *, search: str = "", limit: 
     the totals, and one query each for the page's sessions and photos. Requires ``patient.read``;
     writes one ``patient.list`` audit event.
     """
-    require(actor, "patient.read")
+    require(actor, "patient.read", session)
     needle = search.strip().casefold()
     where = []
     if needle:
@@ -159,7 +159,7 @@ def series_overview(session: DbSession, actor: Actor, series_id: int) -> SeriesO
     LookupError
         When there is no series ``series_id``.
     """
-    require(actor, "series.read")
+    require(actor, "series.read", session)
     visits_of = selectinload(Series.sessions)
     series = session.get(Series, series_id, options=[  # a fixed number of statements per series
         joinedload(Series.patient), joinedload(Series.protocol), selectinload(Series.confounders),

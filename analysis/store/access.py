@@ -1,13 +1,15 @@
 """Who may do what: the role x action matrix, enforced in analysis/ service functions.
 
 Pages hide what a role cannot use, but the rule lives here: every service function that reads or
-writes clinical data calls :func:`require` first, so a page (or a script) that forgets to hide a
-button still cannot do what the role does not allow.
+writes clinical data calls :func:`require` first, with its session, so a page (or a script) that
+forgets to hide a button still cannot do what the role does not allow, and the refused attempt is
+audited (``tests/test_refusals_audited.py`` checks that every call in ``analysis/`` passes one).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from analysis.store.models import ROLES
 
@@ -67,8 +69,23 @@ def allowed(actor: Actor, action: str) -> bool:
         raise ValueError(f"unknown action {action!r}") from None
 
 
-def require(actor: Actor, action: str) -> None:
-    if not allowed(actor, action):
-        raise PermissionDenied(
-            f"{actor.role.replace('_', ' ')} accounts may not {action.replace('.', ' ')}"
-        )
+def require(actor: Actor, action: str, session: Any = None, *,
+            patient_id: int | None = None, object_type: str = "",
+            object_id: str | int = "") -> None:
+    """Raise :class:`PermissionDenied` unless the actor's role allows ``action``.
+
+    Service functions pass their database ``session``: a refusal then leaves one ``denied`` audit
+    event, written in a transaction of its own so that it survives the caller's rollback
+    (:func:`analysis.store.audit.record_denial`). Without a session (a page deciding what to show)
+    nothing is written.
+    """
+    if allowed(actor, action):
+        return
+    error = PermissionDenied(
+        f"{actor.role.replace('_', ' ')} accounts may not {action.replace('.', ' ')}")
+    if session is not None:
+        from analysis.store import audit
+
+        audit.record_denial(session, actor, action, error, patient_id=patient_id,
+                            object_type=object_type, object_id=object_id)
+    raise error

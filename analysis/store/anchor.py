@@ -30,7 +30,7 @@ from analysis import config
 from analysis.store.models import AuditEvent
 
 log = logging.getLogger(__name__)
-_PENDING = "candor_audit_head"
+_PENDING = PENDING_KEY = "candor_audit_head"  # session.info: newest uncommitted event
 
 
 def audit_key() -> bytes:
@@ -119,7 +119,17 @@ def verify_anchor(session: Session) -> list[AnchorProblem]:
     hashes = {int(i): str(h) for i, h in session.execute(select(AuditEvent.id, AuditEvent.hash))}
     newest_db = max(hashes, default=0)
     newest_anchor = 0
-    for event_id, event_hash, mac in read_anchors():
+    lines = read_anchors()
+    if not lines:
+        # every commit since the keyed chain (migration 0006) is anchored: keyed events without
+        # any anchor mean the anchor file was deleted or never written (an older clinic, all of
+        # whose events are unkeyed, may legitimately have none)
+        first_keyed = session.scalar(select(AuditEvent.id).where(
+            AuditEvent.chain_scheme == "hmac-sha256").order_by(AuditEvent.id).limit(1))
+        if first_keyed is not None:
+            problems.append(AnchorProblem(int(first_keyed), "no audit anchor found, yet keyed "
+                                          "events exist (anchor file deleted or not written)"))
+    for event_id, event_hash, mac in lines:
         if event_id < 0 or not hmac.compare_digest(mac, sign_head(event_id, event_hash)):
             problems.append(AnchorProblem(max(event_id, 0), "anchor line forged or damaged "
                                           "(signature does not match)"))

@@ -1,16 +1,25 @@
 """The audit trail: one append-only, hash-chained event per access or change.
 
-Each event's ``hash`` is SHA-256 over the previous event's hash and the event's own canonical JSON
-(:func:`event_digest`); the first event chains from ``GENESIS``. ``prev_hash`` is unique, so two
-writers racing for the same chain head cannot both commit (the loser retries on the new head).
-Database triggers reject UPDATE and DELETE (migration 0002). :func:`verify_chain` re-walks the
-chain and reports edits, deletions and reordering.
+Each event's ``hash`` is HMAC-SHA-256, under the audit key (:func:`analysis.store.anchor.audit_key`,
+which lives neither in the database nor in the data directory), over the previous event's hash and
+the event's own canonical JSON (:func:`keyed_digest`); the first event chains from ``GENESIS``.
+Someone holding the database but not the key can therefore not re-compute the chain after deleting
+or editing an event. Events written before migration 0006 carry ``chain_scheme = 'sha256'`` and
+their unkeyed digest (:func:`event_digest`); they verify as such, but only *before* the first keyed
+event: an unkeyed event after a keyed one is reported as a downgrade.
+
+``prev_hash`` is unique, so two writers racing for the same chain head cannot both commit (the loser
+retries on the new head). Database triggers reject UPDATE and DELETE (migration 0002).
+:func:`verify_chain` re-walks the chain and reports edits, deletions, reordering and re-chaining
+without the key.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import logging
 import random
 import time
 from types import SimpleNamespace
@@ -18,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -26,20 +36,34 @@ from analysis.store import anchor
 from analysis.store.access import Actor
 from analysis.store.models import AuditEvent, utcnow
 
+log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 #: Attempts to append when concurrent writers keep taking the chain head (each loss means another
 #: event was committed, so the chain as a whole always makes progress).
 HEAD_RETRIES = 50
 OUTCOMES = ("success", "denied", "failure")
+#: ``chain_scheme`` values: every event written now, and the unkeyed events of older databases.
+KEYED = "hmac-sha256"
+UNKEYED = "sha256"
 
 
 class AuditWriteError(RuntimeError):
     """The audit event could not be written; the audited action must not proceed."""
 
 
+def _canonical(prev_hash: str, fields: dict[str, Any]) -> bytes:
+    return (prev_hash + json.dumps(fields, sort_keys=True, separators=(",", ":"),
+                                   default=str)).encode()
+
+
 def event_digest(prev_hash: str, fields: dict[str, Any]) -> str:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+    """The unkeyed SHA-256 link of events written before migration 0006 (``sha256``)."""
+    return hashlib.sha256(_canonical(prev_hash, fields)).hexdigest()
+
+
+def keyed_digest(key: bytes, prev_hash: str, fields: dict[str, Any]) -> str:
+    """The keyed link (``hmac-sha256``): HMAC-SHA-256 under the audit key."""
+    return hmac.new(key, _canonical(prev_hash, fields), hashlib.sha256).hexdigest()
 
 
 def _fields(event: AuditEvent) -> dict[str, Any]:
@@ -55,6 +79,17 @@ def _fields(event: AuditEvent) -> dict[str, Any]:
         "object_id": event.object_id,
         "details": event.details,
     }
+
+
+def holds_sqlite_write_lock(session: Session) -> bool:
+    """True when ``session`` is on SQLite and its transaction has written (pysqlite begins the
+    transaction, and takes the database's write lock, at the first INSERT/UPDATE/DELETE): another
+    connection's write would then wait for this one to end."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or not session.in_transaction():
+        return False
+    raw = session.connection().connection.dbapi_connection
+    return bool(getattr(raw, "in_transaction", False))
 
 
 def _head(session: Session) -> str:
@@ -91,10 +126,11 @@ def record(
         object_id=str(object_id),
         details=details or {},
     )
+    key = anchor.audit_key()
     for attempt in range(HEAD_RETRIES):
-        event = AuditEvent(**fields)
+        event = AuditEvent(**fields, chain_scheme=KEYED)
         event.prev_hash = _head(session)
-        event.hash = event_digest(event.prev_hash, _fields(event))
+        event.hash = keyed_digest(key, event.prev_hash, _fields(event))
         try:
             with session.begin_nested():
                 session.add(event)
@@ -123,6 +159,7 @@ def record_many(session: Session, events: list[tuple[Actor, dict[str, Any]]]) ->
     if not events:
         return
     prev = _head(session)
+    key = anchor.audit_key()
     rows: list[dict[str, Any]] = []
     table = AuditEvent.__table__
     for actor, f in events:
@@ -133,8 +170,9 @@ def record_many(session: Session, events: list[tuple[Actor, dict[str, Any]]]) ->
                            action=f["action"], outcome=outcome, patient_id=f.get("patient_id"),
                            object_type=f.get("object_type", ""),
                            object_id=str(f.get("object_id", "")), details=f.get("details") or {})
-        digest = event_digest(prev, _fields(event))  # type: ignore[arg-type]
-        rows.append({c: getattr(event, c) for c in _COLUMNS} | {"prev_hash": prev, "hash": digest})
+        digest = keyed_digest(key, prev, _fields(event))  # type: ignore[arg-type]
+        rows.append({c: getattr(event, c) for c in _COLUMNS}
+                    | {"prev_hash": prev, "hash": digest, "chain_scheme": KEYED})
         prev = digest
     for start in range(0, len(rows), 5000):
         session.execute(table.insert(), rows[start:start + 5000])  # type: ignore[attr-defined]
@@ -152,21 +190,43 @@ class ChainProblem:
     problem: str
 
 
-def verify_chain(session: Session) -> list[ChainProblem]:
+def verify_chain(session: Session, *, key: bytes | None = None) -> list[ChainProblem]:
     """Re-walk the chain in id order; an empty list means intact.
 
     Detects an edited event (its hash no longer matches its content), a deleted event (the next
-    event's ``prev_hash`` points at a hash that is not its predecessor's) and reordering.
+    event's ``prev_hash`` points at a hash that is not its predecessor's), reordering, an event
+    whose keyed hash fails (edited, or re-chained by someone without the audit key), and an unkeyed
+    event after a keyed one (a downgrade to the digest anyone can compute). ``key`` defaults to
+    :func:`analysis.store.anchor.audit_key`, read only when a keyed event is met.
     """
     problems: list[ChainProblem] = []
     expected_prev = GENESIS
+    first_keyed: int | None = None
     for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
         if event.prev_hash != expected_prev:
             problems.append(ChainProblem(event.id, "chain broken: event missing or reordered before"))
-        if event_digest(event.prev_hash, _fields(event)) != event.hash:
-            problems.append(ChainProblem(event.id, "content does not match its hash (edited)"))
+        scheme = event.chain_scheme
+        if scheme == KEYED:
+            if key is None:
+                key = anchor.audit_key()
+            first_keyed = event.id if first_keyed is None else first_keyed
+            if keyed_digest(key, event.prev_hash, _fields(event)) != event.hash:
+                problems.append(ChainProblem(event.id, "keyed hash does not match (edited, or "
+                                             "re-chained without the audit key)"))
+        elif scheme == UNKEYED:
+            if first_keyed is not None:
+                problems.append(ChainProblem(event.id, f"unkeyed event after keyed event "
+                                             f"{first_keyed} (chain downgraded to the public "
+                                             "digest)"))
+            elif event_digest(event.prev_hash, _fields(event)) != event.hash:
+                problems.append(ChainProblem(event.id, "content does not match its hash (edited)"))
+        else:
+            problems.append(ChainProblem(event.id, f"unknown chain scheme {scheme!r}"))
         expected_prev = event.hash
     return problems
+
+
+_REFUSALS = "candor_refusals"
 
 
 def record_denial(
@@ -180,10 +240,42 @@ def record_denial(
     object_id: str | int = "",
     details: dict[str, Any] | None = None,
 ) -> Exception:
-    """Write one ``denied`` event and commit it at once, so the caller's rollback (the denial is
-    about to be raised) keeps it; return ``error`` for the caller to raise."""
-    record(session, actor, action, outcome="denied", patient_id=patient_id,
-           object_type=object_type, object_id=object_id,
-           details={**(details or {}), "reason": str(error)})
-    session.commit()
+    """Write one ``denied`` event that survives the caller's rollback (the denial is about to be
+    raised), in a transaction of its own; return ``error`` for the caller to raise.
+
+    The event is committed at once through a separate session on the same database, unless
+    ``session``'s open transaction would block that write (on SQLite it already holds the write
+    lock; or it has appended audit events of its own, whose chain head the separate write would
+    wait on): then it is written, the same way, as soon as that transaction ends, whether it
+    commits or rolls back. The caller's own work is never committed by this.
+    """
+    fields = dict(actor=actor, action=action, outcome="denied", patient_id=patient_id,
+                  object_type=object_type, object_id=object_id,
+                  details={**(details or {}), "reason": str(error)})
+    if holds_sqlite_write_lock(session) or session.info.get(anchor.PENDING_KEY) is not None:
+        session.info.setdefault(_REFUSALS, []).append((session.get_bind(), fields))
+    else:
+        _write_apart(session.get_bind(), fields)  # type: ignore[arg-type]
     return error
+
+
+def _write_apart(bind: Any, fields: dict[str, Any]) -> None:
+    fields = dict(fields)
+    actor = fields.pop("actor")
+    action = fields.pop("action")
+    with Session(bind=bind, expire_on_commit=False) as apart:
+        record(apart, actor, action, **fields)
+        apart.commit()
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _write_deferred_refusals(session: Session, transaction: Any) -> None:
+    if transaction.parent is not None or not session.info.get(_REFUSALS):
+        return
+    pending = session.info.pop(_REFUSALS)
+    for bind, fields in pending:
+        try:
+            _write_apart(bind, fields)
+        except Exception as exc:  # the refusal itself was raised already; say it was not logged
+            log.error("refused %s by %s could not be audited: %s", fields["action"],
+                      fields["actor"].email, exc)

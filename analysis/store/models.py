@@ -425,6 +425,10 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # one successor per event: a linear chain
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: How ``hash`` was made: ``hmac-sha256`` (keyed with the audit key, every event written since
+    #: migration 0006) or ``sha256`` (the unkeyed digest of events written before it).
+    chain_scheme: Mapped[str] = mapped_column(String(16), default="hmac-sha256",
+                                              server_default="sha256")
 
 
 # --- sign-in sessions ----------------------------------------------------------------------------
@@ -445,3 +449,21 @@ class SignInSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str] = mapped_column(String(32), default="")
+
+
+# --- sign-in back-off ----------------------------------------------------------------------------
+
+
+class SignInThrottle(Base):
+    """Failed sign-in counters, one row per key (``account:<email>``, ``pair:<email>|<address>``,
+    ``address:<address>``), claimed by one atomic UPDATE ... RETURNING per attempt
+    (:mod:`analysis.auth.throttle`). Times are epoch seconds so the back-off arithmetic runs in SQL
+    on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[float] = mapped_column(Float, default=0.0)
+    locked_until: Mapped[float] = mapped_column(Float, default=0.0)
+

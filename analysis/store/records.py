@@ -104,7 +104,7 @@ def create_patient(
     session: DbSession, actor: Actor, *, code: str, birth_year: int | None, sex: str | None,
     fitzpatrick: int | None,
 ) -> Patient:
-    require(actor, "patient.write")
+    require(actor, "patient.write", session)
     code = code.strip()
     if not code:
         raise FieldError("code", "a patient code is required")
@@ -124,7 +124,7 @@ def create_patient(
 def give_consent(
     session: DbSession, actor: Actor, *, patient_id: int, scope: str, at: datetime | None = None
 ) -> Consent:
-    require(actor, "consent.write")
+    require(actor, "consent.write", session, patient_id=patient_id)
     _get(session, Patient, patient_id, "patient_id")
     _choice("scope", scope, CONSENT_SCOPES)
     consent = Consent(patient_id=patient_id, scope=scope, given_at=at or utcnow(),
@@ -140,7 +140,7 @@ def withdraw_consent(
     session: DbSession, actor: Actor, *, patient_id: int, scope: str, at: datetime | None = None
 ) -> int:
     """Withdraw every active consent of ``scope``; returns how many were withdrawn."""
-    require(actor, "consent.write")
+    require(actor, "consent.write", session, patient_id=patient_id)
     _choice("scope", scope, CONSENT_SCOPES)
     active = session.scalars(
         select(Consent).where(
@@ -173,7 +173,7 @@ def create_series(
     session: DbSession, actor: Actor, *, patient_id: int, protocol_id: int, started_on: date,
     goal: str = "", status: str = "active",
 ) -> Series:
-    require(actor, "series.write")
+    require(actor, "series.write", session)
     _get(session, Patient, patient_id, "patient_id")
     _get(session, Protocol, protocol_id, "protocol_id")
     _choice("status", status, SERIES_STATUSES)
@@ -187,7 +187,7 @@ def create_series(
 
 
 def set_series_status(session: DbSession, actor: Actor, *, series_id: int, status: str) -> None:
-    require(actor, "series.write")
+    require(actor, "series.write", session)
     series: Series = _get(session, Series, series_id, "series_id")
     series.status = _choice("status", status, SERIES_STATUSES)
     session.flush()
@@ -200,7 +200,7 @@ def record_screening(
     details: dict[str, str] | None = None, screened_on: date | None = None,
 ) -> list[ScreeningAnswer]:
     """Record the contraindication screen; every item of ``SCREENING_ITEMS`` must be answered."""
-    require(actor, "series.write")
+    require(actor, "series.write", session)
     series: Series = _get(session, Series, series_id, "series_id")
     missing = [item for item in SCREENING_ITEMS if item not in answers]
     if missing:
@@ -225,7 +225,7 @@ def add_confounder(
     session: DbSession, actor: Actor, *, series_id: int, kind: str, started_on: date,
     ended_on: date | None = None, details: str = "", session_id: int | None = None,
 ) -> Confounder:
-    require(actor, "visit.record")
+    require(actor, "visit.record", session)
     series: Series = _get(session, Series, series_id, "series_id")
     _choice("kind", kind, CONFOUNDER_KINDS)
     if ended_on is not None and ended_on < started_on:
@@ -248,7 +248,7 @@ def add_session(
     number: int | None = None,
 ) -> Session:
     """Add the next session (numbered after the last one unless ``number`` is given)."""
-    require(actor, "visit.record")
+    require(actor, "visit.record", session, object_type="series", object_id=series_id)
     series: Series = _get(session, Series, series_id, "series_id")
     # Query (not the possibly stale ``series.sessions``) so sessions added earlier in this
     # transaction count too.
@@ -304,7 +304,7 @@ def record_treatment(
     """Record what was used. A lot past its expiry on the session date is rejected
     (:class:`ExpiredLotError`) unless an ``override_reason`` is given, in which case the treatment is
     stored flagged ``expired_at_use``. A recalled lot is always flagged in the audit event."""
-    require(actor, "visit.record")
+    require(actor, "visit.record", session)
     visit: Session = _get(session, Session, session_id, "session_id")
     if volume_ml is not None and volume_ml < 0:
         raise FieldError("volume_ml", "volume cannot be negative")
@@ -341,7 +341,7 @@ def record_measurement(
     value: float | None = None, text: str = "", site: str = "", rated_by_patient: bool = False,
     blinded: bool = False, rater_id: int | None = None, measured_at: datetime | None = None,
 ) -> EndpointMeasurement:
-    require(actor, "visit.record")
+    require(actor, "visit.record", session)
     visit: Session = _get(session, Session, session_id, "session_id")
     endpoint = session.scalar(
         select(EndpointDefinition).where(EndpointDefinition.code == endpoint_code)
@@ -386,7 +386,7 @@ def record_reaction(
 ) -> Reaction:
     """Record an expected reaction or an adverse event. Red-flag terms (blanching, vision change,
     ...) are always recorded as adverse events with ``red_flag`` set and need an escalation note."""
-    require(actor, "visit.record")
+    require(actor, "visit.record", session)
     visit: Session = _get(session, Session, session_id, "session_id")
     _choice("kind", kind, REACTION_KINDS)
     _choice("severity", severity, SEVERITIES)
@@ -445,7 +445,7 @@ def store_photo(
     A crash after the blob and before the commit leaves an unreferenced blob (swept later), never a
     row pointing at a missing blob. Requires the patient's clinical-record photo consent.
     """
-    require(actor, "photo.capture")
+    require(actor, "photo.capture", session)
     visit: Session = _get(session, Session, session_id, "session_id")
     _choice("view", photo.view, ALL_VIEWS)
     _choice("verdict", photo.verdict, PHOTO_VERDICTS)
