@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from analysis.photos.compare import Tolerances, compare
 from analysis.photos.types import ALL_VIEWS, Comparison, PhotoMeasurement, is_scalp_view
-from analysis.store import records
+from analysis.store import db, records
 from analysis.store.access import Actor, require
 from analysis.store.images import ImageStore, default_store
 from analysis.store.models import Patient, Photo, Protocol, Series, Session
@@ -137,20 +137,30 @@ class CaptureContext:
         return self.baselines.get(view)
 
 
-def series_choices(session: DbSession, actor: Actor) -> list[SeriesChoice]:
-    """Every series of the clinic, newest patients last, for the series picker."""
+def series_choices(session: DbSession, actor: Actor, *, search: str = "",
+                   limit: int | None = None, include: int | None = None) -> list[SeriesChoice]:
+    """Series for the picker, ordered by patient code then start date.
+
+    ``search`` keeps series whose patient code or protocol name contains it (case-insensitive);
+    ``limit`` caps the rows (a clinic of 10,000 patients is searched, not scrolled); ``include``
+    adds that series (the one already chosen) even when the search or the cap leaves it out, so
+    a picker never loses its current value. Two statements at most, whatever the clinic's size.
+    """
     require(actor, "series.read", session)
     done = (select(Session.series_id, func.count(Session.id).label("n"))
             .group_by(Session.series_id).subquery())
-    rows = session.execute(
-        select(Series.id, Series.status, Patient.code, Protocol.name, Protocol.planned_sessions,
-               func.coalesce(done.c.n, 0))
-        .join(Patient, Patient.id == Series.patient_id)
-        .join(Protocol, Protocol.id == Series.protocol_id)
-        .outerjoin(done, done.c.series_id == Series.id)
-        .order_by(Patient.code, Series.started_on)
-    ).all()
-    return [  # one query, whatever the clinic's size (no per-series session load)
+    base = (select(Series.id, Series.status, Patient.code, Protocol.name,
+                   Protocol.planned_sessions, func.coalesce(done.c.n, 0))
+            .join(Patient, Patient.id == Series.patient_id)
+            .join(Protocol, Protocol.id == Series.protocol_id)
+            .outerjoin(done, done.c.series_id == Series.id))
+    match = db.matches_text(search, Patient.code, Protocol.name)
+    stmt = base if match is None else base.where(match)
+    stmt = stmt.order_by(Patient.code, Series.started_on, Series.id)
+    rows = list(session.execute(stmt if limit is None else stmt.limit(limit)).all())
+    if include is not None and all(r[0] != include for r in rows):
+        rows = list(session.execute(base.where(Series.id == include)).all()) + rows
+    return [
         SeriesChoice(series_id=sid, patient_code=code, protocol_name=name, status=status,
                      sessions_done=int(n), planned_sessions=planned)
         for sid, status, code, name, planned, n in rows

@@ -132,18 +132,32 @@ def fetch_pair(earlier_id: int, later_id: int) -> tuple[bytes, bytes] | None:
     return None
 
 
+#: The picker lists at most this many series; more are found by typing part of the code.
+PICKER_LIMIT = 50
+
+
 def pick_series() -> int | None:
     """The "Patient and series" picker shared by the clinician pages; remembers the choice in
-    :data:`SERIES_KEY` (Patients sets it too). ``None`` and a note when there are no series."""
-    choices = frame.call(series_choices)
-    if not choices:
-        st.info("There are no treatment series yet.")
-        return None
-    ids = [c.series_id for c in choices]
-    labels = {c.series_id: c.label for c in choices}
+    :data:`SERIES_KEY` (Patients sets it too). A search box narrows the list in the database, so
+    a clinic of any size sends at most :data:`PICKER_LIMIT` labels to the browser. ``None`` and a
+    note when there are no series."""
     current = st.session_state.get(SERIES_KEY)
+    search = st.text_input("Find a patient", key="series_search", placeholder="patient code or "
+                           "protocol, e.g. CND-0042", help="Searches the whole clinic.")
+    choices = frame.call(series_choices, search=search, limit=PICKER_LIMIT + 1, include=current)
+    if not choices:
+        st.info(f"No series match {search.strip()!r}." if search.strip()
+                else "There are no treatment series yet.")
+        return None
+    others = [c.series_id for c in choices if c.series_id != current]
+    keep = set(others[:PICKER_LIMIT]) | {current}
+    shown = [c for c in choices if c.series_id in keep]  # the chosen one stays listed
+    ids = [c.series_id for c in shown]
+    labels = {c.series_id: c.label for c in shown}
     series_id = st.selectbox("Patient and series", ids, index=ids.index(current) if current in ids
                              else 0, format_func=labels.__getitem__)
+    if len(others) > PICKER_LIMIT:
+        st.caption(f"Showing the first {PICKER_LIMIT} matches; type more of the code to narrow.")
     st.session_state[SERIES_KEY] = series_id
     return series_id
 

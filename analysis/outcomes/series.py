@@ -14,14 +14,14 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from analysis.outcomes.endpoints import expected_change
 from analysis.outcomes.filters import PHOTO_SET_DEFINITION, age_band, set_compliant
 from analysis.outcomes.frames import derive_measurements
-from analysis.store import audit
+from analysis.store import audit, db
 from analysis.store.access import Actor, require
 from analysis.store.models import (
     EndpointDefinition,
@@ -57,14 +57,8 @@ def list_patients(session: DbSession, actor: Actor, *, search: str = "", limit: 
     writes one ``patient.list`` audit event.
     """
     require(actor, "patient.read", session)
-    needle = search.strip().casefold()
-    where = []
-    if needle:
-        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        like = "%" + escaped + "%"
-        where.append(or_(func.lower(Patient.code).like(like, escape="\\"),
-                         func.lower(Protocol.name).like(like, escape="\\"),
-                         func.lower(Series.status).like(like, escape="\\")))
+    match = db.matches_text(search, Patient.code, Protocol.name, Series.status)
+    where = [] if match is None else [match]
     base = (select(Series.id).join(Patient, Patient.id == Series.patient_id)
             .join(Protocol, Protocol.id == Series.protocol_id).where(*where))
     total_series, total_patients = session.execute(

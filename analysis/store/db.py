@@ -4,6 +4,10 @@ SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` (a comm
 survives power loss) and foreign keys on. PostgreSQL is selected by URL
 (``postgresql+psycopg://...``). The schema is owned by alembic: :func:`upgrade` migrates a database
 (empty or older) to the newest revision.
+
+Case-insensitive search goes through :class:`casefold` (``casefold(col).like(...)``): SQLite's own
+``lower()`` folds ASCII only ("É" stays "É"), so on SQLite it calls Python's ``str.casefold``,
+registered on every connection; PostgreSQL uses its locale-aware ``lower()``.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, String, create_engine, event, inspect, or_
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import GenericFunction
 
 from analysis import config
 
@@ -25,7 +32,39 @@ _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
+class casefold(GenericFunction[str]):  # noqa: N801 (an SQL function's name)
+    """``casefold(text)``: the text folded for case-insensitive comparison, on both databases."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(casefold, "sqlite")
+def _casefold_sqlite(element: casefold, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"candor_casefold({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(casefold)
+def _casefold_default(element: casefold, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+def matches_text(needle: str, *columns: Any) -> Any:
+    """Case-insensitive substring match of ``needle`` in any of ``columns`` (``%``, ``_`` and
+    ``\\`` in the needle are literal); ``None`` for a blank needle (no condition)."""
+    folded = needle.strip().casefold()
+    if not folded:
+        return None
+    escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(*(casefold(c).like(f"%{escaped}%", escape="\\") for c in columns))
+
+
+def _py_casefold(value: object) -> object:
+    return value.casefold() if isinstance(value, str) else value
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.create_function("candor_casefold", 1, _py_casefold, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
