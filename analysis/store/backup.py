@@ -51,12 +51,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from analysis.store import crypto
+from analysis.store import at_rest, crypto
 from analysis.store.images import ImageStore, _fsync_dir
 
 DB_NAME = "candor.sqlite3"
@@ -103,6 +103,7 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # stored path -> SHA-256 as stored
     encrypted: bool = False
     backup_key_id: str = ""
+    at_rest_key_id: str = ""  # the clinic's CANDOR_DB_KEY (database file and blobs), if any
 
 
 def sqlite_path(url: str) -> Path:
@@ -131,10 +132,12 @@ def _fsync_file(path: Path) -> None:
 
 
 def _online_copy(source: Path, dest: Path) -> None:
-    """Copy a live SQLite database page by page (``sqlite3.Connection.backup``), then fsync."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    """Copy a live SQLite database page by page (``sqlite3.Connection.backup``), then fsync.
+    An encrypted (SQLCipher) database is copied as it is, under the same key."""
+    src = at_rest.connect(source, readonly=True, timeout=30)
     try:
-        dst = sqlite3.connect(dest)
+        dst = at_rest.connect(dest, master=at_rest.master_key()
+                              if at_rest.is_plaintext_sqlite(source) is False else None)
         try:
             src.backup(dst)
             dst.execute("PRAGMA journal_mode=DELETE")  # a self-contained file, no -wal beside it
@@ -146,7 +149,10 @@ def _online_copy(source: Path, dest: Path) -> None:
 
 
 def _readonly_session(path: Path) -> tuple[Any, Session]:
-    engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    module, key = at_rest.dbapi_for(path, at_rest.master_key())
+    engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", module=module)
+    if key is not None:
+        event.listen(engine, "connect", lambda con, _rec: at_rest.apply_key(con, key))
     return engine, Session(engine)
 
 
@@ -192,10 +198,20 @@ def inspect_database(db_file: Path, image_root: Path, anchor_file: Path | None =
     database."""
     try:
         return _inspect_database(db_file, image_root, anchor_file)
-    except (sqlite3.DatabaseError, SQLAlchemyError) as exc:
+    except at_rest.AtRestError as exc:
+        raise BackupRejected(f"{db_file.name}: {exc}") from exc
+    except (sqlite3.DatabaseError, SQLAlchemyError, *_sqlcipher_errors()) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise BackupRejected(f"the database file {db_file.name} cannot be read ({reason}): it is "
                              "damaged or truncated") from exc
+
+
+def _sqlcipher_errors() -> tuple[type[Exception], ...]:
+    try:
+        import sqlcipher3.dbapi2 as sqlcipher
+    except ImportError:
+        return ()
+    return (sqlcipher.DatabaseError,)
 
 
 def _inspect_database(db_file: Path, image_root: Path, anchor_file: Path | None) -> Manifest:
@@ -203,7 +219,7 @@ def _inspect_database(db_file: Path, image_root: Path, anchor_file: Path | None)
     from analysis.store.models import AuditEvent, Base, Photo
 
     problems: list[str] = []
-    con = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    con = at_rest.connect(db_file, readonly=True)
     try:
         check = [row[0] for row in con.execute("PRAGMA integrity_check")]
         if check != ["ok"]:
@@ -342,12 +358,35 @@ def _decrypt_into(src: Path, manifest: Manifest, plain: Path) -> None:
             raise BackupRejected(f"{rel} in the backup {src}: {exc}") from exc
 
 
+def _check_at_rest_key(src: Path, manifest: Manifest) -> None:
+    """The backup's database and images are in the clinic's at-rest form: they need the same
+    CANDOR_DB_KEY (or none) as the clinic that made it."""
+    try:
+        master = at_rest.master_key()
+    except at_rest.AtRestError as exc:
+        raise BackupRejected(str(exc)) from exc
+    configured = crypto.key_id(master) if master is not None else ""
+    if manifest.at_rest_key_id == configured:
+        return
+    if not manifest.at_rest_key_id:
+        raise BackupRejected(f"the backup {src} is of an unencrypted clinic but CANDOR_DB_KEY is "
+                             "set; restore it without the key, then run `python -m analysis "
+                             "encrypt`")
+    if master is None:
+        raise BackupRejected(f"the backup {src} holds a clinic encrypted at rest (key id "
+                             f"{manifest.at_rest_key_id}); set CANDOR_DB_KEY or "
+                             "CANDOR_DB_KEY_FILE to that clinic's key")
+    raise BackupRejected(f"the backup {src} was encrypted at rest with another CANDOR_DB_KEY "
+                         f"(key id {manifest.at_rest_key_id}, the configured key is {configured})")
+
+
 def open_backup(src: Path, work: Path, *, accept_unsigned: bool = False) -> tuple[Manifest, Path]:
     """Verify the backup ``src`` completely; returns its manifest and the directory holding its
     plaintext (``src`` itself, or ``work/backup`` when it had to be decrypted there)."""
     src = Path(src)
     recorded = read_manifest(src, accept_unsigned=accept_unsigned)
     _check_files(src, recorded)
+    _check_at_rest_key(src, recorded)
     plain = src
     if recorded.encrypted:
         plain = work / "backup"
@@ -443,8 +482,10 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
             out.parent.mkdir(parents=True, exist_ok=True)
             crypto.encrypt_file(plain / rel, out, key)
             files[rel + ENC_SUFFIX] = _sha256_file(out)
+        master = at_rest.master_key()
         manifest = replace(manifest, files=files, encrypted=key is not None,
-                           backup_key_id=crypto.key_id(key) if key is not None else "")
+                           backup_key_id=crypto.key_id(key) if key is not None else "",
+                           at_rest_key_id=crypto.key_id(master) if master is not None else "")
         _write_manifest(dest, manifest)
     finally:
         if plain != dest:
@@ -482,7 +523,7 @@ def _has_clinic_data(db_file: Path, image_root: Path) -> bool:
         return True
     if not db_file.is_file() or db_file.stat().st_size == 0:
         return False
-    con = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    con = at_rest.connect(db_file, readonly=True)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         return any(con.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone()

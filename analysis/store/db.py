@@ -2,12 +2,15 @@
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` (a committed transaction
 survives power loss) and foreign keys on. PostgreSQL is selected by URL
-(``postgresql+psycopg://...``). The schema is owned by alembic: :func:`upgrade` migrates a database
+(``postgresql+psycopg://...``). With ``CANDOR_DB_KEY`` (or ``CANDOR_DB_KEY_FILE``) set, a SQLite
+database is opened through SQLCipher (:mod:`analysis.store.at_rest`): same URL, same code, an
+encrypted file. The schema is owned by alembic: :func:`upgrade` migrates a database
 (empty or older) to the newest revision.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from analysis import config
@@ -25,7 +29,25 @@ _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+#: Left beside the database while ``python -m analysis encrypt`` swaps files; no engine opens
+#: a database in that state (rerun ``encrypt`` to finish).
+ENCRYPT_MARKER = ".encrypt-in-progress.json"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (plain or ``file:…?uri=true`` form); None for memory."""
+    database = make_url(url).database or ""
+    if database.startswith("file:"):
+        database = database[len("file:"):].split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def _on_sqlite_connect(master: bytes | None, dbapi_connection: Any, _record: Any) -> None:
+    from analysis.store import at_rest
+
+    at_rest.apply_key(dbapi_connection, master)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
@@ -37,8 +59,19 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str) -> Engine:
     """A new engine for ``url`` with Candor's connection settings."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
-        event.listen(engine, "connect", _on_sqlite_connect)
+        from analysis.store import at_rest
+
+        path, master = sqlite_file(url), at_rest.master_key()
+        if path is not None and (path.parent / ENCRYPT_MARKER).exists():
+            raise at_rest.AtRestError(f"an encryption of {path.parent} was interrupted; run "
+                                      "`python -m analysis encrypt` again to finish it")
+        if path is not None:
+            module, master = at_rest.dbapi_for(path, master)
+        else:
+            module = at_rest.dbapi_for(Path("/nonexistent"), master)[0]
+        engine = create_engine(url, module=module,
+                               connect_args={"timeout": 10, "check_same_thread": False})
+        event.listen(engine, "connect", functools.partial(_on_sqlite_connect, master))
     else:
         engine = create_engine(url, pool_pre_ping=True)
     return engine
