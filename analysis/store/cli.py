@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--accept-unsigned", action="store_true",
                    help="restore a backup without a manifest signature (made before signing)")
     p.set_defaults(func=_restore)
+    p = sub.add_parser("encrypt", help="encrypt a plaintext SQLite clinic at rest with "
+                       "CANDOR_DB_KEY[_FILE], or rotate to --new-key-file (stop the app first)")
+    p.add_argument("--new-key-file", type=Path,
+                   help="rotate: re-encrypt from the configured key (or plaintext) to this key")
+    p.set_defaults(func=_encrypt)
     p = sub.add_parser("keygen", help="write a new random 256-bit key (hex) to FILE, mode 0600")
     p.add_argument("file", type=Path)
     p.set_defaults(func=_keygen)
@@ -126,4 +131,50 @@ def _keygen(args: argparse.Namespace) -> int:
         print(f"cannot write {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
     print(f"new key written to {args.file} (mode 0600); keep a copy off this server")
+    return 0
+
+
+def _encrypt(args: argparse.Namespace) -> int:
+    from analysis import config
+    from analysis.store import at_rest, crypto
+    from analysis.store.backup import BackupError, sqlite_path
+    from analysis.store.db import ENCRYPT_MARKER
+    from analysis.store.encrypt import EncryptError, convert
+
+    try:
+        db_file = sqlite_path(config.database_url())
+        current = at_rest.master_key()
+        if args.new_key_file is not None:
+            try:
+                text = args.new_key_file.read_text()
+            except OSError as exc:
+                raise EncryptError(f"cannot read {args.new_key_file}: {exc.strerror}") from exc
+            new = crypto.parse_key(text, str(args.new_key_file))
+            old = current
+        else:
+            new, old = current, None
+            if new is None:
+                raise EncryptError("set CANDOR_DB_KEY_FILE (make a key with `python -m analysis "
+                                   "keygen FILE`, kept off the data disk) or CANDOR_DB_KEY first")
+            if (at_rest.is_plaintext_sqlite(db_file) is False
+                    and not (db_file.parent / ENCRYPT_MARKER).exists()):
+                raise EncryptError(f"{db_file} is already encrypted; to rotate its key, run "
+                                   "encrypt --new-key-file NEWFILE")
+        report = convert(db_file, config.image_dir(), old=old, new=new)
+    except (EncryptError, BackupError, at_rest.AtRestError, crypto.KeyError_) as exc:
+        print(f"encrypt refused: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"encrypt stopped: {exc}; run it again to finish or start over", file=sys.stderr)
+        return 1
+    if report.resumed:
+        print("finished an interrupted encryption")
+    else:
+        print(f"{'re-encrypted' if old is not None else 'encrypted'} {report.tables} tables "
+              f"({report.rows} rows) and {report.blobs} images, verified")
+    if args.new_key_file is not None:
+        print(f"now set CANDOR_DB_KEY_FILE={args.new_key_file} (keep the old key for backups "
+              "made before the rotation)")
+    print(f"the previous files are kept in {report.kept_aside}: delete them once the app works "
+          "(before a first encryption they are the plaintext)")
     return 0
