@@ -292,3 +292,30 @@ def test_demo_and_app_with_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert not at.exception, [e.value for e in at.exception]
     assert at.dataframe  # the patient list was read from the encrypted database
     db.dispose_engines()
+
+
+def test_app_names_a_missing_or_wrong_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("CANDOR_DATA_DIR", str(data))
+    monkeypatch.delenv("CANDOR_DATABASE_URL", raising=False)
+    monkeypatch.setenv("CANDOR_DB_KEY_FILE", str(_key(tmp_path, "db")))
+    engine = db.make_engine(f"sqlite:///{data / 'candor.sqlite3'}")
+    db.upgrade(engine)
+    engine.dispose()
+    app = str(PROJECT_ROOT / "app.py")
+    for change in ({"CANDOR_DB_KEY_FILE": None}, {"CANDOR_DB_KEY": os.urandom(32).hex()}):
+        for name, value in change.items():
+            if value is None:
+                monkeypatch.delenv(name)
+            else:
+                monkeypatch.setenv(name, value)
+        db.dispose_engines()
+        at = AppTest.from_file(app, default_timeout=60).run()
+        assert not at.exception, at.exception
+        (error,) = at.error
+        assert "Candor cannot open its database" in error.value and "CANDOR_DB_KEY" in error.value
+        assert not at.button  # no sign-in form over a database it cannot read
+    db.dispose_engines()

@@ -87,6 +87,27 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
 
 
+def open_problem(url: str | None = None) -> str | None:
+    """Why the configured database cannot be opened with the configured ``CANDOR_DB_KEY`` (or
+    its absence), in one sentence; None when it opens (or does not exist yet)."""
+    from analysis.store import at_rest
+
+    url = url or config.database_url()
+    path = sqlite_file(url) if url.startswith("sqlite") else None
+    if path is None or not path.exists():
+        return None
+    try:
+        with get_engine(url).connect():
+            return None
+    except Exception as exc:  # the key check runs in the pool's connect hook
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, at_rest.AtRestError):
+            cause = getattr(cause, "orig", None) or cause.__cause__
+        if cause is None:
+            raise
+        return str(cause)
+
+
 def dispose_engines() -> None:
     """Close every pooled connection (tests, backup/restore)."""
     with _lock:
