@@ -141,6 +141,11 @@ def _encrypt(args: argparse.Namespace) -> int:
     from analysis.store.db import ENCRYPT_MARKER
     from analysis.store.encrypt import EncryptError, convert
 
+    if not config.database_url().startswith("sqlite"):
+        print("encrypt refused: the database is PostgreSQL; encrypt its data directory with disk "
+              "encryption (docs/security.md). CANDOR_DB_KEY seals new images; `encrypt` converts "
+              "SQLite clinics only", file=sys.stderr)
+        return 1
     try:
         db_file = sqlite_path(config.database_url())
         current = at_rest.master_key()
