@@ -124,8 +124,10 @@ def test_encrypt_converts_a_plaintext_clinic(clinic_dir: Path, tmp_path: Path) -
     os.environ["CANDOR_DB_KEY_FILE"] = str(key)
     try:
         after = _snapshot(url)
-        for part in ("patients", "consents", "photos", "audit", "chain"):
+        for part in ("patients", "consents", "photos", "chain"):
             assert after[part] == before[part]
+        assert after["audit"][:-1] == before["audit"]  # plus the conversion's own event
+        assert after["audit"][-1][1] == "store.encrypt"
         store = ImageStore(clinic_dir / "images")
         assert all(store.verify(p[1]) for p in after["photos"])
         engine = db.make_engine(url)
@@ -236,7 +238,9 @@ def test_key_rotation(clinic_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     os.environ["CANDOR_DB_KEY_FILE"] = str(new)
     try:
         after = _snapshot(url)
-        assert all(after[p] == before[p] for p in ("patients", "consents", "photos", "audit"))
+        assert all(after[p] == before[p] for p in ("patients", "consents", "photos"))
+        assert after["audit"][:-2] == before["audit"] and after["chain"] == []
+        assert [e[1] for e in after["audit"][-2:]] == ["store.encrypt", "store.encrypt"]
         store = ImageStore(clinic_dir / "images")
         assert all(store.verify(p[1]) for p in after["photos"])
     finally:
@@ -319,3 +323,59 @@ def test_app_names_a_missing_or_wrong_key(tmp_path: Path, monkeypatch: pytest.Mo
         assert "Candor cannot open its database" in error.value and "CANDOR_DB_KEY" in error.value
         assert not at.button  # no sign-in form over a database it cannot read
     db.dispose_engines()
+
+
+def test_sigkill_during_encrypt_leaves_the_old_clinic_or_a_finishable_one(
+        clinic_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A real ``kill -9`` of ``python -m analysis encrypt`` at spread-out moments: afterwards
+    either no marker and the plaintext clinic intact, or a marker that a re-run finishes."""
+    import signal
+    import time
+
+    store = ImageStore(clinic_dir / "images", key=None)
+    for i in range(150):  # enough blobs that the conversion takes a while
+        store.put(os.urandom(60_000) + i.to_bytes(2, "big"))
+    url = f"sqlite:///{clinic_dir / 'candor.sqlite3'}"
+    before = _snapshot(url)
+    original = _files_of(clinic_dir)
+    key = _key(tmp_path, "db")
+    env = {**os.environ, "CANDOR_DATA_DIR": str(clinic_dir), "CANDOR_DB_KEY_FILE": str(key)}
+    env.pop("CANDOR_DATABASE_URL", None)
+    outcomes = set()
+    for delay in (0.3, 0.8, 1.2, 1.6, 2.0, 2.5, 3.0, 4.0):
+        proc = subprocess.Popen([sys.executable, "-m", "analysis", "encrypt"], cwd=PROJECT_ROOT,
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if (clinic_dir / db.ENCRYPT_MARKER).exists():
+            outcomes.add("mid-swap")
+            with pytest.raises(at_rest.AtRestError, match="interrupted"):
+                db.make_engine(url)
+            break
+        if at_rest.is_plaintext_sqlite(clinic_dir / "candor.sqlite3") is False:
+            outcomes.add("finished")
+            break
+        outcomes.add("untouched")
+        current = {n: c for n, c in _files_of(clinic_dir).items()
+                   if not n.startswith(".encrypt-staging-")}
+        assert set(current) - set(original) <= {"candor.sqlite3-wal", "candor.sqlite3-shm"}
+        assert all(current[n] == original[n] for n in original if n.startswith("images/"))
+        assert _snapshot(url)["patients"] == before["patients"]
+    print("kill -9 outcomes:", sorted(outcomes))  # which moments were hit: machine speed
+    assert "untouched" in outcomes  # at least one kill landed while the copy was being built
+    if "finished" not in outcomes:
+        done = _cli(clinic_dir, "encrypt", CANDOR_DB_KEY_FILE=str(key))
+        assert done.returncode == 0, done.stderr
+    os.environ["CANDOR_DB_KEY_FILE"] = str(key)
+    try:
+        after = _snapshot(url)
+        assert after["patients"] == before["patients"] and after["photos"] == before["photos"]
+        assert after["chain"] == []
+        converted = ImageStore(clinic_dir / "images")
+        assert len(converted.names()) == 152 and all(
+            converted.verify(n) for n in converted.names())
+    finally:
+        del os.environ["CANDOR_DB_KEY_FILE"]
+    assert not list(clinic_dir.glob(".encrypt-staging-*"))
+    assert _cli(clinic_dir, "verify-audit", CANDOR_DB_KEY_FILE=str(key)).returncode == 0

@@ -165,6 +165,11 @@ def _encrypt(args: argparse.Namespace) -> int:
                     and not (db_file.parent / ENCRYPT_MARKER).exists()):
                 raise EncryptError(f"{db_file} is already encrypted; to rotate its key, run "
                                    "encrypt --new-key-file NEWFILE")
+        if old is not None and crypto.key_id(old) == crypto.key_id(new):
+            raise EncryptError("the new key is the current key; make a new one with "
+                               "`python -m analysis keygen FILE`")
+        if not (db_file.parent / ENCRYPT_MARKER).exists():  # recorded before, so carried over
+            _record_encrypt(config.database_url(), old, new)
         report = convert(db_file, config.image_dir(), old=old, new=new)
     except (EncryptError, BackupError, at_rest.AtRestError, crypto.KeyError_) as exc:
         print(f"encrypt refused: {exc}", file=sys.stderr)
@@ -183,3 +188,18 @@ def _encrypt(args: argparse.Namespace) -> int:
     print(f"the previous files are kept in {report.kept_aside}: delete them once the app works "
           "(before a first encryption they are the plaintext)")
     return 0
+
+
+def _record_encrypt(url: str, old: bytes | None, new: bytes) -> None:
+    """The ``store.encrypt`` audit event, written into the database before it is converted."""
+    from analysis.store import audit, crypto, db
+    from analysis.store.access import SYSTEM
+
+    engine = db.make_engine(url, db_key=old)
+    try:
+        with db.session_scope(engine) as session:
+            audit.record(session, SYSTEM, "store.encrypt", object_type="store", details={
+                "from_key_id": crypto.key_id(old) if old is not None else "plaintext",
+                "to_key_id": crypto.key_id(new)})
+    finally:
+        engine.dispose()

@@ -56,12 +56,17 @@ def _on_sqlite_connect(master: bytes | None, dbapi_connection: Any, _record: Any
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for ``url`` with Candor's connection settings."""
+_CONFIGURED: Any = object()
+
+
+def make_engine(url: str, *, db_key: Any = _CONFIGURED) -> Engine:
+    """A new engine for ``url`` with Candor's connection settings. ``db_key``: the SQLite
+    master key to open it with (default: the configured ``CANDOR_DB_KEY``; None: plaintext)."""
     if url.startswith("sqlite"):
         from analysis.store import at_rest
 
-        path, master = sqlite_file(url), at_rest.master_key()
+        path = sqlite_file(url)
+        master = at_rest.master_key() if db_key is _CONFIGURED else db_key
         if path is not None and (path.parent / ENCRYPT_MARKER).exists():
             raise at_rest.AtRestError(f"an encryption of {path.parent} was interrupted; run "
                                       "`python -m analysis encrypt` again to finish it")
