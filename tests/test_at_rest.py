@@ -379,3 +379,30 @@ def test_sigkill_during_encrypt_leaves_the_old_clinic_or_a_finishable_one(
         del os.environ["CANDOR_DB_KEY_FILE"]
     assert not list(clinic_dir.glob(".encrypt-staging-*"))
     assert _cli(clinic_dir, "verify-audit", CANDOR_DB_KEY_FILE=str(key)).returncode == 0
+
+
+@pytest.mark.postgres
+def test_postgres_clinic_with_a_key_seals_its_images(postgres_server_url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's own files are the server's (disk encryption); the image store is sealed."""
+    from analysis.store import backup
+    from tests.test_backup import _recreate_database
+
+    monkeypatch.setenv("CANDOR_DB_KEY_FILE", str(_key(tmp_path, "db")))
+    monkeypatch.setenv("CANDOR_DATA_DIR", str(tmp_path / "data"))
+    url = _recreate_database(postgres_server_url, "candor_at_rest")
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    clinic = make_clinic(url, tmp_path / "images")
+    with db.session_scope(clinic.engine) as session:
+        assert photo_bytes(session, CLINICIAN, photo_id=clinic.photo_id,
+                           store=clinic.store) == astronaut_jpeg()
+    clinic.engine.dispose()
+    (name,) = clinic.store.names()
+    assert clinic.store.path_for(name).read_bytes().startswith(BLOB_MAGIC)
+    manifest = backup.backup(tmp_path / "pg-backup", url=url, image_root=tmp_path / "images")
+    assert manifest.at_rest_key_id == crypto.key_id(at_rest.master_key())
+    monkeypatch.delenv("CANDOR_DB_KEY_FILE")
+    with pytest.raises(backup.BackupRejected, match="encrypted at rest"):
+        backup.verify_backup(tmp_path / "pg-backup")

@@ -565,7 +565,6 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
     to ``.pre-restore-<time>/`` beside the database. Close the app before restoring.
     """
     from analysis import config
-    from analysis.store import db
 
     src = Path(src)
     url = url or config.database_url()
