@@ -39,7 +39,7 @@ def master_key() -> bytes | None:
     """The configured master key, or None (plaintext clinic)."""
     try:
         return crypto.load_key(KEY_ENV, KEY_FILE_ENV)
-    except crypto.KeyError_ as exc:
+    except crypto.BadKeyError as exc:
         raise AtRestError(str(exc)) from exc
 
 

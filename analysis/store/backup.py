@@ -163,7 +163,7 @@ def backup_key() -> bytes | None:
     """The backup encryption key (``CANDOR_BACKUP_KEY`` / ``CANDOR_BACKUP_KEY_FILE``) or None."""
     try:
         return crypto.load_key(BACKUP_KEY_ENV, BACKUP_KEY_FILE_ENV)
-    except crypto.KeyError_ as exc:
+    except crypto.BadKeyError as exc:
         raise BackupError(str(exc)) from exc
 
 

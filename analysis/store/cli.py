@@ -171,7 +171,7 @@ def _encrypt(args: argparse.Namespace) -> int:
         if not (db_file.parent / ENCRYPT_MARKER).exists():  # recorded before, so carried over
             _record_encrypt(config.database_url(), old, new)
         report = convert(db_file, config.image_dir(), old=old, new=new)
-    except (EncryptError, BackupError, at_rest.AtRestError, crypto.KeyError_) as exc:
+    except (EncryptError, BackupError, at_rest.AtRestError, crypto.BadKeyError) as exc:
         print(f"encrypt refused: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

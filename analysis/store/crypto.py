@@ -36,7 +36,7 @@ CHUNK = 1 << 20
 KEY_BYTES = 32
 
 
-class KeyError_(ValueError):
+class BadKeyError(ValueError):
     """A configured key is malformed (not 64 hex characters, or an unreadable key file)."""
 
 
@@ -50,7 +50,7 @@ def parse_key(text: str, where: str) -> bytes:
     except ValueError:
         key = b""
     if len(key) != KEY_BYTES:
-        raise KeyError_(f"{where} must hold a 256-bit key as 64 hex characters "
+        raise BadKeyError(f"{where} must hold a 256-bit key as 64 hex characters "
                         "(make one with `python -m analysis keygen FILE`)")
     return key
 
@@ -66,7 +66,7 @@ def load_key(env: str, file_env: str) -> bytes | None:
     try:
         return parse_key(Path(named).read_text(), f"{file_env} ({named})")
     except OSError as exc:
-        raise KeyError_(f"cannot read the key file {named} ({file_env}): {exc.strerror}") from exc
+        raise BadKeyError(f"cannot read the key file {named} ({file_env}): {exc.strerror}") from exc
 
 
 def generate_key_file(path: Path) -> None:
