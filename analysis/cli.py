@@ -37,3 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stderr.close()
         return 0
+    except Exception as exc:
+        from analysis.store.at_rest import AtRestError
+
+        if isinstance(exc, AtRestError):  # a missing/wrong CANDOR_DB_KEY: one sentence
+            print(f"{args.command}: {exc}", file=sys.stderr)
+            return 2
+        raise

@@ -131,11 +131,11 @@ def test_a_tampered_or_incomplete_backup_is_refused(clinic_dir: Path, tmp_path: 
     blob = ImageStore(dest / "images").path_for(name)
     original = blob.read_bytes()
     blob.write_bytes(original[:-10] + b"0123456789")  # a flipped tail: same size, new content
-    with pytest.raises(backup.BackupError, match="does not re-hash"):
+    with pytest.raises(backup.BackupRejected, match="damaged or truncated"):
         backup.verify_backup(dest)
     target = tmp_path / "target"
     result = _cli(target, "restore", str(dest))
-    assert result.returncode == 1 and "failed verification" in result.stderr
+    assert result.returncode == 2 and "damaged or truncated" in result.stderr
     assert not (target / "candor.sqlite3").exists()
     blob.write_bytes(original)
     backup.verify_backup(dest)
@@ -145,11 +145,11 @@ def test_a_tampered_or_incomplete_backup_is_refused(clinic_dir: Path, tmp_path: 
         byte = handle.read(1)
         handle.seek(200)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(backup.BackupError, match="SHA-256|integrity"):
+    with pytest.raises(backup.BackupRejected, match="candor.sqlite3 .*damaged"):
         backup.verify_backup(dest)
 
     (dest / "manifest.json").unlink()
-    with pytest.raises(backup.BackupError, match="incomplete"):
+    with pytest.raises(backup.BackupRejected, match="incomplete"):
         backup.verify_backup(dest)
 
 

@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -98,9 +99,10 @@ class AnchorProblem:
     problem: str
 
 
-def read_anchors() -> list[tuple[int, str, str]]:
-    """All anchor lines as (id, hash, mac); unreadable lines are returned with id -1."""
-    path = config.audit_anchor_path()
+def read_anchors(path: Path | None = None) -> list[tuple[int, str, str]]:
+    """All anchor lines as (id, hash, mac) of ``path`` (default: the configured anchor file);
+    unreadable lines are returned with id -1."""
+    path = path or config.audit_anchor_path()
     if not path.exists():
         return []
     out: list[tuple[int, str, str]] = []
@@ -113,13 +115,14 @@ def read_anchors() -> list[tuple[int, str, str]]:
     return out
 
 
-def verify_anchor(session: Session) -> list[AnchorProblem]:
-    """Compare the database's chain against the signed anchors; an empty list means they agree."""
+def verify_anchor(session: Session, path: Path | None = None) -> list[AnchorProblem]:
+    """Compare the database's chain against the signed anchors (of ``path``, default the
+    configured anchor file, e.g. a backup's copy); an empty list means they agree."""
     problems: list[AnchorProblem] = []
     hashes = {int(i): str(h) for i, h in session.execute(select(AuditEvent.id, AuditEvent.hash))}
     newest_db = max(hashes, default=0)
     newest_anchor = 0
-    lines = read_anchors()
+    lines = read_anchors(path)
     if not lines:
         # every commit since the keyed chain (migration 0006) is anchored: keyed events without
         # any anchor mean the anchor file was deleted or never written (an older clinic, all of

@@ -1,50 +1,72 @@
-"""Verified backup and restore of an embedded (SQLite) clinic: database + image store.
+"""Verified, signed and optionally encrypted backup and restore of a clinic: database + images +
+audit anchor.
 
 A backup is a directory::
 
     DEST/candor.sqlite3    consistent copy via SQLite's online backup API (safe while the app runs)
+                           (PostgreSQL: candor.pgdump, see :mod:`analysis.store.backup_pg`)
     DEST/images/ab/ab...   every blob a photo row references, re-hashed as it is copied
-    DEST/manifest.json     written last: counts, SHA-256 of the database file, blob names,
+    DEST/audit.anchor      the signed audit heads (:mod:`analysis.store.anchor`) up to the newest
+                           event in the copy; a restore puts them back, so verify-audit passes
+    DEST/manifest.json     written last: counts, SHA-256 of every file as stored, blob names,
                            audit-chain length, head hash and verification result
+    DEST/manifest.sig      HMAC-SHA-256 of manifest.json under a key derived from the audit key
+                           (CANDOR_AUDIT_KEY / CANDOR_AUDIT_KEY_FILE), which is never in the backup
 
-A backup is *verified* before it is reported done, and again before a restore swaps it in:
-``PRAGMA integrity_check`` is ``ok``, the database file hashes to the manifest, every referenced
-blob is present and re-hashes to its name, and the audit hash chain re-walks to the manifest's
-result. A broken audit chain does not stop a backup (in an incident a faithful copy matters
-most): the manifest records the problems and the command warns. A directory without
-``manifest.json`` is an incomplete backup and is refused.
+With a backup key (``CANDOR_BACKUP_KEY`` or ``CANDOR_BACKUP_KEY_FILE``) every file except the
+manifest and its signature is stored AES-256-GCM encrypted (``<name>.enc``,
+:mod:`analysis.store.crypto`); the plaintext is staged beside the data directory, never on the
+backup disk, and a restore needs the same key.
+
+A backup is *verified* before it is reported done, and again before a restore swaps it in. The
+order of the checks matters: the signature first (a forged manifest is refused before anything in
+it is trusted), then every stored file's SHA-256 against the manifest (a truncated or corrupted
+file is refused before it is opened), then decryption, then ``PRAGMA integrity_check``, every
+blob re-hashed, the audit chain and the anchor re-walked. Every refusal is a
+:class:`BackupRejected` with one sentence; nothing is written to the clinic. A broken audit chain
+does not stop a backup (in an incident a faithful copy matters most): the manifest records the
+problems and the command warns.
 
 Both write one audit event as the system actor: ``store.backup`` into the live database just
 before the copy (so the backup contains it) and ``store.restore`` into the restored database.
 
 Restore refuses a data directory that already holds clinic data unless ``force`` is given; the
-replaced database and images are then moved aside (``.pre-restore-<UTC time>/``), never deleted.
-PostgreSQL URLs are handled by :mod:`analysis.store.backup_pg` (``pg_dump`` of one exported
-snapshot, same manifest and checks; restores go into an empty database only).
+replaced database and images are then moved aside (``.pre-restore-<UTC time>/``) and the replaced
+anchor file is kept as ``<anchor>.pre-restore-<UTC time>``, never deleted. PostgreSQL URLs are
+handled by :mod:`analysis.store.backup_pg` (``pg_dump`` of one exported snapshot, same manifest
+and checks; restores go into an empty database only).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import shutil
 import sqlite3
-from dataclasses import asdict, dataclass, field
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from analysis.store import at_rest, crypto
 from analysis.store.images import ImageStore, _fsync_dir
 
 DB_NAME = "candor.sqlite3"
 IMAGES = "images"
 MANIFEST = "manifest.json"
-FORMAT = 1
+SIGNATURE = "manifest.sig"
+ANCHOR_NAME = "audit.anchor"
+ENC_SUFFIX = ".enc"
+FORMAT = 2
+BACKUP_KEY_ENV, BACKUP_KEY_FILE_ENV = "CANDOR_BACKUP_KEY", "CANDOR_BACKUP_KEY_FILE"
 POSTGRES_HINT = (
     "this database is PostgreSQL, not a SQLite file; `python -m analysis backup` handles it "
     "with pg_dump (analysis.store.backup_pg), or use pg_dump yourself and copy the image "
@@ -54,6 +76,10 @@ POSTGRES_HINT = (
 
 class BackupError(RuntimeError):
     """The backup or restore cannot proceed; the message says why and what to do."""
+
+
+class BackupRejected(BackupError):
+    """The backup itself is forged, damaged, truncated, unsigned or cannot be decrypted."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +98,12 @@ class Manifest:
     problems: list[str] = field(default_factory=list)  # the copy is not faithful: never written
     audit_problems: list[str] = field(default_factory=list)  # faithfully copied, reported
     engine: str = "sqlite"
+    audit_last_id: int = 0
+    anchor_lines: int = 0
+    files: dict[str, str] = field(default_factory=dict)  # stored path -> SHA-256 as stored
+    encrypted: bool = False
+    backup_key_id: str = ""
+    at_rest_key_id: str = ""  # the clinic's CANDOR_DB_KEY (database file and blobs), if any
 
 
 def sqlite_path(url: str) -> Path:
@@ -94,11 +126,18 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
 def _online_copy(source: Path, dest: Path) -> None:
-    """Copy a live SQLite database page by page (``sqlite3.Connection.backup``), then fsync."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    """Copy a live SQLite database page by page (``sqlite3.Connection.backup``), then fsync.
+    An encrypted (SQLCipher) database is copied as it is, under the same key."""
+    src = at_rest.connect(source, readonly=True, timeout=30)
     try:
-        dst = sqlite3.connect(dest)
+        dst = at_rest.connect(dest, master=at_rest.master_key()
+                              if at_rest.is_plaintext_sqlite(source) is False else None)
         try:
             src.backup(dst)
             dst.execute("PRAGMA journal_mode=DELETE")  # a self-contained file, no -wal beside it
@@ -106,22 +145,81 @@ def _online_copy(source: Path, dest: Path) -> None:
             dst.close()
     finally:
         src.close()
-    with dest.open("rb") as handle:
-        os.fsync(handle.fileno())
+    _fsync_file(dest)
 
 
 def _readonly_session(path: Path) -> tuple[Any, Session]:
-    engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    module, key = at_rest.dbapi_for(path, at_rest.master_key())
+    engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", module=module)
+    if key is not None:
+        event.listen(engine, "connect", lambda con, _rec: at_rest.apply_key(con, key))
     return engine, Session(engine)
 
 
-def inspect_database(db_file: Path, image_root: Path) -> Manifest:
-    """Check a database file and its image store; the result lists any problems found."""
-    from analysis.store import audit
+# --- keys and the manifest signature ---------------------------------------------------------
+
+
+def backup_key() -> bytes | None:
+    """The backup encryption key (``CANDOR_BACKUP_KEY`` / ``CANDOR_BACKUP_KEY_FILE``) or None."""
+    try:
+        return crypto.load_key(BACKUP_KEY_ENV, BACKUP_KEY_FILE_ENV)
+    except crypto.BadKeyError as exc:
+        raise BackupError(str(exc)) from exc
+
+
+def _signing_key(*, create: bool) -> bytes:
+    """The manifest-signing key, derived from the audit anchor key (never stored in a backup).
+    Verification never creates a key: a missing one is a clear refusal."""
+    from analysis import config
+    from analysis.store import anchor
+
+    if not create and not os.environ.get("CANDOR_AUDIT_KEY") \
+            and not config.audit_key_path().exists():
+        raise BackupRejected(
+            "there is no audit key to check the backup's signature with; set CANDOR_AUDIT_KEY "
+            "or CANDOR_AUDIT_KEY_FILE to the clinic's audit key (it is never inside a backup)")
+    try:
+        key = anchor.audit_key()
+    except (OSError, ValueError) as exc:
+        raise BackupRejected(f"the audit key cannot be read ({exc})") from exc
+    return hmac.new(key, b"candor backup manifest v1", hashlib.sha256).digest()
+
+
+def _sign(data: bytes, *, create: bool) -> str:
+    return hmac.new(_signing_key(create=create), data, hashlib.sha256).hexdigest()
+
+
+# --- inspecting a database copy ------------------------------------------------------------------
+
+
+def inspect_database(db_file: Path, image_root: Path, anchor_file: Path | None = None) -> Manifest:
+    """Check a database file, its image store and (when given) its anchor copy; the result lists
+    any problems found. Raises :class:`BackupRejected` when the file is not a readable
+    database."""
+    try:
+        return _inspect_database(db_file, image_root, anchor_file)
+    except at_rest.AtRestError as exc:
+        raise BackupRejected(f"{db_file.name}: {exc}") from exc
+    except (sqlite3.DatabaseError, SQLAlchemyError, *_sqlcipher_errors()) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise BackupRejected(f"the database file {db_file.name} cannot be read ({reason}): it is "
+                             "damaged or truncated") from exc
+
+
+def _sqlcipher_errors() -> tuple[type[Exception], ...]:
+    try:
+        import sqlcipher3.dbapi2 as sqlcipher
+    except ImportError:
+        return ()
+    return (sqlcipher.DatabaseError,)
+
+
+def _inspect_database(db_file: Path, image_root: Path, anchor_file: Path | None) -> Manifest:
+    from analysis.store import anchor, audit
     from analysis.store.models import AuditEvent, Base, Photo
 
     problems: list[str] = []
-    con = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    con = at_rest.connect(db_file, readonly=True)
     try:
         check = [row[0] for row in con.execute("PRAGMA integrity_check")]
         if check != ["ok"]:
@@ -139,11 +237,15 @@ def inspect_database(db_file: Path, image_root: Path) -> Manifest:
     try:
         referenced = sorted(set(session.scalars(select(Photo.sha256))))
         chain = audit.verify_chain(session)
-        head = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.id.desc())).first()
+        last = session.execute(select(AuditEvent.id, AuditEvent.hash)
+                               .order_by(AuditEvent.id.desc()).limit(1)).first()
+        anchored = (anchor.verify_anchor(session, anchor_file)
+                    if anchor_file is not None else [])
     finally:
         session.close()
         engine.dispose()
     audit_problems = [f"audit event {p.event_id}: {p.problem}" for p in chain]
+    audit_problems += [f"anchor, event {p.event_id}: {p.problem}" for p in anchored]
     store = ImageStore(image_root)
     total = 0
     for name in referenced:
@@ -155,44 +257,156 @@ def inspect_database(db_file: Path, image_root: Path) -> Manifest:
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         database_sha256=_sha256_file(db_file), alembic_revision=revision, row_counts=counts,
         blob_count=len(referenced), blob_bytes=total, blobs=referenced,
-        audit_events=counts.get("audit_events", 0), audit_head=head or audit.GENESIS,
-        audit_chain_intact=not chain, problems=problems, audit_problems=audit_problems,
+        audit_events=counts.get("audit_events", 0),
+        audit_head=last[1] if last else audit.GENESIS, audit_chain_intact=not chain,
+        problems=problems, audit_problems=audit_problems, audit_last_id=int(last[0]) if last else 0,
+        anchor_lines=len(anchor.read_anchors(anchor_file)) if anchor_file is not None else 0,
     )
 
 
+def copy_anchor(dest: Path, last_event_id: int) -> None:
+    """Copy the live anchor's lines naming events up to ``last_event_id`` (those in the copy)
+    into ``dest``; later lines belong to events written after the copy was taken."""
+    from analysis import config
+
+    live = config.audit_anchor_path()
+    lines = live.read_text().splitlines(keepends=True) if live.exists() else []
+    kept = []
+    for line in lines:
+        try:
+            if int(json.loads(line)["id"]) > last_event_id:
+                continue
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged line is copied as it is (verification reports it)
+        kept.append(line)
+    dest.write_text("".join(kept))
+    _fsync_file(dest)
+
+
+def _stored_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.is_file() and p.name not in (MANIFEST, SIGNATURE))
+
+
 def _write_manifest(dest: Path, manifest: Manifest) -> None:
-    tmp = dest / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True))
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, dest / MANIFEST)
+    data = json.dumps(asdict(manifest), indent=2, sort_keys=True).encode()
+    for name, payload in ((SIGNATURE, _sign(data, create=True).encode() + b"\n"),
+                          (MANIFEST, data)):  # the manifest last: its presence means complete
+        tmp = dest / f".{name}.tmp"
+        tmp.write_bytes(payload)
+        _fsync_file(tmp)
+        os.replace(tmp, dest / name)
     _fsync_dir(dest)
 
 
-def read_manifest(src: Path) -> Manifest:
-    path = Path(src) / MANIFEST
-    if not path.is_file():
-        raise BackupError(f"{src} has no {MANIFEST}: not a Candor backup, or an incomplete one")
-    try:
-        data = json.loads(path.read_text())
-        return Manifest(**data)
-    except (ValueError, TypeError) as exc:
-        raise BackupError(f"{path} is unreadable: {exc}") from exc
+# --- reading and verifying a backup --------------------------------------------------------------
 
 
-def verify_backup(src: Path) -> Manifest:
-    """Re-check a backup against its manifest; :class:`BackupError` listing every problem."""
+def read_manifest(src: Path, *, accept_unsigned: bool = False) -> Manifest:
+    """The backup's manifest, after its signature is checked; :class:`BackupRejected` if it is
+    missing, unsigned (unless ``accept_unsigned``), forged or unreadable."""
     src = Path(src)
-    recorded = read_manifest(src)
+    path = src / MANIFEST
+    if not path.is_file():
+        raise BackupRejected(f"{src} has no {MANIFEST}: not a Candor backup, or an incomplete one")
+    data = path.read_bytes()
+    sig_path = src / SIGNATURE
+    if sig_path.is_file():
+        if not hmac.compare_digest(sig_path.read_bytes().strip(),
+                                   _sign(data, create=False).encode()):
+            raise BackupRejected(
+                f"the manifest signature of {src} does not match: the backup was altered after "
+                "it was made, or CANDOR_AUDIT_KEY is not the key of the clinic that made it")
+    elif not accept_unsigned:
+        raise BackupRejected(f"{src} has no manifest signature ({SIGNATURE}): it was made before "
+                             "backups were signed or the signature was removed; restore it with "
+                             "--accept-unsigned only if you trust where it came from")
+    try:
+        return Manifest(**json.loads(data))
+    except (ValueError, TypeError) as exc:
+        raise BackupRejected(f"{path} is unreadable: {exc}") from exc
+
+
+def _check_files(src: Path, manifest: Manifest) -> None:
+    """Every stored file hashes to the signed manifest (before any of them is opened)."""
+    for rel, digest in sorted(manifest.files.items()):
+        path = src / rel
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise BackupRejected(f"the manifest names an unsafe path {rel!r}")
+        if not path.is_file():
+            raise BackupRejected(f"{rel} is missing from the backup {src}")
+        if _sha256_file(path) != digest:
+            raise BackupRejected(f"{rel} in the backup {src} is damaged or truncated (its SHA-256 "
+                                 "does not match the signed manifest)")
+
+
+def _decrypt_into(src: Path, manifest: Manifest, plain: Path) -> None:
+    key = backup_key()
+    if key is None:
+        raise BackupRejected(f"the backup {src} is encrypted; set CANDOR_BACKUP_KEY or "
+                             "CANDOR_BACKUP_KEY_FILE to its backup key")
+    if crypto.key_id(key) != manifest.backup_key_id:
+        raise BackupRejected(f"the backup {src} was encrypted with another key (key id "
+                             f"{manifest.backup_key_id}, the configured key is "
+                             f"{crypto.key_id(key)})")
+    for rel in sorted(manifest.files):
+        out = plain / rel.removesuffix(ENC_SUFFIX)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            crypto.decrypt_file(src / rel, out, key)
+        except crypto.DecryptError as exc:
+            raise BackupRejected(f"{rel} in the backup {src}: {exc}") from exc
+
+
+def _check_at_rest_key(src: Path, manifest: Manifest) -> None:
+    """The backup's database and images are in the clinic's at-rest form: they need the same
+    CANDOR_DB_KEY (or none) as the clinic that made it."""
+    try:
+        master = at_rest.master_key()
+    except at_rest.AtRestError as exc:
+        raise BackupRejected(str(exc)) from exc
+    configured = crypto.key_id(master) if master is not None else ""
+    if manifest.at_rest_key_id == configured:
+        return
+    if not manifest.at_rest_key_id:
+        raise BackupRejected(f"the backup {src} is of an unencrypted clinic but CANDOR_DB_KEY is "
+                             "set; restore it without the key, then run `python -m analysis "
+                             "encrypt`")
+    if master is None:
+        raise BackupRejected(f"the backup {src} holds a clinic encrypted at rest (key id "
+                             f"{manifest.at_rest_key_id}); set CANDOR_DB_KEY or "
+                             "CANDOR_DB_KEY_FILE to that clinic's key")
+    raise BackupRejected(f"the backup {src} was encrypted at rest with another CANDOR_DB_KEY "
+                         f"(key id {manifest.at_rest_key_id}, the configured key is {configured})")
+
+
+def open_backup(src: Path, work: Path, *, accept_unsigned: bool = False) -> tuple[Manifest, Path]:
+    """Verify the backup ``src`` completely; returns its manifest and the directory holding its
+    plaintext (``src`` itself, or ``work/backup`` when it had to be decrypted there)."""
+    src = Path(src)
+    recorded = read_manifest(src, accept_unsigned=accept_unsigned)
+    _check_files(src, recorded)
+    _check_at_rest_key(src, recorded)
+    plain = src
+    if recorded.encrypted:
+        plain = work / "backup"
+        _decrypt_into(src, recorded, plain)
     if recorded.engine == "postgresql":
         from analysis.store.backup_pg import verify_postgres_backup
 
-        verify_postgres_backup(src, recorded)
-        return recorded
-    db_file = src / DB_NAME
+        verify_postgres_backup(plain, recorded)
+        return recorded, plain
+    _verify_sqlite_copy(plain, recorded, src)
+    return recorded, plain
+
+
+def _verify_sqlite_copy(plain: Path, recorded: Manifest, src: Path) -> None:
+    db_file = plain / DB_NAME
     if not db_file.is_file():
-        raise BackupError(f"{src} has no {DB_NAME}")
-    found = inspect_database(db_file, src / IMAGES)
+        raise BackupRejected(f"{src} has no {DB_NAME}")
+    anchor_file = plain / ANCHOR_NAME
+    found = inspect_database(db_file, plain / IMAGES,
+                             anchor_file if anchor_file.is_file() else None)
     problems = list(found.problems)
     if found.database_sha256 != recorded.database_sha256:
         problems.append("the database file does not match the manifest's SHA-256")
@@ -206,18 +420,39 @@ def verify_backup(src: Path) -> Manifest:
         problems += [p for p in found.audit_problems if p not in recorded.audit_problems] or [
             "the audit chain check differs from the manifest"]
     if problems:
-        raise BackupError(f"backup {src} failed verification: " + "; ".join(problems))
-    return recorded
+        raise BackupRejected(f"backup {src} failed verification: " + "; ".join(problems))
 
 
-def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None) -> Manifest:
+def verify_backup(src: Path, *, accept_unsigned: bool = False) -> Manifest:
+    """Re-check a backup against its signed manifest; :class:`BackupRejected` naming the first
+    problem. An encrypted backup is decrypted into a temporary directory beside the data
+    directory (needs the backup key) and the plaintext removed afterwards."""
+    from analysis import config
+
+    work = Path(tempfile.mkdtemp(prefix=".verify-backup-", dir=config.data_dir().parent))
+    try:
+        return open_backup(Path(src), work, accept_unsigned=accept_unsigned)[0]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --- backup ----------------------------------------------------------------------------------------
+
+
+def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None,
+           encrypt: bool = False) -> Manifest:
     """Back up the clinic at ``url`` (default: the configured database) into the new or empty
-    directory ``dest``, then verify the copy. Returns the manifest."""
+    directory ``dest``, then verify the copy. Encrypted when a backup key is configured;
+    ``encrypt`` makes a missing key an error. Returns the manifest."""
     from analysis import config
 
     url = url or config.database_url()
     image_root = Path(image_root or config.image_dir())
     dest = Path(dest)
+    key = backup_key()
+    if encrypt and key is None:
+        raise BackupError("an encrypted backup needs a key: set CANDOR_BACKUP_KEY_FILE (make one "
+                          "with `python -m analysis keygen FILE`) or CANDOR_BACKUP_KEY")
     postgres = make_url(url).get_backend_name() == "postgresql"
     source = None if postgres else sqlite_path(url)
     if source is not None and not source.is_file():
@@ -225,17 +460,47 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
     if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty; back up into a new directory")
     dest.mkdir(parents=True, exist_ok=True)
-    _audit_system(url, "store.backup", {"dest": str(dest.resolve())})
-    if source is None:
-        from analysis.store.backup_pg import backup_postgres
+    _audit_system(url, "store.backup", {"dest": str(dest.resolve()), "encrypted": key is not None})
+    plain = dest if key is None else Path(
+        tempfile.mkdtemp(prefix=".backup-staging-", dir=image_root.parent))
+    try:
+        if source is None:
+            from analysis.store.backup_pg import backup_postgres
 
-        return backup_postgres(dest, url=url, image_root=image_root)  # type: ignore[no-any-return]
+            manifest = backup_postgres(plain, url=url, image_root=image_root)
+        else:
+            manifest = _backup_sqlite(plain, source, image_root)
+        if manifest.problems:
+            raise BackupError("the backup copy failed verification: "
+                              + "; ".join(manifest.problems))
+        files = {}
+        for rel in _stored_files(plain):
+            if key is None:
+                files[rel] = _sha256_file(plain / rel)
+                continue
+            out = dest / (rel + ENC_SUFFIX)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            crypto.encrypt_file(plain / rel, out, key)
+            files[rel + ENC_SUFFIX] = _sha256_file(out)
+        master = at_rest.master_key()
+        manifest = replace(manifest, files=files, encrypted=key is not None,
+                           backup_key_id=crypto.key_id(key) if key is not None else "",
+                           at_rest_key_id=crypto.key_id(master) if master is not None else "")
+        _write_manifest(dest, manifest)
+    finally:
+        if plain != dest:
+            shutil.rmtree(plain, ignore_errors=True)
+    return manifest
+
+
+def _backup_sqlite(dest: Path, source: Path, image_root: Path) -> Manifest:
     _online_copy(source, dest / DB_NAME)
     engine, session = _readonly_session(dest / DB_NAME)
     try:
-        from analysis.store.models import Photo
+        from analysis.store.models import AuditEvent, Photo
 
         referenced = sorted(set(session.scalars(select(Photo.sha256))))
+        last_id = session.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1))
     finally:
         session.close()
         engine.dispose()
@@ -246,11 +511,11 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
         except OSError as exc:  # missing or corrupt in the live store: say so, stop
             raise BackupError(f"cannot back up: {exc}") from exc
         dst_store.put(data)
-    manifest = inspect_database(dest / DB_NAME, dest / IMAGES)
-    if manifest.problems:
-        raise BackupError("the backup copy failed verification: " + "; ".join(manifest.problems))
-    _write_manifest(dest, manifest)
-    return manifest
+    copy_anchor(dest / ANCHOR_NAME, int(last_id or 0))
+    return inspect_database(dest / DB_NAME, dest / IMAGES, dest / ANCHOR_NAME)
+
+
+# --- restore ---------------------------------------------------------------------------------------
 
 
 def _has_clinic_data(db_file: Path, image_root: Path) -> bool:
@@ -258,7 +523,7 @@ def _has_clinic_data(db_file: Path, image_root: Path) -> bool:
         return True
     if not db_file.is_file() or db_file.stat().st_size == 0:
         return False
-    con = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    con = at_rest.connect(db_file, readonly=True)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         return any(con.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone()
@@ -267,73 +532,107 @@ def _has_clinic_data(db_file: Path, image_root: Path) -> bool:
         con.close()
 
 
+def install_anchor(source: Path, stamp: str) -> str:
+    """Make ``source`` (a backup's anchor lines) the live anchor file. The live file is kept as
+    ``<anchor>.pre-restore-<stamp>`` (returned, or "" when there was none); the swap is one
+    rename, so the live path always holds a whole file."""
+    from analysis import config
+
+    live = config.audit_anchor_path()
+    live.parent.mkdir(parents=True, exist_ok=True)
+    tmp = live.with_name(f".{live.name}.restore-{stamp}")
+    shutil.copyfile(source, tmp)
+    os.chmod(tmp, 0o600)
+    _fsync_file(tmp)
+    kept = ""
+    if live.exists():
+        aside = live.with_name(f"{live.name}.pre-restore-{stamp}")
+        shutil.copy2(live, aside)
+        _fsync_file(aside)
+        kept = str(aside)
+    os.replace(tmp, live)
+    _fsync_dir(live.parent)
+    return kept
+
+
 def restore(src: Path, *, url: str | None = None, image_root: Path | None = None,
-            force: bool = False) -> Manifest:
+            force: bool = False, accept_unsigned: bool = False) -> Manifest:
     """Restore the backup ``src`` into the configured data directory (or ``url``/``image_root``).
 
-    Verifies ``src``, stages a copy next to the target, verifies the staged copy, then swaps it in.
+    Verifies ``src`` (signature, file hashes, decryption, contents), stages a copy next to the
+    target, verifies the staged copy, then swaps it in together with the backup's audit anchor.
     Refuses when the target already holds clinic data unless ``force``; replaced files are moved
     to ``.pre-restore-<time>/`` beside the database. Close the app before restoring.
     """
     from analysis import config
-    from analysis.store import db
 
-    manifest = verify_backup(Path(src))
+    src = Path(src)
     url = url or config.database_url()
     image_root = Path(image_root or config.image_dir())
     kind = "postgresql" if make_url(url).get_backend_name() == "postgresql" else "sqlite"
-    if kind != manifest.engine:
-        raise BackupError(f"{src} is a {manifest.engine} backup but the configured database is "
-                          f"{kind}; restore it into a {manifest.engine} database")
-    if kind == "postgresql":
-        from analysis.store.backup_pg import restore_postgres
-
-        restore_postgres(Path(src), manifest, url=url, image_root=image_root)
-        _audit_system(url, "store.restore", {"source": str(Path(src).resolve()),
-                                            "backup_created_at": manifest.created_at,
-                                            "audit_head": manifest.audit_head, "forced": False})
-        return manifest
-    target = sqlite_path(url)
-    if _has_clinic_data(target, image_root) and not force:
+    target = sqlite_path(url) if kind == "sqlite" else None
+    if target is not None and _has_clinic_data(target, image_root) and not force:
         raise BackupError(f"{target.parent} already holds clinic data; restoring would replace it. "
                           "Back it up first, then restore with --force.")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    staging = target.parent / f".restore-{stamp}"
+    staging = (target.parent if target is not None else image_root.parent) / f".restore-{stamp}"
     staging.mkdir(parents=True)
     try:
-        _online_copy(Path(src) / DB_NAME, staging / DB_NAME)
-        staged_store = ImageStore(staging / IMAGES)
-        source_store = ImageStore(Path(src) / IMAGES)
-        for name in manifest.blobs:
-            staged_store.put(source_store.get(name, verify=True))
-        staged = inspect_database(staging / DB_NAME, staging / IMAGES)
-        if (staged.problems or staged.audit_head != manifest.audit_head
-                or staged.audit_problems != manifest.audit_problems):
-            raise BackupError("the staged copy failed verification: " + "; ".join(staged.problems))
-        db.dispose_engines()
-        aside = target.parent / f".pre-restore-{stamp}"
-        for path in (target, Path(f"{target}-wal"), Path(f"{target}-shm"), image_root):
-            if path.exists():
-                aside.mkdir(exist_ok=True)
-                os.replace(path, aside / path.name)
-        os.replace(staging / IMAGES, image_root)
-        os.replace(staging / DB_NAME, target)
-        _fsync_dir(target.parent)
-        if image_root.parent != target.parent:
-            _fsync_dir(image_root.parent)
+        manifest, plain = open_backup(src, staging, accept_unsigned=accept_unsigned)
+        if kind != manifest.engine:
+            raise BackupError(f"{src} is a {manifest.engine} backup but the configured database "
+                              f"is {kind}; restore it into a {manifest.engine} database")
+        if target is None:
+            from analysis.store.backup_pg import restore_postgres
+
+            restore_postgres(plain, manifest, url=url, image_root=image_root)
+        else:
+            _restore_sqlite(plain, manifest, staging, target, image_root, stamp)
+        replaced_anchor = ""
+        if (plain / ANCHOR_NAME).is_file():
+            replaced_anchor = install_anchor(plain / ANCHOR_NAME, stamp)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _audit_system(url, "store.restore",
-                  {"source": str(Path(src).resolve()), "backup_created_at": manifest.created_at,
-                   "audit_head": manifest.audit_head, "forced": force})
+                  {"source": str(src.resolve()), "backup_created_at": manifest.created_at,
+                   "audit_head": manifest.audit_head, "forced": force,
+                   "encrypted": manifest.encrypted, "replaced_anchor": replaced_anchor})
     return manifest
+
+
+def _restore_sqlite(plain: Path, manifest: Manifest, staging: Path, target: Path,
+                    image_root: Path, stamp: str) -> None:
+    from analysis.store import db
+
+    staged_db = staging / "staged" / DB_NAME
+    staged_db.parent.mkdir()
+    _online_copy(plain / DB_NAME, staged_db)
+    staged_store = ImageStore(staged_db.parent / IMAGES)
+    source_store = ImageStore(plain / IMAGES)
+    for name in manifest.blobs:
+        staged_store.put(source_store.get(name, verify=True))
+    anchor_file = plain / ANCHOR_NAME
+    staged = inspect_database(staged_db, staged_db.parent / IMAGES,
+                              anchor_file if anchor_file.is_file() else None)
+    if (staged.problems or staged.audit_head != manifest.audit_head
+            or staged.audit_problems != manifest.audit_problems):
+        raise BackupError("the staged copy failed verification: " + "; ".join(staged.problems))
+    db.dispose_engines()
+    aside = target.parent / f".pre-restore-{stamp}"
+    for path in (target, Path(f"{target}-wal"), Path(f"{target}-shm"), image_root):
+        if path.exists():
+            aside.mkdir(exist_ok=True)
+            os.replace(path, aside / path.name)
+    os.replace(staged_db.parent / IMAGES, image_root)
+    os.replace(staged_db, target)
+    _fsync_dir(target.parent)
+    if image_root.parent != target.parent:
+        _fsync_dir(image_root.parent)
 
 
 def _audit_system(url: str, action: str, details: dict[str, Any]) -> None:
     from analysis.store import audit, db
     from analysis.store.access import SYSTEM
-
-    from sqlalchemy.exc import SQLAlchemyError
 
     engine = db.make_engine(url)
     try:

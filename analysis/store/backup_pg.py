@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -68,9 +68,10 @@ def _run(cmd: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def _inspect(conn: Connection) -> dict[str, Any]:
-    """Counts, referenced images, audit-chain check and revision, read on ``conn``'s snapshot."""
-    from analysis.store import audit
+def _inspect(conn: Connection, anchor_file: Path | None = None) -> dict[str, Any]:
+    """Counts, referenced images, audit-chain (and, given ``anchor_file``, anchor) check and
+    revision, read on ``conn``'s snapshot."""
+    from analysis.store import anchor, audit
     from analysis.store.models import AuditEvent, Base, Photo
 
     tables = set(inspect(conn).get_table_names())
@@ -79,12 +80,23 @@ def _inspect(conn: Connection) -> dict[str, Any]:
     session = Session(bind=conn)
     referenced = sorted(set(session.scalars(select(Photo.sha256))))
     chain = audit.verify_chain(session)
-    head = session.scalars(select(AuditEvent.hash).order_by(AuditEvent.id.desc())).first()
+    last = session.execute(select(AuditEvent.id, AuditEvent.hash)
+                           .order_by(AuditEvent.id.desc()).limit(1)).first()
+    anchored = anchor.verify_anchor(session, anchor_file) if anchor_file is not None else []
     revision = (conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
                 if "alembic_version" in tables else None)
-    return {"row_counts": counts, "blobs": referenced, "audit_head": head or audit.GENESIS,
-            "audit_problems": [f"audit event {p.event_id}: {p.problem}" for p in chain],
+    return {"row_counts": counts, "blobs": referenced,
+            "audit_head": last[1] if last else audit.GENESIS,
+            "audit_last_id": int(last[0]) if last else 0,
+            "audit_problems": [f"audit event {p.event_id}: {p.problem}" for p in chain]
+            + [f"anchor, event {p.event_id}: {p.problem}" for p in anchored],
             "alembic_revision": revision}
+
+
+def _last_event_id(conn: Connection) -> int:
+    from analysis.store.models import AuditEvent
+
+    return int(Session(bind=conn).scalar(select(func.max(AuditEvent.id))) or 0)
 
 
 def _blob_problems(store: ImageStore, names: list[str]) -> tuple[list[str], int]:
@@ -98,9 +110,11 @@ def _blob_problems(store: ImageStore, names: list[str]) -> tuple[list[str], int]
 
 
 def backup_postgres(dest: Path, *, url: str, image_root: Path) -> Any:
-    """Dump the database at ``url`` and copy its referenced images into ``dest``; verified."""
+    """Dump the database at ``url`` and copy its referenced images and the audit anchor up to
+    the snapshot's newest event into ``dest``; checked. The caller signs and writes the
+    manifest."""
     from analysis.store import db
-    from analysis.store.backup import BackupError, Manifest, _sha256_file, _write_manifest
+    from analysis.store.backup import ANCHOR_NAME, BackupError, Manifest, _sha256_file, copy_anchor
 
     dump = dest / DUMP_NAME
     args, env = connection_args(url)
@@ -111,7 +125,8 @@ def backup_postgres(dest: Path, *, url: str, image_root: Path) -> Any:
                 snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
                 _run([pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
                       f"--snapshot={snapshot}", f"--file={dump}", *args], env)
-                info = _inspect(conn)
+                copy_anchor(dest / ANCHOR_NAME, _last_event_id(conn))
+                info = _inspect(conn, dest / ANCHOR_NAME)
     finally:
         engine.dispose()
     src_store, dst_store = ImageStore(image_root), ImageStore(dest / "images")
@@ -128,34 +143,35 @@ def backup_postgres(dest: Path, *, url: str, image_root: Path) -> Any:
         row_counts=info["row_counts"], blob_count=len(info["blobs"]), blob_bytes=total,
         blobs=info["blobs"], audit_events=info["row_counts"].get("audit_events", 0),
         audit_head=info["audit_head"], audit_chain_intact=not info["audit_problems"],
-        problems=problems, audit_problems=info["audit_problems"], engine="postgresql")
-    if problems:
-        raise BackupError("the backup copy failed verification: " + "; ".join(problems))
-    _write_manifest(dest, manifest)
+        problems=problems, audit_problems=info["audit_problems"], engine="postgresql",
+        audit_last_id=info["audit_last_id"])
     return manifest
 
 
 def verify_postgres_backup(src: Path, manifest: Any) -> None:
     """The dump hashes to the manifest and is readable; every image is present and re-hashes."""
-    from analysis.store.backup import BackupError, _sha256_file
+    from analysis.store.backup import BackupError, BackupRejected, _sha256_file
 
     dump = src / DUMP_NAME
     if not dump.is_file():
-        raise BackupError(f"{src} has no {DUMP_NAME}")
+        raise BackupRejected(f"{src} has no {DUMP_NAME}")
     problems = []
     if _sha256_file(dump) != manifest.database_sha256:
         problems.append("the dump does not match the manifest's SHA-256")
     else:
-        _run([pg_tool("pg_restore"), "--list", str(dump)], dict(os.environ))
+        try:
+            _run([pg_tool("pg_restore"), "--list", str(dump)], dict(os.environ))
+        except BackupError as exc:
+            problems.append(f"the dump is unreadable ({exc})")
     problems += _blob_problems(ImageStore(src / "images"), manifest.blobs)[0]
     if problems:
-        raise BackupError(f"backup {src} failed verification: " + "; ".join(problems))
+        raise BackupRejected(f"backup {src} failed verification: " + "; ".join(problems))
 
 
 def restore_postgres(src: Path, manifest: Any, *, url: str, image_root: Path) -> None:
     """Restore into the empty database at ``url`` and the image directory ``image_root``."""
     from analysis.store import db
-    from analysis.store.backup import BackupError
+    from analysis.store.backup import ANCHOR_NAME, BackupError
 
     engine = db.make_engine(url)
     try:
@@ -168,7 +184,8 @@ def restore_postgres(src: Path, manifest: Any, *, url: str, image_root: Path) ->
               *args, str(src / DUMP_NAME)], env)
         with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
             with conn.begin():
-                info = _inspect(conn)
+                anchor_file = src / ANCHOR_NAME
+                info = _inspect(conn, anchor_file if anchor_file.is_file() else None)
     finally:
         engine.dispose()
     mismatches = [k for k in ("row_counts", "blobs", "audit_head", "audit_problems")

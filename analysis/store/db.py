@@ -2,7 +2,9 @@
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` (a committed transaction
 survives power loss) and foreign keys on. PostgreSQL is selected by URL
-(``postgresql+psycopg://...``). The schema is owned by alembic: :func:`upgrade` migrates a database
+(``postgresql+psycopg://...``). With ``CANDOR_DB_KEY`` (or ``CANDOR_DB_KEY_FILE``) set, a SQLite
+database is opened through SQLCipher (:mod:`analysis.store.at_rest`): same URL, same code, an
+encrypted file. The schema is owned by alembic: :func:`upgrade` migrates a database
 (empty or older) to the newest revision.
 
 Case-insensitive search goes through :class:`casefold` (``casefold(col).like(...)``): SQLite's own
@@ -12,6 +14,7 @@ registered on every connection; PostgreSQL uses its locale-aware ``lower()``.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, String, create_engine, event, inspect, or_
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -63,7 +67,25 @@ def _py_casefold(value: object) -> object:
     return value.casefold() if isinstance(value, str) else value
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+#: Left beside the database while ``python -m analysis encrypt`` swaps files; no engine opens
+#: a database in that state (rerun ``encrypt`` to finish).
+ENCRYPT_MARKER = ".encrypt-in-progress.json"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (plain or ``file:…?uri=true`` form); None for memory."""
+    database = make_url(url).database or ""
+    if database.startswith("file:"):
+        database = database[len("file:"):].split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def _on_sqlite_connect(master: bytes | None, dbapi_connection: Any, _record: Any) -> None:
+    from analysis.store import at_rest
+
+    at_rest.apply_key(dbapi_connection, master)
     dbapi_connection.create_function("candor_casefold", 1, _py_casefold, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -73,11 +95,27 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for ``url`` with Candor's connection settings."""
+_CONFIGURED: Any = object()
+
+
+def make_engine(url: str, *, db_key: Any = _CONFIGURED) -> Engine:
+    """A new engine for ``url`` with Candor's connection settings. ``db_key``: the SQLite
+    master key to open it with (default: the configured ``CANDOR_DB_KEY``; None: plaintext)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
-        event.listen(engine, "connect", _on_sqlite_connect)
+        from analysis.store import at_rest
+
+        path = sqlite_file(url)
+        master = at_rest.master_key() if db_key is _CONFIGURED else db_key
+        if path is not None and (path.parent / ENCRYPT_MARKER).exists():
+            raise at_rest.AtRestError(f"an encryption of {path.parent} was interrupted; run "
+                                      "`python -m analysis encrypt` again to finish it")
+        if path is not None:
+            module, master = at_rest.dbapi_for(path, master)
+        else:
+            module = at_rest.dbapi_for(Path("/nonexistent"), master)[0]
+        engine = create_engine(url, module=module,
+                               connect_args={"timeout": 10, "check_same_thread": False})
+        event.listen(engine, "connect", functools.partial(_on_sqlite_connect, master))
     else:
         engine = create_engine(url, pool_pre_ping=True)
     return engine
@@ -91,6 +129,27 @@ def get_engine(url: str | None = None) -> Engine:
         if engine is None:
             engine = _engines[url] = make_engine(url)
         return engine
+
+
+def open_problem(url: str | None = None) -> str | None:
+    """Why the configured database cannot be opened with the configured ``CANDOR_DB_KEY`` (or
+    its absence), in one sentence; None when it opens (or does not exist yet)."""
+    from analysis.store import at_rest
+
+    url = url or config.database_url()
+    path = sqlite_file(url) if url.startswith("sqlite") else None
+    if path is None or not path.exists():
+        return None
+    try:
+        with get_engine(url).connect():
+            return None
+    except Exception as exc:  # the key check runs in the pool's connect hook
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, at_rest.AtRestError):
+            cause = getattr(cause, "orig", None) or cause.__cause__
+        if cause is None:
+            raise
+        return str(cause)
 
 
 def dispose_engines() -> None:
