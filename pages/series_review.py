@@ -43,6 +43,8 @@ def _grid(o: SeriesOverview) -> None:
         st.info("No photos in this series yet.")
         return
     visible = _visible(o)
+    # every visible thumbnail of the grid in one audited transaction (one event per photo)
+    thumbs = widgets.fetch_thumbnails([int(i) for i in o.photos["photo_id"] if int(i) in visible])
     numbers = [int(n) for n in o.sessions["number"]]
     per_row = min(GRID_COLUMNS, max(len(numbers), 1))
     for view in o.photo_grid.index:
@@ -55,8 +57,7 @@ def _grid(o: SeriesOverview) -> None:
                 if cell.empty:
                     st.caption("— no photo —")
                 for row in cell.sort_values("photo_id").itertuples():
-                    thumb = widgets.fetch_photo(int(row.photo_id), thumbnail=True, max_side=320) \
-                        if int(row.photo_id) in visible else None
+                    thumb = thumbs.get(int(row.photo_id))
                     if thumb is not None:
                         st.image(thumb, width="stretch")
                     widgets.verdict_badge(str(row.verdict), short=True)

@@ -318,3 +318,62 @@ def test_a_missing_or_corrupt_image_is_one_failure_event_and_no_bytes(clinic: Cl
            if e.action.startswith("photo.") and e.action != "photo.store"]
     assert got == [("photo.view", "failure", clinic.patient_id),
                    ("photo.thumbnail", "failure", clinic.patient_id)]
+
+
+def _second_photo(clinic: Clinic) -> int:
+    """A second stored photo of the same patient (the astronaut shifted, another blob)."""
+    out = io.BytesIO()
+    Image.fromarray(np.roll(skdata.astronaut(), 9, axis=1)).save(out, format="JPEG", quality=90)
+    with db.session_scope(clinic.engine) as session:
+        row = records.store_photo(
+            session, CLINICIAN, clinic.store, session_id=clinic.session_id,
+            photo=records.PhotoInput(data=out.getvalue(), original_sha256="1" * 64,
+                                     media_type="image/jpeg", width_px=512, height_px=512,
+                                     view="face_oblique_left", verdict="pass", measurements={},
+                                     checks=[]))
+        return int(row.id)
+
+
+def test_a_grid_of_thumbnails_is_one_transaction_with_one_event_per_photo(clinic: Clinic
+                                                                          ) -> None:
+    from analysis.store.photo_access import photo_thumbnails
+
+    second = _second_photo(clinic)
+    with db.session_scope(clinic.engine) as session:
+        got = photo_thumbnails(session, CLINICIAN, photo_ids=[clinic.photo_id, second, 999_999],
+                               store=clinic.store, max_side=64)
+    assert {k for k, v in got.items() if isinstance(v, bytes)} == {clinic.photo_id, second}
+    assert isinstance(got[999_999], PhotoNotFound)
+    for photo_id in (clinic.photo_id, second):
+        with Image.open(io.BytesIO(got[photo_id])) as im:  # type: ignore[arg-type]
+            assert max(im.size) == 64
+    thumbs = events(clinic.engine, "photo.thumbnail")
+    assert [(e.object_id, e.outcome) for e in thumbs] == [
+        (str(clinic.photo_id), "success"), (str(second), "success"), ("999999", "failure")]
+    assert {e.patient_id for e in thumbs[:2]} == {clinic.patient_id}
+
+
+def test_a_grid_is_refused_whole_without_consent_and_a_bad_blob_fails_alone(clinic: Clinic
+                                                                            ) -> None:
+    from analysis.store.photo_access import photo_thumbnails
+
+    second = _second_photo(clinic)
+    clinic.store.path_for(
+        next(n for n in clinic.store.names() if clinic.store.get(n) == clinic.photo)).unlink()
+    with db.session_scope(clinic.engine) as session:
+        got = photo_thumbnails(session, CLINICIAN, photo_ids=[clinic.photo_id, second],
+                               store=clinic.store)
+    assert isinstance(got[clinic.photo_id], BlobMissingError) and isinstance(got[second], bytes)
+    with db.session_scope(clinic.engine) as session:
+        records.withdraw_consent(session, CLINICIAN, patient_id=clinic.patient_id,
+                                 scope="clinical_record")
+    before = count_events(clinic.engine)
+    with pytest.raises(ConsentMissing):
+        with db.session_scope(clinic.engine) as session:
+            photo_thumbnails(session, CLINICIAN, photo_ids=[clinic.photo_id, second],
+                             store=clinic.store)
+    denied = events(clinic.engine, "photo.thumbnail")[-1]
+    assert denied.outcome == "denied" and count_events(clinic.engine) == before + 1
+    with pytest.raises(PermissionDenied):
+        with db.session_scope(clinic.engine) as session:
+            photo_thumbnails(session, ADMIN, photo_ids=[second], store=clinic.store)

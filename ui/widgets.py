@@ -12,7 +12,12 @@ import streamlit as st
 from analysis.capture import MeasurementCache, series_choices
 from analysis.store.access import PermissionDenied
 from analysis.store.images import BlobCorruptError, BlobMissingError
-from analysis.store.photo_access import PhotoNotFound, photo_bytes, photo_pair_bytes
+from analysis.store.photo_access import (
+    PhotoNotFound,
+    photo_bytes,
+    photo_pair_bytes,
+    photo_thumbnails,
+)
 from analysis.store.records import FieldError
 from ui import frame
 
@@ -120,6 +125,24 @@ def fetch_photo(photo_id: int, *, thumbnail: bool = False, max_side: int = 320,
     except (PermissionDenied, PhotoNotFound, BlobMissingError, BlobCorruptError) as exc:
         _refused(photo_id, exc, quiet=quiet)  # PermissionDenied includes ConsentMissing
     return None
+
+
+def fetch_thumbnails(photo_ids: Sequence[int], *, max_side: int = 320) -> dict[int, bytes]:
+    """Thumbnails of a grid of photos through the same audited door in one transaction
+    (:func:`photo_thumbnails`: role and current consent, one audit event per photo). A clear
+    message for each photo that cannot be shown; never cached, like :func:`fetch_photo`."""
+    if not photo_ids:
+        return {}
+    try:
+        got = frame.call(photo_thumbnails, photo_ids=list(photo_ids), purpose="clinical_record",
+                         max_side=max_side)
+    except PermissionDenied as exc:  # includes ConsentMissing
+        _refused("grid", exc, quiet=False)
+        return {}
+    for photo_id, value in got.items():
+        if isinstance(value, Exception):
+            _refused(photo_id, value, quiet=False)
+    return {i: v for i, v in got.items() if isinstance(v, bytes)}
 
 
 def fetch_pair(earlier_id: int, later_id: int) -> tuple[bytes, bytes] | None:

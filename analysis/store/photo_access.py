@@ -30,7 +30,7 @@ side-by-side comparison with the same checks and one ``photo.compare`` event.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PIL import Image
@@ -193,6 +193,61 @@ def photo_bytes(
     audit.record(session, actor, action, outcome="success",
                  details={**base, **({"max_side": max_side} if thumbnail else {})},
                  **{k: v for k, v in where.items() if k != "details"})
+    session.commit()  # durable before the bytes leave
+    return out
+
+
+def photo_thumbnails(
+    session: DbSession,
+    actor: Actor,
+    *,
+    photo_ids: Sequence[int],
+    purpose: str = "clinical_record",
+    max_side: int = 320,
+    store: ImageStore | None = None,
+) -> dict[int, bytes | Exception]:
+    """Thumbnails of several photos (a series' photo grid) with the checks of
+    :func:`photo_bytes` and one ``photo.thumbnail`` audit event per photo, in one transaction.
+
+    The role and each patient's current consent are checked once per patient, not per photo; a
+    refusal is audited (one event naming the photos) and raised as in :func:`photo_bytes`, and
+    nothing is returned. A photo that does not exist or whose blob is missing or corrupt gets its
+    exception in the result instead of bytes (audited, outcome ``failure``); the others are
+    served. Everything is committed, durably, before any bytes leave.
+    """
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
+    action = "photo.thumbnail"
+    ids = list(dict.fromkeys(int(i) for i in photo_ids))
+    rows = dict(session.execute(
+        select(Photo.id, Series.patient_id).join(Session, Session.id == Photo.session_id)
+        .join(Series, Series.id == Session.series_id).where(Photo.id.in_(ids))).all())
+    for patient_id in sorted(set(rows.values())):
+        mine = [i for i in ids if rows.get(i) == patient_id]
+        _require_access(session, actor, action, purpose=purpose, what="the photos",
+                        patient_id=patient_id, object_type="photo",
+                        object_id=",".join(map(str, mine)),
+                        details={"purpose": purpose, "photo_ids": mine})
+    photos = {p.id: p for p in session.scalars(select(Photo).where(Photo.id.in_(list(rows))))}
+    store = store or default_store()
+    out: dict[int, bytes | Exception] = {}
+    for photo_id in ids:
+        base = {"purpose": purpose, "photo_id": photo_id, "max_side": max_side}
+        if photo_id not in photos:
+            audit.record(session, actor, action, outcome="failure", object_type="photo",
+                         object_id=photo_id, details={**base, "reason": "no such photo"})
+            out[photo_id] = PhotoNotFound(f"there is no photo with id {photo_id}")
+            continue
+        where = dict(patient_id=rows[photo_id], object_type="photo", object_id=photo_id)
+        try:
+            out[photo_id] = thumbnail_jpeg(store.get(photos[photo_id].sha256, verify=True),
+                                           max_side=max_side)
+        except (OSError, ValueError) as exc:  # missing or corrupt blob, undecodable image
+            audit.record(session, actor, action, outcome="failure",
+                         details={**base, "reason": str(exc)}, **where)
+            out[photo_id] = exc
+            continue
+        audit.record(session, actor, action, outcome="success", details=base, **where)
     session.commit()  # durable before the bytes leave
     return out
 
