@@ -1,0 +1,307 @@
+"""Audited, role- and consent-checked exports: the only way interop files leave Candor.
+
+:func:`export_series` / :func:`export_patient` write one format (``dicom``, ``fhir`` or ``csv``)
+into a directory, with a ``manifest.json`` that lists every file written and every photo left out
+and why. In order they
+
+1. check the role: exports of a patient's record need ``report.export`` (clinicians, the medical
+   director); a refusal is audited (outcome ``denied``) and committed before it is raised;
+2. read the record (:func:`load_series`) and check, per photo, the patient's consent for the
+   export's purpose *as of now* (:data:`analysis.store.photo_access.PURPOSES`): photos outside
+   the scope are left out (no DICOM file, no FHIR Media, no photo rows) and the manifest names them;
+3. write one ``interop.export`` audit event with the format, the series, the photos included and
+   left out, and commit it; only then are the files written (into a fresh temporary folder that
+   is renamed into place, so a failure leaves no half export).
+
+If the audit event cannot be written nothing is exported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from analysis.interop import snapshot as snap
+from analysis.store import audit
+from analysis.store.access import Actor, PermissionDenied, allowed
+from analysis.store.images import ImageStore, default_store
+from analysis.store.models import AuditEvent, Consent, Patient, Series, User
+from analysis.store.photo_access import PURPOSES, check_consent
+from analysis.store.records import FieldError
+
+FORMATS = ("dicom", "fhir", "csv")
+ACTION = "interop.export"
+
+
+@dataclass
+class ExportResult:
+    """What was written (paths relative to ``out_dir``) and what was left out."""
+
+    out_dir: Path
+    format: str
+    files: list[str] = field(default_factory=list)
+    photos_included: list[int] = field(default_factory=list)
+    photos_left_out: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out_dir / "manifest.json"
+
+
+# --- reading the record -------------------------------------------------------------------------
+
+
+def _names(session: DbSession) -> dict[int, str]:
+    return {int(i): str(n) for i, n in session.execute(select(User.id, User.display_name))}
+
+
+def _patient_info(session: DbSession, patient: Patient) -> snap.PatientInfo:
+    consents = session.scalars(select(Consent).where(Consent.patient_id == patient.id)
+                               .order_by(Consent.given_at, Consent.id)).all()
+    return snap.PatientInfo(
+        patient_id=patient.id, code=patient.code, birth_year=patient.birth_year, sex=patient.sex,
+        fitzpatrick=patient.fitzpatrick,
+        consents=tuple(snap.ConsentInfo(c.id, c.scope, c.given_at, c.withdrawn_at)
+                       for c in consents))
+
+
+def load_series(session: DbSession, series: Series) -> snap.SeriesInfo:
+    """A frozen copy of the series (every photo; consent filtering is the caller's job)."""
+    names = _names(session)
+    name = lambda uid: names.get(uid, "") if uid is not None else ""  # noqa: E731
+    sessions = []
+    for v in sorted(series.sessions, key=lambda v: v.number):
+        sessions.append(snap.SessionInfo(
+            session_id=v.id, number=v.number, performed_on=v.performed_on,
+            operator=name(v.operator_id),
+            treatments=tuple(snap.TreatmentInfo(
+                t.id, t.lot.product, t.lot.lot_number, t.lot.expiry_on, tuple(t.sites or ()),
+                t.volume_ml, t.units, t.depth_intent, t.expired_at_use,
+                name(t.operator_id) or name(v.operator_id))
+                for t in sorted(v.treatments, key=lambda t: t.id)),
+            measurements=tuple(snap.MeasurementInfo(
+                m.id, m.endpoint.code, m.endpoint.name, m.endpoint.kind, m.endpoint.unit,
+                m.value_num, m.value_text, m.site,
+                "patient" if m.rated_by_patient else name(m.rater_id), m.rated_by_patient,
+                m.blinded, m.measured_at)
+                for m in sorted(v.measurements, key=lambda m: m.id)),
+            reactions=tuple(snap.ReactionInfo(
+                r.id, r.kind, r.term, r.onset_day, r.severity, r.duration_days, r.resolved,
+                r.red_flag) for r in sorted(v.reactions, key=lambda r: r.id)),
+            photos=tuple(snap.PhotoInfo(
+                p.id, p.view, p.sha256, p.media_type, p.width_px, p.height_px, p.taken_at,
+                p.verdict, p.override_reason) for p in sorted(v.photos, key=lambda p: p.id)),
+        ))
+    return snap.SeriesInfo(
+        series_id=series.id, protocol_name=series.protocol.name,
+        modality=series.protocol.modality, target_area=series.protocol.target_area,
+        status=series.status, started_on=series.started_on,
+        patient=_patient_info(session, series.patient), sessions=tuple(sessions))
+
+
+def _without_photos(info: snap.SeriesInfo, keep: set[int]) -> snap.SeriesInfo:
+    from dataclasses import replace
+
+    return replace(info, sessions=tuple(
+        replace(v, photos=tuple(p for p in v.photos if p.photo_id in keep)) for v in info.sessions))
+
+
+# --- the checks ---------------------------------------------------------------------------------
+
+
+def _refuse(session: DbSession, actor: Actor, error: Exception, **where: Any) -> Exception:
+    if isinstance(error, PermissionDenied):
+        audit.record_denial(session, actor, ACTION, error, **where)
+    else:
+        audit.record(session, actor, ACTION, outcome="failure",
+                     details={**where.pop("details", {}), "reason": str(error)}, **where)
+        session.commit()
+    return error
+
+
+def _series_for(session: DbSession, actor: Actor, *, series_id: int | None,
+                patient_code: str | None, fmt: str, purpose: str) -> list[Series]:
+    base = {"format": fmt, "purpose": purpose, "series_id": series_id,
+            "patient_code": patient_code}
+    if fmt not in FORMATS:
+        raise FieldError("format", f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if purpose not in PURPOSES:
+        raise FieldError("purpose", f"unknown purpose {purpose!r}; expected one of "
+                                    f"{', '.join(PURPOSES)}")
+    if (series_id is None) == (patient_code is None):
+        raise FieldError("series", "name either one series or one patient")
+    if not allowed(actor, "report.export"):
+        raise _refuse(session, actor, PermissionDenied(
+            f"{actor.role.replace('_', ' ')} accounts may not export patient records"),
+            object_type="series" if series_id else "patient",
+            object_id=series_id or patient_code or "", details=base)
+    if series_id is not None:
+        found = session.get(Series, series_id)
+        if found is None:
+            raise _refuse(session, actor, FieldError("series", f"no series with id {series_id}"),
+                          object_type="series", object_id=series_id, details=base)
+        return [found]
+    patient = session.scalar(select(Patient).where(Patient.code == patient_code))
+    if patient is None:
+        raise _refuse(session, actor, FieldError("patient", f"no patient with code "
+                                                            f"{patient_code!r}"),
+                      object_type="patient", object_id=str(patient_code), details=base)
+    return sorted(patient.series, key=lambda s: (s.started_on, s.id))
+
+
+# --- the entry points ---------------------------------------------------------------------------
+
+
+def export_series(session: DbSession, actor: Actor, *, series_id: int, fmt: str, out_dir: Path,
+                  purpose: str = "clinical_record", store: ImageStore | None = None
+                  ) -> ExportResult:
+    """Export one series; see the module docstring. Commits the caller's transaction."""
+    return _export(session, actor, series_id=series_id, patient_code=None, fmt=fmt,
+                   out_dir=out_dir, purpose=purpose, store=store)
+
+
+def export_patient(session: DbSession, actor: Actor, *, patient_code: str, fmt: str,
+                   out_dir: Path, purpose: str = "clinical_record",
+                   store: ImageStore | None = None) -> ExportResult:
+    """Export every series of one patient; see the module docstring."""
+    return _export(session, actor, series_id=None, patient_code=patient_code, fmt=fmt,
+                   out_dir=out_dir, purpose=purpose, store=store)
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FieldError("out", f"{out_dir} exists and is not an empty folder; choose a new one")
+
+
+def _export(session: DbSession, actor: Actor, *, series_id: int | None, patient_code: str | None,
+            fmt: str, out_dir: Path, purpose: str, store: ImageStore | None) -> ExportResult:
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    found = _series_for(session, actor, series_id=series_id, patient_code=patient_code, fmt=fmt,
+                        purpose=purpose)
+    scope = PURPOSES[purpose][1]
+    infos: list[snap.SeriesInfo] = []
+    included: list[int] = []
+    left_out: list[dict[str, Any]] = []
+    for series in found:
+        info = load_series(session, series)
+        photo_ok = allowed(actor, PURPOSES[purpose][0])
+        consent_ok = check_consent(session, patient_id=series.patient_id, scope=scope)
+        keep: set[int] = set()
+        for v in info.sessions:
+            for p in v.photos:
+                if not photo_ok:
+                    left_out.append({"photo_id": p.photo_id, "reason":
+                                     f"{actor.role} accounts may not view photos for {purpose}"})
+                elif not consent_ok:
+                    left_out.append({"photo_id": p.photo_id, "reason":
+                                     f"no active {scope} consent"})
+                else:
+                    keep.add(p.photo_id)
+                    included.append(p.photo_id)
+        infos.append(_without_photos(info, keep))
+    patient_id = found[0].patient_id if found else None
+    details = {"format": fmt, "purpose": purpose, "series": [s.series_id for s in infos],
+               "photos_included": included,
+               "photos_left_out": [d["photo_id"] for d in left_out]}
+    audit.record(session, actor, ACTION, patient_id=patient_id,
+                 object_type="series" if series_id is not None else "patient",
+                 object_id=series_id if series_id is not None else str(patient_code),
+                 details=details)
+    salt = clinic_salt(session)
+    session.commit()  # durable before any file leaves
+
+    result = ExportResult(out_dir=out_dir, format=fmt, photos_included=included,
+                          photos_left_out=left_out)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".candor-export-", dir=out_dir.parent))
+    try:
+        files = _write(fmt, infos, tmp, store or default_store(), salt)
+        result.files = sorted(files)
+        manifest = {
+            "format": fmt, "purpose": purpose, "consent_scope": scope,
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "exported_by": actor.email, "series": [s.series_id for s in infos],
+            "patient_code": infos[0].patient.code if infos else None,
+            "files": [{"path": f, "sha256": _sha256(tmp / f)} for f in result.files],
+            "photos_included": included, "photos_left_out": left_out,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if out_dir.exists():
+            out_dir.rmdir()  # empty, checked above
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write(fmt: str, infos: Iterable[snap.SeriesInfo], root: Path, store: ImageStore,
+           salt: str) -> list[str]:
+    infos = list(infos)
+    if fmt == "dicom":
+        return _write_dicom(infos, root, store, salt)
+    if fmt == "fhir":
+        from analysis.interop.fhir import series_bundle
+
+        files = []
+        for info in infos:
+            name = f"bundle-series-{info.series_id}.json"
+            (root / name).write_text(json.dumps(series_bundle(info), indent=1) + "\n")
+            files.append(name)
+        return files
+    from analysis.interop.tables import write_tables
+
+    return write_tables(infos, root)
+
+
+def clinic_salt(session: DbSession) -> str:
+    """Stable and unique per clinic database: the hash of its first audit event."""
+    first = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id).limit(1))
+    return first or "candor"
+
+
+def _write_dicom(infos: list[snap.SeriesInfo], root: Path, store: ImageStore,
+                 salt: str) -> list[str]:
+    from analysis.interop.dicom import PhotoMeta, photo_to_dicom
+
+    files = []
+    for info in infos:
+        for v in info.sessions:
+            for number, p in enumerate(v.photos, start=1):
+                meta = PhotoMeta(
+                    photo_id=p.photo_id, patient_code=info.patient.code, sex=info.patient.sex,
+                    series_id=info.series_id, session_id=v.session_id, session_number=v.number,
+                    series_started_on=info.started_on, view=p.view, taken_at=p.taken_at,
+                    performed_on=v.performed_on, study_description=info.treatment_context,
+                    series_description=f"Session {v.number}, {v.performed_on.isoformat()}",
+                    instance_number=number, clinic_uid_salt=salt)
+                data = photo_to_dicom(store.get(p.sha256, verify=True), meta)
+                rel = f"series-{info.series_id}/session-{v.number}/photo-{p.photo_id}.dcm"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_bytes(data)
+                files.append(rel)
+    return files
+
+
+def manifest_dict(result: ExportResult) -> dict[str, Any]:
+    return json.loads(result.manifest_path.read_text())
+
+
+__all__ = ["ACTION", "FORMATS", "ExportResult", "export_patient", "export_series", "load_series",
+           "manifest_dict"]
