@@ -241,8 +241,14 @@ def _export(session: DbSession, actor: Actor, *, series_id: int | None, patient_
         if out_dir.exists():
             out_dir.rmdir()  # empty, checked above
         os.replace(tmp, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, (OSError, ValueError)):  # a missing/corrupt image, a full disk
+            audit.record(session, actor, ACTION, outcome="failure", patient_id=patient_id,
+                         object_type="series" if series_id is not None else "patient",
+                         object_id=series_id if series_id is not None else str(patient_code),
+                         details={**details, "reason": str(exc)})
+            session.commit()
         raise
     return result
 
@@ -303,5 +309,122 @@ def manifest_dict(result: ExportResult) -> dict[str, Any]:
     return json.loads(result.manifest_path.read_text())
 
 
-__all__ = ["ACTION", "FORMATS", "ExportResult", "export_patient", "export_series", "load_series",
+__all__ = ["ACTION", "FORMATS", "ExportResult", "ImportRefused", "ImportReport", "export_patient",
+           "export_series", "import_hair_density", "load_series",
            "manifest_dict"]
+
+
+# --- imports ------------------------------------------------------------------------------------
+
+
+class ImportRefused(ValueError):
+    """The file has problems; nothing was imported. ``problems`` says where and why."""
+
+    def __init__(self, problems: list[Any]) -> None:
+        self.problems = problems
+        head = "; ".join(str(p) for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(f"nothing was imported: {head}{more}")
+
+
+@dataclass(frozen=True)
+class PlannedValue:
+    line: int
+    patient_code: str
+    series_id: int
+    session_id: int
+    session_number: int
+    endpoint_code: str
+    site: str
+    value: float
+
+
+@dataclass
+class ImportReport:
+    """What an import would write (dry run) or wrote (``committed``)."""
+
+    values: list[PlannedValue]
+    committed: bool
+
+    @property
+    def rows(self) -> int:
+        return len({v.line for v in self.values})
+
+
+def import_hair_density(session: DbSession, actor: Actor, *, data: bytes, commit: bool,
+                        filename: str = "") -> ImportReport:
+    """Check a trichoscope CSV against the record and, with ``commit``, write it in the caller's
+    transaction: all rows or none.
+
+    Each row must name a known patient with exactly one session on that date (the visit is
+    recorded first), and each value's endpoint must be in the clinic's library
+    (``hair_density``; ``hair_terminal_pct``, ``hair_vellus_pct``, ``hair_mean_diameter_um`` for
+    the optional columns) within its scale. A value already recorded for that session, endpoint
+    and area is refused (a file imported twice is not doubled). Raises :class:`ImportRefused`
+    with every problem found; a dry run (``commit=False``) writes nothing, not even an audit
+    event. A commit writes the measurements (each audited as ``measurement.record``) and one
+    ``interop.import`` event; the caller's transaction commits them together.
+    """
+    from analysis.interop.device_import import ImportProblem, parse_hair_density
+    from analysis.store import records
+    from analysis.store.access import require
+    from analysis.store.models import EndpointDefinition, EndpointMeasurement
+    from analysis.store.models import Session as Visit
+
+    require(actor, "visit.record")
+    rows, problems = parse_hair_density(data)
+    endpoints = {e.code: e for e in session.scalars(select(EndpointDefinition))}
+    patients = {p.code: p for p in session.scalars(
+        select(Patient).where(Patient.code.in_({r.patient_code for r in rows})))}
+    planned: list[PlannedValue] = []
+    for row in rows:
+        patient = patients.get(row.patient_code)
+        if patient is None:
+            problems.append(ImportProblem(row.line, "patient_code",
+                                          f"no patient with code {row.patient_code}"))
+            continue
+        visits = session.scalars(select(Visit).join(Series, Visit.series_id == Series.id).where(
+            Series.patient_id == patient.id, Visit.performed_on == row.on)).all()
+        if len(visits) != 1:
+            problems.append(ImportProblem(row.line, "date", (
+                f"{row.patient_code} has no session on {row.on.isoformat()}; record the visit "
+                "first") if not visits else (f"{row.patient_code} has {len(visits)} sessions on "
+                                             f"{row.on.isoformat()}; import them one by one")))
+            continue
+        (visit,) = visits
+        for code, value in row.values.items():
+            endpoint = endpoints.get(code)
+            if endpoint is None:
+                problems.append(ImportProblem(row.line, code, f"endpoint {code} is not in the "
+                                              "clinic's endpoint library (Protocol setup)"))
+                continue
+            if (endpoint.scale_min is not None and value < endpoint.scale_min) or (
+                    endpoint.scale_max is not None and value > endpoint.scale_max):
+                problems.append(ImportProblem(row.line, code, f"{value:g} is outside the "
+                                              f"endpoint's scale"))
+                continue
+            already = session.scalar(select(EndpointMeasurement.id).where(
+                EndpointMeasurement.session_id == visit.id,
+                EndpointMeasurement.endpoint_id == endpoint.id,
+                EndpointMeasurement.site == row.area).limit(1))
+            if already is not None:
+                problems.append(ImportProblem(row.line, code, f"already recorded for "
+                                              f"{row.patient_code} on {row.on.isoformat()} at "
+                                              f"{row.area}"))
+                continue
+            planned.append(PlannedValue(row.line, row.patient_code, visit.series_id, visit.id,
+                                        visit.number, code, row.area, value))
+    if problems:
+        raise ImportRefused(sorted(problems, key=lambda p: p.line))
+    if not commit:
+        return ImportReport(planned, committed=False)
+    for v in planned:
+        records.record_measurement(session, actor, session_id=v.session_id,
+                                   endpoint_code=v.endpoint_code, value=v.value, site=v.site)
+    audit.record(session, actor, "interop.import", object_type="import",
+                 object_id=hashlib.sha256(data).hexdigest()[:16],
+                 details={"kind": "hair_density", "filename": filename[:120],
+                          "rows": len({v.line for v in planned}), "values": len(planned),
+                          "patients": sorted({v.patient_code for v in planned})})
+    session.flush()
+    return ImportReport(planned, committed=True)
