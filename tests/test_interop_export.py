@@ -379,3 +379,28 @@ def test_bad_requests_get_clear_errors_and_write_nothing(seeded_clinic: dict[str
                                out_dir=tmp_path / "c")
     assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
+
+
+# --- both databases -------------------------------------------------------------------------------
+
+
+def test_exports_and_refusals_on_sqlite_and_postgresql(db_url: str, candor_env: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    from fhir.resources.R4B.bundle import Bundle
+
+    monkeypatch.setenv("CANDOR_DATABASE_URL", db_url)
+    ids = seed_small_clinic(candor_env)
+    try:
+        dicom = _export(ids, tmp_path, "dicom")
+        assert len(dicom.files) == 3
+        bundle = _bundle(_export(ids, tmp_path, "fhir"))
+        Bundle.model_validate(bundle)
+        assert unresolved_references(bundle) == []
+        with pytest.raises(PermissionDenied), db.session_scope() as s:
+            service.export_series(s, CONSULT, series_id=ids["series_id"], fmt="csv",
+                                  out_dir=tmp_path / "refused")
+        outcomes = [(e.outcome, e.details["format"]) for e in _events()]
+        assert outcomes == [("success", "dicom"), ("success", "fhir"), ("denied", "csv")]
+    finally:
+        db.dispose_engines()

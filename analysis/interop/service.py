@@ -309,10 +309,6 @@ def manifest_dict(result: ExportResult) -> dict[str, Any]:
     return json.loads(result.manifest_path.read_text())
 
 
-__all__ = ["ACTION", "FORMATS", "ExportResult", "ImportRefused", "ImportReport", "export_patient",
-           "export_series", "import_hair_density", "load_series",
-           "manifest_dict"]
-
 
 # --- imports ------------------------------------------------------------------------------------
 
@@ -428,3 +424,82 @@ def import_hair_density(session: DbSession, actor: Actor, *, data: bytes, commit
                           "patients": sorted({v.patient_code for v in planned})})
     session.flush()
     return ImportReport(planned, committed=True)
+
+
+# --- downloads from the pages -------------------------------------------------------------------
+
+
+def _zip_folder(folder: Path) -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            zf.write(path, path.relative_to(folder).as_posix())
+    return out.getvalue()
+
+
+def export_zip(session: DbSession, actor: Actor, *, fmt: str, series_id: int | None = None,
+               patient_code: str | None = None, purpose: str = "clinical_record",
+               store: ImageStore | None = None) -> bytes:
+    """The export of :func:`export_series` / :func:`export_patient` as one zip (for a download
+    button): same checks, same audit event, manifest inside."""
+    with tempfile.TemporaryDirectory(prefix="candor-export-") as tmp:
+        out = Path(tmp) / "export"
+        _export(session, actor, series_id=series_id, patient_code=patient_code, fmt=fmt,
+                out_dir=out, purpose=purpose, store=store)
+        return _zip_folder(out)
+
+
+def analyst_tables_zip(session: DbSession, actor: Actor, *, series_ids: Iterable[int],
+                       filters: dict[str, Any] | None = None) -> bytes:
+    """The analyst CSV tables (and data dictionary) of many series, zipped: the medical
+    director's download from Protocols, for the series the page's filters selected.
+
+    Needs ``cohort.export``; refusals are audited. Photo verdicts are given only for photos whose
+    patient's ``clinical_record`` consent is active now (the manifest counts those left out).
+    One ``interop.export`` event records the series and the filters.
+    """
+    from analysis.interop.tables import write_tables
+
+    ids = sorted({int(i) for i in series_ids})
+    info_filters = json.loads(json.dumps(filters or {}, default=str))
+    where = dict(object_type="protocols", object_id=f"{len(ids)} series",
+                 details={"format": "csv", "filters": info_filters})
+    if not allowed(actor, "cohort.export"):
+        raise _refuse(session, actor, PermissionDenied(
+            f"{actor.role.replace('_', ' ')} accounts may not export clinic-wide tables"),
+            **where)
+    infos = []
+    left_out = 0
+    for series in session.scalars(select(Series).where(Series.id.in_(ids)).order_by(Series.id)):
+        info = load_series(session, series)
+        ok = check_consent(session, patient_id=series.patient_id, scope="clinical_record")
+        if not ok:
+            left_out += sum(len(v.photos) for v in info.sessions)
+        infos.append(info if ok else _without_photos(info, set()))
+    audit.record(session, actor, ACTION, object_type="protocols", object_id=f"{len(infos)} series",
+                 details={"format": "csv", "filters": info_filters, "series": len(infos),
+                          "photo_verdicts_left_out": left_out})
+    session.commit()
+    with tempfile.TemporaryDirectory(prefix="candor-tables-") as tmp:
+        folder = Path(tmp) / "tables"
+        files = write_tables(infos, folder)
+        (folder / "manifest.json").write_text(json.dumps({
+            "format": "csv", "exported_at": datetime.now(timezone.utc).isoformat(
+                timespec="seconds"), "exported_by": actor.email, "filters": info_filters,
+            "series": [i.series_id for i in infos], "files": files,
+            "photo_verdicts_left_out": left_out,
+            "note": "photo_verdict is empty for photos whose patient has no active "
+                    "clinical_record consent"}, indent=2) + "\n")
+        return _zip_folder(folder)
+
+
+def analyst_tables_download(actor: Actor, *, series_ids: Iterable[int],
+                            filters: dict[str, Any] | None = None) -> bytes:
+    """:func:`analyst_tables_zip` in its own transaction (a download button's deferred data)."""
+    from analysis.store import db
+
+    with db.session_scope() as session:
+        return analyst_tables_zip(session, actor, series_ids=series_ids, filters=filters)
