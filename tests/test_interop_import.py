@@ -223,3 +223,70 @@ def test_commands_export_and_import(clinic: dict[str, object], tmp_path: Path) -
                   env_dir=data_dir)
     assert failed.returncode == 1 and "line 1, column colour: unknown column" in failed.stderr
     assert "Traceback" not in failed.stderr and _count() == before + 6
+
+
+# --- PROM answers ---------------------------------------------------------------------------------
+
+
+def _prom(ids: dict[str, object], extra: str = "") -> bytes:
+    return (f"patient_code,date,satisfaction\n"
+            f"P-0001,{ids['day1']},7\n"
+            f"P-0001,{ids['day2']},8.5\n{extra}").encode()
+
+
+def _prom_run(data: bytes, commit: bool, actor: Actor = CLINICIAN) -> service.ImportReport:
+    with db.session_scope() as s:
+        return service.import_prom(s, actor, data=data, commit=commit, filename="tablet.csv")
+
+
+def test_prom_answers_import_as_patient_reported(clinic: dict[str, object]) -> None:
+    before = _count()
+    assert not _prom_run(_prom(clinic), commit=False).committed and _count() == before
+    report = _prom_run(_prom(clinic), commit=True)
+    assert [(v.session_id, v.endpoint_code, v.value) for v in report.values] == [
+        (clinic["session1_id"], "satisfaction", 7.0), (clinic["session2_id"], "satisfaction", 8.5)]
+    with db.session_scope() as s:
+        rows = s.execute(select(EndpointMeasurement.value_num, EndpointMeasurement.rated_by_patient)
+                         .join(EndpointDefinition)
+                         .where(EndpointDefinition.code == "satisfaction")
+                         .order_by(EndpointMeasurement.id)).all()
+    assert [tuple(r) for r in rows] == [(7.0, True), (8.5, True)]
+    with pytest.raises(service.ImportRefused, match="already recorded"):
+        _prom_run(_prom(clinic), commit=True)
+    assert _count() == before + 2
+
+
+@pytest.mark.parametrize(("body", "line", "reason"), [
+    # a clinician-rated endpoint is not a PROM: refused like an unknown column
+    ("patient_code,date,photo_score_7\nP-0001,{day1},3\n", 1, "neither patient_code"),
+    ("patient_code,date,shoe_size\nP-0001,{day1},3\n", 1, "neither patient_code"),
+    ("patient_code,satisfaction\nP-0001,3\n", 1, "required column is missing"),
+    ("patient_code,date,satisfaction\nP-0001,{day1},11\n", 2, "outside 0-10"),
+    ("patient_code,date,satisfaction\nP-0001,{day1},lots\n", 2, "not a number"),
+    ("patient_code,date,satisfaction\nP-0001,{day1},\n", 2, "no answer"),
+    ("patient_code,date,satisfaction\nP-0001,1999-01-01,5\n", 2, "no session on 1999-01-01"),
+    ("patient_code,date,satisfaction\nP-0001,{day1},5\nP-0001,{day1},6\n", 3,
+     "same patient and date"),
+])
+def test_prom_files_with_problems_import_nothing(clinic: dict[str, object], body: str, line: int,
+                                                 reason: str) -> None:
+    before = _count()
+    with pytest.raises(service.ImportRefused) as caught:
+        _prom_run(body.format(day1=clinic["day1"]).encode(), commit=True)
+    assert any(p.line == line and reason in p.reason for p in caught.value.problems), \
+        caught.value.problems
+    assert _count() == before
+
+
+def test_prom_import_command(clinic: dict[str, object], tmp_path: Path) -> None:
+    data_dir = clinic["data_dir"]
+    assert isinstance(data_dir, Path)
+    path = tmp_path / "tablet.csv"
+    path.write_bytes(_prom(clinic, extra=f"P-0001,{clinic['day2']},9\n"))
+    failed = _cli("import-prom", str(path), "--as", "clinician@demo.candor", "--commit",
+                  env_dir=data_dir)
+    assert failed.returncode == 1 and "line 4: same patient and date as line 3" in failed.stderr
+    path.write_bytes(_prom(clinic))
+    done = _cli("import-prom", str(path), "--as", "clinician@demo.candor", "--commit",
+                env_dir=data_dir)
+    assert done.returncode == 0 and "imported: 2 value(s) from 2 row(s)" in done.stdout

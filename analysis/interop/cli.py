@@ -5,7 +5,8 @@
 
 ``python -m analysis import-hair-density FILE --as EMAIL [--commit]``: check a trichoscope CSV
 against the record (a dry run by default, listing what would be written) and, with
-``--commit``, import all of it in one transaction.
+``--commit``, import all of it in one transaction. ``import-prom`` does the same for PROM
+answers (one column per patient-reported endpoint).
 
 The account named by ``--as`` (an active Candor account) decides what is allowed and is recorded
 in the audit trail. Problems are printed one per line, with exit code 1; nothing is half done.
@@ -38,7 +39,14 @@ def register(sub: Any) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--as", dest="as_email", required=True, metavar="EMAIL")
     p.add_argument("--commit", action="store_true", help="write it (default: dry run)")
-    p.set_defaults(func=_import)
+    p.set_defaults(func=_import, kind="hair_density")
+    p = sub.add_parser("import-prom",
+                       help="import PROM answers from a questionnaire/tablet CSV (dry run unless "
+                            "--commit)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--as", dest="as_email", required=True, metavar="EMAIL")
+    p.add_argument("--commit", action="store_true", help="write it (default: dry run)")
+    p.set_defaults(func=_import, kind="prom")
 
 
 def _actor(session: Any, email: str) -> Any:
@@ -93,8 +101,8 @@ def _import(args: argparse.Namespace) -> int:
     try:
         with db.session_scope() as session:
             actor = _actor(session, args.as_email)
-            report = service.import_hair_density(session, actor, data=data, commit=args.commit,
-                                                 filename=args.file.name)
+            run = service.import_prom if args.kind == "prom" else service.import_hair_density
+            report = run(session, actor, data=data, commit=args.commit, filename=args.file.name)
     except service.ImportRefused as exc:
         print(f"nothing was imported; {len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems:
@@ -107,5 +115,5 @@ def _import(args: argparse.Namespace) -> int:
     print(f"{verb}: {len(report.values)} value(s) from {report.rows} row(s)")
     for v in report.values:
         print(f"  line {v.line}: {v.patient_code} session {v.session_number} "
-              f"{v.endpoint_code}={v.value:g} at {v.site}")
+              f"{v.endpoint_code}={v.value:g}" + (f" at {v.site}" if v.site else ""))
     return 0

@@ -362,10 +362,8 @@ def import_hair_density(session: DbSession, actor: Actor, *, data: bytes, commit
     ``interop.import`` event; the caller's transaction commits them together.
     """
     from analysis.interop.device_import import ImportProblem, parse_hair_density
-    from analysis.store import records
     from analysis.store.access import require
     from analysis.store.models import EndpointDefinition, EndpointMeasurement
-    from analysis.store.models import Session as Visit
 
     require(actor, "visit.record")
     rows, problems = parse_hair_density(data)
@@ -374,20 +372,9 @@ def import_hair_density(session: DbSession, actor: Actor, *, data: bytes, commit
         select(Patient).where(Patient.code.in_({r.patient_code for r in rows})))}
     planned: list[PlannedValue] = []
     for row in rows:
-        patient = patients.get(row.patient_code)
-        if patient is None:
-            problems.append(ImportProblem(row.line, "patient_code",
-                                          f"no patient with code {row.patient_code}"))
+        visit = _one_visit(session, patients, row.patient_code, row.on, row.line, problems)
+        if visit is None:
             continue
-        visits = session.scalars(select(Visit).join(Series, Visit.series_id == Series.id).where(
-            Series.patient_id == patient.id, Visit.performed_on == row.on)).all()
-        if len(visits) != 1:
-            problems.append(ImportProblem(row.line, "date", (
-                f"{row.patient_code} has no session on {row.on.isoformat()}; record the visit "
-                "first") if not visits else (f"{row.patient_code} has {len(visits)} sessions on "
-                                             f"{row.on.isoformat()}; import them one by one")))
-            continue
-        (visit,) = visits
         for code, value in row.values.items():
             endpoint = endpoints.get(code)
             if endpoint is None:
@@ -410,20 +397,87 @@ def import_hair_density(session: DbSession, actor: Actor, *, data: bytes, commit
                 continue
             planned.append(PlannedValue(row.line, row.patient_code, visit.series_id, visit.id,
                                         visit.number, code, row.area, value))
+    return _commit_import(session, actor, planned, problems, commit=commit, kind="hair_density",
+                          data=data, filename=filename)
+
+
+def _one_visit(session: DbSession, patients: dict[str, Patient], code: str, on: Any, line: int,
+               problems: list[Any]) -> Any:
+    """The patient's only session on ``on``, or None with the problem appended."""
+    from analysis.interop.device_import import ImportProblem
+    from analysis.store.models import Session as Visit
+
+    patient = patients.get(code)
+    if patient is None:
+        problems.append(ImportProblem(line, "patient_code", f"no patient with code {code}"))
+        return None
+    visits = session.scalars(select(Visit).join(Series, Visit.series_id == Series.id).where(
+        Series.patient_id == patient.id, Visit.performed_on == on)).all()
+    if len(visits) != 1:
+        problems.append(ImportProblem(line, "date", (
+            f"{code} has no session on {on.isoformat()}; record the visit first") if not visits
+            else f"{code} has {len(visits)} sessions on {on.isoformat()}; import them one by one"))
+        return None
+    return visits[0]
+
+
+def _commit_import(session: DbSession, actor: Actor, planned: list[PlannedValue],
+                   problems: list[Any], *, commit: bool, kind: str, data: bytes, filename: str,
+                   rated_by_patient: bool = False) -> ImportReport:
+    from analysis.store import records
+
     if problems:
         raise ImportRefused(sorted(problems, key=lambda p: p.line))
     if not commit:
         return ImportReport(planned, committed=False)
     for v in planned:
         records.record_measurement(session, actor, session_id=v.session_id,
-                                   endpoint_code=v.endpoint_code, value=v.value, site=v.site)
+                                   endpoint_code=v.endpoint_code, value=v.value, site=v.site,
+                                   rated_by_patient=rated_by_patient)
     audit.record(session, actor, "interop.import", object_type="import",
                  object_id=hashlib.sha256(data).hexdigest()[:16],
-                 details={"kind": "hair_density", "filename": filename[:120],
+                 details={"kind": kind, "filename": filename[:120],
                           "rows": len({v.line for v in planned}), "values": len(planned),
                           "patients": sorted({v.patient_code for v in planned})})
     session.flush()
     return ImportReport(planned, committed=True)
+
+
+def import_prom(session: DbSession, actor: Actor, *, data: bytes, commit: bool,
+                filename: str = "") -> ImportReport:
+    """PROM answers from a questionnaire/tablet CSV (:func:`~analysis.interop.device_import.
+    parse_prom`): one column per patient-reported endpoint. Same rules as
+    :func:`import_hair_density`: each row needs a known patient with one session on that date;
+    an answer already recorded for that session and endpoint is refused; dry run first, then all
+    or nothing. Values are stored as rated by the patient."""
+    from analysis.interop.device_import import ImportProblem, PromEndpoint, parse_prom
+    from analysis.store.access import require
+    from analysis.store.models import EndpointDefinition, EndpointMeasurement
+
+    require(actor, "visit.record")
+    library = {e.code: e for e in session.scalars(select(EndpointDefinition).where(
+        EndpointDefinition.patient_reported.is_(True), EndpointDefinition.kind != "text"))}
+    specs = {c: PromEndpoint(e.kind, e.scale_min, e.scale_max) for c, e in library.items()}
+    rows, problems = parse_prom(data, specs)
+    patients = {p.code: p for p in session.scalars(
+        select(Patient).where(Patient.code.in_({r.patient_code for r in rows})))}
+    planned: list[PlannedValue] = []
+    for row in rows:
+        visit = _one_visit(session, patients, row.patient_code, row.on, row.line, problems)
+        if visit is None:
+            continue
+        for code, value in row.answers.items():
+            already = session.scalar(select(EndpointMeasurement.id).where(
+                EndpointMeasurement.session_id == visit.id,
+                EndpointMeasurement.endpoint_id == library[code].id).limit(1))
+            if already is not None:
+                problems.append(ImportProblem(row.line, code, f"already recorded for "
+                                              f"{row.patient_code} on {row.on.isoformat()}"))
+                continue
+            planned.append(PlannedValue(row.line, row.patient_code, visit.series_id, visit.id,
+                                        visit.number, code, "", value))
+    return _commit_import(session, actor, planned, problems, commit=commit, kind="prom",
+                          data=data, filename=filename, rated_by_patient=True)
 
 
 # --- downloads from the pages -------------------------------------------------------------------
