@@ -269,7 +269,8 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def test_csv_tables_and_their_dictionary(seeded_clinic: dict[str, int], tmp_path: Path) -> None:
     result = _export(seeded_clinic, tmp_path, "csv")
     assert set(result.files) == {"endpoint_values.csv", "treatments.csv", "reactions.csv",
-                                 "data_dictionary.csv"}
+                                 "data_dictionary.csv", "endpoint_values.parquet",
+                                 "treatments.parquet", "reactions.parquet"}
     values = _read_csv(result.out_dir / "endpoint_values.csv")
     assert [(r["session_number"], r["days_since_baseline"], r["value"], r["photo_verdict"])
             for r in values] == [("1", "0", "5", "baseline"), ("2", "28", "4", "pass")]
@@ -286,6 +287,15 @@ def test_csv_tables_and_their_dictionary(seeded_clinic: dict[str, int], tmp_path
             header = next(csv.reader(fh))
         assert header == [d["column"] for d in dictionary if d["table"] == table]
     assert all(d["description"] for d in dictionary)
+    # the Parquet tables hold the same rows, typed as the dictionary says
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(result.out_dir / "endpoint_values.parquet")
+    assert table.column_names == [c[0] for c in COLUMNS["endpoint_values"]]
+    assert table.column("value").to_pylist() == [5.0, 4.0]
+    assert table.column("days_since_baseline").to_pylist() == [0, 28]
+    assert str(table.schema.field("session_date").type) == "date32[day]"
+    assert table.column("blinded").to_pylist() == [False, False]
 
 
 # --- refusals, consent, audit ---------------------------------------------------------------------

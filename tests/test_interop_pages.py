@@ -86,8 +86,8 @@ def test_analyst_tables_zip_holds_the_filtered_series(seeded_clinic: dict[str, i
         names = set(zf.namelist())
         rows = list(csv.DictReader(io.TextIOWrapper(zf.open("endpoint_values.csv"), "utf-8")))
         manifest = json.loads(zf.read("manifest.json"))
-    assert {"endpoint_values.csv", "treatments.csv", "reactions.csv",
-            "data_dictionary.csv", "manifest.json"} <= names
+    assert {"endpoint_values.csv", "treatments.csv", "reactions.csv", "data_dictionary.csv",
+            "endpoint_values.parquet", "manifest.json"} <= names
     assert [r["value"] for r in rows] == ["5", "4"]
     assert manifest["series"] == [seeded_clinic["series_id"]]
     (event,) = _events()[before:]

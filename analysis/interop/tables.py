@@ -1,7 +1,8 @@
-"""Tidy CSV tables for analysts: one row per endpoint value, per treatment, per reaction.
+"""Tidy tables for analysts: one row per endpoint value, per treatment, per reaction.
 
 :func:`write_tables` writes ``endpoint_values.csv``, ``treatments.csv``, ``reactions.csv`` and
-``data_dictionary.csv`` (every column of every table: type, unit, meaning) into a folder.
+``data_dictionary.csv`` (every column of every table: type, unit, meaning) into a folder, and the
+same three tables as Parquet (``*.parquet``, typed columns as the dictionary says).
 Values are plain (ISO dates, ``true``/``false``, empty for missing), UTF-8, comma-separated,
 with a header row; the tables join on ``patient_code`` + ``series_id`` + ``session_number``.
 """
@@ -119,6 +120,27 @@ ROWS = {"endpoint_values": endpoint_rows, "treatments": treatment_rows,
         "reactions": reaction_rows}
 
 
+def _parquet(table: str, columns: list[tuple[str, str, str, str]], rows: list[list[Any]],
+             path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = {"text": pa.string(), "integer": pa.int64(), "number": pa.float64(),
+             "boolean": pa.bool_(), "date": pa.date32()}
+    fields = []
+    for i, (name, kind, _unit, _doc) in enumerate(columns):
+        values = [r[i] for r in rows]
+        if kind == "date":
+            from datetime import date as _date
+
+            values = [_date.fromisoformat(v) if isinstance(v, str) and v else v or None
+                      for v in values]
+        elif kind == "text":
+            values = [None if v is None else str(v) for v in values]
+        fields.append(pa.array(values, type=types[kind]))
+    pq.write_table(pa.Table.from_arrays(fields, names=[c[0] for c in columns]), path)
+
+
 def write_tables(infos: Iterable[snap.SeriesInfo], folder: Path) -> list[str]:
     """Write the three tables and the data dictionary; returns the file names written."""
     infos = list(infos)
@@ -132,6 +154,8 @@ def write_tables(infos: Iterable[snap.SeriesInfo], folder: Path) -> list[str]:
             for row in ROWS[table](infos):
                 writer.writerow([_fmt(x) for x in row])
         names.append(name)
+        _parquet(table, columns, list(ROWS[table](infos)), folder / f"{table}.parquet")
+        names.append(f"{table}.parquet")
     with open(folder / "data_dictionary.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["table", "column", "type", "unit", "description"])
