@@ -361,12 +361,30 @@ def test_export_is_audited_with_what_went_out(seeded_clinic: dict[str, int],
             item["sha256"]
 
 
-def test_patient_export_covers_every_series(seeded_clinic: dict[str, int], tmp_path: Path) -> None:
+def test_patient_export_is_one_bundle_over_every_series(fresh_clinic: dict[str, int],
+                                                        tmp_path: Path) -> None:
+    from datetime import date
+
+    from analysis.store.models import Series
+
     with db.session_scope() as s:
-        result = service.export_patient(s, CLINICIAN, patient_code="P-0002", fmt="fhir",
-                                        out_dir=tmp_path / "p2")
-    assert result.files == [f"bundle-series-{seeded_clinic['series_no_consent_id']}.json"]
-    assert result.photos_included == []
+        first = s.get(Series, fresh_clinic["series_id"])
+        second = records.create_series(s, CLINICIAN, patient_id=first.patient_id,
+                                       protocol_id=fresh_clinic["protocol_id"],
+                                       started_on=date.today(), goal="second course")
+        records.add_session(s, CLINICIAN, series_id=second.id, performed_on=date.today(),
+                            number=1)
+        second_id = second.id
+    with db.session_scope() as s:
+        result = service.export_patient(s, CLINICIAN, patient_code="P-0001", fmt="fhir",
+                                        out_dir=tmp_path / "p1")
+    assert result.files == ["bundle-patient-P-0001.json"]
+    bundle = _bundle(result)
+    assert unresolved_references(bundle) == []
+    assert len(_of(bundle, "Patient")) == 1 and len(_of(bundle, "Procedure")) == 4
+    assert bundle["identifier"]["value"] == "P-0001"
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["series"] == [fresh_clinic["series_id"], second_id]
 
 
 def test_bad_requests_get_clear_errors_and_write_nothing(seeded_clinic: dict[str, int],

@@ -107,6 +107,18 @@ def _endpoint_definition(m: snap.MeasurementInfo) -> str:
 
 def series_bundle(info: snap.SeriesInfo) -> dict[str, Any]:
     """The FHIR Bundle of one series as JSON-ready dict, validated by the R4B models."""
+    return patient_bundle([info], identifier=("series", str(info.series_id)))
+
+
+def patient_bundle(infos: list[snap.SeriesInfo], *,
+                   identifier: tuple[str, str] | None = None) -> dict[str, Any]:
+    """One Bundle for series of the same patient (their Patient and Consents once), validated by
+    the R4B models."""
+    if not infos:
+        raise ValueError("a bundle needs at least one series")
+    if len({i.patient.patient_id for i in infos}) != 1:
+        raise ValueError("a patient bundle holds the series of one patient")
+    info = infos[0]
     entries: list[dict[str, Any]] = []
 
     def add(url: str, resource: dict[str, Any]) -> str:
@@ -152,119 +164,120 @@ def series_bundle(info: snap.SeriesInfo) -> dict[str, Any]:
     lots: dict[tuple[str, str], str] = {}
     endpoint_concepts: dict[str, tuple[str, str, str]] = {}
     reaction_concepts: dict[str, tuple[str, str, str]] = {}
-    for v in info.sessions:
-        used = []
-        for t in v.treatments:
-            key = (t.product, t.lot_number)
-            if key not in lots:
-                lots[key] = add(_uid("lot", *key), {
-                    "resourceType": "Medication", "code": {"text": t.product},
-                    "batch": {"lotNumber": t.lot_number,
-                              "expirationDate": _day(t.expiry_on)}})
-            used.append(_ref(lots[key]))
-        sites = sorted({s for t in v.treatments for s in t.sites})
-        operator = practitioner(v.operator or next((t.operator for t in v.treatments
-                                                    if t.operator), ""))
-        notes = [f"{t.product} lot {t.lot_number} (expires {t.expiry_on.isoformat()})"
-                 + (f", {t.volume_ml:g} mL" if t.volume_ml is not None else "")
-                 + (f", {t.units:g} units" if t.units is not None else "")
-                 + (", lot past expiry at use" if t.expired_at_use else "")
-                 for t in v.treatments]
-        procedure: dict[str, Any] = {
-            "resourceType": "Procedure", "status": "completed",
-            "code": {"text": f"{info.modality} ({info.protocol_name}), session {v.number}"},
-            "subject": _ref(patient_url), "performedDateTime": v.performed_on.isoformat(),
-        }
-        if used:
-            procedure["usedReference"] = used
-        if sites:
-            procedure["bodySite"] = [{"text": s} for s in sites]
-        if operator:
-            procedure["performer"] = [{"actor": _ref(operator)}]
-        if notes:
-            procedure["note"] = [{"text": n} for n in notes]
-        procedure_url = add(_uid("session", v.session_id), procedure)
-
-        for m in v.measurements:
-            endpoint_concepts[m.endpoint_code] = (m.endpoint_code, m.endpoint_name,
-                                                  _endpoint_definition(m))
-            obs: dict[str, Any] = {
-                "resourceType": "Observation", "status": "final",
-                "code": {"coding": [{"system": CS_ENDPOINT, "code": m.endpoint_code,
-                                     "display": m.endpoint_name}]},
-                "subject": _ref(patient_url), "partOf": [_ref(procedure_url)],
-                "effectiveDateTime": _dt(m.measured_at),
-                "extension": [{"url": EXT_BLINDED, "valueBoolean": m.blinded}],
+    for info in infos:
+        for v in info.sessions:
+            used = []
+            for t in v.treatments:
+                key = (t.product, t.lot_number)
+                if key not in lots:
+                    lots[key] = add(_uid("lot", *key), {
+                        "resourceType": "Medication", "code": {"text": t.product},
+                        "batch": {"lotNumber": t.lot_number,
+                                  "expirationDate": _day(t.expiry_on)}})
+                used.append(_ref(lots[key]))
+            sites = sorted({s for t in v.treatments for s in t.sites})
+            operator = practitioner(v.operator or next((t.operator for t in v.treatments
+                                                        if t.operator), ""))
+            notes = [f"{t.product} lot {t.lot_number} (expires {t.expiry_on.isoformat()})"
+                     + (f", {t.volume_ml:g} mL" if t.volume_ml is not None else "")
+                     + (f", {t.units:g} units" if t.units is not None else "")
+                     + (", lot past expiry at use" if t.expired_at_use else "")
+                     for t in v.treatments]
+            procedure: dict[str, Any] = {
+                "resourceType": "Procedure", "status": "completed",
+                "code": {"text": f"{info.modality} ({info.protocol_name}), session {v.number}"},
+                "subject": _ref(patient_url), "performedDateTime": v.performed_on.isoformat(),
             }
-            if m.kind == "text" or m.value_num is None:
-                obs["valueString"] = m.value_text or "(empty)"
-            elif m.kind in ("ordinal", "count") and not m.unit:
-                obs["valueInteger"] = int(m.value_num)
-            else:
-                obs["valueQuantity"] = _quantity(float(m.value_num), m.unit)
-            if m.site:
-                obs["bodySite"] = {"text": m.site}
-            who = patient_url if m.rated_by_patient else practitioner(m.rater)
-            if who:
-                obs["performer"] = [_ref(who)]
-            add(_uid("measurement", m.measurement_id), obs)
+            if used:
+                procedure["usedReference"] = used
+            if sites:
+                procedure["bodySite"] = [{"text": s} for s in sites]
+            if operator:
+                procedure["performer"] = [{"actor": _ref(operator)}]
+            if notes:
+                procedure["note"] = [{"text": n} for n in notes]
+            procedure_url = add(_uid("session", v.session_id), procedure)
 
-        for r in v.reactions:
-            when = _day(v.performed_on + timedelta(days=r.onset_day))
-            if r.kind == "adverse":
-                add(_uid("reaction", r.reaction_id), {
-                    "resourceType": "AdverseEvent", "actuality": "actual",
-                    "event": {"text": r.term.replace("_", " ")},
-                    "subject": _ref(patient_url), "date": when,
-                    "seriousness": {"text": "red flag" if r.red_flag else "not red flag"},
-                    "severity": {"coding": [{"system": SEVERITY, "code": r.severity}]},
-                    "outcome": {"coding": [{"system": AE_OUTCOME,
-                                            "code": "resolved" if r.resolved else "ongoing"}]},
-                    "suspectEntity": [{"instance": _ref(procedure_url)}],
-                })
-            else:
-                reaction_concepts[r.term] = (r.term, r.term.replace("_", " "),
-                                             "An expected reaction after a treatment session.")
-                obs = {
+            for m in v.measurements:
+                endpoint_concepts[m.endpoint_code] = (m.endpoint_code, m.endpoint_name,
+                                                      _endpoint_definition(m))
+                obs: dict[str, Any] = {
                     "resourceType": "Observation", "status": "final",
-                    "code": {"coding": [{"system": CS_OBSERVATION, "code": "expected-reaction",
-                                         "display": "Expected reaction after treatment"}]},
+                    "code": {"coding": [{"system": CS_ENDPOINT, "code": m.endpoint_code,
+                                         "display": m.endpoint_name}]},
                     "subject": _ref(patient_url), "partOf": [_ref(procedure_url)],
-                    "effectiveDateTime": when,
-                    "valueCodeableConcept": {"coding": [{"system": CS_REACTION, "code": r.term}],
-                                             "text": r.term.replace("_", " ")},
-                    "component": [{"code": {"text": "severity"}, "valueString": r.severity}],
+                    "effectiveDateTime": _dt(m.measured_at),
+                    "extension": [{"url": EXT_BLINDED, "valueBoolean": m.blinded}],
                 }
-                if r.duration_days is not None:
-                    obs["component"].append({"code": {"text": "duration"}, "valueQuantity": {
-                        "value": r.duration_days, "unit": "d", "system": UCUM_SYSTEM,
-                        "code": "d"}})
-                add(_uid("reaction", r.reaction_id), obs)
+                if m.kind == "text" or m.value_num is None:
+                    obs["valueString"] = m.value_text or "(empty)"
+                elif m.kind in ("ordinal", "count") and not m.unit:
+                    obs["valueInteger"] = int(m.value_num)
+                else:
+                    obs["valueQuantity"] = _quantity(float(m.value_num), m.unit)
+                if m.site:
+                    obs["bodySite"] = {"text": m.site}
+                who = patient_url if m.rated_by_patient else practitioner(m.rater)
+                if who:
+                    obs["performer"] = [_ref(who)]
+                add(_uid("measurement", m.measurement_id), obs)
 
-        for ph in v.photos:
-            media: dict[str, Any] = {
-                "resourceType": "Media", "status": "completed",
-                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/media-type",
-                                     "code": "image"}]},
-                "subject": _ref(patient_url), "partOf": [_ref(procedure_url)],
-                "view": {"text": ph.view}, "width": ph.width_px, "height": ph.height_px,
-                "content": {"contentType": ph.media_type, "title": f"photo {ph.photo_id}"},
-            }
-            if ph.taken_at:
-                media["createdDateTime"] = _dt(ph.taken_at)
-            media_url = add(_uid("photo", ph.photo_id), media)
-            label, _ = VERDICTS[ph.verdict]
-            verdict: dict[str, Any] = {
-                "resourceType": "Observation", "status": "preliminary",
-                "code": {"coding": [{"system": CS_OBSERVATION, "code": "photo-comparability",
-                                     "display": "Photo comparability with the series baseline"}]},
-                "subject": _ref(patient_url), "derivedFrom": [_ref(media_url)],
-                "valueCodeableConcept": {"coding": [{"system": CS_VERDICT, "code": ph.verdict,
-                                                     "display": label}]},
-            }
-            if ph.override_reason:
-                verdict["note"] = [{"text": f"kept by the clinician: {ph.override_reason}"}]
-            add(_uid("verdict", ph.photo_id), verdict)
+            for r in v.reactions:
+                when = _day(v.performed_on + timedelta(days=r.onset_day))
+                if r.kind == "adverse":
+                    add(_uid("reaction", r.reaction_id), {
+                        "resourceType": "AdverseEvent", "actuality": "actual",
+                        "event": {"text": r.term.replace("_", " ")},
+                        "subject": _ref(patient_url), "date": when,
+                        "seriousness": {"text": "red flag" if r.red_flag else "not red flag"},
+                        "severity": {"coding": [{"system": SEVERITY, "code": r.severity}]},
+                        "outcome": {"coding": [{"system": AE_OUTCOME,
+                                                "code": "resolved" if r.resolved else "ongoing"}]},
+                        "suspectEntity": [{"instance": _ref(procedure_url)}],
+                    })
+                else:
+                    reaction_concepts[r.term] = (r.term, r.term.replace("_", " "),
+                                                 "An expected reaction after a treatment session.")
+                    obs = {
+                        "resourceType": "Observation", "status": "final",
+                        "code": {"coding": [{"system": CS_OBSERVATION, "code": "expected-reaction",
+                                             "display": "Expected reaction after treatment"}]},
+                        "subject": _ref(patient_url), "partOf": [_ref(procedure_url)],
+                        "effectiveDateTime": when,
+                        "valueCodeableConcept": {"coding": [{"system": CS_REACTION, "code": r.term}],
+                                                 "text": r.term.replace("_", " ")},
+                        "component": [{"code": {"text": "severity"}, "valueString": r.severity}],
+                    }
+                    if r.duration_days is not None:
+                        obs["component"].append({"code": {"text": "duration"}, "valueQuantity": {
+                            "value": r.duration_days, "unit": "d", "system": UCUM_SYSTEM,
+                            "code": "d"}})
+                    add(_uid("reaction", r.reaction_id), obs)
+
+            for ph in v.photos:
+                media: dict[str, Any] = {
+                    "resourceType": "Media", "status": "completed",
+                    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/media-type",
+                                         "code": "image"}]},
+                    "subject": _ref(patient_url), "partOf": [_ref(procedure_url)],
+                    "view": {"text": ph.view}, "width": ph.width_px, "height": ph.height_px,
+                    "content": {"contentType": ph.media_type, "title": f"photo {ph.photo_id}"},
+                }
+                if ph.taken_at:
+                    media["createdDateTime"] = _dt(ph.taken_at)
+                media_url = add(_uid("photo", ph.photo_id), media)
+                label, _ = VERDICTS[ph.verdict]
+                verdict: dict[str, Any] = {
+                    "resourceType": "Observation", "status": "preliminary",
+                    "code": {"coding": [{"system": CS_OBSERVATION, "code": "photo-comparability",
+                                         "display": "Photo comparability with the series baseline"}]},
+                    "subject": _ref(patient_url), "derivedFrom": [_ref(media_url)],
+                    "valueCodeableConcept": {"coding": [{"system": CS_VERDICT, "code": ph.verdict,
+                                                         "display": label}]},
+                }
+                if ph.override_reason:
+                    verdict["note"] = [{"text": f"kept by the clinician: {ph.override_reason}"}]
+                add(_uid("verdict", ph.photo_id), verdict)
 
     add(_uid("cs", CS_OBSERVATION), _codesystem(CS_OBSERVATION, "CandorObservation",
         "Candor observation kinds", [
@@ -284,8 +297,9 @@ def series_bundle(info: snap.SeriesInfo) -> dict[str, Any]:
         add(_uid("cs", CS_REACTION), _codesystem(CS_REACTION, "CandorReaction",
             "Candor reaction terms", sorted(reaction_concepts.values())))
 
+    kind, value = identifier or ("patient", info.patient.code)
     bundle = {"resourceType": "Bundle", "type": "collection",
-              "identifier": {"system": f"{CANDOR}/sid/series", "value": str(info.series_id)},
+              "identifier": {"system": f"{CANDOR}/sid/{kind}", "value": value},
               "entry": entries}
     return validate_bundle(bundle)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -227,7 +228,8 @@ def _export(session: DbSession, actor: Actor, *, series_id: int | None, patient_
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".candor-export-", dir=out_dir.parent))
     try:
-        files = _write(fmt, infos, tmp, store or default_store(), salt)
+        files = _write(fmt, infos, tmp, store or default_store(), salt,
+                       per_patient=series_id is None)
         result.files = sorted(files)
         manifest = {
             "format": fmt, "purpose": purpose, "consent_scope": scope,
@@ -258,19 +260,23 @@ def _sha256(path: Path) -> str:
 
 
 def _write(fmt: str, infos: Iterable[snap.SeriesInfo], root: Path, store: ImageStore,
-           salt: str) -> list[str]:
+           salt: str, *, per_patient: bool) -> list[str]:
     infos = list(infos)
     if fmt == "dicom":
         return _write_dicom(infos, root, store, salt)
     if fmt == "fhir":
-        from analysis.interop.fhir import series_bundle
+        from analysis.interop.fhir import patient_bundle, series_bundle
 
-        files = []
-        for info in infos:
-            name = f"bundle-series-{info.series_id}.json"
-            (root / name).write_text(json.dumps(series_bundle(info), indent=1) + "\n")
-            files.append(name)
-        return files
+        if not infos:
+            return []
+        if per_patient:
+            code = re.sub(r"[^A-Za-z0-9._-]", "_", infos[0].patient.code)
+            name, bundle = f"bundle-patient-{code}.json", patient_bundle(infos)
+        else:
+            (info,) = infos
+            name, bundle = f"bundle-series-{info.series_id}.json", series_bundle(info)
+        (root / name).write_text(json.dumps(bundle, indent=1) + "\n")
+        return [name]
     from analysis.interop.tables import write_tables
 
     return write_tables(infos, root)
