@@ -77,9 +77,25 @@ def _patient_info(session: DbSession, patient: Patient) -> snap.PatientInfo:
                        for c in consents))
 
 
-def load_series(session: DbSession, series: Series) -> snap.SeriesInfo:
-    """A frozen copy of the series (every photo; consent filtering is the caller's job)."""
-    names = _names(session)
+def _eager() -> list[Any]:
+    """Load a series' record in a fixed number of queries (no lazy load per session)."""
+    from sqlalchemy.orm import selectinload
+
+    from analysis.store.models import EndpointMeasurement, Treatment
+    from analysis.store.models import Session as Visit
+
+    visits = selectinload(Series.sessions)
+    return [selectinload(Series.protocol), selectinload(Series.patient),
+            visits.selectinload(Visit.treatments).selectinload(Treatment.lot),
+            visits.selectinload(Visit.measurements).selectinload(EndpointMeasurement.endpoint),
+            visits.selectinload(Visit.reactions), visits.selectinload(Visit.photos)]
+
+
+def load_series(session: DbSession, series: Series, *,
+                names: dict[int, str] | None = None) -> snap.SeriesInfo:
+    """A frozen copy of the series (every photo; consent filtering is the caller's job).
+    ``names``: user id -> display name, when the caller has them already."""
+    names = names if names is not None else _names(session)
     name = lambda uid: names.get(uid, "") if uid is not None else ""  # noqa: E731
     sessions = []
     for v in sorted(series.sessions, key=lambda v: v.number):
@@ -533,8 +549,10 @@ def analyst_tables_zip(session: DbSession, actor: Actor, *, series_ids: Iterable
             **where)
     infos = []
     left_out = 0
-    for series in session.scalars(select(Series).where(Series.id.in_(ids)).order_by(Series.id)):
-        info = load_series(session, series)
+    names = _names(session)
+    for series in session.scalars(select(Series).where(Series.id.in_(ids))
+                                  .options(*_eager()).order_by(Series.id)):
+        info = load_series(session, series, names=names)
         ok = check_consent(session, patient_id=series.patient_id, scope="clinical_record")
         if not ok:
             left_out += sum(len(v.photos) for v in info.sessions)
