@@ -432,3 +432,21 @@ def test_exports_and_refusals_on_sqlite_and_postgresql(db_url: str, candor_env: 
         assert outcomes == [("success", "dicom"), ("success", "fhir"), ("denied", "csv")]
     finally:
         db.dispose_engines()
+
+
+def test_a_corrupt_stored_photo_fails_the_export_whole_and_is_audited(
+        fresh_clinic: dict[str, int], tmp_path: Path) -> None:
+    from analysis.store.images import BlobCorruptError
+
+    with db.session_scope() as s:
+        sha = s.get(Photo, fresh_clinic["photo2_id"]).sha256
+    path = default_store().path_for(sha)
+    path.write_bytes(path.read_bytes()[:-100] + b"x" * 100)
+    root = tmp_path / "exports"
+    root.mkdir()
+    with pytest.raises(BlobCorruptError), db.session_scope() as s:
+        service.export_series(s, CLINICIAN, series_id=fresh_clinic["series_id"], fmt="dicom",
+                              out_dir=root / "out")
+    assert list(root.iterdir()) == []  # not one file of the three, no temporary folder
+    assert [e.outcome for e in _events()] == ["success", "failure"]
+    assert "hash mismatch" in _events()[-1].details["reason"]
