@@ -148,7 +148,7 @@ def _refuse(session: DbSession, actor: Actor, error: Exception, **where: Any) ->
 
 
 def _series_for(session: DbSession, actor: Actor, *, series_id: int | None,
-                patient_code: str | None, fmt: str, purpose: str) -> list[Series]:
+                patient_code: str | None, fmt: str, purpose: str) -> tuple[list[Series], int]:
     base = {"format": fmt, "purpose": purpose, "series_id": series_id,
             "patient_code": patient_code}
     if fmt not in FORMATS:
@@ -168,13 +168,13 @@ def _series_for(session: DbSession, actor: Actor, *, series_id: int | None,
         if found is None:
             raise _refuse(session, actor, FieldError("series", f"no series with id {series_id}"),
                           object_type="series", object_id=series_id, details=base)
-        return [found]
+        return [found], found.patient_id
     patient = session.scalar(select(Patient).where(Patient.code == patient_code))
     if patient is None:
         raise _refuse(session, actor, FieldError("patient", f"no patient with code "
                                                             f"{patient_code!r}"),
                       object_type="patient", object_id=str(patient_code), details=base)
-    return sorted(patient.series, key=lambda s: (s.started_on, s.id))
+    return sorted(patient.series, key=lambda s: (s.started_on, s.id)), patient.id
 
 
 # --- the entry points ---------------------------------------------------------------------------
@@ -205,8 +205,8 @@ def _export(session: DbSession, actor: Actor, *, series_id: int | None, patient_
             fmt: str, out_dir: Path, purpose: str, store: ImageStore | None) -> ExportResult:
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    found = _series_for(session, actor, series_id=series_id, patient_code=patient_code, fmt=fmt,
-                        purpose=purpose)
+    found, patient_id = _series_for(session, actor, series_id=series_id,
+                                    patient_code=patient_code, fmt=fmt, purpose=purpose)
     scope = PURPOSES[purpose][1]
     infos: list[snap.SeriesInfo] = []
     included: list[int] = []
@@ -228,7 +228,6 @@ def _export(session: DbSession, actor: Actor, *, series_id: int | None, patient_
                     keep.add(p.photo_id)
                     included.append(p.photo_id)
         infos.append(_without_photos(info, keep))
-    patient_id = found[0].patient_id if found else None
     details = {"format": fmt, "purpose": purpose, "series": [s.series_id for s in infos],
                "photos_included": included,
                "photos_left_out": [d["photo_id"] for d in left_out]}
