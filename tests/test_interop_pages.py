@@ -101,3 +101,41 @@ def test_analyst_tables_are_for_the_director_only(seeded_clinic: dict[str, int])
         service.analyst_tables_download(clinician, series_ids=[seeded_clinic["series_id"]])
     (event,) = _events()[before:]
     assert event.outcome == "denied"
+
+
+def test_record_visit_imports_a_trichoscope_file_after_a_dry_run(candor_env) -> None:
+    from sqlalchemy import func
+
+    from analysis.store.models import EndpointDefinition, EndpointMeasurement
+    from analysis.store.models import Session as Visit
+    from tests.clinician_seed import seed_small_clinic
+
+    ids = seed_small_clinic(candor_env)
+    with db.session_scope() as s:
+        s.add(EndpointDefinition(code="hair_density", name="Hair density", kind="numeric",
+                                 unit="hairs/cm²", scale_min=0, scale_max=1000))
+        day1 = s.get(Visit, ids["session1_id"]).performed_on
+
+    def count() -> int:
+        with db.session_scope() as s:
+            return int(s.scalar(select(func.count()).select_from(EndpointMeasurement)))
+
+    clinician = Actor(user_id=ids["clinician_user_id"], email="clinician@demo.candor",
+                      role="clinician")
+    at = _open("pages/record_visit.py", clinician)
+    before = count()
+    bad = b"patient_code,date,area,density_per_cm2,colour\nP-0001,x,v,1,red\n"
+    at.file_uploader[0].set_value(("bad.csv", bad, "text/csv"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Nothing can be imported from bad.csv" in str(e.value) for e in at.error)
+    assert not [b for b in at.button if b.label.startswith("Import these")]
+    good = f"patient_code,date,area,density_per_cm2\nP-0001,{day1},vertex,151\n".encode()
+    at.file_uploader[0].set_value(("good.csv", good, "text/csv"))
+    at.run()
+    assert count() == before  # the dry run wrote nothing
+    next(b for b in at.button if b.label == "Import these 1 values").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert count() == before + 1
+    assert any("Imported 1 values from 1 rows of good.csv" in str(e.value) for e in at.success)

@@ -46,3 +46,53 @@ def export_panel(*, key: str, series_id: int | None = None,
                            key=f"{key}_download")
         st.caption("Photos the patient's consent does not cover are left out; manifest.json in "
                    "the zip lists them.")
+
+
+IMPORT_LABELS = {
+    "hair_density": "Trichoscope hair counts (hair density CSV)",
+    "prom": "PROM answers (questionnaire or tablet CSV)",
+}
+
+
+def import_panel() -> None:
+    """Upload a device or PROM CSV, see what it would write (dry run), then import all of it."""
+    import pandas as pd
+
+    if message := st.session_state.pop("import_flash", None):
+        st.success(message, icon=":material/check_circle:")
+    kind = st.radio("File type", list(IMPORT_LABELS), format_func=IMPORT_LABELS.get,
+                    key="import_kind")
+    run = service.import_prom if kind == "prom" else service.import_hair_density
+    resets = st.session_state.setdefault("import_resets", 0)
+    upload = st.file_uploader("CSV file", type=["csv", "tsv", "txt"], key=f"import_file_{resets}")
+    st.caption("The accepted columns are listed in docs/interop.md. The file is checked first; "
+               "nothing is written until you import it, and then all of it or none.")
+    if upload is None:
+        return
+    data = upload.getvalue()
+    try:
+        report = frame.call(run, data=data, commit=False, filename=upload.name)
+    except service.ImportRefused as exc:
+        st.error(f"Nothing can be imported from {upload.name}: {len(exc.problems)} problem(s). "
+                 "Correct the file and upload it again.")
+        st.dataframe(pd.DataFrame([{"line": p.line, "column": p.column, "problem": p.reason}
+                                   for p in exc.problems]), hide_index=True)
+        return
+    except PermissionDenied as exc:
+        st.error(f"Not allowed: {exc}")
+        return
+    st.dataframe(pd.DataFrame([{"line": v.line, "patient": v.patient_code,
+                                "session": v.session_number, "endpoint": v.endpoint_code,
+                                "value": v.value, "area": v.site} for v in report.values]),
+                 hide_index=True)
+    if st.button(f"Import these {len(report.values)} values", type="primary",
+                 icon=":material/upload:", key="import_commit"):
+        try:
+            done = frame.call(run, data=data, commit=True, filename=upload.name)
+        except service.ImportRefused as exc:  # the record changed since the check
+            st.error(str(exc))
+            return
+        st.session_state["import_resets"] = resets + 1
+        st.session_state["import_flash"] = (f"Imported {len(done.values)} values from "
+                                            f"{done.rows} rows of {upload.name}.")
+        st.rerun()
