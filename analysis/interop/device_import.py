@@ -37,8 +37,8 @@ import csv
 import io
 import math
 import re
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -225,7 +225,7 @@ def parse_hair_density(data: bytes) -> tuple[list[HairRow], list[ImportProblem]]
     return rows, problems
 
 
-# --- PROM answers (tablet / questionnaire exports) --------------------------------------------------
+# --- PROM answers (tablet / questionnaire exports) ---------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
-    JPEGBaseline8Bit,
     PYDICOM_IMPLEMENTATION_UID,
+    JPEGBaseline8Bit,
     VLPhotographicImageStorage,
 )
 

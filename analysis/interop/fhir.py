@@ -244,7 +244,8 @@ def patient_bundle(infos: list[snap.SeriesInfo], *,
                                              "display": "Expected reaction after treatment"}]},
                         "subject": _ref(patient_url), "partOf": [_ref(procedure_url)],
                         "effectiveDateTime": when,
-                        "valueCodeableConcept": {"coding": [{"system": CS_REACTION, "code": r.term}],
+                        "valueCodeableConcept": {"coding": [{"system": CS_REACTION,
+                                                             "code": r.term}],
                                                  "text": r.term.replace("_", " ")},
                         "component": [{"code": {"text": "severity"}, "valueString": r.severity}],
                     }
@@ -270,7 +271,8 @@ def patient_bundle(infos: list[snap.SeriesInfo], *,
                 verdict: dict[str, Any] = {
                     "resourceType": "Observation", "status": "preliminary",
                     "code": {"coding": [{"system": CS_OBSERVATION, "code": "photo-comparability",
-                                         "display": "Photo comparability with the series baseline"}]},
+                                         "display":
+                                             "Photo comparability with the series baseline"}]},
                     "subject": _ref(patient_url), "derivedFrom": [_ref(media_url)],
                     "valueCodeableConcept": {"coding": [{"system": CS_VERDICT, "code": ph.verdict,
                                                          "display": label}]},
@@ -314,7 +316,7 @@ def validate_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
 
 
 def unresolved_references(bundle: dict[str, Any]) -> list[str]:
-    """Every ``reference`` in the bundle that names no entry's ``fullUrl`` (empty when all resolve)."""
+    """Every ``reference`` in the bundle that names no entry's ``fullUrl`` (empty: all resolve)."""
     urls = {e["fullUrl"] for e in bundle.get("entry", [])}
     missing: list[str] = []
 
