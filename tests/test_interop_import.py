@@ -290,3 +290,24 @@ def test_prom_import_command(clinic: dict[str, object], tmp_path: Path) -> None:
     done = _cli("import-prom", str(path), "--as", "clinician@demo.candor", "--commit",
                 env_dir=data_dir)
     assert done.returncode == 0 and "imported: 2 value(s) from 2 row(s)" in done.stdout
+
+
+def test_import_all_or_nothing_on_sqlite_and_postgresql(db_url: str, candor_env: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANDOR_DATABASE_URL", db_url)
+    ids = seed_small_clinic(candor_env)
+    try:
+        with db.session_scope() as s:
+            s.add(EndpointDefinition(code="hair_density", name="Hair density", kind="numeric",
+                                     unit="hairs/cm²", scale_min=0, scale_max=1000))
+            day1 = s.get(Visit, ids["session1_id"]).performed_on
+        before = _count()
+        bad = (f"patient_code,date,area,density_per_cm2\nP-0001,{day1},vertex,150\n"
+               f"P-0404,{day1},vertex,150\n").encode()
+        with pytest.raises(service.ImportRefused, match="no patient with code P-0404"):
+            _run(bad, commit=True)
+        assert _count() == before
+        good = f"patient_code,date,area,density_per_cm2\nP-0001,{day1},vertex,150\n".encode()
+        assert _run(good, commit=True).committed and _count() == before + 1
+    finally:
+        db.dispose_engines()
