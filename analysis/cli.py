@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "analysis.photos.cli",
     "analysis.demo.cli",
     "analysis.hair.cli",
+    "analysis.interop.cli",
 )
 
 

@@ -15,7 +15,7 @@ import streamlit as st
 from analysis import patient_record as pr
 from analysis.store.models import CONSENT_SCOPES, SCREENING_ITEMS, SERIES_STATUSES, SEXES
 from analysis.store.records import FieldError
-from ui import frame, widgets
+from ui import frame, interop, widgets
 
 PATIENT_KEY = "record_patient_id"
 FLASH = "record_flash"
@@ -227,6 +227,8 @@ def page() -> None:
     _series(record)
     with st.expander("Start a new series", expanded=not record.series, icon=":material/add:"):
         _new_series(record)
+    with st.expander("Export this patient (DICOM, FHIR, CSV)", icon=":material/ios_share:"):
+        interop.export_panel(key=f"interop_patient_{record.patient_id}", patient_code=record.code)
 
 
 page()

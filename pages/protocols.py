@@ -11,6 +11,8 @@ import streamlit as st
 
 from analysis.outcomes import cohorts
 from analysis.outcomes.adjusted import adjusted_protocol_effect
+from analysis.interop.service import analyst_tables_download
+from analysis.outcomes.filters import select_series
 from analysis.outcomes.frames import ClinicFrames, to_csv_bytes
 from analysis.outcomes.insights_extra import audited_bytes
 from analysis.outcomes.safety import LotTrace, trace_lot
@@ -314,6 +316,17 @@ def comparison(actor: Actor, catalogue: ClinicFrames) -> None:
         st.caption(note)
     model_section(frames, args["protocol_ids"], names)
     downloads(actor, result, names, figs)
+    analyst_tables(actor, frames, args)
+
+
+def analyst_tables(actor: Actor, frames: ClinicFrames, args: dict[str, Any]) -> None:
+    """One row per endpoint value, treatment and reaction of the filtered series, for analysts."""
+    chosen = select_series(frames, **args)
+    st.download_button(
+        f"Analyst tables of these {len(chosen)} series (CSV + data dictionary, zip)",
+        file_name="candor_analyst_tables.zip", mime="application/zip", on_click="ignore",
+        icon=":material/dataset:", key="dl_analyst_tables",
+        data=partial(analyst_tables_download, actor, series_ids=sorted(chosen), filters=args))
 
 
 def page() -> None:

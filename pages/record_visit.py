@@ -15,7 +15,7 @@ from analysis import capture, visit
 from analysis.store import records
 from analysis.store.models import CONFOUNDER_KINDS, SEVERITIES
 from analysis.store.records import ExpiredLotError, FieldError
-from ui import frame, widgets
+from ui import frame, interop, widgets
 
 FIELD_LABELS = {
     "product": "Product", "lot_number": "Lot number", "expiry_on": "Expiry date",
@@ -197,6 +197,10 @@ def _recorded(v: visit.VisitContext) -> None:
 def page() -> None:
     frame.require_page("visit.record")
     st.title("Record visit")
+    with st.expander("Import from a trichoscope or a PROM tablet (CSV)",
+                     icon=":material/upload_file:",
+                     expanded="import_flash" in st.session_state):
+        interop.import_panel()
     picked = _pick()
     if picked is None:
         return

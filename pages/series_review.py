@@ -9,7 +9,7 @@ from analysis.outcomes.series import SeriesOverview, series_overview, spans
 from analysis.reports.series_report import build_series_report, report_photos
 from analysis.store.access import PermissionDenied
 from analysis.store.photo_access import audited_export, visible_photo_ids
-from ui import charts, frame, widgets
+from ui import charts, frame, interop, widgets
 
 MODES = ["Side by side", "Slider", "Overlay", "Difference"]
 TABS = ["Photos", "Compare", "Endpoints", "Record", "Report"]
@@ -187,6 +187,8 @@ def _export(o: SeriesOverview, series_id: int) -> None:
         st.download_button("Download PDF", st.session_state[key], type="primary",
                            file_name=f"candor-series-{series_id}.pdf", mime="application/pdf",
                            icon=":material/download:")
+    st.subheader("Export for other systems")
+    interop.export_panel(key=f"interop_series_{series_id}", series_id=series_id)
 
 
 def page() -> None:
