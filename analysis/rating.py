@@ -353,9 +353,14 @@ class StudyRow:
     progress: dict[str, tuple[int, int]]  # rater name -> (done, total); director only
 
 
+def _neutral_label(study: RatingStudy, endpoint_name: str) -> str:
+    return f"Study {study.id} · {endpoint_name}"
+
+
 def list_studies(session: DbSession, actor: Actor) -> list[StudyRow]:
     """The director sees every study with each rater's progress (counts, never scores); a rater
-    sees the studies they are invited to, with their own progress only."""
+    sees the studies they are invited to, with their own progress only, under a neutral label
+    (the director's title may name the time point, which the rater must not know)."""
     require(actor, "rating.rate")
     manager = actor.role == "medical_director"
     query = select(RatingStudy).order_by(RatingStudy.id.desc())
@@ -373,12 +378,16 @@ def list_studies(session: DbSession, actor: Actor) -> list[StudyRow]:
         names[int(uid)] = str(name)
     pair_counts = dict(session.execute(select(RatingPair.study_id, func.count(RatingPair.id))
                                        .group_by(RatingPair.study_id)).all())
+    endpoint_names = dict(session.execute(select(EndpointDefinition.code,
+                                                 EndpointDefinition.name)).all())
     rows = []
     for study in session.scalars(query):
         mine = counts.get((study.id, actor.user_id)) if actor.user_id is not None else None
         progress = ({names[u]: c for (s, u), c in sorted(counts.items()) if s == study.id}
                     if manager else {})
-        rows.append(StudyRow(int(study.id), study.title, study.status, study.endpoint_code,
+        title = study.title if manager else _neutral_label(study, endpoint_names.get(
+            study.endpoint_code, study.endpoint_code))
+        rows.append(StudyRow(int(study.id), title, study.status, study.endpoint_code,
                              int(pair_counts.get(study.id, 0)), len(study.exclusions or []),
                              mine[0] if mine else None, mine[1] if mine else None, progress))
     return rows
@@ -408,7 +417,7 @@ class BlindedShowing:
     code, file name, series or photo id. ``assignment_id`` is the opaque handle of this showing."""
 
     assignment_id: int
-    study_title: str
+    study_label: str  # "Study 3 · <endpoint>": never the director's title, which may name the time point
     number: int  # 1-based place in this rater's sequence
     total: int
     view: str
@@ -483,7 +492,8 @@ def next_showing(session: DbSession, actor: Actor, *, study_id: int) -> BlindedS
         mode = "each_photo"
         choices = tuple((v, _label(endpoint, v)) for v in _scale(endpoint))
         question = f"Score each photo on its own on {endpoint.name}."
-    return BlindedShowing(int(a.id), study.title, int(a.order_index) + 1, total, a.pair.view,
+    return BlindedShowing(int(a.id), _neutral_label(study, endpoint.name), int(a.order_index) + 1,
+                          total, a.pair.view,
                           endpoint.name, mode, choices, question)
 
 
