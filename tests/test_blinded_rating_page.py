@@ -109,6 +109,16 @@ def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clini
     assert "Agreement between raters" in texts and "Responders by protocol" in texts
     assert any(d.value.shape[0] >= 1 for d in at.dataframe)
 
+    at = AppTest.from_file(APP, default_timeout=180)  # Protocols shows the blinded column
+    at.session_state[ACTOR_KEY] = director
+    _ok(at.run())
+    _ok(at.switch_page("pages/protocols.py").run())
+    assert "Responders: unblinded and blinded" in _texts(at)
+    table = next(d.value for d in at.dataframe if "Blinded" in d.value.columns)
+    assert list(table["Study"]) == ["Booster: baseline vs session 3"]
+    assert table["Blinded"].iloc[0].endswith("n=1)")  # only the one rated pair counts
+    assert "Unblinded (same pairs)" in table.columns
+
 
 def test_a_missing_choice_is_named_and_nothing_is_saved(clinic) -> None:
     from analysis import rating
