@@ -100,8 +100,10 @@ def rate_tab() -> None:
         st.info("You have no open rating study. The medical director invites raters when a study "
                 "is created.")
         return
-    names = {s.study_id: f"{s.title} · {s.my_done} of {s.my_total} rated" for s in studies}
+    names = {s.study_id: s.title for s in studies}
     study_id = st.selectbox("Study", list(names), format_func=names.get, key="rate_study")
+    mine = next(s for s in studies if s.study_id == study_id)
+    st.caption(f"You have rated {mine.my_done} of {mine.my_total} showings of this study.")
     try:
         showing = frame.call(rating.next_showing, study_id=study_id)
     except FieldError as exc:
