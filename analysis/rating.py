@@ -89,6 +89,7 @@ class StudySpec:
     statuses: tuple[str, ...] = ()
     exclude_confounders: bool = False
     seed: int | None = None
+    max_pairs: int | None = None  # a seeded random sample of the gate-passing pairs
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,8 @@ def _validate(session: DbSession, spec: StudySpec) -> EndpointDefinition:
         raise FieldError("followup_days", "the follow-up must be at least 1 day after baseline")
     if spec.window_days < 0:
         raise FieldError("window_days", "the window cannot be negative")
+    if spec.max_pairs is not None and not 2 <= spec.max_pairs <= MAX_PAIRS:
+        raise FieldError("max_pairs", f"the sample must be between 2 and {MAX_PAIRS} pairs")
     if not 0.0 <= spec.repeat_share <= 0.5:
         raise FieldError("repeat_share", "the share of repeats must be between 0 and 50 %")
     bad = [s for s in spec.statuses if s not in SERIES_STATUSES]
@@ -245,6 +248,19 @@ def preview_pairs(session: DbSession, actor: Actor, spec: StudySpec) -> PairSele
     return PairSelection(tuple(pairs), tuple(excluded))
 
 
+def _sampled(selection: PairSelection, max_pairs: int | None, seed: int) -> PairSelection:
+    """At most ``max_pairs`` pairs drawn at random (seeded); the others are listed as not sampled."""
+    if max_pairs is None or len(selection.pairs) <= max_pairs:
+        return selection
+    rng = np.random.default_rng([seed, 0])
+    keep = set(int(i) for i in rng.choice(len(selection.pairs), size=max_pairs, replace=False))
+    dropped = tuple({"series_id": c.series_id, "view": c.view,
+                     "reason": f"not in the random sample of {max_pairs} pairs"}
+                    for i, c in enumerate(selection.pairs) if i not in keep)
+    return PairSelection(tuple(c for i, c in enumerate(selection.pairs) if i in keep),
+                         selection.excluded + dropped)
+
+
 def _followup_number(visits: dict[int, date], spec: StudySpec) -> int | None:
     if spec.followup_session is not None:
         return spec.followup_session if spec.followup_session in visits else None
@@ -271,21 +287,21 @@ def create_study(session: DbSession, actor: Actor, spec: StudySpec) -> int:
         User.id.in_(raters), User.role.in_(sorted(CLINICAL)), User.active.is_(True))))
     if found != set(raters):
         raise FieldError("rater_ids", "raters must be active clinicians or medical directors")
-    selection = preview_pairs(session, actor, spec)
+    seed = int(spec.seed if spec.seed is not None else secrets.randbelow(2**31 - 1))
+    selection = _sampled(preview_pairs(session, actor, spec), spec.max_pairs, seed)
     if len(selection.pairs) < 2:
         raise FieldError("pairs", f"only {len(selection.pairs)} pair(s) pass the comparability gate "
                                   "at this time point; a study needs at least 2")
     if len(selection.pairs) > MAX_PAIRS:
         raise FieldError("pairs", f"{len(selection.pairs)} pairs; narrow the study to at most "
-                                  f"{MAX_PAIRS}")
-    seed = int(spec.seed if spec.seed is not None else secrets.randbelow(2**31 - 1))
+                                  f"{MAX_PAIRS} (a sample size)")
     study = RatingStudy(
         title=spec.title.strip(), endpoint_code=spec.endpoint_code,
         protocol_ids=sorted(set(spec.protocol_ids)), views=list(spec.views),
         followup_session=spec.followup_session, followup_days=spec.followup_days,
         window_days=spec.window_days,
         inclusion={"statuses": list(spec.statuses), "exclude_confounders": spec.exclude_confounders,
-                   "gate": sorted(GATE_PASSING)},
+                   "gate": sorted(GATE_PASSING), "max_pairs": spec.max_pairs},
         exclusions=list(selection.excluded), repeat_share=float(spec.repeat_share), seed=seed,
         status="open", created_by_id=actor.user_id)
     session.add(study)
@@ -628,15 +644,24 @@ def _ratings_frame(session: DbSession, study_id: int) -> pd.DataFrame:
         "left_score", "right_score", "change", "rated_at"])
 
 
-def _unblinded(session: DbSession, study: RatingStudy,
-               endpoint: EndpointDefinition) -> dict[int, float]:
+def unblinded_changes(session: DbSession, study: RatingStudy,
+                      endpoint: EndpointDefinition) -> dict[int, float]:
     """Pair id -> the clinic-recorded (unblinded) change at the pair's sessions, positive = better."""
-    pairs = list(session.execute(
+    pairs = [(int(p), int(sid), int(n)) for p, sid, n in session.execute(
         select(RatingPair.id, RatingPair.series_id, Session.number)
         .join(Photo, Photo.id == RatingPair.followup_photo_id)
         .join(Session, Session.id == Photo.session_id)
-        .where(RatingPair.study_id == study.id)))
-    series_ids = sorted({int(p[1]) for p in pairs})
+        .where(RatingPair.study_id == study.id))]
+    return recorded_changes(session, endpoint, pairs)
+
+
+def recorded_changes(session: DbSession, endpoint: EndpointDefinition,
+                     items: Sequence[tuple[Any, int, int]]) -> dict[Any, float]:
+    """``key -> change`` for ``(key, series_id, follow-up session number)`` items: the endpoint's
+    clinic-recorded value at the follow-up against its neutral anchor (a rating made against
+    baseline) or against session 1, signed so that positive is better. Items with no value are
+    left out."""
+    series_ids = sorted({int(i[1]) for i in items})
     values: dict[tuple[int, int], float] = {}
     for sid, number, value in session.execute(
             select(Session.series_id, Session.number, EndpointMeasurement.value_num)
@@ -645,17 +670,17 @@ def _unblinded(session: DbSession, study: RatingStudy,
                    EndpointMeasurement.endpoint_id == endpoint.id,
                    EndpointMeasurement.value_num.is_not(None))
             .order_by(EndpointMeasurement.id)):
-        values[(int(sid), int(number))] = float(value)
+        values[(int(sid), int(number))] = float(value)  # the last recorded value
     sign = 1.0 if endpoint.higher_is_better else -1.0
-    out: dict[int, float] = {}
-    for pid, sid, number in pairs:
+    out: dict[Any, float] = {}
+    for key, sid, number in items:
         later = values.get((int(sid), int(number)))
         if later is None:
             continue
         if endpoint.neutral is not None:
-            out[int(pid)] = sign * (later - float(endpoint.neutral))
+            out[key] = sign * (later - float(endpoint.neutral))
         elif (int(sid), 1) in values:
-            out[int(pid)] = sign * (later - values[(int(sid), 1)])
+            out[key] = sign * (later - values[(int(sid), 1)])
     return out
 
 
@@ -737,7 +762,7 @@ def _results(session: DbSession, study: RatingStudy, *, agreement_stats: bool) -
                         else agreement.icc_2_1(np.column_stack([pooled_a, pooled_b])
                                                if pooled_a else np.empty((0, 2))))
     mcid = float(endpoint.mcid) if endpoint.mcid else 1.0
-    unblinded = _unblinded(session, study, endpoint)
+    unblinded = unblinded_changes(session, study, endpoint)
     pair_info = frame.drop_duplicates("pair_id").set_index("pair_id")
     blinded = wide.median(axis=1, skipna=True)
     pairs = pd.DataFrame({

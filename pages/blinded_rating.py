@@ -25,7 +25,7 @@ FIELD_LABELS = {
     "title": "Title", "endpoint_code": "Endpoint", "protocol_ids": "Protocols", "views": "Views",
     "followup": "Time point", "followup_session": "Follow-up session",
     "followup_days": "Days after baseline", "window_days": "Window", "repeat_share": "Repeats",
-    "statuses": "Series status", "rater_ids": "Raters", "pairs": "Pairs", "study_id": "Study",
+    "statuses": "Series status", "max_pairs": "At most this many pairs", "rater_ids": "Raters", "pairs": "Pairs", "study_id": "Study",
     "assignment_id": "Pair", "better_side": "Which photo looks better",
     "grade": "How much better", "left_score": "Left photo", "right_score": "Right photo",
 }
@@ -164,11 +164,15 @@ def _spec(options: rating.SetupOptions) -> rating.StudySpec:
                               format_func=lambda s: s.replace("_", " "), key="ns_statuses")
     confounders = st.toggle("Leave out series with a confounder between the two photos",
                             key="ns_confounders")
+    sample = st.number_input("At most this many pairs (a random sample when more pass the gate)",
+                             min_value=2, max_value=rating.MAX_PAIRS, value=60, step=1,
+                             key="ns_max_pairs")
     return rating.StudySpec(
         title=title, endpoint_code=endpoint or "", protocol_ids=tuple(chosen), views=tuple(views),
         rater_ids=tuple(rater_ids), followup_session=int(session_n) if session_n else None,
         followup_days=int(days) if days else None, window_days=int(window),
-        repeat_share=repeat / 100, statuses=tuple(statuses), exclude_confounders=confounders)
+        repeat_share=repeat / 100, statuses=tuple(statuses), exclude_confounders=confounders,
+        max_pairs=int(sample))
 
 
 def new_study_tab() -> None:

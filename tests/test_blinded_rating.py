@@ -24,6 +24,7 @@ from analysis.store.images import ImageStore
 from analysis.store.models import (
     AuditEvent,
     Base,
+    EndpointDefinition,
     Patient,
     Photo,
     RatingAssignment,
@@ -121,6 +122,19 @@ def test_the_stored_assignment_reproduces_from_the_seed_and_is_audited(clinic) -
                              p.left_is_baseline, p.repeat) for p in plan)
     assert len(stored) == 3 * (6 + 2)  # every pair once plus 2 blinded repeats per rater
     assert event.details["seed"] == 99 and event.details["showings"] == 24
+
+
+def test_a_sample_of_pairs_is_drawn_from_the_seed_and_the_rest_listed(clinic) -> None:
+    study_id = create(clinic, max_pairs=4)
+    with db.session_scope(clinic["engine"]) as s:
+        study = s.get(RatingStudy, study_id)
+        kept = {p.series_id for p in study.pairs}
+        sampled_out = [e for e in study.exclusions if "random sample of 4" in e["reason"]]
+    assert len(kept) == 4 and len(sampled_out) == 2 and len(study.exclusions) == 4
+    assert not kept & {e["series_id"] for e in sampled_out}
+    with pytest.raises(FieldError) as err:
+        create(clinic, max_pairs=1)
+    assert err.value.field == "max_pairs"
 
 
 def test_roles_and_invitations(clinic) -> None:
@@ -322,3 +336,33 @@ def test_migration_0006_matches_the_models_and_downgrades(db_url: str) -> None:
     db.upgrade(engine)
     assert RATING_TABLES <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_the_demo_study_has_the_documented_ground_truth(clinic) -> None:
+    from analysis.demo import rating_study as demo
+
+    with db.session_scope(clinic["engine"]) as s:
+        note = demo.seed_demo_rating_study(s, director(clinic), protocol_name="Booster test",
+                                           endpoint_code="gais_test", min_pairs=4)
+    assert note.startswith("demo blinded rating study: 6 pairs at session 3")
+    with db.session_scope(clinic["engine"]) as s:
+        study = s.scalar(select(RatingStudy))
+        assert study.status == "closed" and study.seed == demo.STUDY_SEED
+        unblinded = rating.unblinded_changes(s, study, s.scalar(
+            select(EndpointDefinition).where(EndpointDefinition.code == "gais_test")))
+        rows = list(s.scalars(select(RatingAssignment).order_by(RatingAssignment.id)))
+        r = rating.study_results(s, director(clinic), study_id=study.id)
+        events = s.scalars(select(AuditEvent).where(AuditEvent.action == "rating.rate")).all()
+    assert all(a.rated_at is not None for a in rows) and len(events) == len(rows)
+    truth = {p: float(np.sign(u) * max(abs(u) - 1, 0)) for p, u in unblinded.items()}
+    rater_a = clinic["rater_ids"][0]
+    assert {a.pair_id: a.change for a in rows if a.rater_id == rater_a} == truth  # A is exact
+    a_intra = r.intra.set_index("rater").iloc[0]
+    assert a_intra["same_rating"] == 1.0
+    # the gap: unblinded minus blinded is one step on every improved pair, 0 elsewhere
+    gaps = (r.pairs["unblinded_change"] - truth_series(r, truth)).tolist()
+    assert r.gap.value == pytest.approx(np.mean(gaps))
+
+
+def truth_series(r, truth):
+    return r.pairs["pair_id"].map(truth)
