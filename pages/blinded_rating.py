@@ -205,23 +205,37 @@ def new_study_tab() -> None:
         _done(f"Study {study_id} created; its raters see it under Rate.")
 
 
+def _pretty(df: pd.DataFrame) -> pd.DataFrame:
+    return df.round(2).rename(columns=lambda c: str(c).replace("_", " ").capitalize())
+
+
+def _share(value: float, low: float, high: float, n: int) -> str:
+    if pd.isna(value):
+        return f"n/a (n={n})"
+    return f"{value:.0%} ({low:.0%}–{high:.0%}, n={n})"
+
+
 def _estimate_row(name: str, e: Estimate) -> tuple[str, str, int, str]:
     return (name, e.label(), e.n, e.method)
 
 
 def _results(study: rating.StudyRow) -> None:
+    key = f"rating_results_{study.study_id}"  # a closed study never changes: read (audited) once
     try:
-        r = frame.call(rating.study_results, study_id=study.study_id)
+        if key not in st.session_state:
+            st.session_state[key] = frame.call(rating.study_results, study_id=study.study_id)
     except FieldError as exc:
         widgets.field_error(exc, FIELD_LABELS)
         return
+    r = st.session_state[key]
     st.markdown(f"**Results: {r.title}** · {r.endpoint_name}")
     st.caption("Blinded change: follow-up against baseline from the rater's masked rating, "
                "positive = better, in scale steps.")
     st.markdown("Per rater")
-    st.dataframe(r.per_rater, hide_index=True)
+    st.dataframe(_pretty(r.per_rater), hide_index=True)
     st.markdown("Agreement between raters (first showings)")
-    st.dataframe(r.pairwise_kappa, hide_index=True)
+    st.dataframe(_pretty(r.pairwise_kappa.rename(columns={"kappa": "weighted_kappa"})),
+                 hide_index=True)
     st.dataframe(pd.DataFrame([_estimate_row("ICC(2,1)", r.icc),
                                _estimate_row("Krippendorff's alpha", r.alpha),
                                _estimate_row("Intra-rater, pooled (blinded repeats)",
@@ -230,12 +244,18 @@ def _results(study: rating.StudyRow) -> None:
                               columns=["statistic", "value (95 % CI)", "n", "method"]),
                  hide_index=True)
     st.markdown("Intra-rater agreement on the blinded repeats")
-    st.dataframe(r.intra, hide_index=True)
+    st.dataframe(_pretty(r.intra.rename(columns={"same_rating": "share_rated_the_same",
+                                                 "kappa": "weighted_kappa"})), hide_index=True)
     st.markdown("Responders by protocol: blinded against unblinded (same pairs)")
-    st.dataframe(r.responders, hide_index=True)
+    st.dataframe(pd.DataFrame([
+        (x.protocol, _share(x.unblinded_share, x.unblinded_low, x.unblinded_high,
+                            x.unblinded_pairs),
+         _share(x.blinded_share, x.blinded_low, x.blinded_high, x.pairs))
+        for x in r.responders.itertuples()], columns=["Protocol", "Unblinded (clinic-recorded)",
+                                                      "Blinded"]), hide_index=True)
     st.caption(r.responder_rule + " " + r.methods["responders"] + ".")
     with st.expander("Pairs: blinded and clinic-recorded change"):
-        st.dataframe(r.pairs, hide_index=True)
+        st.dataframe(_pretty(r.pairs), hide_index=True)
     st.download_button("Ratings (CSV)", file_name=f"rating_study_{study.study_id}.csv",
                        mime="text/csv", on_click="ignore", icon=":material/table:",
                        key=f"dl_ratings_{study.study_id}",
@@ -278,7 +298,7 @@ def page() -> None:
                "intra-rater agreement and the gap between blinded and clinic-recorded results.")
     _flash()
     if allowed(actor, "rating.manage"):
-        rate, studies, new = st.tabs(["Rate", "Studies", "New study"])
+        studies, new, rate = st.tabs(["Studies", "New study", "Rate"])
         with studies:
             studies_tab()
         with new:

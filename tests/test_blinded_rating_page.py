@@ -57,7 +57,7 @@ def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clini
     director = Actor(user_id=clinic["director_id"], email=clinic["director_email"],
                      role="medical_director")
     at = _open(director)
-    assert [t.label for t in at.tabs] == ["Rate", "Studies", "New study"]
+    assert [t.label for t in at.tabs] == ["Studies", "New study", "Rate"]
     at.text_input(key="ns_title").input("Booster: baseline vs session 3")
     at.multiselect(key="ns_protocols").select(clinic["protocol_id"])
     at.selectbox(key="ns_endpoint").select("gais_test")
