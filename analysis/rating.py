@@ -43,7 +43,7 @@ from analysis.outcomes import agreement
 from analysis.outcomes.agreement import Estimate
 from analysis.outcomes.frames import GATE_PASSING, to_csv_bytes
 from analysis.store import audit
-from analysis.store.access import CLINICAL, Actor, require
+from analysis.store.access import CLINICAL, Actor, allowed, require
 from analysis.store.models import (
     SERIES_STATUSES,
     Confounder,
@@ -378,7 +378,7 @@ def list_studies(session: DbSession, actor: Actor) -> list[StudyRow]:
     sees the studies they are invited to, with their own progress only, under a neutral label
     (the director's title may name the time point, which the rater must not know)."""
     require(actor, "rating.rate")
-    manager = actor.role == "medical_director"
+    manager = allowed(actor, "rating.manage")
     query = select(RatingStudy).order_by(RatingStudy.id.desc())
     if not manager:
         query = query.join(RatingRater, RatingRater.study_id == RatingStudy.id).where(
