@@ -538,25 +538,75 @@ def showing_images(session: DbSession, actor: Actor, *, assignment_id: int, alig
     study = _study(session, a.study_id)
     if study.status != "open":
         raise FieldError("study_id", "this study is closed")
-    protocol_tolerances = session.scalar(select(Protocol.tolerances).join(
-        Series, Series.protocol_id == Protocol.id).where(Series.id == pair.series_id)) or {}
     baseline_bytes, followup_bytes = photo_pair_bytes(
         session, actor, baseline_id=pair.baseline_photo_id, follow_up_id=pair.followup_photo_id,
         purpose="clinical_record", store=store)
-    if align:
-        view = viewing.pair_view(baseline_bytes, followup_bytes, view=pair.view,
-                                 tolerances=protocol_tolerances, cache=cache, max_side=max_side)
-        baseline_rgb, followup_rgb, aligned, note = (view.earlier, view.later_aligned,
-                                                     view.aligned, view.note)
-    else:
-        baseline_rgb = viewing.decode_for_display(baseline_bytes, max_side=max_side)
-        moved = viewing.align_pair(baseline_rgb,
-                                   viewing.decode_for_display(followup_bytes, max_side=max_side),
-                                   reference_landmarks=None, moving_landmarks=None)
-        followup_rgb, aligned, note = moved.moving, False, "shown resized to the same frame"
+    baseline_rgb, followup_rgb, aligned, note = _aligned_and_cropped(
+        baseline_bytes, followup_bytes, view=pair.view, align=align, cache=cache,
+        max_side=max_side)
     left, right = ((baseline_rgb, followup_rgb) if a.left_is_baseline
                    else (followup_rgb, baseline_rgb))
     return BlindedImages(viewing.to_png(left), viewing.to_png(right), aligned, note)
+
+
+def inner_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` (end-exclusive) of an axis-aligned rectangle lying wholly
+    inside ``mask`` (True = covered): the mask's bounding box, shrunk one edge at a time on the
+    side with the most uncovered pixels until none is left."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("nothing is covered")
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    while top < bottom and left < right:
+        gaps = {"top": int((~mask[top, left:right]).sum()),
+                "bottom": int((~mask[bottom - 1, left:right]).sum()),
+                "left": int((~mask[top:bottom, left]).sum()),
+                "right": int((~mask[top:bottom, right - 1]).sum())}
+        side = max(gaps, key=gaps.__getitem__)
+        if gaps[side] == 0:
+            return top, bottom, left, right
+        if side == "top":
+            top += 1
+        elif side == "bottom":
+            bottom -= 1
+        elif side == "left":
+            left += 1
+        else:
+            right -= 1
+    raise ValueError("no covered rectangle")
+
+
+def _aligned_and_cropped(baseline_bytes: bytes, followup_bytes: bytes, *, view: str, align: bool,
+                         cache: object | None, max_side: int
+                         ) -> tuple[np.ndarray, np.ndarray, bool, str]:
+    """Both photos in the baseline's frame, the follow-up aligned by landmarks as in Series review
+    (:func:`analysis.viewing.align_pair`), then both cropped to the part the warped follow-up
+    covers: its black margins would otherwise tell the rater which photo is the follow-up."""
+    from analysis import viewing
+
+    baseline = viewing.decode_for_display(baseline_bytes, max_side=max_side)
+    followup = viewing.decode_for_display(followup_bytes, max_side=max_side)
+    marks: tuple[Any, Any] = (None, None)
+    if align:
+        from analysis.capture import measure_bytes
+
+        mb = measure_bytes(baseline_bytes, view=view, cache=cache)  # type: ignore[arg-type]
+        mf = measure_bytes(followup_bytes, view=view, cache=cache)  # type: ignore[arg-type]
+        marks = (viewing.landmarks_for(mb.landmarks_px, original_width_px=mb.width_px,
+                                       display_width_px=baseline.shape[1]),
+                 viewing.landmarks_for(mf.landmarks_px, original_width_px=mf.width_px,
+                                       display_width_px=followup.shape[1]))
+    pair = viewing.align_pair(baseline, followup, reference_landmarks=marks[0],
+                              moving_landmarks=marks[1])
+    if not pair.aligned:
+        note = pair.note if align else "shown resized to the same frame"
+        return pair.reference, pair.moving, False, note
+    covered = viewing.align_pair(baseline, np.full_like(followup, 255),
+                                 reference_landmarks=marks[0],
+                                 moving_landmarks=marks[1]).moving.min(axis=2) >= 250
+    top, bottom, left, right = inner_box(covered)
+    return (pair.reference[top:bottom, left:right], pair.moving[top:bottom, left:right], True,
+            pair.note + ", both cropped to the area they share")
 
 
 def submit_rating(session: DbSession, actor: Actor, *, assignment_id: int,

@@ -366,3 +366,35 @@ def test_the_demo_study_has_the_documented_ground_truth(clinic) -> None:
 
 def truth_series(r, truth):
     return r.pairs["pair_id"].map(truth)
+
+
+def test_inner_box_lies_wholly_inside_the_covered_area() -> None:
+    yy, xx = np.mgrid[0:200, 0:300]
+    mask = ((yy - 100) / 90.0) ** 2 + ((xx - 150) / 140.0) ** 2 <= 1  # an ellipse
+    top, bottom, left, right = rating.inner_box(mask)
+    assert mask[top:bottom, left:right].all()
+    assert (bottom - top) * (right - left) > 0.4 * mask.sum()  # not a sliver
+    with pytest.raises(ValueError):
+        rating.inner_box(np.zeros((5, 5), dtype=bool))
+
+
+def test_aligned_photos_are_cropped_so_the_warp_margin_cannot_tell_which_is_later() -> None:
+    """A closer follow-up, aligned onto the baseline, leaves black margins in the baseline's
+    frame: a rater would know it is the follow-up. Both photos are cropped to the shared area."""
+    from tests.clinician_seed import astronaut_jpeg
+
+    base = astronaut_jpeg()
+    with Image.open(io.BytesIO(base)) as im:
+        closer = im.crop((40, 40, 472, 472)).resize((512, 512))
+        out = io.BytesIO()
+        closer.save(out, format="JPEG", quality=92)
+    follow = out.getvalue()
+    b_rgb, f_rgb, aligned, note = rating._aligned_and_cropped(base, follow, view="face_frontal",
+                                                              align=True, cache=None, max_side=512)
+    assert aligned and "cropped" in note
+    assert b_rgb.shape == f_rgb.shape and b_rgb.shape[0] < 512 and b_rgb.shape[1] < 512
+    # the follow-up shows exactly the baseline's [40, 472) square: the shared area, no more
+    assert 380 <= b_rgb.shape[0] <= 440 and 380 <= b_rgb.shape[1] <= 440
+    # and the two crops show the same scene (aligned), so nothing but the change tells them apart
+    diff = np.abs(b_rgb.astype(float) - f_rgb.astype(float)).mean()
+    assert diff < 20, diff
