@@ -694,6 +694,29 @@ def _ratings_frame(session: DbSession, study_id: int) -> pd.DataFrame:
         "left_score", "right_score", "change", "rated_at"])
 
 
+def unblinded_record_views(session: DbSession, study: RatingStudy) -> dict[int, int]:
+    """Rater user id -> how many times they opened the clinic record (``series.view``: Series
+    review) of a series in the study while it was open, from the audit trail. Those ratings may
+    not be blind; the results say so rather than hide it."""
+    from analysis.store.models import AuditEvent
+
+    emails = dict(session.execute(select(User.email, User.id).join(
+        RatingRater, RatingRater.user_id == User.id).where(RatingRater.study_id == study.id)).all())
+    series_ids = [str(i) for i in session.scalars(
+        select(RatingPair.series_id).where(RatingPair.study_id == study.id).distinct())]
+    if not emails or not series_ids:
+        return {}
+    query = (select(AuditEvent.actor_email, func.count(AuditEvent.id))
+             .where(AuditEvent.action == "series.view", AuditEvent.outcome == "success",
+                    AuditEvent.actor_email.in_(sorted(emails)),
+                    AuditEvent.object_type == "series", AuditEvent.object_id.in_(series_ids),
+                    AuditEvent.occurred_at >= study.created_at)
+             .group_by(AuditEvent.actor_email))
+    if study.closed_at is not None:
+        query = query.where(AuditEvent.occurred_at <= study.closed_at)
+    return {int(emails[e]): int(n) for e, n in session.execute(query)}
+
+
 def unblinded_changes(session: DbSession, study: RatingStudy,
                       endpoint: EndpointDefinition) -> dict[int, float]:
     """Pair id -> the clinic-recorded (unblinded) change at the pair's sessions, positive = better."""
@@ -763,6 +786,7 @@ def _results(session: DbSession, study: RatingStudy, *, agreement_stats: bool) -
     raters = {int(k): str(v) for k, v in sorted(raters.items())}
     steps = _change_categories(endpoint)
     ordinal = endpoint.kind in ("ordinal", "count")
+    record_views = unblinded_record_views(session, study)
     per_rater = pd.DataFrame([
         (raters[r], int((first["rater_id"] == r).sum()), int((again["rater_id"] == r).sum()),
          float(first.loc[first["rater_id"] == r, "change"].mean())
@@ -771,6 +795,7 @@ def _results(session: DbSession, study: RatingStudy, *, agreement_stats: bool) -
          if (first["rater_id"] == r).any() else np.nan)
         for r in raters], columns=["rater", "pairs_rated", "repeats_rated", "mean_change",
                                    "share_improved"])
+    per_rater["record_views_while_open"] = [record_views.get(r, 0) for r in raters]
     wide = first.pivot_table(index="pair_id", columns="rater_id", values="change", aggfunc="first")
     wide = wide.reindex(columns=list(raters))
     kappa_rows = []

@@ -233,6 +233,12 @@ def _results(study: rating.StudyRow) -> None:
                "positive = better, in scale steps.")
     st.markdown("Per rater")
     st.dataframe(_pretty(r.per_rater), hide_index=True)
+    viewed = r.per_rater[r.per_rater["record_views_while_open"] > 0]
+    if not viewed.empty:
+        st.warning("Opened the clinic record (Series review) of a series in this study while it "
+                   "was open, so their ratings may not be blind: "
+                   + ", ".join(f"{x.rater} ({x.record_views_while_open}×)"
+                               for x in viewed.itertuples()), icon=":material/visibility:")
     st.markdown("Agreement between raters (first showings)")
     st.dataframe(_pretty(r.pairwise_kappa.rename(columns={"kappa": "weighted_kappa"})),
                  hide_index=True)

@@ -91,6 +91,7 @@ def seed_rating_clinic(url: str, image_root: Path, *, n_series: int = 6) -> dict
             out["patients"].append(code)  # type: ignore[union-attr]
         out.update(protocol_id=protocol.id, clinician_id=clinician.id, director_id=director.id,
                    rater_ids=[clinician.id, *(u.id for u in extra)],
+                   rater_emails=[clinician.email, *(u.email for u in extra)],
                    clinician_email=clinician.email, director_email=director.email,
                    no_consent_series=out["series"][n_series],  # type: ignore[index]
                    failing_series=out["series"][n_series + 1])  # type: ignore[index]

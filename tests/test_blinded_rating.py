@@ -51,7 +51,7 @@ def director(c: dict) -> Actor:
 
 
 def rater(c: dict, i: int) -> Actor:
-    return Actor(user_id=c["rater_ids"][i], email=f"r{i}@test", role="clinician")
+    return Actor(user_id=c["rater_ids"][i], email=c["rater_emails"][i], role="clinician")
 
 
 def spec(c: dict, **kw) -> rating.StudySpec:
@@ -205,7 +205,7 @@ def test_the_raters_view_model_and_images_carry_no_identifiers(clinic) -> None:
     with db.session_scope(clinic["engine"]) as s:  # the read went through the audited door
         compare = s.scalar(select(AuditEvent).where(AuditEvent.action == "photo.compare")
                            .order_by(AuditEvent.id.desc()))
-        assert compare.actor_email == "r0@test" and compare.outcome == "success"
+        assert compare.actor_email == clinic["rater_emails"][0] and compare.outcome == "success"
 
 
 def test_a_showing_is_rated_once_and_bad_input_is_named(clinic) -> None:
@@ -232,7 +232,7 @@ def test_a_showing_is_rated_once_and_bad_input_is_named(clinic) -> None:
         nxt = rating.next_showing(s, r0, study_id=study_id)
         assert nxt.number == 2 and nxt.assignment_id != showing.assignment_id
         event = s.scalar(select(AuditEvent).where(AuditEvent.action == "rating.rate"))
-        assert event.actor_email == "r0@test" and event.patient_id is not None
+        assert event.actor_email == clinic["rater_emails"][0] and event.patient_id is not None
         assert event.object_id == str(showing.assignment_id)
 
 
@@ -252,6 +252,12 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic) -> None:
                 "grade": 3.0 - abs(change)}
 
     rate_all(clinic, study_id, answer)
+    from analysis.outcomes.series import series_overview
+
+    with db.session_scope(clinic["engine"]) as s:  # rater 1 opens a study series' record
+        pair_series = s.scalar(select(RatingPair.series_id).where(RatingPair.study_id == study_id))
+        series_overview(s, rater(clinic, 1), pair_series)
+        series_overview(s, rater(clinic, 1), clinic["failing_series"])  # not in the study
     d = director(clinic)
     with db.session_scope(clinic["engine"]) as s:
         with pytest.raises(FieldError, match="once the study is closed"):
@@ -271,6 +277,7 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic) -> None:
     names = list(r.raters.values())
     assert kappa[(names[0], names[1])] == pytest.approx(1.0)
     assert kappa[(names[0], names[2])] < 0.5
+    assert list(r.per_rater["record_views_while_open"]) == [0, 1, 0]
     assert r.intra_pooled.value == pytest.approx(1.0)  # every rater repeated themselves exactly
     assert set(r.intra["same_rating"]) == {1.0}
     assert r.icc.value is not None and 0 < r.icc.value < 1 and r.icc.low < r.icc.high
