@@ -751,9 +751,9 @@ def recorded_changes(session: DbSession, endpoint: EndpointDefinition,
         if later is None:
             continue
         if endpoint.neutral is not None:
-            out[key] = sign * (later - float(endpoint.neutral))
+            out[key] = sign * (later - float(endpoint.neutral)) + 0.0  # + 0.0: never -0.0
         elif (int(sid), 1) in values:
-            out[key] = sign * (later - values[(int(sid), 1)])
+            out[key] = sign * (later - values[(int(sid), 1)]) + 0.0
     return out
 
 
