@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/pose_accuracy.py
 	$(PY) benchmarks/lighting_accuracy.py
 	$(PY) -m benchmarks.ingest_speed
+	$(PY) benchmarks/rating_agreement.py
 
 clean-venv:
 	rm -rf $(VENV)

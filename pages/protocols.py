@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from analysis import rating
 from analysis.outcomes import cohorts
 from analysis.outcomes.adjusted import adjusted_protocol_effect
 from analysis.interop.service import analyst_tables_download
@@ -117,6 +118,24 @@ def outcomes(result: cohorts.ProtocolComparison, frames: ClinicFrames,
         st.caption(result.definitions["responder"])
         figs.append(("Responders", fig))
     return figs
+
+
+def blinded_section(protocol_ids: list[int]) -> None:
+    """Responder shares by blinded rating (closed studies on Blinded rating) beside the unblinded,
+    clinic-recorded share of the same pairs."""
+    table = frame.call(rating.blinded_by_protocol, protocol_ids=protocol_ids)
+    st.markdown("**Responders: unblinded and blinded**")
+    if table.empty:
+        st.caption("No closed blinded rating study covers these protocols yet (Blinded rating).")
+        return
+    st.dataframe(table.rename(columns={
+        "protocol": "Protocol", "study": "Study", "endpoint": "Endpoint", "pairs": "Pairs",
+        "unblinded": "Unblinded (same pairs)", "blinded": "Blinded",
+        "gap": "Gap, unblinded − blinded (95 % CI)"}).drop(columns=["protocol_id"]),
+        hide_index=True)
+    st.caption("Blinded: the median of the invited raters' masked ratings of gate-passing photo "
+               "pairs; a responder improves by at least the endpoint's MCID. Shares with Wilson "
+               "95 % intervals; the gap is in scale steps with a bootstrap interval.")
 
 
 def model_section(frames: ClinicFrames, chosen: list[int], names: dict[int, str]) -> None:
@@ -295,6 +314,7 @@ def comparison(actor: Actor, catalogue: ClinicFrames) -> None:
     if args["gate_passing_only"]:
         st.caption("Restricted to gate-passing series. " + result.definitions["gate"])
     figs = outcomes(result, frames, names)
+    blinded_section(args["protocol_ids"])
     st.subheader("Reactions and adverse events")
     fig = charts.rates_figure(result.reactions, protocol_names=names)
     st.plotly_chart(fig, key="rates")

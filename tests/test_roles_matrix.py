@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis import protocol_setup
+from analysis import protocol_setup, rating
 from analysis.auth import accounts
 from analysis.outcomes.frames import load_frames
 from analysis.outcomes.safety import trace_lot
@@ -45,6 +45,8 @@ EXPECTED: dict[str, set[str]] = {
     # consult timelines (consented photos, aggregates): everyone who sees patients
     "timeline.read": {"consult_staff", "medical_director", "clinician"},
     "timeline.export": {"consult_staff", "medical_director", "clinician"},
+    # blinded rating studies: the director runs them, clinicians and directors rate
+    "rating.manage": {"medical_director"}, "rating.rate": CLINICAL,
     # oversight and administration
     "audit.read": {"admin", "medical_director"}, "audit.export": {"admin", "medical_director"},
     "users.manage": {"admin"}, "demo.seed": {"admin"},
@@ -121,6 +123,8 @@ SERVICES: dict[str, Service] = {
     "timeline.export": lambda s, a, w: audited_export(
         s, a, action="timeline.export", patient_id=c(w).patient_id, object_type="series",
         object_id=c(w).series_id, consent_scope="consult_display"),
+    "rating.manage": lambda s, a, w: rating.setup_options(s, a),
+    "rating.rate": lambda s, a, w: rating.list_studies(s, a),
     "audit.read": lambda s, a, w: audit_log.query_events(s, a, limit=5),
     "audit.export": lambda s, a, w: audit_log.export_csv(s, a, limit=5),
     "users.manage": lambda s, a, w: (

@@ -41,6 +41,8 @@ PAGES: tuple[PageSpec, ...] = (
              "visit.record"),
     PageSpec("Insights", "pages/protocols.py", "Protocols", ":material/compare_arrows:", "cohort.read"),
     PageSpec("Insights", "pages/timelines.py", "Timelines", ":material/timeline:", "timeline.read"),
+    PageSpec("Insights", "pages/blinded_rating.py", "Blinded rating", ":material/visibility_off:",
+             "rating.rate"),
     PageSpec("Admin", "pages/protocol_setup.py", "Protocol setup", ":material/tune:",
              "protocol.write"),
     PageSpec("Admin", "pages/audit_log.py", "Audit log", ":material/policy:", "audit.read"),

@@ -170,6 +170,12 @@ def seed_demo_clinic(
                                      f"{line} ({_time.monotonic() - t0:.0f} s)"))
         progress(f"committing {counts.audit_events} audit events and the record "
                  f"({_time.monotonic() - t0:.0f} s)")
+    if photos:
+        from analysis.demo.rating_study import seed_demo_rating_study
+
+        with db.session_scope(engine) as session:
+            progress(seed_demo_rating_study(session, ctx.director)
+                     + f" ({_time.monotonic() - t0:.0f} s)")
     seconds = _time.monotonic() - t0
     return SeedReport(True, f"seeded the demo clinic in {seconds:.0f} s", patients=counts.patients,
                       series=counts.series, sessions=counts.sessions, photos=counts.photos,

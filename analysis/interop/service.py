@@ -386,7 +386,7 @@ def import_hair_density(session: DbSession, actor: Actor, *, data: bytes, commit
     from analysis.store.access import require
     from analysis.store.models import EndpointDefinition, EndpointMeasurement
 
-    require(actor, "visit.record")
+    require(actor, "visit.record", session)
     rows, problems = parse_hair_density(data)
     endpoints = {e.code: e for e in session.scalars(select(EndpointDefinition))}
     patients = {p.code: p for p in session.scalars(
@@ -475,7 +475,7 @@ def import_prom(session: DbSession, actor: Actor, *, data: bytes, commit: bool,
     from analysis.store.access import require
     from analysis.store.models import EndpointDefinition, EndpointMeasurement
 
-    require(actor, "visit.record")
+    require(actor, "visit.record", session)
     library = {e.code: e for e in session.scalars(select(EndpointDefinition).where(
         EndpointDefinition.patient_reported.is_(True), EndpointDefinition.kind != "text"))}
     specs = {c: PromEndpoint(e.kind, e.scale_min, e.scale_max) for c, e in library.items()}

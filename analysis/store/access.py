@@ -51,6 +51,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "protocol.write": frozenset({"medical_director"}),
     "timeline.read": frozenset({"consult_staff", "medical_director", "clinician"}),
     "timeline.export": frozenset({"consult_staff", "medical_director", "clinician"}),
+    "rating.manage": frozenset({"medical_director"}),
+    "rating.rate": CLINICAL,
     "audit.read": frozenset({"admin", "medical_director"}),
     "audit.export": frozenset({"admin", "medical_director"}),
     "users.manage": frozenset({"admin"}),

@@ -467,3 +467,110 @@ class SignInThrottle(Base):
     last_failure_at: Mapped[float] = mapped_column(Float, default=0.0)
     locked_until: Mapped[float] = mapped_column(Float, default=0.0)
 
+
+# --- blinded rating studies ----------------------------------------------------------------------
+
+RATING_STUDY_STATUSES = ("open", "closed")
+
+
+class RatingStudy(Base):
+    """A blinded rating study: baseline/follow-up photo pairs shown to invited raters, masked.
+
+    ``protocol_ids`` and ``views`` choose the pairs; the follow-up is session ``followup_session``
+    or, with ``followup_days``, the session closest to that many days after session 1 (within
+    ``window_days``). ``inclusion`` holds the further rules (series statuses, confounders) and
+    ``exclusions`` every series left out with its reason, frozen when the study was created.
+    ``seed`` and the stored assignments reproduce the randomisation.
+    """
+
+    __tablename__ = "rating_studies"
+    __table_args__ = (
+        _enum_check("status", RATING_STUDY_STATUSES, "ck_rating_study_status"),
+        CheckConstraint("repeat_share >= 0 AND repeat_share <= 1", name="ck_rating_repeat_share"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(160))
+    endpoint_code: Mapped[str] = mapped_column(String(64))
+    protocol_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    views: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    followup_session: Mapped[int | None] = mapped_column(Integer)
+    followup_days: Mapped[int | None] = mapped_column(Integer)
+    window_days: Mapped[int] = mapped_column(Integer, default=21)
+    inclusion: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    exclusions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    repeat_share: Mapped[float] = mapped_column(Float, default=0.2)
+    seed: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+
+    raters: Mapped[list[RatingRater]] = relationship(back_populates="study")
+    pairs: Mapped[list[RatingPair]] = relationship(back_populates="study",
+                                                   order_by="RatingPair.position")
+
+
+class RatingRater(Base):
+    """A clinician or director invited to rate a study."""
+
+    __tablename__ = "rating_raters"
+    __table_args__ = (UniqueConstraint("study_id", "user_id", name="uq_rating_rater"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("rating_studies.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+    study: Mapped[RatingStudy] = relationship(back_populates="raters")
+    user: Mapped[User] = relationship()
+
+
+class RatingPair(Base):
+    """One baseline/follow-up photo pair of a study (both photos passed the comparability gate)."""
+
+    __tablename__ = "rating_pairs"
+    __table_args__ = (UniqueConstraint("study_id", "position", name="uq_rating_pair_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("rating_studies.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    view: Mapped[str] = mapped_column(String(32))
+    baseline_photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id"))
+    followup_photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id"))
+
+    study: Mapped[RatingStudy] = relationship(back_populates="pairs")
+
+
+class RatingAssignment(Base):
+    """One showing of a pair to a rater: its place in the rater's order, which photo is on the
+    left, whether it is the blinded repeat, and (once rated) the rating.
+
+    For an endpoint rated against baseline (``neutral`` set) the rater picks the photo that looks
+    better (``better_side`` ``left``/``right``/``none``) and grades it on the scale's improving half
+    (``grade``); for a stand-alone scale each photo gets its own score (``left_score``,
+    ``right_score``). ``change`` is the derived blinded change, follow-up versus baseline, signed so
+    that positive is better.
+    """
+
+    __tablename__ = "rating_assignments"
+    __table_args__ = (
+        UniqueConstraint("rater_id", "pair_id", "repeat", name="uq_rating_assignment"),
+        UniqueConstraint("study_id", "rater_id", "order_index", name="uq_rating_order"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("rating_studies.id"), index=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("rating_pairs.id"), index=True)
+    order_index: Mapped[int] = mapped_column(Integer)
+    left_is_baseline: Mapped[bool] = mapped_column(Boolean)
+    repeat: Mapped[bool] = mapped_column(Boolean, default=False)
+    better_side: Mapped[str | None] = mapped_column(String(8))
+    grade: Mapped[float | None] = mapped_column(Float)
+    left_score: Mapped[float | None] = mapped_column(Float)
+    right_score: Mapped[float | None] = mapped_column(Float)
+    change: Mapped[float | None] = mapped_column(Float)
+    rated_at: Mapped[datetime | None]
+
+    pair: Mapped[RatingPair] = relationship()
