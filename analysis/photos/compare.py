@@ -3,7 +3,11 @@
 Each dimension becomes a :class:`~analysis.photos.types.Check` graded against :class:`Tolerances`:
 ``pass`` when ``|value| <= warn``, ``warn`` when ``<= fail``, else ``fail``; ``not_assessed`` when a
 figure is missing on either photo or does not apply to the view (pose and expression on scalp
-views). The verdict is the worst status; ``not_assessed`` never fails a comparison, but a photo that
+views). Checks whose figures carry a measurement uncertainty (pose, distance, and the lighting
+direction, exposure and colour: ``PhotoMeasurement.light_side_sd`` / ``exposure_sd_l`` /
+``color_sd_ab``, see :mod:`analysis.photos.lighting`) are graded on ``|value| -/+ 1.645 sd``
+instead (:func:`analysis.photos.uncertainty.grade`), with ``warn`` shown as borderline with the
+figure and its range; a measurement without them (an older record) keeps the plain thresholds. The verdict is the worst status; ``not_assessed`` never fails a comparison, but a photo that
 could not be measured (``ok`` False, or no face on a face view) fails it with the reason.
 
 Signs (see ``types.py``): ``yaw > 0`` = nose toward the image right = the *patient's left* for a
@@ -173,6 +177,27 @@ def _grade(magnitude: float, warn: float, fail: float) -> Status:
     if magnitude > fail:
         return "fail"
     return "warn" if magnitude > warn else "pass"
+
+
+def _pair_sd(b: Any, f: Any) -> float | None:
+    """Standard deviation of a follow-up minus baseline difference: the two photos' own s.d. in
+    quadrature; ``None`` (the plain thresholds) when neither photo carries one (older records)."""
+    sds = [v for v in (_num(b), _num(f)) if v is not None and v >= 0]
+    if not sds:
+        return None
+    return float(math.hypot(*sds)) if len(sds) == 2 else float(sds[0] * math.sqrt(2.0))
+
+
+def _grade_sd(magnitude: float, sd: float | None, warn: float, fail: float) -> Status:
+    if sd is None:
+        return _grade(magnitude, warn, fail)
+    return uncertainty.grade(magnitude, sd, warn, fail)
+
+
+def _borderline(what: str, value: float, sd: float, unit: str, digits: int) -> str:
+    k_sd = uncertainty.Z_ONE_SIDED * sd
+    return (f"borderline: {what} {value:+.{digits}f}{unit} ± {k_sd:.{digits}f}{unit} straddles the "
+            "tolerance — ")
 
 
 def _worst(statuses: list[Status]) -> Status:
@@ -470,8 +495,11 @@ def _lighting_check(
         return _na("lighting", reason)
     bv, fv = float(b.light_side), float(f.light_side)  # type: ignore[arg-type]
     delta = fv - bv
-    status = _grade(abs(delta), tol.light_side_warn, tol.light_side_fail)
-    details = {"light_side_baseline": bv, "light_side_followup": fv}
+    sd = _pair_sd(b.light_side_sd, f.light_side_sd)
+    status = _grade_sd(abs(delta), sd, tol.light_side_warn, tol.light_side_fail)
+    details: dict[str, Any] = {"light_side_baseline": bv, "light_side_followup": fv}
+    if sd is not None:
+        details["sd_light_side"] = sd
     darkest = min((v for v in (_num(b.exposure_l), _num(f.exposure_l)) if v is not None),
                   default=None)
     if status == "pass" and darkest is not None and darkest < tol.lighting_min_exposure_l:
@@ -480,14 +508,17 @@ def _lighting_check(
         message = (f"the face is too dark (median L* {darkest:.0f}) to confirm the light "
                    "direction — light the face as in the baseline")
     elif status == "pass":
-        message = f"light direction matches the baseline (Δ{delta:+.2f})"
+        message = f"light direction matches the baseline (Δ{delta:+.2f}" + (
+            f" ± {uncertainty.Z_ONE_SIDED * sd:.2f})" if sd is not None else ")")
     else:
         side, image = ("left", "right") if delta > 0 else ("right", "left")
         message = (f"light now comes more from the patient's {side} (image {image}) than in the "
                    f"baseline (light direction {bv:+.2f} → {fv:+.2f}) — move the light or "
                    "the patient to match the baseline")
+        if status == "warn" and sd is not None:
+            message = _borderline("light direction Δ", delta, sd, "", 2) + message
     return Check("lighting", status, delta, "light_side", tol.light_side_warn,
-                 tol.light_side_fail, message, details)
+                 tol.light_side_fail, message, details, sd)
 
 
 def _l_to_y(l_star: float) -> float:
@@ -504,13 +535,17 @@ def _exposure_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -
     bl, fl = float(b.exposure_l), float(f.exposure_l)  # type: ignore[arg-type]
     delta = fl - bl
     ev = math.log2(_l_to_y(fl) / _l_to_y(bl))
-    status = _grade(abs(delta), tol.exposure_warn_dl, tol.exposure_fail_dl)
+    sd = _pair_sd(b.exposure_sd_l, f.exposure_sd_l)
+    status = _grade_sd(abs(delta), sd, tol.exposure_warn_dl, tol.exposure_fail_dl)
     details: dict[str, Any] = {"exposure_l_baseline": bl, "exposure_l_followup": fl, "delta_ev": ev}
+    if sd is not None:
+        details["sd_l"] = sd
     advice = []
     if status != "pass":
         what = "darker" if delta < 0 else "brighter"
         fix = "add light or raise the exposure" if delta < 0 else "reduce light or exposure"
-        advice.append(f"photo {abs(ev):.1f} EV {what} than baseline (median L* {bl:.0f} → "
+        advice.append((_borderline("ΔL*", delta, sd, "", 1) if status == "warn" and sd else "")
+                      + f"photo {abs(ev):.1f} EV {what} than baseline (median L* {bl:.0f} → "
                       f"{fl:.0f}) — {fix} to match")
     cb, cf = _num(b.clipped_share), _num(f.clipped_share)
     if cb is not None and cf is not None:
@@ -521,9 +556,10 @@ def _exposure_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -
             advice.append(f"{cf:.0%} of the measured area is clipped to pure white or black "
                           f"({cb:.0%} in the baseline) — avoid direct flash/over-exposure")
         status = _worst([status, s_clip])
-    message = "; ".join(advice) or f"exposure matches the baseline ({ev:+.1f} EV)"
+    message = "; ".join(advice) or f"exposure matches the baseline ({ev:+.1f} EV; ΔL* {delta:+.1f}" + (
+        f" ± {uncertainty.Z_ONE_SIDED * sd:.1f})" if sd is not None else ")")
     return Check("exposure", status, delta, "L*", tol.exposure_warn_dl, tol.exposure_fail_dl,
-                 message, details)
+                 message, details, sd)
 
 
 def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> Check:
@@ -535,11 +571,17 @@ def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> C
     lb = np.array(b.lab_median, float)
     lf = np.array(f.lab_median, float)
     de = float(deltaE_ciede2000(lb, _match_luminance(lf, lb)))
-    status = _grade(de, tol.color_warn_de, tol.color_fail_de)
+    sd_ab = _pair_sd(b.color_sd_ab, f.color_sd_ab)
+    sd = None if sd_ab is None else sd_ab * _de00_per_ab(lb)
+    status = _grade_sd(de, sd, tol.color_warn_de, tol.color_fail_de)
     da, db = float(lf[1] - lb[1]), float(lf[2] - lb[2])
-    details = {"delta_a": da, "delta_b": db, "delta_e_full": float(deltaE_ciede2000(lb, lf))}
+    details: dict[str, Any] = {"delta_a": da, "delta_b": db,
+                               "delta_e_full": float(deltaE_ciede2000(lb, lf))}
+    if sd is not None:
+        details["sd_de00"] = sd
     if status == "pass":
-        message = f"colour matches the baseline (ΔE00 {de:.1f})"
+        message = f"colour matches the baseline (ΔE00 {de:.1f}" + (
+            f" ± {uncertainty.Z_ONE_SIDED * sd:.1f})" if sd is not None else ")")
     else:
         cast = []
         if abs(db) >= 1.0:
@@ -550,8 +592,22 @@ def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> C
         message = (f"white balance differs (ΔE {de:.0f}; follow-up {shift})"
                    " — use the same light and white balance as the baseline (unless the skin "
                    "colour itself changed)")
+        if status == "warn" and sd is not None:
+            message = (f"borderline: ΔE00 {de:.1f} ± {uncertainty.Z_ONE_SIDED * sd:.1f} straddles "
+                       "the tolerance — " + message)
     return Check("color", status, de, "dE00", tol.color_warn_de, tol.color_fail_de, message,
-                 details)
+                 details, sd)
+
+
+def _de00_per_ab(lab: np.ndarray) -> float:
+    """CIEDE2000 per unit of a*/b* displacement at the colour ``lab`` (mean of the two axes).
+
+    Converts the per-axis s.d. of the median a*/b* into the check's ΔE00 units (first order).
+    """
+    step = 0.5
+    d_a = float(deltaE_ciede2000(lab, lab + [0.0, step, 0.0]))
+    d_b = float(deltaE_ciede2000(lab, lab + [0.0, 0.0, step]))
+    return (d_a + d_b) / (2.0 * step)
 
 
 def _match_luminance(lab: np.ndarray, reference_lab: np.ndarray) -> np.ndarray:
