@@ -44,7 +44,9 @@ three-state rule of :mod:`analysis.photos.uncertainty`: pass unless beyond the t
 doubt, fail when beyond the fail tolerance beyond doubt, warn = borderline, shown with its range).
 
 * Pixel noise ``noise_sd_l`` (L* per pixel): Immerkaer's estimator (:func:`pixel_noise_rgb`) on the
-  face's bounding box in the file's own pixels (whole frame without a face), per RGB channel,
+  central 384 px square of the face's bounding box in the pixels of the image measured (for
+  ``measure_photo`` the analysis copy, at most 1280 px a side; the whole frame without a face),
+  per RGB channel,
   carried to L*, a*, b* through the Jacobian of the sRGB -> Lab conversion at the region's median
   colour. Skin texture adds to it, so it is an upper bound of the sensor/JPEG noise.
 * ``light_side_sd`` = ``hypot(g * se_fit, se_noise)``. ``se_fit`` is the least-squares standard
@@ -52,7 +54,7 @@ doubt, fail when beyond the fail tolerance beyond doubt, warn = borderline, show
   the delta method); it covers albedo, make-up, model misfit and landmark misplacement, which the
   residuals show. ``se_noise`` is the same propagation of the pixel noise of a vertex sample,
   ``noise_sd_l / (11 * ipd / 100)``: each vertex value is a mean over an 11 px box at the fit scale,
-  i.e. over ``(11 * ipd / 100)^2`` of the file's pixels (at least one), so a smaller face or a
+  i.e. over ``(11 * ipd / 100)^2`` of the image's pixels (at least one), so a smaller face or a
   noisier photo widens it. ``g = LIGHT_SIDE_SE_GAIN`` scales the least-squares error to the scatter
   actually seen on pairs whose light did not change (residuals of neighbouring vertices are
   correlated, so the textbook error need not be right).
@@ -396,7 +398,7 @@ def shading_fit(rgb: np.ndarray, *, landmarks_px: np.ndarray) -> ShadingFit:
                       s2 * xtx_inv, xtx_inv, float(ipd))
 
 
-_NOISE_WINDOW_PX = 1024  # the noise is estimated on at most this square of the face crop
+_NOISE_WINDOW_PX = 384  # the noise is estimated on at most this square of the face crop (147k px)
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
@@ -413,8 +415,9 @@ def pixel_noise_rgb(rgb: np.ndarray) -> np.ndarray:
         return np.full(3, np.nan)
     y0, x0 = max(0, (h - _NOISE_WINDOW_PX) // 2), max(0, (w - _NOISE_WINDOW_PX) // 2)
     win = np.ascontiguousarray(rgb[y0:y0 + _NOISE_WINDOW_PX, x0:x0 + _NOISE_WINDOW_PX])
-    resp = cv2.filter2D(win.astype(np.float32), -1, _IMMERKAER)[1:-1, 1:-1]
-    return np.sqrt(np.pi / 2.0) * np.abs(resp).reshape(-1, 3).mean(axis=0) / 6.0
+    resp = cv2.filter2D(win, cv2.CV_16S, _IMMERKAER)[1:-1, 1:-1]  # |response| <= 16 * 255
+    mean_abs = np.array(cv2.mean(np.abs(resp))[:3])
+    return np.sqrt(np.pi / 2.0) * mean_abs / 6.0
 
 
 def _noise_in_lab(lab_median: np.ndarray, noise_rgb: np.ndarray) -> np.ndarray:
