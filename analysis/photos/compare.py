@@ -53,7 +53,10 @@ class Tolerances:
     of the light's azimuth by about 13 deg warns (sin 13 deg = 0.22) and by about 26 deg fails; set
     on that principle, half-way between a 5 deg change that must pass and a 25 deg change that must
     be flagged, and checked on the Extended Yale B development subjects
-    (``benchmarks/lighting_accuracy.py``).
+    (``benchmarks/lighting_accuracy.py``). ``backlight_*`` bound how much more the background beside
+    and above the face outshines the face than in the baseline, in L*: 15 is about 1 EV at the
+    mid-tones of a face (L* 50 -> 65 doubles the luminance), 30 about 2 EV; below that a change of
+    room or wall is ordinary.
     """
 
     yaw_warn_deg: float = 5.0
@@ -77,6 +80,8 @@ class Tolerances:
     light_side_warn: float = 0.22  # Delta light_side; sin(13 deg)
     light_side_fail: float = 0.44  # sin(26 deg)
     lighting_min_exposure_l: float = 15.0  # median skin L* below which no direction is trusted
+    backlight_warn_dl: float = 15.0  # rise of (background L* - face L*) over the baseline's
+    backlight_fail_dl: float = 30.0
     eye_open_warn: float = 0.06  # Delta eye aspect ratio
     eye_open_fail: float = 0.12
     mouth_open_warn: float = 0.08  # Delta inner-lip gap / mouth width
@@ -139,6 +144,7 @@ def compare(
     -------
     Comparison
         Checks named ``measurement``, ``view``, ``pose``, ``distance``, ``framing``, ``lighting``,
+        ``backlight``,
         ``exposure``, ``color``, ``expression``, ``sharpness``, ``resolution``; verdict = worst
         status.
     """
@@ -156,6 +162,7 @@ def compare(
     checks.append(_view_check(baseline, followup))
     checks += _geometry_checks(baseline, followup, tol, scalp)
     checks.append(_lighting_check(baseline, followup, tol, scalp))
+    checks.append(_backlight_check(baseline, followup, tol, scalp))
     checks.append(_exposure_check(baseline, followup, tol))
     checks.append(_color_check(baseline, followup, tol))
     checks.append(_expression_check(baseline, followup, tol, scalp))
@@ -165,7 +172,7 @@ def compare(
 
 
 _CHECK_NAMES = (
-    "view", "pose", "distance", "framing", "lighting", "exposure", "color", "expression",
+    "view", "pose", "distance", "framing", "lighting", "backlight", "exposure", "color", "expression",
     "sharpness", "resolution",
 )
 
@@ -507,6 +514,8 @@ def _lighting_check(
         status = "warn"
         message = (f"the face is too dark (median L* {darkest:.0f}) to confirm the light "
                    "direction — light the face as in the baseline")
+        if (_num(f.backlight_dl) or 0.0) > tol.backlight_warn_dl:
+            message += " (it is darker than its background: see the backlight check)"
     elif status == "pass":
         message = f"light direction matches the baseline (Δ{delta:+.2f}" + (
             f" ± {uncertainty.Z_ONE_SIDED * sd:.2f})" if sd is not None else ")")
@@ -519,6 +528,40 @@ def _lighting_check(
             message = _borderline("light direction Δ", delta, sd, "", 2) + message
     return Check("lighting", status, delta, "light_side", tol.light_side_warn,
                  tol.light_side_fail, message, details, sd)
+
+
+def _backlight_check(
+    b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances, scalp: bool
+) -> Check:
+    """A face darker than what is behind it (a window behind the patient), against the baseline.
+
+    ``value`` = follow-up minus baseline of ``backlight_dl`` (background L* minus face L*); only a
+    rise counts, and only when the follow-up's background is brighter than its face.
+    """
+    warn, fail = tol.backlight_warn_dl, tol.backlight_fail_dl
+    if scalp:
+        return _na("backlight", "backlight is not assessed on scalp views")
+    reason = _missing("backlight", "background beside the face", b.backlight_dl, f.backlight_dl)
+    if reason:
+        return _na("backlight", reason + " (the face fills the frame, or an older record)")
+    bd, fd = float(b.backlight_dl), float(f.backlight_dl)  # type: ignore[arg-type]
+    delta = fd - bd
+    sd = _pair_sd(b.backlight_sd_l, f.backlight_sd_l)
+    rise = delta if fd > 0 else 0.0
+    status = _grade_sd(max(rise, 0.0), sd, warn, fail)
+    details: dict[str, Any] = {"backlight_dl_baseline": bd, "backlight_dl_followup": fd}
+    if sd is not None:
+        details["sd_l"] = sd
+    if status == "pass":
+        message = (f"no backlight beyond the baseline's (background {fd:+.0f} L* against the "
+                   f"face, baseline {bd:+.0f})")
+    else:
+        message = (f"backlit: the background is {fd:.0f} L* brighter than the face ({bd:+.0f} in "
+                   "the baseline), so the face is under-exposed against it — turn the patient "
+                   "away from the window (or close the blind), light the face from the front")
+        if status == "warn" and sd is not None:
+            message = _borderline("backlight rise", delta, sd, " L*", 0) + message
+    return Check("backlight", status, delta, "L*", warn, fail, message, details, sd)
 
 
 def _l_to_y(l_star: float) -> float:

@@ -138,6 +138,11 @@ class LightingMeasure:
     exposure_sd_l: float = float("nan")  # L*
     color_sd_ab: float = float("nan")  # per-axis s.d. of the a*/b* medians
     noise_sd_l: float = float("nan")  # pixel noise of the region, L* per pixel
+    # backlight: median L* of the background beside and above the face, and that minus the
+    # face's median skin L* (> 0: the face is darker than what is behind it); NaN without a face
+    background_l: float = float("nan")
+    backlight_dl: float = float("nan")
+    backlight_sd_l: float = float("nan")
 
 
 def eye_distance_px(landmarks_px: np.ndarray) -> float:
@@ -236,12 +241,14 @@ def measure_lighting(rgb: np.ndarray, *, landmarks_px: np.ndarray | None) -> Lig
     lab_median = tuple(float(v) for v in np.median(lab, axis=0))
     asymmetry = _asymmetry(lab[:, 0], side)
     light_side, used, light_sd = asymmetry, 0, float("nan")
+    background = float("nan")
     noise_rgb = pixel_noise_rgb(rgb if landmarks_px is None else _face_crop(rgb, landmarks_px))
     noise_lab = _noise_in_lab(np.array(lab_median), noise_rgb)
     if landmarks_px is not None:
         fit = shading_fit(rgb, landmarks_px=landmarks_px)
         light_side, used = fit.light_side, fit.n_vertices
         light_sd = light_side_sd(fit, noise_lab[0])
+        background = surround_lightness(rgb, landmarks_px)
     n_used = int(lab.shape[0])
     median_factor = 1.2533 / np.sqrt(n_used)  # s.d. of a median of n normal samples, per s.d.
     exposure_sd = float(np.hypot(EXPOSURE_FLOOR_L, median_factor * noise_lab[0]))
@@ -258,6 +265,10 @@ def measure_lighting(rgb: np.ndarray, *, landmarks_px: np.ndarray | None) -> Lig
         exposure_sd_l=exposure_sd,
         color_sd_ab=color_sd,
         noise_sd_l=float(noise_lab[0]),
+        background_l=background,
+        backlight_dl=background - lab_median[0],
+        # the background's median is taken to be as uncertain as the face's (not fitted apart)
+        backlight_sd_l=float(np.sqrt(2.0) * exposure_sd),
     )
 
 
@@ -444,6 +455,58 @@ def _face_crop(rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
     if x1 - x0 < 3 or y1 - y0 < 3:
         return rgb
     return rgb[y0:y1, x0:x1]
+
+
+_SURROUND_SIDE_PX = 256  # the surround is measured on a copy at most this size
+_SURROUND_MIN_PX = 400  # fewer background pixels than this (on that copy): not measured
+
+
+def _lightness_lut() -> np.ndarray:
+    """CIE L* (D65) of a neutral 8-bit sRGB grey, per level."""
+    v = np.arange(256) / 255.0
+    lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    f = np.where(lin > (6 / 29) ** 3, np.cbrt(lin), lin / (3 * (6 / 29) ** 2) + 4 / 29)
+    return (116.0 * f - 16.0).astype(np.float32)
+
+
+_L_OF_LEVEL = _lightness_lut()
+
+
+def surround_lightness(rgb: np.ndarray, landmarks_px: np.ndarray) -> float:
+    """Median L* of the background beside and above the face (NaN when too little is visible).
+
+    The region is the box reaching 60 % of the face's width beyond each side of the face and 50 %
+    of its height above it, down to the mouth (so the shoulders and clothes stay out), minus the
+    face mesh's hull dilated by a quarter of the face width (hair and ears). L* is taken from the
+    Rec. 709 luma of the sRGB levels (a window or wall, not skin, so colour does not matter).
+    """
+    rgb = _check_rgb(rgb)
+    pts = _check_landmarks(landmarks_px)[:468, :2]
+    h, w = rgb.shape[:2]
+    fx0, fy0 = pts.min(axis=0)
+    fx1, fy1 = pts.max(axis=0)
+    fw, fh = fx1 - fx0, fy1 - fy0
+    if not (fw > 1 and fh > 1):
+        return float("nan")
+    x0, x1 = int(max(0, fx0 - 0.6 * fw)), int(min(w, fx1 + 0.6 * fw))
+    y0, y1 = int(max(0, fy0 - 0.5 * fh)), int(min(h, fy0 + 0.75 * fh))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return float("nan")
+    crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    scale = min(1.0, _SURROUND_SIDE_PX / max(crop.shape[:2]))
+    if scale < 1.0:
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    local = np.round((pts - [x0, y0]) * scale).astype(np.int32)
+    face = np.zeros(crop.shape[:2], np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(local), 1)
+    r = max(1, int(round(0.25 * fw * scale)))
+    face = cv2.dilate(face, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    luma = (0.2126 * crop[..., 0] + 0.7152 * crop[..., 1] + 0.0722 * crop[..., 2])
+    levels = np.clip(np.round(luma), 0, 255).astype(np.uint8)[face == 0]
+    if levels.size < min(_SURROUND_MIN_PX, crop.shape[0] * crop.shape[1] // 8):
+        return float("nan")
+    return float(np.median(_L_OF_LEVEL[levels]))
 
 
 def light_side_sd(fit: ShadingFit, noise_l: float, *, gain: float | None = None) -> float:
