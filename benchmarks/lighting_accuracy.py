@@ -136,15 +136,21 @@ def _measurement(path: Path, rgb: np.ndarray, lm: np.ndarray | None) -> PhotoMea
         exposure_l=light.exposure_l, clipped_share=light.clipped_share,
         lab_median=light.lab_median, light_side=light.light_side,
         light_side_sd=light.light_side_sd, exposure_sd_l=light.exposure_sd_l,
-        color_sd_ab=light.color_sd_ab,
+        color_sd_ab=light.color_sd_ab, backlight_dl=_finite(light.backlight_dl),
+        backlight_sd_l=_finite(light.backlight_sd_l),
         extra={"half_face": light.half_face_asymmetry, "naive": _naive_light_side(rgb)},
     )
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def _old_rule(m: PhotoMeasurement) -> PhotoMeasurement:
     """The same measurement without its uncertainty: compare() then grades on the plain
     thresholds, i.e. the rule before the lighting checks carried a measurement uncertainty."""
-    return replace(m, light_side_sd=None, exposure_sd_l=None, color_sd_ab=None)
+    return replace(m, light_side_sd=None, exposure_sd_l=None, color_sd_ab=None,
+                   backlight_sd_l=None)
 
 
 def _both(base: PhotoMeasurement, follow: PhotoMeasurement, tol: Tolerances):
@@ -330,6 +336,8 @@ def run_yalefaces(detect, limit: int | None, cache: Path | None, tol: Tolerances
             d_half, d_naive = _deltas(base, follow)
             ours.add("flag", check.status in ("warn", "fail"))
             old.add("flag", old_result.check("lighting").status in ("warn", "fail"))
+            ours.add("backlight", new_result.check("backlight").status in ("pass", "not_assessed"))
+            old.add("backlight", old_result.check("backlight").status in ("pass", "not_assessed"))
             old.add("sign", np.sign(check.value or 0) == sign)
             half.add("flag", _asym_flag(d_half))
             naive.add("flag", _asym_flag(d_naive))
@@ -340,6 +348,8 @@ def run_yalefaces(detect, limit: int | None, cache: Path | None, tol: Tolerances
     _header()
     _row("left/right light flagged", (ours, old, half, naive), "flag")
     _row("sign correct", (ours, old, half, naive), "sign")
+    _row("no backlight alarm (lamp beside, not behind)", (ours, old, half, naive), "backlight",
+         True)
 
 
 def run_pointing04(detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
@@ -378,6 +388,9 @@ def run_pointing04(detect, limit: int | None, cache: Path | None, tol: Tolerance
                 new_result, old_result = _both(base, follow, tol)
                 ours.add(key, new_result.check("lighting").status == "pass")
                 old.add(key, old_result.check("lighting").status == "pass")
+                for rule, res in ((ours, new_result), (old, old_result)):
+                    rule.add(key + "_backlight",
+                             res.check("backlight").status in ("pass", "not_assessed"))
                 ours.add(key + "_all", new_result.check("exposure").status == "pass"
                          and new_result.check("color").status == "pass")
                 old.add(key + "_all", old_result.check("exposure").status == "pass"
@@ -391,6 +404,8 @@ def run_pointing04(detect, limit: int | None, cache: Path | None, tol: Tolerance
         _row(f"lighting passes at |pan| = {pan}", (ours, old, half, naive), f"pan{pan}")
         _row(f"  exposure and colour pass, |pan| = {pan}", (ours, old, half, naive),
              f"pan{pan}_all", True)
+        _row(f"  no backlight alarm, |pan| = {pan}", (ours, old, half, naive),
+             f"pan{pan}_backlight", True)
 
 
 # --------------------------------------------------------------------------- calibration

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from skimage import data
 
-from analysis.photos.compare import Tolerances, compare
+from analysis.photos.compare import BACKLIGHT_FAIL_DL, BACKLIGHT_WARN_DL, compare
 from analysis.photos.lighting import measure_lighting, surround_lightness
 from analysis.photos.types import PhotoMeasurement
-from tests.test_lighting import astronaut_landmarks
+from tests.test_lighting import astronaut_landmarks, face_span, horizontal_ramp, scaled
 
 
 def _photo(rgb: np.ndarray, lm: np.ndarray, view: str = "face_frontal") -> PhotoMeasurement:
@@ -34,15 +34,21 @@ def _photo(rgb: np.ndarray, lm: np.ndarray, view: str = "face_frontal") -> Photo
     )
 
 
+def _face_mask() -> np.ndarray:
+    """The face mesh's hull dilated by 35 % of the face width (face, hair, ears)."""
+    pts = astronaut_landmarks()[:468, :2]
+    width = float(np.ptp(pts[:, 0]))
+    face = np.zeros((512, 512), np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(np.round(pts).astype(np.int32)), 1)
+    r = int(0.35 * width)
+    return cv2.dilate(face, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+
+
 @lru_cache(maxsize=1)
 def _scenes() -> dict[str, np.ndarray]:
     rgb = np.ascontiguousarray(data.astronaut())
     pts = astronaut_landmarks()[:468, :2]
-    width = float(np.ptp(pts[:, 0]))
-    face = np.zeros(rgb.shape[:2], np.uint8)
-    cv2.fillConvexPoly(face, cv2.convexHull(np.round(pts).astype(np.int32)), 1)
-    r = int(0.35 * width)
-    face = cv2.dilate(face, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    face = _face_mask()
     behind = face == 0
     behind[int(pts[:, 1].max()):] = False  # the window is behind the head, not the body
     window = rgb.copy()
@@ -67,7 +73,7 @@ def test_a_window_behind_an_under_exposed_face_fails_with_its_own_guidance() -> 
     result = _check("window_dark_face")
     check = result.check("backlight")
     assert check.status == "fail"
-    assert check.value > Tolerances().backlight_fail_dl
+    assert check.value > BACKLIGHT_FAIL_DL
     assert "turn the patient away from the window" in check.message
     assert result.verdict == "fail"
     assert any("window" in r for r in result.reasons)
@@ -86,6 +92,21 @@ def test_the_whole_photo_darker_or_brighter_is_not_backlight(name: str) -> None:
     result = _check(name)
     assert result.check("backlight").status == "pass", result.check("backlight").message
     assert result.check("exposure").status != "pass"
+
+
+def test_a_lamp_beside_the_patient_is_the_light_direction_check_not_backlight() -> None:
+    lm = astronaut_landmarks()
+    rgb = _scenes()["baseline"]
+    # the face's image-left half in shadow, the background as it was: the face's median drops
+    # well below the background, but its lit half does not
+    x0, x1 = face_span(lm)
+    ramp = horizontal_ramp(rgb.shape, 0.2, 1.0, span=(x0, (x0 + x1) / 2))
+    side_lit = np.where(_face_mask()[..., None] > 0, scaled(rgb, ramp), rgb).astype(np.uint8)
+    lit = measure_lighting(side_lit, landmarks_px=lm)
+    assert lit.background_l - lit.exposure_l > BACKLIGHT_WARN_DL  # a whole-face median would flag
+    result = compare(_photo(rgb, lm), _photo(side_lit, lm))
+    assert result.check("lighting").status != "pass"
+    assert result.check("backlight").status == "pass", result.check("backlight").message
 
 
 def test_the_same_photo_passes_and_backlight_figures_reach_the_json() -> None:
@@ -114,7 +135,3 @@ def test_not_assessed_on_scalp_views_or_without_a_visible_background() -> None:
     tight = np.ascontiguousarray(_scenes()["baseline"][y0:y1, x0:x1])
     assert np.isnan(surround_lightness(tight, lm - [x0, y0, 0]))
 
-
-def test_tolerances_are_validated() -> None:
-    with pytest.raises(ValueError, match="backlight_warn_dl"):
-        Tolerances(backlight_warn_dl=40.0, backlight_fail_dl=30.0)

@@ -42,6 +42,12 @@ from analysis.photos.types import Check, Comparison, PhotoMeasurement, Status, i
 
 _ORDER = {"pass": 0, "not_assessed": 0, "warn": 1, "fail": 2}
 
+# Backlight: how much more the background beside and above the face may outshine the face than in
+# the baseline, in L*. 15 is about 1 EV at the mid-tones of a face (L* 50 -> 65 doubles the
+# luminance), 30 about 2 EV; below that a change of room or wall is ordinary.
+BACKLIGHT_WARN_DL = 15.0
+BACKLIGHT_FAIL_DL = 30.0
+
 
 @dataclass(frozen=True)
 class Tolerances:
@@ -53,10 +59,8 @@ class Tolerances:
     of the light's azimuth by about 13 deg warns (sin 13 deg = 0.22) and by about 26 deg fails; set
     on that principle, half-way between a 5 deg change that must pass and a 25 deg change that must
     be flagged, and checked on the Extended Yale B development subjects
-    (``benchmarks/lighting_accuracy.py``). ``backlight_*`` bound how much more the background beside
-    and above the face outshines the face than in the baseline, in L*: 15 is about 1 EV at the
-    mid-tones of a face (L* 50 -> 65 doubles the luminance), 30 about 2 EV; below that a change of
-    room or wall is ordinary.
+    (``benchmarks/lighting_accuracy.py``). The backlight check's thresholds are the module
+    constants ``BACKLIGHT_WARN_DL`` / ``BACKLIGHT_FAIL_DL`` (not yet per protocol).
     """
 
     yaw_warn_deg: float = 5.0
@@ -80,8 +84,6 @@ class Tolerances:
     light_side_warn: float = 0.22  # Delta light_side; sin(13 deg)
     light_side_fail: float = 0.44  # sin(26 deg)
     lighting_min_exposure_l: float = 15.0  # median skin L* below which no direction is trusted
-    backlight_warn_dl: float = 15.0  # rise of (background L* - face L*) over the baseline's
-    backlight_fail_dl: float = 30.0
     eye_open_warn: float = 0.06  # Delta eye aspect ratio
     eye_open_fail: float = 0.12
     mouth_open_warn: float = 0.08  # Delta inner-lip gap / mouth width
@@ -514,7 +516,7 @@ def _lighting_check(
         status = "warn"
         message = (f"the face is too dark (median L* {darkest:.0f}) to confirm the light "
                    "direction — light the face as in the baseline")
-        if (_num(f.backlight_dl) or 0.0) > tol.backlight_warn_dl:
+        if (_num(f.backlight_dl) or 0.0) > BACKLIGHT_WARN_DL:
             message += " (it is darker than its background: see the backlight check)"
     elif status == "pass":
         message = f"light direction matches the baseline (Δ{delta:+.2f}" + (
@@ -538,7 +540,7 @@ def _backlight_check(
     ``value`` = follow-up minus baseline of ``backlight_dl`` (background L* minus face L*); only a
     rise counts, and only when the follow-up's background is brighter than its face.
     """
-    warn, fail = tol.backlight_warn_dl, tol.backlight_fail_dl
+    warn, fail = BACKLIGHT_WARN_DL, BACKLIGHT_FAIL_DL
     if scalp:
         return _na("backlight", "backlight is not assessed on scalp views")
     reason = _missing("backlight", "background beside the face", b.backlight_dl, f.backlight_dl)

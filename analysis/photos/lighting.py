@@ -36,6 +36,15 @@ Without landmarks (scalp views, or no face found) ``light_side`` is the whole fr
 ``(R - L) / (R + L)`` of mean L*. The means (not medians) are used because under strong side or back
 light most of a half sits in near-black shadow, where a median is dominated by noise.
 
+Backlight. ``background_l`` is the median L* of the background beside and above the face (the box
+reaching 60 % of the face width beyond its sides and 50 % of its height above it, down to the mouth,
+minus the mesh hull dilated by a quarter face width; :func:`surround_lightness`), and
+``backlight_dl = background_l -`` the median skin L* of the face's brighter half (either side of
+the midline): > 0 when the face is darker than what is behind it, a window behind the patient
+being the usual cause. The brighter half is used so that a lamp beside the patient, which leaves
+one half lit, is the light-direction check's business and not a backlight. ``compare`` grades its rise over the baseline as
+its own ``backlight`` check. NaN when the face fills the frame (too little background visible).
+
 Uncertainty
 -----------
 Each figure carries its own one-s.d. measurement uncertainty, in its own units, and the checks of
@@ -62,6 +71,8 @@ doubt, fail when beyond the fail tolerance beyond doubt, warn = borderline, show
   median of ``n`` region pixels under pixel noise (a smaller face has fewer pixels), plus a
   per-photo floor for what a re-shoot moves without any change of light (skin-mask placement,
   a slightly different head position).
+* ``backlight_sd_l`` = ``sqrt(2) * exposure_sd_l``: the background's median is taken to be as
+  uncertain as the face's (not fitted apart: no development set has a known window behind a face).
 * ``color_sd_ab`` = ``hypot(COLOR_FLOOR_AB, 1.2533 * noise_ab / sqrt(n))`` per a*/b* axis,
   ``noise_ab`` the RMS of the a* and b* pixel noise; ``compare`` turns it into CIEDE2000 units by
   the local ΔE00 per unit a*/b* at the baseline colour.
@@ -266,7 +277,7 @@ def measure_lighting(rgb: np.ndarray, *, landmarks_px: np.ndarray | None) -> Lig
         color_sd_ab=color_sd,
         noise_sd_l=float(noise_lab[0]),
         background_l=background,
-        backlight_dl=background - lab_median[0],
+        backlight_dl=background - _lit_half_l(lab[:, 0], side),
         # the background's median is taken to be as uncertain as the face's (not fitted apart)
         backlight_sd_l=float(np.sqrt(2.0) * exposure_sd),
     )
@@ -523,6 +534,13 @@ def light_side_sd(fit: ShadingFit, noise_l: float, *, gain: float | None = None)
     se_noise = fit.light_side_se(vertex_sd**2 * fit.xtx_inv)
     gain = LIGHT_SIDE_SE_GAIN if gain is None else float(gain)
     return float(np.hypot(gain * se_fit, se_noise))
+
+
+def _lit_half_l(lightness: np.ndarray, side: np.ndarray) -> float:
+    """Median L* of the brighter of the face's two halves (either side of the midline)."""
+    halves = [lightness[side > 0], lightness[side < 0]]
+    medians = [float(np.median(h)) for h in halves if h.size]
+    return max(medians) if medians else float("nan")
 
 
 def _asymmetry(lightness: np.ndarray, side: np.ndarray) -> float:
