@@ -489,7 +489,8 @@ def surround_lightness(rgb: np.ndarray, landmarks_px: np.ndarray) -> float:
     The region is the box reaching 60 % of the face's width beyond each side of the face and 50 %
     of its height above it, down to the mouth (so the shoulders and clothes stay out), minus the
     face mesh's hull dilated by a quarter of the face width (hair and ears). L* is taken from the
-    Rec. 709 luma of the sRGB levels (a window or wall, not skin, so colour does not matter).
+    luma of the sRGB levels (OpenCV's Rec. 601 grey; a window or wall, not skin, so colour does
+    not matter), on a copy at most ``_SURROUND_SIDE_PX`` a side.
     """
     rgb = _check_rgb(rgb)
     pts = _check_landmarks(landmarks_px)[:468, :2]
@@ -511,13 +512,14 @@ def surround_lightness(rgb: np.ndarray, landmarks_px: np.ndarray) -> float:
     local = np.round((pts - [x0, y0]) * scale).astype(np.int32)
     face = np.zeros(crop.shape[:2], np.uint8)
     cv2.fillConvexPoly(face, cv2.convexHull(local), 1)
-    r = max(1, int(round(0.25 * fw * scale)))
-    face = cv2.dilate(face, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    luma = (0.2126 * crop[..., 0] + 0.7152 * crop[..., 1] + 0.0722 * crop[..., 2])
-    levels = np.clip(np.round(luma), 0, 255).astype(np.uint8)[face == 0]
+    # dilation by a disc of radius 0.25 fw: every pixel farther than that from the hull is background
+    away = cv2.distanceTransform(1 - face, cv2.DIST_L2, 3)
+    levels = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[away > 0.25 * fw * scale]
     if levels.size < min(_SURROUND_MIN_PX, crop.shape[0] * crop.shape[1] // 8):
         return float("nan")
-    return float(np.median(_L_OF_LEVEL[levels]))
+    # L* is monotone in the grey level, so the median L* is the L* of the median level
+    cumulative = np.cumsum(np.bincount(levels, minlength=256))
+    return float(_L_OF_LEVEL[int(np.searchsorted(cumulative, levels.size / 2.0))])
 
 
 def light_side_sd(fit: ShadingFit, noise_l: float, *, gain: float | None = None) -> float:
