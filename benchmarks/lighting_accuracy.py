@@ -243,6 +243,8 @@ def run_yaleb(detect, limit: int | None, cache: Path | None, tol: Tolerances) ->
             band = "front90" if abs(az) <= 95 else "back"
             if check.value is not None and (cls == "frontal" or abs(az) <= 35):
                 margins[cls].append(abs(check.value))
+                if check.uncertainty is not None:
+                    margins[cls + "_ksd"].append(1.645 * check.uncertainty)
             for g in (group, "all"):
                 if cls == "side":
                     for key in ("side", f"side_{band}"):
@@ -296,6 +298,12 @@ def run_yaleb(detect, limit: int | None, cache: Path | None, tol: Tolerances) ->
         print(f"  margins (ours, |d light_side|): near-frontal p95 {np.percentile(fr, 95):.3f} "
               f"max {fr.max():.3f}; side 25-35 deg p5 {np.percentile(sd, 5):.3f} min "
               f"{sd.min():.3f}; warn threshold {tol.light_side_warn}")
+    for cls, label in (("frontal", "near-frontal"), ("side", "side 25-35 deg")):
+        ksd = np.array(margins[cls + "_ksd"])
+        if ksd.size:
+            print(f"  new rule, {label}: 1.645 sd of the difference median {np.median(ksd):.3f} "
+                  f"(p5 {np.percentile(ksd, 5):.3f}, p95 {np.percentile(ksd, 95):.3f}), so it "
+                  f"passes up to |d light_side| = {tol.light_side_warn} + that")
 
 
 def _header() -> None:
@@ -463,7 +471,7 @@ def _solve_gain(delta: np.ndarray, se_fit2: np.ndarray, se_noise2: np.ndarray) -
 def calibrate(detect, cache: Path | None) -> None:
     """Fit LIGHT_SIDE_SE_GAIN, EXPOSURE_FLOOR_L and COLOR_FLOOR_AB on zero-truth pairs."""
     print("Calibration of the lighting uncertainty (pairs whose light did not change)")
-    light = {"delta": [], "fit2": [], "noise2": [], "set": []}
+    light = {"delta": [], "fit2": [], "noise2": [], "set": [], "subject": []}
     expo = {"delta": [], "noise2": [], "set": []}
     col = {"delta": [], "noise2": [], "set": []}
     for name, pairs in _repeat_pairs().items():
@@ -480,6 +488,7 @@ def calibrate(detect, cache: Path | None) -> None:
                 light["noise2"].append(light_side_sd(fb, mb.noise_sd_l, gain=0.0) ** 2
                                        + light_side_sd(ff, mf.noise_sd_l, gain=0.0) ** 2)
                 light["set"].append(name)
+                light["subject"].append(int(re.search(r"(\d\d)", bp.name).group(1)))
             if name == "yaleb_elevation":  # the flash moved up or down: exposure truly changes
                 continue
             noise_e = [max(0.0, m.exposure_sd_l ** 2 - lighting.EXPOSURE_FLOOR_L ** 2)
@@ -511,6 +520,13 @@ def calibrate(detect, cache: Path | None) -> None:
           f"{lighting.LIGHT_SIDE_SE_GAIN})")
     sd = np.sqrt(gain ** 2 * f2 + n2)
     print(f"     check: |z| <= 1.645 for {np.mean(np.abs(d / sd) <= 1.645):.1%} of the pairs")
+    subject = np.array(light["subject"])
+    first = subject <= np.median(subject)
+    for fit_on, test_on, label in ((first, ~first, "first half"), (~first, first, "second half")):
+        g = _solve_gain(d[fit_on], f2[fit_on], n2[fit_on])
+        z = d[test_on] / np.sqrt(g ** 2 * f2[test_on] + n2[test_on])
+        print(f"     split by subject: gain fitted on the {label} {g:.2f}; on the other half RMS z "
+              f"{np.sqrt(np.mean(z ** 2)):.2f}, |z| <= 1.645 for {np.mean(np.abs(z) <= 1.645):.1%}")
     for label, data, const in (("exposure L*", expo, "EXPOSURE_FLOOR_L"),
                                ("colour a*/b* (luminance matched)", col, "COLOR_FLOOR_AB")):
         dd, nn = np.array(data["delta"]), np.array(data["noise2"])
