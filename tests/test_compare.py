@@ -22,7 +22,7 @@ BASE = PhotoMeasurement(
     width_px=3000, height_px=4000, yaw_deg=2.0, pitch_deg=-1.0, roll_deg=0.5, ipd_px=300.0,
     face_box=(1000.0, 1200.0, 2000.0, 2600.0), face_in_frame=True,
     exposure_l=62.0, clipped_share=0.001, lab_median=(62.0, 12.0, 16.0), light_side=0.02,
-    eye_open=0.30, mouth_open=0.02, smile=0.0, sharpness=40.0,
+    backlight_dl=8.0, eye_open=0.30, mouth_open=0.02, smile=0.0, sharpness=40.0,
 )
 
 

@@ -5,6 +5,8 @@
   message must name the patient's right. The crops are padded with a 30% black border for FaceMesh
   (see the set's README) and measured unpadded.
 * Yale faces: ``leftlight`` lights the image's left side (the patient's right).
+* The lighting uncertainty (``analysis.photos.lighting``, "Uncertainty") on pairs whose light
+  direction did not change (same azimuth, elevation +-20 deg): of the right size for the scatter.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def _measure(path: Path, *, pad: float) -> PhotoMeasurement:
         path=str(path), ok=True, view="face_frontal", face_found=True, width_px=w, height_px=h,
         exposure_l=light.exposure_l, clipped_share=light.clipped_share,
         lab_median=light.lab_median, light_side=light.light_side,
+        light_side_sd=light.light_side_sd, exposure_sd_l=light.exposure_sd_l,
+        color_sd_ab=light.color_sd_ab,
     )
 
 
@@ -114,3 +118,28 @@ def test_yalefaces_left_and_right_light_are_flagged_with_the_right_side() -> Non
         if right.status == "pass" or "patient's left (image right)" not in right.message:
             wrong.append((subject, "rightlight", right.message))
     assert not wrong, wrong
+
+
+def test_yaleb_same_azimuth_pairs_pass_and_their_uncertainty_fits_their_scatter() -> None:
+    z, sds = [], []
+    for subject in YALEB_SUBJECTS:
+        base = _yaleb(subject, 0, 0)
+        for el in (20, -20):
+            check = compare(base, _yaleb(subject, 0, el)).check("lighting")
+            assert check.status == "pass", (subject, el, check.message)
+            assert check.uncertainty is not None and check.uncertainty > 0
+            z.append(check.value / check.uncertainty)
+            sds.append(check.uncertainty)
+    rms = float(np.sqrt(np.mean(np.square(z))))
+    assert 0.3 < rms < 3.0, (rms, z)  # a model off by a factor of three or more fails this
+    assert max(sds) < 0.1  # and it never swamps the 0.22 tolerance
+
+
+@pytest.mark.parametrize("subject", YALEB_SUBJECTS)
+def test_yaleb_strong_side_light_is_beyond_the_tolerance_beyond_doubt(subject: str) -> None:
+    base = _yaleb(subject, 0, 0)
+    for az in (-50, 50):
+        check = compare(base, _yaleb(subject, az, 0)).check("lighting")
+        low, high = check.to_json_dict()["range"]
+        assert check.status in ("warn", "fail")
+        assert min(abs(low), abs(high)) > check.warn_at, (az, low, high)

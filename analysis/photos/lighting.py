@@ -35,6 +35,64 @@ which a left/right split of the image does not.
 Without landmarks (scalp views, or no face found) ``light_side`` is the whole frame's left/right
 ``(R - L) / (R + L)`` of mean L*. The means (not medians) are used because under strong side or back
 light most of a half sits in near-black shadow, where a median is dominated by noise.
+
+Backlight. ``background_l`` is the median L* of the background beside and above the face (the box
+reaching 60 % of the face width beyond its sides and 50 % of its height above it, down to the mouth,
+minus the mesh hull dilated by a quarter face width; :func:`surround_lightness`), and
+``backlight_dl = background_l -`` the median skin L* of the face's brighter half (either side of
+the midline): > 0 when the face is darker than what is behind it, a window behind the patient
+being the usual cause. The brighter half is used so that a lamp beside the patient, which leaves
+one half lit, is the light-direction check's business and not a backlight. ``compare`` grades its rise over the baseline as
+its own ``backlight`` check. NaN when the face fills the frame (too little background visible).
+
+Uncertainty
+-----------
+Each figure carries its own one-s.d. measurement uncertainty, in its own units, and the checks of
+``compare`` grade the follow-up/baseline difference on it (both photos in quadrature, the
+three-state rule of :mod:`analysis.photos.uncertainty`: pass unless beyond the tolerance beyond
+doubt, fail when beyond the fail tolerance beyond doubt, warn = borderline, shown with its range).
+
+* Pixel noise ``noise_sd_l`` (L* per pixel): Immerkaer's estimator (:func:`pixel_noise_rgb`) on the
+  central 384 px square of the face's bounding box in the pixels of the image measured (for
+  ``measure_photo`` the analysis copy, at most 1280 px a side; the whole frame without a face),
+  per RGB channel,
+  carried to L*, a*, b* through the Jacobian of the sRGB -> Lab conversion at the region's median
+  colour. Skin texture adds to it, so it is an upper bound of the sensor/JPEG noise.
+* ``light_side_sd`` = ``hypot(g * se_fit, se_noise)``. ``se_fit`` is the least-squares standard
+  error of the lighting fit (residual variance times ``(X^T X)^-1``, carried to ``light_side`` by
+  the delta method); it covers albedo, make-up, model misfit and landmark misplacement, which the
+  residuals show. ``se_noise`` is the same propagation of the pixel noise of a vertex sample,
+  ``noise_sd_l / (11 * ipd / 100)``: each vertex value is a mean over an 11 px box at the fit scale,
+  i.e. over ``(11 * ipd / 100)^2`` of the image's pixels (at least one), so a smaller face or a
+  noisier photo widens it. ``g = LIGHT_SIDE_SE_GAIN`` scales the least-squares error to the scatter
+  actually seen on pairs whose light did not change (residuals of neighbouring vertices are
+  correlated, so the textbook error need not be right).
+* ``exposure_sd_l`` = ``hypot(EXPOSURE_FLOOR_L, 1.2533 * noise_sd_l / sqrt(n))``: the s.d. of a
+  median of ``n`` region pixels under pixel noise (a smaller face has fewer pixels), plus a
+  per-photo floor for what a re-shoot moves without any change of light (skin-mask placement,
+  a slightly different head position).
+* ``backlight_sd_l`` = ``sqrt(2) * exposure_sd_l``: the background's median is taken to be as
+  uncertain as the face's (not fitted apart: no development set has a known window behind a face).
+* ``color_sd_ab`` = ``hypot(COLOR_FLOOR_AB, 1.2533 * noise_ab / sqrt(n))`` per a*/b* axis,
+  ``noise_ab`` the RMS of the a* and b* pixel noise; ``compare`` turns it into CIEDE2000 units by
+  the local ΔE00 per unit a*/b* at the baseline colour.
+
+Calibration (``benchmarks/lighting_accuracy.py --calibrate``, development data in
+``../shared/datasets`` only): pairs whose light did not change. For ``light_side``: Extended Yale B
+A+000E+20 and A+000E-20 against A+000E+00 (same azimuth, so ``light_side`` truth 0; 56 pairs of 28
+subjects) and Yale faces ``normal`` against ``noglasses`` (same session and light, 15 pairs);
+``g`` solves RMS(Δ / s.d.) = 1 over the 71 pairs: 0.78 (RMS Δ 0.022; the raw least-squares s.d.
+of a difference had median 0.028; pixel noise adds about 0.0001 on these crops; 91.5 % of the
+pairs have ``|z| <= 1.645``). Fitted on either half of the subjects alone, ``g`` is 0.64 or 0.90
+and the other half then shows RMS z 1.42 or 0.70: the gain is known to about +-20 %, the spread
+between people being larger than the model's. For the floors:
+Yale faces ``normal``/``noglasses`` and Pointing'04 pan +-15 against pan 0 at tilt 0 (the next
+shots of the same session under the same room light, 40 pairs): RMS ΔL* 2.08 and 2.26, so
+``EXPOSURE_FLOOR_L`` = 1.57 L* per photo (RMS / sqrt 2, the noise part removed); RMS Δa*/Δb* after
+luminance matching 0.31 on Pointing'04 (Yale faces is grey and was left out), so
+``COLOR_FLOOR_AB`` = 0.22 per axis. Yale B's near-frontal lights (|az| <= 5, |el| <= 10) were not
+used to fit anything; ``benchmarks/lighting_accuracy.py`` reports them, with the side lights, under
+the old and the new rule.
 """
 
 from __future__ import annotations
@@ -65,6 +123,12 @@ LIPS_OUTER_IDX: tuple[int, ...] = (
 RIGHT_EYE_CORNERS: tuple[int, int] = (33, 133)
 LEFT_EYE_CORNERS: tuple[int, int] = (263, 362)
 
+# Uncertainty calibration (see "Uncertainty" in the module docstring; fitted by
+# ``benchmarks/lighting_accuracy.py --calibrate``)
+LIGHT_SIDE_SE_GAIN = 0.78
+EXPOSURE_FLOOR_L = 1.57
+COLOR_FLOOR_AB = 0.22
+
 CLIP_LOW = 2
 CLIP_HIGH = 253
 _MAX_SAMPLES = 200_000  # pixels used for the Lab medians (a deterministic stride sample)
@@ -82,6 +146,17 @@ class LightingMeasure:
     region_px: int  # number of pixels the figures were taken over (0 -> figures are NaN)
     half_face_asymmetry: float = float("nan")  # (R - L) / (R + L) of the face halves' mean L*
     shading_vertices: int = 0  # mesh vertices used by the lighting fit
+    # measurement uncertainty (one s.d., the figure's own units; NaN when not measured), see
+    # "Uncertainty" in the module docstring
+    light_side_sd: float = float("nan")
+    exposure_sd_l: float = float("nan")  # L*
+    color_sd_ab: float = float("nan")  # per-axis s.d. of the a*/b* medians
+    noise_sd_l: float = float("nan")  # pixel noise of the region, L* per pixel
+    # backlight: median L* of the background beside and above the face, and that minus the
+    # face's median skin L* (> 0: the face is darker than what is behind it); NaN without a face
+    background_l: float = float("nan")
+    backlight_dl: float = float("nan")
+    backlight_sd_l: float = float("nan")
 
 
 def eye_distance_px(landmarks_px: np.ndarray) -> float:
@@ -179,10 +254,19 @@ def measure_lighting(rgb: np.ndarray, *, landmarks_px: np.ndarray | None) -> Lig
     side = side[::stride]
     lab_median = tuple(float(v) for v in np.median(lab, axis=0))
     asymmetry = _asymmetry(lab[:, 0], side)
-    light_side, used = asymmetry, 0
+    light_side, used, light_sd = asymmetry, 0, float("nan")
+    background = float("nan")
+    noise_rgb = pixel_noise_rgb(rgb if landmarks_px is None else _face_crop(rgb, landmarks_px))
+    noise_lab = _noise_in_lab(np.array(lab_median), noise_rgb)
     if landmarks_px is not None:
         fit = shading_fit(rgb, landmarks_px=landmarks_px)
         light_side, used = fit.light_side, fit.n_vertices
+        light_sd = light_side_sd(fit, noise_lab[0])
+        background = surround_lightness(rgb, landmarks_px)
+    n_used = int(lab.shape[0])
+    median_factor = 1.2533 / np.sqrt(n_used)  # s.d. of a median of n normal samples, per s.d.
+    exposure_sd = float(np.hypot(EXPOSURE_FLOOR_L, median_factor * noise_lab[0]))
+    color_sd = float(np.hypot(COLOR_FLOOR_AB, median_factor * np.hypot(*noise_lab[1:]) / np.sqrt(2)))
     return LightingMeasure(
         exposure_l=lab_median[0],
         clipped_share=float(clipped),
@@ -191,6 +275,14 @@ def measure_lighting(rgb: np.ndarray, *, landmarks_px: np.ndarray | None) -> Lig
         region_px=n,
         half_face_asymmetry=float(asymmetry) if landmarks_px is not None else float("nan"),
         shading_vertices=used,
+        light_side_sd=float(light_sd),
+        exposure_sd_l=exposure_sd,
+        color_sd_ab=color_sd,
+        noise_sd_l=float(noise_lab[0]),
+        background_l=background,
+        backlight_dl=background - _lit_half_l(lab[:, 0], side),
+        # the background's median is taken to be as uncertain as the face's (not fitted apart)
+        backlight_sd_l=float(np.sqrt(2.0) * exposure_sd),
     )
 
 
@@ -205,6 +297,9 @@ class ShadingFit:
 
     coef: tuple[float, float, float, float]
     n_vertices: int
+    coef_cov: np.ndarray | None = None  # 4x4 least-squares covariance of ``coef`` (residual s^2)
+    xtx_inv: np.ndarray | None = None  # (X^T X)^-1 of the fit: covariance per unit vertex variance
+    ipd_px: float = float("nan")  # inter-ocular distance of the face in the image's pixels
 
     @property
     def light_side(self) -> float:
@@ -212,6 +307,21 @@ class ShadingFit:
         norm = float(np.sqrt(cx * cx + cy * cy + cz * cz))
         denom = abs(c0) + norm
         return cx / denom if denom > 0 else 0.0
+
+    def light_side_se(self, cov: np.ndarray | None = None) -> float:
+        """Standard error of :attr:`light_side` (delta method) under the coefficient covariance
+        ``cov`` (default: the fit's own least-squares ``coef_cov``)."""
+        cov = self.coef_cov if cov is None else cov
+        if cov is None or not np.all(np.isfinite(self.coef)):
+            return float("nan")
+        c0, cx, cy, cz = self.coef
+        norm = float(np.sqrt(cx * cx + cy * cy + cz * cz))
+        denom = abs(c0) + norm
+        if not (denom > 0 and norm > 0):
+            return float("nan")
+        grad = np.array([-cx * np.sign(c0), denom - cx * cx / norm, -cx * cy / norm,
+                         -cx * cz / norm]) / denom**2
+        return float(np.sqrt(max(0.0, grad @ cov @ grad)))
 
 
 MIN_FIT_VERTICES = 40
@@ -302,7 +412,140 @@ def shading_fit(rgb: np.ndarray, *, landmarks_px: np.ndarray) -> ShadingFit:
         if keep.sum() < MIN_FIT_VERTICES:
             break
         coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
-    return ShadingFit(tuple(float(c) for c in coef), int(keep.sum()))  # type: ignore[arg-type]
+    x, y = design[keep], values[keep]
+    dof = max(1, x.shape[0] - x.shape[1])
+    s2 = float(((y - x @ coef) ** 2).sum()) / dof
+    try:
+        xtx_inv = np.linalg.inv(x.T @ x)
+    except np.linalg.LinAlgError:
+        return ShadingFit(tuple(float(c) for c in coef), int(keep.sum()))  # type: ignore[arg-type]
+    return ShadingFit(tuple(float(c) for c in coef), int(keep.sum()),  # type: ignore[arg-type]
+                      s2 * xtx_inv, xtx_inv, float(ipd))
+
+
+_NOISE_WINDOW_PX = 384  # the noise is estimated on at most this square of the face crop (147k px)
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def pixel_noise_rgb(rgb: np.ndarray) -> np.ndarray:
+    """Per-channel pixel noise s.d. (8-bit levels) by Immerkaer's method (CVIU 64(2), 1996).
+
+    ``sigma = sqrt(pi / 2) / (6 (W - 2)(H - 2)) * sum |I * N|`` with ``N`` the 3x3 difference of
+    two Laplacians, which cancels smooth shading; skin texture still adds to it, so the figure is an
+    upper bound of the sensor/JPEG noise. Only the central ``_NOISE_WINDOW_PX`` square is used.
+    """
+    rgb = _check_rgb(rgb)
+    h, w = rgb.shape[:2]
+    if h < 3 or w < 3:
+        return np.full(3, np.nan)
+    y0, x0 = max(0, (h - _NOISE_WINDOW_PX) // 2), max(0, (w - _NOISE_WINDOW_PX) // 2)
+    win = np.ascontiguousarray(rgb[y0:y0 + _NOISE_WINDOW_PX, x0:x0 + _NOISE_WINDOW_PX])
+    resp = cv2.filter2D(win, cv2.CV_16S, _IMMERKAER)[1:-1, 1:-1]  # |response| <= 16 * 255
+    mean_abs = np.array(cv2.mean(np.abs(resp))[:3])
+    return np.sqrt(np.pi / 2.0) * mean_abs / 6.0
+
+
+def _noise_in_lab(lab_median: np.ndarray, noise_rgb: np.ndarray) -> np.ndarray:
+    """Pixel noise (8-bit RGB s.d. per channel) carried to L*, a*, b* at the region's colour."""
+    if not (np.all(np.isfinite(lab_median)) and np.all(np.isfinite(noise_rgb))):
+        return np.full(3, np.nan)
+    from skimage.color import lab2rgb
+
+    base = np.clip(lab2rgb(lab_median.reshape(1, 1, 3)).reshape(3) * 255.0, 2.0, 253.0)
+    probe = np.repeat(base[None, :], 4, axis=0)
+    for c in range(3):
+        probe[c + 1, c] += 1.0
+    lab = rgb2lab((probe / 255.0).reshape(-1, 1, 3)).reshape(-1, 3)
+    jac = (lab[1:] - lab[0]).T  # d(L*, a*, b*) / d(R, G, B) per 8-bit level
+    return np.sqrt((jac**2) @ (np.asarray(noise_rgb, float) ** 2))
+
+
+def _face_crop(rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
+    """The image inside the face mesh's bounding box (the whole image when that is empty)."""
+    pts = _check_landmarks(landmarks_px)[:468, :2]
+    h, w = rgb.shape[:2]
+    x0, y0 = (int(max(0, np.floor(v))) for v in pts.min(axis=0))
+    x1, y1 = int(min(w, np.ceil(pts[:, 0].max()))), int(min(h, np.ceil(pts[:, 1].max())))
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return rgb
+    return rgb[y0:y1, x0:x1]
+
+
+_SURROUND_SIDE_PX = 256  # the surround is measured on a copy at most this size
+_SURROUND_MIN_PX = 400  # fewer background pixels than this (on that copy): not measured
+
+
+def _lightness_lut() -> np.ndarray:
+    """CIE L* (D65) of a neutral 8-bit sRGB grey, per level."""
+    v = np.arange(256) / 255.0
+    lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    f = np.where(lin > (6 / 29) ** 3, np.cbrt(lin), lin / (3 * (6 / 29) ** 2) + 4 / 29)
+    return (116.0 * f - 16.0).astype(np.float32)
+
+
+_L_OF_LEVEL = _lightness_lut()
+
+
+def surround_lightness(rgb: np.ndarray, landmarks_px: np.ndarray) -> float:
+    """Median L* of the background beside and above the face (NaN when too little is visible).
+
+    The region is the box reaching 60 % of the face's width beyond each side of the face and 50 %
+    of its height above it, down to the mouth (so the shoulders and clothes stay out), minus the
+    face mesh's hull dilated by a quarter of the face width (hair and ears). L* is taken from the
+    luma of the sRGB levels (OpenCV's Rec. 601 grey; a window or wall, not skin, so colour does
+    not matter), on a copy at most ``_SURROUND_SIDE_PX`` a side.
+    """
+    rgb = _check_rgb(rgb)
+    pts = _check_landmarks(landmarks_px)[:468, :2]
+    h, w = rgb.shape[:2]
+    fx0, fy0 = pts.min(axis=0)
+    fx1, fy1 = pts.max(axis=0)
+    fw, fh = fx1 - fx0, fy1 - fy0
+    if not (fw > 1 and fh > 1):
+        return float("nan")
+    x0, x1 = int(max(0, fx0 - 0.6 * fw)), int(min(w, fx1 + 0.6 * fw))
+    y0, y1 = int(max(0, fy0 - 0.5 * fh)), int(min(h, fy0 + 0.75 * fh))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return float("nan")
+    crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    scale = min(1.0, _SURROUND_SIDE_PX / max(crop.shape[:2]))
+    if scale < 1.0:
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    local = np.round((pts - [x0, y0]) * scale).astype(np.int32)
+    face = np.zeros(crop.shape[:2], np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(local), 1)
+    # dilation by a disc of radius 0.25 fw: every pixel farther than that from the hull is background
+    away = cv2.distanceTransform(1 - face, cv2.DIST_L2, 3)
+    levels = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[away > 0.25 * fw * scale]
+    if levels.size < min(_SURROUND_MIN_PX, crop.shape[0] * crop.shape[1] // 8):
+        return float("nan")
+    # L* is monotone in the grey level, so the median L* is the L* of the median level
+    cumulative = np.cumsum(np.bincount(levels, minlength=256))
+    return float(_L_OF_LEVEL[int(np.searchsorted(cumulative, levels.size / 2.0))])
+
+
+def light_side_sd(fit: ShadingFit, noise_l: float, *, gain: float | None = None) -> float:
+    """One s.d. of ``fit.light_side``: the calibrated fit error and the pixel-noise error in
+    quadrature (see "Uncertainty" in the module docstring). NaN when the fit failed."""
+    se_fit = fit.light_side_se()
+    if not (np.isfinite(se_fit) and fit.xtx_inv is not None and fit.ipd_px > 0):
+        return float("nan")
+    noise_l = float(noise_l) if np.isfinite(noise_l) else 0.0
+    # each vertex value is a mean over a box of _SAMPLE_SIDE_PX at the fit scale, i.e. over
+    # (_SAMPLE_SIDE_PX * ipd / _FIT_IPD_PX)^2 of the image's own pixels (at least one)
+    box_side_px = max(1.0, _SAMPLE_SIDE_PX * fit.ipd_px / _FIT_IPD_PX)
+    vertex_sd = noise_l / box_side_px
+    se_noise = fit.light_side_se(vertex_sd**2 * fit.xtx_inv)
+    gain = LIGHT_SIDE_SE_GAIN if gain is None else float(gain)
+    return float(np.hypot(gain * se_fit, se_noise))
+
+
+def _lit_half_l(lightness: np.ndarray, side: np.ndarray) -> float:
+    """Median L* of the brighter of the face's two halves (either side of the midline)."""
+    halves = [lightness[side > 0], lightness[side < 0]]
+    medians = [float(np.median(h)) for h in halves if h.size]
+    return max(medians) if medians else float("nan")
 
 
 def _asymmetry(lightness: np.ndarray, side: np.ndarray) -> float:

@@ -64,6 +64,12 @@ def _lighting(rgb: np.ndarray, landmarks: np.ndarray | None, notes: dict[str, An
         "lab_median": tuple(float(v) for v in light.lab_median)
         if np.all(np.isfinite(light.lab_median)) else None,
         "light_side": _finite(light.light_side),
+        "light_side_sd": _finite(light.light_side_sd),
+        "exposure_sd_l": _finite(light.exposure_sd_l),
+        "color_sd_ab": _finite(light.color_sd_ab),
+        "backlight_dl": _finite(light.backlight_dl),
+        "backlight_sd_l": _finite(light.backlight_sd_l) if _finite(light.backlight_dl) is not None
+        else None,
     }
 
 

@@ -75,6 +75,14 @@ class PhotoMeasurement:
     clipped_share: float | None = None
     lab_median: tuple[float, float, float] | None = None
     light_side: float | None = None
+    # one-s.d. measurement uncertainty of the lighting figures (analysis.photos.lighting)
+    light_side_sd: float | None = None
+    exposure_sd_l: float | None = None  # L*
+    color_sd_ab: float | None = None  # per-axis s.d. of the median a*/b*
+    # backlight: median L* of the background beside/above the face minus the face's (> 0: the
+    # face is darker than what is behind it, e.g. a window), and its s.d.
+    backlight_dl: float | None = None
+    backlight_sd_l: float | None = None
     # expression and quality
     eye_open: float | None = None
     mouth_open: float | None = None
@@ -95,7 +103,8 @@ class PhotoMeasurement:
         for name in (
             "path", "ok", "error", "view", "face_found", "width_px", "height_px",
             "yaw_deg", "pitch_deg", "roll_deg", "ipd_px", "distance_mm", "distance_sd_mm",
-            "face_in_frame", "exposure_l", "clipped_share", "light_side", "eye_open",
+            "face_in_frame", "exposure_l", "clipped_share", "light_side", "light_side_sd",
+            "exposure_sd_l", "color_sd_ab", "backlight_dl", "backlight_sd_l", "eye_open",
             "mouth_open", "smile", "sharpness", "focal_length_mm", "focal_length_35mm",
         ):
             value = getattr(self, name)

@@ -37,7 +37,9 @@ zoomed about the face centre by 1.00, 1.02, 1.05 and 1.08 (120 pairs). The RMS o
 size-change error over ``100 sqrt(2) hypot(1/ipd_b, 1/ipd_f)`` was 0.23 px (90th percentile of
 ``|z|`` 0.29), rounded up to 0.25 px. ``benchmarks/pose_accuracy.py`` reports the verdicts on the
 other 31 photos. The pose s.d. uses the same jitter; it was not fitted separately on repeat shots
-or Yale B, and lighting has no uncertainty model yet.
+or Yale B. The lighting checks (direction, exposure, colour) carry their own uncertainty, modelled
+and calibrated in :mod:`analysis.photos.lighting` (section "Uncertainty"), graded by the same
+:func:`grade`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,51 @@
+"""Expression check: eye opening, mouth opening and smile differences against
+``Tolerances.{eye_open,mouth_open,smile}_{warn,fail}``; the worst part is reported.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from analysis.photos.checks.common import _grade, _missing, _na, _ORDER
+from analysis.photos.types import Check, PhotoMeasurement
+
+if TYPE_CHECKING:
+    from analysis.photos.compare import Tolerances
+
+
+def _expression_check(
+    b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances, scalp: bool
+) -> Check:
+    if scalp:
+        return _na("expression", "expression is not assessed on scalp views")
+    parts = (
+        ("eye_open", b.eye_open, f.eye_open, tol.eye_open_warn, tol.eye_open_fail,
+         ("eyes wider open than baseline — ask for relaxed, naturally open eyes",
+          "eyes more closed than baseline — ask the patient to open the eyes naturally")),
+        ("mouth_open", b.mouth_open, f.mouth_open, tol.mouth_open_warn, tol.mouth_open_fail,
+         ("mouth more open than baseline — ask them to close the lips gently",
+          "mouth more closed than baseline — match the baseline's relaxed lips")),
+        ("smile", b.smile, f.smile, tol.smile_warn, tol.smile_fail,
+         ("smiling more than baseline — ask for the baseline's neutral expression",
+          "less smile than baseline — match the baseline's expression")),
+    )
+    graded, missing, details = [], [], {}
+    for name, bv, fv, warn, fail, texts in parts:
+        reason = _missing(name, name.replace("_", " "), bv, fv)
+        if reason:
+            missing.append(reason)
+            continue
+        delta = float(fv) - float(bv)
+        details[f"delta_{name}"] = delta
+        graded.append((_grade(abs(delta), warn, fail), abs(delta) / warn, name, delta, warn,
+                       fail, texts[0] if delta > 0 else texts[1]))
+    if not graded:
+        return _na("expression", "; ".join(missing))
+    graded.sort(key=lambda g: (_ORDER[g[0]], g[1]), reverse=True)
+    status, _, name, delta, warn, fail, _ = graded[0]
+    advice = [g[6] for g in graded if g[0] != "pass"]
+    message = "; ".join(advice) or "expression matches the baseline"
+    if missing:
+        message += " (" + "; ".join(missing) + ")"
+    details["worst"] = name
+    return Check("expression", status, delta, "ratio", warn, fail, message, details)
