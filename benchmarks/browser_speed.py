@@ -88,12 +88,9 @@ def main() -> int:
     stop = None
     urls: dict[int, str] = {}
     if args.postgres:
-        from tests.pg_server import start_postgres
+        from tests.pg_server import clinic_databases
 
-        names = tuple(f"candor_{n}" for n in (args.small, args.large))
-        url, stop = start_postgres(databases=names, root=str(args.dir / "pg"))
-        urls = {n: url.replace(f"/{names[0]}?", f"/candor_{n}?") for n in (args.small,
-                                                                          args.large)}
+        urls, stop = clinic_databases(str(args.dir / "pg"), (args.small, args.large))
     results = {}
     try:
         for n in (args.small, args.large):

@@ -69,7 +69,8 @@ def main() -> None:
     plt.scatter(m, d, s=8)
     for y in (d.mean(), d.mean() + 1.96 * d.std(), d.mean() - 1.96 * d.std()):
         plt.axhline(y, ls="--")
-    plt.xlabel("mean of counts"); plt.ylabel("ours - expert")
+    plt.xlabel("mean of counts")
+    plt.ylabel("ours - expert")
     plt.savefig(OUT / "hair_bland_altman.png", dpi=100)
 
 

@@ -116,12 +116,9 @@ def main() -> int:
     stop = None
     if args.postgres:
         sys.path.insert(0, str(ROOT))
-        from tests.pg_server import start_postgres
+        from tests.pg_server import clinic_databases
 
-        names = tuple(f"candor_{n}" for n in (args.small, args.large))
-        url, stop = start_postgres(databases=names, root=str(args.dir / "pg"))
-        urls = {n: url.replace(f"/{names[0]}?", f"/candor_{n}?") for n in (args.small,
-                                                                          args.large)}
+        urls, stop = clinic_databases(str(args.dir / "pg"), (args.small, args.large))
     results = {}
     try:
         for n in (args.small, args.large):

@@ -59,3 +59,11 @@ def start_postgres(*, databases: tuple[str, ...] = ("candor",), root: str | None
             shutil.rmtree(root, ignore_errors=True)
 
     return f"postgresql+psycopg://postgres@/{databases[0]}?host={root}&port={port}", stop
+
+
+def clinic_databases(root: str, sizes: tuple[int, ...]) -> tuple[dict[int, str], Callable[[], None]]:
+    """One database ``candor_<N>`` per clinic size on a server kept in ``root`` (the benchmarks'
+    seeded clinics): their URLs by size, and stop."""
+    names = tuple(f"candor_{n}" for n in sizes)
+    url, stop = start_postgres(databases=names, root=root)
+    return {n: url.replace(f"/{names[0]}?", f"/candor_{n}?") for n in sizes}, stop

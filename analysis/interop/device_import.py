@@ -37,7 +37,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -136,6 +136,40 @@ def _visit_date(text: str) -> date | None:
         return None
 
 
+def _data_rows(reader: Any, columns: list[str], problems: list[ImportProblem],
+               rows: list[Any]) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(line, cells)`` of each non-blank row with as many fields as the header; a row of the
+    wrong width is a problem, and the walk stops (with a problem) once ``rows`` holds
+    :data:`MAX_ROWS` (the caller appends to ``rows`` as it accepts them)."""
+    for record in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(rows) >= MAX_ROWS:
+            problems.append(ImportProblem(line, "", f"more than {MAX_ROWS:,} rows"))
+            return
+        if len(record) != len(columns):
+            problems.append(ImportProblem(line, "", f"{len(record)} fields, the header "
+                                                    f"has {len(columns)}"))
+            continue
+        yield line, dict(zip(columns, (c.strip() for c in record), strict=True))
+
+
+def _patient_and_date(line: int, cells: Mapping[str, str]
+                      ) -> tuple[str, date | None, list[ImportProblem]]:
+    """The row's patient code and visit date, with a problem for each that does not read."""
+    found: list[ImportProblem] = []
+    code = cells["patient_code"]
+    if not _CODE.match(code):
+        found.append(ImportProblem(line, "patient_code",
+                                   "not a patient code (letters, digits, . _ -)"))
+    on = _visit_date(cells["date"])
+    if on is None:
+        found.append(ImportProblem(line, "date", f"{cells['date'][:20]!r} is not a date in "
+                                   "YYYY-MM-DD form"))
+    return code, on, found
+
+
 def parse_hair_density(data: bytes) -> tuple[list[HairRow], list[ImportProblem]]:
     """The rows that read well, and every problem found. Import only when there is no problem;
     the rows are returned either way so that the caller can check them too and report all."""
@@ -164,27 +198,8 @@ def parse_hair_density(data: bytes) -> tuple[list[HairRow], list[ImportProblem]]
     seen: dict[tuple[str, date, str], int] = {}
     decimal_comma = delimiter != ","
     try:
-        for record in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in record):
-                continue
-            if len(rows) >= MAX_ROWS:
-                problems.append(ImportProblem(line, "", f"more than {MAX_ROWS:,} rows"))
-                break
-            if len(record) != len(columns):
-                problems.append(ImportProblem(line, "", f"{len(record)} fields, the header "
-                                                        f"has {len(columns)}"))
-                continue
-            cells = dict(zip(columns, (c.strip() for c in record)))
-            row_problems: list[ImportProblem] = []
-            code = cells["patient_code"]
-            if not _CODE.match(code):
-                row_problems.append(ImportProblem(line, "patient_code",
-                                                  "not a patient code (letters, digits, . _ -)"))
-            on = _visit_date(cells["date"])
-            if on is None:
-                row_problems.append(ImportProblem(line, "date", f"{cells['date'][:20]!r} is "
-                                                  "not a date in YYYY-MM-DD form"))
+        for line, cells in _data_rows(reader, columns, problems, rows):
+            code, on, row_problems = _patient_and_date(line, cells)
             area = cells["area"]
             if not _AREA.match(area):
                 row_problems.append(ImportProblem(line, "area", "enter the area (letters, "
@@ -285,27 +300,8 @@ def parse_prom(data: bytes, endpoints: Mapping[str, PromEndpoint]
     rows: list[PromRow] = []
     seen: dict[tuple[str, date], int] = {}
     try:
-        for record in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in record):
-                continue
-            if len(rows) >= MAX_ROWS:
-                problems.append(ImportProblem(line, "", f"more than {MAX_ROWS:,} rows"))
-                break
-            if len(record) != len(columns):
-                problems.append(ImportProblem(line, "", f"{len(record)} fields, the header "
-                                                        f"has {len(columns)}"))
-                continue
-            cells = dict(zip(columns, (c.strip() for c in record)))
-            mine: list[ImportProblem] = []
-            code = cells["patient_code"]
-            if not _CODE.match(code):
-                mine.append(ImportProblem(line, "patient_code",
-                                          "not a patient code (letters, digits, . _ -)"))
-            on = _visit_date(cells["date"])
-            if on is None:
-                mine.append(ImportProblem(line, "date", f"{cells['date'][:20]!r} is not a date "
-                                          "in YYYY-MM-DD form"))
+        for line, cells in _data_rows(reader, columns, problems, rows):
+            code, on, mine = _patient_and_date(line, cells)
             answers: dict[str, float] = {}
             for column, raw in cells.items():
                 if column in PROM_KEYS or raw == "":
