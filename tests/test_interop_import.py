@@ -311,3 +311,18 @@ def test_import_all_or_nothing_on_sqlite_and_postgresql(db_url: str, candor_env:
         assert _run(good, commit=True).committed and _count() == before + 1
     finally:
         db.dispose_engines()
+
+
+def test_the_standard_library_defines_every_endpoint_a_trichoscope_file_fills() -> None:
+    """A clinic that added the standard endpoint library imports a full trichoscope file: every
+    column's endpoint is defined, numeric, with a scale inside the column's accepted range (the
+    endpoint's scale is the narrower check applied on import)."""
+    from analysis.demo.catalogue import ENDPOINTS_BY_CODE
+    from analysis.interop.device_import import NUMERIC
+
+    for column, (code, low, high) in NUMERIC.items():
+        spec = ENDPOINTS_BY_CODE.get(code)
+        assert spec is not None, f"{column} -> {code} is not in the standard library"
+        assert spec.kind == "numeric"
+        assert spec.scale_min is not None and spec.scale_max is not None, column
+        assert low <= spec.scale_max and spec.scale_min <= high, column

@@ -73,6 +73,13 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
     EndpointSpec("hair_density", "Hair density, phototrichogram at the vertex target site",
                  "numeric", "hairs/cm²", 0, 400, True, mcid=12.0, noise_sd=7.0,
                  baseline_mean=135.0, baseline_sd=22.0, site=HAIR_SITE, blinded=True),
+    # what a trichoscope reports beside density (imported from its CSV, analysis.interop)
+    EndpointSpec("hair_terminal_pct", "Terminal hairs, share of hairs counted (trichoscopy)",
+                 "numeric", "%", 0, 100, True, mcid=None, noise_sd=None),
+    EndpointSpec("hair_vellus_pct", "Vellus hairs, share of hairs counted (trichoscopy)",
+                 "numeric", "%", 0, 100, False, mcid=None, noise_sd=None),
+    EndpointSpec("hair_mean_diameter_um", "Mean hair shaft diameter (trichoscopy)",
+                 "numeric", "µm", 0, 500, True, mcid=None, noise_sd=None),
     EndpointSpec("pull_test", "Hair pull test (hairs extracted from a ~60-hair grasp, 3 areas)",
                  "count", "hairs", 0, 40, False, mcid=2.0, noise_sd=1.3,
                  baseline_mean=8.0, baseline_sd=2.5),
