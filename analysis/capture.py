@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from analysis.photos.compare import Tolerances, compare
 from analysis.photos.types import ALL_VIEWS, Comparison, PhotoMeasurement, is_scalp_view
-from analysis.store import db, records
+from analysis.store import blinding, db, records
 from analysis.store.access import Actor, require
 from analysis.store.images import ImageStore, default_store
 from analysis.store.models import Patient, Photo, Protocol, Series, Session
@@ -170,6 +170,7 @@ def series_choices(session: DbSession, actor: Actor, *, search: str = "",
 def capture_context(session: DbSession, actor: Actor, *, series_id: int) -> CaptureContext:
     """Read the series for capture; raises ``records.FieldError('series_id')`` if it does not exist."""
     require(actor, "series.read", session, object_type="series", object_id=series_id)
+    blinding.require_not_blinded(session, actor, series_id=series_id, action="series.read")
     series = session.get(Series, series_id)
     if series is None:
         raise records.FieldError("series_id", f"no series with id {series_id}")

@@ -13,6 +13,7 @@ import streamlit as st
 from analysis import capture, viewing
 from analysis.photos.types import ALL_VIEWS, FACE_VIEWS, SCALP_VIEWS
 from analysis.photos.worker import start_standby
+from analysis.store.access import PermissionDenied
 from analysis.store.records import FieldError
 from ui import frame, widgets
 
@@ -35,7 +36,11 @@ def _pick_series() -> capture.CaptureContext | None:
     series_id = widgets.pick_series()
     if series_id is None:
         return None
-    return frame.call(capture.capture_context, series_id=series_id)
+    try:
+        return frame.call(capture.capture_context, series_id=series_id)
+    except PermissionDenied as exc:  # e.g. a blinded rater of an open study with this series
+        st.error(str(exc), icon=":material/visibility_off:")
+        return None
 
 
 def _pick_session(ctx: capture.CaptureContext) -> int | None:

@@ -15,6 +15,7 @@ from analysis import capture, visit
 from analysis.store import records
 from analysis.store.models import CONFOUNDER_KINDS, SEVERITIES
 from analysis.store.records import ExpiredLotError, FieldError
+from analysis.store.access import PermissionDenied
 from ui import frame, interop, widgets
 
 FIELD_LABELS = {
@@ -34,7 +35,11 @@ def _pick() -> tuple[capture.CaptureContext, visit.VisitContext] | None:
     series_id = widgets.pick_series()
     if series_id is None:
         return None
-    ctx = frame.call(capture.capture_context, series_id=series_id)
+    try:
+        ctx = frame.call(capture.capture_context, series_id=series_id)
+    except PermissionDenied as exc:  # e.g. a blinded rater of an open study with this series
+        st.error(str(exc), icon=":material/visibility_off:")
+        return None
     if not ctx.sessions:
         st.info("This series has no session yet: start one on the Capture photos page.")
         return None

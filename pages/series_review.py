@@ -199,7 +199,7 @@ def page() -> None:
         return
     try:
         o = frame.call(series_overview, series_id)
-    except LookupError as exc:
+    except (LookupError, PermissionDenied) as exc:  # PermissionDenied: e.g. a blinded rater
         st.error(str(exc))
         return
     ctx = frame.call(capture.capture_context, series_id=series_id)

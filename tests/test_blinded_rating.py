@@ -254,9 +254,12 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic) -> None:
     rate_all(clinic, study_id, answer)
     from analysis.outcomes.series import series_overview
 
-    with db.session_scope(clinic["engine"]) as s:  # rater 1 opens a study series' record
+    from analysis.store.blinding import BlindedRater
+
+    with db.session_scope(clinic["engine"]) as s:  # rater 1 tries a study series' record
         pair_series = s.scalar(select(RatingPair.series_id).where(RatingPair.study_id == study_id))
-        series_overview(s, rater(clinic, 1), pair_series)
+        with pytest.raises(BlindedRater):
+            series_overview(s, rater(clinic, 1), pair_series)
         series_overview(s, rater(clinic, 1), clinic["failing_series"])  # not in the study
     d = director(clinic)
     with db.session_scope(clinic["engine"]) as s:
@@ -277,7 +280,7 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic) -> None:
     names = list(r.raters.values())
     assert kappa[(names[0], names[1])] == pytest.approx(1.0)
     assert kappa[(names[0], names[2])] < 0.5
-    assert list(r.per_rater["record_views_while_open"]) == [0, 1, 0]
+    assert list(r.per_rater["record_views_while_open"]) == [0, 0, 0]  # refused, not counted
     assert r.intra_pooled.value == pytest.approx(1.0)  # every rater repeated themselves exactly
     assert set(r.intra["same_rating"]) == {1.0}
     assert r.icc.value is not None and 0 < r.icc.value < 1 and r.icc.low < r.icc.high
@@ -405,3 +408,31 @@ def test_aligned_photos_are_cropped_so_the_warp_margin_cannot_tell_which_is_late
     # and the two crops show the same scene (aligned), so nothing but the change tells them apart
     diff = np.abs(b_rgb.astype(float) - f_rgb.astype(float)).mean()
     assert diff < 20, diff
+
+
+def test_a_rater_cannot_open_the_record_of_a_study_series_until_it_closes(clinic) -> None:
+    """While the study is open its raters are refused (and audited) the clinic record of its
+    series, in Series review, Capture photos and Record visit; others are not; closing the
+    study gives the record back."""
+    from analysis.capture import capture_context
+    from analysis.outcomes.series import series_overview
+    from analysis.store.blinding import BlindedRater
+
+    study_id = create(clinic)
+    with db.session_scope(clinic["engine"]) as s:
+        pair_series = s.scalar(select(RatingPair.series_id).where(RatingPair.study_id == study_id))
+    for open_record in (series_overview, lambda s, a, i: capture_context(s, a, series_id=i)):
+        with pytest.raises(BlindedRater, match=f"study {study_id}"):
+            with db.session_scope(clinic["engine"]) as s:
+                open_record(s, rater(clinic, 0), pair_series)
+    with db.session_scope(clinic["engine"]) as s:
+        denied = s.scalars(select(AuditEvent).where(AuditEvent.outcome == "denied",
+                                                    AuditEvent.object_type == "series")).all()
+        assert len(denied) == 2 and all(e.details["studies"] == [study_id] for e in denied)
+        assert {e.actor_email for e in denied} == {clinic["rater_emails"][0]}
+        not_rating = Actor(user_id=None, email="other@test", role="clinician")
+        assert series_overview(s, not_rating, pair_series).series["series_id"] == pair_series
+    with db.session_scope(clinic["engine"]) as s:
+        rating.close_study(s, director(clinic), study_id=study_id)
+    with db.session_scope(clinic["engine"]) as s:
+        assert series_overview(s, rater(clinic, 0), pair_series) is not None

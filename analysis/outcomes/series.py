@@ -21,7 +21,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from analysis.outcomes.endpoints import expected_change
 from analysis.outcomes.filters import PHOTO_SET_DEFINITION, age_band, set_compliant
 from analysis.outcomes.frames import derive_measurements
-from analysis.store import audit, db
+from analysis.store import audit, blinding, db
 from analysis.store.access import Actor, require
 from analysis.store.models import (
     EndpointDefinition,
@@ -154,6 +154,7 @@ def series_overview(session: DbSession, actor: Actor, series_id: int) -> SeriesO
         When there is no series ``series_id``.
     """
     require(actor, "series.read", session)
+    blinding.require_not_blinded(session, actor, series_id=series_id, action="series.view")
     visits_of = selectinload(Series.sessions)
     series = session.get(Series, series_id, options=[  # a fixed number of statements per series
         joinedload(Series.patient), joinedload(Series.protocol), selectinload(Series.confounders),
