@@ -21,4 +21,4 @@ Modules, in the order the seeder uses them:
 DEFAULT_PATIENTS = 64
 DEFAULT_SEED = 2025
 #: Photo tracks rendered for real; tracks beyond them share these images (analysis.demo.bulk).
-DEFAULT_PHOTO_POOL = 96
+DEFAULT_PHOTO_POOL = 80

@@ -106,7 +106,7 @@ def seed_demo_clinic(
         Processes rendering and measuring photos (1: in this process).
     photo_pool : int
         Photo tracks (one view of one series) rendered for real; further tracks reuse their images
-        (:func:`analysis.demo.bulk.pool_sources`). The default, 96 of the default clinic's 185
+        (:func:`analysis.demo.bulk.pool_sources`). The default, 80 of the default clinic's 185
         tracks, keeps its seeding under 45 s on 2 cores.
     today : date, optional
         The seeding date (default: today); no session is later than it.
