@@ -384,18 +384,14 @@ def import_hair_density(session: DbSession, actor: Actor, *, data: bytes, commit
     """
     from analysis.interop.device_import import ImportProblem, parse_hair_density
     from analysis.store.access import require
-    from analysis.store.models import EndpointDefinition, EndpointMeasurement
+    from analysis.store.models import EndpointDefinition
 
     require(actor, "visit.record", session)
     rows, problems = parse_hair_density(data)
     endpoints = {e.code: e for e in session.scalars(select(EndpointDefinition))}
-    patients = {p.code: p for p in session.scalars(
-        select(Patient).where(Patient.code.in_({r.patient_code for r in rows})))}
+    matched, recorded = _row_visits(session, rows, problems)
     planned: list[PlannedValue] = []
-    for row in rows:
-        visit = _one_visit(session, patients, row.patient_code, row.on, row.line, problems)
-        if visit is None:
-            continue
+    for row, visit in matched:
         for code, value in row.values.items():
             endpoint = endpoints.get(code)
             if endpoint is None:
@@ -407,11 +403,7 @@ def import_hair_density(session: DbSession, actor: Actor, *, data: bytes, commit
                 problems.append(ImportProblem(row.line, code, f"{value:g} is outside the "
                                               f"endpoint's scale"))
                 continue
-            already = session.scalar(select(EndpointMeasurement.id).where(
-                EndpointMeasurement.session_id == visit.id,
-                EndpointMeasurement.endpoint_id == endpoint.id,
-                EndpointMeasurement.site == row.area).limit(1))
-            if already is not None:
+            if (visit.id, endpoint.id, row.area) in recorded:
                 problems.append(ImportProblem(row.line, code, f"already recorded for "
                                               f"{row.patient_code} on {row.on.isoformat()} at "
                                               f"{row.area}"))
@@ -422,24 +414,43 @@ def import_hair_density(session: DbSession, actor: Actor, *, data: bytes, commit
                           data=data, filename=filename)
 
 
-def _one_visit(session: DbSession, patients: dict[str, Patient], code: str, on: Any, line: int,
-               problems: list[Any]) -> Any:
-    """The patient's only session on ``on``, or None with the problem appended."""
+def _row_visits(session: DbSession, rows: list[Any], problems: list[Any]
+                ) -> tuple[list[tuple[Any, Any]], set[tuple[int, int, str]]]:
+    """Each row with its patient's only session on the row's date (a row without exactly one
+    gets its problem appended instead), and the ``(session id, endpoint id, site)`` of every value
+    already recorded on those sessions: three queries for the whole file, none per row."""
     from analysis.interop.device_import import ImportProblem
+    from analysis.store.models import EndpointMeasurement
     from analysis.store.models import Session as Visit
 
-    patient = patients.get(code)
-    if patient is None:
-        problems.append(ImportProblem(line, "patient_code", f"no patient with code {code}"))
-        return None
-    visits = session.scalars(select(Visit).join(Series, Visit.series_id == Series.id).where(
-        Series.patient_id == patient.id, Visit.performed_on == on)).all()
-    if len(visits) != 1:
-        problems.append(ImportProblem(line, "date", (
-            f"{code} has no session on {on.isoformat()}; record the visit first") if not visits
-            else f"{code} has {len(visits)} sessions on {on.isoformat()}; import them one by one"))
-        return None
-    return visits[0]
+    patients = dict(session.execute(select(Patient.code, Patient.id).where(
+        Patient.code.in_({r.patient_code for r in rows}))).all())
+    visits_on: dict[tuple[int, Any], list[Visit]] = {}
+    for visit, patient_id in session.execute(
+            select(Visit, Series.patient_id).join(Series, Visit.series_id == Series.id)
+            .where(Series.patient_id.in_(set(patients.values())))
+            .order_by(Visit.id)).all():
+        visits_on.setdefault((patient_id, visit.performed_on), []).append(visit)
+    matched: list[tuple[Any, Any]] = []
+    for row in rows:
+        code, on = row.patient_code, row.on
+        if code not in patients:
+            problems.append(ImportProblem(row.line, "patient_code",
+                                          f"no patient with code {code}"))
+            continue
+        visits = visits_on.get((patients[code], on), [])
+        if len(visits) != 1:
+            problems.append(ImportProblem(row.line, "date", (
+                f"{code} has no session on {on.isoformat()}; record the visit first")
+                if not visits else
+                f"{code} has {len(visits)} sessions on {on.isoformat()}; import them one by one"))
+            continue
+        matched.append((row, visits[0]))
+    visit_ids = {visit.id for _row, visit in matched}
+    recorded = {(int(sid), int(eid), str(site)) for sid, eid, site in session.execute(
+        select(EndpointMeasurement.session_id, EndpointMeasurement.endpoint_id,
+               EndpointMeasurement.site).where(EndpointMeasurement.session_id.in_(visit_ids)))}
+    return matched, recorded
 
 
 def _commit_import(session: DbSession, actor: Actor, planned: list[PlannedValue],
@@ -473,25 +484,19 @@ def import_prom(session: DbSession, actor: Actor, *, data: bytes, commit: bool,
     or nothing. Values are stored as rated by the patient."""
     from analysis.interop.device_import import ImportProblem, PromEndpoint, parse_prom
     from analysis.store.access import require
-    from analysis.store.models import EndpointDefinition, EndpointMeasurement
+    from analysis.store.models import EndpointDefinition
 
     require(actor, "visit.record", session)
     library = {e.code: e for e in session.scalars(select(EndpointDefinition).where(
         EndpointDefinition.patient_reported.is_(True), EndpointDefinition.kind != "text"))}
     specs = {c: PromEndpoint(e.kind, e.scale_min, e.scale_max) for c, e in library.items()}
     rows, problems = parse_prom(data, specs)
-    patients = {p.code: p for p in session.scalars(
-        select(Patient).where(Patient.code.in_({r.patient_code for r in rows})))}
+    matched, recorded = _row_visits(session, rows, problems)
+    recorded_any_site = {(visit_id, endpoint_id) for visit_id, endpoint_id, _site in recorded}
     planned: list[PlannedValue] = []
-    for row in rows:
-        visit = _one_visit(session, patients, row.patient_code, row.on, row.line, problems)
-        if visit is None:
-            continue
+    for row, visit in matched:
         for code, value in row.answers.items():
-            already = session.scalar(select(EndpointMeasurement.id).where(
-                EndpointMeasurement.session_id == visit.id,
-                EndpointMeasurement.endpoint_id == library[code].id).limit(1))
-            if already is not None:
+            if (visit.id, library[code].id) in recorded_any_site:
                 problems.append(ImportProblem(row.line, code, f"already recorded for "
                                               f"{row.patient_code} on {row.on.isoformat()}"))
                 continue
