@@ -13,7 +13,6 @@ from analysis import rating
 from analysis.outcomes import cohorts
 from analysis.outcomes.adjusted import adjusted_protocol_effect
 from analysis.interop.service import analyst_tables_download
-from analysis.outcomes.filters import select_series
 from analysis.outcomes.frames import ClinicFrames, to_csv_bytes
 from analysis.outcomes.insights_extra import audited_bytes
 from analysis.outcomes.safety import LotTrace, trace_lot
@@ -336,12 +335,14 @@ def comparison(actor: Actor, catalogue: ClinicFrames) -> None:
         st.caption(note)
     model_section(frames, args["protocol_ids"], names)
     downloads(actor, result, names, figs)
-    analyst_tables(actor, frames, args)
+    analyst_tables(actor, result, args)
 
 
-def analyst_tables(actor: Actor, frames: ClinicFrames, args: dict[str, Any]) -> None:
-    """One row per endpoint value, treatment and reaction of the filtered series, for analysts."""
-    chosen = select_series(frames, **args)
+def analyst_tables(actor: Actor, result: cohorts.ProtocolComparison, args: dict[str, Any]
+                   ) -> None:
+    """One row per endpoint value, treatment and reaction of the filtered series, for analysts
+    (the series the comparison's outcomes use: no second selection on a rerun)."""
+    chosen = result.outcome_series
     st.download_button(
         f"Analyst tables of these {len(chosen)} series (CSV + data dictionary, zip)",
         file_name="candor_analyst_tables.zip", mime="application/zip", on_click="ignore",

@@ -295,3 +295,15 @@ def test_trajectory_points_equal_mean_estimate_per_group(seed: int) -> None:
             assert (row["ci_low"], row["ci_high"]) == (pytest.approx(est.low),
                                                        pytest.approx(est.high))
     assert got["insufficient"].any() and not got["insufficient"].all()
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_the_comparison_names_the_series_its_outcomes_use(gate: bool) -> None:
+    """``outcome_series`` is the filters' selection (and the gate's when asked), so the analyst
+    tables export exactly the series the outcome figures rest on."""
+    from analysis.outcomes.filters import select_series
+
+    frames = hand_clinic()
+    c = compare_protocols(frames, protocol_ids=[1, 2], gate_passing_only=gate)
+    assert c.outcome_series == select_series(frames, protocol_ids=[1, 2], gate_passing_only=gate)
+    assert c.outcome_series

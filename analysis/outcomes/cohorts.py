@@ -71,6 +71,8 @@ class ProtocolComparison:
     * ``reactions``: per protocol x kind x severity (``"any"`` included): ``events, sessions``,
       ``patients`` and rate-per-100 columns.
     * ``photo_compliance``: per operator: ``photo_sets, compliant`` and share columns.
+    * ``outcome_series``: ids of the series the outcome figures use (the filters, and the gate
+      when ``gate_passing_only``).
     """
 
     summary: pd.DataFrame
@@ -83,6 +85,7 @@ class ProtocolComparison:
     filters: dict[str, Any]
     min_n: int
     notes: list[str] = field(default_factory=list)
+    outcome_series: frozenset[int] = frozenset()
 
 
 def _patients(frames: ClinicFrames, series_ids: Iterable[int]) -> int:
@@ -287,4 +290,4 @@ def compare_protocols(
         by_week=cat(by_week, "week"), responders=pd.DataFrame(resp),
         reactions=pd.concat(reactions, ignore_index=True) if reactions else pd.DataFrame(),
         photo_compliance=compliance_df, definitions=dict(DEFINITIONS), filters=filters,
-        min_n=min_n, notes=notes)
+        min_n=min_n, notes=notes, outcome_series=frozenset(int(i) for i in outcome_ids))
