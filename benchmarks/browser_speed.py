@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, serve_app  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, serve_app, sign_in  # noqa: E402
 
 #: Page link -> what shows its content is there: a text of the last part the page draws, or
 #: ``"chart"`` for its first chart.
@@ -56,11 +56,8 @@ def time_clinic(env: dict[str, str], *, repeat: int, password: str, label: str
             for i in range(repeat + 1):  # the first round warms the server and is not counted
                 context = browser.new_context(viewport={"width": 1400, "height": 2400})
                 page = context.new_page()
-                page.goto(url)
-                page.get_by_role("textbox", name="Email").fill("director@demo.candor")
-                page.get_by_role("textbox", name="Password").fill(password)
-                page.get_by_role("button", name="Sign in").click()
-                page.get_by_role("button", name="Sign out").wait_for(timeout=120_000)
+                sign_in(page, url, "director@demo.candor", password=password,
+                        timeout_ms=120_000)
                 _content_shown(page, "Sign out")
                 for name, marker in PAGES:
                     t = time.perf_counter()

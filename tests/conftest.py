@@ -43,6 +43,20 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def system_tool(name: str, package: str) -> str:
+    """Path of the command ``name`` (Debian package ``package``, installed by
+    scripts/system-deps.sh); the test skips, saying why, when it is missing (fails under CI)."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed (Debian package {package}; scripts/system-deps.sh)"
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
 # --- PostgreSQL: a throw-away server started from Debian's binaries (tests/pg_server.py) ----------
 
 

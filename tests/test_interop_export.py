@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from analysis.store.images import default_store
 from analysis.store.models import AuditEvent, Photo
 from analysis.store.records import FieldError
 from tests.clinician_seed import astronaut_jpeg, seed_small_clinic
-from tests.conftest import in_ci
+from tests.conftest import system_tool
 
 CLINICIAN = Actor(user_id=None, email="clinician@demo.candor", role="clinician")
 DIRECTOR = Actor(user_id=None, email="director@demo.candor", role="medical_director")
@@ -37,18 +36,8 @@ CONSULT = Actor(user_id=None, email="consult@demo.candor", role="consult_staff")
 ADMIN = Actor(user_id=None, email="admin@demo.candor", role="admin")
 
 
-def _tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        reason = f"{name} is not installed (Debian package {package}; scripts/system-deps.sh)"
-        if in_ci():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
-
-
 def dciodvfy_errors(path: Path) -> list[str]:
-    out = subprocess.run([_tool("dciodvfy", "dicom3tools"), str(path)], capture_output=True,
+    out = subprocess.run([system_tool("dciodvfy", "dicom3tools"), str(path)], capture_output=True,
                          text=True, timeout=60)
     return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
 
@@ -110,7 +99,7 @@ def test_dicom_pixels_round_trip_and_dcmdump_reads_them(seeded_clinic: dict[str,
     assert np.abs(pixels.astype(int) - frame.astype(int)).max() <= 2
     # JPEG baseline re-encode at quality 95: close to the stored photo, pixel for pixel
     assert np.abs(pixels.astype(float) - original.astype(float)).mean() < 3.0
-    dump = subprocess.run([_tool("dcmdump", "dcmtk"), "+P", "0028,0004", "+P", "0002,0010",
+    dump = subprocess.run([system_tool("dcmdump", "dcmtk"), "+P", "0028,0004", "+P", "0002,0010",
                            str(path)], capture_output=True, text=True, timeout=60)
     assert dump.returncode == 0, dump.stderr
     assert "YBR_FULL_422" in dump.stdout and "JPEGBaseline" in dump.stdout

@@ -65,6 +65,16 @@ def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
                             f"seed_small_clinic; seed_small_clinic(Path({str(data)!r}))")
 
 
+def sign_in(page: object, url: str, email: str, *, password: str = E2E_PASSWORD,
+            timeout_ms: float | None = None) -> None:
+    """Open ``url`` and sign in through the form; returns once the app shows "Sign out"."""
+    page.goto(url)  # type: ignore[attr-defined]
+    page.get_by_role("textbox", name="Email").fill(email)  # type: ignore[attr-defined]
+    page.get_by_role("textbox", name="Password").fill(password)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Sign out").wait_for(timeout=timeout_ms)  # type: ignore[attr-defined]
+
+
 @contextmanager
 def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
     """``streamlit run app.py`` headless on a free port with ``env``; yields its URL once

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import E2E_PASSWORD, seeded_env, serve_app
+from tests.e2e.conftest import seeded_env, serve_app, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -102,11 +102,7 @@ def test_a_rater_rates_a_masked_pair(browser, rating_url: str, rating_env: dict[
     context.set_default_timeout(60_000)
     page = context.new_page()
     try:
-        page.goto(rating_url)
-        page.get_by_role("textbox", name="Email").fill("clinician@demo.candor")
-        page.get_by_role("textbox", name="Password").fill(E2E_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.get_by_role("button", name="Sign out").wait_for()
+        sign_in(page, rating_url, "clinician@demo.candor")
         _settled(page)
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Blinded rating",
                                                          exact=True).click()
@@ -153,11 +149,7 @@ def test_the_director_reads_a_closed_studys_results_and_exports_them(
     context.set_default_timeout(60_000)
     page = context.new_page()
     try:
-        page.goto(rating_url)
-        page.get_by_role("textbox", name="Email").fill("director@demo.candor")
-        page.get_by_role("textbox", name="Password").fill(E2E_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.get_by_role("button", name="Sign out").wait_for()
+        sign_in(page, rating_url, "director@demo.candor")
         _settled(page)
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Blinded rating",
                                                          exact=True).click()

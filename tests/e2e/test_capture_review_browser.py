@@ -11,17 +11,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.clinician_seed import astronaut_jpeg
-from tests.e2e.conftest import E2E_PASSWORD
+from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def _sign_in(page, url: str) -> None:
-    page.goto(url)
-    page.get_by_role("textbox", name="Email").fill("clinician@demo.candor")
-    page.get_by_role("textbox", name="Password").fill(E2E_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_test_id("stSidebarNav").wait_for()
+    sign_in(page, url, "clinician@demo.candor")
 
 
 def _open(page, title: str) -> None:

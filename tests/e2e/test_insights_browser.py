@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import E2E_PASSWORD, seeded_env, serve_app
+from tests.e2e.conftest import seeded_env, serve_app, sign_in
 from tests.insights_seed import PATIENT_CODE_PREFIX
 
 pytestmark = pytest.mark.browser
@@ -56,11 +56,7 @@ def tab(browser: object, insights_url: str) -> Iterator[object]:
 
 
 def _sign_in(page, url: str, email: str) -> None:
-    page.goto(url)
-    page.get_by_role("textbox", name="Email").fill(email)
-    page.get_by_role("textbox", name="Password").fill(E2E_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("button", name="Sign out").wait_for()
+    sign_in(page, url, email)
 
 
 def _settled(page) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import E2E_PASSWORD
-from tests.test_interop_export import _tool
+from tests.conftest import system_tool
+from tests.e2e.conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -36,13 +36,9 @@ def _settled(page) -> None:
 
 def test_series_review_downloads_a_dicom_zip_that_validates(tab, app_url: str,
                                                              tmp_path: Path) -> None:
-    dciodvfy = _tool("dciodvfy", "dicom3tools")
+    dciodvfy = system_tool("dciodvfy", "dicom3tools")
     page = tab
-    page.goto(app_url)
-    page.get_by_role("textbox", name="Email").fill("clinician@demo.candor")
-    page.get_by_role("textbox", name="Password").fill(E2E_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_test_id("stSidebarNav").wait_for()
+    sign_in(page, app_url, "clinician@demo.candor")
     page.get_by_role("heading", name="Patients").wait_for()
     _settled(page)
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Series review").click()

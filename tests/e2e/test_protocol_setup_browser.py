@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import E2E_PASSWORD
+from tests.e2e.conftest import sign_in
 from tests.e2e.test_capture_review_browser import _open, _settled
 from tests.e2e.test_patient_record_browser import _choose
 
@@ -16,11 +16,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_director_defines_a_protocol(page, app_url: str, screenshot_dir: Path) -> None:
-    page.goto(app_url)
-    page.get_by_role("textbox", name="Email").fill("director@demo.candor")
-    page.get_by_role("textbox", name="Password").fill(E2E_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_test_id("stSidebarNav").wait_for()
+    sign_in(page, app_url, "director@demo.candor")
     _settled(page)
     _open(page, "Protocol setup")
     page.get_by_role("textbox", name="Name").fill("Microneedling, face, 3 x monthly")
