@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: run test install demo bench clean-venv
+.PHONY: run test check install demo bench clean-venv
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,9 +28,13 @@ run: demo
 	      "password: the CANDOR_DEMO_PASSWORD given at seeding, default candor-demo)"
 	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
 
-test: $(STAMP)
+test: $(STAMP) check
 	bash scripts/system-deps.sh
 	$(PY) -m pytest
+
+# the floors' import contracts (pyproject.toml [tool.importlinter])
+check: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(PY) benchmarks/photo_speed.py

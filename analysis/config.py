@@ -1,8 +1,21 @@
-"""Where Candor keeps its data.
+"""Candor's configuration: the one module that reads environment variables.
 
-``CANDOR_DATA_DIR`` selects the data directory (default: ``data/`` at the project root).
-``CANDOR_DATABASE_URL`` selects the database (default: ``sqlite:///<data dir>/candor.sqlite3``).
-Both are read at call time, so tests and the CLI can point them elsewhere.
+Every setting is read at call time (so tests and the CLI can point them elsewhere):
+
+``CANDOR_DATA_DIR``              the data directory (default: ``data/`` at the project root)
+``CANDOR_DATABASE_URL``          the database (default: ``sqlite:///<data dir>/candor.sqlite3``)
+``CANDOR_DB_KEY[_FILE]``         SQLCipher key for the embedded database (hex, or a file holding it)
+``CANDOR_BACKUP_KEY[_FILE]``     key that encrypts backups
+``CANDOR_AUDIT_KEY[_FILE]``      HMAC key of the audit chain and its anchor
+``CANDOR_AUDIT_ANCHOR``          append-only file of signed audit heads
+``CANDOR_AUTH``                  ``password`` (default) or ``oidc``
+``CANDOR_IDLE_TIMEOUT_MIN``      sign-in idle timeout in minutes (default 15)
+``CANDOR_TRUSTED_PROXY_HEADER``  header carrying the client address, set only behind a trusted proxy
+``CANDOR_ADMIN_PASSWORD``        password for ``create-admin`` when not typed at a prompt
+``CANDOR_DEMO_PASSWORD``         password of the demo accounts (demo only)
+
+Other modules call :func:`setting` (or the typed helpers below), never ``os.environ``; a test holds
+that.
 """
 
 from __future__ import annotations
@@ -11,6 +24,11 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def setting(name: str) -> str:
+    """The environment variable ``name``, stripped; ``""`` when unset or blank."""
+    return os.environ.get(name, "").strip()
 
 
 def data_dir() -> Path:

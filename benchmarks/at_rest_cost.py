@@ -48,11 +48,12 @@ def child(reps: int) -> dict[str, object]:
     from sqlalchemy import select
     from streamlit.testing.v1 import AppTest
 
-    from analysis.store import db, records
+    from analysis.store import db
+    from analysis.services import records
     from analysis.store.access import Actor
     from analysis.store.images import default_store
     from analysis.store.models import Photo, Session, User
-    from analysis.store.photo_access import photo_bytes
+    from analysis.services.photo_access import photo_bytes
 
     with db.session_scope() as s:
         director = s.scalars(select(User).where(User.role == "medical_director")).first()

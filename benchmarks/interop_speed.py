@@ -29,7 +29,8 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=5, help="series to export as DICOM/FHIR")
     args = parser.parse_args()
 
-    from analysis.interop import service, tables
+    from analysis.interop import tables
+    from analysis.services import interop as service
     from analysis.store import db
     from analysis.store.access import Actor
     from analysis.store.images import default_store

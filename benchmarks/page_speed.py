@@ -70,7 +70,7 @@ for page, role in PAGES:
     out[page] = (first, statistics.median(times), times[max(0, int(0.95 * len(times)) - 1)])
 
 out["_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the pages' peak
-from analysis.outcomes.frames import load_frames
+from analysis.services.frames import load_frames
 from analysis.store import models as m
 with db.session_scope() as s:
     u = s.scalars(select(User).where(User.role == "medical_director")).first()

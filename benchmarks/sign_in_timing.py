@@ -34,12 +34,13 @@ def main() -> None:
     (root / "data").mkdir()
 
     from analysis.auth import accounts, throttle
+    from analysis.services import users as user_admin
     from analysis.store import db
     from analysis.store.access import SYSTEM
 
     db.upgrade()
     with db.session_scope() as session:
-        accounts.create_user(session, SYSTEM, email="real@bench.test", display_name="Real",
+        user_admin.create_user(session, SYSTEM, email="real@bench.test", display_name="Real",
                              role="clinician", password="the-real-password")
     times: dict[str, list[float]] = {"real account": [], "unknown email": []}
     for i in range(args.repeat):

@@ -12,9 +12,9 @@ from typing import Any
 
 import streamlit as st
 
-from analysis.store import audit_log
-from analysis.store.access import Actor, allowed
-from analysis.store.audit import AuditWriteError
+from analysis.services import audit_log
+from analysis.services.common import Actor, allowed
+from analysis.services.common import AuditWriteError
 from ui import frame
 
 RESULT_KEY = "audit_log_result"  # (filters, DataFrame) of the last audited query

@@ -1,7 +1,7 @@
 """Blinded rating: raters score masked, randomised photo pairs; the director creates and closes
 studies and reads the agreement and the blinded-versus-unblinded results.
 
-The rater's screen shows only what :class:`analysis.rating.BlindedShowing` carries (no date,
+The rater's screen shows only what :class:`analysis.services.rating.BlindedShowing` carries (no date,
 session number, patient code or file name) and the two photos as re-encoded pixels.
 """
 
@@ -12,11 +12,11 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from analysis import rating
-from analysis.outcomes.agreement import Estimate
-from analysis.store.access import PermissionDenied, allowed
-from analysis.store.models import SERIES_STATUSES
-from analysis.store.records import FieldError
+from analysis.services import rating
+from analysis.services.analytics import Estimate
+from analysis.services.common import PermissionDenied, allowed
+from analysis.services.common import SERIES_STATUSES
+from analysis.services.common import FieldError
 from ui import frame, widgets
 
 FLASH = "rating_flash"

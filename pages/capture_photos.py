@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from analysis import capture, viewing
-from analysis.photos.types import ALL_VIEWS, FACE_VIEWS, SCALP_VIEWS
-from analysis.photos.worker import start_standby
-from analysis.store.access import PermissionDenied
-from analysis.store.records import FieldError
+from analysis.services import viewing
+from analysis.services import capture
+from analysis.services.common import ALL_VIEWS, FACE_VIEWS, SCALP_VIEWS
+from analysis.services.capture import start_standby
+from analysis.services.common import PermissionDenied
+from analysis.services.common import FieldError
 from ui import frame, widgets
 
 UPLOADS = "capture_uploads"  # sha256 -> item dict (bytes kept until saved or discarded)

@@ -12,9 +12,9 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from analysis import patient_record as pr
-from analysis.store.models import CONSENT_SCOPES, SCREENING_ITEMS, SERIES_STATUSES, SEXES
-from analysis.store.records import FieldError
+from analysis.services import patient_record as pr
+from analysis.services.common import CONSENT_SCOPES, SCREENING_ITEMS, SERIES_STATUSES, SEXES
+from analysis.services.common import FieldError
 from ui import frame, interop, widgets
 
 PATIENT_KEY = "record_patient_id"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis.outcomes.series import list_patients
+from analysis.services.series import list_patients
 from ui import frame, widgets
 
 SERIES_KEY = widgets.SERIES_KEY

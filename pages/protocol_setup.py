@@ -10,9 +10,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis import protocol_setup as ps
-from analysis.photos.types import ALL_VIEWS
-from analysis.store.records import FieldError
+from analysis.services import protocol_setup as ps
+from analysis.services.common import ALL_VIEWS
+from analysis.services.common import FieldError
 from ui import frame, widgets
 
 CHOICE = "setup_protocol_id"

@@ -9,14 +9,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from analysis import rating
-from analysis.outcomes import cohorts
-from analysis.outcomes.adjusted import adjusted_protocol_effect
-from analysis.interop.service import analyst_tables_download
-from analysis.outcomes.frames import ClinicFrames, to_csv_bytes
-from analysis.outcomes.insights_extra import audited_bytes
-from analysis.outcomes.safety import LotTrace, trace_lot
-from analysis.store.access import Actor, PermissionDenied
+from analysis.services import rating
+from analysis.services.analytics import cohorts
+from analysis.services.analytics import adjusted_protocol_effect
+from analysis.services.interop import analyst_tables_download
+from analysis.services.analytics import ClinicFrames, to_csv_bytes
+from analysis.services.insights import audited_bytes
+from analysis.services.safety import LotTrace, trace_lot
+from analysis.services.common import Actor, PermissionDenied
 from ui import frame, frames_cache
 from ui import insight_charts as charts
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import streamlit as st
 
-from analysis import capture, visit
-from analysis.store import records
-from analysis.store.models import CONFOUNDER_KINDS, SEVERITIES
-from analysis.store.records import ExpiredLotError, FieldError
-from analysis.store.access import PermissionDenied
+from analysis.services import capture, visit
+from analysis.services import records
+from analysis.services.common import CONFOUNDER_KINDS, SEVERITIES
+from analysis.services.common import ExpiredLotError, FieldError
+from analysis.services.common import PermissionDenied
 from ui import frame, interop, widgets
 
 FIELD_LABELS = {

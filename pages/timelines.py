@@ -12,15 +12,16 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from analysis.outcomes.filters import series_with_ages
-from analysis.outcomes.frames import ClinicFrames, to_csv_bytes
-from analysis.outcomes.insights_extra import audited_bytes, pair_photos
-from analysis.outcomes.pairs import RepresentativePair, representative_pairs
-from analysis.outcomes.stats import MIN_N
-from analysis.outcomes.timelines import ConsultTimeline, consult_timeline, plain_language_summary
-from analysis.reports.handout import consult_handout_pdf, timeline_chart_png
-from analysis.store.access import Actor, PermissionDenied
-from analysis.store.photo_access import PhotoNotFound
+from analysis.services.analytics import series_with_ages
+from analysis.services.analytics import ClinicFrames, to_csv_bytes
+from analysis.services.insights import audited_bytes, pair_photos
+from analysis.services.analytics import RepresentativePair
+from analysis.services.pairs import representative_pairs
+from analysis.services.common import MIN_N
+from analysis.services.analytics import ConsultTimeline, consult_timeline, plain_language_summary
+from analysis.services.analytics import consult_handout_pdf, timeline_chart_png
+from analysis.services.common import Actor, PermissionDenied
+from analysis.services.photo_access import PhotoNotFound
 from ui import frame, frames_cache
 from ui import insight_charts as charts
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analysis.auth import accounts
-from analysis.store.models import ROLES
-from analysis.store.records import FieldError
+from analysis.services import users as user_admin
+from analysis.services.common import ROLES
+from analysis.services.common import FieldError
 from ui import frame
 
 FLASH = "users_flash"
@@ -24,17 +24,17 @@ def _create() -> None:
         role = cols[2].selectbox("Role", ROLES, format_func=ROLE_LABELS.get)
         password = st.text_input(
             "Initial password", type="password",
-            help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters. Leave empty for an account "
+            help=f"At least {user_admin.MIN_PASSWORD_LENGTH} characters. Leave empty for an account "
                  "that signs in only through the clinic's identity provider (OIDC).")
         if not st.form_submit_button("Create account", icon=":material/person_add:"):
             return
     try:
-        frame.call(accounts.create_user, email=email, display_name=name, role=role,
+        frame.call(user_admin.create_user, email=email, display_name=name, role=role,
                    password=password or None)
     except FieldError as exc:
         st.error(f"{exc.field.replace('_', ' ').capitalize()}: {exc}")
         return
-    st.session_state[FLASH] = f"Account created for {accounts.normalise_email(email)}."
+    st.session_state[FLASH] = f"Account created for {user_admin.normalise_email(email)}."
     st.rerun()
 
 
@@ -51,7 +51,7 @@ def _manage(users: pd.DataFrame) -> None:
                   if locked is not None else ""))
     if locked is not None and st.button("Unlock sign-in", icon=":material/lock_open:",
                                         key=f"unlock_{user_id}"):
-        frame.call(accounts.unlock_account, user_id=user_id)
+        frame.call(user_admin.unlock_account, user_id=user_id)
         st.session_state[FLASH] = f"{row['email']} can sign in again now."
         st.rerun()
     cols = st.columns([2, 1, 1])
@@ -59,16 +59,16 @@ def _manage(users: pd.DataFrame) -> None:
                              format_func=ROLE_LABELS.get, key=f"role_{user_id}")
     try:
         if cols[1].button("Save role", disabled=role == row["role"], icon=":material/badge:"):
-            frame.call(accounts.set_role, user_id=user_id, role=role)
+            frame.call(user_admin.set_role, user_id=user_id, role=role)
             st.session_state[FLASH] = f"{row['email']} is now {ROLE_LABELS[role].lower()}."
             st.rerun()
         if row["active"]:
             if cols[2].button("Deactivate", icon=":material/person_off:"):
-                frame.call(accounts.deactivate_user, user_id=user_id)
+                frame.call(user_admin.deactivate_user, user_id=user_id)
                 st.session_state[FLASH] = f"{row['email']} is deactivated and signed out."
                 st.rerun()
         elif cols[2].button("Reactivate", icon=":material/person_check:"):
-            frame.call(accounts.reactivate_user, user_id=user_id)
+            frame.call(user_admin.reactivate_user, user_id=user_id)
             st.session_state[FLASH] = f"{row['email']} can sign in again."
             st.rerun()
     except FieldError as exc:
@@ -79,7 +79,7 @@ def _manage(users: pd.DataFrame) -> None:
                                  "in person; they cannot change it themselves yet.")
         if st.form_submit_button("Reset password", icon=":material/password:"):
             try:
-                frame.call(accounts.set_password, user_id=user_id, password=new)
+                frame.call(user_admin.set_password, user_id=user_id, password=new)
             except FieldError as exc:
                 st.error(f"Password: {exc}")
             else:
@@ -93,7 +93,7 @@ def page() -> None:
     flash = st.session_state.pop(FLASH, None)
     if flash:
         st.success(flash)
-    users = pd.DataFrame(frame.call(accounts.list_users))
+    users = pd.DataFrame(frame.call(user_admin.list_users))
     st.dataframe(users, hide_index=True, width="stretch", column_config={
         "id": None,
         "email": st.column_config.TextColumn("Email"),

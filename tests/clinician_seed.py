@@ -1,6 +1,6 @@
 """A small, deterministic clinic for the clinician-page tests (AppTest and browser).
 
-Made only through the record services (``analysis.store.records``) plus the protocol and endpoint
+Made only through the record services (``analysis.services.records``) plus the protocol and endpoint
 rows (which have no service yet): one face protocol (frontal view required) with endpoints of every
 kind, two patients (one without photo consent), a series with three sessions (session 2's photo
 shifted, session 3's far too dark: not comparable, kept with a reason), a baseline photo made
@@ -38,16 +38,17 @@ def astronaut_jpeg(*, shift_px: int = 0, brightness: float = 1.0, size: int = 51
 
 def seed_small_clinic(data_dir: Path) -> dict[str, int]:
     """Create the clinic in ``data_dir`` (CANDOR_DATA_DIR must point there); returns key ids."""
-    from analysis import capture
-    from analysis.auth import accounts
-    from analysis.store import db, records
+    from analysis.services import capture
+    from analysis.services import users as user_admin
+    from analysis.store import db
+    from analysis.services import records
     from analysis.store.access import Actor
     from analysis.store.models import EndpointDefinition, Protocol
 
     engine = db.get_engine()
     db.upgrade(engine)
     with db.session_scope() as s:
-        users = accounts.seed_demo_accounts(s)
+        users = user_admin.seed_demo_accounts(s)
         clinician = next(u for u in users if u.role == "clinician")
         actor = Actor(user_id=clinician.id, email=clinician.email, role="clinician")
         s.add_all([

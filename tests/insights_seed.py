@@ -38,7 +38,9 @@ def seed_small_clinic(*, n_patients: int = 16, seed: int = 7) -> None:
     codes start with ``CND-`` so tests can check that none leaks onto consult pages.
     """
     from analysis.auth import accounts
-    from analysis.store import db, records
+    from analysis.services import users as user_admin
+    from analysis.store import db
+    from analysis.services import records
     from analysis.store.access import SYSTEM, Actor
     from analysis.store.images import default_store
     from analysis.store.models import EndpointDefinition, ProductLot, Protocol
@@ -47,8 +49,8 @@ def seed_small_clinic(*, n_patients: int = 16, seed: int = 7) -> None:
     rng = np.random.default_rng(seed)
     store = default_store()
     with db.session_scope() as s:
-        accounts.seed_demo_accounts(s)
-        nurse = accounts.create_user(s, SYSTEM, email="injector@demo.candor",
+        user_admin.seed_demo_accounts(s)
+        nurse = user_admin.create_user(s, SYSTEM, email="injector@demo.candor",
                                      display_name="Nurse Injector", role="clinician",
                                      password=None)
         clinician = s.scalar(select(accounts.User).where(

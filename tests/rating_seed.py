@@ -15,8 +15,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-from analysis.auth import accounts
-from analysis.store import db, records
+from analysis.services import users as user_admin
+from analysis.store import db
+from analysis.services import records
 from analysis.store.access import SYSTEM, Actor
 from analysis.store.images import ImageStore
 from analysis.store.models import EndpointDefinition, Protocol
@@ -33,10 +34,10 @@ def seed_rating_clinic(url: str, image_root: Path, *, n_series: int = 6) -> dict
     store = ImageStore(image_root)
     out: dict[str, object] = {"series": [], "patients": []}
     with db.session_scope(engine) as s:
-        users = accounts.seed_demo_accounts(s)
+        users = user_admin.seed_demo_accounts(s)
         clinician = next(u for u in users if u.role == "clinician")
         director = next(u for u in users if u.role == "medical_director")
-        extra = [accounts.create_user(s, SYSTEM, email=f"rater{i}@test.candor",
+        extra = [user_admin.create_user(s, SYSTEM, email=f"rater{i}@test.candor",
                                       display_name=f"Rater {i}", role="clinician", password=None)
                  for i in (2, 3)]
         actor = Actor(user_id=clinician.id, email=clinician.email, role="clinician")

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
 from analysis.auth import accounts
+from analysis.services import users as user_admin
 from analysis.store import audit, db
 from analysis.store.access import SYSTEM, Actor
 from analysis.store.models import AuditEvent, SignInSession, User
@@ -28,7 +29,7 @@ def clinic_dir(candor_env: Path) -> Path:
     with db.session_scope() as session:
         for email, role in (("admin@demo.candor", "admin"),
                             ("clinician@demo.candor", "clinician")):
-            accounts.create_user(session, SYSTEM, email=email, display_name=role, role=role,
+            user_admin.create_user(session, SYSTEM, email=email, display_name=role, role=role,
                                  password=PASSWORD)
     yield candor_env
     db.dispose_engines()

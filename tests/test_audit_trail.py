@@ -16,11 +16,13 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.auth import accounts, sessions
-from analysis.store import audit, audit_log, db, records
+from analysis.services import users as user_admin
+from analysis.store import audit, db
+from analysis.services import audit_log, records
 from analysis.store.access import SYSTEM, Actor
 from analysis.store.audit import AuditWriteError
 from analysis.store.models import AuditEvent, User
-from analysis.store.photo_access import audited_export, photo_bytes, photo_pair_bytes
+from analysis.services.photo_access import audited_export, photo_bytes, photo_pair_bytes
 from tests.test_photo_access import (
     CLINICIAN,
     DIRECTOR,
@@ -92,9 +94,9 @@ ACTIONS: list[tuple[str, str, bool, Callable[[DbSession, Clinic], Any]]] = [
     ("auth.sign_in", "failure", False,
      lambda s, c: accounts.authenticate(s, email="nurse@test", password="wrong")),
     ("user.role_change", "success", False,
-     lambda s, c: accounts.set_role(s, ADMIN, user_id=_nurse_id(s), role="medical_director")),
+     lambda s, c: user_admin.set_role(s, ADMIN, user_id=_nurse_id(s), role="medical_director")),
     ("user.deactivate", "success", False,
-     lambda s, c: accounts.deactivate_user(s, ADMIN, user_id=_nurse_id(s))),
+     lambda s, c: user_admin.deactivate_user(s, ADMIN, user_id=_nurse_id(s))),
     ("audit.read", "success", False, lambda s, c: audit_log.query_events(s, DIRECTOR)),
     ("audit.export", "success", False, lambda s, c: audit_log.export_csv(s, ADMIN)),
 ]

@@ -16,7 +16,8 @@ from alembic.migration import MigrationContext
 from PIL import Image
 from sqlalchemy import inspect, select
 
-from analysis import rating, viewing
+from analysis.services import viewing
+from analysis.services import rating
 from analysis.outcomes import agreement
 from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
@@ -32,7 +33,7 @@ from analysis.store.models import (
     RatingStudy,
     Session,
 )
-from analysis.store.records import FieldError
+from analysis.errors import FieldError
 from tests.rating_seed import seed_rating_clinic
 
 RATING_TABLES = {"rating_studies", "rating_raters", "rating_pairs", "rating_assignments"}
@@ -252,7 +253,7 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic) -> None:
                 "grade": 3.0 - abs(change)}
 
     rate_all(clinic, study_id, answer)
-    from analysis.outcomes.series import series_overview
+    from analysis.services.series import series_overview
 
     from analysis.store.blinding import BlindedRater
 
@@ -414,8 +415,8 @@ def test_a_rater_cannot_open_the_record_of_a_study_series_until_it_closes(clinic
     """While the study is open its raters are refused (and audited) the clinic record of its
     series, in Series review, Capture photos and Record visit; others are not; closing the
     study gives the record back."""
-    from analysis.capture import capture_context
-    from analysis.outcomes.series import series_overview
+    from analysis.services.capture import capture_context
+    from analysis.services.series import series_overview
     from analysis.store.blinding import BlindedRater
 
     study_id = create(clinic)

@@ -121,7 +121,7 @@ def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clini
 
 
 def test_a_missing_choice_is_named_and_nothing_is_saved(clinic) -> None:
-    from analysis import rating
+    from analysis.services import rating
     from analysis.store.access import Actor as A
 
     with db.session_scope() as s:

@@ -1,4 +1,4 @@
-"""The capture service (analysis.capture): view suggestion, grading an upload against the baseline
+"""The capture service (analysis.services.capture): view suggestion, grading an upload against the baseline
 before anything is stored, saving with consent and override rules, and the measurement cache.
 
 Photos are skimage.data.astronaut() (public domain) with known perturbations; measurements come from
@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from analysis import capture
+from analysis.services import capture
 from analysis.photos.types import PhotoMeasurement
-from analysis.store import db, records
+from analysis.store import db
+from analysis.services import records
 from analysis.store.access import Actor
 from analysis.store.images import default_store
 from analysis.store.models import Photo, Protocol

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from analysis.store import audit, db, records
+from analysis.store import audit, db
+from analysis.services import records
 from analysis.store.access import Actor
 from analysis.store.images import TEMP_PREFIX, ImageStore
 from analysis.store.models import Patient, Photo, Protocol, Session

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import Engine, event, func, select, text
 
 from analysis.auth.accounts import actor_for
-from analysis.capture import series_choices
+from analysis.services.capture import series_choices
 from analysis.demo.clinic import seed_demo_clinic
-from analysis.outcomes.frames import load_frames
-from analysis.outcomes.pairs import representative_pairs
-from analysis.outcomes.series import list_patients, series_overview
+from analysis.services.frames import load_frames
+from analysis.services.pairs import representative_pairs
+from analysis.services.series import list_patients, series_overview
 from analysis.store import db
 from analysis.store.models import Protocol, Series, User
 

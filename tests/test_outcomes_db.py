@@ -11,11 +11,14 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from analysis.outcomes.frames import aggregate_photo_sets, load_frames
-from analysis.outcomes.pairs import pick_typical, representative_pairs
-from analysis.outcomes.safety import trace_lot
-from analysis.outcomes.series import list_patients, series_overview
-from analysis.store import db, records
+from analysis.outcomes.frames import aggregate_photo_sets
+from analysis.services.frames import load_frames
+from analysis.outcomes.pairs import pick_typical
+from analysis.services.pairs import representative_pairs
+from analysis.services.safety import trace_lot
+from analysis.services.series import list_patients, series_overview
+from analysis.store import db
+from analysis.services import records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.images import ImageStore, sha256_hex
 from analysis.store.models import AuditEvent, EndpointDefinition, Photo, ProductLot, Protocol, User

@@ -326,7 +326,7 @@ def test_series_report_is_audited_before_download(app, seeded_clinic) -> None:
 
 def test_every_thumbnail_view_is_audited_and_withdrawal_hides_photos_on_the_next_rerun(
         app, seeded_clinic) -> None:
-    from analysis.store import records
+    from analysis.services import records
 
     clinician = Actor(user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor",
                       role="clinician")

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analysis import capture
-from analysis import patient_record as pr
-from analysis.auth import accounts
-from analysis.store import db, records
+from analysis.services import capture
+from analysis.services import patient_record as pr
+from analysis.services import users as user_admin
+from analysis.store import db
+from analysis.services import records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import (
     SCREENING_ITEMS,
@@ -23,7 +24,7 @@ from analysis.store.models import (
     ScreeningAnswer,
     Series,
 )
-from analysis.store.records import FieldError
+from analysis.errors import FieldError
 from tests.conftest import PROJECT_ROOT
 from ui.frame import ACTOR_KEY
 
@@ -36,7 +37,7 @@ def clinic(candor_env: Path) -> dict[str, object]:
     """An empty clinic: the demo accounts and one protocol."""
     db.upgrade(db.get_engine())
     with db.session_scope() as s:
-        clinician = next(u for u in accounts.seed_demo_accounts(s) if u.role == "clinician")
+        clinician = next(u for u in user_admin.seed_demo_accounts(s) if u.role == "clinician")
         protocol = Protocol(name="PRP, scalp", modality="PRP", target_area="scalp",
                             planned_sessions=3, interval_days=28, required_views=["scalp_vertex"],
                             endpoint_codes=[], tolerances={}, expected_course={})

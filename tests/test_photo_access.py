@@ -18,12 +18,13 @@ from PIL import Image
 from skimage import data as skdata
 from sqlalchemy import Engine, func, select, text
 
-from analysis.store import db, records
+from analysis.store import db
+from analysis.services import records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.audit import AuditWriteError
 from analysis.store.images import BlobCorruptError, BlobMissingError, ImageStore
 from analysis.store.models import AuditEvent, Protocol
-from analysis.store.photo_access import (
+from analysis.services.photo_access import (
     ConsentMissing,
     PhotoNotFound,
     audited_export,
@@ -336,7 +337,7 @@ def _second_photo(clinic: Clinic) -> int:
 
 def test_a_grid_of_thumbnails_is_one_transaction_with_one_event_per_photo(clinic: Clinic
                                                                           ) -> None:
-    from analysis.store.photo_access import photo_thumbnails
+    from analysis.services.photo_access import photo_thumbnails
 
     second = _second_photo(clinic)
     with db.session_scope(clinic.engine) as session:
@@ -355,7 +356,7 @@ def test_a_grid_of_thumbnails_is_one_transaction_with_one_event_per_photo(clinic
 
 def test_a_grid_is_refused_whole_without_consent_and_a_bad_blob_fails_alone(clinic: Clinic
                                                                             ) -> None:
-    from analysis.store.photo_access import photo_thumbnails
+    from analysis.services.photo_access import photo_thumbnails
 
     second = _second_photo(clinic)
     clinic.store.path_for(

@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analysis import capture
-from analysis import protocol_setup as ps
-from analysis.auth import accounts
+from analysis.services import capture
+from analysis.services import protocol_setup as ps
+from analysis.services import users as user_admin
 from analysis.photos.compare import Tolerances
 from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import AuditEvent, EndpointDefinition, Protocol
-from analysis.store.records import FieldError
+from analysis.errors import FieldError
 from tests.conftest import PROJECT_ROOT
 from ui.frame import ACTOR_KEY
 
@@ -32,7 +32,7 @@ GOOD = ps.ProtocolForm(name="PRP, scalp", modality="PRP", target_area="scalp",
 def clinic(candor_env: Path) -> None:
     db.upgrade(db.get_engine())
     with db.session_scope() as s:
-        accounts.seed_demo_accounts(s)
+        user_admin.seed_demo_accounts(s)
         s.add(EndpointDefinition(code="density", name="Hair density", kind="numeric",
                                  unit="hairs/cm2", higher_is_better=True, mcid=10.0))
 
@@ -105,7 +105,7 @@ def test_table_overrides_are_cleaned_and_checked() -> None:
 def test_the_protocols_tolerances_reach_the_capture_check(clinic) -> None:
     pid = _save(GOOD.__class__(**{**vars(GOOD), "required_views": ("face_frontal",),
                                   "target_area": "face", "tolerances": {"distance_warn_pct": 2.0}}))
-    from analysis.patient_record import register_patient, start_series
+    from analysis.services.patient_record import register_patient, start_series
     from analysis.store.models import SCREENING_ITEMS
 
     clinician = Actor(user_id=None, email="c@test", role="clinician")
@@ -158,7 +158,7 @@ def _save_endpoint(form: ps.EndpointForm) -> str:
 
 
 def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clinic) -> None:
-    from analysis.demo.catalogue import ENDPOINTS
+    from analysis.outcomes.endpoint_library import ENDPOINTS
 
     with db.session_scope() as s:
         assert len(ps.missing_standard_endpoints(s, DIRECTOR)) == len(ENDPOINTS)

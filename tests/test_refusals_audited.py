@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis import capture
-from analysis.auth import accounts
-from analysis.store import anchor, audit, db, records
+from analysis.services import capture
+from analysis.services import users as user_admin
+from analysis.store import anchor, audit, db
+from analysis.services import records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import AuditEvent, Patient
 from tests.conftest import PROJECT_ROOT
@@ -42,7 +43,7 @@ CALLS: list[tuple[str, Actor, Callable[[DbSession, Actor, Clinic], Any], str, di
     ("give_consent", ADMIN,
      lambda s, a, c: records.give_consent(s, a, patient_id=c.patient_id, scope="teaching"),
      "consent.write", {"patient": True}),
-    ("list_users", CONSULT, lambda s, a, c: accounts.list_users(s, a), "users.manage", {}),
+    ("list_users", CONSULT, lambda s, a, c: user_admin.list_users(s, a), "users.manage", {}),
     ("add_session", CONSULT,
      lambda s, a, c: records.add_session(s, a, series_id=c.series_id,
                                          performed_on=date(2026, 3, 1)),
@@ -107,7 +108,7 @@ def test_a_refusal_the_caller_catches_is_recorded_once_beside_its_commit(clinic:
         records.create_patient(session, CLINICIAN, code="P-KEPT", birth_year=1991, sex="female",
                                fitzpatrick=4)
         with pytest.raises(PermissionDenied):
-            accounts.list_users(session, CONSULT)
+            user_admin.list_users(session, CONSULT)
     events = _since(clinic, start)
     assert sorted((e.action, e.outcome) for e in events) == [
         ("patient.create", "success"), ("users.manage", "denied")]

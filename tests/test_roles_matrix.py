@@ -20,15 +20,16 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis import protocol_setup, rating
-from analysis.auth import accounts
-from analysis.outcomes.frames import load_frames
-from analysis.outcomes.safety import trace_lot
-from analysis.outcomes.series import list_patients, series_overview
-from analysis.store import audit_log, db, records
+from analysis.services import protocol_setup, rating
+from analysis.services import users as user_admin
+from analysis.services.frames import load_frames
+from analysis.services.safety import trace_lot
+from analysis.services.series import list_patients, series_overview
+from analysis.store import db
+from analysis.services import audit_log, records
 from analysis.store.access import PERMISSIONS, SYSTEM, Actor, PermissionDenied, require
 from analysis.store.models import ROLES, AuditEvent, Patient, User
-from analysis.store.photo_access import audited_export, photo_bytes
+from analysis.services.photo_access import audited_export, photo_bytes
 from tests.test_photo_access import Clinic, astronaut_jpeg, make_clinic
 
 CLINICAL = {"clinician", "medical_director"}
@@ -70,7 +71,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     clinic = make_clinic(url, root / "images",
                          scopes=("clinical_record", "consult_display", "teaching", "marketing"))
     with db.session_scope(clinic.engine) as session:
-        spare = accounts.create_user(session, SYSTEM, email="spare@test", display_name="Spare",
+        spare = user_admin.create_user(session, SYSTEM, email="spare@test", display_name="Spare",
                                      role="clinician", password=None)
         records.get_or_create_lot(session, product="Booster", lot_number="LOT-1",
                                   expiry_on=date(2030, 1, 1))
@@ -128,8 +129,8 @@ SERVICES: dict[str, Service] = {
     "audit.read": lambda s, a, w: audit_log.query_events(s, a, limit=5),
     "audit.export": lambda s, a, w: audit_log.export_csv(s, a, limit=5),
     "users.manage": lambda s, a, w: (
-        accounts.set_role(s, a, user_id=w.spare_user_id, role="clinician"),
-        accounts.list_users(s, a)),
+        user_admin.set_role(s, a, user_id=w.spare_user_id, role="clinician"),
+        user_admin.list_users(s, a)),
 }
 #: actions with no per-user service function, checked through ``require`` itself.
 REQUIRE_ONLY = {"demo.seed": "the demo seeder runs from the command line as SYSTEM"}

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 from sqlalchemy import event
 
-from analysis.capture import series_choices
-from analysis.outcomes.series import list_patients
+from analysis.services.capture import series_choices
+from analysis.services.series import list_patients
 from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import Patient, Protocol, Series

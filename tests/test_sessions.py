@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import Engine, select
 
 from analysis.auth import accounts, sessions
+from analysis.services import users as user_admin
 from analysis.store import db
 from analysis.store.access import SYSTEM, Actor, PermissionDenied
 from analysis.store.models import AuditEvent, SignInSession, User, utcnow
-from analysis.store.records import FieldError
+from analysis.errors import FieldError
 
 PASSWORD = "a-long-test-password"
 
@@ -105,10 +106,10 @@ def test_deactivation_ends_live_sessions_and_role_changes_apply_on_the_next_run(
 ) -> None:
     actor, token = _sign_in(engine)
     with db.session_scope(engine) as session:
-        accounts.set_role(session, SYSTEM, user_id=actor.user_id, role="consult_staff")
+        user_admin.set_role(session, SYSTEM, user_id=actor.user_id, role="consult_staff")
     with db.session_scope(engine) as session:
         assert sessions.resume(session, token).role == "consult_staff"
-        accounts.deactivate_user(session, SYSTEM, user_id=actor.user_id)
+        user_admin.deactivate_user(session, SYSTEM, user_id=actor.user_id)
     with db.session_scope(engine) as session:
         assert sessions.resume(session, token) is None
         assert session.scalar(select(SignInSession.end_reason)) == "account_deactivated"
@@ -161,10 +162,10 @@ def test_password_reset_ends_sessions_and_only_the_new_password_works(engine: En
     actor, token = _sign_in(engine)
     with db.session_scope(engine) as session:
         with pytest.raises(FieldError):
-            accounts.set_password(session, SYSTEM, user_id=actor.user_id, password="short")
+            user_admin.set_password(session, SYSTEM, user_id=actor.user_id, password="short")
         with pytest.raises(PermissionDenied):
-            accounts.set_password(session, actor, user_id=actor.user_id, password="x" * 12)
-        accounts.set_password(session, SYSTEM, user_id=actor.user_id, password="brand-new-secret")
+            user_admin.set_password(session, actor, user_id=actor.user_id, password="x" * 12)
+        user_admin.set_password(session, SYSTEM, user_id=actor.user_id, password="brand-new-secret")
     with db.session_scope(engine) as session:
         assert sessions.resume(session, token) is None
         assert accounts.authenticate(session, email=actor.email, password=PASSWORD) is None

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
 from analysis.auth import accounts, throttle
+from analysis.services import users as user_admin
 from analysis.store import db
 from analysis.store.access import SYSTEM, Actor, PermissionDenied
 from analysis.store.models import AuditEvent, SignInThrottle, User
@@ -199,15 +200,15 @@ def test_an_admin_unlocks_the_account(engine: Engine) -> None:
     with db.session_scope(engine) as session:
         admin = accounts.actor_for(session.scalar(select(User).where(User.email == "admin@test")))
         clinician_id = session.scalar(select(User.id).where(User.email == "clinician@test"))
-        listed = {u["email"]: u["locked_until"] for u in accounts.list_users(session, admin)}
+        listed = {u["email"]: u["locked_until"] for u in user_admin.list_users(session, admin)}
         assert listed["clinician@test"] is not None and listed["other@test"] is None
     nurse = Actor(user_id=None, email="n@test", role="clinician")
     with pytest.raises(PermissionDenied):
         with db.session_scope(engine) as session:
-            accounts.unlock_account(session, nurse, user_id=clinician_id)
+            user_admin.unlock_account(session, nurse, user_id=clinician_id)
     assert _try(engine, "clinician@test", PASSWORD) is None
     with db.session_scope(engine) as session:
-        assert accounts.unlock_account(session, admin, user_id=clinician_id) == 2
+        assert user_admin.unlock_account(session, admin, user_id=clinician_id) == 2
     assert _try(engine, "clinician@test", PASSWORD) is not None
     assert _try(engine, "clinician@test", PASSWORD, address="203.0.113.9") is not None
     with db.session_scope(engine) as session:
@@ -236,9 +237,9 @@ def test_users_page_shows_the_back_off_and_unlocks(candor_env: Path) -> None:
 
     db.upgrade()
     with db.session_scope() as session:
-        admin = accounts.create_user(session, SYSTEM, email="admin@test", display_name="Admin",
+        admin = user_admin.create_user(session, SYSTEM, email="admin@test", display_name="Admin",
                                      role="admin", password=PASSWORD)
-        accounts.create_user(session, SYSTEM, email="clinician@test", display_name="C",
+        user_admin.create_user(session, SYSTEM, email="clinician@test", display_name="C",
                              role="clinician", password=PASSWORD)
         admin_actor = accounts.actor_for(admin)
     for _ in range(accounts.MAX_FAILED_SIGN_INS):

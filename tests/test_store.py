@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from analysis.store import audit, db, records
+from analysis.store import audit, db
+from analysis.services import records
 from analysis.store.access import SYSTEM, Actor, PermissionDenied
 from analysis.store.images import ImageStore
 from analysis.store.models import AuditEvent, Base, Photo, Protocol, Series, Treatment
@@ -104,7 +105,7 @@ def test_sqlite_answers_the_photo_figures_from_the_covering_index(tmp_path: Path
     """The loader's per-session photo aggregate never reads the wide photo rows."""
     from sqlalchemy.dialects import sqlite
 
-    from analysis.outcomes.frames import photo_sets_statement
+    from analysis.services.frames import photo_sets_statement
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     db.upgrade(engine)
@@ -315,7 +316,8 @@ def test_crash_between_blob_and_row_leaves_no_dangling_row(tmp_path: Path) -> No
     engine.dispose()
     child = textwrap.dedent(f"""
         import os
-        from analysis.store import db, records
+        from analysis.store import db
+        from analysis.services import records
         from analysis.store.access import Actor
         from analysis.store.images import ImageStore
         engine = db.make_engine({url!r})

@@ -1,6 +1,6 @@
 """Plotly figures of one series: the timeline strip and the endpoint charts.
 
-Inputs are the plain DataFrames of :class:`analysis.outcomes.series.SeriesOverview`; nothing here
+Inputs are the plain DataFrames of :class:`analysis.services.series.SeriesOverview`; nothing here
 reads the database. Change from baseline is ``value - baseline`` (session 1) in the endpoint's units;
 the grey band is ``+/- 2 * noise_sd`` (changes inside it are indistinguishable from measurement noise).
 """
@@ -89,7 +89,7 @@ def endpoint_figure(measurements: pd.DataFrame, *, code: str, name: str, unit: s
     """
     m = measurements[measurements["endpoint_code"] == code].sort_values("session_number")
     # a rating made against the baseline (GAIS...) has no session-1 value: its change is the rating
-    # relative to its "no change" anchor (analysis.outcomes.series)
+    # relative to its "no change" anchor (analysis.services.series)
     rated = not m.empty and not (m["session_number"] == 1).any() and m["baseline"].notna().any()
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=(f"{name}{f' ({unit})' if unit else ''}",

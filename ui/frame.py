@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from analysis.store import db
-from analysis.store.access import Actor, PermissionDenied, allowed
+from analysis.services.common import Actor, PermissionDenied, allowed
 
 ACTOR_KEY = "candor_actor"
 T = TypeVar("T")

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 
 import streamlit as st
 
-from analysis.outcomes.frames import ClinicFrames, combine_frames, load_frames
-from analysis.store.access import Actor
+from analysis.services.analytics import ClinicFrames, combine_frames
+from analysis.services.frames import load_frames
+from analysis.services.common import Actor
 from ui import frame
 
 FRAMES_TTL_S = 600

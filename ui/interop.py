@@ -1,6 +1,6 @@
 """Export panel shared by Series review and Patient record: DICOM, FHIR or CSV as one zip.
 
-The page only renders; :func:`analysis.interop.service.export_zip` checks the role and each
+The page only renders; :func:`analysis.services.interop.export_zip` checks the role and each
 photo's consent, and audits the export before any byte is handed over.
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis.interop import service
-from analysis.store.access import PermissionDenied
-from analysis.store.records import FieldError
+from analysis.services import interop as service
+from analysis.services.common import PermissionDenied
+from analysis.services.common import FieldError
 from ui import frame
 
 FORMAT_LABELS = {

@@ -11,22 +11,16 @@ provider's email is mapped to a local account, which carries the role. Identity 
 
 from __future__ import annotations
 
-import os
 
 import streamlit as st
 
 from analysis.auth import accounts, sessions, throttle
 from analysis.store import db
-from analysis.store.access import Actor
+from analysis.services.common import Actor
 from ui import frame
 
 TOKEN_KEY = "candor_session_token"
 NOTICE_KEY = "candor_sign_in_notice"
-
-
-def auth_mode() -> str:
-    """``password`` (local accounts, the default) or ``oidc`` (``CANDOR_AUTH=oidc``)."""
-    return "oidc" if os.environ.get("CANDOR_AUTH", "").strip().lower() == "oidc" else "password"
 
 
 def oidc_email() -> str | None:
@@ -64,7 +58,7 @@ def _resume() -> Actor | None:
         st.session_state[NOTICE_KEY] = (
             f"You were signed out after {minutes:g} minutes without activity, or your account "
             "changed. Sign in again.")
-        if auth_mode() == "oidc" and oidc_email() is not None:
+        if accounts.auth_mode() == "oidc" and oidc_email() is not None:
             st.logout()
         return None
     if live != actor:  # the role changed since the last run
@@ -95,7 +89,7 @@ def end_current_session() -> None:
         with db.session_scope() as session:
             sessions.end(session, token)
     st.session_state.pop(TOKEN_KEY, None)
-    if auth_mode() == "oidc" and oidc_email() is not None:
+    if accounts.auth_mode() == "oidc" and oidc_email() is not None:
         st.logout()
 
 
@@ -167,7 +161,7 @@ def gate() -> Actor:
     notice = st.session_state.pop(NOTICE_KEY, None)
     if notice:
         st.info(notice, icon=":material/timer_off:")
-    if auth_mode() == "oidc":
+    if accounts.auth_mode() == "oidc":
         _oidc_form()
     else:
         _password_form()

@@ -1,5 +1,5 @@
 """Small display helpers shared by the clinician pages: view names, verdict badges, check tables,
-photos fetched through the audited door (:func:`analysis.store.photo_access.photo_bytes`)."""
+photos fetched through the audited door (:func:`analysis.services.photo_access.photo_bytes`)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from analysis.capture import MeasurementCache, series_choices
-from analysis.store.access import PermissionDenied
-from analysis.store.images import BlobCorruptError, BlobMissingError
-from analysis.store.photo_access import (
+from analysis.services.capture import MeasurementCache, series_choices
+from analysis.services.common import PermissionDenied
+from analysis.services.common import BlobCorruptError, BlobMissingError
+from analysis.services.photo_access import (
     PhotoNotFound,
     photo_bytes,
     photo_pair_bytes,
     photo_thumbnails,
 )
-from analysis.store.records import FieldError
+from analysis.services.common import FieldError
 from ui import frame
 
 MEASUREMENTS_KEY = "candor_measurements"  # one MeasurementCache per browser session

@@ -8,8 +8,9 @@ stay in the shell history and the process list.
 
 from __future__ import annotations
 
+from analysis import config
+
 import argparse
-import os
 import sys
 
 
@@ -23,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _password() -> str | None:
-    if os.environ.get("CANDOR_ADMIN_PASSWORD"):
-        return os.environ["CANDOR_ADMIN_PASSWORD"]
+    if config.setting("CANDOR_ADMIN_PASSWORD"):
+        return config.setting("CANDOR_ADMIN_PASSWORD")
     if not sys.stdin.isatty():
         return None
     import getpass
@@ -37,10 +38,10 @@ def _password() -> str | None:
 
 
 def _create_admin(args: argparse.Namespace) -> int:
-    from analysis.auth import accounts
+    from analysis.services import users as user_admin
     from analysis.store import db
     from analysis.store.access import SYSTEM
-    from analysis.store.records import FieldError
+    from analysis.errors import FieldError
 
     password = _password()
     if password is None:
@@ -52,7 +53,7 @@ def _create_admin(args: argparse.Namespace) -> int:
     db.upgrade()
     try:
         with db.session_scope() as session:
-            user = accounts.create_user(session, SYSTEM, email=args.email, display_name=args.name,
+            user = user_admin.create_user(session, SYSTEM, email=args.email, display_name=args.name,
                                         role="admin", password=password)
             email = user.email
     except FieldError as exc:

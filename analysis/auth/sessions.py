@@ -13,13 +13,13 @@ Sign-out and timeouts each write one audit event.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis import config
 from analysis.store import audit
 from analysis.store.access import Actor
 from analysis.store.models import SignInSession, User, utcnow
@@ -30,7 +30,7 @@ METHODS = ("password", "oidc")
 
 def idle_timeout() -> timedelta:
     """The idle timeout: ``CANDOR_IDLE_TIMEOUT_MIN`` minutes (default 15), read at call time."""
-    raw = os.environ.get("CANDOR_IDLE_TIMEOUT_MIN", "").strip()
+    raw = config.setting("CANDOR_IDLE_TIMEOUT_MIN")
     if not raw:
         return timedelta(minutes=DEFAULT_IDLE_TIMEOUT_MIN)
     try:

@@ -19,7 +19,7 @@ The back-off grows with the failures past the limit (:data:`BASE_BACKOFF_S` more
 :data:`MAX_BACKOFF_S`) and expires: a refused attempt does not extend it, and a key with no failure
 for :data:`FORGET_AFTER_S` starts again from zero. An outsider guessing from one address locks only
 that (account, address) pair, not the clinician signing in from elsewhere; an admin can clear an
-account's keys at once (:func:`analysis.auth.accounts.unlock_account`).
+account's keys at once (:func:`analysis.services.users.unlock_account`).
 
 The client address is taken from the request header named by ``CANDOR_TRUSTED_PROXY_HEADER``
 (e.g. ``X-Forwarded-For``: its last entry, the one your proxy appended) only when that is set;
@@ -30,7 +30,6 @@ every user, and the address is treated as unknown).
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from sqlalchemy import Connection, case, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from analysis import config
 from analysis.store.models import SignInThrottle
 
 PAIR_LIMIT = 5
@@ -52,7 +52,7 @@ PROXY_HEADER_ENV = "CANDOR_TRUSTED_PROXY_HEADER"
 
 
 def trusted_proxy_header() -> str | None:
-    name = os.environ.get(PROXY_HEADER_ENV, "").strip()
+    name = config.setting(PROXY_HEADER_ENV)
     return name or None
 
 

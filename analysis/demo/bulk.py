@@ -1,5 +1,5 @@
 """Write a :class:`~analysis.demo.plan.ClinicPlan` in bulk: the same rows and audit events the
-record's service functions (:mod:`analysis.store.records`) would write, in a handful of statements.
+record's service functions (:mod:`analysis.services.records`) would write, in a handful of statements.
 
 The record's write path checks, flushes and audits one row at a time (about 75 series a minute),
 which is right for a clinician saving a visit and far too slow for seeding 10,000 patients. Here
@@ -9,7 +9,7 @@ event the record path would have written for it (same action, actor, patient, ob
 is appended to the hash chain in one batch (:func:`analysis.store.audit.record_many`). The plan is
 the demo's own, already valid by construction; ``tests/test_demo_clinic.py`` checks the written
 record against the plan, and the shared rules (a reaction's stored term and red flag) come from
-:mod:`analysis.store.records` itself.
+:mod:`analysis.services.records` itself.
 
 Photos: the photo *records* of every series are written, but their images may come from a pool:
 the first ``pool`` photo tracks of the plan are rendered, measured and compared for real
@@ -52,7 +52,7 @@ from analysis.store.models import (
     Treatment,
     utcnow,
 )
-from analysis.store.records import reaction_term
+from analysis.services.records import reaction_term
 
 #: Rows per INSERT statement batch (keeps each executemany's parameter list small in memory).
 CHUNK_ROWS = 5000

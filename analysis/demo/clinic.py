@@ -28,7 +28,8 @@ from analysis.processes import main_module_hidden
 from analysis.demo import DEFAULT_PATIENTS, DEFAULT_PHOTO_POOL, DEFAULT_SEED, bulk
 from analysis.demo.catalogue import ENDPOINTS, PROTOCOLS, RECALL_NOTE, RECALLED_LOT
 from analysis.demo.plan import OPERATORS, ClinicPlan, PhotoTrack, plan_clinic
-from analysis.store import audit, db, records
+from analysis.store import audit, db
+from analysis.services import records
 from analysis.store.access import SYSTEM
 from analysis.store.images import ImageStore, default_store
 from analysis.store.models import EndpointDefinition, Patient, ProductLot, Protocol, User
@@ -183,7 +184,8 @@ def seed_demo_clinic(
 
 
 def _write_catalogue_and_accounts(session: DbSession, plan: ClinicPlan) -> bulk.Context:
-    from analysis.auth.accounts import actor_for, create_user, seed_demo_accounts
+    from analysis.auth.accounts import actor_for
+    from analysis.services.users import create_user, seed_demo_accounts
 
     seed_demo_accounts(session)
     actors = []

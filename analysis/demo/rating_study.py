@@ -1,6 +1,6 @@
 """The demo clinic's completed blinded rating study, with raters whose agreement is known.
 
-Seeded after the clinic record, through the real services (``analysis.rating``: creation,
+Seeded after the clinic record, through the real services (``analysis.services.rating``: creation,
 randomisation, each rating audited, closing), so the Blinded rating page shows real results.
 
 Ground truth, so the numbers shown can be checked:
@@ -27,7 +27,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis import rating
+from analysis.services import rating
 from analysis.auth.accounts import actor_for
 from analysis.store.access import Actor
 from analysis.store.models import (

@@ -8,5 +8,5 @@ The modules here are pure writers and readers (no database, no streamlit):
 * :mod:`analysis.interop.device_import`: hair-density CSV files as trichoscopes write them.
 
 The audited, consent- and role-checked entry points that read the database are in
-:mod:`analysis.interop.service`.
+:mod:`analysis.services.interop`.
 """

@@ -4,7 +4,7 @@ or tablet exports (:func:`parse_prom`): parse and check, never half-import.
 :func:`parse_hair_density` reads the file into :class:`HairRow` values or a list of
 :class:`ImportProblem` (line number, column, reason); it never raises for bad content. The
 database half (patients, sessions, endpoints, one transaction) is
-:func:`analysis.interop.service.import_hair_density`.
+:func:`analysis.services.interop.import_hair_density`.
 
 Accepted columns (header row required; names are matched case-insensitively, spaces and
 hyphens read as ``_``; the aliases are what device software commonly writes):

@@ -1,6 +1,6 @@
 """Plain, frozen copies of what an export writes: the writers take these, never ORM rows.
 
-:func:`analysis.interop.service.load_series` fills them from the database; tests may build them
+:func:`analysis.services.interop.load_series` fills them from the database; tests may build them
 directly.
 """
 

@@ -3,8 +3,8 @@ treatments, reactions and confounders.
 
 Built with reportlab's platypus; endpoint charts are drawn with matplotlib (Agg) to PNG, so no
 browser or kaleido is needed. The caller must record the export first
-(:func:`analysis.store.photo_access.audited_export`) and fetch the photos through
-:func:`analysis.store.photo_access.photo_bytes`; this module never reads the database.
+(:func:`analysis.services.photo_access.audited_export`) and fetch the photos through
+:func:`analysis.services.photo_access.photo_bytes`; this module never reads the database.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
 
     Parameters
     ----------
-    overview : analysis.outcomes.series.SeriesOverview
+    overview : analysis.services.series.SeriesOverview
         The series data (plain DataFrames and dicts).
     photos : mapping of photo id to image bytes
         Photos to print (fetched through the audited door by the caller); missing ids print as

@@ -36,7 +36,7 @@ _PENDING = PENDING_KEY = "candor_audit_head"  # session.info: newest uncommitted
 
 def audit_key() -> bytes:
     """The anchor HMAC key (bytes); created in the key file when neither env nor file has one."""
-    env = os.environ.get("CANDOR_AUDIT_KEY")
+    env = config.setting("CANDOR_AUDIT_KEY")
     if env:
         try:
             return bytes.fromhex(env)

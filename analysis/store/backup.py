@@ -56,6 +56,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from analysis import config
 from analysis.store import at_rest, crypto
 from analysis.store.images import ImageStore, _fsync_dir
 
@@ -170,10 +171,9 @@ def backup_key() -> bytes | None:
 def _signing_key(*, create: bool) -> bytes:
     """The manifest-signing key, derived from the audit anchor key (never stored in a backup).
     Verification never creates a key: a missing one is a clear refusal."""
-    from analysis import config
     from analysis.store import anchor
 
-    if not create and not os.environ.get("CANDOR_AUDIT_KEY") \
+    if not create and not config.setting("CANDOR_AUDIT_KEY") \
             and not config.audit_key_path().exists():
         raise BackupRejected(
             "there is no audit key to check the backup's signature with; set CANDOR_AUDIT_KEY "
@@ -267,7 +267,6 @@ def _inspect_database(db_file: Path, image_root: Path, anchor_file: Path | None)
 def copy_anchor(dest: Path, last_event_id: int) -> None:
     """Copy the live anchor's lines naming events up to ``last_event_id`` (those in the copy)
     into ``dest``; later lines belong to events written after the copy was taken."""
-    from analysis import config
 
     live = config.audit_anchor_path()
     lines = live.read_text().splitlines(keepends=True) if live.exists() else []
@@ -427,7 +426,6 @@ def verify_backup(src: Path, *, accept_unsigned: bool = False) -> Manifest:
     """Re-check a backup against its signed manifest; :class:`BackupRejected` naming the first
     problem. An encrypted backup is decrypted into a temporary directory beside the data
     directory (needs the backup key) and the plaintext removed afterwards."""
-    from analysis import config
 
     work = Path(tempfile.mkdtemp(prefix=".verify-backup-", dir=config.data_dir().parent))
     try:
@@ -444,7 +442,6 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
     """Back up the clinic at ``url`` (default: the configured database) into the new or empty
     directory ``dest``, then verify the copy. Encrypted when a backup key is configured;
     ``encrypt`` makes a missing key an error. Returns the manifest."""
-    from analysis import config
 
     url = url or config.database_url()
     image_root = Path(image_root or config.image_dir())
@@ -536,7 +533,6 @@ def install_anchor(source: Path, stamp: str) -> str:
     """Make ``source`` (a backup's anchor lines) the live anchor file. The live file is kept as
     ``<anchor>.pre-restore-<stamp>`` (returned, or "" when there was none); the swap is one
     rename, so the live path always holds a whole file."""
-    from analysis import config
 
     live = config.audit_anchor_path()
     live.parent.mkdir(parents=True, exist_ok=True)
@@ -564,7 +560,6 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
     Refuses when the target already holds clinic data unless ``force``; replaced files are moved
     to ``.pre-restore-<time>/`` beside the database. Close the app before restoring.
     """
-    from analysis import config
 
     src = Path(src)
     url = url or config.database_url()

@@ -1,7 +1,7 @@
 """Keeping a blinded rater blind: while a rating study is open, its invited raters cannot open
 the clinic record (photos, endpoint values, comparisons) of the series whose pairs they rate.
 
-The blinded rating screen (:mod:`analysis.rating`) shows them the pairs masked; the record
+The blinded rating screen (:mod:`analysis.services.rating`) shows them the pairs masked; the record
 would show dates, session numbers and the clinic's own scores. A rater who needs a patient's
 record for care asks the medical director to close the study (or to rate without them). Every
 refusal is audited as a ``denied`` event naming the study.

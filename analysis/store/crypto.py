@@ -18,6 +18,8 @@ authentication: :class:`DecryptError`.
 
 from __future__ import annotations
 
+from analysis import config
+
 import hashlib
 import hmac
 import os
@@ -57,10 +59,10 @@ def parse_key(text: str, where: str) -> bytes:
 
 def load_key(env: str, file_env: str) -> bytes | None:
     """The key in ``$env`` (hex), else in the file ``$file_env``; ``None`` when neither is set."""
-    value = os.environ.get(env)
+    value = config.setting(env)
     if value:
         return parse_key(value, env)
-    named = os.environ.get(file_env)
+    named = config.setting(file_env)
     if not named:
         return None
     try:

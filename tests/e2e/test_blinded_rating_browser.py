@@ -27,7 +27,7 @@ OPEN_STUDY = 2  # study 1 is the closed, demo-style one
 SEED = """
 import os
 from pathlib import Path
-from analysis import rating
+from analysis.services import rating
 from analysis.store import db
 from analysis.store.access import Actor
 from tests.rating_seed import seed_rating_clinic

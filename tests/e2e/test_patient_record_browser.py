@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from analysis.patient_record import SCREENING_LABELS
+from analysis.services.patient_record import SCREENING_LABELS
 from tests.e2e.test_capture_review_browser import _open, _settled, _sign_in
 
 pytestmark = pytest.mark.browser

@@ -1,6 +1,6 @@
 """Covering indexes for the clinic-wide loaders (issue 11)
 
-The analytics loader (``analysis.outcomes.frames.load_frames``) reads every endpoint value and the
+The analytics loader (``analysis.services.frames.load_frames``) reads every endpoint value and the
 per-session photo figures of a clinic. With these two indexes the database answers both from the
 index alone, without visiting the wide rows (a photo row carries its measurements and checks as
 JSON): at 10,000 patients the photo aggregate went from 0.40 s to 0.13 s on SQLite. Each replaces

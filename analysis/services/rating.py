@@ -61,7 +61,7 @@ from analysis.store.models import (
     User,
     utcnow,
 )
-from analysis.store.records import FieldError
+from analysis.errors import FieldError
 
 MAX_PAIRS = 400
 NO_DIFFERENCE = "none"
@@ -529,8 +529,8 @@ def showing_images(session: DbSession, actor: Actor, *, assignment_id: int, alig
     """The showing's two photos, the follow-up aligned onto the baseline by landmarks as in Series
     review, placed left/right as randomised. The read goes through the audited photo door
     (``photo.compare``: role, current consent)."""
-    from analysis import viewing
-    from analysis.store.photo_access import photo_pair_bytes
+    from analysis.services import viewing
+    from analysis.services.photo_access import photo_pair_bytes
 
     require(actor, "rating.rate", session)
     a = _my_assignment(session, actor, assignment_id)
@@ -580,15 +580,15 @@ def _aligned_and_cropped(baseline_bytes: bytes, followup_bytes: bytes, *, view: 
                          cache: object | None, max_side: int
                          ) -> tuple[np.ndarray, np.ndarray, bool, str]:
     """Both photos in the baseline's frame, the follow-up aligned by landmarks as in Series review
-    (:func:`analysis.viewing.align_pair`), then both cropped to the part the warped follow-up
+    (:func:`analysis.services.viewing.align_pair`), then both cropped to the part the warped follow-up
     covers: its black margins would otherwise tell the rater which photo is the follow-up."""
-    from analysis import viewing
+    from analysis.services import viewing
 
     baseline = viewing.decode_for_display(baseline_bytes, max_side=max_side)
     followup = viewing.decode_for_display(followup_bytes, max_side=max_side)
     marks: tuple[Any, Any] = (None, None)
     if align:
-        from analysis.capture import measure_bytes
+        from analysis.services.capture import measure_bytes
 
         mb = measure_bytes(baseline_bytes, view=view, cache=cache)  # type: ignore[arg-type]
         mf = measure_bytes(followup_bytes, view=view, cache=cache)  # type: ignore[arg-type]
@@ -889,7 +889,7 @@ def export_ratings_csv(session: DbSession, actor: Actor, *, study_id: int) -> by
     """Every showing of the study with its randomisation and rating, as CSV (audited first).
 
     Raters are named; pairs and series by id (the clinic record links them to patients)."""
-    from analysis.store.photo_access import audited_export
+    from analysis.services.photo_access import audited_export
 
     require(actor, "rating.manage", session)
     study = _study(session, study_id)

@@ -7,7 +7,7 @@
    ``photo.view``; ``consult_display`` needs ``timeline.read``; ``teaching``/``marketing`` need
    ``photo.view``),
 3. checks the patient's consent scopes *as of now*, read fresh from the database on every call
-   (:func:`analysis.store.records.consent_scopes`): the scope named by the purpose must be active,
+   (:func:`analysis.services.records.consent_scopes`): the scope named by the purpose must be active,
    so a withdrawal takes effect on the very next call,
 4. writes exactly one audit event (``photo.view`` or ``photo.thumbnail``) with the patient, the
    photo id, the purpose and the outcome, and commits it,
@@ -88,7 +88,7 @@ def _fail(session: DbSession, actor: Actor, action: str, error: Exception, *,
 
 def check_consent(session: DbSession, *, patient_id: int, scope: str) -> bool:
     """True when the patient's consent for ``scope`` is active now (read fresh)."""
-    from analysis.store.records import consent_scopes
+    from analysis.services.records import consent_scopes
 
     return scope in consent_scopes(session, patient_id)
 

@@ -1,7 +1,7 @@
 """The Patient record service: register or correct a patient, keep their photo consent, start and
 close series.
 
-Writing goes through :mod:`analysis.store.records` (validation there raises ``FieldError`` naming the
+Writing goes through :mod:`analysis.services.records` (validation there raises ``FieldError`` naming the
 field; every change is audited there). Each function here does one user action in the caller's single
 transaction, so a registration with its consents, or a series with its contraindication screen, is
 saved whole or not at all.
@@ -16,7 +16,8 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.store import audit, records
+from analysis.store import audit
+from analysis.services import records
 from analysis.store.access import Actor, require
 from analysis.store.models import (
     CONSENT_SCOPES,

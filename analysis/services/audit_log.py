@@ -3,7 +3,7 @@
 Reading the log is itself an access to protected information, so :func:`query_events` writes one
 ``audit.read`` event (with the filters and the number of rows returned) and :func:`export_csv`
 one ``audit.export`` event, committed before the rows or bytes are returned (fail closed, as in
-:mod:`analysis.store.photo_access`). Both need the role's ``audit.read`` / ``audit.export``
+:mod:`analysis.services.photo_access`). Both need the role's ``audit.read`` / ``audit.export``
 permission; a refusal is audited as ``denied``. Times are UTC.
 """
 

@@ -9,7 +9,7 @@ The flow for one upload
    view (:func:`analysis.photos.compare.compare`) **before** anything is stored.
 3. :func:`save_capture` stores the metadata-free original
    (:func:`analysis.photos.ingest.clean_original`, run in the worker by ``clean_in_worker``, then
-   :func:`analysis.store.records.store_photo`), with the measurements, the checks, the verdict and
+   :func:`analysis.services.records.store_photo`), with the measurements, the checks, the verdict and
    the photographer's reason when a failing photo is kept anyway.
 
 The baseline of a view is the stored photo of that view from the earliest session that has one
@@ -35,7 +35,8 @@ from sqlalchemy.orm import Session as DbSession
 
 from analysis.photos.compare import Tolerances, compare
 from analysis.photos.types import ALL_VIEWS, Comparison, PhotoMeasurement, is_scalp_view
-from analysis.store import blinding, db, records
+from analysis.store import blinding, db
+from analysis.services import records
 from analysis.store.access import Actor, require
 from analysis.store.images import ImageStore, default_store
 from analysis.store.models import Patient, Photo, Protocol, Series, Session
@@ -389,7 +390,7 @@ def save_capture(
 
     Raises
     ------
-    analysis.store.records.FieldError
+    analysis.errors.FieldError
         ``consent`` when the patient has no clinical-photography consent, ``override_reason`` when a
         failing photo is kept without a reason, ``photo`` when the file cannot be cleaned.
     """
@@ -447,3 +448,10 @@ def stored_photo(session: DbSession, actor: Actor, *, photo_id: int) -> StoredPh
     return StoredPhoto(photo_id=photo.id, session_id=visit.id, session_number=visit.number,
                        view=photo.view, sha256=photo.sha256, verdict=photo.verdict,
                        override_reason=photo.override_reason)
+
+
+def start_standby() -> None:
+    """Warm one analysis worker now, so even the first upload of a session does not wait for one."""
+    from analysis.photos.worker import start_standby as start
+
+    start()

@@ -2,7 +2,7 @@
 a representative pair.
 
 :func:`audited_bytes` builds an export, then records it with
-:func:`analysis.store.photo_access.audited_export` (role check, one committed audit event carrying
+:func:`analysis.services.photo_access.audited_export` (role check, one committed audit event carrying
 the export's size and SHA-256), and only then returns the bytes. It opens its own transaction, so a
 page can hand it to ``st.download_button(data=callable)``: the export is built and audited when the
 person actually clicks, not every time the page is drawn.
@@ -22,7 +22,7 @@ from analysis.outcomes.pairs import RepresentativePair
 from analysis.store import db
 from analysis.store.access import Actor, require
 from analysis.store.models import Photo, Session
-from analysis.store.photo_access import PhotoNotFound, audited_export, photo_bytes
+from analysis.services.photo_access import PhotoNotFound, audited_export, photo_bytes
 
 
 def audited_bytes(
@@ -76,7 +76,7 @@ def pair_photos(session: DbSession, actor: Actor, *, pair: RepresentativePair,
                 max_side: int = 480) -> tuple[bytes, bytes]:
     """JPEG thumbnails ``(baseline, follow-up)`` of a representative pair for consult display.
 
-    Each photo goes through :func:`analysis.store.photo_access.photo_bytes` with purpose
+    Each photo goes through :func:`analysis.services.photo_access.photo_bytes` with purpose
     ``consult_display``: the role and the patient's *current* consent are checked and one audit
     event is committed per photo, every time this is called (call it on every display; do not
     cache the bytes, or a consent withdrawal would not take effect).

@@ -28,7 +28,7 @@ from analysis.photos.types import ALL_VIEWS
 from analysis.store import audit
 from analysis.store.access import Actor, require
 from analysis.store.models import ENDPOINT_KINDS, EndpointDefinition, Protocol, Series
-from analysis.store.records import FieldError
+from analysis.errors import FieldError
 
 MAX_SESSIONS = 30
 MAX_INTERVAL_DAYS = 180
@@ -305,7 +305,7 @@ def endpoint_table(session: DbSession, actor: Actor) -> list[dict[str, Any]]:
 
 def missing_standard_endpoints(session: DbSession, actor: Actor) -> list[str]:
     """Names of the standard library's endpoints this clinic does not have yet (by code)."""
-    from analysis.demo.catalogue import ENDPOINTS
+    from analysis.outcomes.endpoint_library import ENDPOINTS
 
     require(actor, "protocol.write", session)
     have = set(session.scalars(select(EndpointDefinition.code)))
@@ -319,7 +319,7 @@ def add_standard_endpoints(session: DbSession, actor: Actor) -> int:
     Hamilton-Norwood, Ludwig, a 7-point global photographic score, hair density, pull test,
     hydration, elasticity, satisfaction), with their anchors, MCIDs and repeatability.
     """
-    from analysis.demo.catalogue import ENDPOINTS
+    from analysis.outcomes.endpoint_library import ENDPOINTS
 
     require(actor, "protocol.write", session)
     have = set(session.scalars(select(EndpointDefinition.code)))

@@ -1,6 +1,6 @@
 """The Record visit service: what one session's forms need, and saving several endpoint values at once.
 
-Writing goes through :mod:`analysis.store.records` (validation there raises ``FieldError`` naming the
+Writing goes through :mod:`analysis.services.records` (validation there raises ``FieldError`` naming the
 field). :func:`record_endpoints` records every value of the endpoints form in the caller's single
 transaction, so a bad value saves none of them and the form can be corrected and sent again.
 """
@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.store import records
+from analysis.services import records
 from analysis.store.access import CLINICAL, Actor, require
 from analysis.store.models import EndpointDefinition, Session, User
 

@@ -7,7 +7,7 @@ and why. In order they
 1. check the role: exports of a patient's record need ``report.export`` (clinicians, the medical
    director); a refusal is audited (outcome ``denied``) and committed before it is raised;
 2. read the record (:func:`load_series`) and check, per photo, the patient's consent for the
-   export's purpose *as of now* (:data:`analysis.store.photo_access.PURPOSES`): photos outside
+   export's purpose *as of now* (:data:`analysis.services.photo_access.PURPOSES`): photos outside
    the scope are left out (no DICOM file, no FHIR Media, no photo rows) and the manifest names them;
 3. write one ``interop.export`` audit event with the format, the series, the photos included and
    left out, and commit it; only then are the files written (into a fresh temporary folder that
@@ -38,8 +38,8 @@ from analysis.store import audit
 from analysis.store.access import Actor, PermissionDenied, allowed
 from analysis.store.images import ImageStore, default_store
 from analysis.store.models import AuditEvent, Consent, Patient, Series, User
-from analysis.store.photo_access import PURPOSES, check_consent
-from analysis.store.records import FieldError
+from analysis.services.photo_access import PURPOSES, check_consent
+from analysis.errors import FieldError
 
 FORMATS = ("dicom", "fhir", "csv")
 ACTION = "interop.export"
@@ -456,7 +456,7 @@ def _row_visits(session: DbSession, rows: list[Any], problems: list[Any]
 def _commit_import(session: DbSession, actor: Actor, planned: list[PlannedValue],
                    problems: list[Any], *, commit: bool, kind: str, data: bytes, filename: str,
                    rated_by_patient: bool = False) -> ImportReport:
-    from analysis.store import records
+    from analysis.services import records
 
     if problems:
         raise ImportRefused(sorted(problems, key=lambda p: p.line))

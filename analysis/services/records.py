@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.photos.types import ALL_VIEWS
+from analysis.errors import ExpiredLotError, FieldError
 from analysis.store import audit
 from analysis.store.access import Actor, require
 from analysis.store.images import ImageStore
@@ -53,18 +54,6 @@ RED_FLAG_TERMS = frozenset(
     {"blanching", "vision_change", "livedo", "severe_pain_out_of_proportion", "skin_necrosis",
      "anaphylaxis", "vascular_occlusion"}
 )
-
-
-class FieldError(ValueError):
-    """Invalid input: ``field`` names the form field, ``str(e)`` says why."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class ExpiredLotError(FieldError):
-    """The lot was past its expiry on the treatment date and no override reason was given."""
 
 
 def _choice(field: str, value: str, choices: Sequence[str]) -> str:
