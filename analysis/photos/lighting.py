@@ -101,6 +101,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 from skimage.color import rgb2lab
 
 # FaceMesh (468/478-point) indices. Contours from mediapipe's face_mesh_connections (Apache-2.0).
@@ -348,8 +349,6 @@ def vertex_normals(landmarks_px: np.ndarray, *, neighbours: int = _NEIGHBOURS) -
     pts = _check_landmarks(landmarks_px)
     if pts.shape[1] != 3:
         raise ValueError(f"vertex normals need 3-D landmarks (478, 3), got {pts.shape}")
-    from scipy.spatial import cKDTree
-
     p = pts[:468]
     # the set of nearest neighbours is what matters (PCA ignores their order)
     nn = cKDTree(p).query(p, k=neighbours)[1]
@@ -603,9 +602,10 @@ def _asymmetry(lightness: np.ndarray, side: np.ndarray) -> float:
 def _clipped(pixels_rgb: np.ndarray) -> float:
     if pixels_rgb.size == 0:
         return float("nan")
-    pixels = np.asarray(pixels_rgb).reshape(-1, pixels_rgb.shape[-1])
-    bad = (pixels.min(axis=1) <= CLIP_LOW) | (pixels.max(axis=1) >= CLIP_HIGH)
-    return float(bad.mean())
+    pixels = np.ascontiguousarray(pixels_rgb, dtype=np.uint8).reshape(-1, 1, 3)
+    # pixels with every channel strictly inside (CLIP_LOW, CLIP_HIGH); the others are clipped
+    inside = cv2.inRange(pixels, (CLIP_LOW + 1,) * 3, (CLIP_HIGH - 1,) * 3)
+    return 1.0 - cv2.countNonZero(inside) / float(pixels.shape[0])
 
 
 def _shrink(rgb: np.ndarray, max_side_px: int) -> np.ndarray:
