@@ -302,3 +302,15 @@ def test_vertex_normals_equal_the_svd_of_each_vertex_neighbourhood() -> None:
     got = vertex_normals(pts)
     assert np.all(got[:, 2] < 0)
     np.testing.assert_allclose(got, brute, atol=1e-6)
+
+
+def test_clipped_share_counts_pixels_with_any_channel_at_the_ends() -> None:
+    from analysis.photos.lighting import CLIP_HIGH, CLIP_LOW, _clipped
+
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (20000, 3), dtype=np.uint8)
+    expected = float(((pixels <= CLIP_LOW) | (pixels >= CLIP_HIGH)).any(axis=-1).mean())
+    assert _clipped(pixels) == pytest.approx(expected, abs=1e-12)
+    edge = np.array([[CLIP_LOW, 100, 100], [CLIP_LOW + 1, 100, CLIP_HIGH - 1], [100, CLIP_HIGH, 100]],
+                    np.uint8)
+    assert _clipped(edge) == pytest.approx(2 / 3)

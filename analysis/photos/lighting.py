@@ -604,7 +604,7 @@ def _clipped(pixels_rgb: np.ndarray) -> float:
         return float("nan")
     pixels = np.ascontiguousarray(pixels_rgb, dtype=np.uint8).reshape(-1, 1, 3)
     # pixels with every channel strictly inside (CLIP_LOW, CLIP_HIGH); the others are clipped
-    inside = cv2.inRange(pixels, (CLIP_LOW + 1,) * 3, (CLIP_HIGH - 1,) * 3)
+    inside = cv2.inRange(pixels, np.full(3, CLIP_LOW + 1, np.uint8), np.full(3, CLIP_HIGH - 1, np.uint8))
     return 1.0 - cv2.countNonZero(inside) / float(pixels.shape[0])
 
 
