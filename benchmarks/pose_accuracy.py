@@ -103,11 +103,11 @@ def pointing04(root: Path, people: int | None) -> None:
             direct.append(relative_pose_deg(r.landmarks_px, m.landmarks_px)[0 if axis == "yaw" else 1])
             if axis == "yaw":
                 ours.append(m.yaw_deg - r.yaw_deg)
-                camera.append(m.extra["yaw_camera_deg"] - r.extra["yaw_camera_deg"])
+                camera.append(m.yaw_camera_deg - r.yaw_camera_deg)
                 naive.append(naive_pose(m.landmarks_px)[0] - naive_pose(r.landmarks_px)[0])
             else:
                 ours.append(m.pitch_deg - r.pitch_deg)
-                camera.append(m.extra["pitch_camera_deg"] - r.extra["pitch_camera_deg"])
+                camera.append(m.pitch_camera_deg - r.pitch_camera_deg)
                 naive.append(naive_pose(m.landmarks_px)[1] - naive_pose(r.landmarks_px)[1])
         print(f"   relative {axis} on {len(truth)} pairs   {'MAE deg':>8} {'slope':>6} {'sign ok':>8}")
         rows = (("ours (view frame)", ours), ("ours, camera frame", camera),
@@ -134,6 +134,7 @@ def pointing04(root: Path, people: int | None) -> None:
             for label, mask in (("persons 01-05 (gain fit)", train), ("persons 06-10 (held out)", held)):
                 if mask.any():
                     for name, est in (("ours", o_arr[mask]), ("ours, uncalibrated", o_arr[mask] / YAW_GAIN),
+                                      ("ours, camera frame", np.array(camera)[mask]),
                                       ("naive 2D nose", np.array(naive)[mask])):
                         mae, slope, sign = calibration(t_arr[mask], est)
                         print(f"   {label:26} {name:20} MAE {mae:5.2f}  slope {slope:5.2f}  n {mask.sum()}")

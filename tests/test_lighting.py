@@ -270,3 +270,47 @@ def test_turning_the_head_under_the_same_light_barely_moves_light_side() -> None
         halves.append(abs(out.half_face_asymmetry - base.half_face_asymmetry))
     assert max(shifts) < 0.1, shifts
     assert max(shifts) < max(halves), (shifts, halves)
+
+
+def test_fast_lab_conversions_equal_skimage() -> None:
+    """The table-driven sRGB -> L*a*b* of the lighting measures gives rgb2lab's figures."""
+    from skimage.color import rgb2lab
+
+    from analysis.photos.lighting import lab_of_pixels, lightness_of_image
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (5000, 3), dtype=np.uint8)
+    pixels[:256] = np.arange(256, dtype=np.uint8)[:, None]  # every grey level, incl. 0 and 255
+    expected = rgb2lab(pixels.reshape(-1, 1, 3)).reshape(-1, 3)
+    np.testing.assert_allclose(lab_of_pixels(pixels), expected, atol=1e-8)
+    image = np.ascontiguousarray(data.astronaut())
+    np.testing.assert_allclose(lightness_of_image(image), rgb2lab(image)[..., 0], atol=1e-3)
+
+
+def test_vertex_normals_equal_the_svd_of_each_vertex_neighbourhood() -> None:
+    """Normals (k-d tree neighbours, 3 x 3 eigenvectors) are the PCA normals of the 12 nearest
+    mesh points, as the brute-force sort and batched SVD compute them."""
+    from analysis.photos.lighting import vertex_normals
+
+    pts = astronaut_landmarks()
+    p = pts[:468]
+    d2 = ((p[:, None, :] - p[None, :, :]) ** 2).sum(axis=-1)
+    nn = np.argsort(d2, axis=1)[:, :12]
+    patches = p[nn] - p[nn].mean(axis=1, keepdims=True)
+    brute = np.linalg.svd(patches)[2][:, -1, :]
+    brute[brute[:, 2] > 0] *= -1.0
+    got = vertex_normals(pts)
+    assert np.all(got[:, 2] < 0)
+    np.testing.assert_allclose(got, brute, atol=1e-6)
+
+
+def test_clipped_share_counts_pixels_with_any_channel_at_the_ends() -> None:
+    from analysis.photos.lighting import CLIP_HIGH, CLIP_LOW, _clipped
+
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (20000, 3), dtype=np.uint8)
+    expected = float(((pixels <= CLIP_LOW) | (pixels >= CLIP_HIGH)).any(axis=-1).mean())
+    assert _clipped(pixels) == pytest.approx(expected, abs=1e-12)
+    edge = np.array([[CLIP_LOW, 100, 100], [CLIP_LOW + 1, 100, CLIP_HIGH - 1], [100, CLIP_HIGH, 100]],
+                    np.uint8)
+    assert _clipped(edge) == pytest.approx(2 / 3)

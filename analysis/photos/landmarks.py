@@ -21,6 +21,16 @@ same pixel scale (MediaPipe's normalised z is scaled by the image width, as Medi
 
 One FaceMesh and one detector are built per process and shared behind a lock (the MediaPipe graphs are
 not re-entrant). MediaPipe's native start-up chatter on stderr is silenced at import and on first use.
+
+The engine's backend
+--------------------
+:func:`analysis.photos.measure.measure_photo` takes its landmark backend as a parameter
+(``detect=``), a :class:`LandmarkBackend`: the detection function and the calibration constants that
+belong to it (``yaw_gain``). :data:`FACEMESH` is this module's, and the default. A second backend is
+one new module that builds its own :class:`LandmarkBackend`; it must return points in FaceMesh's
+478-point topology (468 mesh points, then the 10 iris points), because pose, distance, lighting,
+expression and sharpness index into it, and it must refit its own calibration
+(``benchmarks/pose_accuracy.py`` prints the yaw gain refit) rather than borrow this one's.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +86,26 @@ class FaceLandmarks:
     points_px: np.ndarray
     image_size: tuple[int, int]
     method: str
+
+
+@dataclass(frozen=True)
+class LandmarkBackend:
+    """A landmark backend for :func:`analysis.photos.measure.measure_photo` (see the module docstring).
+
+    Attributes
+    ----------
+    name : str
+        Reported in the measurement's ``landmarks_backend``.
+    detect : callable
+        ``detect(rgb) -> FaceLandmarks | None``: one face's 478 points in ``rgb``'s pixels (FaceMesh
+        topology and frame: x right, y down, z in the x/y pixel scale, smaller = nearer), or None.
+    yaw_gain : float
+        The backend's yaw calibration: the rigid pose fit's yaw is multiplied by it.
+    """
+
+    name: str
+    detect: Callable[[np.ndarray], FaceLandmarks | None]
+    yaw_gain: float = 1.0
 
 
 @contextlib.contextmanager
@@ -343,3 +373,7 @@ def naive_landmarks(rgb: np.ndarray) -> FaceLandmarks | None:
     with _LOCK:
         pts, method = _mesh_found(image, quick_look=False)
     return None if pts is None else FaceLandmarks(points_px=pts, image_size=(w, h), method=method)
+
+
+FACEMESH = LandmarkBackend("mediapipe-facemesh", detect_face_landmarks, yaw_gain=YAW_GAIN)
+"""MediaPipe FaceMesh (:func:`detect_face_landmarks`) with its calibration: the engine's default."""

@@ -64,8 +64,8 @@ def measure_sharpness(rgb: np.ndarray, *, landmarks_px: np.ndarray | None = None
         raise ValueError(
             f"expected an RGB uint8 image of shape (H, W, 3), got {rgb.dtype} {rgb.shape}"
         )
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
     if landmarks_px is None:
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
         h, w = grey.shape
         s = FRAME_REF_SIDE_PX / max(h, w)
         grey = _resize(grey, s).astype(np.float32)
@@ -77,7 +77,7 @@ def measure_sharpness(rgb: np.ndarray, *, landmarks_px: np.ndarray | None = None
         raise ValueError("degenerate landmarks: the eye centres coincide")
     xy = pts[:468, :2]
     margin = _MARGIN_FRACTION * ipd
-    h, w = grey.shape
+    h, w = rgb.shape[:2]
     x0 = int(max(0, np.floor(xy[:, 0].min() - margin)))
     y0 = int(max(0, np.floor(xy[:, 1].min() - margin)))
     x1 = int(min(w, np.ceil(xy[:, 0].max() + margin)))
@@ -85,7 +85,9 @@ def measure_sharpness(rgb: np.ndarray, *, landmarks_px: np.ndarray | None = None
     if x1 - x0 < 4 or y1 - y0 < 4:
         return float("nan")
     s = EYE_DISTANCE_REF_PX / ipd
-    crop = _resize(grey[y0:y1, x0:x1], s)
+    # grey of the face crop only (the same pixels as converting the whole frame first)
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    crop = _resize(grey, s)
     local = (xy - [x0, y0]) * s
     mask = np.zeros(crop.shape, np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(local).astype(np.int32)), 1)

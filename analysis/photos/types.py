@@ -65,6 +65,10 @@ class PhotoMeasurement:
     yaw_deg: float | None = None
     pitch_deg: float | None = None
     roll_deg: float | None = None
+    # the same head pose relative to the camera's optical axis (corrected for the face being off
+    # the image centre); reported beside yaw_deg / pitch_deg, see analysis.photos.measure
+    yaw_camera_deg: float | None = None
+    pitch_camera_deg: float | None = None
     ipd_px: float | None = None
     distance_mm: float | None = None
     distance_sd_mm: float | None = None
@@ -102,7 +106,7 @@ class PhotoMeasurement:
         out: dict[str, Any] = {}
         for name in (
             "path", "ok", "error", "view", "face_found", "width_px", "height_px",
-            "yaw_deg", "pitch_deg", "roll_deg", "ipd_px", "distance_mm", "distance_sd_mm",
+            "yaw_deg", "pitch_deg", "roll_deg", "yaw_camera_deg", "pitch_camera_deg", "ipd_px", "distance_mm", "distance_sd_mm",
             "face_in_frame", "exposure_l", "clipped_share", "light_side", "light_side_sd",
             "exposure_sd_l", "color_sd_ab", "backlight_dl", "backlight_sd_l", "eye_open",
             "mouth_open", "smile", "sharpness", "focal_length_mm", "focal_length_35mm",

@@ -42,6 +42,9 @@ def _pose_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> Ch
         graded.append((status, abs(delta) / warn, axis, delta, warn, fail))
     if not graded:
         return _na("pose", "; ".join(missing))
+    cam_b, cam_f = _num(b.yaw_camera_deg), _num(f.yaw_camera_deg)
+    if cam_b is not None and cam_f is not None:  # shown beside the graded yaw, not graded (see measure)
+        details["delta_yaw_camera_deg"] = cam_f - cam_b
     graded.sort(key=lambda g: (_ORDER[g[0]], g[1]), reverse=True)
     status, _, axis, delta, warn, fail = graded[0]
     advice = [_pose_advice(a, d) for s, _, a, d, _, _ in graded if s != "pass"]
