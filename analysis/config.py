@@ -13,6 +13,8 @@ Every setting is read at call time (so tests and the CLI can point them elsewher
 ``CANDOR_TRUSTED_PROXY_HEADER``  header carrying the client address, set only behind a trusted proxy
 ``CANDOR_ADMIN_PASSWORD``        password for ``create-admin`` when not typed at a prompt
 ``CANDOR_DEMO_PASSWORD``         password of the demo accounts (demo only)
+``CANDOR_TIMEZONE``              the clinic's time zone for displayed times (IANA name, default UTC;
+                                 times are always stored in UTC)
 
 Other modules call :func:`setting` (or the typed helpers below), never ``os.environ``; a test holds
 that.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,3 +75,14 @@ def audit_anchor_path() -> Path:
     """Append-only file of signed audit heads: ``CANDOR_AUDIT_ANCHOR``, else
     ``<data dir>.audit-anchor`` beside (never inside) the data directory."""
     return _beside_data("CANDOR_AUDIT_ANCHOR", ".audit-anchor")
+
+
+def clinic_timezone() -> ZoneInfo:
+    """The clinic's time zone (``CANDOR_TIMEZONE``, an IANA name such as ``Europe/Berlin``;
+    default UTC). Display only: every stored time is UTC."""
+    name = setting("CANDOR_TIMEZONE") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"CANDOR_TIMEZONE must be an IANA time zone name such as Europe/Berlin "
+                         f"or America/New_York, got {name!r}") from None

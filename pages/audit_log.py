@@ -13,16 +13,17 @@ from typing import Any
 import streamlit as st
 
 from analysis.services import audit_log
-from analysis.services.common import Actor, allowed
-from analysis.services.common import AuditWriteError
+from analysis.services.common import Actor, AuditWriteError, allowed, clinic_zone
 from ui import frame
 
 RESULT_KEY = "audit_log_result"  # (filters, DataFrame) of the last audited query
 EXPORT_KEY = "audit_log_export"  # (filters, CSV bytes) of the last audited export
 OUTCOMES = ("any", "success", "denied", "failure")
+ZONE = clinic_zone()  # display only: stored and exported times are UTC
 
 COLUMNS = {
-    "occurred_at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "occurred_at": st.column_config.DatetimeColumn(f"When ({ZONE.key})",
+                                                   format="YYYY-MM-DD HH:mm:ss", timezone=ZONE.key),
     "actor_email": st.column_config.TextColumn("Who"),
     "actor_role": st.column_config.TextColumn("Role"),
     "action": st.column_config.TextColumn("Action"),
@@ -48,7 +49,7 @@ def _chain_status() -> None:
 
 
 def _filters() -> dict[str, Any]:
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(ZONE).date()
     with st.form("audit_filters"):
         cols = st.columns(4)
         action = cols[0].text_input("Action", placeholder="e.g. photo.view or auth.*")
@@ -56,8 +57,8 @@ def _filters() -> dict[str, Any]:
         patient = cols[2].text_input("Patient id")
         outcome = cols[3].selectbox("Outcome", OUTCOMES)
         cols = st.columns(3)
-        since = cols[0].date_input("From (UTC)", value=today - timedelta(days=30))
-        until = cols[1].date_input("To (UTC, inclusive)", value=today)
+        since = cols[0].date_input(f"From ({ZONE.key})", value=today - timedelta(days=30))
+        until = cols[1].date_input(f"To ({ZONE.key}, inclusive)", value=today)
         limit = cols[2].number_input("At most", min_value=10, max_value=audit_log.MAX_LIMIT,
                                      value=audit_log.DEFAULT_LIMIT, step=100)
         st.form_submit_button("Apply filters", icon=":material/filter_alt:")
@@ -65,7 +66,8 @@ def _filters() -> dict[str, Any]:
     if patient and not patient.isdigit():
         st.error("Patient id must be a whole number.")
         st.stop()
-    day = lambda d: datetime.combine(d, time(), tzinfo=timezone.utc)  # noqa: E731
+    # a clinic day starts at local midnight; the query compares in UTC
+    day = lambda d: datetime.combine(d, time(), tzinfo=ZONE).astimezone(timezone.utc)  # noqa: E731
     return {
         "action": action.strip() or None,
         "actor_email": email.strip() or None,
@@ -98,7 +100,8 @@ def page() -> None:
     actor = frame.require_page("audit.read")
     st.title("Audit log")
     st.caption("Every photo view, comparison, export, consent or role change and sign-in, "
-               "append-only and hash-chained. Times are UTC.")
+               f"append-only and hash-chained. Times are shown in {ZONE.key} (the clinic's time "
+               "zone) and kept in UTC; the CSV export is UTC.")
     _chain_status()
     filters = _filters()
     key = tuple(sorted(filters.items()))

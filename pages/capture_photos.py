@@ -12,7 +12,7 @@ import streamlit as st
 
 from analysis.services import viewing
 from analysis.services import capture
-from analysis.services.common import ALL_VIEWS, FACE_VIEWS, SCALP_VIEWS
+from analysis.services.common import ALL_VIEWS, FACE_VIEWS, SCALP_VIEWS, series_status_label
 from analysis.services.capture import start_standby
 from analysis.services.common import PermissionDenied
 from analysis.services.common import FieldError
@@ -49,7 +49,7 @@ def _pick_session(ctx: capture.CaptureContext) -> int | None:
     if ctx.sessions:
         session_id = widgets.pick_session(ctx.sessions, key="capture_session_id")
     if not ctx.open_for_sessions:
-        st.info(f"This series is {ctx.status.replace('_', ' ')}: it takes no new sessions. Set it "
+        st.info(f"This series is {series_status_label(ctx.status).lower()}: it takes no new sessions. Set it "
                 "back to active on the Patient record page to add one.", icon=":material/lock:")
     else:
         with st.expander(f"Start session {len(ctx.sessions) + 1}", expanded=not ctx.sessions,

@@ -14,7 +14,7 @@ import streamlit as st
 
 from analysis.services import patient_record as pr
 from analysis.services.common import CONSENT_SCOPES, SCREENING_ITEMS, SERIES_STATUSES, SEXES
-from analysis.services.common import FieldError
+from analysis.services.common import FieldError, format_clinic_time
 from ui import frame, interop, widgets
 
 PATIENT_KEY = "record_patient_id"
@@ -83,6 +83,9 @@ def _pick_patient() -> int | None:
 def _correct(record: pr.PatientRecord) -> None:
     sfx = record.patient_id
     with st.form(f"correct_{sfx}", clear_on_submit=False):
+        code = st.text_input("Patient code", value=record.code, key=f"fix_code_{sfx}",
+                             max_chars=32, help="The pseudonymous code; a change is audited with "
+                                                "the old and new code")
         c1, c2, c3 = st.columns(3)
         birth_year = c1.number_input("Birth year", value=record.birth_year, min_value=1900,
                                      max_value=date.today().year, step=1, key=f"fix_year_{sfx}")
@@ -98,7 +101,8 @@ def _correct(record: pr.PatientRecord) -> None:
         return
     try:
         changed = frame.call(pr.correct_patient, patient_id=record.patient_id,
-                             birth_year=birth_year, sex=sex, fitzpatrick=fitz, reason=reason)
+                             birth_year=birth_year, sex=sex, fitzpatrick=fitz, reason=reason,
+                             code=code)
     except FieldError as exc:
         widgets.field_error(exc, FIELD_LABELS)
         return
@@ -111,7 +115,7 @@ def _consents(record: pr.PatientRecord) -> None:
     st.subheader("Photo consent")
     def since(c: pr.ConsentState) -> str:
         when = c.given_at if c.active else c.withdrawn_at
-        return when.strftime("%Y-%m-%d %H:%M UTC") if when else "—"
+        return format_clinic_time(when)
 
     rows = [{"Scope": c.label,
              "Status": "Given" if c.active else ("Withdrawn" if c.withdrawn_at else "Not given"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analysis.services.common import series_status_label
 from analysis.services.series import list_patients
 from ui import frame, widgets
 
@@ -13,13 +14,14 @@ PAGE_ROWS = 50
 COLUMNS = {
     "patient_code": st.column_config.TextColumn("Patient"),
     "protocol": st.column_config.TextColumn("Protocol"),
-    "status": st.column_config.TextColumn("Status"),
+    "status_label": st.column_config.TextColumn("Status"),
     "started_on": st.column_config.DateColumn("Started"),
     "sessions_done": st.column_config.NumberColumn("Sessions done"),
     "sessions_planned": st.column_config.NumberColumn("Planned"),
     "last_visit_on": st.column_config.DateColumn("Last visit"),
-    "photo_compliance": st.column_config.ProgressColumn(
-        "Complete photo sets", min_value=0.0, max_value=1.0, format="percent"),
+    "photo_sets": st.column_config.TextColumn(
+        "Photo sets complete", help="Sessions so far whose required photo views were all taken "
+                                    "and passed the comparability check (not series progress)"),
 }
 
 
@@ -38,6 +40,9 @@ def page() -> None:
     if df.empty:
         st.info("No series match your search." if search.strip() else "There are no patients yet.")
         return
+    df["status_label"] = df["status"].map(series_status_label)
+    df["photo_sets"] = [f"{int(c)} of {int(n)} session{'s' if n != 1 else ''}" if n else "no sessions yet"
+                        for c, n in zip(df["photo_sets_compliant"], df["sessions_done"], strict=True)]
     first = (page_no - 1) * PAGE_ROWS + 1
     st.caption(f"{df.attrs['total_patients']} patient(s), "
                f"{total} series; showing {first}-{first + len(df) - 1}, newest first. "

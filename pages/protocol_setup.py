@@ -71,6 +71,44 @@ def _course_table(form: ps.ProtocolForm, endpoints: dict[str, str],
                           for c in sessions}})
 
 
+def _endpoint_fields(form: ps.EndpointForm, *, key: str,
+                     scale_locked: bool) -> tuple[ps.EndpointForm, bool]:
+    """The endpoint fields inside an open ``st.form``; returns what was typed and whether it is
+    rated against baseline. ``scale_locked``: the scale fields are shown but cannot change."""
+    c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
+    code = c1.text_input("Code", value=form.code, key=f"{key}code", disabled=bool(form.code),
+                         placeholder="e.g. wrinkle_grade")
+    name = c2.text_input("Name", value=form.name, key=f"{key}name",
+                         placeholder="e.g. Wrinkle severity (WSRS)")
+    kinds = list(ps.ENDPOINT_KINDS)
+    kind = c3.selectbox("Kind", kinds, index=kinds.index(form.kind) if form.kind in kinds else None,
+                        key=f"{key}kind", disabled=scale_locked)
+    unit = c4.text_input("Unit", value=form.unit, key=f"{key}unit", disabled=scale_locked)
+    c5, c6, c7, c8, c9 = st.columns(5)
+    low = c5.number_input("Scale from", value=form.scale_min, key=f"{key}low",
+                          disabled=scale_locked)
+    high = c6.number_input("Scale to", value=form.scale_max, key=f"{key}high",
+                           disabled=scale_locked)
+    mcid = c7.number_input("MCID", value=form.mcid, key=f"{key}mcid",
+                           help="The smallest change that matters clinically (a response)")
+    noise = c8.number_input("Noise SD", value=form.noise_sd, key=f"{key}noise",
+                            help="Repeatability of one measurement, same units")
+    better = c9.radio("Better is", ["Higher", "Lower"], index=0 if form.higher_is_better else 1,
+                      key=f"{key}better", horizontal=True, disabled=scale_locked)
+    c10, c11, c12 = st.columns(3)
+    relative = c10.checkbox("Rated against baseline (like GAIS)", value=form.neutral is not None,
+                            key=f"{key}relative", disabled=scale_locked)
+    neutral = c11.number_input("'No change' point", value=form.neutral, key=f"{key}neutral",
+                               help="For a rating against baseline: the scale's no-change point",
+                               disabled=scale_locked)
+    patient = c12.checkbox("Patient-reported", value=form.patient_reported, key=f"{key}patient")
+    typed = ps.EndpointForm(
+        code=form.code or code, name=name, kind=kind, unit=unit, scale_min=low, scale_max=high,
+        higher_is_better=better == "Higher", mcid=mcid, noise_sd=noise,
+        neutral=neutral if relative else None, patient_reported=patient)
+    return typed, relative
+
+
 def _endpoints() -> None:
     rows = frame.call(ps.endpoint_table)
     if rows:
@@ -79,7 +117,9 @@ def _endpoints() -> None:
             "better": "Better",
             "rated_against_baseline": st.column_config.CheckboxColumn("Rated against baseline"),
             "patient_reported": st.column_config.CheckboxColumn("Patient-reported"),
-            "mcid": st.column_config.NumberColumn("MCID", format="%g")})
+            "mcid": st.column_config.NumberColumn("MCID", format="%g"),
+            "values": st.column_config.NumberColumn("Values recorded", format="%d"),
+            "retired": st.column_config.CheckboxColumn("Retired")})
     missing = frame.call(ps.missing_standard_endpoints)
     if missing:
         st.info(f"{len(missing)} standard endpoint(s) are not in this clinic yet: "
@@ -88,44 +128,69 @@ def _endpoints() -> None:
             added = frame.call(ps.add_standard_endpoints)
             st.session_state[FLASH] = f"{added} standard endpoint(s) added."
             st.rerun()
+    if rows:
+        with st.expander("Edit or retire an endpoint", icon=":material/edit:"):
+            _edit_endpoint(rows)
     st.markdown("**New endpoint**")
     with st.form("new_endpoint", clear_on_submit=False):
-        c1, c2, c3, c4 = st.columns([2, 3, 1, 1])
-        code = c1.text_input("Code", key="ep_code", placeholder="e.g. wrinkle_grade")
-        name = c2.text_input("Name", key="ep_name", placeholder="e.g. Wrinkle severity (WSRS)")
-        kind = c3.selectbox("Kind", ps.ENDPOINT_KINDS, index=None, key="ep_kind")
-        unit = c4.text_input("Unit", key="ep_unit")
-        c5, c6, c7, c8, c9 = st.columns(5)
-        low = c5.number_input("Scale from", value=None, key="ep_low")
-        high = c6.number_input("Scale to", value=None, key="ep_high")
-        mcid = c7.number_input("MCID", value=None, key="ep_mcid",
-                               help="The smallest change that matters clinically (a response)")
-        noise = c8.number_input("Noise SD", value=None, key="ep_noise",
-                                help="Repeatability of one measurement, same units")
-        better = c9.radio("Better is", ["Higher", "Lower"], key="ep_better", horizontal=True)
-        c10, c11, c12 = st.columns(3)
-        relative = c10.checkbox("Rated against baseline (like GAIS)", key="ep_relative")
-        neutral = c11.number_input("'No change' point", value=None, key="ep_neutral",
-                                   help="For a rating against baseline: the scale's no-change point")
-        patient = c12.checkbox("Patient-reported", key="ep_patient")
+        typed, relative = _endpoint_fields(ps.EndpointForm(), key="ep_", scale_locked=False)
         submitted = st.form_submit_button("Add endpoint")
     if not submitted:
         return
-    if relative and neutral is None:
+    if relative and typed.neutral is None:
         widgets.field_error(FieldError(
             "neutral", "a rating against baseline needs its 'no change' point"), FIELD_LABELS)
         return
     try:
-        added = frame.call(ps.save_endpoint, ps.EndpointForm(
-            code=code, name=name, kind=kind, unit=unit, scale_min=low, scale_max=high,
-            higher_is_better=better == "Higher", mcid=mcid, noise_sd=noise,
-            neutral=neutral if relative else None, patient_reported=patient))
+        added = frame.call(ps.save_endpoint, typed)
     except FieldError as exc:
         widgets.field_error(exc, FIELD_LABELS)
         return
     for key in [k for k in st.session_state if str(k).startswith("ep_")]:
         del st.session_state[key]
     st.session_state[FLASH] = f"Endpoint added: {added}."
+    st.rerun()
+
+
+def _edit_endpoint(rows: list[dict[str, object]]) -> None:
+    names = {str(r["code"]): f"{r['name']}" + (" (retired)" if r["retired"] else "") for r in rows}
+    code = st.selectbox("Endpoint", list(names), format_func=names.__getitem__, key="epe_pick")
+    row = next(r for r in rows if r["code"] == code)
+    values = int(row["values"])  # type: ignore[call-overload]
+    form = frame.call(ps.endpoint_form, code=code)
+    if values:
+        st.caption(f"{values} value(s) are recorded on this endpoint, so its scale (kind, unit, "
+                   "range, direction, 'no change' point) is fixed. To measure differently, retire "
+                   "it and add a new endpoint; its history stays.")
+    with st.form(f"edit_endpoint_{code}", clear_on_submit=False):
+        typed, relative = _endpoint_fields(form, key=f"epe_{code}_", scale_locked=values > 0)
+        submitted = st.form_submit_button("Save changes")
+    retired = bool(row["retired"])
+    label = "Reinstate this endpoint" if retired else "Retire this endpoint"
+    if st.button(label, key=f"epe_retire_{code}",
+                 icon=":material/unarchive:" if retired else ":material/archive:",
+                 help="Retired endpoints are no longer offered for protocols; their values, "
+                      "charts and exports stay"):
+        try:
+            frame.call(ps.retire_endpoint, code=code, retired=not retired)
+        except FieldError as exc:
+            widgets.field_error(exc, FIELD_LABELS)
+            return
+        st.session_state[FLASH] = f"{names[code]}: {'reinstated' if retired else 'retired'}."
+        st.rerun()
+    if not submitted:
+        return
+    if relative and typed.neutral is None:
+        widgets.field_error(FieldError(
+            "neutral", "a rating against baseline needs its 'no change' point"), FIELD_LABELS)
+        return
+    try:
+        changed = frame.call(ps.update_endpoint, typed)
+    except FieldError as exc:
+        widgets.field_error(exc, FIELD_LABELS)
+        return
+    st.session_state[FLASH] = ("Nothing changed." if not changed else
+                               f"{typed.name}: saved ({', '.join(changed)}).")
     st.rerun()
 
 
@@ -144,7 +209,7 @@ def page() -> None:
 def _protocol() -> None:
     protocol_id = _pick(frame.call(ps.protocol_choices))
     form = frame.call(ps.protocol_form, protocol_id=protocol_id)
-    endpoints = dict(frame.call(ps.endpoint_choices))
+    endpoints = dict(frame.call(ps.endpoint_choices, keep=form.endpoint_codes))
     sfx = str(protocol_id or "new")
     if form.series_count:
         st.caption(f"{form.series_count} series follow this protocol. Changed tolerances apply to "

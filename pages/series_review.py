@@ -8,7 +8,7 @@ from analysis.services import viewing
 from analysis.services import capture
 from analysis.services.series import SeriesOverview, series_overview, spans
 from analysis.services.analytics import build_series_report, report_photos
-from analysis.services.common import PermissionDenied
+from analysis.services.common import PermissionDenied, series_status_label
 from analysis.services.photo_access import audited_export, visible_photo_ids
 from ui import charts, frame, interop, widgets
 
@@ -21,7 +21,7 @@ def _header(o: SeriesOverview) -> None:
     p, pr, s = o.patient, o.protocol, o.series
     st.markdown(f"**{p['code']}** · {p['age_band']} · {p['sex']} · Fitzpatrick {p['fitzpatrick']}"
                 f" — **{pr['name']}** ({pr['modality']}, {pr['target_area']}) · "
-                f"{len(o.sessions)}/{pr['planned_sessions']} sessions · {s['status']}")
+                f"{len(o.sessions)}/{pr['planned_sessions']} sessions · {series_status_label(s['status'])}")
     if o.red_flags:
         st.error(f"{o.red_flags} red-flag event(s) recorded in this series — see Reactions.",
                  icon=":material/emergency:")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from analysis.services import users as user_admin
 from analysis.services.common import ROLES
-from analysis.services.common import FieldError
+from analysis.services.common import FieldError, clinic_zone, format_clinic_time
 from ui import frame
 
 FLASH = "users_flash"
@@ -47,7 +47,8 @@ def _manage(users: pd.DataFrame) -> None:
     locked = row.get("locked_until")
     locked = None if locked is None or pd.isna(locked) else locked
     st.caption(f"{ROLE_LABELS[row['role']]}, {'active' if row['active'] else 'inactive'}"
-               + (f", sign-in backed off until {locked:%H:%M} UTC after failed attempts"
+               + (f", sign-in backed off until {format_clinic_time(locked, '%H:%M')} after failed "
+                  "attempts"
                   if locked is not None else ""))
     if locked is not None and st.button("Unlock sign-in", icon=":material/lock_open:",
                                         key=f"unlock_{user_id}"):
@@ -101,9 +102,11 @@ def page() -> None:
         "role": st.column_config.TextColumn("Role"),
         "active": st.column_config.CheckboxColumn("Active"),
         "local_password": st.column_config.CheckboxColumn("Password sign-in"),
-        "locked_until": st.column_config.DatetimeColumn("Sign-in backed off until (UTC)",
-                                                        format="YYYY-MM-DD HH:mm"),
-        "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD"),
+        "locked_until": st.column_config.DatetimeColumn(
+            f"Sign-in backed off until ({clinic_zone().key})", format="YYYY-MM-DD HH:mm",
+            timezone=clinic_zone().key),
+        "created_at": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD",
+                                                      timezone=clinic_zone().key),
     })
     if not users.empty:
         _manage(users)

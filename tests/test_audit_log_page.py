@@ -222,3 +222,15 @@ def test_oidc_gate_maps_the_provider_identity_to_a_local_account(
         assert session.scalar(select(SignInSession.method)) == "oidc"
     assert [(e.outcome, e.details["method"]) for e in _events("auth.sign_in")] == [
         ("failure", "oidc"), ("success", "oidc")]
+
+
+def test_audit_log_days_are_the_clinics_days(clinic_dir: Path, monkeypatch) -> None:
+    """With the clinic in UTC-10 (no daylight saving), the query's bounds start at local midnight."""
+    monkeypatch.setenv("CANDOR_TIMEZONE", "Pacific/Honolulu")
+    with db.session_scope() as session:
+        admin = accounts.actor_for(session.scalar(select(User).where(User.role == "admin")))
+    at = _page("audit_log.py", admin)
+    assert not at.exception
+    assert any("Pacific/Honolulu" in c.value for c in at.caption)
+    since = _events("audit.read")[-1].details["filters"]["since"]
+    assert since.endswith("T10:00:00+00:00"), since  # 00:00 in Honolulu is 10:00 UTC

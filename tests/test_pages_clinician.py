@@ -4,6 +4,8 @@ the small seeded clinic of ``tests/clinician_seed.py``; photos go through the re
 
 from __future__ import annotations
 
+import re
+
 from datetime import date, timedelta
 
 import pytest
@@ -64,6 +66,10 @@ def test_patients_lists_the_series_and_search_narrows_it(app, seeded_clinic) -> 
     at = app("pages/patients.py")
     table = at.dataframe[0].value
     assert set(table["patient_code"]) == {"P-0001", "P-0002"}
+    # what a person reads: status words, and photo sets counted against the sessions so far
+    assert set(table["status_label"]) <= {"Active", "Paused", "Completed", "Dropped out"}
+    assert "status" not in table.columns and "photo_compliance" not in table.columns
+    assert all(re.fullmatch(r"\d+ of \d+ sessions?|no sessions yet", v) for v in table["photo_sets"])
     at.text_input(key="patients_search").input("P-0002")
     _run(at)
     assert list(at.dataframe[0].value["patient_code"]) == ["P-0002"]

@@ -312,3 +312,63 @@ def test_patient_codes_are_plain_pseudonyms(clinic, code) -> None:
         pr.register_patient(s, clinic["actor"], code=code, birth_year=1980, sex="female",
                             fitzpatrick=2)
     assert err.value.field == "code" and "never a name" in str(err.value)
+
+
+def test_a_patient_code_can_be_corrected_and_the_audit_keeps_old_and_new(clinic) -> None:
+    actor = clinic["actor"]
+    with db.session_scope() as s:
+        pid = pr.register_patient(s, actor, code="P-0500", birth_year=1980, sex="female",
+                                  fitzpatrick=2)
+        pr.register_patient(s, actor, code="P-0501", birth_year=1982, sex="male", fitzpatrick=3)
+    same = {"patient_id": pid, "birth_year": 1980, "sex": "female", "fitzpatrick": 2}
+    for bad, why in (("P-0501", "already in use"), ("Anna K", "never a name"), ("", "required")):
+        with pytest.raises(FieldError) as err, db.session_scope() as s:
+            pr.correct_patient(s, actor, **same, code=bad, reason="mistyped")
+        assert err.value.field == "code" and why in str(err.value)
+    with pytest.raises(FieldError) as err, db.session_scope() as s:
+        pr.correct_patient(s, actor, **same, code="P-0550", reason="")
+    assert err.value.field == "reason"
+    with db.session_scope() as s:
+        assert pr.correct_patient(s, actor, **same, code=" P-0550 ", reason="mistyped") == ["code"]
+        assert pr.correct_patient(s, actor, **same, code="P-0550", reason="") == []
+        assert pr.correct_patient(s, actor, **same, reason="") == []  # None keeps the code
+    with db.session_scope() as s:
+        assert pr.patient_record(s, actor, patient_id=pid).code == "P-0550"
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "patient.correct"))
+    assert event.details == {"changed": {"code": ["P-0500", "P-0550"]}, "reason": "mistyped"}
+    assert event.patient_id == pid
+
+
+def test_page_corrects_a_patient_code(clinic) -> None:
+    with db.session_scope() as s:
+        pid = pr.register_patient(s, clinic["actor"], code="P-0600", birth_year=1991, sex="male",
+                                  fitzpatrick=2)
+    at = _page(clinic)
+    at.selectbox[0].select(pid)
+    _run(at)
+    at.text_input(key=f"fix_code_{pid}").input("P-0601")
+    at.text_input(key=f"fix_reason_{pid}").input("two digits swapped")
+    at.button(key=f"FormSubmitter:correct_{pid}-Save correction").click()
+    _run(at)
+    assert "Corrected: patient code." in [str(m.value) for m in at.success]
+    assert any("### P-0601" in str(m.value) for m in at.markdown)
+
+
+def test_consent_times_are_shown_in_the_clinic_time_zone(clinic, monkeypatch) -> None:
+    monkeypatch.setenv("CANDOR_TIMEZONE", "Asia/Tokyo")  # UTC+9 all year: no daylight saving
+    with db.session_scope() as s:
+        pid = pr.register_patient(s, clinic["actor"], code="P-0700", birth_year=1991, sex="male",
+                                  fitzpatrick=2, consent_scopes=("clinical_record",))
+        given = pr.patient_record(s, clinic["actor"], patient_id=pid).consent(
+            "clinical_record").given_at
+    at = _page(clinic)
+    at.selectbox[0].select(pid)
+    _run(at)
+    table = at.dataframe[0].value
+    shown = table.loc[table["Status"] == "Given", "Since"].iloc[0]
+    assert shown.endswith(" JST")
+    assert shown.startswith((given + timedelta(hours=9)).strftime("%Y-%m-%d %H:%M"))
+    monkeypatch.setenv("CANDOR_TIMEZONE", "Mars/Olympus")
+    from analysis.services.common import clinic_zone
+    with pytest.raises(ValueError, match="IANA time zone"):
+        clinic_zone()

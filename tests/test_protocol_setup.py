@@ -258,3 +258,96 @@ def test_page_offers_the_course_of_each_endpoint_of_a_saved_protocol(clinic) -> 
     assert len(course) == 1
     assert list(course[0].columns) == ["endpoint", "s2", "s3", "s4"]
     assert course[0].iloc[0]["s4"] == 12.0 and course[0].iloc[0]["endpoint"] == "density"
+
+
+def _record_value(code: str, value: float) -> None:
+    """One recorded value on endpoint ``code`` (a patient, series and session around it)."""
+    from datetime import date
+
+    from analysis.store.models import EndpointMeasurement, Patient, Series, Session
+
+    pid = _save(GOOD.__class__(**{**vars(GOOD), "name": f"values of {code}",
+                                  "endpoint_codes": (code,), "primary_endpoint": code}))
+    with db.session_scope() as s:
+        patient = Patient(code=f"P-{code}", birth_year=1980, sex="female", fitzpatrick=2)
+        series = Series(patient=patient, protocol_id=pid, started_on=date(2026, 1, 5))
+        visit = Session(series=series, number=1, performed_on=date(2026, 1, 5))
+        endpoint = s.scalar(select(EndpointDefinition).where(EndpointDefinition.code == code))
+        s.add(EndpointMeasurement(session=visit, endpoint_id=endpoint.id, value_num=value))
+
+
+def test_an_endpoint_is_edited_but_its_scale_is_fixed_once_values_exist(clinic) -> None:
+    _save_endpoint(WSRS)
+    with db.session_scope() as s:
+        form = ps.endpoint_form(s, DIRECTOR, code="wsrs")
+        assert form == WSRS
+        # no values yet: everything but the code may change
+        assert ps.update_endpoint(s, DIRECTOR, ps.EndpointForm(
+            **{**vars(WSRS), "scale_max": 6.0, "mcid": 0.5})) == ["mcid", "scale_max"]
+        assert ps.update_endpoint(s, DIRECTOR, ps.endpoint_form(s, DIRECTOR, code="wsrs")) == []
+    with pytest.raises(FieldError) as err, db.session_scope() as s:
+        ps.update_endpoint(s, DIRECTOR, ps.EndpointForm(**{**vars(WSRS), "name": " "}))
+    assert err.value.field == "name"
+    _record_value("wsrs", 3.0)
+    edited = ps.EndpointForm(**{**vars(WSRS), "scale_max": 6.0, "mcid": 1.0, "name": "WSRS v2"})
+    with db.session_scope() as s:
+        assert ps.update_endpoint(s, DIRECTOR, edited) == ["mcid", "name"]
+    for change in ({"scale_max": 9.0}, {"unit": "grade"}, {"higher_is_better": True},
+                   {"kind": "numeric"}, {"neutral": 3.0}):
+        with pytest.raises(FieldError) as err, db.session_scope() as s:
+            ps.update_endpoint(s, DIRECTOR, ps.EndpointForm(**{**vars(edited), **change}))
+        assert "1 value(s) are recorded" in str(err.value), change
+        assert err.value.field == next(iter(k for k in change if k in ps.SCALE_FIELDS)), change
+    with db.session_scope() as s:
+        stored = s.scalar(select(EndpointDefinition).where(EndpointDefinition.code == "wsrs"))
+        events = s.scalars(select(AuditEvent).where(AuditEvent.action == "endpoint.update")).all()
+        table = {r["code"]: r for r in ps.endpoint_table(s, DIRECTOR)}
+    assert (stored.name, stored.mcid, stored.scale_max) == ("WSRS v2", 1.0, 6.0)
+    assert events[-1].details == {"changed": {"mcid": [0.5, 1.0], "name": [WSRS.name, "WSRS v2"]}}
+    assert table["wsrs"]["values"] == 1 and table["density"]["values"] == 0
+
+
+def test_a_retired_endpoint_keeps_its_history_and_is_no_longer_offered(clinic) -> None:
+    _save_endpoint(WSRS)
+    _record_value("wsrs", 2.0)  # a protocol now lists wsrs
+    with pytest.raises(FieldError, match="values of wsrs still list"), db.session_scope() as s:
+        ps.retire_endpoint(s, DIRECTOR, code="wsrs")
+    with db.session_scope() as s:
+        p = s.scalar(select(Protocol).where(Protocol.name == "values of wsrs"))
+        p.endpoint_codes, p.primary_endpoint = ["density"], "density"
+    with db.session_scope() as s:
+        assert ps.retire_endpoint(s, DIRECTOR, code="wsrs") is True
+        assert ps.retire_endpoint(s, DIRECTOR, code="wsrs") is False  # already retired
+        offered = dict(ps.endpoint_choices(s, DIRECTOR))
+        kept = dict(ps.endpoint_choices(s, DIRECTOR, keep=("wsrs",)))
+        table = {r["code"]: r for r in ps.endpoint_table(s, DIRECTOR)}
+    assert "wsrs" not in offered and "density" in offered
+    assert kept["wsrs"].endswith("· retired")
+    assert table["wsrs"]["retired"] and table["wsrs"]["values"] == 1  # history kept
+    with pytest.raises(FieldError, match="retired endpoint"):
+        _save(GOOD.__class__(**{**vars(GOOD), "name": "new", "endpoint_codes": ("density", "wsrs")}))
+    with db.session_scope() as s:
+        assert ps.retire_endpoint(s, DIRECTOR, code="wsrs", retired=False) is True
+        assert "wsrs" in dict(ps.endpoint_choices(s, DIRECTOR))
+    assert _events("endpoint.retire") == 1 and _events("endpoint.reinstate") == 1
+
+
+def test_page_edits_and_retires_an_endpoint(clinic) -> None:
+    _save_endpoint(WSRS)
+    _record_value("density", 150.0)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state[ACTOR_KEY] = DIRECTOR
+    at.run()
+    at.switch_page("pages/protocol_setup.py").run()
+    at.selectbox(key="epe_pick").select("density").run()
+    assert any("1 value(s) are recorded" in str(c.value) for c in at.caption)
+    assert at.number_input(key="epe_density_low").disabled
+    at.number_input(key="epe_density_mcid").set_value(12.0)
+    at.button(key="FormSubmitter:edit_endpoint_density-Save changes").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Hair density: saved (mcid)." in [str(m.value) for m in at.success]
+    at.selectbox(key="epe_pick").select("wsrs").run()
+    at.button(key="epe_retire_wsrs").click().run()
+    assert any("retired" in str(m.value) for m in at.success)
+    with db.session_scope() as s:
+        assert "wsrs" not in dict(ps.endpoint_choices(s, DIRECTOR))

@@ -85,3 +85,18 @@ def test_patient_list_search_folds_case_beyond_ascii(db_url: str) -> None:
     engine.dispose()
     assert df.attrs["total_series"] == 35 and len(df) == 10
     assert set(df["protocol"]) == {"Émulsion capillaire"}
+
+
+def test_patient_search_finds_a_status_by_the_words_shown(db_url: str) -> None:
+    engine = _clinic(db_url)
+    with db.session_scope(engine) as s:
+        for series in s.query(Series).order_by(Series.id).limit(3):
+            series.status = "dropped_out"
+    with db.session_scope(engine) as s:
+        shown = list_patients(s, CLINICIAN, search="Dropped out")
+        stored = list_patients(s, CLINICIAN, search="dropped_out")
+        part = list_patients(s, CLINICIAN, search="drop")
+        nothing = list_patients(s, CLINICIAN, search="dropped outside")
+    engine.dispose()
+    assert len(shown) == len(stored) == len(part) == 3
+    assert set(shown["status"]) == {"dropped_out"} and nothing.empty

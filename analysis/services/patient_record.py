@@ -16,6 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.services.common import SERIES_STATUS_LABELS
 from analysis.store import audit
 from analysis.services import records
 from analysis.store.access import Actor, require
@@ -44,9 +45,7 @@ SCREENING_LABELS: dict[str, str] = {
     "recent_procedures_in_area": "Recent procedures in the area",
     "filler_history": "Filler in the area (history)",
 }
-STATUS_LABELS: dict[str, str] = {
-    "active": "Active", "paused": "Paused", "completed": "Completed", "dropped_out": "Dropped out",
-}
+STATUS_LABELS: dict[str, str] = SERIES_STATUS_LABELS
 SEX_LABELS: dict[str, str] = {"female": "Female", "male": "Male", "other": "Other",
                               "unknown": "Not recorded"}
 
@@ -223,18 +222,21 @@ def change_series_status(session: DbSession, actor: Actor, *, series_id: int, st
 
 def correct_patient(
     session: DbSession, actor: Actor, *, patient_id: int, birth_year: int | None, sex: str | None,
-    fitzpatrick: int | None, reason: str,
+    fitzpatrick: int | None, reason: str, code: str | None = None,
 ) -> list[str]:
-    """Correct the patient's birth year, sex or skin type; returns the fields that changed.
+    """Correct the patient's code, birth year, sex or skin type; returns the fields that changed.
 
-    The code is not editable (it links the record to the clinic's own files). A correction needs a
-    reason, and the audit event keeps the old and new values, so nothing recorded is lost.
+    ``code`` None keeps the code. A new code follows the registration rule and must be free. A
+    correction needs a reason, and the audit event keeps the old and new values, so nothing
+    recorded is lost (an old code can always be traced to the patient it became).
     """
     require(actor, "patient.write", session)
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise records.FieldError("patient_id", f"no patient with id {patient_id}")
-    new = records.patient_details(birth_year, sex, fitzpatrick)
+    new: dict[str, object] = dict(records.patient_details(birth_year, sex, fitzpatrick))
+    if code is not None and code.strip() != patient.code:
+        new["code"] = records.free_patient_code(session, code)
     changed = {k: [getattr(patient, k), v] for k, v in new.items() if getattr(patient, k) != v}
     if not changed:
         return []

@@ -27,7 +27,14 @@ from analysis.photos.compare import Tolerances
 from analysis.photos.types import ALL_VIEWS
 from analysis.store import audit
 from analysis.store.access import Actor, require
-from analysis.store.models import ENDPOINT_KINDS, EndpointDefinition, Protocol, Series
+from analysis.store.models import (
+    ENDPOINT_KINDS,
+    EndpointDefinition,
+    EndpointMeasurement,
+    Protocol,
+    Series,
+    utcnow,
+)
 from analysis.errors import FieldError
 
 MAX_SESSIONS = 30
@@ -103,11 +110,15 @@ def protocol_choices(session: DbSession, actor: Actor) -> list[tuple[int, str]]:
             session.execute(select(Protocol.id, Protocol.name).order_by(Protocol.name)).all()]
 
 
-def endpoint_choices(session: DbSession, actor: Actor) -> list[tuple[str, str]]:
-    """``(code, label)`` of every endpoint definition, by name."""
+def endpoint_choices(session: DbSession, actor: Actor, *,
+                     keep: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """``(code, label)`` of every endpoint a protocol may list, by name: the endpoints in use
+    plus ``keep`` (a protocol's own endpoints stay choosable after they are retired)."""
     require(actor, "protocol.write", session)
     rows = session.scalars(select(EndpointDefinition).order_by(EndpointDefinition.name)).all()
-    return [(e.code, e.name + (f" ({e.unit})" if e.unit else "")) for e in rows]
+    return [(e.code, e.name + (f" ({e.unit})" if e.unit else "")
+             + (" · retired" if e.retired_at is not None else ""))
+            for e in rows if e.retired_at is None or e.code in keep]
 
 
 def protocol_form(session: DbSession, actor: Actor, *, protocol_id: int | None) -> ProtocolForm:
@@ -234,6 +245,12 @@ def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
     known = set(session.scalars(select(EndpointDefinition.code)))
     if bad := [c for c in codes if c not in known]:
         raise FieldError("endpoint_codes", f"unknown endpoint(s): {', '.join(bad)}")
+    had = set() if form.protocol_id is None else set(
+        (session.get(Protocol, form.protocol_id) or Protocol()).endpoint_codes or [])
+    retired = set(session.scalars(select(EndpointDefinition.code)
+                                  .where(EndpointDefinition.retired_at.is_not(None))))
+    if bad := [c for c in codes if c in retired and c not in had]:
+        raise FieldError("endpoint_codes", f"retired endpoint(s) cannot be added: {', '.join(bad)}")
     primary = form.primary_endpoint or None
     if primary is not None and primary not in codes:
         raise FieldError("primary_endpoint", "the primary endpoint must be one of the endpoints")
@@ -293,14 +310,25 @@ class EndpointForm:
 
 
 def endpoint_table(session: DbSession, actor: Actor) -> list[dict[str, Any]]:
-    """Every endpoint definition as a row for the setup page."""
+    """Every endpoint definition as a row for the setup page, with how many values are recorded
+    on it (one aggregate query) and whether it is retired."""
     require(actor, "protocol.write", session)
     rows = session.scalars(select(EndpointDefinition).order_by(EndpointDefinition.name)).all()
+    counts = _value_counts(session)
     return [{"code": e.code, "name": e.name, "kind": e.kind, "unit": e.unit or "",
              "scale": "" if e.scale_min is None else f"{e.scale_min:g} to {e.scale_max:g}",
              "better": "higher" if e.higher_is_better else "lower", "mcid": e.mcid,
              "rated_against_baseline": e.neutral is not None,
-             "patient_reported": bool(e.patient_reported)} for e in rows]
+             "patient_reported": bool(e.patient_reported), "values": counts.get(e.id, 0),
+             "retired": e.retired_at is not None} for e in rows]
+
+
+def _value_counts(session: DbSession, endpoint_id: int | None = None) -> dict[int, int]:
+    stmt = select(EndpointMeasurement.endpoint_id, func.count()).group_by(
+        EndpointMeasurement.endpoint_id)
+    if endpoint_id is not None:
+        stmt = stmt.where(EndpointMeasurement.endpoint_id == endpoint_id)
+    return {int(i): int(n) for i, n in session.execute(stmt).all()}
 
 
 def missing_standard_endpoints(session: DbSession, actor: Actor) -> list[str]:
@@ -333,15 +361,9 @@ def add_standard_endpoints(session: DbSession, actor: Actor) -> int:
     return len(added)
 
 
-def save_endpoint(session: DbSession, actor: Actor, form: EndpointForm) -> str:
-    """Create an endpoint definition; returns its code. Validation errors name the field."""
-    require(actor, "protocol.write", session)
-    code, name, unit = form.code.strip(), form.name.strip(), form.unit.strip()
-    if not _CODE.match(code):
-        raise FieldError("code", "2-64 characters: lower-case letters, digits and _, "
-                                 "starting with a letter (e.g. wrinkle_grade)")
-    if session.scalar(select(EndpointDefinition.id).where(EndpointDefinition.code == code)):
-        raise FieldError("code", f"an endpoint with code {code!r} already exists")
+def _checked(form: EndpointForm) -> dict[str, Any]:
+    """The definition's columns from ``form`` (all but the code), or ``FieldError`` naming the field."""
+    name, unit = form.name.strip(), form.unit.strip()
     if not name or len(name) > 160:
         raise FieldError("name", "enter a name (at most 160 characters)")
     if form.kind not in ENDPOINT_KINDS:
@@ -367,11 +389,92 @@ def save_endpoint(session: DbSession, actor: Actor, form: EndpointForm) -> str:
                                      "'no change' that counts as a response)")
         if low is not None and high is not None and not low <= form.neutral <= high:
             raise FieldError("neutral", "the 'no change' point must lie on the scale")
-    session.add(EndpointDefinition(
-        code=code, name=name, kind=form.kind, unit=unit or None, scale_min=low, scale_max=high,
-        higher_is_better=bool(form.higher_is_better), mcid=form.mcid, noise_sd=form.noise_sd,
-        neutral=form.neutral, patient_reported=bool(form.patient_reported)))
+    return dict(name=name, kind=form.kind, unit=unit or None, scale_min=low, scale_max=high,
+                higher_is_better=bool(form.higher_is_better), mcid=form.mcid,
+                noise_sd=form.noise_sd, neutral=form.neutral,
+                patient_reported=bool(form.patient_reported))
+
+
+def save_endpoint(session: DbSession, actor: Actor, form: EndpointForm) -> str:
+    """Create an endpoint definition; returns its code. Validation errors name the field."""
+    require(actor, "protocol.write", session)
+    code = form.code.strip()
+    if not _CODE.match(code):
+        raise FieldError("code", "2-64 characters: lower-case letters, digits and _, "
+                                 "starting with a letter (e.g. wrinkle_grade)")
+    if session.scalar(select(EndpointDefinition.id).where(EndpointDefinition.code == code)):
+        raise FieldError("code", f"an endpoint with code {code!r} already exists")
+    session.add(EndpointDefinition(code=code, **_checked(form)))
     session.flush()
     audit.record(session, actor, "endpoint.create", object_type="endpoint", object_id=code,
                  details={"codes": [code]})
     return code
+
+
+#: What recorded values are measured on: once a value exists these cannot change (retire the
+#: definition and add a new one instead), so no value silently changes meaning.
+SCALE_FIELDS = ("kind", "unit", "scale_min", "scale_max", "higher_is_better", "neutral")
+
+
+def _definition(session: DbSession, code: str) -> EndpointDefinition:
+    found = session.scalar(select(EndpointDefinition).where(EndpointDefinition.code == code))
+    if found is None:
+        raise FieldError("code", f"no endpoint with code {code!r}")
+    return found
+
+
+def endpoint_form(session: DbSession, actor: Actor, *, code: str) -> EndpointForm:
+    """The stored definition of ``code`` as a form to edit."""
+    require(actor, "protocol.write", session)
+    e = _definition(session, code)
+    return EndpointForm(code=e.code, name=e.name, kind=e.kind, unit=e.unit or "",
+                        scale_min=e.scale_min, scale_max=e.scale_max,
+                        higher_is_better=bool(e.higher_is_better), mcid=e.mcid,
+                        noise_sd=e.noise_sd, neutral=e.neutral,
+                        patient_reported=bool(e.patient_reported))
+
+
+def update_endpoint(session: DbSession, actor: Actor, form: EndpointForm) -> list[str]:
+    """Edit the definition ``form.code`` (the code itself never changes); returns the fields that
+    changed. Name, MCID, noise SD and patient-reported can always be edited; the scale
+    (:data:`SCALE_FIELDS`) only while no value is recorded on it. Audited with old and new values."""
+    require(actor, "protocol.write", session)
+    e = _definition(session, form.code.strip())
+    new = _checked(form)
+    changed = {k: [getattr(e, k), v] for k, v in new.items() if getattr(e, k) != v}
+    if not changed:
+        return []
+    values = _value_counts(session, e.id).get(e.id, 0)
+    locked = [k for k in SCALE_FIELDS if k in changed]
+    if values and locked:
+        raise FieldError(locked[0], f"{values} value(s) are recorded on this scale, so its "
+                                    f"{locked[0].replace('_', ' ')} cannot change; retire this "
+                                    "endpoint and add a new one instead")
+    for key, (_, value) in changed.items():
+        setattr(e, key, value)
+    session.flush()
+    audit.record(session, actor, "endpoint.update", object_type="endpoint", object_id=e.code,
+                 details={"changed": changed})
+    return sorted(changed)
+
+
+def retire_endpoint(session: DbSession, actor: Actor, *, code: str, retired: bool = True) -> bool:
+    """Retire (or, with ``retired=False``, reinstate) an endpoint definition; returns whether
+    anything changed. A retired endpoint is no longer offered for protocols; its values, charts
+    and exports stay. Refused while a protocol lists it (remove it from those protocols first, so
+    no protocol asks for a measure nobody may choose). Audited."""
+    require(actor, "protocol.write", session)
+    e = _definition(session, code)
+    if (e.retired_at is not None) == retired:
+        return False
+    if retired:
+        users = [p.name for p in session.scalars(select(Protocol).order_by(Protocol.name))
+                 if e.code in (p.endpoint_codes or []) or p.primary_endpoint == e.code]
+        if users:
+            raise FieldError("code", f"{', '.join(users)} still list(s) {e.name}; remove it "
+                                     "from those protocols first")
+    e.retired_at = utcnow() if retired else None
+    session.flush()
+    audit.record(session, actor, "endpoint.retire" if retired else "endpoint.reinstate",
+                 object_type="endpoint", object_id=e.code)
+    return True

@@ -89,11 +89,8 @@ def patient_details(birth_year: int | None, sex: str | None, fitzpatrick: int | 
     return {"birth_year": int(birth_year), "sex": sex, "fitzpatrick": int(fitzpatrick)}
 
 
-def create_patient(
-    session: DbSession, actor: Actor, *, code: str, birth_year: int | None, sex: str | None,
-    fitzpatrick: int | None,
-) -> Patient:
-    require(actor, "patient.write", session)
+def free_patient_code(session: DbSession, code: str) -> str:
+    """``code`` stripped, if it is a valid pseudonymous code no patient has; else ``FieldError``."""
     code = code.strip()
     if not code:
         raise FieldError("code", "a patient code is required")
@@ -102,6 +99,15 @@ def create_patient(
                                  "such as P-0107, never a name)")
     if session.scalar(select(Patient.id).where(Patient.code == code)) is not None:
         raise FieldError("code", f"patient code {code!r} is already in use")
+    return code
+
+
+def create_patient(
+    session: DbSession, actor: Actor, *, code: str, birth_year: int | None, sex: str | None,
+    fitzpatrick: int | None,
+) -> Patient:
+    require(actor, "patient.write", session)
+    code = free_patient_code(session, code)
     patient = Patient(code=code, **patient_details(birth_year, sex, fitzpatrick))
     session.add(patient)
     session.flush()

@@ -14,13 +14,14 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from analysis.outcomes.endpoints import expected_change
 from analysis.outcomes.filters import PHOTO_SET_DEFINITION, age_band, set_compliant
 from analysis.outcomes.frames import derive_measurements
+from analysis.services.common import SERIES_STATUS_LABELS
 from analysis.store import audit, blinding, db
 from analysis.store.access import Actor, require
 from analysis.store.models import (
@@ -46,8 +47,8 @@ def list_patients(session: DbSession, actor: Actor, *, search: str = "", limit: 
                   offset: int = 0) -> pd.DataFrame:
     """One row per series (``PATIENT_LIST_COLUMNS``), newest start first, searched and paged in SQL.
 
-    ``search`` matches the patient code, protocol name or series status (case-insensitive
-    substring). ``limit``/``offset`` page the rows (None: all). ``age_band`` is the decade of age
+    ``search`` matches the patient code, protocol name or series status, as stored or as shown
+    (case-insensitive substring). ``limit``/``offset`` page the rows (None: all). ``age_band`` is the decade of age
     at the series start; ``photo_compliance`` is the share of sessions whose photo set is
     compliant (:data:`PHOTO_SET_DEFINITION`), NaN before any session. ``df.attrs`` holds
     ``total_series`` and ``total_patients`` of the whole search, not only the page.
@@ -58,6 +59,11 @@ def list_patients(session: DbSession, actor: Actor, *, search: str = "", limit: 
     """
     require(actor, "patient.read", session)
     match = db.matches_text(search, Patient.code, Protocol.name, Series.status)
+    # "dropped out" finds the series stored as dropped_out: the words a person reads match too
+    said = [code for code, label in SERIES_STATUS_LABELS.items()
+            if search.strip() and search.strip().casefold() in label.casefold()]
+    if match is not None and said:
+        match = or_(match, Series.status.in_(said))
     where = [] if match is None else [match]
     base = (select(Series.id).join(Patient, Patient.id == Series.patient_id)
             .join(Protocol, Protocol.id == Series.protocol_id).where(*where))

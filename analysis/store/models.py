@@ -161,6 +161,8 @@ class EndpointDefinition(Base):
     ``neutral`` is set for a rating made *against* the baseline (GAIS, a global photographic score
     vs baseline, satisfaction): its "no change" anchor, which then serves as the baseline (the
     rating's change is ``value - neutral``). None for measures taken at every session.
+    ``retired_at`` (UTC) set: no longer offered for new protocols; its values and the protocols
+    that list it keep working.
     """
 
     __tablename__ = "endpoint_definitions"
@@ -179,6 +181,7 @@ class EndpointDefinition(Base):
     noise_sd: Mapped[float | None] = mapped_column(Float)
     neutral: Mapped[float | None] = mapped_column(Float)
     patient_reported: Mapped[bool] = mapped_column(Boolean, default=False)
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Protocol(Base):
