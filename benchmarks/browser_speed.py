@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, serve_app, sign_in  # noqa: E402
+from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, serve_app, sign_in  # noqa: E402
 
 #: Page link -> what shows its content is there: a text of the last part the page draws, or
 #: ``"chart"`` for its first chart.
@@ -85,7 +85,7 @@ def main() -> int:
     stop = None
     urls: dict[int, str] = {}
     if args.postgres:
-        from tests.pg_server import clinic_databases
+        from tests.support.pg_server import clinic_databases
 
         urls, stop = clinic_databases(str(args.dir / "pg"), (args.small, args.large))
     results = {}

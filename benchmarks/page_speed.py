@@ -116,7 +116,7 @@ def main() -> int:
     stop = None
     if args.postgres:
         sys.path.insert(0, str(ROOT))
-        from tests.pg_server import clinic_databases
+        from tests.support.pg_server import clinic_databases
 
         urls, stop = clinic_databases(str(args.dir / "pg"), (args.small, args.large))
     results = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pg_server import start_postgres as _start_postgres
+from tests.support.pg_server import start_postgres as _start_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _shared = PROJECT_ROOT.parent / "shared" / "datasets"
@@ -57,7 +57,7 @@ def system_tool(name: str, package: str) -> str:
     return path
 
 
-# --- PostgreSQL: a throw-away server started from Debian's binaries (tests/pg_server.py) ----------
+# --- PostgreSQL: a throw-away server started from Debian's binaries (tests/support/pg_server.py) ----------
 
 
 @pytest.fixture(scope="session")
@@ -109,8 +109,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def seeded_clinic_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
-    """A data directory holding the small clinic of ``tests/clinician_seed.py`` (made once)."""
-    from tests.clinician_seed import seed_small_clinic
+    """A data directory holding the small clinic of ``tests/support/clinician_clinic.py`` (made once)."""
+    from tests.support.clinician_clinic import seed_clinician_clinic
 
     data = tmp_path_factory.mktemp("clinic") / "data"
     data.mkdir()
@@ -118,7 +118,7 @@ def seeded_clinic_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
     os.environ["CANDOR_DATA_DIR"] = str(data)
     os.environ.pop("CANDOR_DATABASE_URL", None)
     try:
-        ids = seed_small_clinic(data)
+        ids = seed_clinician_clinic(data)
     finally:
         for key, value in saved.items():
             if value is None:

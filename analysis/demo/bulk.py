@@ -7,7 +7,7 @@ every row of the plan is built in Python with its id allocated up front (after t
 already in each table), inserted with one ``executemany`` per table and chunk, and every audit
 event the record path would have written for it (same action, actor, patient, object and details)
 is appended to the hash chain in one batch (:func:`analysis.store.audit.record_many`). The plan is
-the demo's own, already valid by construction; ``tests/test_demo_clinic.py`` checks the written
+the demo's own, already valid by construction; ``tests/demo/test_demo_clinic.py`` checks the written
 record against the plan, and the shared rules (a reaction's stored term and red flag) come from
 :mod:`analysis.services.records` itself.
 

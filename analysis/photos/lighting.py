@@ -500,7 +500,7 @@ _L_OF_LEVEL = _lightness_lut()
 # sRGB (D65) -> CIE L*a*b*, the same formulas and constants as ``skimage.color.rgb2lab`` (its
 # ``xyz_from_rgb`` matrix, D65 2-degree white, the 0.008856 / 7.787 linear segment), with the
 # gamma expansion of the 256 8-bit levels taken from a table: 5-10x faster on the ~50k skin pixels
-# of a face; equal to rgb2lab to ~1e-9 (L* of a whole image, in float32: ~1e-4; tests/test_lighting.py).
+# of a face; equal to rgb2lab to ~1e-9 (L* of a whole image, in float32: ~1e-4; tests/photos/test_lighting.py).
 _XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
                           [0.212671, 0.715160, 0.072169],
                           [0.019334, 0.119193, 0.950227]])

@@ -14,7 +14,7 @@ Every landmark FaceMesh returns is taken to carry an independent isotropic posit
   photos added in quadrature for the difference.
 
 A smaller face (fewer pixels between the pupils) therefore always gives a wider range; that is the
-metamorphic property ``tests/test_uncertainty.py`` holds.
+metamorphic property ``tests/photos/test_uncertainty.py`` holds.
 
 Verdict
 -------

@@ -3,7 +3,7 @@
 Pages hide what a role cannot use, but the rule lives here: every service function that reads or
 writes clinical data calls :func:`require` first, with its session, so a page (or a script) that
 forgets to hide a button still cannot do what the role does not allow, and the refused attempt is
-audited (``tests/test_refusals_audited.py`` checks that every call in ``analysis/`` passes one).
+audited (``tests/services/test_refusals_audited.py`` checks that every call in ``analysis/`` passes one).
 """
 
 from __future__ import annotations

@@ -7,32 +7,13 @@ Outside CI the browser tests skip, saying why, when ``/usr/bin/chromium`` is mis
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, in_ci
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = PROJECT_ROOT / "benchmarks" / "out"
-E2E_PASSWORD = "e2e-password-not-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from tests.conftest import in_ci
+from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, seeded_env, serve_app
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
@@ -44,73 +25,12 @@ def chromium_path() -> str:
     return str(CHROMIUM)
 
 
-def seeded_env(data: Path, seed_code: str) -> dict[str, str]:
-    """Environment pointing at ``data`` (created empty), after ``seed_code`` ran there in a child
-    process with that environment (CANDOR_* variables of the caller removed)."""
-    data.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CANDOR_")}
-    env.update(CANDOR_DATA_DIR=str(data), CANDOR_DEMO_PASSWORD=E2E_PASSWORD,
-               PYTHONPATH=str(PROJECT_ROOT))
-    done = subprocess.run([sys.executable, "-c", seed_code], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return env
-
-
 @pytest.fixture(scope="session")
 def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment of a clinic seeded (in a child process) into a fresh data directory."""
     data = tmp_path_factory.mktemp("e2e") / "data"
-    return seeded_env(data, "from pathlib import Path; from tests.clinician_seed import "
-                            f"seed_small_clinic; seed_small_clinic(Path({str(data)!r}))")
-
-
-def sign_in(page: object, url: str, email: str, *, password: str = E2E_PASSWORD,
-            timeout_ms: float | None = None) -> None:
-    """Open ``url`` and sign in through the form; returns once the app shows "Sign out"."""
-    page.goto(url)  # type: ignore[attr-defined]
-    page.get_by_role("textbox", name="Email").fill(email)  # type: ignore[attr-defined]
-    page.get_by_role("textbox", name="Password").fill(password)  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Sign out").wait_for(timeout=timeout_ms)  # type: ignore[attr-defined]
-
-
-@contextmanager
-def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """``streamlit run app.py`` headless on a free port with ``env``; yields its URL once
-    /_stcore/health answers ok, and stops the server afterwards."""
-    port = _free_port()
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false",
-             # Production-like: no reloading of modules edited while the test runs (a reloaded
-             # analysis.store.access would orphan the signed-in Actor in session state).
-             "--server.fileWatcherType", "none"],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not become healthy:\n"
-                                   + log_path.read_text()[-3000:])
-            time.sleep(0.3)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
+    return seeded_env(data, "from pathlib import Path; from tests.support.clinician_clinic import "
+                            f"seed_clinician_clinic; seed_clinician_clinic(Path({str(data)!r}))")
 
 
 @pytest.fixture(scope="session")

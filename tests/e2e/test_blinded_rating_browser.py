@@ -6,7 +6,7 @@
 * The medical director opens Blinded rating and reads a closed study's results, and downloads its
   ratings as CSV (audited).
 
-Serves the app over :func:`tests.rating_seed.seed_rating_clinic` with one closed study (rated as
+Serves the app over :func:`tests.support.rating_clinic.seed_rating_clinic` with one closed study (rated as
 the demo study is, :mod:`analysis.demo.rating_study`) and one open study.
 Screenshots: ``benchmarks/out/blinded-rating-*.png``."""
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import seeded_env, serve_app, sign_in
+from tests.e2e.helpers import painted, seeded_env, serve_app, settled, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from analysis.services import rating
 from analysis.store import db
 from analysis.store.access import Actor
-from tests.rating_seed import seed_rating_clinic
+from tests.support.rating_clinic import seed_rating_clinic
 data = Path(os.environ["CANDOR_DATA_DIR"])
 ids = seed_rating_clinic(f"sqlite:///{data / 'candor.sqlite3'}", data / "images")
 director = Actor(ids["director_id"], ids["director_email"], "medical_director")
@@ -58,11 +58,6 @@ def rating_url(rating_env: dict[str, str], chromium_path: str,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serve_app(rating_env, tmp_path_factory.mktemp("rating-e2e-log") / "streamlit.log") as url:
         yield url
-
-
-def _settled(page) -> None:
-    page.wait_for_timeout(500)
-    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
 
 
 def _db_rows(env: dict[str, str]) -> tuple[list[tuple], list[str], list[str]]:
@@ -103,14 +98,14 @@ def test_a_rater_rates_a_masked_pair(browser, rating_url: str, rating_env: dict[
     page = context.new_page()
     try:
         sign_in(page, rating_url, "clinician@demo.candor")
-        _settled(page)
+        settled(page)
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Blinded rating",
                                                          exact=True).click()
         page.get_by_role("heading", name="Blinded rating").wait_for()
         expect(page.get_by_role("combobox", name="Study")).to_have_value(
             re.compile(r"^Study 2 · GAIS \(test\)$"))  # the open one, under a neutral label
         expect(page.get_by_text("Pair 1 of 6")).to_be_visible(timeout=180_000)
-        _settled(page)
+        settled(page)
         images = page.get_by_test_id("stImage")
         expect(images).to_have_count(2, timeout=180_000)  # measured and aligned first
         page.screenshot(path=screenshot_dir / "blinded-rating-1-pair.png", full_page=True)
@@ -128,7 +123,7 @@ def test_a_rater_rates_a_masked_pair(browser, rating_url: str, rating_env: dict[
         expect(page.get_by_text("Pair 2 of 6")).to_be_visible(timeout=180_000)
         expect(page.get_by_text("You have rated 1 of 6 showings")).to_be_visible()
         expect(images).to_have_count(2, timeout=180_000)
-        _settled(page)
+        settled(page)
         page.screenshot(path=screenshot_dir / "blinded-rating-2-saved.png", full_page=True)
     except Exception:
         page.screenshot(path=screenshot_dir / "blinded-rating-failure.png", full_page=True)
@@ -150,21 +145,20 @@ def test_the_director_reads_a_closed_studys_results_and_exports_them(
     page = context.new_page()
     try:
         sign_in(page, rating_url, "director@demo.candor")
-        _settled(page)
+        settled(page)
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Blinded rating",
                                                          exact=True).click()
         page.get_by_role("heading", name="Blinded rating").wait_for()
-        _settled(page)
-        _choose = page.get_by_role("combobox", name="Study")
-        _choose.click()
+        settled(page)
+        page.get_by_role("combobox", name="Study").click()
         page.get_by_role("option", name=re.compile(r"\(closed\)$")).click()
-        _settled(page)
+        settled(page)
         expect(page.get_by_text("Results: Demo:", exact=False)).to_be_visible()
         for heading in ("Agreement between raters (first showings)",
                         "Intra-rater agreement on the blinded repeats",
                         "Responders by protocol: blinded against unblinded (same pairs)"):
             expect(page.get_by_text(heading)).to_be_visible()
-        page.wait_for_timeout(1500)  # data grids paint after the element appears
+        painted(page)
         page.screenshot(path=screenshot_dir / "blinded-rating-3-results.png", full_page=True)
         with page.expect_download() as download:
             page.get_by_role("button", name="Ratings (CSV)").click()

@@ -10,45 +10,29 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.clinician_seed import astronaut_jpeg
-from tests.e2e.conftest import sign_in
+from tests.support.clinician_clinic import astronaut_jpeg
+from tests.e2e.helpers import open_page, painted, settled, sign_in
 
 pytestmark = pytest.mark.browser
-
-
-def _sign_in(page, url: str) -> None:
-    sign_in(page, url, "clinician@demo.candor")
-
-
-def _open(page, title: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
-    page.get_by_role("heading", name=title).wait_for()
-    _settled(page)
-
-
-def _settled(page) -> None:
-    """Wait until the script run has finished (no running-status widget)."""
-    page.wait_for_timeout(300)
-    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
 
 
 def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: str,
                                                                tmp_path: Path,
                                                                screenshot_dir: Path) -> None:
-    _sign_in(page, app_url)
+    sign_in(page, app_url, "clinician@demo.candor")
     page.get_by_role("heading", name="Patients").wait_for()
-    _settled(page)
+    settled(page)
     page.get_by_test_id("stDataFrame").wait_for()
-    page.wait_for_timeout(1500)  # the grid paints its canvas after the element appears
+    painted(page)
     page.screenshot(path=screenshot_dir / "clinician-1-patients.png", full_page=True)
 
-    _open(page, "Capture photos")
+    open_page(page, "Capture photos")
     upload = tmp_path / "follow-up.jpg"
     upload.write_bytes(astronaut_jpeg(shift_px=4))
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
     save = page.get_by_role("button", name="Save photo")
     save.wait_for(timeout=90_000)
-    _settled(page)
+    settled(page)
     ghost = page.get_by_test_id("stImage").filter(has_text="as a ghost")
     ghost.wait_for()
     page.screenshot(path=screenshot_dir / "clinician-2-capture-verdict.png", full_page=True)
@@ -62,11 +46,11 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
         page.get_by_role("textbox", name="Reason to keep it anyway").fill("browser test photo")
     save.click()
     page.get_by_text("Saved follow-up.jpg as Face · frontal").wait_for(timeout=60_000)
-    _settled(page)
+    settled(page)
     assert page.get_by_role("button", name="Save photo").count() == 0
     page.screenshot(path=screenshot_dir / "clinician-3-capture-saved.png", full_page=True)
 
-    _open(page, "Series review")
+    open_page(page, "Series review")
     page.get_by_text("P-0001").first.wait_for()
     images = page.get_by_test_id("stImage")
     images.first.wait_for(timeout=60_000)
@@ -77,15 +61,15 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     page.screenshot(path=screenshot_dir / "clinician-4-series-review.png", full_page=True)
     page.get_by_role("tab", name="Compare").click()
     page.get_by_text("Session 1 → Session 3").first.wait_for(timeout=60_000)
-    _settled(page)
+    settled(page)
     expect(page.get_by_text("Between these sessions: retinoid")).to_be_visible(timeout=30_000)
     page.screenshot(path=screenshot_dir / "clinician-5-series-compare.png", full_page=True)
     page.get_by_role("tab", name="Endpoints").click()
     page.get_by_text("Change from baseline (session 1)").first.wait_for(timeout=60_000)
-    _settled(page)
+    settled(page)
     page.screenshot(path=screenshot_dir / "clinician-5b-series-endpoints.png", full_page=True)
 
-    _open(page, "Record visit")
+    open_page(page, "Record visit")
     expect(page.get_by_role("button", name="Save treatment")).to_be_visible(timeout=30_000)
     page.get_by_role("spinbutton", name="Volume (mL)").wait_for()
     page.get_by_role("radiogroup").first.wait_for()

@@ -7,8 +7,8 @@
 * On the clinician suite's two-patient clinic, Timelines says there is not enough data instead of
   showing a number.
 
-The first two need more patients than ``tests/clinician_seed.py`` has, so this module serves the
-app over :func:`tests.insights_seed.seed_small_clinic` (sixteen synthetic patients) with the same
+The first two need more patients than ``tests/support/clinician_clinic.py`` has, so this module serves the
+app over :func:`tests.support.insights_clinic.seed_insights_clinic` (sixteen synthetic patients) with the same
 browser fixtures (``browser``, ``screenshot_dir`` from ``tests/e2e/conftest.py``). Screenshots:
 ``benchmarks/out/insights-*.png``.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import seeded_env, serve_app, sign_in
-from tests.insights_seed import PATIENT_CODE_PREFIX
+from tests.e2e.helpers import painted, seeded_env, serve_app, settled, sign_in
+from tests.support.insights_clinic import PATIENT_CODE_PREFIX
 
 pytestmark = pytest.mark.browser
 
@@ -32,7 +32,7 @@ TALL = {"width": 1400, "height": 5200}  # Streamlit scrolls inside the page: see
 @pytest.fixture(scope="module")
 def insights_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return seeded_env(tmp_path_factory.mktemp("insights-e2e") / "data",
-                      "from tests.insights_seed import seed_small_clinic; seed_small_clinic()")
+                      "from tests.support.insights_clinic import seed_insights_clinic; seed_insights_clinic()")
 
 
 @pytest.fixture(scope="module")
@@ -55,20 +55,6 @@ def tab(browser: object, insights_url: str) -> Iterator[object]:
         context.close()
 
 
-def _sign_in(page, url: str, email: str) -> None:
-    sign_in(page, url, email)
-
-
-def _settled(page) -> None:
-    """Wait until the script run has finished and every lazily loaded element (charts) is drawn:
-    Streamlit shows skeletons while a component's code loads."""
-    page.wait_for_timeout(500)
-    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')",
-                           timeout=120_000)
-    page.wait_for_timeout(1000)  # plotly lays out text after mounting
-
-
 def _audit_actions(env: dict[str, str], action: str) -> list[dict[str, object]]:
     from sqlalchemy import select
 
@@ -87,7 +73,7 @@ def _audit_actions(env: dict[str, str], action: str) -> list[dict[str, object]]:
 def test_medical_director_compares_protocols_exports_and_traces_a_lot(
         tab, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path) -> None:
     page = tab
-    _sign_in(page, insights_url, "director@demo.candor")
+    sign_in(page, insights_url, "director@demo.candor")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Protocols").click()
     try:
         page.get_by_role("heading", name="Protocols").wait_for()
@@ -96,7 +82,8 @@ def test_medical_director_compares_protocols_exports_and_traces_a_lot(
         raise
     page.set_viewport_size(TALL)
     page.get_by_role("heading", name="Export").wait_for()  # the last section: the run got there
-    _settled(page)
+    settled(page)
+    painted(page)
     for heading in ("Patients and completion", "Outcomes", "Reactions and adverse events",
                     "Photo compliance by operator", "Model-based comparison (mixed model)"):
         expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=30_000)
@@ -119,18 +106,20 @@ def test_medical_director_compares_protocols_exports_and_traces_a_lot(
     page.get_by_role("textbox", name="Lot number").fill("HB-RECALL-9")
     page.get_by_role("button", name="Trace lot").click()
     page.get_by_text("is RECALLED").wait_for()
-    _settled(page)
+    settled(page)
+    painted(page)
     page.screenshot(path=screenshot_dir / "insights-2-lot-trace.png", full_page=True)
 
 
 def test_consult_staff_see_a_de_identified_timeline_and_take_a_handout(
         tab, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path) -> None:
     page = tab
-    _sign_in(page, insights_url, "consult@demo.candor")
+    sign_in(page, insights_url, "consult@demo.candor")
     page.get_by_role("heading", name="Timelines").wait_for()
     page.set_viewport_size(TALL)
     page.get_by_role("heading", name="Take-home").wait_for()  # the last section
-    _settled(page)
+    settled(page)
+    painted(page)
     expect(page.get_by_role("heading", name="What to expect")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("had improved by at least")).to_be_visible(timeout=30_000)
     assert page.locator(".js-plotly-plot text", has_text="n=").count() >= 3
@@ -155,10 +144,11 @@ def test_consult_staff_see_a_de_identified_timeline_and_take_a_handout(
 def test_timelines_on_a_two_patient_clinic_say_not_enough_data(page, app_url: str,
                                                                 screenshot_dir: Path) -> None:
     """The clinician suite's clinic (two patients): no figure, a plain statement instead."""
-    _sign_in(page, app_url, "consult@demo.candor")
+    sign_in(page, app_url, "consult@demo.candor")
     page.get_by_role("heading", name="Timelines").wait_for()
     page.get_by_text("Not enough patients have had").wait_for()
-    _settled(page)
+    settled(page)
+    painted(page)
     assert page.get_by_test_id("stPlotlyChart").count() == 0
     assert "P-000" not in page.locator("body").inner_text()
     page.screenshot(path=screenshot_dir / "insights-4-timelines-too-few.png", full_page=True)

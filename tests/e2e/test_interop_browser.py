@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import system_tool
-from tests.e2e.conftest import sign_in
+from tests.e2e.helpers import settled, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -29,25 +29,20 @@ def tab(browser: object, app_url: str) -> Iterator[object]:
         context.close()
 
 
-def _settled(page) -> None:
-    page.wait_for_timeout(300)
-    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
-
-
 def test_series_review_downloads_a_dicom_zip_that_validates(tab, app_url: str,
                                                              tmp_path: Path) -> None:
     dciodvfy = system_tool("dciodvfy", "dicom3tools")
     page = tab
     sign_in(page, app_url, "clinician@demo.candor")
     page.get_by_role("heading", name="Patients").wait_for()
-    _settled(page)
+    settled(page)
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Series review").click()
     page.get_by_role("heading", name="Series review").wait_for()
-    _settled(page)
+    settled(page)
     page.get_by_role("tab", name="Report").click()
-    _settled(page)
+    settled(page)
     page.get_by_role("button", name="Prepare export").click()
-    _settled(page)
+    settled(page)
     with page.expect_download() as download:
         page.get_by_role("button", name="Download export (zip)").click()
     data = Path(download.value.path()).read_bytes()

@@ -8,29 +8,27 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import sign_in
-from tests.e2e.test_capture_review_browser import _open, _settled
-from tests.e2e.test_patient_record_browser import _choose
+from tests.e2e.helpers import choose, open_page, painted, settled, sign_in
 
 pytestmark = pytest.mark.browser
 
 
 def test_director_defines_a_protocol(page, app_url: str, screenshot_dir: Path) -> None:
     sign_in(page, app_url, "director@demo.candor")
-    _settled(page)
-    _open(page, "Protocol setup")
+    settled(page)
+    open_page(page, "Protocol setup")
     page.get_by_role("textbox", name="Name").fill("Microneedling, face, 3 x monthly")
     page.get_by_role("textbox", name="Modality").fill("microneedling")
     page.get_by_role("textbox", name="Target area").fill("face")
     page.get_by_role("spinbutton", name="Planned sessions").fill("3")
     page.get_by_role("spinbutton", name="Interval (days)").fill("28")
-    _choose(page, "Required photo views", "Face · frontal")
+    choose(page, "Required photo views", "Face · frontal")
     page.keyboard.press("Escape")
     page.get_by_role("button", name="Save protocol").click()
     expect(page.get_by_text("Protocol saved: Microneedling, face, 3 x monthly.")).to_be_visible(
         timeout=30_000)
-    _settled(page)
-    page.wait_for_timeout(1500)  # the tolerance grid paints its canvas after the element appears
+    settled(page)
+    painted(page)
     page.screenshot(path=screenshot_dir / "protocol-setup.png", full_page=True)
     course = page.get_by_text("Expected course", exact=False).first
     course.scroll_into_view_if_needed()  # the saved protocol's course editor, below the tolerances
@@ -39,11 +37,11 @@ def test_director_defines_a_protocol(page, app_url: str, screenshot_dir: Path) -
     page.screenshot(path=screenshot_dir / "protocol-setup-course.png")
     page.get_by_role("tab", name="Endpoints").click()
     page.get_by_role("button", name="Add endpoint").wait_for()
-    page.wait_for_timeout(1000)
+    painted(page)
     page.screenshot(path=screenshot_dir / "protocol-setup-endpoints.png", full_page=True)
-    _open(page, "Patient record")
-    _choose(page, "Patient", "P-0001")
-    _settled(page)  # the choice reruns the page; expand the form only once that run is done
+    open_page(page, "Patient record")
+    choose(page, "Patient", "P-0001")
+    settled(page)  # the choice reruns the page; expand the form only once that run is done
     page.get_by_text("Start a new series").click()
     protocol = page.get_by_role("combobox", name="Protocol")
     protocol.wait_for()

@@ -1,0 +1,179 @@
+"""Expression ratios (synthetic landmark edits, astronaut) and sharpness (blur on astronaut)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+from skimage.filters import gaussian
+
+from analysis.photos.expression import (
+    INNER_LIP_PAIRS,
+    LEFT_EAR_IDX,
+    MOUTH_CORNERS,
+    RIGHT_EAR_IDX,
+    measure_expression,
+)
+from analysis.photos.sharpness import measure_sharpness
+from tests.support.faces import astronaut_landmarks
+
+
+def blurred(rgb: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma == 0:
+        return rgb
+    out = gaussian(rgb, sigma=sigma, channel_axis=-1, preserve_range=True)
+    return np.clip(out, 0, 255).round().astype(np.uint8)
+
+
+def rotation(points: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Rotate (x, y) about the points' centroid; z unchanged."""
+    out = points.copy()
+    c = points[:, :2].mean(axis=0)
+    t = np.radians(angle_deg)
+    r = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    out[:, :2] = (points[:, :2] - c) @ r.T + c
+    return out
+
+
+# ---------------------------------------------------------------- expression
+
+
+def test_astronaut_expression_is_plausible_open_eyes_closed_mouth_smiling() -> None:
+    expr = measure_expression(astronaut_landmarks())
+    assert 0.2 < expr.eye_open < 0.45
+    assert 0.0 <= expr.mouth_open < 0.3
+    assert expr.smile > 0.03  # she is smiling: the mouth corners sit above the lip centre
+
+
+def test_expression_is_invariant_to_scale_shift_and_roll() -> None:
+    lm = astronaut_landmarks()
+    ref = measure_expression(lm)
+    for moved in (lm * 3.0, lm + [400.0, -120.0, 0.0], rotation(lm, 25.0), rotation(lm, 180.0)):
+        out = measure_expression(moved)
+        assert out.eye_open == pytest.approx(ref.eye_open, rel=1e-6)
+        assert out.mouth_open == pytest.approx(ref.mouth_open, rel=1e-6)
+        assert out.smile == pytest.approx(ref.smile, rel=1e-6, abs=1e-9)
+
+
+def test_mirrored_coordinates_keep_the_smile_sign() -> None:
+    lm = astronaut_landmarks()
+    mirrored = lm.copy()
+    mirrored[:, 0] *= -1
+    assert measure_expression(mirrored).smile == pytest.approx(measure_expression(lm).smile)
+
+
+def test_opening_the_mouth_raises_mouth_open() -> None:
+    lm = astronaut_landmarks()
+    width = np.linalg.norm(lm[MOUTH_CORNERS[0]] - lm[MOUTH_CORNERS[1]])
+    values = []
+    for drop in (0.0, 0.1, 0.3):
+        moved = lm.copy()
+        for _, lower in INNER_LIP_PAIRS:
+            moved[lower, 1] += drop * width  # lower lip moves down the image
+        values.append(measure_expression(moved).mouth_open)
+    assert values[0] < values[1] < values[2]
+    assert values[2] - values[0] == pytest.approx(0.3, abs=0.05)
+
+
+def test_lifting_the_mouth_corners_raises_smile_and_closing_eyes_lowers_eye_open() -> None:
+    lm = astronaut_landmarks()
+    ref = measure_expression(lm)
+    lifted = lm.copy()
+    lifted[list(MOUTH_CORNERS), 1] -= 5.0  # up the image
+    assert measure_expression(lifted).smile > ref.smile + 0.05
+    closed = lm.copy()
+    for p1, p2, p3, p4, p5, p6 in (RIGHT_EAR_IDX, LEFT_EAR_IDX):
+        closed[[p2, p3]] = closed[[p6, p5]]  # upper lid onto the lower lid
+    assert measure_expression(closed).eye_open < 0.05 < ref.eye_open
+
+
+def test_expression_rejects_other_landmark_sets() -> None:
+    with pytest.raises(ValueError, match="478"):
+        measure_expression(np.zeros((68, 2)))
+    bad = astronaut_landmarks()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        measure_expression(bad)
+
+
+# ---------------------------------------------------------------- sharpness
+
+
+@pytest.mark.parametrize("use_landmarks", [True, False], ids=["face", "whole_frame"])
+def test_blurring_lowers_sharpness_monotonically(use_landmarks: bool) -> None:
+    img = data.astronaut()
+    lm = astronaut_landmarks() if use_landmarks else None
+    b0, b1, b2 = (measure_sharpness(blurred(img, s), landmarks_px=lm) for s in (0, 1, 2))
+    assert b0 > b1 > b2 > 0, (b0, b1, b2)
+
+
+def test_camera_distance_does_not_masquerade_as_blur() -> None:
+    """Same photo at two sizes (as if taken from 25% farther): the face figure barely moves,
+    whereas the raw whole-image Laplacian variance (no normalisation) would move a lot."""
+    img, lm = data.astronaut(), astronaut_landmarks()
+    sizes = (4.0, 3.0)
+    faces, raw = [], []
+    for f in sizes:
+        n = int(512 * f)
+        big = cv2.resize(img, (n, n), interpolation=cv2.INTER_LANCZOS4)
+        faces.append(measure_sharpness(big, landmarks_px=lm * f))
+        grey = cv2.cvtColor(big, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        raw.append(float(cv2.Laplacian(grey, cv2.CV_32F, ksize=1).var()))
+    assert faces[1] / faces[0] == pytest.approx(1.0, abs=0.15)
+    assert raw[1] / raw[0] > 1.3  # the naive figure would call the farther photo "sharper"
+
+
+def test_a_darker_exposure_does_not_read_as_blur() -> None:
+    img, lm = data.astronaut(), astronaut_landmarks()
+    darker = np.clip(img.astype(float) * 0.6, 0, 255).round().astype(np.uint8)
+    ratio = measure_sharpness(darker, landmarks_px=lm) / measure_sharpness(img, landmarks_px=lm)
+    assert ratio == pytest.approx(1.0, abs=0.1)
+
+
+def test_sharpness_of_a_blank_image_is_zero_and_bad_input_raises() -> None:
+    assert measure_sharpness(np.full((64, 64, 3), 128, np.uint8)) == pytest.approx(0.0, abs=1e-3)
+    with pytest.raises(ValueError, match="RGB uint8"):
+        measure_sharpness(np.zeros((64, 64), np.uint8))
+
+
+# ---------------------------------------------------------------- shared: Yale faces expressions
+
+
+def _yaleface_expression(subject: str, condition: str):
+    from PIL import Image
+
+    from analysis.photos.landmarks import detect_face_landmarks
+    from tests.conftest import SHARED_DATASETS
+
+    assert SHARED_DATASETS is not None
+    with Image.open(SHARED_DATASETS / "yalefaces" / f"{subject}.{condition}.jpeg") as im:
+        found = detect_face_landmarks(np.asarray(im.convert("RGB")))
+    assert found is not None, f"no face on {subject}.{condition}"
+    return measure_expression(found.points_px)
+
+
+@pytest.mark.shared
+def test_yalefaces_expression_changes_are_flagged_against_normal() -> None:
+    """Per subject, ``happy`` must be flagged as smiling more (or mouth more open), ``sleepy`` as
+    eyes more closed and ``surprised`` as mouth more open, with the default tolerances."""
+    from analysis.photos.compare import compare
+    from analysis.photos.types import PhotoMeasurement
+
+    def as_measurement(expr) -> PhotoMeasurement:
+        return PhotoMeasurement(ok=True, view="face_frontal", face_found=True,
+                                eye_open=expr.eye_open, mouth_open=expr.mouth_open,
+                                smile=expr.smile)
+
+    wanted = {"happy": ("smiling more", "mouth more open"), "sleepy": ("eyes more closed",),
+              "surprised": ("mouth more open",)}
+    misses = []
+    for n in range(1, 16):
+        subject = f"subject{n:02d}"
+        base = as_measurement(_yaleface_expression(subject, "normal"))
+        for condition, texts in wanted.items():
+            check = compare(base, as_measurement(_yaleface_expression(subject, condition)))
+            expr = check.check("expression")
+            if expr.status == "pass" or not any(t in expr.message for t in texts):
+                misses.append((subject, condition, expr.message))
+    assert not misses, misses
