@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/photo_speed.py
 	$(PY) benchmarks/pose_accuracy.py
 	$(PY) benchmarks/lighting_accuracy.py
+	$(PY) benchmarks/hair_counts.py
 	$(PY) -m benchmarks.ingest_speed
 	$(PY) benchmarks/rating_agreement.py
 
