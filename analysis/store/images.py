@@ -386,19 +386,20 @@ class S3ImageStore(ImageStore):
 
         try:
             return fn()
-        except (FileNotFoundError, oe.NotFoundError) as exc:
-            if "NoSuchBucket" in str(exc) or name is None:
-                raise ImageStoreUnavailableError(
-                    f"the image store {self.url}: the bucket {self.bucket!r} does not exist at "
-                    f"{self.settings.endpoint or 'AWS S3'} ({what})") from exc
-            raise BlobMissingError(f"image {name[:12]}… is missing from the store") from exc
-        except (oe.PermissionDeniedError, oe.UnauthenticatedError) as exc:
+        except (FileNotFoundError, oe.BaseError) as exc:
+            error: Exception = exc
+        if "NoSuchBucket" in str(error):
+            raise ImageStoreUnavailableError(
+                f"the image store {self.url}: the bucket {self.bucket!r} does not exist at "
+                f"{self.settings.endpoint or 'AWS S3'} ({what})") from error
+        if isinstance(error, (FileNotFoundError, oe.NotFoundError)) and name is not None:
+            raise BlobMissingError(f"image {name[:12]}… is missing from the store") from error
+        if isinstance(error, (oe.PermissionDeniedError, oe.UnauthenticatedError)):
             raise ImageStoreUnavailableError(
                 f"the image store {self.url} refused {what}: check AWS_ACCESS_KEY_ID, "
-                f"AWS_SECRET_ACCESS_KEY and the bucket policy ({_first_line(exc)})") from exc
-        except oe.BaseError as exc:
-            raise ImageStoreUnavailableError(
-                f"the image store {self.url} failed {what}: {_first_line(exc)}") from exc
+                f"AWS_SECRET_ACCESS_KEY and the bucket policy ({_first_line(error)})") from error
+        raise ImageStoreUnavailableError(
+            f"the image store {self.url} failed {what}: {_first_line(error)}") from error
 
     def _stored_size(self, name: str) -> int | None:
         import obstore
