@@ -29,6 +29,7 @@ read or write report this too), never a missing blob.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -329,6 +330,32 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return parts.netloc, prefix
 
 
+@functools.lru_cache(maxsize=32)
+def _s3_client(bucket: str, prefix: str, settings: Any, timeout_s: float) -> Any:
+    """One obstore client (and its connection pool) per bucket, prefix and settings, shared by
+    every store object and thread of the process: building one costs ~15 ms."""
+    from datetime import timedelta
+
+    from obstore.store import S3Store
+
+    endpoint = settings.endpoint
+    options: dict[str, Any] = {"region": settings.region}
+    if endpoint:
+        options["endpoint"] = endpoint
+    if settings.access_key_id:
+        options["access_key_id"] = settings.access_key_id
+    if settings.secret_access_key:
+        options["secret_access_key"] = settings.secret_access_key
+    if settings.session_token:
+        options["session_token"] = settings.session_token
+    client = {"allow_http": bool(endpoint and endpoint.startswith("http://")),
+              "connect_timeout": timedelta(seconds=min(timeout_s, 10.0)),
+              "timeout": timedelta(seconds=timeout_s)}
+    retry = {"max_retries": 3, "retry_timeout": timedelta(seconds=timeout_s)}
+    return S3Store(bucket, prefix=prefix or None, config=options,  # type: ignore[arg-type]
+                   client_options=client, retry_config=retry)  # type: ignore[arg-type]
+
+
 class S3ImageStore(ImageStore):
     """The same blobs, same names and same sealing, as objects ``<prefix>/<ab>/<abcdef…>`` in
     one bucket of S3-compatible storage (AWS S3, MinIO, Ceph RGW, …), through ``obstore``."""
@@ -336,31 +363,12 @@ class S3ImageStore(ImageStore):
     def __init__(self, url: str, settings: Any | None = None,
                  key: bytes | None | object = _DEFAULT, *, timeout_s: float = 30.0) -> None:
         """``settings``: :class:`analysis.config.S3Settings` (default: from the environment)."""
-        from datetime import timedelta
-
-        from obstore.store import S3Store
-
         from analysis import config
 
         self.bucket, self.prefix = parse_s3_url(url)
         self.settings = settings if settings is not None else config.s3_settings()
-        endpoint = self.settings.endpoint
-        options: dict[str, Any] = {"region": self.settings.region}
-        if endpoint:
-            options["endpoint"] = endpoint
-        if self.settings.access_key_id:
-            options["access_key_id"] = self.settings.access_key_id
-        if self.settings.secret_access_key:
-            options["secret_access_key"] = self.settings.secret_access_key
-        if self.settings.session_token:
-            options["session_token"] = self.settings.session_token
-        client = {"allow_http": bool(endpoint and endpoint.startswith("http://")),
-                  "connect_timeout": timedelta(seconds=min(timeout_s, 10.0)),
-                  "timeout": timedelta(seconds=timeout_s)}
-        retry = {"max_retries": 3, "retry_timeout": timedelta(seconds=timeout_s)}
         try:
-            self._s3 = S3Store(self.bucket, prefix=self.prefix or None, config=options,  # type: ignore[arg-type]
-                               client_options=client, retry_config=retry)  # type: ignore[arg-type]
+            self._s3 = _s3_client(self.bucket, self.prefix, self.settings, float(timeout_s))
         except Exception as exc:  # obstore's configuration errors
             raise ImageStoreUnavailableError(f"the image store {self.url} is misconfigured: "
                                              f"{_first_line(exc)}") from exc
