@@ -230,6 +230,11 @@ class ImageStore:
     def names(self) -> set[str]:
         return {name for name, _ in self._stored_names()}
 
+    def check(self) -> None:
+        """Raise when the store cannot be used (readiness probes): one cheap request."""
+        if not self.root.is_dir():
+            raise ImageStoreUnavailableError(f"the image store {self.url} is not a directory")
+
     def sweep(self, referenced: set[str], *, min_age_s: float = 0.0) -> SweepReport:
         """Remove leftover temporary files and blobs no row references. ``min_age_s`` spares
         anything written in the last that many seconds: while the app runs, a blob is written
@@ -476,6 +481,14 @@ class S3ImageStore(ImageStore):
             self._call("a DELETE", name, lambda: obstore.delete(self._s3, blob_key(name)))
         except BlobMissingError:
             pass
+
+    def check(self) -> None:
+        """One LIST of at most one key: the endpoint answers, the credentials and the bucket
+        are good (a HEAD of a missing key cannot tell a missing bucket from a missing blob)."""
+        import obstore
+
+        pages = iter(obstore.list(self._s3, chunk_size=1))
+        self._call("a LIST", None, lambda: next(pages, None))
 
     def _remove_temps(self, cutoff: float) -> int:
         return 0  # a PUT is atomic (never multipart here): object storage has no temp files
