@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,9 +32,16 @@ def start_s3_server(timeout_s: float = 30.0) -> tuple[str, Callable[[], None]]:
     except ImportError as exc:
         raise RuntimeError("moto[server] is not installed (requirements.txt; make install)") from exc
     port = free_port()
+    # The server logs a line per request: to a file, never a pipe nobody reads (a full pipe
+    # would block the server after some thousand requests).
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             str(port)], stdout=subprocess.DEVNULL, stderr=log)
     endpoint = f"http://127.0.0.1:{port}"
+
+    def tail() -> str:
+        log.seek(0)
+        return log.read().decode(errors="replace")[-500:]
 
     def stop() -> None:
         if proc.poll() is None:
@@ -43,13 +51,12 @@ def start_s3_server(timeout_s: float = 30.0) -> tuple[str, Callable[[], None]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+        log.close()
 
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace")[-500:] if proc.stderr else ""
+            err = tail()
             stop()
             raise RuntimeError(f"moto's S3 server exited with {proc.returncode}: {err}")
         try:
