@@ -254,7 +254,7 @@ def test_two_replicas_behind_the_shipped_proxy(replica_env: dict[str, str],
         status, _, body = _get(f"{base}/healthz")
         assert (status, body.strip()) == (200, b"ok")
         status, headers, _ = _get(f"http://127.0.0.1:{proxy.http}/patients?x=1")
-        assert status == 301 and headers["Location"] == f"https://127.0.0.1/patients?x=1"
+        assert status == 301 and headers["Location"] == "https://127.0.0.1/patients?x=1"
 
         status, headers, page = _get(f"{base}/")
         assert status == 200 and b"<html" in page.lower()

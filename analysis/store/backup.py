@@ -217,8 +217,8 @@ def _beside(store: ImageStore) -> Path:
 def inspect_database(db_file: Path, image_root: Path | ImageStore,
                      anchor_file: Path | None = None) -> Manifest:
     """Check a database file, its image store (a directory or a store) and (when given) its
-    anchor copy; the result lists any problems found. Raises :class:`BackupRejected` when the file is not a readable
-    database."""
+    anchor copy; the result lists any problems found. Raises :class:`BackupRejected` when the
+    file is not a readable database."""
     try:
         return _inspect_database(db_file, image_root, anchor_file)
     except at_rest.AtRestError as exc:
