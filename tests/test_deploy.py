@@ -9,164 +9,26 @@ The compose file is not run here (this machine has no container runtime)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
-import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PROJECT_ROOT, S3Images, system_tool
+from tests.nginx_proxy import DEPLOY, https_get, nginx_prefix, serve_nginx, websocket_handshake
 from tests.pg_server import free_port
-
-DEPLOY = PROJECT_ROOT / "deploy"
-
-
-def _self_signed(dest: Path) -> tuple[Path, Path]:
-    from datetime import datetime, timedelta, timezone
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    crt, pem = dest / "candor.crt", dest / "candor.key"
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.TraditionalOpenSSL,
-                                      serialization.NoEncryption()))
-    return crt, pem
-
-
-class Proxy:
-    def __init__(self, root: Path, https: int, http: int) -> None:
-        self.root, self.https, self.http = root, https, http
-        self.conf = root / "nginx.conf"
-        self.log = root / "candor.access.log"
-
-    def log_lines(self) -> list[dict[str, object]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
-
-
-def _nginx_prefix(root: Path, replicas: list[int]) -> Proxy:
-    """The shipped candor.conf and upstream-systemd.conf, with only the addresses, the ports and
-    the file paths changed for a private nginx on loopback."""
-    proxy = Proxy(root, free_port(), free_port())
-    confd = root / "conf.d"
-    confd.mkdir(parents=True)
-    crt, key = _self_signed(root)
-    site = (DEPLOY / "nginx" / "candor.conf").read_text()
-    site = re.sub(r"^\s*listen \[::\]:\d+.*\n", "", site, flags=re.M)
-    site = site.replace("listen 443 ssl", f"listen 127.0.0.1:{proxy.https} ssl")
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{proxy.http};")
-    site = site.replace("/etc/nginx/certs/candor.crt", str(crt))
-    site = site.replace("/etc/nginx/certs/candor.key", str(key))
-    site = site.replace("/var/log/nginx/candor.access.log", str(proxy.log))
-    (confd / "candor.conf").write_text(site)
-    upstream = (DEPLOY / "nginx" / "upstream-systemd.conf").read_text()
-    for shipped, port in zip(("127.0.0.1:8501", "127.0.0.1:8502"), replicas, strict=True):
-        upstream = upstream.replace(shipped, f"127.0.0.1:{port}")
-    (confd / "upstream.conf").write_text(upstream)
-    temp = root / "temp"
-    temp.mkdir()
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    proxy.conf.write_text(
-        f"{user}worker_processes 1;\npid {root}/nginx.pid;\nerror_log {root}/error.log warn;\n"
-        "events { worker_connections 256; }\n"
-        "http {\n"
-        f"  access_log {root}/other.access.log;\n"
-        + "".join(f"  {kind}_temp_path {temp}/{kind};\n"
-                  for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        + f"  include {confd}/upstream.conf;\n  include {confd}/candor.conf;\n}}\n")
-    return proxy
-
-
-@contextmanager
-def _nginx(proxy: Proxy) -> Iterator[Proxy]:
-    nginx = system_tool("nginx", "nginx")
-    server = subprocess.Popen([nginx, "-p", str(proxy.root), "-c", str(proxy.conf), "-g",
-                               "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", proxy.https), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start: "
-                                       + (proxy.root / "error.log").read_text()[-2000:])
-                time.sleep(0.1)
-        yield proxy
-    finally:
-        server.terminate()
-        server.wait(10)
-        if server.stderr is not None:
-            server.stderr.close()
-
-
-_TLS = ssl.create_default_context()
-_TLS.check_hostname = False
-_TLS.verify_mode = ssl.CERT_NONE
-
-
-def _get(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers={"Cookie": f"candor_route={cookie}"}
-                                     if cookie else {})
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=_TLS),
-                                         _NoRedirect())
-    try:
-        with opener.open(request, timeout=15) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def _websocket_handshake(port: int, cookie: str) -> str:
-    """The status line nginx returns for a websocket upgrade of /_stcore/stream."""
-    raw = socket.create_connection(("127.0.0.1", port), timeout=15)
-    with _TLS.wrap_socket(raw, server_hostname="localhost") as tls:
-        tls.sendall(("GET /_stcore/stream HTTP/1.1\r\n"
-                     f"Host: 127.0.0.1:{port}\r\nOrigin: https://127.0.0.1:{port}\r\n"
-                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: streamlit\r\n"
-                     f"Cookie: candor_route={cookie}\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = tls.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-    return head.split(b"\r\n", 1)[0].decode()
 
 
 def test_the_shipped_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     nginx = system_tool("nginx", "nginx")
-    proxy = _nginx_prefix(tmp_path, [free_port(), free_port()])
+    proxy = nginx_prefix(tmp_path, [free_port(), free_port()])
     done = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(proxy.conf)],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
@@ -248,15 +110,15 @@ def test_two_replicas_behind_the_shipped_proxy(replica_env: dict[str, str],
         urls = [stack.enter_context(e2e.serve_app(replica_env, tmp_path / f"replica-{i}.log"))
                 for i in (1, 2)]
         ports = [int(u.rsplit(":", 1)[1]) for u in urls]
-        proxy = stack.enter_context(_nginx(_nginx_prefix(tmp_path / "nginx", ports)))
+        proxy = stack.enter_context(serve_nginx(nginx_prefix(tmp_path / "nginx", ports)))
         base = f"https://127.0.0.1:{proxy.https}"
 
-        status, _, body = _get(f"{base}/healthz")
+        status, _, body = https_get(f"{base}/healthz")
         assert (status, body.strip()) == (200, b"ok")
-        status, headers, _ = _get(f"http://127.0.0.1:{proxy.http}/patients?x=1")
+        status, headers, _ = https_get(f"http://127.0.0.1:{proxy.http}/patients?x=1")
         assert status == 301 and headers["Location"] == "https://127.0.0.1/patients?x=1"
 
-        status, headers, page = _get(f"{base}/")
+        status, headers, page = https_get(f"{base}/")
         assert status == 200 and b"<html" in page.lower()
         cookie = re.search(r"candor_route=([0-9a-f]{32});", headers["Set-Cookie"])
         assert cookie is not None and "Secure" in headers["Set-Cookie"]
@@ -264,8 +126,8 @@ def test_two_replicas_behind_the_shipped_proxy(replica_env: dict[str, str],
         route = cookie.group(1)
 
         for _ in range(8):  # one browser: always the same replica
-            assert _get(f"{base}/_stcore/health", route)[0] == 200
-        assert _websocket_handshake(proxy.https, route) == "HTTP/1.1 101 Switching Protocols"
+            assert https_get(f"{base}/_stcore/health", route)[0] == 200
+        assert websocket_handshake(proxy.https, route) == "HTTP/1.1 101 Switching Protocols"
         time.sleep(0.5)  # the log line of the closed websocket
         mine = [ln for ln in proxy.log_lines() if ln["route"] == route]
         assert len(mine) >= 10 and len({ln["upstream"] for ln in mine}) == 1
@@ -273,7 +135,7 @@ def test_two_replicas_behind_the_shipped_proxy(replica_env: dict[str, str],
         home = mine[0]["upstream"]
 
         for _ in range(24):  # many browsers: both replicas get some
-            _get(f"{base}/_stcore/health", uuid.uuid4().hex)
+            https_get(f"{base}/_stcore/health", uuid.uuid4().hex)
         assert {ln["upstream"] for ln in proxy.log_lines()} == {f"127.0.0.1:{p}" for p in ports}
 
         # the browser's replica goes down: it is served by the other one
@@ -282,10 +144,10 @@ def test_two_replicas_behind_the_shipped_proxy(replica_env: dict[str, str],
         _stop_replica(stack_urls)
         before = len(proxy.log_lines())
         for _ in range(4):
-            assert _get(f"{base}/_stcore/health", route)[0] == 200
+            assert https_get(f"{base}/_stcore/health", route)[0] == 200
         moved = [ln for ln in proxy.log_lines()[before:] if ln["route"] == route]
         assert moved and moved[-1]["upstream"] == f"127.0.0.1:{ports[1 - down]}"
-        assert _get(f"{base}/healthz")[0] == 200
+        assert https_get(f"{base}/healthz")[0] == 200
 
 
 def _stop_replica(url: str) -> None:
