@@ -165,7 +165,12 @@ def routes_to(proxy: Proxy, ports: list[int], tries: int = 64) -> dict[int, str]
     for _ in range(tries):
         value = uuid.uuid4().hex
         https_get(f"https://127.0.0.1:{proxy.https}/_stcore/health", value)
-        line = [ln for ln in proxy.log_lines() if ln["route"] == value][-1]
+        deadline = time.monotonic() + 5  # nginx logs a request just after answering it
+        while not (lines := [ln for ln in proxy.log_lines() if ln["route"] == value]):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no access log line for the route {value}")
+            time.sleep(0.05)
+        line = lines[-1]
         port = int(str(line["upstream"]).rsplit(":", 1)[1])
         found.setdefault(port, value)
         if set(found) == set(ports):
