@@ -4,6 +4,10 @@ Every setting is read at call time (so tests and the CLI can point them elsewher
 
 ``CANDOR_DATA_DIR``              the data directory (default: ``data/`` at the project root)
 ``CANDOR_DATABASE_URL``          the database (default: ``sqlite:///<data dir>/candor.sqlite3``)
+``CANDOR_IMAGE_STORE``           the image store: ``file:///path`` (default ``<data dir>/images``) or
+                                 ``s3://bucket/prefix``, endpoint and credentials from the usual AWS
+                                 variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...; see
+                                 :func:`s3_settings`)
 ``CANDOR_DB_KEY[_FILE]``         SQLCipher key for the embedded database (hex, or a file holding it)
 ``CANDOR_BACKUP_KEY[_FILE]``     key that encrypts backups
 ``CANDOR_AUDIT_KEY[_FILE]``      HMAC key of the audit chain and its anchor
@@ -23,8 +27,10 @@ that.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,11 +55,68 @@ def database_url() -> str:
     return f"sqlite:///{data_dir() / 'candor.sqlite3'}"
 
 
+def image_store_url() -> str:
+    """URL of the content-addressed image store: ``CANDOR_IMAGE_STORE``, else ``file://`` of
+    :func:`image_dir`. ``s3://bucket/prefix`` puts the blobs in object storage."""
+    url = (os.environ.get("CANDOR_IMAGE_STORE") or "").strip()
+    return url or image_dir().as_uri()
+
+
+def image_store_is_local() -> bool:
+    """The image store is a directory on this machine (``file://``, the default)."""
+    return urlsplit(image_store_url()).scheme in ("", "file")
+
+
 def image_dir() -> Path:
-    """Root of the content-addressed image store."""
-    path = data_dir() / "images"
+    """Root of the content-addressed image store when it is a directory: the path of a
+    ``file://`` ``CANDOR_IMAGE_STORE``, else ``<data dir>/images``; created if missing. With an
+    ``s3://`` store this is only where a local staging copy would go (see
+    :func:`image_store_is_local`)."""
+    url = (os.environ.get("CANDOR_IMAGE_STORE") or "").strip()
+    parts = urlsplit(url)
+    if url and parts.scheme in ("", "file"):
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"CANDOR_IMAGE_STORE={url!r}: a file:// URL names a local path "
+                             "(file:///srv/candor/images)")
+        path = Path(unquote(parts.path) if parts.scheme else url).resolve()
+    else:
+        path = data_dir() / "images"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where and as whom to reach S3-compatible object storage (the AWS SDK's variables)."""
+
+    endpoint: str | None  # AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; None: AWS's regional endpoint
+    region: str  # AWS_REGION / AWS_DEFAULT_REGION, default us-east-1
+    access_key_id: str | None  # AWS_ACCESS_KEY_ID
+    secret_access_key: str | None  # AWS_SECRET_ACCESS_KEY
+    session_token: str | None  # AWS_SESSION_TOKEN
+
+    def __repr__(self) -> str:  # never print the secret
+        return (f"S3Settings(endpoint={self.endpoint!r}, region={self.region!r}, "
+                f"access_key_id={self.access_key_id!r}, secret_access_key=<hidden>)")
+
+
+def s3_settings() -> S3Settings:
+    """Endpoint, region and credentials for an ``s3://`` image store, from the environment."""
+
+    def env(*names: str) -> str | None:
+        for name in names:
+            value = (os.environ.get(name) or "").strip()
+            if value:
+                return value
+        return None
+
+    return S3Settings(
+        endpoint=env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        region=env("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
+        access_key_id=env("AWS_ACCESS_KEY_ID"),
+        secret_access_key=env("AWS_SECRET_ACCESS_KEY"),
+        session_token=env("AWS_SESSION_TOKEN"),
+    )
 
 
 def _beside_data(variable: str, suffix: str) -> Path:

@@ -3,6 +3,9 @@
 * ``SHARED_DATASETS``: ``../shared/datasets`` beside the checkout, or ``None``; tests that use it are
   marked ``shared`` and skip cleanly when it is absent (a user's clone has no shared/).
 * ``candor_env``: points CANDOR_DATA_DIR / CANDOR_DATABASE_URL at a fresh temporary directory.
+* ``s3_endpoint`` / ``s3_images``: a real S3 API server on loopback (moto's standalone server,
+  tests/s3_server.py) and, per test, a fresh bucket with CANDOR_IMAGE_STORE and the AWS_* variables
+  pointed at it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.pg_server import start_postgres as _start_postgres
+from tests.support.s3_server import ACCESS_KEY as _S3_ACCESS_KEY
+from tests.support.s3_server import REGION as _S3_REGION
+from tests.support.s3_server import SECRET_KEY as _S3_SECRET_KEY
+from tests.support.s3_server import make_bucket as _make_bucket
+from tests.support.s3_server import start_s3_server as _start_s3_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _shared = PROJECT_ROOT.parent / "shared" / "datasets"
@@ -102,6 +110,64 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     db.upgrade(engine)
     engine.dispose()
     return url
+
+
+# --- S3-compatible object storage: moto's standalone server (tests/s3_server.py) -----------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> object:
+    """Endpoint URL of a real S3 API server on loopback, started once for the run. Skips with the
+    reason outside CI when it cannot be started; fails in CI."""
+    try:
+        endpoint, stop = _start_s3_server()
+    except RuntimeError as exc:
+        reason = f"no S3 API server available: {exc}"
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield endpoint
+    finally:
+        stop()
+
+
+class S3Images:
+    """A fresh bucket on the test S3 server and the store URL pointing into it."""
+
+    def __init__(self, endpoint: str, bucket: str, prefix: str) -> None:
+        self.endpoint, self.bucket, self.prefix = endpoint, bucket, prefix
+        self.url = f"s3://{bucket}/{prefix}"
+
+    def settings(self) -> object:
+        from analysis.config import S3Settings
+
+        return S3Settings(endpoint=self.endpoint, region=_S3_REGION, access_key_id=_S3_ACCESS_KEY,
+                          secret_access_key=_S3_SECRET_KEY, session_token=None)
+
+    def new_bucket(self, prefix: str | None = None) -> "S3Images":
+        """Another empty bucket on the same server (e.g. a new clinic to restore into)."""
+        import uuid
+
+        bucket = f"candor-{uuid.uuid4().hex[:16]}"
+        _make_bucket(self.endpoint, bucket)
+        return S3Images(self.endpoint, bucket, self.prefix if prefix is None else prefix)
+
+
+@pytest.fixture
+def s3_images(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Images:
+    """A fresh bucket; ``CANDOR_IMAGE_STORE=s3://<bucket>/clinic-images`` and AWS_ENDPOINT_URL,
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION point at the test server for this test
+    (and the CLI processes it starts)."""
+    target = S3Images(s3_endpoint, "unused", "clinic-images").new_bucket()
+    monkeypatch.setenv("CANDOR_IMAGE_STORE", target.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", _S3_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", _S3_SECRET_KEY)
+    monkeypatch.setenv("AWS_REGION", _S3_REGION)
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    return target
 
 
 # --- a small seeded clinic for the clinician pages (AppTest, browser) -------------------------------

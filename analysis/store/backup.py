@@ -5,7 +5,8 @@ A backup is a directory::
 
     DEST/candor.sqlite3    consistent copy via SQLite's online backup API (safe while the app runs)
                            (PostgreSQL: candor.pgdump, see :mod:`analysis.store.backup_pg`)
-    DEST/images/ab/ab...   every blob a photo row references, re-hashed as it is copied
+    DEST/images/ab/ab...   every blob a photo row references, re-hashed as it is copied (from the
+                           configured image store: a directory, or S3 object storage)
     DEST/audit.anchor      the signed audit heads (:mod:`analysis.store.anchor`) up to the newest
                            event in the copy; a restore puts them back, so verify-audit passes
     DEST/manifest.json     written last: counts, SHA-256 of every file as stored, blob names,
@@ -35,6 +36,12 @@ replaced database and images are then moved aside (``.pre-restore-<UTC time>/``)
 anchor file is kept as ``<anchor>.pre-restore-<UTC time>``, never deleted. PostgreSQL URLs are
 handled by :mod:`analysis.store.backup_pg` (``pg_dump`` of one exported snapshot, same manifest
 and checks; restores go into an empty database only).
+
+The backup itself is always a local directory. The live image store may be object storage
+(``CANDOR_IMAGE_STORE=s3://…``, :class:`analysis.store.images.S3ImageStore`): a backup reads the
+referenced blobs from it, and a restore writes the backup's blobs into it (idempotent by hash,
+each read back and re-hashed) before the database is swapped in. Blobs of a replaced clinic stay in
+the bucket, untouched, where nothing references them; ``python -m analysis sweep`` removes them.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ from sqlalchemy.orm import Session
 
 from analysis import config
 from analysis.store import at_rest, crypto
-from analysis.store.images import ImageStore, _fsync_dir
+from analysis.store.images import ImageStore, S3ImageStore, _fsync_dir, default_store
 
 DB_NAME = "candor.sqlite3"
 IMAGES = "images"
@@ -113,7 +120,7 @@ def sqlite_path(url: str) -> Path:
     if parsed.get_backend_name() != "sqlite":
         from analysis import config
 
-        raise BackupError(POSTGRES_HINT.format(images=config.image_dir()))
+        raise BackupError(POSTGRES_HINT.format(images=config.image_store_url()))
     if not parsed.database or parsed.database == ":memory:":
         raise BackupError("an in-memory database cannot be backed up")
     return Path(parsed.database).resolve()
@@ -192,10 +199,26 @@ def _sign(data: bytes, *, create: bool) -> str:
 # --- inspecting a database copy ------------------------------------------------------------------
 
 
-def inspect_database(db_file: Path, image_root: Path, anchor_file: Path | None = None) -> Manifest:
-    """Check a database file, its image store and (when given) its anchor copy; the result lists
-    any problems found. Raises :class:`BackupRejected` when the file is not a readable
-    database."""
+def live_store(image_root: Path | None = None, store: ImageStore | None = None) -> ImageStore:
+    """The image store a backup reads or a restore fills: ``store``, else the directory
+    ``image_root``, else the configured one (``CANDOR_IMAGE_STORE``)."""
+    if store is not None:
+        return store
+    return ImageStore(Path(image_root)) if image_root is not None else default_store()
+
+
+def _beside(store: ImageStore) -> Path:
+    """A local directory beside the store for staging (the data directory for object storage)."""
+    from analysis import config
+
+    return config.data_dir() if isinstance(store, S3ImageStore) else store.root.parent
+
+
+def inspect_database(db_file: Path, image_root: Path | ImageStore,
+                     anchor_file: Path | None = None) -> Manifest:
+    """Check a database file, its image store (a directory or a store) and (when given) its
+    anchor copy; the result lists any problems found. Raises :class:`BackupRejected` when the
+    file is not a readable database."""
     try:
         return _inspect_database(db_file, image_root, anchor_file)
     except at_rest.AtRestError as exc:
@@ -214,7 +237,8 @@ def _sqlcipher_errors() -> tuple[type[Exception], ...]:
     return (sqlcipher.DatabaseError,)
 
 
-def _inspect_database(db_file: Path, image_root: Path, anchor_file: Path | None) -> Manifest:
+def _inspect_database(db_file: Path, image_root: Path | ImageStore,
+                      anchor_file: Path | None) -> Manifest:
     from analysis.store import anchor, audit
     from analysis.store.models import AuditEvent, Base, Photo
 
@@ -246,13 +270,13 @@ def _inspect_database(db_file: Path, image_root: Path, anchor_file: Path | None)
         engine.dispose()
     audit_problems = [f"audit event {p.event_id}: {p.problem}" for p in chain]
     audit_problems += [f"anchor, event {p.event_id}: {p.problem}" for p in anchored]
-    store = ImageStore(image_root)
+    store = image_root if isinstance(image_root, ImageStore) else ImageStore(image_root)
     total = 0
     for name in referenced:
         if not store.verify(name):
             problems.append(f"image {name[:12]}… is missing or does not re-hash")
         else:
-            total += store.path_for(name).stat().st_size
+            total += store.stored_size(name)
     return Manifest(
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         database_sha256=_sha256_file(db_file), alembic_revision=revision, row_counts=counts,
@@ -438,13 +462,15 @@ def verify_backup(src: Path, *, accept_unsigned: bool = False) -> Manifest:
 
 
 def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None,
-           encrypt: bool = False) -> Manifest:
-    """Back up the clinic at ``url`` (default: the configured database) into the new or empty
-    directory ``dest``, then verify the copy. Encrypted when a backup key is configured;
-    ``encrypt`` makes a missing key an error. Returns the manifest."""
+           encrypt: bool = False, store: ImageStore | None = None) -> Manifest:
+    """Back up the clinic at ``url`` (default: the configured database) and its images
+    (``store``, or the directory ``image_root``, default the configured image store) into the
+    new or empty directory ``dest``, then verify the copy. Encrypted when a backup key is
+    configured; ``encrypt`` makes a missing key an error. Returns the manifest."""
+    from analysis import config
 
     url = url or config.database_url()
-    image_root = Path(image_root or config.image_dir())
+    store = live_store(image_root, store)
     dest = Path(dest)
     key = backup_key()
     if encrypt and key is None:
@@ -459,14 +485,14 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
     dest.mkdir(parents=True, exist_ok=True)
     _audit_system(url, "store.backup", {"dest": str(dest.resolve()), "encrypted": key is not None})
     plain = dest if key is None else Path(
-        tempfile.mkdtemp(prefix=".backup-staging-", dir=image_root.parent))
+        tempfile.mkdtemp(prefix=".backup-staging-", dir=_beside(store)))
     try:
         if source is None:
             from analysis.store.backup_pg import backup_postgres
 
-            manifest = backup_postgres(plain, url=url, image_root=image_root)
+            manifest = backup_postgres(plain, url=url, store=store)
         else:
-            manifest = _backup_sqlite(plain, source, image_root)
+            manifest = _backup_sqlite(plain, source, store)
         if manifest.problems:
             raise BackupError("the backup copy failed verification: "
                               + "; ".join(manifest.problems))
@@ -490,7 +516,7 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
     return manifest
 
 
-def _backup_sqlite(dest: Path, source: Path, image_root: Path) -> Manifest:
+def _backup_sqlite(dest: Path, source: Path, src_store: ImageStore) -> Manifest:
     _online_copy(source, dest / DB_NAME)
     engine, session = _readonly_session(dest / DB_NAME)
     try:
@@ -501,7 +527,7 @@ def _backup_sqlite(dest: Path, source: Path, image_root: Path) -> Manifest:
     finally:
         session.close()
         engine.dispose()
-    src_store, dst_store = ImageStore(image_root), ImageStore(dest / IMAGES)
+    dst_store = ImageStore(dest / IMAGES)
     for name in referenced:
         try:
             data = src_store.get(name, verify=True)
@@ -515,9 +541,12 @@ def _backup_sqlite(dest: Path, source: Path, image_root: Path) -> Manifest:
 # --- restore ---------------------------------------------------------------------------------------
 
 
-def _has_clinic_data(db_file: Path, image_root: Path) -> bool:
-    if image_root.is_dir() and ImageStore(image_root).names():
-        return True
+def _has_clinic_data(db_file: Path, store: ImageStore) -> bool:
+    try:
+        if store.names():
+            return True
+    except OSError as exc:  # the object store cannot be reached or listed
+        raise BackupError(f"cannot check the image store before restoring: {exc}") from exc
     if not db_file.is_file() or db_file.stat().st_size == 0:
         return False
     con = at_rest.connect(db_file, readonly=True)
@@ -552,8 +581,10 @@ def install_anchor(source: Path, stamp: str) -> str:
 
 
 def restore(src: Path, *, url: str | None = None, image_root: Path | None = None,
-            force: bool = False, accept_unsigned: bool = False) -> Manifest:
-    """Restore the backup ``src`` into the configured data directory (or ``url``/``image_root``).
+            force: bool = False, accept_unsigned: bool = False,
+            store: ImageStore | None = None) -> Manifest:
+    """Restore the backup ``src`` into the configured data directory and image store (or
+    ``url`` and ``store`` / the directory ``image_root``).
 
     Verifies ``src`` (signature, file hashes, decryption, contents), stages a copy next to the
     target, verifies the staged copy, then swaps it in together with the backup's audit anchor.
@@ -563,14 +594,14 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
 
     src = Path(src)
     url = url or config.database_url()
-    image_root = Path(image_root or config.image_dir())
+    store = live_store(image_root, store)
     kind = "postgresql" if make_url(url).get_backend_name() == "postgresql" else "sqlite"
     target = sqlite_path(url) if kind == "sqlite" else None
-    if target is not None and _has_clinic_data(target, image_root) and not force:
+    if target is not None and _has_clinic_data(target, store) and not force:
         raise BackupError(f"{target.parent} already holds clinic data; restoring would replace it. "
                           "Back it up first, then restore with --force.")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    staging = (target.parent if target is not None else image_root.parent) / f".restore-{stamp}"
+    staging = (target.parent if target is not None else _beside(store)) / f".restore-{stamp}"
     staging.mkdir(parents=True)
     try:
         manifest, plain = open_backup(src, staging, accept_unsigned=accept_unsigned)
@@ -580,9 +611,9 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
         if target is None:
             from analysis.store.backup_pg import restore_postgres
 
-            restore_postgres(plain, manifest, url=url, image_root=image_root)
+            restore_postgres(plain, manifest, url=url, store=store)
         else:
-            _restore_sqlite(plain, manifest, staging, target, image_root, stamp)
+            _restore_sqlite(plain, manifest, staging, target, store, stamp)
         replaced_anchor = ""
         if (plain / ANCHOR_NAME).is_file():
             replaced_anchor = install_anchor(plain / ANCHOR_NAME, stamp)
@@ -596,33 +627,45 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
 
 
 def _restore_sqlite(plain: Path, manifest: Manifest, staging: Path, target: Path,
-                    image_root: Path, stamp: str) -> None:
+                    store: ImageStore, stamp: str) -> None:
+    """Stage the database (and, for a directory store, the images) beside the target, verify
+    the staged copy, then swap it in. Object storage cannot be swapped: the backup's blobs are
+    written into the live bucket (idempotent by hash), and read back and re-hashed by the
+    verification, before the database that references them is put in place."""
     from analysis.store import db
 
+    local = not isinstance(store, S3ImageStore)
     staged_db = staging / "staged" / DB_NAME
     staged_db.parent.mkdir()
     _online_copy(plain / DB_NAME, staged_db)
-    staged_store = ImageStore(staged_db.parent / IMAGES)
+    staged_store = ImageStore(staged_db.parent / IMAGES) if local else store
     source_store = ImageStore(plain / IMAGES)
-    for name in manifest.blobs:
-        staged_store.put(source_store.get(name, verify=True))
+    try:
+        for name in manifest.blobs:
+            staged_store.put(source_store.get(name, verify=True))
+    except OSError as exc:  # e.g. the object store cannot be reached
+        raise BackupError(f"cannot restore the images: {exc}") from exc
     anchor_file = plain / ANCHOR_NAME
-    staged = inspect_database(staged_db, staged_db.parent / IMAGES,
+    staged = inspect_database(staged_db, staged_store,
                               anchor_file if anchor_file.is_file() else None)
     if (staged.problems or staged.audit_head != manifest.audit_head
             or staged.audit_problems != manifest.audit_problems):
         raise BackupError("the staged copy failed verification: " + "; ".join(staged.problems))
     db.dispose_engines()
     aside = target.parent / f".pre-restore-{stamp}"
-    for path in (target, Path(f"{target}-wal"), Path(f"{target}-shm"), image_root):
+    if local and store.root.is_dir() and not any(store.root.iterdir()):
+        store.root.rmdir()  # an empty image directory has nothing to keep aside
+    moved = [target, Path(f"{target}-wal"), Path(f"{target}-shm")] + ([store.root] if local else [])
+    for path in moved:
         if path.exists():
             aside.mkdir(exist_ok=True)
             os.replace(path, aside / path.name)
-    os.replace(staged_db.parent / IMAGES, image_root)
+    if local:
+        os.replace(staged_db.parent / IMAGES, store.root)
     os.replace(staged_db, target)
     _fsync_dir(target.parent)
-    if image_root.parent != target.parent:
-        _fsync_dir(image_root.parent)
+    if local and store.root.parent != target.parent:
+        _fsync_dir(store.root.parent)
 
 
 def _audit_system(url: str, action: str, details: dict[str, Any]) -> None:

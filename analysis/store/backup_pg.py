@@ -103,14 +103,15 @@ def _blob_problems(store: ImageStore, names: list[str]) -> tuple[list[str], int]
     problems, total = [], 0
     for name in names:
         if store.verify(name):
-            total += store.path_for(name).stat().st_size
+            total += store.stored_size(name)
         else:
             problems.append(f"image {name[:12]}… is missing or does not re-hash")
     return problems, total
 
 
-def backup_postgres(dest: Path, *, url: str, image_root: Path) -> Any:
-    """Dump the database at ``url`` and copy its referenced images and the audit anchor up to
+def backup_postgres(dest: Path, *, url: str, store: ImageStore) -> Any:
+    """Dump the database at ``url`` and copy its referenced images (from ``store``, a directory
+    or object storage) and the audit anchor up to
     the snapshot's newest event into ``dest``; checked. The caller signs and writes the
     manifest."""
     from analysis.store import db
@@ -129,10 +130,10 @@ def backup_postgres(dest: Path, *, url: str, image_root: Path) -> Any:
                 info = _inspect(conn, dest / ANCHOR_NAME)
     finally:
         engine.dispose()
-    src_store, dst_store = ImageStore(image_root), ImageStore(dest / "images")
+    dst_store = ImageStore(dest / "images")
     for name in info["blobs"]:
         try:
-            dst_store.put(src_store.get(name, verify=True))
+            dst_store.put(store.get(name, verify=True))
         except OSError as exc:
             raise BackupError(f"cannot back up: {exc}") from exc
     _run([pg_tool("pg_restore"), "--list", str(dump)], env)  # the archive is readable
@@ -168,8 +169,9 @@ def verify_postgres_backup(src: Path, manifest: Any) -> None:
         raise BackupRejected(f"backup {src} failed verification: " + "; ".join(problems))
 
 
-def restore_postgres(src: Path, manifest: Any, *, url: str, image_root: Path) -> None:
-    """Restore into the empty database at ``url`` and the image directory ``image_root``."""
+def restore_postgres(src: Path, manifest: Any, *, url: str, store: ImageStore) -> None:
+    """Restore into the empty database at ``url`` and the image store ``store`` (a directory
+    or object storage; blobs already there are not rewritten)."""
     from analysis.store import db
     from analysis.store.backup import ANCHOR_NAME, BackupError
 
@@ -192,10 +194,12 @@ def restore_postgres(src: Path, manifest: Any, *, url: str, image_root: Path) ->
                   if info[k] != getattr(manifest, k)]
     if mismatches:
         raise BackupError(f"the restored database differs from the manifest: {mismatches}")
-    store = ImageStore(image_root)
     source = ImageStore(src / "images")
-    for name in manifest.blobs:
-        store.put(source.get(name, verify=True))
-    problems = _blob_problems(store, manifest.blobs)[0]
+    try:
+        for name in manifest.blobs:
+            store.put(source.get(name, verify=True))
+        problems = _blob_problems(store, manifest.blobs)[0]
+    except OSError as exc:  # e.g. the object store cannot be reached
+        raise BackupError(f"cannot restore the images: {exc}") from exc
     if problems:
         raise BackupError("restored images failed verification: " + "; ".join(problems))

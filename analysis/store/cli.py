@@ -14,7 +14,11 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("init-db", help="create or migrate the database to the newest schema")
     p.set_defaults(func=_init_db)
-    p = sub.add_parser("sweep", help="remove orphaned temp files and unreferenced image blobs")
+    p = sub.add_parser("sweep", help="remove orphaned temp files and unreferenced image blobs "
+                       "(in the configured store: a directory or S3)")
+    p.add_argument("--min-age-minutes", type=float, default=0.0,
+                   help="spare blobs written in the last N minutes: use e.g. 60 while app "
+                   "replicas are running, so a photo being saved right now is not removed")
     p.set_defaults(func=_sweep)
     p = sub.add_parser("verify-audit", help="check the audit trail's hash chain")
     p.set_defaults(func=_verify_audit)
@@ -49,18 +53,27 @@ def _init_db(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep(_args: argparse.Namespace) -> int:
+def _sweep(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from analysis.store import db
     from analysis.store.images import default_store
     from analysis.store.models import Photo
 
-    with db.session_scope() as session:
-        referenced = set(session.scalars(select(Photo.sha256)))
-    report = default_store().sweep(referenced)
+    minutes = float(getattr(args, "min_age_minutes", 0.0) or 0.0)
+    if minutes < 0:
+        print("sweep refused: --min-age-minutes cannot be negative", file=sys.stderr)
+        return 1
+    try:
+        store = default_store()
+        with db.session_scope() as session:
+            referenced = set(session.scalars(select(Photo.sha256)))
+        report = store.sweep(referenced, min_age_s=minutes * 60)
+    except (OSError, ValueError) as exc:  # e.g. the object store cannot be reached
+        print(f"sweep stopped: {exc}", file=sys.stderr)
+        return 1
     print(f"removed {report.temp_files_removed} temp files, "
-          f"{report.unreferenced_removed} unreferenced blobs")
+          f"{report.unreferenced_removed} unreferenced blobs from {store.url}")
     return 0
 
 
@@ -145,6 +158,12 @@ def _encrypt(args: argparse.Namespace) -> int:
         print("encrypt refused: the database is PostgreSQL; encrypt its data directory with disk "
               "encryption (docs/security.md). CANDOR_DB_KEY seals new images; `encrypt` converts "
               "SQLite clinics only", file=sys.stderr)
+        return 1
+    if not config.image_store_is_local():
+        print(f"encrypt refused: the images are in object storage ({config.image_store_url()}); "
+              "`encrypt` converts a local clinic. With CANDOR_DB_KEY set new images are sealed; "
+              "use the bucket's server-side encryption for the rest (docs/deployment.md)",
+              file=sys.stderr)
         return 1
     try:
         db_file = sqlite_path(config.database_url())
