@@ -48,12 +48,12 @@ def child(reps: int) -> dict[str, object]:
     from sqlalchemy import select
     from streamlit.testing.v1 import AppTest
 
-    from analysis.store import db
     from analysis.services import records
+    from analysis.services.photo_access import photo_bytes
+    from analysis.store import db
     from analysis.store.access import Actor
     from analysis.store.images import default_store
     from analysis.store.models import Photo, Session, User
-    from analysis.services.photo_access import photo_bytes
 
     with db.session_scope() as s:
         director = s.scalars(select(User).where(User.role == "medical_director")).first()
@@ -76,7 +76,7 @@ def child(reps: int) -> dict[str, object]:
                     width_px=4000, height_px=3000, view="face_frontal", verdict="pass",
                     measurements={}, checks=[]))
             except records.FieldError:  # no clinical-record consent on that visit's patient
-                raise SystemExit("the first session's patient has no photo consent")
+                raise SystemExit("the first session's patient has no photo consent") from None
             s.flush()
         saves.append(time.perf_counter() - t)
     reads = []

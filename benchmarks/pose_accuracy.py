@@ -31,11 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from pointing04 import calibration, frontal, shots  # noqa: E402
+
 from analysis.photos.ingest import read_photo  # noqa: E402
 from analysis.photos.measure import measure_photo  # noqa: E402
 from analysis.photos.pose import canonical_face, relative_pose_deg  # noqa: E402
 from analysis.photos.types import PhotoMeasurement  # noqa: E402
-from pointing04 import calibration, frontal, shots  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "pointing04"
 FACE_CENTRE = (225.0, 125.0)
@@ -139,7 +140,7 @@ def pointing04(root: Path, people: int | None) -> None:
                         mae, slope, sign = calibration(t_arr[mask], est)
                         print(f"   {label:26} {name:20} MAE {mae:5.2f}  slope {slope:5.2f}  n {mask.sum()}")
             per = {}
-            for t, e in zip(truth, ours):
+            for t, e in zip(truth, ours, strict=True):
                 per.setdefault(int(t), []).append(e)
             print("   ours by truth yaw: " + ", ".join(
                 f"{t:+d}: {np.mean(v):+.1f}" for t, v in sorted(per.items())))
@@ -215,7 +216,7 @@ def synthetic_rotation() -> None:
             got.append(getattr(m, f"{axis}_deg") - getattr(ref, f"{axis}_deg"))
         slope = float(np.polyfit(angles, got, 1)[0])
         print(f"   {axis:5} slope {slope:4.2f}  " + "  ".join(
-            f"{a:+d}: {g:+5.1f}" for a, g in zip(angles, got)))
+            f"{a:+d}: {g:+5.1f}" for a, g in zip(angles, got, strict=True)))
     print("   (yaw includes YAW_GAIN; pitch is not calibrated: its slope here is near 1, so the low\n"
           "    slope on Pointing'04 tilt comes from the labels, subjects moving their eyes more than\n"
           "    their heads to look up or down)")

@@ -7,14 +7,13 @@ rerun.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import streamlit as st
 
 from analysis.services import audit_log
-from analysis.services.common import Actor, allowed
-from analysis.services.common import AuditWriteError
+from analysis.services.common import Actor, AuditWriteError, allowed
 from ui import frame
 
 RESULT_KEY = "audit_log_result"  # (filters, DataFrame) of the last audited query
@@ -48,7 +47,7 @@ def _chain_status() -> None:
 
 
 def _filters() -> dict[str, Any]:
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     with st.form("audit_filters"):
         cols = st.columns(4)
         action = cols[0].text_input("Action", placeholder="e.g. photo.view or auth.*")
@@ -65,7 +64,7 @@ def _filters() -> dict[str, Any]:
     if patient and not patient.isdigit():
         st.error("Patient id must be a whole number.")
         st.stop()
-    day = lambda d: datetime.combine(d, time(), tzinfo=timezone.utc)  # noqa: E731
+    day = lambda d: datetime.combine(d, time(), tzinfo=UTC)  # noqa: E731
     return {
         "action": action.strip() or None,
         "actor_email": email.strip() or None,
@@ -90,7 +89,7 @@ def _export(filters: dict[str, Any], actor: Actor) -> None:
     prepared = st.session_state.get(EXPORT_KEY)
     if prepared is not None and prepared[0] == key:
         st.download_button("Download CSV", data=prepared[1], mime="text/csv",
-                           file_name=f"candor-audit-{datetime.now(timezone.utc):%Y%m%dT%H%MZ}.csv",
+                           file_name=f"candor-audit-{datetime.now(UTC):%Y%m%dT%H%MZ}.csv",
                            icon=":material/file_download:")
 
 

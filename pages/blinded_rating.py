@@ -14,9 +14,7 @@ import streamlit as st
 
 from analysis.services import rating
 from analysis.services.analytics import Estimate
-from analysis.services.common import PermissionDenied, allowed
-from analysis.services.common import SERIES_STATUSES
-from analysis.services.common import FieldError
+from analysis.services.common import SERIES_STATUSES, FieldError, PermissionDenied, allowed
 from ui import frame, widgets
 
 FLASH = "rating_flash"

@@ -10,12 +10,15 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from analysis.services import viewing
-from analysis.services import capture
-from analysis.services.common import ALL_VIEWS, FACE_VIEWS, SCALP_VIEWS
+from analysis.services import capture, viewing
 from analysis.services.capture import start_standby
-from analysis.services.common import PermissionDenied
-from analysis.services.common import FieldError
+from analysis.services.common import (
+    ALL_VIEWS,
+    FACE_VIEWS,
+    SCALP_VIEWS,
+    FieldError,
+    PermissionDenied,
+)
 from ui import frame, widgets
 
 UPLOADS = "capture_uploads"  # sha256 -> item dict (bytes kept until saved or discarded)

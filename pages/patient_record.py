@@ -13,8 +13,13 @@ import pandas as pd
 import streamlit as st
 
 from analysis.services import patient_record as pr
-from analysis.services.common import CONSENT_SCOPES, SCREENING_ITEMS, SERIES_STATUSES, SEXES
-from analysis.services.common import FieldError
+from analysis.services.common import (
+    CONSENT_SCOPES,
+    SCREENING_ITEMS,
+    SERIES_STATUSES,
+    SEXES,
+    FieldError,
+)
 from ui import frame, interop, widgets
 
 PATIENT_KEY = "record_patient_id"

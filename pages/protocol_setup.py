@@ -11,8 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.services import protocol_setup as ps
-from analysis.services.common import ALL_VIEWS
-from analysis.services.common import FieldError
+from analysis.services.common import ALL_VIEWS, FieldError
 from ui import frame, widgets
 
 CHOICE = "setup_protocol_id"

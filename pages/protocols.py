@@ -10,13 +10,16 @@ import pandas as pd
 import streamlit as st
 
 from analysis.services import rating
-from analysis.services.analytics import cohorts
-from analysis.services.analytics import adjusted_protocol_effect
-from analysis.services.interop import analyst_tables_download
-from analysis.services.analytics import ClinicFrames, to_csv_bytes
-from analysis.services.insights import audited_bytes
-from analysis.services.safety import LotTrace, trace_lot
+from analysis.services.analytics import (
+    ClinicFrames,
+    adjusted_protocol_effect,
+    cohorts,
+    to_csv_bytes,
+)
 from analysis.services.common import Actor, PermissionDenied
+from analysis.services.insights import audited_bytes
+from analysis.services.interop import analyst_tables_download
+from analysis.services.safety import LotTrace, trace_lot
 from ui import frame, frames_cache
 from ui import insight_charts as charts
 

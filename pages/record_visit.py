@@ -11,11 +11,14 @@ from typing import Any
 
 import streamlit as st
 
-from analysis.services import capture, visit
-from analysis.services import records
-from analysis.services.common import CONFOUNDER_KINDS, SEVERITIES
-from analysis.services.common import ExpiredLotError, FieldError
-from analysis.services.common import PermissionDenied
+from analysis.services import capture, records, visit
+from analysis.services.common import (
+    CONFOUNDER_KINDS,
+    SEVERITIES,
+    ExpiredLotError,
+    FieldError,
+    PermissionDenied,
+)
 from ui import frame, interop, widgets
 
 FIELD_LABELS = {

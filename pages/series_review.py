@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis.services import viewing
-from analysis.services import capture
-from analysis.services.series import SeriesOverview, series_overview, spans
+from analysis.services import capture, viewing
 from analysis.services.analytics import build_series_report, report_photos
 from analysis.services.common import PermissionDenied
 from analysis.services.photo_access import audited_export, visible_photo_ids
+from analysis.services.series import SeriesOverview, series_overview, spans
 from ui import charts, frame, interop, widgets
 
 MODES = ["Side by side", "Slider", "Overlay", "Difference"]

@@ -12,15 +12,20 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from analysis.services.analytics import series_with_ages
-from analysis.services.analytics import ClinicFrames, to_csv_bytes
+from analysis.services.analytics import (
+    ClinicFrames,
+    ConsultTimeline,
+    RepresentativePair,
+    consult_handout_pdf,
+    consult_timeline,
+    plain_language_summary,
+    series_with_ages,
+    timeline_chart_png,
+    to_csv_bytes,
+)
+from analysis.services.common import MIN_N, Actor, PermissionDenied
 from analysis.services.insights import audited_bytes, pair_photos
-from analysis.services.analytics import RepresentativePair
 from analysis.services.pairs import representative_pairs
-from analysis.services.common import MIN_N
-from analysis.services.analytics import ConsultTimeline, consult_timeline, plain_language_summary
-from analysis.services.analytics import consult_handout_pdf, timeline_chart_png
-from analysis.services.common import Actor, PermissionDenied
 from analysis.services.photo_access import PhotoNotFound
 from ui import frame, frames_cache
 from ui import insight_charts as charts

@@ -7,8 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.services import users as user_admin
-from analysis.services.common import ROLES
-from analysis.services.common import FieldError
+from analysis.services.common import ROLES, FieldError
 from ui import frame
 
 FLASH = "users_flash"

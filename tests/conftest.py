@@ -3,17 +3,25 @@
 * ``SHARED_DATASETS``: ``../shared/datasets`` beside the checkout, or ``None``; tests that use it are
   marked ``shared`` and skip cleanly when it is absent (a user's clone has no shared/).
 * ``candor_env``: points CANDOR_DATA_DIR / CANDOR_DATABASE_URL at a fresh temporary directory.
+* ``clinic``: the audit-trail clinic (``make_clinic`` plus a nurse account signing in with
+  ``NURSE_PASSWORD``), shared by test_audit_trail and test_audit_anchor; a module that defines its
+  own ``clinic`` fixture overrides it.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from analysis.auth import accounts
+from analysis.store import db
+from analysis.store.models import User
 from tests.pg_server import start_postgres as _start_postgres
+from tests.test_photo_access import Clinic, make_clinic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _shared = PROJECT_ROOT.parent / "shared" / "datasets"
@@ -37,6 +45,25 @@ def candor_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CANDOR_DATA_DIR", str(data))
     monkeypatch.delenv("CANDOR_DATABASE_URL", raising=False)
     return data
+
+
+NURSE_PASSWORD = "trail-test-password"
+
+
+@pytest.fixture(scope="module")
+def password_hash() -> str:
+    return accounts.hash_password(NURSE_PASSWORD)  # Argon2id is slow by design: hash once
+
+
+@pytest.fixture
+def clinic(db_url: str, tmp_path: Path, password_hash: str) -> Iterator[Clinic]:
+    c = make_clinic(db_url, tmp_path / "images", scopes=("clinical_record", "consult_display"))
+    with db.session_scope(c.engine) as session:
+        user = User(email="nurse@test", display_name="Nurse", role="clinician",
+                    password_hash=password_hash)
+        session.add(user)
+    yield c
+    c.engine.dispose()
 
 
 def in_ci() -> bool:

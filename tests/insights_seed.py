@@ -38,9 +38,9 @@ def seed_small_clinic(*, n_patients: int = 16, seed: int = 7) -> None:
     codes start with ``CND-`` so tests can check that none leaks onto consult pages.
     """
     from analysis.auth import accounts
+    from analysis.services import records
     from analysis.services import users as user_admin
     from analysis.store import db
-    from analysis.services import records
     from analysis.store.access import SYSTEM, Actor
     from analysis.store.images import default_store
     from analysis.store.models import EndpointDefinition, ProductLot, Protocol

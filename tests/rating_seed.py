@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+from analysis.services import records
 from analysis.services import users as user_admin
 from analysis.store import db
-from analysis.services import records
 from analysis.store.access import SYSTEM, Actor
 from analysis.store.images import ImageStore
 from analysis.store.models import EndpointDefinition, Protocol

@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy import select
 
 from analysis.auth import accounts
+from analysis.errors import FieldError
 from analysis.services import users as user_admin
 from analysis.store import db
 from analysis.store.access import SYSTEM, Actor, PermissionDenied
 from analysis.store.models import AuditEvent, User
-from analysis.errors import FieldError
 
 
 def test_demo_accounts_sign_in_with_the_seeding_password(db_url: str) -> None:

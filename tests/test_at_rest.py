@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from analysis.services.photo_access import photo_bytes
 from analysis.store import at_rest, crypto, db, encrypt
 from analysis.store.images import BLOB_MAGIC, BlobCorruptError, BlobLockedError, ImageStore
-from analysis.services.photo_access import photo_bytes
 from tests.conftest import PROJECT_ROOT
 from tests.test_backup import _snapshot, clinic_dir  # noqa: F401 (fixture)
 from tests.test_photo_access import CLINICIAN, astronaut_jpeg, make_clinic

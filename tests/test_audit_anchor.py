@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from analysis import config
 from analysis.store import anchor, audit, db
 from analysis.store.models import AuditEvent
-from tests.test_audit_trail import _all, _writable, clinic, password_hash  # noqa: F401
+from tests.test_audit_trail import _all, _writable
 from tests.test_photo_access import Clinic
 
 

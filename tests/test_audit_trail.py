@@ -7,8 +7,7 @@ import csv
 import io
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,39 +15,23 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.auth import accounts, sessions
-from analysis.services import users as user_admin
-from analysis.store import audit, db
 from analysis.services import audit_log, records
+from analysis.services import users as user_admin
+from analysis.services.photo_access import audited_export, photo_bytes, photo_pair_bytes
+from analysis.store import audit, db
 from analysis.store.access import SYSTEM, Actor
 from analysis.store.audit import AuditWriteError
 from analysis.store.models import AuditEvent, User
-from analysis.services.photo_access import audited_export, photo_bytes, photo_pair_bytes
+from tests.conftest import NURSE_PASSWORD
 from tests.test_photo_access import (
     CLINICIAN,
     DIRECTOR,
     Clinic,
     _break_audit_inserts,
-    make_clinic,
 )
 
 ADMIN = Actor(user_id=None, email="admin@test", role="admin")
-PASSWORD = "trail-test-password"
-
-
-@pytest.fixture(scope="module")
-def password_hash() -> str:
-    return accounts.hash_password(PASSWORD)  # Argon2id is slow by design: hash once
-
-
-@pytest.fixture
-def clinic(db_url: str, tmp_path: Path, password_hash: str) -> Clinic:
-    c = make_clinic(db_url, tmp_path / "images", scopes=("clinical_record", "consult_display"))
-    with db.session_scope(c.engine) as session:
-        user = User(email="nurse@test", display_name="Nurse", role="clinician",
-                    password_hash=password_hash)
-        session.add(user)
-    yield c
-    c.engine.dispose()
+PASSWORD = NURSE_PASSWORD  # the nurse account of the audit-trail ``clinic`` fixture (conftest)
 
 
 def _all(engine: Engine) -> list[AuditEvent]:
@@ -105,7 +88,7 @@ ACTIONS: list[tuple[str, str, bool, Callable[[DbSession, Clinic], Any]]] = [
 def test_each_audited_action_writes_exactly_one_event(clinic: Clinic) -> None:
     for action, outcome, with_patient, call in ACTIONS:
         before = _all(clinic.engine)
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         with db.session_scope(clinic.engine) as session:
             call(session, clinic)
         new = _all(clinic.engine)[len(before):]
@@ -115,7 +98,7 @@ def test_each_audited_action_writes_exactly_one_event(clinic: Clinic) -> None:
         assert (event.patient_id == clinic.patient_id) if with_patient else (
             event.patient_id is None), action
         assert event.occurred_at.utcoffset() == timedelta(0)
-        assert started - timedelta(seconds=1) <= event.occurred_at <= datetime.now(timezone.utc)
+        assert started - timedelta(seconds=1) <= event.occurred_at <= datetime.now(UTC)
 
 
 def test_sign_out_writes_exactly_one_event(clinic: Clinic) -> None:
@@ -141,7 +124,7 @@ def test_query_filters_and_the_read_is_audited_but_not_returned(clinic: Clinic) 
         patient = audit_log.query_events(session, DIRECTOR, patient_id=clinic.patient_id)
         assert set(patient["patient_id"]) == {clinic.patient_id}
         future = audit_log.query_events(session, DIRECTOR,
-                                        since=datetime.now(timezone.utc) + timedelta(hours=1))
+                                        since=datetime.now(UTC) + timedelta(hours=1))
         assert future.empty
         limited = audit_log.query_events(session, DIRECTOR, limit=2)
         assert len(limited) == 2

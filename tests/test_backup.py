@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from analysis.store import audit, backup, db
 from analysis.services import records
+from analysis.services.photo_access import photo_bytes
+from analysis.store import audit, backup, db
 from analysis.store.images import ImageStore
 from analysis.store.models import AuditEvent, Consent, Patient, Photo
-from analysis.services.photo_access import photo_bytes
 from tests.conftest import PROJECT_ROOT
 from tests.test_photo_access import CLINICIAN, make_clinic
 

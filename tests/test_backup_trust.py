@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.store import backup, crypto, db
 from analysis.services import records
+from analysis.store import backup, crypto, db
 from analysis.store.images import ImageStore
 from tests.conftest import PROJECT_ROOT
 from tests.test_backup import _recreate_database, _snapshot, clinic_dir  # noqa: F401 (fixture)

@@ -16,9 +16,9 @@ from alembic.migration import MigrationContext
 from PIL import Image
 from sqlalchemy import inspect, select
 
-from analysis.services import viewing
-from analysis.services import rating
+from analysis.errors import FieldError
 from analysis.outcomes import agreement
+from analysis.services import rating, viewing
 from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.images import ImageStore
@@ -33,7 +33,6 @@ from analysis.store.models import (
     RatingStudy,
     Session,
 )
-from analysis.errors import FieldError
 from tests.rating_seed import seed_rating_clinic
 
 RATING_TABLES = {"rating_studies", "rating_raters", "rating_pairs", "rating_assignments"}
@@ -254,7 +253,6 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic) -> None:
 
     rate_all(clinic, study_id, answer)
     from analysis.services.series import series_overview
-
     from analysis.store.blinding import BlindedRater
 
     with db.session_scope(clinic["engine"]) as s:  # rater 1 tries a study series' record

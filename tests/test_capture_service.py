@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from analysis.services import capture
 from analysis.photos.types import PhotoMeasurement
+from analysis.services import capture, records
 from analysis.store import db
-from analysis.services import records
 from analysis.store.access import Actor
 from analysis.store.images import default_store
 from analysis.store.models import Photo, Protocol

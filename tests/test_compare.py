@@ -127,7 +127,7 @@ def test_lighting_direction_message_both_ways() -> None:
 def test_exposure_in_ev_and_direction() -> None:
     darker = compare(BASE, follow(exposure_l=47.0, lab_median=(47.0, 12.0, 16.0))).check("exposure")
     assert darker.status == "fail" and darker.value == pytest.approx(-15.0)
-    y = lambda l: ((l + 16) / 116) ** 3  # noqa: E731  CIE L* -> Y
+    y = lambda lstar: ((lstar + 16) / 116) ** 3  # noqa: E731  CIE L* -> Y
     ev = math.log2(y(47.0) / y(62.0))
     assert darker.details["delta_ev"] == pytest.approx(ev)
     assert f"{abs(ev):.1f} EV darker" in darker.message

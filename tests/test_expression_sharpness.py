@@ -83,7 +83,7 @@ def test_lifting_the_mouth_corners_raises_smile_and_closing_eyes_lowers_eye_open
     lifted[list(MOUTH_CORNERS), 1] -= 5.0  # up the image
     assert measure_expression(lifted).smile > ref.smile + 0.05
     closed = lm.copy()
-    for p1, p2, p3, p4, p5, p6 in (RIGHT_EAR_IDX, LEFT_EAR_IDX):
+    for _p1, p2, p3, _p4, p5, p6 in (RIGHT_EAR_IDX, LEFT_EAR_IDX):
         closed[[p2, p3]] = closed[[p6, p5]]  # upper lid onto the lower lid
     assert measure_expression(closed).eye_open < 0.05 < ref.eye_open
 

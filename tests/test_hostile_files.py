@@ -18,7 +18,7 @@ import sys
 import time
 import types
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -223,7 +223,7 @@ def test_photo_with_private_metadata_is_read_and_scrubbed(name: str, sealed: Pat
 
 def test_gps_photo_keeps_its_capture_time_and_focal_length() -> None:
     photo = read_photo(CORPUS / "accept_gps_exif.jpg")
-    assert photo.taken_at_utc == datetime(2025, 3, 14, 8, 26, 53, tzinfo=timezone.utc)
+    assert photo.taken_at_utc == datetime(2025, 3, 14, 8, 26, 53, tzinfo=UTC)
     assert photo.focal_length_mm == pytest.approx(4.25)
     assert photo.focal_length_35mm == 26
 

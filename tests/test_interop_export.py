@@ -18,16 +18,16 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from analysis.services import interop as service
+from analysis.errors import FieldError
 from analysis.interop.dicom import PhotoMeta, embedded_jpeg, photo_to_dicom
 from analysis.interop.fhir import unresolved_references
 from analysis.interop.tables import COLUMNS
-from analysis.store import db
+from analysis.services import interop as service
 from analysis.services import records
+from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.images import default_store
 from analysis.store.models import AuditEvent, Photo
-from analysis.errors import FieldError
 from tests.clinician_seed import astronaut_jpeg, seed_small_clinic
 from tests.conftest import system_tool
 

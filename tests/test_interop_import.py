@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from analysis.services import interop as service
 from analysis.interop.device_import import MAX_BYTES, parse_hair_density
+from analysis.services import interop as service
 from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import AuditEvent, EndpointDefinition, EndpointMeasurement

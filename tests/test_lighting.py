@@ -7,6 +7,7 @@ once per session; the face-free tests need none.
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -97,7 +98,7 @@ def test_darkening_lowers_exposure_monotonically(use_landmarks: bool) -> None:
     lm = astronaut_landmarks() if use_landmarks else None
     values = [measure_lighting(scaled(img, k), landmarks_px=lm).exposure_l
               for k in (1.0, 0.8, 0.6, 0.4, 0.2)]
-    assert all(a > b + 2 for a, b in zip(values, values[1:])), values
+    assert all(a > b + 2 for a, b in pairwise(values)), values
 
 
 def test_overexposure_raises_the_clipped_share() -> None:
@@ -201,8 +202,8 @@ def render_lambertian(lm: np.ndarray, light_dir: np.ndarray, *, ambient: float =
     from analysis.photos.lighting import vertex_normals
 
     normals = vertex_normals(lm)
-    l = np.asarray(light_dir, float) / np.linalg.norm(light_dir)
-    shade = ambient + np.clip(normals @ l, 0, None)
+    light = np.asarray(light_dir, float) / np.linalg.norm(light_dir)
+    shade = ambient + np.clip(normals @ light, 0, None)
     shade = 200.0 * shade / max(1.0, ambient + 1.0)
     img = np.full((size, size), 30.0, np.float32)
     radius = max(2, int(0.07 * np.linalg.norm(lm[33, :2] - lm[263, :2])))
@@ -240,7 +241,7 @@ def test_light_side_of_a_directional_light_is_close_to_sin_azimuth() -> None:
         t = np.radians(az)  # az > 0: light toward the image right
         rgb = render_lambertian(lm, np.array([np.sin(t), 0.0, -np.cos(t)]))
         values.append(measure_lighting(rgb, landmarks_px=lm).light_side)
-    assert all(a < b for a, b in zip(values, values[1:])), values
+    assert all(a < b for a, b in pairwise(values)), values
     assert values[2] == pytest.approx(0.0, abs=0.08)
     # close to sin(azimuth) while most of the face is lit; compressed for grazing light, where
     # attached shadows bend the shading away from the linear model

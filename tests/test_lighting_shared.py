@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,7 @@ def test_yaleb_light_side_falls_steadily_as_the_light_moves_to_the_subjects_righ
     """Monotonic up to 25 deg; beyond, the linear fit saturates (attached shadows) but stays far
     from the frontal value."""
     values = [_yaleb(subject, az, 0).light_side for az in (-25, -10, 0, 10, 25)]
-    assert all(a > b for a, b in zip(values, values[1:])), values
+    assert all(a > b for a, b in pairwise(values)), values
     frontal = values[2]
     for az in (-70, -50, 50, 70):
         value = _yaleb(subject, az, 0).light_side

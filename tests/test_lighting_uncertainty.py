@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -24,7 +24,7 @@ from analysis.photos.types import PhotoMeasurement
 from tests.test_lighting import astronaut_landmarks
 
 
-@lru_cache(maxsize=None)
+@cache
 def _measured(factor: float, noise: float) -> lighting.LightingMeasure:
     """astronaut() downscaled by ``factor`` with Gaussian noise of ``noise`` 8-bit levels."""
     rgb = np.ascontiguousarray(data.astronaut())

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import Engine, event, func, select, text
 
 from analysis.auth.accounts import actor_for
-from analysis.services.capture import series_choices
 from analysis.demo.clinic import seed_demo_clinic
+from analysis.services.capture import series_choices
 from analysis.services.frames import load_frames
 from analysis.services.pairs import representative_pairs
 from analysis.services.series import list_patients, series_overview

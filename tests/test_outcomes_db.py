@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import asdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 from sqlalchemy import select
 
 from analysis.outcomes.frames import aggregate_photo_sets
-from analysis.services.frames import load_frames
 from analysis.outcomes.pairs import pick_typical
+from analysis.services import records
+from analysis.services.frames import load_frames
 from analysis.services.pairs import representative_pairs
 from analysis.services.safety import trace_lot
 from analysis.services.series import list_patients, series_overview
 from analysis.store import db
-from analysis.services import records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.images import ImageStore, sha256_hex
 from analysis.store.models import AuditEvent, EndpointDefinition, Photo, ProductLot, Protocol, User
@@ -59,10 +59,10 @@ def write_clinic(engine, store: ImageStore) -> dict:
                                        sex="female", fitzpatrick=2)
             ids["patients"][i] = p.id
             records.give_consent(s, CLINICIAN, patient_id=p.id, scope="clinical_record",
-                                 at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                                 at=datetime(2026, 1, 1, tzinfo=UTC))
             if i != 7:
                 records.give_consent(s, CLINICIAN, patient_id=p.id, scope="consult_display",
-                                     at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                                     at=datetime(2026, 1, 1, tzinfo=UTC))
             se = records.create_series(s, CLINICIAN, patient_id=p.id, protocol_id=proto.id,
                                        started_on=START, status="completed" if i < 7 else "active",
                                        goal="forehead lines")

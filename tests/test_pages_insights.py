@@ -210,8 +210,8 @@ def test_timelines_open_for_clinicians_too(seeded_clinic: Path) -> None:
 def test_photo_pairs_respect_a_consent_withdrawal_on_the_next_run(seeded_clinic: Path) -> None:
     """Pairs are shown only while the patient's consult-display consent is current: withdrawing
     it hides the photo on the very next rerun, even though the pair list is cached."""
-    from analysis.store import db
     from analysis.services import records
+    from analysis.store import db
     from analysis.store.models import Consent
 
     at = _open("timelines.py", CONSULT)

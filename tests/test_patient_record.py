@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analysis.services import capture
+from analysis.errors import FieldError
+from analysis.services import capture, records
 from analysis.services import patient_record as pr
 from analysis.services import users as user_admin
 from analysis.store import db
-from analysis.services import records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import (
     SCREENING_ITEMS,
@@ -24,7 +24,6 @@ from analysis.store.models import (
     ScreeningAnswer,
     Series,
 )
-from analysis.errors import FieldError
 from tests.conftest import PROJECT_ROOT
 from ui.frame import ACTOR_KEY
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,7 @@ from PIL import Image
 from skimage import data as skdata
 from sqlalchemy import Engine, func, select, text
 
-from analysis.store import db
 from analysis.services import records
-from analysis.store.access import Actor, PermissionDenied
-from analysis.store.audit import AuditWriteError
-from analysis.store.images import BlobCorruptError, BlobMissingError, ImageStore
-from analysis.store.models import AuditEvent, Protocol
 from analysis.services.photo_access import (
     ConsentMissing,
     PhotoNotFound,
@@ -32,12 +27,17 @@ from analysis.services.photo_access import (
     photo_pair_bytes,
     visible_photo_ids,
 )
+from analysis.store import db
+from analysis.store.access import Actor, PermissionDenied
+from analysis.store.audit import AuditWriteError
+from analysis.store.images import BlobCorruptError, BlobMissingError, ImageStore
+from analysis.store.models import AuditEvent, Protocol
 
 CLINICIAN = Actor(user_id=None, email="clin@test", role="clinician")
 DIRECTOR = Actor(user_id=None, email="md@test", role="medical_director")
 CONSULT = Actor(user_id=None, email="consult@test", role="consult_staff")
 ADMIN = Actor(user_id=None, email="admin@test", role="admin")
-YESTERDAY = datetime.now(timezone.utc) - timedelta(days=1)
+YESTERDAY = datetime.now(UTC) - timedelta(days=1)
 
 
 @functools.cache

@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
+from analysis.errors import FieldError
+from analysis.photos.compare import Tolerances
 from analysis.services import capture
 from analysis.services import protocol_setup as ps
 from analysis.services import users as user_admin
-from analysis.photos.compare import Tolerances
 from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import AuditEvent, EndpointDefinition, Protocol
-from analysis.errors import FieldError
 from tests.conftest import PROJECT_ROOT
 from ui.frame import ACTOR_KEY
 

@@ -20,16 +20,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.services import protocol_setup, rating
+from analysis.services import audit_log, protocol_setup, rating, records
 from analysis.services import users as user_admin
 from analysis.services.frames import load_frames
+from analysis.services.photo_access import audited_export, photo_bytes
 from analysis.services.safety import trace_lot
 from analysis.services.series import list_patients, series_overview
 from analysis.store import db
-from analysis.services import audit_log, records
 from analysis.store.access import PERMISSIONS, SYSTEM, Actor, PermissionDenied, require
 from analysis.store.models import ROLES, AuditEvent, Patient, User
-from analysis.services.photo_access import audited_export, photo_bytes
 from tests.test_photo_access import Clinic, astronaut_jpeg, make_clinic
 
 CLINICAL = {"clinician", "medical_director"}

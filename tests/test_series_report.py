@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from analysis.services.series import series_overview
 from analysis.reports.series_report import build_series_report, endpoint_chart_png, report_photos
+from analysis.services.photo_access import photo_bytes
+from analysis.services.series import series_overview
 from analysis.store import db
 from analysis.store.access import Actor
-from analysis.services.photo_access import photo_bytes
 
 
 def _pdf_text(pdf: bytes) -> tuple[str, int]:

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import Engine, select
 
 from analysis.auth import accounts, sessions
+from analysis.errors import FieldError
 from analysis.services import users as user_admin
 from analysis.store import db
 from analysis.store.access import SYSTEM, Actor, PermissionDenied
 from analysis.store.models import AuditEvent, SignInSession, User, utcnow
-from analysis.errors import FieldError
 
 PASSWORD = "a-long-test-password"
 

@@ -6,15 +6,15 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from analysis.store import audit, db
 from analysis.services import records
+from analysis.store import audit, db
 from analysis.store.access import SYSTEM, Actor, PermissionDenied
 from analysis.store.images import ImageStore
 from analysis.store.models import AuditEvent, Base, Photo, Protocol, Series, Treatment
@@ -155,7 +155,7 @@ def test_consent_withdrawal_takes_effect_on_the_next_query(db_url: str) -> None:
                                          sex="female", fitzpatrick=4)
         for scope in ("clinical_record", "consult_display"):
             records.give_consent(session, CLINICIAN, patient_id=patient.id, scope=scope,
-                                 at=datetime.now(timezone.utc) - timedelta(days=1))
+                                 at=datetime.now(UTC) - timedelta(days=1))
     with db.session_scope(engine) as session:
         assert records.consent_scopes(session, patient.id) == {"clinical_record", "consult_display"}
         assert records.withdraw_consent(session, CLINICIAN, patient_id=patient.id,
@@ -311,7 +311,7 @@ def test_crash_between_blob_and_row_leaves_no_dangling_row(tmp_path: Path) -> No
     with db.session_scope(engine) as session:
         patient, _, visit = _patient_with_session(session)
         records.give_consent(session, CLINICIAN, patient_id=patient.id, scope="clinical_record",
-                             at=datetime.now(timezone.utc) - timedelta(hours=1))
+                             at=datetime.now(UTC) - timedelta(hours=1))
         visit_id = visit.id
     engine.dispose()
     child = textwrap.dedent(f"""
@@ -357,7 +357,7 @@ def test_photo_needs_clinical_consent_and_a_reason_when_failing(tmp_path: Path) 
             records.store_photo(session, CLINICIAN, store, session_id=visit.id, photo=photo)
         assert err.value.field == "consent"
         records.give_consent(session, CLINICIAN, patient_id=patient.id, scope="clinical_record",
-                             at=datetime.now(timezone.utc) - timedelta(minutes=1))
+                             at=datetime.now(UTC) - timedelta(minutes=1))
         with pytest.raises(records.FieldError) as err:
             records.store_photo(session, CLINICIAN, store, session_id=visit.id, photo=photo)
         assert err.value.field == "override_reason"

@@ -3,6 +3,8 @@ procedural scalps; the landmark detector and scalp registration are the real one
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from skimage.transform import rotate
@@ -204,8 +206,8 @@ def test_higher_density_darkens_the_scalp_monotonically(vertex_scene) -> None:
         counts.append(truth["site_count_per_cm2"])
         # realised count in the 1 cm^2 site disc is the requested density up to Poisson noise
         assert abs(truth["site_count_per_cm2"] - density) < 4 * np.sqrt(density) + 2
-    assert all(a < b for a, b in zip(shares, shares[1:])), shares
-    assert all(a <= b for a, b in zip(counts, counts[1:])), counts
+    assert all(a < b for a, b in pairwise(shares)), shares
+    assert all(a <= b for a, b in pairwise(counts)), counts
 
 
 def test_more_hair_only_adds_strands_to_the_same_scalp(vertex_scene) -> None:

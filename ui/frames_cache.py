@@ -16,8 +16,8 @@ from collections.abc import Iterable
 import streamlit as st
 
 from analysis.services.analytics import ClinicFrames, combine_frames
-from analysis.services.frames import load_frames
 from analysis.services.common import Actor
+from analysis.services.frames import load_frames
 from ui import frame
 
 FRAMES_TTL_S = 600

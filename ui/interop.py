@@ -9,8 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analysis.services import interop as service
-from analysis.services.common import PermissionDenied
-from analysis.services.common import FieldError
+from analysis.services.common import FieldError, PermissionDenied
 from ui import frame
 
 FORMAT_LABELS = {

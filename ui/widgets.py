@@ -10,15 +10,18 @@ import pandas as pd
 import streamlit as st
 
 from analysis.services.capture import MeasurementCache, series_choices
-from analysis.services.common import PermissionDenied
-from analysis.services.common import BlobCorruptError, BlobMissingError
+from analysis.services.common import (
+    BlobCorruptError,
+    BlobMissingError,
+    FieldError,
+    PermissionDenied,
+)
 from analysis.services.photo_access import (
     PhotoNotFound,
     photo_bytes,
     photo_pair_bytes,
     photo_thumbnails,
 )
-from analysis.services.common import FieldError
 from ui import frame
 
 MEASUREMENTS_KEY = "candor_measurements"  # one MeasurementCache per browser session

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from analysis.demo.catalogue import PROTOCOLS
 from analysis.demo.plan import ClinicPlan
+from analysis.services.records import reaction_term
 from analysis.store import audit
 from analysis.store.access import Actor
 from analysis.store.images import ImageStore
@@ -46,13 +47,12 @@ from analysis.store.models import (
     ProductLot,
     Protocol,
     Reaction,
-    Series,
     ScreeningAnswer,
+    Series,
     Session,
     Treatment,
     utcnow,
 )
-from analysis.services.records import reaction_term
 
 #: Rows per INSERT statement batch (keeps each executemany's parameter list small in memory).
 CHUNK_ROWS = 5000

@@ -22,7 +22,7 @@ satisfaction), which are only rated from session 2. Scalp photos show ``true`` h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -178,7 +178,7 @@ def draw_perturbation(rng: np.random.Generator, habit: str, *, scalp: bool,
 
 def _at(day: date, rng: np.random.Generator, *, start_h: float = 8.5, end_h: float = 18.0) -> datetime:
     hours = float(rng.uniform(start_h, end_h))
-    return datetime.combine(day, time(0, 0), tzinfo=timezone.utc) + timedelta(hours=hours)
+    return datetime.combine(day, time(0, 0), tzinfo=UTC) + timedelta(hours=hours)
 
 
 def _schedule(rng: np.random.Generator, proto: ProtocolSpec, start: date) -> list[date]:
@@ -423,7 +423,7 @@ def _plan_withdrawals(rng: np.random.Generator, patients: list[PatientPlan], tod
         scopes = [s for s, _ in p.consents if s != "clinical_record"]
         scope = scopes[-1]
         given = dict(p.consents)[scope]
-        span = max(1, (datetime.combine(today, time(0), tzinfo=timezone.utc) - given).days - 1)
+        span = max(1, (datetime.combine(today, time(0), tzinfo=UTC) - given).days - 1)
         p.withdrawals.append((scope, given + timedelta(days=int(rng.integers(1, span + 1)),
                                                        hours=float(rng.uniform(0, 6)))))
 

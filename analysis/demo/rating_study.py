@@ -27,8 +27,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.services import rating
 from analysis.auth.accounts import actor_for
+from analysis.services import rating
 from analysis.store.access import Actor
 from analysis.store.models import (
     EndpointDefinition,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from PIL import Image
@@ -121,7 +121,7 @@ def parse_exif_datetime(value: Any, offset: Any = None, subsec: Any = None) -> d
         return stamp
     delta = timedelta(hours=hours, minutes=minutes) * sign
     try:
-        return (stamp - delta).replace(tzinfo=timezone.utc)
+        return (stamp - delta).replace(tzinfo=UTC)
     except OverflowError:
         return None
 

@@ -595,8 +595,8 @@ def _asymmetry(lightness: np.ndarray, side: np.ndarray) -> float:
     right, left = lightness[side > 0], lightness[side < 0]
     if right.size == 0 or left.size == 0:
         return float("nan")
-    r, l = float(np.mean(right)), float(np.mean(left))
-    return (r - l) / (r + l) if (r + l) > 0 else 0.0
+    r, lt = float(np.mean(right)), float(np.mean(left))
+    return (r - lt) / (r + lt) if (r + lt) > 0 else 0.0
 
 
 def _clipped(pixels_rgb: np.ndarray) -> float:

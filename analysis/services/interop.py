@@ -26,20 +26,20 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.errors import FieldError
 from analysis.interop import snapshot as snap
+from analysis.services.photo_access import PURPOSES, check_consent
 from analysis.store import audit
 from analysis.store.access import Actor, PermissionDenied, allowed
 from analysis.store.images import ImageStore, default_store
 from analysis.store.models import AuditEvent, Consent, Patient, Series, User
-from analysis.services.photo_access import PURPOSES, check_consent
-from analysis.errors import FieldError
 
 FORMATS = ("dicom", "fhir", "csv")
 ACTION = "interop.export"
@@ -248,7 +248,7 @@ def _export(session: DbSession, actor: Actor, *, series_id: int | None, patient_
         result.files = sorted(files)
         manifest = {
             "format": fmt, "purpose": purpose, "consent_scope": scope,
-            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "exported_by": actor.email, "series": [s.series_id for s in infos],
             "patient_code": infos[0].patient.code if infos else None,
             "files": [{"path": f, "sha256": _sha256(tmp / f)} for f in result.files],
@@ -569,7 +569,7 @@ def analyst_tables_zip(session: DbSession, actor: Actor, *, series_ids: Iterable
         folder = Path(tmp) / "tables"
         files = write_tables(infos, folder)
         (folder / "manifest.json").write_text(json.dumps({
-            "format": "csv", "exported_at": datetime.now(timezone.utc).isoformat(
+            "format": "csv", "exported_at": datetime.now(UTC).isoformat(
                 timespec="seconds"), "exported_by": actor.email, "filters": info_filters,
             "series": [i.series_id for i in infos], "files": files,
             "photo_verdicts_left_out": left_out,

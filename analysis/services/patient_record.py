@@ -16,8 +16,8 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.store import audit
 from analysis.services import records
+from analysis.store import audit
 from analysis.store.access import Actor, require
 from analysis.store.models import (
     CONSENT_SCOPES,

@@ -22,13 +22,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.errors import FieldError
 from analysis.outcomes.endpoints import expected_change
 from analysis.photos.compare import Tolerances
 from analysis.photos.types import ALL_VIEWS
 from analysis.store import audit
 from analysis.store.access import Actor, require
 from analysis.store.models import ENDPOINT_KINDS, EndpointDefinition, Protocol, Series
-from analysis.errors import FieldError
 
 MAX_SESSIONS = 30
 MAX_INTERVAL_DAYS = 180

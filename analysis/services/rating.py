@@ -39,6 +39,7 @@ import pandas as pd
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.errors import FieldError
 from analysis.outcomes import agreement
 from analysis.outcomes.agreement import Estimate
 from analysis.outcomes.frames import GATE_PASSING, to_csv_bytes
@@ -61,7 +62,6 @@ from analysis.store.models import (
     User,
     utcnow,
 )
-from analysis.errors import FieldError
 
 MAX_PAIRS = 400
 NO_DIFFERENCE = "none"

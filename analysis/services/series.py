@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
 import pandas as pd
@@ -202,7 +203,7 @@ def series_overview(session: DbSession, actor: Actor, series_id: int) -> SeriesO
         [(a.number, b.number, a.performed_on, b.performed_on,
           [c.kind for c in series.confounders
            if spans(c.started_on, c.ended_on, from_on=a.performed_on, to_on=b.performed_on)])
-         for a, b in zip(visits, visits[1:])],
+         for a, b in pairwise(visits)],
         columns=["from_session", "to_session", "from_on", "to_on", "confounders"])
     comparisons["spans_confounder"] = comparisons["confounders"].map(bool)
     audit.record(session, actor, "series.view", patient_id=patient.id, object_type="series",

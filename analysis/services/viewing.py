@@ -53,8 +53,8 @@ def pair_view(
 ) -> PairView:
     """Measure both photos (sandboxed worker, cached by SHA-256), grade ``later`` against
     ``earlier`` with the protocol's tolerances, and align ``later`` onto ``earlier`` by landmarks."""
-    from analysis.services.capture import measure_bytes
     from analysis.photos.compare import Tolerances, compare
+    from analysis.services.capture import measure_bytes
 
     m_early = measure_bytes(earlier_bytes, view=view, cache=cache)  # type: ignore[arg-type]
     m_late = measure_bytes(later_bytes, view=view, cache=cache)  # type: ignore[arg-type]

@@ -22,9 +22,9 @@ import json
 import logging
 import random
 import time
-from types import SimpleNamespace
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import event as sa_event

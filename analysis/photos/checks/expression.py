@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from analysis.photos.checks.common import _grade, _missing, _na, _ORDER
+from analysis.photos.checks.common import _ORDER, _grade, _missing, _na
 from analysis.photos.types import Check, PhotoMeasurement
 
 if TYPE_CHECKING:
