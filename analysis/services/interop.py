@@ -96,7 +96,10 @@ def load_series(session: DbSession, series: Series, *,
     """A frozen copy of the series (every photo; consent filtering is the caller's job).
     ``names``: user id -> display name, when the caller has them already."""
     names = names if names is not None else _names(session)
-    name = lambda uid: names.get(uid, "") if uid is not None else ""  # noqa: E731
+
+    def name(uid: int | None) -> str:
+        return names.get(uid, "") if uid is not None else ""
+
     sessions = []
     for v in sorted(series.sessions, key=lambda v: v.number):
         sessions.append(snap.SessionInfo(
@@ -327,7 +330,8 @@ def _write_dicom(infos: list[snap.SeriesInfo], root: Path, store: ImageStore,
 
 
 def manifest_dict(result: ExportResult) -> dict[str, Any]:
-    return json.loads(result.manifest_path.read_text())
+    manifest: dict[str, Any] = json.loads(result.manifest_path.read_text())
+    return manifest
 
 
 

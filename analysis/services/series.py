@@ -250,9 +250,11 @@ def _measurements(session: DbSession, series_id: int, visits: list[Session], pro
     if raw.empty:
         return pd.DataFrame(columns=cols), endpoints.drop(columns="neutral"), notes
     m = derive_measurements(raw, sessions=sessions, endpoints=endpoints)
-    m["noise_band"] = m["endpoint_code"].map(
-        lambda c: 2.0 * defs[c].noise_sd if c in defs and defs[c].noise_sd is not None
-        else float("nan"))
+    def noise_band(code: str) -> float:
+        sd = defs[code].noise_sd if code in defs else None
+        return 2.0 * sd if sd is not None else float("nan")
+
+    m["noise_band"] = m["endpoint_code"].map(noise_band)
     m["within_noise"] = m["change"].abs() <= m["noise_band"]
     course = {c: expected_change(protocol.expected_course, endpoint_code=c) for c in codes}
     m["expected_change"] = [course.get(c, {}).get(int(k), float("nan"))

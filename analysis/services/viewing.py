@@ -7,6 +7,7 @@ in :mod:`analysis.photos.viewing`; they are re-exported here so a page has one m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class PairView:
 
 
 def pair_view(
-    earlier_bytes: bytes, later_bytes: bytes, *, view: str, tolerances: dict | None = None,
+    earlier_bytes: bytes, later_bytes: bytes, *, view: str, tolerances: dict[str, Any] | None = None,
     cache: object | None = None, max_side: int = 1024,
 ) -> PairView:
     """Measure both photos (sandboxed worker, cached by SHA-256), grade ``later`` against
