@@ -106,7 +106,8 @@ def parse_exif_datetime(value: Any, offset: Any = None, subsec: Any = None) -> d
     if match is None:
         return None
     try:
-        stamp = datetime(*(int(part) for part in match.groups()))
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        stamp = datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
     digits = "".join(ch for ch in _text(subsec) if ch.isdigit())[:6]
