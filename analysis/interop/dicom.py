@@ -29,6 +29,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     JPEGBaseline8Bit,
     VLPhotographicImageStorage,
 )
@@ -112,7 +113,7 @@ def photo_to_dicom(data: bytes, meta: PhotoMeta, *, now: datetime | None = None)
 
     fm = FileMetaDataset()
     fm.MediaStorageSOPClassUID = VLPhotographicImageStorage
-    fm.MediaStorageSOPInstanceUID = sop_uid
+    fm.MediaStorageSOPInstanceUID = UID(sop_uid)
     fm.TransferSyntaxUID = JPEGBaseline8Bit
     fm.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     fm.ImplementationVersionName = "CANDOR_1"

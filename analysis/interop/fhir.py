@@ -312,7 +312,8 @@ def validate_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
     from fhir.resources.R4B.bundle import Bundle
 
     model = Bundle.model_validate(bundle)
-    return json.loads(model.model_dump_json(exclude_none=True))
+    resource: dict[str, Any] = json.loads(model.model_dump_json(exclude_none=True))
+    return resource
 
 
 def unresolved_references(bundle: dict[str, Any]) -> list[str]:
