@@ -54,17 +54,20 @@ def _filters() -> dict[str, Any]:
         email = cols[1].text_input("User email")
         patient = cols[2].text_input("Patient id")
         outcome = cols[3].selectbox("Outcome", OUTCOMES)
-        cols = st.columns(3)
-        since = cols[0].date_input("From (UTC)", value=today - timedelta(days=30))
-        until = cols[1].date_input("To (UTC, inclusive)", value=today)
-        limit = cols[2].number_input("At most", min_value=10, max_value=audit_log.MAX_LIMIT,
+        row2 = st.columns(3)
+        since = row2[0].date_input("From (UTC)", value=today - timedelta(days=30))
+        until = row2[1].date_input("To (UTC, inclusive)", value=today)
+        limit = row2[2].number_input("At most", min_value=10, max_value=audit_log.MAX_LIMIT,
                                      value=audit_log.DEFAULT_LIMIT, step=100)
         st.form_submit_button("Apply filters", icon=":material/filter_alt:")
     patient = patient.strip()
     if patient and not patient.isdigit():
         st.error("Patient id must be a whole number.")
         st.stop()
-    day = lambda d: datetime.combine(d, time(), tzinfo=UTC)  # noqa: E731
+
+    def day(d: date) -> datetime:
+        return datetime.combine(d, time(), tzinfo=UTC)
+
     return {
         "action": action.strip() or None,
         "actor_email": email.strip() or None,

@@ -162,7 +162,7 @@ def _preview(ctx: capture.CaptureContext, sha: str, item: dict[str, Any]) -> Non
         return
     stored = ctx.baseline_for(item["view"])
     base_rgb = display.get(("photo", stored.photo_id)) if stored else None
-    if base_rgb is None or a.baseline_photo_id is None:
+    if base_rgb is None or stored is None or a.baseline_photo_id is None:
         caption = ("New photo (no baseline for this view yet)" if a.baseline_photo_id is None
                    else "New photo (the baseline photo could not be shown)")
         st.image(new_rgb, caption=caption, width="stretch")

@@ -208,6 +208,7 @@ def _new_series(record: pr.PatientRecord) -> None:
         del st.session_state[key]
     st.session_state[widgets.SERIES_KEY] = series_id
     st.session_state["status_series"] = series_id
+    assert protocol_id is not None  # start_series refuses a series without a protocol
     _done(f"Series started: {by_id[protocol_id].name}. Capture its baseline photos next.")
 
 

@@ -115,7 +115,7 @@ def _endpoints() -> None:
             "neutral", "a rating against baseline needs its 'no change' point"), FIELD_LABELS)
         return
     try:
-        added = frame.call(ps.save_endpoint, ps.EndpointForm(
+        code_added = frame.call(ps.save_endpoint, ps.EndpointForm(
             code=code, name=name, kind=kind, unit=unit, scale_min=low, scale_max=high,
             higher_is_better=better == "Higher", mcid=mcid, noise_sd=noise,
             neutral=neutral if relative else None, patient_reported=patient))
@@ -124,7 +124,7 @@ def _endpoints() -> None:
         return
     for key in [k for k in st.session_state if str(k).startswith("ep_")]:
         del st.session_state[key]
-    st.session_state[FLASH] = f"Endpoint added: {added}."
+    st.session_state[FLASH] = f"Endpoint added: {code_added}."
     st.rerun()
 
 

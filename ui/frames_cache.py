@@ -39,7 +39,7 @@ def _cached(actor: Actor, purpose: str, protocol_id: int | None) -> ClinicFrames
         ids = [] if protocol_id is None else [protocol_id]
         hit = (time.monotonic(), frame.call(load_frames, purpose=purpose, protocol_ids=ids))
         st.session_state[key] = hit
-    return hit[1]  # type: ignore[no-any-return]
+    return hit[1]
 
 
 def catalogue(actor: Actor, *, purpose: str) -> ClinicFrames:

@@ -28,7 +28,8 @@ from analysis.photos.compare import Tolerances
 from analysis.photos.types import ALL_VIEWS
 from analysis.store import audit
 from analysis.store.access import Actor, require
-from analysis.store.models import ENDPOINT_KINDS, EndpointDefinition, Protocol, Series
+from analysis.store.models import ENDPOINT_KINDS as ENDPOINT_KINDS  # re-exported for the page
+from analysis.store.models import EndpointDefinition, Protocol, Series
 
 MAX_SESSIONS = 30
 MAX_INTERVAL_DAYS = 180

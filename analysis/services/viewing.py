@@ -7,7 +7,7 @@ in :mod:`analysis.photos.viewing`; they are re-exported here so a page has one m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from analysis.photos.viewing import (
     wipe,
 )
 
+if TYPE_CHECKING:
+    from analysis.photos.types import Comparison
+
 __all__ = ["AlignedPair", "PairView", "align_pair", "blend", "decode_for_display", "difference_map",
            "landmarks_for", "pair_view", "side_by_side", "to_png", "wipe"]
 
@@ -36,7 +39,7 @@ class PairView:
     ``later_original`` the unwarped display copy.
     """
 
-    comparison: object  # analysis.photos.types.Comparison
+    comparison: Comparison
     earlier: np.ndarray
     later_aligned: np.ndarray
     later_original: np.ndarray
