@@ -32,7 +32,9 @@ def seed_rating_clinic(url: str, image_root: Path, *, n_series: int = 6) -> dict
     engine = db.make_engine(url)
     db.upgrade(engine)
     store = ImageStore(image_root)
-    out: dict[str, object] = {"series": [], "patients": []}
+    series_ids: list[int] = []
+    patient_codes: list[str] = []
+    out: dict[str, object] = {"series": series_ids, "patients": patient_codes}
     with db.session_scope(engine) as s:
         users = user_admin.seed_demo_accounts(s)
         clinician = next(u for u in users if u.role == "clinician")
@@ -88,8 +90,8 @@ def seed_rating_clinic(url: str, image_root: Path, *, n_series: int = 6) -> dict
                                                endpoint_code="gais_test", value=gais)
             if no_consent:
                 records.withdraw_consent(s, actor, patient_id=patient.id, scope="clinical_record")
-            out["series"].append(series.id)  # type: ignore[union-attr]
-            out["patients"].append(code)  # type: ignore[union-attr]
+            series_ids.append(series.id)
+            patient_codes.append(code)
         out.update(protocol_id=protocol.id, clinician_id=clinician.id, director_id=director.id,
                    rater_ids=[clinician.id, *(u.id for u in extra)],
                    rater_emails=[clinician.email, *(u.email for u in extra)],

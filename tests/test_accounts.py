@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
@@ -50,7 +52,7 @@ def test_only_admins_create_accounts_and_passwords_have_a_floor(db_url: str) -> 
 
 
 def test_create_admin_starts_a_real_clinic_that_the_demo_never_overwrites(
-    candor_env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    candor_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``python -m analysis create-admin``: the first sign-in of a clinic that does not start from
     the demo; afterwards `make run`'s ``demo --if-empty`` leaves the database alone."""

@@ -40,14 +40,15 @@ def _all(engine: Engine) -> list[AuditEvent]:
 
 
 def _nurse_id(session: DbSession) -> int:
-    return int(session.scalar(select(User.id).where(User.email == "nurse@test")))
+    return session.scalars(select(User.id).where(User.email == "nurse@test")).one()
 
 
 def _sign_out(session: DbSession, _c: Clinic) -> None:
     actor = accounts.authenticate(session, email="nurse@test", password=PASSWORD)
+    assert actor is not None
     token = sessions.start(session, actor)
     session.commit()
-    before = session.scalar(select(func.count()).select_from(AuditEvent))
+    before = session.scalars(select(func.count()).select_from(AuditEvent)).one()
     sessions.end(session, token)
     session.flush()
     assert session.scalar(select(func.count()).select_from(AuditEvent)) == before + 1

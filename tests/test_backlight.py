@@ -19,7 +19,7 @@ from skimage import data
 
 from analysis.photos.compare import BACKLIGHT_FAIL_DL, BACKLIGHT_WARN_DL, compare
 from analysis.photos.lighting import measure_lighting, surround_lightness
-from analysis.photos.types import PhotoMeasurement
+from analysis.photos.types import Comparison, PhotoMeasurement
 from tests.test_lighting import astronaut_landmarks, face_span, horizontal_ramp, scaled
 
 
@@ -63,7 +63,7 @@ def _scenes() -> dict[str, np.ndarray]:
     }
 
 
-def _check(name: str):
+def _check(name: str) -> Comparison:
     lm = astronaut_landmarks()
     scenes = _scenes()
     return compare(_photo(scenes["baseline"], lm), _photo(scenes[name], lm))

@@ -98,7 +98,7 @@ def test_an_unreadable_baseline_fails_the_upload_instead_of_making_it_the_baseli
     assert "consent withdrawn" in a.guidance[0]
 
 
-def test_same_photo_again_passes_and_a_much_darker_one_does_not(baseline_measurement) -> None:
+def test_same_photo_again_passes_and_a_much_darker_one_does_not(baseline_measurement: PhotoMeasurement) -> None:
     same = capture.assess_upload(astronaut_jpeg(), view="face_frontal", cache=CACHE,
                                  baseline=baseline_measurement, baseline_photo_id=1)
     assert same.verdict == "pass", same.guidance
@@ -111,7 +111,7 @@ def test_same_photo_again_passes_and_a_much_darker_one_does_not(baseline_measure
     assert {c["name"] for c in dark.checks_json()} >= {"pose", "exposure", "sharpness"}
 
 
-def test_a_file_that_is_not_a_photo_gets_a_clear_reason_and_cannot_be_saved(series_ids) -> None:
+def test_a_file_that_is_not_a_photo_gets_a_clear_reason_and_cannot_be_saved(series_ids: dict[str, int]) -> None:
     pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer <<>>\n%%EOF\n"
     a = capture.assess_upload(pdf, view="face_frontal", cache=CACHE)
     assert not a.readable and a.verdict == "fail"
@@ -123,7 +123,7 @@ def test_a_file_that_is_not_a_photo_gets_a_clear_reason_and_cannot_be_saved(seri
     assert _photo_count() == 0
 
 
-def test_saving_without_photo_consent_is_refused_and_stores_nothing(series_ids) -> None:
+def test_saving_without_photo_consent_is_refused_and_stores_nothing(series_ids: dict[str, int]) -> None:
     a = capture.assess_upload(astronaut_jpeg(), view="face_frontal", cache=CACHE)
     with db.session_scope() as s, pytest.raises(records.FieldError) as info:
         capture.save_capture(s, CLINICIAN, session_id=series_ids["session_B1"],
@@ -132,7 +132,7 @@ def test_saving_without_photo_consent_is_refused_and_stores_nothing(series_ids) 
     assert _photo_count() == 0
 
 
-def test_a_failing_photo_needs_a_reason_which_stays_with_it(series_ids, baseline_measurement
+def test_a_failing_photo_needs_a_reason_which_stays_with_it(series_ids: dict[str, int], baseline_measurement: PhotoMeasurement
                                                            ) -> None:
     with db.session_scope() as s:
         base = capture.assess_upload(astronaut_jpeg(), view="face_frontal", cache=CACHE)

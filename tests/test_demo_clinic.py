@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -83,7 +84,7 @@ def test_plan_is_deterministic_and_never_in_the_future() -> None:
     assert all(at.date() < TODAY for p in a.patients for _, at in p.consents + p.withdrawals)
 
 
-def test_seeded_clinic_record_photos_and_idempotency(candor_env, capsys) -> None:
+def test_seeded_clinic_record_photos_and_idempotency(candor_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--patients", "4", "--workers", "2"]) == 0
     first = capsys.readouterr().out
     assert "seeded the demo clinic" in first
@@ -150,7 +151,7 @@ def test_seeded_clinic_record_photos_and_idempotency(candor_env, capsys) -> None
     assert again == counts
 
 
-def test_record_without_photos_matches_the_plan(candor_env) -> None:
+def test_record_without_photos_matches_the_plan(candor_env: Path) -> None:
     from analysis.demo.clinic import seed_demo_clinic
 
     report = seed_demo_clinic(n_patients=6, seed=11, photos=False, today=TODAY,
@@ -174,7 +175,7 @@ def test_record_without_photos_matches_the_plan(candor_env) -> None:
     assert adverse and all(r.escalation or r.severity != "severe" for r in adverse)
 
 
-def test_cli_refuses_a_too_small_clinic(candor_env, capsys) -> None:
+def test_cli_refuses_a_too_small_clinic(candor_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--patients", "2", "--no-photos"]) == 2
     assert "at least 4" in capsys.readouterr().err
 

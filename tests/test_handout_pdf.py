@@ -45,7 +45,8 @@ def test_handout_is_one_page_with_figures_lines_chart_and_footer() -> None:
     images = reader.pages[0].images
     assert len(images) == 1
     w, h = Image.open(io.BytesIO(chart)).size
-    assert images[0].image.size == (w, h)
+    shown = images[0].image
+    assert shown is not None and shown.size == (w, h)
 
 
 def test_handout_draws_its_own_chart_and_stays_one_page_with_many_sessions() -> None:

@@ -9,6 +9,8 @@ tests/test_measure.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -113,7 +115,7 @@ def test_scalp_views_do_not_call_the_backend(no_facemesh: None) -> None:
     assert m.ok and fake.calls == []
 
 
-def test_measure_path_passes_the_backend_on(tmp_path, no_facemesh: None) -> None:
+def test_measure_path_passes_the_backend_on(tmp_path: Path, no_facemesh: None) -> None:
     from PIL import Image
 
     path = tmp_path / "p.jpg"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -99,7 +100,7 @@ def write_clinic(engine, store: ImageStore) -> dict:
 
 
 @pytest.fixture(scope="module")
-def clinic_template(tmp_path_factory):
+def clinic_template(tmp_path_factory: pytest.TempPathFactory):
     """The clinic is written once per module; each test gets its own copy of the SQLite file."""
     root = tmp_path_factory.mktemp("clinic")
     engine = db.make_engine(f"sqlite:///{root / 'template.sqlite3'}")
@@ -110,7 +111,7 @@ def clinic_template(tmp_path_factory):
 
 
 @pytest.fixture
-def clinic(clinic_template, tmp_path):
+def clinic(clinic_template, tmp_path: Path):
     template, ids = clinic_template
     copy = tmp_path / "candor.sqlite3"
     shutil.copyfile(template, copy)
@@ -291,7 +292,7 @@ def test_pick_typical_hand_computed() -> None:
     assert (picks["median"][5], picks["lower_quartile"][5]) == (2.0, 1.0)
 
 
-def test_every_loader_runs_on_both_databases(db_url, tmp_path) -> None:
+def test_every_loader_runs_on_both_databases(db_url: str, tmp_path: Path) -> None:
     engine = db.make_engine(db_url)
     ids = write_clinic(engine, ImageStore(tmp_path / "img"))
     with db.session_scope(engine) as s:

@@ -51,7 +51,7 @@ def _events(action: str) -> int:
         return int(s.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == action)))
 
 
-def test_registration_saves_the_patient_and_its_consents_together(clinic) -> None:
+def test_registration_saves_the_patient_and_its_consents_together(clinic: dict[str, object]) -> None:
     actor = clinic["actor"]
     with db.session_scope() as s:
         pid = pr.register_patient(s, actor, code=" P-0107 ", birth_year=1984, sex="female",
@@ -77,7 +77,7 @@ def test_registration_saves_the_patient_and_its_consents_together(clinic) -> Non
         assert err.value.field == field
 
 
-def test_consent_is_given_and_withdrawn_once_and_audited(clinic) -> None:
+def test_consent_is_given_and_withdrawn_once_and_audited(clinic: dict[str, object]) -> None:
     actor = clinic["actor"]
     with db.session_scope() as s:
         pid = pr.register_patient(s, actor, code="P-1", birth_year=1980, sex="other",
@@ -98,7 +98,7 @@ def test_consent_is_given_and_withdrawn_once_and_audited(clinic) -> None:
         pr.set_consent(s, consult, patient_id=pid, scope="teaching", given=True)
 
 
-def test_a_series_needs_every_screening_answer_and_a_reviewed_note_for_each_flag(clinic) -> None:
+def test_a_series_needs_every_screening_answer_and_a_reviewed_note_for_each_flag(clinic: dict[str, object]) -> None:
     actor, protocol_id = clinic["actor"], clinic["protocol_id"]
     with db.session_scope() as s:
         pid = pr.register_patient(s, actor, code="P-2", birth_year=1970, sex="male",
@@ -132,7 +132,7 @@ def test_a_series_needs_every_screening_answer_and_a_reviewed_note_for_each_flag
         ("active", ("anticoagulants_or_antiplatelets",))]
 
 
-def test_only_an_active_series_takes_a_new_session(clinic) -> None:
+def test_only_an_active_series_takes_a_new_session(clinic: dict[str, object]) -> None:
     actor, protocol_id = clinic["actor"], clinic["protocol_id"]
     with db.session_scope() as s:
         pid = pr.register_patient(s, actor, code="P-3", birth_year=1990, sex="female",
@@ -168,7 +168,7 @@ def _run(at: AppTest) -> AppTest:
     return at
 
 
-def _page(clinic) -> AppTest:
+def _page(clinic: dict[str, object]) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = clinic["actor"]
     _run(at)
@@ -180,7 +180,7 @@ def _errors(at: AppTest) -> str:
     return "\n".join(str(e.value) for e in at.error)
 
 
-def test_page_registers_a_patient_keeps_input_on_error_and_starts_a_series(clinic) -> None:
+def test_page_registers_a_patient_keeps_input_on_error_and_starts_a_series(clinic: dict[str, object]) -> None:
     at = _page(clinic)
     at.text_input(key="reg_code").input("P-0200")
     at.number_input(key="reg_birth_year").set_value(1988)
@@ -231,7 +231,7 @@ def test_page_registers_a_patient_keeps_input_on_error_and_starts_a_series(clini
     assert any("takes no new sessions" in str(i.value) for i in at.info)
 
 
-def test_page_withdraws_consent_only_after_confirmation(clinic) -> None:
+def test_page_withdraws_consent_only_after_confirmation(clinic: dict[str, object]) -> None:
     with db.session_scope() as s:
         pr.register_patient(s, clinic["actor"], code="P-0300", birth_year=1979, sex="male",
                             fitzpatrick=2, consent_scopes=["clinical_record"])
@@ -247,7 +247,7 @@ def test_page_withdraws_consent_only_after_confirmation(clinic) -> None:
     assert _events("consent.withdraw") == 1
 
 
-def test_consult_staff_neither_see_nor_open_the_page(clinic) -> None:
+def test_consult_staff_neither_see_nor_open_the_page(clinic: dict[str, object]) -> None:
     consult = Actor(user_id=None, email="c@test", role="consult_staff")
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = consult
@@ -261,7 +261,7 @@ def test_consult_staff_neither_see_nor_open_the_page(clinic) -> None:
     assert not direct.text_input
 
 
-def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_values(clinic) -> None:
+def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_values(clinic: dict[str, object]) -> None:
     actor = clinic["actor"]
     with db.session_scope() as s:
         pid = pr.register_patient(s, actor, code="P-4", birth_year=1891 + 100, sex="female",
@@ -286,7 +286,7 @@ def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_values(clinic) 
     assert _events("patient.correct") == 1
 
 
-def test_page_corrects_the_details_with_a_reason(clinic) -> None:
+def test_page_corrects_the_details_with_a_reason(clinic: dict[str, object]) -> None:
     with db.session_scope() as s:
         pid = pr.register_patient(s, clinic["actor"], code="P-0400", birth_year=1991, sex="male",
                                   fitzpatrick=2)
@@ -306,7 +306,7 @@ def test_page_corrects_the_details_with_a_reason(clinic) -> None:
 
 @pytest.mark.parametrize("code", ["Anna Kowalska", "**P-1**", "[x](javascript:alert(1))", "P/1",
                                   "-P1", "P" * 33, "P–1"])
-def test_patient_codes_are_plain_pseudonyms(clinic, code) -> None:
+def test_patient_codes_are_plain_pseudonyms(clinic: dict[str, object], code) -> None:
     with pytest.raises(FieldError) as err, db.session_scope() as s:
         pr.register_patient(s, clinic["actor"], code=code, birth_year=1980, sex="female",
                             fitzpatrick=2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -103,11 +104,11 @@ def events(engine: Engine, action: str | None = None) -> list[AuditEvent]:
 
 def count_events(engine: Engine) -> int:
     with db.session_scope(engine) as session:
-        return int(session.scalar(select(func.count()).select_from(AuditEvent)))
+        return session.scalars(select(func.count()).select_from(AuditEvent)).one()
 
 
 @pytest.fixture
-def clinic(db_url: str, tmp_path: Path) -> Clinic:
+def clinic(db_url: str, tmp_path: Path) -> Iterator[Clinic]:
     c = make_clinic(db_url, tmp_path / "images")
     yield c
     c.engine.dispose()

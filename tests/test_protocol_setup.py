@@ -47,7 +47,7 @@ def _events(action: str) -> int:
         return int(s.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == action)))
 
 
-def test_a_protocol_is_created_updated_and_audited_with_what_changed(clinic) -> None:
+def test_a_protocol_is_created_updated_and_audited_with_what_changed(clinic: None) -> None:
     pid = _save(GOOD)
     _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "interval_days": 21,
                             "tolerances": {"yaw_warn_deg": 3.0, "yaw_fail_deg": 6.0}}))
@@ -70,7 +70,7 @@ def test_a_protocol_is_created_updated_and_audited_with_what_changed(clinic) -> 
     ({"tolerances": {"yaw_warn_deg": 12.0}}, "tolerances"),  # warn above the default fail (10)
     ({"tolerances": {"speed": 1.0}}, "tolerances"),
 ])
-def test_bad_input_names_the_field_and_saves_nothing(clinic, change, field) -> None:
+def test_bad_input_names_the_field_and_saves_nothing(clinic: None, change, field) -> None:
     with pytest.raises(FieldError) as err:
         _save(GOOD.__class__(**{**vars(GOOD), **change}))
     assert err.value.field == field
@@ -78,7 +78,7 @@ def test_bad_input_names_the_field_and_saves_nothing(clinic, change, field) -> N
         assert s.scalar(select(func.count(Protocol.id))) == 0
 
 
-def test_duplicate_names_and_other_roles_are_refused(clinic) -> None:
+def test_duplicate_names_and_other_roles_are_refused(clinic: None) -> None:
     _save(GOOD)
     with pytest.raises(FieldError, match="already exists"):
         _save(GOOD)
@@ -102,7 +102,7 @@ def test_table_overrides_are_cleaned_and_checked() -> None:
         ps.clean_overrides(edited)
 
 
-def test_the_protocols_tolerances_reach_the_capture_check(clinic) -> None:
+def test_the_protocols_tolerances_reach_the_capture_check(clinic: None) -> None:
     pid = _save(GOOD.__class__(**{**vars(GOOD), "required_views": ("face_frontal",),
                                   "target_area": "face", "tolerances": {"distance_warn_pct": 2.0}}))
     from analysis.services.patient_record import register_patient, start_series
@@ -120,7 +120,7 @@ def test_the_protocols_tolerances_reach_the_capture_check(clinic) -> None:
     assert ctx.required_views == ("face_frontal",)
 
 
-def test_page_creates_a_protocol_and_keeps_input_on_error(clinic) -> None:
+def test_page_creates_a_protocol_and_keeps_input_on_error(clinic: None) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = DIRECTOR
     at.run()
@@ -157,7 +157,7 @@ def _save_endpoint(form: ps.EndpointForm) -> str:
         return ps.save_endpoint(s, DIRECTOR, form)
 
 
-def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clinic) -> None:
+def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clinic: None) -> None:
     from analysis.outcomes.endpoint_library import ENDPOINTS
 
     with db.session_scope() as s:
@@ -174,7 +174,7 @@ def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clini
     assert _events("endpoint.create") == 1
 
 
-def test_a_clinic_endpoint_is_validated_and_saved(clinic) -> None:
+def test_a_clinic_endpoint_is_validated_and_saved(clinic: None) -> None:
     assert _save_endpoint(WSRS) == "wsrs"
     bad = {
         "code": [{"code": "WSRS 2"}, {"code": "wsrs"}, {"code": "x"}],
@@ -197,7 +197,7 @@ def test_a_clinic_endpoint_is_validated_and_saved(clinic) -> None:
         assert {r["code"] for r in ps.endpoint_table(s, DIRECTOR)} == {"density", "wsrs", "notes"}
 
 
-def test_page_adds_the_library_and_a_clinic_endpoint(clinic) -> None:
+def test_page_adds_the_library_and_a_clinic_endpoint(clinic: None) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = DIRECTOR
     at.run()
@@ -219,7 +219,7 @@ def test_page_adds_the_library_and_a_clinic_endpoint(clinic) -> None:
     assert len(tables) == 1 and "wsrs" in list(tables[0]["code"])
 
 
-def test_expected_course_round_trips_and_is_checked(clinic) -> None:
+def test_expected_course_round_trips_and_is_checked(clinic: None) -> None:
     pid = _save(GOOD)
     with db.session_scope() as s:
         form = ps.protocol_form(s, DIRECTOR, protocol_id=pid)
@@ -246,7 +246,7 @@ def test_expected_course_round_trips_and_is_checked(clinic) -> None:
         assert s.get(Protocol, pid).expected_course == {}
 
 
-def test_page_offers_the_course_of_each_endpoint_of_a_saved_protocol(clinic) -> None:
+def test_page_offers_the_course_of_each_endpoint_of_a_saved_protocol(clinic: None) -> None:
     pid = _save(GOOD.__class__(**{**vars(GOOD), "expected_course": {"density": {4: 12.0}}}))
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = DIRECTOR

@@ -226,7 +226,7 @@ def _canvas() -> tuple[np.ndarray, tuple[int, int]]:
     portrait's top-left corner in it (pixels). Photos are windows into this canvas."""
     from skimage import data
 
-    src = data.astronaut()  # type: ignore[no-untyped-call]  # skimage.data is unannotated
+    src = data.astronaut()
     band = src[:8].astype(np.float32).mean(axis=0, keepdims=True)  # rows 0-7 are backdrop
     band = cv2.GaussianBlur(band, (0, 0), sigmaX=8.0, sigmaY=0.1)
     padded = np.vstack([np.repeat(band, _TOP_PAD, axis=0).astype(np.uint8), src])

@@ -458,7 +458,7 @@ def _measure_bytes_warmup() -> None:
         return
     from skimage import data
 
-    face = np.ascontiguousarray(data.astronaut())  # type: ignore[no-untyped-call]  # skimage.data is unannotated
+    face = np.ascontiguousarray(data.astronaut())
     h, w = face.shape[:2]
     photo = IngestedPhoto("0" * 64, "PNG", w, h, face, 1.0, None, None, None, 1)
     measure_photo(photo, view="face_frontal")

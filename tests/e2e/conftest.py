@@ -16,10 +16,14 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import PROJECT_ROOT, in_ci
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -65,14 +69,14 @@ def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
                             f"seed_small_clinic; seed_small_clinic(Path({str(data)!r}))")
 
 
-def sign_in(page: object, url: str, email: str, *, password: str = E2E_PASSWORD,
+def sign_in(page: Page, url: str, email: str, *, password: str = E2E_PASSWORD,
             timeout_ms: float | None = None) -> None:
     """Open ``url`` and sign in through the form; returns once the app shows "Sign out"."""
-    page.goto(url)  # type: ignore[attr-defined]
-    page.get_by_role("textbox", name="Email").fill(email)  # type: ignore[attr-defined]
-    page.get_by_role("textbox", name="Password").fill(password)  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Sign out").wait_for(timeout=timeout_ms)  # type: ignore[attr-defined]
+    page.goto(url)
+    page.get_by_role("textbox", name="Email").fill(email)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign out").wait_for(timeout=timeout_ms)
 
 
 @contextmanager
@@ -122,7 +126,7 @@ def app_url(e2e_env: dict[str, str], chromium_path: str,
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path: str) -> Iterator[object]:
+def browser(chromium_path: str) -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -134,8 +138,8 @@ def browser(chromium_path: str) -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object, app_url: str) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
+def page(browser: Browser, app_url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 2000})
     context.set_default_timeout(30_000)
     tab = context.new_page()
     try:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import seeded_env, serve_app, sign_in
 
@@ -60,12 +61,12 @@ def rating_url(rating_env: dict[str, str], chromium_path: str,
         yield url
 
 
-def _settled(page) -> None:
+def _settled(page: Page) -> None:
     page.wait_for_timeout(500)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
 
 
-def _db_rows(env: dict[str, str]) -> tuple[list[tuple], list[str], list[str]]:
+def _db_rows(env: dict[str, str]) -> tuple[list[tuple[Any, ...]], list[str], list[str]]:
     import os
 
     from sqlalchemy import select
@@ -96,7 +97,7 @@ def _db_rows(env: dict[str, str]) -> tuple[list[tuple], list[str], list[str]]:
     return rated, actions, secrets
 
 
-def test_a_rater_rates_a_masked_pair(browser, rating_url: str, rating_env: dict[str, str],
+def test_a_rater_rates_a_masked_pair(browser: Browser, rating_url: str, rating_env: dict[str, str],
                                      screenshot_dir: Path) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 2000})
     context.set_default_timeout(60_000)
@@ -144,7 +145,7 @@ def test_a_rater_rates_a_masked_pair(browser, rating_url: str, rating_env: dict[
 
 
 def test_the_director_reads_a_closed_studys_results_and_exports_them(
-        browser, rating_url: str, rating_env: dict[str, str], screenshot_dir: Path) -> None:
+        browser: Browser, rating_url: str, rating_env: dict[str, str], screenshot_dir: Path) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 3600}, accept_downloads=True)
     context.set_default_timeout(60_000)
     page = context.new_page()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import expect
@@ -13,26 +14,29 @@ from playwright.sync_api import expect
 from tests.clinician_seed import astronaut_jpeg
 from tests.e2e.conftest import sign_in
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 pytestmark = pytest.mark.browser
 
 
-def _sign_in(page, url: str) -> None:
+def _sign_in(page: Page, url: str) -> None:
     sign_in(page, url, "clinician@demo.candor")
 
 
-def _open(page, title: str) -> None:
+def _open(page: Page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
     page.get_by_role("heading", name=title).wait_for()
     _settled(page)
 
 
-def _settled(page) -> None:
+def _settled(page: Page) -> None:
     """Wait until the script run has finished (no running-status widget)."""
     page.wait_for_timeout(300)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
 
 
-def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: str,
+def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page: Page, app_url: str,
                                                                tmp_path: Path,
                                                                screenshot_dir: Path) -> None:
     _sign_in(page, app_url)

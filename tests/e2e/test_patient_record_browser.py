@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import expect
@@ -13,15 +14,18 @@ from playwright.sync_api import expect
 from analysis.services.patient_record import SCREENING_LABELS
 from tests.e2e.test_capture_review_browser import _open, _settled, _sign_in
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 pytestmark = pytest.mark.browser
 
 
-def _choose(page, label: str, option: str) -> None:
+def _choose(page: Page, label: str, option: str) -> None:
     page.get_by_role("combobox", name=label).click()
     page.get_by_role("option", name=option).click()
 
 
-def test_register_a_patient_and_start_a_screened_series(page, app_url: str,
+def test_register_a_patient_and_start_a_screened_series(page: Page, app_url: str,
                                                         screenshot_dir: Path) -> None:
     _sign_in(page, app_url)
     _settled(page)

@@ -4,6 +4,7 @@ when a clinician starts a series. Screenshot to benchmarks/out/."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import expect
@@ -12,10 +13,13 @@ from tests.e2e.conftest import sign_in
 from tests.e2e.test_capture_review_browser import _open, _settled
 from tests.e2e.test_patient_record_browser import _choose
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 pytestmark = pytest.mark.browser
 
 
-def test_director_defines_a_protocol(page, app_url: str, screenshot_dir: Path) -> None:
+def test_director_defines_a_protocol(page: Page, app_url: str, screenshot_dir: Path) -> None:
     sign_in(page, app_url, "director@demo.candor")
     _settled(page)
     _open(page, "Protocol setup")

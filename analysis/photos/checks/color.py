@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def _ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     """skimage's CIEDE2000 colour difference, typed."""
-    out: np.ndarray = deltaE_ciede2000(lab1, lab2)  # type: ignore[no-untyped-call]  # skimage.color is unannotated
+    out: np.ndarray = deltaE_ciede2000(lab1, lab2)
     return out
 
 
