@@ -73,7 +73,7 @@ def test_a_window_behind_an_under_exposed_face_fails_with_its_own_guidance() -> 
     result = _check("window_dark_face")
     check = result.check("backlight")
     assert check.status == "fail"
-    assert check.value > BACKLIGHT_FAIL_DL
+    assert check.value is not None and check.value > BACKLIGHT_FAIL_DL
     assert "turn the patient away from the window" in check.message
     assert result.verdict == "fail"
     assert any("window" in r for r in result.reasons)
@@ -82,7 +82,7 @@ def test_a_window_behind_an_under_exposed_face_fails_with_its_own_guidance() -> 
 def test_a_bright_window_alone_is_flagged_and_its_range_is_shown() -> None:
     check = _check("window").check("backlight")
     assert check.status in ("warn", "fail")
-    assert check.uncertainty > 0
+    assert check.uncertainty is not None and check.uncertainty > 0
     low, high = check.to_json_dict()["range"]
     assert low < check.value < high
 

@@ -51,6 +51,7 @@ def _non_responder_shares(plan: ClinicPlan) -> dict[str, tuple[float, int]]:
             if e.mcid is None or not later or (not e.relative and 1 not in by_session):
                 continue
             reference = e.neutral if e.relative else by_session[1]
+            assert reference is not None  # a relative endpoint has its neutral value
             improvement = (by_session[max(later)] - reference) * (1 if e.higher_is_better else -1)
             tally = counts.setdefault(code, [0, 0])
             tally[0] += improvement < e.mcid
@@ -100,7 +101,7 @@ def test_seeded_clinic_record_photos_and_idempotency(candor_env: Path, capsys: p
         emails = set(s.scalars(select(User.email)))
         assert {"clinician@demo.candor", "director@demo.candor", "consult@demo.candor",
                 "admin@demo.candor"} <= emails
-        assert s.scalar(select(func.count()).where(User.role == "clinician")) >= 3
+        assert s.scalars(select(func.count()).where(User.role == "clinician")).one() >= 3
         # traceability: one recalled lot with its note, one expired-at-use treatment with a reason
         recalled = s.scalars(select(ProductLot).where(ProductLot.recalled)).all()
         assert [(lot.product, lot.lot_number) for lot in recalled] == [RECALLED_LOT]
@@ -171,7 +172,7 @@ def test_record_without_photos_matches_the_plan(candor_env: Path) -> None:
         for sp in plan.series for v in sp.sessions for m in v.measurements)
     assert stored == planned
     assert len(withdrawn) == sum(len(p.withdrawals) for p in plan.patients) >= 1
-    assert all(c.withdrawn_at > c.given_at for c in withdrawn)
+    assert all(c.withdrawn_at is not None and c.withdrawn_at > c.given_at for c in withdrawn)
     assert adverse and all(r.escalation or r.severity != "severe" for r in adverse)
 
 

@@ -11,11 +11,11 @@ from PIL import Image
 from pypdf import PdfReader
 
 from analysis.outcomes.simulate import ProtocolSpec, simulate_frames
-from analysis.outcomes.timelines import consult_timeline, plain_language_summary
+from analysis.outcomes.timelines import ConsultTimeline, consult_timeline, plain_language_summary
 from analysis.reports.handout import consult_handout_pdf, timeline_chart_png
 
 
-def _timeline(n_series: int = 12, sessions: int = 4):
+def _timeline(n_series: int = 12, sessions: int = 4) -> ConsultTimeline:
     f = simulate_frames([ProtocolSpec("Skin booster", n_series, slope=2.0, sessions=sessions)],
                         seed=4)
     return consult_timeline(f, protocol_id=1)

@@ -538,10 +538,12 @@ def test_malformed_or_split_icc_profiles_are_handled() -> None:
     chunks = [_app_segment(0xE2, b"ICC_PROFILE\x00" + bytes([i + 1, 2]) + part)
               for i, part in enumerate((icc[:half], icc[half:]))]
     cleaned = strip_jpeg_metadata(_with_segments(jpeg, *chunks))
+    assert cleaned is not None
     with Image.open(io.BytesIO(cleaned)) as stored:
         assert stored.info["icc_profile"] == scrub_icc_text(icc)
     # chunks that do not add up (one missing) are dropped rather than kept with their text
     cleaned = strip_jpeg_metadata(_with_segments(jpeg, chunks[0]))
+    assert cleaned is not None
     assert b"ICC_PROFILE" not in cleaned
     with Image.open(io.BytesIO(cleaned)) as stored:
         assert stored.size == (64, 64)

@@ -50,7 +50,7 @@ def warped(img: np.ndarray, *, zoom: float = 1.0, angle_deg: float = 0.0,
     """Zoom and rotate about the centre (cv2: angle > 0 = counter-clockwise), then shift."""
     h, w = img.shape[:2]
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle_deg, zoom)
-    m[:, 2] += shift_px
+    m[:, 2] += np.asarray(shift_px)
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 

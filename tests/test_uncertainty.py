@@ -29,6 +29,7 @@ def test_a_smaller_face_gives_a_wider_range_for_distance_and_pose() -> None:
     for name in ("distance", "pose"):
         b, s = big.check(name), small.check(name)
         assert b.value == pytest.approx(s.value)
+        assert s.uncertainty is not None and b.uncertainty is not None
         assert s.uncertainty > 5 * b.uncertainty > 0
 
 
