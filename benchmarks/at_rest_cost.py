@@ -58,8 +58,12 @@ def child(reps: int) -> dict[str, object]:
     with db.session_scope() as s:
         director = s.scalars(select(User).where(User.role == "medical_director")).first()
         clinician = s.scalars(select(User).where(User.role == "clinician")).first()
+        if director is None or clinician is None:
+            raise SystemExit("seed the demo clinic first: it has no director or clinician")
         photo_ids = list(s.scalars(select(Photo.id).order_by(Photo.id).limit(reps)))
         visit_id = s.scalars(select(Session.id).order_by(Session.id)).first()
+        if visit_id is None:
+            raise SystemExit("seed the demo clinic first: it has no session")
     actor = Actor(user_id=clinician.id, email=clinician.email, role="clinician")
     store = default_store()
     jpeg = _jpeg_12mp()
