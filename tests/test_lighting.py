@@ -113,7 +113,10 @@ def test_warm_white_balance_shift_raises_delta_e_and_is_named_warmer() -> None:
     base = measurement(img, lm)
     shifts = [compare(base, measurement(scaled(img, np.array([1 + k, 1.0, 1 - k])), lm))
               .check("color") for k in (0.0, 0.05, 0.12, 0.25)]
-    de = [c.value for c in shifts]
+    de: list[float] = []
+    for c in shifts:
+        assert c.value is not None, c
+        de.append(c.value)
     assert de[0] == pytest.approx(0.0, abs=1e-6)
     assert de[0] < de[1] < de[2] < de[3], de
     assert shifts[0].status == "pass" and shifts[3].status == "fail"
@@ -148,9 +151,9 @@ def test_lighting_check_names_the_patients_side_of_the_light() -> None:
     lit_image_left = measurement(scaled(img, horizontal_ramp(img.shape, 1.2, 0.3, span)), lm)
     to_right = compare(base, lit_image_right).check("lighting")
     to_left = compare(base, lit_image_left).check("lighting")
-    assert to_right.status in ("warn", "fail") and to_right.value > 0
+    assert to_right.status in ("warn", "fail") and to_right.value is not None and to_right.value > 0
     assert "patient's left (image right)" in to_right.message
-    assert to_left.status in ("warn", "fail") and to_left.value < 0
+    assert to_left.status in ("warn", "fail") and to_left.value is not None and to_left.value < 0
     assert "patient's right (image left)" in to_left.message
     assert compare(base, base).check("lighting").status == "pass"
 
@@ -211,8 +214,8 @@ def render_lambertian(lm: np.ndarray, light_dir: np.ndarray, *, ambient: float =
     for i in order:
         x, y = np.round(lm[i, :2]).astype(int)
         cv2.circle(img, (int(x), int(y)), radius, float(shade[i]), -1, lineType=cv2.LINE_AA)
-    img = cv2.GaussianBlur(img, (0, 0), radius / 2)
-    return np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    blurred = cv2.GaussianBlur(img, (0, 0), radius / 2)
+    return np.repeat(np.clip(blurred, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
 def turned(lm: np.ndarray, yaw_deg: float) -> np.ndarray:
@@ -220,7 +223,8 @@ def turned(lm: np.ndarray, yaw_deg: float) -> np.ndarray:
     c = lm.mean(axis=0)
     t = np.radians(yaw_deg)
     r = np.array([[np.cos(t), 0, -np.sin(t)], [0, 1, 0], [np.sin(t), 0, np.cos(t)]])
-    return (lm - c) @ r.T + c
+    out: np.ndarray = (lm - c) @ r.T + c
+    return out
 
 
 def big_astronaut_mesh() -> np.ndarray:
