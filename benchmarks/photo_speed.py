@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -193,7 +194,7 @@ def main() -> None:
     sizes = ("1.7", "3.6") if args.size == "both" else (args.size,)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (timings are noisy when busy); "
           f"{args.photos} photos per row, {args.repeats} passes; medians per photo")
-    rows: list[tuple[str, float, dict[str, float]]] = []
+    rows: list[tuple[str, float, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         every: list[Path] = []
         for framing in framings:
@@ -205,7 +206,7 @@ def main() -> None:
                 if len(rows) == 0:
                     ours(paths[0]), naive(paths[0])  # warm up (model load)
                 times = side_by_side(paths, args.repeats)
-                mb = np.mean([p.stat().st_size for p in paths]) / 1e6
+                mb = float(np.mean([p.stat().st_size for p in paths])) / 1e6
                 rows.append((framing, mb, {k: statistics.median(v) for k, v in times.items()}))
         print(f"\n{'framing':9} {'MB':>4} {'floor':>6} {'(PIL':>5} {'cv2)':>5} {'ours':>6} {'naive':>6} "
               f"{'ours/floor':>10} {'naive/floor':>11} {'naive/ours':>10} {'CPU: floor':>10} {'ours':>6} "

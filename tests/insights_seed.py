@@ -37,13 +37,12 @@ def seed_small_clinic(*, n_patients: int = 16, seed: int = 7) -> None:
     clinical-record consent; all but every seventh also consented to consult display. Patient
     codes start with ``CND-`` so tests can check that none leaks onto consult pages.
     """
-    from analysis.store.models import User
     from analysis.services import records
     from analysis.services import users as user_admin
     from analysis.store import db
     from analysis.store.access import SYSTEM, Actor
     from analysis.store.images import default_store
-    from analysis.store.models import EndpointDefinition, ProductLot, Protocol
+    from analysis.store.models import EndpointDefinition, ProductLot, Protocol, User
 
     db.upgrade()
     rng = np.random.default_rng(seed)
