@@ -4,6 +4,7 @@ real database); the overrides reach the capture check."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -44,7 +45,7 @@ def _save(form: ps.ProtocolForm) -> int:
 
 def _events(action: str) -> int:
     with db.session_scope() as s:
-        return int(s.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == action)))
+        return s.scalars(select(func.count(AuditEvent.id)).where(AuditEvent.action == action)).one()
 
 
 def test_a_protocol_is_created_updated_and_audited_with_what_changed(clinic: None) -> None:
@@ -70,7 +71,8 @@ def test_a_protocol_is_created_updated_and_audited_with_what_changed(clinic: Non
     ({"tolerances": {"yaw_warn_deg": 12.0}}, "tolerances"),  # warn above the default fail (10)
     ({"tolerances": {"speed": 1.0}}, "tolerances"),
 ])
-def test_bad_input_names_the_field_and_saves_nothing(clinic: None, change, field) -> None:
+def test_bad_input_names_the_field_and_saves_nothing(clinic: None, change: dict[str, Any],
+                                                     field: str) -> None:
     with pytest.raises(FieldError) as err:
         _save(GOOD.__class__(**{**vars(GOOD), **change}))
     assert err.value.field == field
@@ -139,7 +141,7 @@ def test_page_creates_a_protocol_and_keeps_input_on_error(clinic: None) -> None:
     assert not at.error, [e.value for e in at.error]
     assert "Protocol saved: Microneedling, face." in [str(m.value) for m in at.success]
     with db.session_scope() as s:
-        p = s.scalar(select(Protocol))
+        p = s.scalars(select(Protocol)).one()
         assert (p.name, p.planned_sessions, p.interval_days, p.required_views, p.tolerances) == (
             "Microneedling, face", 3, 28, ["face_frontal"], {})
     # the saved protocol is now chosen, with its values in the form
@@ -166,9 +168,10 @@ def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clini
     with db.session_scope() as s:
         assert ps.missing_standard_endpoints(s, DIRECTOR) == []
         assert ps.add_standard_endpoints(s, DIRECTOR) == 0
-        gais = s.scalar(select(EndpointDefinition).where(EndpointDefinition.code == "gais_clinician"))
+        gais = s.scalars(select(EndpointDefinition)
+                         .where(EndpointDefinition.code == "gais_clinician")).one()
         rows = {r["code"]: r for r in ps.endpoint_table(s, DIRECTOR)}
-    assert gais.neutral == 4.0 and gais.anchors["3"] == "improved"
+    assert gais.neutral == 4.0 and gais.anchors is not None and gais.anchors["3"] == "improved"
     assert rows["gais_clinician"]["rated_against_baseline"] and not rows["hair_density"][
         "rated_against_baseline"]
     assert _events("endpoint.create") == 1
@@ -176,7 +179,7 @@ def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clini
 
 def test_a_clinic_endpoint_is_validated_and_saved(clinic: None) -> None:
     assert _save_endpoint(WSRS) == "wsrs"
-    bad = {
+    bad: dict[str, list[dict[str, Any]]] = {
         "code": [{"code": "WSRS 2"}, {"code": "wsrs"}, {"code": "x"}],
         "name": [{"name": " "}],
         "kind": [{"kind": None}, {"kind": "text", "scale_min": None, "scale_max": None}],
@@ -230,7 +233,7 @@ def test_expected_course_round_trips_and_is_checked(clinic: None) -> None:
     assert course == {"density": {3: 8.0}}
     _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "expected_course": course}))
     with db.session_scope() as s:
-        stored = s.get(Protocol, pid).expected_course
+        stored = s.get_one(Protocol, pid).expected_course
         assert stored == {"density": {"3": 8.0}}
         assert ps.protocol_form(s, DIRECTOR, protocol_id=pid).expected_course == {"density": {3: 8.0}}
     with pytest.raises(FieldError) as err:
@@ -243,7 +246,7 @@ def test_expected_course_round_trips_and_is_checked(clinic: None) -> None:
     _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "endpoint_codes": (),
                             "primary_endpoint": None, "expected_course": course}))
     with db.session_scope() as s:
-        assert s.get(Protocol, pid).expected_course == {}
+        assert s.get_one(Protocol, pid).expected_course == {}
 
 
 def test_page_offers_the_course_of_each_endpoint_of_a_saved_protocol(clinic: None) -> None:
