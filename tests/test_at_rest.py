@@ -17,7 +17,7 @@ from analysis.services.photo_access import photo_bytes
 from analysis.store import at_rest, crypto, db, encrypt
 from analysis.store.images import BLOB_MAGIC, BlobCorruptError, BlobLockedError, ImageStore
 from tests.conftest import PROJECT_ROOT
-from tests.test_backup import _snapshot, clinic_dir  # noqa: F401 (fixture)
+from tests.test_backup import Snapshot, _snapshot, clinic_dir  # noqa: F401 (fixture)
 from tests.test_photo_access import CLINICIAN, astronaut_jpeg, make_clinic
 
 
@@ -155,7 +155,8 @@ class Crash(BaseException):
 
 
 def _crash_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
-    real, calls = encrypt._replace, []
+    real = encrypt._replace
+    calls: list[object] = []
 
     def replace(src: Path, dst: Path) -> None:
         if len(calls) == n:
@@ -207,7 +208,7 @@ def test_a_crash_at_any_step_of_encrypt_never_leaves_a_mixed_store(
     assert renames >= 3  # images, database, -wal/-shm: every rename was crashed at once
 
 
-def _check_converted(data: Path, key: bytes, before: dict[str, object]) -> None:
+def _check_converted(data: Path, key: bytes, before: Snapshot) -> None:
     os.environ["CANDOR_DB_KEY"] = key.hex()
     try:
         after = _snapshot(f"sqlite:///{data / 'candor.sqlite3'}")
@@ -402,7 +403,9 @@ def test_postgres_clinic_with_a_key_seals_its_images(postgres_server_url: str, t
     (name,) = clinic.store.names()
     assert clinic.store.path_for(name).read_bytes().startswith(BLOB_MAGIC)
     manifest = backup.backup(tmp_path / "pg-backup", url=url, image_root=tmp_path / "images")
-    assert manifest.at_rest_key_id == crypto.key_id(at_rest.master_key())
+    key = at_rest.master_key()
+    assert key is not None
+    assert manifest.at_rest_key_id == crypto.key_id(key)
     monkeypatch.delenv("CANDOR_DB_KEY_FILE")
     with pytest.raises(backup.BackupRejected, match="encrypted at rest"):
         backup.verify_backup(tmp_path / "pg-backup")

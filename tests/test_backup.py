@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +17,7 @@ from sqlalchemy import select
 from analysis.services import records
 from analysis.services.photo_access import photo_bytes
 from analysis.store import audit, backup, db
+from analysis.store.audit import ChainProblem
 from analysis.store.images import ImageStore
 from analysis.store.models import AuditEvent, Consent, Patient, Photo
 from tests.conftest import PROJECT_ROOT
@@ -28,7 +31,17 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def _snapshot(url: str) -> dict[str, object]:
+class Snapshot(TypedDict):
+    """What a backup must bring back: the rows tests compare before and after."""
+
+    patients: list[tuple[int, str, int | None]]
+    consents: list[tuple[int, str, datetime, datetime | None]]
+    photos: list[tuple[int, str, str, str]]
+    audit: list[tuple[int, str, str]]
+    chain: list[ChainProblem]
+
+
+def _snapshot(url: str) -> Snapshot:
     engine = db.make_engine(url)
     try:
         with db.session_scope(engine) as session:

@@ -66,7 +66,7 @@ def series_ids(candor_env: Path) -> dict[str, int]:
 
 def _photo_count() -> int:
     with db.session_scope() as s:
-        return int(s.scalar(select(func.count(Photo.id))))
+        return s.scalars(select(func.count(Photo.id))).one()
 
 
 @pytest.mark.parametrize(("yaw_deg", "expected"), [
@@ -105,8 +105,10 @@ def test_same_photo_again_passes_and_a_much_darker_one_does_not(baseline_measure
     dark = capture.assess_upload(astronaut_jpeg(brightness=0.45), view="face_frontal", cache=CACHE,
                                  baseline=baseline_measurement, baseline_photo_id=1)
     assert dark.verdict in ("warn", "fail")
+    assert dark.comparison is not None
     exposure = dark.comparison.check("exposure")
-    assert exposure.status in ("warn", "fail") and exposure.value < 0
+    assert exposure.status in ("warn", "fail")
+    assert exposure.value is not None and exposure.value < 0
     assert any("darker" in line for line in dark.guidance)
     assert {c["name"] for c in dark.checks_json()} >= {"pose", "exposure", "sharpness"}
 
@@ -159,7 +161,7 @@ def test_a_failing_photo_needs_a_reason_which_stays_with_it(series_ids: dict[str
             s, CLINICIAN, session_id=series_ids["session_A2"], data=data, assessment=bad,
             override_reason="room lights failed", condition_tags=("hair_product",))
     with db.session_scope() as s:
-        row = s.get(Photo, photo_id)
+        row = s.get_one(Photo, photo_id)
         assert row.verdict == "fail" and row.override_reason == "room lights failed"
         assert row.condition_tags == ["hair_product"]
         assert row.measurements["face_found"] is True
