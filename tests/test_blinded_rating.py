@@ -82,7 +82,7 @@ def rate_all(c: dict, study_id: int, answer) -> None:
 def test_only_gate_passing_pairs_are_used_and_the_rest_are_listed_with_reasons(clinic) -> None:
     with db.session_scope(clinic["engine"]) as s:
         sel = rating.preview_pairs(s, director(clinic), spec(clinic))
-        verdicts = {s.get(Photo, p).verdict for c in sel.pairs
+        verdicts = {s.get_one(Photo, p).verdict for c in sel.pairs
                     for p in (c.baseline_photo_id, c.followup_photo_id)}
     assert len(sel.pairs) == 6 and verdicts <= {"baseline", "pass"}
     reasons = {e["series_id"]: e["reason"] for e in sel.excluded}
@@ -182,10 +182,10 @@ def test_the_raters_view_model_and_images_carry_no_identifiers(clinic) -> None:
             assert secret not in text, secret
         assert set(asdict(showing)) == {"assignment_id", "study_label", "number", "total", "view",
                                         "endpoint_name", "mode", "choices", "question"}
-        a = s.get(RatingAssignment, showing.assignment_id)
+        a = s.get_one(RatingAssignment, showing.assignment_id)
         pair = a.pair
-        base_bytes = clinic["store"].get(s.get(Photo, pair.baseline_photo_id).sha256)
-        follow_bytes = clinic["store"].get(s.get(Photo, pair.followup_photo_id).sha256)
+        base_bytes = clinic["store"].get(s.get_one(Photo, pair.baseline_photo_id).sha256)
+        follow_bytes = clinic["store"].get(s.get_one(Photo, pair.followup_photo_id).sha256)
         images = rating.showing_images(s, rater(clinic, 0), assignment_id=showing.assignment_id,
                                        align=False, store=clinic["store"])
         left_is_baseline = a.left_is_baseline
@@ -225,7 +225,7 @@ def test_a_showing_is_rated_once_and_bad_input_is_named(clinic) -> None:
         rating.submit_rating(s, r0, assignment_id=showing.assignment_id, better_side="left",
                              grade=1.0)
     with db.session_scope(clinic["engine"]) as s:
-        a = s.get(RatingAssignment, showing.assignment_id)
+        a = s.get_one(RatingAssignment, showing.assignment_id)
         assert a.change == (-2.0 if a.left_is_baseline else 2.0)
         with pytest.raises(FieldError, match="already rated"):
             rating.submit_rating(s, r0, assignment_id=showing.assignment_id, better_side="none")
@@ -317,7 +317,7 @@ def test_a_stand_alone_scale_is_scored_per_photo(clinic) -> None:
         rating.submit_rating(s, r0, assignment_id=showing.assignment_id, left_score=3,
                              right_score=1)
     with db.session_scope(clinic["engine"]) as s:
-        a = s.get(RatingAssignment, showing.assignment_id)
+        a = s.get_one(RatingAssignment, showing.assignment_id)
         assert a.change == (2.0 if a.left_is_baseline else -2.0)  # lower severity is better
 
 

@@ -226,7 +226,7 @@ def test_fhir_adverse_event_withdrawn_consent_and_units(fresh_clinic: dict[str, 
         s.flush()
         records.record_measurement(s, CLINICIAN, session_id=fresh_clinic["session1_id"],
                                    endpoint_code="hair_density", value=152.5, blinded=True)
-        patient_id = s.get(Photo, fresh_clinic["photo1_id"]).session.series.patient_id
+        patient_id = s.get_one(Photo, fresh_clinic["photo1_id"]).session.series.patient_id
         records.give_consent(s, CLINICIAN, patient_id=patient_id, scope="teaching")
         records.withdraw_consent(s, CLINICIAN, patient_id=patient_id, scope="teaching")
     bundle = _bundle(_export(fresh_clinic, tmp_path, "fhir"))
@@ -309,7 +309,7 @@ def test_roles_without_export_rights_are_refused_and_audited(
 def test_withdrawn_consent_leaves_photos_out_and_the_manifest_says_so(
         fresh_clinic: dict[str, int], tmp_path: Path) -> None:
     with db.session_scope() as s:
-        patient_id = s.get(Photo, fresh_clinic["photo1_id"]).session.series.patient_id
+        patient_id = s.get_one(Photo, fresh_clinic["photo1_id"]).session.series.patient_id
         records.withdraw_consent(s, CLINICIAN, patient_id=patient_id, scope="clinical_record")
     photos = {fresh_clinic[k] for k in ("photo1_id", "photo2_id", "photo3_id")}
     dicom = _export(fresh_clinic, tmp_path, "dicom")
@@ -430,7 +430,7 @@ def test_a_corrupt_stored_photo_fails_the_export_whole_and_is_audited(
     from analysis.store.images import BlobCorruptError
 
     with db.session_scope() as s:
-        sha = s.get(Photo, fresh_clinic["photo2_id"]).sha256
+        sha = s.get_one(Photo, fresh_clinic["photo2_id"]).sha256
     path = default_store().path_for(sha)
     path.write_bytes(path.read_bytes()[:-100] + b"x" * 100)
     root = tmp_path / "exports"

@@ -337,7 +337,7 @@ def test_every_thumbnail_view_is_audited_and_withdrawal_hides_photos_on_the_next
     _run(at)  # a rerun shows the photos again: each view is audited again (nothing cached)
     assert _count(AuditEvent, action="photo.thumbnail") == before + shown
     with db.session_scope() as s:
-        patient_id = s.get(Photo, seeded_clinic["photo1_id"]).session.series.patient_id
+        patient_id = s.get_one(Photo, seeded_clinic["photo1_id"]).session.series.patient_id
         records.withdraw_consent(s, clinician, patient_id=patient_id, scope="clinical_record")
     try:
         _run(at)
