@@ -12,6 +12,7 @@ import io
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -44,7 +45,7 @@ def dciodvfy_errors(path: Path) -> list[str]:
 
 
 def _export(ids: dict[str, int], tmp_path: Path, fmt: str, actor: Actor = CLINICIAN,
-            **kw: object) -> service.ExportResult:
+            **kw: Any) -> service.ExportResult:
     with db.session_scope() as s:
         return service.export_series(s, actor, series_id=ids["series_id"], fmt=fmt,
                                      out_dir=tmp_path / f"out-{fmt}", **kw)
@@ -88,7 +89,7 @@ def test_dicom_pixels_round_trip_and_dcmdump_reads_them(seeded_clinic: dict[str,
 
     result = _export(seeded_clinic, tmp_path, "dicom")
     with db.session_scope() as s:
-        photo = s.get(Photo, seeded_clinic["photo1_id"])
+        photo = s.get_one(Photo, seeded_clinic["photo1_id"])
         stored = default_store().get(photo.sha256)
     path = result.out_dir / f"series-{seeded_clinic['series_id']}/session-1/" \
                             f"photo-{seeded_clinic['photo1_id']}.dcm"
@@ -168,12 +169,13 @@ def test_photo_to_dicom_refuses_bytes_that_are_not_an_image() -> None:
 # --- FHIR -----------------------------------------------------------------------------------------
 
 
-def _bundle(result: service.ExportResult) -> dict:
+def _bundle(result: service.ExportResult) -> dict[str, Any]:
     (name,) = result.files
-    return json.loads((result.out_dir / name).read_text())
+    bundle: dict[str, Any] = json.loads((result.out_dir / name).read_text())
+    return bundle
 
 
-def _of(bundle: dict, kind: str) -> list[dict]:
+def _of(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
 
 
@@ -359,7 +361,7 @@ def test_patient_export_is_one_bundle_over_every_series(fresh_clinic: dict[str, 
     from analysis.store.models import Series
 
     with db.session_scope() as s:
-        first = s.get(Series, fresh_clinic["series_id"])
+        first = s.get_one(Series, fresh_clinic["series_id"])
         second = records.create_series(s, CLINICIAN, patient_id=first.patient_id,
                                        protocol_id=fresh_clinic["protocol_id"],
                                        started_on=date.today(), goal="second course")
@@ -383,7 +385,7 @@ def test_bad_requests_get_clear_errors_and_write_nothing(seeded_clinic: dict[str
     tmp_path = tmp_path / "exports"
     (tmp_path / "busy").mkdir(parents=True)
     (tmp_path / "busy" / "keep.txt").write_text("mine")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         (dict(series_id=seeded_clinic["series_id"], fmt="dicom", out_dir=tmp_path / "busy"),
          "not an empty folder"),
         (dict(series_id=999_999, fmt="dicom", out_dir=tmp_path / "a"), "no series with id"),
