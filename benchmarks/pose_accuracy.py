@@ -101,14 +101,21 @@ def pointing04(root: Path, people: int | None) -> None:
             if not (m.ok and r.ok):
                 continue
             truth.append(truth_of(shot))
+            assert r.landmarks_px is not None and m.landmarks_px is not None
             direct.append(relative_pose_deg(r.landmarks_px, m.landmarks_px)[0 if axis == "yaw" else 1])
             if axis == "yaw":
+                assert m.yaw_deg is not None and r.yaw_deg is not None
                 ours.append(m.yaw_deg - r.yaw_deg)
+                assert m.yaw_camera_deg is not None and r.yaw_camera_deg is not None
                 camera.append(m.yaw_camera_deg - r.yaw_camera_deg)
+                assert m.landmarks_px is not None and r.landmarks_px is not None
                 naive.append(naive_pose(m.landmarks_px)[0] - naive_pose(r.landmarks_px)[0])
             else:
+                assert m.pitch_deg is not None and r.pitch_deg is not None
                 ours.append(m.pitch_deg - r.pitch_deg)
+                assert m.pitch_camera_deg is not None and r.pitch_camera_deg is not None
                 camera.append(m.pitch_camera_deg - r.pitch_camera_deg)
+                assert m.landmarks_px is not None and r.landmarks_px is not None
                 naive.append(naive_pose(m.landmarks_px)[1] - naive_pose(r.landmarks_px)[1])
         print(f"   relative {axis} on {len(truth)} pairs   {'MAE deg':>8} {'slope':>6} {'sign ok':>8}")
         rows = (("ours (view frame)", ours), ("ours, camera frame", camera),
@@ -161,7 +168,9 @@ def zoom_accuracy() -> None:
         matrix = np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]])
         zoomed = cv2.warpAffine(rgb, matrix, (512, 512), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
         m = measure_rgb(zoomed)
+        assert m.ipd_px is not None and reference.ipd_px is not None
         ratio = m.ipd_px / reference.ipd_px
+        assert m.landmarks_px is not None and reference.landmarks_px is not None
         naive = np.ptp(m.landmarks_px[:468, 0]) / np.ptp(reference.landmarks_px[:468, 0])
         check = compare(reference, m).check("distance")
         errors.append(abs(ratio / zoom - 1))
@@ -175,6 +184,7 @@ def repeatability() -> None:
     print("\n== Repeatability on astronaut(): change of pose (deg) and ipd (%) vs the PNG original ==")
     rgb = np.ascontiguousarray(data.astronaut())
     reference = measure_rgb(rgb)
+    assert reference.landmarks_px is not None
     ref_naive = naive_pose(reference.landmarks_px)
     linear = (rgb / 255.0) ** 2.2
     cases: dict[str, PhotoMeasurement] = {}
@@ -191,11 +201,14 @@ def repeatability() -> None:
     print(f"   {'case':18} {'dyaw':>6} {'dpitch':>6} {'droll':>6} {'dipd%':>6} | naive {'dyaw':>6} {'dpitch':>6}")
     worst, worst_naive = 0.0, 0.0
     for name, m in cases.items():
+        assert m.yaw_deg is not None and reference.yaw_deg is not None and m.pitch_deg is not None and reference.pitch_deg is not None and m.roll_deg is not None and reference.roll_deg is not None
         d = (m.yaw_deg - reference.yaw_deg, m.pitch_deg - reference.pitch_deg, m.roll_deg - reference.roll_deg)
+        assert m.landmarks_px is not None
         n = naive_pose(m.landmarks_px)
         dn = (n[0] - ref_naive[0], n[1] - ref_naive[1])
         worst = max(worst, *map(abs, d))
         worst_naive = max(worst_naive, *map(abs, dn))
+        assert m.ipd_px is not None and reference.ipd_px is not None
         print(f"   {name:18} {d[0]:+6.2f} {d[1]:+6.2f} {d[2]:+6.2f} {100 * (m.ipd_px / reference.ipd_px - 1):+6.2f} |"
               f"       {dn[0]:+6.2f} {dn[1]:+6.2f}")
     print(f"   worst |pose change|: ours {worst:.2f} deg (target <= 1), naive yaw/pitch {worst_naive:.2f} deg")
@@ -257,6 +270,7 @@ def zoom_false_alarms(folder: Path, limit: int, skip: int = 30) -> None:
             check = compare(ref, m).check("distance")
             if check.value is None:
                 continue
+            assert check.value is not None and check.warn_at is not None and check.fail_at is not None
             old = uncertainty.grade(abs(check.value), 0.0, check.warn_at, check.fail_at)
             bucket, good = (small, "pass") if zoom <= 1.02 else (large, None)
             for rule, status in (("old", old), ("new", check.status)):
