@@ -4,6 +4,7 @@ closes the study and reads the results."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from analysis.store import db
 from analysis.store.access import Actor
 from analysis.store.models import Patient, RatingAssignment, RatingStudy, Session
 from tests.conftest import PROJECT_ROOT
-from tests.rating_seed import seed_rating_clinic
+from tests.rating_seed import RatingClinic, seed_rating_clinic
 from ui.frame import ACTOR_KEY
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -22,7 +23,7 @@ PAGE = "pages/blinded_rating.py"
 
 
 @pytest.fixture
-def clinic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+def clinic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RatingClinic]:
     data = tmp_path / "data"
     data.mkdir()
     monkeypatch.setenv("CANDOR_DATA_DIR", str(data))
@@ -53,7 +54,7 @@ def _ok(at: AppTest) -> AppTest:
     return at
 
 
-def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clinic) -> None:
+def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clinic: RatingClinic) -> None:
     director = Actor(user_id=clinic["director_id"], email=clinic["director_email"],
                      role="medical_director")
     at = _open(director)
@@ -120,7 +121,7 @@ def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clini
     assert "Unblinded (same pairs)" in table.columns
 
 
-def test_a_missing_choice_is_named_and_nothing_is_saved(clinic) -> None:
+def test_a_missing_choice_is_named_and_nothing_is_saved(clinic: RatingClinic) -> None:
     from analysis.services import rating
     from analysis.store.access import Actor as A
 

@@ -218,7 +218,9 @@ def test_record_visit_names_the_bad_field_and_keeps_what_was_typed(app, seeded_c
     assert _count(Treatment) == before + 1
     with db.session_scope() as s:
         row = s.scalars(select(Treatment).order_by(Treatment.id.desc())).first()
+        assert row is not None
         assert row.sites == ["malar_left", "malar_right"] and row.volume_ml == 2.0
+        assert row is not None
         assert row.operator_id == seeded_clinic["clinician_user_id"]  # defaults to the signed-in
 
 
@@ -237,6 +239,7 @@ def test_expired_lot_asks_for_a_reason_then_records_it(app, seeded_clinic: dict[
     assert "Treatment saved: Old booster" in _texts(at)
     with db.session_scope() as s:
         row = s.scalars(select(Treatment).order_by(Treatment.id.desc())).first()
+        assert row is not None
         assert row.expired_at_use and row.override_reason.startswith("only lot")
 
 
@@ -255,6 +258,7 @@ def test_red_flag_reaction_escalates_and_needs_an_escalation_note(app, seeded_cl
     assert "Reaction saved: blanching." in _texts(at)
     with db.session_scope() as s:
         row = s.scalars(select(Reaction).order_by(Reaction.id.desc())).first()
+        assert row is not None
         assert row.red_flag and row.kind == "adverse"
 
 
