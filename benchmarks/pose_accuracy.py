@@ -20,6 +20,7 @@ import argparse
 import io
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pointing04 import calibration, frontal, shots  # noqa: E402
+from pointing04 import Shot, calibration, frontal, shots  # noqa: E402
 
 from analysis.photos.ingest import read_photo  # noqa: E402
 from analysis.photos.measure import measure_photo  # noqa: E402
@@ -88,10 +89,11 @@ def pointing04(root: Path, people: int | None) -> None:
     failed = [p.name for p, m in measured.items() if not m.ok]
     print(f"   {len(measured)} photos of {len({s.person for s in every.values()})} people measured in "
           f"{elapsed:.1f} s; no face on {len(failed)}: {failed[:5]}")
-    for axis, subset, truth_of in (
+    axes: tuple[tuple[str, list[Shot], Callable[[Shot], float]], ...] = (
         ("yaw", yaw_shots, lambda s: s.yaw_truth_deg),
         ("pitch", pitch_shots, lambda s: s.pitch_truth_deg),
-    ):
+    )
+    for axis, subset, truth_of in axes:
         truth, ours, naive, camera, direct = [], [], [], [], []
         for shot in subset:
             ref = frontal(subset, shot.person, shot.series)
@@ -141,12 +143,12 @@ def pointing04(root: Path, people: int | None) -> None:
                       f"(in code: YAW_GAIN = {YAW_GAIN})")
             for label, mask in (("persons 01-05 (gain fit)", train), ("persons 06-10 (held out)", held)):
                 if mask.any():
-                    for name, est in (("ours", o_arr[mask]), ("ours, uncalibrated", o_arr[mask] / YAW_GAIN),
-                                      ("ours, camera frame", np.array(camera)[mask]),
-                                      ("naive 2D nose", np.array(naive)[mask])):
-                        mae, slope, sign = calibration(t_arr[mask], est)
+                    for name, est_arr in (("ours", o_arr[mask]), ("ours, uncalibrated", o_arr[mask] / YAW_GAIN),
+                                          ("ours, camera frame", np.array(camera)[mask]),
+                                          ("naive 2D nose", np.array(naive)[mask])):
+                        mae, slope, sign = calibration(t_arr[mask], est_arr)
                         print(f"   {label:26} {name:20} MAE {mae:5.2f}  slope {slope:5.2f}  n {mask.sum()}")
-            per = {}
+            per: dict[int, list[float]] = {}
             for t, e in zip(truth, ours, strict=True):
                 per.setdefault(int(t), []).append(e)
             print("   ours by truth yaw: " + ", ".join(
@@ -194,7 +196,8 @@ def repeatability() -> None:
         exposed = np.clip(linear * 2**ev, 0, 1) ** (1 / 2.2)
         cases[f"{ev:+.1f} EV"] = measure_rgb((exposed * 255 + 0.5).astype(np.uint8))
     for dx, dy in ((6, 0), (-6, 4), (0, -8), (11, 7), (2.5, 1.5), (-4.3, 6.7)):
-        shifted = cv2.warpAffine(rgb, np.float32([[1, 0, dx], [0, 1, dy]]), (512, 512), borderMode=cv2.BORDER_REFLECT)
+        shift = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+        shifted = cv2.warpAffine(rgb, shift, (512, 512), borderMode=cv2.BORDER_REFLECT)
         cases[f"shift {dx:+g},{dy:+g} px"] = measure_rgb(shifted)
     print("   (whole-pixel shifts move the refinement crops with the face, so they can repeat exactly;\n"
           "    sub-pixel shifts resample the image and are the fairer test)")
@@ -225,7 +228,8 @@ def synthetic_rotation() -> None:
     for axis in ("yaw", "pitch"):
         got = []
         for a in angles:
-            m = measure_rgb(synth_face(FacePerturbation(**{f"{axis}_deg": float(a)}))[0])
+            turn = FacePerturbation(yaw_deg=float(a)) if axis == "yaw" else FacePerturbation(pitch_deg=float(a))
+            m = measure_rgb(synth_face(turn)[0])
             got.append(getattr(m, f"{axis}_deg") - getattr(ref, f"{axis}_deg"))
         slope = float(np.polyfit(angles, got, 1)[0])
         print(f"   {axis:5} slope {slope:4.2f}  " + "  ".join(
