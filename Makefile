@@ -32,9 +32,12 @@ test: $(STAMP) check
 	bash scripts/system-deps.sh
 	$(PY) -m pytest
 
-# the floors' import contracts (pyproject.toml [tool.importlinter])
+# the floors' import contracts (pyproject.toml [tool.importlinter]), lint ([tool.ruff.lint]) and
+# mypy --strict over every file it lists ([tool.mypy] files)
 check: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/photo_speed.py

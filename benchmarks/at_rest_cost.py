@@ -48,18 +48,22 @@ def child(reps: int) -> dict[str, object]:
     from sqlalchemy import select
     from streamlit.testing.v1 import AppTest
 
-    from analysis.store import db
     from analysis.services import records
+    from analysis.services.photo_access import photo_bytes
+    from analysis.store import db
     from analysis.store.access import Actor
     from analysis.store.images import default_store
     from analysis.store.models import Photo, Session, User
-    from analysis.services.photo_access import photo_bytes
 
     with db.session_scope() as s:
         director = s.scalars(select(User).where(User.role == "medical_director")).first()
         clinician = s.scalars(select(User).where(User.role == "clinician")).first()
+        if director is None or clinician is None:
+            raise SystemExit("seed the demo clinic first: it has no director or clinician")
         photo_ids = list(s.scalars(select(Photo.id).order_by(Photo.id).limit(reps)))
         visit_id = s.scalars(select(Session.id).order_by(Session.id)).first()
+        if visit_id is None:
+            raise SystemExit("seed the demo clinic first: it has no session")
     actor = Actor(user_id=clinician.id, email=clinician.email, role="clinician")
     store = default_store()
     jpeg = _jpeg_12mp()
@@ -76,7 +80,7 @@ def child(reps: int) -> dict[str, object]:
                     width_px=4000, height_px=3000, view="face_frontal", verdict="pass",
                     measurements={}, checks=[]))
             except records.FieldError:  # no clinical-record consent on that visit's patient
-                raise SystemExit("the first session's patient has no photo consent")
+                raise SystemExit("the first session's patient has no photo consent") from None
             s.flush()
         saves.append(time.perf_counter() - t)
     reads = []

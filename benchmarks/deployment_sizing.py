@@ -81,8 +81,8 @@ def main() -> int:
 
     from analysis.config import S3Settings
     from analysis.store.images import S3ImageStore
-    from tests.support import s3_server
     from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, sign_in
+    from tests.support import s3_server
     from tests.support.pg_server import free_port
 
     endpoint, stop_s3 = s3_server.start_s3_server()

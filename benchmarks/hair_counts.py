@@ -22,7 +22,13 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis.hair.count import METHOD, VERSION, count_follicles, is_held_out, subject_of  # noqa: E402
+from analysis.hair.count import (  # noqa: E402
+    METHOD,
+    VERSION,
+    count_follicles,
+    is_held_out,
+    subject_of,
+)
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "trichoscopy_follicles"
 OUT = Path(__file__).resolve().parent / "out"

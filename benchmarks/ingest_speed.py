@@ -25,6 +25,7 @@ import multiprocessing
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 from PIL import Image, ImageOps
 from skimage import data
@@ -60,15 +61,15 @@ def _naive_thumbnail(raw: bytes) -> None:
 def _peak_rss_mb(name: str, raw: bytes) -> float:
     """Peak RSS (MiB) of a fresh process that imports the stack and runs ``name`` once."""
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
+    queue: multiprocessing.Queue[float] = context.Queue()
     process = context.Process(target=_rss_child, args=(name, raw, queue))
     process.start()
-    result = queue.get(timeout=120)
+    result: float = queue.get(timeout=120)
     process.join()
     return result
 
 
-def _rss_child(name: str, raw: bytes, queue: multiprocessing.Queue) -> None:
+def _rss_child(name: str, raw: bytes, queue: multiprocessing.Queue[float]) -> None:
     import analysis.photos.ingest  # noqa: F401 - same imports in every column
 
     with open("/proc/self/clear_refs", "w") as handle:
@@ -115,7 +116,7 @@ def main() -> None:
     print(f"   {'method':36s} {'time ms':>8s} {'extra peak RSS MiB':>19s}")
     for name, function in FUNCTIONS.items():
         function(raw)  # warm-up
-        ms = _median_s(lambda f=function: f(raw), args.repeat) * 1000
+        ms = _median_s(partial(function, raw), args.repeat) * 1000
         print(f"   {name:36s} {ms:8.0f} {_peak_rss_mb(name, raw):19.0f}")
 
     from analysis.photos.ingest import read_photo
@@ -124,6 +125,7 @@ def main() -> None:
     buffer = io.BytesIO()
     Image.fromarray(data.astronaut()).save(buffer, "JPEG", quality=90)
     small = buffer.getvalue()
+    measure_photo: Callable[..., object] | None
     try:
         from analysis.photos.measure import measure_photo
     except ImportError:

@@ -78,7 +78,7 @@ def main() -> None:
         statements[0] = 0
         t0 = time.perf_counter()
         with db.session_scope() as s:  # naive: lazy loading, one series at a time
-            infos = [service.load_series(s, s.get(Series, sid)) for sid in series_ids]
+            infos = [service.load_series(s, s.get_one(Series, sid)) for sid in series_ids]
             tables.write_tables(infos, root / "naive")
         lazy_s, lazy_q = time.perf_counter() - t0, statements[0]
 

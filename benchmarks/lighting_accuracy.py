@@ -53,8 +53,10 @@ import argparse
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -64,8 +66,16 @@ if __package__ in (None, ""):  # run as a script (python benchmarks/lighting_acc
 
 from analysis.photos import lighting
 from analysis.photos.compare import Tolerances, _match_luminance, compare
-from analysis.photos.lighting import light_side_sd, measure_lighting, shading_fit
-from analysis.photos.types import PhotoMeasurement
+from analysis.photos.lighting import (
+    LightingMeasure,
+    ShadingFit,
+    light_side_sd,
+    measure_lighting,
+    shading_fit,
+)
+from analysis.photos.types import Comparison, PhotoMeasurement
+
+Detect = Callable[[np.ndarray], np.ndarray | None]  # RGB -> FaceMesh points in pixels, or None
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -73,9 +83,9 @@ YALEB_RE = re.compile(r"yaleB(\d\d)_P00A([+-]\d{3})E([+-]\d{2})\.pgm$")
 PAD_FRACTION = 0.3
 
 
-def _detector():
+def _detector() -> tuple[Detect, str]:
     try:
-        from analysis.photos.landmarks import detect_face_landmarks  # type: ignore[attr-defined]
+        from analysis.photos.landmarks import detect_face_landmarks
 
         def detect(rgb: np.ndarray) -> np.ndarray | None:
             found = detect_face_landmarks(rgb)
@@ -95,7 +105,8 @@ def _detector():
                 return None
             h, w = rgb.shape[:2]
             lm = res.multi_face_landmarks[0].landmark
-            return np.array([[p.x * w, p.y * h, p.z * w] for p in lm])
+            points: np.ndarray = np.array([[p.x * w, p.y * h, p.z * w] for p in lm])
+            return points
 
         return detect, "mediapipe FaceMesh (direct)"
 
@@ -105,7 +116,7 @@ def _load_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def _landmarks_padded(detect, rgb: np.ndarray) -> np.ndarray | None:
+def _landmarks_padded(detect: Detect, rgb: np.ndarray) -> np.ndarray | None:
     h, w = rgb.shape[:2]
     py, px = int(round(PAD_FRACTION * h)), int(round(PAD_FRACTION * w))
     padded = np.pad(rgb, ((py, py), (px, px), (0, 0)))
@@ -153,7 +164,8 @@ def _old_rule(m: PhotoMeasurement) -> PhotoMeasurement:
                    backlight_sd_l=None)
 
 
-def _both(base: PhotoMeasurement, follow: PhotoMeasurement, tol: Tolerances):
+def _both(base: PhotoMeasurement, follow: PhotoMeasurement, tol: Tolerances,
+          ) -> tuple[Comparison, Comparison]:
     return (compare(base, follow, tolerances=tol),
             compare(_old_rule(base), _old_rule(follow), tolerances=tol))
 
@@ -163,7 +175,8 @@ def _deltas(base: PhotoMeasurement, follow: PhotoMeasurement) -> tuple[float, fl
             follow.extra["naive"] - base.extra["naive"])
 
 
-def _cached_landmarks(detect, path: Path, rgb: np.ndarray, cache: Path | None, pad: bool):
+def _cached_landmarks(detect: Detect, path: Path, rgb: np.ndarray, cache: Path | None,
+                      pad: bool) -> np.ndarray | None:
     key = None
     if cache is not None:
         key = cache / (path.parent.name + "__" + path.name + (".pad" if pad else "") + ".npy")
@@ -198,7 +211,7 @@ def _asym_flag(delta: float) -> bool:
     return abs(delta) > ASYMMETRY_WARN
 
 
-def run_yaleb(detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
+def run_yaleb(detect: Detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
     root = DATASETS / "extended_yaleb_cropped"
     subjects = sorted(p for p in root.glob("yaleB*") if p.is_dir())
     if limit:
@@ -311,13 +324,13 @@ def _header() -> None:
           f"{'half-face (R-L)/(R+L)':>24} {'naive whole-frame':>24}")
 
 
-def _row(label: str, tallies: tuple[Tally, ...], key: str, ours_only: bool = False):
+def _row(label: str, tallies: tuple[Tally, ...], key: str, ours_only: bool = False) -> None:
     ours, old, half, naive = tallies
     rest = "" if ours_only else f" {half.rate(key):>24} {naive.rate(key):>24}"
     print(f"  {label:36} {ours.rate(key):>24} {old.rate(key):>24}{rest}")
 
 
-def run_yalefaces(detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
+def run_yalefaces(detect: Detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
     root = DATASETS / "yalefaces"
     subjects = sorted({p.name.split(".")[0] for p in root.glob("subject*.centerlight.jpeg")})
     if limit:
@@ -360,7 +373,7 @@ def run_yalefaces(detect, limit: int | None, cache: Path | None, tol: Tolerances
          True)
 
 
-def run_pointing04(detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
+def run_pointing04(detect: Detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
     root = DATASETS / "pointing04"
     people = sorted(p for p in root.glob("Person*") if p.is_dir())
     if limit:
@@ -419,7 +432,8 @@ def run_pointing04(detect, limit: int | None, cache: Path | None, tol: Tolerance
 # --------------------------------------------------------------------------- calibration
 
 
-def _photo(detect, path: Path, cache: Path | None, pad: bool):
+def _photo(detect: Detect, path: Path, cache: Path | None, pad: bool,
+           ) -> tuple[LightingMeasure, ShadingFit] | None:
     """(LightingMeasure, ShadingFit, Lab median) of one photo, or None without a face."""
     rgb = _load_rgb(path)
     lm = _cached_landmarks(detect, path, rgb, cache, pad)
@@ -451,10 +465,10 @@ def _repeat_pairs() -> dict[str, list[tuple[Path, Path, bool]]]:
             if m:
                 files[(m.group(2), int(m.group(4)), int(m.group(5)))] = path
         for series in "12":
-            base = files.get((series, 0, 0))
+            first = files.get((series, 0, 0))
             for pan in (-15, 15):  # the next shots of the same session, same room light
-                if base is not None and (series, 0, pan) in files:
-                    out["pointing04_pan15"].append((base, files[(series, 0, pan)], False))
+                if first is not None and (series, 0, pan) in files:
+                    out["pointing04_pan15"].append((first, files[(series, 0, pan)], False))
     return out
 
 
@@ -468,12 +482,12 @@ def _solve_gain(delta: np.ndarray, se_fit2: np.ndarray, se_noise2: np.ndarray) -
     return (lo + hi) / 2
 
 
-def calibrate(detect, cache: Path | None) -> None:
+def calibrate(detect: Detect, cache: Path | None) -> None:
     """Fit LIGHT_SIDE_SE_GAIN, EXPOSURE_FLOOR_L and COLOR_FLOOR_AB on zero-truth pairs."""
     print("Calibration of the lighting uncertainty (pairs whose light did not change)")
-    light = {"delta": [], "fit2": [], "noise2": [], "set": [], "subject": []}
-    expo = {"delta": [], "noise2": [], "set": []}
-    col = {"delta": [], "noise2": [], "set": []}
+    light: dict[str, list[Any]] = {"delta": [], "fit2": [], "noise2": [], "set": [], "subject": []}
+    expo: dict[str, list[Any]] = {"delta": [], "noise2": [], "set": []}
+    col: dict[str, list[Any]] = {"delta": [], "noise2": [], "set": []}
     for name, pairs in _repeat_pairs().items():
         n_used = 0
         for bp, fp, pad in pairs:
@@ -488,7 +502,9 @@ def calibrate(detect, cache: Path | None) -> None:
                 light["noise2"].append(light_side_sd(fb, mb.noise_sd_l, gain=0.0) ** 2
                                        + light_side_sd(ff, mf.noise_sd_l, gain=0.0) ** 2)
                 light["set"].append(name)
-                light["subject"].append(int(re.search(r"(\d\d)", bp.name).group(1)))
+                number = re.search(r"(\d\d)", bp.name)
+                assert number is not None, bp.name
+                light["subject"].append(int(number.group(1)))
             if name == "yaleb_elevation":  # the flash moved up or down: exposure truly changes
                 continue
             noise_e = [max(0.0, m.exposure_sd_l ** 2 - lighting.EXPOSURE_FLOOR_L ** 2)

@@ -95,13 +95,14 @@ def seed(env: dict[str, str], n: int, *, marker: Path) -> None:
     print(f"clinic of {n} patients ready in {time.monotonic() - t0:.0f} s", flush=True)
 
 
-def time_pages(env: dict[str, str], reruns: int) -> dict[str, object]:
+def time_pages(env: dict[str, str], reruns: int) -> dict[str, list[float]]:
     code = (f"ROOT = {str(ROOT)!r}\nPAGES = {PAGES!r}\nRERUNS = {reruns}\n" + CHILD)
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True)
     if res.returncode:
         raise SystemExit(f"timing the pages failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    timings: dict[str, list[float]] = json.loads(res.stdout.strip().splitlines()[-1])
+    return timings  # page -> [first, p50, p95] seconds
 
 
 def main() -> int:
@@ -119,7 +120,7 @@ def main() -> int:
         from tests.support.pg_server import clinic_databases
 
         urls, stop = clinic_databases(str(args.dir / "pg"), (args.small, args.large))
-    results = {}
+    results: dict[int, dict[str, list[float]]] = {}
     try:
         for n in (args.small, args.large):
             d = args.dir / (f"{n}-pg" if args.postgres else str(n))

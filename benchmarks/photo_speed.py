@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -47,6 +48,7 @@ from analysis.photos.landmarks import naive_landmarks  # noqa: E402
 from analysis.photos.measure import measure_path, measure_photo  # noqa: E402
 from analysis.photos.pose import pose_from_landmarks  # noqa: E402
 from analysis.photos.scale import ipd_px  # noqa: E402
+from analysis.photos.types import PhotoMeasurement  # noqa: E402
 
 
 def make_photos(folder: Path, count: int, *, noise: float = 12.0, framing: str = "wide") -> list[Path]:
@@ -91,10 +93,13 @@ def floor_pil(path: Path) -> np.ndarray:
 
 
 def floor_cv2(path: Path) -> np.ndarray:
-    return cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_8)
+    bgr = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_8)
+    if bgr is None:
+        raise SystemExit(f"OpenCV cannot read {path}")
+    return bgr
 
 
-def ours(path: Path):
+def ours(path: Path) -> PhotoMeasurement:
     return measure_path(path)
 
 
@@ -109,6 +114,8 @@ def naive(path: Path) -> float:
     with Image.open(path) as image:
         rgb = np.asarray(image.convert("RGB"))
     found = naive_landmarks(rgb)
+    if found is None:
+        raise SystemExit(f"the naive baseline found no face on {path}")
     pts = found.points_px
     pose = pose_from_landmarks(pts)
     ipd = ipd_px(pts, scale=1.0, yaw_deg=pose.yaw_deg * YAW_GAIN)
@@ -144,6 +151,7 @@ def side_by_side(paths: list[Path], repeats: int) -> dict[str, list[float]]:
             start = time.perf_counter()
             naive_ipd = naive(path)
             times["naive"].append(time.perf_counter() - start)
+            assert result.ipd_px is not None  # a measured face has its IPD
             ipd_ratio.append(result.ipd_px / naive_ipd)
     times["ipd_agreement"] = [float(np.median(np.abs(np.array(ipd_ratio) - 1)))]
     return times
@@ -159,7 +167,8 @@ def heic_against_jpeg(folder: Path, jpeg: Path, repeats: int) -> None:
     pillow_heif.from_bytes(mode="RGB", size=(rgb.shape[1], rgb.shape[0]), data=rgb.tobytes()).save(
         heic, quality=80)
     measure_path(heic)  # warm
-    t_heic, t_jpeg = [], []
+    t_heic: list[float] = []
+    t_jpeg: list[float] = []
     for _ in range(max(2, repeats)):
         for path, out in ((heic, t_heic), (jpeg, t_jpeg)):
             start = time.perf_counter()
@@ -185,7 +194,7 @@ def main() -> None:
     sizes = ("1.7", "3.6") if args.size == "both" else (args.size,)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (timings are noisy when busy); "
           f"{args.photos} photos per row, {args.repeats} passes; medians per photo")
-    rows = []
+    rows: list[tuple[str, float, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         every: list[Path] = []
         for framing in framings:
@@ -197,7 +206,7 @@ def main() -> None:
                 if len(rows) == 0:
                     ours(paths[0]), naive(paths[0])  # warm up (model load)
                 times = side_by_side(paths, args.repeats)
-                mb = np.mean([p.stat().st_size for p in paths]) / 1e6
+                mb = float(np.mean([p.stat().st_size for p in paths])) / 1e6
                 rows.append((framing, mb, {k: statistics.median(v) for k, v in times.items()}))
         print(f"\n{'framing':9} {'MB':>4} {'floor':>6} {'(PIL':>5} {'cv2)':>5} {'ours':>6} {'naive':>6} "
               f"{'ours/floor':>10} {'naive/floor':>11} {'naive/ours':>10} {'CPU: floor':>10} {'ours':>6} "

@@ -20,6 +20,7 @@ import argparse
 import io
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -31,11 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from pointing04 import Shot, calibration, frontal, shots  # noqa: E402
+
 from analysis.photos.ingest import read_photo  # noqa: E402
 from analysis.photos.measure import measure_photo  # noqa: E402
 from analysis.photos.pose import canonical_face, relative_pose_deg  # noqa: E402
 from analysis.photos.types import PhotoMeasurement  # noqa: E402
-from pointing04 import calibration, frontal, shots  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "pointing04"
 FACE_CENTRE = (225.0, 125.0)
@@ -87,10 +89,11 @@ def pointing04(root: Path, people: int | None) -> None:
     failed = [p.name for p, m in measured.items() if not m.ok]
     print(f"   {len(measured)} photos of {len({s.person for s in every.values()})} people measured in "
           f"{elapsed:.1f} s; no face on {len(failed)}: {failed[:5]}")
-    for axis, subset, truth_of in (
+    axes: tuple[tuple[str, list[Shot], Callable[[Shot], float]], ...] = (
         ("yaw", yaw_shots, lambda s: s.yaw_truth_deg),
         ("pitch", pitch_shots, lambda s: s.pitch_truth_deg),
-    ):
+    )
+    for axis, subset, truth_of in axes:
         truth, ours, naive, camera, direct = [], [], [], [], []
         for shot in subset:
             ref = frontal(subset, shot.person, shot.series)
@@ -100,14 +103,21 @@ def pointing04(root: Path, people: int | None) -> None:
             if not (m.ok and r.ok):
                 continue
             truth.append(truth_of(shot))
+            assert r.landmarks_px is not None and m.landmarks_px is not None
             direct.append(relative_pose_deg(r.landmarks_px, m.landmarks_px)[0 if axis == "yaw" else 1])
             if axis == "yaw":
+                assert m.yaw_deg is not None and r.yaw_deg is not None
                 ours.append(m.yaw_deg - r.yaw_deg)
+                assert m.yaw_camera_deg is not None and r.yaw_camera_deg is not None
                 camera.append(m.yaw_camera_deg - r.yaw_camera_deg)
+                assert m.landmarks_px is not None and r.landmarks_px is not None
                 naive.append(naive_pose(m.landmarks_px)[0] - naive_pose(r.landmarks_px)[0])
             else:
+                assert m.pitch_deg is not None and r.pitch_deg is not None
                 ours.append(m.pitch_deg - r.pitch_deg)
+                assert m.pitch_camera_deg is not None and r.pitch_camera_deg is not None
                 camera.append(m.pitch_camera_deg - r.pitch_camera_deg)
+                assert m.landmarks_px is not None and r.landmarks_px is not None
                 naive.append(naive_pose(m.landmarks_px)[1] - naive_pose(r.landmarks_px)[1])
         print(f"   relative {axis} on {len(truth)} pairs   {'MAE deg':>8} {'slope':>6} {'sign ok':>8}")
         rows = (("ours (view frame)", ours), ("ours, camera frame", camera),
@@ -133,13 +143,13 @@ def pointing04(root: Path, people: int | None) -> None:
                       f"(in code: YAW_GAIN = {YAW_GAIN})")
             for label, mask in (("persons 01-05 (gain fit)", train), ("persons 06-10 (held out)", held)):
                 if mask.any():
-                    for name, est in (("ours", o_arr[mask]), ("ours, uncalibrated", o_arr[mask] / YAW_GAIN),
-                                      ("ours, camera frame", np.array(camera)[mask]),
-                                      ("naive 2D nose", np.array(naive)[mask])):
-                        mae, slope, sign = calibration(t_arr[mask], est)
+                    for name, est_arr in (("ours", o_arr[mask]), ("ours, uncalibrated", o_arr[mask] / YAW_GAIN),
+                                          ("ours, camera frame", np.array(camera)[mask]),
+                                          ("naive 2D nose", np.array(naive)[mask])):
+                        mae, slope, sign = calibration(t_arr[mask], est_arr)
                         print(f"   {label:26} {name:20} MAE {mae:5.2f}  slope {slope:5.2f}  n {mask.sum()}")
-            per = {}
-            for t, e in zip(truth, ours):
+            per: dict[int, list[float]] = {}
+            for t, e in zip(truth, ours, strict=True):
                 per.setdefault(int(t), []).append(e)
             print("   ours by truth yaw: " + ", ".join(
                 f"{t:+d}: {np.mean(v):+.1f}" for t, v in sorted(per.items())))
@@ -160,7 +170,9 @@ def zoom_accuracy() -> None:
         matrix = np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]])
         zoomed = cv2.warpAffine(rgb, matrix, (512, 512), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
         m = measure_rgb(zoomed)
+        assert m.ipd_px is not None and reference.ipd_px is not None
         ratio = m.ipd_px / reference.ipd_px
+        assert m.landmarks_px is not None and reference.landmarks_px is not None
         naive = np.ptp(m.landmarks_px[:468, 0]) / np.ptp(reference.landmarks_px[:468, 0])
         check = compare(reference, m).check("distance")
         errors.append(abs(ratio / zoom - 1))
@@ -174,6 +186,7 @@ def repeatability() -> None:
     print("\n== Repeatability on astronaut(): change of pose (deg) and ipd (%) vs the PNG original ==")
     rgb = np.ascontiguousarray(data.astronaut())
     reference = measure_rgb(rgb)
+    assert reference.landmarks_px is not None
     ref_naive = naive_pose(reference.landmarks_px)
     linear = (rgb / 255.0) ** 2.2
     cases: dict[str, PhotoMeasurement] = {}
@@ -183,18 +196,22 @@ def repeatability() -> None:
         exposed = np.clip(linear * 2**ev, 0, 1) ** (1 / 2.2)
         cases[f"{ev:+.1f} EV"] = measure_rgb((exposed * 255 + 0.5).astype(np.uint8))
     for dx, dy in ((6, 0), (-6, 4), (0, -8), (11, 7), (2.5, 1.5), (-4.3, 6.7)):
-        shifted = cv2.warpAffine(rgb, np.float32([[1, 0, dx], [0, 1, dy]]), (512, 512), borderMode=cv2.BORDER_REFLECT)
+        shift = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+        shifted = cv2.warpAffine(rgb, shift, (512, 512), borderMode=cv2.BORDER_REFLECT)
         cases[f"shift {dx:+g},{dy:+g} px"] = measure_rgb(shifted)
     print("   (whole-pixel shifts move the refinement crops with the face, so they can repeat exactly;\n"
           "    sub-pixel shifts resample the image and are the fairer test)")
     print(f"   {'case':18} {'dyaw':>6} {'dpitch':>6} {'droll':>6} {'dipd%':>6} | naive {'dyaw':>6} {'dpitch':>6}")
     worst, worst_naive = 0.0, 0.0
     for name, m in cases.items():
+        assert m.yaw_deg is not None and reference.yaw_deg is not None and m.pitch_deg is not None and reference.pitch_deg is not None and m.roll_deg is not None and reference.roll_deg is not None
         d = (m.yaw_deg - reference.yaw_deg, m.pitch_deg - reference.pitch_deg, m.roll_deg - reference.roll_deg)
+        assert m.landmarks_px is not None
         n = naive_pose(m.landmarks_px)
         dn = (n[0] - ref_naive[0], n[1] - ref_naive[1])
         worst = max(worst, *map(abs, d))
         worst_naive = max(worst_naive, *map(abs, dn))
+        assert m.ipd_px is not None and reference.ipd_px is not None
         print(f"   {name:18} {d[0]:+6.2f} {d[1]:+6.2f} {d[2]:+6.2f} {100 * (m.ipd_px / reference.ipd_px - 1):+6.2f} |"
               f"       {dn[0]:+6.2f} {dn[1]:+6.2f}")
     print(f"   worst |pose change|: ours {worst:.2f} deg (target <= 1), naive yaw/pitch {worst_naive:.2f} deg")
@@ -211,11 +228,12 @@ def synthetic_rotation() -> None:
     for axis in ("yaw", "pitch"):
         got = []
         for a in angles:
-            m = measure_rgb(synth_face(FacePerturbation(**{f"{axis}_deg": float(a)}))[0])
+            turn = FacePerturbation(yaw_deg=float(a)) if axis == "yaw" else FacePerturbation(pitch_deg=float(a))
+            m = measure_rgb(synth_face(turn)[0])
             got.append(getattr(m, f"{axis}_deg") - getattr(ref, f"{axis}_deg"))
         slope = float(np.polyfit(angles, got, 1)[0])
         print(f"   {axis:5} slope {slope:4.2f}  " + "  ".join(
-            f"{a:+d}: {g:+5.1f}" for a, g in zip(angles, got)))
+            f"{a:+d}: {g:+5.1f}" for a, g in zip(angles, got, strict=True)))
     print("   (yaw includes YAW_GAIN; pitch is not calibrated: its slope here is near 1, so the low\n"
           "    slope on Pointing'04 tilt comes from the labels, subjects moving their eyes more than\n"
           "    their heads to look up or down)")
@@ -256,6 +274,7 @@ def zoom_false_alarms(folder: Path, limit: int, skip: int = 30) -> None:
             check = compare(ref, m).check("distance")
             if check.value is None:
                 continue
+            assert check.value is not None and check.warn_at is not None and check.fail_at is not None
             old = uncertainty.grade(abs(check.value), 0.0, check.warn_at, check.fail_at)
             bucket, good = (small, "pass") if zoom <= 1.02 else (large, None)
             for rule, status in (("old", old), ("new", check.status)):

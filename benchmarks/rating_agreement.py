@@ -43,8 +43,8 @@ def simulate(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def statistics(m: np.ndarray, boot: int, seed: int) -> dict[str, ag.Estimate]:
     return {
-        "kappa A-B (linear)": ag.weighted_kappa(m[:, 0], m[:, 1], categories=CATEGORIES),
-        "kappa A-C (linear)": ag.weighted_kappa(m[:, 0], m[:, 2], categories=CATEGORIES),
+        "kappa A-B (linear)": ag.weighted_kappa(m[:, 0].tolist(), m[:, 1].tolist(), categories=CATEGORIES),
+        "kappa A-C (linear)": ag.weighted_kappa(m[:, 0].tolist(), m[:, 2].tolist(), categories=CATEGORIES),
         "ICC(2,1)": ag.icc_2_1(m),
         "Krippendorff alpha (ordinal)": ag.krippendorff_alpha(m.T, level="ordinal", reps=boot,
                                                               seed=seed),
@@ -65,7 +65,7 @@ def main() -> None:
     covered = {k: 0 for k in truth}
     widths: dict[str, list[float]] = {k: [] for k in truth}
     undefined = {k: 0 for k in truth}
-    naive_err = {"A-B": [], "A-C": []}
+    naive_err: dict[str, list[float]] = {"A-B": [], "A-C": []}
     t0 = time.perf_counter()
     for rep in range(args.reps):
         m = simulate(rng, args.pairs)

@@ -7,7 +7,7 @@ rerun.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import streamlit as st
@@ -56,18 +56,21 @@ def _filters() -> dict[str, Any]:
         email = cols[1].text_input("User email")
         patient = cols[2].text_input("Patient id")
         outcome = cols[3].selectbox("Outcome", OUTCOMES)
-        cols = st.columns(3)
-        since = cols[0].date_input(f"From ({ZONE.key})", value=today - timedelta(days=30))
-        until = cols[1].date_input(f"To ({ZONE.key}, inclusive)", value=today)
-        limit = cols[2].number_input("At most", min_value=10, max_value=audit_log.MAX_LIMIT,
+        row2 = st.columns(3)
+        since = row2[0].date_input(f"From ({ZONE.key})", value=today - timedelta(days=30))
+        until = row2[1].date_input(f"To ({ZONE.key}, inclusive)", value=today)
+        limit = row2[2].number_input("At most", min_value=10, max_value=audit_log.MAX_LIMIT,
                                      value=audit_log.DEFAULT_LIMIT, step=100)
         st.form_submit_button("Apply filters", icon=":material/filter_alt:")
     patient = patient.strip()
     if patient and not patient.isdigit():
         st.error("Patient id must be a whole number.")
         st.stop()
-    # a clinic day starts at local midnight; the query compares in UTC
-    day = lambda d: datetime.combine(d, time(), tzinfo=ZONE).astimezone(timezone.utc)  # noqa: E731
+
+    def day(d: date) -> datetime:
+        """A clinic day starts at local midnight; the query compares in UTC."""
+        return datetime.combine(d, time(), tzinfo=ZONE).astimezone(UTC)
+
     return {
         "action": action.strip() or None,
         "actor_email": email.strip() or None,
@@ -92,7 +95,7 @@ def _export(filters: dict[str, Any], actor: Actor) -> None:
     prepared = st.session_state.get(EXPORT_KEY)
     if prepared is not None and prepared[0] == key:
         st.download_button("Download CSV", data=prepared[1], mime="text/csv",
-                           file_name=f"candor-audit-{datetime.now(timezone.utc):%Y%m%dT%H%MZ}.csv",
+                           file_name=f"candor-audit-{datetime.now(UTC):%Y%m%dT%H%MZ}.csv",
                            icon=":material/file_download:")
 
 

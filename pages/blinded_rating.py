@@ -14,9 +14,13 @@ import streamlit as st
 
 from analysis.services import rating
 from analysis.services.analytics import Estimate
-from analysis.services.common import PermissionDenied, allowed
-from analysis.services.common import SERIES_STATUSES
-from analysis.services.common import FieldError
+from analysis.services.common import (
+    SERIES_STATUSES,
+    Actor,
+    FieldError,
+    PermissionDenied,
+    allowed,
+)
 from ui import frame, widgets
 
 FLASH = "rating_flash"
@@ -50,7 +54,8 @@ def _images(showing: rating.BlindedShowing) -> rating.BlindedImages | None:
     """The showing's photos, fetched (and audited) once per showing in this browser session."""
     cached = st.session_state.get(IMAGES)
     if cached is not None and cached[0] == showing.assignment_id:
-        return cached[1]
+        images: rating.BlindedImages = cached[1]
+        return images
     try:
         with st.spinner("Preparing the pair…"):
             images = frame.call(rating.showing_images, assignment_id=showing.assignment_id,
@@ -67,18 +72,18 @@ def _rate_form(showing: rating.BlindedShowing) -> None:
     values = [v for v, _ in showing.choices]
     with st.form(f"rate_{showing.assignment_id}", clear_on_submit=False):
         if showing.mode == "against_other":
-            side = st.radio("Which photo looks better?", list(SIDES), format_func=SIDES.get,
+            side = st.radio("Which photo looks better?", list(SIDES), format_func=widgets.labeller(SIDES),
                             index=None, horizontal=True, key=f"side_{showing.assignment_id}")
             grade = st.radio("How much better (the better photo against the other)", values,
-                             format_func=labels.get, index=None,
+                             format_func=widgets.labeller(labels), index=None,
                              key=f"grade_{showing.assignment_id}",
                              help="Leave empty when there is no visible difference.")
             kwargs = {"better_side": side, "grade": grade}
         else:
             c1, c2 = st.columns(2)
-            left = c1.radio("Left photo", values, format_func=labels.get, index=None,
+            left = c1.radio("Left photo", values, format_func=widgets.labeller(labels), index=None,
                             key=f"left_{showing.assignment_id}")
-            right = c2.radio("Right photo", values, format_func=labels.get, index=None,
+            right = c2.radio("Right photo", values, format_func=widgets.labeller(labels), index=None,
                              key=f"right_{showing.assignment_id}")
             kwargs = {"left_score": left, "right_score": right}
         sent = st.form_submit_button("Save rating", type="primary", icon=":material/check:")
@@ -101,7 +106,7 @@ def rate_tab() -> None:
                 "is created.")
         return
     names = {s.study_id: s.title for s in studies}
-    study_id = st.selectbox("Study", list(names), format_func=names.get, key="rate_study")
+    study_id = st.selectbox("Study", list(names), format_func=widgets.labeller(names), key="rate_study")
     mine = next(s for s in studies if s.study_id == study_id)
     st.caption(f"You have rated {mine.my_done} of {mine.my_total} showings of this study.")
     try:
@@ -136,9 +141,9 @@ def _spec(options: rating.SetupOptions) -> rating.StudySpec:
     raters = dict(options.raters)
     title = st.text_input("Title", key="ns_title", placeholder="e.g. Booster: baseline vs session 4")
     c1, c2 = st.columns(2)
-    chosen = c1.multiselect("Protocols", list(protocols), format_func=protocols.get,
+    chosen = c1.multiselect("Protocols", list(protocols), format_func=widgets.labeller(protocols),
                             key="ns_protocols")
-    endpoint = c2.selectbox("Endpoint", list(endpoints), format_func=endpoints.get, index=None,
+    endpoint = c2.selectbox("Endpoint", list(endpoints), format_func=widgets.labeller(endpoints), index=None,
                             key="ns_endpoint", placeholder="GAIS, global photo score, a scale…")
     views = c1.multiselect("Views", list(options.views), format_func=widgets.view_label,
                            key="ns_views")
@@ -156,7 +161,7 @@ def _spec(options: rating.SetupOptions) -> rating.StudySpec:
         window = c4.number_input("Window (± days)", min_value=0, max_value=120, value=21,
                                  step=1, key="ns_window")
     rater_ids = st.multiselect("Raters (clinicians or directors)", list(raters),
-                               format_func=raters.get, key="ns_raters")
+                               format_func=widgets.labeller(raters), key="ns_raters")
     c5, c6 = st.columns(2)
     repeat = c5.slider("Pairs shown twice (blinded repeat)", 0, 50, 20, 5, format="%d%%",
                        key="ns_repeat")
@@ -219,6 +224,12 @@ def _estimate_row(name: str, e: Estimate) -> tuple[str, str, int, str]:
     return (name, e.label(), e.n, e.method)
 
 
+def _signed_in() -> Actor:
+    actor = frame.current_actor()
+    assert actor is not None  # the page is only served to a signed-in actor
+    return actor
+
+
 def _results(study: rating.StudyRow) -> None:
     key = f"rating_results_{study.study_id}"  # a closed study never changes: read (audited) once
     try:
@@ -265,7 +276,7 @@ def _results(study: rating.StudyRow) -> None:
     st.download_button("Ratings (CSV)", file_name=f"rating_study_{study.study_id}.csv",
                        mime="text/csv", on_click="ignore", icon=":material/table:",
                        key=f"dl_ratings_{study.study_id}",
-                       data=partial(rating.export_ratings_bytes, frame.current_actor(),
+                       data=partial(rating.export_ratings_bytes, _signed_in(),
                                     study_id=study.study_id))
 
 
@@ -280,7 +291,7 @@ def studies_tab() -> None:
         for s in studies], columns=["id", "title", "status", "pairs", "left out",
                                     "progress (showings rated)"]), hide_index=True)
     names = {s.study_id: f"{s.title} ({s.status})" for s in studies}
-    study_id = st.selectbox("Study", list(names), format_func=names.get, key="manage_study")
+    study_id = st.selectbox("Study", list(names), format_func=widgets.labeller(names), key="manage_study")
     study = next(s for s in studies if s.study_id == study_id)
     with st.expander(f"Left out: {study.excluded} series, with their reasons"):
         st.dataframe(frame.call(rating.study_exclusions, study_id=study_id), hide_index=True)

@@ -10,12 +10,16 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from analysis.services import viewing
-from analysis.services import capture
-from analysis.services.common import ALL_VIEWS, FACE_VIEWS, SCALP_VIEWS, series_status_label
+from analysis.services import capture, viewing
 from analysis.services.capture import start_standby
-from analysis.services.common import PermissionDenied
-from analysis.services.common import FieldError
+from analysis.services.common import (
+    ALL_VIEWS,
+    FACE_VIEWS,
+    SCALP_VIEWS,
+    FieldError,
+    PermissionDenied,
+    series_status_label,
+)
 from ui import frame, widgets
 
 UPLOADS = "capture_uploads"  # sha256 -> item dict (bytes kept until saved or discarded)
@@ -159,7 +163,7 @@ def _preview(ctx: capture.CaptureContext, sha: str, item: dict[str, Any]) -> Non
         return
     stored = ctx.baseline_for(item["view"])
     base_rgb = display.get(("photo", stored.photo_id)) if stored else None
-    if base_rgb is None or a.baseline_photo_id is None:
+    if base_rgb is None or stored is None or a.baseline_photo_id is None:
         caption = ("New photo (no baseline for this view yet)" if a.baseline_photo_id is None
                    else "New photo (the baseline photo could not be shown)")
         st.image(new_rgb, caption=caption, width="stretch")

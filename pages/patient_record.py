@@ -13,8 +13,14 @@ import pandas as pd
 import streamlit as st
 
 from analysis.services import patient_record as pr
-from analysis.services.common import CONSENT_SCOPES, SCREENING_ITEMS, SERIES_STATUSES, SEXES
-from analysis.services.common import FieldError, format_clinic_time
+from analysis.services.common import (
+    CONSENT_SCOPES,
+    SCREENING_ITEMS,
+    SERIES_STATUSES,
+    SEXES,
+    FieldError,
+    format_clinic_time,
+)
 from ui import frame, interop, widgets
 
 PATIENT_KEY = "record_patient_id"
@@ -207,6 +213,7 @@ def _new_series(record: pr.PatientRecord) -> None:
         del st.session_state[key]
     st.session_state[widgets.SERIES_KEY] = series_id
     st.session_state["status_series"] = series_id
+    assert protocol_id is not None  # start_series refuses a series without a protocol
     _done(f"Series started: {by_id[protocol_id].name}. Capture its baseline photos next.")
 
 

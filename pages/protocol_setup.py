@@ -11,8 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.services import protocol_setup as ps
-from analysis.services.common import ALL_VIEWS
-from analysis.services.common import FieldError
+from analysis.services.common import ALL_VIEWS, FieldError
 from ui import frame, widgets
 
 CHOICE = "setup_protocol_id"
@@ -142,13 +141,13 @@ def _endpoints() -> None:
             "neutral", "a rating against baseline needs its 'no change' point"), FIELD_LABELS)
         return
     try:
-        added = frame.call(ps.save_endpoint, typed)
+        code_added = frame.call(ps.save_endpoint, typed)
     except FieldError as exc:
         widgets.field_error(exc, FIELD_LABELS)
         return
     for key in [k for k in st.session_state if str(k).startswith("ep_")]:
         del st.session_state[key]
-    st.session_state[FLASH] = f"Endpoint added: {added}."
+    st.session_state[FLASH] = f"Endpoint added: {code_added}."
     st.rerun()
 
 

@@ -10,14 +10,17 @@ import pandas as pd
 import streamlit as st
 
 from analysis.services import rating
-from analysis.services.analytics import cohorts
-from analysis.services.analytics import adjusted_protocol_effect
-from analysis.services.interop import analyst_tables_download
-from analysis.services.analytics import ClinicFrames, to_csv_bytes
-from analysis.services.insights import audited_bytes
-from analysis.services.safety import LotTrace, trace_lot
+from analysis.services.analytics import (
+    ClinicFrames,
+    adjusted_protocol_effect,
+    cohorts,
+    to_csv_bytes,
+)
 from analysis.services.common import Actor, PermissionDenied
-from ui import frame, frames_cache
+from analysis.services.insights import audited_bytes
+from analysis.services.interop import analyst_tables_download
+from analysis.services.safety import LotTrace, trace_lot
+from ui import frame, frames_cache, widgets
 from ui import insight_charts as charts
 
 PURPOSE = "cohort.read"
@@ -30,7 +33,7 @@ def filters(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, Any], Clin
     the chosen protocols (only their series are read, each protocol once per session)."""
     names = catalogue.protocols.set_index("protocol_id")["name"].to_dict()
     chosen = st.multiselect("Protocols", list(names), default=like_for_like(catalogue),
-                            format_func=names.get, placeholder="Choose protocols to compare")
+                            format_func=widgets.labeller(names), placeholder="Choose protocols to compare")
     out: dict[str, Any] = {"protocol_ids": chosen}
     frames = frames_cache.protocol_frames(actor, chosen, purpose=PURPOSE)
     with st.expander("Filters: product, lot, operator, dates, baseline severity, photo gate"):
@@ -42,7 +45,7 @@ def filters(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, Any], Clin
         ops = frames.operators.set_index("operator_id")["display_name"].to_dict()
         used = [int(o) for o in frames.sessions["operator_id"].dropna().unique() if int(o) in ops]
         out["operator_id"] = c3.selectbox("Operator", sorted(used, key=ops.get), index=None,
-                                          format_func=ops.get, placeholder="Any operator")
+                                          format_func=widgets.labeller(ops), placeholder="Any operator")
         starts = pd.to_datetime(frames.series["started_on"])
         first = starts.min().date() if len(starts) else date.today()
         span = st.date_input("Series started between", value=(first, date.today()))
@@ -143,12 +146,12 @@ def model_section(frames: ClinicFrames, chosen: list[int], names: dict[int, str]
         st.info("Choose at least two protocols for a model-based comparison.")
         return
     c1, c2, c3 = st.columns(3)
-    a = c1.selectbox("Protocol A", chosen, format_func=names.get, index=0)
-    b = c2.selectbox("Protocol B", [p for p in chosen if p != a], format_func=names.get)
+    a = c1.selectbox("Protocol A", chosen, format_func=widgets.labeller(names), index=0)
+    b = c2.selectbox("Protocol B", [p for p in chosen if p != a], format_func=widgets.labeller(names))
     codes = frames.protocols.set_index("protocol_id").loc[[a, b], "endpoint_codes"].sum()
     eps = frames.endpoints.set_index("endpoint_code")["name"]
     code = c3.selectbox("Model endpoint", [c for c in dict.fromkeys(codes) if c in eps],
-                        format_func=eps.get)
+                        format_func=widgets.labeller(eps))
     if code is None:
         st.info("These protocols have no endpoints to model.")
         return

@@ -11,11 +11,14 @@ from typing import Any
 
 import streamlit as st
 
-from analysis.services import capture, visit
-from analysis.services import records
-from analysis.services.common import CONFOUNDER_KINDS, SEVERITIES
-from analysis.services.common import ExpiredLotError, FieldError
-from analysis.services.common import PermissionDenied
+from analysis.services import capture, records, visit
+from analysis.services.common import (
+    CONFOUNDER_KINDS,
+    SEVERITIES,
+    ExpiredLotError,
+    FieldError,
+    PermissionDenied,
+)
 from ui import frame, interop, widgets
 
 FIELD_LABELS = {
@@ -67,7 +70,7 @@ def _treatment(v: visit.VisitContext) -> None:
         units = c6.number_input("Units", value=None, step=1.0, key="tx_units")
         me = getattr(frame.current_actor(), "user_id", None)
         ids = list(operators)
-        operator = st.selectbox("Operator", ids, key="tx_operator", format_func=operators.get,
+        operator = st.selectbox("Operator", ids, key="tx_operator", format_func=widgets.labeller(operators),
                                 index=ids.index(me) if me in ids else None,
                                 placeholder="Who performed the treatment")
         if st.session_state.get("tx_expired"):
@@ -104,6 +107,7 @@ def _endpoint_widget(field: visit.EndpointField) -> visit.EndpointEntry:
     site = ""
     if field.kind == "text":
         return visit.EndpointEntry(text=st.text_area(label, key=key))
+    value: float | None
     if field.kind == "ordinal" and field.options():
         value = st.selectbox(label, field.options(), index=None, key=key,
                              format_func=field.label_for, placeholder="Not measured")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pandas as pd
 import streamlit as st
 
-from analysis.services import viewing
-from analysis.services import capture
-from analysis.services.series import SeriesOverview, series_overview, spans
+from analysis.services import capture, viewing
 from analysis.services.analytics import build_series_report, report_photos
 from analysis.services.common import PermissionDenied, series_status_label
 from analysis.services.photo_access import audited_export, visible_photo_ids
+from analysis.services.series import SeriesOverview, series_overview, spans
 from ui import charts, frame, interop, widgets
 
 MODES = ["Side by side", "Slider", "Overlay", "Difference"]
@@ -80,8 +82,8 @@ def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
     label = {int(r.photo_id): f"Session {int(r.session_number)}"
                               + (f" · photo {int(r.photo_id)}" if again else "")
              for r, again in zip(photos.itertuples(), repeated, strict=True)}
-    first = c2.selectbox("Earlier", options, index=0, format_func=label.get, key="review_a")
-    second = c3.selectbox("Later", options, index=len(options) - 1, format_func=label.get,
+    first = c2.selectbox("Earlier", options, index=0, format_func=widgets.labeller(label), key="review_a")
+    second = c3.selectbox("Later", options, index=len(options) - 1, format_func=widgets.labeller(label),
                           key="review_b")
     if first == second:
         st.info("Choose two different sessions.")
@@ -134,7 +136,7 @@ def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
                  caption=caption + " · difference in lightness (bright = changed)")
 
 
-def _confounders_between(o: SeriesOverview, photos, first: int, second: int) -> list[str]:
+def _confounders_between(o: SeriesOverview, photos: pd.DataFrame, first: int, second: int) -> list[str]:
     """Confounders active at any time between the sessions of two photos (plain words)."""
     number = dict(zip(photos["photo_id"].astype(int), photos["session_number"].astype(int),
                       strict=True))
@@ -209,7 +211,7 @@ def page() -> None:
                     key="timeline", width="stretch")
     # Only the open tab runs: photos are fetched (and audited) and measured only when looked at.
     tabs = st.tabs(TABS, key="review_tab", on_change="rerun")
-    sections = (lambda: _grid(o), lambda: _compare(o, ctx), lambda: _endpoints(o),
+    sections: tuple[Callable[[], None], ...] = (lambda: _grid(o), lambda: _compare(o, ctx), lambda: _endpoints(o),
                 lambda: _tables(o), lambda: _export(o, series_id))
     for tab, show in zip(tabs, sections, strict=True):
         if tab.open:

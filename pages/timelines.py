@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from typing import TypedDict
 
 import pandas as pd
 import streamlit as st
 
-from analysis.services.analytics import series_with_ages
-from analysis.services.analytics import ClinicFrames, to_csv_bytes
+from analysis.services.analytics import (
+    ClinicFrames,
+    ConsultTimeline,
+    RepresentativePair,
+    consult_handout_pdf,
+    consult_timeline,
+    plain_language_summary,
+    series_with_ages,
+    timeline_chart_png,
+    to_csv_bytes,
+)
+from analysis.services.common import MIN_N, Actor, PermissionDenied
 from analysis.services.insights import audited_bytes, pair_photos
-from analysis.services.analytics import RepresentativePair
 from analysis.services.pairs import representative_pairs
-from analysis.services.common import MIN_N
-from analysis.services.analytics import ConsultTimeline, consult_timeline, plain_language_summary
-from analysis.services.analytics import consult_handout_pdf, timeline_chart_png
-from analysis.services.common import Actor, PermissionDenied
 from analysis.services.photo_access import PhotoNotFound
 from ui import frame, frames_cache
 from ui import insight_charts as charts
@@ -35,7 +41,16 @@ def headline(label: str) -> str:
     return label if label.startswith("insufficient") else label.split(" (")[0]
 
 
-def choices(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, object], ClinicFrames]:
+class TimelineArgs(TypedDict):
+    """The keyword arguments of :func:`consult_timeline` the choice widgets set."""
+
+    protocol_id: int
+    goal: str | None
+    age_band: str | None
+    baseline_severity: tuple[float, float] | None
+
+
+def choices(actor: Actor, catalogue: ClinicFrames) -> tuple[TimelineArgs, ClinicFrames]:
     """The choice widgets; returns the timeline's keyword arguments and the chosen protocol's
     frames (only that protocol's series are read)."""
     ids = catalogue.protocols.set_index("name")["protocol_id"].to_dict()  # names are unique
@@ -198,11 +213,11 @@ def page() -> None:
               help=t.sessions_done.label() + ". " + t.definitions.get("sessions_done", ""))
     figures(t)
     reactions_table(t)
-    photo_pairs(args["protocol_id"], frames)  # type: ignore[arg-type]
+    photo_pairs(args["protocol_id"], frames)
     st.subheader("Take-home", anchor=False)
     c1, c2 = st.columns(2)
     with c1:
-        handout(actor, t, args["goal"])  # type: ignore[arg-type]
+        handout(actor, t, args["goal"])
     c2.download_button(
         "Timeline figures (CSV)", file_name="timeline.csv", mime="text/csv", on_click="ignore",
         icon=":material/table:", key="dl_timeline_csv",

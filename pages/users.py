@@ -7,9 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from analysis.services import users as user_admin
-from analysis.services.common import ROLES
-from analysis.services.common import FieldError, clinic_zone, format_clinic_time
-from ui import frame
+from analysis.services.common import ROLES, FieldError, clinic_zone, format_clinic_time
+from ui import frame, widgets
 
 FLASH = "users_flash"
 ROLE_LABELS = {r: r.replace("_", " ").capitalize() for r in ROLES}
@@ -21,7 +20,7 @@ def _create() -> None:
         cols = st.columns(3)
         email = cols[0].text_input("Email")
         name = cols[1].text_input("Name")
-        role = cols[2].selectbox("Role", ROLES, format_func=ROLE_LABELS.get)
+        role = cols[2].selectbox("Role", ROLES, format_func=widgets.labeller(ROLE_LABELS))
         password = st.text_input(
             "Initial password", type="password",
             help=f"At least {user_admin.MIN_PASSWORD_LENGTH} characters. Leave empty for an account "
@@ -42,7 +41,7 @@ def _manage(users: pd.DataFrame) -> None:
     st.subheader("Change an account")
     # labels must not change when the role does, or the selection would jump to another account
     labels = {int(r.id): str(r.email) for r in users.itertuples()}
-    user_id = st.selectbox("Account", list(labels), format_func=labels.get, key="users_account")
+    user_id = st.selectbox("Account", list(labels), format_func=widgets.labeller(labels), key="users_account")
     row = users[users["id"] == user_id].iloc[0]
     locked = row.get("locked_until")
     locked = None if locked is None or pd.isna(locked) else locked
@@ -57,7 +56,7 @@ def _manage(users: pd.DataFrame) -> None:
         st.rerun()
     cols = st.columns([2, 1, 1])
     role = cols[0].selectbox("Role", ROLES, index=ROLES.index(row["role"]),
-                             format_func=ROLE_LABELS.get, key=f"role_{user_id}")
+                             format_func=widgets.labeller(ROLE_LABELS), key=f"role_{user_id}")
     try:
         if cols[1].button("Save role", disabled=role == row["role"], icon=":material/badge:"):
             frame.call(user_admin.set_role, user_id=user_id, role=role)

@@ -145,7 +145,7 @@ class S3Images:
         return S3Settings(endpoint=self.endpoint, region=_S3_REGION, access_key_id=_S3_ACCESS_KEY,
                           secret_access_key=_S3_SECRET_KEY, session_token=None)
 
-    def new_bucket(self, prefix: str | None = None) -> "S3Images":
+    def new_bucket(self, prefix: str | None = None) -> S3Images:
         """Another empty bucket on the same server (e.g. a new clinic to restore into)."""
         import uuid
 

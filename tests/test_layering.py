@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import TypeGuard
 
 import pytest
 
@@ -89,7 +90,7 @@ def test_require_is_called_only_in_services() -> None:
     assert bad == []
 
 
-def _reads_environment(node: ast.AST) -> bool:
+def _reads_environment(node: ast.AST) -> TypeGuard[ast.expr]:
     """``os.environ.get/[]``/``os.getenv``; writes (``setdefault`` of a library's log level) and
     handing the whole environment to a child process (``dict(os.environ)``) are not reads of a
     setting."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import types
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def _square(x: int) -> int:
 
 
 @pytest.fixture
-def page_as_main(tmp_path: Path):
+def page_as_main(tmp_path: Path) -> Iterator[None]:
     page = tmp_path / "page.py"
     page.write_text("raise SystemExit('the page script ran in a child process')\n")
     fake = types.ModuleType("__main__")
@@ -31,10 +32,11 @@ def page_as_main(tmp_path: Path):
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
-def test_pool_children_do_not_rerun_the_page_script(page_as_main, method: str) -> None:
+def test_pool_children_do_not_rerun_the_page_script(page_as_main: None, method: str) -> None:
     context = multiprocessing.get_context(method)
     with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
         with main_module_hidden():
             futures = [pool.submit(_square, n) for n in range(4)]
         assert [f.result(timeout=60) for f in futures] == [0, 1, 4, 9]
-    assert sys.modules["__main__"].__file__.endswith("page.py")  # restored afterwards
+    main_file = sys.modules["__main__"].__file__
+    assert main_file is not None and main_file.endswith("page.py")  # restored afterwards

@@ -137,4 +137,5 @@ def endpoint_figure(measurements: pd.DataFrame, *, code: str, name: str, unit: s
 def as_date(value: object) -> date | None:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
-    return pd.Timestamp(value).date()
+    day: date = pd.Timestamp(value).date()
+    return day

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from analysis.store import db
 from analysis.services.common import Actor, PermissionDenied, allowed
+from analysis.store import db
 
 ACTOR_KEY = "candor_actor"
 T = TypeVar("T")

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 import streamlit as st
 
 from analysis.services.analytics import ClinicFrames, combine_frames
-from analysis.services.frames import load_frames
 from analysis.services.common import Actor
+from analysis.services.frames import load_frames
 from ui import frame
 
 FRAMES_TTL_S = 600
@@ -39,7 +39,7 @@ def _cached(actor: Actor, purpose: str, protocol_id: int | None) -> ClinicFrames
         ids = [] if protocol_id is None else [protocol_id]
         hit = (time.monotonic(), frame.call(load_frames, purpose=purpose, protocol_ids=ids))
         st.session_state[key] = hit
-    return hit[1]  # type: ignore[no-any-return]
+    return hit[1]
 
 
 def catalogue(actor: Actor, *, purpose: str) -> ClinicFrames:

@@ -14,6 +14,7 @@ and a CDN-loading file would open blank there.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -58,7 +59,7 @@ def colours(names: Sequence[str]) -> dict[str, str]:
 
 
 def withheld_points(df: pd.DataFrame, *, x: str, group: str | None = None,
-                    names: Mapping[object, str] | None = None) -> list[str]:
+                    names: Mapping[Any, str] | None = None) -> list[str]:
     """Points not drawn because they are ``insufficient``, one phrase per group:
     ``"A: session number 3, 4 (n=2 to 3)"``."""
     if df.empty or "insufficient" not in df:

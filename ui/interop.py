@@ -9,9 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from analysis.services import interop as service
-from analysis.services.common import PermissionDenied
-from analysis.services.common import FieldError
-from ui import frame
+from analysis.services.common import FieldError, PermissionDenied
+from ui import frame, widgets
 
 FORMAT_LABELS = {
     "dicom": "DICOM photos (for a PACS)",
@@ -24,7 +23,7 @@ def export_panel(*, key: str, series_id: int | None = None,
                  patient_code: str | None = None) -> None:
     """Choose a format, prepare the zip (audited), then download it."""
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    fmt = c1.selectbox("Export format", list(FORMAT_LABELS), format_func=FORMAT_LABELS.get,
+    fmt = c1.selectbox("Export format", list(FORMAT_LABELS), format_func=widgets.labeller(FORMAT_LABELS),
                        key=f"{key}_format")
     state = f"{key}_zip"
     if c2.button("Prepare export", icon=":material/ios_share:", key=f"{key}_prepare"):
@@ -60,7 +59,7 @@ def import_panel() -> None:
 
     if message := st.session_state.pop("import_flash", None):
         st.success(message, icon=":material/check_circle:")
-    kind = st.radio("File type", list(IMPORT_LABELS), format_func=IMPORT_LABELS.get,
+    kind = st.radio("File type", list(IMPORT_LABELS), format_func=widgets.labeller(IMPORT_LABELS),
                     key="import_kind")
     run = service.import_prom if kind == "prom" else service.import_hair_density
     resets = st.session_state.setdefault("import_resets", 0)

@@ -11,12 +11,11 @@ provider's email is mapped to a local account, which carries the role. Identity 
 
 from __future__ import annotations
 
-
 import streamlit as st
 
 from analysis.auth import accounts, sessions, throttle
-from analysis.store import db
 from analysis.services.common import Actor
+from analysis.store import db
 from ui import frame
 
 TOKEN_KEY = "candor_session_token"

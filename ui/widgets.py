@@ -3,22 +3,25 @@ photos fetched through the audited door (:func:`analysis.services.photo_access.p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
 
 from analysis.services.capture import MeasurementCache, series_choices
-from analysis.services.common import PermissionDenied
-from analysis.services.common import BlobCorruptError, BlobMissingError
+from analysis.services.common import (
+    BlobCorruptError,
+    BlobMissingError,
+    FieldError,
+    PermissionDenied,
+)
 from analysis.services.photo_access import (
     PhotoNotFound,
     photo_bytes,
     photo_pair_bytes,
     photo_thumbnails,
 )
-from analysis.services.common import FieldError
 from ui import frame
 
 MEASUREMENTS_KEY = "candor_measurements"  # one MeasurementCache per browser session
@@ -48,6 +51,14 @@ VERDICT_STYLE: dict[str, tuple[str, str, str]] = {
 
 STATUS_WORDS = {"pass": "OK", "warn": "Warn", "fail": "Fail", "not_assessed": "—"}
 
+
+K = TypeVar("K", bound=Hashable)
+
+
+def labeller(labels: Mapping[K, str]) -> Callable[[K], str]:
+    """``format_func`` for a widget over ``labels``' keys: the key's label (``str`` of the
+    lookup, as ``format_func=labels.get`` showed)."""
+    return lambda key: str(labels.get(key))
 
 def view_label(view: str) -> str:
     return VIEW_LABELS.get(view, view.replace("_", " "))
@@ -106,7 +117,8 @@ def show_checks(checks: Sequence[dict[str, Any]]) -> None:
 
 def measurement_cache() -> MeasurementCache:
     """This browser session's measurement cache (shared by Capture photos and Series review)."""
-    return st.session_state.setdefault(MEASUREMENTS_KEY, MeasurementCache())
+    cache: MeasurementCache = st.session_state.setdefault(MEASUREMENTS_KEY, MeasurementCache())
+    return cache
 
 
 def _refused(photo_id: int | str, exc: Exception, *, quiet: bool) -> None:

@@ -8,10 +8,10 @@ stay in the shell history and the process list.
 
 from __future__ import annotations
 
-from analysis import config
-
 import argparse
 import sys
+
+from analysis import config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,10 +38,10 @@ def _password() -> str | None:
 
 
 def _create_admin(args: argparse.Namespace) -> int:
+    from analysis.errors import FieldError
     from analysis.services import users as user_admin
     from analysis.store import db
     from analysis.store.access import SYSTEM
-    from analysis.errors import FieldError
 
     password = _password()
     if password is None:

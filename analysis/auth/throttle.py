@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, delete, or_, select
+from sqlalchemy import Connection, CursorResult, Table, case, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -100,6 +100,7 @@ def _insert(dialect: str):  # type: ignore[no-untyped-def]
 def claim_one(conn: Connection, key: str, limit: int, now: float) -> int | None:
     """Count one attempt on ``key``; its new failure count, or None when the key is locked."""
     t = SignInThrottle.__table__
+    assert isinstance(t, Table)  # a declarative model's table (typed as FromClause)
     stmt = _insert(conn.dialect.name).values(
         key=key, failures=1, last_failure_at=now,
         locked_until=now + backoff_seconds(1, limit) if limit <= 1 else 0.0)
@@ -120,6 +121,7 @@ def prune(conn: Connection, now: float) -> int:
     """Delete counters that are neither locked nor remembered any more (rows made by guesses at
     unknown emails would otherwise pile up); returns how many."""
     t = SignInThrottle.__table__
+    assert isinstance(t, Table)  # a declarative model's table (typed as FromClause)
     return int(conn.execute(delete(t).where(t.c.locked_until <= now,
                                             t.c.last_failure_at < now - FORGET_AFTER_S)
                             ).rowcount or 0)
@@ -179,11 +181,14 @@ def clear_account(session: Session, email: str, *, in_session: bool = False) -> 
     Address keys are kept: a sprayer's own successful sign-in does not reset their address.
     ``in_session``: delete inside ``session``'s transaction (with the caller's audit event)."""
     t = SignInThrottle.__table__
+    assert isinstance(t, Table)  # a declarative model's table (typed as FromClause)
     escaped = email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     stmt = delete(t).where(or_(t.c.key == f"account:{email}",
                                t.c.key.like(f"pair:{escaped}|%", escape="\\")))
     if in_session:
-        return int(session.execute(stmt).rowcount or 0)
+        result = session.execute(stmt)
+        assert isinstance(result, CursorResult)  # DML returns a cursor result
+        return int(result.rowcount or 0)
     conn, own = _side_connection(session)
     try:
         if own:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from analysis.demo.catalogue import PROTOCOLS
 from analysis.demo.plan import ClinicPlan
+from analysis.services.records import reaction_term
 from analysis.store import audit
 from analysis.store.access import Actor
 from analysis.store.images import ImageStore
@@ -46,13 +47,12 @@ from analysis.store.models import (
     ProductLot,
     Protocol,
     Reaction,
-    Series,
     ScreeningAnswer,
+    Series,
     Session,
     Treatment,
     utcnow,
 )
-from analysis.services.records import reaction_term
 
 #: Rows per INSERT statement batch (keeps each executemany's parameter list small in memory).
 CHUNK_ROWS = 5000
@@ -143,7 +143,8 @@ class Context:
     def load(cls, session: DbSession, actors: list[Actor], director: Actor) -> Context:
         return cls(
             actors=actors, director=director,
-            protocol_ids={p.name: session.scalar(select(Protocol.id).where(Protocol.name == p.name))
+            protocol_ids={p.name: session.scalars(select(Protocol.id)
+                                                  .where(Protocol.name == p.name)).one()
                           for p in PROTOCOLS},
             endpoint_ids=dict(session.execute(
                 select(EndpointDefinition.code, EndpointDefinition.id)).all()),
@@ -234,9 +235,9 @@ def _series_rows(w: BulkWriter, ctx: Context, pid: int, sp: Any) -> dict[int, in
                 details={"number": visit.number})
         _visit_rows(w, ctx, op, pid, vid, visit)
     for c in sp.confounders:
-        vid = sessions.get(c["session_number"]) if c["session_number"] else None
+        at_visit = sessions.get(c["session_number"]) if c["session_number"] else None
         cid = w.add(Confounder, series_id=sid, kind=c["kind"], started_on=c["started_on"],
-                    ended_on=c["ended_on"], details=c["details"], session_id=vid)
+                    ended_on=c["ended_on"], details=c["details"], session_id=at_visit)
         w.audit(actor, "confounder.add", patient_id=pid, object_type="confounder",
                 object_id=cid, details={"kind": c["kind"]})
     return sessions

@@ -21,14 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from analysis.outcomes.endpoint_library import (  # noqa: F401  (re-exported for the demo)
-    ENDPOINTS,
-    ENDPOINTS_BY_CODE,
-    FACE_SITE_ELASTICITY,
-    FACE_SITE_HYDRATION,
-    HAIR_SITE,
-    EndpointSpec,
-)
+# re-exported for the demo (``X as X`` marks an explicit re-export)
+from analysis.outcomes.endpoint_library import ENDPOINTS as ENDPOINTS
+from analysis.outcomes.endpoint_library import ENDPOINTS_BY_CODE as ENDPOINTS_BY_CODE
+from analysis.outcomes.endpoint_library import FACE_SITE_ELASTICITY as FACE_SITE_ELASTICITY
+from analysis.outcomes.endpoint_library import FACE_SITE_HYDRATION as FACE_SITE_HYDRATION
+from analysis.outcomes.endpoint_library import HAIR_SITE as HAIR_SITE
+from analysis.outcomes.endpoint_library import EndpointSpec as EndpointSpec
 
 
 @dataclass(frozen=True)

@@ -24,16 +24,15 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.processes import main_module_hidden
 from analysis.demo import DEFAULT_PATIENTS, DEFAULT_PHOTO_POOL, DEFAULT_SEED, bulk
 from analysis.demo.catalogue import ENDPOINTS, PROTOCOLS, RECALL_NOTE, RECALLED_LOT
 from analysis.demo.plan import OPERATORS, ClinicPlan, PhotoTrack, plan_clinic
-from analysis.store import audit, db
+from analysis.processes import main_module_hidden
 from analysis.services import records
+from analysis.store import audit, db
 from analysis.store.access import SYSTEM
 from analysis.store.images import ImageStore, default_store
 from analysis.store.models import EndpointDefinition, Patient, ProductLot, Protocol, User
-
 
 
 @dataclass(frozen=True)

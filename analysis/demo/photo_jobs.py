@@ -21,6 +21,7 @@ import numpy as np
 from analysis.demo.plan import PhotoShot, PhotoTrack
 from analysis.demo.scalp_synth import ScalpScene, scalp_scene, synth_scalp
 from analysis.demo.synth import FacePerturbation, encode_jpeg, synth_face
+from analysis.photos.types import PhotoMeasurement
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,11 @@ def render_track(track: PhotoTrack) -> list[RenderedPhoto]:
                             hair_rgb=track.hair_rgb,
                             periphery_density_per_cm2=track.periphery_density_per_cm2)
     out: list[RenderedPhoto] = []
-    baseline = None
+    baseline: PhotoMeasurement | None = None
     for shot in track.shots:
         clean, m, truth = _shoot(track, scene, shot, shot.perturbation, rng)
-        retaken, reason, checks = False, "", []
+        retaken, reason = False, ""
+        checks: list[Any] = []
         if baseline is None:
             if not m.ok or (scene is None and not m.face_found):
                 first = {"truth": truth, "error": m.error}

@@ -22,12 +22,18 @@ satisfaction), which are only rated from session 2. Scalp photos show ``true`` h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
 
-from analysis.demo.catalogue import ADVERSE_EVENTS, ENDPOINTS_BY_CODE, PROTOCOLS, ProtocolSpec
+from analysis.demo.catalogue import (
+    ADVERSE_EVENTS,
+    ENDPOINTS_BY_CODE,
+    PROTOCOLS,
+    EndpointSpec,
+    ProtocolSpec,
+)
 from analysis.store.models import SCREENING_ITEMS
 
 NON_RESPONDER_P = 0.09
@@ -136,6 +142,17 @@ class ClinicPlan:
 # --- photo habits ----------------------------------------------------------------------------------
 
 
+def _baseline_draw(e: EndpointSpec, rng: np.random.Generator) -> float:
+    """The true baseline of endpoint ``e`` for one patient (the neutral value when relative)."""
+    if e.relative:
+        if e.neutral is None:
+            raise ValueError(f"relative endpoint {e.code!r} has no neutral value")
+        return e.neutral
+    if e.baseline_mean is None or e.baseline_sd is None:
+        raise ValueError(f"endpoint {e.code!r} has no baseline distribution")
+    return float(rng.normal(e.baseline_mean, e.baseline_sd))
+
+
 def draw_perturbation(rng: np.random.Generator, habit: str, *, scalp: bool,
                       view_yaw_deg: float = 0.0, head_pose: tuple[float, float, float] = (0, 0, 0),
                       baseline: bool = False) -> dict[str, Any]:
@@ -178,7 +195,7 @@ def draw_perturbation(rng: np.random.Generator, habit: str, *, scalp: bool,
 
 def _at(day: date, rng: np.random.Generator, *, start_h: float = 8.5, end_h: float = 18.0) -> datetime:
     hours = float(rng.uniform(start_h, end_h))
-    return datetime.combine(day, time(0, 0), tzinfo=timezone.utc) + timedelta(hours=hours)
+    return datetime.combine(day, time(0, 0), tzinfo=UTC) + timedelta(hours=hours)
 
 
 def _schedule(rng: np.random.Generator, proto: ProtocolSpec, start: date) -> list[date]:
@@ -310,7 +327,7 @@ def _plan_series(rng: np.random.Generator, index: int, patient_i: int, proto_i: 
             r_e = r if non_responder else float(rng.normal(0.05, 0.12))
         else:
             r_e = r * float(rng.lognormal(0.0, 0.12))
-        base = e.neutral if e.relative else float(rng.normal(e.baseline_mean, e.baseline_sd))
+        base = _baseline_draw(e, rng)
         if code == "hair_density" and patient.sex == "male":
             base -= 10.0
         latents[code] = (base, r_e)
@@ -423,7 +440,7 @@ def _plan_withdrawals(rng: np.random.Generator, patients: list[PatientPlan], tod
         scopes = [s for s, _ in p.consents if s != "clinical_record"]
         scope = scopes[-1]
         given = dict(p.consents)[scope]
-        span = max(1, (datetime.combine(today, time(0), tzinfo=timezone.utc) - given).days - 1)
+        span = max(1, (datetime.combine(today, time(0), tzinfo=UTC) - given).days - 1)
         p.withdrawals.append((scope, given + timedelta(days=int(rng.integers(1, span + 1)),
                                                        hours=float(rng.uniform(0, 6)))))
 
@@ -505,7 +522,7 @@ def _plan_tracks(rng: np.random.Generator, series: list[SeriesPlan],
             shots = []
             for sp in s.sessions:
                 habit = OPERATORS[sp.operator][2]
-                kw = dict(scalp=scalp, view_yaw_deg=FACE_VIEW_YAW_DEG.get(view, 0.0),
+                kw: dict[str, Any] = dict(scalp=scalp, view_yaw_deg=FACE_VIEW_YAW_DEG.get(view, 0.0),
                           head_pose=patient.head_pose)
                 pert = draw_perturbation(rng, habit, baseline=sp.number == 1, **kw)
                 retake = draw_perturbation(rng, "careful", baseline=True, **kw)

@@ -23,12 +23,14 @@ Ground truth, so the numbers shown can be checked:
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.services import rating
 from analysis.auth.accounts import actor_for
+from analysis.services import rating
 from analysis.store.access import Actor
 from analysis.store.models import (
     EndpointDefinition,
@@ -77,7 +79,7 @@ def seed_demo_rating_study(session: DbSession, director: Actor, *, protocol_name
     assert study is not None
     unblinded = rating.unblinded_changes(session, study, endpoint)
     truth = {pid: float(np.sign(u) * max(abs(u) - 1.0, 0.0)) for pid, u in unblinded.items()}
-    best_end = float(endpoint.scale_max if endpoint.higher_is_better else endpoint.scale_min)
+    best_end = _best_end(endpoint)
     span = abs(best_end - float(endpoint.neutral))
     for k, user in enumerate(raters):
         actor = actor_for(user)
@@ -116,13 +118,27 @@ def _off_by_one(change: float, rng: np.random.Generator, span: float) -> float:
     return moved if abs(moved) <= span else change - step
 
 
+class _Answer(TypedDict, total=False):
+    """The keyword arguments of :func:`rating.submit_rating` a pairwise rating sets."""
+
+    better_side: str
+    grade: float
+
+
+def _best_end(endpoint: EndpointDefinition) -> float:
+    best = endpoint.scale_max if endpoint.higher_is_better else endpoint.scale_min
+    if best is None:
+        raise ValueError(f"endpoint {endpoint.code!r} has no scale bound to rate towards")
+    return float(best)
+
+
 def _answer(change: float, left_is_baseline: bool,
-            endpoint: EndpointDefinition) -> dict[str, object]:
+            endpoint: EndpointDefinition) -> _Answer:
     """The rating (better side and grade) whose blinded change is ``change``."""
     if change == 0:
         return {"better_side": rating.NO_DIFFERENCE}
     neutral = float(endpoint.neutral)  # type: ignore[arg-type]
-    best = float(endpoint.scale_max if endpoint.higher_is_better else endpoint.scale_min)
+    best = _best_end(endpoint)
     grade = neutral + np.sign(best - neutral) * abs(change)
     followup_side = "right" if left_is_baseline else "left"
     baseline_side = "left" if left_is_baseline else "right"

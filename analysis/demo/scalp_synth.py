@@ -84,7 +84,8 @@ def _flow_angle(view: str, xy: np.ndarray, hairline_y_cm: float) -> np.ndarray:
     x, y = xy[:, 0], xy[:, 1]
     if view == "scalp_vertex":  # a clockwise whorl around a point just above the site
         radial = np.arctan2(y + 0.8, x)
-        return radial + np.deg2rad(70.0)
+        out: np.ndarray = radial + np.deg2rad(70.0)
+        return out
     if view == "scalp_midline_part":  # away from the parting (x = 0), slightly toward the back
         return np.where(x >= 0, 0.0, np.pi) + np.where(x >= 0, -0.35, 0.35)
     # frontal hairline: combed back (toward the image top), fanning out from the midline
@@ -133,7 +134,7 @@ def scalp_scene(
     curvature = rng.normal(0.0, 0.5, n)
     # skin: mottling (0.5-1 cm blobs, +-4 %) and a few naevi, on a world-aligned texture
     th, tw = int(2 * hy * _TEXTURE_PX_PER_CM), int(2 * hx * _TEXTURE_PX_PER_CM)
-    mottle = cv2.GaussianBlur(rng.normal(0, 1, (th, tw)).astype(np.float32), (0, 0), 8.0)
+    mottle: np.ndarray = cv2.GaussianBlur(rng.normal(0, 1, (th, tw)).astype(np.float32), (0, 0), 8.0)
     mottle *= 0.04 / max(float(mottle.std()), 1e-6)
     skin = np.clip(np.asarray(skin_rgb, np.float32)[None, None, :] * (1 + mottle[:, :, None]), 0, 255)
     for _ in range(int(rng.integers(4, 9))):
@@ -147,7 +148,7 @@ def scalp_scene(
         view=view, xy_cm=xy.astype(f32), rank=rng.uniform(0, 1, n).astype(f32),
         angle_rad=angle.astype(f32), length_cm=length.astype(f32), width_um=width.astype(f32),
         vellus_rank=rng.uniform(0, 1, n).astype(f32), curvature_per_cm=curvature.astype(f32),
-        skin_texture=np.clip(skin, 0, 255).astype(np.uint8), hair_rgb=tuple(hair_rgb),
+        skin_texture=np.clip(skin, 0, 255).astype(np.uint8), hair_rgb=(hair_rgb[0], hair_rgb[1], hair_rgb[2]),
         periphery_density_per_cm2=float(periphery_density_per_cm2),
         thinning_sigma_cm=float(thinning_sigma_cm), hairline_y_cm=hairline_y_cm,
         site_mask=(xy ** 2).sum(axis=1) <= SITE_RADIUS_CM ** 2,
@@ -167,7 +168,8 @@ def local_density(scene: ScalpScene, xy_cm: np.ndarray, *, density_per_cm2: floa
         d = d * np.clip(above, 0.0, 1.0)
     if scene.view == "scalp_midline_part":
         d = np.where(np.abs(xy_cm[:, 0]) < 0.05, 0.0, d)
-    return np.clip(d, 0.0, MAX_DENSITY_PER_CM2)
+    out: np.ndarray = np.clip(d, 0.0, MAX_DENSITY_PER_CM2)
+    return out
 
 
 def _arc_samples(x0: np.ndarray, y0: np.ndarray, angle: np.ndarray, curvature: np.ndarray,
@@ -269,7 +271,7 @@ def synth_scalp(
     inside = (xs > -0.5) & (xi < w) & (ys > -0.5) & (yi < h)
     # optical depth of one sample = shaft width in px x step in px / 1 px^2 (share of a pixel)
     weight = (width_um * (1e-4 * scale_px * _STEP_PX)).astype(np.float32)[strand[inside]]
-    depth = np.bincount(yi[inside] * w + xi[inside], weights=weight,
+    depth: np.ndarray = np.bincount(yi[inside] * w + xi[inside], weights=weight,
                         minlength=w * h).reshape(h, w).astype(np.float32)
     depth = cv2.GaussianBlur(depth, (0, 0), 0.9)
     alpha = 1.0 - np.exp(-depth)

@@ -120,7 +120,8 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     """``uint8`` sRGB (or floats in 0..1) to linear light in 0..1, ``float32``."""
     arr = np.asarray(rgb)
     if arr.dtype == np.uint8:
-        return _DECODE_LUT[arr]
+        out: np.ndarray = _DECODE_LUT[arr]
+        return out
     return _srgb_decode(arr.astype(np.float32)).astype(np.float32)
 
 
@@ -306,7 +307,8 @@ def rotate_points(
     z = p[:, 0] * np.sin(a) + p[:, 2] * np.cos(a)
     y = p[:, 1] * np.cos(b) + z * np.sin(b)
     z2 = -p[:, 1] * np.sin(b) + z * np.cos(b)
-    return np.stack([x, y, z2], axis=1) + centre
+    out: np.ndarray = np.stack([x, y, z2], axis=1) + centre
+    return out
 
 
 def anchor_points() -> np.ndarray:
@@ -328,7 +330,8 @@ def _triangulation() -> np.ndarray:
     from scipy.spatial import Delaunay
 
     pts2 = np.vstack([base_landmarks()[:, :2], anchor_points()])
-    return Delaunay(pts2).simplices.copy()
+    out: np.ndarray = Delaunay(pts2).simplices.copy()
+    return out
 
 
 def mesh_warp(rgb: np.ndarray, src_px: np.ndarray, dst_px: np.ndarray, depth: np.ndarray,

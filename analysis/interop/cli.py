@@ -62,10 +62,10 @@ def _actor(session: Any, email: str) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from analysis.errors import FieldError
     from analysis.services import interop as service
     from analysis.store import db
     from analysis.store.access import PermissionDenied
-    from analysis.errors import FieldError
 
     try:
         with db.session_scope() as session:

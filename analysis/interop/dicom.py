@@ -22,13 +22,14 @@ from __future__ import annotations
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     JPEGBaseline8Bit,
     VLPhotographicImageStorage,
 )
@@ -105,14 +106,14 @@ def photo_to_dicom(data: bytes, meta: PhotoMeta, *, now: datetime | None = None)
     """The DICOM Part 10 bytes of one photo (see the module docstring)."""
     coding = view_coding(meta.view)
     jpeg, rows, cols = jpeg_baseline_422(data)
-    now = now or datetime.now(timezone.utc)
-    acquired = meta.taken_at.astimezone(timezone.utc) if meta.taken_at else None
+    now = now or datetime.now(UTC)
+    acquired = meta.taken_at.astimezone(UTC) if meta.taken_at else None
     content_date = acquired.date() if acquired else meta.performed_on
     sop_uid = uid_for(meta.clinic_uid_salt, "photo", meta.photo_id)
 
     fm = FileMetaDataset()
     fm.MediaStorageSOPClassUID = VLPhotographicImageStorage
-    fm.MediaStorageSOPInstanceUID = sop_uid
+    fm.MediaStorageSOPInstanceUID = UID(sop_uid)
     fm.TransferSyntaxUID = JPEGBaseline8Bit
     fm.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     fm.ImplementationVersionName = "CANDOR_1"

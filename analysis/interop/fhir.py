@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from analysis.interop import snapshot as snap
@@ -76,11 +76,11 @@ def _ref(url: str) -> dict[str, str]:
 
 
 def _dt(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _day(d: date) -> str:
-    return datetime.combine(d, time(12, 0), tzinfo=timezone.utc).isoformat(timespec="seconds")
+    return datetime.combine(d, time(12, 0), tzinfo=UTC).isoformat(timespec="seconds")
 
 
 def _quantity(value: float, unit: str | None) -> dict[str, Any]:
@@ -312,7 +312,8 @@ def validate_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
     from fhir.resources.R4B.bundle import Bundle
 
     model = Bundle.model_validate(bundle)
-    return json.loads(model.model_dump_json(exclude_none=True))
+    resource: dict[str, Any] = json.loads(model.model_dump_json(exclude_none=True))
+    return resource
 
 
 def unresolved_references(bundle: dict[str, Any]) -> list[str]:

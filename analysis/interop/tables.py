@@ -128,7 +128,7 @@ def _parquet(table: str, columns: list[tuple[str, str, str, str]], rows: list[li
     types = {"text": pa.string(), "integer": pa.int64(), "number": pa.float64(),
              "boolean": pa.bool_(), "date": pa.date32()}
     fields = []
-    for i, (name, kind, _unit, _doc) in enumerate(columns):
+    for i, (_name, kind, _unit, _doc) in enumerate(columns):
         values = [r[i] for r in rows]
         if kind == "date":
             from datetime import date as _date

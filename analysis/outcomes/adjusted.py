@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.outcomes.endpoints import endpoint_info
+from analysis.outcomes.endpoints import EndpointInfo, endpoint_info
 from analysis.outcomes.frames import ClinicFrames
 
 
@@ -73,7 +73,7 @@ def caveat(r: ModelResult) -> str:
             f"measurements.{small}")
 
 
-def _fail(info, a: str, b: str, n_pat: int, n_obs: int, msgs: list[str]) -> ModelResult:
+def _fail(info: EndpointInfo, a: str, b: str, n_pat: int, n_obs: int, msgs: list[str]) -> ModelResult:
     return ModelResult(endpoint=info.code, unit=info.unit, higher_is_better=info.higher_is_better,
                        protocol_a=a, protocol_b=b, estimate=None, ci_low=None, ci_high=None,
                        p_value=None, n_patients=n_pat, n_observations=n_obs, converged=False,

@@ -23,6 +23,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -127,7 +128,11 @@ def icc_2_1(matrix: np.ndarray) -> Estimate:
     return Estimate(float(row["ICC"]), low, high, n, method)
 
 
-def krippendorff_alpha(data: np.ndarray, *, level: str = "ordinal",
+#: the distance metrics krippendorff.alpha knows
+AlphaLevel = Literal["nominal", "ordinal", "interval", "ratio"]
+
+
+def krippendorff_alpha(data: np.ndarray, *, level: AlphaLevel = "ordinal",
                        reps: int = BOOTSTRAP_REPS, seed: int = 0) -> Estimate:
     """Krippendorff's alpha of a ``raters x units`` matrix (NaN = not rated), with a percentile
     bootstrap interval over units (``reps`` resamples, ``seed``)."""

@@ -218,7 +218,11 @@ def compare_protocols(
     m_out = m_out.merge(frames.series[["series_id", "protocol_id"]], on="series_id")
     by_protocol_code = dict(list(m_out.groupby(["protocol_id", "endpoint_code"])))
     empty_m = m_out.iloc[0:0]
-    summary, by_session, by_week, resp, reactions = [], [], [], [], []
+    summary: list[dict[str, Any]] = []
+    by_session: list[pd.DataFrame] = []
+    by_week: list[pd.DataFrame] = []
+    resp: list[dict[str, Any]] = []
+    reactions: list[pd.DataFrame] = []
     notes: list[str] = []
     for pid in protocol_ids:
         proto = protos.loc[pid]

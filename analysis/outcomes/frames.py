@@ -21,7 +21,7 @@ Conventions of the ``measurements`` frame (long: one row per series x session x 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import pandas as pd
@@ -79,7 +79,8 @@ class ClinicFrames:
     confounders: pd.DataFrame
 
 
-def frame(rows: list[dict[str, object]] | list[tuple[object, ...]], name: str) -> pd.DataFrame:
+def frame(rows: Sequence[Mapping[str, object]] | Sequence[tuple[object, ...]], name: str,
+          ) -> pd.DataFrame:
     """A DataFrame with exactly the columns of ``FRAME_COLUMNS[name]`` (empty rows allowed)."""
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS[name]))
 

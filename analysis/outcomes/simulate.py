@@ -45,7 +45,11 @@ def simulate_frames(
 ) -> ClinicFrames:
     """Frames with one numeric endpoint ``"score"`` (see the module docstring for the model)."""
     rng = np.random.default_rng(seed)
-    protocols, series, sessions, raw, patients = [], [], [], [], []
+    protocols: list[tuple[object, ...]] = []
+    series: list[tuple[object, ...]] = []
+    sessions: list[tuple[object, ...]] = []
+    raw: list[tuple[object, ...]] = []
+    patients: list[tuple[object, ...]] = []
     sid = vid = 0
     for pid, spec in enumerate(specs, start=1):
         protocols.append((pid, spec.name, "sim", "face", spec.sessions, spec.interval_days, [],

@@ -101,7 +101,7 @@ def measure_many(paths: Sequence[str], *, view: str | None = None, workers: int 
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
         with main_module_hidden():  # children start during submit; see analysis.processes
             futures = [pool.submit(_measure_one, job) for job in jobs]
-        for job, future in zip(jobs, futures):
+        for job, future in zip(jobs, futures, strict=True):
             try:
                 yield future.result()
             except BrokenProcessPool:

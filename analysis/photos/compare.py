@@ -35,8 +35,9 @@ resolution); this module holds the :class:`Tolerances` and runs the checks in or
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from analysis.photos.checks.color import _color_check, _match_luminance
 from analysis.photos.checks.common import _na, _worst
@@ -44,10 +45,15 @@ from analysis.photos.checks.distance import _distance_check, _scalp_distance_che
 from analysis.photos.checks.exposure import _exposure_check
 from analysis.photos.checks.expression import _expression_check
 from analysis.photos.checks.framing import (
-    _face_framing_check, _register_thumbs, _scalp_framing_check,
+    _face_framing_check,
+    _register_thumbs,
+    _scalp_framing_check,
 )
 from analysis.photos.checks.light import (
-    BACKLIGHT_FAIL_DL, BACKLIGHT_WARN_DL, _backlight_check, _lighting_check,
+    BACKLIGHT_FAIL_DL,
+    BACKLIGHT_WARN_DL,
+    _backlight_check,
+    _lighting_check,
 )
 from analysis.photos.checks.pose import _pose_check
 from analysis.photos.checks.resolution import _resolution_check
@@ -122,7 +128,7 @@ class Tolerances:
                     raise ValueError(f"{f.name} must not exceed {fail_name}")
 
     @classmethod
-    def from_dict(cls, overrides: Mapping[str, Any] | None) -> "Tolerances":
+    def from_dict(cls, overrides: Mapping[str, Any] | None) -> Tolerances:
         """Defaults with a protocol's overrides; unknown keys raise ``ValueError`` naming them."""
         overrides = dict(overrides or {})
         known = {f.name for f in fields(cls)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from PIL import Image
@@ -106,7 +106,8 @@ def parse_exif_datetime(value: Any, offset: Any = None, subsec: Any = None) -> d
     if match is None:
         return None
     try:
-        stamp = datetime(*(int(part) for part in match.groups()))
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        stamp = datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
     digits = "".join(ch for ch in _text(subsec) if ch.isdigit())[:6]
@@ -121,7 +122,7 @@ def parse_exif_datetime(value: Any, offset: Any = None, subsec: Any = None) -> d
         return stamp
     delta = timedelta(hours=hours, minutes=minutes) * sign
     try:
-        return (stamp - delta).replace(tzinfo=timezone.utc)
+        return (stamp - delta).replace(tzinfo=UTC)
     except OverflowError:
         return None
 

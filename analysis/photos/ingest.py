@@ -382,7 +382,7 @@ def _bomb_message(exc: Exception) -> str:
         )
     return (
         f"The photo has {_number(pixels / 1e6)} megapixels; the limit is "
-        f"{_number(Image.MAX_IMAGE_PIXELS / 1e6)} megapixels. "
+        f"{_number((Image.MAX_IMAGE_PIXELS or 0) / 1e6)} megapixels. "  # set: a bomb check ran
         "Export it at a smaller size and upload it again."
     )
 

@@ -188,7 +188,8 @@ def _mesh(rgb: np.ndarray) -> np.ndarray | None:
     pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], float)
     if pts.shape != (N_LANDMARKS, 3):
         return None
-    return pts * np.array([w, h, w], float)
+    out: np.ndarray = pts * np.array([w, h, w], float)
+    return out
 
 
 def _detect_once(rgb: np.ndarray) -> tuple[float, tuple[float, float, float, float]] | None:
@@ -276,7 +277,8 @@ def _refine(rgb: np.ndarray, pts: np.ndarray) -> np.ndarray:
     again = _mesh_square(rgb, cx, cy, half)
     if again is None or not np.all(np.isfinite(again)):
         return pts
-    return (pts + again) / 2.0
+    out: np.ndarray = (pts + again) / 2.0
+    return out
 
 
 def _mesh_at_detection(rgb: np.ndarray) -> np.ndarray | None:

@@ -203,8 +203,8 @@ def _skin_mask_box(shape: tuple[int, ...], landmarks_px: np.ndarray) -> tuple[np
         cv2.fillConvexPoly(holes, cv2.convexHull(local[list(idx)]), 1)
     radius = max(1, int(round(0.08 * eye_distance_px(landmarks_px))))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    holes = cv2.dilate(holes, kernel)
-    return (mask > 0) & (holes == 0), x0, y0
+    grown = cv2.dilate(holes, kernel)
+    return (mask > 0) & (grown == 0), x0, y0
 
 
 def face_side(shape: tuple[int, ...], landmarks_px: np.ndarray) -> np.ndarray:
@@ -222,7 +222,8 @@ def _midline_offset(xs: np.ndarray, ys: np.ndarray, landmarks_px: np.ndarray) ->
     pts = _check_landmarks(landmarks_px)[:, :2]
     mid = pts[list(MIDLINE_IDX)]
     a, b = np.polyfit(mid[:, 1], mid[:, 0], 1)
-    return (xs - (a * ys + b)) / np.hypot(1.0, a)
+    out: np.ndarray = (xs - (a * ys + b)) / np.hypot(1.0, a)
+    return out
 
 
 def measure_lighting(rgb: np.ndarray, *, landmarks_px: np.ndarray | None) -> LightingMeasure:
@@ -454,7 +455,8 @@ def pixel_noise_rgb(rgb: np.ndarray) -> np.ndarray:
     win = np.ascontiguousarray(rgb[y0:y0 + _NOISE_WINDOW_PX, x0:x0 + _NOISE_WINDOW_PX])
     resp = cv2.filter2D(win, cv2.CV_16S, _IMMERKAER)[1:-1, 1:-1]  # |response| <= 16 * 255
     mean_abs = np.array(cv2.mean(np.abs(resp))[:3])
-    return np.sqrt(np.pi / 2.0) * mean_abs / 6.0
+    out: np.ndarray = np.sqrt(np.pi / 2.0) * mean_abs / 6.0
+    return out
 
 
 def _noise_in_lab(lab_median: np.ndarray, noise_rgb: np.ndarray) -> np.ndarray:
@@ -469,7 +471,8 @@ def _noise_in_lab(lab_median: np.ndarray, noise_rgb: np.ndarray) -> np.ndarray:
         probe[c + 1, c] += 1.0
     lab = rgb2lab((probe / 255.0).reshape(-1, 1, 3)).reshape(-1, 3)
     jac = (lab[1:] - lab[0]).T  # d(L*, a*, b*) / d(R, G, B) per 8-bit level
-    return np.sqrt((jac**2) @ (np.asarray(noise_rgb, float) ** 2))
+    out: np.ndarray = np.sqrt((jac**2) @ (np.asarray(noise_rgb, float) ** 2))
+    return out
 
 
 def _face_crop(rgb: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
@@ -595,8 +598,8 @@ def _asymmetry(lightness: np.ndarray, side: np.ndarray) -> float:
     right, left = lightness[side > 0], lightness[side < 0]
     if right.size == 0 or left.size == 0:
         return float("nan")
-    r, l = float(np.mean(right)), float(np.mean(left))
-    return (r - l) / (r + l) if (r + l) > 0 else 0.0
+    r, lt = float(np.mean(right)), float(np.mean(left))
+    return (r - lt) / (r + lt) if (r + lt) > 0 else 0.0
 
 
 def _clipped(pixels_rgb: np.ndarray) -> float:

@@ -134,7 +134,7 @@ def _face_fields(
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """Landmarks, pose, distance and framing; ``({}, None)`` when there is no face."""
     from analysis.photos.pose import focal_length_px, pose_from_landmarks
-    from analysis.photos.scale import iris_distance_mm, ipd_px
+    from analysis.photos.scale import ipd_px, iris_distance_mm
 
     found = backend.detect(photo.rgb)
     notes["landmarks_backend"] = backend.name

@@ -66,7 +66,8 @@ def canonical_face() -> np.ndarray:
     model = np.loadtxt(_CANONICAL_PATH, comments="#", dtype=float)
     if model.shape != (N_MESH, 3):
         raise ValueError(f"canonical face model has shape {model.shape}, expected {(N_MESH, 3)}")
-    return model * np.array([1.0, -1.0, -1.0])  # y up, z toward camera -> y down, z away
+    out: np.ndarray = model * np.array([1.0, -1.0, -1.0])  # y up, z toward camera -> y down, z away
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -79,7 +80,8 @@ def mirror_permutation() -> np.ndarray:
     model = canonical_face()
     mirrored = model * np.array([-1.0, 1.0, 1.0])
     dist = np.linalg.norm(model[None, :, :] - mirrored[:, None, :], axis=2)
-    return np.argmin(dist, axis=1)
+    out: np.ndarray = np.argmin(dist, axis=1)
+    return out
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -142,7 +144,8 @@ def rotation_from_euler(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np
     rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
     ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
     rz = np.array([[np.cos(g), -np.sin(g), 0], [np.sin(g), np.cos(g), 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    out: np.ndarray = rz @ ry @ rx
+    return out
 
 
 def _ray_rotation(offset_x: float, offset_y: float, focal: float) -> np.ndarray:
@@ -155,7 +158,8 @@ def _ray_rotation(offset_x: float, offset_y: float, focal: float) -> np.ndarray:
         return np.eye(3)
     k = axis / sin_a
     kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + sin_a * kx + (1 - cos_a) * kx @ kx
+    out: np.ndarray = np.eye(3) + sin_a * kx + (1 - cos_a) * kx @ kx
+    return out
 
 
 def focal_length_px(

@@ -83,7 +83,7 @@ def register(
     """
     base = _grey(baseline_rgb, work_side_px)
     follow = _grey(followup_rgb, work_side_px)
-    orb = cv2.ORB_create(nfeatures=n_features, scaleFactor=1.2, nlevels=8, edgeThreshold=15,
+    orb = cv2.ORB.create(nfeatures=n_features, scaleFactor=1.2, nlevels=8, edgeThreshold=15,
                          patchSize=31, fastThreshold=10)
     kb, db = orb.detectAndCompute(base, None)
     kf, df = orb.detectAndCompute(follow, None)
@@ -93,8 +93,8 @@ def register(
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < _RATIO_TEST * p[1].distance]
     if len(good) < _MIN_MATCHES:
         return _failed(len(good), 0, "too few matching features: is this the same scalp area?")
-    src = np.float32([kb[m.queryIdx].pt for m in good])
-    dst = np.float32([kf[m.trainIdx].pt for m in good])
+    src = np.array([kb[m.queryIdx].pt for m in good], np.float32)
+    dst = np.array([kf[m.trainIdx].pt for m in good], np.float32)
     diag = float(np.hypot(*follow.shape))
     matrix, inliers = cv2.estimateAffinePartial2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=0.015 * diag, maxIters=5000,

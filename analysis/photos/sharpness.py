@@ -89,7 +89,7 @@ def measure_sharpness(rgb: np.ndarray, *, landmarks_px: np.ndarray | None = None
     grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
     crop = _resize(grey, s)
     local = (xy - [x0, y0]) * s
-    mask = np.zeros(crop.shape, np.uint8)
+    mask: np.ndarray = np.zeros(crop.shape, np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(local).astype(np.int32)), 1)
     r = max(1, int(round(_ERODE_FRACTION * EYE_DISTANCE_REF_PX)))
     mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
 
@@ -41,7 +41,7 @@ Status = Literal["pass", "warn", "fail", "not_assessed"]
 Verdict = Literal["pass", "warn", "fail"]
 
 
-def is_scalp_view(view: str | None) -> bool:
+def is_scalp_view(view: str | None) -> TypeGuard[str]:
     return view is not None and view.startswith("scalp_")
 
 

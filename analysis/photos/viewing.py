@@ -89,7 +89,8 @@ def difference_map(a: np.ndarray, b: np.ndarray, *, gain: float = 4.0) -> np.nda
     gb = cv2.cvtColor(np.ascontiguousarray(b), cv2.COLOR_RGB2GRAY).astype(np.float32)
     diff = np.clip(np.abs(ga - gb) * gain, 0, 255).astype(np.uint8)
     coloured = cv2.applyColorMap(diff, cv2.COLORMAP_INFERNO)
-    return cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
+    out: np.ndarray = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
+    return out
 
 
 def side_by_side(a: np.ndarray, b: np.ndarray, *, gap_px: int = 8) -> np.ndarray:

@@ -47,7 +47,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from analysis.processes import main_module_hidden
 from analysis.photos.ingest import (
     DEFAULT_MAX_BYTES,
     CleanImage,
@@ -58,6 +57,7 @@ from analysis.photos.ingest import (
     too_big_message,
 )
 from analysis.photos.types import PhotoMeasurement
+from analysis.processes import main_module_hidden
 
 DEFAULT_TARGET = "analysis.photos.worker:_measure_bytes"
 CLEAN_TARGET = "analysis.photos.worker:_clean_bytes"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
 from analysis.outcomes.timelines import ConsultTimeline, plain_language_summary
@@ -94,8 +94,6 @@ def consult_handout_pdf(timeline: ConsultTimeline, *, protocol_name: str, goal: 
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
-
-    from analysis.reports import fonts
     from reportlab.lib.units import mm
     from reportlab.lib.utils import ImageReader
     from reportlab.platypus import (
@@ -108,6 +106,8 @@ def consult_handout_pdf(timeline: ConsultTimeline, *, protocol_name: str, goal: 
         TableStyle,
     )
 
+    from analysis.reports import fonts
+
     t = timeline
     png = chart_png if chart_png is not None else timeline_chart_png(t)
     try:
@@ -118,7 +118,7 @@ def consult_handout_pdf(timeline: ConsultTimeline, *, protocol_name: str, goal: 
     body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=9.5, leading=12.5)
     small = ParagraphStyle("small", parent=body, fontSize=7.5, leading=9.5,
                            textColor=colors.HexColor("#444444"))
-    when = (generated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
+    when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d")
     width = A4[0] - 36 * mm
     story: list[object] = [
         Paragraph(f"What to expect: {escape(protocol_name)}", styles["Title"]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -123,7 +123,7 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
 
     styles = fonts.stylesheet()
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
-    when = (generated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     p, pr, s = overview.patient, overview.protocol, overview.series
     story: list[Any] = [
         Paragraph("Series progress report", styles["Title"]),

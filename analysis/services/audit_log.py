@@ -143,7 +143,7 @@ def export_csv(
     frame = frame.iloc[::-1]
     frame["occurred_at"] = frame["occurred_at"].map(lambda t: t.isoformat())
     frame["details"] = frame["details"].map(lambda d: json.dumps(d, sort_keys=True))
-    data = frame.to_csv(index=False).encode("utf-8")
+    data: bytes = frame.to_csv(index=False).encode("utf-8")
     audit.record(session, actor, "audit.export", object_type="audit_log",
                  details={"filters": filters, "rows": len(frame), "format": "csv"})
     session.commit()

@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session as DbSession
 
 from analysis.photos.compare import Tolerances, compare
 from analysis.photos.types import ALL_VIEWS, Comparison, PhotoMeasurement, is_scalp_view
-from analysis.store import blinding, db
 from analysis.services import records
+from analysis.store import blinding, db
 from analysis.store.access import Actor, require
 from analysis.store.images import ImageStore, default_store
 from analysis.store.models import Patient, Photo, Protocol, Series, Session

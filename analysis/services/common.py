@@ -7,7 +7,7 @@ them (access rules in :mod:`analysis.store.access`, record vocabularies in
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from analysis import config
@@ -45,7 +45,7 @@ def clinic_zone() -> ZoneInfo:
 
 def clinic_time(when: datetime) -> datetime:
     """``when`` (UTC; a naive value is taken as UTC) in the clinic's time zone."""
-    aware = when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
     return aware.astimezone(clinic_zone())
 
 

@@ -49,7 +49,7 @@ _CONVERT: tuple[tuple[type, Callable[[object], object] | None], ...] = (
     (Boolean, _bool), (Date, _date), (Integer, None), (Float, None), (String, None))
 
 
-def _table(session: DbSession, stmt: Select[Any], columns: Sequence[str]) -> pd.DataFrame:
+def _table(session: DbSession, stmt: Select[*tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:
     """Rows of a Core ``select`` as a DataFrame, read straight from the DB-API cursor.
 
     The statement still goes through SQLAlchemy (bound parameters, events: the query-count tests
@@ -64,7 +64,7 @@ def _table(session: DbSession, stmt: Select[Any], columns: Sequence[str]) -> pd.
         converters.append(kind[1])
     result = session.connection().execute(stmt)
     try:
-        rows = result.cursor.fetchall()  # type: ignore[attr-defined]
+        rows = result.cursor.fetchall()
     finally:
         result.close()
     df = pd.DataFrame.from_records(rows, columns=list(columns), nrows=len(rows)) if rows \
@@ -79,7 +79,7 @@ def _table(session: DbSession, stmt: Select[Any], columns: Sequence[str]) -> pd.
     return df
 
 
-def photo_sets_statement() -> Select[Any]:
+def photo_sets_statement() -> Select[*tuple[Any, ...]]:
     """Per session with photos: ``session_id``, photo count, how many pass the gate, the views
     (comma-separated, any order). Answered from ``ix_photos_session_verdict_view`` alone."""
     passing = func.sum(case((Photo.verdict.in_(sorted(GATE_PASSING)), 1), else_=0))
@@ -112,7 +112,7 @@ def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read
         # small tables with JSON columns: Core rows (the ORM types them)
         return [tuple(r) for r in session.connection().execute(stmt).all()]  # type: ignore[call-overload]
 
-    def of_series(stmt: Select[Any], series_id: Any) -> Select[Any]:
+    def of_series(stmt: Select[*tuple[Any, ...]], series_id: Any) -> Select[*tuple[Any, ...]]:
         if wanted is None:
             return stmt
         chosen = select(Series.id).where(Series.protocol_id.in_(wanted))

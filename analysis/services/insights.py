@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.outcomes.pairs import RepresentativePair
+from analysis.services.photo_access import PhotoNotFound, audited_export, photo_bytes
 from analysis.store import db
 from analysis.store.access import Actor, require
 from analysis.store.models import Photo, Session
-from analysis.services.photo_access import PhotoNotFound, audited_export, photo_bytes
 
 
 def audited_bytes(

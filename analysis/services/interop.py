@@ -26,20 +26,20 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.errors import FieldError
 from analysis.interop import snapshot as snap
+from analysis.services.photo_access import PURPOSES, check_consent
 from analysis.store import audit
 from analysis.store.access import Actor, PermissionDenied, allowed
 from analysis.store.images import ImageStore, default_store
 from analysis.store.models import AuditEvent, Consent, Patient, Series, User
-from analysis.services.photo_access import PURPOSES, check_consent
-from analysis.errors import FieldError
 
 FORMATS = ("dicom", "fhir", "csv")
 ACTION = "interop.export"
@@ -96,7 +96,10 @@ def load_series(session: DbSession, series: Series, *,
     """A frozen copy of the series (every photo; consent filtering is the caller's job).
     ``names``: user id -> display name, when the caller has them already."""
     names = names if names is not None else _names(session)
-    name = lambda uid: names.get(uid, "") if uid is not None else ""  # noqa: E731
+
+    def name(uid: int | None) -> str:
+        return names.get(uid, "") if uid is not None else ""
+
     sessions = []
     for v in sorted(series.sessions, key=lambda v: v.number):
         sessions.append(snap.SessionInfo(
@@ -248,7 +251,7 @@ def _export(session: DbSession, actor: Actor, *, series_id: int | None, patient_
         result.files = sorted(files)
         manifest = {
             "format": fmt, "purpose": purpose, "consent_scope": scope,
-            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "exported_by": actor.email, "series": [s.series_id for s in infos],
             "patient_code": infos[0].patient.code if infos else None,
             "files": [{"path": f, "sha256": _sha256(tmp / f)} for f in result.files],
@@ -327,7 +330,8 @@ def _write_dicom(infos: list[snap.SeriesInfo], root: Path, store: ImageStore,
 
 
 def manifest_dict(result: ExportResult) -> dict[str, Any]:
-    return json.loads(result.manifest_path.read_text())
+    manifest: dict[str, Any] = json.loads(result.manifest_path.read_text())
+    return manifest
 
 
 
@@ -569,7 +573,7 @@ def analyst_tables_zip(session: DbSession, actor: Actor, *, series_ids: Iterable
         folder = Path(tmp) / "tables"
         files = write_tables(infos, folder)
         (folder / "manifest.json").write_text(json.dumps({
-            "format": "csv", "exported_at": datetime.now(timezone.utc).isoformat(
+            "format": "csv", "exported_at": datetime.now(UTC).isoformat(
                 timespec="seconds"), "exported_by": actor.email, "filters": info_filters,
             "series": [i.series_id for i in infos], "files": files,
             "photo_verdicts_left_out": left_out,

@@ -53,6 +53,7 @@ def _candidates(session: DbSession, protocol: Protocol, view: str) -> list[Candi
                    EndpointMeasurement.endpoint_id == endpoint.id,
                    EndpointMeasurement.value_num.is_not(None))
             .order_by(EndpointMeasurement.id)):
+        assert value is not None  # the query keeps value_num IS NOT NULL
         values[(series_id, number)] = float(value)  # the last recorded value, as dict() kept
     out = []
     for series_id, rows in photos.items():

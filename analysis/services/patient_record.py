@@ -16,9 +16,9 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.services import records
 from analysis.services.common import SERIES_STATUS_LABELS
 from analysis.store import audit
-from analysis.services import records
 from analysis.store.access import Actor, require
 from analysis.store.models import (
     CONSENT_SCOPES,

@@ -66,10 +66,10 @@ class PhotoNotFound(LookupError):
 
 
 def _patient_of(session: DbSession, photo: Photo) -> int:
-    return int(session.scalar(
+    return session.scalars(
         select(Series.patient_id).join(Session, Session.series_id == Series.id)
         .where(Session.id == photo.session_id)
-    ))
+    ).one()
 
 
 def _deny(session: DbSession, actor: Actor, action: str, error: PermissionDenied,
@@ -181,7 +181,7 @@ def photo_bytes(
         session.commit()
         raise PhotoNotFound(f"there is no photo with id {photo_id}")
     patient_id = _patient_of(session, photo)
-    where = dict(patient_id=patient_id, object_type="photo", object_id=photo_id, details=base)
+    where: dict[str, Any] = dict(patient_id=patient_id, object_type="photo", object_id=photo_id, details=base)
     _require_access(session, actor, action, purpose=purpose, what="the photo", **where)
     store = store or default_store()
     try:
@@ -238,7 +238,7 @@ def photo_thumbnails(
                          object_id=photo_id, details={**base, "reason": "no such photo"})
             out[photo_id] = PhotoNotFound(f"there is no photo with id {photo_id}")
             continue
-        where = dict(patient_id=rows[photo_id], object_type="photo", object_id=photo_id)
+        where: dict[str, Any] = dict(patient_id=rows[photo_id], object_type="photo", object_id=photo_id)
         try:
             out[photo_id] = thumbnail_jpeg(store.get(photos[photo_id].sha256, verify=True),
                                            max_side=max_side)
@@ -286,7 +286,7 @@ def photo_pair_bytes(
         session.commit()
         raise ValueError("a comparison must show two photos of the same patient")
     (patient_id,) = patients
-    where = dict(patient_id=patient_id, object_type="photo", object_id=baseline_id, details=base)
+    where: dict[str, Any] = dict(patient_id=patient_id, object_type="photo", object_id=baseline_id, details=base)
     _require_access(session, actor, action, purpose=purpose, what="the comparison", **where)
     store = store or default_store()
     try:
@@ -345,7 +345,7 @@ def audited_export(
     :class:`~analysis.store.audit.AuditWriteError`; in every case the caller must produce nothing.
     """
     details = dict(details or {})
-    where = dict(patient_id=patient_id, object_type=object_type, object_id=object_id,
+    where: dict[str, Any] = dict(patient_id=patient_id, object_type=object_type, object_id=object_id,
                  details=details)
     if action in PERMISSIONS and not allowed(actor, action):
         raise _deny(session, actor, action, PermissionDenied(

@@ -22,20 +22,20 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.errors import FieldError
 from analysis.outcomes.endpoints import expected_change
 from analysis.photos.compare import Tolerances
 from analysis.photos.types import ALL_VIEWS
 from analysis.store import audit
 from analysis.store.access import Actor, require
+from analysis.store.models import ENDPOINT_KINDS as ENDPOINT_KINDS  # re-exported for the page
 from analysis.store.models import (
-    ENDPOINT_KINDS,
     EndpointDefinition,
     EndpointMeasurement,
     Protocol,
     Series,
     utcnow,
 )
-from analysis.errors import FieldError
 
 MAX_SESSIONS = 30
 MAX_INTERVAL_DAYS = 180
@@ -135,7 +135,7 @@ def protocol_form(session: DbSession, actor: Actor, *, protocol_id: int | None) 
         required_views=tuple(p.required_views or ()), endpoint_codes=tuple(p.endpoint_codes or ()),
         primary_endpoint=p.primary_endpoint, tolerances=dict(p.tolerances or {}),
         description=p.description or "",
-        series_count=session.scalar(select(func.count(Series.id)).where(Series.protocol_id == p.id)),
+        series_count=session.scalar(select(func.count(Series.id)).where(Series.protocol_id == p.id)) or 0,
         expected_course={code: expected_change(p.expected_course, endpoint_code=code)
                          for code in (p.expected_course or {})},
     )
@@ -267,6 +267,7 @@ def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
         "tolerances": {k: float(v) for k, v in form.tolerances.items()},
         "description": form.description.strip(), "expected_course": course,
     }
+    protocol: Protocol | None
     if form.protocol_id is None:
         protocol = Protocol(**values)
         session.add(protocol)

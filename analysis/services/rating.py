@@ -39,6 +39,7 @@ import pandas as pd
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.errors import FieldError
 from analysis.outcomes import agreement
 from analysis.outcomes.agreement import Estimate
 from analysis.outcomes.frames import GATE_PASSING, to_csv_bytes
@@ -61,7 +62,6 @@ from analysis.store.models import (
     User,
     utcnow,
 )
-from analysis.errors import FieldError
 
 MAX_PAIRS = 400
 NO_DIFFERENCE = "none"
@@ -457,7 +457,10 @@ def _label(endpoint: EndpointDefinition, value: float) -> str:
 
 
 def _best(endpoint: EndpointDefinition) -> float:
-    return float(endpoint.scale_max if endpoint.higher_is_better else endpoint.scale_min)
+    best = endpoint.scale_max if endpoint.higher_is_better else endpoint.scale_min
+    if best is None:
+        raise ValueError(f"endpoint {endpoint.code!r} has no scale bound to rate towards")
+    return float(best)
 
 
 def _grades(endpoint: EndpointDefinition) -> list[float]:
@@ -743,6 +746,7 @@ def recorded_changes(session: DbSession, endpoint: EndpointDefinition,
                    EndpointMeasurement.endpoint_id == endpoint.id,
                    EndpointMeasurement.value_num.is_not(None))
             .order_by(EndpointMeasurement.id)):
+        assert value is not None  # the query keeps value_num IS NOT NULL
         values[(int(sid), int(number))] = float(value)  # the last recorded value
     sign = 1.0 if endpoint.higher_is_better else -1.0
     out: dict[Any, float] = {}

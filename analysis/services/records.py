@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis.errors import ExpiredLotError as ExpiredLotError
+from analysis.errors import FieldError as FieldError  # re-exported: records.FieldError
 from analysis.photos.types import ALL_VIEWS
-from analysis.errors import ExpiredLotError, FieldError
 from analysis.store import audit
 from analysis.store.access import Actor, require
 from analysis.store.images import ImageStore

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
 import pandas as pd
@@ -208,7 +209,7 @@ def series_overview(session: DbSession, actor: Actor, series_id: int) -> SeriesO
         [(a.number, b.number, a.performed_on, b.performed_on,
           [c.kind for c in series.confounders
            if spans(c.started_on, c.ended_on, from_on=a.performed_on, to_on=b.performed_on)])
-         for a, b in zip(visits, visits[1:])],
+         for a, b in pairwise(visits)],
         columns=["from_session", "to_session", "from_on", "to_on", "confounders"])
     comparisons["spans_confounder"] = comparisons["confounders"].map(bool)
     audit.record(session, actor, "series.view", patient_id=patient.id, object_type="series",
@@ -255,9 +256,11 @@ def _measurements(session: DbSession, series_id: int, visits: list[Session], pro
     if raw.empty:
         return pd.DataFrame(columns=cols), endpoints.drop(columns="neutral"), notes
     m = derive_measurements(raw, sessions=sessions, endpoints=endpoints)
-    m["noise_band"] = m["endpoint_code"].map(
-        lambda c: 2.0 * defs[c].noise_sd if c in defs and defs[c].noise_sd is not None
-        else float("nan"))
+    def noise_band(code: str) -> float:
+        sd = defs[code].noise_sd if code in defs else None
+        return 2.0 * sd if sd is not None else float("nan")
+
+    m["noise_band"] = m["endpoint_code"].map(noise_band)
     m["within_noise"] = m["change"].abs() <= m["noise_band"]
     course = {c: expected_change(protocol.expected_course, endpoint_code=c) for c in codes}
     m["expected_change"] = [course.get(c, {}).get(int(k), float("nan"))

@@ -7,7 +7,7 @@ written to the audit trail. Sign-in itself is :func:`analysis.auth.accounts.auth
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -134,7 +134,7 @@ def list_users(session: DbSession, actor: Actor) -> list[dict[str, Any]]:
     return [
         {"id": u.id, "email": u.email, "name": u.display_name, "role": u.role,
          "active": u.active, "local_password": u.password_hash is not None,
-         "locked_until": (datetime.fromtimestamp(locks[u.email], timezone.utc)
+         "locked_until": (datetime.fromtimestamp(locks[u.email], UTC)
                           if u.email in locks else None),
          "created_at": u.created_at}
         for u in session.scalars(select(User).order_by(User.id))

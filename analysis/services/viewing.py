@@ -7,6 +7,7 @@ in :mod:`analysis.photos.viewing`; they are re-exported here so a page has one m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from analysis.photos.viewing import (
     wipe,
 )
 
+if TYPE_CHECKING:
+    from analysis.photos.types import Comparison
+
 __all__ = ["AlignedPair", "PairView", "align_pair", "blend", "decode_for_display", "difference_map",
            "landmarks_for", "pair_view", "side_by_side", "to_png", "wipe"]
 
@@ -35,7 +39,7 @@ class PairView:
     ``later_original`` the unwarped display copy.
     """
 
-    comparison: object  # analysis.photos.types.Comparison
+    comparison: Comparison
     earlier: np.ndarray
     later_aligned: np.ndarray
     later_original: np.ndarray
@@ -48,13 +52,13 @@ class PairView:
 
 
 def pair_view(
-    earlier_bytes: bytes, later_bytes: bytes, *, view: str, tolerances: dict | None = None,
+    earlier_bytes: bytes, later_bytes: bytes, *, view: str, tolerances: dict[str, Any] | None = None,
     cache: object | None = None, max_side: int = 1024,
 ) -> PairView:
     """Measure both photos (sandboxed worker, cached by SHA-256), grade ``later`` against
     ``earlier`` with the protocol's tolerances, and align ``later`` onto ``earlier`` by landmarks."""
-    from analysis.services.capture import measure_bytes
     from analysis.photos.compare import Tolerances, compare
+    from analysis.services.capture import measure_bytes
 
     m_early = measure_bytes(earlier_bytes, view=view, cache=cache)  # type: ignore[arg-type]
     m_late = measure_bytes(later_bytes, view=view, cache=cache)  # type: ignore[arg-type]

@@ -22,9 +22,9 @@ import json
 import logging
 import random
 import time
-from types import SimpleNamespace
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import event as sa_event
@@ -176,8 +176,8 @@ def record_many(session: Session, events: list[tuple[Actor, dict[str, Any]]]) ->
         prev = digest
     for start in range(0, len(rows), 5000):
         session.execute(table.insert(), rows[start:start + 5000])  # type: ignore[attr-defined]
-    last_id = session.scalar(select(AuditEvent.id).where(AuditEvent.hash == prev))
-    anchor.note_head(session, int(last_id), prev)  # signed outside the database on commit
+    last_id = session.scalars(select(AuditEvent.id).where(AuditEvent.hash == prev)).one()
+    anchor.note_head(session, last_id, prev)  # signed outside the database on commit
 
 
 _COLUMNS = ("occurred_at", "actor_email", "actor_role", "action", "outcome", "patient_id",
@@ -255,7 +255,7 @@ def record_denial(
     if holds_sqlite_write_lock(session) or session.info.get(anchor.PENDING_KEY) is not None:
         session.info.setdefault(_REFUSALS, []).append((session.get_bind(), fields))
     else:
-        _write_apart(session.get_bind(), fields)  # type: ignore[arg-type]
+        _write_apart(session.get_bind(), fields)
     return error
 
 

@@ -54,7 +54,7 @@ import shutil
 import sqlite3
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +278,7 @@ def _inspect_database(db_file: Path, image_root: Path | ImageStore,
         else:
             total += store.stored_size(name)
     return Manifest(
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         database_sha256=_sha256_file(db_file), alembic_revision=revision, row_counts=counts,
         blob_count=len(referenced), blob_bytes=total, blobs=referenced,
         audit_events=counts.get("audit_events", 0),
@@ -600,7 +600,7 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
     if target is not None and _has_clinic_data(target, store) and not force:
         raise BackupError(f"{target.parent} already holds clinic data; restoring would replace it. "
                           "Back it up first, then restore with --force.")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     staging = (target.parent if target is not None else _beside(store)) / f".restore-{stamp}"
     staging.mkdir(parents=True)
     try:

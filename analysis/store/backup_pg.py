@@ -15,7 +15,7 @@ import glob
 import os
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ def backup_postgres(dest: Path, *, url: str, store: ImageStore) -> Any:
     _run([pg_tool("pg_restore"), "--list", str(dump)], env)  # the archive is readable
     problems, total = _blob_problems(dst_store, info["blobs"])
     manifest = Manifest(
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         database_sha256=_sha256_file(dump), alembic_revision=info["alembic_revision"],
         row_counts=info["row_counts"], blob_count=len(info["blobs"]), blob_bytes=total,
         blobs=info["blobs"], audit_events=info["row_counts"].get("audit_events", 0),

@@ -81,7 +81,8 @@ def _verify_audit(_args: argparse.Namespace) -> int:
     from analysis.store import anchor, audit, db
 
     with db.session_scope() as session:
-        problems = [*audit.verify_chain(session), *anchor.verify_anchor(session)]
+        problems: list[audit.ChainProblem | anchor.AnchorProblem] = [
+            *audit.verify_chain(session), *anchor.verify_anchor(session)]
     for problem in problems:
         print(f"event {problem.event_id}: {problem.problem}")
     print("audit chain intact" if not problems else f"{len(problems)} problem(s) found")
@@ -168,6 +169,7 @@ def _encrypt(args: argparse.Namespace) -> int:
     try:
         db_file = sqlite_path(config.database_url())
         current = at_rest.master_key()
+        new: bytes | None
         if args.new_key_file is not None:
             try:
                 text = args.new_key_file.read_text()

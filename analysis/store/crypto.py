@@ -18,8 +18,6 @@ authentication: :class:`DecryptError`.
 
 from __future__ import annotations
 
-from analysis import config
-
 import hashlib
 import hmac
 import os
@@ -30,6 +28,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from analysis import config
 
 MAGIC = b"CANDOR-AESGCM-1\n"
 SALT = 16

@@ -215,7 +215,8 @@ def is_empty(engine: Engine | None = None) -> bool:
     with engine.connect() as connection:
         from sqlalchemy import text
 
-        return connection.execute(text("SELECT COUNT(*) FROM patients")).scalar_one() == 0
+        empty: bool = connection.execute(text("SELECT COUNT(*) FROM patients")).scalar_one() == 0
+        return empty
 
 
 @contextmanager

@@ -25,7 +25,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,7 @@ def convert(db_file: Path, image_root: Path, *, old: bytes | None, new: bytes | 
         raise EncryptError("the new key is the current key; make a new one with "
                            "`python -m analysis keygen FILE`")
     db.dispose_engines()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     staging = db_file.parent / f".encrypt-staging-{stamp}"
     staging.mkdir()
     try:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
 from analysis.auth import accounts
+from analysis.errors import FieldError
 from analysis.services import users as user_admin
 from analysis.store import db
 from analysis.store.access import SYSTEM, Actor, PermissionDenied
 from analysis.store.models import AuditEvent, User
-from analysis.errors import FieldError
 
 
 def test_demo_accounts_sign_in_with_the_seeding_password(db_url: str) -> None:
@@ -50,7 +52,7 @@ def test_only_admins_create_accounts_and_passwords_have_a_floor(db_url: str) -> 
 
 
 def test_create_admin_starts_a_real_clinic_that_the_demo_never_overwrites(
-    candor_env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    candor_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``python -m analysis create-admin``: the first sign-in of a clinic that does not start from
     the demo; afterwards `make run`'s ``demo --if-empty`` leaves the database alone."""

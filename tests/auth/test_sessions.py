@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, select
 
 from analysis.auth import accounts, sessions
+from analysis.errors import FieldError
 from analysis.services import users as user_admin
 from analysis.store import db
 from analysis.store.access import SYSTEM, Actor, PermissionDenied
 from analysis.store.models import AuditEvent, SignInSession, User, utcnow
-from analysis.errors import FieldError
 
 PASSWORD = "a-long-test-password"
 
@@ -23,7 +24,7 @@ def password_hash() -> str:
 
 
 @pytest.fixture
-def engine(db_url: str, password_hash: str) -> Engine:
+def engine(db_url: str, password_hash: str) -> Iterator[Engine]:
     """The four demo accounts (one per role), all with ``PASSWORD``."""
     engine = db.make_engine(db_url)
     with db.session_scope(engine) as session:
@@ -51,7 +52,7 @@ def _actions(engine: Engine) -> list[tuple[str, str]]:
 def test_only_the_token_hash_is_stored_and_the_token_resumes(engine: Engine) -> None:
     actor, token = _sign_in(engine)
     with db.session_scope(engine) as session:
-        row = session.scalar(select(SignInSession))
+        row = session.scalars(select(SignInSession)).one()
         assert row.token_hash == sessions.token_hash(token) and token not in row.token_hash
         assert row.ended_at is None and row.method == "password"
         assert sessions.resume(session, token) == actor
@@ -69,7 +70,7 @@ def test_idle_timeout_ends_the_session_and_is_audited(engine: Engine) -> None:
     with db.session_scope(engine) as session:
         assert sessions.resume(session, token, now=start + timedelta(minutes=44)) is None
     with db.session_scope(engine) as session:
-        row = session.scalar(select(SignInSession))
+        row = session.scalars(select(SignInSession)).one()
         assert row.ended_at is not None and row.end_reason == "idle_timeout"
         assert sessions.resume(session, token, now=start + timedelta(minutes=45)) is None
     assert _actions(engine)[-1] == ("auth.session_end", "success")
@@ -96,7 +97,7 @@ def test_sign_out_ends_the_server_session_and_is_audited(engine: Engine) -> None
     with db.session_scope(engine) as session:
         assert sessions.resume(session, token) is None
         assert sessions.end(session, token) is False  # ending twice is a no-op, not audited twice
-        row = session.scalar(select(SignInSession))
+        row = session.scalars(select(SignInSession)).one()
         assert row.end_reason == "sign_out" and row.ended_at is not None
     assert _actions(engine) == [("auth.sign_in", "success"), ("auth.sign_out", "success")]
 
@@ -105,11 +106,14 @@ def test_deactivation_ends_live_sessions_and_role_changes_apply_on_the_next_run(
     engine: Engine,
 ) -> None:
     actor, token = _sign_in(engine)
+    uid = actor.user_id
+    assert uid is not None
     with db.session_scope(engine) as session:
-        user_admin.set_role(session, SYSTEM, user_id=actor.user_id, role="consult_staff")
+        user_admin.set_role(session, SYSTEM, user_id=uid, role="consult_staff")
     with db.session_scope(engine) as session:
-        assert sessions.resume(session, token).role == "consult_staff"
-        user_admin.deactivate_user(session, SYSTEM, user_id=actor.user_id)
+        resumed = sessions.resume(session, token)
+        assert resumed is not None and resumed.role == "consult_staff"
+        user_admin.deactivate_user(session, SYSTEM, user_id=uid)
     with db.session_scope(engine) as session:
         assert sessions.resume(session, token) is None
         assert session.scalar(select(SignInSession.end_reason)) == "account_deactivated"
@@ -160,12 +164,14 @@ def test_polling_liveness_does_not_keep_a_session_alive(engine: Engine) -> None:
 
 def test_password_reset_ends_sessions_and_only_the_new_password_works(engine: Engine) -> None:
     actor, token = _sign_in(engine)
+    uid = actor.user_id
+    assert uid is not None
     with db.session_scope(engine) as session:
         with pytest.raises(FieldError):
-            user_admin.set_password(session, SYSTEM, user_id=actor.user_id, password="short")
+            user_admin.set_password(session, SYSTEM, user_id=uid, password="short")
         with pytest.raises(PermissionDenied):
-            user_admin.set_password(session, actor, user_id=actor.user_id, password="x" * 12)
-        user_admin.set_password(session, SYSTEM, user_id=actor.user_id, password="brand-new-secret")
+            user_admin.set_password(session, actor, user_id=uid, password="x" * 12)
+        user_admin.set_password(session, SYSTEM, user_id=uid, password="brand-new-secret")
     with db.session_scope(engine) as session:
         assert sessions.resume(session, token) is None
         assert accounts.authenticate(session, email=actor.email, password=PASSWORD) is None

@@ -163,7 +163,7 @@ def test_the_back_off_is_capped_and_forgotten(engine: Engine) -> None:
     later = t + throttle.FORGET_AFTER_S + 1  # an hour with no failure: counting starts again
     assert _try(engine, "other@test", "wrong", now=later) is None
     with db.session_scope(engine) as session:
-        row = session.get(SignInThrottle, "account:other@test")
+        row = session.get_one(SignInThrottle, "account:other@test")
         assert row.failures == 1 and row.locked_until == 0
 
 
@@ -198,8 +198,8 @@ def test_an_admin_unlocks_the_account(engine: Engine) -> None:
         _try(engine, "clinician@test", "wrong")
         _try(engine, "clinician@test", "wrong", address="203.0.113.9")
     with db.session_scope(engine) as session:
-        admin = accounts.actor_for(session.scalar(select(User).where(User.email == "admin@test")))
-        clinician_id = session.scalar(select(User.id).where(User.email == "clinician@test"))
+        admin = accounts.actor_for(session.scalars(select(User).where(User.email == "admin@test")).one())
+        clinician_id = session.scalars(select(User.id).where(User.email == "clinician@test")).one()
         listed = {u["email"]: u["locked_until"] for u in user_admin.list_users(session, admin)}
         assert listed["clinician@test"] is not None and listed["other@test"] is None
     nurse = Actor(user_id=None, email="n@test", role="clinician")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -50,6 +51,7 @@ def _non_responder_shares(plan: ClinicPlan) -> dict[str, tuple[float, int]]:
             if e.mcid is None or not later or (not e.relative and 1 not in by_session):
                 continue
             reference = e.neutral if e.relative else by_session[1]
+            assert reference is not None  # a relative endpoint has its neutral value
             improvement = (by_session[max(later)] - reference) * (1 if e.higher_is_better else -1)
             tally = counts.setdefault(code, [0, 0])
             tally[0] += improvement < e.mcid
@@ -83,7 +85,7 @@ def test_plan_is_deterministic_and_never_in_the_future() -> None:
     assert all(at.date() < TODAY for p in a.patients for _, at in p.consents + p.withdrawals)
 
 
-def test_seeded_clinic_record_photos_and_idempotency(candor_env, capsys) -> None:
+def test_seeded_clinic_record_photos_and_idempotency(candor_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--patients", "4", "--workers", "2"]) == 0
     first = capsys.readouterr().out
     assert "seeded the demo clinic" in first
@@ -99,7 +101,7 @@ def test_seeded_clinic_record_photos_and_idempotency(candor_env, capsys) -> None
         emails = set(s.scalars(select(User.email)))
         assert {"clinician@demo.candor", "director@demo.candor", "consult@demo.candor",
                 "admin@demo.candor"} <= emails
-        assert s.scalar(select(func.count()).where(User.role == "clinician")) >= 3
+        assert s.scalars(select(func.count()).where(User.role == "clinician")).one() >= 3
         # traceability: one recalled lot with its note, one expired-at-use treatment with a reason
         recalled = s.scalars(select(ProductLot).where(ProductLot.recalled)).all()
         assert [(lot.product, lot.lot_number) for lot in recalled] == [RECALLED_LOT]
@@ -150,7 +152,7 @@ def test_seeded_clinic_record_photos_and_idempotency(candor_env, capsys) -> None
     assert again == counts
 
 
-def test_record_without_photos_matches_the_plan(candor_env) -> None:
+def test_record_without_photos_matches_the_plan(candor_env: Path) -> None:
     from analysis.demo.clinic import seed_demo_clinic
 
     report = seed_demo_clinic(n_patients=6, seed=11, photos=False, today=TODAY,
@@ -170,11 +172,11 @@ def test_record_without_photos_matches_the_plan(candor_env) -> None:
         for sp in plan.series for v in sp.sessions for m in v.measurements)
     assert stored == planned
     assert len(withdrawn) == sum(len(p.withdrawals) for p in plan.patients) >= 1
-    assert all(c.withdrawn_at > c.given_at for c in withdrawn)
+    assert all(c.withdrawn_at is not None and c.withdrawn_at > c.given_at for c in withdrawn)
     assert adverse and all(r.escalation or r.severity != "severe" for r in adverse)
 
 
-def test_cli_refuses_a_too_small_clinic(candor_env, capsys) -> None:
+def test_cli_refuses_a_too_small_clinic(candor_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--patients", "2", "--no-photos"]) == 2
     assert "at least 4" in capsys.readouterr().err
 

@@ -3,11 +3,13 @@ procedural scalps; the landmark detector and scalp registration are the real one
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from skimage.transform import rotate
 
-from analysis.demo.scalp_synth import SCALP_FRAME_PX, scalp_scene, synth_scalp
+from analysis.demo.scalp_synth import SCALP_FRAME_PX, ScalpScene, scalp_scene, synth_scalp
 from analysis.demo.synth import (
     FACE_FRAME_PX,
     FacePerturbation,
@@ -188,11 +190,11 @@ def test_invalid_perturbations_are_refused_with_the_reason() -> None:
 
 
 @pytest.fixture(scope="module")
-def vertex_scene():
+def vertex_scene() -> ScalpScene:
     return scalp_scene(view="scalp_vertex", rng=np.random.default_rng(3))
 
 
-def test_higher_density_darkens_the_scalp_monotonically(vertex_scene) -> None:
+def test_higher_density_darkens_the_scalp_monotonically(vertex_scene: ScalpScene) -> None:
     shares, counts = [], []
     for density in (60.0, 100.0, 140.0, 180.0, 220.0):
         img, truth = synth_scalp(vertex_scene, density_per_cm2=density,
@@ -204,18 +206,18 @@ def test_higher_density_darkens_the_scalp_monotonically(vertex_scene) -> None:
         counts.append(truth["site_count_per_cm2"])
         # realised count in the 1 cm^2 site disc is the requested density up to Poisson noise
         assert abs(truth["site_count_per_cm2"] - density) < 4 * np.sqrt(density) + 2
-    assert all(a < b for a, b in zip(shares, shares[1:])), shares
-    assert all(a <= b for a, b in zip(counts, counts[1:])), counts
+    assert all(a < b for a, b in pairwise(shares)), shares
+    assert all(a <= b for a, b in pairwise(counts)), counts
 
 
-def test_more_hair_only_adds_strands_to_the_same_scalp(vertex_scene) -> None:
+def test_more_hair_only_adds_strands_to_the_same_scalp(vertex_scene: ScalpScene) -> None:
     lo, _ = synth_scalp(vertex_scene, density_per_cm2=90.0, perturbation=FacePerturbation())
     hi, _ = synth_scalp(vertex_scene, density_per_cm2=150.0, perturbation=FacePerturbation())
     # hair is darker than skin and the follicle field is nested: no pixel gets lighter
     assert (hi.astype(int).sum(axis=2) <= lo.astype(int).sum(axis=2) + 3).all()
 
 
-def test_scalp_zoom_and_roll_are_recovered_by_registration(vertex_scene) -> None:
+def test_scalp_zoom_and_roll_are_recovered_by_registration(vertex_scene: ScalpScene) -> None:
     from analysis.photos.scalp import register
 
     base, _ = synth_scalp(vertex_scene, density_per_cm2=120.0, perturbation=FacePerturbation())
@@ -228,7 +230,7 @@ def test_scalp_zoom_and_roll_are_recovered_by_registration(vertex_scene) -> None
     assert truth["px_per_cm"] == pytest.approx(40.0 * 1.08)
 
 
-def test_scalp_exposure_halves_linear_light(vertex_scene) -> None:
+def test_scalp_exposure_halves_linear_light(vertex_scene: ScalpScene) -> None:
     ref, _ = synth_scalp(vertex_scene, density_per_cm2=120.0, perturbation=FacePerturbation())
     dark, _ = synth_scalp(vertex_scene, density_per_cm2=120.0,
                           perturbation=FacePerturbation(exposure_ev=-1.0))
@@ -259,7 +261,7 @@ def test_scalp_scene_and_photo_are_deterministic_given_a_seed() -> None:
     assert np.array_equal(a, b) and ta == tb
 
 
-def test_scalp_photos_refuse_face_rotations(vertex_scene) -> None:
+def test_scalp_photos_refuse_face_rotations(vertex_scene: ScalpScene) -> None:
     with pytest.raises(ValueError, match="yaw/pitch"):
         synth_scalp(vertex_scene, density_per_cm2=100.0,
                     perturbation=FacePerturbation(yaw_deg=5.0))

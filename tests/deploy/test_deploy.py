@@ -22,7 +22,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT, S3Images, system_tool
-from tests.support.nginx_proxy import DEPLOY, https_get, nginx_prefix, serve_nginx, websocket_handshake
+from tests.support.nginx_proxy import (
+    DEPLOY,
+    https_get,
+    nginx_prefix,
+    serve_nginx,
+    websocket_handshake,
+)
 from tests.support.pg_server import free_port
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import in_ci
 from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, seeded_env, serve_app
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
@@ -42,7 +46,7 @@ def app_url(e2e_env: dict[str, str], chromium_path: str,
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path: str) -> Iterator[object]:
+def browser(chromium_path: str) -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -54,8 +58,8 @@ def browser(chromium_path: str) -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser: object, app_url: str) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
+def page(browser: Browser, app_url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 2000})
     context.set_default_timeout(30_000)
     tab = context.new_page()
     try:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
 from tests.e2e.helpers import painted, seeded_env, serve_app, settled, sign_in
 
@@ -91,7 +91,7 @@ def _db_rows(env: dict[str, str]) -> tuple[list[tuple], list[str], list[str]]:
     return rated, actions, secrets
 
 
-def test_a_rater_rates_a_masked_pair(browser, rating_url: str, rating_env: dict[str, str],
+def test_a_rater_rates_a_masked_pair(browser: Browser, rating_url: str, rating_env: dict[str, str],
                                      screenshot_dir: Path) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 2000})
     context.set_default_timeout(60_000)
@@ -139,7 +139,7 @@ def test_a_rater_rates_a_masked_pair(browser, rating_url: str, rating_env: dict[
 
 
 def test_the_director_reads_a_closed_studys_results_and_exports_them(
-        browser, rating_url: str, rating_env: dict[str, str], screenshot_dir: Path) -> None:
+        browser: Browser, rating_url: str, rating_env: dict[str, str], screenshot_dir: Path) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 3600}, accept_downloads=True)
     context.set_default_timeout(60_000)
     page = context.new_page()

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.clinician_clinic import astronaut_jpeg
 from tests.e2e.helpers import open_page, painted, settled, sign_in
+from tests.support.clinician_clinic import astronaut_jpeg
+
+if TYPE_CHECKING:
+    pass
 
 pytestmark = pytest.mark.browser
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import expect
@@ -24,9 +25,12 @@ from playwright.sync_api import expect
 from tests.e2e.helpers import painted, seeded_env, serve_app, settled, sign_in
 from tests.support.insights_clinic import PATIENT_CODE_PREFIX
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, ViewportSize
+
 pytestmark = pytest.mark.browser
 
-TALL = {"width": 1400, "height": 5200}  # Streamlit scrolls inside the page: see it all at once
+TALL: ViewportSize = {"width": 1400, "height": 5200}  # Streamlit scrolls inside the page: see it all at once
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,8 @@ def insights_url(insights_env: dict[str, str], chromium_path: str,
 
 
 @pytest.fixture
-def tab(browser: object, insights_url: str) -> Iterator[object]:
-    context = browser.new_context(  # type: ignore[attr-defined]
+def tab(browser: Browser, insights_url: str) -> Iterator[Page]:
+    context = browser.new_context(
         viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     context.set_default_timeout(180_000)  # the shared 2-core machine can be very loaded
     page = context.new_page()
@@ -71,7 +75,7 @@ def _audit_actions(env: dict[str, str], action: str) -> list[dict[str, object]]:
 
 
 def test_medical_director_compares_protocols_exports_and_traces_a_lot(
-        tab, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path) -> None:
+        tab: Page, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path) -> None:
     page = tab
     sign_in(page, insights_url, "director@demo.candor")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Protocols").click()
@@ -112,7 +116,7 @@ def test_medical_director_compares_protocols_exports_and_traces_a_lot(
 
 
 def test_consult_staff_see_a_de_identified_timeline_and_take_a_handout(
-        tab, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path) -> None:
+        tab: Page, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path) -> None:
     page = tab
     sign_in(page, insights_url, "consult@demo.candor")
     page.get_by_role("heading", name="Timelines").wait_for()
@@ -141,7 +145,7 @@ def test_consult_staff_see_a_de_identified_timeline_and_take_a_handout(
     assert exports[-1]["size_bytes"] == len(pdf)
 
 
-def test_timelines_on_a_two_patient_clinic_say_not_enough_data(page, app_url: str,
+def test_timelines_on_a_two_patient_clinic_say_not_enough_data(page: Page, app_url: str,
                                                                 screenshot_dir: Path) -> None:
     """The clinician suite's clinic (two patients): no figure, a plain statement instead."""
     sign_in(page, app_url, "consult@demo.candor")

@@ -8,18 +8,22 @@ import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import system_tool
 from tests.e2e.helpers import settled, sign_in
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def tab(browser: object, app_url: str) -> Iterator[object]:
-    context = browser.new_context(  # type: ignore[attr-defined]
+def tab(browser: Browser, app_url: str) -> Iterator[Page]:
+    context = browser.new_context(
         viewport={"width": 1400, "height": 1600}, accept_downloads=True)
     context.set_default_timeout(120_000)  # the shared 2-core machine can be very loaded
     page = context.new_page()

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import expect
 
 from analysis.services.patient_record import SCREENING_LABELS
 from tests.e2e.helpers import choose, open_page, painted, settled, sign_in
+
+if TYPE_CHECKING:
+    pass
 
 pytestmark = pytest.mark.browser
 

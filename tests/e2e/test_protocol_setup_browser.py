@@ -4,16 +4,20 @@ when a clinician starts a series. Screenshot to benchmarks/out/."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.helpers import choose, open_page, painted, settled, sign_in
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 pytestmark = pytest.mark.browser
 
 
-def test_director_defines_a_protocol(page, app_url: str, screenshot_dir: Path) -> None:
+def test_director_defines_a_protocol(page: Page, app_url: str, screenshot_dir: Path) -> None:
     sign_in(page, app_url, "director@demo.candor")
     settled(page)
     open_page(page, "Protocol setup")

@@ -116,7 +116,7 @@ def test_two_browsers_on_two_replicas_keep_one_audit_chain(
             _go(b, "Audit log")  # the first visit reads the log; later ones show that result
             _go(a, "Series review")
             b.get_by_role("button", name="Refresh").click()  # ...unless refreshed: one more read
-            _wait_for(lambda: reads() >= round_ + 2)  # 1 + one per refresh
+            _wait_for(lambda r=round_: reads() >= r + 2)  # 1 + one per refresh
             _go(b, "Patients")
         signed_in = events_after(start)
         # each browser's requests stayed on its replica

@@ -12,24 +12,25 @@ import io
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from analysis.services import interop as service
+from analysis.errors import FieldError
 from analysis.interop.dicom import PhotoMeta, embedded_jpeg, photo_to_dicom
 from analysis.interop.fhir import unresolved_references
 from analysis.interop.tables import COLUMNS
-from analysis.store import db
+from analysis.services import interop as service
 from analysis.services import records
+from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.images import default_store
 from analysis.store.models import AuditEvent, Photo
-from analysis.errors import FieldError
-from tests.support.clinician_clinic import astronaut_jpeg, seed_clinician_clinic
 from tests.conftest import system_tool
+from tests.support.clinician_clinic import astronaut_jpeg, seed_clinician_clinic
 
 CLINICIAN = Actor(user_id=None, email="clinician@demo.candor", role="clinician")
 DIRECTOR = Actor(user_id=None, email="director@demo.candor", role="medical_director")
@@ -44,7 +45,7 @@ def dciodvfy_errors(path: Path) -> list[str]:
 
 
 def _export(ids: dict[str, int], tmp_path: Path, fmt: str, actor: Actor = CLINICIAN,
-            **kw: object) -> service.ExportResult:
+            **kw: Any) -> service.ExportResult:
     with db.session_scope() as s:
         return service.export_series(s, actor, series_id=ids["series_id"], fmt=fmt,
                                      out_dir=tmp_path / f"out-{fmt}", **kw)
@@ -88,7 +89,7 @@ def test_dicom_pixels_round_trip_and_dcmdump_reads_them(seeded_clinic: dict[str,
 
     result = _export(seeded_clinic, tmp_path, "dicom")
     with db.session_scope() as s:
-        photo = s.get(Photo, seeded_clinic["photo1_id"])
+        photo = s.get_one(Photo, seeded_clinic["photo1_id"])
         stored = default_store().get(photo.sha256)
     path = result.out_dir / f"series-{seeded_clinic['series_id']}/session-1/" \
                             f"photo-{seeded_clinic['photo1_id']}.dcm"
@@ -168,12 +169,13 @@ def test_photo_to_dicom_refuses_bytes_that_are_not_an_image() -> None:
 # --- FHIR -----------------------------------------------------------------------------------------
 
 
-def _bundle(result: service.ExportResult) -> dict:
+def _bundle(result: service.ExportResult) -> dict[str, Any]:
     (name,) = result.files
-    return json.loads((result.out_dir / name).read_text())
+    bundle: dict[str, Any] = json.loads((result.out_dir / name).read_text())
+    return bundle
 
 
-def _of(bundle: dict, kind: str) -> list[dict]:
+def _of(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
 
 
@@ -226,7 +228,7 @@ def test_fhir_adverse_event_withdrawn_consent_and_units(fresh_clinic: dict[str, 
         s.flush()
         records.record_measurement(s, CLINICIAN, session_id=fresh_clinic["session1_id"],
                                    endpoint_code="hair_density", value=152.5, blinded=True)
-        patient_id = s.get(Photo, fresh_clinic["photo1_id"]).session.series.patient_id
+        patient_id = s.get_one(Photo, fresh_clinic["photo1_id"]).session.series.patient_id
         records.give_consent(s, CLINICIAN, patient_id=patient_id, scope="teaching")
         records.withdraw_consent(s, CLINICIAN, patient_id=patient_id, scope="teaching")
     bundle = _bundle(_export(fresh_clinic, tmp_path, "fhir"))
@@ -309,7 +311,7 @@ def test_roles_without_export_rights_are_refused_and_audited(
 def test_withdrawn_consent_leaves_photos_out_and_the_manifest_says_so(
         fresh_clinic: dict[str, int], tmp_path: Path) -> None:
     with db.session_scope() as s:
-        patient_id = s.get(Photo, fresh_clinic["photo1_id"]).session.series.patient_id
+        patient_id = s.get_one(Photo, fresh_clinic["photo1_id"]).session.series.patient_id
         records.withdraw_consent(s, CLINICIAN, patient_id=patient_id, scope="clinical_record")
     photos = {fresh_clinic[k] for k in ("photo1_id", "photo2_id", "photo3_id")}
     dicom = _export(fresh_clinic, tmp_path, "dicom")
@@ -359,7 +361,7 @@ def test_patient_export_is_one_bundle_over_every_series(fresh_clinic: dict[str, 
     from analysis.store.models import Series
 
     with db.session_scope() as s:
-        first = s.get(Series, fresh_clinic["series_id"])
+        first = s.get_one(Series, fresh_clinic["series_id"])
         second = records.create_series(s, CLINICIAN, patient_id=first.patient_id,
                                        protocol_id=fresh_clinic["protocol_id"],
                                        started_on=date.today(), goal="second course")
@@ -383,7 +385,7 @@ def test_bad_requests_get_clear_errors_and_write_nothing(seeded_clinic: dict[str
     tmp_path = tmp_path / "exports"
     (tmp_path / "busy").mkdir(parents=True)
     (tmp_path / "busy" / "keep.txt").write_text("mine")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         (dict(series_id=seeded_clinic["series_id"], fmt="dicom", out_dir=tmp_path / "busy"),
          "not an empty folder"),
         (dict(series_id=999_999, fmt="dicom", out_dir=tmp_path / "a"), "no series with id"),
@@ -430,7 +432,7 @@ def test_a_corrupt_stored_photo_fails_the_export_whole_and_is_audited(
     from analysis.store.images import BlobCorruptError
 
     with db.session_scope() as s:
-        sha = s.get(Photo, fresh_clinic["photo2_id"]).sha256
+        sha = s.get_one(Photo, fresh_clinic["photo2_id"]).sha256
     path = default_store().path_for(sha)
     path.write_bytes(path.read_bytes()[:-100] + b"x" * 100)
     root = tmp_path / "exports"

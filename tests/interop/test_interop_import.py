@@ -14,14 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from analysis.services import interop as service
 from analysis.interop.device_import import MAX_BYTES, parse_hair_density
+from analysis.services import interop as service
 from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import AuditEvent, EndpointDefinition, EndpointMeasurement
 from analysis.store.models import Session as Visit
-from tests.support.clinician_clinic import seed_clinician_clinic
 from tests.conftest import PROJECT_ROOT
+from tests.support.clinician_clinic import seed_clinician_clinic
 
 CLINICIAN = Actor(user_id=None, email="clinician@demo.candor", role="clinician")
 CONSULT = Actor(user_id=None, email="consult@demo.candor", role="consult_staff")
@@ -39,15 +39,15 @@ def clinic(candor_env: Path) -> dict[str, object]:
             EndpointDefinition(code="hair_vellus_pct", name="Vellus hairs", kind="numeric",
                                unit="%", scale_min=0, scale_max=100),
         ])
-        ids["day1"] = s.get(Visit, ids["session1_id"]).performed_on
-        ids["day2"] = s.get(Visit, ids["session2_id"]).performed_on
+        ids["day1"] = s.get_one(Visit, ids["session1_id"]).performed_on
+        ids["day2"] = s.get_one(Visit, ids["session2_id"]).performed_on
     ids["data_dir"] = candor_env
     return ids
 
 
 def _count() -> int:
     with db.session_scope() as s:
-        return int(s.scalar(select(func.count()).select_from(EndpointMeasurement)))
+        return s.scalars(select(func.count()).select_from(EndpointMeasurement)).one()
 
 
 def _run(data: bytes, commit: bool, actor: Actor = CLINICIAN) -> service.ImportReport:
@@ -300,7 +300,7 @@ def test_import_all_or_nothing_on_sqlite_and_postgresql(db_url: str, candor_env:
         with db.session_scope() as s:
             s.add(EndpointDefinition(code="hair_density", name="Hair density", kind="numeric",
                                      unit="hairs/cm²", scale_min=0, scale_max=1000))
-            day1 = s.get(Visit, ids["session1_id"]).performed_on
+            day1 = s.get_one(Visit, ids["session1_id"]).performed_on
         before = _count()
         bad = (f"patient_code,date,area,density_per_cm2\nP-0001,{day1},vertex,150\n"
                f"P-0404,{day1},vertex,150\n").encode()

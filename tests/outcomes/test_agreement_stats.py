@@ -45,9 +45,13 @@ def test_weighted_kappa_equals_its_definition(weights: str, power: int) -> None:
     a, b = _expand(SKIN)
     e = ag.weighted_kappa(a, b, categories=[0, 1, 2, 3], weights=weights)
     assert e.value == pytest.approx(by_hand, abs=1e-12)
+    assert e.low is not None and e.value is not None and e.high is not None
     assert e.low < e.value < e.high
     # ordered disagreements count less than in simple kappa on this table
-    assert e.value > ag.weighted_kappa(a, b, categories=[0, 1, 2, 3], weights="none").value
+    assert e.value is not None
+    unweighted = ag.weighted_kappa(a, b, categories=[0, 1, 2, 3], weights="none").value
+    assert unweighted is not None
+    assert e.value > unweighted
 
 
 def test_kappa_of_identical_and_of_constant_ratings() -> None:
@@ -63,7 +67,9 @@ def test_icc_2_1_matches_shrout_and_fleiss_1979() -> None:
     data = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9],
                      [6, 2, 4, 7]], dtype=float)
     e = ag.icc_2_1(data)
+    assert e.n is not None and e.value is not None
     assert e.n == 6 and round(e.value, 2) == 0.29
+    assert e.low is not None and e.value is not None and e.high is not None
     assert e.low < e.value < e.high
     # a unit with a missing rating is left out, not guessed
     with_gap = np.vstack([data, [[1, NAN, 3, 4]]])
@@ -82,10 +88,13 @@ KRIPPENDORFF = np.array([
 
 @pytest.mark.parametrize("level,published", [("nominal", 0.743), ("ordinal", 0.815),
                                              ("interval", 0.849)])
-def test_krippendorff_alpha_matches_the_published_example(level: str, published: float) -> None:
+def test_krippendorff_alpha_matches_the_published_example(level: ag.AlphaLevel,
+                                                          published: float) -> None:
     e = ag.krippendorff_alpha(KRIPPENDORFF, level=level, reps=200, seed=1)
+    assert e.value is not None
     assert round(e.value, 3) == published
     assert e.n == 11  # unit 12 has one rating: not pairable
+    assert e.low is not None and e.value is not None and e.high is not None
     assert e.low <= e.value <= e.high
     assert ag.krippendorff_alpha(KRIPPENDORFF, level=level, reps=200, seed=1) == e  # seeded
 
@@ -93,8 +102,10 @@ def test_krippendorff_alpha_matches_the_published_example(level: str, published:
 def test_wilson_interval_matches_newcombe_1998() -> None:
     """Newcombe (1998) Statistics in Medicine 17:857, examples 81/263 and 15/148."""
     e = ag.wilson(81, 263)
+    assert e.low is not None and e.high is not None
     assert (round(e.low, 4), round(e.high, 4)) == (0.2553, 0.3662)
     e = ag.wilson(15, 148)
+    assert e.low is not None and e.high is not None
     assert (round(e.low, 4), round(e.high, 4)) == (0.0624, 0.1605)
     assert ag.wilson(0, 0).value is None
 
@@ -102,6 +113,7 @@ def test_wilson_interval_matches_newcombe_1998() -> None:
 def test_bootstrap_mean_brackets_the_mean_and_is_seeded() -> None:
     values = [1.0, 2.0, 2.0, 3.0, 4.0, 0.0]
     e = ag.bootstrap_mean(values, seed=3)
+    assert e.value is not None and e.low is not None and e.high is not None
     assert e.value == pytest.approx(2.0) and e.low < 2.0 < e.high
     assert ag.bootstrap_mean(values, seed=3) == e
     assert ag.bootstrap_mean([1.0]).value is None

@@ -32,7 +32,13 @@ def hand_clinic(*, improvement: dict[int, tuple[float, ...]] = IMPROVEMENT) -> C
         ("wrinkle", "Wrinkle grade", "numeric", "grade", False, 1.0, 0.25, 0, 5, None),
         ("density", "Hair density", "numeric", "hairs/cm2", True, 10.0, 4.0, None, None, None),
     ], "endpoints")
-    patients, series, sessions, raw, treatments, reactions, photos = [], [], [], [], [], [], []
+    patients: list[tuple[object, ...]] = []
+    series: list[tuple[object, ...]] = []
+    sessions: list[tuple[object, ...]] = []
+    raw: list[tuple[object, ...]] = []
+    treatments: list[tuple[object, ...]] = []
+    reactions: list[tuple[object, ...]] = []
+    photos: list[tuple[object, ...]] = []
     vid = 0
     for sid, imps in improvement.items():
         patients.append((sid, 1980 + sid, "female", 2))

@@ -14,6 +14,7 @@ def test_mixed_model_recovers_known_protocol_effect_within_its_ci() -> None:
                         seed=3, patient_sd=1.0, noise_sd=1.5)
     r = adjusted_protocol_effect(f, endpoint="score", protocol_a=1, protocol_b=2)
     assert r.converged, r.warnings
+    assert r.ci_low is not None and r.ci_high is not None
     assert r.ci_low <= 2.0 <= r.ci_high
     assert r.estimate == pytest.approx(2.0, abs=1.0)
     assert r.p_value is not None and r.p_value < 0.01
@@ -28,6 +29,7 @@ def test_mixed_model_says_no_difference_when_there_is_none() -> None:
     f = simulate_frames([ProtocolSpec("A", 25), ProtocolSpec("B", 25)], seed=11)
     r = adjusted_protocol_effect(f, endpoint="score", protocol_a=1, protocol_b=2)
     assert r.converged
+    assert r.ci_low is not None and r.ci_high is not None
     assert r.ci_low <= 0.0 <= r.ci_high  # truth is 0 (fixed seed)
     assert "compatible with no difference" in r.caveat
 

@@ -92,7 +92,7 @@ def test_mean_change_ci_covers_truth_about_95_percent_of_simulated_clinics() -> 
     specs = [ProtocolSpec(f"clinic {i}", 12, offset=0.5, slope=1.5, sessions=3) for i in range(200)]
     f = simulate_frames(specs, seed=7, noise_sd=2.0, patient_sd=1.0)
     covered = 0
-    for pid, g in f.series.groupby("protocol_id"):
+    for _pid, g in f.series.groupby("protocol_id"):
         t = trajectory(f, set(g["series_id"]), endpoint_code="score", by="session_number")
         row = t[t["session_number"] == 3].iloc[0]
         assert row["n"] == 12

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from analysis.store.access import PERMISSIONS, Actor
 from analysis.store.models import ROLES
 from tests.conftest import PROJECT_ROOT
-from ui.frame import ACTOR_KEY, PAGES
+from ui.frame import ACTOR_KEY, PAGES, PageSpec
 
 APP = str(PROJECT_ROOT / "app.py")
 
@@ -20,7 +20,7 @@ def _role_for(action: str) -> str:
 
 
 @pytest.mark.parametrize("spec", PAGES, ids=[p.title for p in PAGES])
-def test_page_opens_without_exception(spec, seeded_clinic: dict[str, int]) -> None:
+def test_page_opens_without_exception(spec: PageSpec, seeded_clinic: dict[str, int]) -> None:
     assert (PROJECT_ROOT / spec.path).is_file(), f"{spec.path} is registered but does not exist"
     role = _role_for(spec.action)
     user_id = seeded_clinic["clinician_user_id"] if role == "clinician" else None

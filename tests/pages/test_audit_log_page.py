@@ -3,6 +3,7 @@ Audit log page (filters, chain status, audited CSV export) and the Users page.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ TIMEOUT_S = 60
 
 
 @pytest.fixture
-def clinic_dir(candor_env: Path) -> Path:
+def clinic_dir(candor_env: Path) -> Iterator[Path]:
     """A data dir with a migrated database and two accounts (admin, clinician)."""
     db.upgrade()
     with db.session_scope() as session:
@@ -75,7 +76,7 @@ def test_sign_in_opens_a_server_session_and_sign_out_ends_it(clinic_dir: Path) -
     assert at.session_state[ACTOR_KEY].role == "admin"
     assert [t.value for t in at.title] == ["Audit log"]  # the admin's first page
     with db.session_scope() as session:
-        row = session.scalar(select(SignInSession))
+        row = session.scalars(select(SignInSession)).one()
         assert row.ended_at is None and row.method == "password"
     at.sidebar.button[0].click()  # "Sign out"
     _run_router(at)
@@ -93,7 +94,7 @@ def test_an_idle_session_is_signed_out_on_the_next_run(clinic_dir: Path) -> None
     _run_router(at)  # an active session is resumed by the gate on every run
     assert "Sign in" not in [b.label for b in at.button] and not at.exception
     with db.session_scope() as session:  # sixteen minutes pass without a request
-        last = session.scalar(select(SignInSession.last_seen_at))
+        last = session.scalars(select(SignInSession.last_seen_at)).one()
         session.execute(update(SignInSession).values(last_seen_at=last - timedelta(minutes=16)))
     _run_router(at)
     assert not at.exception
@@ -110,7 +111,7 @@ def _page(name: str, actor: Actor) -> AppTest:
 
 def test_audit_log_page_filters_verifies_and_exports_with_audit(clinic_dir: Path) -> None:
     with db.session_scope() as session:
-        admin = accounts.actor_for(session.scalar(select(User).where(User.role == "admin")))
+        admin = accounts.actor_for(session.scalars(select(User).where(User.role == "admin")).one())
         accounts.authenticate(session, email="clinician@demo.candor", password="wrong-one")
     at = _page("audit_log.py", admin)
     assert not at.exception
@@ -160,7 +161,7 @@ def test_pages_refuse_roles_without_the_permission(clinic_dir: Path) -> None:
 
 def test_users_page_creates_accounts_and_changes_roles(clinic_dir: Path) -> None:
     with db.session_scope() as session:
-        admin = accounts.actor_for(session.scalar(select(User).where(User.role == "admin")))
+        admin = accounts.actor_for(session.scalars(select(User).where(User.role == "admin")).one())
     at = _page("users.py", admin)
     assert not at.exception and [t.value for t in at.title] == ["Users"]
     form = {t.label: t for t in at.text_input}
@@ -178,7 +179,7 @@ def test_users_page_creates_accounts_and_changes_roles(clinic_dir: Path) -> None
     next(b for b in at.button if b.label == "Save role").click().run()
     assert not at.exception
     with db.session_scope() as session:
-        assert session.get(User, user.id).role == "consult_staff"
+        assert session.get_one(User, user.id).role == "consult_staff"
     (change,) = _events("user.role_change")
     assert change.details == {"email": "new.nurse@clinic.example", "from": "clinician",
                               "to": "consult_staff"}

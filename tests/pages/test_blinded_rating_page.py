@@ -4,17 +4,19 @@ closes the study and reads the results."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
 from analysis.store import db
 from analysis.store.access import Actor
 from analysis.store.models import Patient, RatingAssignment, RatingStudy, Session
 from tests.conftest import PROJECT_ROOT
-from tests.support.rating_clinic import seed_rating_clinic
+from tests.support.rating_clinic import RatingClinic, seed_rating_clinic
 from ui.frame import ACTOR_KEY
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -22,7 +24,7 @@ PAGE = "pages/blinded_rating.py"
 
 
 @pytest.fixture
-def clinic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+def clinic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RatingClinic]:
     data = tmp_path / "data"
     data.mkdir()
     monkeypatch.setenv("CANDOR_DATA_DIR", str(data))
@@ -53,7 +55,7 @@ def _ok(at: AppTest) -> AppTest:
     return at
 
 
-def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clinic) -> None:
+def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clinic: RatingClinic) -> None:
     director = Actor(user_id=clinic["director_id"], email=clinic["director_email"],
                      role="medical_director")
     at = _open(director)
@@ -78,7 +80,8 @@ def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clini
     at = _open(rater)
     assert [t.label for t in at.tabs] == ["Rate"]
     assert "Pair 1 of 7" in _texts(at)
-    assert [c for image in at.get("image") for c in image.captions] == ["Left photo",
+    images = [image for image in at.get("image") if isinstance(image, Element)]
+    assert [c for image in images for c in image.captions] == ["Left photo",
                                                                          "Right photo"]
     with db.session_scope() as s:
         secrets = [p.code for p in s.scalars(select(Patient))] + \
@@ -120,7 +123,7 @@ def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clini
     assert "Unblinded (same pairs)" in table.columns
 
 
-def test_a_missing_choice_is_named_and_nothing_is_saved(clinic) -> None:
+def test_a_missing_choice_is_named_and_nothing_is_saved(clinic: RatingClinic) -> None:
     from analysis.services import rating
     from analysis.store.access import Actor as A
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -105,7 +106,7 @@ def test_analyst_tables_are_for_the_director_only(seeded_clinic: dict[str, int])
     assert event.outcome == "denied"
 
 
-def test_record_visit_imports_a_trichoscope_file_after_a_dry_run(candor_env) -> None:
+def test_record_visit_imports_a_trichoscope_file_after_a_dry_run(candor_env: Path) -> None:
     from sqlalchemy import func
 
     from analysis.store.models import EndpointDefinition, EndpointMeasurement
@@ -116,11 +117,11 @@ def test_record_visit_imports_a_trichoscope_file_after_a_dry_run(candor_env) -> 
     with db.session_scope() as s:
         s.add(EndpointDefinition(code="hair_density", name="Hair density", kind="numeric",
                                  unit="hairs/cm²", scale_min=0, scale_max=1000))
-        day1 = s.get(Visit, ids["session1_id"]).performed_on
+        day1 = s.get_one(Visit, ids["session1_id"]).performed_on
 
     def count() -> int:
         with db.session_scope() as s:
-            return int(s.scalar(select(func.count()).select_from(EndpointMeasurement)))
+            return s.scalars(select(func.count()).select_from(EndpointMeasurement)).one()
 
     clinician = Actor(user_id=ids["clinician_user_id"], email="clinician@demo.candor",
                       role="clinician")

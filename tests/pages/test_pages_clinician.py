@@ -5,29 +5,37 @@ the small seeded clinic of ``tests/support/clinician_clinic.py``; photos go thro
 from __future__ import annotations
 
 import re
-
 from datetime import date, timedelta
+from typing import Protocol
 
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
 from analysis.store import db
 from analysis.store.access import Actor
 from analysis.store.models import AuditEvent, Photo, Reaction, Treatment
-from tests.support.clinician_clinic import astronaut_jpeg
 from tests.conftest import PROJECT_ROOT
+from tests.support.clinician_clinic import astronaut_jpeg
 from ui.frame import ACTOR_KEY
 
 APP = str(PROJECT_ROOT / "app.py")
 
 
-def _count(model, **where) -> int:
+class OpenPage(Protocol):
+    """The ``app`` fixture: open ``path`` through the router as the signed-in clinician."""
+
+    def __call__(self, path: str, *, series_id: int | None = None, **state: object) -> AppTest:
+        ...
+
+
+def _count(model: type[AuditEvent | Photo | Treatment], **where: object) -> int:
     with db.session_scope() as s:
         q = select(func.count(model.id))
         for name, value in where.items():
             q = q.where(getattr(model, name) == value)
-        return int(s.scalar(q))
+        return s.scalars(q).one()
 
 
 def _texts(at: AppTest) -> str:
@@ -37,7 +45,9 @@ def _texts(at: AppTest) -> str:
 
 
 def _image_captions(at: AppTest) -> list[str]:
-    return [c for image in at.get("image") for c in image.captions]
+    images = at.get("image")
+    assert all(isinstance(image, Element) for image in images)
+    return [c for image in images if isinstance(image, Element) for c in image.captions]
 
 
 def _run(at: AppTest) -> AppTest:
@@ -47,7 +57,7 @@ def _run(at: AppTest) -> AppTest:
 
 
 @pytest.fixture
-def app(seeded_clinic: dict[str, int]):
+def app(seeded_clinic: dict[str, int]) -> OpenPage:
     def open_page(path: str, *, series_id: int | None = None, **state: object) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=120)
         at.session_state[ACTOR_KEY] = Actor(user_id=seeded_clinic["clinician_user_id"],
@@ -62,7 +72,7 @@ def app(seeded_clinic: dict[str, int]):
     return open_page
 
 
-def test_patients_lists_the_series_and_search_narrows_it(app, seeded_clinic) -> None:
+def test_patients_lists_the_series_and_search_narrows_it(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = app("pages/patients.py")
     table = at.dataframe[0].value
     assert set(table["patient_code"]) == {"P-0001", "P-0002"}
@@ -76,7 +86,8 @@ def test_patients_lists_the_series_and_search_narrows_it(app, seeded_clinic) -> 
     at.selectbox[0].select(seeded_clinic["series_no_consent_id"])
     _run(at)
     assert at.session_state["candor_series_id"] == seeded_clinic["series_no_consent_id"]
-    assert "Open in Series review" in [link.label for link in at.get("page_link")]
+    links = [link for link in at.get("page_link") if isinstance(link, Element)]
+    assert "Open in Series review" in [link.label for link in links]
     at.switch_page("pages/series_review.py")
     _run(at)
     assert "P-0002" in _texts(at) and "P-0001" not in _texts(at)
@@ -87,7 +98,7 @@ def test_patients_lists_the_series_and_search_narrows_it(app, seeded_clinic) -> 
     assert "No series match your search." in _texts(at)
 
 
-def test_capture_shows_the_verdict_and_saves_the_photo(app, seeded_clinic) -> None:
+def test_capture_shows_the_verdict_and_saves_the_photo(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"])
     at.selectbox(key="capture_session_id").set_value(seeded_clinic["session2_id"])
     _run(at)
@@ -108,7 +119,7 @@ def test_capture_shows_the_verdict_and_saves_the_photo(app, seeded_clinic) -> No
     assert not [b for b in at.button if b.label == "Save photo"], "the saved upload is gone"
 
 
-def test_capture_view_can_be_corrected_and_a_retake_discards_the_upload(app, seeded_clinic
+def test_capture_view_can_be_corrected_and_a_retake_discards_the_upload(app: OpenPage, seeded_clinic: dict[str, int]
                                                                           ) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"])
     at.file_uploader[0].set_value(("side.jpg", astronaut_jpeg(shift_px=6), "image/jpeg"))
@@ -127,7 +138,7 @@ def test_capture_view_can_be_corrected_and_a_retake_discards_the_upload(app, see
     assert _count(Photo) == before
 
 
-def test_saving_a_new_baseline_regrades_the_other_uploads_of_that_view(app, seeded_clinic
+def test_saving_a_new_baseline_regrades_the_other_uploads_of_that_view(app: OpenPage, seeded_clinic: dict[str, int]
                                                                          ) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"],
              capture_session_id=seeded_clinic["session1_id"])
@@ -148,7 +159,7 @@ def test_saving_a_new_baseline_regrades_the_other_uploads_of_that_view(app, seed
                                                  "Not comparable"))
 
 
-def test_capture_without_photo_consent_blocks_saving(app, seeded_clinic) -> None:
+def test_capture_without_photo_consent_blocks_saving(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_no_consent_id"])
     assert "has not consented to clinical photography" in _texts(at)
     at.file_uploader[0].set_value(("p2.jpg", astronaut_jpeg(), "image/jpeg"))
@@ -166,7 +177,7 @@ def test_capture_without_photo_consent_blocks_saving(app, seeded_clinic) -> None
     assert [b for b in at.button if b.label == "Save photo"], "the upload is kept for later"
 
 
-def test_one_bad_file_in_a_batch_is_listed_and_the_others_survive(app, seeded_clinic) -> None:
+def test_one_bad_file_in_a_batch_is_listed_and_the_others_survive(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"])
     pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
     at.file_uploader[0].set_value([("scan.jpg", pdf, "image/jpeg"),
@@ -179,7 +190,7 @@ def test_one_bad_file_in_a_batch_is_listed_and_the_others_survive(app, seeded_cl
     assert [p.text for p in at.get("progress")] == ["Analysed 2 photo(s)"]
 
 
-def test_a_batch_of_comparable_photos_saves_in_one_click(app, seeded_clinic) -> None:
+def test_a_batch_of_comparable_photos_saves_in_one_click(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"],
              capture_session_id=seeded_clinic["session2_id"])
     before = _count(Photo)
@@ -196,13 +207,13 @@ def test_a_batch_of_comparable_photos_saves_in_one_click(app, seeded_clinic) -> 
     assert _count(Photo) == before + 2
 
 
-def _visit(app, seeded_clinic) -> AppTest:
+def _visit(app: OpenPage, seeded_clinic: dict[str, int]) -> AppTest:
     at = app("pages/record_visit.py", series_id=seeded_clinic["series_id"])
     at.selectbox(key="visit_session_id").set_value(seeded_clinic["session2_id"])
     return _run(at)
 
 
-def test_record_visit_names_the_bad_field_and_keeps_what_was_typed(app, seeded_clinic) -> None:
+def test_record_visit_names_the_bad_field_and_keeps_what_was_typed(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = _visit(app, seeded_clinic)
     before = _count(Treatment)
     at.text_input(key="tx_product").input("Booster HA")
@@ -224,11 +235,13 @@ def test_record_visit_names_the_bad_field_and_keeps_what_was_typed(app, seeded_c
     assert _count(Treatment) == before + 1
     with db.session_scope() as s:
         row = s.scalars(select(Treatment).order_by(Treatment.id.desc())).first()
+        assert row is not None
         assert row.sites == ["malar_left", "malar_right"] and row.volume_ml == 2.0
+        assert row is not None
         assert row.operator_id == seeded_clinic["clinician_user_id"]  # defaults to the signed-in
 
 
-def test_expired_lot_asks_for_a_reason_then_records_it(app, seeded_clinic) -> None:
+def test_expired_lot_asks_for_a_reason_then_records_it(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = _visit(app, seeded_clinic)
     at.text_input(key="tx_product").input("Old booster")
     at.text_input(key="tx_lot").input("EXP-1")
@@ -243,10 +256,11 @@ def test_expired_lot_asks_for_a_reason_then_records_it(app, seeded_clinic) -> No
     assert "Treatment saved: Old booster" in _texts(at)
     with db.session_scope() as s:
         row = s.scalars(select(Treatment).order_by(Treatment.id.desc())).first()
+        assert row is not None
         assert row.expired_at_use and row.override_reason.startswith("only lot")
 
 
-def test_red_flag_reaction_escalates_and_needs_an_escalation_note(app, seeded_clinic) -> None:
+def test_red_flag_reaction_escalates_and_needs_an_escalation_note(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = _visit(app, seeded_clinic)
     at.radio(key="rx_kind").set_value("expected")
     at.selectbox(key="rx_term").set_value("blanching")
@@ -261,10 +275,11 @@ def test_red_flag_reaction_escalates_and_needs_an_escalation_note(app, seeded_cl
     assert "Reaction saved: blanching." in _texts(at)
     with db.session_scope() as s:
         row = s.scalars(select(Reaction).order_by(Reaction.id.desc())).first()
+        assert row is not None
         assert row.red_flag and row.kind == "adverse"
 
 
-def test_endpoint_out_of_range_names_the_endpoint(app, seeded_clinic) -> None:
+def test_endpoint_out_of_range_names_the_endpoint(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = _visit(app, seeded_clinic)
     at.number_input(key="ep_satisfaction").set_value(12.0)
     at.selectbox(key="ep_photo_score_7").set_value(3)
@@ -278,7 +293,7 @@ def test_endpoint_out_of_range_names_the_endpoint(app, seeded_clinic) -> None:
     assert "2 measurement(s) saved." in _texts(at)
 
 
-def test_confounder_end_before_start_is_named_then_saved(app, seeded_clinic) -> None:
+def test_confounder_end_before_start_is_named_then_saved(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = _visit(app, seeded_clinic)
     at.selectbox(key="cf_kind").set_value("hair_dye")
     at.date_input(key="cf_started").set_value(date.today() - timedelta(days=3))
@@ -295,7 +310,7 @@ def test_confounder_end_before_start_is_named_then_saved(app, seeded_clinic) -> 
     assert "Confounder saved: hair dye." in _texts(at)
 
 
-def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(app, seeded_clinic) -> None:
+def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = app("pages/series_review.py", series_id=seeded_clinic["series_id"])
     assert "P-0001" in _texts(at)
     assert len(at.get("plotly_chart")) == 1  # the timeline; other tabs run only when opened
@@ -320,7 +335,7 @@ def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(app, see
     assert at.slider(key="review_alpha").value == 0.5
 
 
-def test_series_report_is_audited_before_download(app, seeded_clinic) -> None:
+def test_series_report_is_audited_before_download(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = app("pages/series_review.py", series_id=seeded_clinic["series_id"], review_tab="Report")
     before = _count(AuditEvent, action="report.export")
     assert not at.get("download_button")
@@ -331,7 +346,7 @@ def test_series_report_is_audited_before_download(app, seeded_clinic) -> None:
 
 
 def test_every_thumbnail_view_is_audited_and_withdrawal_hides_photos_on_the_next_rerun(
-        app, seeded_clinic) -> None:
+        app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     from analysis.services import records
 
     clinician = Actor(user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor",
@@ -343,7 +358,7 @@ def test_every_thumbnail_view_is_audited_and_withdrawal_hides_photos_on_the_next
     _run(at)  # a rerun shows the photos again: each view is audited again (nothing cached)
     assert _count(AuditEvent, action="photo.thumbnail") == before + shown
     with db.session_scope() as s:
-        patient_id = s.get(Photo, seeded_clinic["photo1_id"]).session.series.patient_id
+        patient_id = s.get_one(Photo, seeded_clinic["photo1_id"]).session.series.patient_id
         records.withdraw_consent(s, clinician, patient_id=patient_id, scope="clinical_record")
     try:
         _run(at)
@@ -355,7 +370,7 @@ def test_every_thumbnail_view_is_audited_and_withdrawal_hides_photos_on_the_next
             records.give_consent(s, clinician, patient_id=patient_id, scope="clinical_record")
 
 
-def test_a_comparison_writes_one_compare_event_not_two_views(app, seeded_clinic) -> None:
+def test_a_comparison_writes_one_compare_event_not_two_views(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
     at = app("pages/series_review.py", series_id=seeded_clinic["series_id"], review_tab="Compare")
     views, compares = _count(AuditEvent, action="photo.view"), _count(AuditEvent,
                                                                        action="photo.compare")

@@ -24,7 +24,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
+from analysis.store.access import Actor
 from tests.conftest import PROJECT_ROOT
 from tests.support.insights_clinic import PATIENT_CODE_PREFIX, seed_insights_clinic
 
@@ -61,7 +63,14 @@ CONSULT = ("consult@demo.candor", "consult_staff")
 CLINICIAN = ("clinician@demo.candor", "clinician")
 
 
-def _actor(email: str, role: str):  # noqa: ANN202
+def _submit(at: AppTest) -> None:
+    """Press the page's (first) form submit button and rerun."""
+    button = at.get("form_submit_button")[0]
+    assert isinstance(button, Element)
+    button.click().run()
+
+
+def _actor(email: str, role: str) -> Actor:
     from analysis.store import db
     from analysis.store.access import Actor
     from analysis.store.models import User
@@ -154,12 +163,12 @@ def test_consult_staff_opening_protocols_is_told_not_allowed(seeded_clinic: Path
 def test_lot_trace_highlights_recalled_and_expired_lots(seeded_clinic: Path) -> None:
     at = _open("protocols.py", DIRECTOR)
     at.text_input[0].input("hb-recall-9")
-    at.get("form_submit_button")[0].click().run()
+    _submit(at)
     assert not at.exception
     assert any("RECALLED" in e.value for e in at.error)
     assert "CND-0004" in rendered_text(at), "the medical director sees who received the lot"
     at.text_input[0].input("HB-OLD-1")
-    at.get("form_submit_button")[0].click().run()
+    _submit(at)
     assert any("after its expiry date" in w.value for w in at.warning)
 
 
@@ -186,7 +195,7 @@ def test_rendered_text_would_catch_a_patient_code(seeded_clinic: Path) -> None:
     at = _open("protocols.py", DIRECTOR)
     assert PATIENT_CODE_PREFIX not in rendered_text(at), "the comparison itself is de-identified"
     at.text_input[0].input("HB-2401")
-    at.get("form_submit_button")[0].click().run()
+    _submit(at)
     assert PATIENT_CODE_PREFIX in rendered_text(at)
 
 
@@ -210,8 +219,8 @@ def test_timelines_open_for_clinicians_too(seeded_clinic: Path) -> None:
 def test_photo_pairs_respect_a_consent_withdrawal_on_the_next_run(seeded_clinic: Path) -> None:
     """Pairs are shown only while the patient's consult-display consent is current: withdrawing
     it hides the photo on the very next rerun, even though the pair list is cached."""
-    from analysis.store import db
     from analysis.services import records
+    from analysis.store import db
     from analysis.store.models import Consent
 
     at = _open("timelines.py", CONSULT)

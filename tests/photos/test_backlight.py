@@ -19,7 +19,7 @@ from skimage import data
 
 from analysis.photos.compare import BACKLIGHT_FAIL_DL, BACKLIGHT_WARN_DL, compare
 from analysis.photos.lighting import measure_lighting, surround_lightness
-from analysis.photos.types import PhotoMeasurement
+from analysis.photos.types import Comparison, PhotoMeasurement
 from tests.support.faces import astronaut_landmarks, face_span, horizontal_ramp, scaled
 
 
@@ -63,7 +63,7 @@ def _scenes() -> dict[str, np.ndarray]:
     }
 
 
-def _check(name: str):
+def _check(name: str) -> Comparison:
     lm = astronaut_landmarks()
     scenes = _scenes()
     return compare(_photo(scenes["baseline"], lm), _photo(scenes[name], lm))
@@ -73,7 +73,7 @@ def test_a_window_behind_an_under_exposed_face_fails_with_its_own_guidance() -> 
     result = _check("window_dark_face")
     check = result.check("backlight")
     assert check.status == "fail"
-    assert check.value > BACKLIGHT_FAIL_DL
+    assert check.value is not None and check.value > BACKLIGHT_FAIL_DL
     assert "turn the patient away from the window" in check.message
     assert result.verdict == "fail"
     assert any("window" in r for r in result.reasons)
@@ -82,7 +82,7 @@ def test_a_window_behind_an_under_exposed_face_fails_with_its_own_guidance() -> 
 def test_a_bright_window_alone_is_flagged_and_its_range_is_shown() -> None:
     check = _check("window").check("backlight")
     assert check.status in ("warn", "fail")
-    assert check.uncertainty > 0
+    assert check.uncertainty is not None and check.uncertainty > 0
     low, high = check.to_json_dict()["range"]
     assert low < check.value < high
 

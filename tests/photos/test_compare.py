@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,16 +18,17 @@ import pytest
 from analysis.photos.compare import Tolerances, compare
 from analysis.photos.types import PhotoMeasurement
 
+YAW, PITCH, ROLL = 2.0, -1.0, 0.5  # the baseline's pose
 BASE = PhotoMeasurement(
     path="baseline.jpg", ok=True, view="face_frontal", face_found=True,
-    width_px=3000, height_px=4000, yaw_deg=2.0, pitch_deg=-1.0, roll_deg=0.5, ipd_px=300.0,
+    width_px=3000, height_px=4000, yaw_deg=YAW, pitch_deg=PITCH, roll_deg=ROLL, ipd_px=300.0,
     face_box=(1000.0, 1200.0, 2000.0, 2600.0), face_in_frame=True,
     exposure_l=62.0, clipped_share=0.001, lab_median=(62.0, 12.0, 16.0), light_side=0.02,
     backlight_dl=8.0, eye_open=0.30, mouth_open=0.02, smile=0.0, sharpness=40.0,
 )
 
 
-def follow(**changes) -> PhotoMeasurement:
+def follow(**changes: Any) -> PhotoMeasurement:
     return replace(BASE, path="followup.jpg", **changes)
 
 
@@ -53,7 +55,7 @@ def test_identical_photos_pass_every_check() -> None:
     ],
 )
 def test_yaw_message_names_the_patients_side(delta: float, status: str, says: list[str]) -> None:
-    check = compare(BASE, follow(yaw_deg=BASE.yaw_deg + delta)).check("pose")
+    check = compare(BASE, follow(yaw_deg=YAW + delta)).check("pose")
     assert check.status == status
     assert check.value == pytest.approx(delta)
     for text in says:
@@ -66,7 +68,7 @@ def test_yaw_message_names_the_patients_side(delta: float, status: str, says: li
      (-8.0, "chin ~8° lower than baseline — ask them to raise")],
 )
 def test_pitch_message(delta: float, says: str) -> None:
-    check = compare(BASE, follow(pitch_deg=BASE.pitch_deg + delta)).check("pose")
+    check = compare(BASE, follow(pitch_deg=PITCH + delta)).check("pose")
     assert check.status == "warn" and says in check.message
 
 
@@ -76,14 +78,14 @@ def test_pitch_message(delta: float, says: str) -> None:
      (-4.0, ["counter-clockwise", "patient's right shoulder", "toward their left shoulder"])],
 )
 def test_roll_message_and_its_tighter_threshold(delta: float, says: list[str]) -> None:
-    check = compare(BASE, follow(roll_deg=BASE.roll_deg + delta)).check("pose")
+    check = compare(BASE, follow(roll_deg=ROLL + delta)).check("pose")
     assert check.status == "warn" and check.warn_at == Tolerances().roll_warn_deg
     for text in says:
         assert text in check.message
 
 
 def test_pose_reports_every_axis_out_of_tolerance_and_grades_the_worst() -> None:
-    turned = follow(yaw_deg=BASE.yaw_deg + 6, roll_deg=BASE.roll_deg - 7)
+    turned = follow(yaw_deg=YAW + 6, roll_deg=ROLL - 7)
     check = compare(BASE, turned).check("pose")
     assert check.status == "fail"  # roll 7 > 6 fails; yaw 6 only warns
     assert check.details["worst_axis"] == "roll"
@@ -127,7 +129,10 @@ def test_lighting_direction_message_both_ways() -> None:
 def test_exposure_in_ev_and_direction() -> None:
     darker = compare(BASE, follow(exposure_l=47.0, lab_median=(47.0, 12.0, 16.0))).check("exposure")
     assert darker.status == "fail" and darker.value == pytest.approx(-15.0)
-    y = lambda l: ((l + 16) / 116) ** 3  # noqa: E731  CIE L* -> Y
+
+    def y(lstar: float) -> float:  # CIE L* -> Y
+        return float(((lstar + 16) / 116) ** 3)
+
     ev = math.log2(y(47.0) / y(62.0))
     assert darker.details["delta_ev"] == pytest.approx(ev)
     assert f"{abs(ev):.1f} EV darker" in darker.message
@@ -162,7 +167,7 @@ def test_color_ignores_a_pure_exposure_change_and_names_the_cast() -> None:
      ({"eye_open": 0.45}, "fail", "eyes wider open"),
      ({"mouth_open": 0.15}, "warn", "mouth more open")],
 )
-def test_expression_messages(changes: dict, status: str, says: str) -> None:
+def test_expression_messages(changes: dict[str, float], status: str, says: str) -> None:
     check = compare(BASE, follow(**changes)).check("expression")
     assert check.status == status and says in check.message
 
@@ -184,7 +189,7 @@ def test_face_cut_off_and_face_moved() -> None:
 
 
 def test_verdict_is_the_worst_status() -> None:
-    result = compare(BASE, follow(yaw_deg=BASE.yaw_deg + 7, ipd_px=345.0))
+    result = compare(BASE, follow(yaw_deg=YAW + 7, ipd_px=345.0))
     assert result.verdict == "fail"
     assert result.check("pose").status == "warn" and result.check("distance").status == "fail"
     assert result.reasons[0] == result.check("distance").message  # worst first
@@ -197,7 +202,7 @@ def test_missing_figures_are_not_assessed_and_do_not_fail() -> None:
     assert pose.status == "not_assessed" and "follow-up" in pose.message
     assert result.check("sharpness").status == "not_assessed"
     assert result.verdict == "pass"
-    partial = compare(BASE, follow(roll_deg=None, yaw_deg=BASE.yaw_deg + 7)).check("pose")
+    partial = compare(BASE, follow(roll_deg=None, yaw_deg=YAW + 7)).check("pose")
     assert partial.status == "warn" and "roll not measured" in partial.message
 
 
@@ -206,7 +211,8 @@ def test_missing_figures_are_not_assessed_and_do_not_fail() -> None:
     [({"ok": False, "error": "not an image"}, "could not be measured: not an image"),
      ({"face_found": False, "error": "face too small"}, "no face was found on the follow-up")],
 )
-def test_a_failed_measurement_fails_the_comparison_with_its_reason(changes, reason) -> None:
+def test_a_failed_measurement_fails_the_comparison_with_its_reason(changes: dict[str, Any],
+                                                                   reason: str) -> None:
     result = compare(BASE, follow(**changes))
     assert result.verdict == "fail"
     assert reason in result.check("measurement").message
@@ -230,7 +236,7 @@ def test_scalp_view_without_face_is_not_a_failure_and_skips_pose() -> None:
 
 
 def test_tolerance_overrides_and_validation() -> None:
-    turned = follow(yaw_deg=BASE.yaw_deg + 7)
+    turned = follow(yaw_deg=YAW + 7)
     assert compare(BASE, turned).check("pose").status == "warn"
     loose = Tolerances.from_dict({"yaw_warn_deg": 8, "yaw_fail_deg": 15})
     assert loose.yaw_warn_deg == 8.0 and loose.roll_warn_deg == Tolerances().roll_warn_deg

@@ -13,6 +13,7 @@ from analysis.photos.expression import (
     LEFT_EAR_IDX,
     MOUTH_CORNERS,
     RIGHT_EAR_IDX,
+    ExpressionMeasure,
     measure_expression,
 )
 from analysis.photos.sharpness import measure_sharpness
@@ -23,7 +24,8 @@ def blurred(rgb: np.ndarray, sigma: float) -> np.ndarray:
     if sigma == 0:
         return rgb
     out = gaussian(rgb, sigma=sigma, channel_axis=-1, preserve_range=True)
-    return np.clip(out, 0, 255).round().astype(np.uint8)
+    blurred_rgb: np.ndarray = np.clip(out, 0, 255).round().astype(np.uint8)
+    return blurred_rgb
 
 
 def rotation(points: np.ndarray, angle_deg: float) -> np.ndarray:
@@ -83,7 +85,7 @@ def test_lifting_the_mouth_corners_raises_smile_and_closing_eyes_lowers_eye_open
     lifted[list(MOUTH_CORNERS), 1] -= 5.0  # up the image
     assert measure_expression(lifted).smile > ref.smile + 0.05
     closed = lm.copy()
-    for p1, p2, p3, p4, p5, p6 in (RIGHT_EAR_IDX, LEFT_EAR_IDX):
+    for _p1, p2, p3, _p4, p5, p6 in (RIGHT_EAR_IDX, LEFT_EAR_IDX):
         closed[[p2, p3]] = closed[[p6, p5]]  # upper lid onto the lower lid
     assert measure_expression(closed).eye_open < 0.05 < ref.eye_open
 
@@ -140,7 +142,7 @@ def test_sharpness_of_a_blank_image_is_zero_and_bad_input_raises() -> None:
 # ---------------------------------------------------------------- shared: Yale faces expressions
 
 
-def _yaleface_expression(subject: str, condition: str):
+def _yaleface_expression(subject: str, condition: str) -> ExpressionMeasure:
     from PIL import Image
 
     from analysis.photos.landmarks import detect_face_landmarks
@@ -160,7 +162,7 @@ def test_yalefaces_expression_changes_are_flagged_against_normal() -> None:
     from analysis.photos.compare import compare
     from analysis.photos.types import PhotoMeasurement
 
-    def as_measurement(expr) -> PhotoMeasurement:
+    def as_measurement(expr: ExpressionMeasure) -> PhotoMeasurement:
         return PhotoMeasurement(ok=True, view="face_frontal", face_found=True,
                                 eye_open=expr.eye_open, mouth_open=expr.mouth_open,
                                 smile=expr.smile)

@@ -18,7 +18,7 @@ import sys
 import time
 import types
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,8 @@ from PIL import Image
 from skimage import data
 
 from analysis.photos.ingest import IngestError, clean_original, read_photo
-from analysis.photos.worker import analyse_in_worker, clean_in_worker
+from analysis.photos.types import PhotoMeasurement
+from analysis.photos.worker import WorkerResult, analyse_in_worker, clean_in_worker
 
 HERE = "tests.photos.test_hostile_files"
 
@@ -67,11 +68,18 @@ def _jpeg() -> bytes:
     return buffer.getvalue()
 
 
+def _echoed(result: WorkerResult) -> tuple[int, str | None, int]:
+    """What ``_echo`` sent back: (length of the bytes, view, the worker's pid)."""
+    assert isinstance(result.measurement, tuple), result
+    length, view, pid = result.measurement
+    return int(length), view, int(pid)
+
+
 @pytest.mark.timeout(60)
 def test_worker_returns_the_target_value_from_another_process() -> None:
     result = analyse_in_worker(b"abc", view="face_frontal", target=f"{HERE}:_echo")
     assert result.ok and result.outcome == "ok" and result.error is None
-    length, view, pid = result.measurement
+    length, view, pid = _echoed(result)
     assert (length, view) == (3, "face_frontal")
     assert pid != os.getpid()
 
@@ -83,6 +91,7 @@ def test_worker_crash_gives_a_clear_error_and_the_parent_survives(
 ) -> None:
     result = analyse_in_worker(b"x", view=None, target=f"{HERE}:{target}")
     assert not result.ok and result.outcome == "crashed"
+    assert result.error is not None
     assert result.error.startswith("The photo analysis crashed")
     assert signal_name in result.error
     # the parent is alive and the next upload is served normally
@@ -95,6 +104,7 @@ def test_worker_hang_is_killed_after_the_timeout() -> None:
     started = time.monotonic()
     result = analyse_in_worker(b"x", view=None, timeout_s=1.5, target=f"{HERE}:_hang")
     assert not result.ok and result.outcome == "timeout"
+    assert result.error is not None
     assert result.error.startswith("The photo could not be analysed in time")
     assert result.exit_code is not None and result.exit_code < 0  # killed, not left running
     assert time.monotonic() - started < 30
@@ -104,6 +114,7 @@ def test_worker_hang_is_killed_after_the_timeout() -> None:
 def test_worker_memory_limit_is_enforced_in_the_child_only() -> None:
     result = analyse_in_worker(b"x", view=None, memory_mb=512, target=f"{HERE}:_allocate")
     assert not result.ok and result.outcome == "out_of_memory"
+    assert result.error is not None
     assert "memory" in result.error and "512 MB" in result.error
     bytearray(600 * 1024**2)  # the parent's own limit is untouched
 
@@ -112,6 +123,7 @@ def test_worker_memory_limit_is_enforced_in_the_child_only() -> None:
 def test_worker_exception_is_reported_without_a_traceback() -> None:
     result = analyse_in_worker(b"x", view=None, target=f"{HERE}:_raise")
     assert not result.ok and result.outcome == "failed"
+    assert result.error is not None
     assert "Traceback" not in result.error and "bug in the analysis" not in result.error
 
 
@@ -126,10 +138,12 @@ def test_worker_default_target_reads_the_photo_and_rejects_a_pdf() -> None:
         good = analyse_in_worker(_jpeg(), view="face_frontal")  # served by the warm standby
         assert good.ok, good.error
         assert good.exit_code == 0
+        assert isinstance(good.measurement, PhotoMeasurement)
         assert (good.measurement.width_px, good.measurement.height_px) == (512, 512)
         assert good.measurement.face_found
         assert next(iter(worker._STANDBY.values())).process.pid != standby  # a new one is up
         bad = analyse_in_worker(b"%PDF-1.7\n%\xe2\xe3\n1 0 obj\n", view=None)
+        assert bad.error is not None
         assert bad.outcome == "rejected" and "PDF" in bad.error
     finally:
         worker.stop_standby()
@@ -172,7 +186,7 @@ def test_corpus_manifest_lists_every_file_and_stays_small() -> None:
 def test_corpus_script_reproduces_the_committed_files(tmp_path: Path) -> None:
     sys.path.insert(0, str(CORPUS.parent))
     try:
-        import make_hostile_corpus
+        import make_hostile_corpus  # type: ignore[import-not-found]  # tests/data is not a package
     finally:
         sys.path.remove(str(CORPUS.parent))
     rebuilt = make_hostile_corpus.build(tmp_path)
@@ -223,7 +237,7 @@ def test_photo_with_private_metadata_is_read_and_scrubbed(name: str, sealed: Pat
 
 def test_gps_photo_keeps_its_capture_time_and_focal_length() -> None:
     photo = read_photo(CORPUS / "accept_gps_exif.jpg")
-    assert photo.taken_at_utc == datetime(2025, 3, 14, 8, 26, 53, tzinfo=timezone.utc)
+    assert photo.taken_at_utc == datetime(2025, 3, 14, 8, 26, 53, tzinfo=UTC)
     assert photo.focal_length_mm == pytest.approx(4.25)
     assert photo.focal_length_35mm == 26
 
@@ -295,12 +309,12 @@ def test_warm_standby_still_runs_one_job_per_process(monkeypatch: pytest.MonkeyP
     echo, crash = f"{HERE}:_echo", f"{HERE}:_segfault"
     monkeypatch.setattr(worker, "STANDBY_TARGETS", frozenset({echo, crash}))
     try:
-        pids = [analyse_in_worker(b"abc", view=None, target=echo).measurement[2] for _ in range(3)]
+        pids = [_echoed(analyse_in_worker(b"abc", view=None, target=echo))[2] for _ in range(3)]
         assert len(set(pids)) == 3 and os.getpid() not in pids
         assert analyse_in_worker(b"x", view=None, target=crash).outcome == "crashed"
         assert analyse_in_worker(b"x", view=None, target=crash).outcome == "crashed"
         after = analyse_in_worker(b"abc", view="scalp_vertex", target=echo)
-        assert after.ok and after.measurement[1] == "scalp_vertex"
+        assert after.ok and _echoed(after)[1] == "scalp_vertex"
     finally:
         worker.stop_standby()
     assert not worker._STANDBY

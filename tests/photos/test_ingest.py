@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin
 from skimage import data
 
 from analysis.photos.exif import parse_exif_datetime, scrub_icc_text, strip_jpeg_metadata
+from analysis.photos.filetype import UNKNOWN, hidden_content, sniff
 from analysis.photos.ingest import (
     DEFAULT_MAX_PIXELS,
     IngestedPhoto,
@@ -25,7 +26,6 @@ from analysis.photos.ingest import (
     clean_original,
     read_photo,
 )
-from analysis.photos.filetype import UNKNOWN, hidden_content, sniff
 
 # Inverse of each EXIF orientation: what a camera stores so that applying the tag shows it upright.
 STORE_AS = {
@@ -148,7 +148,7 @@ def test_heic_is_read_upright_and_reports_the_stored_orientation(upright: Image.
     photo = read_photo(raw)
     assert photo.format == "HEIF"
     assert photo.exif_orientation == 6
-    assert photo.taken_at_utc == datetime(2024, 5, 1, 14, 0, tzinfo=timezone.utc)
+    assert photo.taken_at_utc == datetime(2024, 5, 1, 14, 0, tzinfo=UTC)
     assert photo.focal_length_mm == pytest.approx(5.7)
     assert (photo.width_px, photo.height_px) == (300, 200)
     assert np.abs(photo.rgb.astype(int) - np.asarray(upright).astype(int)).mean() < 6.0
@@ -158,7 +158,7 @@ def test_capture_time_with_offset_becomes_utc(astronaut: Image.Image) -> None:
     exif = _exif(original="2024:05:01 10:00:00", offset="+02:00", subsec="25",
                  focal=4.2, focal35=26)
     photo = read_photo(_encode(astronaut, "JPEG", exif=exif))
-    assert photo.taken_at_utc == datetime(2024, 5, 1, 8, 0, 0, 250000, tzinfo=timezone.utc)
+    assert photo.taken_at_utc == datetime(2024, 5, 1, 8, 0, 0, 250000, tzinfo=UTC)
     assert photo.focal_length_mm == pytest.approx(4.2)
     assert photo.focal_length_35mm == 26.0
 
@@ -177,8 +177,8 @@ def test_capture_time_falls_back_to_ifd0_datetime(astronaut: Image.Image) -> Non
 @pytest.mark.parametrize(
     "value, offset, expected",
     [
-        ("2024:01:01 00:30:00", "+05:30", datetime(2023, 12, 31, 19, 0, tzinfo=timezone.utc)),
-        ("2024:01:01 00:30:00", "-08:00", datetime(2024, 1, 1, 8, 30, tzinfo=timezone.utc)),
+        ("2024:01:01 00:30:00", "+05:30", datetime(2023, 12, 31, 19, 0, tzinfo=UTC)),
+        ("2024:01:01 00:30:00", "-08:00", datetime(2024, 1, 1, 8, 30, tzinfo=UTC)),
         ("2024:01:01 00:30:00", "garbage", datetime(2024, 1, 1, 0, 30)),
         ("0000:00:00 00:00:00", None, None),
         ("    :  :     :  :  ", None, None),
@@ -538,10 +538,12 @@ def test_malformed_or_split_icc_profiles_are_handled() -> None:
     chunks = [_app_segment(0xE2, b"ICC_PROFILE\x00" + bytes([i + 1, 2]) + part)
               for i, part in enumerate((icc[:half], icc[half:]))]
     cleaned = strip_jpeg_metadata(_with_segments(jpeg, *chunks))
+    assert cleaned is not None
     with Image.open(io.BytesIO(cleaned)) as stored:
         assert stored.info["icc_profile"] == scrub_icc_text(icc)
     # chunks that do not add up (one missing) are dropped rather than kept with their text
     cleaned = strip_jpeg_metadata(_with_segments(jpeg, chunks[0]))
+    assert cleaned is not None
     assert b"ICC_PROFILE" not in cleaned
     with Image.open(io.BytesIO(cleaned)) as stored:
         assert stored.size == (64, 64)

@@ -6,6 +6,7 @@ once per session; the face-free tests need none.
 
 from __future__ import annotations
 
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -58,7 +59,7 @@ def test_darkening_lowers_exposure_monotonically(use_landmarks: bool) -> None:
     lm = astronaut_landmarks() if use_landmarks else None
     values = [measure_lighting(scaled(img, k), landmarks_px=lm).exposure_l
               for k in (1.0, 0.8, 0.6, 0.4, 0.2)]
-    assert all(a > b + 2 for a, b in zip(values, values[1:])), values
+    assert all(a > b + 2 for a, b in pairwise(values)), values
 
 
 def test_overexposure_raises_the_clipped_share() -> None:
@@ -73,7 +74,10 @@ def test_warm_white_balance_shift_raises_delta_e_and_is_named_warmer() -> None:
     base = measurement(img, lm)
     shifts = [compare(base, measurement(scaled(img, np.array([1 + k, 1.0, 1 - k])), lm))
               .check("color") for k in (0.0, 0.05, 0.12, 0.25)]
-    de = [c.value for c in shifts]
+    de: list[float] = []
+    for c in shifts:
+        assert c.value is not None, c
+        de.append(c.value)
     assert de[0] == pytest.approx(0.0, abs=1e-6)
     assert de[0] < de[1] < de[2] < de[3], de
     assert shifts[0].status == "pass" and shifts[3].status == "fail"
@@ -108,9 +112,9 @@ def test_lighting_check_names_the_patients_side_of_the_light() -> None:
     lit_image_left = measurement(scaled(img, horizontal_ramp(img.shape, 1.2, 0.3, span)), lm)
     to_right = compare(base, lit_image_right).check("lighting")
     to_left = compare(base, lit_image_left).check("lighting")
-    assert to_right.status in ("warn", "fail") and to_right.value > 0
+    assert to_right.status in ("warn", "fail") and to_right.value is not None and to_right.value > 0
     assert "patient's left (image right)" in to_right.message
-    assert to_left.status in ("warn", "fail") and to_left.value < 0
+    assert to_left.status in ("warn", "fail") and to_left.value is not None and to_left.value < 0
     assert "patient's right (image left)" in to_left.message
     assert compare(base, base).check("lighting").status == "pass"
 
@@ -162,8 +166,8 @@ def render_lambertian(lm: np.ndarray, light_dir: np.ndarray, *, ambient: float =
     from analysis.photos.lighting import vertex_normals
 
     normals = vertex_normals(lm)
-    l = np.asarray(light_dir, float) / np.linalg.norm(light_dir)
-    shade = ambient + np.clip(normals @ l, 0, None)
+    light = np.asarray(light_dir, float) / np.linalg.norm(light_dir)
+    shade = ambient + np.clip(normals @ light, 0, None)
     shade = 200.0 * shade / max(1.0, ambient + 1.0)
     img = np.full((size, size), 30.0, np.float32)
     radius = max(2, int(0.07 * np.linalg.norm(lm[33, :2] - lm[263, :2])))
@@ -171,8 +175,8 @@ def render_lambertian(lm: np.ndarray, light_dir: np.ndarray, *, ambient: float =
     for i in order:
         x, y = np.round(lm[i, :2]).astype(int)
         cv2.circle(img, (int(x), int(y)), radius, float(shade[i]), -1, lineType=cv2.LINE_AA)
-    img = cv2.GaussianBlur(img, (0, 0), radius / 2)
-    return np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    blurred = cv2.GaussianBlur(img, (0, 0), radius / 2)
+    return np.repeat(np.clip(blurred, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
 def turned(lm: np.ndarray, yaw_deg: float) -> np.ndarray:
@@ -180,7 +184,8 @@ def turned(lm: np.ndarray, yaw_deg: float) -> np.ndarray:
     c = lm.mean(axis=0)
     t = np.radians(yaw_deg)
     r = np.array([[np.cos(t), 0, -np.sin(t)], [0, 1, 0], [np.sin(t), 0, np.cos(t)]])
-    return (lm - c) @ r.T + c
+    out: np.ndarray = (lm - c) @ r.T + c
+    return out
 
 
 def big_astronaut_mesh() -> np.ndarray:
@@ -201,7 +206,7 @@ def test_light_side_of_a_directional_light_is_close_to_sin_azimuth() -> None:
         t = np.radians(az)  # az > 0: light toward the image right
         rgb = render_lambertian(lm, np.array([np.sin(t), 0.0, -np.cos(t)]))
         values.append(measure_lighting(rgb, landmarks_px=lm).light_side)
-    assert all(a < b for a, b in zip(values, values[1:])), values
+    assert all(a < b for a, b in pairwise(values)), values
     assert values[2] == pytest.approx(0.0, abs=0.08)
     # close to sin(azimuth) while most of the face is lit; compressed for grazing light, where
     # attached shadows bend the shading away from the linear model

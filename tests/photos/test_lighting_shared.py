@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -22,13 +25,16 @@ from analysis.photos.lighting import measure_lighting
 from analysis.photos.types import PhotoMeasurement
 from tests.conftest import SHARED_DATASETS
 
+if TYPE_CHECKING:
+    from analysis.photos.landmarks import FaceLandmarks
+
 pytestmark = pytest.mark.shared
 
 YALEB_SUBJECTS = ("yaleB01", "yaleB02", "yaleB03", "yaleB04", "yaleB05")
 YALEFACES_SUBJECTS = tuple(f"subject{n:02d}" for n in range(1, 16))
 
 
-def _detect():
+def _detect() -> Callable[[np.ndarray], FaceLandmarks | None]:
     try:
         from analysis.photos.landmarks import detect_face_landmarks
     except ImportError:
@@ -59,6 +65,12 @@ def _measure(path: Path, *, pad: float) -> PhotoMeasurement:
     )
 
 
+def _light_side(subject: str, azimuth: int) -> float:
+    side = _yaleb(subject, azimuth, 0).light_side
+    assert side is not None, (subject, azimuth)
+    return side
+
+
 def _yaleb(subject: str, azimuth: int, elevation: int) -> PhotoMeasurement:
     assert SHARED_DATASETS is not None
     name = f"{subject}_P00A{azimuth:+04d}E{elevation:+03d}.pgm"
@@ -72,9 +84,9 @@ def test_yaleb_side_light_is_flagged_and_named_from_the_patients_side(subject: s
     base = _yaleb(subject, 0, 0)
     from_right = compare(base, _yaleb(subject, +50, 0)).check("lighting")  # image left lit
     from_left = compare(base, _yaleb(subject, -50, 0)).check("lighting")  # image right lit
-    assert from_right.status in ("warn", "fail") and from_right.value < 0
+    assert from_right.status in ("warn", "fail") and from_right.value is not None and from_right.value < 0
     assert "patient's right (image left)" in from_right.message
-    assert from_left.status in ("warn", "fail") and from_left.value > 0
+    assert from_left.status in ("warn", "fail") and from_left.value is not None and from_left.value > 0
     assert "patient's left (image right)" in from_left.message
 
 
@@ -84,11 +96,11 @@ def test_yaleb_light_side_falls_steadily_as_the_light_moves_to_the_subjects_righ
 ) -> None:
     """Monotonic up to 25 deg; beyond, the linear fit saturates (attached shadows) but stays far
     from the frontal value."""
-    values = [_yaleb(subject, az, 0).light_side for az in (-25, -10, 0, 10, 25)]
-    assert all(a > b for a, b in zip(values, values[1:])), values
+    values = [_light_side(subject, az) for az in (-25, -10, 0, 10, 25)]
+    assert all(a > b for a, b in pairwise(values)), values
     frontal = values[2]
     for az in (-70, -50, 50, 70):
-        value = _yaleb(subject, az, 0).light_side
+        value = _light_side(subject, az)
         assert np.sign(value - frontal) == -np.sign(az) and abs(value - frontal) > 0.3, (az, value)
 
 
@@ -128,6 +140,7 @@ def test_yaleb_same_azimuth_pairs_pass_and_their_uncertainty_fits_their_scatter(
             check = compare(base, _yaleb(subject, 0, el)).check("lighting")
             assert check.status == "pass", (subject, el, check.message)
             assert check.uncertainty is not None and check.uncertainty > 0
+            assert check.value is not None
             z.append(check.value / check.uncertainty)
             sds.append(check.uncertainty)
     rms = float(np.sqrt(np.mean(np.square(z))))

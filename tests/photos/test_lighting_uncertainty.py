@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,11 +21,11 @@ from skimage import data
 from analysis.photos import lighting
 from analysis.photos.compare import compare
 from analysis.photos.lighting import light_side_sd, measure_lighting, pixel_noise_rgb, shading_fit
-from analysis.photos.types import PhotoMeasurement
+from analysis.photos.types import Check, PhotoMeasurement
 from tests.support.faces import astronaut_landmarks
 
 
-@lru_cache(maxsize=None)
+@cache
 def _measured(factor: float, noise: float) -> lighting.LightingMeasure:
     """astronaut() downscaled by ``factor`` with Gaussian noise of ``noise`` 8-bit levels."""
     rgb = np.ascontiguousarray(data.astronaut())
@@ -36,7 +37,7 @@ def _measured(factor: float, noise: float) -> lighting.LightingMeasure:
     return measure_lighting(noisy, landmarks_px=lm)
 
 
-def _as_photo(m: lighting.LightingMeasure, **changes) -> PhotoMeasurement:
+def _as_photo(m: lighting.LightingMeasure, **changes: Any) -> PhotoMeasurement:
     photo = PhotoMeasurement(
         ok=True, face_found=True, view="face_frontal", width_px=512, height_px=512,
         ipd_px=42.0, exposure_l=m.exposure_l, clipped_share=m.clipped_share,
@@ -92,6 +93,7 @@ def test_the_same_light_change_on_a_smaller_noisier_face_gets_a_wider_range() ->
     ranges = []
     for m in (big, small):
         base = _as_photo(m)
+        assert base.light_side is not None
         follow = replace(base, light_side=base.light_side + 0.10)
         check = compare(base, follow).check("lighting")
         assert check.value == pytest.approx(0.10)
@@ -104,8 +106,10 @@ def test_verdicts_use_the_range_pass_borderline_fail() -> None:
     base = _as_photo(_measured(1.0, 10.0), light_side=0.0, light_side_sd=0.02)
     k_sd = 1.645 * np.sqrt(2) * 0.02  # both photos' s.d. in quadrature
     just_over = 0.22 + 0.5 * k_sd  # over the warn line, but within doubt of it
-    lighting_of = lambda fv, sd=0.02: compare(  # noqa: E731
-        base, replace(base, light_side=fv, light_side_sd=sd)).check("lighting")
+
+    def lighting_of(fv: float, sd: float = 0.02) -> Check:
+        return compare(base, replace(base, light_side=fv, light_side_sd=sd)).check("lighting")
+
     assert lighting_of(just_over).status == "pass"
     old_rule = compare(replace(base, light_side_sd=None),
                        replace(base, light_side=just_over, light_side_sd=None)).check("lighting")
@@ -120,22 +124,28 @@ def test_verdicts_use_the_range_pass_borderline_fail() -> None:
 
 def test_exposure_and_colour_are_graded_on_their_ranges() -> None:
     base = _as_photo(_measured(1.0, 10.0))
+    assert base.exposure_sd_l is not None
     sd_l = np.hypot(base.exposure_sd_l, base.exposure_sd_l)
+    assert base.exposure_l is not None
     just_over = replace(base, exposure_l=base.exposure_l + 6.0 + 0.5 * 1.645 * sd_l)
     assert compare(base, just_over).check("exposure").status == "pass"
     assert compare(replace(base, exposure_sd_l=None),
                    replace(just_over, exposure_sd_l=None)).check("exposure").status == "warn"
+    assert base.exposure_l is not None
     far = replace(base, exposure_l=base.exposure_l + 12.0 + 3 * sd_l)
     assert compare(base, far).check("exposure").status == "fail"
+    assert base.lab_median is not None
     cast = replace(base, lab_median=(base.lab_median[0], base.lab_median[1],
                                      base.lab_median[2] + 30.0))
     color = compare(base, cast).check("color")
+    assert color.status is not None and color.uncertainty is not None
     assert color.status == "fail" and color.uncertainty > 0
 
 
 def test_json_keeps_its_fields_and_adds_uncertainty_per_lighting_check() -> None:
     m = _measured(1.0, 10.0)
     base = _as_photo(m)
+    assert base.light_side is not None and base.exposure_l is not None
     follow = replace(base, light_side=base.light_side + 0.05, exposure_l=base.exposure_l + 2.0)
     out = json.loads(json.dumps(compare(base, follow).to_json_dict()))
     checks = {c["name"]: c for c in out["checks"]}
@@ -170,6 +180,7 @@ def test_measure_photo_fills_the_lighting_uncertainty() -> None:
 def test_older_records_without_uncertainty_keep_the_plain_rule() -> None:
     base = _as_photo(_measured(1.0, 10.0), light_side_sd=None, exposure_sd_l=None,
                      color_sd_ab=None)
+    assert base.light_side is not None
     result = compare(base, replace(base, light_side=base.light_side + 0.23))
     check = result.check("lighting")
     assert check.status == "warn" and check.uncertainty is None

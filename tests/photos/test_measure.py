@@ -50,12 +50,17 @@ def rotate_clockwise(rgb: np.ndarray, angle_deg: float) -> np.ndarray:
 def test_astronaut_is_measured_with_all_fields(reference: PhotoMeasurement) -> None:
     assert reference.error is None
     assert (reference.width_px, reference.height_px) == (512, 512)
+    assert reference.yaw_deg is not None and reference.pitch_deg is not None and reference.roll_deg is not None
     assert abs(reference.yaw_deg) < 10 and abs(reference.pitch_deg) < 20 and abs(reference.roll_deg) < 10
+    assert reference.ipd_px is not None
     assert 30 < reference.ipd_px < 60  # eyes ~43 px apart in the 512 px frame
+    assert reference.face_box is not None
     x0, y0, x1, y1 = reference.face_box
     assert x0 < FACE_CENTRE[0] < x1 and y0 < FACE_CENTRE[1] < y1
     assert reference.face_in_frame is True
+    assert reference.landmarks_px is not None
     assert reference.landmarks_px.shape == (478, 3)
+    assert reference.thumb is not None
     assert reference.thumb.shape == (384, 384, 3)
     assert reference.distance_mm is None  # no focal length in a PNG
 
@@ -66,6 +71,7 @@ def test_known_rotation_is_recovered_as_roll(
 ) -> None:
     rotated = measure_array(rotate_clockwise(astronaut, angle))
     assert rotated.ok, rotated.error
+    assert rotated.roll_deg is not None and reference.roll_deg is not None
     assert rotated.roll_deg - reference.roll_deg == pytest.approx(angle, abs=1.0)
     assert rotated.yaw_deg == pytest.approx(reference.yaw_deg, abs=2.0)
     assert rotated.ipd_px == pytest.approx(reference.ipd_px, rel=0.02)
@@ -74,12 +80,17 @@ def test_known_rotation_is_recovered_as_roll(
 def test_mirror_flips_yaw_and_roll(astronaut: np.ndarray, reference: PhotoMeasurement) -> None:
     mirrored = measure_array(astronaut[:, ::-1])
     assert mirrored.ok, mirrored.error
+    assert mirrored.roll_deg is not None and reference.roll_deg is not None
     assert mirrored.roll_deg == pytest.approx(-reference.roll_deg, abs=1.0)
+    assert mirrored.roll_deg is not None and reference.roll_deg is not None
     assert np.sign(mirrored.roll_deg) == -np.sign(reference.roll_deg)
+    assert mirrored.yaw_deg is not None and reference.yaw_deg is not None
     assert mirrored.yaw_deg == pytest.approx(-reference.yaw_deg, abs=1.5)
     assert mirrored.pitch_deg == pytest.approx(reference.pitch_deg, abs=1.5)
     # the face box mirrors too
+    assert reference.face_box is not None
     x0, _, x1, _ = reference.face_box
+    assert mirrored.face_box is not None
     assert mirrored.face_box[0] == pytest.approx(512 - x1, abs=4)
 
 
@@ -95,6 +106,7 @@ def test_zoom_scales_ipd_by_the_zoom_factor(
     zoomed = cv2.warpAffine(astronaut, matrix, (512, 512), flags=cv2.INTER_AREA)
     result = measure_array(zoomed)
     assert result.ok, result.error
+    assert result.ipd_px is not None and reference.ipd_px is not None
     assert result.ipd_px / reference.ipd_px == pytest.approx(zoom, rel=0.01)
 
 
@@ -104,9 +116,13 @@ def test_figures_are_in_the_files_own_pixels(astronaut: np.ndarray, reference: P
     result = measure_array(big)
     assert result.ok, result.error
     assert (result.width_px, result.height_px) == (1536, 1536)
+    assert result.ipd_px is not None and reference.ipd_px is not None
     assert result.ipd_px / reference.ipd_px == pytest.approx(3.0, rel=0.015)
+    assert result.face_box is not None and reference.face_box is not None
     assert result.face_box[0] == pytest.approx(3 * reference.face_box[0], abs=9)
+    assert result.landmarks_px is not None and reference.landmarks_px is not None
     assert result.landmarks_px[:, 0].mean() == pytest.approx(3 * reference.landmarks_px[:, 0].mean(), rel=0.01)
+    assert result.thumb is not None
     assert max(result.thumb.shape[:2]) == THUMB_MAX_SIDE
 
 
@@ -116,6 +132,7 @@ def test_small_face_in_a_large_frame_is_found(astronaut: np.ndarray, reference: 
     result = measure_array(canvas)
     assert result.ok, result.error
     assert result.extra["landmarks_method"] == "detector_crop"
+    assert result.ipd_px is not None and reference.ipd_px is not None
     assert result.ipd_px / reference.ipd_px == pytest.approx(1.5, rel=0.03)
 
 
@@ -157,6 +174,7 @@ def _jpeg_bytes(rgb: np.ndarray) -> bytes:
 
 
 def test_face_cut_by_the_frame_edge_is_flagged(astronaut: np.ndarray, reference: PhotoMeasurement) -> None:
+    assert reference.face_box is not None
     chin_y = reference.face_box[3]
     cut = measure_array(astronaut[: int(chin_y) - 6])  # the chin is below the bottom edge
     assert cut.ok, cut.error
@@ -180,9 +198,12 @@ def test_iris_distance_needs_a_focal_length_and_follows_zoom(astronaut: np.ndarr
     assert far.ok and near.ok
     assert far.focal_length_35mm == 26
     # f = 26 / 43.27 * 724 px = 435 px; a ~8 px iris -> roughly 0.6 m (a plausible portrait distance)
+    assert far.distance_mm is not None
     assert 300 < far.distance_mm < 1200
+    assert far.distance_mm is not None and far.distance_sd_mm is not None
     assert 0.04 * far.distance_mm < far.distance_sd_mm < 0.1 * far.distance_mm
     # a 1.25x larger face at the same focal length reads as 1.25x closer (iris landmarks are noisy)
+    assert far.distance_mm is not None and near.distance_mm is not None
     assert far.distance_mm / near.distance_mm == pytest.approx(1.25, rel=0.06)
 
 

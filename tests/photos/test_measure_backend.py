@@ -9,6 +9,8 @@ tests/photos/test_measure.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -75,6 +77,7 @@ def test_measure_uses_the_given_backend_and_its_points(yaw: float, no_facemesh: 
     assert m.ok and m.face_found, m.error
     assert len(fake.calls) == 1 and fake.calls[0] is source.rgb  # given the analysis copy, once
     assert m.extra["landmarks_backend"] == "fake-backend" and m.extra["landmarks_method"] == "fake"
+    assert m.landmarks_px is not None
     np.testing.assert_allclose(m.landmarks_px, points / SCALE)  # its points, in original pixels
     # the rigid fit recovers the known rotation exactly from noise-free points
     assert m.yaw_deg == pytest.approx(yaw, abs=1e-6)
@@ -95,7 +98,9 @@ def test_the_backends_own_yaw_calibration_is_applied(no_facemesh: None) -> None:
     assert gained.extra["yaw_uncalibrated_deg"] == pytest.approx(10.0, abs=1e-6)
     assert gained.pitch_deg == pytest.approx(plain.pitch_deg)  # the gain is yaw's only
     # the camera-frame yaw is reported beside it, with the same calibration
+    assert gained.yaw_camera_deg is not None and plain.yaw_camera_deg is not None
     assert gained.yaw_camera_deg == pytest.approx(1.5 * plain.yaw_camera_deg)
+    assert plain.yaw_camera_deg is not None
     assert abs(plain.yaw_camera_deg - 10.0) < 2.0  # the face sits near the image centre
 
 
@@ -113,7 +118,7 @@ def test_scalp_views_do_not_call_the_backend(no_facemesh: None) -> None:
     assert m.ok and fake.calls == []
 
 
-def test_measure_path_passes_the_backend_on(tmp_path, no_facemesh: None) -> None:
+def test_measure_path_passes_the_backend_on(tmp_path: Path, no_facemesh: None) -> None:
     from PIL import Image
 
     path = tmp_path / "p.jpg"
@@ -127,4 +132,5 @@ def test_default_backend_is_facemesh_with_its_calibration() -> None:
     assert landmarks.FACEMESH.detect is landmarks.detect_face_landmarks
     assert landmarks.FACEMESH.yaw_gain == landmarks.YAW_GAIN
     with pytest.raises(TypeError):
-        measure_photo(photo(), detect=FakeBackend(None))  # a bare function carries no calibration
+        # a bare function carries no calibration: the wrong type is the point of the test
+        measure_photo(photo(), detect=FakeBackend(None))  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
@@ -47,7 +48,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def parse_lines(stdout: str) -> list[dict]:
+def parse_lines(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
@@ -68,7 +69,7 @@ def test_measure_prints_one_json_line_per_image_in_order_and_exits_0(
     assert [line["path"] for line in lines] == [str(photos[k]) for k in ORDER]
     for line in lines:
         assert CONTRACT_KEYS <= set(line)
-    by = dict(zip(ORDER, lines))
+    by = dict(zip(ORDER, lines, strict=True))
     assert by["face"]["ok"] is True and by["face"]["face_found"] is True and by["face"]["error"] is None
     assert by["rolled"]["roll_deg"] - by["face"]["roll_deg"] == pytest.approx(12, abs=1.0)
     assert isinstance(by["face"]["ipd_px"], float) and isinstance(by["face"]["sharpness"], float)
@@ -140,7 +141,7 @@ def test_hostile_corpus_gives_one_clean_line_per_file() -> None:
     lines = parse_lines(proc.stdout)
     assert [line["path"] for line in lines] == list(map(str, files))
     manifest = json.loads((corpus / "MANIFEST.json").read_text())
-    for path, line in zip(files, lines):
+    for path, line in zip(files, lines, strict=True):
         expect = manifest.get(path.name, {}).get("expect")
         if expect == "reject":
             assert line["ok"] is False and line["error"], path.name

@@ -140,7 +140,7 @@ def test_iris_distance_from_focal_length() -> None:
     pts = np.zeros((478, 3))
     for centre, ring in ((468, (469, 470, 471, 472)), (473, (474, 475, 476, 477))):
         pts[centre, :2] = (100.0 if centre == 468 else 160.0, 100.0)
-        for k, angle in zip(ring, (0, 90, 180, 270)):
+        for k, angle in zip(ring, (0, 90, 180, 270), strict=True):
             pts[k, :2] = pts[centre, :2] + 10.0 * np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
     distance, sd = iris_distance_mm(pts, focal_px=2000.0)
     assert distance == pytest.approx(1170.0, rel=1e-6)

@@ -52,6 +52,7 @@ def relative_yaw() -> tuple[np.ndarray, np.ndarray]:
                 m = measure_path(path)
                 assert m.ok and m.face_found, (path.name, m.error)
                 truth.append(-pan)
+                assert m.yaw_deg is not None and frontal.yaw_deg is not None
                 estimate.append(m.yaw_deg - frontal.yaw_deg)
     return np.array(truth, float), np.array(estimate, float)
 
@@ -79,6 +80,7 @@ def test_mirrored_turned_face_flips_yaw_sign(tmp_path: Path) -> None:
     mirrored = tmp_path / "mirrored.png"
     Image.open(path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
     original, flipped = measure_path(path), measure_path(mirrored)
+    assert original.yaw_deg is not None and flipped.yaw_deg is not None
     assert original.yaw_deg > 15
     assert flipped.yaw_deg < -15
     assert flipped.yaw_deg == pytest.approx(-original.yaw_deg, abs=3.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import lru_cache
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -49,7 +50,7 @@ def warped(img: np.ndarray, *, zoom: float = 1.0, angle_deg: float = 0.0,
     """Zoom and rotate about the centre (cv2: angle > 0 = counter-clockwise), then shift."""
     h, w = img.shape[:2]
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle_deg, zoom)
-    m[:, 2] += shift_px
+    m[:, 2] += np.asarray(shift_px)
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
@@ -152,5 +153,5 @@ def test_real_scalp_photos_recover_a_known_zoom_under_changed_light_and_focus() 
 @pytest.mark.shared
 def test_real_photos_of_different_scalps_are_not_registered() -> None:
     thumbs = _real_scalp_thumbs(4)
-    wrong = [(a, b) for (a, ta), (b, tb) in zip(thumbs, thumbs[1:]) if register(ta, tb).ok]
+    wrong = [(a, b) for (a, ta), (b, tb) in pairwise(thumbs) if register(ta, tb).ok]
     assert not wrong, wrong

@@ -13,13 +13,13 @@ import pytest
 
 from analysis.photos import uncertainty
 from analysis.photos.compare import compare
-from analysis.photos.types import PhotoMeasurement
+from analysis.photos.types import Comparison, PhotoMeasurement
 
 BASE = PhotoMeasurement(ok=True, face_found=True, view="face_frontal", width_px=4000,
                         height_px=3000, yaw_deg=0.0, pitch_deg=0.0, roll_deg=0.0, ipd_px=400.0)
 
 
-def _pair(ipd_px: float, zoom: float = 1.0, yaw: float = 0.0):
+def _pair(ipd_px: float, zoom: float = 1.0, yaw: float = 0.0) -> Comparison:
     base = replace(BASE, ipd_px=ipd_px)
     return compare(base, replace(base, ipd_px=ipd_px * zoom, yaw_deg=yaw))
 
@@ -29,6 +29,7 @@ def test_a_smaller_face_gives_a_wider_range_for_distance_and_pose() -> None:
     for name in ("distance", "pose"):
         b, s = big.check(name), small.check(name)
         assert b.value == pytest.approx(s.value)
+        assert s.uncertainty is not None and b.uncertainty is not None
         assert s.uncertainty > 5 * b.uncertainty > 0
 
 

@@ -11,11 +11,11 @@ from PIL import Image
 from pypdf import PdfReader
 
 from analysis.outcomes.simulate import ProtocolSpec, simulate_frames
-from analysis.outcomes.timelines import consult_timeline, plain_language_summary
+from analysis.outcomes.timelines import ConsultTimeline, consult_timeline, plain_language_summary
 from analysis.reports.handout import consult_handout_pdf, timeline_chart_png
 
 
-def _timeline(n_series: int = 12, sessions: int = 4):
+def _timeline(n_series: int = 12, sessions: int = 4) -> ConsultTimeline:
     f = simulate_frames([ProtocolSpec("Skin booster", n_series, slope=2.0, sessions=sessions)],
                         seed=4)
     return consult_timeline(f, protocol_id=1)
@@ -45,7 +45,8 @@ def test_handout_is_one_page_with_figures_lines_chart_and_footer() -> None:
     images = reader.pages[0].images
     assert len(images) == 1
     w, h = Image.open(io.BytesIO(chart)).size
-    assert images[0].image.size == (w, h)
+    shown = images[0].image
+    assert shown is not None and shown.size == (w, h)
 
 
 def test_handout_draws_its_own_chart_and_stays_one_page_with_many_sessions() -> None:

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from analysis.services.series import series_overview
 from analysis.reports.series_report import build_series_report, endpoint_chart_png, report_photos
+from analysis.services.photo_access import photo_bytes
+from analysis.services.series import SeriesOverview, series_overview
 from analysis.store import db
 from analysis.store.access import Actor
-from analysis.services.photo_access import photo_bytes
 
 
 def _pdf_text(pdf: bytes) -> tuple[str, int]:
@@ -26,7 +26,8 @@ def _pdf_text(pdf: bytes) -> tuple[str, int]:
 
 
 @pytest.fixture
-def overview_and_photos(seeded_clinic: dict[str, int]):
+def overview_and_photos(seeded_clinic: dict[str, int],
+                        ) -> tuple[SeriesOverview, dict[int, bytes], dict[str, int]]:
     actor = Actor(user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor",
                   role="clinician")
     with db.session_scope() as s:
@@ -39,7 +40,8 @@ def overview_and_photos(seeded_clinic: dict[str, int]):
     return overview, report_photos(overview.photos, fetch=fetch), seeded_clinic
 
 
-def test_report_prints_every_photo_with_its_comparability(overview_and_photos) -> None:
+def test_report_prints_every_photo_with_its_comparability(
+        overview_and_photos: tuple[SeriesOverview, dict[int, bytes], dict[str, int]]) -> None:
     overview, photos, ids = overview_and_photos
     assert {ids["photo1_id"], ids["photo3_id"]} <= set(photos)
     pdf = build_series_report(overview, photos=photos)
@@ -52,7 +54,8 @@ def test_report_prints_every_photo_with_its_comparability(overview_and_photos) -
     assert "Booster HA" in text and "erythema" in text and "retinoid" in text
 
 
-def test_photos_the_door_refused_are_left_out_not_invented(overview_and_photos) -> None:
+def test_photos_the_door_refused_are_left_out_not_invented(
+        overview_and_photos: tuple[SeriesOverview, dict[int, bytes], dict[str, int]]) -> None:
     overview, photos, ids = overview_and_photos
     kept = {k: v for k, v in photos.items() if k != ids["photo3_id"]}
     text, _ = _pdf_text(build_series_report(overview, photos=kept))

@@ -5,8 +5,10 @@ per showing, no scores while open, the results and the CSV export; and the migra
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,11 +16,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from PIL import Image
-from sqlalchemy import inspect, select
+from sqlalchemy import Engine, inspect, select
 
-from analysis.services import viewing
-from analysis.services import rating
+from analysis.errors import FieldError
 from analysis.outcomes import agreement
+from analysis.services import rating, viewing
 from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.images import ImageStore
@@ -33,41 +35,47 @@ from analysis.store.models import (
     RatingStudy,
     Session,
 )
-from analysis.errors import FieldError
-from tests.support.rating_clinic import seed_rating_clinic
+from tests.support.rating_clinic import RatingClinic, seed_rating_clinic
 
 RATING_TABLES = {"rating_studies", "rating_raters", "rating_pairs", "rating_assignments"}
 
 
+class Clinic(RatingClinic):
+    engine: Engine
+    store: ImageStore
+
+
 @pytest.fixture
-def clinic(db_url: str, tmp_path: Path) -> dict:
+def clinic(db_url: str, tmp_path: Path) -> Iterator[Clinic]:
     ids = seed_rating_clinic(db_url, tmp_path / "images")
     engine = db.make_engine(db_url)
-    yield {**ids, "engine": engine, "store": ImageStore(tmp_path / "images")}
+    yield Clinic(**ids, engine=engine, store=ImageStore(tmp_path / "images"))
     engine.dispose()
 
 
-def director(c: dict) -> Actor:
+def director(c: Clinic) -> Actor:
     return Actor(user_id=c["director_id"], email=c["director_email"], role="medical_director")
 
 
-def rater(c: dict, i: int) -> Actor:
+def rater(c: Clinic, i: int) -> Actor:
     return Actor(user_id=c["rater_ids"][i], email=c["rater_emails"][i], role="clinician")
 
 
-def spec(c: dict, **kw) -> rating.StudySpec:
+def spec(c: Clinic, **kw: Any) -> rating.StudySpec:
     base = dict(title="Booster: baseline vs session 3", endpoint_code="gais_test",
                 protocol_ids=(c["protocol_id"],), views=("face_frontal",),
                 rater_ids=tuple(c["rater_ids"]), followup_session=3, repeat_share=0.34, seed=99)
     return rating.StudySpec(**{**base, **kw})
 
 
-def create(c: dict, **kw) -> int:
+def create(c: Clinic, **kw: Any) -> int:
     with db.session_scope(c["engine"]) as s:
         return rating.create_study(s, director(c), spec(c, **kw))
 
 
-def rate_all(c: dict, study_id: int, answer) -> None:
+def rate_all(c: Clinic, study_id: int,
+             answer: Callable[[int, rating.BlindedShowing, RatingAssignment], dict[str, Any]],
+             ) -> None:
     """Every rater rates every showing with ``answer(rater_index, showing, assignment)``."""
     for i in range(len(c["rater_ids"])):
         while True:
@@ -75,15 +83,15 @@ def rate_all(c: dict, study_id: int, answer) -> None:
                 showing = rating.next_showing(s, rater(c, i), study_id=study_id)
                 if showing is None:
                     break
-                a = s.get(RatingAssignment, showing.assignment_id)
+                a = s.get_one(RatingAssignment, showing.assignment_id)
                 rating.submit_rating(s, rater(c, i), assignment_id=showing.assignment_id,
                                      **answer(i, showing, a))
 
 
-def test_only_gate_passing_pairs_are_used_and_the_rest_are_listed_with_reasons(clinic) -> None:
+def test_only_gate_passing_pairs_are_used_and_the_rest_are_listed_with_reasons(clinic: Clinic) -> None:
     with db.session_scope(clinic["engine"]) as s:
         sel = rating.preview_pairs(s, director(clinic), spec(clinic))
-        verdicts = {s.get(Photo, p).verdict for c in sel.pairs
+        verdicts = {s.get_one(Photo, p).verdict for c in sel.pairs
                     for p in (c.baseline_photo_id, c.followup_photo_id)}
     assert len(sel.pairs) == 6 and verdicts <= {"baseline", "pass"}
     reasons = {e["series_id"]: e["reason"] for e in sel.excluded}
@@ -106,7 +114,7 @@ def test_only_gate_passing_pairs_are_used_and_the_rest_are_listed_with_reasons(c
     assert not too_far.pairs
 
 
-def test_the_stored_assignment_reproduces_from_the_seed_and_is_audited(clinic) -> None:
+def test_the_stored_assignment_reproduces_from_the_seed_and_is_audited(clinic: Clinic) -> None:
     study_id = create(clinic)
     with db.session_scope(clinic["engine"]) as s:
         study = s.get(RatingStudy, study_id)
@@ -116,21 +124,26 @@ def test_the_stored_assignment_reproduces_from_the_seed_and_is_audited(clinic) -
                         for a in s.scalars(select(RatingAssignment)
                                            .where(RatingAssignment.study_id == study_id)))
         event = s.scalar(select(AuditEvent).where(AuditEvent.action == "rating.study.create"))
+        assert study is not None
         assert study.seed == 99 and study.status == "open" and len(study.exclusions) == 2
     plan = agreement.plan_assignments(99, n_pairs=len(pairs), rater_ids=clinic["rater_ids"],
                                       repeat_share=0.34)
     assert stored == sorted((p.rater_id, pairs[p.pair_index].id, p.order_index,
                              p.left_is_baseline, p.repeat) for p in plan)
     assert len(stored) == 3 * (6 + 2)  # every pair once plus 2 blinded repeats per rater
+    assert event is not None
     assert event.details["seed"] == 99 and event.details["showings"] == 24
 
 
-def test_a_sample_of_pairs_is_drawn_from_the_seed_and_the_rest_listed(clinic) -> None:
+def test_a_sample_of_pairs_is_drawn_from_the_seed_and_the_rest_listed(clinic: Clinic) -> None:
     study_id = create(clinic, max_pairs=4)
     with db.session_scope(clinic["engine"]) as s:
         study = s.get(RatingStudy, study_id)
+        assert study is not None
         kept = {p.series_id for p in study.pairs}
+        assert study is not None
         sampled_out = [e for e in study.exclusions if "random sample of 4" in e["reason"]]
+    assert study is not None
     assert len(kept) == 4 and len(sampled_out) == 2 and len(study.exclusions) == 4
     assert not kept & {e["series_id"] for e in sampled_out}
     with pytest.raises(FieldError) as err:
@@ -138,7 +151,7 @@ def test_a_sample_of_pairs_is_drawn_from_the_seed_and_the_rest_listed(clinic) ->
     assert err.value.field == "max_pairs"
 
 
-def test_roles_and_invitations(clinic) -> None:
+def test_roles_and_invitations(clinic: Clinic) -> None:
     consult = Actor(user_id=None, email="c@test", role="consult_staff")
     clinician = rater(clinic, 0)
     with pytest.raises(PermissionDenied):
@@ -157,14 +170,16 @@ def test_roles_and_invitations(clinic) -> None:
             rating.next_showing(s, outsider, study_id=study_id)
         mine = rating.next_showing(s, rater(clinic, 0), study_id=study_id)
         with pytest.raises(FieldError, match="not one of yours"):
+            assert mine is not None
             rating.submit_rating(s, rater(clinic, 1), assignment_id=mine.assignment_id,
                                  better_side="none")
         with pytest.raises(FieldError, match="not one of yours"):
+            assert mine is not None
             rating.showing_images(s, rater(clinic, 1), assignment_id=mine.assignment_id,
                                   align=False, store=clinic["store"])
 
 
-def _identifiers(c: dict) -> list[str]:
+def _identifiers(c: Clinic) -> list[str]:
     with db.session_scope(c["engine"]) as s:
         codes = [p.code for p in s.scalars(select(Patient))]
         dates = [v.performed_on.isoformat() for v in s.scalars(select(Session))]
@@ -172,21 +187,24 @@ def _identifiers(c: dict) -> list[str]:
     return codes + dates + hashes + ["session 3", "Session 3", "sha256", ".jpg", "RT-"]
 
 
-def test_the_raters_view_model_and_images_carry_no_identifiers(clinic) -> None:
+def test_the_raters_view_model_and_images_carry_no_identifiers(clinic: Clinic) -> None:
     study_id = create(clinic)
     secrets = _identifiers(clinic)
     with db.session_scope(clinic["engine"]) as s:
         listed = rating.list_studies(s, rater(clinic, 0))
         showing = rating.next_showing(s, rater(clinic, 0), study_id=study_id)
+        assert showing is not None
         text = repr(showing) + repr(asdict(showing)) + repr(listed)
         for secret in secrets:
             assert secret not in text, secret
         assert set(asdict(showing)) == {"assignment_id", "study_label", "number", "total", "view",
                                         "endpoint_name", "mode", "choices", "question"}
-        a = s.get(RatingAssignment, showing.assignment_id)
+        assert showing is not None
+        a = s.get_one(RatingAssignment, showing.assignment_id)
         pair = a.pair
-        base_bytes = clinic["store"].get(s.get(Photo, pair.baseline_photo_id).sha256)
-        follow_bytes = clinic["store"].get(s.get(Photo, pair.followup_photo_id).sha256)
+        base_bytes = clinic["store"].get(s.get_one(Photo, pair.baseline_photo_id).sha256)
+        follow_bytes = clinic["store"].get(s.get_one(Photo, pair.followup_photo_id).sha256)
+        assert showing is not None
         images = rating.showing_images(s, rater(clinic, 0), assignment_id=showing.assignment_id,
                                        align=False, store=clinic["store"])
         left_is_baseline = a.left_is_baseline
@@ -206,42 +224,53 @@ def test_the_raters_view_model_and_images_carry_no_identifiers(clinic) -> None:
     with db.session_scope(clinic["engine"]) as s:  # the read went through the audited door
         compare = s.scalar(select(AuditEvent).where(AuditEvent.action == "photo.compare")
                            .order_by(AuditEvent.id.desc()))
+        assert compare is not None
         assert compare.actor_email == clinic["rater_emails"][0] and compare.outcome == "success"
 
 
-def test_a_showing_is_rated_once_and_bad_input_is_named(clinic) -> None:
+def test_a_showing_is_rated_once_and_bad_input_is_named(clinic: Clinic) -> None:
     study_id = create(clinic)
     r0 = rater(clinic, 0)
     with db.session_scope(clinic["engine"]) as s:
         showing = rating.next_showing(s, r0, study_id=study_id)
+        assert showing is not None
         assert showing.mode == "against_other"
+        assert showing is not None
         assert [v for v, _ in showing.choices] == [1.0, 2.0]  # improving half, no-change excluded
         with pytest.raises(FieldError) as err:
+            assert showing is not None
             rating.submit_rating(s, r0, assignment_id=showing.assignment_id, better_side="left")
         assert err.value.field == "grade"
         with pytest.raises(FieldError) as err:
+            assert showing is not None
             rating.submit_rating(s, r0, assignment_id=showing.assignment_id, better_side="up")
         assert err.value.field == "better_side"
     with db.session_scope(clinic["engine"]) as s:
+        assert showing is not None
         rating.submit_rating(s, r0, assignment_id=showing.assignment_id, better_side="left",
                              grade=1.0)
     with db.session_scope(clinic["engine"]) as s:
-        a = s.get(RatingAssignment, showing.assignment_id)
+        assert showing is not None
+        a = s.get_one(RatingAssignment, showing.assignment_id)
         assert a.change == (-2.0 if a.left_is_baseline else 2.0)
         with pytest.raises(FieldError, match="already rated"):
+            assert showing is not None
             rating.submit_rating(s, r0, assignment_id=showing.assignment_id, better_side="none")
         nxt = rating.next_showing(s, r0, study_id=study_id)
+        assert nxt is not None and showing is not None
         assert nxt.number == 2 and nxt.assignment_id != showing.assignment_id
         event = s.scalar(select(AuditEvent).where(AuditEvent.action == "rating.rate"))
+        assert event is not None
         assert event.actor_email == clinic["rater_emails"][0] and event.patient_id is not None
+        assert event is not None and showing is not None
         assert event.object_id == str(showing.assignment_id)
 
 
-def test_no_scores_while_open_then_results_with_known_agreement(clinic) -> None:
+def test_no_scores_while_open_then_results_with_known_agreement(clinic: Clinic) -> None:
     study_id = create(clinic)
     truth: dict[int, float] = {}  # pair id -> true blinded change, from the recorded GAIS
 
-    def answer(i, showing, a):
+    def answer(i: int, showing: rating.BlindedShowing, a: RatingAssignment) -> dict[str, Any]:
         true_change = {1: 2, 2: 1, 3: 0, 4: 1, 5: 2, 0: -1}[a.pair.position % 6]
         change = true_change if i < 2 else 0  # raters 0 and 1 agree; rater 2 sees no change
         truth[a.pair_id] = true_change
@@ -254,11 +283,12 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic) -> None:
 
     rate_all(clinic, study_id, answer)
     from analysis.services.series import series_overview
-
     from analysis.store.blinding import BlindedRater
 
     with db.session_scope(clinic["engine"]) as s:  # rater 1 tries a study series' record
-        pair_series = s.scalar(select(RatingPair.series_id).where(RatingPair.study_id == study_id))
+        pair_series = s.scalars(select(RatingPair.series_id)
+                                .where(RatingPair.study_id == study_id)).first()
+        assert pair_series is not None
         with pytest.raises(BlindedRater):
             series_overview(s, rater(clinic, 1), pair_series)
         series_overview(s, rater(clinic, 1), clinic["failing_series"])  # not in the study
@@ -284,7 +314,8 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic) -> None:
     assert list(r.per_rater["record_views_while_open"]) == [0, 0, 0]  # refused, not counted
     assert r.intra_pooled.value == pytest.approx(1.0)  # every rater repeated themselves exactly
     assert set(r.intra["same_rating"]) == {1.0}
-    assert r.icc.value is not None and 0 < r.icc.value < 1 and r.icc.low < r.icc.high
+    assert r.icc.value is not None and 0 < r.icc.value < 1
+    assert r.icc.low is not None and r.icc.high is not None and r.icc.low < r.icc.high
     assert r.alpha.value is not None and r.alpha.value < 1
     # the pooled blinded change is the raters' median: the two agreeing raters' value
     got = dict(zip(r.pairs["pair_id"], r.pairs["blinded_change"], strict=True))
@@ -305,25 +336,29 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic) -> None:
     assert len(table) == 1 and table.iloc[0]["blinded"].startswith("67% (")
 
 
-def test_a_stand_alone_scale_is_scored_per_photo(clinic) -> None:
+def test_a_stand_alone_scale_is_scored_per_photo(clinic: Clinic) -> None:
     study_id = create(clinic, endpoint_code="severity_test", repeat_share=0.0)
     r0 = rater(clinic, 0)
     with db.session_scope(clinic["engine"]) as s:
         showing = rating.next_showing(s, r0, study_id=study_id)
+        assert showing is not None
         assert showing.mode == "each_photo" and [v for v, _ in showing.choices] == [0, 1, 2, 3, 4]
         with pytest.raises(FieldError) as err:
+            assert showing is not None
             rating.submit_rating(s, r0, assignment_id=showing.assignment_id, left_score=9,
                                  right_score=1)
         assert err.value.field == "left_score"
     with db.session_scope(clinic["engine"]) as s:
+        assert showing is not None
         rating.submit_rating(s, r0, assignment_id=showing.assignment_id, left_score=3,
                              right_score=1)
     with db.session_scope(clinic["engine"]) as s:
-        a = s.get(RatingAssignment, showing.assignment_id)
+        assert showing is not None
+        a = s.get_one(RatingAssignment, showing.assignment_id)
         assert a.change == (2.0 if a.left_is_baseline else -2.0)  # lower severity is better
 
 
-def test_creating_a_study_needs_valid_choices_and_writes_nothing_otherwise(clinic) -> None:
+def test_creating_a_study_needs_valid_choices_and_writes_nothing_otherwise(clinic: Clinic) -> None:
     for bad, field in ((dict(title=" "), "title"), (dict(views=()), "views"),
                        (dict(followup_session=None), "followup"),
                        (dict(followup_days=30), "followup"), (dict(repeat_share=0.9), "repeat_share"),
@@ -349,7 +384,7 @@ def test_migration_0006_matches_the_models_and_downgrades(db_url: str) -> None:
     engine.dispose()
 
 
-def test_the_demo_study_has_the_documented_ground_truth(clinic) -> None:
+def test_the_demo_study_has_the_documented_ground_truth(clinic: Clinic) -> None:
     from analysis.demo import rating_study as demo
 
     with db.session_scope(clinic["engine"]) as s:
@@ -358,10 +393,12 @@ def test_the_demo_study_has_the_documented_ground_truth(clinic) -> None:
     assert note.startswith("demo blinded rating study: 6 pairs at session 3")
     with db.session_scope(clinic["engine"]) as s:
         study = s.scalar(select(RatingStudy))
+        assert study is not None
         assert study.status == "closed" and study.seed == demo.STUDY_SEED
-        unblinded = rating.unblinded_changes(s, study, s.scalar(
-            select(EndpointDefinition).where(EndpointDefinition.code == "gais_test")))
+        unblinded = rating.unblinded_changes(s, study, s.scalars(
+            select(EndpointDefinition).where(EndpointDefinition.code == "gais_test")).one())
         rows = list(s.scalars(select(RatingAssignment).order_by(RatingAssignment.id)))
+        assert study is not None
         r = rating.study_results(s, director(clinic), study_id=study.id)
         events = s.scalars(select(AuditEvent).where(AuditEvent.action == "rating.rate")).all()
     assert all(a.rated_at is not None for a in rows) and len(events) == len(rows)
@@ -375,7 +412,7 @@ def test_the_demo_study_has_the_documented_ground_truth(clinic) -> None:
     assert r.gap.value == pytest.approx(np.mean(gaps))
 
 
-def truth_series(r, truth):
+def truth_series(r: rating.StudyResults, truth: dict[int, float]) -> pd.Series:
     return r.pairs["pair_id"].map(truth)
 
 
@@ -411,7 +448,7 @@ def test_aligned_photos_are_cropped_so_the_warp_margin_cannot_tell_which_is_late
     assert diff < 20, diff
 
 
-def test_a_rater_cannot_open_the_record_of_a_study_series_until_it_closes(clinic) -> None:
+def test_a_rater_cannot_open_the_record_of_a_study_series_until_it_closes(clinic: Clinic) -> None:
     """While the study is open its raters are refused (and audited) the clinic record of its
     series, in Series review, Capture photos and Record visit; others are not; closing the
     study gives the record back."""
@@ -421,7 +458,9 @@ def test_a_rater_cannot_open_the_record_of_a_study_series_until_it_closes(clinic
 
     study_id = create(clinic)
     with db.session_scope(clinic["engine"]) as s:
-        pair_series = s.scalar(select(RatingPair.series_id).where(RatingPair.study_id == study_id))
+        pair_series = s.scalars(select(RatingPair.series_id)
+                                .where(RatingPair.study_id == study_id)).first()
+        assert pair_series is not None
     for open_record in (series_overview, lambda s, a, i: capture_context(s, a, series_id=i)):
         with pytest.raises(BlindedRater, match=f"study {study_id}"):
             with db.session_scope(clinic["engine"]) as s:

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from analysis.services import capture
 from analysis.photos.types import PhotoMeasurement
+from analysis.services import capture, records
 from analysis.store import db
-from analysis.services import records
 from analysis.store.access import Actor
 from analysis.store.images import default_store
 from analysis.store.models import Photo, Protocol
@@ -67,7 +66,7 @@ def series_ids(candor_env: Path) -> dict[str, int]:
 
 def _photo_count() -> int:
     with db.session_scope() as s:
-        return int(s.scalar(select(func.count(Photo.id))))
+        return s.scalars(select(func.count(Photo.id))).one()
 
 
 @pytest.mark.parametrize(("yaw_deg", "expected"), [
@@ -99,20 +98,22 @@ def test_an_unreadable_baseline_fails_the_upload_instead_of_making_it_the_baseli
     assert "consent withdrawn" in a.guidance[0]
 
 
-def test_same_photo_again_passes_and_a_much_darker_one_does_not(baseline_measurement) -> None:
+def test_same_photo_again_passes_and_a_much_darker_one_does_not(baseline_measurement: PhotoMeasurement) -> None:
     same = capture.assess_upload(astronaut_jpeg(), view="face_frontal", cache=CACHE,
                                  baseline=baseline_measurement, baseline_photo_id=1)
     assert same.verdict == "pass", same.guidance
     dark = capture.assess_upload(astronaut_jpeg(brightness=0.45), view="face_frontal", cache=CACHE,
                                  baseline=baseline_measurement, baseline_photo_id=1)
     assert dark.verdict in ("warn", "fail")
+    assert dark.comparison is not None
     exposure = dark.comparison.check("exposure")
-    assert exposure.status in ("warn", "fail") and exposure.value < 0
+    assert exposure.status in ("warn", "fail")
+    assert exposure.value is not None and exposure.value < 0
     assert any("darker" in line for line in dark.guidance)
     assert {c["name"] for c in dark.checks_json()} >= {"pose", "exposure", "sharpness"}
 
 
-def test_a_file_that_is_not_a_photo_gets_a_clear_reason_and_cannot_be_saved(series_ids) -> None:
+def test_a_file_that_is_not_a_photo_gets_a_clear_reason_and_cannot_be_saved(series_ids: dict[str, int]) -> None:
     pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer <<>>\n%%EOF\n"
     a = capture.assess_upload(pdf, view="face_frontal", cache=CACHE)
     assert not a.readable and a.verdict == "fail"
@@ -124,7 +125,7 @@ def test_a_file_that_is_not_a_photo_gets_a_clear_reason_and_cannot_be_saved(seri
     assert _photo_count() == 0
 
 
-def test_saving_without_photo_consent_is_refused_and_stores_nothing(series_ids) -> None:
+def test_saving_without_photo_consent_is_refused_and_stores_nothing(series_ids: dict[str, int]) -> None:
     a = capture.assess_upload(astronaut_jpeg(), view="face_frontal", cache=CACHE)
     with db.session_scope() as s, pytest.raises(records.FieldError) as info:
         capture.save_capture(s, CLINICIAN, session_id=series_ids["session_B1"],
@@ -133,7 +134,7 @@ def test_saving_without_photo_consent_is_refused_and_stores_nothing(series_ids) 
     assert _photo_count() == 0
 
 
-def test_a_failing_photo_needs_a_reason_which_stays_with_it(series_ids, baseline_measurement
+def test_a_failing_photo_needs_a_reason_which_stays_with_it(series_ids: dict[str, int], baseline_measurement: PhotoMeasurement
                                                            ) -> None:
     with db.session_scope() as s:
         base = capture.assess_upload(astronaut_jpeg(), view="face_frontal", cache=CACHE)
@@ -160,7 +161,7 @@ def test_a_failing_photo_needs_a_reason_which_stays_with_it(series_ids, baseline
             s, CLINICIAN, session_id=series_ids["session_A2"], data=data, assessment=bad,
             override_reason="room lights failed", condition_tags=("hair_product",))
     with db.session_scope() as s:
-        row = s.get(Photo, photo_id)
+        row = s.get_one(Photo, photo_id)
         assert row.verdict == "fail" and row.override_reason == "room lights failed"
         assert row.condition_tags == ["hair_product"]
         assert row.measurements["face_found"] is True

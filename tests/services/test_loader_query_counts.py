@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import Engine, event, func, select, text
 
 from analysis.auth.accounts import actor_for
-from analysis.services.capture import series_choices
 from analysis.demo.clinic import seed_demo_clinic
+from analysis.services.capture import series_choices
 from analysis.services.frames import load_frames
 from analysis.services.pairs import representative_pairs
 from analysis.services.series import list_patients, series_overview
@@ -61,9 +61,9 @@ def _fresh(url: str, tmp_path: Any) -> str:
     return url
 
 
-def _statements(engine: Engine, call: Callable[[Any, Any], Any], role: str) -> int:
+def _statements(engine: Engine, call: Callable[[Any, Any, Any], Any], role: str) -> int:
     with db.session_scope(engine) as s:
-        actor = actor_for(s.scalars(select(User).where(User.role == role)).first())
+        actor = actor_for(s.scalars(select(User).where(User.role == role)).one())
         series_id = s.scalar(select(func.max(Series.id)))
     with db.session_scope(engine) as s, counted(engine) as statements:
         call(s, actor, series_id)
@@ -91,13 +91,13 @@ def test_loader_statements_do_not_grow_with_the_clinic(db_url: str, tmp_path: An
     small = _seeded(db_url, 8)
     n_small = _statements(small, call, role)
     with db.session_scope(small) as s:
-        series_small = s.scalar(select(func.count(Series.id)))
+        series_small = s.scalars(select(func.count(Series.id))).one()
     small.dispose()
     # the demo is only seeded into an empty database: the larger clinic gets a new one
     large = _seeded(_fresh(db_url, tmp_path), 160)
     n_large = _statements(large, call, role)
     with db.session_scope(large) as s:
-        series_large = s.scalar(select(func.count(Series.id)))
+        series_large = s.scalars(select(func.count(Series.id))).one()
     large.dispose()
     assert series_large >= 10 * series_small
     assert n_large == n_small, (loader, n_small, n_large)

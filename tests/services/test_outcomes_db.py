@@ -4,21 +4,25 @@ representative photo pairs, on a small clinic written through ``records.*`` (SQL
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session as DbSession
 
 from analysis.outcomes.frames import aggregate_photo_sets
+from analysis.outcomes.pairs import Candidate, pick_typical
+from analysis.services import records
 from analysis.services.frames import load_frames
-from analysis.outcomes.pairs import pick_typical
 from analysis.services.pairs import representative_pairs
 from analysis.services.safety import trace_lot
 from analysis.services.series import list_patients, series_overview
 from analysis.store import db
-from analysis.services import records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.images import ImageStore, sha256_hex
 from analysis.store.models import AuditEvent, EndpointDefinition, Photo, ProductLot, Protocol, User
@@ -38,9 +42,17 @@ def _photo(data: bytes, verdict: str) -> records.PhotoInput:
                               measurements={}, checks=[])
 
 
-def write_clinic(engine, store: ImageStore) -> dict:
+class ClinicIds(TypedDict):
+    protocol: int
+    operator: int
+    patients: dict[int, int]  # patient number -> id
+    series: dict[int, int]
+
+
+def write_clinic(engine: Engine, store: ImageStore) -> ClinicIds:
     """Seven patients on one protocol (see IMPROVEMENT), written through ``records.*``."""
-    ids: dict[str, object] = {"series": {}, "patients": {}}
+    patients: dict[int, int] = {}
+    series: dict[int, int] = {}
     with db.session_scope(engine) as s:
         s.add(EndpointDefinition(code="wrinkle", name="Wrinkle grade", kind="numeric",
                                  unit="grade", scale_min=0, scale_max=5, higher_is_better=False,
@@ -53,16 +65,16 @@ def write_clinic(engine, store: ImageStore) -> dict:
                          expected_course={"wrinkle": {"2": -0.5, "3": -1.0}})
         s.add(proto)
         s.flush()
-        ids["protocol"], ids["operator"] = proto.id, op.id
+        ids = ClinicIds(protocol=proto.id, operator=op.id, patients=patients, series=series)
         for i, imp in IMPROVEMENT.items():
             p = records.create_patient(s, CLINICIAN, code=f"MF-{i:03d}", birth_year=1975 + i,
                                        sex="female", fitzpatrick=2)
             ids["patients"][i] = p.id
             records.give_consent(s, CLINICIAN, patient_id=p.id, scope="clinical_record",
-                                 at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                                 at=datetime(2026, 1, 1, tzinfo=UTC))
             if i != 7:
                 records.give_consent(s, CLINICIAN, patient_id=p.id, scope="consult_display",
-                                     at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                                     at=datetime(2026, 1, 1, tzinfo=UTC))
             se = records.create_series(s, CLINICIAN, patient_id=p.id, protocol_id=proto.id,
                                        started_on=START, status="completed" if i < 7 else "active",
                                        goal="forehead lines")
@@ -93,13 +105,13 @@ def write_clinic(engine, store: ImageStore) -> dict:
                                             escalation="hyaluronidase given; resolved")
         records.add_confounder(s, CLINICIAN, series_id=ids["series"][1], kind="retinoid",
                                started_on=START + timedelta(days=40))
-        for lot in s.scalars(select(ProductLot).where(ProductLot.lot_number == "L-OLD")):
-            lot.recalled = True
+        for old in s.scalars(select(ProductLot).where(ProductLot.lot_number == "L-OLD")):
+            old.recalled = True
     return ids
 
 
 @pytest.fixture(scope="module")
-def clinic_template(tmp_path_factory):
+def clinic_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ClinicIds]:
     """The clinic is written once per module; each test gets its own copy of the SQLite file."""
     root = tmp_path_factory.mktemp("clinic")
     engine = db.make_engine(f"sqlite:///{root / 'template.sqlite3'}")
@@ -110,7 +122,8 @@ def clinic_template(tmp_path_factory):
 
 
 @pytest.fixture
-def clinic(clinic_template, tmp_path):
+def clinic(clinic_template: tuple[Path, ClinicIds], tmp_path: Path,
+           ) -> Iterator[tuple[Engine, ClinicIds]]:
     template, ids = clinic_template
     copy = tmp_path / "candor.sqlite3"
     shutil.copyfile(template, copy)
@@ -119,11 +132,11 @@ def clinic(clinic_template, tmp_path):
     engine.dispose()
 
 
-def _actions(session) -> list[str]:
+def _actions(session: DbSession) -> list[str]:
     return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
 
 
-def test_patient_list_rows_search_and_audit(clinic) -> None:
+def test_patient_list_rows_search_and_audit(clinic: tuple[Engine, ClinicIds]) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         df = list_patients(s, CLINICIAN)
@@ -141,7 +154,7 @@ def test_patient_list_rows_search_and_audit(clinic) -> None:
             list_patients(s, CONSULT)
 
 
-def test_series_overview_flags_lots_reactions_confounders_and_noise(clinic) -> None:
+def test_series_overview_flags_lots_reactions_confounders_and_noise(clinic: tuple[Engine, ClinicIds]) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         o = series_overview(s, CLINICIAN, ids["series"][1])
@@ -170,7 +183,7 @@ def test_series_overview_flags_lots_reactions_confounders_and_noise(clinic) -> N
             series_overview(s, CONSULT, ids["series"][1])
 
 
-def test_trace_lot_finds_every_exposure_with_flags(clinic) -> None:
+def test_trace_lot_finds_every_exposure_with_flags(clinic: tuple[Engine, ClinicIds]) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         t = trace_lot(s, DIRECTOR, lot_number="l-old")
@@ -187,7 +200,7 @@ def test_trace_lot_finds_every_exposure_with_flags(clinic) -> None:
             trace_lot(s, CLINICIAN, lot_number="L-OLD")
 
 
-def test_load_frames_reads_the_record_without_codes(clinic) -> None:
+def test_load_frames_reads_the_record_without_codes(clinic: tuple[Engine, ClinicIds]) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         f = load_frames(s, DIRECTOR)
@@ -202,7 +215,7 @@ def test_load_frames_reads_the_record_without_codes(clinic) -> None:
             load_frames(s, CONSULT)  # cohort.read is the medical director's
 
 
-def test_photo_sets_aggregated_by_the_database_match_row_by_row(clinic) -> None:
+def test_photo_sets_aggregated_by_the_database_match_row_by_row(clinic: tuple[Engine, ClinicIds]) -> None:
     """The database's per-session photo figures equal the same aggregation done in pandas."""
     engine, ids = clinic
     with db.session_scope(engine) as s:
@@ -217,14 +230,14 @@ def test_photo_sets_aggregated_by_the_database_match_row_by_row(clinic) -> None:
     assert set(f.photo_sets["passing"]) != {1}  # the fixture has photos that do not pass
 
 
-def test_load_frames_for_chosen_protocols_reads_only_their_series(clinic) -> None:
+def test_load_frames_for_chosen_protocols_reads_only_their_series(clinic: tuple[Engine, ClinicIds]) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         whole = load_frames(s, DIRECTOR)
         none = load_frames(s, DIRECTOR, protocol_ids=[ids["protocol"] + 99])
         one = load_frames(s, DIRECTOR, protocol_ids=[ids["protocol"]])
-        assert s.scalars(select(AuditEvent.details).order_by(AuditEvent.id.desc())).first()[
-            "protocol_ids"] == [ids["protocol"]]
+        details = s.scalars(select(AuditEvent.details).order_by(AuditEvent.id.desc())).first()
+        assert details is not None and details["protocol_ids"] == [ids["protocol"]]
     assert len(none.series) == len(none.sessions) == len(none.measurements) == 0
     assert len(none.patients) == len(none.photo_sets) == 0
     assert len(none.protocols) == len(whole.protocols)  # the small tables stay whole
@@ -232,7 +245,7 @@ def test_load_frames_for_chosen_protocols_reads_only_their_series(clinic) -> Non
     pd.testing.assert_frame_equal(one.photo_sets, whole.photo_sets)
 
 
-def test_representative_pairs_pick_median_and_lower_quartile_never_best(clinic) -> None:
+def test_representative_pairs_pick_median_and_lower_quartile_never_best(clinic: tuple[Engine, ClinicIds]) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         pairs = representative_pairs(s, CONSULT, protocol_id=ids["protocol"], view="face_frontal")
@@ -249,7 +262,7 @@ def test_representative_pairs_pick_median_and_lower_quartile_never_best(clinic) 
         assert not any("MF-" in str(v) for v in asdict(p).values())
 
 
-def test_consent_withdrawal_excludes_a_patient_immediately(clinic) -> None:
+def test_consent_withdrawal_excludes_a_patient_immediately(clinic: tuple[Engine, ClinicIds]) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         records.withdraw_consent(s, CLINICIAN, patient_id=ids["patients"][3],
@@ -268,7 +281,7 @@ def test_consent_withdrawal_excludes_a_patient_immediately(clinic) -> None:
                                  view="face_frontal")
 
 
-def _pool(*improvements: float) -> list:
+def _pool(*improvements: float) -> list[Candidate]:
     return [(i, i, "b", "f", 3, v) for i, v in enumerate(improvements, start=1)]
 
 
@@ -276,7 +289,7 @@ def _pool(*improvements: float) -> list:
     (0.0, 0.5, 1.0, 1.5, 2.0), (1.0, 2.0, 3.0), (3.0, 3.0, 0.0), (5.0, 1.0, 1.0, 1.0),
     (0.2, 0.2, 0.2), (-1.0, 0.0, 4.0, 9.0, 9.0, 2.0),
 ])
-def test_pick_typical_never_shows_the_best_or_a_better_lower_quartile(improvements) -> None:
+def test_pick_typical_never_shows_the_best_or_a_better_lower_quartile(improvements: tuple[float, ...]) -> None:
     picks = dict(pick_typical(_pool(*improvements)))
     best = max(improvements)
     assert picks["median"][5] < best or len(set(improvements)) == 1
@@ -291,7 +304,7 @@ def test_pick_typical_hand_computed() -> None:
     assert (picks["median"][5], picks["lower_quartile"][5]) == (2.0, 1.0)
 
 
-def test_every_loader_runs_on_both_databases(db_url, tmp_path) -> None:
+def test_every_loader_runs_on_both_databases(db_url: str, tmp_path: Path) -> None:
     engine = db.make_engine(db_url)
     ids = write_clinic(engine, ImageStore(tmp_path / "img"))
     with db.session_scope(engine) as s:
@@ -307,7 +320,7 @@ def test_every_loader_runs_on_both_databases(db_url, tmp_path) -> None:
     engine.dispose()
 
 
-def test_series_overview_reads_a_rating_made_against_baseline_from_its_anchor(clinic) -> None:
+def test_series_overview_reads_a_rating_made_against_baseline_from_its_anchor(clinic: tuple[Engine, ClinicIds]) -> None:
     """GAIS is rated at follow-ups only; its change comes from the no-change anchor (4)."""
     engine, ids = clinic
     with db.session_scope(engine) as s:

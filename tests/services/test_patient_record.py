@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any, TypedDict
 
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from analysis.services import capture
+from analysis.errors import FieldError
+from analysis.services import capture, records
 from analysis.services import patient_record as pr
 from analysis.services import users as user_admin
 from analysis.store import db
-from analysis.services import records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import (
     SCREENING_ITEMS,
@@ -24,7 +25,6 @@ from analysis.store.models import (
     ScreeningAnswer,
     Series,
 )
-from analysis.errors import FieldError
 from tests.conftest import PROJECT_ROOT
 from ui.frame import ACTOR_KEY
 
@@ -32,8 +32,13 @@ APP = str(PROJECT_ROOT / "app.py")
 ALL_NO = {item: False for item in SCREENING_ITEMS}
 
 
+class EmptyClinic(TypedDict):
+    actor: Actor
+    protocol_id: int
+
+
 @pytest.fixture
-def clinic(candor_env: Path) -> dict[str, object]:
+def clinic(candor_env: Path) -> EmptyClinic:
     """An empty clinic: the demo accounts and one protocol."""
     db.upgrade(db.get_engine())
     with db.session_scope() as s:
@@ -49,10 +54,10 @@ def clinic(candor_env: Path) -> dict[str, object]:
 
 def _events(action: str) -> int:
     with db.session_scope() as s:
-        return int(s.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == action)))
+        return s.scalars(select(func.count(AuditEvent.id)).where(AuditEvent.action == action)).one()
 
 
-def test_registration_saves_the_patient_and_its_consents_together(clinic) -> None:
+def test_registration_saves_the_patient_and_its_consents_together(clinic: EmptyClinic) -> None:
     actor = clinic["actor"]
     with db.session_scope() as s:
         pid = pr.register_patient(s, actor, code=" P-0107 ", birth_year=1984, sex="female",
@@ -72,13 +77,14 @@ def test_registration_saves_the_patient_and_its_consents_together(clinic) -> Non
     for missing, field in (({"birth_year": None}, "birth_year"), ({"sex": None}, "sex"),
                            ({"fitzpatrick": None}, "fitzpatrick"), ({"code": "P-0107"}, "code"),
                            ({"code": "  "}, "code")):
-        values = {"code": "P-0109", "birth_year": 1990, "sex": "male", "fitzpatrick": 2} | missing
+        values: dict[str, Any] = {"code": "P-0109", "birth_year": 1990, "sex": "male",
+                                  "fitzpatrick": 2} | missing
         with pytest.raises(FieldError) as err, db.session_scope() as s:
             pr.register_patient(s, actor, **values)
         assert err.value.field == field
 
 
-def test_consent_is_given_and_withdrawn_once_and_audited(clinic) -> None:
+def test_consent_is_given_and_withdrawn_once_and_audited(clinic: EmptyClinic) -> None:
     actor = clinic["actor"]
     with db.session_scope() as s:
         pid = pr.register_patient(s, actor, code="P-1", birth_year=1980, sex="other",
@@ -99,12 +105,12 @@ def test_consent_is_given_and_withdrawn_once_and_audited(clinic) -> None:
         pr.set_consent(s, consult, patient_id=pid, scope="teaching", given=True)
 
 
-def test_a_series_needs_every_screening_answer_and_a_reviewed_note_for_each_flag(clinic) -> None:
+def test_a_series_needs_every_screening_answer_and_a_reviewed_note_for_each_flag(clinic: EmptyClinic) -> None:
     actor, protocol_id = clinic["actor"], clinic["protocol_id"]
     with db.session_scope() as s:
         pid = pr.register_patient(s, actor, code="P-2", birth_year=1970, sex="male",
                                   fitzpatrick=2, consent_scopes=["clinical_record"])
-    start = {"patient_id": pid, "protocol_id": protocol_id, "started_on": date.today(),
+    start: dict[str, Any] = {"patient_id": pid, "protocol_id": protocol_id, "started_on": date.today(),
              "goal": "less shedding"}
     half = dict(ALL_NO) | {"allergies": None}
     flagged = dict(ALL_NO) | {"anticoagulants_or_antiplatelets": True}
@@ -115,6 +121,7 @@ def test_a_series_needs_every_screening_answer_and_a_reviewed_note_for_each_flag
          "flags_reviewed", "anticoagulants"),
         ({"answers": ALL_NO, "protocol_id": None}, "protocol_id", "protocol"),
     )
+    extra: dict[str, Any]
     for extra, field, words in cases:
         with pytest.raises(FieldError) as err, db.session_scope() as s:
             pr.start_series(s, actor, **(start | extra))
@@ -133,7 +140,7 @@ def test_a_series_needs_every_screening_answer_and_a_reviewed_note_for_each_flag
         ("active", ("anticoagulants_or_antiplatelets",))]
 
 
-def test_only_an_active_series_takes_a_new_session(clinic) -> None:
+def test_only_an_active_series_takes_a_new_session(clinic: EmptyClinic) -> None:
     actor, protocol_id = clinic["actor"], clinic["protocol_id"]
     with db.session_scope() as s:
         pid = pr.register_patient(s, actor, code="P-3", birth_year=1990, sex="female",
@@ -169,7 +176,7 @@ def _run(at: AppTest) -> AppTest:
     return at
 
 
-def _page(clinic) -> AppTest:
+def _page(clinic: EmptyClinic) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = clinic["actor"]
     _run(at)
@@ -181,7 +188,7 @@ def _errors(at: AppTest) -> str:
     return "\n".join(str(e.value) for e in at.error)
 
 
-def test_page_registers_a_patient_keeps_input_on_error_and_starts_a_series(clinic) -> None:
+def test_page_registers_a_patient_keeps_input_on_error_and_starts_a_series(clinic: EmptyClinic) -> None:
     at = _page(clinic)
     at.text_input(key="reg_code").input("P-0200")
     at.number_input(key="reg_birth_year").set_value(1988)
@@ -232,7 +239,7 @@ def test_page_registers_a_patient_keeps_input_on_error_and_starts_a_series(clini
     assert any("takes no new sessions" in str(i.value) for i in at.info)
 
 
-def test_page_withdraws_consent_only_after_confirmation(clinic) -> None:
+def test_page_withdraws_consent_only_after_confirmation(clinic: EmptyClinic) -> None:
     with db.session_scope() as s:
         pr.register_patient(s, clinic["actor"], code="P-0300", birth_year=1979, sex="male",
                             fitzpatrick=2, consent_scopes=["clinical_record"])
@@ -248,7 +255,7 @@ def test_page_withdraws_consent_only_after_confirmation(clinic) -> None:
     assert _events("consent.withdraw") == 1
 
 
-def test_consult_staff_neither_see_nor_open_the_page(clinic) -> None:
+def test_consult_staff_neither_see_nor_open_the_page(clinic: EmptyClinic) -> None:
     consult = Actor(user_id=None, email="c@test", role="consult_staff")
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = consult
@@ -262,12 +269,12 @@ def test_consult_staff_neither_see_nor_open_the_page(clinic) -> None:
     assert not direct.text_input
 
 
-def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_values(clinic) -> None:
+def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_values(clinic: EmptyClinic) -> None:
     actor = clinic["actor"]
     with db.session_scope() as s:
         pid = pr.register_patient(s, actor, code="P-4", birth_year=1891 + 100, sex="female",
                                   fitzpatrick=2)
-    fix = {"patient_id": pid, "birth_year": 1981, "sex": "female", "fitzpatrick": 3}
+    fix: dict[str, Any] = {"patient_id": pid, "birth_year": 1981, "sex": "female", "fitzpatrick": 3}
     with pytest.raises(FieldError) as err, db.session_scope() as s:
         pr.correct_patient(s, actor, **fix, reason=" ")
     assert err.value.field == "reason"
@@ -280,14 +287,14 @@ def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_values(clinic) 
         assert pr.correct_patient(s, actor, **fix, reason="") == []  # nothing to change
     with db.session_scope() as s:
         record = pr.patient_record(s, actor, patient_id=pid)
-        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "patient.correct"))
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "patient.correct")).one()
     assert (record.birth_year, record.fitzpatrick) == (1981, 3)
     assert event.details == {"changed": {"birth_year": [1991, 1981], "fitzpatrick": [2, 3]},
                              "reason": "typed 1991"}
     assert _events("patient.correct") == 1
 
 
-def test_page_corrects_the_details_with_a_reason(clinic) -> None:
+def test_page_corrects_the_details_with_a_reason(clinic: EmptyClinic) -> None:
     with db.session_scope() as s:
         pid = pr.register_patient(s, clinic["actor"], code="P-0400", birth_year=1991, sex="male",
                                   fitzpatrick=2)
@@ -307,7 +314,7 @@ def test_page_corrects_the_details_with_a_reason(clinic) -> None:
 
 @pytest.mark.parametrize("code", ["Anna Kowalska", "**P-1**", "[x](javascript:alert(1))", "P/1",
                                   "-P1", "P" * 33, "P–1"])
-def test_patient_codes_are_plain_pseudonyms(clinic, code) -> None:
+def test_patient_codes_are_plain_pseudonyms(clinic: EmptyClinic, code: str) -> None:
     with pytest.raises(FieldError) as err, db.session_scope() as s:
         pr.register_patient(s, clinic["actor"], code=code, birth_year=1980, sex="female",
                             fitzpatrick=2)

@@ -7,6 +7,7 @@ JPEG, stored through ``records.store_photo`` like any upload.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,11 +16,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from analysis.store import db
 from analysis.services import records
-from analysis.store.access import PermissionDenied
-from analysis.store.audit import AuditWriteError
-from analysis.store.images import BlobCorruptError, BlobMissingError
 from analysis.services.photo_access import (
     ConsentMissing,
     PhotoNotFound,
@@ -28,11 +25,26 @@ from analysis.services.photo_access import (
     photo_pair_bytes,
     visible_photo_ids,
 )
-from tests.support.photo_clinic import ADMIN, CLINICIAN, CONSULT, Clinic, DIRECTOR, YESTERDAY, break_audit_inserts, count_events, events, make_clinic
+from analysis.store import db
+from analysis.store.access import PermissionDenied
+from analysis.store.audit import AuditWriteError
+from analysis.store.images import BlobCorruptError, BlobMissingError
+from tests.support.photo_clinic import (
+    ADMIN,
+    CLINICIAN,
+    CONSULT,
+    DIRECTOR,
+    YESTERDAY,
+    Clinic,
+    break_audit_inserts,
+    count_events,
+    events,
+    make_clinic,
+)
 
 
 @pytest.fixture
-def clinic(db_url: str, tmp_path: Path) -> Clinic:
+def clinic(db_url: str, tmp_path: Path) -> Iterator[Clinic]:
     c = make_clinic(db_url, tmp_path / "images")
     yield c
     c.engine.dispose()

@@ -4,19 +4,20 @@ real database); the overrides reach the capture check."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
+from analysis.errors import FieldError
+from analysis.photos.compare import Tolerances
 from analysis.services import capture
 from analysis.services import protocol_setup as ps
 from analysis.services import users as user_admin
-from analysis.photos.compare import Tolerances
 from analysis.store import db
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import AuditEvent, EndpointDefinition, Protocol
-from analysis.errors import FieldError
 from tests.conftest import PROJECT_ROOT
 from ui.frame import ACTOR_KEY
 
@@ -44,10 +45,10 @@ def _save(form: ps.ProtocolForm) -> int:
 
 def _events(action: str) -> int:
     with db.session_scope() as s:
-        return int(s.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == action)))
+        return s.scalars(select(func.count(AuditEvent.id)).where(AuditEvent.action == action)).one()
 
 
-def test_a_protocol_is_created_updated_and_audited_with_what_changed(clinic) -> None:
+def test_a_protocol_is_created_updated_and_audited_with_what_changed(clinic: None) -> None:
     pid = _save(GOOD)
     _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "interval_days": 21,
                             "tolerances": {"yaw_warn_deg": 3.0, "yaw_fail_deg": 6.0}}))
@@ -70,7 +71,8 @@ def test_a_protocol_is_created_updated_and_audited_with_what_changed(clinic) -> 
     ({"tolerances": {"yaw_warn_deg": 12.0}}, "tolerances"),  # warn above the default fail (10)
     ({"tolerances": {"speed": 1.0}}, "tolerances"),
 ])
-def test_bad_input_names_the_field_and_saves_nothing(clinic, change, field) -> None:
+def test_bad_input_names_the_field_and_saves_nothing(clinic: None, change: dict[str, Any],
+                                                     field: str) -> None:
     with pytest.raises(FieldError) as err:
         _save(GOOD.__class__(**{**vars(GOOD), **change}))
     assert err.value.field == field
@@ -78,7 +80,7 @@ def test_bad_input_names_the_field_and_saves_nothing(clinic, change, field) -> N
         assert s.scalar(select(func.count(Protocol.id))) == 0
 
 
-def test_duplicate_names_and_other_roles_are_refused(clinic) -> None:
+def test_duplicate_names_and_other_roles_are_refused(clinic: None) -> None:
     _save(GOOD)
     with pytest.raises(FieldError, match="already exists"):
         _save(GOOD)
@@ -102,7 +104,7 @@ def test_table_overrides_are_cleaned_and_checked() -> None:
         ps.clean_overrides(edited)
 
 
-def test_the_protocols_tolerances_reach_the_capture_check(clinic) -> None:
+def test_the_protocols_tolerances_reach_the_capture_check(clinic: None) -> None:
     pid = _save(GOOD.__class__(**{**vars(GOOD), "required_views": ("face_frontal",),
                                   "target_area": "face", "tolerances": {"distance_warn_pct": 2.0}}))
     from analysis.services.patient_record import register_patient, start_series
@@ -120,7 +122,7 @@ def test_the_protocols_tolerances_reach_the_capture_check(clinic) -> None:
     assert ctx.required_views == ("face_frontal",)
 
 
-def test_page_creates_a_protocol_and_keeps_input_on_error(clinic) -> None:
+def test_page_creates_a_protocol_and_keeps_input_on_error(clinic: None) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = DIRECTOR
     at.run()
@@ -139,7 +141,7 @@ def test_page_creates_a_protocol_and_keeps_input_on_error(clinic) -> None:
     assert not at.error, [e.value for e in at.error]
     assert "Protocol saved: Microneedling, face." in [str(m.value) for m in at.success]
     with db.session_scope() as s:
-        p = s.scalar(select(Protocol))
+        p = s.scalars(select(Protocol)).one()
         assert (p.name, p.planned_sessions, p.interval_days, p.required_views, p.tolerances) == (
             "Microneedling, face", 3, 28, ["face_frontal"], {})
     # the saved protocol is now chosen, with its values in the form
@@ -157,7 +159,7 @@ def _save_endpoint(form: ps.EndpointForm) -> str:
         return ps.save_endpoint(s, DIRECTOR, form)
 
 
-def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clinic) -> None:
+def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clinic: None) -> None:
     from analysis.outcomes.endpoint_library import ENDPOINTS
 
     with db.session_scope() as s:
@@ -166,17 +168,18 @@ def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clini
     with db.session_scope() as s:
         assert ps.missing_standard_endpoints(s, DIRECTOR) == []
         assert ps.add_standard_endpoints(s, DIRECTOR) == 0
-        gais = s.scalar(select(EndpointDefinition).where(EndpointDefinition.code == "gais_clinician"))
+        gais = s.scalars(select(EndpointDefinition)
+                         .where(EndpointDefinition.code == "gais_clinician")).one()
         rows = {r["code"]: r for r in ps.endpoint_table(s, DIRECTOR)}
-    assert gais.neutral == 4.0 and gais.anchors["3"] == "improved"
+    assert gais.neutral == 4.0 and gais.anchors is not None and gais.anchors["3"] == "improved"
     assert rows["gais_clinician"]["rated_against_baseline"] and not rows["hair_density"][
         "rated_against_baseline"]
     assert _events("endpoint.create") == 1
 
 
-def test_a_clinic_endpoint_is_validated_and_saved(clinic) -> None:
+def test_a_clinic_endpoint_is_validated_and_saved(clinic: None) -> None:
     assert _save_endpoint(WSRS) == "wsrs"
-    bad = {
+    bad: dict[str, list[dict[str, Any]]] = {
         "code": [{"code": "WSRS 2"}, {"code": "wsrs"}, {"code": "x"}],
         "name": [{"name": " "}],
         "kind": [{"kind": None}, {"kind": "text", "scale_min": None, "scale_max": None}],
@@ -197,7 +200,7 @@ def test_a_clinic_endpoint_is_validated_and_saved(clinic) -> None:
         assert {r["code"] for r in ps.endpoint_table(s, DIRECTOR)} == {"density", "wsrs", "notes"}
 
 
-def test_page_adds_the_library_and_a_clinic_endpoint(clinic) -> None:
+def test_page_adds_the_library_and_a_clinic_endpoint(clinic: None) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = DIRECTOR
     at.run()
@@ -219,7 +222,7 @@ def test_page_adds_the_library_and_a_clinic_endpoint(clinic) -> None:
     assert len(tables) == 1 and "wsrs" in list(tables[0]["code"])
 
 
-def test_expected_course_round_trips_and_is_checked(clinic) -> None:
+def test_expected_course_round_trips_and_is_checked(clinic: None) -> None:
     pid = _save(GOOD)
     with db.session_scope() as s:
         form = ps.protocol_form(s, DIRECTOR, protocol_id=pid)
@@ -230,7 +233,7 @@ def test_expected_course_round_trips_and_is_checked(clinic) -> None:
     assert course == {"density": {3: 8.0}}
     _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "expected_course": course}))
     with db.session_scope() as s:
-        stored = s.get(Protocol, pid).expected_course
+        stored = s.get_one(Protocol, pid).expected_course
         assert stored == {"density": {"3": 8.0}}
         assert ps.protocol_form(s, DIRECTOR, protocol_id=pid).expected_course == {"density": {3: 8.0}}
     with pytest.raises(FieldError) as err:
@@ -243,10 +246,10 @@ def test_expected_course_round_trips_and_is_checked(clinic) -> None:
     _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "endpoint_codes": (),
                             "primary_endpoint": None, "expected_course": course}))
     with db.session_scope() as s:
-        assert s.get(Protocol, pid).expected_course == {}
+        assert s.get_one(Protocol, pid).expected_course == {}
 
 
-def test_page_offers_the_course_of_each_endpoint_of_a_saved_protocol(clinic) -> None:
+def test_page_offers_the_course_of_each_endpoint_of_a_saved_protocol(clinic: None) -> None:
     pid = _save(GOOD.__class__(**{**vars(GOOD), "expected_course": {"density": {4: 12.0}}}))
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = DIRECTOR

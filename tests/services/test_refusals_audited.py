@@ -14,10 +14,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.services import capture
+from analysis.services import capture, records
 from analysis.services import users as user_admin
 from analysis.store import anchor, audit, db
-from analysis.services import records
 from analysis.store.access import Actor, PermissionDenied
 from analysis.store.models import AuditEvent, Patient
 from tests.conftest import PROJECT_ROOT

@@ -10,7 +10,7 @@ added to ``PERMISSIONS`` without a service here fails :func:`test_every_action_i
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,16 +20,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.services import protocol_setup, rating
+from analysis.services import audit_log, protocol_setup, rating, records
 from analysis.services import users as user_admin
 from analysis.services.frames import load_frames
+from analysis.services.photo_access import audited_export, photo_bytes
 from analysis.services.safety import trace_lot
 from analysis.services.series import list_patients, series_overview
 from analysis.store import db
-from analysis.services import audit_log, records
 from analysis.store.access import PERMISSIONS, SYSTEM, Actor, PermissionDenied, require
 from analysis.store.models import ROLES, AuditEvent, Patient, User
-from analysis.services.photo_access import audited_export, photo_bytes
 from tests.support.photo_clinic import Clinic, astronaut_jpeg, make_clinic
 
 CLINICAL = {"clinician", "medical_director"}
@@ -58,11 +57,11 @@ EXPECTED: dict[str, set[str]] = {
 class World:
     clinic: Clinic
     spare_user_id: int
-    counter: itertools.count  # unique codes for repeated writes
+    counter: itertools.count[int]  # unique codes for repeated writes
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root: Path = tmp_path_factory.mktemp("matrix")
     url = f"sqlite:///{root / 'candor.sqlite3'}"
     engine = db.make_engine(url)
@@ -90,7 +89,10 @@ def _days(w: World) -> timedelta:
 
 
 Service = Callable[[DbSession, Actor, World], Any]
-c = lambda w: w.clinic  # noqa: E731
+
+def c(w: World) -> Clinic:
+    return w.clinic
+
 
 #: action -> a real service call that performs it.
 SERVICES: dict[str, Service] = {
@@ -147,7 +149,7 @@ def test_every_action_is_exercised() -> None:
 
 def _row_counts(world: World) -> dict[str, int]:
     with db.session_scope(world.clinic.engine) as session:
-        return {m.__tablename__: int(session.scalar(select(func.count()).select_from(m)))
+        return {m.__tablename__: session.scalars(select(func.count()).select_from(m)).one()
                 for m in (Patient, User)}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from analysis.services.capture import series_choices
 from analysis.services.series import list_patients
@@ -17,7 +17,7 @@ from analysis.store.models import Patient, Protocol, Series
 CLINICIAN = Actor(user_id=None, email="c@test", role="clinician")
 
 
-def _clinic(url: str) -> object:
+def _clinic(url: str) -> Engine:
     engine = db.make_engine(url)
     with db.session_scope(engine) as s:
         protos = [Protocol(name=n, modality="m", target_area="scalp", planned_sessions=4,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from analysis.services.photo_access import photo_bytes
 from analysis.store import at_rest, crypto, db, encrypt
 from analysis.store.images import BLOB_MAGIC, BlobCorruptError, BlobLockedError, ImageStore
-from analysis.services.photo_access import photo_bytes
 from tests.conftest import PROJECT_ROOT
 from tests.support.backups import make_backup_clinic, snapshot
 from tests.support.photo_clinic import CLINICIAN, astronaut_jpeg, make_clinic
@@ -160,7 +160,8 @@ class Crash(BaseException):
 
 
 def _crash_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
-    real, calls = encrypt._replace, []
+    real = encrypt._replace
+    calls: list[object] = []
 
     def replace(src: Path, dst: Path) -> None:
         if len(calls) == n:
@@ -407,7 +408,9 @@ def test_postgres_clinic_with_a_key_seals_its_images(postgres_server_url: str, t
     (name,) = clinic.store.names()
     assert clinic.store.path_for(name).read_bytes().startswith(BLOB_MAGIC)
     manifest = backup.backup(tmp_path / "pg-backup", url=url, image_root=tmp_path / "images")
-    assert manifest.at_rest_key_id == crypto.key_id(at_rest.master_key())
+    key = at_rest.master_key()
+    assert key is not None
+    assert manifest.at_rest_key_id == crypto.key_id(key)
     monkeypatch.delenv("CANDOR_DB_KEY_FILE")
     with pytest.raises(backup.BackupRejected, match="encrypted at rest"):
         backup.verify_backup(tmp_path / "pg-backup")

@@ -5,18 +5,18 @@ the project's own digest — are both detected and named, on SQLite and PostgreS
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 
 from analysis import config
+from analysis.auth import accounts
 from analysis.store import anchor, audit, db
 from analysis.store.models import AuditEvent
 from tests.support.audit_clinic import PASSWORD, all_events, make_writable, nurse_clinic
 from tests.support.photo_clinic import Clinic
-from analysis.auth import accounts
-from collections.abc import Iterator
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_verify_audit_command_exits_nonzero_naming_truncation(
     assert "truncated" in out
 
 
-def test_bulk_seeded_clinic_is_anchored_and_verifies(candor_env) -> None:
+def test_bulk_seeded_clinic_is_anchored_and_verifies(candor_env: Path) -> None:
     """The bulk demo writer appends its audit events through audit.record_many: the chain verifies
     and the anchor names its newest event, so a truncation of a seeded clinic is caught too."""
     from sqlalchemy import delete, func, select, text
@@ -126,7 +126,7 @@ def test_bulk_seeded_clinic_is_anchored_and_verifies(candor_env) -> None:
     with db.session_scope() as s:
         assert audit.verify_chain(s) == []
         assert anchor.verify_anchor(s) == []
-        newest = s.scalar(select(func.max(AuditEvent.id)))
+        newest = s.scalars(select(func.max(AuditEvent.id))).one()
     engine = db.get_engine()
     with engine.begin() as conn:  # an attacker with the file drops the triggers and truncates
         for name in conn.execute(text("SELECT name FROM sqlite_master WHERE type='trigger'")

@@ -37,8 +37,9 @@ def _writable(engine: Engine) -> None:
 
 def _problems(engine: Engine) -> list[tuple[int, str]]:
     with db.session_scope(engine) as session:
-        return [(p.event_id, p.problem)
-                for p in [*audit.verify_chain(session), *anchor.verify_anchor(session)]]
+        problems: list[audit.ChainProblem | anchor.AnchorProblem] = [
+            *audit.verify_chain(session), *anchor.verify_anchor(session)]
+        return [(p.event_id, p.problem) for p in problems]
 
 
 def _rechain(engine: Engine, digest, scheme: str | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -99,7 +100,7 @@ def test_downgrading_the_chain_to_the_unkeyed_digest_is_named(db_url: str) -> No
     _writable(engine)
     # only the newest events rewritten as 'sha256': the chain names the downgrade
     with db.session_scope(engine) as session:
-        last = session.get(AuditEvent, ids[-1])
+        last = session.get_one(AuditEvent, ids[-1])
         last.details = {"rewritten": True}
         last.chain_scheme = audit.UNKEYED
         last.hash = audit.event_digest(last.prev_hash, audit._fields(last))
@@ -149,7 +150,7 @@ def test_a_clinic_written_before_the_keyed_chain_still_verifies(db_url: str) -> 
     prev = audit.GENESIS
     with engine.begin() as conn:  # what the code before 0006 wrote
         for i in range(3):
-            fields = {"occurred_at": f"2026-01-0{i + 1}T10:00:00.000000+00:00",
+            fields: dict[str, object] = {"occurred_at": f"2026-01-0{i + 1}T10:00:00.000000+00:00",
                       "actor_email": "system@candor.local", "actor_role": "admin",
                       "action": "old.event", "outcome": "success", "patient_id": None,
                       "object_type": "", "object_id": str(i), "details": {}}

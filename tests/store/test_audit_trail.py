@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import threading
-from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +16,20 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.auth import accounts, sessions
-from analysis.services import users as user_admin
-from analysis.store import audit, db
 from analysis.services import audit_log, records
+from analysis.services import users as user_admin
+from analysis.services.photo_access import audited_export, photo_bytes, photo_pair_bytes
+from analysis.store import audit, db
 from analysis.store.access import SYSTEM, Actor
 from analysis.store.audit import AuditWriteError
 from analysis.store.models import AuditEvent, User
-from analysis.services.photo_access import audited_export, photo_bytes, photo_pair_bytes
+from tests.support.audit_clinic import PASSWORD, all_events, make_writable, nurse_clinic
 from tests.support.photo_clinic import (
     CLINICIAN,
     DIRECTOR,
     Clinic,
     break_audit_inserts,
 )
-from tests.support.audit_clinic import PASSWORD, all_events, make_writable, nurse_clinic
-from collections.abc import Iterator
 
 ADMIN = Actor(user_id=None, email="admin@test", role="admin")
 
@@ -46,14 +45,15 @@ def clinic(db_url: str, tmp_path: Path, password_hash: str) -> Iterator[Clinic]:
 
 
 def _nurse_id(session: DbSession) -> int:
-    return int(session.scalar(select(User.id).where(User.email == "nurse@test")))
+    return session.scalars(select(User.id).where(User.email == "nurse@test")).one()
 
 
 def _sign_out(session: DbSession, _c: Clinic) -> None:
     actor = accounts.authenticate(session, email="nurse@test", password=PASSWORD)
+    assert actor is not None
     token = sessions.start(session, actor)
     session.commit()
-    before = session.scalar(select(func.count()).select_from(AuditEvent))
+    before = session.scalars(select(func.count()).select_from(AuditEvent)).one()
     sessions.end(session, token)
     session.flush()
     assert session.scalar(select(func.count()).select_from(AuditEvent)) == before + 1
@@ -94,7 +94,7 @@ ACTIONS: list[tuple[str, str, bool, Callable[[DbSession, Clinic], Any]]] = [
 def test_each_audited_action_writes_exactly_one_event(clinic: Clinic) -> None:
     for action, outcome, with_patient, call in ACTIONS:
         before = all_events(clinic.engine)
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         with db.session_scope(clinic.engine) as session:
             call(session, clinic)
         new = all_events(clinic.engine)[len(before):]
@@ -104,7 +104,7 @@ def test_each_audited_action_writes_exactly_one_event(clinic: Clinic) -> None:
         assert (event.patient_id == clinic.patient_id) if with_patient else (
             event.patient_id is None), action
         assert event.occurred_at.utcoffset() == timedelta(0)
-        assert started - timedelta(seconds=1) <= event.occurred_at <= datetime.now(timezone.utc)
+        assert started - timedelta(seconds=1) <= event.occurred_at <= datetime.now(UTC)
 
 
 def test_sign_out_writes_exactly_one_event(clinic: Clinic) -> None:
@@ -130,7 +130,7 @@ def test_query_filters_and_the_read_is_audited_but_not_returned(clinic: Clinic) 
         patient = audit_log.query_events(session, DIRECTOR, patient_id=clinic.patient_id)
         assert set(patient["patient_id"]) == {clinic.patient_id}
         future = audit_log.query_events(session, DIRECTOR,
-                                        since=datetime.now(timezone.utc) + timedelta(hours=1))
+                                        since=datetime.now(UTC) + timedelta(hours=1))
         assert future.empty
         limited = audit_log.query_events(session, DIRECTOR, limit=2)
         assert len(limited) == 2

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from analysis.store import backup, db
 from analysis.services import records
-from analysis.store.images import ImageStore
 from analysis.services.photo_access import photo_bytes
-from tests.support.photo_clinic import CLINICIAN, make_clinic
+from analysis.store import backup, db
+from analysis.store.images import ImageStore
 from tests.support.backups import make_backup_clinic, recreate_database, run_cli, snapshot
+from tests.support.photo_clinic import CLINICIAN, make_clinic
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.store import backup, crypto, db
 from analysis.services import records
+from analysis.store import backup, crypto, db
 from analysis.store.images import ImageStore
 from tests.conftest import PROJECT_ROOT
 from tests.support.backups import make_backup_clinic, recreate_database, snapshot
@@ -68,7 +68,7 @@ def _rewrite_manifest(dest: Path, **changes: object) -> None:
     manifest = json.loads((dest / "manifest.json").read_text())
     for key, value in changes.items():
         if key == "files":
-            manifest["files"].update(value)  # type: ignore[arg-type]
+            manifest["files"].update(value)
         else:
             manifest[key] = value
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -275,8 +275,9 @@ def test_postgres_backup_signed_encrypted_and_anchor_restored(
     original = (dest / "candor.pgdump.enc").read_bytes()
     crypto_out = tmp_path / "other.enc"
     (tmp_path / "junk").write_bytes(b"not a dump")
-    crypto.encrypt_file(tmp_path / "junk", crypto_out, crypto.load_key(
-        "CANDOR_BACKUP_KEY", "CANDOR_BACKUP_KEY_FILE"))
+    key = crypto.load_key("CANDOR_BACKUP_KEY", "CANDOR_BACKUP_KEY_FILE")
+    assert key is not None
+    crypto.encrypt_file(tmp_path / "junk", crypto_out, key)
     (dest / "candor.pgdump.enc").write_bytes(crypto_out.read_bytes())
     saved = (dest / "manifest.json").read_text()
     _rewrite_manifest(dest, files={"candor.pgdump.enc": _sha(dest / "candor.pgdump.enc")})

@@ -20,13 +20,13 @@ import random
 import signal
 import sqlite3
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
-from analysis.store import audit, db
 from analysis.services import records
+from analysis.store import audit, db
 from analysis.store.access import Actor
 from analysis.store.images import TEMP_PREFIX, ImageStore
 from analysis.store.models import Patient, Photo, Protocol, Session
@@ -49,7 +49,7 @@ def _child(url: str, image_root: Path, fd: int, seed: int, protocol_id: int) -> 
                                                  birth_year=1980, sex="female", fitzpatrick=3)
                 records.give_consent(session, WRITER, patient_id=patient.id,
                                      scope="clinical_record",
-                                     at=datetime.now(timezone.utc) - timedelta(days=1))
+                                     at=datetime.now(UTC) - timedelta(days=1))
                 series = records.create_series(session, WRITER, patient_id=patient.id,
                                                protocol_id=protocol_id, started_on=DAY0)
                 visit = records.add_session(session, WRITER, series_id=series.id,

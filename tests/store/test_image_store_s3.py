@@ -17,17 +17,26 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from analysis import config
-from analysis.store.images import (BLOB_MAGIC, BlobCorruptError, BlobLockedError,
-                                   BlobMissingError, ImageStore, ImageStoreUnavailableError,
-                                   S3ImageStore, default_store, open_store, sha256_hex)
-from tests.support import s3_server
+from analysis.store.images import (
+    BLOB_MAGIC,
+    BlobCorruptError,
+    BlobLockedError,
+    BlobMissingError,
+    ImageStore,
+    ImageStoreUnavailableError,
+    S3ImageStore,
+    default_store,
+    open_store,
+    sha256_hex,
+)
 from tests.conftest import PROJECT_ROOT, S3Images
+from tests.support import s3_server
 
 pytestmark = pytest.mark.s3
 ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256(b"abc")
@@ -164,8 +173,8 @@ def test_sweep_removes_unreferenced_blobs_and_spares_recent_ones(backend: Backen
 
 def _seed_clinic(url: str, store: ImageStore, code: str) -> dict[str, object]:
     """One patient (``code``) with consent, a series, a visit and one stored photo."""
-    from analysis.store import db
     from analysis.services import records
+    from analysis.store import db
     from analysis.store.models import Protocol
     from tests.support.photo_clinic import CLINICIAN, astronaut_jpeg
 
@@ -181,7 +190,7 @@ def _seed_clinic(url: str, store: ImageStore, code: str) -> dict[str, object]:
         patient = records.create_patient(session, CLINICIAN, code=code, birth_year=1985,
                                          sex="female", fitzpatrick=3)
         records.give_consent(session, CLINICIAN, patient_id=patient.id, scope="clinical_record",
-                             at=datetime.now(timezone.utc) - timedelta(days=1))
+                             at=datetime.now(UTC) - timedelta(days=1))
         series = records.create_series(session, CLINICIAN, patient_id=patient.id,
                                        protocol_id=protocol.id, started_on=date(2026, 1, 5))
         visit = records.add_session(session, CLINICIAN, series_id=series.id,
@@ -198,8 +207,8 @@ def _seed_clinic(url: str, store: ImageStore, code: str) -> dict[str, object]:
 
 
 def _photo_through_the_app(url: str, photo_id: int) -> bytes:
-    from analysis.store import db
     from analysis.services.photo_access import photo_bytes
+    from analysis.store import db
     from tests.support.photo_clinic import CLINICIAN
 
     engine = db.make_engine(url)

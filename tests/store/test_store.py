@@ -6,24 +6,27 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session as DbSession
 
-from analysis.store import audit, db
 from analysis.services import records
+from analysis.store import audit, db
 from analysis.store.access import SYSTEM, Actor, PermissionDenied
 from analysis.store.images import ImageStore
-from analysis.store.models import AuditEvent, Base, Photo, Protocol, Series, Treatment
+from analysis.store.models import AuditEvent, Base, Patient, Photo, Protocol, Series, Treatment
+from analysis.store.models import Session as Visit
 from tests.conftest import PROJECT_ROOT
 
 CLINICIAN = Actor(user_id=None, email="clin@test", role="clinician")
 
 
-def _protocol(session) -> Protocol:
+def _protocol(session: DbSession) -> Protocol:
     protocol = Protocol(name="PRP scalp", modality="prp", target_area="scalp", planned_sessions=3,
                         interval_days=28, required_views=["scalp_vertex"], endpoint_codes=[])
     session.add(protocol)
@@ -31,7 +34,8 @@ def _protocol(session) -> Protocol:
     return protocol
 
 
-def _patient_with_session(session, performed_on: date = date(2026, 3, 1)):
+def _patient_with_session(session: DbSession, performed_on: date = date(2026, 3, 1),
+                          ) -> tuple[Patient, Series, Visit]:
     patient = records.create_patient(session, CLINICIAN, code="P-001", birth_year=1980,
                                       sex="female", fitzpatrick=3)
     series = records.create_series(session, CLINICIAN, patient_id=patient.id,
@@ -61,7 +65,7 @@ def test_migration_0004_gives_the_demo_ratings_against_baseline_their_anchor(db_
                            "patient_reported) VALUES (:c, :c, 'ordinal', false, false)"), {"c": code})
     db.upgrade(engine)
     with engine.connect() as c:
-        got = dict(c.execute(text("SELECT code, neutral FROM endpoint_definitions")).all())
+        got: dict[str, float | None] = dict(c.execute(text("SELECT code, neutral FROM endpoint_definitions")).all())
     engine.dispose()
     assert got == {"gais_clinician": 4.0, "hair_density": None}
 
@@ -155,7 +159,7 @@ def test_consent_withdrawal_takes_effect_on_the_next_query(db_url: str) -> None:
                                          sex="female", fitzpatrick=4)
         for scope in ("clinical_record", "consult_display"):
             records.give_consent(session, CLINICIAN, patient_id=patient.id, scope=scope,
-                                 at=datetime.now(timezone.utc) - timedelta(days=1))
+                                 at=datetime.now(UTC) - timedelta(days=1))
     with db.session_scope(engine) as session:
         assert records.consent_scopes(session, patient.id) == {"clinical_record", "consult_display"}
         assert records.withdraw_consent(session, CLINICIAN, patient_id=patient.id,
@@ -195,7 +199,7 @@ def test_validation_names_the_field_and_writes_nothing(db_url: str) -> None:
     with db.session_scope(engine) as session:
         _, series, visit = _patient_with_session(session)
         visit_id = visit.id
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         (dict(product="", lot_number="A", expiry_on=date(2030, 1, 1), volume_ml=1.0), "product"),
         (dict(product="X", lot_number=" ", expiry_on=date(2030, 1, 1), volume_ml=1.0), "lot_number"),
         (dict(product="X", lot_number="A", expiry_on=date(2030, 1, 1)), "volume_ml"),
@@ -311,7 +315,7 @@ def test_crash_between_blob_and_row_leaves_no_dangling_row(tmp_path: Path) -> No
     with db.session_scope(engine) as session:
         patient, _, visit = _patient_with_session(session)
         records.give_consent(session, CLINICIAN, patient_id=patient.id, scope="clinical_record",
-                             at=datetime.now(timezone.utc) - timedelta(hours=1))
+                             at=datetime.now(UTC) - timedelta(hours=1))
         visit_id = visit.id
     engine.dispose()
     child = textwrap.dedent(f"""
@@ -357,7 +361,7 @@ def test_photo_needs_clinical_consent_and_a_reason_when_failing(tmp_path: Path) 
             records.store_photo(session, CLINICIAN, store, session_id=visit.id, photo=photo)
         assert err.value.field == "consent"
         records.give_consent(session, CLINICIAN, patient_id=patient.id, scope="clinical_record",
-                             at=datetime.now(timezone.utc) - timedelta(minutes=1))
+                             at=datetime.now(UTC) - timedelta(minutes=1))
         with pytest.raises(records.FieldError) as err:
             records.store_photo(session, CLINICIAN, store, session_id=visit.id, photo=photo)
         assert err.value.field == "override_reason"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+
 from sqlalchemy import Engine, select, text
+
 from analysis.store import db
 from analysis.store.models import AuditEvent, User
 from tests.support.photo_clinic import (
     Clinic,
     make_clinic,
 )
-
 
 PASSWORD = "trail-test-password"
 

@@ -1,16 +1,19 @@
 """Shared test support (moved from test_backup.py)."""
 
 from __future__ import annotations
+
 import os
 import subprocess
 import sys
 from pathlib import Path
+
 from sqlalchemy import select
-from analysis.store import audit, db
+
 from analysis.services import records
+from analysis.services.photo_access import photo_bytes
+from analysis.store import audit, db
 from analysis.store.images import ImageStore
 from analysis.store.models import AuditEvent, Consent, Patient, Photo
-from analysis.services.photo_access import photo_bytes
 from tests.conftest import PROJECT_ROOT
 from tests.support.photo_clinic import CLINICIAN, make_clinic
 

@@ -38,10 +38,9 @@ def astronaut_jpeg(*, shift_px: int = 0, brightness: float = 1.0, size: int = 51
 
 def seed_clinician_clinic(data_dir: Path) -> dict[str, int]:
     """Create the clinic in ``data_dir`` (CANDOR_DATA_DIR must point there); returns key ids."""
-    from analysis.services import capture
+    from analysis.services import capture, records
     from analysis.services import users as user_admin
     from analysis.store import db
-    from analysis.services import records
     from analysis.store.access import Actor
     from analysis.store.models import EndpointDefinition, Protocol
 

@@ -1,7 +1,9 @@
 """Shared test support (moved from test_lighting.py)."""
 
 from __future__ import annotations
+
 from functools import lru_cache
+
 import numpy as np
 import pytest
 from skimage import data

@@ -37,13 +37,12 @@ def seed_insights_clinic(*, n_patients: int = 16, seed: int = 7) -> None:
     clinical-record consent; all but every seventh also consented to consult display. Patient
     codes start with ``CND-`` so tests can check that none leaks onto consult pages.
     """
-    from analysis.auth import accounts
+    from analysis.services import records
     from analysis.services import users as user_admin
     from analysis.store import db
-    from analysis.services import records
     from analysis.store.access import SYSTEM, Actor
     from analysis.store.images import default_store
-    from analysis.store.models import EndpointDefinition, ProductLot, Protocol
+    from analysis.store.models import EndpointDefinition, ProductLot, Protocol, User
 
     db.upgrade()
     rng = np.random.default_rng(seed)
@@ -53,8 +52,7 @@ def seed_insights_clinic(*, n_patients: int = 16, seed: int = 7) -> None:
         nurse = user_admin.create_user(s, SYSTEM, email="injector@demo.candor",
                                      display_name="Nurse Injector", role="clinician",
                                      password=None)
-        clinician = s.scalar(select(accounts.User).where(
-            accounts.User.email == "clinician@demo.candor"))
+        clinician = s.scalars(select(User).where(User.email == "clinician@demo.candor")).one()
         operators = [nurse.id, clinician.id]
         me = Actor(user_id=clinician.id, email=clinician.email, role="clinician")
         s.add(EndpointDefinition(code="wrinkle_grade", name="Wrinkle grade", kind="ordinal",
@@ -116,7 +114,7 @@ def seed_insights_clinic(*, n_patients: int = 16, seed: int = 7) -> None:
                 records.record_measurement(s, me, session_id=visit.id,
                                            endpoint_code="wrinkle_grade", value=grade)
                 records.record_measurement(s, me, session_id=visit.id, endpoint_code="satisfaction",
-                                           value=float(min(10, 5 + k + rng.integers(0, 2))),
+                                           value=float(min(10, 5 + k + int(rng.integers(0, 2)))),
                                            rated_by_patient=True)
                 records.record_reaction(s, me, session_id=visit.id, kind="expected",
                                         term="erythema", severity="mild",

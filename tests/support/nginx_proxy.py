@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 
 from tests.conftest import PROJECT_ROOT, system_tool
@@ -24,7 +25,7 @@ DEPLOY = PROJECT_ROOT / "deploy"
 
 
 def self_signed(dest: Path) -> tuple[Path, Path]:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -33,7 +34,7 @@ def self_signed(dest: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
@@ -102,10 +103,10 @@ def serve_nginx(proxy: Proxy) -> Iterator[Proxy]:
             try:
                 socket.create_connection(("127.0.0.1", proxy.https), timeout=1).close()
                 break
-            except OSError:
+            except OSError as exc:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("nginx did not start: "
-                                       + (proxy.root / "error.log").read_text()[-2000:])
+                                       + (proxy.root / "error.log").read_text()[-2000:]) from exc
                 time.sleep(0.1)
         yield proxy
     finally:

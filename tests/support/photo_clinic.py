@@ -1,20 +1,22 @@
 """Shared test support (moved from test_photo_access.py)."""
 
 from __future__ import annotations
+
 import functools
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
 from PIL import Image
 from skimage import data as skdata
 from sqlalchemy import Engine, func, select, text
-from analysis.store import db
+
 from analysis.services import records
+from analysis.store import db
 from analysis.store.access import Actor
 from analysis.store.images import ImageStore
 from analysis.store.models import AuditEvent, Protocol
-
 
 CLINICIAN = Actor(user_id=None, email="clin@test", role="clinician")
 
@@ -28,7 +30,7 @@ CONSULT = Actor(user_id=None, email="consult@test", role="consult_staff")
 ADMIN = Actor(user_id=None, email="admin@test", role="admin")
 
 
-YESTERDAY = datetime.now(timezone.utc) - timedelta(days=1)
+YESTERDAY = datetime.now(UTC) - timedelta(days=1)
 
 
 @functools.cache

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TypedDict
 
+from analysis.services import records
 from analysis.services import users as user_admin
 from analysis.store import db
-from analysis.services import records
 from analysis.store.access import SYSTEM, Actor
 from analysis.store.images import ImageStore
 from analysis.store.models import EndpointDefinition, Protocol
@@ -28,11 +29,28 @@ START = date(2026, 3, 2)
 RECORDED = [(1, 3, 1), (2, 3, 2), (3, 2, 2), (2, 4, 2), (1, 3, 0), (4, 2, 3)]
 
 
-def seed_rating_clinic(url: str, image_root: Path, *, n_series: int = 6) -> dict[str, object]:
+class RatingClinic(TypedDict):
+    """What :func:`seed_rating_clinic` made: ids and emails the tests sign in and look up with."""
+
+    series: list[int]
+    patients: list[str]
+    protocol_id: int
+    clinician_id: int
+    director_id: int
+    rater_ids: list[int]
+    rater_emails: list[str]
+    clinician_email: str
+    director_email: str
+    no_consent_series: int
+    failing_series: int
+
+
+def seed_rating_clinic(url: str, image_root: Path, *, n_series: int = 6) -> RatingClinic:
     engine = db.make_engine(url)
     db.upgrade(engine)
     store = ImageStore(image_root)
-    out: dict[str, object] = {"series": [], "patients": []}
+    series_ids: list[int] = []
+    patient_codes: list[str] = []
     with db.session_scope(engine) as s:
         users = user_admin.seed_demo_accounts(s)
         clinician = next(u for u in users if u.role == "clinician")
@@ -88,13 +106,14 @@ def seed_rating_clinic(url: str, image_root: Path, *, n_series: int = 6) -> dict
                                                endpoint_code="gais_test", value=gais)
             if no_consent:
                 records.withdraw_consent(s, actor, patient_id=patient.id, scope="clinical_record")
-            out["series"].append(series.id)  # type: ignore[union-attr]
-            out["patients"].append(code)  # type: ignore[union-attr]
-        out.update(protocol_id=protocol.id, clinician_id=clinician.id, director_id=director.id,
-                   rater_ids=[clinician.id, *(u.id for u in extra)],
-                   rater_emails=[clinician.email, *(u.email for u in extra)],
-                   clinician_email=clinician.email, director_email=director.email,
-                   no_consent_series=out["series"][n_series],  # type: ignore[index]
-                   failing_series=out["series"][n_series + 1])  # type: ignore[index]
+            series_ids.append(series.id)
+            patient_codes.append(code)
+        out = RatingClinic(
+            series=series_ids, patients=patient_codes, protocol_id=protocol.id,
+            clinician_id=clinician.id, director_id=director.id,
+            rater_ids=[clinician.id, *(u.id for u in extra)],
+            rater_emails=[clinician.email, *(u.email for u in extra)],
+            clinician_email=clinician.email, director_email=director.email,
+            no_consent_series=series_ids[n_series], failing_series=series_ids[n_series + 1])
     engine.dispose()
     return out

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from analysis.photos.compare import Tolerances
 
 
+def _ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """skimage's CIEDE2000 colour difference, typed."""
+    out: np.ndarray = deltaE_ciede2000(lab1, lab2)
+    return out
+
+
 def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> Check:
     if b.lab_median is None or f.lab_median is None or not all(
         _num(v) is not None for v in (*b.lab_median, *f.lab_median)
@@ -26,13 +32,13 @@ def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> C
         return _na("color", f"colour not measured on the {' and '.join(where) or 'two'} photo(s)")
     lb = np.array(b.lab_median, float)
     lf = np.array(f.lab_median, float)
-    de = float(deltaE_ciede2000(lb, _match_luminance(lf, lb)))
+    de = float(_ciede2000(lb, _match_luminance(lf, lb)))
     sd_ab = _pair_sd(b.color_sd_ab, f.color_sd_ab)
     sd = None if sd_ab is None else sd_ab * _de00_per_ab(lb)
     status = _grade_sd(de, sd, tol.color_warn_de, tol.color_fail_de)
     da, db = float(lf[1] - lb[1]), float(lf[2] - lb[2])
     details: dict[str, Any] = {"delta_a": da, "delta_b": db,
-                               "delta_e_full": float(deltaE_ciede2000(lb, lf))}
+                               "delta_e_full": float(_ciede2000(lb, lf))}
     if sd is not None:
         details["sd_de00"] = sd
     if status == "pass":
@@ -61,8 +67,8 @@ def _de00_per_ab(lab: np.ndarray) -> float:
     Converts the per-axis s.d. of the median a*/b* into the check's ΔE00 units (first order).
     """
     step = 0.5
-    d_a = float(deltaE_ciede2000(lab, lab + [0.0, step, 0.0]))
-    d_b = float(deltaE_ciede2000(lab, lab + [0.0, 0.0, step]))
+    d_a = float(_ciede2000(lab, lab + [0.0, step, 0.0]))
+    d_b = float(_ciede2000(lab, lab + [0.0, 0.0, step]))
     return (d_a + d_b) / (2.0 * step)
 
 
@@ -75,4 +81,5 @@ def _match_luminance(lab: np.ndarray, reference_lab: np.ndarray) -> np.ndarray:
     y_ref = lab2xyz(reference_lab.reshape(1, 1, 3)).reshape(3)[1]
     if xyz[1] <= 0:
         return np.array([reference_lab[0], lab[1], lab[2]])
-    return xyz2lab((xyz * (y_ref / xyz[1])).reshape(1, 1, 3)).reshape(3)
+    out: np.ndarray = xyz2lab((xyz * (y_ref / xyz[1])).reshape(1, 1, 3)).reshape(3)
+    return out

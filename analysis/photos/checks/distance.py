@@ -13,6 +13,7 @@ from analysis.photos.types import Check, PhotoMeasurement, Status
 
 if TYPE_CHECKING:
     from analysis.photos.compare import Tolerances
+    from analysis.photos.scalp import Registration
 
 
 def _distance_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> Check:
@@ -71,7 +72,7 @@ def _zoom_note(b: PhotoMeasurement, f: PhotoMeasurement) -> str:
     return f"focal length differs ({ff:.0f} vs {fb:.0f} mm equiv.): use the baseline's zoom"
 
 
-def _scalp_distance_check(reg, tol: Tolerances) -> Check:
+def _scalp_distance_check(reg: Registration | None, tol: Tolerances) -> Check:
     if reg is None:
         return _na("distance", "scalp scale needs the thumbnails of both photos")
     if not reg.ok:

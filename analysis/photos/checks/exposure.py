@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.photos import uncertainty
 from analysis.photos.checks.common import (
-    _borderline, _grade, _grade_sd, _missing, _na, _num, _pair_sd, _worst,
+    _borderline,
+    _grade,
+    _grade_sd,
+    _missing,
+    _na,
+    _num,
+    _pair_sd,
+    _worst,
 )
 from analysis.photos.types import Check, PhotoMeasurement
 

@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from analysis.photos.checks.common import _grade, _missing, _na, _ORDER
-from analysis.photos.types import Check, PhotoMeasurement
+from analysis.photos.checks.common import _ORDER, _grade, _missing, _na
+from analysis.photos.types import Check, PhotoMeasurement, Status
 
 if TYPE_CHECKING:
     from analysis.photos.compare import Tolerances
@@ -29,11 +29,13 @@ def _expression_check(
          ("smiling more than baseline — ask for the baseline's neutral expression",
           "less smile than baseline — match the baseline's expression")),
     )
-    graded, missing, details = [], [], {}
+    graded: list[tuple[Status, float, str, float, float, float, str]] = []
+    missing: list[str] = []
+    details: dict[str, Any] = {}
     for name, bv, fv, warn, fail, texts in parts:
         reason = _missing(name, name.replace("_", " "), bv, fv)
-        if reason:
-            missing.append(reason)
+        if reason or fv is None or bv is None:
+            missing.append(reason or f"{name} not measured")
             continue
         delta = float(fv) - float(bv)
         details[f"delta_{name}"] = delta

@@ -13,6 +13,7 @@ from analysis.photos.types import Check, PhotoMeasurement
 
 if TYPE_CHECKING:
     from analysis.photos.compare import Tolerances
+    from analysis.photos.scalp import Registration
 
 
 def _face_framing_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> Check:
@@ -50,7 +51,7 @@ def _where(dx: float, dy: float) -> str:
     return " and ".join(parts) or "slightly elsewhere"
 
 
-def _register_thumbs(b: PhotoMeasurement, f: PhotoMeasurement):
+def _register_thumbs(b: PhotoMeasurement, f: PhotoMeasurement) -> Registration | None:
     from analysis.photos.scalp import register
 
     if b.thumb is None or f.thumb is None:
@@ -58,7 +59,7 @@ def _register_thumbs(b: PhotoMeasurement, f: PhotoMeasurement):
     return register(b.thumb, f.thumb)
 
 
-def _scalp_framing_check(reg, tol: Tolerances) -> Check:
+def _scalp_framing_check(reg: Registration | None, tol: Tolerances) -> Check:
     if reg is None:
         return _na("framing", "scalp framing needs the thumbnails of both photos")
     if not reg.ok:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from analysis.photos import uncertainty
-from analysis.photos.checks.common import _grade, _missing, _na, _num, _ORDER
+from analysis.photos.checks.common import _ORDER, _grade, _missing, _na, _num
 from analysis.photos.types import Check, PhotoMeasurement
 
 if TYPE_CHECKING:
