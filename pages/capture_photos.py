@@ -17,6 +17,7 @@ from analysis.services.capture import start_standby
 from analysis.services.common import PermissionDenied
 from analysis.services.common import FieldError
 from ui import frame, widgets
+from ui import trichoscopy
 
 UPLOADS = "capture_uploads"  # sha256 -> item dict (bytes kept until saved or discarded)
 HANDLED = "capture_handled"  # sha256 of uploads saved or discarded (ignored if still in the uploader)
@@ -332,6 +333,7 @@ def page() -> None:
     for sha, item in list(uploads.items()):
         if sha not in bad:
             _item(ctx, session_id, tags, sha, item)
+    trichoscopy.count_panel(ctx.session(session_id).photos)
 
 
 page()
