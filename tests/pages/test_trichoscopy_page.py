@@ -64,6 +64,10 @@ def _run(at: AppTest) -> AppTest:
     return at
 
 
+def _captions(at: AppTest) -> list[str]:
+    return [c for image in at.get("image") for c in getattr(image, "captions", [])]
+
+
 def _texts(at: AppTest) -> str:
     return "\n".join(str(e.value) for kind in ("markdown", "caption", "error", "success", "info")
                      for e in getattr(at, kind))
@@ -89,7 +93,7 @@ def test_director_calibrates_then_clinician_counts_and_corrects(clinic: dict[str
     at = _open("pages/capture_photos.py", clinician, candor_series_id=clinic["series_id"],
                capture_session_id=clinic["session_id"])
     pid = clinic["photo_id"]
-    assert "Not counted yet" in [c for image in at.get("image") for c in image.captions]
+    assert "Not counted yet" in _captions(at)
     at.selectbox(key=f"tri_cal_{pid}").set_value(cal_id)
     next(b for b in at.button if b.key == f"tri_count_{pid}").click()
     _run(at)
@@ -102,9 +106,8 @@ def test_director_calibrates_then_clinician_counts_and_corrects(clinic: dict[str
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Automatic count"] == str(auto)
     assert metrics["Density, automated"] == f"{row.density_per_cm2:.0f} hairs/cm²"
-    assert f"{auto} detected follicles marked" in [c for image in at.get("image")
-                                                   for c in image.captions]
-    (box,) = [n for n in at.number_input if n.key.startswith(f"tri_value_{pid}_")]
+    assert f"{auto} detected follicles marked" in _captions(at)
+    (box,) = [n for n in at.number_input if (n.key or "").startswith(f"tri_value_{pid}_")]
     assert box.value == auto
     box.set_value(auto + 2)
     next(b for b in at.button if b.key == f"tri_confirm_{pid}").click()

@@ -55,7 +55,7 @@ def _calibrate(w: World, mm: float = MM_PER_PX) -> int:
 
 def _density_values(w: World) -> list[float]:
     with db.session_scope(w.clinic.engine) as s:
-        return [float(v) for v in s.scalars(
+        return [float(v or 0.0) for v in s.scalars(
             select(EndpointMeasurement.value_num).join(EndpointDefinition)
             .where(EndpointDefinition.code == "follicle_density_auto",
                    EndpointMeasurement.session_id == w.clinic.session_id))]

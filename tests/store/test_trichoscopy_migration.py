@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
 from analysis.store import db
 
 
-def _tables(engine: object) -> set[str]:
-    return set(inspect(engine).get_table_names())  # type: ignore[arg-type]
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
 
 
 def test_migration_0009_trichoscopy_tables_up_and_down(db_url: str) -> None:

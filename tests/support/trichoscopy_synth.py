@@ -7,6 +7,10 @@ imports another test module).
 from __future__ import annotations
 
 import numpy as np
+from sqlalchemy.orm import Session as DbSession
+
+from analysis.store.access import Actor
+from analysis.store.images import ImageStore
 
 SKIN = (196, 172, 160)
 HAIR = (38, 32, 30)
@@ -66,13 +70,13 @@ def trichoscopy_png(n: int, *, seed: int = 0) -> tuple[bytes, list[tuple[float, 
     return out.getvalue(), centres
 
 
-def add_trichoscopy_photo(session: object, actor: object, store: object, *, session_id: int,
+def add_trichoscopy_photo(session: DbSession, actor: Actor, store: ImageStore, *, session_id: int,
                           data: bytes, view: str = "scalp_trichoscopy") -> int:
     """Store ``data`` as a baseline photo of ``view`` in ``session_id`` (through records)."""
     from analysis.services import records
 
     row = records.store_photo(
-        session, actor, store, session_id=session_id,  # type: ignore[arg-type]
+        session, actor, store, session_id=session_id,
         photo=records.PhotoInput(data=data, original_sha256="0" * 64, media_type="image/png",
                                  width_px=1280, height_px=1024, view=view, verdict="baseline",
                                  measurements={}, checks=[]))
