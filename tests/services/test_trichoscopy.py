@@ -184,3 +184,14 @@ def test_draw_points_marks_the_points() -> None:
     diff = np.abs(marked.astype(int) - plain.astype(int)).sum(axis=2) > 0
     ys, xs = np.nonzero(diff)
     assert diff.any() and abs(xs.mean() - 320) < 3 and abs(ys.mean() - 256) < 3
+
+
+def test_an_implausible_calibration_gives_a_clear_error_and_stores_nothing(world: World) -> None:
+    cal = _calibrate(world, mm=0.00001)  # 1280 px = 13 µm: densities far beyond any scalp
+    with pytest.raises(FieldError, match="check the device calibration") as err:
+        _count(world, calibration_id=cal)
+    assert err.value.field == "calibration_id"
+    with db.session_scope(world.clinic.engine) as s:
+        assert s.scalar(select(PhotoFollicleCount.id)) is None
+    assert _density_values(world) == []
+    assert events(world.clinic.engine, "follicle.count") == []
