@@ -21,6 +21,7 @@ from analysis.services.common import (
     series_status_label,
 )
 from ui import frame, widgets
+from ui import trichoscopy
 
 UPLOADS = "capture_uploads"  # sha256 -> item dict (bytes kept until saved or discarded)
 HANDLED = "capture_handled"  # sha256 of uploads saved or discarded (ignored if still in the uploader)
@@ -336,6 +337,7 @@ def page() -> None:
     for sha, item in list(uploads.items()):
         if sha not in bad:
             _item(ctx, session_id, tags, sha, item)
+    trichoscopy.count_panel(ctx.session(session_id).photos)
 
 
 page()

@@ -13,6 +13,7 @@ import streamlit as st
 from analysis.services import protocol_setup as ps
 from analysis.services.common import ALL_VIEWS, FieldError
 from ui import frame, widgets
+from ui import trichoscopy
 
 CHOICE = "setup_protocol_id"
 FLASH = "setup_flash"
@@ -198,9 +199,12 @@ def page() -> None:
     st.title("Protocol setup")
     if message := st.session_state.pop(FLASH, None):
         st.success(message, icon=":material/check_circle:")
-    protocols_tab, endpoints_tab = st.tabs(["Protocols", "Endpoints"])
+    protocols_tab, endpoints_tab, devices_tab = st.tabs(["Protocols", "Endpoints",
+                                                         "Trichoscopy devices"])
     with endpoints_tab:
         _endpoints()
+    with devices_tab:
+        trichoscopy.calibration_form()
     with protocols_tab:
         _protocol()
 

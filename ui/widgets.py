@@ -38,6 +38,7 @@ VIEW_LABELS: dict[str, str] = {
     "scalp_frontal_hairline": "Scalp · frontal hairline",
     "scalp_temporal_left": "Scalp · temporal, left",
     "scalp_temporal_right": "Scalp · temporal, right",
+    "scalp_trichoscopy": "Scalp · trichoscopy close-up",
 }
 
 VERDICT_STYLE: dict[str, tuple[str, str, str]] = {

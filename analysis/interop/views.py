@@ -41,6 +41,7 @@ VIEW_CODINGS: dict[str, ViewCoding] = {
     "scalp_frontal_hairline": ViewCoding(*SCALP, laterality="U", orientation=()),
     "scalp_temporal_left": ViewCoding(*SCALP, laterality="L", orientation=()),
     "scalp_temporal_right": ViewCoding(*SCALP, laterality="R", orientation=()),
+    "scalp_trichoscopy": ViewCoding(*SCALP, laterality="U", orientation=()),
 }
 
 

@@ -74,6 +74,10 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
                  "numeric", "hairs/cm²", 0, 400, True, mcid=12.0, noise_sd=7.0,
                  baseline_mean=135.0, baseline_sd=22.0, site=HAIR_SITE, blinded=True),
     # what a trichoscope reports beside density (imported from its CSV, analysis.interop)
+    # counted by analysis.hair on a calibrated trichoscopy photo (services.trichoscopy); the
+    # clinician's confirmed or corrected count is stored beside it with the photo
+    EndpointSpec("follicle_density_auto", "Follicle density, automated", "numeric", "hairs/cm²",
+                 0, 1000, True, mcid=None, noise_sd=None),
     EndpointSpec("hair_terminal_pct", "Terminal hairs, share of hairs counted (trichoscopy)",
                  "numeric", "%", 0, 100, True, mcid=None, noise_sd=None),
     EndpointSpec("hair_vellus_pct", "Vellus hairs, share of hairs counted (trichoscopy)",

@@ -34,6 +34,8 @@ SCALP_VIEWS: tuple[str, ...] = (
     "scalp_frontal_hairline",
     "scalp_temporal_left",
     "scalp_temporal_right",
+    # a dermoscope / trichoscope close-up of a marked scalp site (follicle counts, analysis.hair)
+    "scalp_trichoscopy",
 )
 ALL_VIEWS: tuple[str, ...] = FACE_VIEWS + SCALP_VIEWS
 
@@ -43,6 +45,12 @@ Verdict = Literal["pass", "warn", "fail"]
 
 def is_scalp_view(view: str | None) -> TypeGuard[str]:
     return view is not None and view.startswith("scalp_")
+
+
+def is_trichoscopy_view(view: str | None) -> bool:
+    """A trichoscopy close-up: a scalp view (no face mesh; compared by registration, exposure and
+    sharpness) whose follicles are counted by :mod:`analysis.hair`."""
+    return view == "scalp_trichoscopy"
 
 
 @dataclass(frozen=True)

@@ -577,3 +577,63 @@ class RatingAssignment(Base):
     rated_at: Mapped[datetime | None]
 
     pair: Mapped[RatingPair] = relationship()
+
+
+# --- trichoscopy -------------------------------------------------------------------------------
+
+
+class DeviceCalibration(Base):
+    """A trichoscope's pixel pitch at one magnification, set by the medical director.
+
+    ``mm_per_px`` is millimetres per image pixel (full resolution) for images from ``device`` at
+    ``magnification`` (e.g. 70 for 70x); it turns a follicle count into a density per cm².
+    """
+
+    __tablename__ = "device_calibrations"
+    __table_args__ = (
+        UniqueConstraint("device", "magnification", name="uq_device_calibration"),
+        CheckConstraint("mm_per_px > 0", name="ck_calibration_mm_per_px"),
+        CheckConstraint("magnification > 0", name="ck_calibration_magnification"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device: Mapped[str] = mapped_column(String(80))
+    magnification: Mapped[float] = mapped_column(Float)
+    mm_per_px: Mapped[float] = mapped_column(Float)
+    set_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PhotoFollicleCount(Base):
+    """The follicle count of one trichoscopy photo: the engine's automatic count beside the
+    clinician's confirmed or corrected one.
+
+    ``auto_count``, ``points_px`` ([x, y] full-resolution pixels), ``method`` and ``version`` are
+    what :func:`analysis.hair.count.count_follicles` returned; ``mm_per_px`` and ``calibration_id``
+    the scale it was counted with (``density_per_cm2`` is None without one). ``confirmed_count`` is
+    set when a clinician confirms (equal to ``auto_count``) or corrects it, with who and when.
+    ``measurement_id`` is the ``follicle_density_auto`` endpoint value recorded from it.
+    """
+
+    __tablename__ = "follicle_counts"
+    __table_args__ = (
+        CheckConstraint("auto_count >= 0", name="ck_follicle_auto_count"),
+        CheckConstraint("confirmed_count IS NULL OR confirmed_count >= 0",
+                        name="ck_follicle_confirmed_count"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id"), unique=True)
+    auto_count: Mapped[int] = mapped_column(Integer)
+    points_px: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    density_per_cm2: Mapped[float | None] = mapped_column(Float)
+    mm_per_px: Mapped[float | None] = mapped_column(Float)
+    calibration_id: Mapped[int | None] = mapped_column(ForeignKey("device_calibrations.id"))
+    method: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(16))
+    counted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    counted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_count: Mapped[int | None] = mapped_column(Integer)
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    confirmed_at: Mapped[datetime | None]
+    measurement_id: Mapped[int | None] = mapped_column(ForeignKey("endpoint_measurements.id"))

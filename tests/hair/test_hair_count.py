@@ -14,50 +14,8 @@ import pytest
 
 from analysis.hair.count import METHOD, VERSION, count_follicles
 
-SKIN = (196, 172, 160)
-HAIR = (38, 32, 30)
-
-
-def _scalp(n: int, *, seed: int = 0, bar: bool = False, bottom_bar: bool = False,
-           scale_bar: bool = False, width: int = 16, size: tuple[int, int] = (1024, 1280)
-           ) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """RGB image with ``n`` clipped hair shafts (dark bars) on textured skin; returns shaft centres."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    h, w = size
-    img = np.empty((h, w, 3), np.float32)
-    img[:] = SKIN
-    shade = cv2.GaussianBlur(rng.normal(0, 12, (h, w)).astype(np.float32), (0, 0), 40) * 6
-    img += shade[..., None]
-    img += rng.normal(0, 3, (h, w, 1))
-    centres: list[tuple[float, float]] = []
-    top = 90 if bar else 60
-    while len(centres) < n:
-        c = rng.uniform([120, top + 60], [w - 120, h - 140])
-        if all(np.hypot(*(c - q)) > 170 for q in centres):
-            centres.append((float(c[0]), float(c[1])))
-    for cx, cy in centres:
-        ang = rng.uniform(0, np.pi)
-        half = rng.uniform(50, 80)
-        dx, dy = half * np.cos(ang), half * np.sin(ang)
-        cv2.line(img, (int(cx - dx), int(cy - dy)), (int(cx + dx), int(cy + dy)), HAIR, width, cv2.LINE_AA)
-    img = cv2.GaussianBlur(img, (0, 0), 1.2)
-    out = np.clip(img, 0, 255).astype(np.uint8)
-    if bar:  # a device header: grey label boxes with white text across the top edge
-        out[:44] = (20, 20, 20)
-        for x0 in range(0, w - 200, 230):
-            out[4:40, x0 + 4: x0 + 220] = (78, 80, 80)
-        cv2.putText(out, "A001  1280x1024  2026/01/05  mm  70x", (10, 32), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.9, (255, 255, 255), 2)
-    if bottom_bar:
-        out[-20:] = (220, 220, 220)
-    if scale_bar:  # a "1.0 mm" L-shaped scale bar in the bottom-left corner, like the device draws
-        cv2.line(out, (36, h - 460), (36, h - 100), (45, 47, 62), 2)
-        cv2.line(out, (36, h - 100), (396, h - 100), (45, 47, 62), 2)
-        out[h - 120: h - 88, 408:536] = (64, 64, 64)
-        cv2.putText(out, "1.0 mm", (414, h - 95), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
-    return out, centres
+from tests.support.trichoscopy_synth import HAIR
+from tests.support.trichoscopy_synth import synthetic_scalp as _scalp
 
 
 def _matched(points: list[tuple[float, float]], centres: list[tuple[float, float]], tol: float) -> int:
