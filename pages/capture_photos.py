@@ -20,8 +20,7 @@ from analysis.services.common import (
     PermissionDenied,
     series_status_label,
 )
-from ui import frame, widgets
-from ui import trichoscopy
+from ui import frame, trichoscopy, widgets
 
 UPLOADS = "capture_uploads"  # sha256 -> item dict (bytes kept until saved or discarded)
 HANDLED = "capture_handled"  # sha256 of uploads saved or discarded (ignored if still in the uploader)

@@ -12,8 +12,7 @@ import streamlit as st
 
 from analysis.services import protocol_setup as ps
 from analysis.services.common import ALL_VIEWS, FieldError
-from ui import frame, widgets
-from ui import trichoscopy
+from ui import frame, trichoscopy, widgets
 
 CHOICE = "setup_protocol_id"
 FLASH = "setup_flash"

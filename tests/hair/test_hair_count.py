@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from analysis.hair.count import METHOD, VERSION, count_follicles
-
 from tests.support.trichoscopy_synth import HAIR
 from tests.support.trichoscopy_synth import synthetic_scalp as _scalp
 
