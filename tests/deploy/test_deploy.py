@@ -109,7 +109,7 @@ def test_healthcheck_is_ready_only_when_database_and_store_answer(
 
 def test_two_replicas_behind_the_shipped_proxy(replica_env: dict[str, str],
                                                tmp_path: Path) -> None:
-    from tests.e2e import conftest as e2e
+    from tests.e2e import helpers as e2e
 
     system_tool("nginx", "nginx")
     with ExitStack() as stack:

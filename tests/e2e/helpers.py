@@ -15,21 +15,18 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.conftest import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = PROJECT_ROOT / "benchmarks" / "out"
 E2E_PASSWORD = "e2e-password-not-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _free_port() -> int:
@@ -51,7 +48,7 @@ def seeded_env(data: Path, seed_code: str) -> dict[str, str]:
     return env
 
 
-def sign_in(page: object, url: str, email: str, *, password: str = E2E_PASSWORD,
+def sign_in(page: Page, url: str, email: str, *, password: str = E2E_PASSWORD,
             timeout_ms: float | None = None) -> None:
     """Open ``url`` and sign in through the form; returns once the app shows "Sign out"."""
     page.goto(url)

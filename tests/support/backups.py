@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 from sqlalchemy import select
 
 from analysis.services import records
 from analysis.services.photo_access import photo_bytes
 from analysis.store import audit, db
+from analysis.store.audit import ChainProblem
 from analysis.store.images import ImageStore
 from analysis.store.models import AuditEvent, Consent, Patient, Photo
 from tests.conftest import PROJECT_ROOT
@@ -25,7 +28,17 @@ def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def snapshot(url: str) -> dict[str, object]:
+class Snapshot(TypedDict):
+    """What snapshot() reads back from a database: rows as tuples, and the chain check."""
+
+    patients: list[tuple[int, str, int]]
+    consents: list[tuple[int, str, datetime, datetime | None]]
+    photos: list[tuple[int, str, str, str]]
+    audit: list[tuple[int, str, str]]
+    chain: list[ChainProblem]
+
+
+def snapshot(url: str) -> Snapshot:
     engine = db.make_engine(url)
     try:
         with db.session_scope(engine) as session:
