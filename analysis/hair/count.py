@@ -135,11 +135,11 @@ def overlay_keep(small: np.ndarray) -> np.ndarray:
     up, dn = pad[: h, d: d + w], pad[2 * d:, d: d + w]
     lf, rt = pad[d: d + h, : w], pad[d: d + h, 2 * d:]
     ln = max(25, w // 12)
-    th = (((up - g) > 25) & ((dn - g) > 25)).astype(np.uint8)
-    tv = (((lf - g) > 25) & ((rt - g) > 25)).astype(np.uint8)
+    th: np.ndarray = (((up - g) > 25) & ((dn - g) > 25)).astype(np.uint8)
+    tv: np.ndarray = (((lf - g) > 25) & ((rt - g) > 25)).astype(np.uint8)
     th = cv2.morphologyEx(th, cv2.MORPH_OPEN, np.ones((1, ln), np.uint8))
     tv = cv2.morphologyEx(tv, cv2.MORPH_OPEN, np.ones((ln, 1), np.uint8))
-    lines = (th | tv)
+    lines = np.bitwise_or(th.astype(np.uint8), tv.astype(np.uint8))
     if lines.any():
         keep &= cv2.dilate(lines, np.ones((7, 7), np.uint8)) == 0
         ys, xs = np.nonzero(th)
@@ -197,7 +197,7 @@ def candidates(img: np.ndarray) -> Candidates:
     q = cv2.GaussianBlur(q, (0, 0), BG_SIGMA / 8)
     rel = cv2.resize(q, (v.shape[1], v.shape[0]), interpolation=cv2.INTER_LINEAR) - v
     dark[~keep] = 0
-    m = ((dark > DARK_THRESHOLD) & (rel > REL_THRESHOLD)).astype(np.uint8)
+    m: np.ndarray = ((dark > DARK_THRESHOLD) & (rel > REL_THRESHOLD)).astype(np.uint8)
     m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, lab, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     big = np.zeros(n, dtype=bool)
@@ -335,7 +335,7 @@ def mlp_forward(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     z = (x - params["mu"]) / params["sd"]
     hdn = np.tanh(z @ params["w1"] + params["b1"])
     out = hdn @ params["w2"] + params["b2"]
-    return np.logaddexp(0.0, out[:, 0])
+    return np.asarray(np.logaddexp(0.0, out[:, 0]), dtype=np.float64)
 
 
 def predict_candidates(c: Candidates, params: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -354,7 +354,7 @@ def _allocate(expect: np.ndarray, total: int) -> np.ndarray:
     if total <= 0 or expect.sum() <= 0:
         return np.zeros(len(expect), dtype=int)
     q = expect * (total / expect.sum())
-    base = np.floor(q).astype(int)
+    base: np.ndarray = np.floor(q).astype(int)
     rest = total - int(base.sum())
     if rest > 0:
         base[np.argsort(-(q - base), kind="stable")[:rest]] += 1

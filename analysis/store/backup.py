@@ -219,11 +219,13 @@ def inspect_database(db_file: Path, image_root: Path | ImageStore,
     """Check a database file, its image store (a directory or a store) and (when given) its
     anchor copy; the result lists any problems found. Raises :class:`BackupRejected` when the
     file is not a readable database."""
+    unreadable: tuple[type[Exception], ...] = (sqlite3.DatabaseError, SQLAlchemyError,
+                                               *_sqlcipher_errors())
     try:
         return _inspect_database(db_file, image_root, anchor_file)
     except at_rest.AtRestError as exc:
         raise BackupRejected(f"{db_file.name}: {exc}") from exc
-    except (sqlite3.DatabaseError, SQLAlchemyError, *_sqlcipher_errors()) as exc:
+    except unreadable as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise BackupRejected(f"the database file {db_file.name} cannot be read ({reason}): it is "
                              "damaged or truncated") from exc
@@ -490,7 +492,7 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
         if source is None:
             from analysis.store.backup_pg import backup_postgres
 
-            manifest = backup_postgres(plain, url=url, store=store)
+            manifest: Manifest = backup_postgres(plain, url=url, store=store)
         else:
             manifest = _backup_sqlite(plain, source, store)
         if manifest.problems:
