@@ -37,6 +37,7 @@ test: $(STAMP) check
 check: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m mypy
 
 bench: $(STAMP)

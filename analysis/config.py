@@ -76,8 +76,10 @@ def image_dir() -> Path:
     parts = urlsplit(url)
     if url and parts.scheme in ("", "file"):
         if parts.netloc not in ("", "localhost"):
-            raise ValueError(f"CANDOR_IMAGE_STORE={url!r}: a file:// URL names a local path "
-                             "(file:///srv/candor/images)")
+            raise ValueError(
+                f"CANDOR_IMAGE_STORE={url!r}: a file:// URL names a local path "
+                "(file:///srv/candor/images)"
+            )
         path = Path(unquote(parts.path) if parts.scheme else url).resolve()
     else:
         path = data_dir() / "images"
@@ -96,8 +98,10 @@ class S3Settings:
     session_token: str | None  # AWS_SESSION_TOKEN
 
     def __repr__(self) -> str:  # never print the secret
-        return (f"S3Settings(endpoint={self.endpoint!r}, region={self.region!r}, "
-                f"access_key_id={self.access_key_id!r}, secret_access_key=<hidden>)")
+        return (
+            f"S3Settings(endpoint={self.endpoint!r}, region={self.region!r}, "
+            f"access_key_id={self.access_key_id!r}, secret_access_key=<hidden>)"
+        )
 
 
 def s3_settings() -> S3Settings:
@@ -147,5 +151,7 @@ def clinic_timezone() -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"CANDOR_TIMEZONE must be an IANA time zone name such as Europe/Berlin "
-                         f"or America/New_York, got {name!r}") from None
+        raise ValueError(
+            f"CANDOR_TIMEZONE must be an IANA time zone name such as Europe/Berlin "
+            f"or America/New_York, got {name!r}"
+        ) from None

@@ -75,10 +75,23 @@ def child(reps: int) -> dict[str, object]:
         t = time.perf_counter()
         with db.session_scope() as s:
             try:
-                records.store_photo(s, actor, store, session_id=visit_id, photo=records.PhotoInput(
-                    data=data, original_sha256="0" * 64, media_type="image/jpeg",
-                    width_px=4000, height_px=3000, view="face_frontal", verdict="pass",
-                    measurements={}, checks=[]))
+                records.store_photo(
+                    s,
+                    actor,
+                    store,
+                    session_id=visit_id,
+                    photo=records.PhotoInput(
+                        data=data,
+                        original_sha256="0" * 64,
+                        media_type="image/jpeg",
+                        width_px=4000,
+                        height_px=3000,
+                        view="face_frontal",
+                        verdict="pass",
+                        measurements={},
+                        checks=[],
+                    ),
+                )
             except records.FieldError:  # no clinical-record consent on that visit's patient
                 raise SystemExit("the first session's patient has no photo consent") from None
             s.flush()
@@ -93,8 +106,9 @@ def child(reps: int) -> dict[str, object]:
     out["read photo"] = statistics.median(reads)
     for page in PAGES:
         at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=600)
-        at.session_state["candor_actor"] = Actor(user_id=director.id, email=director.email,
-                                                 role="medical_director")
+        at.session_state["candor_actor"] = Actor(
+            user_id=director.id, email=director.email, role="medical_director"
+        )
         t = time.perf_counter()
         at.run()
         first = time.perf_counter() - t
@@ -114,8 +128,13 @@ def seed(dir_: Path, n: int, env: dict[str, str]) -> None:
         return
     dir_.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "analysis", "demo", "--patients", str(n), "--if-empty"],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "analysis", "demo", "--patients", str(n), "--if-empty"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     print(f"seeded {n} patients into {dir_} in {time.monotonic() - t0:.0f} s")
 
 
@@ -123,9 +142,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--patients", type=int, default=16)
     ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--rounds", type=int, default=2,
-                    help="plain and keyed runs alternate this many times; the best median is "
-                    "kept (the machine is shared: alternating spreads others' load evenly)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="plain and keyed runs alternate this many times; the best median is "
+        "kept (the machine is shared: alternating spreads others' load evenly)",
+    )
     ap.add_argument("--dir", type=Path, default=ROOT / "benchmarks" / "out" / "at_rest")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -140,8 +163,11 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     envs = {}
     for mode in ("plain", "keyed"):
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("CANDOR_DB_KEY", "CANDOR_DB_KEY_FILE", "CANDOR_DATABASE_URL")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("CANDOR_DB_KEY", "CANDOR_DB_KEY_FILE", "CANDOR_DATABASE_URL")
+        }
         env["CANDOR_DATA_DIR"] = str(args.dir / mode)
         env["CANDOR_AUDIT_ANCHOR"] = str(args.dir / f"{mode}.audit-anchor")
         env["CANDOR_AUDIT_KEY_FILE"] = str(args.dir / f"{mode}.audit-key")
@@ -151,8 +177,13 @@ def main() -> int:
         envs[mode] = env
     for _round in range(args.rounds):
         for mode, env in envs.items():
-            res = subprocess.run([sys.executable, __file__, "--child", "--reps", str(args.reps)],
-                                 cwd=ROOT, env=env, capture_output=True, text=True)
+            res = subprocess.run(
+                [sys.executable, __file__, "--child", "--reps", str(args.reps)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if res.returncode:
                 raise SystemExit(f"timing the {mode} clinic failed:\n{res.stderr[-3000:]}")
             got = json.loads(res.stdout.strip().splitlines()[-1])
@@ -160,11 +191,16 @@ def main() -> int:
             for name, value in got.items():
                 best[name] = min(best[name], value)
     plain, keyed = results["plain"], results["keyed"]
-    print(f"\n{args.patients} patients, best of {args.rounds} medians of {args.reps}; photo "
-          f"{plain['photo_mb']:.1f} MB JPEG (12 MP)")
+    print(
+        f"\n{args.patients} patients, best of {args.rounds} medians of {args.reps}; photo "
+        f"{plain['photo_mb']:.1f} MB JPEG (12 MP)"
+    )
     print(f"{'operation':<26} {'no key':>9} {'CANDOR_DB_KEY':>14} {'overhead':>9}")
-    for name in ("save photo", "read photo", *(f"{p} {w}" for p in PAGES
-                                               for w in ("first", "rerun"))):
+    for name in (
+        "save photo",
+        "read photo",
+        *(f"{p} {w}" for p in PAGES for w in ("first", "rerun")),
+    ):
         a, b = float(plain[name]), float(keyed[name])
         print(f"{name:<26} {a * 1000:>7.1f}ms {b * 1000:>12.1f}ms {100 * (b - a) / a:>+8.0f}%")
     return 0

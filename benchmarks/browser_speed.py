@@ -29,8 +29,12 @@ from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, serve_app, sign_in  # noq
 
 #: Page link -> what shows its content is there: a text of the last part the page draws, or
 #: ``"chart"`` for its first chart.
-PAGES = (("Patients", "patient(s),"), ("Series review", "chart"), ("Protocols", "Export"),
-         ("Timelines", "Take-home"))
+PAGES = (
+    ("Patients", "patient(s),"),
+    ("Series review", "chart"),
+    ("Protocols", "Export"),
+    ("Timelines", "Take-home"),
+)
 SHOTS = ROOT / "benchmarks" / "out" / "browser_speed"
 
 
@@ -41,11 +45,13 @@ def _content_shown(page: object, marker: str) -> None:
         page.get_by_text(marker, exact=False).first.wait_for(timeout=120_000)  # type: ignore[attr-defined]
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)  # type: ignore[attr-defined]
     page.wait_for_function(  # type: ignore[attr-defined]
-        "() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=120_000)
+        "() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=120_000
+    )
 
 
-def time_clinic(env: dict[str, str], *, repeat: int, password: str, label: str
-                ) -> dict[str, list[float]]:
+def time_clinic(
+    env: dict[str, str], *, repeat: int, password: str, label: str
+) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
     out: dict[str, list[float]] = {name: [] for name, _ in PAGES}
@@ -56,8 +62,7 @@ def time_clinic(env: dict[str, str], *, repeat: int, password: str, label: str
             for i in range(repeat + 1):  # the first round warms the server and is not counted
                 context = browser.new_context(viewport={"width": 1400, "height": 2400})
                 page = context.new_page()
-                sign_in(page, url, "director@demo.candor", password=password,
-                        timeout_ms=120_000)
+                sign_in(page, url, "director@demo.candor", password=password, timeout_ms=120_000)
                 _content_shown(page, "Sign out")
                 for name, marker in PAGES:
                     t = time.perf_counter()
@@ -98,20 +103,29 @@ def main() -> int:
             env.update(CANDOR_DATA_DIR=str(d), PYTHONPATH=str(ROOT))
             if args.postgres:
                 env["CANDOR_DATABASE_URL"] = urls[n]
-            subprocess.run([sys.executable, "-m", "analysis", "init-db"], cwd=ROOT, env=env,
-                           check=True)  # a clinic seeded by an older revision: migrate first
-            results[n] = time_clinic(env, repeat=args.repeat, password=password,
-                                     label=f"{n}{'-pg' if args.postgres else ''}")
+            subprocess.run(
+                [sys.executable, "-m", "analysis", "init-db"], cwd=ROOT, env=env, check=True
+            )  # a clinic seeded by an older revision: migrate first
+            results[n] = time_clinic(
+                env,
+                repeat=args.repeat,
+                password=password,
+                label=f"{n}{'-pg' if args.postgres else ''}",
+            )
     finally:
         if stop is not None:
             stop()
-    print(f"\nChromium, {'PostgreSQL' if args.postgres else 'SQLite'}; seconds from the click to "
-          f"the page's content, {args.repeat} fresh sessions each (median / max)")
+    print(
+        f"\nChromium, {'PostgreSQL' if args.postgres else 'SQLite'}; seconds from the click to "
+        f"the page's content, {args.repeat} fresh sessions each (median / max)"
+    )
     print(f"{'page':<15} {args.small:>14} {args.large:>14}")
     for name, _ in PAGES:
         a, b = results[args.small][name], results[args.large][name]
-        print(f"{name:<15} {statistics.median(a):>6.2f} / {max(a):<5.2f} "
-              f"{statistics.median(b):>6.2f} / {max(b):<5.2f}")
+        print(
+            f"{name:<15} {statistics.median(a):>6.2f} / {max(a):<5.2f} "
+            f"{statistics.median(b):>6.2f} / {max(b):<5.2f}"
+        )
     print(f"screenshots: {SHOTS}")
     return 0
 

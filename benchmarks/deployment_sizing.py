@@ -55,8 +55,12 @@ def database_figures(db_file: Path) -> dict[str, float]:
         sizes = dict(con.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))
 
         def table_bytes(table: str) -> int:  # the table and every index on it
-            names = [table] + [r[0] for r in con.execute(
-                "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name=?", (table,))]
+            names = [table] + [
+                r[0]
+                for r in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name=?", (table,)
+                )
+            ]
             return sum(sizes.get(n, 0) for n in names)
 
         photo_bytes, audit_bytes = table_bytes("photos"), table_bytes("audit_events")
@@ -65,10 +69,14 @@ def database_figures(db_file: Path) -> dict[str, float]:
         patients = con.execute("SELECT COUNT(*) FROM patients").fetchone()[0]
     finally:
         con.close()
-    return {"patients": patients, "photos": photos, "audit_events": events,
-            "photo_row_bytes": photo_bytes / max(photos, 1),
-            "audit_event_bytes": audit_bytes / max(events, 1),
-            "file_bytes": db_file.stat().st_size}
+    return {
+        "patients": patients,
+        "photos": photos,
+        "audit_events": events,
+        "photo_row_bytes": photo_bytes / max(photos, 1),
+        "audit_event_bytes": audit_bytes / max(events, 1),
+        "file_bytes": db_file.stat().st_size,
+    }
 
 
 def main() -> int:
@@ -94,42 +102,88 @@ def main() -> int:
         data = tmp / "data"
         data.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CANDOR_", "AWS_"))}
-        env.update(CANDOR_DATA_DIR=str(data), CANDOR_IMAGE_STORE=f"s3://{bucket}/clinic",
-                   AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=s3_server.ACCESS_KEY,
-                   AWS_SECRET_ACCESS_KEY=s3_server.SECRET_KEY, AWS_REGION=s3_server.REGION,
-                   CANDOR_DEMO_PASSWORD=PASSWORD, CANDOR_AUDIT_KEY_FILE=str(tmp / "audit.key"),
-                   CANDOR_AUDIT_ANCHOR=str(tmp / "audit.anchor"), PYTHONPATH=str(ROOT))
+        env.update(
+            CANDOR_DATA_DIR=str(data),
+            CANDOR_IMAGE_STORE=f"s3://{bucket}/clinic",
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID=s3_server.ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=s3_server.SECRET_KEY,
+            AWS_REGION=s3_server.REGION,
+            CANDOR_DEMO_PASSWORD=PASSWORD,
+            CANDOR_AUDIT_KEY_FILE=str(tmp / "audit.key"),
+            CANDOR_AUDIT_ANCHOR=str(tmp / "audit.anchor"),
+            PYTHONPATH=str(ROOT),
+        )
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "analysis", "demo", "--patients",
-                               str(args.patients)], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=1200)
+        done = subprocess.run(
+            [sys.executable, "-m", "analysis", "demo", "--patients", str(args.patients)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
         if done.returncode != 0:
             print(done.stderr[-2000:], file=sys.stderr)
             return 1
-        print(f"demo clinic of {args.patients} patients seeded with images in S3 in "
-              f"{time.perf_counter() - t0:.0f} s")
+        print(
+            f"demo clinic of {args.patients} patients seeded with images in S3 in "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
         figures = database_figures(data / "candor.sqlite3")
-        store = S3ImageStore(f"s3://{bucket}/clinic", S3Settings(
-            endpoint=endpoint, region=s3_server.REGION, access_key_id=s3_server.ACCESS_KEY,
-            secret_access_key=s3_server.SECRET_KEY, session_token=None), key=None)
+        store = S3ImageStore(
+            f"s3://{bucket}/clinic",
+            S3Settings(
+                endpoint=endpoint,
+                region=s3_server.REGION,
+                access_key_id=s3_server.ACCESS_KEY,
+                secret_access_key=s3_server.SECRET_KEY,
+                session_token=None,
+            ),
+            key=None,
+        )
         blobs = store.names()
         blob_bytes = sum(store.stored_size(n) for n in blobs)
-        print(f"database (SQLite): {figures['patients']} patients, {figures['photos']} photos, "
-              f"{figures['audit_events']} audit events, file {figures['file_bytes'] / 1e6:.2f} MB")
-        print(f"  photos table + indexes: {figures['photo_row_bytes']:.0f} bytes per photo "
-              f"-> {figures['photo_row_bytes'] * 1e5 / 1e6:.0f} MB per 100k photos")
+        print(
+            f"database (SQLite): {figures['patients']} patients, {figures['photos']} photos, "
+            f"{figures['audit_events']} audit events, file {figures['file_bytes'] / 1e6:.2f} MB"
+        )
+        print(
+            f"  photos table + indexes: {figures['photo_row_bytes']:.0f} bytes per photo "
+            f"-> {figures['photo_row_bytes'] * 1e5 / 1e6:.0f} MB per 100k photos"
+        )
         print(f"  audit_events table + indexes: {figures['audit_event_bytes']:.0f} bytes per event")
-        print(f"object store: {len(blobs)} blobs, {blob_bytes / max(len(blobs), 1) / 1e6:.3f} MB "
-              f"per blob -> {blob_bytes / max(len(blobs), 1) * 1e5 / 1e9:.1f} GB per 100k photos "
-              "(demo JPEGs; a clinic's camera files are larger)")
+        print(
+            f"object store: {len(blobs)} blobs, {blob_bytes / max(len(blobs), 1) / 1e6:.3f} MB "
+            f"per blob -> {blob_bytes / max(len(blobs), 1) * 1e5 / 1e9:.1f} GB per 100k photos "
+            "(demo JPEGs; a clinic's camera files are larger)"
+        )
 
         port = free_port()
         log = (tmp / "streamlit.log").open("w")
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
         while True:
@@ -159,12 +213,15 @@ def main() -> int:
                     page = context.new_page()
                     page.set_default_timeout(120_000)
                     t = time.perf_counter()
-                    sign_in(page, url, "clinician@demo.candor", password=PASSWORD,
-                            timeout_ms=120_000)
+                    sign_in(
+                        page, url, "clinician@demo.candor", password=PASSWORD, timeout_ms=120_000
+                    )
                     pages.append(page)
                     time.sleep(1)
-                    print(f"replica RSS with {i + 1} signed-in session(s): "
-                          f"{rss_mb(server.pid):.0f} MB (sign-in {time.perf_counter() - t:.1f} s)")
+                    print(
+                        f"replica RSS with {i + 1} signed-in session(s): "
+                        f"{rss_mb(server.pid):.0f} MB (sign-in {time.perf_counter() - t:.1f} s)"
+                    )
             finally:
                 browser.close()
     finally:

@@ -45,9 +45,11 @@ def naive(rgb: np.ndarray) -> int:
 def stats(pred: np.ndarray, truth: np.ndarray) -> str:
     rel = np.abs(pred - truth) / truth
     d = pred - truth
-    return (f"median|rel err| {100 * np.median(rel):6.1f} %  bias {100 * (pred.sum() / truth.sum() - 1):+6.1f} %"
-            f"  r {np.corrcoef(pred, truth)[0, 1]:.3f}  mean diff {d.mean():+.2f}"
-            f"  LoA [{d.mean() - 1.96 * d.std(ddof=1):+.1f}, {d.mean() + 1.96 * d.std(ddof=1):+.1f}]")
+    return (
+        f"median|rel err| {100 * np.median(rel):6.1f} %  bias {100 * (pred.sum() / truth.sum() - 1):+6.1f} %"
+        f"  r {np.corrcoef(pred, truth)[0, 1]:.3f}  mean diff {d.mean():+.2f}"
+        f"  LoA [{d.mean() - 1.96 * d.std(ddof=1):+.1f}, {d.mean() + 1.96 * d.std(ddof=1):+.1f}]"
+    )
 
 
 def main() -> None:
@@ -76,17 +78,26 @@ def main() -> None:
     t_, o_, b_ = (np.array(v, float) for v in (truth, ours, base))
     subjects = {subject_of(p.name) for p in imgs}
     what = "ALL subjects (training ones included)" if a.all else "held-out subjects only"
-    print(f"{what}: {len(imgs)} images, {len(subjects)} subjects, {int(t_.sum())} expert boxes; "
-          f"{METHOD} {VERSION}")
-    print(f"ours  : {stats(o_, t_)}  {np.median(ms):.1f} ms/image median, {np.percentile(ms, 95):.1f} p95 "
-          f"(one thread, {rgb.shape[1]}x{rgb.shape[0]})")
+    print(
+        f"{what}: {len(imgs)} images, {len(subjects)} subjects, {int(t_.sum())} expert boxes; "
+        f"{METHOD} {VERSION}"
+    )
+    print(
+        f"ours  : {stats(o_, t_)}  {np.median(ms):.1f} ms/image median, {np.percentile(ms, 95):.1f} p95 "
+        f"(one thread, {rgb.shape[1]}x{rgb.shape[0]})"
+    )
     print(f"naive : {stats(b_, t_)}")
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     OUT.mkdir(exist_ok=True)
     fig, axs = plt.subplots(1, 2, figsize=(11, 4.5), sharey=False)
-    for ax, pred, name in ((axs[0], o_, f"ours ({METHOD} {VERSION})"), (axs[1], b_, "naive (Otsu + CC)")):
+    for ax, pred, name in (
+        (axs[0], o_, f"ours ({METHOD} {VERSION})"),
+        (axs[1], b_, "naive (Otsu + CC)"),
+    ):
         m, d = (pred + t_) / 2, pred - t_
         ax.scatter(m, d, s=10, alpha=0.6)
         mu, sd = d.mean(), d.std(ddof=1)

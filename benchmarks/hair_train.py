@@ -89,22 +89,40 @@ def build_cache() -> dict[str, np.ndarray]:
         names.append(p.name)
         truth.append(len(bx))
         missed.append(m)
-    data = {"X": np.concatenate(rows_f), "y": np.concatenate(rows_t), "img": np.concatenate(rows_img),
-            "names": np.array(names), "truth": np.array(truth, float), "missed": np.array(missed, float)}
+    data = {
+        "X": np.concatenate(rows_f),
+        "y": np.concatenate(rows_t),
+        "img": np.concatenate(rows_img),
+        "names": np.array(names),
+        "truth": np.array(truth, float),
+        "missed": np.array(missed, float),
+    }
     CACHE.parent.mkdir(exist_ok=True)
     np.savez_compressed(CACHE, **data)
     return data
 
 
-def fit(X: np.ndarray, y: np.ndarray, *, hidden: int = 16, l2: float = 1e-3, steps: int = 3000,
-        lr: float = 0.01, seed: int = 0) -> dict[str, np.ndarray]:
+def fit(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    hidden: int = 16,
+    l2: float = 1e-3,
+    steps: int = 3000,
+    lr: float = 0.01,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Poisson MLP, full-batch Adam; returns the parameter dict ``mlp_forward`` takes."""
     rng = np.random.default_rng(seed)
     mu, sd = X.mean(0), X.std(0) + 1e-6
     Z = (X - mu) / sd
     d = X.shape[1]
-    P = {"w1": rng.normal(0, 1 / np.sqrt(d), (d, hidden)), "b1": np.zeros(hidden),
-         "w2": rng.normal(0, 1 / np.sqrt(hidden), (hidden, 1)), "b2": np.array([np.log(y.mean() + 1e-3)])}
+    P = {
+        "w1": rng.normal(0, 1 / np.sqrt(d), (d, hidden)),
+        "b1": np.zeros(hidden),
+        "w2": rng.normal(0, 1 / np.sqrt(hidden), (hidden, 1)),
+        "b2": np.array([np.log(y.mean() + 1e-3)]),
+    }
     m = {k: np.zeros_like(v) for k, v in P.items()}
     v = {k: np.zeros_like(v) for k, v in P.items()}
     n = len(y)
@@ -116,25 +134,29 @@ def fit(X: np.ndarray, y: np.ndarray, *, hidden: int = 16, l2: float = 1e-3, ste
         # Poisson NLL: lam - y log lam ; d/do = (1 - y/lam) * sigmoid(o)
         g_o = ((1 - y / lam) * sig / n)[:, None]
         grads = {"w2": H.T @ g_o + l2 * P["w2"], "b2": g_o.sum(0)}
-        g_h = (g_o @ P["w2"].T) * (1 - H ** 2)
+        g_h = (g_o @ P["w2"].T) * (1 - H**2)
         grads["w1"] = Z.T @ g_h + l2 * P["w1"]
         grads["b1"] = g_h.sum(0)
         for k in P:
             m[k] = 0.9 * m[k] + 0.1 * grads[k]
             v[k] = 0.999 * v[k] + 0.001 * grads[k] ** 2
-            P[k] = P[k] - lr * (m[k] / (1 - 0.9 ** t)) / (np.sqrt(v[k] / (1 - 0.999 ** t)) + 1e-8)
+            P[k] = P[k] - lr * (m[k] / (1 - 0.9**t)) / (np.sqrt(v[k] / (1 - 0.999**t)) + 1e-8)
     return {"mu": mu, "sd": sd, **P}
 
 
-def image_counts(P: dict[str, np.ndarray], X: np.ndarray, img: np.ndarray, n_img: int) -> np.ndarray:
+def image_counts(
+    P: dict[str, np.ndarray], X: np.ndarray, img: np.ndarray, n_img: int
+) -> np.ndarray:
     lam = hc.mlp_forward(P, X)
     return np.round(np.bincount(img, weights=lam, minlength=n_img))
 
 
 def summary(pred: np.ndarray, truth: np.ndarray) -> str:
     rel = np.abs(pred - truth) / truth
-    return (f"median|rel| {100 * np.median(rel):5.1f} %  bias {100 * (pred.sum() / truth.sum() - 1):+5.1f} %"
-            f"  r {np.corrcoef(pred, truth)[0, 1]:.3f}")
+    return (
+        f"median|rel| {100 * np.median(rel):5.1f} %  bias {100 * (pred.sum() / truth.sum() - 1):+5.1f} %"
+        f"  r {np.corrcoef(pred, truth)[0, 1]:.3f}"
+    )
 
 
 def main() -> None:
@@ -152,9 +174,11 @@ def main() -> None:
     names, truth = data["names"], data["truth"]
     subj = np.array([hc.subject_of(str(n)) for n in names])
     held = np.array([hc.is_held_out(s) for s in subj])
-    print(f"{len(names)} images, {len(set(subj))} subjects; held out {held.sum()} images "
-          f"({len(set(subj[held]))} subjects); candidates {len(data['y'])}; "
-          f"boxes without a candidate {int(data['missed'].sum())} of {int(truth.sum())}")
+    print(
+        f"{len(names)} images, {len(set(subj))} subjects; held out {held.sum()} images "
+        f"({len(set(subj[held]))} subjects); candidates {len(data['y'])}; "
+        f"boxes without a candidate {int(data['missed'].sum())} of {int(truth.sum())}"
+    )
     train_imgs = np.nonzero(~held)[0]
     tr_subj = sorted(set(subj[~held]))
     rng = np.random.default_rng(0)
@@ -181,7 +205,9 @@ def main() -> None:
     rows_fit = np.isin(img, train_imgs)
     P = fit(X[rows_fit], y[rows_fit], **best)
     pred = image_counts(P, X, img, len(names))
-    print(f"chosen {best}; train-fit on training subjects: {summary(pred[train_imgs], truth[train_imgs])}")
+    print(
+        f"chosen {best}; train-fit on training subjects: {summary(pred[train_imgs], truth[train_imgs])}"
+    )
     if a.write:
         out = {k: np.asarray(v, np.float32) for k, v in P.items()}
         np.savez_compressed(hc.WEIGHTS, **out)

@@ -46,8 +46,12 @@ def run_case(store: object, blobs: list[bytes]) -> dict[str, str]:
             pass
     t4 = time.perf_counter()
     n = len(blobs)
-    return {"put": _rate(n, t1 - t0), "put again": _rate(n, t2 - t1),
-            "get+verify": _rate(n, t3 - t2), "stream": _rate(n, t4 - t3)}
+    return {
+        "put": _rate(n, t1 - t0),
+        "put again": _rate(n, t2 - t1),
+        "get+verify": _rate(n, t3 - t2),
+        "stream": _rate(n, t4 - t3),
+    }
 
 
 def main() -> int:
@@ -63,13 +67,19 @@ def main() -> int:
     from tests.support import s3_server
 
     size = int(args.mb * 1024 * 1024)
-    print(f"{args.photos} blobs of {size / 1e6:.2f} MB per case; {os.cpu_count()} CPUs; "
-          "S3 = moto on loopback")
+    print(
+        f"{args.photos} blobs of {size / 1e6:.2f} MB per case; {os.cpu_count()} CPUs; "
+        "S3 = moto on loopback"
+    )
     endpoint, stop = s3_server.start_s3_server()
     try:
-        settings = S3Settings(endpoint=endpoint, region=s3_server.REGION,
-                              access_key_id=s3_server.ACCESS_KEY,
-                              secret_access_key=s3_server.SECRET_KEY, session_token=None)
+        settings = S3Settings(
+            endpoint=endpoint,
+            region=s3_server.REGION,
+            access_key_id=s3_server.ACCESS_KEY,
+            secret_access_key=s3_server.SECRET_KEY,
+            session_token=None,
+        )
         key = os.urandom(32)
         with tempfile.TemporaryDirectory(prefix="candor-store-bench-") as tmp:
             rows = []
@@ -77,15 +87,16 @@ def main() -> int:
                 for backend in ("file", "s3"):
                     blobs = [os.urandom(size) for _ in range(args.photos)]  # fresh names
                     if backend == "file":
-                        store: ImageStore = ImageStore(Path(tmp) / f"img-{sealed}",
-                                                       key=key if sealed else None)
+                        store: ImageStore = ImageStore(
+                            Path(tmp) / f"img-{sealed}", key=key if sealed else None
+                        )
                     else:
                         bucket = f"bench-{int(sealed)}-{os.getpid()}"
                         s3_server.make_bucket(endpoint, bucket)
-                        store = S3ImageStore(f"s3://{bucket}/clinic", settings,
-                                             key=key if sealed else None)
-                    rows.append((backend, "sealed" if sealed else "plain",
-                                 run_case(store, blobs)))
+                        store = S3ImageStore(
+                            f"s3://{bucket}/clinic", settings, key=key if sealed else None
+                        )
+                    rows.append((backend, "sealed" if sealed else "plain", run_case(store, blobs)))
         cols = ["put", "put again", "get+verify", "stream"]
         print(f"{'store':6} {'form':7} " + " ".join(f"{c:>24}" for c in cols))
         for backend, form, res in rows:

@@ -111,8 +111,9 @@ def main() -> None:
     args = parser.parse_args()
 
     raw = _jpeg_12mp()
-    print(f"1) 12 MP JPEG ({len(raw) / 2**20:.1f} MiB) -> longest side 1280, "
-          f"median of {args.repeat}")
+    print(
+        f"1) 12 MP JPEG ({len(raw) / 2**20:.1f} MiB) -> longest side 1280, median of {args.repeat}"
+    )
     print(f"   {'method':36s} {'time ms':>8s} {'extra peak RSS MiB':>19s}")
     for name, function in FUNCTIONS.items():
         function(raw)  # warm-up
@@ -157,8 +158,9 @@ def main() -> None:
         warm()
     warm_s = statistics.median(warm_times)
     worker.stop_standby()
-    print(f"\n2) astronaut 512 x 512 JPEG, read_photo + measure_photo, median of "
-          f"{args.worker_repeat}")
+    print(
+        f"\n2) astronaut 512 x 512 JPEG, read_photo + measure_photo, median of {args.worker_repeat}"
+    )
     print(f"   in-process (models already loaded)          {inproc_s * 1000:8.0f} ms")
     print(f"   analyse_in_worker, no standby (cold child)  {cold_s * 1000:8.0f} ms")
     print(f"   analyse_in_worker, warm standby child       {warm_s * 1000:8.0f} ms")

@@ -38,15 +38,18 @@ def main() -> None:
 
     engine = db.get_engine()
     statements = [0]
-    event.listen(engine, "before_cursor_execute", lambda *a, **k: statements.__setitem__(
-        0, statements[0] + 1))
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda *a, **k: statements.__setitem__(0, statements[0] + 1),
+    )
     with db.session_scope() as s:
         director = s.scalar(select(User).where(User.role == "medical_director").limit(1))
         if director is None:
             raise SystemExit("no medical director account: seed the demo clinic first")
         actor = Actor(user_id=director.id, email=director.email, role=director.role)
         series_ids = list(s.scalars(select(Series.id).order_by(Series.id)))
-    chosen = series_ids[:args.series]
+    chosen = series_ids[: args.series]
     store = default_store()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -54,8 +57,9 @@ def main() -> None:
         t0 = time.perf_counter()
         for sid in chosen:
             with db.session_scope() as s:
-                r = service.export_series(s, actor, series_id=sid, fmt="dicom",
-                                          out_dir=root / f"dicom-{sid}")
+                r = service.export_series(
+                    s, actor, series_id=sid, fmt="dicom", out_dir=root / f"dicom-{sid}"
+                )
                 photos += len(r.photos_included)
         dicom_s = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -67,8 +71,9 @@ def main() -> None:
         t0 = time.perf_counter()
         for sid in chosen:
             with db.session_scope() as s:
-                service.export_series(s, actor, series_id=sid, fmt="fhir",
-                                      out_dir=root / f"fhir-{sid}")
+                service.export_series(
+                    s, actor, series_id=sid, fmt="fhir", out_dir=root / f"fhir-{sid}"
+                )
         fhir_s = time.perf_counter() - t0
 
         statements[0] = 0
@@ -83,12 +88,16 @@ def main() -> None:
         lazy_s, lazy_q = time.perf_counter() - t0, statements[0]
 
     print(f"clinic: {len(series_ids)} series; exported {len(chosen)} series, {photos} photos")
-    print(f"DICOM export: {dicom_s / max(photos, 1) * 1000:.1f} ms/photo "
-          f"(naive copy of the JPEG: {copy_s / max(len(shas), 1) * 1000:.1f} ms/photo)")
+    print(
+        f"DICOM export: {dicom_s / max(photos, 1) * 1000:.1f} ms/photo "
+        f"(naive copy of the JPEG: {copy_s / max(len(shas), 1) * 1000:.1f} ms/photo)"
+    )
     print(f"FHIR export: {fhir_s / max(len(chosen), 1) * 1000:.0f} ms/series")
-    print(f"analyst tables, all series: {eager_s:.2f} s, {eager_q} SQL statements, "
-          f"{len(data) / 1e3:.0f} kB zip "
-          f"(naive lazy loading: {lazy_s:.2f} s, {lazy_q} SQL statements)")
+    print(
+        f"analyst tables, all series: {eager_s:.2f} s, {eager_q} SQL statements, "
+        f"{len(data) / 1e3:.0f} kB zip "
+        f"(naive lazy loading: {lazy_s:.2f} s, {lazy_q} SQL statements)"
+    )
 
 
 if __name__ == "__main__":

@@ -139,15 +139,31 @@ def _naive_light_side(rgb: np.ndarray) -> float:
 def _measurement(path: Path, rgb: np.ndarray, lm: np.ndarray | None) -> PhotoMeasurement:
     h, w = rgb.shape[:2]
     if lm is None:
-        return PhotoMeasurement(path=str(path), ok=True, view="face_frontal", face_found=False,
-                                width_px=w, height_px=h, error="no face found")
+        return PhotoMeasurement(
+            path=str(path),
+            ok=True,
+            view="face_frontal",
+            face_found=False,
+            width_px=w,
+            height_px=h,
+            error="no face found",
+        )
     light = measure_lighting(rgb, landmarks_px=lm)
     return PhotoMeasurement(
-        path=str(path), ok=True, view="face_frontal", face_found=True, width_px=w, height_px=h,
-        exposure_l=light.exposure_l, clipped_share=light.clipped_share,
-        lab_median=light.lab_median, light_side=light.light_side,
-        light_side_sd=light.light_side_sd, exposure_sd_l=light.exposure_sd_l,
-        color_sd_ab=light.color_sd_ab, backlight_dl=_finite(light.backlight_dl),
+        path=str(path),
+        ok=True,
+        view="face_frontal",
+        face_found=True,
+        width_px=w,
+        height_px=h,
+        exposure_l=light.exposure_l,
+        clipped_share=light.clipped_share,
+        lab_median=light.lab_median,
+        light_side=light.light_side,
+        light_side_sd=light.light_side_sd,
+        exposure_sd_l=light.exposure_sd_l,
+        color_sd_ab=light.color_sd_ab,
+        backlight_dl=_finite(light.backlight_dl),
         backlight_sd_l=_finite(light.backlight_sd_l),
         extra={"half_face": light.half_face_asymmetry, "naive": _naive_light_side(rgb)},
     )
@@ -160,23 +176,30 @@ def _finite(value: float) -> float | None:
 def _old_rule(m: PhotoMeasurement) -> PhotoMeasurement:
     """The same measurement without its uncertainty: compare() then grades on the plain
     thresholds, i.e. the rule before the lighting checks carried a measurement uncertainty."""
-    return replace(m, light_side_sd=None, exposure_sd_l=None, color_sd_ab=None,
-                   backlight_sd_l=None)
+    return replace(m, light_side_sd=None, exposure_sd_l=None, color_sd_ab=None, backlight_sd_l=None)
 
 
-def _both(base: PhotoMeasurement, follow: PhotoMeasurement, tol: Tolerances,
-          ) -> tuple[Comparison, Comparison]:
-    return (compare(base, follow, tolerances=tol),
-            compare(_old_rule(base), _old_rule(follow), tolerances=tol))
+def _both(
+    base: PhotoMeasurement,
+    follow: PhotoMeasurement,
+    tol: Tolerances,
+) -> tuple[Comparison, Comparison]:
+    return (
+        compare(base, follow, tolerances=tol),
+        compare(_old_rule(base), _old_rule(follow), tolerances=tol),
+    )
 
 
 def _deltas(base: PhotoMeasurement, follow: PhotoMeasurement) -> tuple[float, float]:
-    return (follow.extra["half_face"] - base.extra["half_face"],
-            follow.extra["naive"] - base.extra["naive"])
+    return (
+        follow.extra["half_face"] - base.extra["half_face"],
+        follow.extra["naive"] - base.extra["naive"],
+    )
 
 
-def _cached_landmarks(detect: Detect, path: Path, rgb: np.ndarray, cache: Path | None,
-                      pad: bool) -> np.ndarray | None:
+def _cached_landmarks(
+    detect: Detect, path: Path, rgb: np.ndarray, cache: Path | None, pad: bool
+) -> np.ndarray | None:
     key = None
     if cache is not None:
         key = cache / (path.parent.name + "__" + path.name + (".pad" if pad else "") + ".npy")
@@ -224,8 +247,9 @@ def run_yaleb(detect: Detect, limit: int | None, cache: Path | None, tol: Tolera
         if not base_path.exists():
             continue
         base_rgb = _load_rgb(base_path)
-        base = _measurement(base_path, base_rgb, _cached_landmarks(detect, base_path, base_rgb,
-                                                                    cache, pad=True))
+        base = _measurement(
+            base_path, base_rgb, _cached_landmarks(detect, base_path, base_rgb, cache, pad=True)
+        )
         group = "dev" if int(subj.name[5:]) <= 10 else "other"
         if not base.face_found:
             print(f"  {subj.name}: no face on the baseline; subject skipped")
@@ -280,48 +304,70 @@ def run_yaleb(detect: Detect, limit: int | None, cache: Path | None, tol: Tolera
                     ours.add(f"{g}:frontal", not flagged)
                     old.add(f"{g}:frontal", not flagged_old)
                     borderline.add(f"{g}:frontal", check.status == "warn")
-                    borderline_old.add(f"{g}:frontal",
-                                       result_old.check("lighting").status == "warn")
+                    borderline_old.add(
+                        f"{g}:frontal", result_old.check("lighting").status == "warn"
+                    )
                     ours.add(f"{g}:frontal_all", result.verdict == "pass")
                     old.add(f"{g}:frontal_all", result_old.verdict == "pass")
                     half.add(f"{g}:frontal", not _asym_flag(d_half))
                     naive.add(f"{g}:frontal", not _asym_flag(d_naive))
     print(f"Extended Yale B, {len(subjects)} subjects (baseline A+000E+00)")
-    print(f"  thresholds (ours): |d light_side| warn > {tol.light_side_warn}, "
-          f"fail > {tol.light_side_fail}; baselines: > {ASYMMETRY_WARN}")
+    print(
+        f"  thresholds (ours): |d light_side| warn > {tol.light_side_warn}, "
+        f"fail > {tol.light_side_fail}; baselines: > {ASYMMETRY_WARN}"
+    )
     _header()
-    rows = (("side", "side light flagged"), ("side_front90", "  of which |az| <= 95"),
-            ("side_back", "  of which backlit |az| >= 110"), ("frontal", "near-frontal passed"),
-            ("sign", "sign correct (|az| <= 95)"), ("wrong_side", "side: message names wrong side"),
-            ("any", "side: comparison not passed"),
-            ("frontal_all", "near-frontal: comparison passed"))
+    rows = (
+        ("side", "side light flagged"),
+        ("side_front90", "  of which |az| <= 95"),
+        ("side_back", "  of which backlit |az| >= 110"),
+        ("frontal", "near-frontal passed"),
+        ("sign", "sign correct (|az| <= 95)"),
+        ("wrong_side", "side: message names wrong side"),
+        ("any", "side: comparison not passed"),
+        ("frontal_all", "near-frontal: comparison passed"),
+    )
     for g in ("dev", "other", "all"):
         for key, label in rows:
-            _row(f"{g:6} {label}", (ours, old, half, naive), f"{g}:{key}",
-                 key in ("wrong_side", "any", "frontal_all"))
-        print(f"  {g:6} lighting warn (new = borderline): side new "
-              f"{borderline.rate(g + ':side')} old {borderline_old.rate(g + ':side')}; "
-              f"near-frontal new {borderline.rate(g + ':frontal')} old "
-              f"{borderline_old.rate(g + ':frontal')}")
+            _row(
+                f"{g:6} {label}",
+                (ours, old, half, naive),
+                f"{g}:{key}",
+                key in ("wrong_side", "any", "frontal_all"),
+            )
+        print(
+            f"  {g:6} lighting warn (new = borderline): side new "
+            f"{borderline.rate(g + ':side')} old {borderline_old.rate(g + ':side')}; "
+            f"near-frontal new {borderline.rate(g + ':frontal')} old "
+            f"{borderline_old.rate(g + ':frontal')}"
+        )
     for g in ("dev", "other"):
-        print(f"  {g:6} no face found: side {missing.rate(g + ':side')}, frontal "
-              f"{missing.rate(g + ':frontal')}")
+        print(
+            f"  {g:6} no face found: side {missing.rate(g + ':side')}, frontal "
+            f"{missing.rate(g + ':frontal')}"
+        )
     if margins["frontal"] and margins["side"]:
         fr, sd = np.array(margins["frontal"]), np.array(margins["side"])
-        print(f"  margins (ours, |d light_side|): near-frontal p95 {np.percentile(fr, 95):.3f} "
-              f"max {fr.max():.3f}; side 25-35 deg p5 {np.percentile(sd, 5):.3f} min "
-              f"{sd.min():.3f}; warn threshold {tol.light_side_warn}")
+        print(
+            f"  margins (ours, |d light_side|): near-frontal p95 {np.percentile(fr, 95):.3f} "
+            f"max {fr.max():.3f}; side 25-35 deg p5 {np.percentile(sd, 5):.3f} min "
+            f"{sd.min():.3f}; warn threshold {tol.light_side_warn}"
+        )
     for cls, label in (("frontal", "near-frontal"), ("side", "side 25-35 deg")):
         ksd = np.array(margins[cls + "_ksd"])
         if ksd.size:
-            print(f"  new rule, {label}: 1.645 sd of the difference median {np.median(ksd):.3f} "
-                  f"(p5 {np.percentile(ksd, 5):.3f}, p95 {np.percentile(ksd, 95):.3f}), so it "
-                  f"passes up to |d light_side| = {tol.light_side_warn} + that")
+            print(
+                f"  new rule, {label}: 1.645 sd of the difference median {np.median(ksd):.3f} "
+                f"(p5 {np.percentile(ksd, 5):.3f}, p95 {np.percentile(ksd, 95):.3f}), so it "
+                f"passes up to |d light_side| = {tol.light_side_warn} + that"
+            )
 
 
 def _header() -> None:
-    print(f"  {'':36} {'ours, new rule (+/- sd)':>24} {'ours, old rule':>24} "
-          f"{'half-face (R-L)/(R+L)':>24} {'naive whole-frame':>24}")
+    print(
+        f"  {'':36} {'ours, new rule (+/- sd)':>24} {'ours, old rule':>24} "
+        f"{'half-face (R-L)/(R+L)':>24} {'naive whole-frame':>24}"
+    )
 
 
 def _row(label: str, tallies: tuple[Tally, ...], key: str, ours_only: bool = False) -> None:
@@ -340,8 +386,9 @@ def run_yalefaces(detect: Detect, limit: int | None, cache: Path | None, tol: To
     for subj in subjects:
         base_path = root / f"{subj}.centerlight.jpeg"
         base_rgb = _load_rgb(base_path)
-        base = _measurement(base_path, base_rgb,
-                            _cached_landmarks(detect, base_path, base_rgb, cache, False))
+        base = _measurement(
+            base_path, base_rgb, _cached_landmarks(detect, base_path, base_rgb, cache, False)
+        )
         if not base.face_found:
             nofc += 1
             continue
@@ -369,8 +416,9 @@ def run_yalefaces(detect: Detect, limit: int | None, cache: Path | None, tol: To
     _header()
     _row("left/right light flagged", (ours, old, half, naive), "flag")
     _row("sign correct", (ours, old, half, naive), "sign")
-    _row("no backlight alarm (lamp beside, not behind)", (ours, old, half, naive), "backlight",
-         True)
+    _row(
+        "no backlight alarm (lamp beside, not behind)", (ours, old, half, naive), "backlight", True
+    )
 
 
 def run_pointing04(detect: Detect, limit: int | None, cache: Path | None, tol: Tolerances) -> None:
@@ -390,8 +438,11 @@ def run_pointing04(detect: Detect, limit: int | None, cache: Path | None, tol: T
             if (0, 0) not in files:
                 continue
             base_rgb = _load_rgb(files[(0, 0)])
-            base = _measurement(files[(0, 0)], base_rgb,
-                                _cached_landmarks(detect, files[(0, 0)], base_rgb, cache, False))
+            base = _measurement(
+                files[(0, 0)],
+                base_rgb,
+                _cached_landmarks(detect, files[(0, 0)], base_rgb, cache, False),
+            )
             if not base.face_found:
                 nofc += 1
                 continue
@@ -399,8 +450,11 @@ def run_pointing04(detect: Detect, limit: int | None, cache: Path | None, tol: T
                 if (0, pan) not in files:
                     continue
                 rgb = _load_rgb(files[(0, pan)])
-                follow = _measurement(files[(0, pan)], rgb,
-                                      _cached_landmarks(detect, files[(0, pan)], rgb, cache, False))
+                follow = _measurement(
+                    files[(0, pan)],
+                    rgb,
+                    _cached_landmarks(detect, files[(0, pan)], rgb, cache, False),
+                )
                 if not follow.face_found:
                     nofc += 1
                     continue
@@ -410,30 +464,52 @@ def run_pointing04(detect: Detect, limit: int | None, cache: Path | None, tol: T
                 ours.add(key, new_result.check("lighting").status == "pass")
                 old.add(key, old_result.check("lighting").status == "pass")
                 for rule, res in ((ours, new_result), (old, old_result)):
-                    rule.add(key + "_backlight",
-                             res.check("backlight").status in ("pass", "not_assessed"))
-                ours.add(key + "_all", new_result.check("exposure").status == "pass"
-                         and new_result.check("color").status == "pass")
-                old.add(key + "_all", old_result.check("exposure").status == "pass"
-                        and old_result.check("color").status == "pass")
+                    rule.add(
+                        key + "_backlight",
+                        res.check("backlight").status in ("pass", "not_assessed"),
+                    )
+                ours.add(
+                    key + "_all",
+                    new_result.check("exposure").status == "pass"
+                    and new_result.check("color").status == "pass",
+                )
+                old.add(
+                    key + "_all",
+                    old_result.check("exposure").status == "pass"
+                    and old_result.check("color").status == "pass",
+                )
                 half.add(key, not _asym_flag(d_half))
                 naive.add(key, not _asym_flag(d_naive))
-    print(f"Pointing'04, {len(people)} people x 2 series, same light, head turned "
-          f"(baseline pan 0; {nofc} without a face)")
+    print(
+        f"Pointing'04, {len(people)} people x 2 series, same light, head turned "
+        f"(baseline pan 0; {nofc} without a face)"
+    )
     _header()
     for pan in (15, 30):
         _row(f"lighting passes at |pan| = {pan}", (ours, old, half, naive), f"pan{pan}")
-        _row(f"  exposure and colour pass, |pan| = {pan}", (ours, old, half, naive),
-             f"pan{pan}_all", True)
-        _row(f"  no backlight alarm, |pan| = {pan}", (ours, old, half, naive),
-             f"pan{pan}_backlight", True)
+        _row(
+            f"  exposure and colour pass, |pan| = {pan}",
+            (ours, old, half, naive),
+            f"pan{pan}_all",
+            True,
+        )
+        _row(
+            f"  no backlight alarm, |pan| = {pan}",
+            (ours, old, half, naive),
+            f"pan{pan}_backlight",
+            True,
+        )
 
 
 # --------------------------------------------------------------------------- calibration
 
 
-def _photo(detect: Detect, path: Path, cache: Path | None, pad: bool,
-           ) -> tuple[LightingMeasure, ShadingFit] | None:
+def _photo(
+    detect: Detect,
+    path: Path,
+    cache: Path | None,
+    pad: bool,
+) -> tuple[LightingMeasure, ShadingFit] | None:
     """(LightingMeasure, ShadingFit, Lab median) of one photo, or None without a face."""
     rgb = _load_rgb(path)
     lm = _cached_landmarks(detect, path, rgb, cache, pad)
@@ -499,16 +575,19 @@ def calibrate(detect: Detect, cache: Path | None) -> None:
             if name != "pointing04_pan15":  # a turned head is not a zero-truth light pair
                 light["delta"].append(mf.light_side - mb.light_side)
                 light["fit2"].append(fb.light_side_se() ** 2 + ff.light_side_se() ** 2)
-                light["noise2"].append(light_side_sd(fb, mb.noise_sd_l, gain=0.0) ** 2
-                                       + light_side_sd(ff, mf.noise_sd_l, gain=0.0) ** 2)
+                light["noise2"].append(
+                    light_side_sd(fb, mb.noise_sd_l, gain=0.0) ** 2
+                    + light_side_sd(ff, mf.noise_sd_l, gain=0.0) ** 2
+                )
                 light["set"].append(name)
                 number = re.search(r"(\d\d)", bp.name)
                 assert number is not None, bp.name
                 light["subject"].append(int(number.group(1)))
             if name == "yaleb_elevation":  # the flash moved up or down: exposure truly changes
                 continue
-            noise_e = [max(0.0, m.exposure_sd_l ** 2 - lighting.EXPOSURE_FLOOR_L ** 2)
-                       for m in (mb, mf)]
+            noise_e = [
+                max(0.0, m.exposure_sd_l**2 - lighting.EXPOSURE_FLOOR_L**2) for m in (mb, mf)
+            ]
             expo["delta"].append(mf.exposure_l - mb.exposure_l)
             expo["noise2"].append(sum(noise_e))
             expo["set"].append(name)
@@ -516,8 +595,7 @@ def calibrate(detect: Detect, cache: Path | None) -> None:
                 continue
             lb, lf = np.array(mb.lab_median), np.array(mf.lab_median)
             lf = _match_luminance(lf, lb)
-            noise_c = [max(0.0, m.color_sd_ab ** 2 - lighting.COLOR_FLOOR_AB ** 2)
-                       for m in (mb, mf)]
+            noise_c = [max(0.0, m.color_sd_ab**2 - lighting.COLOR_FLOOR_AB**2) for m in (mb, mf)]
             for axis in (1, 2):
                 col["delta"].append(lf[axis] - lb[axis])
                 col["noise2"].append(sum(noise_c))
@@ -526,43 +604,63 @@ def calibrate(detect: Detect, cache: Path | None) -> None:
     d, f2, n2 = (np.array(light[k]) for k in ("delta", "fit2", "noise2"))
     gain = _solve_gain(d, f2, n2)
     sets = np.array(light["set"])
-    print(f"  light_side: {d.size} pairs, RMS delta {np.sqrt(np.mean(d ** 2)):.4f}, median raw "
-          f"least-squares s.d. of a difference {np.median(np.sqrt(f2)):.4f}, of pixel noise "
-          f"{np.median(np.sqrt(n2)):.4f}")
+    print(
+        f"  light_side: {d.size} pairs, RMS delta {np.sqrt(np.mean(d**2)):.4f}, median raw "
+        f"least-squares s.d. of a difference {np.median(np.sqrt(f2)):.4f}, of pixel noise "
+        f"{np.median(np.sqrt(n2)):.4f}"
+    )
     for name in sorted(set(sets)):
         sel = sets == name
         print(f"    {name}: RMS delta {np.sqrt(np.mean(d[sel] ** 2)):.4f} (n={sel.sum()})")
-    print(f"  -> LIGHT_SIDE_SE_GAIN = {gain:.2f} (RMS z = 1 over all pairs; in use "
-          f"{lighting.LIGHT_SIDE_SE_GAIN})")
-    sd = np.sqrt(gain ** 2 * f2 + n2)
+    print(
+        f"  -> LIGHT_SIDE_SE_GAIN = {gain:.2f} (RMS z = 1 over all pairs; in use "
+        f"{lighting.LIGHT_SIDE_SE_GAIN})"
+    )
+    sd = np.sqrt(gain**2 * f2 + n2)
     print(f"     check: |z| <= 1.645 for {np.mean(np.abs(d / sd) <= 1.645):.1%} of the pairs")
     subject = np.array(light["subject"])
     first = subject <= np.median(subject)
     for fit_on, test_on, label in ((first, ~first, "first half"), (~first, first, "second half")):
         g = _solve_gain(d[fit_on], f2[fit_on], n2[fit_on])
-        z = d[test_on] / np.sqrt(g ** 2 * f2[test_on] + n2[test_on])
-        print(f"     split by subject: gain fitted on the {label} {g:.2f}; on the other half RMS z "
-              f"{np.sqrt(np.mean(z ** 2)):.2f}, |z| <= 1.645 for {np.mean(np.abs(z) <= 1.645):.1%}")
-    for label, data, const in (("exposure L*", expo, "EXPOSURE_FLOOR_L"),
-                               ("colour a*/b* (luminance matched)", col, "COLOR_FLOOR_AB")):
+        z = d[test_on] / np.sqrt(g**2 * f2[test_on] + n2[test_on])
+        print(
+            f"     split by subject: gain fitted on the {label} {g:.2f}; on the other half RMS z "
+            f"{np.sqrt(np.mean(z**2)):.2f}, |z| <= 1.645 for {np.mean(np.abs(z) <= 1.645):.1%}"
+        )
+    for label, data, const in (
+        ("exposure L*", expo, "EXPOSURE_FLOOR_L"),
+        ("colour a*/b* (luminance matched)", col, "COLOR_FLOOR_AB"),
+    ):
         dd, nn = np.array(data["delta"]), np.array(data["noise2"])
-        floor = float(np.sqrt(max(0.0, (np.mean(dd ** 2) - np.mean(nn)) / 2.0)))
+        floor = float(np.sqrt(max(0.0, (np.mean(dd**2) - np.mean(nn)) / 2.0)))
         sets = np.array(data["set"])
-        per = ", ".join(f"{s} {np.sqrt(np.mean(dd[sets == s] ** 2)):.2f} (n={np.sum(sets == s)})"
-                        for s in sorted(set(sets)))
-        print(f"  {label}: RMS delta per set: {per}; median noise s.d. of a difference "
-              f"{np.median(np.sqrt(nn)):.3f}")
-        print(f"  -> {const} = {floor:.2f} per photo (RMS delta / sqrt 2, noise removed; in use "
-              f"{getattr(lighting, const)})")
+        per = ", ".join(
+            f"{s} {np.sqrt(np.mean(dd[sets == s] ** 2)):.2f} (n={np.sum(sets == s)})"
+            for s in sorted(set(sets))
+        )
+        print(
+            f"  {label}: RMS delta per set: {per}; median noise s.d. of a difference "
+            f"{np.median(np.sqrt(nn)):.3f}"
+        )
+        print(
+            f"  -> {const} = {floor:.2f} per photo (RMS delta / sqrt 2, noise removed; in use "
+            f"{getattr(lighting, const)})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="first N subjects of each set")
-    parser.add_argument("--cache", default="/tmp/candor_lighting_bench_cache",
-                        help="directory for cached landmarks (outside the repo; '' to disable)")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="only fit the uncertainty constants of analysis.photos.lighting")
+    parser.add_argument(
+        "--cache",
+        default="/tmp/candor_lighting_bench_cache",
+        help="directory for cached landmarks (outside the repo; '' to disable)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="only fit the uncertainty constants of analysis.photos.lighting",
+    )
     args = parser.parse_args(argv)
     if not DATASETS.is_dir():
         print(f"shared datasets not found at {DATASETS}", file=sys.stderr)

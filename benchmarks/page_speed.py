@@ -33,8 +33,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = (("patients.py", "medical_director"), ("series_review.py", "medical_director"),
-         ("protocols.py", "medical_director"), ("timelines.py", "consult_staff"))
+PAGES = (
+    ("patients.py", "medical_director"),
+    ("series_review.py", "medical_director"),
+    ("protocols.py", "medical_director"),
+    ("timelines.py", "consult_staff"),
+)
 
 CHILD = r"""
 import json, os, resource, statistics, sys, time
@@ -89,16 +93,21 @@ def seed(env: dict[str, str], n: int, *, marker: Path) -> None:
     if marker.exists():
         return
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "analysis", "demo", "--patients", str(n), "--if-empty"],
-                   cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "analysis", "demo", "--patients", str(n), "--if-empty"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     marker.write_text(f"{n} patients\n")
     print(f"clinic of {n} patients ready in {time.monotonic() - t0:.0f} s", flush=True)
 
 
 def time_pages(env: dict[str, str], reruns: int) -> dict[str, list[float]]:
-    code = (f"ROOT = {str(ROOT)!r}\nPAGES = {PAGES!r}\nRERUNS = {reruns}\n" + CHILD)
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                         text=True)
+    code = f"ROOT = {str(ROOT)!r}\nPAGES = {PAGES!r}\nRERUNS = {reruns}\n" + CHILD
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     if res.returncode:
         raise SystemExit(f"timing the pages failed:\n{res.stderr[-3000:]}")
     timings: dict[str, list[float]] = json.loads(res.stdout.strip().splitlines()[-1])
@@ -110,8 +119,11 @@ def main() -> int:
     ap.add_argument("--small", type=int, default=64)
     ap.add_argument("--large", type=int, default=10000)
     ap.add_argument("--reruns", type=int, default=10)
-    ap.add_argument("--postgres", action="store_true",
-                    help="seed and time on a private PostgreSQL server instead of SQLite")
+    ap.add_argument(
+        "--postgres",
+        action="store_true",
+        help="seed and time on a private PostgreSQL server instead of SQLite",
+    )
     ap.add_argument("--dir", type=Path, default=ROOT / "benchmarks" / "out" / "page_speed")
     args = ap.parse_args()
     stop = None
@@ -134,18 +146,26 @@ def main() -> int:
         if stop is not None:
             stop()
     s, big = results[args.small], results[args.large]
-    print(f"\n{'PostgreSQL' if args.postgres else 'SQLite'}; seconds; first = a new session's "
-          "first render in a warm server")
-    print(f"{'page':<18} {'first ' + str(args.small):>12} {'p50':>7} {'p95':>7}   "
-          f"{'first ' + str(args.large):>12} {'p50':>7} {'p95':>7}   growth first / p95")
+    print(
+        f"\n{'PostgreSQL' if args.postgres else 'SQLite'}; seconds; first = a new session's "
+        "first render in a warm server"
+    )
+    print(
+        f"{'page':<18} {'first ' + str(args.small):>12} {'p50':>7} {'p95':>7}   "
+        f"{'first ' + str(args.large):>12} {'p50':>7} {'p95':>7}   growth first / p95"
+    )
     for page, _role in PAGES:
         a, b = s[page], big[page]
-        print(f"{page:<18} {a[0]:>12.2f} {a[1]:>7.2f} {a[2]:>7.2f}   {b[0]:>12.2f} {b[1]:>7.2f} "
-              f"{b[2]:>7.2f}   {b[0] / a[0]:>5.1f}x / {b[2] / a[2]:.1f}x")
+        print(
+            f"{page:<18} {a[0]:>12.2f} {a[1]:>7.2f} {a[2]:>7.2f}   {b[0]:>12.2f} {b[1]:>7.2f} "
+            f"{b[2]:>7.2f}   {b[0] / a[0]:>5.1f}x / {b[2] / a[2]:.1f}x"
+        )
     for n, r in ((args.small, s), (args.large, big)):
-        print(f"{n} patients: load_frames {r['_load_frames']:.2f} s vs naive ORM read of the "
-              f"same tables {r['_naive_orm']:.2f} s; peak RSS of the server process (pages) "
-              f"{r['_rss_mb']:.0f} MB")
+        print(
+            f"{n} patients: load_frames {r['_load_frames']:.2f} s vs naive ORM read of the "
+            f"same tables {r['_naive_orm']:.2f} s; peak RSS of the server process (pages) "
+            f"{r['_rss_mb']:.0f} MB"
+        )
     return 0
 
 

@@ -51,7 +51,9 @@ from analysis.photos.scale import ipd_px  # noqa: E402
 from analysis.photos.types import PhotoMeasurement  # noqa: E402
 
 
-def make_photos(folder: Path, count: int, *, noise: float = 12.0, framing: str = "wide") -> list[Path]:
+def make_photos(
+    folder: Path, count: int, *, noise: float = 12.0, framing: str = "wide"
+) -> list[Path]:
     """``count`` 12 MP JPEGs of astronaut() on a textured background.
 
     ``wide``: 4000 x 3000 landscape, the head about 1/7 of the frame's width (a distant shot: FaceMesh's
@@ -63,7 +65,9 @@ def make_photos(folder: Path, count: int, *, noise: float = 12.0, framing: str =
     if framing == "wide":
         face = cv2.resize(data.astronaut(), (1800, 1800), interpolation=cv2.INTER_CUBIC)
     else:
-        face = cv2.resize(data.astronaut()[10:250, 140:320], (1800, 2400), interpolation=cv2.INTER_CUBIC)
+        face = cv2.resize(
+            data.astronaut()[10:250, 140:320], (1800, 2400), interpolation=cv2.INTER_CUBIC
+        )
     paths = []
     for i in range(count):
         yy, xx = np.mgrid[0:height, 0:width]
@@ -82,7 +86,10 @@ def make_photos(folder: Path, count: int, *, noise: float = 12.0, framing: str =
 
 
 #: background grain (grey-level s.d.) giving about 1.7 MB and 3.6 MB files per framing
-SIZES: dict[str, dict[str, float]] = {"portrait": {"1.7": 3.8, "3.6": 12.0}, "wide": {"1.7": 3.0, "3.6": 9.7}}
+SIZES: dict[str, dict[str, float]] = {
+    "portrait": {"1.7": 3.8, "3.6": 12.0},
+    "wide": {"1.7": 3.0, "3.6": 9.7},
+}
 
 
 def floor_pil(path: Path) -> np.ndarray:
@@ -129,8 +136,18 @@ def naive(path: Path) -> float:
 def side_by_side(paths: list[Path], repeats: int) -> dict[str, list[float]]:
     """Per photo, in turn: both floors, ours, naive (wall seconds); CPU seconds of ours."""
     times: dict[str, list[float]] = {
-        k: [] for k in ("floor_pil", "floor_cv2", "floor_pil_cpu", "floor_cv2_cpu", "ours", "ours_decode",
-                        "naive", "ours_cpu")}
+        k: []
+        for k in (
+            "floor_pil",
+            "floor_cv2",
+            "floor_pil_cpu",
+            "floor_cv2_cpu",
+            "ours",
+            "ours_decode",
+            "naive",
+            "ours_cpu",
+        )
+    }
     ipd_ratio = []
     for _ in range(repeats):
         for path in paths:
@@ -165,7 +182,8 @@ def heic_against_jpeg(folder: Path, jpeg: Path, repeats: int) -> None:
         rgb = np.asarray(image.convert("RGB"))
     heic = folder / (jpeg.stem + ".heic")
     pillow_heif.from_bytes(mode="RGB", size=(rgb.shape[1], rgb.shape[0]), data=rgb.tobytes()).save(
-        heic, quality=80)
+        heic, quality=80
+    )
     measure_path(heic)  # warm
     t_heic: list[float] = []
     t_jpeg: list[float] = []
@@ -176,9 +194,11 @@ def heic_against_jpeg(folder: Path, jpeg: Path, repeats: int) -> None:
             out.append(time.perf_counter() - start)
             assert result.ok, result.error
     h, j = statistics.median(t_heic), statistics.median(t_jpeg)
-    print(f"12 MP HEIC ({heic.stat().st_size / 1e6:.1f} MB, one HEVC image, libheif decode threads "
-          f"{pillow_heif.options.DECODE_THREADS}) vs the same frame as JPEG: {1000 * h:.0f} ms vs "
-          f"{1000 * j:.0f} ms -> {h / j:.2f}x (goal <= 2x)")
+    print(
+        f"12 MP HEIC ({heic.stat().st_size / 1e6:.1f} MB, one HEVC image, libheif decode threads "
+        f"{pillow_heif.options.DECODE_THREADS}) vs the same frame as JPEG: {1000 * h:.0f} ms vs "
+        f"{1000 * j:.0f} ms -> {h / j:.2f}x (goal <= 2x)"
+    )
 
 
 def main() -> None:
@@ -186,14 +206,22 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=4, help="photos per framing and size")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--framing", choices=("wide", "portrait", "both"), default="both")
-    parser.add_argument("--size", choices=("1.7", "3.6", "both"), default="both", help="file size, MB")
-    parser.add_argument("--heic", action="store_true", help="also time a 12 MP HEIC against its JPEG")
-    parser.add_argument("--throughput", action="store_true", help="also 1 vs 2 warm worker processes")
+    parser.add_argument(
+        "--size", choices=("1.7", "3.6", "both"), default="both", help="file size, MB"
+    )
+    parser.add_argument(
+        "--heic", action="store_true", help="also time a 12 MP HEIC against its JPEG"
+    )
+    parser.add_argument(
+        "--throughput", action="store_true", help="also 1 vs 2 warm worker processes"
+    )
     args = parser.parse_args()
     framings = ("portrait", "wide") if args.framing == "both" else (args.framing,)
     sizes = ("1.7", "3.6") if args.size == "both" else (args.size,)
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (timings are noisy when busy); "
-          f"{args.photos} photos per row, {args.repeats} passes; medians per photo")
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (timings are noisy when busy); "
+        f"{args.photos} photos per row, {args.repeats} passes; medians per photo"
+    )
     rows: list[tuple[str, float, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         every: list[Path] = []
@@ -201,31 +229,45 @@ def main() -> None:
             for size in sizes:
                 folder = Path(tmp) / f"{framing}_{size}"
                 folder.mkdir()
-                paths = make_photos(folder, args.photos, noise=SIZES[framing][size], framing=framing)
+                paths = make_photos(
+                    folder, args.photos, noise=SIZES[framing][size], framing=framing
+                )
                 every += paths
                 if len(rows) == 0:
                     ours(paths[0]), naive(paths[0])  # warm up (model load)
                 times = side_by_side(paths, args.repeats)
                 mb = float(np.mean([p.stat().st_size for p in paths])) / 1e6
                 rows.append((framing, mb, {k: statistics.median(v) for k, v in times.items()}))
-        print(f"\n{'framing':9} {'MB':>4} {'floor':>6} {'(PIL':>5} {'cv2)':>5} {'ours':>6} {'naive':>6} "
-              f"{'ours/floor':>10} {'naive/floor':>11} {'naive/ours':>10} {'CPU: floor':>10} {'ours':>6} "
-              f"{'ours/floor':>10}  (ms)")
+        print(
+            f"\n{'framing':9} {'MB':>4} {'floor':>6} {'(PIL':>5} {'cv2)':>5} {'ours':>6} {'naive':>6} "
+            f"{'ours/floor':>10} {'naive/floor':>11} {'naive/ours':>10} {'CPU: floor':>10} {'ours':>6} "
+            f"{'ours/floor':>10}  (ms)"
+        )
         for framing, mb, t in rows:
             floor = min(t["floor_pil"], t["floor_cv2"])
             floor_cpu = min(t["floor_pil_cpu"], t["floor_cv2_cpu"])
-            print(f"{framing:9} {mb:4.1f} {1000 * floor:6.1f} {1000 * t['floor_pil']:5.0f} "
-                  f"{1000 * t['floor_cv2']:5.0f} {1000 * t['ours']:6.1f} {1000 * t['naive']:6.0f} "
-                  f"{t['ours'] / floor:9.2f}x {t['naive'] / floor:10.2f}x {t['naive'] / t['ours']:9.2f}x "
-                  f"{1000 * floor_cpu:10.1f} {1000 * t['ours_cpu']:6.1f} {t['ours_cpu'] / floor_cpu:9.2f}x")
+            print(
+                f"{framing:9} {mb:4.1f} {1000 * floor:6.1f} {1000 * t['floor_pil']:5.0f} "
+                f"{1000 * t['floor_cv2']:5.0f} {1000 * t['ours']:6.1f} {1000 * t['naive']:6.0f} "
+                f"{t['ours'] / floor:9.2f}x {t['naive'] / floor:10.2f}x {t['naive'] / t['ours']:9.2f}x "
+                f"{1000 * floor_cpu:10.1f} {1000 * t['ours_cpu']:6.1f} {t['ours_cpu'] / floor_cpu:9.2f}x"
+            )
         print("   (CPU = process time of all threads: less sensitive to other load than wall time)")
-        print("   goal: ours/floor <= 2.00x; ipd agreement ours vs naive (median |ratio - 1|): " + ", ".join(
-            f"{framing} {mb:.1f} MB {100 * t['ipd_agreement']:.2f} %" for framing, mb, t in rows))
-        print("   ours in two parts (median ms): read_photo (validate, hash, orient, <= 1280 px decode) + "
-              "measure_photo (landmarks, pose, distance, lighting, expression, sharpness, thumbnail)")
+        print(
+            "   goal: ours/floor <= 2.00x; ipd agreement ours vs naive (median |ratio - 1|): "
+            + ", ".join(
+                f"{framing} {mb:.1f} MB {100 * t['ipd_agreement']:.2f} %" for framing, mb, t in rows
+            )
+        )
+        print(
+            "   ours in two parts (median ms): read_photo (validate, hash, orient, <= 1280 px decode) + "
+            "measure_photo (landmarks, pose, distance, lighting, expression, sharpness, thumbnail)"
+        )
         for framing, mb, t in rows:
-            print(f"   {framing:9} {mb:4.1f} MB  {1000 * t['ours_decode']:5.1f} + "
-                  f"{1000 * (t['ours'] - t['ours_decode']):5.1f}")
+            print(
+                f"   {framing:9} {mb:4.1f} MB  {1000 * t['ours_decode']:5.1f} + "
+                f"{1000 * (t['ours'] - t['ours_decode']):5.1f}"
+            )
         if args.heic:
             heic_against_jpeg(Path(tmp), every[0], args.repeats)
         if args.throughput:
@@ -233,10 +275,14 @@ def main() -> None:
             rates = {}
             for workers in (1, 2):
                 rates[workers], elapsed = _pool_throughput(batch, workers)
-                print(f"throughput with {workers} warm worker process(es): {rates[workers]:.2f} photos/s "
-                      f"({len(batch)} photos in {elapsed:.1f} s, start-up excluded)")
-            print(f"2-worker gain: {rates[2] / rates[1]:.2f}x (ideal 2.0x on 2 free cores); "
-                  f"load average now {os.getloadavg()[0]:.1f}")
+                print(
+                    f"throughput with {workers} warm worker process(es): {rates[workers]:.2f} photos/s "
+                    f"({len(batch)} photos in {elapsed:.1f} s, start-up excluded)"
+                )
+            print(
+                f"2-worker gain: {rates[2] / rates[1]:.2f}x (ideal 2.0x on 2 free cores); "
+                f"load average now {os.getloadavg()[0]:.1f}"
+            )
 
 
 def _pool_throughput(batch: list[str], workers: int) -> tuple[float, float]:

@@ -35,7 +35,9 @@ class Shot:
         return float(self.tilt_deg)
 
 
-def shots(root: Path, *, max_abs_pan: int = 45, max_abs_tilt: int = 0, people: int | None = None) -> list[Shot]:
+def shots(
+    root: Path, *, max_abs_pan: int = 45, max_abs_tilt: int = 0, people: int | None = None
+) -> list[Shot]:
     """Shots with ``|pan| <= max_abs_pan`` and ``|tilt| <= max_abs_tilt``, sorted by person/series."""
     found = []
     for path in sorted(root.glob("Person*/person*.jpg")):
@@ -64,5 +66,9 @@ def calibration(truth: np.ndarray, estimate: np.ndarray) -> tuple[float, float, 
     mae = float(np.mean(np.abs(estimate - truth)))
     slope = float(np.polyfit(truth, estimate, 1)[0]) if np.ptp(truth) > 0 else float("nan")
     nonzero = truth != 0
-    sign = float(np.mean(np.sign(estimate[nonzero]) == np.sign(truth[nonzero]))) if nonzero.any() else float("nan")
+    sign = (
+        float(np.mean(np.sign(estimate[nonzero]) == np.sign(truth[nonzero])))
+        if nonzero.any()
+        else float("nan")
+    )
     return mae, slope, sign

@@ -43,11 +43,16 @@ def simulate(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def statistics(m: np.ndarray, boot: int, seed: int) -> dict[str, ag.Estimate]:
     return {
-        "kappa A-B (linear)": ag.weighted_kappa(m[:, 0].tolist(), m[:, 1].tolist(), categories=CATEGORIES),
-        "kappa A-C (linear)": ag.weighted_kappa(m[:, 0].tolist(), m[:, 2].tolist(), categories=CATEGORIES),
+        "kappa A-B (linear)": ag.weighted_kappa(
+            m[:, 0].tolist(), m[:, 1].tolist(), categories=CATEGORIES
+        ),
+        "kappa A-C (linear)": ag.weighted_kappa(
+            m[:, 0].tolist(), m[:, 2].tolist(), categories=CATEGORIES
+        ),
         "ICC(2,1)": ag.icc_2_1(m),
-        "Krippendorff alpha (ordinal)": ag.krippendorff_alpha(m.T, level="ordinal", reps=boot,
-                                                              seed=seed),
+        "Krippendorff alpha (ordinal)": ag.krippendorff_alpha(
+            m.T, level="ordinal", reps=boot, seed=seed
+        ),
     }
 
 
@@ -60,8 +65,10 @@ def main() -> None:
     rng = np.random.default_rng(2026)
     big = simulate(rng, 20_000)
     truth = {k: e.value for k, e in statistics(big, boot=2, seed=0).items()}
-    exact_truth = {"A-B": float(np.mean(big[:, 0] == big[:, 1])),
-                   "A-C": float(np.mean(big[:, 0] == big[:, 2]))}
+    exact_truth = {
+        "A-B": float(np.mean(big[:, 0] == big[:, 1])),
+        "A-C": float(np.mean(big[:, 0] == big[:, 2])),
+    }
     covered = {k: 0 for k in truth}
     widths: dict[str, list[float]] = {k: [] for k in truth}
     undefined = {k: 0 for k in truth}
@@ -78,18 +85,24 @@ def main() -> None:
         naive_err["A-B"].append(float(np.mean(m[:, 0] == m[:, 1])))
         naive_err["A-C"].append(float(np.mean(m[:, 0] == m[:, 2])))
     per_study = (time.perf_counter() - t0) / args.reps
-    print(f"{args.reps} simulated studies of {args.pairs} pairs x 3 raters "
-          f"(errors {', '.join(f'{e:.0%}' for e in ERRORS)}); {args.boot} bootstrap resamples")
-    print(f"{'statistic':32s} {'population':>10s} {'coverage':>9s} {'mean width':>11s} "
-          f"{'undefined':>9s}")
+    print(
+        f"{args.reps} simulated studies of {args.pairs} pairs x 3 raters "
+        f"(errors {', '.join(f'{e:.0%}' for e in ERRORS)}); {args.boot} bootstrap resamples"
+    )
+    print(
+        f"{'statistic':32s} {'population':>10s} {'coverage':>9s} {'mean width':>11s} "
+        f"{'undefined':>9s}"
+    )
     for k in truth:
         n = args.reps - undefined[k]
         cov = covered[k] / n if n else float("nan")
         width = float(np.mean(widths[k])) if widths[k] else float("nan")
         print(f"{k:32s} {truth[k]:10.3f} {cov:9.1%} {width:11.3f} {undefined[k]:9d}")
     for pair, values in naive_err.items():
-        print(f"naive: share identical {pair:3s}        {exact_truth[pair]:10.3f}   "
-              f"(no interval; spread of the estimate, SD {np.std(values):.3f})")
+        print(
+            f"naive: share identical {pair:3s}        {exact_truth[pair]:10.3f}   "
+            f"(no interval; spread of the estimate, SD {np.std(values):.3f})"
+        )
     print(f"time per study (all four statistics with their intervals): {per_study * 1000:.0f} ms")
 
 

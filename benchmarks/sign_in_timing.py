@@ -40,12 +40,20 @@ def main() -> None:
 
     db.upgrade()
     with db.session_scope() as session:
-        user_admin.create_user(session, SYSTEM, email="real@bench.test", display_name="Real",
-                             role="clinician", password="the-real-password")
+        user_admin.create_user(
+            session,
+            SYSTEM,
+            email="real@bench.test",
+            display_name="Real",
+            role="clinician",
+            password="the-real-password",
+        )
     times: dict[str, list[float]] = {"real account": [], "unknown email": []}
     for i in range(args.repeat):
-        for label, email in (("real account", "real@bench.test"),
-                             ("unknown email", f"nobody{i}@bench.test")):
+        for label, email in (
+            ("real account", "real@bench.test"),
+            ("unknown email", f"nobody{i}@bench.test"),
+        ):
             with db.session_scope() as session:
                 throttle.clear_account(session, email)
             start = time.perf_counter()

@@ -41,8 +41,9 @@ def check_database() -> str | None:
     except (SQLAlchemyError, OSError) as exc:
         return f"database: {str(exc).splitlines()[0][:200]}"
     if current != head:
-        return (f"database at revision {current}, code expects {head}: "
-                "run `python -m analysis init-db`")
+        return (
+            f"database at revision {current}, code expects {head}: run `python -m analysis init-db`"
+        )
     return None
 
 

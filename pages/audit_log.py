@@ -22,8 +22,9 @@ OUTCOMES = ("any", "success", "denied", "failure")
 ZONE = clinic_zone()  # display only: stored and exported times are UTC
 
 COLUMNS = {
-    "occurred_at": st.column_config.DatetimeColumn(f"When ({ZONE.key})",
-                                                   format="YYYY-MM-DD HH:mm:ss", timezone=ZONE.key),
+    "occurred_at": st.column_config.DatetimeColumn(
+        f"When ({ZONE.key})", format="YYYY-MM-DD HH:mm:ss", timezone=ZONE.key
+    ),
     "actor_email": st.column_config.TextColumn("Who"),
     "actor_role": st.column_config.TextColumn("Role"),
     "action": st.column_config.TextColumn("Action"),
@@ -38,14 +39,18 @@ COLUMNS = {
 def _chain_status() -> None:
     status = frame.call(audit_log.chain_status)
     if status.intact:
-        st.success(f"Hash chain intact: {status.events} event(s) verified.",
-                   icon=":material/verified:")
+        st.success(
+            f"Hash chain intact: {status.events} event(s) verified.", icon=":material/verified:"
+        )
         return
-    st.error(f"The audit trail has been altered: {len(status.problems)} problem(s) in "
-             f"{status.events} event(s). Preserve the database and investigate.",
-             icon=":material/gpp_bad:")
-    st.dataframe([{"event": p.event_id, "problem": p.problem} for p in status.problems],
-                 hide_index=True)
+    st.error(
+        f"The audit trail has been altered: {len(status.problems)} problem(s) in "
+        f"{status.events} event(s). Preserve the database and investigate.",
+        icon=":material/gpp_bad:",
+    )
+    st.dataframe(
+        [{"event": p.event_id, "problem": p.problem} for p in status.problems], hide_index=True
+    )
 
 
 def _filters() -> dict[str, Any]:
@@ -59,8 +64,13 @@ def _filters() -> dict[str, Any]:
         row2 = st.columns(3)
         since = row2[0].date_input(f"From ({ZONE.key})", value=today - timedelta(days=30))
         until = row2[1].date_input(f"To ({ZONE.key}, inclusive)", value=today)
-        limit = row2[2].number_input("At most", min_value=10, max_value=audit_log.MAX_LIMIT,
-                                     value=audit_log.DEFAULT_LIMIT, step=100)
+        limit = row2[2].number_input(
+            "At most",
+            min_value=10,
+            max_value=audit_log.MAX_LIMIT,
+            value=audit_log.DEFAULT_LIMIT,
+            step=100,
+        )
         st.form_submit_button("Apply filters", icon=":material/filter_alt:")
     patient = patient.strip()
     if patient and not patient.isdigit():
@@ -86,25 +96,34 @@ def _export(filters: dict[str, Any], actor: Actor) -> None:
     if not allowed(actor, "audit.export"):
         return
     key = tuple(sorted(filters.items()))
-    if st.button("Prepare CSV export", icon=":material/download:",
-                 help="The export itself is recorded in the audit log."):
+    if st.button(
+        "Prepare CSV export",
+        icon=":material/download:",
+        help="The export itself is recorded in the audit log.",
+    ):
         try:
             st.session_state[EXPORT_KEY] = (key, frame.call(audit_log.export_csv, **filters))
         except AuditWriteError:
             st.error("The export could not be recorded in the audit log, so it was not produced.")
     prepared = st.session_state.get(EXPORT_KEY)
     if prepared is not None and prepared[0] == key:
-        st.download_button("Download CSV", data=prepared[1], mime="text/csv",
-                           file_name=f"candor-audit-{datetime.now(UTC):%Y%m%dT%H%MZ}.csv",
-                           icon=":material/file_download:")
+        st.download_button(
+            "Download CSV",
+            data=prepared[1],
+            mime="text/csv",
+            file_name=f"candor-audit-{datetime.now(UTC):%Y%m%dT%H%MZ}.csv",
+            icon=":material/file_download:",
+        )
 
 
 def page() -> None:
     actor = frame.require_page("audit.read")
     st.title("Audit log")
-    st.caption("Every photo view, comparison, export, consent or role change and sign-in, "
-               f"append-only and hash-chained. Times are shown in {ZONE.key} (the clinic's time "
-               "zone) and kept in UTC; the CSV export is UTC.")
+    st.caption(
+        "Every photo view, comparison, export, consent or role change and sign-in, "
+        f"append-only and hash-chained. Times are shown in {ZONE.key} (the clinic's time "
+        "zone) and kept in UTC; the CSV export is UTC."
+    )
     _chain_status()
     filters = _filters()
     key = tuple(sorted(filters.items()))
@@ -125,8 +144,7 @@ def page() -> None:
         st.info("No events match these filters.")
     else:
         st.caption(f"{len(events)} event(s), newest first.")
-        st.dataframe(events[list(COLUMNS)], column_config=COLUMNS, hide_index=True,
-                     width="stretch")
+        st.dataframe(events[list(COLUMNS)], column_config=COLUMNS, hide_index=True, width="stretch")
     _export(filters, actor)
 
 

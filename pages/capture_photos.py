@@ -23,7 +23,9 @@ from analysis.services.common import (
 from ui import frame, trichoscopy, widgets
 
 UPLOADS = "capture_uploads"  # sha256 -> item dict (bytes kept until saved or discarded)
-HANDLED = "capture_handled"  # sha256 of uploads saved or discarded (ignored if still in the uploader)
+HANDLED = (
+    "capture_handled"  # sha256 of uploads saved or discarded (ignored if still in the uploader)
+)
 NONCE = "capture_uploader_nonce"
 DISPLAY = "capture_display"  # ("photo", photo id) -> display RGB array of a stored baseline
 FLASH = "capture_flash"
@@ -53,17 +55,25 @@ def _pick_session(ctx: capture.CaptureContext) -> int | None:
     if ctx.sessions:
         session_id = widgets.pick_session(ctx.sessions, key="capture_session_id")
     if not ctx.open_for_sessions:
-        st.info(f"This series is {series_status_label(ctx.status).lower()}: it takes no new sessions. Set it "
-                "back to active on the Patient record page to add one.", icon=":material/lock:")
+        st.info(
+            f"This series is {series_status_label(ctx.status).lower()}: it takes no new sessions. Set it "
+            "back to active on the Patient record page to add one.",
+            icon=":material/lock:",
+        )
     else:
-        with st.expander(f"Start session {len(ctx.sessions) + 1}", expanded=not ctx.sessions,
-                         icon=":material/add:"):
-            performed_on = st.date_input("Session date", value=date.today(),
-                                         key="capture_new_date")
+        with st.expander(
+            f"Start session {len(ctx.sessions) + 1}",
+            expanded=not ctx.sessions,
+            icon=":material/add:",
+        ):
+            performed_on = st.date_input("Session date", value=date.today(), key="capture_new_date")
             if st.button("Start session", key="capture_start_session"):
                 try:
-                    new_id = frame.call(capture.start_next_session, series_id=ctx.series_id,
-                                        performed_on=performed_on)
+                    new_id = frame.call(
+                        capture.start_next_session,
+                        series_id=ctx.series_id,
+                        performed_on=performed_on,
+                    )
                 except FieldError as exc:
                     label = "Session date" if exc.field == "performed_on" else "Series"
                     st.error(f"{label}: {exc}")
@@ -84,7 +94,9 @@ def _required_views(ctx: capture.CaptureContext, session_id: int) -> None:
             if view in have:
                 st.markdown(f":green[:material/check_circle:] {widgets.view_label(view)}")
             else:
-                st.markdown(f":orange[:material/radio_button_unchecked:] {widgets.view_label(view)}")
+                st.markdown(
+                    f":orange[:material/radio_button_unchecked:] {widgets.view_label(view)}"
+                )
     if not missing:
         st.caption("Every view the protocol requires is on file for this session.")
 
@@ -96,8 +108,13 @@ def _collect(files: list[Any], default_view: str) -> None:
         sha = hashlib.sha256(data).hexdigest()
         if sha in uploads or sha in st.session_state[HANDLED]:
             continue
-        uploads[sha] = {"name": f.name, "data": data, "view": default_view, "view_set": False,
-                        "assessment": None}
+        uploads[sha] = {
+            "name": f.name,
+            "data": data,
+            "view": default_view,
+            "view_set": False,
+            "assessment": None,
+        }
 
 
 def _baseline(ctx: capture.CaptureContext, view: str) -> tuple[Any, int | None]:
@@ -120,18 +137,25 @@ def _analyse_pending(ctx: capture.CaptureContext) -> None:
     baseline changed (e.g. another upload was just saved as the baseline). Measurements are cached,
     so re-grading is cheap."""
     uploads: dict[str, dict[str, Any]] = st.session_state[UPLOADS]
-    todo = [sha for sha, item in uploads.items() if item.get("graded_for") != _grading_key(ctx, item)]
+    todo = [
+        sha for sha, item in uploads.items() if item.get("graded_for") != _grading_key(ctx, item)
+    ]
     if not todo:
         return
     bar = st.progress(0.0, text=f"Analysing {len(todo)} photo(s)…")
     for done, sha in enumerate(todo, start=1):
         item = uploads[sha]
-        bar.progress((done - 0.5) / len(todo),
-                     text=f"Analysing {item['name']} ({done}/{len(todo)})")
+        bar.progress(
+            (done - 0.5) / len(todo), text=f"Analysing {item['name']} ({done}/{len(todo)})"
+        )
         _assess(ctx, item)
         suggested = item["assessment"].suggested_view
-        if (not item["view_set"] and suggested and suggested != item["view"]
-                and item["assessment"].readable):
+        if (
+            not item["view_set"]
+            and suggested
+            and suggested != item["view"]
+            and item["assessment"].readable
+        ):
             item["view"] = suggested
             _assess(ctx, item)
     bar.progress(1.0, text=f"Analysed {len(todo)} photo(s)")
@@ -145,12 +169,21 @@ def _grading_key(ctx: capture.CaptureContext, item: dict[str, Any]) -> tuple[Any
 def _assess(ctx: capture.CaptureContext, item: dict[str, Any]) -> None:
     item["graded_for"] = _grading_key(ctx, item)
     baseline, baseline_id = _baseline(ctx, item["view"])
-    unavailable = "access to it was refused or it is missing" if (
-        baseline is None and baseline_id is not None) else None
+    unavailable = (
+        "access to it was refused or it is missing"
+        if (baseline is None and baseline_id is not None)
+        else None
+    )
     item["assessment"] = capture.assess_upload(
-        item["data"], view=item["view"], baseline=baseline, baseline_photo_id=baseline_id,
-        tolerances=ctx.tolerances, target_area=ctx.target_area, cache=widgets.measurement_cache(),
-        baseline_unavailable=unavailable)
+        item["data"],
+        view=item["view"],
+        baseline=baseline,
+        baseline_photo_id=baseline_id,
+        tolerances=ctx.tolerances,
+        target_area=ctx.target_area,
+        cache=widgets.measurement_cache(),
+        baseline_unavailable=unavailable,
+    )
 
 
 def _preview(ctx: capture.CaptureContext, sha: str, item: dict[str, Any]) -> None:
@@ -164,38 +197,57 @@ def _preview(ctx: capture.CaptureContext, sha: str, item: dict[str, Any]) -> Non
     stored = ctx.baseline_for(item["view"])
     base_rgb = display.get(("photo", stored.photo_id)) if stored else None
     if base_rgb is None or stored is None or a.baseline_photo_id is None:
-        caption = ("New photo (no baseline for this view yet)" if a.baseline_photo_id is None
-                   else "New photo (the baseline photo could not be shown)")
+        caption = (
+            "New photo (no baseline for this view yet)"
+            if a.baseline_photo_id is None
+            else "New photo (the baseline photo could not be shown)"
+        )
         st.image(new_rgb, caption=caption, width="stretch")
         return
     opacity = st.slider("Baseline ghost opacity", 0.0, 1.0, 0.4, 0.05, key=f"ghost_{sha}")
     cache = widgets.measurement_cache()
     base_meas = cache.get(stored.sha256, capture.cache_view(item["view"]))
     pair = viewing.align_pair(
-        new_rgb, base_rgb,
+        new_rgb,
+        base_rgb,
         reference_landmarks=viewing.landmarks_for(
-            a.measurement.landmarks_px, original_width_px=a.measurement.width_px,
-            display_width_px=new_rgb.shape[1]),
+            a.measurement.landmarks_px,
+            original_width_px=a.measurement.width_px,
+            display_width_px=new_rgb.shape[1],
+        ),
         moving_landmarks=viewing.landmarks_for(
             base_meas.landmarks_px if base_meas else None,
             original_width_px=base_meas.width_px if base_meas else None,
-            display_width_px=base_rgb.shape[1]),
+            display_width_px=base_rgb.shape[1],
+        ),
     )
-    st.image(viewing.blend(pair.reference, pair.moving, alpha=opacity), width="stretch",
-             caption=f"New photo with the baseline (session {stored.session_number}) as a ghost; "
-                     f"{pair.note}")
+    st.image(
+        viewing.blend(pair.reference, pair.moving, alpha=opacity),
+        width="stretch",
+        caption=f"New photo with the baseline (session {stored.session_number}) as a ghost; "
+        f"{pair.note}",
+    )
 
 
-def _item(ctx: capture.CaptureContext, session_id: int, tags: tuple[str, ...], sha: str,
-          item: dict[str, Any]) -> None:
+def _item(
+    ctx: capture.CaptureContext,
+    session_id: int,
+    tags: tuple[str, ...],
+    sha: str,
+    item: dict[str, Any],
+) -> None:
     a: capture.Assessment = item["assessment"]
     with st.container(border=True):
         left, right = st.columns([3, 2])
         with right:
             st.markdown(f"**{item['name']}**")
-            view = st.selectbox("View", list(_views(ctx)), key=f"view_{sha}",
-                                index=list(_views(ctx)).index(item["view"]),
-                                format_func=widgets.view_label)
+            view = st.selectbox(
+                "View",
+                list(_views(ctx)),
+                key=f"view_{sha}",
+                index=list(_views(ctx)).index(item["view"]),
+                format_func=widgets.view_label,
+            )
             if view != item["view"]:
                 item["view"], item["view_set"] = view, True
                 st.rerun()
@@ -210,12 +262,16 @@ def _item(ctx: capture.CaptureContext, session_id: int, tags: tuple[str, ...], s
                 widgets.show_checks(a.checks_json())
             reason = st.text_input(
                 "Reason to keep it anyway" if a.verdict == "fail" else "Note (optional)",
-                key=f"reason_{sha}", placeholder="e.g. patient could not tilt head")
+                key=f"reason_{sha}",
+                placeholder="e.g. patient could not tilt head",
+            )
             save_col, retake_col = st.columns(2)
-            save = save_col.button("Save photo", key=f"save_{sha}", type="primary",
-                                   icon=":material/save:")
-            retake = retake_col.button("Retake (discard)", key=f"discard_{sha}",
-                                       icon=":material/delete:")
+            save = save_col.button(
+                "Save photo", key=f"save_{sha}", type="primary", icon=":material/save:"
+            )
+            retake = retake_col.button(
+                "Retake (discard)", key=f"discard_{sha}", icon=":material/delete:"
+            )
         with left:
             _preview(ctx, sha, item)
     if retake:
@@ -224,16 +280,26 @@ def _item(ctx: capture.CaptureContext, session_id: int, tags: tuple[str, ...], s
         st.rerun()
     if save:
         try:
-            photo_id = frame.call(capture.save_capture, session_id=session_id, data=item["data"],
-                                  assessment=a, override_reason=reason, condition_tags=tags)
+            photo_id = frame.call(
+                capture.save_capture,
+                session_id=session_id,
+                data=item["data"],
+                assessment=a,
+                override_reason=reason,
+                condition_tags=tags,
+            )
         except FieldError as exc:
-            what = ("Photo consent" if exc.field == "consent"
-                    else exc.field.replace("_", " ").capitalize())
+            what = (
+                "Photo consent"
+                if exc.field == "consent"
+                else exc.field.replace("_", " ").capitalize()
+            )
             st.error(f"{what}: {exc}", icon=":material/error:")
         else:
             _forget(sha)
-            st.session_state[FLASH] = (f"Saved {item['name']} as {widgets.view_label(a.view)} "
-                                       f"(photo {photo_id}).")
+            st.session_state[FLASH] = (
+                f"Saved {item['name']} as {widgets.view_label(a.view)} (photo {photo_id})."
+            )
             st.rerun()
 
 
@@ -243,9 +309,14 @@ def _save_all(session_id: int, tags: tuple[str, ...], shas: list[str]) -> None:
     for sha in shas:
         item = st.session_state[UPLOADS][sha]
         try:
-            frame.call(capture.save_capture, session_id=session_id, data=item["data"],
-                       assessment=item["assessment"], condition_tags=tags,
-                       override_reason=st.session_state.get(f"reason_{sha}", ""))
+            frame.call(
+                capture.save_capture,
+                session_id=session_id,
+                data=item["data"],
+                assessment=item["assessment"],
+                condition_tags=tags,
+                override_reason=st.session_state.get(f"reason_{sha}", ""),
+            )
         except FieldError as exc:
             problems.append(f"{item['name']}: {exc}")
         else:
@@ -274,13 +345,19 @@ def _views(ctx: capture.CaptureContext) -> tuple[str, ...]:
 
 def _conditions() -> tuple[str, ...]:
     with st.expander("Conditions of this photo set", icon=":material/checklist:"):
-        selected = st.multiselect("Conditions", list(capture.CONDITION_TAGS),
-                                  format_func=capture.CONDITION_TAGS.__getitem__,
-                                  key="capture_conditions")
+        selected = st.multiselect(
+            "Conditions",
+            list(capture.CONDITION_TAGS),
+            format_func=capture.CONDITION_TAGS.__getitem__,
+            key="capture_conditions",
+        )
         days = None
         if st.checkbox("Recent procedure in the area", key="capture_recent"):
-            days = int(st.number_input("Days since the last procedure in the area", 0, 3650, 14,
-                                       key="capture_days"))
+            days = int(
+                st.number_input(
+                    "Days since the last procedure in the area", 0, 3650, 14, key="capture_days"
+                )
+            )
     return capture.condition_tag_list(selected=selected, days_since_last_procedure=days)
 
 
@@ -296,9 +373,11 @@ def page() -> None:
     if session_id is None:
         return
     if not ctx.consent_ok:
-        st.error("This patient has not consented to clinical photography. Record the consent "
-                 "on the Patient record page before saving photos.",
-                 icon=":material/no_photography:")
+        st.error(
+            "This patient has not consented to clinical photography. Record the consent "
+            "on the Patient record page before saving photos.",
+            icon=":material/no_photography:",
+        )
     st.subheader("Required views")
     _required_views(ctx, session_id)
     if message := st.session_state.pop(FLASH, None):
@@ -308,30 +387,42 @@ def page() -> None:
     tags = _conditions()
     missing = ctx.missing_views(session_id)
     default_view = missing[0] if missing else (ctx.required_views or _views(ctx))[0]
-    files = st.file_uploader("Photos (JPEG, PNG or HEIC)", type=["jpg", "jpeg", "png", "heic", "heif"],
-                             accept_multiple_files=True,
-                             key=f"capture_uploader_{st.session_state[NONCE]}")
+    files = st.file_uploader(
+        "Photos (JPEG, PNG or HEIC)",
+        type=["jpg", "jpeg", "png", "heic", "heif"],
+        accept_multiple_files=True,
+        key=f"capture_uploader_{st.session_state[NONCE]}",
+    )
     _collect(files, default_view)
     _analyse_pending(ctx)
     uploads: dict[str, dict[str, Any]] = st.session_state[UPLOADS]
     bad = {sha: item for sha, item in uploads.items() if not item["assessment"].readable}
     for sha, item in bad.items():
-        st.error(f"**{item['name']}** cannot be used: {item['assessment'].error}",
-                 icon=":material/broken_image:")
+        st.error(
+            f"**{item['name']}** cannot be used: {item['assessment'].error}",
+            icon=":material/broken_image:",
+        )
         if st.button("Remove from the list", key=f"remove_{sha}"):
             _forget(sha)
             st.rerun()
     good, new_baselines = [], set()
     for sha, item in uploads.items():  # passing photos, and at most one new baseline per view
         verdict = item["assessment"].verdict
-        if sha in bad or verdict not in ("baseline", "pass") or (
-                verdict == "baseline" and item["view"] in new_baselines):
+        if (
+            sha in bad
+            or verdict not in ("baseline", "pass")
+            or (verdict == "baseline" and item["view"] in new_baselines)
+        ):
             continue
         good.append(sha)
         if verdict == "baseline":
             new_baselines.add(item["view"])
-    if len(good) > 1 and st.button(f"Save all {len(good)} comparable photos", type="primary",
-                                   icon=":material/done_all:", key="capture_save_all"):
+    if len(good) > 1 and st.button(
+        f"Save all {len(good)} comparable photos",
+        type="primary",
+        icon=":material/done_all:",
+        key="capture_save_all",
+    ):
         _save_all(session_id, tags, good)
     for sha, item in list(uploads.items()):
         if sha not in bad:

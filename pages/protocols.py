@@ -32,8 +32,13 @@ def filters(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, Any], Clin
     """The filter widgets; returns keyword arguments for ``compare_protocols`` and the frames of
     the chosen protocols (only their series are read, each protocol once per session)."""
     names = catalogue.protocols.set_index("protocol_id")["name"].to_dict()
-    chosen = st.multiselect("Protocols", list(names), default=like_for_like(catalogue),
-                            format_func=widgets.labeller(names), placeholder="Choose protocols to compare")
+    chosen = st.multiselect(
+        "Protocols",
+        list(names),
+        default=like_for_like(catalogue),
+        format_func=widgets.labeller(names),
+        placeholder="Choose protocols to compare",
+    )
     out: dict[str, Any] = {"protocol_ids": chosen}
     frames = frames_cache.protocol_frames(actor, chosen, purpose=PURPOSE)
     with st.expander("Filters: product, lot, operator, dates, baseline severity, photo gate"):
@@ -44,8 +49,13 @@ def filters(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, Any], Clin
         out["lot"] = c2.selectbox("Lot", lots, index=None, placeholder="Any lot")
         ops = frames.operators.set_index("operator_id")["display_name"].to_dict()
         used = [int(o) for o in frames.sessions["operator_id"].dropna().unique() if int(o) in ops]
-        out["operator_id"] = c3.selectbox("Operator", sorted(used, key=ops.get), index=None,
-                                          format_func=widgets.labeller(ops), placeholder="Any operator")
+        out["operator_id"] = c3.selectbox(
+            "Operator",
+            sorted(used, key=ops.get),
+            index=None,
+            format_func=widgets.labeller(ops),
+            placeholder="Any operator",
+        )
         starts = pd.to_datetime(frames.series["started_on"])
         first = starts.min().date() if len(starts) else date.today()
         span = st.date_input("Series started between", value=(first, date.today()))
@@ -54,7 +64,8 @@ def filters(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, Any], Clin
         out["baseline_severity"] = _severity_filter(frames, chosen)
         out["gate_passing_only"] = st.toggle(
             "Outcomes only from series whose photos all pass the comparability gate",
-            help=cohorts.DEFINITIONS["gate"])
+            help=cohorts.DEFINITIONS["gate"],
+        )
     return out, frames
 
 
@@ -71,8 +82,11 @@ def like_for_like(catalogue: ClinicFrames, *, most: int = 3) -> list[int]:
 
 
 def _severity_filter(frames: ClinicFrames, chosen: list[int]) -> tuple[float, float] | None:
-    primaries = set(frames.protocols.loc[frames.protocols["protocol_id"].isin(chosen),
-                                         "primary_endpoint"].dropna())
+    primaries = set(
+        frames.protocols.loc[
+            frames.protocols["protocol_id"].isin(chosen), "primary_endpoint"
+        ].dropna()
+    )
     if len(primaries) != 1:
         st.caption("Baseline severity filter: choose protocols that share a primary endpoint.")
         return None
@@ -85,8 +99,9 @@ def _severity_filter(frames: ClinicFrames, chosen: list[int]) -> tuple[float, fl
     return None if picked == (lo, hi) else (float(picked[0]), float(picked[1]))
 
 
-def outcomes(result: cohorts.ProtocolComparison, frames: ClinicFrames,
-             names: dict[int, str]) -> list[tuple[str, Any]]:
+def outcomes(
+    result: cohorts.ProtocolComparison, frames: ClinicFrames, names: dict[int, str]
+) -> list[tuple[str, Any]]:
     """Trajectories and responder shares; returns the figures drawn (for the HTML export)."""
     figs: list[tuple[str, Any]] = []
     if result.by_session.empty:
@@ -97,12 +112,20 @@ def outcomes(result: cohorts.ProtocolComparison, frames: ClinicFrames,
     code = st.selectbox("Endpoint", codes, format_func=lambda c: str(eps.loc[c, "name"]))
     ep = eps.loc[code]
     by_session, by_week = st.tabs(["By session number", "By weeks since start"])
-    for tab, table, x, x_title in ((by_session, result.by_session, "session_number", "Session"),
-                                   (by_week, result.by_week, "week", "Weeks since start")):
+    for tab, table, x, x_title in (
+        (by_session, result.by_session, "session_number", "Session"),
+        (by_week, result.by_week, "week", "Weeks since start"),
+    ):
         d = table[table["endpoint_code"] == code]
-        fig = charts.trajectory_figure(d, x=x, protocol_names=names, endpoint_name=ep["name"],
-                                       unit=charts.unit_text(ep["unit"]), x_title=x_title,
-                                       higher_is_better=bool(ep["higher_is_better"]))
+        fig = charts.trajectory_figure(
+            d,
+            x=x,
+            protocol_names=names,
+            endpoint_name=ep["name"],
+            unit=charts.unit_text(ep["unit"]),
+            x_title=x_title,
+            higher_is_better=bool(ep["higher_is_better"]),
+        )
         tab.plotly_chart(fig, key=f"traj_{x}")
         withheld = charts.withheld_points(d, x=x, group="protocol_id", names=names)
         if withheld:
@@ -112,10 +135,15 @@ def outcomes(result: cohorts.ProtocolComparison, frames: ClinicFrames,
     r = result.responders
     if not r.empty and code in set(r["endpoint_code"]):
         d = r[r["endpoint_code"] == code].assign(protocol=lambda x: x["protocol_id"].map(names))
-        fig = charts.share_figure(d, category="protocol", prefix="share_", category_title="",
-                                  title=f"Responders, {ep['name']} (MCID {d['mcid'].iloc[0]:g} "
-                                        f"{charts.unit_text(ep['unit'])})".replace(" )", ")"),
-                                  colour_by=charts.colours(list(names.values())))
+        fig = charts.share_figure(
+            d,
+            category="protocol",
+            prefix="share_",
+            category_title="",
+            title=f"Responders, {ep['name']} (MCID {d['mcid'].iloc[0]:g} "
+            f"{charts.unit_text(ep['unit'])})".replace(" )", ")"),
+            colour_by=charts.colours(list(names.values())),
+        )
         st.plotly_chart(fig, key="responders")
         st.caption(result.definitions["responder"])
         figs.append(("Responders", fig))
@@ -130,14 +158,25 @@ def blinded_section(protocol_ids: list[int]) -> None:
     if table.empty:
         st.caption("No closed blinded rating study covers these protocols yet (Blinded rating).")
         return
-    st.dataframe(table.rename(columns={
-        "protocol": "Protocol", "study": "Study", "endpoint": "Endpoint", "pairs": "Pairs",
-        "unblinded": "Unblinded (same pairs)", "blinded": "Blinded",
-        "gap": "Gap, unblinded − blinded (95 % CI)"}).drop(columns=["protocol_id"]),
-        hide_index=True)
-    st.caption("Blinded: the median of the invited raters' masked ratings of gate-passing photo "
-               "pairs; a responder improves by at least the endpoint's MCID. Shares with Wilson "
-               "95 % intervals; the gap is in scale steps with a bootstrap interval.")
+    st.dataframe(
+        table.rename(
+            columns={
+                "protocol": "Protocol",
+                "study": "Study",
+                "endpoint": "Endpoint",
+                "pairs": "Pairs",
+                "unblinded": "Unblinded (same pairs)",
+                "blinded": "Blinded",
+                "gap": "Gap, unblinded − blinded (95 % CI)",
+            }
+        ).drop(columns=["protocol_id"]),
+        hide_index=True,
+    )
+    st.caption(
+        "Blinded: the median of the invited raters' masked ratings of gate-passing photo "
+        "pairs; a responder improves by at least the endpoint's MCID. Shares with Wilson "
+        "95 % intervals; the gap is in scale steps with a bootstrap interval."
+    )
 
 
 def model_section(frames: ClinicFrames, chosen: list[int], names: dict[int, str]) -> None:
@@ -147,11 +186,16 @@ def model_section(frames: ClinicFrames, chosen: list[int], names: dict[int, str]
         return
     c1, c2, c3 = st.columns(3)
     a = c1.selectbox("Protocol A", chosen, format_func=widgets.labeller(names), index=0)
-    b = c2.selectbox("Protocol B", [p for p in chosen if p != a], format_func=widgets.labeller(names))
+    b = c2.selectbox(
+        "Protocol B", [p for p in chosen if p != a], format_func=widgets.labeller(names)
+    )
     codes = frames.protocols.set_index("protocol_id").loc[[a, b], "endpoint_codes"].sum()
     eps = frames.endpoints.set_index("endpoint_code")["name"]
-    code = c3.selectbox("Model endpoint", [c for c in dict.fromkeys(codes) if c in eps],
-                        format_func=widgets.labeller(eps))
+    code = c3.selectbox(
+        "Model endpoint",
+        [c for c in dict.fromkeys(codes) if c in eps],
+        format_func=widgets.labeller(eps),
+    )
     if code is None:
         st.info("These protocols have no endpoints to model.")
         return
@@ -162,25 +206,30 @@ def model_section(frames: ClinicFrames, chosen: list[int], names: dict[int, str]
         rows = int((m["series_id"].isin(series) & (m["endpoint_code"] == code)).sum())
         # a large clinic's fit takes seconds: on request, so the page itself stays fast
         if rows > AUTO_FIT_ROWS and not st.button(
-                f"Fit the model ({rows:,} measurements)", icon=":material/functions:"):
+            f"Fit the model ({rows:,} measurements)", icon=":material/functions:"
+        ):
             st.caption("The mixed model is fitted on request at this clinic's size.")
             return
-        st.session_state[key] = adjusted_protocol_effect(frames, endpoint=code, protocol_a=a,
-                                                         protocol_b=b)
+        st.session_state[key] = adjusted_protocol_effect(
+            frames, endpoint=code, protocol_a=a, protocol_b=b
+        )
     m = st.session_state[key]
     if m.converged and m.estimate is not None:
         k1, k2, k3 = st.columns(3)
         better = "higher is better" if m.higher_is_better else "lower is better"
-        k1.metric(charts.with_unit("B minus A, change", m.unit) + f"; {better}",
-                  f"{m.estimate:+.2f}")
+        k1.metric(
+            charts.with_unit("B minus A, change", m.unit) + f"; {better}", f"{m.estimate:+.2f}"
+        )
         k2.metric("95% CI", f"{m.ci_low:.2f} to {m.ci_high:.2f}")
         k3.metric("Patients / measurements", f"{m.n_patients} / {m.n_observations}")
         if m.warnings:
             st.warning("Fit warnings: " + "; ".join(m.warnings))
     else:
-        st.error("The model did not converge or could not be fitted: "
-                 + ("; ".join(m.warnings) or "no reason given")
-                 + f" (n={m.n_patients} patients, {m.n_observations} measurements).")
+        st.error(
+            "The model did not converge or could not be fitted: "
+            + ("; ".join(m.warnings) or "no reason given")
+            + f" (n={m.n_patients} patients, {m.n_observations} measurements)."
+        )
     st.info(m.caveat)
     st.caption(f"Model: {m.formula}.")
 
@@ -189,27 +238,33 @@ def lot_section(actor: Actor, frames: ClinicFrames) -> None:
     st.subheader("Lot traceability")
     recalled = frames.lots[frames.lots["recalled"].astype(bool)]
     if len(recalled):
-        st.caption("Recalled lots on file: " + ", ".join(
-            f"{r.lot_number} ({r.product})" for r in recalled.itertuples(index=False)))
+        st.caption(
+            "Recalled lots on file: "
+            + ", ".join(f"{r.lot_number} ({r.product})" for r in recalled.itertuples(index=False))
+        )
     with st.form("lot_trace"):
         c1, c2 = st.columns(2)
         lot = c1.text_input("Lot number", placeholder="as printed on the label")
         products = sorted(frames.lots["product"].dropna().unique())
-        product = c2.selectbox("Product (optional)", products, index=None,
-                               placeholder="Any product")
+        product = c2.selectbox(
+            "Product (optional)", products, index=None, placeholder="Any product"
+        )
         submitted = st.form_submit_button("Trace lot", icon=":material/search:")
     if submitted:
         if not lot.strip():
             st.error("Enter the lot number to trace.")
             return
-        st.session_state["insights.lot_trace"] = frame.call(trace_lot, lot_number=lot,
-                                                            product=product)
+        st.session_state["insights.lot_trace"] = frame.call(
+            trace_lot, lot_number=lot, product=product
+        )
     trace: LotTrace | None = st.session_state.get("insights.lot_trace")
     if trace is None:
         return
     if trace.lots.empty:
-        st.warning(f"No lot {trace.lot_number!r} on file"
-                   + (f" for {trace.product}." if trace.product else "."))
+        st.warning(
+            f"No lot {trace.lot_number!r} on file"
+            + (f" for {trace.product}." if trace.product else ".")
+        )
         return
     for r in trace.lots[trace.lots["recalled"].astype(bool)].itertuples(index=False):
         st.error(f"Lot {r.lot_number} of {r.product} is RECALLED: {r.recall_note or 'no note'}")
@@ -230,61 +285,107 @@ def lot_section(actor: Actor, frames: ClinicFrames) -> None:
         return df.rename(columns=lambda c: c.replace("_", " ").capitalize())
 
     number = st.column_config.NumberColumn(format="%g")
-    fmt = {c: number for c in ("Duration days", "Volume ml", "Units", "Baseline", "Last value",
-                               "Change")}
+    fmt = {
+        c: number
+        for c in ("Duration days", "Volume ml", "Units", "Baseline", "Last value", "Change")
+    }
     st.markdown("**Sessions that used the lot** (expired-at-use and recalled rows highlighted)")
-    st.dataframe(pretty(trace.exposures).style.apply(flag, axis=1), hide_index=True,
-                 column_config=fmt)
-    st.markdown("**Reactions and adverse events at those sessions** (adverse events amber, red "
-                "flags red)")
-    st.dataframe(pretty(trace.reactions).style.apply(flag, axis=1), hide_index=True,
-                 column_config=fmt)
-    st.markdown("**Outcome of each exposed series** (primary endpoint: last change from baseline, "
-                "value minus baseline in its units)")
+    st.dataframe(
+        pretty(trace.exposures).style.apply(flag, axis=1), hide_index=True, column_config=fmt
+    )
+    st.markdown(
+        "**Reactions and adverse events at those sessions** (adverse events amber, red flags red)"
+    )
+    st.dataframe(
+        pretty(trace.reactions).style.apply(flag, axis=1), hide_index=True, column_config=fmt
+    )
+    st.markdown(
+        "**Outcome of each exposed series** (primary endpoint: last change from baseline, "
+        "value minus baseline in its units)"
+    )
     st.dataframe(pretty(trace.outcomes), hide_index=True, column_config=fmt)
-    both = {"exposures": trace.exposures, "reactions": trace.reactions,
-            "outcomes": trace.outcomes}
+    both = {"exposures": trace.exposures, "reactions": trace.reactions, "outcomes": trace.outcomes}
     cols = st.columns(3)
     for col, (name, df) in zip(cols, both.items(), strict=True):
         col.download_button(
-            f"Lot {name} (CSV)", file_name=f"lot_{trace.lot_number}_{name}.csv", mime="text/csv",
-            on_click="ignore", icon=":material/table:", key=f"dl_lot_{name}",
-            data=partial(audited_bytes, actor, make=partial(to_csv_bytes, df),
-                         action="cohort.export", object_type="lot", object_id=trace.lot_number,
-                         details={"table": f"lot_{name}", "rows": int(len(df)),
-                                  "product": trace.product}))
+            f"Lot {name} (CSV)",
+            file_name=f"lot_{trace.lot_number}_{name}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/table:",
+            key=f"dl_lot_{name}",
+            data=partial(
+                audited_bytes,
+                actor,
+                make=partial(to_csv_bytes, df),
+                action="cohort.export",
+                object_type="lot",
+                object_id=trace.lot_number,
+                details={"table": f"lot_{name}", "rows": int(len(df)), "product": trace.product},
+            ),
+        )
 
 
-def downloads(actor: Actor, result: cohorts.ProtocolComparison, names: dict[int, str],
-              figs: list[tuple[str, Any]]) -> None:
+def downloads(
+    actor: Actor,
+    result: cohorts.ProtocolComparison,
+    names: dict[int, str],
+    figs: list[tuple[str, Any]],
+) -> None:
     st.subheader("Export")
-    st.caption("Each download is recorded in the audit log when you click it. Charts are saved as "
-               "one HTML file with the chart library inside, so it opens without internet access.")
+    st.caption(
+        "Each download is recorded in the audit log when you click it. Charts are saved as "
+        "one HTML file with the chart library inside, so it opens without internet access."
+    )
     ids = "+".join(str(p) for p in result.filters["protocol_ids"])
-    tables = {"Summary": ("summary", result.summary),
-              "Trajectories by session": ("trajectories_by_session", result.by_session),
-              "Trajectories by week": ("trajectories_by_week", result.by_week),
-              "Responders": ("responders", result.responders),
-              "Reaction rates": ("reactions", result.reactions),
-              "Photo compliance": ("photo_compliance", result.photo_compliance)}
+    tables = {
+        "Summary": ("summary", result.summary),
+        "Trajectories by session": ("trajectories_by_session", result.by_session),
+        "Trajectories by week": ("trajectories_by_week", result.by_week),
+        "Responders": ("responders", result.responders),
+        "Reaction rates": ("reactions", result.reactions),
+        "Photo compliance": ("photo_compliance", result.photo_compliance),
+    }
     cols = st.columns(4)
     for i, (label, (name, df)) in enumerate(tables.items()):
         cols[i % 4].download_button(
-            f"{label} (CSV)", file_name=f"protocols_{name}.csv", mime="text/csv",
-            on_click="ignore", icon=":material/table:", key=f"dl_{name}", width="stretch",
-            data=partial(audited_bytes, actor, make=partial(to_csv_bytes, df),
-                         action="cohort.export", object_type="protocol_comparison",
-                         object_id=ids, details={"table": name, "rows": int(len(df)),
-                                                 "filters": result.filters}))
+            f"{label} (CSV)",
+            file_name=f"protocols_{name}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/table:",
+            key=f"dl_{name}",
+            width="stretch",
+            data=partial(
+                audited_bytes,
+                actor,
+                make=partial(to_csv_bytes, df),
+                action="cohort.export",
+                object_type="protocol_comparison",
+                object_id=ids,
+                details={"table": name, "rows": int(len(df)), "filters": result.filters},
+            ),
+        )
     notes = [f"Protocols: {', '.join(names.values())}. Filters: {result.filters}."]
     notes += list(result.definitions.values())
     cols[len(tables) % 4].download_button(
-        "Charts (HTML)", file_name="protocols_charts.html", mime="text/html", on_click="ignore",
-        icon=":material/monitoring:", key="dl_charts", width="stretch",
-        data=partial(audited_bytes, actor, make=partial(charts.charts_html, figs,
-                                                        title="Protocol comparison", notes=notes),
-                     action="cohort.export", object_type="protocol_comparison", object_id=ids,
-                     details={"table": "charts_html", "filters": result.filters}))
+        "Charts (HTML)",
+        file_name="protocols_charts.html",
+        mime="text/html",
+        on_click="ignore",
+        icon=":material/monitoring:",
+        key="dl_charts",
+        width="stretch",
+        data=partial(
+            audited_bytes,
+            actor,
+            make=partial(charts.charts_html, figs, title="Protocol comparison", notes=notes),
+            action="cohort.export",
+            object_type="protocol_comparison",
+            object_id=ids,
+            details={"table": "charts_html", "filters": result.filters},
+        ),
+    )
 
 
 def comparison(actor: Actor, catalogue: ClinicFrames) -> None:
@@ -302,15 +403,24 @@ def comparison(actor: Actor, catalogue: ClinicFrames) -> None:
     except ValueError as exc:
         st.error(f"Cannot compare with these filters: {exc}")
         return
-    names = {int(p): str(n) for p, n in zip(result.summary["protocol_id"],
-                                            result.summary["protocol"], strict=True)}
+    names = {
+        int(p): str(n)
+        for p, n in zip(result.summary["protocol_id"], result.summary["protocol"], strict=True)
+    }
     st.subheader("Patients and completion")
-    st.dataframe(result.summary.rename(columns={
-        "protocol": "Protocol", "patients": "Patients", "sessions_done": "Sessions done",
-        "sessions_planned": "Sessions planned", "completion_label": "Completion",
-        "dropout_label": "Drop-out"})[["Protocol", "Patients", "Sessions done",
-                                       "Sessions planned", "Completion", "Drop-out"]],
-        hide_index=True)
+    st.dataframe(
+        result.summary.rename(
+            columns={
+                "protocol": "Protocol",
+                "patients": "Patients",
+                "sessions_done": "Sessions done",
+                "sessions_planned": "Sessions planned",
+                "completion_label": "Completion",
+                "dropout_label": "Drop-out",
+            }
+        )[["Protocol", "Patients", "Sessions done", "Sessions planned", "Completion", "Drop-out"]],
+        hide_index=True,
+    )
     st.caption(result.definitions["completion"])
     st.subheader("Outcomes")
     if args["gate_passing_only"]:
@@ -329,8 +439,13 @@ def comparison(actor: Actor, catalogue: ClinicFrames) -> None:
     if result.photo_compliance.empty:
         st.info("No sessions in this selection.")
     else:
-        fig = charts.share_figure(result.photo_compliance, category="operator", prefix="share_",
-                                  title="Compliant photo sets", category_title="")
+        fig = charts.share_figure(
+            result.photo_compliance,
+            category="operator",
+            prefix="share_",
+            title="Compliant photo sets",
+            category_title="",
+        )
         st.plotly_chart(fig, key="compliance")
         figs.append(("Photo compliance by operator", fig))
     st.caption(result.definitions["photo_compliance"])
@@ -341,23 +456,28 @@ def comparison(actor: Actor, catalogue: ClinicFrames) -> None:
     analyst_tables(actor, result, args)
 
 
-def analyst_tables(actor: Actor, result: cohorts.ProtocolComparison, args: dict[str, Any]
-                   ) -> None:
+def analyst_tables(actor: Actor, result: cohorts.ProtocolComparison, args: dict[str, Any]) -> None:
     """One row per endpoint value, treatment and reaction of the filtered series, for analysts
     (the series the comparison's outcomes use: no second selection on a rerun)."""
     chosen = result.outcome_series
     st.download_button(
         f"Analyst tables of these {len(chosen)} series (CSV + data dictionary, zip)",
-        file_name="candor_analyst_tables.zip", mime="application/zip", on_click="ignore",
-        icon=":material/dataset:", key="dl_analyst_tables",
-        data=partial(analyst_tables_download, actor, series_ids=sorted(chosen), filters=args))
+        file_name="candor_analyst_tables.zip",
+        mime="application/zip",
+        on_click="ignore",
+        icon=":material/dataset:",
+        key="dl_analyst_tables",
+        data=partial(analyst_tables_download, actor, series_ids=sorted(chosen), filters=args),
+    )
 
 
 def page() -> None:
     actor = frame.require_page("cohort.read")
     st.title("Protocols")
-    st.caption("How the clinic's protocols compare on its own patients. Observational data: "
-               "every figure shows its n, and figures from too few patients are withheld.")
+    st.caption(
+        "How the clinic's protocols compare on its own patients. Observational data: "
+        "every figure shows its n, and figures from too few patients are withheld."
+    )
     catalogue = frames_cache.catalogue(actor, purpose=PURPOSE)
     if catalogue.protocols.empty:
         st.info("No protocols yet. Create a protocol and record some series first.")

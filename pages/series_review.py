@@ -21,12 +21,16 @@ GRID_COLUMNS = 6  # sessions per row of the photo grid
 
 def _header(o: SeriesOverview) -> None:
     p, pr, s = o.patient, o.protocol, o.series
-    st.markdown(f"**{p['code']}** · {p['age_band']} · {p['sex']} · Fitzpatrick {p['fitzpatrick']}"
-                f" — **{pr['name']}** ({pr['modality']}, {pr['target_area']}) · "
-                f"{len(o.sessions)}/{pr['planned_sessions']} sessions · {series_status_label(s['status'])}")
+    st.markdown(
+        f"**{p['code']}** · {p['age_band']} · {p['sex']} · Fitzpatrick {p['fitzpatrick']}"
+        f" — **{pr['name']}** ({pr['modality']}, {pr['target_area']}) · "
+        f"{len(o.sessions)}/{pr['planned_sessions']} sessions · {series_status_label(s['status'])}"
+    )
     if o.red_flags:
-        st.error(f"{o.red_flags} red-flag event(s) recorded in this series — see Reactions.",
-                 icon=":material/emergency:")
+        st.error(
+            f"{o.red_flags} red-flag event(s) recorded in this series — see Reactions.",
+            icon=":material/emergency:",
+        )
     for note in o.notes:
         st.caption(note)
 
@@ -35,9 +39,11 @@ def _visible(o: SeriesOverview) -> set[int]:
     """Photo ids the patient's current consent (and the role) allow to show; one notice if none."""
     visible = set(frame.call(visible_photo_ids, patient_id=int(o.patient["patient_id"])))
     if len(o.photos) and not visible:
-        st.warning("This patient's consent to clinical photography is not active (never given or "
-                   "withdrawn): photos are not shown. Comparability results still are.",
-                   icon=":material/no_photography:")
+        st.warning(
+            "This patient's consent to clinical photography is not active (never given or "
+            "withdrawn): photos are not shown. Comparability results still are.",
+            icon=":material/no_photography:",
+        )
     return visible
 
 
@@ -79,12 +85,21 @@ def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
     photos = o.photos[o.photos["view"] == view].sort_values("session_number")
     options = photos["photo_id"].astype(int).tolist()
     repeated = photos["session_number"].duplicated(keep=False)
-    label = {int(r.photo_id): f"Session {int(r.session_number)}"
-                              + (f" · photo {int(r.photo_id)}" if again else "")
-             for r, again in zip(photos.itertuples(), repeated, strict=True)}
-    first = c2.selectbox("Earlier", options, index=0, format_func=widgets.labeller(label), key="review_a")
-    second = c3.selectbox("Later", options, index=len(options) - 1, format_func=widgets.labeller(label),
-                          key="review_b")
+    label = {
+        int(r.photo_id): f"Session {int(r.session_number)}"
+        + (f" · photo {int(r.photo_id)}" if again else "")
+        for r, again in zip(photos.itertuples(), repeated, strict=True)
+    }
+    first = c2.selectbox(
+        "Earlier", options, index=0, format_func=widgets.labeller(label), key="review_a"
+    )
+    second = c3.selectbox(
+        "Later",
+        options,
+        index=len(options) - 1,
+        format_func=widgets.labeller(label),
+        key="review_b",
+    )
     if first == second:
         st.info("Choose two different sessions.")
         return
@@ -95,34 +110,59 @@ def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
         return
     a_bytes, b_bytes = pair_bytes
     with st.spinner("Measuring and aligning the two photos…"):
-        pair = viewing.pair_view(a_bytes, b_bytes, view=view, tolerances=ctx.tolerances,
-                                 cache=widgets.measurement_cache())
+        pair = viewing.pair_view(
+            a_bytes,
+            b_bytes,
+            view=view,
+            tolerances=ctx.tolerances,
+            cache=widgets.measurement_cache(),
+        )
     verdict = pair.comparison.verdict
     if verdict == "fail":
-        st.error("**Not comparable** — these two photos differ in how they were taken, so a "
-                 "difference between them is not evidence of a treatment effect:\n\n"
-                 + "\n".join(f"- {r}" for r in pair.comparison.reasons), icon=":material/block:")
+        st.error(
+            "**Not comparable** — these two photos differ in how they were taken, so a "
+            "difference between them is not evidence of a treatment effect:\n\n"
+            + "\n".join(f"- {r}" for r in pair.comparison.reasons),
+            icon=":material/block:",
+        )
     elif verdict == "warn":
-        st.warning("**Check before comparing:**\n\n"
-                   + "\n".join(f"- {r}" for r in pair.comparison.reasons), icon=":material/warning:")
+        st.warning(
+            "**Check before comparing:**\n\n"
+            + "\n".join(f"- {r}" for r in pair.comparison.reasons),
+            icon=":material/warning:",
+        )
     else:
         widgets.verdict_badge("pass")
     between = _confounders_between(o, photos, first, second)
     if between:
-        st.warning("Between these sessions: " + ", ".join(between) + " — a change may not be "
-                   "the treatment's alone.", icon=":material/report:")
+        st.warning(
+            "Between these sessions: " + ", ".join(between) + " — a change may not be "
+            "the treatment's alone.",
+            icon=":material/report:",
+        )
     with st.expander("Check values"):
         widgets.show_checks([c.to_json_dict() for c in pair.comparison.checks])
     m1, m2 = st.columns([3, 1])
     mode = m1.segmented_control("Mode", MODES, default=MODES[0], key="review_mode") or MODES[0]
-    aligned = m2.toggle("Aligned", value=True, key="review_aligned",
-                        help="Off shows the original later photo, unwarped")
-    later = pair.later_aligned if aligned else viewing.align_pair(
-        pair.earlier, pair.later_original, reference_landmarks=None, moving_landmarks=None).moving
+    aligned = m2.toggle(
+        "Aligned",
+        value=True,
+        key="review_aligned",
+        help="Off shows the original later photo, unwarped",
+    )
+    later = (
+        pair.later_aligned
+        if aligned
+        else viewing.align_pair(
+            pair.earlier, pair.later_original, reference_landmarks=None, moving_landmarks=None
+        ).moving
+    )
     names = (label[first], label[second])
-    caption = (f"{names[0]} → {names[1]} · "
-               f"{pair.note if aligned else 'original (not aligned), resized to the same frame'}"
-               + (" · NOT COMPARABLE" if verdict == "fail" else ""))
+    caption = (
+        f"{names[0]} → {names[1]} · "
+        f"{pair.note if aligned else 'original (not aligned), resized to the same frame'}"
+        + (" · NOT COMPARABLE" if verdict == "fail" else "")
+    )
     if mode == "Side by side":
         st.image(viewing.side_by_side(pair.earlier, later), caption=caption, width="stretch")
     elif mode == "Slider":
@@ -132,19 +172,32 @@ def _compare(o: SeriesOverview, ctx: capture.CaptureContext) -> None:
         alpha = st.slider(f"Opacity of {names[1]}", 0.0, 1.0, 0.5, 0.05, key="review_alpha")
         st.image(viewing.blend(pair.earlier, later, alpha=alpha), caption=caption, width="stretch")
     else:
-        st.image(viewing.difference_map(pair.earlier, later), width="stretch",
-                 caption=caption + " · difference in lightness (bright = changed)")
+        st.image(
+            viewing.difference_map(pair.earlier, later),
+            width="stretch",
+            caption=caption + " · difference in lightness (bright = changed)",
+        )
 
 
-def _confounders_between(o: SeriesOverview, photos: pd.DataFrame, first: int, second: int) -> list[str]:
+def _confounders_between(
+    o: SeriesOverview, photos: pd.DataFrame, first: int, second: int
+) -> list[str]:
     """Confounders active at any time between the sessions of two photos (plain words)."""
-    number = dict(zip(photos["photo_id"].astype(int), photos["session_number"].astype(int),
-                      strict=True))
+    number = dict(
+        zip(photos["photo_id"].astype(int), photos["session_number"].astype(int), strict=True)
+    )
     on = dict(zip(o.sessions["number"].astype(int), o.sessions["performed_on"], strict=True))
     a, b = sorted((on[number[first]], on[number[second]]))
-    return [str(c.kind).replace("_", " ") for c in o.confounders.itertuples()
-            if spans(c.started_on, None if c.ended_on is None or c.ended_on != c.ended_on
-                     else c.ended_on, from_on=a, to_on=b)]
+    return [
+        str(c.kind).replace("_", " ")
+        for c in o.confounders.itertuples()
+        if spans(
+            c.started_on,
+            None if c.ended_on is None or c.ended_on != c.ended_on else c.ended_on,
+            from_on=a,
+            to_on=b,
+        )
+    ]
 
 
 def _endpoints(o: SeriesOverview) -> None:
@@ -157,15 +210,22 @@ def _endpoints(o: SeriesOverview) -> None:
     primary = o.protocol.get("primary_endpoint")
     codes.sort(key=lambda c: c != primary)
     for code in codes:
-        fig = charts.endpoint_figure(o.measurements, code=code, name=names.get(code, code),
-                                     unit=widgets.text_or_blank(units.get(code)),
-                                     comparisons=o.comparisons)
+        fig = charts.endpoint_figure(
+            o.measurements,
+            code=code,
+            name=names.get(code, code),
+            unit=widgets.text_or_blank(units.get(code)),
+            comparisons=o.comparisons,
+        )
         st.plotly_chart(fig, key=f"endpoint_{code}", width="stretch")
 
 
 def _tables(o: SeriesOverview) -> None:
-    for title, df in (("Treatments", o.treatments), ("Reactions and adverse events", o.reactions),
-                      ("Confounders", o.confounders)):
+    for title, df in (
+        ("Treatments", o.treatments),
+        ("Reactions and adverse events", o.reactions),
+        ("Confounders", o.confounders),
+    ):
         with st.expander(f"{title} ({len(df)})"):
             if len(df):
                 st.dataframe(df, hide_index=True, width="stretch")
@@ -177,19 +237,31 @@ def _export(o: SeriesOverview, series_id: int) -> None:
     key = f"report_pdf_{series_id}"
     if st.button("Prepare PDF progress report", icon=":material/picture_as_pdf:"):
         try:
-            frame.call(audited_export, action="report.export",
-                       patient_id=int(o.patient["patient_id"]), object_type="series",
-                       object_id=series_id, details={"format": "pdf"})
+            frame.call(
+                audited_export,
+                action="report.export",
+                patient_id=int(o.patient["patient_id"]),
+                object_type="series",
+                object_id=series_id,
+                details={"format": "pdf"},
+            )
         except PermissionDenied as exc:
             st.error(f"The report cannot be exported: {exc}")
             return
-        photos = report_photos(o.photos, fetch=lambda pid: widgets.fetch_photo(
-            pid, thumbnail=True, max_side=640, quiet=True))
+        photos = report_photos(
+            o.photos,
+            fetch=lambda pid: widgets.fetch_photo(pid, thumbnail=True, max_side=640, quiet=True),
+        )
         st.session_state[key] = build_series_report(o, photos=photos)
     if key in st.session_state:
-        st.download_button("Download PDF", st.session_state[key], type="primary",
-                           file_name=f"candor-series-{series_id}.pdf", mime="application/pdf",
-                           icon=":material/download:")
+        st.download_button(
+            "Download PDF",
+            st.session_state[key],
+            type="primary",
+            file_name=f"candor-series-{series_id}.pdf",
+            mime="application/pdf",
+            icon=":material/download:",
+        )
     st.subheader("Export for other systems")
     interop.export_panel(key=f"interop_series_{series_id}", series_id=series_id)
 
@@ -207,12 +279,20 @@ def page() -> None:
         return
     ctx = frame.call(capture.capture_context, series_id=series_id)
     _header(o)
-    st.plotly_chart(charts.timeline_figure(o.sessions, o.treatments, o.reactions, o.confounders),
-                    key="timeline", width="stretch")
+    st.plotly_chart(
+        charts.timeline_figure(o.sessions, o.treatments, o.reactions, o.confounders),
+        key="timeline",
+        width="stretch",
+    )
     # Only the open tab runs: photos are fetched (and audited) and measured only when looked at.
     tabs = st.tabs(TABS, key="review_tab", on_change="rerun")
-    sections: tuple[Callable[[], None], ...] = (lambda: _grid(o), lambda: _compare(o, ctx), lambda: _endpoints(o),
-                lambda: _tables(o), lambda: _export(o, series_id))
+    sections: tuple[Callable[[], None], ...] = (
+        lambda: _grid(o),
+        lambda: _compare(o, ctx),
+        lambda: _endpoints(o),
+        lambda: _tables(o),
+        lambda: _export(o, series_id),
+    )
     for tab, show in zip(tabs, sections, strict=True):
         if tab.open:
             with tab:

@@ -61,8 +61,13 @@ def choices(actor: Actor, catalogue: ClinicFrames) -> tuple[TimelineArgs, Clinic
     s = s[s["protocol_id"] == protocol_id]
     goals = s["goal"].fillna("").str.strip().str.lower()
     common = sorted(g for g, n in goals.value_counts().items() if g and n >= MIN_N)
-    goal = c2.selectbox("Goal", common, index=None, placeholder="Any goal",
-                        help=f"Goals shared by at least {MIN_N} patients of this protocol.")
+    goal = c2.selectbox(
+        "Goal",
+        common,
+        index=None,
+        placeholder="Any goal",
+        help=f"Goals shared by at least {MIN_N} patients of this protocol.",
+    )
     bands = sorted(s["age_band"].unique())
     age = c3.selectbox("Age", bands, index=None, placeholder="Any age")
     proto = frames.protocols.set_index("protocol_id").loc[protocol_id]
@@ -73,35 +78,63 @@ def choices(actor: Actor, catalogue: ClinicFrames) -> tuple[TimelineArgs, Clinic
         lo = float(ep["scale_min"]) if pd.notna(ep["scale_min"]) else 0.0
         hi = float(ep["scale_max"]) if pd.notna(ep["scale_max"]) else 10.0
         step = 1.0 if ep["kind"] in ("ordinal", "count") else (hi - lo) / 20 or 1.0
-        picked = st.slider(charts.with_unit(f"Starting {ep['name'].lower()}", ep["unit"]), lo, hi,
-                           (lo, hi), step=step, format="%.0f" if step == 1.0 else "%.1f")
+        picked = st.slider(
+            charts.with_unit(f"Starting {ep['name'].lower()}", ep["unit"]),
+            lo,
+            hi,
+            (lo, hi),
+            step=step,
+            format="%.0f" if step == 1.0 else "%.1f",
+        )
         severity = None if picked == (lo, hi) else (float(picked[0]), float(picked[1]))
-    return {"protocol_id": int(protocol_id), "goal": goal, "age_band": age,
-            "baseline_severity": severity}, frames
+    return {
+        "protocol_id": int(protocol_id),
+        "goal": goal,
+        "age_band": age,
+        "baseline_severity": severity,
+    }, frames
 
 
 def figures(t: ConsultTimeline) -> None:
     unit = charts.unit_text(t.unit)
     y_title = charts.with_unit("Improvement", unit)
     by_session, by_week = st.tabs(["By session", "By weeks since start"])
-    for tab, df, x, x_title in ((by_session, t.by_session, "session_number", "Session"),
-                                (by_week, t.by_week, "week", "Weeks since start")):
-        tab.plotly_chart(charts.median_iqr_figure(
-            df, x=x, x_title=x_title, y_title=y_title,
-            title=f"{t.endpoint_name}: improvement since the first session", mcid=t.mcid,
-            unit=unit), key=f"tl_{x}")
+    for tab, df, x, x_title in (
+        (by_session, t.by_session, "session_number", "Session"),
+        (by_week, t.by_week, "week", "Weeks since start"),
+    ):
+        tab.plotly_chart(
+            charts.median_iqr_figure(
+                df,
+                x=x,
+                x_title=x_title,
+                y_title=y_title,
+                title=f"{t.endpoint_name}: improvement since the first session",
+                mcid=t.mcid,
+                unit=unit,
+            ),
+            key=f"tl_{x}",
+        )
         withheld = charts.withheld_points(df, x=x)
         if withheld:
             tab.caption("Not shown, too few patients: " + "; ".join(withheld))
     st.caption(t.definitions.get("improvement", ""))
     shares = t.by_session[t.by_session["session_number"] > 1].assign(
-        session=lambda d: [f"Session {k}" for k in d["session_number"]])
+        session=lambda d: [f"Session {k}" for k in d["session_number"]]
+    )
     if len(shares) and t.mcid is not None:
-        st.plotly_chart(charts.share_figure(
-            shares, category="session", prefix="share_mcid_", category_title="",
-            title=f"Improved by at least {t.mcid:g} {unit} (a noticeable change)"
-            .replace("  ", " ")),
-            key="tl_share")
+        st.plotly_chart(
+            charts.share_figure(
+                shares,
+                category="session",
+                prefix="share_mcid_",
+                category_title="",
+                title=f"Improved by at least {t.mcid:g} {unit} (a noticeable change)".replace(
+                    "  ", " "
+                ),
+            ),
+            key="tl_share",
+        )
 
 
 def reactions_table(t: ConsultTimeline) -> None:
@@ -114,17 +147,38 @@ def reactions_table(t: ConsultTimeline) -> None:
     def pct(v: float, k: int, n: int, bad: bool) -> str:
         return f"not enough data (n={n})" if bad else f"{v:.0%} ({k} of {n})"
 
-    st.dataframe(pd.DataFrame({
-        "Reaction": r["term"].str.replace("_", " ").str.capitalize(),
-        "Sessions followed by it": [pct(v, k, n, b) for v, k, n, b in zip(
-            r["share_sessions"], r["sessions_with"], r["sessions"], r["insufficient"],
-            strict=True)],
-        "Patients who had it": [pct(v, k, n, b) for v, k, n, b in zip(
-            r["share_patients"], r["patients_with"], r["patients"], r["insufficient"],
-            strict=True)],
-        "Typical duration": ["not recorded" if pd.isna(d) else f"{d:g} days (n={n})"
-                             for d, n in zip(r["median_duration_days"], r["durations_n"],
-                                             strict=True)]}), hide_index=True)
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Reaction": r["term"].str.replace("_", " ").str.capitalize(),
+                "Sessions followed by it": [
+                    pct(v, k, n, b)
+                    for v, k, n, b in zip(
+                        r["share_sessions"],
+                        r["sessions_with"],
+                        r["sessions"],
+                        r["insufficient"],
+                        strict=True,
+                    )
+                ],
+                "Patients who had it": [
+                    pct(v, k, n, b)
+                    for v, k, n, b in zip(
+                        r["share_patients"],
+                        r["patients_with"],
+                        r["patients"],
+                        r["insufficient"],
+                        strict=True,
+                    )
+                ],
+                "Typical duration": [
+                    "not recorded" if pd.isna(d) else f"{d:g} days (n={n})"
+                    for d, n in zip(r["median_duration_days"], r["durations_n"], strict=True)
+                ],
+            }
+        ),
+        hide_index=True,
+    )
 
 
 def photo_pairs(protocol_id: int, frames: ClinicFrames) -> None:
@@ -137,17 +191,23 @@ def photo_pairs(protocol_id: int, frames: ClinicFrames) -> None:
     key = f"insights.pairs.{protocol_id}.{view}"
     cached = st.session_state.get(key)
     if cached is None or time.monotonic() - cached[0] > FRAMES_TTL_S:
-        cached = (time.monotonic(), frame.call(representative_pairs, protocol_id=protocol_id,
-                                               view=view))
+        cached = (
+            time.monotonic(),
+            frame.call(representative_pairs, protocol_id=protocol_id, view=view),
+        )
         st.session_state[key] = cached
     pairs: list[RepresentativePair] = cached[1]
     if not pairs:
-        st.info("Not enough consented, comparable photo series for this protocol and view to "
-                "pick typical examples (we never show a best case).")
+        st.info(
+            "Not enough consented, comparable photo series for this protocol and view to "
+            "pick typical examples (we never show a best case)."
+        )
         return
-    st.caption("Chosen by the numbers, not by eye: the patient closest to the median result and "
-               "one closest to the lower quartile, among patients who agreed to have their photos "
-               "shown in consultations and whose photos passed the comparability check.")
+    st.caption(
+        "Chosen by the numbers, not by eye: the patient closest to the median result and "
+        "one closest to the lower quartile, among patients who agreed to have their photos "
+        "shown in consultations and whose photos passed the comparability check."
+    )
     for pair in pairs:
         try:
             before, after = frame.call(pair_photos, pair=pair)
@@ -155,31 +215,47 @@ def photo_pairs(protocol_id: int, frames: ClinicFrames) -> None:
             st.warning(f"{pair.label}: photo not available ({exc}).")
             continue
         with st.container(border=True):
-            st.markdown(f"**{pair.label}**: improvement {pair.improvement:g} "
-                        f"{charts.unit_text(pair.unit)}")
+            st.markdown(
+                f"**{pair.label}**: improvement {pair.improvement:g} {charts.unit_text(pair.unit)}"
+            )
             c1, c2 = st.columns(2)
             c1.image(before, caption="Before (first session)", width=PHOTO_WIDTH_PX)
-            c2.image(after, caption=f"After (session {pair.followup_session})",
-                     width=PHOTO_WIDTH_PX)
+            c2.image(
+                after, caption=f"After (session {pair.followup_session})", width=PHOTO_WIDTH_PX
+            )
 
 
 def handout(actor: Actor, t: ConsultTimeline, goal: str | None) -> None:
     """The one-page PDF, built (chart PNG by matplotlib) and audited only when clicked."""
     st.download_button(
-        "Handout (PDF)", file_name=f"timeline_{t.protocol_name.replace(' ', '_')}.pdf",
-        mime="application/pdf", on_click="ignore", icon=":material/picture_as_pdf:",
-        type="primary", key="dl_handout",
-        data=partial(audited_bytes, actor, make=lambda: consult_handout_pdf(
-            t, protocol_name=t.protocol_name, goal=goal, chart_png=timeline_chart_png(t)),
-            action="timeline.export", object_type="consult_timeline", object_id=t.protocol_id,
-            details={"format": "pdf", "filters": t.filters}))
+        "Handout (PDF)",
+        file_name=f"timeline_{t.protocol_name.replace(' ', '_')}.pdf",
+        mime="application/pdf",
+        on_click="ignore",
+        icon=":material/picture_as_pdf:",
+        type="primary",
+        key="dl_handout",
+        data=partial(
+            audited_bytes,
+            actor,
+            make=lambda: consult_handout_pdf(
+                t, protocol_name=t.protocol_name, goal=goal, chart_png=timeline_chart_png(t)
+            ),
+            action="timeline.export",
+            object_type="consult_timeline",
+            object_id=t.protocol_id,
+            details={"format": "pdf", "filters": t.filters},
+        ),
+    )
 
 
 def page() -> None:
     actor = frame.require_page("timeline.read")
     st.title("Timelines")
-    st.caption("What patients like this one experienced with a protocol at this clinic: typical "
-               "results, how long they took, and the usual reactions. No patient is identifiable.")
+    st.caption(
+        "What patients like this one experienced with a protocol at this clinic: typical "
+        "results, how long they took, and the usual reactions. No patient is identifiable."
+    )
     catalogue = frames_cache.catalogue(actor, purpose=PURPOSE)
     if catalogue.protocols.empty:
         st.info("No protocols yet.")
@@ -196,21 +272,32 @@ def page() -> None:
         st.markdown("\n".join(f"- {line}" for line in lines))
     if t.insufficient:
         narrowed = any(v is not None for k, v in args.items() if k != "protocol_id")
-        st.warning(f"Only {t.n_patients} patients match (at least {t.min_n} needed)"
-                   + ("; widen the choices above." if narrowed else
-                      ": this protocol has too few patients at this clinic so far."))
+        st.warning(
+            f"Only {t.n_patients} patients match (at least {t.min_n} needed)"
+            + (
+                "; widen the choices above."
+                if narrowed
+                else ": this protocol has too few patients at this clinic so far."
+            )
+        )
         return
     k1, k2, k3, k4 = st.columns(4)
     k1.metric("Patients", t.n_patients)
-    k2.metric(f"Improved noticeably (n={t.responders.n})",
-              headline(t.responders.label(percent=True, digits=0)),
-              help=t.responders.label(percent=True) + ". " + t.definitions.get("responder", ""))
-    k3.metric(f"Little or no change (n={t.non_responders.n})",
-              headline(t.non_responders.label(percent=True, digits=0)),
-              help=t.non_responders.label(percent=True))
-    k4.metric(f"Sessions, typical (n={t.sessions_done.n})",
-              headline(t.sessions_done.label(digits=0)),
-              help=t.sessions_done.label() + ". " + t.definitions.get("sessions_done", ""))
+    k2.metric(
+        f"Improved noticeably (n={t.responders.n})",
+        headline(t.responders.label(percent=True, digits=0)),
+        help=t.responders.label(percent=True) + ". " + t.definitions.get("responder", ""),
+    )
+    k3.metric(
+        f"Little or no change (n={t.non_responders.n})",
+        headline(t.non_responders.label(percent=True, digits=0)),
+        help=t.non_responders.label(percent=True),
+    )
+    k4.metric(
+        f"Sessions, typical (n={t.sessions_done.n})",
+        headline(t.sessions_done.label(digits=0)),
+        help=t.sessions_done.label() + ". " + t.definitions.get("sessions_done", ""),
+    )
     figures(t)
     reactions_table(t)
     photo_pairs(args["protocol_id"], frames)
@@ -219,11 +306,22 @@ def page() -> None:
     with c1:
         handout(actor, t, args["goal"])
     c2.download_button(
-        "Timeline figures (CSV)", file_name="timeline.csv", mime="text/csv", on_click="ignore",
-        icon=":material/table:", key="dl_timeline_csv",
-        data=partial(audited_bytes, actor, make=partial(to_csv_bytes, t.by_session),
-                     action="timeline.export", object_type="consult_timeline",
-                     object_id=t.protocol_id, details={"format": "csv", "filters": t.filters}))
+        "Timeline figures (CSV)",
+        file_name="timeline.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/table:",
+        key="dl_timeline_csv",
+        data=partial(
+            audited_bytes,
+            actor,
+            make=partial(to_csv_bytes, t.by_session),
+            action="timeline.export",
+            object_type="consult_timeline",
+            object_id=t.protocol_id,
+            details={"format": "csv", "filters": t.filters},
+        ),
+    )
 
 
 try:

@@ -142,8 +142,13 @@ class S3Images:
     def settings(self) -> object:
         from analysis.config import S3Settings
 
-        return S3Settings(endpoint=self.endpoint, region=_S3_REGION, access_key_id=_S3_ACCESS_KEY,
-                          secret_access_key=_S3_SECRET_KEY, session_token=None)
+        return S3Settings(
+            endpoint=self.endpoint,
+            region=_S3_REGION,
+            access_key_id=_S3_ACCESS_KEY,
+            secret_access_key=_S3_SECRET_KEY,
+            session_token=None,
+        )
 
     def new_bucket(self, prefix: str | None = None) -> S3Images:
         """Another empty bucket on the same server (e.g. a new clinic to restore into)."""
@@ -195,8 +200,9 @@ def seeded_clinic_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
 
 
 @pytest.fixture
-def seeded_clinic(seeded_clinic_dir: tuple[Path, dict[str, int]],
-                  monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+def seeded_clinic(
+    seeded_clinic_dir: tuple[Path, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, int]:
     """CANDOR_DATA_DIR pointed at the seeded clinic for one test; returns its key ids."""
     data, ids = seeded_clinic_dir
     monkeypatch.setenv("CANDOR_DATA_DIR", str(data))
@@ -222,8 +228,9 @@ def _session_audit_key(tmp_path_factory: pytest.TempPathFactory) -> object:
 
 
 @pytest.fixture(autouse=True)
-def _audit_anchor_outside_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               _session_audit_key: Path) -> None:
+def _audit_anchor_outside_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _session_audit_key: Path
+) -> None:
     """Each test's audit anchor lives in its own temporary directory, beside the data; the key is
     the run's (:func:`_session_audit_key`)."""
     monkeypatch.setenv("CANDOR_AUDIT_ANCHOR", str(tmp_path / "audit.anchor"))

@@ -32,7 +32,8 @@ def _violations(paths: list[Path], allowed: tuple[str, ...]) -> list[str]:
     for path in paths:
         for line, module in _imports(path):
             if module.split(".")[0] in ("analysis", "ui") and not any(
-                    module == a or module.startswith(a + ".") for a in allowed):
+                module == a or module.startswith(a + ".") for a in allowed
+            ):
                 bad.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     return bad
 
@@ -44,17 +45,25 @@ def test_pages_import_only_services_and_the_ui_frame() -> None:
 
 
 def test_the_ui_frame_imports_services_sign_in_and_the_session_factory_only() -> None:
-    assert _violations(sorted((ROOT / "ui").glob("*.py")) + [ROOT / "app.py"],
-                       ("analysis.services", "analysis.auth", "analysis.store.db", "ui")) == []
+    assert (
+        _violations(
+            sorted((ROOT / "ui").glob("*.py")) + [ROOT / "app.py"],
+            ("analysis.services", "analysis.auth", "analysis.store.db", "ui"),
+        )
+        == []
+    )
 
 
-@pytest.mark.parametrize("floor,allowed", [
-    ("store", ("analysis.store", "analysis.config", "analysis.errors")),
-    ("photos", ("analysis.photos", "analysis.processes", "analysis.errors")),
-    ("outcomes", ("analysis.outcomes", "analysis.errors")),
-    ("hair", ("analysis.hair",)),
-    ("reports", ("analysis.reports", "analysis.outcomes")),
-])
+@pytest.mark.parametrize(
+    "floor,allowed",
+    [
+        ("store", ("analysis.store", "analysis.config", "analysis.errors")),
+        ("photos", ("analysis.photos", "analysis.processes", "analysis.errors")),
+        ("outcomes", ("analysis.outcomes", "analysis.errors")),
+        ("hair", ("analysis.hair",)),
+        ("reports", ("analysis.reports", "analysis.outcomes")),
+    ],
+)
 def test_lower_floors_do_not_reach_up(floor: str, allowed: tuple[str, ...]) -> None:
     paths = sorted((ROOT / "analysis" / floor).rglob("*.py"))
     # a floor's own command-line entry point may call the services (it is a door, like a page)
@@ -64,17 +73,28 @@ def test_lower_floors_do_not_reach_up(floor: str, allowed: tuple[str, ...]) -> N
 
 
 def test_production_code_does_not_import_the_demo() -> None:
-    paths = [p for p in sorted((ROOT / "analysis").rglob("*.py"))
-             if "demo" not in p.parts and p.name not in ("cli.py",)]
+    paths = [
+        p
+        for p in sorted((ROOT / "analysis").rglob("*.py"))
+        if "demo" not in p.parts and p.name not in ("cli.py",)
+    ]
     paths += sorted((ROOT / "pages").glob("*.py")) + sorted((ROOT / "ui").glob("*.py"))
-    bad = [f"{p.relative_to(ROOT)}:{line}" for p in paths for line, m in _imports(p)
-           if m == "analysis.demo" or m.startswith("analysis.demo.")]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line}"
+        for p in paths
+        for line, m in _imports(p)
+        if m == "analysis.demo" or m.startswith("analysis.demo.")
+    ]
     assert bad == []
 
 
 def test_analysis_never_imports_streamlit() -> None:
-    bad = [f"{p.relative_to(ROOT)}:{line}" for p in sorted((ROOT / "analysis").rglob("*.py"))
-           for line, m in _imports(p) if m.split(".")[0] == "streamlit"]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line}"
+        for p in sorted((ROOT / "analysis").rglob("*.py"))
+        for line, m in _imports(p)
+        if m.split(".")[0] == "streamlit"
+    ]
     assert bad == []
 
 
@@ -85,7 +105,9 @@ def test_require_is_called_only_in_services() -> None:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and "require" in (
-                    getattr(node.func, "id", None), getattr(node.func, "attr", None)):
+                getattr(node.func, "id", None),
+                getattr(node.func, "attr", None),
+            ):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert bad == []
 
@@ -98,17 +120,34 @@ def _reads_environment(node: ast.AST) -> TypeGuard[ast.expr]:
         f = node.func
         if f.attr == "getenv":
             return True
-        if f.attr in ("get", "pop") and isinstance(f.value, ast.Attribute) and f.value.attr == "environ":
+        if (
+            f.attr in ("get", "pop")
+            and isinstance(f.value, ast.Attribute)
+            and f.value.attr == "environ"
+        ):
             return True
-    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
-            and node.value.attr == "environ" and isinstance(node.ctx, ast.Load):
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "environ"
+        and isinstance(node.ctx, ast.Load)
+    ):
         return True
     return False
 
 
 def test_the_environment_is_read_in_one_module() -> None:
-    paths = sorted((ROOT / "analysis").rglob("*.py")) + sorted((ROOT / "ui").glob("*.py")) \
-        + sorted((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]
-    bad = [f"{p.relative_to(ROOT)}:{n.lineno}" for p in paths if p.name != "config.py"
-           for n in ast.walk(ast.parse(p.read_text())) if _reads_environment(n)]
+    paths = (
+        sorted((ROOT / "analysis").rglob("*.py"))
+        + sorted((ROOT / "ui").glob("*.py"))
+        + sorted((ROOT / "pages").glob("*.py"))
+        + [ROOT / "app.py"]
+    )
+    bad = [
+        f"{p.relative_to(ROOT)}:{n.lineno}"
+        for p in paths
+        if p.name != "config.py"
+        for n in ast.walk(ast.parse(p.read_text()))
+        if _reads_environment(n)
+    ]
     assert bad == []

@@ -14,7 +14,9 @@ def test_pinned_stack_is_the_modern_one() -> None:
     assert int(version("numpy").split(".")[0]) >= 2
     assert version("protobuf").startswith("6.33.")
     assert int(version("pillow").split(".")[0]) >= 13
-    assert int(version("streamlit").split(".")[1]) >= 60 or int(version("streamlit").split(".")[0]) > 1
+    assert (
+        int(version("streamlit").split(".")[1]) >= 60 or int(version("streamlit").split(".")[0]) > 1
+    )
 
 
 def test_facemesh_finds_478_landmarks_on_astronaut() -> None:

@@ -56,7 +56,8 @@ def _resume() -> Actor | None:
             del st.session_state[key]
         st.session_state[NOTICE_KEY] = (
             f"You were signed out after {minutes:g} minutes without activity, or your account "
-            "changed. Sign in again.")
+            "changed. Sign in again."
+        )
         if accounts.auth_mode() == "oidc" and oidc_email() is not None:
             st.logout()
         return None
@@ -119,9 +120,11 @@ def _password_form() -> None:
         locked = actor is None and accounts.is_locked(session, email=email, address=address)
     if actor is None:
         if locked:
-            st.error("Too many failed sign-ins. Wait a few minutes and try again (the wait grows "
-                     "with each failure, up to 15 minutes), or ask an administrator to unlock "
-                     "the account.")
+            st.error(
+                "Too many failed sign-ins. Wait a few minutes and try again (the wait grows "
+                "with each failure, up to 15 minutes), or ask an administrator to unlock "
+                "the account."
+            )
         else:
             st.error("Email or password is not right, or the account is inactive.")
         return
@@ -132,15 +135,16 @@ def _password_form() -> None:
 def _oidc_form() -> None:
     email = oidc_email()
     if email is None:
-        if st.button("Sign in with your clinic account", type="primary",
-                     icon=":material/login:"):
+        if st.button("Sign in with your clinic account", type="primary", icon=":material/login:"):
             st.login()
         return
     with db.session_scope() as session:
         actor = accounts.authenticate_oidc(session, email=email)
     if actor is None:
-        st.error(f"There is no active Candor account for {email}. Ask an administrator to "
-                 "create one (its role decides what you can see).")
+        st.error(
+            f"There is no active Candor account for {email}. Ask an administrator to "
+            "create one (its role decides what you can see)."
+        )
         if st.button("Use another account"):
             st.logout()
         return

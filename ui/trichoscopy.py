@@ -55,12 +55,18 @@ def _one(photo: StoredPhoto, cals: dict[int, trichoscopy.Calibration]) -> None:
             st.markdown(f"**Photo {pid}** · {widgets.view_label(photo.view)}")
             options: list[int | None] = [None, *cals]
             current = record.calibration_id if record is not None else None
-            cal_id = st.selectbox("Device calibration", options, key=f"tri_cal_{pid}",
-                                  index=options.index(current) if current in options else 0,
-                                  format_func=lambda i: _cal_label(cals, i))
+            cal_id = st.selectbox(
+                "Device calibration",
+                options,
+                key=f"tri_cal_{pid}",
+                index=options.index(current) if current in options else 0,
+                format_func=lambda i: _cal_label(cals, i),
+            )
             if not cals:
-                st.caption("No device calibration is set yet: the medical director sets one on "
-                           "Protocol setup, and the count then gives a density per cm².")
+                st.caption(
+                    "No device calibration is set yet: the medical director sets one on "
+                    "Protocol setup, and the count then gives a density per cm²."
+                )
             label = "Count follicles" if record is None else "Count again"
             if st.button(label, key=f"tri_count_{pid}", icon=":material/grain:"):
                 try:
@@ -76,8 +82,11 @@ def _one(photo: StoredPhoto, cals: dict[int, trichoscopy.Calibration]) -> None:
             data = widgets.fetch_photo(pid, quiet=False)
             if data is not None:
                 points = record.points_px if record is not None else ()
-                caption = (f"{len(points)} detected follicles marked" if record is not None
-                           else "Not counted yet")
+                caption = (
+                    f"{len(points)} detected follicles marked"
+                    if record is not None
+                    else "Not counted yet"
+                )
                 st.image(trichoscopy.draw_points(data, points), caption=caption, width="stretch")
 
 
@@ -89,14 +98,21 @@ def _result(record: trichoscopy.CountRecord) -> None:
         cols[1].metric("Density, automated", f"{record.density_per_cm2:.0f} hairs/cm²")
     else:
         cols[1].caption("No density: counted without a device calibration.")
-    st.caption(f"Method {record.method} {record.version} · counted "
-               f"{format_clinic_time(record.counted_at)}")
+    st.caption(
+        f"Method {record.method} {record.version} · counted {format_clinic_time(record.counted_at)}"
+    )
     start = record.confirmed_count if record.confirmed_count is not None else record.auto_count
-    value = st.number_input("Confirmed count (correct it if the automatic count is wrong)",
-                            min_value=0, max_value=trichoscopy.MAX_COUNT, value=start, step=1,
-                            key=f"tri_value_{pid}_{record.counted_at.timestamp():.0f}")
-    if st.button("Confirm count", key=f"tri_confirm_{pid}", type="primary",
-                 icon=":material/task_alt:"):
+    value = st.number_input(
+        "Confirmed count (correct it if the automatic count is wrong)",
+        min_value=0,
+        max_value=trichoscopy.MAX_COUNT,
+        value=start,
+        step=1,
+        key=f"tri_value_{pid}_{record.counted_at.timestamp():.0f}",
+    )
+    if st.button(
+        "Confirm count", key=f"tri_confirm_{pid}", type="primary", icon=":material/task_alt:"
+    ):
         corrected = None if int(value) == record.auto_count else int(value)
         try:
             done = frame.call(trichoscopy.confirm_count, pid, corrected)
@@ -107,10 +123,12 @@ def _result(record: trichoscopy.CountRecord) -> None:
             st.session_state[FLASH] = f"Photo {pid}: count {what} {done.confirmed_count}."
             st.rerun()
     if record.confirmed_count is not None:
-        what = ("corrected" if record.corrected else "confirmed")
-        st.markdown(f":green[:material/check_circle:] {what.capitalize()}: "
-                    f"**{record.confirmed_count}** (automatic {record.auto_count}), "
-                    f"{format_clinic_time(record.confirmed_at)}")
+        what = "corrected" if record.corrected else "confirmed"
+        st.markdown(
+            f":green[:material/check_circle:] {what.capitalize()}: "
+            f"**{record.confirmed_count}** (automatic {record.auto_count}), "
+            f"{format_clinic_time(record.confirmed_at)}"
+        )
 
 
 CAL_LABELS = {"device": "Device", "magnification": "Magnification", "mm_per_px": "mm per pixel"}
@@ -122,22 +140,46 @@ def calibration_form() -> None:
         st.success(message, icon=":material/check_circle:")
     cals = frame.call(trichoscopy.calibrations)
     if cals:
-        st.dataframe([{"device": c.device, "magnification": f"{c.magnification:g}x",
-                       "mm per pixel": c.mm_per_px, "set": format_clinic_time(c.set_at)}
-                      for c in cals], hide_index=True)
+        st.dataframe(
+            [
+                {
+                    "device": c.device,
+                    "magnification": f"{c.magnification:g}x",
+                    "mm per pixel": c.mm_per_px,
+                    "set": format_clinic_time(c.set_at),
+                }
+                for c in cals
+            ],
+            hide_index=True,
+        )
     else:
-        st.caption("No device calibration yet: trichoscopy counts have no density until one is set.")
+        st.caption(
+            "No device calibration yet: trichoscopy counts have no density until one is set."
+        )
     with st.form("tri_calibration"):
-        device = st.text_input("Device", key="tri_cal_device", placeholder="e.g. FotoFinder, 70x lens")
+        device = st.text_input(
+            "Device", key="tri_cal_device", placeholder="e.g. FotoFinder, 70x lens"
+        )
         c1, c2 = st.columns(2)
-        magnification = c1.number_input("Magnification", min_value=0.0, value=70.0, step=10.0,
-                                        key="tri_cal_mag")
-        mm_per_px = c2.number_input("mm per pixel", min_value=0.0, value=0.0027, step=0.0001,
-                                    format="%.5f", key="tri_cal_mm")
+        magnification = c1.number_input(
+            "Magnification", min_value=0.0, value=70.0, step=10.0, key="tri_cal_mag"
+        )
+        mm_per_px = c2.number_input(
+            "mm per pixel",
+            min_value=0.0,
+            value=0.0027,
+            step=0.0001,
+            format="%.5f",
+            key="tri_cal_mm",
+        )
         if st.form_submit_button("Save calibration"):
             try:
-                cal = frame.call(trichoscopy.set_calibration, device=device,
-                                 magnification=float(magnification), mm_per_px=float(mm_per_px))
+                cal = frame.call(
+                    trichoscopy.set_calibration,
+                    device=device,
+                    magnification=float(magnification),
+                    mm_per_px=float(mm_per_px),
+                )
             except FieldError as exc:
                 widgets.field_error(exc, CAL_LABELS)
             else:

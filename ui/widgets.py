@@ -61,6 +61,7 @@ def labeller(labels: Mapping[K, str]) -> Callable[[K], str]:
     lookup, as ``format_func=labels.get`` showed)."""
     return lambda key: str(labels.get(key))
 
+
 def view_label(view: str) -> str:
     return VIEW_LABELS.get(view, view.replace("_", " "))
 
@@ -100,14 +101,17 @@ def checks_frame(checks: Sequence[dict[str, Any]]) -> pd.DataFrame:
     for c in checks:
         value = c.get("value")
         unit = c.get("unit") or ""
-        rows.append({
-            "Check": str(c.get("name", "")).replace("_", " "),
-            "Result": STATUS_WORDS.get(c.get("status", ""), c.get("status", "")),
-            "Value": "" if value is None else f"{value:+.3g} {unit}".strip(),
-            "Limits (warn / fail)": (
-                "" if c.get("warn_at") is None else f"{c['warn_at']:g} / {c['fail_at']:g}"),
-            "What it means": c.get("message", ""),
-        })
+        rows.append(
+            {
+                "Check": str(c.get("name", "")).replace("_", " "),
+                "Result": STATUS_WORDS.get(c.get("status", ""), c.get("status", "")),
+                "Value": "" if value is None else f"{value:+.3g} {unit}".strip(),
+                "Limits (warn / fail)": (
+                    "" if c.get("warn_at") is None else f"{c['warn_at']:g} / {c['fail_at']:g}"
+                ),
+                "What it means": c.get("message", ""),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -127,14 +131,20 @@ def _refused(photo_id: int | str, exc: Exception, *, quiet: bool) -> None:
         st.warning(f"Photo {photo_id} cannot be shown: {exc}", icon=":material/hide_image:")
 
 
-def fetch_photo(photo_id: int, *, thumbnail: bool = False, max_side: int = 320,
-                quiet: bool = False) -> bytes | None:
+def fetch_photo(
+    photo_id: int, *, thumbnail: bool = False, max_side: int = 320, quiet: bool = False
+) -> bytes | None:
     """Bytes of a stored photo via the audited door (:func:`photo_bytes`: role, current consent,
     one audit event per view). Never cached, so a consent withdrawal or role change applies on the
     next rerun and every view is audited. A clear message (and ``None``) when refused or missing."""
     try:
-        return frame.call(photo_bytes, photo_id=photo_id, purpose="clinical_record",
-                          thumbnail=thumbnail, max_side=max_side)
+        return frame.call(
+            photo_bytes,
+            photo_id=photo_id,
+            purpose="clinical_record",
+            thumbnail=thumbnail,
+            max_side=max_side,
+        )
     except (PermissionDenied, PhotoNotFound, BlobMissingError, BlobCorruptError) as exc:
         _refused(photo_id, exc, quiet=quiet)  # PermissionDenied includes ConsentMissing
     return None
@@ -147,8 +157,12 @@ def fetch_thumbnails(photo_ids: Sequence[int], *, max_side: int = 320) -> dict[i
     if not photo_ids:
         return {}
     try:
-        got = frame.call(photo_thumbnails, photo_ids=list(photo_ids), purpose="clinical_record",
-                         max_side=max_side)
+        got = frame.call(
+            photo_thumbnails,
+            photo_ids=list(photo_ids),
+            purpose="clinical_record",
+            max_side=max_side,
+        )
     except PermissionDenied as exc:  # includes ConsentMissing
         _refused("grid", exc, quiet=False)
         return {}
@@ -161,8 +175,12 @@ def fetch_thumbnails(photo_ids: Sequence[int], *, max_side: int = 320) -> dict[i
 def fetch_pair(earlier_id: int, later_id: int) -> tuple[bytes, bytes] | None:
     """Both photos of a comparison with ONE audit event (``photo.compare``), same checks."""
     try:
-        return frame.call(photo_pair_bytes, baseline_id=earlier_id, follow_up_id=later_id,
-                          purpose="clinical_record")
+        return frame.call(
+            photo_pair_bytes,
+            baseline_id=earlier_id,
+            follow_up_id=later_id,
+            purpose="clinical_record",
+        )
     except (PermissionDenied, PhotoNotFound, BlobMissingError, BlobCorruptError) as exc:
         _refused(f"{earlier_id}/{later_id}", exc, quiet=False)
     return None
@@ -178,20 +196,31 @@ def pick_series() -> int | None:
     a clinic of any size sends at most :data:`PICKER_LIMIT` labels to the browser. ``None`` and a
     note when there are no series."""
     current = st.session_state.get(SERIES_KEY)
-    search = st.text_input("Find a patient", key="series_search", placeholder="patient code or "
-                           "protocol, e.g. CND-0042", help="Searches the whole clinic.")
+    search = st.text_input(
+        "Find a patient",
+        key="series_search",
+        placeholder="patient code or protocol, e.g. CND-0042",
+        help="Searches the whole clinic.",
+    )
     choices = frame.call(series_choices, search=search, limit=PICKER_LIMIT + 1, include=current)
     if not choices:
-        st.info(f"No series match {search.strip()!r}." if search.strip()
-                else "There are no treatment series yet.")
+        st.info(
+            f"No series match {search.strip()!r}."
+            if search.strip()
+            else "There are no treatment series yet."
+        )
         return None
     others = [c.series_id for c in choices if c.series_id != current]
     keep = set(others[:PICKER_LIMIT]) | {current}
     shown = [c for c in choices if c.series_id in keep]  # the chosen one stays listed
     ids = [c.series_id for c in shown]
     labels = {c.series_id: c.label for c in shown}
-    series_id = st.selectbox("Patient and series", ids, index=ids.index(current) if current in ids
-                             else 0, format_func=labels.__getitem__)
+    series_id = st.selectbox(
+        "Patient and series",
+        ids,
+        index=ids.index(current) if current in ids else 0,
+        format_func=labels.__getitem__,
+    )
     if len(others) > PICKER_LIMIT:
         st.caption(f"Showing the first {PICKER_LIMIT} matches; type more of the code to narrow.")
     st.session_state[SERIES_KEY] = series_id

@@ -85,8 +85,14 @@ def _retry_text(seconds: float) -> str:
     return f"{seconds} s" if seconds < 120 else f"{(seconds + 59) // 60} min"
 
 
-def authenticate(session: DbSession, *, email: str, password: str,
-                 address: str | None = None, now: float | None = None) -> Actor | None:
+def authenticate(
+    session: DbSession,
+    *,
+    email: str,
+    password: str,
+    address: str | None = None,
+    now: float | None = None,
+) -> Actor | None:
     """The actor for valid credentials of an active account, else None. Audits either way.
 
     Each attempt first claims a slot in the back-off (:func:`analysis.auth.throttle.claim`, one
@@ -100,8 +106,9 @@ def authenticate(session: DbSession, *, email: str, password: str,
     key_email = email or "(empty)"
     slot = throttle.claim(session, key_email, address, now=now)
     user = session.scalar(select(User).where(func.lower(User.email) == email))
-    who = Actor(user_id=user.id if user else None, email=key_email,
-                role=user.role if user else "clinician")
+    who = Actor(
+        user_id=user.id if user else None, email=key_email, role=user.role if user else "clinician"
+    )
     ok = slot.allowed and _check_password(user, password)
     details: dict[str, Any] = {"method": "password"}
     if address is not None:
@@ -110,12 +117,21 @@ def authenticate(session: DbSession, *, email: str, password: str,
         throttle.clear_account(session, key_email)
     elif not slot.allowed:
         wait = slot.retry_at - (time.time() if now is None else now)
-        details["reason"] = (f"locked: too many failed sign-ins "
-                             f"({slot.refused_by.partition(':')[0]}), retry in {_retry_text(wait)}")
+        details["reason"] = (
+            f"locked: too many failed sign-ins "
+            f"({slot.refused_by.partition(':')[0]}), retry in {_retry_text(wait)}"
+        )
     else:
         details["reason"] = "bad credentials or inactive account"
-    audit.record(session, who, "auth.sign_in", outcome="success" if ok else "failure",
-                 object_type="user", object_id=user.id if user else "", details=details)
+    audit.record(
+        session,
+        who,
+        "auth.sign_in",
+        outcome="success" if ok else "failure",
+        object_type="user",
+        object_id=user.id if user else "",
+        details=details,
+    )
     return actor_for(user) if ok and user is not None else None
 
 
@@ -132,12 +148,22 @@ def authenticate_oidc(session: DbSession, *, email: str | None) -> Actor | None:
     email = normalise_email(email or "")
     user = session.scalar(select(User).where(func.lower(User.email) == email)) if email else None
     ok = user is not None and user.active
-    who = Actor(user_id=user.id if user else None, email=email or "(empty)",
-                role=user.role if user else "clinician")
-    audit.record(session, who, "auth.sign_in", outcome="success" if ok else "failure",
-                 object_type="user", object_id=user.id if user else "",
-                 details={"method": "oidc"} if ok else
-                 {"method": "oidc", "reason": "no active Candor account for this identity"})
+    who = Actor(
+        user_id=user.id if user else None,
+        email=email or "(empty)",
+        role=user.role if user else "clinician",
+    )
+    audit.record(
+        session,
+        who,
+        "auth.sign_in",
+        outcome="success" if ok else "failure",
+        object_type="user",
+        object_id=user.id if user else "",
+        details={"method": "oidc"}
+        if ok
+        else {"method": "oidc", "reason": "no active Candor account for this identity"},
+    )
     return actor_for(user) if ok and user is not None else None
 
 

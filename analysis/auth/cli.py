@@ -15,9 +15,12 @@ from analysis import config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("create-admin", help="create an administrator account (a real clinic's "
-                                            "first sign-in; password from CANDOR_ADMIN_PASSWORD "
-                                            "or asked for)")
+    p = sub.add_parser(
+        "create-admin",
+        help="create an administrator account (a real clinic's "
+        "first sign-in; password from CANDOR_ADMIN_PASSWORD "
+        "or asked for)",
+    )
     p.add_argument("email")
     p.add_argument("--name", default="", help="display name (default: the email)")
     p.set_defaults(func=_create_admin)
@@ -45,16 +48,25 @@ def _create_admin(args: argparse.Namespace) -> int:
 
     password = _password()
     if password is None:
-        print("create-admin: set CANDOR_ADMIN_PASSWORD or run it on a terminal to type the "
-              "password; nothing created", file=sys.stderr)
+        print(
+            "create-admin: set CANDOR_ADMIN_PASSWORD or run it on a terminal to type the "
+            "password; nothing created",
+            file=sys.stderr,
+        )
         return 2
     if not password:
         return 2
     db.upgrade()
     try:
         with db.session_scope() as session:
-            user = user_admin.create_user(session, SYSTEM, email=args.email, display_name=args.name,
-                                        role="admin", password=password)
+            user = user_admin.create_user(
+                session,
+                SYSTEM,
+                email=args.email,
+                display_name=args.name,
+                role="admin",
+                password=password,
+            )
             email = user.email
     except FieldError as exc:
         print(f"create-admin: {exc.field}: {exc}; nothing created", file=sys.stderr)

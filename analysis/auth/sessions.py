@@ -37,7 +37,8 @@ def idle_timeout() -> timedelta:
         minutes = float(raw)
     except ValueError:
         raise ValueError(
-            f"CANDOR_IDLE_TIMEOUT_MIN must be a number of minutes, got {raw!r}") from None
+            f"CANDOR_IDLE_TIMEOUT_MIN must be a number of minutes, got {raw!r}"
+        ) from None
     if not 0 < minutes <= 24 * 60:
         raise ValueError(f"CANDOR_IDLE_TIMEOUT_MIN must be between 0 and 1440 minutes, got {raw!r}")
     return timedelta(minutes=minutes)
@@ -47,8 +48,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start(session: DbSession, actor: Actor, *, method: str = "password",
-          now: datetime | None = None) -> str:
+def start(
+    session: DbSession, actor: Actor, *, method: str = "password", now: datetime | None = None
+) -> str:
     """Open a session for an authenticated ``actor``; return the bearer token (not stored)."""
     if actor.user_id is None:
         raise ValueError("only a stored account can hold a sign-in session")
@@ -56,8 +58,13 @@ def start(session: DbSession, actor: Actor, *, method: str = "password",
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     token = secrets.token_urlsafe(32)
     when = now or utcnow()
-    row = SignInSession(token_hash=token_hash(token), user_id=actor.user_id, method=method,
-                        created_at=when, last_seen_at=when)
+    row = SignInSession(
+        token_hash=token_hash(token),
+        user_id=actor.user_id,
+        method=method,
+        created_at=when,
+        last_seen_at=when,
+    )
     session.add(row)
     session.flush()
     return token
@@ -67,23 +74,35 @@ def _find(session: DbSession, token: str) -> SignInSession | None:
     if not token:
         return None
     return session.scalar(
-        select(SignInSession).where(SignInSession.token_hash == token_hash(token)))
+        select(SignInSession).where(SignInSession.token_hash == token_hash(token))
+    )
 
 
-def _close(session: DbSession, row: SignInSession, user: User | None, reason: str,
-           when: datetime) -> None:
+def _close(
+    session: DbSession, row: SignInSession, user: User | None, reason: str, when: datetime
+) -> None:
     row.ended_at = when
     row.end_reason = reason
     session.flush()
-    who = Actor(user_id=row.user_id, email=user.email if user else "(deleted account)",
-                role=user.role if user else "clinician")
+    who = Actor(
+        user_id=row.user_id,
+        email=user.email if user else "(deleted account)",
+        role=user.role if user else "clinician",
+    )
     action = "auth.sign_out" if reason == "sign_out" else "auth.session_end"
-    audit.record(session, who, action, object_type="sign_in_session", object_id=row.id,
-                 details={"reason": reason, "method": row.method})
+    audit.record(
+        session,
+        who,
+        action,
+        object_type="sign_in_session",
+        object_id=row.id,
+        details={"reason": reason, "method": row.method},
+    )
 
 
-def resume(session: DbSession, token: str, *, now: datetime | None = None,
-           timeout: timedelta | None = None) -> Actor | None:
+def resume(
+    session: DbSession, token: str, *, now: datetime | None = None, timeout: timedelta | None = None
+) -> Actor | None:
     """The actor for a live token, refreshing its last-seen time; None when the token is unknown,
     ended, idle for longer than ``timeout`` (the session is then ended and audited) or its account
     is inactive."""
@@ -103,8 +122,9 @@ def resume(session: DbSession, token: str, *, now: datetime | None = None,
     return Actor(user_id=user.id, email=user.email, role=user.role)
 
 
-def is_live(session: DbSession, token: str, *, now: datetime | None = None,
-            timeout: timedelta | None = None) -> bool:
+def is_live(
+    session: DbSession, token: str, *, now: datetime | None = None, timeout: timedelta | None = None
+) -> bool:
     """True while the token's session would resume; unlike :func:`resume` it neither refreshes
     ``last_seen_at`` nor ends anything (the app's idle watch polls it without keeping it alive)."""
     row = _find(session, token)
@@ -116,8 +136,9 @@ def is_live(session: DbSession, token: str, *, now: datetime | None = None,
     return (now or utcnow()) - row.last_seen_at <= (timeout or idle_timeout())
 
 
-def end(session: DbSession, token: str, *, reason: str = "sign_out",
-        now: datetime | None = None) -> bool:
+def end(
+    session: DbSession, token: str, *, reason: str = "sign_out", now: datetime | None = None
+) -> bool:
     """End the session (sign-out); True when a live session was ended. Audited."""
     row = _find(session, token)
     if row is None or row.ended_at is not None:
@@ -126,11 +147,15 @@ def end(session: DbSession, token: str, *, reason: str = "sign_out",
     return True
 
 
-def end_all_for_user(session: DbSession, user_id: int, *, reason: str,
-                     now: datetime | None = None) -> int:
+def end_all_for_user(
+    session: DbSession, user_id: int, *, reason: str, now: datetime | None = None
+) -> int:
     """End every live session of an account (deactivation); returns how many were ended."""
-    rows = session.scalars(select(SignInSession).where(
-        SignInSession.user_id == user_id, SignInSession.ended_at.is_(None))).all()
+    rows = session.scalars(
+        select(SignInSession).where(
+            SignInSession.user_id == user_id, SignInSession.ended_at.is_(None)
+        )
+    ).all()
     user = session.get(User, user_id)
     for row in rows:
         _close(session, row, user, reason, now or utcnow())

@@ -82,8 +82,11 @@ def keys_for(email: str, address: str | None) -> list[tuple[str, int]]:
     """The (key, limit) pairs an attempt claims, most specific first."""
     if address is None:
         return [(f"account:{email}", PAIR_LIMIT)]
-    return [(f"pair:{email}|{address}", PAIR_LIMIT), (f"address:{address}", ADDRESS_LIMIT),
-            (f"account:{email}", ACCOUNT_LIMIT)]
+    return [
+        (f"pair:{email}|{address}", PAIR_LIMIT),
+        (f"address:{address}", ADDRESS_LIMIT),
+        (f"account:{email}", ACCOUNT_LIMIT),
+    ]
 
 
 def backoff_seconds(failures: int, limit: int) -> float:
@@ -102,12 +105,16 @@ def claim_one(conn: Connection, key: str, limit: int, now: float) -> int | None:
     t = SignInThrottle.__table__
     assert isinstance(t, Table)  # a declarative model's table (typed as FromClause)
     stmt = _insert(conn.dialect.name).values(
-        key=key, failures=1, last_failure_at=now,
-        locked_until=now + backoff_seconds(1, limit) if limit <= 1 else 0.0)
+        key=key,
+        failures=1,
+        last_failure_at=now,
+        locked_until=now + backoff_seconds(1, limit) if limit <= 1 else 0.0,
+    )
     new = case((t.c.last_failure_at < now - FORGET_AFTER_S, 1), else_=t.c.failures + 1)
     growth = BASE_BACKOFF_S * (new - limit + 1)
-    lock = case((new < limit, 0.0), (growth > MAX_BACKOFF_S, now + MAX_BACKOFF_S),
-                else_=now + growth)
+    lock = case(
+        (new < limit, 0.0), (growth > MAX_BACKOFF_S, now + MAX_BACKOFF_S), else_=now + growth
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=[t.c.key],
         set_={"failures": new, "last_failure_at": now, "locked_until": lock},
@@ -122,9 +129,12 @@ def prune(conn: Connection, now: float) -> int:
     unknown emails would otherwise pile up); returns how many."""
     t = SignInThrottle.__table__
     assert isinstance(t, Table)  # a declarative model's table (typed as FromClause)
-    return int(conn.execute(delete(t).where(t.c.locked_until <= now,
-                                            t.c.last_failure_at < now - FORGET_AFTER_S)
-                            ).rowcount or 0)
+    return int(
+        conn.execute(
+            delete(t).where(t.c.locked_until <= now, t.c.last_failure_at < now - FORGET_AFTER_S)
+        ).rowcount
+        or 0
+    )
 
 
 #: A claim prunes stale counters once in this many attempts (on average).
@@ -150,8 +160,7 @@ def _side_connection(session: Session) -> tuple[Connection, bool]:
     return session.get_bind().connect(), True  # type: ignore[union-attr]
 
 
-def claim(session: Session, email: str, address: str | None, *,
-          now: float | None = None) -> Claim:
+def claim(session: Session, email: str, address: str | None, *, now: float | None = None) -> Claim:
     """Claim a slot on every key of this attempt (committed at once, apart from ``session``'s
     transaction, so parallel attempts see each other); stop at the first locked key."""
     when = time.time() if now is None else now
@@ -164,8 +173,12 @@ def claim(session: Session, email: str, address: str | None, *,
             else:
                 got = claim_one(conn, key, limit, when)
             if got is None:
-                retry = conn.scalar(select(SignInThrottle.locked_until).where(
-                    SignInThrottle.key == key)) or when
+                retry = (
+                    conn.scalar(
+                        select(SignInThrottle.locked_until).where(SignInThrottle.key == key)
+                    )
+                    or when
+                )
                 return Claim(False, key, float(retry))
         if own and secrets.randbelow(PRUNE_EVERY) == 0:
             with conn.begin():
@@ -183,8 +196,9 @@ def clear_account(session: Session, email: str, *, in_session: bool = False) -> 
     t = SignInThrottle.__table__
     assert isinstance(t, Table)  # a declarative model's table (typed as FromClause)
     escaped = email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    stmt = delete(t).where(or_(t.c.key == f"account:{email}",
-                               t.c.key.like(f"pair:{escaped}|%", escape="\\")))
+    stmt = delete(t).where(
+        or_(t.c.key == f"account:{email}", t.c.key.like(f"pair:{escaped}|%", escape="\\"))
+    )
     if in_session:
         result = session.execute(stmt)
         assert isinstance(result, CursorResult)  # DML returns a cursor result
@@ -200,8 +214,9 @@ def clear_account(session: Session, email: str, *, in_session: bool = False) -> 
             conn.close()
 
 
-def locked_until(session: Session, email: str, address: str | None = None, *,
-                 now: float | None = None) -> float | None:
+def locked_until(
+    session: Session, email: str, address: str | None = None, *, now: float | None = None
+) -> float | None:
     """When the first locked key of an attempt by ``email`` from ``address`` opens again, or None
     when nothing would refuse it now."""
     when = time.time() if now is None else now
@@ -216,8 +231,11 @@ def account_locks(session: Session, *, now: float | None = None) -> dict[str, fl
     """email -> latest ``locked_until`` of its account or pair keys still locked (Users page)."""
     when = time.time() if now is None else now
     out: dict[str, float] = {}
-    for key, until in session.execute(select(SignInThrottle.key, SignInThrottle.locked_until)
-                                      .where(SignInThrottle.locked_until > when)):
+    for key, until in session.execute(
+        select(SignInThrottle.key, SignInThrottle.locked_until).where(
+            SignInThrottle.locked_until > when
+        )
+    ):
         kind, _, rest = key.partition(":")
         if kind == "account":
             email = rest

@@ -61,8 +61,9 @@ def _photo_engine_available() -> str | None:
     return None
 
 
-def _render_all(tracks: list[PhotoTrack], workers: int
-                ) -> tuple[Iterator[tuple[int, Any]], Callable[[], None]]:
+def _render_all(
+    tracks: list[PhotoTrack], workers: int
+) -> tuple[Iterator[tuple[int, Any]], Callable[[], None]]:
     """Start rendering; returns an iterator of ``(index into tracks, photos)`` in the order they
     finish, and a shutdown function."""
     from analysis.demo.photo_jobs import render_track
@@ -125,15 +126,23 @@ def seed_demo_clinic(
     if not db.is_empty(engine):
         with db.session_scope(engine) as session:
             n = session.scalar(select(func.count(Patient.id)))
-        return SeedReport(False, f"the database already holds {n} patients; nothing seeded "
-                                 "(the demo clinic is only seeded into an empty database)")
+        return SeedReport(
+            False,
+            f"the database already holds {n} patients; nothing seeded "
+            "(the demo clinic is only seeded into an empty database)",
+        )
     from analysis.auth.accounts import DEMO_ACCOUNTS
 
     with db.session_scope(engine) as session:
-        own = session.scalars(select(User.email).where(User.email.not_in(list(DEMO_ACCOUNTS)))).all()
+        own = session.scalars(
+            select(User.email).where(User.email.not_in(list(DEMO_ACCOUNTS)))
+        ).all()
     if own:
-        return SeedReport(False, f"the database has {len(own)} account(s) of a real clinic; nothing "
-                                 "seeded (the demo clinic is only seeded into an empty database)")
+        return SeedReport(
+            False,
+            f"the database has {len(own)} account(s) of a real clinic; nothing "
+            "seeded (the demo clinic is only seeded into an empty database)",
+        )
     today = today or date.today()
     if photos:
         missing = _photo_engine_available()
@@ -142,44 +151,66 @@ def seed_demo_clinic(
             photos = False
     plan = plan_clinic(n_patients=n_patients, seed=seed, today=today, photos=photos)
     rendered_ix = bulk.choose_pool(plan, photo_pool) if photos else []
-    progress(f"planned {len(plan.patients)} patients, {len(plan.series)} series, "
-             f"{sum(len(s.sessions) for s in plan.series)} sessions, "
-             f"{sum(len(t.shots) for t in plan.tracks)} photos "
-             f"({sum(len(plan.tracks[i].shots) for i in rendered_ix)} distinct images) "
-             f"({_time.monotonic() - t0:.0f} s)")
+    progress(
+        f"planned {len(plan.patients)} patients, {len(plan.series)} series, "
+        f"{sum(len(s.sessions) for s in plan.series)} sessions, "
+        f"{sum(len(t.shots) for t in plan.tracks)} photos "
+        f"({sum(len(plan.tracks[i].shots) for i in rendered_ix)} distinct images) "
+        f"({_time.monotonic() - t0:.0f} s)"
+    )
     store = store or default_store()
     rendered: dict[int, list[Any]] = {}
     if rendered_ix:
-        progress(f"rendering, measuring and comparing {len(rendered_ix)} photo tracks with "
-                 f"{max(workers, 1)} process(es)")
+        progress(
+            f"rendering, measuring and comparing {len(rendered_ix)} photo tracks with "
+            f"{max(workers, 1)} process(es)"
+        )
         results, shutdown = _render_all([plan.tracks[i] for i in rendered_ix], workers)
         try:
             for n, (k, photos_k) in enumerate(results, start=1):
                 rendered[rendered_ix[k]] = photos_k
                 if n % 25 == 0 or n == len(rendered_ix):
-                    progress(f"rendered {n}/{len(rendered_ix)} photo tracks "
-                             f"({_time.monotonic() - t0:.0f} s)")
+                    progress(
+                        f"rendered {n}/{len(rendered_ix)} photo tracks "
+                        f"({_time.monotonic() - t0:.0f} s)"
+                    )
         finally:
             shutdown()
     sources = bulk.pool_sources(plan, rendered_ix) if photos else []
     with db.session_scope(engine) as session:
         ctx = _write_catalogue_and_accounts(session, plan)
-        counts = bulk.write_plan(session, plan, ctx, rendered=rendered, sources=sources,
-                                 store=store,
-                                 progress=lambda line: progress(
-                                     f"{line} ({_time.monotonic() - t0:.0f} s)"))
-        progress(f"committing {counts.audit_events} audit events and the record "
-                 f"({_time.monotonic() - t0:.0f} s)")
+        counts = bulk.write_plan(
+            session,
+            plan,
+            ctx,
+            rendered=rendered,
+            sources=sources,
+            store=store,
+            progress=lambda line: progress(f"{line} ({_time.monotonic() - t0:.0f} s)"),
+        )
+        progress(
+            f"committing {counts.audit_events} audit events and the record "
+            f"({_time.monotonic() - t0:.0f} s)"
+        )
     if photos:
         from analysis.demo.rating_study import seed_demo_rating_study
 
         with db.session_scope(engine) as session:
-            progress(seed_demo_rating_study(session, ctx.director)
-                     + f" ({_time.monotonic() - t0:.0f} s)")
+            progress(
+                seed_demo_rating_study(session, ctx.director) + f" ({_time.monotonic() - t0:.0f} s)"
+            )
     seconds = _time.monotonic() - t0
-    return SeedReport(True, f"seeded the demo clinic in {seconds:.0f} s", patients=counts.patients,
-                      series=counts.series, sessions=counts.sessions, photos=counts.photos,
-                      retakes=counts.retakes, overrides=counts.overrides, seconds=seconds)
+    return SeedReport(
+        True,
+        f"seeded the demo clinic in {seconds:.0f} s",
+        patients=counts.patients,
+        series=counts.series,
+        sessions=counts.sessions,
+        photos=counts.photos,
+        retakes=counts.retakes,
+        overrides=counts.overrides,
+        seconds=seconds,
+    )
 
 
 def _write_catalogue_and_accounts(session: DbSession, plan: ClinicPlan) -> bulk.Context:
@@ -191,8 +222,9 @@ def _write_catalogue_and_accounts(session: DbSession, plan: ClinicPlan) -> bulk.
     for email, name, _habit in OPERATORS:
         user = session.scalar(select(User).where(User.email == email))
         if user is None:
-            user = create_user(session, SYSTEM, email=email, display_name=name, role="clinician",
-                               password=None)
+            user = create_user(
+                session, SYSTEM, email=email, display_name=name, role="clinician", password=None
+            )
         actors.append(actor_for(user))
     director_user = session.scalar(select(User).where(User.role == "medical_director"))
     director = actor_for(director_user) if director_user is not None else actors[0]
@@ -211,15 +243,29 @@ def _write_catalogue(session: DbSession, today: date) -> None:
         if session.scalar(select(Protocol.id).where(Protocol.name == p.name)) is None:
             session.add(Protocol(**p.row()))
         for lot, offset in p.product.lots:
-            records.get_or_create_lot(session, product=p.product.name, lot_number=lot,
-                                      expiry_on=today + timedelta(days=offset))
+            records.get_or_create_lot(
+                session,
+                product=p.product.name,
+                lot_number=lot,
+                expiry_on=today + timedelta(days=offset),
+            )
     session.flush()
-    recalled = session.scalar(select(ProductLot).where(ProductLot.product == RECALLED_LOT[0],
-                                                       ProductLot.lot_number == RECALLED_LOT[1]))
+    recalled = session.scalar(
+        select(ProductLot).where(
+            ProductLot.product == RECALLED_LOT[0], ProductLot.lot_number == RECALLED_LOT[1]
+        )
+    )
     if recalled is not None:
         recalled.recalled = True
         recalled.recall_note = RECALL_NOTE
         session.flush()
-    audit.record(session, SYSTEM, "demo.catalogue", details={
-        "endpoints": len(ENDPOINTS), "protocols": len(PROTOCOLS),
-        "recalled_lot": RECALLED_LOT[1]})
+    audit.record(
+        session,
+        SYSTEM,
+        "demo.catalogue",
+        details={
+            "endpoints": len(ENDPOINTS),
+            "protocols": len(PROTOCOLS),
+            "recalled_lot": RECALLED_LOT[1],
+        },
+    )

@@ -51,15 +51,21 @@ def _perturbation(fields: dict[str, Any]) -> FacePerturbation:
     return FacePerturbation(**kw)
 
 
-def _shoot(track: PhotoTrack, scene: ScalpScene | None, shot: PhotoShot, pert: dict[str, Any],
-           rng: np.random.Generator) -> tuple[Any, Any, dict[str, Any]]:
+def _shoot(
+    track: PhotoTrack,
+    scene: ScalpScene | None,
+    shot: PhotoShot,
+    pert: dict[str, Any],
+    rng: np.random.Generator,
+) -> tuple[Any, Any, dict[str, Any]]:
     from analysis.photos.ingest import clean_original, read_photo
     from analysis.photos.measure import measure_photo
 
     p = _perturbation(pert)
     if scene is not None:
-        rgb, truth = synth_scalp(scene, density_per_cm2=float(shot.density_per_cm2 or 130.0),
-                                 perturbation=p, rng=rng)
+        rgb, truth = synth_scalp(
+            scene, density_per_cm2=float(shot.density_per_cm2 or 130.0), perturbation=p, rng=rng
+        )
     else:
         rgb, truth = synth_face(p, rng=rng)
     jpeg = encode_jpeg(rgb, quality=p.jpeg_quality)
@@ -77,9 +83,13 @@ def render_track(track: PhotoTrack) -> list[RenderedPhoto]:
     tolerances = Tolerances.from_dict(track.tolerances)
     scene = None
     if track.view.startswith("scalp_"):
-        scene = scalp_scene(view=track.view, rng=rng, skin_rgb=track.skin_rgb,
-                            hair_rgb=track.hair_rgb,
-                            periphery_density_per_cm2=track.periphery_density_per_cm2)
+        scene = scalp_scene(
+            view=track.view,
+            rng=rng,
+            skin_rgb=track.skin_rgb,
+            hair_rgb=track.hair_rgb,
+            periphery_density_per_cm2=track.periphery_density_per_cm2,
+        )
     out: list[RenderedPhoto] = []
     baseline: PhotoMeasurement | None = None
     for shot in track.shots:
@@ -107,10 +117,23 @@ def render_track(track: PhotoTrack) -> list[RenderedPhoto]:
                 reason = shot.override_reason
             checks = comparison.to_json_dict()["checks"]
         truth["attempt"] = 2 if retaken else 1
-        out.append(RenderedPhoto(
-            session_number=shot.session_number, view=track.view, data=clean.data,
-            original_sha256=clean.original_sha256, media_type=clean.media_type,
-            width_px=clean.width_px, height_px=clean.height_px, verdict=verdict,
-            measurements=m.to_json_dict(), checks=checks, override_reason=reason, truth=truth,
-            taken_at=shot.taken_at, condition_tags=shot.condition_tags, retaken=retaken))
+        out.append(
+            RenderedPhoto(
+                session_number=shot.session_number,
+                view=track.view,
+                data=clean.data,
+                original_sha256=clean.original_sha256,
+                media_type=clean.media_type,
+                width_px=clean.width_px,
+                height_px=clean.height_px,
+                verdict=verdict,
+                measurements=m.to_json_dict(),
+                checks=checks,
+                override_reason=reason,
+                truth=truth,
+                taken_at=shot.taken_at,
+                condition_tags=shot.condition_tags,
+                retaken=retaken,
+            )
+        )
     return out

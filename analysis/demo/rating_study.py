@@ -50,31 +50,54 @@ REPEAT_SLIP = (0.0, 0.2, 0.2)
 TITLE = "Demo: scalp mesotherapy, global photographic score, blinded"
 
 
-def seed_demo_rating_study(session: DbSession, director: Actor, *, protocol_name: str = PROTOCOL,
-                           endpoint_code: str = ENDPOINT, min_pairs: int = MIN_PAIRS) -> str:
+def seed_demo_rating_study(
+    session: DbSession,
+    director: Actor,
+    *,
+    protocol_name: str = PROTOCOL,
+    endpoint_code: str = ENDPOINT,
+    min_pairs: int = MIN_PAIRS,
+) -> str:
     """Create, rate and close the demo study; returns a one-line note (or why it was skipped)."""
     protocol = session.scalar(select(Protocol).where(Protocol.name == protocol_name))
-    endpoint = session.scalar(select(EndpointDefinition)
-                              .where(EndpointDefinition.code == endpoint_code))
-    raters = list(session.scalars(select(User).where(User.role == "clinician",
-                                                     User.active.is_(True))
-                                  .order_by(User.id).limit(3)))
-    if (protocol is None or endpoint is None or endpoint.neutral is None or len(raters) < 3
-            or not protocol.required_views):
+    endpoint = session.scalar(
+        select(EndpointDefinition).where(EndpointDefinition.code == endpoint_code)
+    )
+    raters = list(
+        session.scalars(
+            select(User)
+            .where(User.role == "clinician", User.active.is_(True))
+            .order_by(User.id)
+            .limit(3)
+        )
+    )
+    if (
+        protocol is None
+        or endpoint is None
+        or endpoint.neutral is None
+        or len(raters) < 3
+        or not protocol.required_views
+    ):
         return "no demo rating study (protocol, endpoint or three clinicians missing)"
     view = str(protocol.required_views[0])
     best: tuple[int, int] | None = None
     for number in range(2, int(protocol.planned_sessions) + 1):
         spec = _spec(protocol.id, endpoint.code, view, number, raters)
         pairs = rating.preview_pairs(session, director, spec).pairs
-        n = len(rating.recorded_changes(session, endpoint, [
-            (i, c.series_id, c.followup_session) for i, c in enumerate(pairs)]))
+        n = len(
+            rating.recorded_changes(
+                session,
+                endpoint,
+                [(i, c.series_id, c.followup_session) for i, c in enumerate(pairs)],
+            )
+        )
         if best is None or n > best[1]:
             best = (number, n)
     if best is None or best[1] < min_pairs:
         return "no demo rating study (too few gate-passing photo pairs)"
-    study_id = rating.create_study(session, director,
-                                   _spec(protocol.id, endpoint.code, view, best[0], raters))
+    study_id = rating.create_study(
+        session, director, _spec(protocol.id, endpoint.code, view, best[0], raters)
+    )
     study = session.get(RatingStudy, study_id)
     assert study is not None
     unblinded = rating.unblinded_changes(session, study, endpoint)
@@ -85,9 +108,13 @@ def seed_demo_rating_study(session: DbSession, director: Actor, *, protocol_name
         actor = actor_for(user)
         rng = np.random.default_rng([STUDY_SEED, k])
         first: dict[int, float] = {}
-        mine = list(session.scalars(select(RatingAssignment).where(
-            RatingAssignment.study_id == study_id, RatingAssignment.rater_id == user.id)
-            .order_by(RatingAssignment.order_index)))
+        mine = list(
+            session.scalars(
+                select(RatingAssignment)
+                .where(RatingAssignment.study_id == study_id, RatingAssignment.rater_id == user.id)
+                .order_by(RatingAssignment.order_index)
+            )
+        )
         for a in mine:
             if a.repeat:
                 change = first[a.pair_id]
@@ -98,18 +125,27 @@ def seed_demo_rating_study(session: DbSession, director: Actor, *, protocol_name
                 if rng.random() < ERROR_SHARE[k]:
                     change = _off_by_one(change, rng, span)
                 first[a.pair_id] = change
-            rating.submit_rating(session, actor, assignment_id=a.id,
-                                 **_answer(change, a.left_is_baseline, endpoint))
+            rating.submit_rating(
+                session, actor, assignment_id=a.id, **_answer(change, a.left_is_baseline, endpoint)
+            )
     rating.close_study(session, director, study_id=study_id)
-    return (f"demo blinded rating study: {best[1]} pairs at session {best[0]}, 3 raters, closed")
+    return f"demo blinded rating study: {best[1]} pairs at session {best[0]}, 3 raters, closed"
 
 
-def _spec(protocol_id: int, endpoint_code: str, view: str, number: int,
-          raters: list[User]) -> rating.StudySpec:
-    return rating.StudySpec(title=TITLE, endpoint_code=endpoint_code, protocol_ids=(protocol_id,),
-                            views=(view,), rater_ids=tuple(u.id for u in raters),
-                            followup_session=number, repeat_share=0.2, seed=STUDY_SEED,
-                            max_pairs=MAX_PAIRS)
+def _spec(
+    protocol_id: int, endpoint_code: str, view: str, number: int, raters: list[User]
+) -> rating.StudySpec:
+    return rating.StudySpec(
+        title=TITLE,
+        endpoint_code=endpoint_code,
+        protocol_ids=(protocol_id,),
+        views=(view,),
+        rater_ids=tuple(u.id for u in raters),
+        followup_session=number,
+        repeat_share=0.2,
+        seed=STUDY_SEED,
+        max_pairs=MAX_PAIRS,
+    )
 
 
 def _off_by_one(change: float, rng: np.random.Generator, span: float) -> float:
@@ -132,8 +168,7 @@ def _best_end(endpoint: EndpointDefinition) -> float:
     return float(best)
 
 
-def _answer(change: float, left_is_baseline: bool,
-            endpoint: EndpointDefinition) -> _Answer:
+def _answer(change: float, left_is_baseline: bool, endpoint: EndpointDefinition) -> _Answer:
     """The rating (better side and grade) whose blinded change is ``change``."""
     if change == 0:
         return {"better_side": rating.NO_DIFFERENCE}

@@ -127,41 +127,58 @@ def scalp_scene(
     cells = rng.normal(0.0, np.deg2rad(18.0), size=(int(2 * hy / 0.6) + 2, int(2 * hx / 0.6) + 2))
     ci = ((xy[:, 1] + hy) / 0.6).astype(int)
     cj = ((xy[:, 0] + hx) / 0.6).astype(int)
-    angle = (_flow_angle(view, xy, hairline_y_cm) + cells[ci, cj]
-             + rng.normal(0.0, np.deg2rad(15.0), n))
+    angle = (
+        _flow_angle(view, xy, hairline_y_cm) + cells[ci, cj] + rng.normal(0.0, np.deg2rad(15.0), n)
+    )
     length = np.clip(rng.lognormal(np.log(1.2), 0.35, n), 0.2, 3.0)
     width = np.clip(rng.normal(65.0, 12.0, n), 25.0, 110.0)
     curvature = rng.normal(0.0, 0.5, n)
     # skin: mottling (0.5-1 cm blobs, +-4 %) and a few naevi, on a world-aligned texture
     th, tw = int(2 * hy * _TEXTURE_PX_PER_CM), int(2 * hx * _TEXTURE_PX_PER_CM)
-    mottle: np.ndarray = cv2.GaussianBlur(rng.normal(0, 1, (th, tw)).astype(np.float32), (0, 0), 8.0)
+    mottle: np.ndarray = cv2.GaussianBlur(
+        rng.normal(0, 1, (th, tw)).astype(np.float32), (0, 0), 8.0
+    )
     mottle *= 0.04 / max(float(mottle.std()), 1e-6)
-    skin = np.clip(np.asarray(skin_rgb, np.float32)[None, None, :] * (1 + mottle[:, :, None]), 0, 255)
+    skin = np.clip(
+        np.asarray(skin_rgb, np.float32)[None, None, :] * (1 + mottle[:, :, None]), 0, 255
+    )
     for _ in range(int(rng.integers(4, 9))):
         cx, cy = rng.uniform(0, tw), rng.uniform(0, th)
         r = rng.uniform(0.06, 0.18) * _TEXTURE_PX_PER_CM
         colour = tuple(float(c) for c in np.asarray(skin_rgb) * rng.uniform(0.45, 0.7))
-        cv2.ellipse(skin, ((cx, cy), (2 * r, 2 * r * rng.uniform(0.7, 1.0)), rng.uniform(0, 180)),
-                    colour, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            skin,
+            ((cx, cy), (2 * r, 2 * r * rng.uniform(0.7, 1.0)), rng.uniform(0, 180)),
+            colour,
+            -1,
+            cv2.LINE_AA,
+        )
     f32 = np.float32
     return ScalpScene(
-        view=view, xy_cm=xy.astype(f32), rank=rng.uniform(0, 1, n).astype(f32),
-        angle_rad=angle.astype(f32), length_cm=length.astype(f32), width_um=width.astype(f32),
-        vellus_rank=rng.uniform(0, 1, n).astype(f32), curvature_per_cm=curvature.astype(f32),
-        skin_texture=np.clip(skin, 0, 255).astype(np.uint8), hair_rgb=(hair_rgb[0], hair_rgb[1], hair_rgb[2]),
+        view=view,
+        xy_cm=xy.astype(f32),
+        rank=rng.uniform(0, 1, n).astype(f32),
+        angle_rad=angle.astype(f32),
+        length_cm=length.astype(f32),
+        width_um=width.astype(f32),
+        vellus_rank=rng.uniform(0, 1, n).astype(f32),
+        curvature_per_cm=curvature.astype(f32),
+        skin_texture=np.clip(skin, 0, 255).astype(np.uint8),
+        hair_rgb=(hair_rgb[0], hair_rgb[1], hair_rgb[2]),
         periphery_density_per_cm2=float(periphery_density_per_cm2),
-        thinning_sigma_cm=float(thinning_sigma_cm), hairline_y_cm=hairline_y_cm,
-        site_mask=(xy ** 2).sum(axis=1) <= SITE_RADIUS_CM ** 2,
+        thinning_sigma_cm=float(thinning_sigma_cm),
+        hairline_y_cm=hairline_y_cm,
+        site_mask=(xy**2).sum(axis=1) <= SITE_RADIUS_CM**2,
     )
 
 
 def local_density(scene: ScalpScene, xy_cm: np.ndarray, *, density_per_cm2: float) -> np.ndarray:
     """Expected hair density (hairs/cm^2) at world points ``xy_cm`` (N, 2) when the site has
     ``density_per_cm2``."""
-    r2 = (xy_cm ** 2).sum(axis=1)
+    r2 = (xy_cm**2).sum(axis=1)
     periphery = max(scene.periphery_density_per_cm2, density_per_cm2)
     d = density_per_cm2 + (periphery - density_per_cm2) * (
-        1 - np.exp(-r2 / (2 * scene.thinning_sigma_cm ** 2))
+        1 - np.exp(-r2 / (2 * scene.thinning_sigma_cm**2))
     )
     if scene.view == "scalp_frontal_hairline":
         above = scene.hairline_y_cm - xy_cm[:, 1]  # cm above the hairline (y down)
@@ -172,8 +189,14 @@ def local_density(scene: ScalpScene, xy_cm: np.ndarray, *, density_per_cm2: floa
     return out
 
 
-def _arc_samples(x0: np.ndarray, y0: np.ndarray, angle: np.ndarray, curvature: np.ndarray,
-                 n_steps: np.ndarray, step_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _arc_samples(
+    x0: np.ndarray,
+    y0: np.ndarray,
+    angle: np.ndarray,
+    curvature: np.ndarray,
+    n_steps: np.ndarray,
+    step_px: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points every ``step_px`` along circular arcs, flattened over all strands.
 
     The chord from the start to arc length ``s`` has direction ``angle + c s / 2`` and length
@@ -230,8 +253,9 @@ def synth_scalp(
     if p.yaw_deg or p.pitch_deg:
         raise ValueError("scalp photos have no yaw/pitch; use roll_deg, scale and shift")
     if not 0.0 <= density_per_cm2 <= MAX_DENSITY_PER_CM2:
-        raise ValueError(f"density_per_cm2 must be within 0..{MAX_DENSITY_PER_CM2:g}, "
-                         f"got {density_per_cm2}")
+        raise ValueError(
+            f"density_per_cm2 must be within 0..{MAX_DENSITY_PER_CM2:g}, got {density_per_cm2}"
+        )
     w, h = SCALP_FRAME_PX
     periphery = max(scene.periphery_density_per_cm2, 1.0)
     if vellus_share is None:
@@ -241,11 +265,21 @@ def synth_scalp(
     m = cv2.getRotationMatrix2D((0.0, 0.0), -p.roll_deg, scale_px)
     m[:, 2] = (w / 2 + p.shift_x_frac * w, h / 2 + p.shift_y_frac * h)
     # skin texture: world grid -> image
-    tex_to_world = np.array([[1 / _TEXTURE_PX_PER_CM, 0, -_WORLD_HALF_CM[0]],
-                             [0, 1 / _TEXTURE_PX_PER_CM, -_WORLD_HALF_CM[1]], [0, 0, 1]])
+    tex_to_world = np.array(
+        [
+            [1 / _TEXTURE_PX_PER_CM, 0, -_WORLD_HALF_CM[0]],
+            [0, 1 / _TEXTURE_PX_PER_CM, -_WORLD_HALF_CM[1]],
+            [0, 0, 1],
+        ]
+    )
     tex_to_img = np.vstack([m, [0, 0, 1]]) @ tex_to_world
-    skin = cv2.warpAffine(scene.skin_texture, tex_to_img[:2], (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT)
+    skin = cv2.warpAffine(
+        scene.skin_texture,
+        tex_to_img[:2],
+        (w, h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT,
+    )
     # active hairs whose follicle is near the frame
     dens = local_density(scene, scene.xy_cm, density_per_cm2=density_per_cm2)
     active = np.flatnonzero(scene.rank < dens / MAX_DENSITY_PER_CM2)
@@ -258,21 +292,30 @@ def synth_scalp(
     sel = active[near]
     img_x, img_y = img_x[near], img_y[near]
     vellus = scene.vellus_rank[sel] < vellus_share
-    width_um = np.where(vellus, np.clip(scene.width_um[sel] * 35.0 / 65.0, 20.0, 45.0),
-                        scene.width_um[sel])
+    width_um = np.where(
+        vellus, np.clip(scene.width_um[sel] * 35.0 / 65.0, 20.0, 45.0), scene.width_um[sel]
+    )
     length = np.where(vellus, scene.length_cm[sel] * 0.4, scene.length_cm[sel])
     angle = scene.angle_rad[sel] + np.deg2rad(p.roll_deg)
     n_steps = np.maximum(1, np.ceil(length * scale_px / _STEP_PX)).astype(np.int64)
-    xs, ys, strand = _arc_samples(img_x, img_y, angle.astype(np.float32),
-                                  scene.curvature_per_cm[sel] / np.float32(scale_px),
-                                  n_steps, _STEP_PX)
+    xs, ys, strand = _arc_samples(
+        img_x,
+        img_y,
+        angle.astype(np.float32),
+        scene.curvature_per_cm[sel] / np.float32(scale_px),
+        n_steps,
+        _STEP_PX,
+    )
     xi = (xs + np.float32(0.5)).astype(np.int32)  # floor(x + 0.5); negatives are dropped below
     yi = (ys + np.float32(0.5)).astype(np.int32)
     inside = (xs > -0.5) & (xi < w) & (ys > -0.5) & (yi < h)
     # optical depth of one sample = shaft width in px x step in px / 1 px^2 (share of a pixel)
     weight = (width_um * (1e-4 * scale_px * _STEP_PX)).astype(np.float32)[strand[inside]]
-    depth: np.ndarray = np.bincount(yi[inside] * w + xi[inside], weights=weight,
-                        minlength=w * h).reshape(h, w).astype(np.float32)
+    depth: np.ndarray = (
+        np.bincount(yi[inside] * w + xi[inside], weights=weight, minlength=w * h)
+        .reshape(h, w)
+        .astype(np.float32)
+    )
     depth = cv2.GaussianBlur(depth, (0, 0), 0.9)
     alpha = 1.0 - np.exp(-depth)
     # composite in linear light: skin seen through the gaps, hair shafts over it
@@ -280,16 +323,24 @@ def synth_scalp(
     lin = srgb_to_linear(skin)
     lin += (hair[None, None, :] - lin) * alpha[:, :, None]
     rgb = apply_photometric(
-        lin, centre_px=(w / 2 + p.shift_x_frac * w, h / 2 + p.shift_y_frac * h),
-        half_size_px=(w / 2, h / 2), light_lr=p.light_lr, light_tb=p.light_tb,
-        exposure_ev=p.exposure_ev, wb_gains=p.wb_gains, blur_sigma_px=p.blur_sigma_px,
-        noise_sd=p.noise_sd, rng=rng,
+        lin,
+        centre_px=(w / 2 + p.shift_x_frac * w, h / 2 + p.shift_y_frac * h),
+        half_size_px=(w / 2, h / 2),
+        light_lr=p.light_lr,
+        light_tb=p.light_tb,
+        exposure_ev=p.exposure_ev,
+        wb_gains=p.wb_gains,
+        blur_sigma_px=p.blur_sigma_px,
+        noise_sd=p.noise_sd,
+        rng=rng,
     )
     cx, cy = m[:, 2]
     yy, xx = np.ogrid[0:h, 0:w]
     disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= (SITE_RADIUS_CM * scale_px) ** 2
     truth = {
-        "kind": "scalp", "view_model": scene.view, **p.to_dict(),
+        "kind": "scalp",
+        "view_model": scene.view,
+        **p.to_dict(),
         "density_per_cm2": round(float(density_per_cm2), 2),
         "site_count_per_cm2": int(np.count_nonzero(scene.site_mask[active])),
         "px_per_cm": round(float(scale_px), 3),

@@ -112,8 +112,9 @@ def _srgb_encode(x: np.ndarray) -> np.ndarray:
 
 _DECODE_LUT = _srgb_decode(np.arange(256) / 255.0).astype(np.float32)
 _ENCODE_STEPS = 65535  # linear -> sRGB table resolution (error < 0.05 of a uint8 step)
-_ENCODE_LUT = np.clip(np.rint(_srgb_encode(np.arange(_ENCODE_STEPS + 1) / _ENCODE_STEPS) * 255.0),
-                      0, 255).astype(np.uint8)
+_ENCODE_LUT = np.clip(
+    np.rint(_srgb_encode(np.arange(_ENCODE_STEPS + 1) / _ENCODE_STEPS) * 255.0), 0, 255
+).astype(np.uint8)
 
 
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
@@ -178,8 +179,10 @@ def apply_photometric(
     if light_lr or light_tb:
         u = np.clip((np.arange(w, dtype=np.float32) - centre_px[0]) / half_size_px[0], -1.5, 1.5)
         v = np.clip((np.arange(h, dtype=np.float32) - centre_px[1]) / half_size_px[1], -1.5, 1.5)
-        gain = np.maximum(np.float32(1.0) + np.float32(light_lr) * u[None, :]
-                          + np.float32(light_tb) * v[:, None], np.float32(0.05))
+        gain = np.maximum(
+            np.float32(1.0) + np.float32(light_lr) * u[None, :] + np.float32(light_tb) * v[:, None],
+            np.float32(0.05),
+        )
         lin *= gain[:, :, None] * channel_gain[None, None, :]
     elif not np.all(channel_gain == 1.0):
         lin *= channel_gain[None, None, :]
@@ -205,7 +208,7 @@ def _noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     from ``rng`` (deterministic given ``rng``, and ~20x cheaper than fresh draws)."""
     dy, dx = (int(v) for v in rng.integers(0, _NOISE_BANK_MARGIN, size=2))
     sign = np.float32(1.0 if rng.random() < 0.5 else -1.0)
-    return _noise_bank(tuple(shape))[dy:dy + shape[0], dx:dx + shape[1]] * sign
+    return _noise_bank(tuple(shape))[dy : dy + shape[0], dx : dx + shape[1]] * sign
 
 
 def encode_jpeg(rgb: np.ndarray, *, quality: int = 92) -> bytes:
@@ -231,8 +234,9 @@ def _canvas() -> tuple[np.ndarray, tuple[int, int]]:
     band = cv2.GaussianBlur(band, (0, 0), sigmaX=8.0, sigmaY=0.1)
     padded = np.vstack([np.repeat(band, _TOP_PAD, axis=0).astype(np.uint8), src])
     h, w = padded.shape[:2]
-    canvas = cv2.resize(padded, (round(w * _UPSCALE), round(h * _UPSCALE)),
-                        interpolation=cv2.INTER_CUBIC)
+    canvas = cv2.resize(
+        padded, (round(w * _UPSCALE), round(h * _UPSCALE)), interpolation=cv2.INTER_CUBIC
+    )
     canvas.setflags(write=False)
     origin = (round(_CROP_X0 * _UPSCALE), round((_CROP_Y0 + _TOP_PAD) * _UPSCALE))
     return canvas, origin
@@ -243,7 +247,7 @@ def base_face() -> np.ndarray:
     """The unperturbed portrait (``FACE_FRAME_PX``), ``uint8`` RGB, read-only."""
     canvas, (x0, y0) = _canvas()
     w, h = FACE_FRAME_PX
-    out = np.array(canvas[y0:y0 + h, x0:x0 + w])
+    out = np.array(canvas[y0 : y0 + h, x0 : x0 + w])
     out.setflags(write=False)
     return out
 
@@ -261,7 +265,9 @@ def base_landmarks() -> np.ndarray:
 
     found = detect_face_landmarks(np.array(base_face()))
     if found is None:
-        raise RuntimeError("no face found on the bundled portrait: is the landmark backend working?")
+        raise RuntimeError(
+            "no face found on the bundled portrait: is the landmark backend working?"
+        )
     pts = np.array(found.points_px, dtype=np.float64)
     pts.setflags(write=False)
     return pts
@@ -334,8 +340,13 @@ def _triangulation() -> np.ndarray:
     return out
 
 
-def mesh_warp(rgb: np.ndarray, src_px: np.ndarray, dst_px: np.ndarray, depth: np.ndarray,
-              triangles: np.ndarray) -> np.ndarray:
+def mesh_warp(
+    rgb: np.ndarray,
+    src_px: np.ndarray,
+    dst_px: np.ndarray,
+    depth: np.ndarray,
+    triangles: np.ndarray,
+) -> np.ndarray:
     """Piecewise-affine warp moving ``src_px`` to ``dst_px`` (same triangulation).
 
     Parameters
@@ -374,8 +385,9 @@ def mesh_warp(rgb: np.ndarray, src_px: np.ndarray, dst_px: np.ndarray, depth: np
     offset = np.array([x0, y0], float)
     for t in order:
         if usable[t]:
-            cv2.fillConvexPoly(ids, np.rint((tri_dst[t] - offset) * 16).astype(np.int32), int(t),
-                               shift=4)
+            cv2.fillConvexPoly(
+                ids, np.rint((tri_dst[t] - offset) * 16).astype(np.int32), int(t), shift=4
+            )
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     map_x, map_y = xx.copy(), yy.copy()
     hit = ids >= 0
@@ -384,8 +396,9 @@ def mesh_warp(rgb: np.ndarray, src_px: np.ndarray, dst_px: np.ndarray, depth: np
     map_x[hit] = xh * m[:, 0, 0] + yh * m[:, 1, 0] + m[:, 2, 0]
     map_y[hit] = xh * m[:, 0, 1] + yh * m[:, 1, 1] + m[:, 2, 1]
     out = np.array(rgb, copy=True)
-    out[y0:y1, x0:x1] = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REFLECT)
+    out[y0:y1, x0:x1] = cv2.remap(
+        rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
     return out
 
 
@@ -438,18 +451,31 @@ def synth_face(
         # sample from the canvas so that what enters the frame is the real surroundings
         if p.yaw_deg or p.pitch_deg:
             canvas = np.array(canvas)
-            canvas[oy:oy + h, ox:ox + w] = img
-        m = similarity_matrix(centre_px=(centre3[0], centre3[1]), roll_deg=p.roll_deg,
-                              scale=p.scale, shift_px=shift)
+            canvas[oy : oy + h, ox : ox + w] = img
+        m = similarity_matrix(
+            centre_px=(centre3[0], centre3[1]), roll_deg=p.roll_deg, scale=p.scale, shift_px=shift
+        )
         m = m @ np.array([[1.0, 0.0, -ox], [0.0, 1.0, -oy], [0.0, 0.0, 1.0]])
-        img = cv2.warpAffine(canvas, m, (w, h), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REFLECT)
+        img = cv2.warpAffine(
+            canvas, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
     new_centre = (centre3[0] + shift[0], centre3[1] + shift[1])
     img = apply_photometric(
-        img, centre_px=new_centre, half_size_px=(half[0] * p.scale, half[1] * p.scale),
-        light_lr=p.light_lr, light_tb=p.light_tb, exposure_ev=p.exposure_ev, wb_gains=p.wb_gains,
-        blur_sigma_px=p.blur_sigma_px, noise_sd=p.noise_sd, rng=rng,
+        img,
+        centre_px=new_centre,
+        half_size_px=(half[0] * p.scale, half[1] * p.scale),
+        light_lr=p.light_lr,
+        light_tb=p.light_tb,
+        exposure_ev=p.exposure_ev,
+        wb_gains=p.wb_gains,
+        blur_sigma_px=p.blur_sigma_px,
+        noise_sd=p.noise_sd,
+        rng=rng,
     )
-    truth = {"kind": "face", **p.to_dict(), "frame_px": [w, h],
-             "face_centre_px": [round(float(new_centre[0]), 2), round(float(new_centre[1]), 2)]}
+    truth = {
+        "kind": "face",
+        **p.to_dict(),
+        "frame_px": [w, h],
+        "face_centre_px": [round(float(new_centre[0]), 2), round(float(new_centre[1]), 2)],
+    }
     return img, truth

@@ -46,24 +46,50 @@ import numpy as np
 
 METHOD = "shaft-components+mlp"
 VERSION = "0.2"
-SCALE = 2                 # work at 1/SCALE resolution (640×512 for a 1280×1024 image)
-CLOSE_PX = 41             # black-hat square, reduced pixels (wider than the thickest shaft)
-DARK_THRESHOLD = 28.0     # black-hat darkness (grey levels) for a candidate pixel
-REL_THRESHOLD = 40.0      # and darker than the Gaussian-smoothed skin by this much
-BG_SIGMA = 20.0           # reduced px
-THIN_DARK = 12.0          # faint-shaft candidates: 9×9 black-hat above this ...
-THIN_RIDGE = 6.0          # ... and Hessian ridge strength above this (grey levels / px²)
-THIN_MIN_LEN = 15         # reduced px, longest bounding-box side
-MIN_AREA = 30             # reduced pixels
-VELLUS_MAX_MM = 0.04      # shafts thinner than 40 µm are vellus (TrichoScan convention)
+SCALE = 2  # work at 1/SCALE resolution (640×512 for a 1280×1024 image)
+CLOSE_PX = 41  # black-hat square, reduced pixels (wider than the thickest shaft)
+DARK_THRESHOLD = 28.0  # black-hat darkness (grey levels) for a candidate pixel
+REL_THRESHOLD = 40.0  # and darker than the Gaussian-smoothed skin by this much
+BG_SIGMA = 20.0  # reduced px
+THIN_DARK = 12.0  # faint-shaft candidates: 9×9 black-hat above this ...
+THIN_RIDGE = 6.0  # ... and Hessian ridge strength above this (grey levels / px²)
+THIN_MIN_LEN = 15  # reduced px, longest bounding-box side
+MIN_AREA = 30  # reduced pixels
+VELLUS_MAX_MM = 0.04  # shafts thinner than 40 µm are vellus (TrichoScan convention)
 WEIGHTS = Path(__file__).with_name("hair_mlp.npz")
 FEATURE_NAMES = (
-    "log_area", "log_skel_len", "width", "elong", "log_major", "minor", "fill_bbox",
-    "dark_mean", "dark_max", "dark_frac60", "v_mean", "sat_mean", "blue_minus_red",
-    "endpoints", "branch_pts", "border", "rel_dark_mean", "log_img_cands", "img_dark_frac",
-    "pieces_erode5", "pieces_erode9", "pieces_strict", "coherence", "skel_dist_sd", "dist_max",
-    "width_rel_image", "log_area_rel_image", "image_median_width", "skel_over_major",
-    "is_thin", "log_img_thin", "ridge_mean",
+    "log_area",
+    "log_skel_len",
+    "width",
+    "elong",
+    "log_major",
+    "minor",
+    "fill_bbox",
+    "dark_mean",
+    "dark_max",
+    "dark_frac60",
+    "v_mean",
+    "sat_mean",
+    "blue_minus_red",
+    "endpoints",
+    "branch_pts",
+    "border",
+    "rel_dark_mean",
+    "log_img_cands",
+    "img_dark_frac",
+    "pieces_erode5",
+    "pieces_erode9",
+    "pieces_strict",
+    "coherence",
+    "skel_dist_sd",
+    "dist_max",
+    "width_rel_image",
+    "log_area_rel_image",
+    "image_median_width",
+    "skel_over_major",
+    "is_thin",
+    "log_img_thin",
+    "ridge_mean",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -125,15 +151,15 @@ def overlay_keep(small: np.ndarray) -> np.ndarray:
     top = np.nonzero(bad[:lim])[0]
     if top.size:
         keep[: top.max() + 2] = False
-    bot = np.nonzero(bad[h - lim:])[0]
+    bot = np.nonzero(bad[h - lim :])[0]
     if bot.size:
-        keep[h - lim + bot.min() - 1:] = False
+        keep[h - lim + bot.min() - 1 :] = False
     # scale bar: thin (≤ 2 reduced px) dark lines, exactly axis-aligned and long
     g = v.astype(np.float32)
     d = 2
     pad = cv2.copyMakeBorder(g, d, d, d, d, cv2.BORDER_REPLICATE)
-    up, dn = pad[: h, d: d + w], pad[2 * d:, d: d + w]
-    lf, rt = pad[d: d + h, : w], pad[d: d + h, 2 * d:]
+    up, dn = pad[:h, d : d + w], pad[2 * d :, d : d + w]
+    lf, rt = pad[d : d + h, :w], pad[d : d + h, 2 * d :]
     ln = max(25, w // 12)
     th: np.ndarray = (((up - g) > 25) & ((dn - g) > 25)).astype(np.uint8)
     tv: np.ndarray = (((lf - g) > 25) & ((rt - g) > 25)).astype(np.uint8)
@@ -145,7 +171,7 @@ def overlay_keep(small: np.ndarray) -> np.ndarray:
         ys, xs = np.nonzero(th)
         if xs.size:
             xe, y = int(xs.max()), int(np.median(ys))
-            keep[max(y - 22, 0): y + 16, max(xe - 6, 0): xe + 90] = False
+            keep[max(y - 22, 0) : y + 16, max(xe - 6, 0) : xe + 90] = False
     return keep
 
 
@@ -154,14 +180,14 @@ def overlay_keep(small: np.ndarray) -> np.ndarray:
 class Candidates:
     """Candidate shafts of one image at reduced resolution."""
 
-    labels: np.ndarray            # (h, w) int32, 0 = background, k = candidate k
-    features: np.ndarray          # (n, N_FEATURES) float32
-    centroid: np.ndarray          # (n, 2) x, y reduced px
-    axis: np.ndarray              # (n, 2) unit vector of the long axis
-    half_len: np.ndarray          # (n,) half extent along the axis, reduced px
-    width_px: np.ndarray          # (n,) shaft width, reduced px
-    keep: np.ndarray              # (h, w) bool, overlay-free scalp
-    shape: tuple[int, int]        # full-resolution (H, W)
+    labels: np.ndarray  # (h, w) int32, 0 = background, k = candidate k
+    features: np.ndarray  # (n, N_FEATURES) float32
+    centroid: np.ndarray  # (n, 2) x, y reduced px
+    axis: np.ndarray  # (n, 2) unit vector of the long axis
+    half_len: np.ndarray  # (n,) half extent along the axis, reduced px
+    width_px: np.ndarray  # (n,) shaft width, reduced px
+    keep: np.ndarray  # (h, w) bool, overlay-free scalp
+    shape: tuple[int, int]  # full-resolution (H, W)
 
 
 def _to_small(img: np.ndarray) -> np.ndarray:
@@ -180,20 +206,25 @@ def candidates(img: np.ndarray) -> Candidates:
     from skimage.morphology import skeletonize
 
     if img.ndim not in (2, 3) or img.shape[0] < 32 or img.shape[1] < 32 or img.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W[, 3]) uint8 image of at least 32×32, got "
-                         f"{img.dtype} {img.shape}")
+        raise ValueError(
+            f"expected an (H, W[, 3]) uint8 image of at least 32×32, got {img.dtype} {img.shape}"
+        )
     small = _to_small(img)
     keep = overlay_keep(small)
     vmax, vmin = _max_min(small)
     v = vmax.astype(np.float32)
     sat = v - vmin.astype(np.float32)
-    blue_red = small[..., 2].astype(np.float32) - small[..., 0]  # channel 2 − channel 0: sign depends on RGB/BGR; used consistently
+    blue_red = (
+        small[..., 2].astype(np.float32) - small[..., 0]
+    )  # channel 2 − channel 0: sign depends on RGB/BGR; used consistently
     fill = float(np.median(v[keep])) if keep.any() else float(np.median(v))
     v[~keep] = fill
     closed = cv2.morphologyEx(v, cv2.MORPH_CLOSE, np.ones((CLOSE_PX, CLOSE_PX), np.uint8))
     dark = closed - v
     # absolute darkness against the smoothed skin, so gaps between bright scales are not "dark"
-    q = cv2.resize(v, (max(1, v.shape[1] // 8), max(1, v.shape[0] // 8)), interpolation=cv2.INTER_AREA)
+    q = cv2.resize(
+        v, (max(1, v.shape[1] // 8), max(1, v.shape[0] // 8)), interpolation=cv2.INTER_AREA
+    )
     q = cv2.GaussianBlur(q, (0, 0), BG_SIGMA / 8)
     rel = cv2.resize(q, (v.shape[1], v.shape[0]), interpolation=cv2.INTER_LINEAR) - v
     dark[~keep] = 0
@@ -214,12 +245,14 @@ def candidates(img: np.ndarray) -> Candidates:
     dxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
     dyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
     dxy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
-    ridge = (dxx + dyy) / 2 + np.sqrt(((dxx - dyy) / 2) ** 2 + dxy ** 2)
+    ridge = (dxx + dyy) / 2 + np.sqrt(((dxx - dyy) / 2) ** 2 + dxy**2)
     near = cv2.dilate((lab > 0).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     thin = ((bh_thin > THIN_DARK) & (ridge > THIN_RIDGE) & keep & ~near).astype(np.uint8)
     tn, tlab, tst, _ = cv2.connectedComponentsWithStats(thin, connectivity=8)
     tok = np.zeros(tn, dtype=bool)
-    tok[1:] = (tst[1:, cv2.CC_STAT_AREA] >= 12) & (np.maximum(tst[1:, 2], tst[1:, 3]) >= THIN_MIN_LEN)
+    tok[1:] = (tst[1:, cv2.CC_STAT_AREA] >= 12) & (
+        np.maximum(tst[1:, 2], tst[1:, 3]) >= THIN_MIN_LEN
+    )
     tre = np.zeros(tn, dtype=np.int32)
     tre[tok] = np.arange(k_strong + 1, k_strong + 1 + int(tok.sum()))
     tl = tre[tlab]
@@ -230,13 +263,25 @@ def candidates(img: np.ndarray) -> Candidates:
     img_dark_frac = float(m[keep].mean()) if keep.any() else 0.0
     if k == 0:
         z = np.zeros((0, 2), np.float32)
-        return Candidates(lab, np.zeros((0, N_FEATURES), np.float32), z, z, np.zeros(0, np.float32),
-                          np.zeros(0, np.float32), keep, (img.shape[0], img.shape[1]))
+        return Candidates(
+            lab,
+            np.zeros((0, N_FEATURES), np.float32),
+            z,
+            z,
+            np.zeros(0, np.float32),
+            np.zeros(0, np.float32),
+            keep,
+            (img.shape[0], img.shape[1]),
+        )
     fg = lab > 0
     sk = skeletonize(fg)
     dist = cv2.distanceTransform(fg.astype(np.uint8), cv2.DIST_L2, 3)
-    nb = cv2.filter2D(sk.astype(np.float32), -1, np.ones((3, 3), np.float32),
-                      borderType=cv2.BORDER_CONSTANT) - 1
+    nb = (
+        cv2.filter2D(
+            sk.astype(np.float32), -1, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT
+        )
+        - 1
+    )
     ys, xs = np.nonzero(fg)
     li = lab[ys, xs]
     xs_f, ys_f = xs.astype(np.float64), ys.astype(np.float64)
@@ -263,8 +308,9 @@ def candidates(img: np.ndarray) -> Candidates:
     branches = per((skp & (nbv >= 3)).astype(float))
     dv = dark[ys, xs].astype(np.float64)
     dark_mean = per(dv) / area
-    dark_max = np.maximum.reduceat(dv[np.argsort(li, kind="stable")],
-                                   np.searchsorted(np.sort(li), np.arange(1, k + 1)))
+    dark_max = np.maximum.reduceat(
+        dv[np.argsort(li, kind="stable")], np.searchsorted(np.sort(li), np.arange(1, k + 1))
+    )
     frac60 = per((dv > 60).astype(float)) / area
     v_mean = per(v[ys, xs].astype(float)) / area
     sat_mean = per(sat[ys, xs].astype(float)) / area
@@ -272,9 +318,11 @@ def candidates(img: np.ndarray) -> Candidates:
     rel_mean = per(rel[ys, xs].astype(float)) / area
     # pieces after erosion and at a stricter darkness: touching shafts separate, one shaft stays one
     pieces = []
-    for sub_mask in (cv2.erode(m * fg.astype(np.uint8), np.ones((5, 5), np.uint8)),
-                     cv2.erode(m * fg.astype(np.uint8), np.ones((9, 9), np.uint8)),
-                     ((dark > 2 * DARK_THRESHOLD) & (rel > 2 * REL_THRESHOLD) & fg).astype(np.uint8)):
+    for sub_mask in (
+        cv2.erode(m * fg.astype(np.uint8), np.ones((5, 5), np.uint8)),
+        cv2.erode(m * fg.astype(np.uint8), np.ones((9, 9), np.uint8)),
+        ((dark > 2 * DARK_THRESHOLD) & (rel > 2 * REL_THRESHOLD) & fg).astype(np.uint8),
+    ):
         pn, plab, pst, _ = cv2.connectedComponentsWithStats(sub_mask, connectivity=8)
         ok = np.nonzero(pst[1:, cv2.CC_STAT_AREA] >= 8)[0] + 1
         if ok.size:
@@ -295,26 +343,55 @@ def candidates(img: np.ndarray) -> Candidates:
     gy = cv2.Sobel(v, cv2.CV_32F, 0, 1, ksize=3)
     gxs, gys = gx[ys, xs].astype(np.float64), gy[ys, xs].astype(np.float64)
     sxx, syy, sxy = per(gxs * gxs), per(gys * gys), per(gxs * gys)
-    coher = np.sqrt((sxx - syy) ** 2 + 4 * sxy ** 2) / (sxx + syy + 1e-6)
+    coher = np.sqrt((sxx - syy) ** 2 + 4 * sxy**2) / (sxx + syy + 1e-6)
     dsk = np.where(skp, dist[ys, xs], 0.0)
     dsk_sd = np.sqrt(np.maximum(per(dsk * dsk) / sk_len - (width / 2) ** 2, 0.0))
-    dist_max = np.maximum.reduceat(dist[ys, xs][np.argsort(li, kind="stable")].astype(np.float64),
-                                   np.searchsorted(np.sort(li), np.arange(1, k + 1)))
-    real = (area >= 2 * MIN_AREA)
+    dist_max = np.maximum.reduceat(
+        dist[ys, xs][np.argsort(li, kind="stable")].astype(np.float64),
+        np.searchsorted(np.sort(li), np.arange(1, k + 1)),
+    )
+    real = area >= 2 * MIN_AREA
     med_w = float(np.median(width[real])) if real.any() else float(np.median(width))
     med_a = float(np.median(area[real])) if real.any() else float(np.median(area))
     x0, y0, bw, bh = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
     border = ((x0 <= 1) | (y0 <= 1) | (x0 + bw >= w - 1) | (y0 + bh >= h - 1)).astype(float)
-    feats = np.stack([
-        np.log(area), np.log(sk_len), width, np.sqrt(l1 / l2), np.log(4 * np.sqrt(l1) + 1),
-        4 * np.sqrt(l2), area / (bw * bh).astype(float),
-        dark_mean, dark_max, frac60, v_mean, sat_mean, br_mean,
-        endpoints, branches, border, rel_mean, np.full(k, np.log(k + 1)), np.full(k, img_dark_frac),
-        pieces[0], pieces[1], pieces[2], coher, dsk_sd, dist_max, width / max(med_w, 1e-3),
-        np.log(area / max(med_a, 1.0)), np.full(k, med_w), sk_len / (4 * np.sqrt(l1) + 1),
-        (np.arange(k) >= k_strong).astype(float), np.full(k, np.log(k - k_strong + 1)),
-        per(ridge[ys, xs].astype(np.float64)) / area,
-    ], 1).astype(np.float32)
+    feats = np.stack(
+        [
+            np.log(area),
+            np.log(sk_len),
+            width,
+            np.sqrt(l1 / l2),
+            np.log(4 * np.sqrt(l1) + 1),
+            4 * np.sqrt(l2),
+            area / (bw * bh).astype(float),
+            dark_mean,
+            dark_max,
+            frac60,
+            v_mean,
+            sat_mean,
+            br_mean,
+            endpoints,
+            branches,
+            border,
+            rel_mean,
+            np.full(k, np.log(k + 1)),
+            np.full(k, img_dark_frac),
+            pieces[0],
+            pieces[1],
+            pieces[2],
+            coher,
+            dsk_sd,
+            dist_max,
+            width / max(med_w, 1e-3),
+            np.log(area / max(med_a, 1.0)),
+            np.full(k, med_w),
+            sk_len / (4 * np.sqrt(l1) + 1),
+            (np.arange(k) >= k_strong).astype(float),
+            np.full(k, np.log(k - k_strong + 1)),
+            per(ridge[ys, xs].astype(np.float64)) / area,
+        ],
+        1,
+    ).astype(np.float32)
     cents = np.stack([mx, my], 1).astype(np.float32)
     # half extent along the axis ≈ 2·sqrt(major variance) (uniform bar: half-length = sqrt(3·var))
     half = np.sqrt(3 * l1).astype(np.float32)
@@ -361,8 +438,9 @@ def _allocate(expect: np.ndarray, total: int) -> np.ndarray:
     return base
 
 
-def count_follicles(img: np.ndarray, *, mm_per_px: float | None = None,
-                    params: dict[str, np.ndarray] | None = None) -> FollicleCount:
+def count_follicles(
+    img: np.ndarray, *, mm_per_px: float | None = None, params: dict[str, np.ndarray] | None = None
+) -> FollicleCount:
     """Count follicles (expert-boxed emerging hairs) on an (H, W, 3) or (H, W) uint8 image.
 
     Parameters
@@ -390,9 +468,13 @@ def count_follicles(img: np.ndarray, *, mm_per_px: float | None = None,
         s = int(share[j])
         cx, cy = c.centroid[j]
         ax = c.axis[j]
-        offs = (np.arange(s) - (s - 1) / 2) * (2 * c.half_len[j] / max(s, 1)) if s > 1 else np.zeros(1)
+        offs = (
+            (np.arange(s) - (s - 1) / 2) * (2 * c.half_len[j] / max(s, 1)) if s > 1 else np.zeros(1)
+        )
         for o in offs:
-            pts.append((float((cx + o * ax[0] + 0.5) * SCALE), float((cy + o * ax[1] + 0.5) * SCALE)))
+            pts.append(
+                (float((cx + o * ax[0] + 0.5) * SCALE), float((cy + o * ax[1] + 0.5) * SCALE))
+            )
             widths.append(float(c.width_px[j]) * SCALE)
         units.append((float((cx + 0.5) * SCALE), float((cy + 0.5) * SCALE)))
         per_unit.append(s)
@@ -403,5 +485,12 @@ def count_follicles(img: np.ndarray, *, mm_per_px: float | None = None,
         wmm = np.array(widths) * mm_per_px
         terminal = int((wmm >= VELLUS_MAX_MM).sum())
         vellus = int((wmm < VELLUS_MAX_MM).sum())
-    return FollicleCount(follicles=len(pts), points_px=pts, density_per_cm2=density,
-                         hairs_per_unit=per_unit, units_px=units, terminal=terminal, vellus=vellus)
+    return FollicleCount(
+        follicles=len(pts),
+        points_px=pts,
+        density_per_cm2=density,
+        hairs_per_unit=per_unit,
+        units_px=units,
+        terminal=terminal,
+        vellus=vellus,
+    )

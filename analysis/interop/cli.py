@@ -26,23 +26,33 @@ def register(sub: Any) -> None:
     which.add_argument("--series", type=int, metavar="ID")
     which.add_argument("--patient", metavar="CODE")
     p.add_argument("--format", required=True, choices=("dicom", "fhir", "csv"))
-    p.add_argument("--out", required=True, type=Path, metavar="DIR",
-                   help="a new or empty folder")
-    p.add_argument("--as", dest="as_email", required=True, metavar="EMAIL",
-                   help="the Candor account doing the export (its role is checked, and audited)")
-    p.add_argument("--purpose", default="clinical_record",
-                   choices=("clinical_record", "consult_display", "teaching", "marketing"),
-                   help="consent scope each photo must have (default clinical_record)")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="a new or empty folder")
+    p.add_argument(
+        "--as",
+        dest="as_email",
+        required=True,
+        metavar="EMAIL",
+        help="the Candor account doing the export (its role is checked, and audited)",
+    )
+    p.add_argument(
+        "--purpose",
+        default="clinical_record",
+        choices=("clinical_record", "consult_display", "teaching", "marketing"),
+        help="consent scope each photo must have (default clinical_record)",
+    )
     p.set_defaults(func=_export)
-    p = sub.add_parser("import-hair-density",
-                       help="import a trichoscope hair-density CSV (dry run unless --commit)")
+    p = sub.add_parser(
+        "import-hair-density",
+        help="import a trichoscope hair-density CSV (dry run unless --commit)",
+    )
     p.add_argument("file", type=Path)
     p.add_argument("--as", dest="as_email", required=True, metavar="EMAIL")
     p.add_argument("--commit", action="store_true", help="write it (default: dry run)")
     p.set_defaults(func=_import, kind="hair_density")
-    p = sub.add_parser("import-prom",
-                       help="import PROM answers from a questionnaire/tablet CSV (dry run unless "
-                            "--commit)")
+    p = sub.add_parser(
+        "import-prom",
+        help="import PROM answers from a questionnaire/tablet CSV (dry run unless --commit)",
+    )
     p.add_argument("file", type=Path)
     p.add_argument("--as", dest="as_email", required=True, metavar="EMAIL")
     p.add_argument("--commit", action="store_true", help="write it (default: dry run)")
@@ -71,18 +81,22 @@ def _export(args: argparse.Namespace) -> int:
         with db.session_scope() as session:
             actor = _actor(session, args.as_email)
             kw = dict(fmt=args.format, out_dir=args.out, purpose=args.purpose)
-            result = (service.export_series(session, actor, series_id=args.series, **kw)
-                      if args.series is not None else
-                      service.export_patient(session, actor, patient_code=args.patient, **kw))
+            result = (
+                service.export_series(session, actor, series_id=args.series, **kw)
+                if args.series is not None
+                else service.export_patient(session, actor, patient_code=args.patient, **kw)
+            )
     except (PermissionDenied, FieldError, LookupError) as exc:
         print(f"export refused: {exc}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:  # e.g. a stored image missing; nothing was written
         print(f"export failed, nothing was written: {exc}", file=sys.stderr)
         return 1
-    print(f"{len(result.files)} file(s) written to {result.out_dir} "
-          f"({len(result.photos_included)} photo(s) included, "
-          f"{len(result.photos_left_out)} left out); manifest: {result.manifest_path}")
+    print(
+        f"{len(result.files)} file(s) written to {result.out_dir} "
+        f"({len(result.photos_included)} photo(s) included, "
+        f"{len(result.photos_left_out)} left out); manifest: {result.manifest_path}"
+    )
     for item in result.photos_left_out:
         print(f"  photo {item['photo_id']} left out: {item['reason']}")
     return 0
@@ -114,6 +128,8 @@ def _import(args: argparse.Namespace) -> int:
     verb = "imported" if report.committed else "would import (dry run; add --commit)"
     print(f"{verb}: {len(report.values)} value(s) from {report.rows} row(s)")
     for v in report.values:
-        print(f"  line {v.line}: {v.patient_code} session {v.session_number} "
-              f"{v.endpoint_code}={v.value:g}" + (f" at {v.site}" if v.site else ""))
+        print(
+            f"  line {v.line}: {v.patient_code} session {v.session_number} "
+            f"{v.endpoint_code}={v.value:g}" + (f" at {v.site}" if v.site else "")
+        )
     return 0

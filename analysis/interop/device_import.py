@@ -108,14 +108,13 @@ def _number(text: str, *, decimal_comma: bool) -> float | None:
 def _open_csv(data: bytes) -> tuple[Any, list[str], str] | ImportProblem:
     """``(reader, header, delimiter)`` of a CSV file, or the problem that stops reading it."""
     if len(data) > MAX_BYTES:
-        return ImportProblem(0, "", f"the file is {len(data):,} bytes; the limit is "
-                                    f"{MAX_BYTES:,}")
+        return ImportProblem(0, "", f"the file is {len(data):,} bytes; the limit is {MAX_BYTES:,}")
     if b"\x00" in data:
         return ImportProblem(0, "", "the file contains NUL bytes: not a CSV text file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         return ImportProblem(line, "", "not UTF-8 text (export the file as UTF-8 CSV)")
     lines = text.splitlines()
     if not lines or not lines[0].strip():
@@ -136,8 +135,9 @@ def _visit_date(text: str) -> date | None:
         return None
 
 
-def _data_rows(reader: Any, columns: list[str], problems: list[ImportProblem],
-               rows: list[Any]) -> Iterator[tuple[int, dict[str, str]]]:
+def _data_rows(
+    reader: Any, columns: list[str], problems: list[ImportProblem], rows: list[Any]
+) -> Iterator[tuple[int, dict[str, str]]]:
     """``(line, cells)`` of each non-blank row with as many fields as the header; a row of the
     wrong width is a problem, and the walk stops (with a problem) once ``rows`` holds
     :data:`MAX_ROWS` (the caller appends to ``rows`` as it accepts them)."""
@@ -149,24 +149,28 @@ def _data_rows(reader: Any, columns: list[str], problems: list[ImportProblem],
             problems.append(ImportProblem(line, "", f"more than {MAX_ROWS:,} rows"))
             return
         if len(record) != len(columns):
-            problems.append(ImportProblem(line, "", f"{len(record)} fields, the header "
-                                                    f"has {len(columns)}"))
+            problems.append(
+                ImportProblem(line, "", f"{len(record)} fields, the header has {len(columns)}")
+            )
             continue
         yield line, dict(zip(columns, (c.strip() for c in record), strict=True))
 
 
-def _patient_and_date(line: int, cells: Mapping[str, str]
-                      ) -> tuple[str, date | None, list[ImportProblem]]:
+def _patient_and_date(
+    line: int, cells: Mapping[str, str]
+) -> tuple[str, date | None, list[ImportProblem]]:
     """The row's patient code and visit date, with a problem for each that does not read."""
     found: list[ImportProblem] = []
     code = cells["patient_code"]
     if not _CODE.match(code):
-        found.append(ImportProblem(line, "patient_code",
-                                   "not a patient code (letters, digits, . _ -)"))
+        found.append(
+            ImportProblem(line, "patient_code", "not a patient code (letters, digits, . _ -)")
+        )
     on = _visit_date(cells["date"])
     if on is None:
-        found.append(ImportProblem(line, "date", f"{cells['date'][:20]!r} is not a date in "
-                                   "YYYY-MM-DD form"))
+        found.append(
+            ImportProblem(line, "date", f"{cells['date'][:20]!r} is not a date in YYYY-MM-DD form")
+        )
     return code, on, found
 
 
@@ -183,8 +187,9 @@ def parse_hair_density(data: bytes) -> tuple[list[HairRow], list[ImportProblem]]
     for raw in header:
         canon = names.get(_normalise(raw))
         if canon is None:
-            problems.append(ImportProblem(1, raw[:40], "unknown column; accepted: "
-                                          + ", ".join(ALIASES)))
+            problems.append(
+                ImportProblem(1, raw[:40], "unknown column; accepted: " + ", ".join(ALIASES))
+            )
         elif canon in columns:
             problems.append(ImportProblem(1, raw[:40], f"column {canon} appears twice"))
         columns.append(canon or "")
@@ -202,8 +207,11 @@ def parse_hair_density(data: bytes) -> tuple[list[HairRow], list[ImportProblem]]
             code, on, row_problems = _patient_and_date(line, cells)
             area = cells["area"]
             if not _AREA.match(area):
-                row_problems.append(ImportProblem(line, "area", "enter the area (letters, "
-                                                  "digits, spaces, - /; at most 64)"))
+                row_problems.append(
+                    ImportProblem(
+                        line, "area", "enter the area (letters, digits, spaces, - /; at most 64)"
+                    )
+                )
             values: dict[str, float] = {}
             for column, (endpoint, low, high) in NUMERIC.items():
                 raw = cells.get(column, "")
@@ -211,25 +219,29 @@ def parse_hair_density(data: bytes) -> tuple[list[HairRow], list[ImportProblem]]
                     continue
                 value = _number(raw, decimal_comma=decimal_comma)
                 if value is None or not math.isfinite(value):
-                    row_problems.append(ImportProblem(line, column, f"{raw[:20]!r} is not a "
-                                                      "number"))
+                    row_problems.append(
+                        ImportProblem(line, column, f"{raw[:20]!r} is not a number")
+                    )
                 elif not low <= value <= high:
-                    row_problems.append(ImportProblem(line, column, f"{value:g} is outside "
-                                                      f"{low:g}-{high:g}"))
+                    row_problems.append(
+                        ImportProblem(line, column, f"{value:g} is outside {low:g}-{high:g}")
+                    )
                 else:
                     values[endpoint] = value
             pct = [values.get("hair_terminal_pct"), values.get("hair_vellus_pct")]
             if None not in pct and pct[0] + pct[1] > 100.5:  # type: ignore[operator]
-                row_problems.append(ImportProblem(line, "vellus_pct",
-                                                  "terminal and vellus add up to over 100 %"))
+                row_problems.append(
+                    ImportProblem(line, "vellus_pct", "terminal and vellus add up to over 100 %")
+                )
             if row_problems:
                 problems.extend(row_problems)
                 continue
             assert on is not None
             key = (code, on, area.lower())
             if key in seen:
-                problems.append(ImportProblem(line, "", f"same patient, date and area as line "
-                                                        f"{seen[key]}"))
+                problems.append(
+                    ImportProblem(line, "", f"same patient, date and area as line {seen[key]}")
+                )
                 continue
             seen[key] = line
             rows.append(HairRow(line, code, on, area, values))
@@ -266,8 +278,9 @@ PROM_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def parse_prom(data: bytes, endpoints: Mapping[str, PromEndpoint]
-               ) -> tuple[list[PromRow], list[ImportProblem]]:
+def parse_prom(
+    data: bytes, endpoints: Mapping[str, PromEndpoint]
+) -> tuple[list[PromRow], list[ImportProblem]]:
     """PROM answers in wide form: ``patient_code``, ``date`` and one column per patient-reported
     endpoint code of the clinic's library (``endpoints``); an empty cell is a question not
     answered. Any other column is refused (line 1). Values must be numbers within the endpoint's
@@ -283,10 +296,16 @@ def parse_prom(data: bytes, endpoints: Mapping[str, PromEndpoint]
         norm = _normalise(raw)
         canon = keys.get(norm) or (norm if norm in endpoints else None)
         if canon is None:
-            problems.append(ImportProblem(1, raw[:40], "neither patient_code, date nor a "
-                                          "patient-reported endpoint of the clinic's library ("
-                                          + (", ".join(sorted(endpoints)) or "none defined")
-                                          + ")"))
+            problems.append(
+                ImportProblem(
+                    1,
+                    raw[:40],
+                    "neither patient_code, date nor a "
+                    "patient-reported endpoint of the clinic's library ("
+                    + (", ".join(sorted(endpoints)) or "none defined")
+                    + ")",
+                )
+            )
         elif canon in columns:
             problems.append(ImportProblem(1, raw[:40], f"column {canon} appears twice"))
         columns.append(canon or "")
@@ -311,15 +330,21 @@ def parse_prom(data: bytes, endpoints: Mapping[str, PromEndpoint]
                 if value is None or not math.isfinite(value):
                     mine.append(ImportProblem(line, column, f"{raw[:20]!r} is not a number"))
                 elif spec.kind in ("ordinal", "count") and value != int(value):
-                    mine.append(ImportProblem(line, column, f"{value:g}: this scale takes whole "
-                                              "numbers"))
+                    mine.append(
+                        ImportProblem(line, column, f"{value:g}: this scale takes whole numbers")
+                    )
                 elif (spec.scale_min is not None and value < spec.scale_min) or (
-                        spec.scale_max is not None and value > spec.scale_max):
-                    mine.append(ImportProblem(line, column, f"{value:g} is outside "
-                                              f"{spec.scale_min:g}-{spec.scale_max:g}"
-                                              if spec.scale_min is not None and
-                                              spec.scale_max is not None else
-                                              f"{value:g} is outside the endpoint's scale"))
+                    spec.scale_max is not None and value > spec.scale_max
+                ):
+                    mine.append(
+                        ImportProblem(
+                            line,
+                            column,
+                            f"{value:g} is outside {spec.scale_min:g}-{spec.scale_max:g}"
+                            if spec.scale_min is not None and spec.scale_max is not None
+                            else f"{value:g} is outside the endpoint's scale",
+                        )
+                    )
                 else:
                     answers[column] = value
             if not mine and not answers:
@@ -329,8 +354,9 @@ def parse_prom(data: bytes, endpoints: Mapping[str, PromEndpoint]
                 continue
             assert on is not None
             if (code, on) in seen:
-                problems.append(ImportProblem(line, "", f"same patient and date as line "
-                                                        f"{seen[(code, on)]}"))
+                problems.append(
+                    ImportProblem(line, "", f"same patient and date as line {seen[(code, on)]}")
+                )
                 continue
             seen[(code, on)] = line
             rows.append(PromRow(line, code, on, answers))

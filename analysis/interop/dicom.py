@@ -81,8 +81,14 @@ def jpeg_baseline_422(data: bytes) -> tuple[bytes, int, int]:
     except (OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"the photo could not be decoded: {exc}") from exc
     out = io.BytesIO()
-    rgb.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling="4:2:2", progressive=False,
-             optimize=False)
+    rgb.save(
+        out,
+        format="JPEG",
+        quality=JPEG_QUALITY,
+        subsampling="4:2:2",
+        progressive=False,
+        optimize=False,
+    )
     return out.getvalue(), rgb.height, rgb.width
 
 

@@ -44,17 +44,33 @@ UCUM_SYSTEM = "http://unitsofmeasure.org"
 
 #: Candor unit text -> UCUM code.
 UCUM: dict[str, str] = {
-    "hairs/cm²": "/cm2", "hairs/cm2": "/cm2", "/cm2": "/cm2", "hairs": "{hairs}",
-    "mm": "mm", "µm": "um", "um": "um", "%": "%", "AU": "[arb'U]", "ratio": "1",
-    "0-10": "{score}", "mL": "mL", "ml": "mL",
+    "hairs/cm²": "/cm2",
+    "hairs/cm2": "/cm2",
+    "/cm2": "/cm2",
+    "hairs": "{hairs}",
+    "mm": "mm",
+    "µm": "um",
+    "um": "um",
+    "%": "%",
+    "AU": "[arb'U]",
+    "ratio": "1",
+    "0-10": "{score}",
+    "mL": "mL",
+    "ml": "mL",
 }
 VERDICTS = {
     "baseline": ("Baseline", "The series' reference photo; later photos are compared with it."),
-    "pass": ("Comparable", "Pose, distance, lighting, expression and sharpness within the "
-             "protocol's tolerances of the baseline."),
+    "pass": (
+        "Comparable",
+        "Pose, distance, lighting, expression and sharpness within the "
+        "protocol's tolerances of the baseline.",
+    ),
     "warn": ("Comparable with caution", "At least one check is near its tolerance."),
-    "fail": ("Not comparable", "At least one check is outside the protocol's tolerance; an "
-             "apparent change may be the photo's, not the patient's."),
+    "fail": (
+        "Not comparable",
+        "At least one check is outside the protocol's tolerance; an "
+        "apparent change may be the photo's, not the patient's.",
+    ),
 }
 SCOPES = {
     "clinical_record": "Photos may be taken and kept in the clinical record.",
@@ -92,12 +108,20 @@ def _quantity(value: float, unit: str | None) -> dict[str, Any]:
     return q
 
 
-def _codesystem(url: str, name: str, title: str, concepts: Iterable[tuple[str, str, str]]
-                ) -> dict[str, Any]:
+def _codesystem(
+    url: str, name: str, title: str, concepts: Iterable[tuple[str, str, str]]
+) -> dict[str, Any]:
     items = [{"code": c, "display": d, "definition": defn} for c, d, defn in concepts]
-    return {"resourceType": "CodeSystem", "url": url, "name": name, "title": title,
-            "status": "active", "content": "fragment" if url in (CS_ENDPOINT, CS_REACTION)
-            else "complete", "caseSensitive": True, "concept": items}
+    return {
+        "resourceType": "CodeSystem",
+        "url": url,
+        "name": name,
+        "title": title,
+        "status": "active",
+        "content": "fragment" if url in (CS_ENDPOINT, CS_REACTION) else "complete",
+        "caseSensitive": True,
+        "concept": items,
+    }
 
 
 def _endpoint_definition(m: snap.MeasurementInfo) -> str:
@@ -110,8 +134,9 @@ def series_bundle(info: snap.SeriesInfo) -> dict[str, Any]:
     return patient_bundle([info], identifier=("series", str(info.series_id)))
 
 
-def patient_bundle(infos: list[snap.SeriesInfo], *,
-                   identifier: tuple[str, str] | None = None) -> dict[str, Any]:
+def patient_bundle(
+    infos: list[snap.SeriesInfo], *, identifier: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """One Bundle for series of the same patient (their Patient and Consents once), validated by
     the R4B models."""
     if not infos:
@@ -126,30 +151,60 @@ def patient_bundle(infos: list[snap.SeriesInfo], *,
         return url
 
     p = info.patient
-    patient_url = add(_uid("patient", p.patient_id), {
-        "resourceType": "Patient",
-        "identifier": [{"system": ID_PATIENT, "value": p.code}],
-        "gender": {"female": "female", "male": "male", "other": "other"}.get(p.sex, "unknown"),
-        "birthDate": f"{p.birth_year:04d}",
-    })
+    patient_url = add(
+        _uid("patient", p.patient_id),
+        {
+            "resourceType": "Patient",
+            "identifier": [{"system": ID_PATIENT, "value": p.code}],
+            "gender": {"female": "female", "male": "male", "other": "other"}.get(p.sex, "unknown"),
+            "birthDate": f"{p.birth_year:04d}",
+        },
+    )
     for c in p.consents:
-        provision: dict[str, Any] = {"type": "permit", "period": {"start": _dt(c.given_at)},
-                                     "purpose": [{"system": CS_SCOPE, "code": c.scope}]}
+        provision: dict[str, Any] = {
+            "type": "permit",
+            "period": {"start": _dt(c.given_at)},
+            "purpose": [{"system": CS_SCOPE, "code": c.scope}],
+        }
         if c.withdrawn_at:
             provision["period"]["end"] = _dt(c.withdrawn_at)
-        add(_uid("consent", c.consent_id), {
-            "resourceType": "Consent",
-            "status": "inactive" if c.withdrawn_at else "active",
-            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                                  "code": "patient-privacy"}]},
-            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0",
-                                      "display": "Patient Consent"}]}],
-            "patient": _ref(patient_url), "dateTime": _dt(c.given_at),
-            "policyRule": {"coding": [{"system":
-                                       "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                                       "code": "OPTIN"}]},
-            "provision": provision,
-        })
+        add(
+            _uid("consent", c.consent_id),
+            {
+                "resourceType": "Consent",
+                "status": "inactive" if c.withdrawn_at else "active",
+                "scope": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                            "code": "patient-privacy",
+                        }
+                    ]
+                },
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://loinc.org",
+                                "code": "59284-0",
+                                "display": "Patient Consent",
+                            }
+                        ]
+                    }
+                ],
+                "patient": _ref(patient_url),
+                "dateTime": _dt(c.given_at),
+                "policyRule": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                            "code": "OPTIN",
+                        }
+                    ]
+                },
+                "provision": provision,
+            },
+        )
 
     people: dict[str, str] = {}
 
@@ -157,8 +212,10 @@ def patient_bundle(infos: list[snap.SeriesInfo], *,
         if not name:
             return None
         if name not in people:
-            people[name] = add(_uid("practitioner", name),
-                               {"resourceType": "Practitioner", "name": [{"text": name}]})
+            people[name] = add(
+                _uid("practitioner", name),
+                {"resourceType": "Practitioner", "name": [{"text": name}]},
+            )
         return people[name]
 
     lots: dict[tuple[str, str], str] = {}
@@ -170,23 +227,35 @@ def patient_bundle(infos: list[snap.SeriesInfo], *,
             for t in v.treatments:
                 key = (t.product, t.lot_number)
                 if key not in lots:
-                    lots[key] = add(_uid("lot", *key), {
-                        "resourceType": "Medication", "code": {"text": t.product},
-                        "batch": {"lotNumber": t.lot_number,
-                                  "expirationDate": _day(t.expiry_on)}})
+                    lots[key] = add(
+                        _uid("lot", *key),
+                        {
+                            "resourceType": "Medication",
+                            "code": {"text": t.product},
+                            "batch": {
+                                "lotNumber": t.lot_number,
+                                "expirationDate": _day(t.expiry_on),
+                            },
+                        },
+                    )
                 used.append(_ref(lots[key]))
             sites = sorted({s for t in v.treatments for s in t.sites})
-            operator = practitioner(v.operator or next((t.operator for t in v.treatments
-                                                        if t.operator), ""))
-            notes = [f"{t.product} lot {t.lot_number} (expires {t.expiry_on.isoformat()})"
-                     + (f", {t.volume_ml:g} mL" if t.volume_ml is not None else "")
-                     + (f", {t.units:g} units" if t.units is not None else "")
-                     + (", lot past expiry at use" if t.expired_at_use else "")
-                     for t in v.treatments]
+            operator = practitioner(
+                v.operator or next((t.operator for t in v.treatments if t.operator), "")
+            )
+            notes = [
+                f"{t.product} lot {t.lot_number} (expires {t.expiry_on.isoformat()})"
+                + (f", {t.volume_ml:g} mL" if t.volume_ml is not None else "")
+                + (f", {t.units:g} units" if t.units is not None else "")
+                + (", lot past expiry at use" if t.expired_at_use else "")
+                for t in v.treatments
+            ]
             procedure: dict[str, Any] = {
-                "resourceType": "Procedure", "status": "completed",
+                "resourceType": "Procedure",
+                "status": "completed",
                 "code": {"text": f"{info.modality} ({info.protocol_name}), session {v.number}"},
-                "subject": _ref(patient_url), "performedDateTime": v.performed_on.isoformat(),
+                "subject": _ref(patient_url),
+                "performedDateTime": v.performed_on.isoformat(),
             }
             if used:
                 procedure["usedReference"] = used
@@ -199,13 +268,25 @@ def patient_bundle(infos: list[snap.SeriesInfo], *,
             procedure_url = add(_uid("session", v.session_id), procedure)
 
             for m in v.measurements:
-                endpoint_concepts[m.endpoint_code] = (m.endpoint_code, m.endpoint_name,
-                                                      _endpoint_definition(m))
+                endpoint_concepts[m.endpoint_code] = (
+                    m.endpoint_code,
+                    m.endpoint_name,
+                    _endpoint_definition(m),
+                )
                 obs: dict[str, Any] = {
-                    "resourceType": "Observation", "status": "final",
-                    "code": {"coding": [{"system": CS_ENDPOINT, "code": m.endpoint_code,
-                                         "display": m.endpoint_name}]},
-                    "subject": _ref(patient_url), "partOf": [_ref(procedure_url)],
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {
+                        "coding": [
+                            {
+                                "system": CS_ENDPOINT,
+                                "code": m.endpoint_code,
+                                "display": m.endpoint_name,
+                            }
+                        ]
+                    },
+                    "subject": _ref(patient_url),
+                    "partOf": [_ref(procedure_url)],
                     "effectiveDateTime": _dt(m.measured_at),
                     "extension": [{"url": EXT_BLINDED, "valueBoolean": m.blinded}],
                 }
@@ -225,43 +306,85 @@ def patient_bundle(infos: list[snap.SeriesInfo], *,
             for r in v.reactions:
                 when = _day(v.performed_on + timedelta(days=r.onset_day))
                 if r.kind == "adverse":
-                    add(_uid("reaction", r.reaction_id), {
-                        "resourceType": "AdverseEvent", "actuality": "actual",
-                        "event": {"text": r.term.replace("_", " ")},
-                        "subject": _ref(patient_url), "date": when,
-                        "seriousness": {"text": "red flag" if r.red_flag else "not red flag"},
-                        "severity": {"coding": [{"system": SEVERITY, "code": r.severity}]},
-                        "outcome": {"coding": [{"system": AE_OUTCOME,
-                                                "code": "resolved" if r.resolved else "ongoing"}]},
-                        "suspectEntity": [{"instance": _ref(procedure_url)}],
-                    })
+                    add(
+                        _uid("reaction", r.reaction_id),
+                        {
+                            "resourceType": "AdverseEvent",
+                            "actuality": "actual",
+                            "event": {"text": r.term.replace("_", " ")},
+                            "subject": _ref(patient_url),
+                            "date": when,
+                            "seriousness": {"text": "red flag" if r.red_flag else "not red flag"},
+                            "severity": {"coding": [{"system": SEVERITY, "code": r.severity}]},
+                            "outcome": {
+                                "coding": [
+                                    {
+                                        "system": AE_OUTCOME,
+                                        "code": "resolved" if r.resolved else "ongoing",
+                                    }
+                                ]
+                            },
+                            "suspectEntity": [{"instance": _ref(procedure_url)}],
+                        },
+                    )
                 else:
-                    reaction_concepts[r.term] = (r.term, r.term.replace("_", " "),
-                                                 "An expected reaction after a treatment session.")
+                    reaction_concepts[r.term] = (
+                        r.term,
+                        r.term.replace("_", " "),
+                        "An expected reaction after a treatment session.",
+                    )
                     obs = {
-                        "resourceType": "Observation", "status": "final",
-                        "code": {"coding": [{"system": CS_OBSERVATION, "code": "expected-reaction",
-                                             "display": "Expected reaction after treatment"}]},
-                        "subject": _ref(patient_url), "partOf": [_ref(procedure_url)],
+                        "resourceType": "Observation",
+                        "status": "final",
+                        "code": {
+                            "coding": [
+                                {
+                                    "system": CS_OBSERVATION,
+                                    "code": "expected-reaction",
+                                    "display": "Expected reaction after treatment",
+                                }
+                            ]
+                        },
+                        "subject": _ref(patient_url),
+                        "partOf": [_ref(procedure_url)],
                         "effectiveDateTime": when,
-                        "valueCodeableConcept": {"coding": [{"system": CS_REACTION,
-                                                             "code": r.term}],
-                                                 "text": r.term.replace("_", " ")},
+                        "valueCodeableConcept": {
+                            "coding": [{"system": CS_REACTION, "code": r.term}],
+                            "text": r.term.replace("_", " "),
+                        },
                         "component": [{"code": {"text": "severity"}, "valueString": r.severity}],
                     }
                     if r.duration_days is not None:
-                        obs["component"].append({"code": {"text": "duration"}, "valueQuantity": {
-                            "value": r.duration_days, "unit": "d", "system": UCUM_SYSTEM,
-                            "code": "d"}})
+                        obs["component"].append(
+                            {
+                                "code": {"text": "duration"},
+                                "valueQuantity": {
+                                    "value": r.duration_days,
+                                    "unit": "d",
+                                    "system": UCUM_SYSTEM,
+                                    "code": "d",
+                                },
+                            }
+                        )
                     add(_uid("reaction", r.reaction_id), obs)
 
             for ph in v.photos:
                 media: dict[str, Any] = {
-                    "resourceType": "Media", "status": "completed",
-                    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/media-type",
-                                         "code": "image"}]},
-                    "subject": _ref(patient_url), "partOf": [_ref(procedure_url)],
-                    "view": {"text": ph.view}, "width": ph.width_px, "height": ph.height_px,
+                    "resourceType": "Media",
+                    "status": "completed",
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/media-type",
+                                "code": "image",
+                            }
+                        ]
+                    },
+                    "subject": _ref(patient_url),
+                    "partOf": [_ref(procedure_url)],
+                    "view": {"text": ph.view},
+                    "width": ph.width_px,
+                    "height": ph.height_px,
                     "content": {"contentType": ph.media_type, "title": f"photo {ph.photo_id}"},
                 }
                 if ph.taken_at:
@@ -269,40 +392,94 @@ def patient_bundle(infos: list[snap.SeriesInfo], *,
                 media_url = add(_uid("photo", ph.photo_id), media)
                 label, _ = VERDICTS[ph.verdict]
                 verdict: dict[str, Any] = {
-                    "resourceType": "Observation", "status": "preliminary",
-                    "code": {"coding": [{"system": CS_OBSERVATION, "code": "photo-comparability",
-                                         "display":
-                                             "Photo comparability with the series baseline"}]},
-                    "subject": _ref(patient_url), "derivedFrom": [_ref(media_url)],
-                    "valueCodeableConcept": {"coding": [{"system": CS_VERDICT, "code": ph.verdict,
-                                                         "display": label}]},
+                    "resourceType": "Observation",
+                    "status": "preliminary",
+                    "code": {
+                        "coding": [
+                            {
+                                "system": CS_OBSERVATION,
+                                "code": "photo-comparability",
+                                "display": "Photo comparability with the series baseline",
+                            }
+                        ]
+                    },
+                    "subject": _ref(patient_url),
+                    "derivedFrom": [_ref(media_url)],
+                    "valueCodeableConcept": {
+                        "coding": [{"system": CS_VERDICT, "code": ph.verdict, "display": label}]
+                    },
                 }
                 if ph.override_reason:
                     verdict["note"] = [{"text": f"kept by the clinician: {ph.override_reason}"}]
                 add(_uid("verdict", ph.photo_id), verdict)
 
-    add(_uid("cs", CS_OBSERVATION), _codesystem(CS_OBSERVATION, "CandorObservation",
-        "Candor observation kinds", [
-            ("expected-reaction", "Expected reaction after treatment",
-             "A reaction expected after the procedure (erythema, oedema, bruising...)."),
-            ("photo-comparability", "Photo comparability with the series baseline",
-             "Candor's machine-derived verdict on whether a photo can be compared with the "
-             "series baseline (pose, distance, lighting, expression, sharpness).")]))
-    add(_uid("cs", CS_VERDICT), _codesystem(CS_VERDICT, "CandorPhotoComparability",
-        "Candor photo comparability verdicts", [(k, d, e) for k, (d, e) in VERDICTS.items()]))
-    add(_uid("cs", CS_SCOPE), _codesystem(CS_SCOPE, "CandorConsentScope",
-        "Candor photo consent scopes", [(k, k.replace("_", " "), d) for k, d in SCOPES.items()]))
+    add(
+        _uid("cs", CS_OBSERVATION),
+        _codesystem(
+            CS_OBSERVATION,
+            "CandorObservation",
+            "Candor observation kinds",
+            [
+                (
+                    "expected-reaction",
+                    "Expected reaction after treatment",
+                    "A reaction expected after the procedure (erythema, oedema, bruising...).",
+                ),
+                (
+                    "photo-comparability",
+                    "Photo comparability with the series baseline",
+                    "Candor's machine-derived verdict on whether a photo can be compared with the "
+                    "series baseline (pose, distance, lighting, expression, sharpness).",
+                ),
+            ],
+        ),
+    )
+    add(
+        _uid("cs", CS_VERDICT),
+        _codesystem(
+            CS_VERDICT,
+            "CandorPhotoComparability",
+            "Candor photo comparability verdicts",
+            [(k, d, e) for k, (d, e) in VERDICTS.items()],
+        ),
+    )
+    add(
+        _uid("cs", CS_SCOPE),
+        _codesystem(
+            CS_SCOPE,
+            "CandorConsentScope",
+            "Candor photo consent scopes",
+            [(k, k.replace("_", " "), d) for k, d in SCOPES.items()],
+        ),
+    )
     if endpoint_concepts:
-        add(_uid("cs", CS_ENDPOINT), _codesystem(CS_ENDPOINT, "CandorEndpoint",
-            "Candor endpoints", sorted(endpoint_concepts.values())))
+        add(
+            _uid("cs", CS_ENDPOINT),
+            _codesystem(
+                CS_ENDPOINT,
+                "CandorEndpoint",
+                "Candor endpoints",
+                sorted(endpoint_concepts.values()),
+            ),
+        )
     if reaction_concepts:
-        add(_uid("cs", CS_REACTION), _codesystem(CS_REACTION, "CandorReaction",
-            "Candor reaction terms", sorted(reaction_concepts.values())))
+        add(
+            _uid("cs", CS_REACTION),
+            _codesystem(
+                CS_REACTION,
+                "CandorReaction",
+                "Candor reaction terms",
+                sorted(reaction_concepts.values()),
+            ),
+        )
 
     kind, value = identifier or ("patient", info.patient.code)
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "identifier": {"system": f"{CANDOR}/sid/{kind}", "value": value},
-              "entry": entries}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "identifier": {"system": f"{CANDOR}/sid/{kind}", "value": value},
+        "entry": entries,
+    }
     return validate_bundle(bundle)
 
 

@@ -23,13 +23,18 @@ _KEYS = [
     ("patient_code", "text", "", "The clinic's pseudonymous patient code (no names are kept)."),
     ("series_id", "integer", "", "Candor's id of the treatment series."),
     ("protocol", "text", "", "The series' protocol name."),
-    ("session_number", "integer", "", "Visit number in the series (1 = first treatment, "
-     "baseline photos)."),
+    (
+        "session_number",
+        "integer",
+        "",
+        "Visit number in the series (1 = first treatment, baseline photos).",
+    ),
     ("session_date", "date", "", "Date of the visit (clinic-local, ISO 8601)."),
     ("days_since_baseline", "integer", "d", "Days from the series' first visit to this visit."),
 ]
 COLUMNS: dict[str, list[tuple[str, str, str, str]]] = {
-    "endpoint_values": _KEYS + [
+    "endpoint_values": _KEYS
+    + [
         ("endpoint", "text", "", "Endpoint code (the clinic's endpoint library)."),
         ("endpoint_name", "text", "", "Endpoint name as defined in the library."),
         ("kind", "text", "", "numeric, ordinal, count or text."),
@@ -40,11 +45,17 @@ COLUMNS: dict[str, list[tuple[str, str, str, str]]] = {
         ("rater", "text", "", "Who rated it: a staff display name, or 'patient'."),
         ("rated_by_patient", "boolean", "", "true for patient-reported values."),
         ("blinded", "boolean", "", "true when the rater did not know the session/treatment."),
-        ("photo_verdict", "text", "", "Comparability of the session's photos with the baseline "
-         "(worst photo: baseline, pass, warn, fail); empty when no photo is in the export."),
+        (
+            "photo_verdict",
+            "text",
+            "",
+            "Comparability of the session's photos with the baseline "
+            "(worst photo: baseline, pass, warn, fail); empty when no photo is in the export.",
+        ),
         ("photo_ids", "text", "", "Ids of the session's photos in the export, ';'-separated."),
     ],
-    "treatments": _KEYS + [
+    "treatments": _KEYS
+    + [
         ("product", "text", "", "Product name."),
         ("lot_number", "text", "", "Lot number on the label."),
         ("expiry_on", "date", "", "Lot expiry date."),
@@ -55,7 +66,8 @@ COLUMNS: dict[str, list[tuple[str, str, str, str]]] = {
         ("depth_intent", "text", "", "Intended depth/plane."),
         ("operator", "text", "", "Who performed it (staff display name)."),
     ],
-    "reactions": _KEYS + [
+    "reactions": _KEYS
+    + [
         ("kind", "text", "", "expected (an expected reaction) or adverse (an adverse event)."),
         ("term", "text", "", "What it was (erythema, oedema, nodule...)."),
         ("onset_day", "integer", "d", "Days after the visit it began."),
@@ -78,8 +90,14 @@ def _fmt(value: Any) -> str:
 
 
 def _keys(info: snap.SeriesInfo, v: snap.SessionInfo) -> list[Any]:
-    return [info.patient.code, info.series_id, info.protocol_name, v.number,
-            v.performed_on.isoformat(), (v.performed_on - info.baseline_on).days]
+    return [
+        info.patient.code,
+        info.series_id,
+        info.protocol_name,
+        v.number,
+        v.performed_on.isoformat(),
+        (v.performed_on - info.baseline_on).days,
+    ]
 
 
 def session_verdict(v: snap.SessionInfo) -> str:
@@ -94,47 +112,79 @@ def endpoint_rows(infos: Iterable[snap.SeriesInfo]) -> Iterator[list[Any]]:
             verdict = session_verdict(v)
             photos = ";".join(str(p.photo_id) for p in v.photos)
             for m in v.measurements:
-                yield _keys(info, v) + [m.endpoint_code, m.endpoint_name, m.kind, m.value_num,
-                                        m.value_text, m.unit, m.site, m.rater, m.rated_by_patient,
-                                        m.blinded, verdict, photos]
+                yield _keys(info, v) + [
+                    m.endpoint_code,
+                    m.endpoint_name,
+                    m.kind,
+                    m.value_num,
+                    m.value_text,
+                    m.unit,
+                    m.site,
+                    m.rater,
+                    m.rated_by_patient,
+                    m.blinded,
+                    verdict,
+                    photos,
+                ]
 
 
 def treatment_rows(infos: Iterable[snap.SeriesInfo]) -> Iterator[list[Any]]:
     for info in infos:
         for v in info.sessions:
             for t in v.treatments:
-                yield _keys(info, v) + [t.product, t.lot_number, t.expiry_on.isoformat(),
-                                        t.expired_at_use, ";".join(t.sites), t.volume_ml,
-                                        t.units, t.depth_intent, t.operator]
+                yield _keys(info, v) + [
+                    t.product,
+                    t.lot_number,
+                    t.expiry_on.isoformat(),
+                    t.expired_at_use,
+                    ";".join(t.sites),
+                    t.volume_ml,
+                    t.units,
+                    t.depth_intent,
+                    t.operator,
+                ]
 
 
 def reaction_rows(infos: Iterable[snap.SeriesInfo]) -> Iterator[list[Any]]:
     for info in infos:
         for v in info.sessions:
             for r in v.reactions:
-                yield _keys(info, v) + [r.kind, r.term, r.onset_day, r.severity, r.duration_days,
-                                        r.resolved, r.red_flag]
+                yield _keys(info, v) + [
+                    r.kind,
+                    r.term,
+                    r.onset_day,
+                    r.severity,
+                    r.duration_days,
+                    r.resolved,
+                    r.red_flag,
+                ]
 
 
-ROWS = {"endpoint_values": endpoint_rows, "treatments": treatment_rows,
-        "reactions": reaction_rows}
+ROWS = {"endpoint_values": endpoint_rows, "treatments": treatment_rows, "reactions": reaction_rows}
 
 
-def _parquet(table: str, columns: list[tuple[str, str, str, str]], rows: list[list[Any]],
-             path: Path) -> None:
+def _parquet(
+    table: str, columns: list[tuple[str, str, str, str]], rows: list[list[Any]], path: Path
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    types = {"text": pa.string(), "integer": pa.int64(), "number": pa.float64(),
-             "boolean": pa.bool_(), "date": pa.date32()}
+    types = {
+        "text": pa.string(),
+        "integer": pa.int64(),
+        "number": pa.float64(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+    }
     fields = []
     for i, (_name, kind, _unit, _doc) in enumerate(columns):
         values = [r[i] for r in rows]
         if kind == "date":
             from datetime import date as _date
 
-            values = [_date.fromisoformat(v) if isinstance(v, str) and v else v or None
-                      for v in values]
+            values = [
+                _date.fromisoformat(v) if isinstance(v, str) and v else v or None for v in values
+            ]
         elif kind == "text":
             values = [None if v is None else str(v) for v in values]
         fields.append(pa.array(values, type=types[kind]))

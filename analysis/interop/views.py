@@ -49,5 +49,6 @@ def view_coding(view: str) -> ViewCoding:
     try:
         return VIEW_CODINGS[view]
     except KeyError:
-        raise ValueError(f"no DICOM coding for view {view!r}; expected one of "
-                         f"{', '.join(VIEW_CODINGS)}") from None
+        raise ValueError(
+            f"no DICOM coding for view {view!r}; expected one of {', '.join(VIEW_CODINGS)}"
+        ) from None

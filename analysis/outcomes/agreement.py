@@ -54,8 +54,9 @@ def _none(n: int, method: str, note: str) -> Estimate:
     return Estimate(None, None, None, n, method, note)
 
 
-def contingency_table(a: Sequence[float], b: Sequence[float],
-                      categories: Sequence[float]) -> np.ndarray:
+def contingency_table(
+    a: Sequence[float], b: Sequence[float], categories: Sequence[float]
+) -> np.ndarray:
     """Counts of (rating of ``a``, rating of ``b``) over the ordered ``categories``."""
     index = {float(c): i for i, c in enumerate(categories)}
     table = np.zeros((len(categories), len(categories)))
@@ -67,8 +68,9 @@ def contingency_table(a: Sequence[float], b: Sequence[float],
     return table
 
 
-def weighted_kappa(a: Sequence[float], b: Sequence[float], *, categories: Sequence[float],
-                   weights: str = "linear") -> Estimate:
+def weighted_kappa(
+    a: Sequence[float], b: Sequence[float], *, categories: Sequence[float], weights: str = "linear"
+) -> Estimate:
     """Cohen's kappa of two raters' ratings of the same units.
 
     ``weights``: ``"linear"`` (Cicchetti-Allison), ``"quadratic"`` (Fleiss-Cohen) or ``"none"``
@@ -79,8 +81,9 @@ def weighted_kappa(a: Sequence[float], b: Sequence[float], *, categories: Sequen
     if weights not in ("linear", "quadratic", "none"):
         raise ValueError("weights must be 'linear', 'quadratic' or 'none'")
     n = len(a)
-    method = (f"Cohen's kappa, {weights} weights" if weights != "none" else "Cohen's kappa") + \
-        "; 95 % CI from the asymptotic standard error"
+    method = (
+        f"Cohen's kappa, {weights} weights" if weights != "none" else "Cohen's kappa"
+    ) + "; 95 % CI from the asymptotic standard error"
     if n < 2:
         return _none(n, method, "fewer than 2 units rated by both")
     table = contingency_table(a, b, categories)
@@ -115,13 +118,14 @@ def icc_2_1(matrix: np.ndarray) -> Estimate:
         return _none(n, method, "fewer than 3 units rated by every rater")
     if np.allclose(m, m.flat[0]):
         return _none(n, method, "every rating is the same")
-    long = pd.DataFrame([(i, j, m[i, j]) for i in range(n) for j in range(m.shape[1])],
-                        columns=["unit", "rater", "score"])
+    long = pd.DataFrame(
+        [(i, j, m[i, j]) for i in range(n) for j in range(m.shape[1])],
+        columns=["unit", "rater", "score"],
+    )
     with warnings.catch_warnings():  # pingouin 0.7 on pandas 3.1: an internal deprecation notice
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        table = pingouin.intraclass_corr(data=long, targets="unit", raters="rater",
-                                         ratings="score")
+        table = pingouin.intraclass_corr(data=long, targets="unit", raters="rater", ratings="score")
     types = table.set_index("Type")
     row = types.loc["ICC(A,1)" if "ICC(A,1)" in types.index else "ICC2"]
     low, high = (float(x) for x in row["CI95"])
@@ -132,13 +136,16 @@ def icc_2_1(matrix: np.ndarray) -> Estimate:
 AlphaLevel = Literal["nominal", "ordinal", "interval", "ratio"]
 
 
-def krippendorff_alpha(data: np.ndarray, *, level: AlphaLevel = "ordinal",
-                       reps: int = BOOTSTRAP_REPS, seed: int = 0) -> Estimate:
+def krippendorff_alpha(
+    data: np.ndarray, *, level: AlphaLevel = "ordinal", reps: int = BOOTSTRAP_REPS, seed: int = 0
+) -> Estimate:
     """Krippendorff's alpha of a ``raters x units`` matrix (NaN = not rated), with a percentile
     bootstrap interval over units (``reps`` resamples, ``seed``)."""
     import krippendorff
 
-    method = f"Krippendorff's alpha, {level} metric; 95 % CI from {reps} bootstrap resamples of units"
+    method = (
+        f"Krippendorff's alpha, {level} metric; 95 % CI from {reps} bootstrap resamples of units"
+    )
     d = np.asarray(data, dtype=float)
     pairable = d[:, (~np.isnan(d)).sum(axis=0) >= 2]
     n = int(pairable.shape[1])
@@ -175,8 +182,9 @@ def wilson(successes: int, n: int) -> Estimate:
     return Estimate(successes / n, float(low), float(high), n, method)
 
 
-def bootstrap_mean(values: Sequence[float], *, reps: int = BOOTSTRAP_REPS,
-                   seed: int = 0) -> Estimate:
+def bootstrap_mean(
+    values: Sequence[float], *, reps: int = BOOTSTRAP_REPS, seed: int = 0
+) -> Estimate:
     """Mean of ``values`` with a percentile bootstrap 95 % interval."""
     method = f"mean; 95 % CI from {reps} bootstrap resamples"
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
@@ -201,8 +209,9 @@ class PlannedShowing:
     repeat: bool
 
 
-def plan_assignments(seed: int, *, n_pairs: int, rater_ids: Sequence[int],
-                     repeat_share: float) -> list[PlannedShowing]:
+def plan_assignments(
+    seed: int, *, n_pairs: int, rater_ids: Sequence[int], repeat_share: float
+) -> list[PlannedShowing]:
     """Each rater's showings: every pair once, plus ``round(repeat_share * n_pairs)`` pairs
     (at least 1 when the share is above 0 and there are 2 or more pairs) shown a second time.
 
@@ -234,8 +243,9 @@ def plan_assignments(seed: int, *, n_pairs: int, rater_ids: Sequence[int],
 # --- what a rating means --------------------------------------------------------------------------
 
 
-def change_from_better_side(*, better_side: str, grade: float | None, left_is_baseline: bool,
-                            neutral: float, best: float) -> float:
+def change_from_better_side(
+    *, better_side: str, grade: float | None, left_is_baseline: bool, neutral: float, best: float
+) -> float:
     """Blinded change (follow-up vs baseline, positive = better, in scale steps) of a rating made
     against the other photo: the rater chose the photo that looks better (``left``, ``right`` or
     ``none``) and graded it on the scale's improving half (``neutral`` = no change, ``best`` = the
@@ -254,10 +264,12 @@ def change_from_better_side(*, better_side: str, grade: float | None, left_is_ba
     return size if chose_followup else -size
 
 
-def change_from_scores(*, left_score: float, right_score: float, left_is_baseline: bool,
-                       higher_is_better: bool) -> float:
+def change_from_scores(
+    *, left_score: float, right_score: float, left_is_baseline: bool, higher_is_better: bool
+) -> float:
     """Blinded change of two stand-alone scores (each photo rated on its own)."""
-    baseline, followup = ((left_score, right_score) if left_is_baseline
-                          else (right_score, left_score))
+    baseline, followup = (
+        (left_score, right_score) if left_is_baseline else (right_score, left_score)
+    )
     diff = float(followup) - float(baseline)
     return diff if higher_is_better else -diff

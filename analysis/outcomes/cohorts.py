@@ -30,16 +30,24 @@ from analysis.outcomes.stats import MIN_N, Estimate, proportion, rate_per_100
 
 DEFINITIONS = {
     "responder": RESPONDER_DEFINITION,
-    "completion": ("Completion: completed series / (completed + dropped-out series); active and "
-                   "paused series are not counted. Drop-out is the complement."),
-    "trajectory": ("Mean change from the session-1 baseline (value minus baseline, in the "
-                   "endpoint's units; for a rating made against the baseline, such as GAIS, the "
-                   "rating minus its 'no change' anchor) with a Student-t 95% CI; n = series "
-                   "measured at that point."),
-    "weeks": ("Weeks since the series started, rounded to the nearest multiple of the bin "
-              "(default 4 weeks)."),
-    "reaction_rate": ("Reactions per 100 sessions with an exact Poisson 95% CI; n = sessions. "
-                      "Expected reactions and adverse events are counted separately by severity."),
+    "completion": (
+        "Completion: completed series / (completed + dropped-out series); active and "
+        "paused series are not counted. Drop-out is the complement."
+    ),
+    "trajectory": (
+        "Mean change from the session-1 baseline (value minus baseline, in the "
+        "endpoint's units; for a rating made against the baseline, such as GAIS, the "
+        "rating minus its 'no change' anchor) with a Student-t 95% CI; n = series "
+        "measured at that point."
+    ),
+    "weeks": (
+        "Weeks since the series started, rounded to the nearest multiple of the bin "
+        "(default 4 weeks)."
+    ),
+    "reaction_rate": (
+        "Reactions per 100 sessions with an exact Poisson 95% CI; n = sessions. "
+        "Expected reactions and adverse events are counted separately by severity."
+    ),
     "photo_compliance": PHOTO_SET_DEFINITION,
     "gate": GATE_SERIES_DEFINITION,
     "min_n": "Figures from fewer than the minimum number of patients are not shown.",
@@ -93,18 +101,41 @@ def _patients(frames: ClinicFrames, series_ids: Iterable[int]) -> int:
     return int(s.loc[s["series_id"].isin(list(series_ids)), "patient_id"].nunique())
 
 
-def trajectory(frames: ClinicFrames, series_ids: set[int], *, endpoint_code: str, by: str,
-               week_bin: int = 4, min_n: int = MIN_N) -> pd.DataFrame:
+def trajectory(
+    frames: ClinicFrames,
+    series_ids: set[int],
+    *,
+    endpoint_code: str,
+    by: str,
+    week_bin: int = 4,
+    min_n: int = MIN_N,
+) -> pd.DataFrame:
     """Mean change from baseline of ``endpoint_code`` by ``"session_number"`` or ``"week"``."""
     m = frames.measurements
-    m = m[(m["endpoint_code"] == endpoint_code) & m["series_id"].isin(series_ids)
-          & m["change"].notna()]
-    return _trajectory(m, frames.series.set_index("series_id")["patient_id"],
-                       endpoint_code=endpoint_code, by=by, week_bin=week_bin, min_n=min_n)
+    m = m[
+        (m["endpoint_code"] == endpoint_code)
+        & m["series_id"].isin(series_ids)
+        & m["change"].notna()
+    ]
+    return _trajectory(
+        m,
+        frames.series.set_index("series_id")["patient_id"],
+        endpoint_code=endpoint_code,
+        by=by,
+        week_bin=week_bin,
+        min_n=min_n,
+    )
 
 
-def _trajectory(m: pd.DataFrame, patient_of: pd.Series, *, endpoint_code: str, by: str,
-                week_bin: int, min_n: int) -> pd.DataFrame:
+def _trajectory(
+    m: pd.DataFrame,
+    patient_of: pd.Series,
+    *,
+    endpoint_code: str,
+    by: str,
+    week_bin: int,
+    min_n: int,
+) -> pd.DataFrame:
     """:func:`trajectory` of measurements already narrowed to one endpoint, the chosen series and
     a known change (``patient_of``: series id -> patient id)."""
     if by == "week":
@@ -119,8 +150,14 @@ def _trajectory(m: pd.DataFrame, patient_of: pd.Series, *, endpoint_code: str, b
     m = m.assign(patient_id=m["series_id"].map(patient_of))
     g = m.groupby(by)
     # one pass for every point: the same figures as mean_estimate() per group (Student-t CI)
-    agg = pd.DataFrame({"n": g["change"].count(), "mean": g["change"].mean(),
-                        "sd": g["change"].std(ddof=1), "n_patients": g["patient_id"].nunique()})
+    agg = pd.DataFrame(
+        {
+            "n": g["change"].count(),
+            "mean": g["change"].mean(),
+            "sd": g["change"].std(ddof=1),
+            "n_patients": g["patient_id"].nunique(),
+        }
+    )
     t = sps.t.ppf(0.975, (agg["n"] - 1).clip(lower=1))
     half = t * agg["sd"] / np.sqrt(agg["n"])
     for key, r, h in zip(agg.index, agg.itertuples(index=False), half, strict=True):
@@ -131,15 +168,26 @@ def _trajectory(m: pd.DataFrame, patient_of: pd.Series, *, endpoint_code: str, b
             est = Estimate(float(r.mean), None, None, n=n)
         else:
             est = Estimate(float(r.mean), float(r.mean - h), float(r.mean + h), n=n)
-        rows.append({"endpoint_code": endpoint_code, by: int(key), "n_patients": n_pat,
-                     **est_columns(est)})
-    cols = ["endpoint_code", by, "n_patients", "value", "ci_low", "ci_high", "n", "insufficient",
-            "label"]
+        rows.append(
+            {"endpoint_code": endpoint_code, by: int(key), "n_patients": n_pat, **est_columns(est)}
+        )
+    cols = [
+        "endpoint_code",
+        by,
+        "n_patients",
+        "value",
+        "ci_low",
+        "ci_high",
+        "n",
+        "insufficient",
+        "label",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
-def reaction_rates(frames: ClinicFrames, series_ids: set[int], *, min_n: int = MIN_N
-                   ) -> pd.DataFrame:
+def reaction_rates(
+    frames: ClinicFrames, series_ids: set[int], *, min_n: int = MIN_N
+) -> pd.DataFrame:
     """Reactions per 100 sessions by kind x severity (plus ``"any"``) over ``series_ids``."""
     sessions = frames.sessions[frames.sessions["series_id"].isin(series_ids)]
     n_sessions = int(len(sessions))
@@ -151,14 +199,22 @@ def reaction_rates(frames: ClinicFrames, series_ids: set[int], *, min_n: int = M
         for severity in ("any", "mild", "moderate", "severe"):
             events = rk if severity == "any" else rk[rk["severity"] == severity]
             est = rate_per_100(int(len(events)), n_sessions, patients=patients, min_n=min_n)
-            rows.append({"kind": kind, "severity": severity, "events": int(len(events)),
-                         "sessions": n_sessions, "patients": patients,
-                         **est_columns(est, prefix="rate_")})
+            rows.append(
+                {
+                    "kind": kind,
+                    "severity": severity,
+                    "events": int(len(events)),
+                    "sessions": n_sessions,
+                    "patients": patients,
+                    **est_columns(est, prefix="rate_"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def photo_compliance(frames: ClinicFrames, series_ids: set[int], *, min_n: int = MIN_N
-                     ) -> pd.DataFrame:
+def photo_compliance(
+    frames: ClinicFrames, series_ids: set[int], *, min_n: int = MIN_N
+) -> pd.DataFrame:
     """Share of compliant photo sets per operator (see :data:`PHOTO_SET_DEFINITION`).
 
     ``n`` is photo sets (sessions); the minimum-n rule counts the operator's patients.
@@ -174,20 +230,45 @@ def photo_compliance(frames: ClinicFrames, series_ids: set[int], *, min_n: int =
         est = proportion(int(g["compliant"].sum()), int(len(g)), min_n=0)
         if n_pat < min_n:
             est = Estimate(None, None, None, n=int(len(g)), insufficient=True, unit="photo sets")
-        rows.append({"operator_id": op_id,
-                     "operator": names.get(op_id, "not recorded") if op_id else "not recorded",
-                     "photo_sets": int(len(g)), "compliant": int(g["compliant"].sum()),
-                     "patients": n_pat, **est_columns(est, prefix="share_", percent=True)})
-    cols = ["operator_id", "operator", "photo_sets", "compliant", "patients", "share_value",
-            "share_ci_low", "share_ci_high", "share_n", "share_insufficient", "share_label"]
+        rows.append(
+            {
+                "operator_id": op_id,
+                "operator": names.get(op_id, "not recorded") if op_id else "not recorded",
+                "photo_sets": int(len(g)),
+                "compliant": int(g["compliant"].sum()),
+                "patients": n_pat,
+                **est_columns(est, prefix="share_", percent=True),
+            }
+        )
+    cols = [
+        "operator_id",
+        "operator",
+        "photo_sets",
+        "compliant",
+        "patients",
+        "share_value",
+        "share_ci_low",
+        "share_ci_high",
+        "share_n",
+        "share_insufficient",
+        "share_label",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
 def compare_protocols(
-    frames: ClinicFrames, *, protocol_ids: Iterable[int], product: str | None = None,
-    lot: str | None = None, operator_id: int | None = None, date_from: date | None = None,
-    date_to: date | None = None, baseline_severity: tuple[float, float] | None = None,
-    gate_passing_only: bool = False, min_n: int = MIN_N, week_bin: int = 4,
+    frames: ClinicFrames,
+    *,
+    protocol_ids: Iterable[int],
+    product: str | None = None,
+    lot: str | None = None,
+    operator_id: int | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    baseline_severity: tuple[float, float] | None = None,
+    gate_passing_only: bool = False,
+    min_n: int = MIN_N,
+    week_bin: int = 4,
 ) -> ProtocolComparison:
     """Compare protocols on the series matching the filters (see
     :func:`analysis.outcomes.filters.select_series`).
@@ -202,9 +283,16 @@ def compare_protocols(
     unknown = [p for p in protocol_ids if p not in known]
     if unknown:
         raise ValueError(f"unknown protocol id(s): {unknown}")
-    chosen = select_series(frames, protocol_ids=protocol_ids, product=product, lot=lot,
-                           operator_id=operator_id, date_from=date_from, date_to=date_to,
-                           baseline_severity=baseline_severity)
+    chosen = select_series(
+        frames,
+        protocol_ids=protocol_ids,
+        product=product,
+        lot=lot,
+        operator_id=operator_id,
+        date_from=date_from,
+        date_to=date_to,
+        baseline_severity=baseline_severity,
+    )
     outcome_ids = chosen
     if gate_passing_only:
         outcome_ids = chosen & select_series(frames, gate_passing_only=True)
@@ -233,17 +321,30 @@ def compare_protocols(
         dropped = int((s["status"] == "dropped_out").sum())
         n_pat = int(s["patient_id"].nunique())
         finished = completed + dropped
-        comp = proportion(completed, finished, min_n=min_n) if n_pat >= min_n else Estimate(
-            None, None, None, n=finished, insufficient=True)
-        drop = proportion(dropped, finished, min_n=min_n) if n_pat >= min_n else Estimate(
-            None, None, None, n=finished, insufficient=True)
-        summary.append({
-            "protocol_id": pid, "protocol": proto["name"], "series": len(ids), "patients": n_pat,
-            "sessions_done": int(done.reindex(list(ids)).fillna(0).sum()),
-            "sessions_planned": int(len(ids) * int(proto["planned_sessions"])),
-            "completed": completed, "dropped_out": dropped,
-            **est_columns(comp, prefix="completion_", percent=True),
-            **est_columns(drop, prefix="dropout_", percent=True)})
+        comp = (
+            proportion(completed, finished, min_n=min_n)
+            if n_pat >= min_n
+            else Estimate(None, None, None, n=finished, insufficient=True)
+        )
+        drop = (
+            proportion(dropped, finished, min_n=min_n)
+            if n_pat >= min_n
+            else Estimate(None, None, None, n=finished, insufficient=True)
+        )
+        summary.append(
+            {
+                "protocol_id": pid,
+                "protocol": proto["name"],
+                "series": len(ids),
+                "patients": n_pat,
+                "sessions_done": int(done.reindex(list(ids)).fillna(0).sum()),
+                "sessions_planned": int(len(ids) * int(proto["planned_sessions"])),
+                "completed": completed,
+                "dropped_out": dropped,
+                **est_columns(comp, prefix="completion_", percent=True),
+                **est_columns(drop, prefix="dropout_", percent=True),
+            }
+        )
         for code in proto["endpoint_codes"] or []:
             if code not in known_codes:
                 notes.append(f"{proto['name']}: endpoint {code!r} has no definition; skipped")
@@ -252,12 +353,20 @@ def compare_protocols(
             measured = by_protocol_code.get((pid, code), empty_m)
             measured = measured[measured["series_id"].isin(out_ids)]
             if len(measured) and measured["baseline"].isna().all():
-                notes.append(f"{proto['name']}: endpoint {code!r} has no session-1 (baseline) "
-                             "values, so no change from baseline (it may be rated relative to "
-                             "baseline already)")
+                notes.append(
+                    f"{proto['name']}: endpoint {code!r} has no session-1 (baseline) "
+                    "values, so no change from baseline (it may be rated relative to "
+                    "baseline already)"
+                )
             for by, bucket in (("session_number", by_session), ("week", by_week)):
-                t = _trajectory(measured[measured["change"].notna()], patient_of,
-                                endpoint_code=code, by=by, week_bin=week_bin, min_n=min_n)
+                t = _trajectory(
+                    measured[measured["change"].notna()],
+                    patient_of,
+                    endpoint_code=code,
+                    by=by,
+                    week_bin=week_bin,
+                    min_n=min_n,
+                )
                 if not t.empty:
                     t.insert(0, "protocol_id", pid)
                     t["higher_is_better"] = info.higher_is_better
@@ -268,10 +377,17 @@ def compare_protocols(
                 est = proportion(int(r["responder"].sum()), int(len(r)), min_n=0)
                 if pats < min_n:
                     est = Estimate(None, None, None, n=int(len(r)), insufficient=True)
-                resp.append({"protocol_id": pid, "endpoint_code": code, "mcid": info.mcid,
-                             "unit": info.unit,
-                             "responders": None if est.insufficient else int(r["responder"].sum()),
-                             "patients": pats, **est_columns(est, prefix="share_", percent=True)})
+                resp.append(
+                    {
+                        "protocol_id": pid,
+                        "endpoint_code": code,
+                        "mcid": info.mcid,
+                        "unit": info.unit,
+                        "responders": None if est.insufficient else int(r["responder"].sum()),
+                        "patients": pats,
+                        **est_columns(est, prefix="share_", percent=True),
+                    }
+                )
             else:
                 notes.append(f"{proto['name']}: endpoint {code!r} has no MCID; no responder share")
         rr = reaction_rates(frames, ids, min_n=min_n)
@@ -282,16 +398,42 @@ def compare_protocols(
     def cat(parts: list[pd.DataFrame], by: str) -> pd.DataFrame:
         if parts:
             return pd.concat(parts, ignore_index=True)
-        return pd.DataFrame(columns=["protocol_id", "endpoint_code", by, "n_patients", "value",
-                                     "ci_low", "ci_high", "n", "insufficient", "label",
-                                     "higher_is_better"])
+        return pd.DataFrame(
+            columns=[
+                "protocol_id",
+                "endpoint_code",
+                by,
+                "n_patients",
+                "value",
+                "ci_low",
+                "ci_high",
+                "n",
+                "insufficient",
+                "label",
+                "higher_is_better",
+            ]
+        )
 
-    filters = {"protocol_ids": protocol_ids, "product": product, "lot": lot,
-               "operator_id": operator_id, "date_from": date_from, "date_to": date_to,
-               "baseline_severity": baseline_severity, "gate_passing_only": gate_passing_only}
+    filters = {
+        "protocol_ids": protocol_ids,
+        "product": product,
+        "lot": lot,
+        "operator_id": operator_id,
+        "date_from": date_from,
+        "date_to": date_to,
+        "baseline_severity": baseline_severity,
+        "gate_passing_only": gate_passing_only,
+    }
     return ProtocolComparison(
-        summary=pd.DataFrame(summary), by_session=cat(by_session, "session_number"),
-        by_week=cat(by_week, "week"), responders=pd.DataFrame(resp),
+        summary=pd.DataFrame(summary),
+        by_session=cat(by_session, "session_number"),
+        by_week=cat(by_week, "week"),
+        responders=pd.DataFrame(resp),
         reactions=pd.concat(reactions, ignore_index=True) if reactions else pd.DataFrame(),
-        photo_compliance=compliance_df, definitions=dict(DEFINITIONS), filters=filters,
-        min_n=min_n, notes=notes, outcome_series=frozenset(int(i) for i in outcome_ids))
+        photo_compliance=compliance_df,
+        definitions=dict(DEFINITIONS),
+        filters=filters,
+        min_n=min_n,
+        notes=notes,
+        outcome_series=frozenset(int(i) for i in outcome_ids),
+    )

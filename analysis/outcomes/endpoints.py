@@ -52,10 +52,14 @@ def endpoint_info(endpoints: pd.DataFrame, code: str) -> EndpointInfo:
         return None if v is None or pd.isna(v) else float(v)
 
     unit = r["unit"]
-    return EndpointInfo(code=code, name=str(r["name"]),
-                        unit="" if unit is None or pd.isna(unit) else str(unit),
-                        higher_is_better=bool(r["higher_is_better"]), mcid=opt(r["mcid"]),
-                        noise_sd=opt(r["noise_sd"]))
+    return EndpointInfo(
+        code=code,
+        name=str(r["name"]),
+        unit="" if unit is None or pd.isna(unit) else str(unit),
+        higher_is_better=bool(r["higher_is_better"]),
+        mcid=opt(r["mcid"]),
+        noise_sd=opt(r["noise_sd"]),
+    )
 
 
 def last_improvement(measurements: pd.DataFrame, *, endpoint_code: str) -> pd.DataFrame:
@@ -64,15 +68,21 @@ def last_improvement(measurements: pd.DataFrame, *, endpoint_code: str) -> pd.Da
     Returns columns ``series_id, session_number, improvement, change, baseline`` (one row per
     series that has a baseline and at least one later measurement of ``endpoint_code``).
     """
-    m = measurements[(measurements["endpoint_code"] == endpoint_code)
-                     & (measurements["session_number"] > 1)
-                     & measurements["improvement"].notna()]
+    m = measurements[
+        (measurements["endpoint_code"] == endpoint_code)
+        & (measurements["session_number"] > 1)
+        & measurements["improvement"].notna()
+    ]
     if m.empty:
-        return pd.DataFrame(columns=["series_id", "session_number", "improvement", "change",
-                                     "baseline"])
+        return pd.DataFrame(
+            columns=["series_id", "session_number", "improvement", "change", "baseline"]
+        )
     last = m.sort_values("session_number").groupby("series_id", as_index=False).tail(1)
-    return (last[["series_id", "session_number", "improvement", "change", "baseline"]]
-            .sort_values("series_id").reset_index(drop=True))
+    return (
+        last[["series_id", "session_number", "improvement", "change", "baseline"]]
+        .sort_values("series_id")
+        .reset_index(drop=True)
+    )
 
 
 def responders(measurements: pd.DataFrame, *, endpoint_code: str, mcid: float) -> pd.DataFrame:
@@ -84,8 +94,9 @@ def responders(measurements: pd.DataFrame, *, endpoint_code: str, mcid: float) -
     return last
 
 
-def expected_change(expected_course: Mapping[str, Any] | None, *, endpoint_code: str
-                    ) -> dict[int, float]:
+def expected_change(
+    expected_course: Mapping[str, Any] | None, *, endpoint_code: str
+) -> dict[int, float]:
     """Session number -> expected change from baseline for ``endpoint_code`` (may be empty).
 
     Accepts the protocol's ``expected_course`` as ``{code: {"2": 1.5, "3": 3.0}}`` (session

@@ -44,8 +44,9 @@ def age_band(age_years: int) -> str:
 def series_with_ages(frames: ClinicFrames) -> pd.DataFrame:
     """``series`` joined with the patient columns plus ``age_years`` and ``age_band``."""
     s = frames.series.merge(frames.patients, on="patient_id", how="left")
-    s["age_years"] = [pd.Timestamp(d).year - int(b) for d, b in
-                      zip(s["started_on"], s["birth_year"], strict=True)]
+    s["age_years"] = [
+        pd.Timestamp(d).year - int(b) for d, b in zip(s["started_on"], s["birth_year"], strict=True)
+    ]
     s["age_band"] = [age_band(a) for a in s["age_years"]]
     return s
 
@@ -65,8 +66,9 @@ def set_compliant(photos: Iterable[tuple[str, str]], *, required_views: Iterable
 def photo_sets(frames: ClinicFrames) -> pd.DataFrame:
     """One row per session: ``session_id, series_id, operator_id, photos, compliant``."""
     sessions = frames.sessions.merge(frames.series[["series_id", "protocol_id"]], on="series_id")
-    sets = sessions.merge(frames.photo_sets[["session_id", "photos", "passing", "views"]],
-                          on="session_id", how="left")
+    sets = sessions.merge(
+        frames.photo_sets[["session_id", "photos", "passing", "views"]], on="session_id", how="left"
+    )
     n = sets["photos"].fillna(0).astype("int64")
     views = "," + sets["views"].astype("string").fillna("") + ","
     complete = pd.Series(n > 0, index=sets.index)  # no required views: any photo
@@ -76,9 +78,15 @@ def photo_sets(frames: ClinicFrames) -> pd.DataFrame:
         for view in need or []:
             complete &= ~rows | views.str.contains(f",{view},", regex=False)
     compliant = (n > 0) & (sets["passing"].fillna(0).astype("int64") == n) & complete
-    return pd.DataFrame({"session_id": sets["session_id"], "series_id": sets["series_id"],
-                         "operator_id": sets["operator_id"], "photos": n,
-                         "compliant": compliant.astype(bool)})
+    return pd.DataFrame(
+        {
+            "session_id": sets["session_id"],
+            "series_id": sets["series_id"],
+            "operator_id": sets["operator_id"],
+            "photos": n,
+            "compliant": compliant.astype(bool),
+        }
+    )
 
 
 def gate_passing_series(frames: ClinicFrames) -> set[int]:
@@ -97,16 +105,25 @@ def baseline_of_primary(frames: ClinicFrames) -> pd.Series:
     s = frames.series[["series_id", "protocol_id"]].copy()
     s["endpoint_code"] = s["protocol_id"].map(primary)
     m = frames.measurements[frames.measurements["session_number"] == 1]
-    s = s.merge(m[["series_id", "endpoint_code", "value"]], on=["series_id", "endpoint_code"],
-                how="left")
+    s = s.merge(
+        m[["series_id", "endpoint_code", "value"]], on=["series_id", "endpoint_code"], how="left"
+    )
     return s.set_index("series_id")["value"].astype(float)
 
 
 def select_series(
-    frames: ClinicFrames, *, protocol_ids: Iterable[int] | None = None, product: str | None = None,
-    lot: str | None = None, operator_id: int | None = None, date_from: date | None = None,
-    date_to: date | None = None, baseline_severity: tuple[float, float] | None = None,
-    gate_passing_only: bool = False, goal: str | None = None, age_band: str | None = None,
+    frames: ClinicFrames,
+    *,
+    protocol_ids: Iterable[int] | None = None,
+    product: str | None = None,
+    lot: str | None = None,
+    operator_id: int | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    baseline_severity: tuple[float, float] | None = None,
+    gate_passing_only: bool = False,
+    goal: str | None = None,
+    age_band: str | None = None,
 ) -> set[int]:
     """Series ids matching every given filter.
 

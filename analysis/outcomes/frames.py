@@ -31,24 +31,79 @@ GATE_PASSING = frozenset({"baseline", "pass"})
 
 FRAME_COLUMNS: dict[str, tuple[str, ...]] = {
     "patients": ("patient_id", "birth_year", "sex", "fitzpatrick"),
-    "protocols": ("protocol_id", "name", "modality", "target_area", "planned_sessions",
-                  "interval_days", "required_views", "endpoint_codes", "primary_endpoint",
-                  "expected_course"),
-    "endpoints": ("endpoint_code", "name", "kind", "unit", "higher_is_better", "mcid", "noise_sd",
-                  "scale_min", "scale_max", "neutral"),
+    "protocols": (
+        "protocol_id",
+        "name",
+        "modality",
+        "target_area",
+        "planned_sessions",
+        "interval_days",
+        "required_views",
+        "endpoint_codes",
+        "primary_endpoint",
+        "expected_course",
+    ),
+    "endpoints": (
+        "endpoint_code",
+        "name",
+        "kind",
+        "unit",
+        "higher_is_better",
+        "mcid",
+        "noise_sd",
+        "scale_min",
+        "scale_max",
+        "neutral",
+    ),
     "operators": ("operator_id", "display_name"),
     "series": ("series_id", "patient_id", "protocol_id", "goal", "status", "started_on"),
-    "sessions": ("session_id", "series_id", "number", "performed_on", "operator_id",
-                 "days_since_start"),
+    "sessions": (
+        "session_id",
+        "series_id",
+        "number",
+        "performed_on",
+        "operator_id",
+        "days_since_start",
+    ),
     "lots": ("lot_id", "product", "lot_number", "expiry_on", "recalled"),
-    "treatments": ("treatment_id", "session_id", "series_id", "lot_id", "product", "lot_number",
-                   "expiry_on", "recalled", "expired_at_use", "volume_ml", "units"),
+    "treatments": (
+        "treatment_id",
+        "session_id",
+        "series_id",
+        "lot_id",
+        "product",
+        "lot_number",
+        "expiry_on",
+        "recalled",
+        "expired_at_use",
+        "volume_ml",
+        "units",
+    ),
     "raw_measurements": ("series_id", "session_id", "endpoint_code", "value"),
-    "measurements": ("series_id", "session_id", "session_number", "days_since_start",
-                     "weeks_since_start", "endpoint_code", "value", "baseline", "change",
-                     "improvement"),
-    "reactions": ("reaction_id", "session_id", "series_id", "kind", "term", "severity",
-                  "onset_day", "duration_days", "resolved", "red_flag"),
+    "measurements": (
+        "series_id",
+        "session_id",
+        "session_number",
+        "days_since_start",
+        "weeks_since_start",
+        "endpoint_code",
+        "value",
+        "baseline",
+        "change",
+        "improvement",
+    ),
+    "reactions": (
+        "reaction_id",
+        "session_id",
+        "series_id",
+        "kind",
+        "term",
+        "severity",
+        "onset_day",
+        "duration_days",
+        "resolved",
+        "red_flag",
+    ),
     "photos": ("photo_id", "session_id", "series_id", "session_number", "view", "verdict"),
     "photo_sets": ("session_id", "series_id", "session_number", "photos", "passing", "views"),
     "confounders": ("confounder_id", "series_id", "kind", "started_on", "ended_on"),
@@ -79,18 +134,28 @@ class ClinicFrames:
     confounders: pd.DataFrame
 
 
-def frame(rows: Sequence[Mapping[str, object]] | Sequence[tuple[object, ...]], name: str,
-          ) -> pd.DataFrame:
+def frame(
+    rows: Sequence[Mapping[str, object]] | Sequence[tuple[object, ...]],
+    name: str,
+) -> pd.DataFrame:
     """A DataFrame with exactly the columns of ``FRAME_COLUMNS[name]`` (empty rows allowed)."""
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS[name]))
 
 
 def build_frames(
-    *, patients: pd.DataFrame, protocols: pd.DataFrame, endpoints: pd.DataFrame,
-    series: pd.DataFrame, sessions: pd.DataFrame, raw_measurements: pd.DataFrame,
-    operators: pd.DataFrame | None = None, lots: pd.DataFrame | None = None,
-    treatments: pd.DataFrame | None = None, reactions: pd.DataFrame | None = None,
-    photos: pd.DataFrame | None = None, confounders: pd.DataFrame | None = None,
+    *,
+    patients: pd.DataFrame,
+    protocols: pd.DataFrame,
+    endpoints: pd.DataFrame,
+    series: pd.DataFrame,
+    sessions: pd.DataFrame,
+    raw_measurements: pd.DataFrame,
+    operators: pd.DataFrame | None = None,
+    lots: pd.DataFrame | None = None,
+    treatments: pd.DataFrame | None = None,
+    reactions: pd.DataFrame | None = None,
+    photos: pd.DataFrame | None = None,
+    confounders: pd.DataFrame | None = None,
     photo_sets: pd.DataFrame | None = None,
 ) -> ClinicFrames:
     """Assemble :class:`ClinicFrames` from hand-made or loaded tables.
@@ -108,20 +173,27 @@ def build_frames(
     starts = series.set_index("series_id")["started_on"]
     performed = pd.to_datetime(sessions["performed_on"])
     started = pd.to_datetime(sessions["series_id"].map(starts))
-    sessions["days_since_start"] = (performed - started).dt.days.astype("int64") if len(sessions) \
+    sessions["days_since_start"] = (
+        (performed - started).dt.days.astype("int64")
+        if len(sessions)
         else pd.Series([], dtype="int64")
+    )
     sessions = sessions[list(FRAME_COLUMNS["sessions"])]
     measurements = derive_measurements(raw_measurements, sessions=sessions, endpoints=endpoints)
     empty = {name: frame([], name) for name in FRAME_COLUMNS}
     if photo_sets is None:
         photo_sets = aggregate_photo_sets(empty["photos"] if photos is None else photos)
     photo_sets = photo_sets.drop(columns=["series_id", "session_number"], errors="ignore").merge(
-        sessions[["session_id", "series_id", "number"]], on="session_id", how="inner")
+        sessions[["session_id", "series_id", "number"]], on="session_id", how="inner"
+    )
     photo_sets = photo_sets.rename(columns={"number": "session_number"})
     return ClinicFrames(
-        patients=patients, protocols=protocols, endpoints=endpoints,
+        patients=patients,
+        protocols=protocols,
+        endpoints=endpoints,
         operators=empty["operators"] if operators is None else operators,
-        series=series, sessions=sessions,
+        series=series,
+        sessions=sessions,
         lots=empty["lots"] if lots is None else lots,
         treatments=empty["treatments"] if treatments is None else treatments,
         measurements=measurements,
@@ -135,19 +207,25 @@ def aggregate_photo_sets(photos: pd.DataFrame) -> pd.DataFrame:
     """Row-level photos (``session_id, view, verdict``) -> ``session_id, photos, passing, views``;
     the same figures :func:`load_frames` has the database compute."""
     if photos.empty:
-        return pd.DataFrame({"session_id": pd.Series([], dtype="int64"),
-                             "photos": pd.Series([], dtype="int64"),
-                             "passing": pd.Series([], dtype="int64"),
-                             "views": pd.Series([], dtype=object)})
+        return pd.DataFrame(
+            {
+                "session_id": pd.Series([], dtype="int64"),
+                "photos": pd.Series([], dtype="int64"),
+                "passing": pd.Series([], dtype="int64"),
+                "views": pd.Series([], dtype=object),
+            }
+        )
     p = photos.assign(passing=photos["verdict"].isin(GATE_PASSING).astype("int64"))
     g = p.groupby("session_id")
-    out = pd.DataFrame({"photos": g.size(), "passing": g["passing"].sum(),
-                        "views": g["view"].agg(",".join)})
+    out = pd.DataFrame(
+        {"photos": g.size(), "passing": g["passing"].sum(), "views": g["view"].agg(",".join)}
+    )
     return out.reset_index()
 
 
-def derive_measurements(raw: pd.DataFrame, *, sessions: pd.DataFrame, endpoints: pd.DataFrame
-                        ) -> pd.DataFrame:
+def derive_measurements(
+    raw: pd.DataFrame, *, sessions: pd.DataFrame, endpoints: pd.DataFrame
+) -> pd.DataFrame:
     """Long measurement table with baseline (session 1), ``change`` and ``improvement``.
 
     See the module docstring for the conventions. Non-numeric values (text endpoints) are dropped.
@@ -155,18 +233,23 @@ def derive_measurements(raw: pd.DataFrame, *, sessions: pd.DataFrame, endpoints:
     if raw.empty:
         return frame([], "measurements")
     raw = raw.dropna(subset=["value"])
-    per_visit = (raw.groupby(["series_id", "session_id", "endpoint_code"], as_index=False)["value"]
-                 .mean())
-    m = per_visit.merge(sessions[["session_id", "number", "days_since_start"]], on="session_id",
-                        how="inner").rename(columns={"number": "session_number"})
-    base = (m[m["session_number"] == 1][["series_id", "endpoint_code", "value"]]
-            .rename(columns={"value": "baseline"}))
+    per_visit = raw.groupby(["series_id", "session_id", "endpoint_code"], as_index=False)[
+        "value"
+    ].mean()
+    m = per_visit.merge(
+        sessions[["session_id", "number", "days_since_start"]], on="session_id", how="inner"
+    ).rename(columns={"number": "session_number"})
+    base = m[m["session_number"] == 1][["series_id", "endpoint_code", "value"]].rename(
+        columns={"value": "baseline"}
+    )
     m = m.merge(base, on=["series_id", "endpoint_code"], how="left")
     if "neutral" in endpoints:  # ratings made against baseline: their no-change anchor
         neutral = endpoints.set_index("endpoint_code")["neutral"].astype(float).dropna()
         relative = m["endpoint_code"].isin(neutral.index)
         if relative.any():
-            m.loc[relative, "baseline"] = m.loc[relative, "endpoint_code"].map(neutral).astype(float)
+            m.loc[relative, "baseline"] = (
+                m.loc[relative, "endpoint_code"].map(neutral).astype(float)
+            )
     m["change"] = m["value"] - m["baseline"]
     hib = endpoints.set_index("endpoint_code")["higher_is_better"].astype(bool)
     sign = m["endpoint_code"].map(hib.map({True: 1.0, False: -1.0})).fillna(1.0)

@@ -39,9 +39,16 @@ class ProtocolSpec:
 
 
 def simulate_frames(
-    specs: Sequence[ProtocolSpec], *, seed: int = 0, baseline_mean: float = 50.0,
-    baseline_sd: float = 10.0, patient_sd: float = 1.0, noise_sd: float = 2.0,
-    mcid: float = 3.0, higher_is_better: bool = True, start: date = date(2025, 1, 6),
+    specs: Sequence[ProtocolSpec],
+    *,
+    seed: int = 0,
+    baseline_mean: float = 50.0,
+    baseline_sd: float = 10.0,
+    patient_sd: float = 1.0,
+    noise_sd: float = 2.0,
+    mcid: float = 3.0,
+    higher_is_better: bool = True,
+    start: date = date(2025, 1, 6),
 ) -> ClinicFrames:
     """Frames with one numeric endpoint ``"score"`` (see the module docstring for the model)."""
     rng = np.random.default_rng(seed)
@@ -52,8 +59,20 @@ def simulate_frames(
     patients: list[tuple[object, ...]] = []
     sid = vid = 0
     for pid, spec in enumerate(specs, start=1):
-        protocols.append((pid, spec.name, "sim", "face", spec.sessions, spec.interval_days, [],
-                          [ENDPOINT], ENDPOINT, {}))
+        protocols.append(
+            (
+                pid,
+                spec.name,
+                "sim",
+                "face",
+                spec.sessions,
+                spec.interval_days,
+                [],
+                [ENDPOINT],
+                ENDPOINT,
+                {},
+            )
+        )
         for _ in range(spec.n_series):
             sid += 1
             started = start + timedelta(days=int(rng.integers(0, 60)))
@@ -69,14 +88,34 @@ def simulate_frames(
                 if k == 1:
                     value = base
                 else:
-                    value = base + sign * (spec.offset + spec.slope * (k - 1) + u
-                                           + rng.normal(0.0, noise_sd))
+                    value = base + sign * (
+                        spec.offset + spec.slope * (k - 1) + u + rng.normal(0.0, noise_sd)
+                    )
                 raw.append((sid, vid, ENDPOINT, float(value)))
-    endpoints = frame([(ENDPOINT, "Simulated score", "numeric", "points", higher_is_better, mcid,
-                        noise_sd, None, None, None)], "endpoints")
+    endpoints = frame(
+        [
+            (
+                ENDPOINT,
+                "Simulated score",
+                "numeric",
+                "points",
+                higher_is_better,
+                mcid,
+                noise_sd,
+                None,
+                None,
+                None,
+            )
+        ],
+        "endpoints",
+    )
     return build_frames(
-        patients=frame(patients, "patients"), protocols=frame(protocols, "protocols"),
-        endpoints=endpoints, series=frame(series, "series"),
-        sessions=pd.DataFrame(sessions, columns=["session_id", "series_id", "number",
-                                                 "performed_on", "operator_id"]),
-        raw_measurements=frame(raw, "raw_measurements"))
+        patients=frame(patients, "patients"),
+        protocols=frame(protocols, "protocols"),
+        endpoints=endpoints,
+        series=frame(series, "series"),
+        sessions=pd.DataFrame(
+            sessions, columns=["session_id", "series_id", "number", "performed_on", "operator_id"]
+        ),
+        raw_measurements=frame(raw, "raw_measurements"),
+    )

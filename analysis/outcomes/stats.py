@@ -47,8 +47,10 @@ class Estimate:
         v = f"{self.value * scale:.{digits}f}{suffix}"
         if self.low is None or self.high is None:
             return f"{v} (n={self.n})"
-        return (f"{v} (95% CI {self.low * scale:.{digits}f}{suffix} to "
-                f"{self.high * scale:.{digits}f}{suffix}; n={self.n})")
+        return (
+            f"{v} (95% CI {self.low * scale:.{digits}f}{suffix} to "
+            f"{self.high * scale:.{digits}f}{suffix}; n={self.n})"
+        )
 
 
 def insufficient_label(n: int) -> str:
@@ -81,8 +83,9 @@ def wilson_ci(successes: int, n: int, *, confidence: float = 0.95) -> tuple[floa
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def mean_ci(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95
-            ) -> tuple[float, float, float]:
+def mean_ci(
+    values: Sequence[float] | np.ndarray, *, confidence: float = 0.95
+) -> tuple[float, float, float]:
     """Mean and Student-t interval of ``values`` (NaNs dropped): ``(mean, low, high)``.
 
     With one value the interval is ``(nan, nan)``; with none, everything is ``nan``.
@@ -109,8 +112,9 @@ def poisson_ci(events: int, *, confidence: float = 0.95) -> tuple[float, float]:
     return low, high
 
 
-def rate_per_100(events: int, sessions: int, *, patients: int, min_n: int = MIN_N,
-                 confidence: float = 0.95) -> Estimate:
+def rate_per_100(
+    events: int, sessions: int, *, patients: int, min_n: int = MIN_N, confidence: float = 0.95
+) -> Estimate:
     """Events per 100 sessions with an exact Poisson CI; ``n`` = sessions.
 
     Insufficient when fewer than ``min_n`` patients contributed sessions.
@@ -124,8 +128,7 @@ def rate_per_100(events: int, sessions: int, *, patients: int, min_n: int = MIN_
     return Estimate(events * scale, low * scale, high * scale, n=sessions, unit="sessions")
 
 
-def proportion(successes: int, n: int, *, min_n: int = MIN_N, confidence: float = 0.95
-               ) -> Estimate:
+def proportion(successes: int, n: int, *, min_n: int = MIN_N, confidence: float = 0.95) -> Estimate:
     """Share ``successes / n`` with its Wilson CI, or the insufficient marker when ``n < min_n``."""
     if n < min_n or n == 0:
         return Estimate(None, None, None, n=n, insufficient=True)
@@ -133,16 +136,18 @@ def proportion(successes: int, n: int, *, min_n: int = MIN_N, confidence: float 
     return Estimate(successes / n, low, high, n=n)
 
 
-def mean_estimate(values: Sequence[float] | np.ndarray, *, min_n: int = MIN_N,
-                  confidence: float = 0.95) -> Estimate:
+def mean_estimate(
+    values: Sequence[float] | np.ndarray, *, min_n: int = MIN_N, confidence: float = 0.95
+) -> Estimate:
     """Mean with its t-interval, or the insufficient marker when fewer than ``min_n`` values."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     if x.size < max(min_n, 1):
         return Estimate(None, None, None, n=int(x.size), insufficient=True)
     m, low, high = mean_ci(x, confidence=confidence)
-    return Estimate(m, None if math.isnan(low) else low, None if math.isnan(high) else high,
-                    n=int(x.size))
+    return Estimate(
+        m, None if math.isnan(low) else low, None if math.isnan(high) else high, n=int(x.size)
+    )
 
 
 @dataclass(frozen=True)
@@ -158,8 +163,10 @@ class Quartiles:
     def label(self, *, digits: int = 1) -> str:
         if self.insufficient or self.median is None:
             return insufficient_label(self.n)
-        return (f"{self.median:.{digits}f} (IQR {self.q1:.{digits}f} to {self.q3:.{digits}f}; "
-                f"n={self.n})")
+        return (
+            f"{self.median:.{digits}f} (IQR {self.q1:.{digits}f} to {self.q3:.{digits}f}; "
+            f"n={self.n})"
+        )
 
 
 def quartiles(values: Sequence[float] | np.ndarray, *, min_n: int = MIN_N) -> Quartiles:

@@ -64,9 +64,14 @@ class ConsultTimeline:
 
 
 def consult_timeline(
-    frames: ClinicFrames, *, protocol_id: int, goal: str | None = None,
-    baseline_severity: tuple[float, float] | None = None, age_band: str | None = None,
-    min_n: int = MIN_N, week_bin: int = 4,
+    frames: ClinicFrames,
+    *,
+    protocol_id: int,
+    goal: str | None = None,
+    baseline_severity: tuple[float, float] | None = None,
+    age_band: str | None = None,
+    min_n: int = MIN_N,
+    week_bin: int = 4,
 ) -> ConsultTimeline:
     """Typical course of ``protocol_id`` for patients like the one in the room.
 
@@ -86,8 +91,13 @@ def consult_timeline(
     if not code:
         raise ValueError(f"protocol {proto['name']!r} has no primary endpoint to describe")
     info = endpoint_info(frames.endpoints, code)
-    ids = select_series(frames, protocol_ids=[protocol_id], goal=goal,
-                        baseline_severity=baseline_severity, age_band=age_band)
+    ids = select_series(
+        frames,
+        protocol_ids=[protocol_id],
+        goal=goal,
+        baseline_severity=baseline_severity,
+        age_band=age_band,
+    )
     s = frames.series[frames.series["series_id"].isin(ids)]
     n_patients = int(s["patient_id"].nunique())
     m = frames.measurements
@@ -96,9 +106,12 @@ def consult_timeline(
     mw = m.assign(week=(np.round(m["weeks_since_start"] / week_bin) * week_bin).astype(int))
     mw = mw.sort_values("session_number").groupby(["series_id", "week"]).tail(1)
     by_week = pd.DataFrame(
-        [{"week": int(w), **_quart_cols(quartiles(g["improvement"], min_n=min_n))}
-         for w, g in mw.groupby("week")],
-        columns=["week", "n", "median", "q1", "q3", "insufficient"])
+        [
+            {"week": int(w), **_quart_cols(quartiles(g["improvement"], min_n=min_n))}
+            for w, g in mw.groupby("week")
+        ],
+        columns=["week", "n", "median", "q1", "q3", "insufficient"],
+    )
     if info.mcid is not None and info.mcid > 0:
         r = responders(m, endpoint_code=code, mcid=info.mcid)
         k, n = int(r["responder"].sum()), int(len(r))
@@ -109,24 +122,41 @@ def consult_timeline(
     counts = frames.sessions.groupby("series_id").size()
     sessions_done = quartiles([counts.get(i, 0) for i in finished["series_id"]], min_n=min_n)
     return ConsultTimeline(
-        protocol_id=int(protocol_id), protocol_name=str(proto["name"]),
-        planned_sessions=int(proto["planned_sessions"]), endpoint_code=code,
-        endpoint_name=info.name, unit=info.unit, mcid=info.mcid, n_series=len(ids),
-        n_patients=n_patients, by_session=by_session, by_week=by_week, responders=resp,
-        non_responders=nonresp, sessions_done=sessions_done,
-        reactions=expected_reactions(frames, ids, min_n=min_n), min_n=min_n,
+        protocol_id=int(protocol_id),
+        protocol_name=str(proto["name"]),
+        planned_sessions=int(proto["planned_sessions"]),
+        endpoint_code=code,
+        endpoint_name=info.name,
+        unit=info.unit,
+        mcid=info.mcid,
+        n_series=len(ids),
+        n_patients=n_patients,
+        by_session=by_session,
+        by_week=by_week,
+        responders=resp,
+        non_responders=nonresp,
+        sessions_done=sessions_done,
+        reactions=expected_reactions(frames, ids, min_n=min_n),
+        min_n=min_n,
         filters={"goal": goal, "baseline_severity": baseline_severity, "age_band": age_band},
-        definitions={"responder": RESPONDER_DEFINITION,
-                     "improvement": "Change from the first-session value, positive = better, in "
-                                    f"{info.unit or 'the endpoint units'}.",
-                     "sessions_done": "Sessions in completed or dropped-out courses."})
+        definitions={
+            "responder": RESPONDER_DEFINITION,
+            "improvement": "Change from the first-session value, positive = better, in "
+            f"{info.unit or 'the endpoint units'}.",
+            "sessions_done": "Sessions in completed or dropped-out courses.",
+        },
+    )
 
 
 def _quart_cols(q: Quartiles) -> dict[str, Any]:
     nan = math.nan
-    return {"n": q.n, "median": nan if q.median is None else q.median,
-            "q1": nan if q.q1 is None else q.q1, "q3": nan if q.q3 is None else q.q3,
-            "insufficient": q.insufficient}
+    return {
+        "n": q.n,
+        "median": nan if q.median is None else q.median,
+        "q1": nan if q.q1 is None else q.q1,
+        "q3": nan if q.q3 is None else q.q3,
+        "insufficient": q.insufficient,
+    }
 
 
 def _by_session(m: pd.DataFrame, *, mcid: float | None, min_n: int) -> pd.DataFrame:
@@ -140,14 +170,26 @@ def _by_session(m: pd.DataFrame, *, mcid: float | None, min_n: int) -> pd.DataFr
             est = Estimate(None, None, None, n=int(len(g)), insufficient=True)
         row.update(est_columns(est, prefix="share_mcid_", percent=True))
         rows.append(row)
-    cols = ["session_number", "n", "median", "q1", "q3", "insufficient", "share_mcid_value",
-            "share_mcid_ci_low", "share_mcid_ci_high", "share_mcid_n", "share_mcid_insufficient",
-            "share_mcid_label"]
+    cols = [
+        "session_number",
+        "n",
+        "median",
+        "q1",
+        "q3",
+        "insufficient",
+        "share_mcid_value",
+        "share_mcid_ci_low",
+        "share_mcid_ci_high",
+        "share_mcid_n",
+        "share_mcid_insufficient",
+        "share_mcid_label",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
-def expected_reactions(frames: ClinicFrames, series_ids: set[int], *, min_n: int = MIN_N
-                       ) -> pd.DataFrame:
+def expected_reactions(
+    frames: ClinicFrames, series_ids: set[int], *, min_n: int = MIN_N
+) -> pd.DataFrame:
     """How often each expected reaction occurred (per patient and per session) and how long it
     lasted (median ``duration_days`` over the episodes with a recorded duration)."""
     sessions = frames.sessions[frames.sessions["series_id"].isin(series_ids)]
@@ -162,18 +204,39 @@ def expected_reactions(frames: ClinicFrames, series_ids: set[int], *, min_n: int
         with_ses = int(g["session_id"].nunique())
         durations = g["duration_days"].astype(float).dropna()
         enough = n_patients >= min_n
-        rows.append({
-            "term": term, "patients_with": with_pat, "patients": n_patients,
-            "share_patients": with_pat / n_patients if enough else math.nan,
-            "sessions_with": with_ses, "sessions": n_sessions,
-            "share_sessions": with_ses / n_sessions if enough else math.nan,
-            "median_duration_days": float(durations.median()) if enough and len(durations)
-            else math.nan,
-            "durations_n": int(len(durations)), "insufficient": not enough})
-    cols = ["term", "patients_with", "patients", "share_patients", "sessions_with", "sessions",
-            "share_sessions", "median_duration_days", "durations_n", "insufficient"]
-    return (pd.DataFrame(rows, columns=cols).sort_values("share_sessions", ascending=False)
-            .reset_index(drop=True))
+        rows.append(
+            {
+                "term": term,
+                "patients_with": with_pat,
+                "patients": n_patients,
+                "share_patients": with_pat / n_patients if enough else math.nan,
+                "sessions_with": with_ses,
+                "sessions": n_sessions,
+                "share_sessions": with_ses / n_sessions if enough else math.nan,
+                "median_duration_days": float(durations.median())
+                if enough and len(durations)
+                else math.nan,
+                "durations_n": int(len(durations)),
+                "insufficient": not enough,
+            }
+        )
+    cols = [
+        "term",
+        "patients_with",
+        "patients",
+        "share_patients",
+        "sessions_with",
+        "sessions",
+        "share_sessions",
+        "median_duration_days",
+        "durations_n",
+        "insufficient",
+    ]
+    return (
+        pd.DataFrame(rows, columns=cols)
+        .sort_values("share_sessions", ascending=False)
+        .reset_index(drop=True)
+    )
 
 
 # --- plain language --------------------------------------------------------------------------
@@ -215,7 +278,7 @@ def _ten(k: int) -> str:
 
 
 def _lower_first(name: str) -> str:
-    """"Hair density" -> "hair density"; acronyms ("GAIS ...") are left alone."""
+    """ "Hair density" -> "hair density"; acronyms ("GAIS ...") are left alone."""
     return name[:1].lower() + name[1:] if name[1:2].islower() else name
 
 
@@ -232,14 +295,21 @@ def plain_language_summary(timeline: ConsultTimeline) -> list[str]:
     """
     t = timeline
     unit = f" {t.unit}" if t.unit else ""
-    closing = (f"These figures describe {t.n_patients} patients treated with {t.protocol_name} at "
-               "this clinic; they are not from a clinical trial, and individual results vary.")
+    closing = (
+        f"These figures describe {t.n_patients} patients treated with {t.protocol_name} at "
+        "this clinic; they are not from a clinical trial, and individual results vary."
+    )
     if t.insufficient:
-        return [f"Not enough patients have had {t.protocol_name} here yet to describe a typical "
-                f"course (n={t.n_patients}; at least {t.min_n} needed).", closing]
+        return [
+            f"Not enough patients have had {t.protocol_name} here yet to describe a typical "
+            f"course (n={t.n_patients}; at least {t.min_n} needed).",
+            closing,
+        ]
     lines: list[str] = []
-    ok = t.by_session[(~t.by_session["share_mcid_insufficient"].astype(bool))
-                      & (t.by_session["session_number"] > 1)]
+    ok = t.by_session[
+        (~t.by_session["share_mcid_insufficient"].astype(bool))
+        & (t.by_session["session_number"] > 1)
+    ]
     within_plan = ok[ok["session_number"] <= t.planned_sessions]
     pick = within_plan if len(within_plan) else ok
     if len(pick) and t.mcid is not None:
@@ -249,33 +319,41 @@ def plain_language_summary(timeline: ConsultTimeline) -> list[str]:
             f"{_quantifier(tenths)} ({_ten(tenths)}) had improved by at least "
             f"{_num(t.mcid)}{unit} in {_lower_first(t.endpoint_name)} by session "
             f"{int(row['session_number'])} (based on {int(row['share_mcid_n'])} patients "
-            "measured then).")
+            "measured then)."
+        )
         med = t.by_session[t.by_session["session_number"] == row["session_number"]].iloc[0]
         if not bool(med["insufficient"]):
             lines.append(
                 f"At that session the typical (median) improvement was {_num(med['median'])}"
                 f"{unit}; the middle half of patients were between {_num(med['q1'])} and "
-                f"{_num(med['q3'])}{unit}.")
+                f"{_num(med['q3'])}{unit}."
+            )
     if not t.non_responders.insufficient and t.non_responders.value is not None:
         k = _in_ten_up(t.non_responders.value)
         if k > 0:
             lines.append(
                 f"About {k} in 10 saw little or no change (less than {_num(t.mcid or 0)}{unit}) "
-                f"by their last visit (n={t.non_responders.n}).")
+                f"by their last visit (n={t.non_responders.n})."
+            )
         else:
-            lines.append(f"Few patients saw little or no change by their last visit "
-                         f"(n={t.non_responders.n}).")
+            lines.append(
+                f"Few patients saw little or no change by their last visit "
+                f"(n={t.non_responders.n})."
+            )
     sd = t.sessions_done
     if not sd.insufficient and sd.median is not None:
         lines.append(
             f"Courses typically lasted {sd.median:.0f} sessions (middle half: {sd.q1:.0f} to "
-            f"{sd.q3:.0f}; planned: {t.planned_sessions}; n={sd.n} finished courses).")
+            f"{sd.q3:.0f}; planned: {t.planned_sessions}; n={sd.n} finished courses)."
+        )
     for r in t.reactions.itertuples(index=False):
         if r.insufficient or not r.share_sessions > 0:
             continue
         k = _in_ten_up(float(r.share_sessions))
         how_long = "" if math.isnan(r.median_duration_days) else _days(r.median_duration_days)
-        lines.append(f"{str(r.term).replace('_', ' ').capitalize()} followed up to about {k} in "
-                     f"10 sessions{how_long} ({r.sessions_with} of {r.sessions} sessions).")
+        lines.append(
+            f"{str(r.term).replace('_', ' ').capitalize()} followed up to about {k} in "
+            f"10 sessions{how_long} ({r.sessions_with} of {r.sessions} sessions)."
+        )
     lines.append(closing)
     return lines

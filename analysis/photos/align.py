@@ -36,7 +36,9 @@ def similarity_from_landmarks(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.nd
     src = np.asarray(src_pts, dtype=float)
     dst = np.asarray(dst_pts, dtype=float)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] not in (2, 3) or len(src) < 2:
-        raise ValueError(f"need two matching (N, 2|3) point sets with N >= 2, got {src.shape} and {dst.shape}")
+        raise ValueError(
+            f"need two matching (N, 2|3) point sets with N >= 2, got {src.shape} and {dst.shape}"
+        )
     if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
         raise ValueError("landmarks contain NaN or infinite values")
     transform = SimilarityTransform.from_estimate(src[:, :2], dst[:, :2])

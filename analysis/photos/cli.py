@@ -33,7 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def register(subparsers: Any) -> None:
     """Add the ``measure`` and ``compare`` sub-commands to ``python -m analysis``."""
     measure = subparsers.add_parser(
-        "measure", help="measure pose, distance, lighting and sharpness of photos",
+        "measure",
+        help="measure pose, distance, lighting and sharpness of photos",
         description="Measure photos; one line per image, in input order.",
     )
     measure.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, HEIC)")
@@ -41,7 +42,8 @@ def register(subparsers: Any) -> None:
     measure.set_defaults(func=run_measure)
 
     compare = subparsers.add_parser(
-        "compare", help="check follow-up photos against a baseline photo",
+        "compare",
+        help="check follow-up photos against a baseline photo",
         description="Compare each follow-up photo with the baseline; one line per follow-up.",
     )
     compare.add_argument("baseline", metavar="BASELINE", help="the series' baseline photo")
@@ -52,10 +54,19 @@ def register(subparsers: Any) -> None:
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per line")
-    parser.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                        help="measure in N processes (default 1)")
-    parser.add_argument("--view", choices=ALL_VIEWS, default=None,
-                        help="photo view; scalp views skip the face (pose not assessed)")
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="measure in N processes (default 1)",
+    )
+    parser.add_argument(
+        "--view",
+        choices=ALL_VIEWS,
+        default=None,
+        help="photo view; scalp views skip the face (pose not assessed)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -81,7 +92,9 @@ def _failed(path: str, view: str | None, message: str) -> Any:
     return PhotoMeasurement(path=path, view=view, ok=False, error=message)
 
 
-def measure_many(paths: Sequence[str], *, view: str | None = None, workers: int = 1) -> Iterator[Any]:
+def measure_many(
+    paths: Sequence[str], *, view: str | None = None, workers: int = 1
+) -> Iterator[Any]:
     """Yield a ``PhotoMeasurement`` per path, in order, measuring in ``workers`` processes.
 
     A crashed worker process turns the photos it had not finished into ``ok=False`` results.
@@ -129,8 +142,10 @@ def _fmt(value: float | None, spec: str) -> str:
 def _measure_row(m: Any) -> str:
     name = str(m.path)[-40:]
     note = m.error or ""
-    return (f"{name:40} {'yes' if m.ok else 'no':3} {_fmt(m.yaw_deg, '6.1f'):>6} "
-            f"{_fmt(m.pitch_deg, '6.1f'):>6} {_fmt(m.roll_deg, '6.1f'):>6} {_fmt(m.ipd_px, '8.1f'):>8}  {note}")
+    return (
+        f"{name:40} {'yes' if m.ok else 'no':3} {_fmt(m.yaw_deg, '6.1f'):>6} "
+        f"{_fmt(m.pitch_deg, '6.1f'):>6} {_fmt(m.roll_deg, '6.1f'):>6} {_fmt(m.ipd_px, '8.1f'):>8}  {note}"
+    )
 
 
 def _compare(baseline: Any, followup: Any) -> Any:
@@ -155,7 +170,11 @@ def run_compare(args: argparse.Namespace) -> int:
     for followup in measure_many(args.followups, view=args.view, workers=args.workers):
         comparison = _compare(baseline, followup)
         if args.json:
-            line = {"path": followup.path, "baseline": str(args.baseline), **comparison.to_json_dict()}
+            line = {
+                "path": followup.path,
+                "baseline": str(args.baseline),
+                **comparison.to_json_dict(),
+            }
             print(json.dumps(line, ensure_ascii=False), flush=True)
         else:
             reasons = "; ".join(comparison.reasons) or comparison.summary

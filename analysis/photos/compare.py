@@ -113,8 +113,10 @@ class Tolerances:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not (
-                math.isfinite(value) and value > 0
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not (math.isfinite(value) and value > 0)
             ):
                 raise ValueError(f"tolerance {f.name} must be a positive number, got {value!r}")
         for f in fields(self):
@@ -137,8 +139,12 @@ class Tolerances:
             raise ValueError(
                 f"unknown tolerance(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        return cls(**{k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                      for k, v in overrides.items()})
+        return cls(
+            **{
+                k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                for k, v in overrides.items()
+            }
+        )
 
 
 def compare(
@@ -188,8 +194,17 @@ def compare(
 
 
 _CHECK_NAMES = (
-    "view", "pose", "distance", "framing", "lighting", "backlight", "exposure", "color", "expression",
-    "sharpness", "resolution",
+    "view",
+    "pose",
+    "distance",
+    "framing",
+    "lighting",
+    "backlight",
+    "exposure",
+    "color",
+    "expression",
+    "sharpness",
+    "resolution",
 )
 
 
@@ -225,9 +240,17 @@ def _view_check(b: PhotoMeasurement, f: PhotoMeasurement) -> Check:
     if b.view is None or f.view is None:
         return _na("view", "view not recorded on both photos", baseline=b.view, followup=f.view)
     if b.view != f.view:
-        return Check("view", "fail", None, "", None, None,
-                     f"follow-up is a {f.view} view but the baseline is {b.view} — retake the "
-                     "baseline's view", {"baseline": b.view, "followup": f.view})
+        return Check(
+            "view",
+            "fail",
+            None,
+            "",
+            None,
+            None,
+            f"follow-up is a {f.view} view but the baseline is {b.view} — retake the "
+            "baseline's view",
+            {"baseline": b.view, "followup": f.view},
+        )
     return Check("view", "pass", None, "", None, None, f"same view ({f.view})")
 
 
@@ -237,8 +260,11 @@ def _geometry_checks(
     if scalp:
         reg = _register_thumbs(b, f)
         return [
-            _na("pose", "pose is not assessed on scalp views (no face); framing and scale are "
-                "compared by image registration instead"),
+            _na(
+                "pose",
+                "pose is not assessed on scalp views (no face); framing and scale are "
+                "compared by image registration instead",
+            ),
             _scalp_distance_check(reg, tol),
             _scalp_framing_check(reg, tol),
         ]

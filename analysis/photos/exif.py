@@ -129,8 +129,11 @@ def parse_exif_datetime(value: Any, offset: Any = None, subsec: Any = None) -> d
 
 def _capture_time(ifd0: dict[int, Any], sub: dict[int, Any]) -> datetime | None:
     candidates = (
-        (sub.get(TAG_DATETIME_ORIGINAL), sub.get(TAG_OFFSET_TIME_ORIGINAL),
-         sub.get(TAG_SUBSEC_TIME_ORIGINAL)),
+        (
+            sub.get(TAG_DATETIME_ORIGINAL),
+            sub.get(TAG_OFFSET_TIME_ORIGINAL),
+            sub.get(TAG_SUBSEC_TIME_ORIGINAL),
+        ),
         (sub.get(TAG_DATETIME_DIGITIZED), sub.get(TAG_OFFSET_TIME_DIGITIZED), None),
         (ifd0.get(TAG_DATETIME), sub.get(TAG_OFFSET_TIME), None),
     )
@@ -194,11 +197,11 @@ def scrub_icc_text(profile: bytes) -> bytes | None:
         return None
     for i in range(count):
         entry = 132 + 12 * i
-        offset = int.from_bytes(buf[entry + 4:entry + 8], "big")
-        length = int.from_bytes(buf[entry + 8:entry + 12], "big")
+        offset = int.from_bytes(buf[entry + 4 : entry + 8], "big")
+        length = int.from_bytes(buf[entry + 8 : entry + 12], "big")
         if offset + length > size or length < 8:
             return None
-        kind = bytes(buf[offset:offset + 4])
+        kind = bytes(buf[offset : offset + 4])
         if kind in _ICC_TEXT_TYPES and not _blank_icc_text(buf, offset, length, kind):
             return None
     buf[84:100] = bytes(16)
@@ -210,9 +213,9 @@ def _blank(buf: bytearray, start: int, stop: int, *, wide: bool = False) -> None
     step = 2 if wide else 1
     ended = False
     for pos in range(start, stop - step + 1, step):
-        char = buf[pos:pos + step]
+        char = buf[pos : pos + step]
         ended = ended or not any(char)
-        buf[pos:pos + step] = bytes(step) if ended else (b"\x00 " if wide else b" ")
+        buf[pos : pos + step] = bytes(step) if ended else (b"\x00 " if wide else b" ")
 
 
 def _blank_icc_text(buf: bytearray, offset: int, length: int, kind: bytes) -> bool:
@@ -223,14 +226,14 @@ def _blank_icc_text(buf: bytearray, offset: int, length: int, kind: bytes) -> bo
     if kind == b"mluc":
         if length < 16:
             return False
-        records = int.from_bytes(buf[offset + 8:offset + 12], "big")
-        record_size = int.from_bytes(buf[offset + 12:offset + 16], "big")
+        records = int.from_bytes(buf[offset + 8 : offset + 12], "big")
+        record_size = int.from_bytes(buf[offset + 12 : offset + 16], "big")
         if record_size < 12 or 16 + records * record_size > length:
             return False
         for r in range(records):
             rec = offset + 16 + r * record_size
-            n = int.from_bytes(buf[rec + 4:rec + 8], "big")
-            at = offset + int.from_bytes(buf[rec + 8:rec + 12], "big")
+            n = int.from_bytes(buf[rec + 4 : rec + 8], "big")
+            at = offset + int.from_bytes(buf[rec + 8 : rec + 12], "big")
             if at + n > end:
                 return False
             _blank(buf, at, at + n - n % 2, wide=True)
@@ -238,19 +241,19 @@ def _blank_icc_text(buf: bytearray, offset: int, length: int, kind: bytes) -> bo
     # textDescriptionType: ASCII count + string, Unicode language + count + UTF-16, Mac script
     if length < 12:
         return False
-    n_ascii = int.from_bytes(buf[offset + 8:offset + 12], "big")
+    n_ascii = int.from_bytes(buf[offset + 8 : offset + 12], "big")
     pos = offset + 12 + n_ascii
     if pos > end:
         return False
     _blank(buf, offset + 12, pos)
     if pos + 8 <= end:
-        n_uni = int.from_bytes(buf[pos + 4:pos + 8], "big")
+        n_uni = int.from_bytes(buf[pos + 4 : pos + 8], "big")
         start = pos + 8
         stop = min(end, start + 2 * n_uni)
         _blank(buf, start, stop - (stop - start) % 2, wide=True)
         mac = stop + 3  # script code (2 bytes) and count (1 byte) precede the 67-byte Mac string
         if mac < end:
-            buf[mac:min(end, mac + 67)] = bytes(min(end, mac + 67) - mac)
+            buf[mac : min(end, mac + 67)] = bytes(min(end, mac + 67) - mac)
     return True
 
 
@@ -264,7 +267,7 @@ def _icc_segments(chunks: dict[int, bytes], total: int) -> list[bytes] | None:
     out, pos = [], 0
     for i in range(1, total + 1):
         n = len(chunks[i])
-        body = _ICC_HEADER + bytes([i, total]) + scrubbed[pos:pos + n]
+        body = _ICC_HEADER + bytes([i, total]) + scrubbed[pos : pos + n]
         out.append(b"\xff\xe2" + (len(body) + 2).to_bytes(2, "big") + body)
         pos += n
     return out
@@ -302,21 +305,21 @@ def strip_jpeg_metadata(data: bytes) -> bytes | None:
         if marker == 0xD9:
             out.append(b"\xff\xd9")
             if icc_at >= 0:
-                out[icc_at:icc_at + 1] = _icc_segments(icc, icc_total) or []
+                out[icc_at : icc_at + 1] = _icc_segments(icc, icc_total) or []
             return b"".join(out)
         if marker == 0x01 or 0xD0 <= marker <= 0xD7 or marker in (0x00, 0xD8):
             if marker in (0x00, 0xD8):
                 return None
-            out.append(data[pos:pos + 2])
+            out.append(data[pos : pos + 2])
             pos += 2
             continue
         if pos + 4 > size:
             return None
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         end = pos + 2 + length
         if length < 2 or end > size:
             return None
-        payload = data[pos + 4:end]
+        payload = data[pos + 4 : end]
         if marker == 0xE0 and payload.startswith(b"JFIF\x00") and len(payload) >= 14:
             out.append(b"\xff\xe0\x00\x10" + payload[:12] + b"\x00\x00")
         elif marker == 0xE2 and payload.startswith(_ICC_HEADER) and len(payload) >= 14:

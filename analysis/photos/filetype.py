@@ -81,7 +81,7 @@ def _ftyp_brands(data: bytes) -> set[bytes]:
     size = int.from_bytes(data[0:4], "big")
     size = min(max(size, 16), 256, len(data))
     brands = {data[8:12]}
-    brands.update(data[i:i + 4] for i in range(16, size - 3, 4))
+    brands.update(data[i : i + 4] for i in range(16, size - 3, 4))
     return brands
 
 
@@ -116,7 +116,7 @@ def has_zip_directory(data: bytes) -> bool:
     pos = data.rfind(b"PK\x05\x06", tail_start)
     while pos >= 0:
         if pos + 22 <= len(data):
-            comment_len = int.from_bytes(data[pos + 20:pos + 22], "little")
+            comment_len = int.from_bytes(data[pos + 20 : pos + 22], "little")
             if pos + 22 + comment_len == len(data):
                 return True
         pos = data.rfind(b"PK\x05\x06", tail_start, pos)

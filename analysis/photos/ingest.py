@@ -462,7 +462,11 @@ def _decode_small(image: Image.Image, orientation: int, *, out_w: int, out_h: in
             image.draft("RGB", (max(1, want[0] * 3 // 4), max(1, want[1] * 3 // 4)))
         image.load()
         frame: Image.Image = image
-        if image.format in ("JPEG", "MPO") and frame.size[0] <= want[0] and frame.size[1] <= want[1]:
+        if (
+            image.format in ("JPEG", "MPO")
+            and frame.size[0] <= want[0]
+            and frame.size[1] <= want[1]
+        ):
             want = frame.size
         if frame.size != want and frame.mode in ("RGB", "RGBA", "L", "LA"):
             frame = frame.resize(want, Image.Resampling.LANCZOS, reducing_gap=3.0)
@@ -530,4 +534,3 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB" or mode == "CMYK" or mode in ("L", "1", "YCbCr", "LAB", "HSV"):
         return image.convert("RGB")
     return image.convert("RGB")
-

@@ -202,7 +202,12 @@ def _detect_once(rgb: np.ndarray) -> tuple[float, tuple[float, float, float, flo
     box = best.location_data.relative_bounding_box
     h, w = rgb.shape[:2]
     score = float(best.score[0]) if best.score else 0.0
-    return score, (box.xmin * w, box.ymin * h, (box.xmin + box.width) * w, (box.ymin + box.height) * h)
+    return score, (
+        box.xmin * w,
+        box.ymin * h,
+        (box.xmin + box.width) * w,
+        (box.ymin + box.height) * h,
+    )
 
 
 def _detect_box(rgb: np.ndarray) -> tuple[float, float, float, float] | None:

@@ -106,19 +106,94 @@ from skimage.color import rgb2lab
 
 # FaceMesh (468/478-point) indices. Contours from mediapipe's face_mesh_connections (Apache-2.0).
 MIDLINE_IDX: tuple[int, ...] = (
-    10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 164, 0, 11, 12, 13, 14, 15, 16, 17, 18,
-    200, 199, 175, 152,
+    10,
+    151,
+    9,
+    8,
+    168,
+    6,
+    197,
+    195,
+    5,
+    4,
+    1,
+    19,
+    94,
+    2,
+    164,
+    0,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    200,
+    199,
+    175,
+    152,
 )
 RIGHT_EYE_IDX: tuple[int, ...] = (  # the patient's right eye (image left when facing the camera)
-    33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
+    33,
+    7,
+    163,
+    144,
+    145,
+    153,
+    154,
+    155,
+    133,
+    173,
+    157,
+    158,
+    159,
+    160,
+    161,
+    246,
 )
 LEFT_EYE_IDX: tuple[int, ...] = (
-    362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398,
+    362,
+    382,
+    381,
+    380,
+    374,
+    373,
+    390,
+    249,
+    263,
+    466,
+    388,
+    387,
+    386,
+    385,
+    384,
+    398,
 )
 RIGHT_BROW_IDX: tuple[int, ...] = (46, 53, 52, 65, 55, 70, 63, 105, 66, 107)
 LEFT_BROW_IDX: tuple[int, ...] = (276, 283, 282, 295, 285, 300, 293, 334, 296, 336)
 LIPS_OUTER_IDX: tuple[int, ...] = (
-    61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185,
+    61,
+    146,
+    91,
+    181,
+    84,
+    17,
+    314,
+    405,
+    321,
+    375,
+    291,
+    409,
+    270,
+    269,
+    267,
+    0,
+    37,
+    39,
+    40,
+    185,
 )
 # eye corners used for the inter-ocular distance (outer, inner) of each eye
 RIGHT_EYE_CORNERS: tuple[int, int] = (33, 133)
@@ -181,7 +256,7 @@ def face_skin_mask(shape: tuple[int, ...], landmarks_px: np.ndarray) -> np.ndarr
     h, w = int(shape[0]), int(shape[1])
     out = np.zeros((h, w), bool)
     local_mask, x0, y0 = _skin_mask_box((h, w), landmarks_px)
-    out[y0:y0 + local_mask.shape[0], x0:x0 + local_mask.shape[1]] = local_mask
+    out[y0 : y0 + local_mask.shape[0], x0 : x0 + local_mask.shape[1]] = local_mask
     return out
 
 
@@ -252,7 +327,7 @@ def measure_lighting(rgb: np.ndarray, *, landmarks_px: np.ndarray | None) -> Lig
     else:
         local_mask, bx, by = _skin_mask_box(rgb.shape, landmarks_px)
         ys, xs = np.nonzero(local_mask)
-        pixels_rgb = rgb[by:by + local_mask.shape[0], bx:bx + local_mask.shape[1]][ys, xs]
+        pixels_rgb = rgb[by : by + local_mask.shape[0], bx : bx + local_mask.shape[1]][ys, xs]
         ys, xs = ys + by, xs + bx
         side = _midline_offset(xs, ys, landmarks_px)
     clipped = _clipped(pixels_rgb)
@@ -277,7 +352,9 @@ def measure_lighting(rgb: np.ndarray, *, landmarks_px: np.ndarray | None) -> Lig
     n_used = int(lab.shape[0])
     median_factor = 1.2533 / np.sqrt(n_used)  # s.d. of a median of n normal samples, per s.d.
     exposure_sd = float(np.hypot(EXPOSURE_FLOOR_L, median_factor * noise_lab[0]))
-    color_sd = float(np.hypot(COLOR_FLOOR_AB, median_factor * np.hypot(*noise_lab[1:]) / np.sqrt(2)))
+    color_sd = float(
+        np.hypot(COLOR_FLOOR_AB, median_factor * np.hypot(*noise_lab[1:]) / np.sqrt(2))
+    )
     return LightingMeasure(
         exposure_l=lab_median[0],
         clipped_share=float(clipped),
@@ -330,8 +407,10 @@ class ShadingFit:
         denom = abs(c0) + norm
         if not (denom > 0 and norm > 0):
             return float("nan")
-        grad = np.array([-cx * np.sign(c0), denom - cx * cx / norm, -cx * cy / norm,
-                         -cx * cz / norm]) / denom**2
+        grad = (
+            np.array([-cx * np.sign(c0), denom - cx * cx / norm, -cx * cy / norm, -cx * cz / norm])
+            / denom**2
+        )
         return float(np.sqrt(max(0.0, grad @ cov @ grad)))
 
 
@@ -432,8 +511,13 @@ def shading_fit(rgb: np.ndarray, *, landmarks_px: np.ndarray) -> ShadingFit:
         xtx_inv = np.linalg.inv(x.T @ x)
     except np.linalg.LinAlgError:
         return ShadingFit(tuple(float(c) for c in coef), int(keep.sum()))  # type: ignore[arg-type]
-    return ShadingFit(tuple(float(c) for c in coef), int(keep.sum()),  # type: ignore[arg-type]
-                      s2 * xtx_inv, xtx_inv, float(ipd))
+    return ShadingFit(
+        tuple(float(c) for c in coef),  # type: ignore[arg-type]
+        int(keep.sum()),
+        s2 * xtx_inv,
+        xtx_inv,
+        float(ipd),
+    )
 
 
 _NOISE_WINDOW_PX = 384  # the noise is estimated on at most this square of the face crop (147k px)
@@ -452,7 +536,7 @@ def pixel_noise_rgb(rgb: np.ndarray) -> np.ndarray:
     if h < 3 or w < 3:
         return np.full(3, np.nan)
     y0, x0 = max(0, (h - _NOISE_WINDOW_PX) // 2), max(0, (w - _NOISE_WINDOW_PX) // 2)
-    win = np.ascontiguousarray(rgb[y0:y0 + _NOISE_WINDOW_PX, x0:x0 + _NOISE_WINDOW_PX])
+    win = np.ascontiguousarray(rgb[y0 : y0 + _NOISE_WINDOW_PX, x0 : x0 + _NOISE_WINDOW_PX])
     resp = cv2.filter2D(win, cv2.CV_16S, _IMMERKAER)[1:-1, 1:-1]  # |response| <= 16 * 255
     mean_abs = np.array(cv2.mean(np.abs(resp))[:3])
     out: np.ndarray = np.sqrt(np.pi / 2.0) * mean_abs / 6.0
@@ -504,9 +588,9 @@ _L_OF_LEVEL = _lightness_lut()
 # ``xyz_from_rgb`` matrix, D65 2-degree white, the 0.008856 / 7.787 linear segment), with the
 # gamma expansion of the 256 8-bit levels taken from a table: 5-10x faster on the ~50k skin pixels
 # of a face; equal to rgb2lab to ~1e-9 (L* of a whole image, in float32: ~1e-4; tests/photos/test_lighting.py).
-_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
-                          [0.212671, 0.715160, 0.072169],
-                          [0.019334, 0.119193, 0.950227]])
+_XYZ_FROM_RGB = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
 _D65_WHITE = np.array([0.95047, 1.0, 1.08883])
 _LEVELS = np.arange(256) / 255.0
 _LINEAR_OF_LEVEL = np.where(_LEVELS > 0.04045, ((_LEVELS + 0.055) / 1.055) ** 2.4, _LEVELS / 12.92)
@@ -520,15 +604,19 @@ def lab_of_pixels(pixels_rgb: np.ndarray) -> np.ndarray:
     """CIE L*a*b* ``(N, 3)`` of 8-bit sRGB pixels ``(N, 3)`` (as ``skimage.color.rgb2lab``)."""
     linear = _LINEAR_OF_LEVEL[np.asarray(pixels_rgb, np.uint8).reshape(-1, 3)]
     f = _lab_f(linear @ (_XYZ_FROM_RGB / _D65_WHITE[:, None]).T)
-    return np.stack([116.0 * f[:, 1] - 16.0, 500.0 * (f[:, 0] - f[:, 1]),
-                     200.0 * (f[:, 1] - f[:, 2])], axis=1)
+    return np.stack(
+        [116.0 * f[:, 1] - 16.0, 500.0 * (f[:, 0] - f[:, 1]), 200.0 * (f[:, 1] - f[:, 2])], axis=1
+    )
 
 
 def lightness_of_image(rgb: np.ndarray) -> np.ndarray:
     """CIE L* ``(H, W)`` of an 8-bit sRGB image (the L* channel of ``skimage.color.rgb2lab``)."""
     lin = _LINEAR_OF_LEVEL.astype(np.float32)
-    y = (lin[rgb[..., 0]] * np.float32(0.212671) + lin[rgb[..., 1]] * np.float32(0.715160)
-         + lin[rgb[..., 2]] * np.float32(0.072169))
+    y = (
+        lin[rgb[..., 0]] * np.float32(0.212671)
+        + lin[rgb[..., 1]] * np.float32(0.715160)
+        + lin[rgb[..., 2]] * np.float32(0.072169)
+    )
     return (116.0 * _lab_f(y) - 16.0).astype(np.float32)
 
 
@@ -607,7 +695,9 @@ def _clipped(pixels_rgb: np.ndarray) -> float:
         return float("nan")
     pixels = np.ascontiguousarray(pixels_rgb, dtype=np.uint8).reshape(-1, 1, 3)
     # pixels with every channel strictly inside (CLIP_LOW, CLIP_HIGH); the others are clipped
-    inside = cv2.inRange(pixels, np.full(3, CLIP_LOW + 1, np.uint8), np.full(3, CLIP_HIGH - 1, np.uint8))
+    inside = cv2.inRange(
+        pixels, np.full(3, CLIP_LOW + 1, np.uint8), np.full(3, CLIP_HIGH - 1, np.uint8)
+    )
     return 1.0 - cv2.countNonZero(inside) / float(pixels.shape[0])
 
 

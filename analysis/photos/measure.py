@@ -70,7 +70,9 @@ def _thumb(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(src, size, interpolation=cv2.INTER_AREA)
 
 
-def _lighting(rgb: np.ndarray, landmarks: np.ndarray | None, notes: dict[str, Any]) -> dict[str, Any]:
+def _lighting(
+    rgb: np.ndarray, landmarks: np.ndarray | None, notes: dict[str, Any]
+) -> dict[str, Any]:
     try:
         from analysis.photos.lighting import measure_lighting
     except ImportError:
@@ -85,13 +87,15 @@ def _lighting(rgb: np.ndarray, landmarks: np.ndarray | None, notes: dict[str, An
         "exposure_l": _finite(light.exposure_l),
         "clipped_share": _finite(light.clipped_share),
         "lab_median": tuple(float(v) for v in light.lab_median)
-        if np.all(np.isfinite(light.lab_median)) else None,
+        if np.all(np.isfinite(light.lab_median))
+        else None,
         "light_side": _finite(light.light_side),
         "light_side_sd": _finite(light.light_side_sd),
         "exposure_sd_l": _finite(light.exposure_sd_l),
         "color_sd_ab": _finite(light.color_sd_ab),
         "backlight_dl": _finite(light.backlight_dl),
-        "backlight_sd_l": _finite(light.backlight_sd_l) if _finite(light.backlight_dl) is not None
+        "backlight_sd_l": _finite(light.backlight_sd_l)
+        if _finite(light.backlight_dl) is not None
         else None,
     }
 
@@ -111,7 +115,9 @@ def _expression(landmarks: np.ndarray, notes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _sharpness(rgb: np.ndarray, landmarks: np.ndarray | None, notes: dict[str, Any]) -> dict[str, Any]:
+def _sharpness(
+    rgb: np.ndarray, landmarks: np.ndarray | None, notes: dict[str, Any]
+) -> dict[str, Any]:
     try:
         from analysis.photos.sharpness import measure_sharpness
 
@@ -165,7 +171,10 @@ def _face_fields(
         "ipd_px": ipd_px(pts, scale=scale, yaw_deg=pose.yaw_deg),
         "face_box": (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())),
         "face_in_frame": bool(
-            xs.min() >= 0 and ys.min() >= 0 and xs.max() <= photo.width_px and ys.max() <= photo.height_px
+            xs.min() >= 0
+            and ys.min() >= 0
+            and xs.max() <= photo.width_px
+            and ys.max() <= photo.height_px
         ),
         "landmarks_px": original,
     }
@@ -239,7 +248,9 @@ def measure_photo(
         fields.update(_sharpness(rgb, landmarks, notes))
         return PhotoMeasurement(ok=ok, extra=notes, **base, **fields)
     except MemoryError:
-        return PhotoMeasurement(ok=False, error="the photo is too large to analyse on this server", **base)
+        return PhotoMeasurement(
+            ok=False, error="the photo is too large to analyse on this server", **base
+        )
     except Exception as exc:  # never raise: the caller shows the reason
         return PhotoMeasurement(ok=False, error=f"the photo could not be measured: {exc}", **base)
 
@@ -256,7 +267,9 @@ def measure_path(
     try:
         from analysis.photos.ingest import IngestError, read_photo
     except Exception as exc:
-        return PhotoMeasurement(path=name, view=view, ok=False, error=f"photo reader unavailable: {exc}")
+        return PhotoMeasurement(
+            path=name, view=view, ok=False, error=f"photo reader unavailable: {exc}"
+        )
     try:
         photo = read_photo(Path(path))
     except IngestError as exc:
@@ -264,7 +277,11 @@ def measure_path(
     except FileNotFoundError:
         return PhotoMeasurement(path=name, view=view, ok=False, error=f"file not found: {name}")
     except MemoryError:
-        return PhotoMeasurement(path=name, view=view, ok=False, error="the photo is too large to analyse")
+        return PhotoMeasurement(
+            path=name, view=view, ok=False, error="the photo is too large to analyse"
+        )
     except Exception as exc:
-        return PhotoMeasurement(path=name, view=view, ok=False, error=f"not a readable image file: {exc}")
+        return PhotoMeasurement(
+            path=name, view=view, ok=False, error=f"not a readable image file: {exc}"
+        )
     return measure_photo(photo, view=view, path=name, detect=detect)

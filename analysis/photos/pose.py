@@ -109,7 +109,9 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.nda
     src = np.asarray(src, dtype=float)
     dst = np.asarray(dst, dtype=float)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[0] < src.shape[1]:
-        raise ValueError(f"point sets must have the same (N, D) shape with N >= D, got {src.shape} and {dst.shape}")
+        raise ValueError(
+            f"point sets must have the same (N, D) shape with N >= D, got {src.shape} and {dst.shape}"
+        )
     if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
         raise ValueError("point sets contain NaN or infinite values")
     mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)

@@ -24,7 +24,9 @@ MAX_YAW_CORRECTION_DEG = 60.0
 def _check(points: np.ndarray) -> np.ndarray:
     pts = np.asarray(points, dtype=float)
     if pts.ndim != 2 or pts.shape[0] != 478 or pts.shape[1] not in (2, 3):
-        raise ValueError(f"iris measures need the 478 FaceMesh landmarks (478, 2|3), got shape {pts.shape}")
+        raise ValueError(
+            f"iris measures need the 478 FaceMesh landmarks (478, 2|3), got shape {pts.shape}"
+        )
     return pts
 
 

@@ -83,8 +83,14 @@ def register(
     """
     base = _grey(baseline_rgb, work_side_px)
     follow = _grey(followup_rgb, work_side_px)
-    orb = cv2.ORB.create(nfeatures=n_features, scaleFactor=1.2, nlevels=8, edgeThreshold=15,
-                         patchSize=31, fastThreshold=10)
+    orb = cv2.ORB.create(
+        nfeatures=n_features,
+        scaleFactor=1.2,
+        nlevels=8,
+        edgeThreshold=15,
+        patchSize=31,
+        fastThreshold=10,
+    )
     kb, db = orb.detectAndCompute(base, None)
     kf, df = orb.detectAndCompute(follow, None)
     if db is None or df is None or len(kb) < _MIN_MATCHES or len(kf) < _MIN_MATCHES:
@@ -97,18 +103,29 @@ def register(
     dst = np.array([kf[m.trainIdx].pt for m in good], np.float32)
     diag = float(np.hypot(*follow.shape))
     matrix, inliers = cv2.estimateAffinePartial2D(
-        src, dst, method=cv2.RANSAC, ransacReprojThreshold=0.015 * diag, maxIters=5000,
-        confidence=0.999, refineIters=20,
+        src,
+        dst,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=0.015 * diag,
+        maxIters=5000,
+        confidence=0.999,
+        refineIters=20,
     )
     n_in = int(inliers.sum()) if inliers is not None else 0
     if matrix is None or n_in < min_inliers or n_in < min_inlier_share * len(good):
-        return _failed(len(good), n_in, "matches are not geometrically consistent: is this the "
-                       "same scalp area?")
+        return _failed(
+            len(good),
+            n_in,
+            "matches are not geometrically consistent: is this the same scalp area?",
+        )
     a, b = float(matrix[0, 0]), float(matrix[1, 0])
     scale = float(np.hypot(a, b))
     if not _MIN_SCALE <= scale <= 1.0 / _MIN_SCALE:
-        return _failed(len(good), n_in, f"implausible scale change (x{scale:.2f}): is this the "
-                       "same scalp area?")
+        return _failed(
+            len(good),
+            n_in,
+            f"implausible scale change (x{scale:.2f}): is this the same scalp area?",
+        )
     rotation = float(np.degrees(np.arctan2(b, a)))
     # baseline frame centre, in the work image's coordinates of the follow-up
     hb, wb = base.shape
@@ -116,8 +133,7 @@ def register(
     centre = matrix @ np.array([(wb - 1) / 2.0, (hb - 1) / 2.0, 1.0])
     shift_x = float((centre[0] - (wf - 1) / 2.0) / wf)
     shift_y = float((centre[1] - (hf - 1) / 2.0) / hf)
-    return Registration(True, scale, rotation, shift_x, shift_y, len(good), n_in,
-                        n_in / len(good))
+    return Registration(True, scale, rotation, shift_x, shift_y, len(good), n_in, n_in / len(good))
 
 
 def _failed(n_matches: int, n_inliers: int, reason: str) -> Registration:

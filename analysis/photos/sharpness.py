@@ -86,7 +86,9 @@ def measure_sharpness(rgb: np.ndarray, *, landmarks_px: np.ndarray | None = None
         return float("nan")
     s = EYE_DISTANCE_REF_PX / ipd
     # grey of the face crop only (the same pixels as converting the whole frame first)
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(
+        np.float32
+    )
     crop = _resize(grey, s)
     local = (xy - [x0, y0]) * s
     mask: np.ndarray = np.zeros(crop.shape, np.uint8)

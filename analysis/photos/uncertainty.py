@@ -59,16 +59,18 @@ def _positive(name: str, value: float) -> float:
     return value
 
 
-def distance_sd_pct(ipd_baseline_px: float, ipd_followup_px: float, *,
-                    jitter_px: float = LANDMARK_JITTER_PX) -> float:
+def distance_sd_pct(
+    ipd_baseline_px: float, ipd_followup_px: float, *, jitter_px: float = LANDMARK_JITTER_PX
+) -> float:
     """Standard deviation (percentage points) of the face-size change from landmark jitter."""
     b = _positive("ipd_baseline_px", ipd_baseline_px)
     f = _positive("ipd_followup_px", ipd_followup_px)
     return 100.0 * math.sqrt(2.0) * jitter_px * math.hypot(1.0 / b, 1.0 / f)
 
 
-def pose_sd_deg(ipd_baseline_px: float, ipd_followup_px: float, *,
-                jitter_px: float = LANDMARK_JITTER_PX) -> float:
+def pose_sd_deg(
+    ipd_baseline_px: float, ipd_followup_px: float, *, jitter_px: float = LANDMARK_JITTER_PX
+) -> float:
     """Standard deviation (degrees) of a pose-angle difference from landmark jitter."""
     b = _positive("ipd_baseline_px", ipd_baseline_px)
     f = _positive("ipd_followup_px", ipd_followup_px)

@@ -26,8 +26,9 @@ class AlignedPair:
     note: str
 
 
-def landmarks_for(landmarks_px: np.ndarray | None, *, original_width_px: int | None,
-                  display_width_px: int) -> np.ndarray | None:
+def landmarks_for(
+    landmarks_px: np.ndarray | None, *, original_width_px: int | None, display_width_px: int
+) -> np.ndarray | None:
     """Scale original-pixel landmarks to a display copy ``display_width_px`` wide."""
     if landmarks_px is None or not original_width_px:
         return None
@@ -37,7 +38,10 @@ def landmarks_for(landmarks_px: np.ndarray | None, *, original_width_px: int | N
 
 
 def align_pair(
-    reference: np.ndarray, moving: np.ndarray, *, reference_landmarks: np.ndarray | None,
+    reference: np.ndarray,
+    moving: np.ndarray,
+    *,
+    reference_landmarks: np.ndarray | None,
     moving_landmarks: np.ndarray | None,
 ) -> AlignedPair:
     """Warp ``moving`` onto ``reference`` by landmarks, or resize it when landmarks are missing."""
@@ -48,7 +52,9 @@ def align_pair(
     h, w = reference.shape[:2]
     if reference_landmarks is not None and moving_landmarks is not None:
         try:
-            warped = align_to_baseline(moving, moving_landmarks, reference.shape, reference_landmarks)
+            warped = align_to_baseline(
+                moving, moving_landmarks, reference.shape, reference_landmarks
+            )
             return AlignedPair(reference, warped, True, "aligned on eye and nose landmarks")
         except ValueError as exc:
             note = f"not aligned ({exc}); shown resized"
@@ -75,7 +81,7 @@ def wipe(a: np.ndarray, b: np.ndarray, *, position: float) -> np.ndarray:
     out = b.copy()
     out[:, :split] = a[:, :split]
     if 0 < split < w:
-        out[:, max(0, split - 1):split + 1] = 255
+        out[:, max(0, split - 1) : split + 1] = 255
     return out
 
 

@@ -214,8 +214,9 @@ def clean_in_worker(
     Same contract as ``clean_original``: returns the ``CleanImage`` or raises ``IngestError``, whose
     message is the worker's (refusal, timeout or crash).
     """
-    result = analyse_in_worker(data, view=None, timeout_s=timeout_s, memory_mb=memory_mb,
-                               target=CLEAN_TARGET)
+    result = analyse_in_worker(
+        data, view=None, timeout_s=timeout_s, memory_mb=memory_mb, target=CLEAN_TARGET
+    )
     if result.ok and isinstance(result.measurement, CleanImage):
         return result.measurement
     raise IngestError(result.error or MSG_FAILED)
@@ -237,6 +238,7 @@ def stop_standby() -> None:
 
 
 # ---- parent side -------------------------------------------------------------------------------
+
 
 @dataclass
 class _Child:
@@ -338,6 +340,7 @@ def _wait_for_reply(
 
 # ---- child side --------------------------------------------------------------------------------
 
+
 def _child_main(
     jobs: multiprocessing.connection.Connection,
     replies: multiprocessing.connection.Connection,
@@ -429,6 +432,7 @@ def _describe_exit(code: int | None) -> str:
 
 
 # ---- targets -----------------------------------------------------------------------------------
+
 
 def _measure_bytes(data: bytes, *, view: str | None) -> PhotoMeasurement:
     """Default worker target: decode with ``read_photo``, then ``measure_photo``."""

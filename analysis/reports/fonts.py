@@ -13,10 +13,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-REGULAR, BOLD, OBLIQUE, BOLD_OBLIQUE = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique",
-                                        "DejaVuSans-BoldOblique")
-_BY_HELVETICA = {"Helvetica": REGULAR, "Helvetica-Bold": BOLD, "Helvetica-Oblique": OBLIQUE,
-                 "Helvetica-BoldOblique": BOLD_OBLIQUE}
+REGULAR, BOLD, OBLIQUE, BOLD_OBLIQUE = (
+    "DejaVuSans",
+    "DejaVuSans-Bold",
+    "DejaVuSans-Oblique",
+    "DejaVuSans-BoldOblique",
+)
+_BY_HELVETICA = {
+    "Helvetica": REGULAR,
+    "Helvetica-Bold": BOLD,
+    "Helvetica-Oblique": OBLIQUE,
+    "Helvetica-BoldOblique": BOLD_OBLIQUE,
+}
 
 
 @lru_cache(maxsize=1)
@@ -30,7 +38,12 @@ def register() -> None:
     folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     for name in (REGULAR, BOLD, OBLIQUE, BOLD_OBLIQUE):
         pdfmetrics.registerFont(TTFont(name, str(folder / f"{name}.ttf")))
-    for bold, italic, name in ((0, 0, REGULAR), (1, 0, BOLD), (0, 1, OBLIQUE), (1, 1, BOLD_OBLIQUE)):
+    for bold, italic, name in (
+        (0, 0, REGULAR),
+        (1, 0, BOLD),
+        (0, 1, OBLIQUE),
+        (1, 1, BOLD_OBLIQUE),
+    ):
         addMapping(REGULAR, bold, italic, name)
 
 

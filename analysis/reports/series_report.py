@@ -32,7 +32,9 @@ GATE_NOTE = (
 )
 
 
-def report_photos(photos: pd.DataFrame, *, fetch: Callable[[int], bytes | None]) -> dict[int, bytes]:
+def report_photos(
+    photos: pd.DataFrame, *, fetch: Callable[[int], bytes | None]
+) -> dict[int, bytes]:
     """Bytes of every photo in ``photos`` (column ``photo_id``) that ``fetch`` returns (it must be
     the audited door, e.g. a thumbnail through ``photo_bytes``); refused photos are left out."""
     out: dict[int, bytes] = {}
@@ -43,8 +45,15 @@ def report_photos(photos: pd.DataFrame, *, fetch: Callable[[int], bytes | None])
     return out
 
 
-def endpoint_chart_png(measurements: pd.DataFrame, *, code: str, name: str, unit: str = "",
-                       comparisons: pd.DataFrame | None = None, dpi: int = 150) -> bytes:
+def endpoint_chart_png(
+    measurements: pd.DataFrame,
+    *,
+    code: str,
+    name: str,
+    unit: str = "",
+    comparisons: pd.DataFrame | None = None,
+    dpi: int = 150,
+) -> bytes:
     """Value and change from baseline of one endpoint by session, as a PNG (matplotlib, Agg).
 
     The change panel shows the noise band (``+/- noise_band``, grey), the expected course (dashed)
@@ -69,18 +78,37 @@ def endpoint_chart_png(measurements: pd.DataFrame, *, code: str, name: str, unit
     ax2.axhline(0, color="0.5", lw=0.8)
     ax2.plot(x, m["change"].astype(float), "o-", color="#2e7d32", label="change")
     if m["change"].isna().all():
-        ax2.text(0.5, 0.5, "no session-1 value:\nchange not computed", transform=ax2.transAxes,
-                 ha="center", va="center", fontsize=8, color="0.3")
+        ax2.text(
+            0.5,
+            0.5,
+            "no session-1 value:\nchange not computed",
+            transform=ax2.transAxes,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="0.3",
+        )
     expected = m.dropna(subset=["expected_change"])
     if len(expected):
-        ax2.plot(expected["session_number"].astype(int), expected["expected_change"].astype(float),
-                 "--", color="0.35", label="expected")
+        ax2.plot(
+            expected["session_number"].astype(int),
+            expected["expected_change"].astype(float),
+            "--",
+            color="0.35",
+            label="expected",
+        )
     if comparisons is not None and len(comparisons):
         spanning = set(comparisons.loc[comparisons["spans_confounder"], "to_session"].astype(int))
         flagged = m[m["session_number"].astype(int).isin(spanning)]
         if len(flagged):
-            ax2.plot(flagged["session_number"].astype(int), flagged["change"].astype(float), "*",
-                     ms=12, color="#ef6c00", label="spans a confounder")
+            ax2.plot(
+                flagged["session_number"].astype(int),
+                flagged["change"].astype(float),
+                "*",
+                ms=12,
+                color="#ef6c00",
+                label="spans a confounder",
+            )
     ax2.set_title("Change from baseline", fontsize=9)
     ax2.set_xlabel("Session", fontsize=8)
     ax2.legend(fontsize=6, loc="best")
@@ -94,8 +122,9 @@ def endpoint_chart_png(measurements: pd.DataFrame, *, code: str, name: str, unit
     return out.getvalue()
 
 
-def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
-                        generated_at: datetime | None = None) -> bytes:
+def build_series_report(
+    overview: Any, *, photos: Mapping[int, bytes], generated_at: datetime | None = None
+) -> bytes:
     """The PDF bytes of the report of one series.
 
     Parameters
@@ -127,12 +156,22 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
     p, pr, s = overview.patient, overview.protocol, overview.series
     story: list[Any] = [
         Paragraph("Series progress report", styles["Title"]),
-        Paragraph(escape(f"Patient {p['code']} · {p.get('age_band', '')} · {p.get('sex', '')} · "
-                         f"Fitzpatrick {p.get('fitzpatrick', '')}"), styles["BodyText"]),
-        Paragraph(escape(f"Protocol: {pr['name']} ({pr.get('modality', '')}, "
-                         f"{pr.get('target_area', '')}) · started {s['started_on']} · "
-                         f"{len(overview.sessions)}/{pr.get('planned_sessions', '?')} sessions · "
-                         f"status {s['status']}"), styles["BodyText"]),
+        Paragraph(
+            escape(
+                f"Patient {p['code']} · {p.get('age_band', '')} · {p.get('sex', '')} · "
+                f"Fitzpatrick {p.get('fitzpatrick', '')}"
+            ),
+            styles["BodyText"],
+        ),
+        Paragraph(
+            escape(
+                f"Protocol: {pr['name']} ({pr.get('modality', '')}, "
+                f"{pr.get('target_area', '')}) · started {s['started_on']} · "
+                f"{len(overview.sessions)}/{pr.get('planned_sessions', '?')} sessions · "
+                f"status {s['status']}"
+            ),
+            styles["BodyText"],
+        ),
         Paragraph(escape(f"Generated {when}. Confidential clinical record."), small),
         Spacer(1, 0.3 * cm),
     ]
@@ -147,16 +186,34 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
         for r in df[cols].itertuples(index=False):
             rows.append([Paragraph(escape(_cell(v)), small) for v in r])
         t = Table(rows, repeatRows=1)
-        t.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), fonts.REGULAR, 7),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e3e7ee")),
-                               ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        t.setStyle(
+            TableStyle(
+                [
+                    ("FONT", (0, 0), (-1, -1), fonts.REGULAR, 7),
+                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e3e7ee")),
+                    ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
         story.append(t)
 
     table(overview.sessions, ["number", "performed_on", "days_since_start", "operator"], "Sessions")
-    table(overview.treatments, ["session_number", "product", "lot_number", "expiry_on",
-                                "expired_at_use", "volume_ml", "units", "sites", "depth_intent"],
-          "Treatments")
+    table(
+        overview.treatments,
+        [
+            "session_number",
+            "product",
+            "lot_number",
+            "expiry_on",
+            "expired_at_use",
+            "volume_ml",
+            "units",
+            "sites",
+            "depth_intent",
+        ],
+        "Treatments",
+    )
 
     story.append(Paragraph("Photos", styles["Heading2"]))
     story.append(Paragraph(escape(GATE_NOTE), small))
@@ -167,15 +224,21 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
         cells, captions = [], []
         for r in group.sort_values("session_number").itertuples():
             data = photos.get(int(r.photo_id))
-            cells.append(_image(data, Image, width=4.0 * cm) if data else
-                         Paragraph("not shown (no consent or access)", small))
+            cells.append(
+                _image(data, Image, width=4.0 * cm)
+                if data
+                else Paragraph("not shown (no consent or access)", small)
+            )
             word = VERDICT_WORDS.get(str(r.verdict), str(r.verdict))
             reason = f" — kept because: {r.override_reason}" if r.override_reason else ""
-            captions.append(Paragraph(escape(f"Session {int(r.session_number)}: {word}{reason}"),
-                                      small))
+            captions.append(
+                Paragraph(escape(f"Session {int(r.session_number)}: {word}{reason}"), small)
+            )
         for start in range(0, len(cells), 4):
-            t = Table([cells[start:start + 4], captions[start:start + 4]],
-                      colWidths=[4.3 * cm] * len(cells[start:start + 4]))
+            t = Table(
+                [cells[start : start + 4], captions[start : start + 4]],
+                colWidths=[4.3 * cm] * len(cells[start : start + 4]),
+            )
             t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
             block.append(t)
             if start == 0:  # the view's name never ends a page alone
@@ -187,26 +250,57 @@ def build_series_report(overview: Any, *, photos: Mapping[int, bytes],
     if overview.measurements.empty:
         story.append(Paragraph("No endpoint values recorded.", small))
     else:
-        names = dict(zip(overview.endpoints["endpoint_code"], overview.endpoints["name"],
-                         strict=False))
-        units = dict(zip(overview.endpoints["endpoint_code"], overview.endpoints["unit"],
-                         strict=False))
+        names = dict(
+            zip(overview.endpoints["endpoint_code"], overview.endpoints["name"], strict=False)
+        )
+        units = dict(
+            zip(overview.endpoints["endpoint_code"], overview.endpoints["unit"], strict=False)
+        )
         for code in dict.fromkeys(overview.measurements["endpoint_code"]):
-            png = endpoint_chart_png(overview.measurements, code=code, name=names.get(code, code),
-                                     unit=_cell(units.get(code)), comparisons=overview.comparisons)
+            png = endpoint_chart_png(
+                overview.measurements,
+                code=code,
+                name=names.get(code, code),
+                unit=_cell(units.get(code)),
+                comparisons=overview.comparisons,
+            )
             story.append(_image(png, Image, width=16 * cm))
-        story.append(Paragraph("Grey band: ± twice the measurement's repeatability SD (changes "
-                               "inside it are within measurement noise).", small))
+        story.append(
+            Paragraph(
+                "Grey band: ± twice the measurement's repeatability SD (changes "
+                "inside it are within measurement noise).",
+                small,
+            )
+        )
 
-    table(overview.reactions, ["session_number", "kind", "term", "severity", "onset_day",
-                               "duration_days", "resolved", "red_flag", "escalation"],
-          "Reactions and adverse events")
+    table(
+        overview.reactions,
+        [
+            "session_number",
+            "kind",
+            "term",
+            "severity",
+            "onset_day",
+            "duration_days",
+            "resolved",
+            "red_flag",
+            "escalation",
+        ],
+        "Reactions and adverse events",
+    )
     table(overview.confounders, ["kind", "started_on", "ended_on", "details"], "Confounders")
 
     out = io.BytesIO()
-    doc = SimpleDocTemplate(out, pagesize=A4, title=f"Candor series report {p['code']}",
-                            author="Candor", leftMargin=1.5 * cm, rightMargin=1.5 * cm,
-                            topMargin=1.5 * cm, bottomMargin=1.5 * cm)
+    doc = SimpleDocTemplate(
+        out,
+        pagesize=A4,
+        title=f"Candor series report {p['code']}",
+        author="Candor",
+        leftMargin=1.5 * cm,
+        rightMargin=1.5 * cm,
+        topMargin=1.5 * cm,
+        bottomMargin=1.5 * cm,
+    )
     doc.build(story)
     return out.getvalue()
 

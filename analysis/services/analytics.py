@@ -17,8 +17,19 @@ from analysis.reports.handout import consult_handout_pdf, timeline_chart_png
 from analysis.reports.series_report import build_series_report, report_photos
 
 __all__ = [
-    "ClinicFrames", "ConsultTimeline", "Estimate", "RepresentativePair", "adjusted_protocol_effect",
-    "build_series_report", "cohorts", "combine_frames", "consult_timeline", "consult_handout_pdf",
-    "plain_language_summary", "report_photos", "series_with_ages", "timeline_chart_png",
+    "ClinicFrames",
+    "ConsultTimeline",
+    "Estimate",
+    "RepresentativePair",
+    "adjusted_protocol_effect",
+    "build_series_report",
+    "cohorts",
+    "combine_frames",
+    "consult_timeline",
+    "consult_handout_pdf",
+    "plain_language_summary",
+    "report_photos",
+    "series_with_ages",
+    "timeline_chart_png",
     "to_csv_bytes",
 ]

@@ -21,8 +21,18 @@ from analysis.store import audit
 from analysis.store.access import Actor, PermissionDenied, allowed
 from analysis.store.models import AuditEvent
 
-COLUMNS = ("id", "occurred_at", "actor_email", "actor_role", "action", "outcome", "patient_id",
-           "object_type", "object_id", "details")
+COLUMNS = (
+    "id",
+    "occurred_at",
+    "actor_email",
+    "actor_role",
+    "action",
+    "outcome",
+    "patient_id",
+    "object_type",
+    "object_id",
+    "details",
+)
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
 
@@ -42,14 +52,21 @@ class ChainStatus:
 def _check(session: Session, actor: Actor, permission: str, filters: dict[str, Any]) -> None:
     if not allowed(actor, permission):
         error = PermissionDenied(
-            f"{actor.role.replace('_', ' ')} accounts may not {permission.replace('.', ' ')}")
-        raise audit.record_denial(session, actor, permission, error, object_type="audit_log",
-                                  details={"filters": filters})
+            f"{actor.role.replace('_', ' ')} accounts may not {permission.replace('.', ' ')}"
+        )
+        raise audit.record_denial(
+            session, actor, permission, error, object_type="audit_log", details={"filters": filters}
+        )
 
 
-def _filters(action: str | None, actor_email: str | None, patient_id: int | None,
-             outcome: str | None, since: datetime | None, until: datetime | None
-             ) -> dict[str, Any]:
+def _filters(
+    action: str | None,
+    actor_email: str | None,
+    patient_id: int | None,
+    outcome: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, Any]:
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ValueError(f"{name} must be a timezone-aware (UTC) datetime")
@@ -57,20 +74,35 @@ def _filters(action: str | None, actor_email: str | None, patient_id: int | None
         raise ValueError(f"outcome must be one of {', '.join(audit.OUTCOMES)}")
     if since is not None and until is not None and until < since:
         raise ValueError("'until' is before 'since'")
-    given = dict(action=action, actor_email=actor_email, patient_id=patient_id, outcome=outcome,
-                 since=since.isoformat() if since else None,
-                 until=until.isoformat() if until else None)
+    given = dict(
+        action=action,
+        actor_email=actor_email,
+        patient_id=patient_id,
+        outcome=outcome,
+        since=since.isoformat() if since else None,
+        until=until.isoformat() if until else None,
+    )
     return {k: v for k, v in given.items() if v not in (None, "")}
 
 
-def _select(*, action: str | None, actor_email: str | None, patient_id: int | None,
-            outcome: str | None, since: datetime | None, until: datetime | None,
-            limit: int) -> Select[Any]:
+def _select(
+    *,
+    action: str | None,
+    actor_email: str | None,
+    patient_id: int | None,
+    outcome: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> Select[Any]:
     query = select(AuditEvent)
     if action:
         # "auth.*" selects a family of actions; anything else is exact
-        query = query.where(AuditEvent.action.startswith(action[:-1]) if action.endswith("*")
-                            else AuditEvent.action == action)
+        query = query.where(
+            AuditEvent.action.startswith(action[:-1])
+            if action.endswith("*")
+            else AuditEvent.action == action
+        )
     if actor_email:
         query = query.where(func.lower(AuditEvent.actor_email) == actor_email.strip().lower())
     if patient_id is not None:
@@ -112,10 +144,25 @@ def query_events(
     """
     filters = _filters(action, actor_email, patient_id, outcome, since, until)
     _check(session, actor, "audit.read", filters)
-    frame = _frame(session, _select(action=action, actor_email=actor_email, patient_id=patient_id,
-                                    outcome=outcome, since=since, until=until, limit=limit))
-    audit.record(session, actor, "audit.read", object_type="audit_log",
-                 details={"filters": filters, "rows": len(frame)})
+    frame = _frame(
+        session,
+        _select(
+            action=action,
+            actor_email=actor_email,
+            patient_id=patient_id,
+            outcome=outcome,
+            since=since,
+            until=until,
+            limit=limit,
+        ),
+    )
+    audit.record(
+        session,
+        actor,
+        "audit.read",
+        object_type="audit_log",
+        details={"filters": filters, "rows": len(frame)},
+    )
     session.commit()
     return frame
 
@@ -138,14 +185,29 @@ def export_csv(
 
     filters = _filters(action, actor_email, patient_id, outcome, since, until)
     _check(session, actor, "audit.export", filters)
-    frame = _frame(session, _select(action=action, actor_email=actor_email, patient_id=patient_id,
-                                    outcome=outcome, since=since, until=until, limit=limit))
+    frame = _frame(
+        session,
+        _select(
+            action=action,
+            actor_email=actor_email,
+            patient_id=patient_id,
+            outcome=outcome,
+            since=since,
+            until=until,
+            limit=limit,
+        ),
+    )
     frame = frame.iloc[::-1]
     frame["occurred_at"] = frame["occurred_at"].map(lambda t: t.isoformat())
     frame["details"] = frame["details"].map(lambda d: json.dumps(d, sort_keys=True))
     data: bytes = frame.to_csv(index=False).encode("utf-8")
-    audit.record(session, actor, "audit.export", object_type="audit_log",
-                 details={"filters": filters, "rows": len(frame), "format": "csv"})
+    audit.record(
+        session,
+        actor,
+        "audit.export",
+        object_type="audit_log",
+        details={"filters": filters, "rows": len(frame), "format": "csv"},
+    )
     session.commit()
     return data
 

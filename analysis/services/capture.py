@@ -67,8 +67,10 @@ class SeriesChoice:
 
     @property
     def label(self) -> str:
-        return (f"{self.patient_code} · {self.protocol_name} · "
-                f"{self.sessions_done}/{self.planned_sessions} sessions · {self.status}")
+        return (
+            f"{self.patient_code} · {self.protocol_name} · "
+            f"{self.sessions_done}/{self.planned_sessions} sessions · {self.status}"
+        )
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,14 @@ class CaptureContext:
         return self.baselines.get(view)
 
 
-def series_choices(session: DbSession, actor: Actor, *, search: str = "",
-                   limit: int | None = None, include: int | None = None) -> list[SeriesChoice]:
+def series_choices(
+    session: DbSession,
+    actor: Actor,
+    *,
+    search: str = "",
+    limit: int | None = None,
+    include: int | None = None,
+) -> list[SeriesChoice]:
     """Series for the picker, ordered by patient code then start date.
 
     ``search`` keeps series whose patient code or protocol name contains it (case-insensitive);
@@ -148,13 +156,24 @@ def series_choices(session: DbSession, actor: Actor, *, search: str = "",
     a picker never loses its current value. Two statements at most, whatever the clinic's size.
     """
     require(actor, "series.read", session)
-    done = (select(Session.series_id, func.count(Session.id).label("n"))
-            .group_by(Session.series_id).subquery())
-    base = (select(Series.id, Series.status, Patient.code, Protocol.name,
-                   Protocol.planned_sessions, func.coalesce(done.c.n, 0))
-            .join(Patient, Patient.id == Series.patient_id)
-            .join(Protocol, Protocol.id == Series.protocol_id)
-            .outerjoin(done, done.c.series_id == Series.id))
+    done = (
+        select(Session.series_id, func.count(Session.id).label("n"))
+        .group_by(Session.series_id)
+        .subquery()
+    )
+    base = (
+        select(
+            Series.id,
+            Series.status,
+            Patient.code,
+            Protocol.name,
+            Protocol.planned_sessions,
+            func.coalesce(done.c.n, 0),
+        )
+        .join(Patient, Patient.id == Series.patient_id)
+        .join(Protocol, Protocol.id == Series.protocol_id)
+        .outerjoin(done, done.c.series_id == Series.id)
+    )
     match = db.matches_text(search, Patient.code, Protocol.name)
     stmt = base if match is None else base.where(match)
     stmt = stmt.order_by(Patient.code, Series.started_on, Series.id)
@@ -162,8 +181,14 @@ def series_choices(session: DbSession, actor: Actor, *, search: str = "",
     if include is not None and all(r[0] != include for r in rows):
         rows = list(session.execute(base.where(Series.id == include)).all()) + rows
     return [
-        SeriesChoice(series_id=sid, patient_code=code, protocol_name=name, status=status,
-                     sessions_done=int(n), planned_sessions=planned)
+        SeriesChoice(
+            series_id=sid,
+            patient_code=code,
+            protocol_name=name,
+            status=status,
+            sessions_done=int(n),
+            planned_sessions=planned,
+        )
         for sid, status, code, name, planned, n in rows
     ]
 
@@ -180,15 +205,27 @@ def capture_context(session: DbSession, actor: Actor, *, series_id: int) -> Capt
     baselines: dict[str, StoredPhoto] = {}
     for visit in sorted(series.sessions, key=lambda s: s.number):
         photos = tuple(
-            StoredPhoto(photo_id=p.id, session_id=visit.id, session_number=visit.number,
-                        view=p.view, sha256=p.sha256, verdict=p.verdict,
-                        override_reason=p.override_reason)
+            StoredPhoto(
+                photo_id=p.id,
+                session_id=visit.id,
+                session_number=visit.number,
+                view=p.view,
+                sha256=p.sha256,
+                verdict=p.verdict,
+                override_reason=p.override_reason,
+            )
             for p in sorted(visit.photos, key=lambda p: p.id)
         )
         for p in photos:
             baselines.setdefault(p.view, p)
-        infos.append(SessionInfo(session_id=visit.id, number=visit.number,
-                                 performed_on=visit.performed_on, photos=photos))
+        infos.append(
+            SessionInfo(
+                session_id=visit.id,
+                number=visit.number,
+                performed_on=visit.performed_on,
+                photos=photos,
+            )
+        )
     return CaptureContext(
         series_id=series.id,
         patient_id=series.patient_id,
@@ -207,7 +244,11 @@ def capture_context(session: DbSession, actor: Actor, *, series_id: int) -> Capt
 
 
 def start_next_session(
-    session: DbSession, actor: Actor, *, series_id: int, performed_on: date,
+    session: DbSession,
+    actor: Actor,
+    *,
+    series_id: int,
+    performed_on: date,
     operator_id: int | None = None,
 ) -> int:
     """Add the series' next session and return its id (validation as ``records.add_session``).
@@ -219,10 +260,17 @@ def start_next_session(
     status = session.scalar(select(Series.status).where(Series.id == series_id))
     if status is not None and status != "active":
         raise records.FieldError(
-            "series_id", f"this series is {status.replace('_', ' ')}: set it back to active on the "
-                         "Patient record page before adding a session")
-    visit = records.add_session(session, actor, series_id=series_id, performed_on=performed_on,
-                                operator_id=operator_id if operator_id is not None else actor.user_id)
+            "series_id",
+            f"this series is {status.replace('_', ' ')}: set it back to active on the "
+            "Patient record page before adding a session",
+        )
+    visit = records.add_session(
+        session,
+        actor,
+        series_id=series_id,
+        performed_on=performed_on,
+        operator_id=operator_id if operator_id is not None else actor.user_id,
+    )
     return visit.id
 
 
@@ -259,8 +307,12 @@ class MeasurementCache:
 
 
 def measure_bytes(
-    data: bytes, *, view: str | None, cache: MeasurementCache | None = None,
-    timeout_s: float = 60.0, memory_mb: int = 2048,
+    data: bytes,
+    *,
+    view: str | None,
+    cache: MeasurementCache | None = None,
+    timeout_s: float = 60.0,
+    memory_mb: int = 2048,
 ) -> PhotoMeasurement:
     """Measure a photo's bytes in the sandboxed worker (cached by SHA-256 and view). Never raises.
 
@@ -279,8 +331,9 @@ def measure_bytes(
     if result.ok and isinstance(result.measurement, PhotoMeasurement):
         measurement = result.measurement
     else:
-        measurement = PhotoMeasurement(ok=False, view=view,
-                                       error=result.error or "the photo could not be analysed")
+        measurement = PhotoMeasurement(
+            ok=False, view=view, error=result.error or "the photo could not be analysed"
+        )
     if cache is not None and result.outcome in ("ok", "rejected"):
         cache.put(sha, key, measurement)  # timeouts and crashes may succeed on a retry
     return measurement
@@ -342,9 +395,15 @@ class Assessment:
 
 
 def assess_upload(
-    data: bytes, *, view: str, baseline: PhotoMeasurement | None = None,
-    baseline_photo_id: int | None = None, tolerances: dict[str, Any] | None = None,
-    target_area: str = "face", cache: MeasurementCache | None = None, timeout_s: float = 60.0,
+    data: bytes,
+    *,
+    view: str,
+    baseline: PhotoMeasurement | None = None,
+    baseline_photo_id: int | None = None,
+    tolerances: dict[str, Any] | None = None,
+    target_area: str = "face",
+    cache: MeasurementCache | None = None,
+    timeout_s: float = 60.0,
     baseline_unavailable: str | None = None,
 ) -> Assessment:
     """Analyse an upload in the worker and grade it against the view's baseline measurement.
@@ -366,10 +425,14 @@ def assess_upload(
     if view not in ALL_VIEWS:
         raise records.FieldError("view", f"unknown view {view!r}")
     measurement = measure_bytes(data, view=view, cache=cache, timeout_s=timeout_s)
-    suggested = suggest_view(measurement, target_area=target_area) if not is_scalp_view(view) else None
+    suggested = (
+        suggest_view(measurement, target_area=target_area) if not is_scalp_view(view) else None
+    )
     if baseline is None and baseline_unavailable:
-        reason = f"the baseline photo of this view could not be read ({baseline_unavailable}), " \
-                 "so this photo cannot be checked against it"
+        reason = (
+            f"the baseline photo of this view could not be read ({baseline_unavailable}), "
+            "so this photo cannot be checked against it"
+        )
         return Assessment(view, measurement, "fail", None, baseline_photo_id, suggested, (reason,))
     if baseline is None:
         if measurement.ok:
@@ -377,13 +440,26 @@ def assess_upload(
         reason = measurement.error or "the photo could not be measured"
         return Assessment(view, measurement, "fail", None, None, suggested, (reason,))
     comparison = compare(baseline, measurement, tolerances=Tolerances.from_dict(tolerances))
-    return Assessment(view, measurement, comparison.verdict, comparison, baseline_photo_id,
-                      suggested, tuple(comparison.reasons))
+    return Assessment(
+        view,
+        measurement,
+        comparison.verdict,
+        comparison,
+        baseline_photo_id,
+        suggested,
+        tuple(comparison.reasons),
+    )
 
 
 def save_capture(
-    session: DbSession, actor: Actor, *, session_id: int, data: bytes, assessment: Assessment,
-    override_reason: str = "", condition_tags: tuple[str, ...] = (),
+    session: DbSession,
+    actor: Actor,
+    *,
+    session_id: int,
+    data: bytes,
+    assessment: Assessment,
+    override_reason: str = "",
+    condition_tags: tuple[str, ...] = (),
     store: ImageStore | None = None,
 ) -> int:
     """Store an assessed upload; returns the new photo's id.
@@ -418,8 +494,9 @@ def save_capture(
         override_reason=override_reason,
         condition_tags=tuple(condition_tags),
     )
-    row = records.store_photo(session, actor, store or default_store(), session_id=session_id,
-                              photo=photo)
+    row = records.store_photo(
+        session, actor, store or default_store(), session_id=session_id, photo=photo
+    )
     return row.id
 
 
@@ -429,7 +506,9 @@ def condition_tag_list(
     """Condition tags of a photo set: known tag keys plus ``last_procedure_days:N`` when given."""
     unknown = [t for t in selected if t not in CONDITION_TAGS]
     if unknown:
-        raise records.FieldError("condition_tags", f"unknown condition tag(s): {', '.join(unknown)}")
+        raise records.FieldError(
+            "condition_tags", f"unknown condition tag(s): {', '.join(unknown)}"
+        )
     tags = list(selected)
     if days_since_last_procedure is not None:
         if days_since_last_procedure < 0:
@@ -445,9 +524,15 @@ def stored_photo(session: DbSession, actor: Actor, *, photo_id: int) -> StoredPh
     if photo is None:
         raise records.FieldError("photo_id", f"no photo with id {photo_id}")
     visit: Session = photo.session
-    return StoredPhoto(photo_id=photo.id, session_id=visit.id, session_number=visit.number,
-                       view=photo.view, sha256=photo.sha256, verdict=photo.verdict,
-                       override_reason=photo.override_reason)
+    return StoredPhoto(
+        photo_id=photo.id,
+        session_id=visit.id,
+        session_number=visit.number,
+        view=photo.view,
+        sha256=photo.sha256,
+        verdict=photo.verdict,
+        override_reason=photo.override_reason,
+    )
 
 
 def start_standby() -> None:

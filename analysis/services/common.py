@@ -30,7 +30,10 @@ from analysis.store.models import (
 
 #: How a series status reads to a person (the stored codes stay as they are).
 SERIES_STATUS_LABELS: dict[str, str] = {
-    "active": "Active", "paused": "Paused", "completed": "Completed", "dropped_out": "Dropped out",
+    "active": "Active",
+    "paused": "Paused",
+    "completed": "Completed",
+    "dropped_out": "Dropped out",
 }
 
 
@@ -58,10 +61,29 @@ def format_clinic_time(when: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> st
 
 
 __all__ = [
-    "SERIES_STATUS_LABELS", "clinic_time", "clinic_zone", "format_clinic_time",
+    "SERIES_STATUS_LABELS",
+    "clinic_time",
+    "clinic_zone",
+    "format_clinic_time",
     "series_status_label",
-    "ALL_VIEWS", "CONFOUNDER_KINDS", "CONSENT_SCOPES", "FACE_VIEWS", "MIN_N", "ROLES",
-    "SCALP_VIEWS", "SCREENING_ITEMS", "SERIES_STATUSES", "SEVERITIES", "SEXES", "Actor",
-    "AuditWriteError", "BlobCorruptError", "BlobMissingError", "ExpiredLotError", "FieldError",
-    "PermissionDenied", "allowed", "open_problem",
+    "ALL_VIEWS",
+    "CONFOUNDER_KINDS",
+    "CONSENT_SCOPES",
+    "FACE_VIEWS",
+    "MIN_N",
+    "ROLES",
+    "SCALP_VIEWS",
+    "SCREENING_ITEMS",
+    "SERIES_STATUSES",
+    "SEVERITIES",
+    "SEXES",
+    "Actor",
+    "AuditWriteError",
+    "BlobCorruptError",
+    "BlobMissingError",
+    "ExpiredLotError",
+    "FieldError",
+    "PermissionDenied",
+    "allowed",
+    "open_problem",
 ]

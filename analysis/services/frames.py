@@ -46,10 +46,17 @@ def _bool(v: object) -> object:
 #: dates over as ISO strings and booleans as 0/1; PostgreSQL's driver returns them typed already
 #: (the converters leave typed values alone). Any other column type is refused by :func:`_table`.
 _CONVERT: tuple[tuple[type, Callable[[object], object] | None], ...] = (
-    (Boolean, _bool), (Date, _date), (Integer, None), (Float, None), (String, None))
+    (Boolean, _bool),
+    (Date, _date),
+    (Integer, None),
+    (Float, None),
+    (String, None),
+)
 
 
-def _table(session: DbSession, stmt: Select[*tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:
+def _table(
+    session: DbSession, stmt: Select[*tuple[Any, ...]], columns: Sequence[str]
+) -> pd.DataFrame:
     """Rows of a Core ``select`` as a DataFrame, read straight from the DB-API cursor.
 
     The statement still goes through SQLAlchemy (bound parameters, events: the query-count tests
@@ -67,8 +74,11 @@ def _table(session: DbSession, stmt: Select[*tuple[Any, ...]], columns: Sequence
         rows = result.cursor.fetchall()
     finally:
         result.close()
-    df = pd.DataFrame.from_records(rows, columns=list(columns), nrows=len(rows)) if rows \
+    df = (
+        pd.DataFrame.from_records(rows, columns=list(columns), nrows=len(rows))
+        if rows
         else pd.DataFrame(columns=list(columns))
+    )
     for name, convert in zip(columns, converters, strict=True):
         if convert is None or not len(df):
             continue
@@ -83,13 +93,25 @@ def photo_sets_statement() -> Select[*tuple[Any, ...]]:
     """Per session with photos: ``session_id``, photo count, how many pass the gate, the views
     (comma-separated, any order). Answered from ``ix_photos_session_verdict_view`` alone."""
     passing = func.sum(case((Photo.verdict.in_(sorted(GATE_PASSING)), 1), else_=0))
-    return (select(Photo.session_id, func.count(), passing.cast(Integer),
-                   func.aggregate_strings(Photo.view, ",").cast(String))
-            .join(Session, Session.id == Photo.session_id).group_by(Photo.session_id))
+    return (
+        select(
+            Photo.session_id,
+            func.count(),
+            passing.cast(Integer),
+            func.aggregate_strings(Photo.view, ",").cast(String),
+        )
+        .join(Session, Session.id == Photo.session_id)
+        .group_by(Photo.session_id)
+    )
 
 
-def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read",
-                protocol_ids: Sequence[int] | None = None) -> ClinicFrames:
+def load_frames(
+    session: DbSession,
+    actor: Actor,
+    *,
+    purpose: str = "cohort.read",
+    protocol_ids: Sequence[int] | None = None,
+) -> ClinicFrames:
     """Read the clinic database into :class:`ClinicFrames` (no patient codes).
 
     Parameters
@@ -118,67 +140,189 @@ def load_frames(session: DbSession, actor: Actor, *, purpose: str = "cohort.read
         chosen = select(Series.id).where(Series.protocol_id.in_(wanted))
         return stmt.where(series_id.in_(chosen))
 
-    protocols = frame(rows(select(
-        Protocol.id, Protocol.name, Protocol.modality, Protocol.target_area,
-        Protocol.planned_sessions, Protocol.interval_days, Protocol.required_views,
-        Protocol.endpoint_codes, Protocol.primary_endpoint, Protocol.expected_course)), "protocols")
-    endpoints = frame(rows(select(
-        EndpointDefinition.code, EndpointDefinition.name, EndpointDefinition.kind,
-        EndpointDefinition.unit, EndpointDefinition.higher_is_better, EndpointDefinition.mcid,
-        EndpointDefinition.noise_sd, EndpointDefinition.scale_min, EndpointDefinition.scale_max,
-        EndpointDefinition.neutral)),
-        "endpoints")
+    protocols = frame(
+        rows(
+            select(
+                Protocol.id,
+                Protocol.name,
+                Protocol.modality,
+                Protocol.target_area,
+                Protocol.planned_sessions,
+                Protocol.interval_days,
+                Protocol.required_views,
+                Protocol.endpoint_codes,
+                Protocol.primary_endpoint,
+                Protocol.expected_course,
+            )
+        ),
+        "protocols",
+    )
+    endpoints = frame(
+        rows(
+            select(
+                EndpointDefinition.code,
+                EndpointDefinition.name,
+                EndpointDefinition.kind,
+                EndpointDefinition.unit,
+                EndpointDefinition.higher_is_better,
+                EndpointDefinition.mcid,
+                EndpointDefinition.noise_sd,
+                EndpointDefinition.scale_min,
+                EndpointDefinition.scale_max,
+                EndpointDefinition.neutral,
+            )
+        ),
+        "endpoints",
+    )
     operators = frame(rows(select(User.id, User.display_name)), "operators")
-    lots = frame(rows(select(ProductLot.id, ProductLot.product, ProductLot.lot_number,
-                             ProductLot.expiry_on, ProductLot.recalled)), "lots")
+    lots = frame(
+        rows(
+            select(
+                ProductLot.id,
+                ProductLot.product,
+                ProductLot.lot_number,
+                ProductLot.expiry_on,
+                ProductLot.recalled,
+            )
+        ),
+        "lots",
+    )
     patient_stmt = select(Patient.id, Patient.birth_year, Patient.sex, Patient.fitzpatrick)
     if wanted is not None:
-        patient_stmt = patient_stmt.where(Patient.id.in_(
-            select(Series.patient_id).where(Series.protocol_id.in_(wanted))))
+        patient_stmt = patient_stmt.where(
+            Patient.id.in_(select(Series.patient_id).where(Series.protocol_id.in_(wanted)))
+        )
     patients = _table(session, patient_stmt, FRAME_COLUMNS["patients"])
-    series_stmt = select(Series.id, Series.patient_id, Series.protocol_id, Series.goal,
-                         Series.status, Series.started_on)
+    series_stmt = select(
+        Series.id,
+        Series.patient_id,
+        Series.protocol_id,
+        Series.goal,
+        Series.status,
+        Series.started_on,
+    )
     if wanted is not None:
         series_stmt = series_stmt.where(Series.protocol_id.in_(wanted))
     series = _table(session, series_stmt, FRAME_COLUMNS["series"])
-    sessions = _table(session, of_series(
-        select(Session.id, Session.series_id, Session.number, Session.performed_on,
-               Session.operator_id), Session.series_id),
-        ["session_id", "series_id", "number", "performed_on", "operator_id"])
-    treatments = _table(session, of_series(
-        select(Treatment.id, Treatment.session_id, Session.series_id, Treatment.lot_id,
-               Treatment.expired_at_use, Treatment.volume_ml, Treatment.units)
-        .join(Session, Session.id == Treatment.session_id), Session.series_id),
-        ["treatment_id", "session_id", "series_id", "lot_id", "expired_at_use", "volume_ml",
-         "units"])
+    sessions = _table(
+        session,
+        of_series(
+            select(
+                Session.id,
+                Session.series_id,
+                Session.number,
+                Session.performed_on,
+                Session.operator_id,
+            ),
+            Session.series_id,
+        ),
+        ["session_id", "series_id", "number", "performed_on", "operator_id"],
+    )
+    treatments = _table(
+        session,
+        of_series(
+            select(
+                Treatment.id,
+                Treatment.session_id,
+                Session.series_id,
+                Treatment.lot_id,
+                Treatment.expired_at_use,
+                Treatment.volume_ml,
+                Treatment.units,
+            ).join(Session, Session.id == Treatment.session_id),
+            Session.series_id,
+        ),
+        [
+            "treatment_id",
+            "session_id",
+            "series_id",
+            "lot_id",
+            "expired_at_use",
+            "volume_ml",
+            "units",
+        ],
+    )
     # lot columns joined here from the small lots table, not repeated per row by the database
     treatments = treatments.merge(lots, on="lot_id", how="left")
     treatments = treatments[list(FRAME_COLUMNS["treatments"])]
     # endpoint ids, not codes, per value (an int per row is cheaper than a string); codes mapped
     # from the small endpoint table
-    codes = dict(session.connection().execute(select(EndpointDefinition.id,
-                                                     EndpointDefinition.code)).all())
-    raw = _table(session, of_series(
-        select(Session.series_id, EndpointMeasurement.session_id, EndpointMeasurement.endpoint_id,
-               EndpointMeasurement.value_num)
-        .join(Session, Session.id == EndpointMeasurement.session_id), Session.series_id),
-        FRAME_COLUMNS["raw_measurements"])
+    codes = dict(
+        session.connection().execute(select(EndpointDefinition.id, EndpointDefinition.code)).all()
+    )
+    raw = _table(
+        session,
+        of_series(
+            select(
+                Session.series_id,
+                EndpointMeasurement.session_id,
+                EndpointMeasurement.endpoint_id,
+                EndpointMeasurement.value_num,
+            ).join(Session, Session.id == EndpointMeasurement.session_id),
+            Session.series_id,
+        ),
+        FRAME_COLUMNS["raw_measurements"],
+    )
     raw["endpoint_code"] = raw["endpoint_code"].map(codes)
-    reactions = _table(session, of_series(
-        select(Reaction.id, Reaction.session_id, Session.series_id, Reaction.kind, Reaction.term,
-               Reaction.severity, Reaction.onset_day, Reaction.duration_days, Reaction.resolved,
-               Reaction.red_flag).join(Session, Session.id == Reaction.session_id),
-        Session.series_id), FRAME_COLUMNS["reactions"])
-    photo_sets = _table(session, of_series(photo_sets_statement(), Session.series_id),
-                        ["session_id", "photos", "passing", "views"])
-    confounders = _table(session, of_series(
-        select(Confounder.id, Confounder.series_id, Confounder.kind, Confounder.started_on,
-               Confounder.ended_on), Confounder.series_id), FRAME_COLUMNS["confounders"])
-    audit.record(session, actor, "frames.load", details={
-        "purpose": purpose, "series": int(len(series)),
-        **({} if wanted is None else {"protocol_ids": wanted})})
-    return build_frames(patients=patients, protocols=protocols, endpoints=endpoints,
-                        operators=operators, series=series, sessions=sessions,
-                        raw_measurements=raw, lots=lots, treatments=treatments,
-                        reactions=reactions, photo_sets=photo_sets,
-                        confounders=confounders)
+    reactions = _table(
+        session,
+        of_series(
+            select(
+                Reaction.id,
+                Reaction.session_id,
+                Session.series_id,
+                Reaction.kind,
+                Reaction.term,
+                Reaction.severity,
+                Reaction.onset_day,
+                Reaction.duration_days,
+                Reaction.resolved,
+                Reaction.red_flag,
+            ).join(Session, Session.id == Reaction.session_id),
+            Session.series_id,
+        ),
+        FRAME_COLUMNS["reactions"],
+    )
+    photo_sets = _table(
+        session,
+        of_series(photo_sets_statement(), Session.series_id),
+        ["session_id", "photos", "passing", "views"],
+    )
+    confounders = _table(
+        session,
+        of_series(
+            select(
+                Confounder.id,
+                Confounder.series_id,
+                Confounder.kind,
+                Confounder.started_on,
+                Confounder.ended_on,
+            ),
+            Confounder.series_id,
+        ),
+        FRAME_COLUMNS["confounders"],
+    )
+    audit.record(
+        session,
+        actor,
+        "frames.load",
+        details={
+            "purpose": purpose,
+            "series": int(len(series)),
+            **({} if wanted is None else {"protocol_ids": wanted}),
+        },
+    )
+    return build_frames(
+        patients=patients,
+        protocols=protocols,
+        endpoints=endpoints,
+        operators=operators,
+        series=series,
+        sessions=sessions,
+        raw_measurements=raw,
+        lots=lots,
+        treatments=treatments,
+        reactions=reactions,
+        photo_sets=photo_sets,
+        confounders=confounders,
+    )

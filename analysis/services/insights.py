@@ -26,8 +26,13 @@ from analysis.store.models import Photo, Session
 
 
 def audited_bytes(
-    actor: Actor, *, make: Callable[[], bytes], action: str, object_type: str,
-    object_id: str | int, details: dict[str, Any] | None = None,
+    actor: Actor,
+    *,
+    make: Callable[[], bytes],
+    action: str,
+    object_type: str,
+    object_id: str | int,
+    details: dict[str, Any] | None = None,
 ) -> bytes:
     """Build an export with ``make()``, audit it, return its bytes.
 
@@ -54,26 +59,44 @@ def audited_bytes(
     """
     data = make()
     # the audit column is JSON: dates, tuples and numpy scalars in filters become plain values
-    info = json.loads(json.dumps({**(details or {}), "size_bytes": len(data),
-                                  "sha256": hashlib.sha256(data).hexdigest()}, default=str))
+    info = json.loads(
+        json.dumps(
+            {
+                **(details or {}),
+                "size_bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            },
+            default=str,
+        )
+    )
     with db.session_scope() as session:
-        audited_export(session, actor, action=action, object_type=object_type,
-                       object_id=object_id, details=info)
+        audited_export(
+            session,
+            actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            details=info,
+        )
     return data
 
 
 def _photo_id(session: DbSession, *, sha256: str, view: str, session_number: int) -> int:
     ident = session.scalar(
-        select(Photo.id).join(Session, Session.id == Photo.session_id)
+        select(Photo.id)
+        .join(Session, Session.id == Photo.session_id)
         .where(Photo.sha256 == sha256, Photo.view == view, Session.number == session_number)
-        .order_by(Photo.id).limit(1))
+        .order_by(Photo.id)
+        .limit(1)
+    )
     if ident is None:
         raise PhotoNotFound("the photo of this pair is no longer on file")
     return int(ident)
 
 
-def pair_photos(session: DbSession, actor: Actor, *, pair: RepresentativePair,
-                max_side: int = 480) -> tuple[bytes, bytes]:
+def pair_photos(
+    session: DbSession, actor: Actor, *, pair: RepresentativePair, max_side: int = 480
+) -> tuple[bytes, bytes]:
     """JPEG thumbnails ``(baseline, follow-up)`` of a representative pair for consult display.
 
     Each photo goes through :func:`analysis.services.photo_access.photo_bytes` with purpose
@@ -91,9 +114,19 @@ def pair_photos(session: DbSession, actor: Actor, *, pair: RepresentativePair,
     """
     require(actor, "timeline.read", session)
     out = []
-    for sha, number in ((pair.baseline_sha256, pair.baseline_session),
-                        (pair.followup_sha256, pair.followup_session)):
+    for sha, number in (
+        (pair.baseline_sha256, pair.baseline_session),
+        (pair.followup_sha256, pair.followup_session),
+    ):
         ident = _photo_id(session, sha256=sha, view=pair.view, session_number=number)
-        out.append(photo_bytes(session, actor, photo_id=ident, purpose="consult_display",
-                               thumbnail=True, max_side=max_side))
+        out.append(
+            photo_bytes(
+                session,
+                actor,
+                photo_id=ident,
+                purpose="consult_display",
+                thumbnail=True,
+                max_side=max_side,
+            )
+        )
     return out[0], out[1]

@@ -46,8 +46,12 @@ SCREENING_LABELS: dict[str, str] = {
     "filler_history": "Filler in the area (history)",
 }
 STATUS_LABELS: dict[str, str] = SERIES_STATUS_LABELS
-SEX_LABELS: dict[str, str] = {"female": "Female", "male": "Male", "other": "Other",
-                              "unknown": "Not recorded"}
+SEX_LABELS: dict[str, str] = {
+    "female": "Female",
+    "male": "Male",
+    "other": "Other",
+    "unknown": "Not recorded",
+}
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,10 @@ class ProtocolChoice:
 def patient_choices(session: DbSession, actor: Actor) -> list[tuple[int, str]]:
     """``(patient_id, code)`` of every patient, by code."""
     require(actor, "patient.read", session)
-    return [(int(i), str(c)) for i, c in session.execute(
-        select(Patient.id, Patient.code).order_by(Patient.code)).all()]
+    return [
+        (int(i), str(c))
+        for i, c in session.execute(select(Patient.id, Patient.code).order_by(Patient.code)).all()
+    ]
 
 
 def protocol_choices(session: DbSession, actor: Actor) -> list[ProtocolChoice]:
@@ -127,8 +133,9 @@ def patient_record(session: DbSession, actor: Actor, *, patient_id: int) -> Pati
     if patient is None:
         raise records.FieldError("patient_id", f"no patient with id {patient_id}")
     active = records.consent_scopes(session, patient_id)
-    rows = session.scalars(select(Consent).where(Consent.patient_id == patient_id)
-                           .order_by(Consent.given_at)).all()
+    rows = session.scalars(
+        select(Consent).where(Consent.patient_id == patient_id).order_by(Consent.given_at)
+    ).all()
     consents = []
     for scope in CONSENT_SCOPES:
         mine = [c for c in rows if c.scope == scope]
@@ -136,31 +143,51 @@ def patient_record(session: DbSession, actor: Actor, *, patient_id: int) -> Pati
         withdrawn = max((c.withdrawn_at for c in mine if c.withdrawn_at is not None), default=None)
         consents.append(ConsentState(scope, scope in active, given, withdrawn))
     series = tuple(
-        SeriesRow(series_id=s.id, protocol_name=s.protocol.name, started_on=s.started_on,
-                  status=s.status, goal=s.goal, sessions_done=len(s.sessions),
-                  planned_sessions=s.protocol.planned_sessions,
-                  screening_flags=tuple(a.item for a in s.screenings if a.present))
+        SeriesRow(
+            series_id=s.id,
+            protocol_name=s.protocol.name,
+            started_on=s.started_on,
+            status=s.status,
+            goal=s.goal,
+            sessions_done=len(s.sessions),
+            planned_sessions=s.protocol.planned_sessions,
+            screening_flags=tuple(a.item for a in s.screenings if a.present),
+        )
         for s in sorted(patient.series, key=lambda s: (s.started_on, s.id))
     )
-    return PatientRecord(patient_id=patient.id, code=patient.code, birth_year=patient.birth_year,
-                         sex=patient.sex, fitzpatrick=patient.fitzpatrick,
-                         consents=tuple(consents), series=series)
+    return PatientRecord(
+        patient_id=patient.id,
+        code=patient.code,
+        birth_year=patient.birth_year,
+        sex=patient.sex,
+        fitzpatrick=patient.fitzpatrick,
+        consents=tuple(consents),
+        series=series,
+    )
 
 
 def register_patient(
-    session: DbSession, actor: Actor, *, code: str, birth_year: int | None, sex: str | None,
-    fitzpatrick: int | None, consent_scopes: Iterable[str] = (),
+    session: DbSession,
+    actor: Actor,
+    *,
+    code: str,
+    birth_year: int | None,
+    sex: str | None,
+    fitzpatrick: int | None,
+    consent_scopes: Iterable[str] = (),
 ) -> int:
     """Create the patient and record the consents given at registration; returns the patient id."""
-    patient = records.create_patient(session, actor, code=code, birth_year=birth_year, sex=sex,
-                                     fitzpatrick=fitzpatrick)
+    patient = records.create_patient(
+        session, actor, code=code, birth_year=birth_year, sex=sex, fitzpatrick=fitzpatrick
+    )
     for scope in dict.fromkeys(consent_scopes):
         records.give_consent(session, actor, patient_id=patient.id, scope=scope)
     return patient.id
 
 
-def set_consent(session: DbSession, actor: Actor, *, patient_id: int, scope: str,
-                given: bool) -> bool:
+def set_consent(
+    session: DbSession, actor: Actor, *, patient_id: int, scope: str, given: bool
+) -> bool:
     """Give or withdraw ``scope``; returns False (and writes nothing) when it is already so."""
     require(actor, "consent.write", session)
     if (scope in records.consent_scopes(session, patient_id)) == given:
@@ -173,9 +200,16 @@ def set_consent(session: DbSession, actor: Actor, *, patient_id: int, scope: str
 
 
 def start_series(
-    session: DbSession, actor: Actor, *, patient_id: int, protocol_id: int | None,
-    started_on: date | None, goal: str, answers: Mapping[str, bool | None],
-    details: Mapping[str, str] | None = None, flags_reviewed: bool = False,
+    session: DbSession,
+    actor: Actor,
+    *,
+    patient_id: int,
+    protocol_id: int | None,
+    started_on: date | None,
+    goal: str,
+    answers: Mapping[str, bool | None],
+    details: Mapping[str, str] | None = None,
+    flags_reviewed: bool = False,
 ) -> int:
     """Create an active series with its contraindication screen; returns the series id.
 
@@ -195,16 +229,33 @@ def start_series(
     notes = {i: (details or {}).get(i, "").strip() for i in flags}
     if missing := [i for i in flags if not notes[i]]:
         raise records.FieldError(
-            "screening", f"add a note to each answer of yes ({SCREENING_LABELS[missing[0]].lower()})")
+            "screening",
+            f"add a note to each answer of yes ({SCREENING_LABELS[missing[0]].lower()})",
+        )
     if flags and not flags_reviewed:
-        raise records.FieldError("flags_reviewed", "screening found "
-                                 + ", ".join(SCREENING_LABELS[i].lower() for i in flags)
-                                 + ": confirm you have reviewed them before starting the series")
-    series = records.create_series(session, actor, patient_id=patient_id, protocol_id=protocol_id,
-                                   started_on=started_on, goal=goal, status="active")
-    records.record_screening(session, actor, series_id=series.id,
-                             answers={i: bool(answers[i]) for i in SCREENING_ITEMS},
-                             details=notes, screened_on=started_on)
+        raise records.FieldError(
+            "flags_reviewed",
+            "screening found "
+            + ", ".join(SCREENING_LABELS[i].lower() for i in flags)
+            + ": confirm you have reviewed them before starting the series",
+        )
+    series = records.create_series(
+        session,
+        actor,
+        patient_id=patient_id,
+        protocol_id=protocol_id,
+        started_on=started_on,
+        goal=goal,
+        status="active",
+    )
+    records.record_screening(
+        session,
+        actor,
+        series_id=series.id,
+        answers={i: bool(answers[i]) for i in SCREENING_ITEMS},
+        details=notes,
+        screened_on=started_on,
+    )
     return series.id
 
 
@@ -221,8 +272,15 @@ def change_series_status(session: DbSession, actor: Actor, *, series_id: int, st
 
 
 def correct_patient(
-    session: DbSession, actor: Actor, *, patient_id: int, birth_year: int | None, sex: str | None,
-    fitzpatrick: int | None, reason: str, code: str | None = None,
+    session: DbSession,
+    actor: Actor,
+    *,
+    patient_id: int,
+    birth_year: int | None,
+    sex: str | None,
+    fitzpatrick: int | None,
+    reason: str,
+    code: str | None = None,
 ) -> list[str]:
     """Correct the patient's code, birth year, sex or skin type; returns the fields that changed.
 
@@ -245,6 +303,13 @@ def correct_patient(
     for key, (_, value) in changed.items():
         setattr(patient, key, value)
     session.flush()
-    audit.record(session, actor, "patient.correct", patient_id=patient_id, object_type="patient",
-                 object_id=patient_id, details={"changed": changed, "reason": reason.strip()})
+    audit.record(
+        session,
+        actor,
+        "patient.correct",
+        patient_id=patient_id,
+        object_type="patient",
+        object_id=patient_id,
+        details={"changed": changed, "reason": reason.strip()},
+    )
     return sorted(changed)

@@ -67,22 +67,37 @@ class PhotoNotFound(LookupError):
 
 def _patient_of(session: DbSession, photo: Photo) -> int:
     return session.scalars(
-        select(Series.patient_id).join(Session, Session.series_id == Series.id)
+        select(Series.patient_id)
+        .join(Session, Session.series_id == Series.id)
         .where(Session.id == photo.session_id)
     ).one()
 
 
-def _deny(session: DbSession, actor: Actor, action: str, error: PermissionDenied,
-          **where: Any) -> PermissionDenied:
+def _deny(
+    session: DbSession, actor: Actor, action: str, error: PermissionDenied, **where: Any
+) -> PermissionDenied:
     audit.record_denial(session, actor, action, error, **where)
     return error
 
 
-def _fail(session: DbSession, actor: Actor, action: str, error: Exception, *,
-          details: dict[str, Any], **where: Any) -> None:
+def _fail(
+    session: DbSession,
+    actor: Actor,
+    action: str,
+    error: Exception,
+    *,
+    details: dict[str, Any],
+    **where: Any,
+) -> None:
     """Audit an access that was allowed but could not be served (outcome ``failure``), durably."""
-    audit.record(session, actor, action, outcome="failure",
-                 details={**details, "reason": str(error)}, **where)
+    audit.record(
+        session,
+        actor,
+        action,
+        outcome="failure",
+        details={**details, "reason": str(error)},
+        **where,
+    )
     session.commit()
 
 
@@ -115,21 +130,37 @@ def thumbnail_jpeg(data: bytes, *, max_side: int = 320) -> bytes:
     return out.getvalue()
 
 
-def _require_access(session: DbSession, actor: Actor, action: str, *, purpose: str, what: str,
-                    **where: Any) -> None:
+def _require_access(
+    session: DbSession, actor: Actor, action: str, *, purpose: str, what: str, **where: Any
+) -> None:
     """Role for the purpose, then the patient's current consent (``where``: the audit fields,
     including ``patient_id``); a refusal is audited and raised."""
     permission, scope = PURPOSES[purpose]
     patient_id = where["patient_id"]
     if not allowed(actor, permission):
-        raise _deny(session, actor, action, PermissionDenied(
-            f"{actor.role.replace('_', ' ')} accounts may not view photos for "
-            f"{purpose.replace('_', ' ')}"), **where)
+        raise _deny(
+            session,
+            actor,
+            action,
+            PermissionDenied(
+                f"{actor.role.replace('_', ' ')} accounts may not view photos for "
+                f"{purpose.replace('_', ' ')}"
+            ),
+            **where,
+        )
     if not check_consent(session, patient_id=patient_id, scope=scope):
-        raise _deny(session, actor, action, ConsentMissing(
-            f"this patient has not consented to {scope.replace('_', ' ')} use of photos "
-            f"(or has withdrawn it); {what} cannot be shown", patient_id=patient_id,
-            scope=scope), **where)
+        raise _deny(
+            session,
+            actor,
+            action,
+            ConsentMissing(
+                f"this patient has not consented to {scope.replace('_', ' ')} use of photos "
+                f"(or has withdrawn it); {what} cannot be shown",
+                patient_id=patient_id,
+                scope=scope,
+            ),
+            **where,
+        )
 
 
 def photo_bytes(
@@ -176,12 +207,21 @@ def photo_bytes(
     base = {"purpose": purpose, "photo_id": photo_id}
     photo = session.get(Photo, photo_id)
     if photo is None:
-        audit.record(session, actor, action, outcome="failure", object_type="photo",
-                     object_id=photo_id, details={**base, "reason": "no such photo"})
+        audit.record(
+            session,
+            actor,
+            action,
+            outcome="failure",
+            object_type="photo",
+            object_id=photo_id,
+            details={**base, "reason": "no such photo"},
+        )
         session.commit()
         raise PhotoNotFound(f"there is no photo with id {photo_id}")
     patient_id = _patient_of(session, photo)
-    where: dict[str, Any] = dict(patient_id=patient_id, object_type="photo", object_id=photo_id, details=base)
+    where: dict[str, Any] = dict(
+        patient_id=patient_id, object_type="photo", object_id=photo_id, details=base
+    )
     _require_access(session, actor, action, purpose=purpose, what="the photo", **where)
     store = store or default_store()
     try:
@@ -190,9 +230,14 @@ def photo_bytes(
     except (OSError, ValueError) as exc:  # missing or corrupt blob, undecodable image
         _fail(session, actor, action, exc, **where)
         raise
-    audit.record(session, actor, action, outcome="success",
-                 details={**base, **({"max_side": max_side} if thumbnail else {})},
-                 **{k: v for k, v in where.items() if k != "details"})
+    audit.record(
+        session,
+        actor,
+        action,
+        outcome="success",
+        details={**base, **({"max_side": max_side} if thumbnail else {})},
+        **{k: v for k, v in where.items() if k != "details"},
+    )
     session.commit()  # durable before the bytes leave
     return out
 
@@ -219,32 +264,60 @@ def photo_thumbnails(
         raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
     action = "photo.thumbnail"
     ids = list(dict.fromkeys(int(i) for i in photo_ids))
-    rows = dict(session.execute(
-        select(Photo.id, Series.patient_id).join(Session, Session.id == Photo.session_id)
-        .join(Series, Series.id == Session.series_id).where(Photo.id.in_(ids))).all())
+    rows = dict(
+        session.execute(
+            select(Photo.id, Series.patient_id)
+            .join(Session, Session.id == Photo.session_id)
+            .join(Series, Series.id == Session.series_id)
+            .where(Photo.id.in_(ids))
+        ).all()
+    )
     for patient_id in sorted(set(rows.values())):
         mine = [i for i in ids if rows.get(i) == patient_id]
-        _require_access(session, actor, action, purpose=purpose, what="the photos",
-                        patient_id=patient_id, object_type="photo",
-                        object_id=",".join(map(str, mine)),
-                        details={"purpose": purpose, "photo_ids": mine})
+        _require_access(
+            session,
+            actor,
+            action,
+            purpose=purpose,
+            what="the photos",
+            patient_id=patient_id,
+            object_type="photo",
+            object_id=",".join(map(str, mine)),
+            details={"purpose": purpose, "photo_ids": mine},
+        )
     photos = {p.id: p for p in session.scalars(select(Photo).where(Photo.id.in_(list(rows))))}
     store = store or default_store()
     out: dict[int, bytes | Exception] = {}
     for photo_id in ids:
         base = {"purpose": purpose, "photo_id": photo_id, "max_side": max_side}
         if photo_id not in photos:
-            audit.record(session, actor, action, outcome="failure", object_type="photo",
-                         object_id=photo_id, details={**base, "reason": "no such photo"})
+            audit.record(
+                session,
+                actor,
+                action,
+                outcome="failure",
+                object_type="photo",
+                object_id=photo_id,
+                details={**base, "reason": "no such photo"},
+            )
             out[photo_id] = PhotoNotFound(f"there is no photo with id {photo_id}")
             continue
-        where: dict[str, Any] = dict(patient_id=rows[photo_id], object_type="photo", object_id=photo_id)
+        where: dict[str, Any] = dict(
+            patient_id=rows[photo_id], object_type="photo", object_id=photo_id
+        )
         try:
-            out[photo_id] = thumbnail_jpeg(store.get(photos[photo_id].sha256, verify=True),
-                                           max_side=max_side)
+            out[photo_id] = thumbnail_jpeg(
+                store.get(photos[photo_id].sha256, verify=True), max_side=max_side
+            )
         except (OSError, ValueError) as exc:  # missing or corrupt blob, undecodable image
-            audit.record(session, actor, action, outcome="failure",
-                         details={**base, "reason": str(exc)}, **where)
+            audit.record(
+                session,
+                actor,
+                action,
+                outcome="failure",
+                details={**base, "reason": str(exc)},
+                **where,
+            )
             out[photo_id] = exc
             continue
         audit.record(session, actor, action, outcome="success", details=base, **where)
@@ -270,23 +343,43 @@ def photo_pair_bytes(
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
     action = "photo.compare"
-    base: dict[str, Any] = {"purpose": purpose, "baseline_id": baseline_id,
-                            "follow_up_id": follow_up_id, "thumbnail": thumbnail}
+    base: dict[str, Any] = {
+        "purpose": purpose,
+        "baseline_id": baseline_id,
+        "follow_up_id": follow_up_id,
+        "thumbnail": thumbnail,
+    }
     photos = [session.get(Photo, baseline_id), session.get(Photo, follow_up_id)]
     if photos[0] is None or photos[1] is None:
         missing = baseline_id if photos[0] is None else follow_up_id
-        audit.record(session, actor, action, outcome="failure", object_type="photo",
-                     object_id=missing, details={**base, "reason": "no such photo"})
+        audit.record(
+            session,
+            actor,
+            action,
+            outcome="failure",
+            object_type="photo",
+            object_id=missing,
+            details={**base, "reason": "no such photo"},
+        )
         session.commit()
         raise PhotoNotFound(f"there is no photo with id {missing}")
     patients = {_patient_of(session, p) for p in photos if p is not None}
     if len(patients) != 1:
-        audit.record(session, actor, action, outcome="failure", object_type="photo",
-                     object_id=baseline_id, details={**base, "reason": "different patients"})
+        audit.record(
+            session,
+            actor,
+            action,
+            outcome="failure",
+            object_type="photo",
+            object_id=baseline_id,
+            details={**base, "reason": "different patients"},
+        )
         session.commit()
         raise ValueError("a comparison must show two photos of the same patient")
     (patient_id,) = patients
-    where: dict[str, Any] = dict(patient_id=patient_id, object_type="photo", object_id=baseline_id, details=base)
+    where: dict[str, Any] = dict(
+        patient_id=patient_id, object_type="photo", object_id=baseline_id, details=base
+    )
     _require_access(session, actor, action, purpose=purpose, what="the comparison", **where)
     store = store or default_store()
     try:
@@ -313,14 +406,19 @@ def visible_photo_ids(
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}")
     permission, scope = PURPOSES[purpose]
-    if not allowed(actor, permission) or not check_consent(session, patient_id=patient_id,
-                                                           scope=scope):
+    if not allowed(actor, permission) or not check_consent(
+        session, patient_id=patient_id, scope=scope
+    ):
         return []
-    return list(session.scalars(
-        select(Photo.id).join(Session, Photo.session_id == Session.id)
-        .join(Series, Session.series_id == Series.id)
-        .where(Series.patient_id == patient_id).order_by(Photo.id)
-    ))
+    return list(
+        session.scalars(
+            select(Photo.id)
+            .join(Session, Photo.session_id == Session.id)
+            .join(Series, Session.series_id == Series.id)
+            .where(Series.patient_id == patient_id)
+            .order_by(Photo.id)
+        )
+    )
 
 
 def audited_export(
@@ -345,19 +443,35 @@ def audited_export(
     :class:`~analysis.store.audit.AuditWriteError`; in every case the caller must produce nothing.
     """
     details = dict(details or {})
-    where: dict[str, Any] = dict(patient_id=patient_id, object_type=object_type, object_id=object_id,
-                 details=details)
+    where: dict[str, Any] = dict(
+        patient_id=patient_id, object_type=object_type, object_id=object_id, details=details
+    )
     if action in PERMISSIONS and not allowed(actor, action):
-        raise _deny(session, actor, action, PermissionDenied(
-            f"{actor.role.replace('_', ' ')} accounts may not {action.replace('.', ' ')}"), **where)
+        raise _deny(
+            session,
+            actor,
+            action,
+            PermissionDenied(
+                f"{actor.role.replace('_', ' ')} accounts may not {action.replace('.', ' ')}"
+            ),
+            **where,
+        )
     if consent_scope is not None:
         if patient_id is None:
             raise ValueError("consent_scope needs the patient_id whose consent to check")
         if not check_consent(session, patient_id=patient_id, scope=consent_scope):
-            raise _deny(session, actor, action, ConsentMissing(
-                f"this patient has not consented to {consent_scope.replace('_', ' ')} use "
-                "(or has withdrawn it); nothing was exported", patient_id=patient_id,
-                scope=consent_scope), **where)
+            raise _deny(
+                session,
+                actor,
+                action,
+                ConsentMissing(
+                    f"this patient has not consented to {consent_scope.replace('_', ' ')} use "
+                    "(or has withdrawn it); nothing was exported",
+                    patient_id=patient_id,
+                    scope=consent_scope,
+                ),
+                **where,
+            )
         details["consent_scope"] = consent_scope
     audit.record(session, actor, action, outcome="success", **where)
     session.commit()

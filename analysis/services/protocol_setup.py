@@ -43,10 +43,12 @@ _DEFAULTS = Tolerances()
 
 #: What each tolerance means, for the setup table (units in brackets).
 TOLERANCE_HELP: dict[str, str] = {
-    "yaw_warn_deg": "Head turn change, warn [deg]", "yaw_fail_deg": "Head turn change, fail [deg]",
+    "yaw_warn_deg": "Head turn change, warn [deg]",
+    "yaw_fail_deg": "Head turn change, fail [deg]",
     "pitch_warn_deg": "Head tilt up/down change, warn [deg]",
     "pitch_fail_deg": "Head tilt up/down change, fail [deg]",
-    "roll_warn_deg": "Head roll change, warn [deg]", "roll_fail_deg": "Head roll change, fail [deg]",
+    "roll_warn_deg": "Head roll change, warn [deg]",
+    "roll_fail_deg": "Head roll change, fail [deg]",
     "distance_warn_pct": "Camera distance change, warn [%]",
     "distance_fail_pct": "Camera distance change, fail [%]",
     "framing_warn_frac": "Subject moved in the frame, warn [share of frame]",
@@ -106,19 +108,31 @@ class ToleranceRow:
 
 def protocol_choices(session: DbSession, actor: Actor) -> list[tuple[int, str]]:
     require(actor, "protocol.write", session)
-    return [(int(i), str(n)) for i, n in
-            session.execute(select(Protocol.id, Protocol.name).order_by(Protocol.name)).all()]
+    return [
+        (int(i), str(n))
+        for i, n in session.execute(
+            select(Protocol.id, Protocol.name).order_by(Protocol.name)
+        ).all()
+    ]
 
 
-def endpoint_choices(session: DbSession, actor: Actor, *,
-                     keep: Sequence[str] = ()) -> list[tuple[str, str]]:
+def endpoint_choices(
+    session: DbSession, actor: Actor, *, keep: Sequence[str] = ()
+) -> list[tuple[str, str]]:
     """``(code, label)`` of every endpoint a protocol may list, by name: the endpoints in use
     plus ``keep`` (a protocol's own endpoints stay choosable after they are retired)."""
     require(actor, "protocol.write", session)
     rows = session.scalars(select(EndpointDefinition).order_by(EndpointDefinition.name)).all()
-    return [(e.code, e.name + (f" ({e.unit})" if e.unit else "")
-             + (" · retired" if e.retired_at is not None else ""))
-            for e in rows if e.retired_at is None or e.code in keep]
+    return [
+        (
+            e.code,
+            e.name
+            + (f" ({e.unit})" if e.unit else "")
+            + (" · retired" if e.retired_at is not None else ""),
+        )
+        for e in rows
+        if e.retired_at is None or e.code in keep
+    ]
 
 
 def protocol_form(session: DbSession, actor: Actor, *, protocol_id: int | None) -> ProtocolForm:
@@ -130,23 +144,38 @@ def protocol_form(session: DbSession, actor: Actor, *, protocol_id: int | None) 
     if p is None:
         raise FieldError("protocol_id", f"no protocol with id {protocol_id}")
     return ProtocolForm(
-        protocol_id=p.id, name=p.name, modality=p.modality, target_area=p.target_area,
-        planned_sessions=p.planned_sessions, interval_days=p.interval_days,
-        required_views=tuple(p.required_views or ()), endpoint_codes=tuple(p.endpoint_codes or ()),
-        primary_endpoint=p.primary_endpoint, tolerances=dict(p.tolerances or {}),
+        protocol_id=p.id,
+        name=p.name,
+        modality=p.modality,
+        target_area=p.target_area,
+        planned_sessions=p.planned_sessions,
+        interval_days=p.interval_days,
+        required_views=tuple(p.required_views or ()),
+        endpoint_codes=tuple(p.endpoint_codes or ()),
+        primary_endpoint=p.primary_endpoint,
+        tolerances=dict(p.tolerances or {}),
         description=p.description or "",
-        series_count=session.scalar(select(func.count(Series.id)).where(Series.protocol_id == p.id)) or 0,
-        expected_course={code: expected_change(p.expected_course, endpoint_code=code)
-                         for code in (p.expected_course or {})},
+        series_count=session.scalar(select(func.count(Series.id)).where(Series.protocol_id == p.id))
+        or 0,
+        expected_course={
+            code: expected_change(p.expected_course, endpoint_code=code)
+            for code in (p.expected_course or {})
+        },
     )
 
 
 def tolerance_rows(overrides: Mapping[str, Any] | None) -> list[ToleranceRow]:
     """Every tolerance with its meaning, default and this protocol's override (None = default)."""
     overrides = dict(overrides or {})
-    return [ToleranceRow(f.name, TOLERANCE_HELP.get(f.name, f.name), float(getattr(_DEFAULTS, f.name)),
-                         None if overrides.get(f.name) is None else float(overrides[f.name]))
-            for f in fields(Tolerances)]
+    return [
+        ToleranceRow(
+            f.name,
+            TOLERANCE_HELP.get(f.name, f.name),
+            float(getattr(_DEFAULTS, f.name)),
+            None if overrides.get(f.name) is None else float(overrides[f.name]),
+        )
+        for f in fields(Tolerances)
+    ]
 
 
 def clean_overrides(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -179,9 +208,13 @@ def clean_overrides(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
 def course_rows(form: ProtocolForm) -> list[dict[str, Any]]:
     """One row per endpoint of the protocol: ``endpoint`` and ``s2`` ... ``sN`` (None = no line)."""
     n = form.planned_sessions or 0
-    return [{"endpoint": code,
-             **{f"s{k}": (form.expected_course.get(code) or {}).get(k) for k in range(2, n + 1)}}
-            for code in form.endpoint_codes]
+    return [
+        {
+            "endpoint": code,
+            **{f"s{k}": (form.expected_course.get(code) or {}).get(k) for k in range(2, n + 1)},
+        }
+        for code in form.endpoint_codes
+    ]
 
 
 def course_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, float]]:
@@ -194,15 +227,18 @@ def course_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, f
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                raise FieldError("expected_course", f"{row.get('endpoint')}, session "
-                                 f"{str(key)[1:]}: {value!r} is not a number") from None
+                raise FieldError(
+                    "expected_course",
+                    f"{row.get('endpoint')}, session {str(key)[1:]}: {value!r} is not a number",
+                ) from None
             if not math.isnan(number):
                 out.setdefault(str(row["endpoint"]), {})[int(str(key)[1:])] = number
     return out
 
 
-def _clean_course(course: Mapping[str, Mapping[int, float]], *, codes: Sequence[str],
-                  sessions: int) -> dict[str, dict[str, float]]:
+def _clean_course(
+    course: Mapping[str, Mapping[int, float]], *, codes: Sequence[str], sessions: int
+) -> dict[str, dict[str, float]]:
     """Validated expected course as stored (session numbers as JSON keys)."""
     out: dict[str, dict[str, float]] = {}
     for code, by_session in course.items():
@@ -210,8 +246,9 @@ def _clean_course(course: Mapping[str, Mapping[int, float]], *, codes: Sequence[
             continue  # an endpoint taken off the protocol takes its course with it
         for k, v in by_session.items():
             if not 2 <= int(k) <= sessions:
-                raise FieldError("expected_course", f"{code}: session {k} is outside sessions "
-                                                    f"2 to {sessions}")
+                raise FieldError(
+                    "expected_course", f"{code}: session {k} is outside sessions 2 to {sessions}"
+                )
             if not math.isfinite(float(v)):
                 raise FieldError("expected_course", f"{code}, session {k}: not a number")
             out.setdefault(code, {})[str(int(k))] = float(v)
@@ -222,9 +259,11 @@ def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
     """Create or update the protocol; returns its id. Validation errors name the field."""
     require(actor, "protocol.write", session)
     name, modality, area = form.name.strip(), form.modality.strip(), form.target_area.strip()
-    for value, key, what, limit in ((name, "name", "a name", 160),
-                                    (modality, "modality", "the modality", 64),
-                                    (area, "target_area", "the target area", 64)):
+    for value, key, what, limit in (
+        (name, "name", "a name", 160),
+        (modality, "modality", "the modality", 64),
+        (area, "target_area", "the target area", 64),
+    ):
         if not value:
             raise FieldError(key, f"enter {what}")
         if len(value) > limit:
@@ -245,10 +284,16 @@ def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
     known = set(session.scalars(select(EndpointDefinition.code)))
     if bad := [c for c in codes if c not in known]:
         raise FieldError("endpoint_codes", f"unknown endpoint(s): {', '.join(bad)}")
-    had = set() if form.protocol_id is None else set(
-        (session.get(Protocol, form.protocol_id) or Protocol()).endpoint_codes or [])
-    retired = set(session.scalars(select(EndpointDefinition.code)
-                                  .where(EndpointDefinition.retired_at.is_not(None))))
+    had = (
+        set()
+        if form.protocol_id is None
+        else set((session.get(Protocol, form.protocol_id) or Protocol()).endpoint_codes or [])
+    )
+    retired = set(
+        session.scalars(
+            select(EndpointDefinition.code).where(EndpointDefinition.retired_at.is_not(None))
+        )
+    )
     if bad := [c for c in codes if c in retired and c not in had]:
         raise FieldError("endpoint_codes", f"retired endpoint(s) cannot be added: {', '.join(bad)}")
     primary = form.primary_endpoint or None
@@ -258,22 +303,33 @@ def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
         Tolerances.from_dict(form.tolerances)
     except ValueError as exc:
         raise FieldError("tolerances", str(exc)) from None
-    course = _clean_course(form.expected_course, codes=codes,
-                           sessions=int(form.planned_sessions))
+    course = _clean_course(form.expected_course, codes=codes, sessions=int(form.planned_sessions))
     values: dict[str, Any] = {
-        "name": name, "modality": modality, "target_area": area,
-        "planned_sessions": int(form.planned_sessions), "interval_days": int(form.interval_days),
-        "required_views": views, "endpoint_codes": codes, "primary_endpoint": primary,
+        "name": name,
+        "modality": modality,
+        "target_area": area,
+        "planned_sessions": int(form.planned_sessions),
+        "interval_days": int(form.interval_days),
+        "required_views": views,
+        "endpoint_codes": codes,
+        "primary_endpoint": primary,
         "tolerances": {k: float(v) for k, v in form.tolerances.items()},
-        "description": form.description.strip(), "expected_course": course,
+        "description": form.description.strip(),
+        "expected_course": course,
     }
     protocol: Protocol | None
     if form.protocol_id is None:
         protocol = Protocol(**values)
         session.add(protocol)
         session.flush()
-        audit.record(session, actor, "protocol.create", object_type="protocol",
-                     object_id=protocol.id, details={"name": name})
+        audit.record(
+            session,
+            actor,
+            "protocol.create",
+            object_type="protocol",
+            object_id=protocol.id,
+            details={"name": name},
+        )
         return protocol.id
     protocol = session.get(Protocol, form.protocol_id)
     if protocol is None:
@@ -283,8 +339,14 @@ def save_protocol(session: DbSession, actor: Actor, form: ProtocolForm) -> int:
         setattr(protocol, key, values[key])
     session.flush()
     if changed:
-        audit.record(session, actor, "protocol.update", object_type="protocol",
-                     object_id=protocol.id, details={"changed": changed})
+        audit.record(
+            session,
+            actor,
+            "protocol.update",
+            object_type="protocol",
+            object_id=protocol.id,
+            details={"changed": changed},
+        )
     return protocol.id
 
 
@@ -316,17 +378,28 @@ def endpoint_table(session: DbSession, actor: Actor) -> list[dict[str, Any]]:
     require(actor, "protocol.write", session)
     rows = session.scalars(select(EndpointDefinition).order_by(EndpointDefinition.name)).all()
     counts = _value_counts(session)
-    return [{"code": e.code, "name": e.name, "kind": e.kind, "unit": e.unit or "",
-             "scale": "" if e.scale_min is None else f"{e.scale_min:g} to {e.scale_max:g}",
-             "better": "higher" if e.higher_is_better else "lower", "mcid": e.mcid,
-             "rated_against_baseline": e.neutral is not None,
-             "patient_reported": bool(e.patient_reported), "values": counts.get(e.id, 0),
-             "retired": e.retired_at is not None} for e in rows]
+    return [
+        {
+            "code": e.code,
+            "name": e.name,
+            "kind": e.kind,
+            "unit": e.unit or "",
+            "scale": "" if e.scale_min is None else f"{e.scale_min:g} to {e.scale_max:g}",
+            "better": "higher" if e.higher_is_better else "lower",
+            "mcid": e.mcid,
+            "rated_against_baseline": e.neutral is not None,
+            "patient_reported": bool(e.patient_reported),
+            "values": counts.get(e.id, 0),
+            "retired": e.retired_at is not None,
+        }
+        for e in rows
+    ]
 
 
 def _value_counts(session: DbSession, endpoint_id: int | None = None) -> dict[int, int]:
     stmt = select(EndpointMeasurement.endpoint_id, func.count()).group_by(
-        EndpointMeasurement.endpoint_id)
+        EndpointMeasurement.endpoint_id
+    )
     if endpoint_id is not None:
         stmt = stmt.where(EndpointMeasurement.endpoint_id == endpoint_id)
     return {int(i): int(n) for i, n in session.execute(stmt).all()}
@@ -357,8 +430,13 @@ def add_standard_endpoints(session: DbSession, actor: Actor) -> int:
         session.add(EndpointDefinition(**e.row()))
     session.flush()
     if added:
-        audit.record(session, actor, "endpoint.create", object_type="endpoint",
-                     details={"codes": [e.code for e in added], "source": "standard library"})
+        audit.record(
+            session,
+            actor,
+            "endpoint.create",
+            object_type="endpoint",
+            details={"codes": [e.code for e in added], "source": "standard library"},
+        )
     return len(added)
 
 
@@ -386,14 +464,25 @@ def _checked(form: EndpointForm) -> dict[str, Any]:
             raise FieldError(key, "must be a positive number (or left empty)")
     if form.neutral is not None:
         if form.mcid is None:
-            raise FieldError("mcid", "a rating against baseline needs its MCID (the step from "
-                                     "'no change' that counts as a response)")
+            raise FieldError(
+                "mcid",
+                "a rating against baseline needs its MCID (the step from "
+                "'no change' that counts as a response)",
+            )
         if low is not None and high is not None and not low <= form.neutral <= high:
             raise FieldError("neutral", "the 'no change' point must lie on the scale")
-    return dict(name=name, kind=form.kind, unit=unit or None, scale_min=low, scale_max=high,
-                higher_is_better=bool(form.higher_is_better), mcid=form.mcid,
-                noise_sd=form.noise_sd, neutral=form.neutral,
-                patient_reported=bool(form.patient_reported))
+    return dict(
+        name=name,
+        kind=form.kind,
+        unit=unit or None,
+        scale_min=low,
+        scale_max=high,
+        higher_is_better=bool(form.higher_is_better),
+        mcid=form.mcid,
+        noise_sd=form.noise_sd,
+        neutral=form.neutral,
+        patient_reported=bool(form.patient_reported),
+    )
 
 
 def save_endpoint(session: DbSession, actor: Actor, form: EndpointForm) -> str:
@@ -401,14 +490,23 @@ def save_endpoint(session: DbSession, actor: Actor, form: EndpointForm) -> str:
     require(actor, "protocol.write", session)
     code = form.code.strip()
     if not _CODE.match(code):
-        raise FieldError("code", "2-64 characters: lower-case letters, digits and _, "
-                                 "starting with a letter (e.g. wrinkle_grade)")
+        raise FieldError(
+            "code",
+            "2-64 characters: lower-case letters, digits and _, "
+            "starting with a letter (e.g. wrinkle_grade)",
+        )
     if session.scalar(select(EndpointDefinition.id).where(EndpointDefinition.code == code)):
         raise FieldError("code", f"an endpoint with code {code!r} already exists")
     session.add(EndpointDefinition(code=code, **_checked(form)))
     session.flush()
-    audit.record(session, actor, "endpoint.create", object_type="endpoint", object_id=code,
-                 details={"codes": [code]})
+    audit.record(
+        session,
+        actor,
+        "endpoint.create",
+        object_type="endpoint",
+        object_id=code,
+        details={"codes": [code]},
+    )
     return code
 
 
@@ -428,11 +526,19 @@ def endpoint_form(session: DbSession, actor: Actor, *, code: str) -> EndpointFor
     """The stored definition of ``code`` as a form to edit."""
     require(actor, "protocol.write", session)
     e = _definition(session, code)
-    return EndpointForm(code=e.code, name=e.name, kind=e.kind, unit=e.unit or "",
-                        scale_min=e.scale_min, scale_max=e.scale_max,
-                        higher_is_better=bool(e.higher_is_better), mcid=e.mcid,
-                        noise_sd=e.noise_sd, neutral=e.neutral,
-                        patient_reported=bool(e.patient_reported))
+    return EndpointForm(
+        code=e.code,
+        name=e.name,
+        kind=e.kind,
+        unit=e.unit or "",
+        scale_min=e.scale_min,
+        scale_max=e.scale_max,
+        higher_is_better=bool(e.higher_is_better),
+        mcid=e.mcid,
+        noise_sd=e.noise_sd,
+        neutral=e.neutral,
+        patient_reported=bool(e.patient_reported),
+    )
 
 
 def update_endpoint(session: DbSession, actor: Actor, form: EndpointForm) -> list[str]:
@@ -448,14 +554,23 @@ def update_endpoint(session: DbSession, actor: Actor, form: EndpointForm) -> lis
     values = _value_counts(session, e.id).get(e.id, 0)
     locked = [k for k in SCALE_FIELDS if k in changed]
     if values and locked:
-        raise FieldError(locked[0], f"{values} value(s) are recorded on this scale, so its "
-                                    f"{locked[0].replace('_', ' ')} cannot change; retire this "
-                                    "endpoint and add a new one instead")
+        raise FieldError(
+            locked[0],
+            f"{values} value(s) are recorded on this scale, so its "
+            f"{locked[0].replace('_', ' ')} cannot change; retire this "
+            "endpoint and add a new one instead",
+        )
     for key, (_, value) in changed.items():
         setattr(e, key, value)
     session.flush()
-    audit.record(session, actor, "endpoint.update", object_type="endpoint", object_id=e.code,
-                 details={"changed": changed})
+    audit.record(
+        session,
+        actor,
+        "endpoint.update",
+        object_type="endpoint",
+        object_id=e.code,
+        details={"changed": changed},
+    )
     return sorted(changed)
 
 
@@ -469,13 +584,23 @@ def retire_endpoint(session: DbSession, actor: Actor, *, code: str, retired: boo
     if (e.retired_at is not None) == retired:
         return False
     if retired:
-        users = [p.name for p in session.scalars(select(Protocol).order_by(Protocol.name))
-                 if e.code in (p.endpoint_codes or []) or p.primary_endpoint == e.code]
+        users = [
+            p.name
+            for p in session.scalars(select(Protocol).order_by(Protocol.name))
+            if e.code in (p.endpoint_codes or []) or p.primary_endpoint == e.code
+        ]
         if users:
-            raise FieldError("code", f"{', '.join(users)} still list(s) {e.name}; remove it "
-                                     "from those protocols first")
+            raise FieldError(
+                "code",
+                f"{', '.join(users)} still list(s) {e.name}; remove it from those protocols first",
+            )
     e.retired_at = utcnow() if retired else None
     session.flush()
-    audit.record(session, actor, "endpoint.retire" if retired else "endpoint.reinstate",
-                 object_type="endpoint", object_id=e.code)
+    audit.record(
+        session,
+        actor,
+        "endpoint.retire" if retired else "endpoint.reinstate",
+        object_type="endpoint",
+        object_id=e.code,
+    )
     return True

@@ -52,8 +52,15 @@ from analysis.store.models import (
 #: Pseudonymous patient codes: shown in pages, file names and reports, so plain characters only.
 PATIENT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 RED_FLAG_TERMS = frozenset(
-    {"blanching", "vision_change", "livedo", "severe_pain_out_of_proportion", "skin_necrosis",
-     "anaphylaxis", "vascular_occlusion"}
+    {
+        "blanching",
+        "vision_change",
+        "livedo",
+        "severe_pain_out_of_proportion",
+        "skin_necrosis",
+        "anaphylaxis",
+        "vascular_occlusion",
+    }
 )
 
 
@@ -73,15 +80,16 @@ def _get(session: DbSession, model: type[Any], ident: int, what: str) -> Any:
 # --- patients and consent ------------------------------------------------------------------------
 
 
-def patient_details(birth_year: int | None, sex: str | None, fitzpatrick: int | None
-                    ) -> dict[str, Any]:
+def patient_details(
+    birth_year: int | None, sex: str | None, fitzpatrick: int | None
+) -> dict[str, Any]:
     """Checked ``birth_year``, ``sex`` and ``fitzpatrick`` (registration and corrections alike)."""
     if birth_year is None:
         raise FieldError("birth_year", "enter the birth year")
     if not 1900 <= int(birth_year) <= date.today().year:
         raise FieldError("birth_year", "birth year must be between 1900 and this year")
     if sex is None:
-        raise FieldError("sex", "choose one (\"Not recorded\" is a choice)")
+        raise FieldError("sex", 'choose one ("Not recorded" is a choice)')
     _choice("sex", sex, SEXES)
     if fitzpatrick is None:
         raise FieldError("fitzpatrick", "choose the Fitzpatrick skin type (1 to 6)")
@@ -96,15 +104,23 @@ def free_patient_code(session: DbSession, code: str) -> str:
     if not code:
         raise FieldError("code", "a patient code is required")
     if not PATIENT_CODE.fullmatch(code):
-        raise FieldError("code", "use 1-32 letters, digits, '-', '_' or '.' (a pseudonymous code "
-                                 "such as P-0107, never a name)")
+        raise FieldError(
+            "code",
+            "use 1-32 letters, digits, '-', '_' or '.' (a pseudonymous code "
+            "such as P-0107, never a name)",
+        )
     if session.scalar(select(Patient.id).where(Patient.code == code)) is not None:
         raise FieldError("code", f"patient code {code!r} is already in use")
     return code
 
 
 def create_patient(
-    session: DbSession, actor: Actor, *, code: str, birth_year: int | None, sex: str | None,
+    session: DbSession,
+    actor: Actor,
+    *,
+    code: str,
+    birth_year: int | None,
+    sex: str | None,
     fitzpatrick: int | None,
 ) -> Patient:
     require(actor, "patient.write", session)
@@ -112,8 +128,14 @@ def create_patient(
     patient = Patient(code=code, **patient_details(birth_year, sex, fitzpatrick))
     session.add(patient)
     session.flush()
-    audit.record(session, actor, "patient.create", patient_id=patient.id, object_type="patient",
-                 object_id=patient.id)
+    audit.record(
+        session,
+        actor,
+        "patient.create",
+        patient_id=patient.id,
+        object_type="patient",
+        object_id=patient.id,
+    )
     return patient
 
 
@@ -123,12 +145,20 @@ def give_consent(
     require(actor, "consent.write", session, patient_id=patient_id)
     _get(session, Patient, patient_id, "patient_id")
     _choice("scope", scope, CONSENT_SCOPES)
-    consent = Consent(patient_id=patient_id, scope=scope, given_at=at or utcnow(),
-                      recorded_by_id=actor.user_id)
+    consent = Consent(
+        patient_id=patient_id, scope=scope, given_at=at or utcnow(), recorded_by_id=actor.user_id
+    )
     session.add(consent)
     session.flush()
-    audit.record(session, actor, "consent.give", patient_id=patient_id, object_type="consent",
-                 object_id=consent.id, details={"scope": scope})
+    audit.record(
+        session,
+        actor,
+        "consent.give",
+        patient_id=patient_id,
+        object_type="consent",
+        object_id=consent.id,
+        details={"scope": scope},
+    )
     return consent
 
 
@@ -147,8 +177,14 @@ def withdraw_consent(
     for consent in active:
         consent.withdrawn_at = when
     session.flush()
-    audit.record(session, actor, "consent.withdraw", patient_id=patient_id, object_type="consent",
-                 details={"scope": scope, "withdrawn": len(active)})
+    audit.record(
+        session,
+        actor,
+        "consent.withdraw",
+        patient_id=patient_id,
+        object_type="consent",
+        details={"scope": scope, "withdrawn": len(active)},
+    )
     return len(active)
 
 
@@ -157,7 +193,8 @@ def consent_scopes(session: DbSession, patient_id: int, *, at: datetime | None =
     when = at or utcnow()
     rows = session.scalars(select(Consent).where(Consent.patient_id == patient_id)).all()
     return {
-        c.scope for c in rows
+        c.scope
+        for c in rows
         if c.given_at <= when and (c.withdrawn_at is None or c.withdrawn_at > when)
     }
 
@@ -166,19 +203,36 @@ def consent_scopes(session: DbSession, patient_id: int, *, at: datetime | None =
 
 
 def create_series(
-    session: DbSession, actor: Actor, *, patient_id: int, protocol_id: int, started_on: date,
-    goal: str = "", status: str = "active",
+    session: DbSession,
+    actor: Actor,
+    *,
+    patient_id: int,
+    protocol_id: int,
+    started_on: date,
+    goal: str = "",
+    status: str = "active",
 ) -> Series:
     require(actor, "series.write", session)
     _get(session, Patient, patient_id, "patient_id")
     _get(session, Protocol, protocol_id, "protocol_id")
     _choice("status", status, SERIES_STATUSES)
-    series = Series(patient_id=patient_id, protocol_id=protocol_id, started_on=started_on,
-                    goal=goal.strip(), status=status)
+    series = Series(
+        patient_id=patient_id,
+        protocol_id=protocol_id,
+        started_on=started_on,
+        goal=goal.strip(),
+        status=status,
+    )
     session.add(series)
     session.flush()
-    audit.record(session, actor, "series.create", patient_id=patient_id, object_type="series",
-                 object_id=series.id)
+    audit.record(
+        session,
+        actor,
+        "series.create",
+        patient_id=patient_id,
+        object_type="series",
+        object_id=series.id,
+    )
     return series
 
 
@@ -187,13 +241,25 @@ def set_series_status(session: DbSession, actor: Actor, *, series_id: int, statu
     series: Series = _get(session, Series, series_id, "series_id")
     series.status = _choice("status", status, SERIES_STATUSES)
     session.flush()
-    audit.record(session, actor, "series.status", patient_id=series.patient_id,
-                 object_type="series", object_id=series.id, details={"status": status})
+    audit.record(
+        session,
+        actor,
+        "series.status",
+        patient_id=series.patient_id,
+        object_type="series",
+        object_id=series.id,
+        details={"status": status},
+    )
 
 
 def record_screening(
-    session: DbSession, actor: Actor, *, series_id: int, answers: dict[str, bool],
-    details: dict[str, str] | None = None, screened_on: date | None = None,
+    session: DbSession,
+    actor: Actor,
+    *,
+    series_id: int,
+    answers: dict[str, bool],
+    details: dict[str, str] | None = None,
+    screened_on: date | None = None,
 ) -> list[ScreeningAnswer]:
     """Record the contraindication screen; every item of ``SCREENING_ITEMS`` must be answered."""
     require(actor, "series.write", session)
@@ -204,34 +270,65 @@ def record_screening(
     for item in answers:
         _choice("screening item", item, SCREENING_ITEMS)
     rows = [
-        ScreeningAnswer(series_id=series_id, item=item, present=bool(answers[item]),
-                        details=(details or {}).get(item, ""),
-                        screened_on=screened_on or date.today(), screened_by_id=actor.user_id)
+        ScreeningAnswer(
+            series_id=series_id,
+            item=item,
+            present=bool(answers[item]),
+            details=(details or {}).get(item, ""),
+            screened_on=screened_on or date.today(),
+            screened_by_id=actor.user_id,
+        )
         for item in SCREENING_ITEMS
     ]
     session.add_all(rows)
     session.flush()
-    audit.record(session, actor, "screening.record", patient_id=series.patient_id,
-                 object_type="series", object_id=series_id,
-                 details={"flags": [r.item for r in rows if r.present]})
+    audit.record(
+        session,
+        actor,
+        "screening.record",
+        patient_id=series.patient_id,
+        object_type="series",
+        object_id=series_id,
+        details={"flags": [r.item for r in rows if r.present]},
+    )
     return rows
 
 
 def add_confounder(
-    session: DbSession, actor: Actor, *, series_id: int, kind: str, started_on: date,
-    ended_on: date | None = None, details: str = "", session_id: int | None = None,
+    session: DbSession,
+    actor: Actor,
+    *,
+    series_id: int,
+    kind: str,
+    started_on: date,
+    ended_on: date | None = None,
+    details: str = "",
+    session_id: int | None = None,
 ) -> Confounder:
     require(actor, "visit.record", session)
     series: Series = _get(session, Series, series_id, "series_id")
     _choice("kind", kind, CONFOUNDER_KINDS)
     if ended_on is not None and ended_on < started_on:
         raise FieldError("ended_on", "the end date is before the start date")
-    row = Confounder(series_id=series_id, kind=kind, started_on=started_on, ended_on=ended_on,
-                     details=details, session_id=session_id)
+    row = Confounder(
+        series_id=series_id,
+        kind=kind,
+        started_on=started_on,
+        ended_on=ended_on,
+        details=details,
+        session_id=session_id,
+    )
     session.add(row)
     session.flush()
-    audit.record(session, actor, "confounder.add", patient_id=series.patient_id,
-                 object_type="confounder", object_id=row.id, details={"kind": kind})
+    audit.record(
+        session,
+        actor,
+        "confounder.add",
+        patient_id=series.patient_id,
+        object_type="confounder",
+        object_id=row.id,
+        details={"kind": kind},
+    )
     return row
 
 
@@ -239,8 +336,14 @@ def add_confounder(
 
 
 def add_session(
-    session: DbSession, actor: Actor, *, series_id: int, performed_on: date,
-    operator_id: int | None = None, condition_tags: Iterable[str] = (), notes: str = "",
+    session: DbSession,
+    actor: Actor,
+    *,
+    series_id: int,
+    performed_on: date,
+    operator_id: int | None = None,
+    condition_tags: Iterable[str] = (),
+    notes: str = "",
     number: int | None = None,
 ) -> Session:
     """Add the next session (numbered after the last one unless ``number`` is given)."""
@@ -258,12 +361,25 @@ def add_session(
     earlier = [d for n, d in existing if n < number]
     if earlier and performed_on < max(earlier):
         raise FieldError("performed_on", "the date is before an earlier session of this series")
-    visit = Session(series_id=series_id, number=number, performed_on=performed_on,
-                    operator_id=operator_id, condition_tags=list(condition_tags), notes=notes)
+    visit = Session(
+        series_id=series_id,
+        number=number,
+        performed_on=performed_on,
+        operator_id=operator_id,
+        condition_tags=list(condition_tags),
+        notes=notes,
+    )
     session.add(visit)
     session.flush()
-    audit.record(session, actor, "session.create", patient_id=series.patient_id,
-                 object_type="session", object_id=visit.id, details={"number": number})
+    audit.record(
+        session,
+        actor,
+        "session.create",
+        patient_id=series.patient_id,
+        object_type="session",
+        object_id=visit.id,
+        details={"number": number},
+    )
     return visit
 
 
@@ -292,10 +408,21 @@ def get_or_create_lot(
 
 
 def record_treatment(
-    session: DbSession, actor: Actor, *, session_id: int, product: str, lot_number: str,
-    expiry_on: date, preparation: str = "", mixed: bool = False, sites: Iterable[str] = (),
-    depth_intent: str = "", volume_ml: float | None = None, units: float | None = None,
-    operator_id: int | None = None, override_reason: str = "",
+    session: DbSession,
+    actor: Actor,
+    *,
+    session_id: int,
+    product: str,
+    lot_number: str,
+    expiry_on: date,
+    preparation: str = "",
+    mixed: bool = False,
+    sites: Iterable[str] = (),
+    depth_intent: str = "",
+    volume_ml: float | None = None,
+    units: float | None = None,
+    operator_id: int | None = None,
+    override_reason: str = "",
 ) -> Treatment:
     """Record what was used. A lot past its expiry on the session date is rejected
     (:class:`ExpiredLotError`) unless an ``override_reason`` is given, in which case the treatment is
@@ -316,16 +443,30 @@ def record_treatment(
             f"lot {lot.lot_number} expired on {lot.expiry_on.isoformat()}, before this session "
             f"({visit.performed_on.isoformat()}); use another lot or give a reason to record it",
         )
-    row = Treatment(session_id=session_id, lot_id=lot.id, preparation=preparation, mixed=mixed,
-                    sites=list(sites), depth_intent=depth_intent, volume_ml=volume_ml, units=units,
-                    operator_id=operator_id, expired_at_use=expired,
-                    override_reason=override_reason.strip())
+    row = Treatment(
+        session_id=session_id,
+        lot_id=lot.id,
+        preparation=preparation,
+        mixed=mixed,
+        sites=list(sites),
+        depth_intent=depth_intent,
+        volume_ml=volume_ml,
+        units=units,
+        operator_id=operator_id,
+        expired_at_use=expired,
+        override_reason=override_reason.strip(),
+    )
     session.add(row)
     session.flush()
-    audit.record(session, actor, "treatment.record", patient_id=visit.series.patient_id,
-                 object_type="treatment", object_id=row.id,
-                 details={"lot": lot.lot_number, "expired_at_use": expired,
-                          "recalled": lot.recalled})
+    audit.record(
+        session,
+        actor,
+        "treatment.record",
+        patient_id=visit.series.patient_id,
+        object_type="treatment",
+        object_id=row.id,
+        details={"lot": lot.lot_number, "expired_at_use": expired, "recalled": lot.recalled},
+    )
     return row
 
 
@@ -333,9 +474,18 @@ def record_treatment(
 
 
 def record_measurement(
-    session: DbSession, actor: Actor, *, session_id: int, endpoint_code: str,
-    value: float | None = None, text: str = "", site: str = "", rated_by_patient: bool = False,
-    blinded: bool = False, rater_id: int | None = None, measured_at: datetime | None = None,
+    session: DbSession,
+    actor: Actor,
+    *,
+    session_id: int,
+    endpoint_code: str,
+    value: float | None = None,
+    text: str = "",
+    site: str = "",
+    rated_by_patient: bool = False,
+    blinded: bool = False,
+    rater_id: int | None = None,
+    measured_at: datetime | None = None,
 ) -> EndpointMeasurement:
     require(actor, "visit.record", session)
     visit: Session = _get(session, Session, session_id, "session_id")
@@ -351,20 +501,37 @@ def record_measurement(
         if value is None:
             raise FieldError(endpoint_code, f"{endpoint.name}: a value is required")
         if endpoint.scale_min is not None and value < endpoint.scale_min:
-            raise FieldError(endpoint_code, f"{endpoint.name} cannot be below {endpoint.scale_min:g}")
+            raise FieldError(
+                endpoint_code, f"{endpoint.name} cannot be below {endpoint.scale_min:g}"
+            )
         if endpoint.scale_max is not None and value > endpoint.scale_max:
-            raise FieldError(endpoint_code, f"{endpoint.name} cannot be above {endpoint.scale_max:g}")
+            raise FieldError(
+                endpoint_code, f"{endpoint.name} cannot be above {endpoint.scale_max:g}"
+            )
         if endpoint.kind in ("ordinal", "count") and float(value) != int(value):
             raise FieldError(endpoint_code, f"{endpoint.name} takes whole numbers")
-    row = EndpointMeasurement(session_id=session_id, endpoint_id=endpoint.id, value_num=value,
-                              value_text=text.strip(), site=site, rater_id=rater_id,
-                              rated_by_patient=rated_by_patient, blinded=blinded,
-                              measured_at=measured_at or utcnow())
+    row = EndpointMeasurement(
+        session_id=session_id,
+        endpoint_id=endpoint.id,
+        value_num=value,
+        value_text=text.strip(),
+        site=site,
+        rater_id=rater_id,
+        rated_by_patient=rated_by_patient,
+        blinded=blinded,
+        measured_at=measured_at or utcnow(),
+    )
     session.add(row)
     session.flush()
-    audit.record(session, actor, "measurement.record", patient_id=visit.series.patient_id,
-                 object_type="measurement", object_id=row.id,
-                 details={"endpoint": endpoint_code})
+    audit.record(
+        session,
+        actor,
+        "measurement.record",
+        patient_id=visit.series.patient_id,
+        object_type="measurement",
+        object_id=row.id,
+        details={"endpoint": endpoint_code},
+    )
     return row
 
 
@@ -376,9 +543,18 @@ def reaction_term(term: str) -> tuple[str, bool]:
 
 
 def record_reaction(
-    session: DbSession, actor: Actor, *, session_id: int, kind: str, term: str, severity: str,
-    onset_day: int = 0, duration_days: float | None = None, resolved: bool = True,
-    escalation: str = "", notes: str = "",
+    session: DbSession,
+    actor: Actor,
+    *,
+    session_id: int,
+    kind: str,
+    term: str,
+    severity: str,
+    onset_day: int = 0,
+    duration_days: float | None = None,
+    resolved: bool = True,
+    escalation: str = "",
+    notes: str = "",
 ) -> Reaction:
     """Record an expected reaction or an adverse event. Red-flag terms (blanching, vision change,
     ...) are always recorded as adverse events with ``red_flag`` set and need an escalation note."""
@@ -396,18 +572,36 @@ def record_reaction(
     if red_flag:
         kind = "adverse"
         if not escalation.strip():
-            raise FieldError("escalation", f"{term.replace('_', ' ')} is a red flag: record the "
-                                           "escalation (who was called, what was done)")
+            raise FieldError(
+                "escalation",
+                f"{term.replace('_', ' ')} is a red flag: record the "
+                "escalation (who was called, what was done)",
+            )
     if kind == "adverse" and severity == "severe" and not escalation.strip():
         raise FieldError("escalation", "a severe adverse event needs an escalation note")
-    row = Reaction(session_id=session_id, kind=kind, term=term, severity=severity,
-                   onset_day=onset_day, duration_days=duration_days, resolved=resolved,
-                   escalation=escalation.strip(), red_flag=red_flag, notes=notes)
+    row = Reaction(
+        session_id=session_id,
+        kind=kind,
+        term=term,
+        severity=severity,
+        onset_day=onset_day,
+        duration_days=duration_days,
+        resolved=resolved,
+        escalation=escalation.strip(),
+        red_flag=red_flag,
+        notes=notes,
+    )
     session.add(row)
     session.flush()
-    audit.record(session, actor, "reaction.record", patient_id=visit.series.patient_id,
-                 object_type="reaction", object_id=row.id,
-                 details={"kind": kind, "term": term, "red_flag": red_flag})
+    audit.record(
+        session,
+        actor,
+        "reaction.record",
+        patient_id=visit.series.patient_id,
+        object_type="reaction",
+        object_id=row.id,
+        details={"kind": kind, "term": term, "red_flag": red_flag},
+    )
     return row
 
 
@@ -447,21 +641,45 @@ def store_photo(
     _choice("verdict", photo.verdict, PHOTO_VERDICTS)
     patient_id = visit.series.patient_id
     if "clinical_record" not in consent_scopes(session, patient_id):
-        raise FieldError("consent", "this patient has not consented to clinical photography; "
-                                    "record consent before saving photos")
+        raise FieldError(
+            "consent",
+            "this patient has not consented to clinical photography; "
+            "record consent before saving photos",
+        )
     if photo.verdict == "fail" and not photo.override_reason.strip():
-        raise FieldError("override_reason", "this photo failed the comparability check: retake it "
-                                            "or give the reason it cannot be matched")
+        raise FieldError(
+            "override_reason",
+            "this photo failed the comparability check: retake it "
+            "or give the reason it cannot be matched",
+        )
     sha = store.put(photo.data)
-    row = Photo(session_id=session_id, view=photo.view, sha256=sha,
-                original_sha256=photo.original_sha256, media_type=photo.media_type,
-                width_px=photo.width_px, height_px=photo.height_px, size_bytes=len(photo.data),
-                taken_at=photo.taken_at, uploaded_by_id=actor.user_id,
-                measurements=photo.measurements, verdict=photo.verdict, checks=photo.checks,
-                override_reason=photo.override_reason.strip(),
-                condition_tags=list(photo.condition_tags), truth=photo.truth or {})
+    row = Photo(
+        session_id=session_id,
+        view=photo.view,
+        sha256=sha,
+        original_sha256=photo.original_sha256,
+        media_type=photo.media_type,
+        width_px=photo.width_px,
+        height_px=photo.height_px,
+        size_bytes=len(photo.data),
+        taken_at=photo.taken_at,
+        uploaded_by_id=actor.user_id,
+        measurements=photo.measurements,
+        verdict=photo.verdict,
+        checks=photo.checks,
+        override_reason=photo.override_reason.strip(),
+        condition_tags=list(photo.condition_tags),
+        truth=photo.truth or {},
+    )
     session.add(row)
     session.flush()
-    audit.record(session, actor, "photo.store", patient_id=patient_id, object_type="photo",
-                 object_id=row.id, details={"view": photo.view, "verdict": photo.verdict})
+    audit.record(
+        session,
+        actor,
+        "photo.store",
+        patient_id=patient_id,
+        object_type="photo",
+        object_id=row.id,
+        details={"view": photo.view, "verdict": photo.verdict},
+    )
     return row

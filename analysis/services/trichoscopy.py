@@ -94,24 +94,37 @@ class CountRecord:
 
 def _record(row: PhotoFollicleCount) -> CountRecord:
     return CountRecord(
-        photo_id=row.photo_id, auto_count=row.auto_count,
+        photo_id=row.photo_id,
+        auto_count=row.auto_count,
         points_px=tuple((float(p[0]), float(p[1])) for p in row.points_px),
-        density_per_cm2=row.density_per_cm2, mm_per_px=row.mm_per_px,
-        calibration_id=row.calibration_id, method=row.method, version=row.version,
-        counted_at=row.counted_at, confirmed_count=row.confirmed_count,
-        confirmed_by_id=row.confirmed_by_id, confirmed_at=row.confirmed_at)
+        density_per_cm2=row.density_per_cm2,
+        mm_per_px=row.mm_per_px,
+        calibration_id=row.calibration_id,
+        method=row.method,
+        version=row.version,
+        counted_at=row.counted_at,
+        confirmed_count=row.confirmed_count,
+        confirmed_by_id=row.confirmed_by_id,
+        confirmed_at=row.confirmed_at,
+    )
 
 
 def _calibration(row: DeviceCalibration) -> Calibration:
-    return Calibration(calibration_id=row.id, device=row.device,
-                       magnification=float(row.magnification), mm_per_px=float(row.mm_per_px),
-                       set_at=row.set_at)
+    return Calibration(
+        calibration_id=row.id,
+        device=row.device,
+        magnification=float(row.magnification),
+        mm_per_px=float(row.mm_per_px),
+        set_at=row.set_at,
+    )
 
 
 def _patient_of(session: DbSession, session_id: int) -> int:
-    patient_id = session.scalar(select(Series.patient_id)
-                                .join(Session, Session.series_id == Series.id)
-                                .where(Session.id == session_id))
+    patient_id = session.scalar(
+        select(Series.patient_id)
+        .join(Session, Session.series_id == Series.id)
+        .where(Session.id == session_id)
+    )
     assert patient_id is not None  # a photo's session always belongs to a series
     return int(patient_id)
 
@@ -122,13 +135,17 @@ def _patient_of(session: DbSession, session_id: int) -> int:
 def calibrations(session: DbSession, actor: Actor) -> list[Calibration]:
     """Every device calibration, by device then magnification."""
     require(actor, "photo.capture", session)
-    rows = session.scalars(select(DeviceCalibration)
-                           .order_by(DeviceCalibration.device, DeviceCalibration.magnification))
+    rows = session.scalars(
+        select(DeviceCalibration).order_by(
+            DeviceCalibration.device, DeviceCalibration.magnification
+        )
+    )
     return [_calibration(r) for r in rows]
 
 
-def set_calibration(session: DbSession, actor: Actor, *, device: str, magnification: float,
-                    mm_per_px: float) -> Calibration:
+def set_calibration(
+    session: DbSession, actor: Actor, *, device: str, magnification: float, mm_per_px: float
+) -> Calibration:
     """Set (add or replace) the pixel pitch of ``device`` at ``magnification``.
 
     Raises :class:`FieldError` naming ``device``, ``magnification`` or ``mm_per_px`` for bad input.
@@ -138,27 +155,50 @@ def set_calibration(session: DbSession, actor: Actor, *, device: str, magnificat
     name = " ".join(device.split())
     if not name or len(name) > 80:
         raise FieldError("device", "name the device (at most 80 characters)")
-    if not (isinstance(magnification, (int, float)) and math.isfinite(magnification)
-            and 0 < magnification <= 10_000):
+    if not (
+        isinstance(magnification, (int, float))
+        and math.isfinite(magnification)
+        and 0 < magnification <= 10_000
+    ):
         raise FieldError("magnification", "give the magnification as a positive number (e.g. 70)")
-    if not (isinstance(mm_per_px, (int, float)) and math.isfinite(mm_per_px)
-            and 0 < mm_per_px <= 1.0):
-        raise FieldError("mm_per_px", "give millimetres per pixel as a positive number "
-                                      "at most 1 (e.g. 0.0027 for 70x)")
-    row = session.scalar(select(DeviceCalibration).where(
-        DeviceCalibration.device == name, DeviceCalibration.magnification == float(magnification)))
+    if not (
+        isinstance(mm_per_px, (int, float)) and math.isfinite(mm_per_px) and 0 < mm_per_px <= 1.0
+    ):
+        raise FieldError(
+            "mm_per_px",
+            "give millimetres per pixel as a positive number at most 1 (e.g. 0.0027 for 70x)",
+        )
+    row = session.scalar(
+        select(DeviceCalibration).where(
+            DeviceCalibration.device == name,
+            DeviceCalibration.magnification == float(magnification),
+        )
+    )
     before = None if row is None else row.mm_per_px
     if row is None:
-        row = DeviceCalibration(device=name, magnification=float(magnification),
-                                mm_per_px=float(mm_per_px), set_by_id=actor.user_id)
+        row = DeviceCalibration(
+            device=name,
+            magnification=float(magnification),
+            mm_per_px=float(mm_per_px),
+            set_by_id=actor.user_id,
+        )
         session.add(row)
     else:
         row.mm_per_px, row.set_by_id, row.set_at = float(mm_per_px), actor.user_id, utcnow()
     session.flush()
-    audit.record(session, actor, "calibration.set", object_type="device_calibration",
-                 object_id=row.id, details={"device": name, "magnification": float(magnification),
-                                            "mm_per_px": float(mm_per_px),
-                                            "previous_mm_per_px": before})
+    audit.record(
+        session,
+        actor,
+        "calibration.set",
+        object_type="device_calibration",
+        object_id=row.id,
+        details={
+            "device": name,
+            "magnification": float(magnification),
+            "mm_per_px": float(mm_per_px),
+            "previous_mm_per_px": before,
+        },
+    )
     return _calibration(row)
 
 
@@ -181,12 +221,23 @@ def _density_endpoint(session: DbSession, actor: Actor) -> None:
         return
     session.add(EndpointDefinition(**ENDPOINTS_BY_CODE[DENSITY_CODE].row()))
     session.flush()
-    audit.record(session, actor, "endpoint.create", object_type="endpoint",
-                 details={"codes": [DENSITY_CODE], "source": "standard library (automated count)"})
+    audit.record(
+        session,
+        actor,
+        "endpoint.create",
+        object_type="endpoint",
+        details={"codes": [DENSITY_CODE], "source": "standard library (automated count)"},
+    )
 
 
-def count_photo(session: DbSession, actor: Actor, photo_id: int, *,
-                calibration_id: int | None = None, store: ImageStore | None = None) -> CountRecord:
+def count_photo(
+    session: DbSession,
+    actor: Actor,
+    photo_id: int,
+    *,
+    calibration_id: int | None = None,
+    store: ImageStore | None = None,
+) -> CountRecord:
     """Count the follicles on a stored trichoscopy photo and store the result beside it.
 
     ``calibration_id`` names the device calibration the photo was taken with; without one the count
@@ -206,8 +257,11 @@ def count_photo(session: DbSession, actor: Actor, photo_id: int, *,
             raise FieldError("calibration_id", f"there is no device calibration {calibration_id}")
     photo = session.get(Photo, photo_id)
     if photo is not None and not is_trichoscopy_view(photo.view):
-        raise FieldError("photo", f"photo {photo_id} is not a trichoscopy close-up "
-                                  f"(its view is {photo.view}); only those are counted")
+        raise FieldError(
+            "photo",
+            f"photo {photo_id} is not a trichoscopy close-up "
+            f"(its view is {photo.view}); only those are counted",
+        )
     mm_per_px = None if calibration is None else float(calibration.mm_per_px)
     data = photo_bytes(session, actor, photo_id=photo_id, store=store)  # audited; commits
     result = count_follicles(_decode_rgb(data), mm_per_px=mm_per_px)
@@ -221,8 +275,9 @@ def count_photo(session: DbSession, actor: Actor, photo_id: int, *,
     old_measurement = row.measurement_id
     row.auto_count = result.follicles
     row.points_px = [[round(x, 1), round(y, 1)] for x, y in result.points_px]
-    row.density_per_cm2 = (None if result.density_per_cm2 is None
-                           else round(float(result.density_per_cm2), 2))
+    row.density_per_cm2 = (
+        None if result.density_per_cm2 is None else round(float(result.density_per_cm2), 2)
+    )
     row.mm_per_px, row.calibration_id = mm_per_px, calibration_id
     row.method, row.version = result.method, result.version
     row.counted_by_id, row.counted_at = actor.user_id, utcnow()
@@ -237,26 +292,47 @@ def count_photo(session: DbSession, actor: Actor, photo_id: int, *,
     if row.density_per_cm2 is not None:
         _density_endpoint(session, actor)
         try:
-            m = record_measurement(session, actor, session_id=photo.session_id,
-                                   endpoint_code=DENSITY_CODE, value=row.density_per_cm2,
-                                   site=f"trichoscopy photo {photo_id}", rater_id=None)
+            m = record_measurement(
+                session,
+                actor,
+                session_id=photo.session_id,
+                endpoint_code=DENSITY_CODE,
+                value=row.density_per_cm2,
+                site=f"trichoscopy photo {photo_id}",
+                rater_id=None,
+            )
         except FieldError as exc:  # outside the endpoint's range: a wrong calibration, likely
-            raise FieldError("calibration_id", f"{exc} (the count gave "
-                             f"{row.density_per_cm2:g} hairs/cm² at {mm_per_px:g} mm/px): "
-                             "check the device calibration") from None
+            raise FieldError(
+                "calibration_id",
+                f"{exc} (the count gave "
+                f"{row.density_per_cm2:g} hairs/cm² at {mm_per_px:g} mm/px): "
+                "check the device calibration",
+            ) from None
         row.measurement_id = m.id
         session.flush()
-    audit.record(session, actor, "follicle.count", patient_id=patient_id, object_type="photo",
-                 object_id=photo_id,
-                 details={"follicles": row.auto_count, "density_per_cm2": row.density_per_cm2,
-                          "mm_per_px": mm_per_px, "calibration_id": calibration_id,
-                          "method": row.method, "version": row.version,
-                          "replaced_measurement_id": old_measurement})
+    audit.record(
+        session,
+        actor,
+        "follicle.count",
+        patient_id=patient_id,
+        object_type="photo",
+        object_id=photo_id,
+        details={
+            "follicles": row.auto_count,
+            "density_per_cm2": row.density_per_cm2,
+            "mm_per_px": mm_per_px,
+            "calibration_id": calibration_id,
+            "method": row.method,
+            "version": row.version,
+            "replaced_measurement_id": old_measurement,
+        },
+    )
     return _record(row)
 
 
-def confirm_count(session: DbSession, actor: Actor, photo_id: int,
-                  corrected: int | None) -> CountRecord:
+def confirm_count(
+    session: DbSession, actor: Actor, photo_id: int, corrected: int | None
+) -> CountRecord:
     """Confirm the automatic count (``corrected=None``) or store the clinician's correction beside
     it, with who and when. Raises :class:`FieldError` (``photo``: not counted yet; ``corrected``:
     not a whole number from 0 to :data:`MAX_COUNT`)."""
@@ -264,8 +340,11 @@ def confirm_count(session: DbSession, actor: Actor, photo_id: int,
     row = session.scalar(select(PhotoFollicleCount).where(PhotoFollicleCount.photo_id == photo_id))
     if row is None:
         raise FieldError("photo", f"photo {photo_id} has no automatic count yet: count it first")
-    if corrected is not None and (isinstance(corrected, bool) or not isinstance(corrected, int)
-                                  or not 0 <= corrected <= MAX_COUNT):
+    if corrected is not None and (
+        isinstance(corrected, bool)
+        or not isinstance(corrected, int)
+        or not 0 <= corrected <= MAX_COUNT
+    ):
         raise FieldError("corrected", f"give the count as a whole number from 0 to {MAX_COUNT}")
     photo = session.get(Photo, photo_id)
     assert photo is not None  # the count's foreign key
@@ -273,12 +352,22 @@ def confirm_count(session: DbSession, actor: Actor, photo_id: int,
     row.confirmed_count = row.auto_count if corrected is None else int(corrected)
     row.confirmed_by_id, row.confirmed_at = actor.user_id, utcnow()
     session.flush()
-    audit.record(session, actor, "follicle.confirm", patient_id=_patient_of(session, photo.session_id),
-                 object_type="photo", object_id=photo_id,
-                 details={"auto_count": row.auto_count, "confirmed_count": row.confirmed_count,
-                          "corrected": row.confirmed_count != row.auto_count,
-                          "previous_confirmed_count": previous,
-                          "method": row.method, "version": row.version})
+    audit.record(
+        session,
+        actor,
+        "follicle.confirm",
+        patient_id=_patient_of(session, photo.session_id),
+        object_type="photo",
+        object_id=photo_id,
+        details={
+            "auto_count": row.auto_count,
+            "confirmed_count": row.confirmed_count,
+            "corrected": row.confirmed_count != row.auto_count,
+            "previous_confirmed_count": previous,
+            "method": row.method,
+            "version": row.version,
+        },
+    )
     return _record(row)
 
 
@@ -289,8 +378,12 @@ def photo_count(session: DbSession, actor: Actor, photo_id: int) -> CountRecord 
     return None if row is None else _record(row)
 
 
-def draw_points(data: bytes, points_px: tuple[tuple[float, float], ...] | list[tuple[float, float]],
-                *, max_side: int = 1280) -> np.ndarray:
+def draw_points(
+    data: bytes,
+    points_px: tuple[tuple[float, float], ...] | list[tuple[float, float]],
+    *,
+    max_side: int = 1280,
+) -> np.ndarray:
     """The image ``data`` (RGB, at most ``max_side`` px on its longer side) with a ring drawn at
     every point (full-resolution ``(x, y)`` pixels). Pure: no database, no audit (the bytes were
     read through the audited door)."""
@@ -298,8 +391,10 @@ def draw_points(data: bytes, points_px: tuple[tuple[float, float], ...] | list[t
         rgb = image.convert("RGB")
     scale = min(1.0, max_side / max(rgb.size))
     if scale < 1.0:
-        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
-                         Image.Resampling.LANCZOS)
+        rgb = rgb.resize(
+            (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
     draw = ImageDraw.Draw(rgb)
     r = max(4, round(max(rgb.size) / 90))
     width = max(2, r // 3)

@@ -23,7 +23,12 @@ from analysis.store.models import ROLES, User
 
 
 def create_user(
-    session: DbSession, actor: Actor, *, email: str, display_name: str, role: str,
+    session: DbSession,
+    actor: Actor,
+    *,
+    email: str,
+    display_name: str,
+    role: str,
     password: str | None,
 ) -> User:
     """Create an account (``password`` None: no local sign-in, e.g. OIDC-only or an operator)."""
@@ -37,12 +42,22 @@ def create_user(
         raise FieldError("email", f"an account for {email} already exists")
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise FieldError("password", f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
-    user = User(email=email, display_name=display_name.strip() or email, role=role,
-                password_hash=hash_password(password) if password is not None else None)
+    user = User(
+        email=email,
+        display_name=display_name.strip() or email,
+        role=role,
+        password_hash=hash_password(password) if password is not None else None,
+    )
     session.add(user)
     session.flush()
-    audit.record(session, actor, "user.create", object_type="user", object_id=user.id,
-                 details={"email": email, "role": role})
+    audit.record(
+        session,
+        actor,
+        "user.create",
+        object_type="user",
+        object_id=user.id,
+        details={"email": email, "role": role},
+    )
     return user
 
 
@@ -57,8 +72,14 @@ def _user(session: DbSession, user_id: int) -> User:
 
 
 def _other_active_admins(session: DbSession, user_id: int) -> int:
-    return int(session.scalar(select(func.count()).select_from(User).where(
-        User.role == "admin", User.active.is_(True), User.id != user_id)) or 0)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.role == "admin", User.active.is_(True), User.id != user_id)
+        )
+        or 0
+    )
 
 
 def set_role(session: DbSession, actor: Actor, *, user_id: int, role: str) -> User:
@@ -68,13 +89,23 @@ def set_role(session: DbSession, actor: Actor, *, user_id: int, role: str) -> Us
         raise FieldError("role", f"role must be one of {', '.join(ROLES)}")
     user = _user(session, user_id)
     old = user.role
-    if old == "admin" and role != "admin" and user.active and not _other_active_admins(session,
-                                                                                       user.id):
+    if (
+        old == "admin"
+        and role != "admin"
+        and user.active
+        and not _other_active_admins(session, user.id)
+    ):
         raise FieldError("role", "this is the last active admin account; make another admin first")
     user.role = role
     session.flush()
-    audit.record(session, actor, "user.role_change", object_type="user", object_id=user.id,
-                 details={"email": user.email, "from": old, "to": role})
+    audit.record(
+        session,
+        actor,
+        "user.role_change",
+        object_type="user",
+        object_id=user.id,
+        details={"email": user.email, "from": old, "to": role},
+    )
     return user
 
 
@@ -91,8 +122,14 @@ def deactivate_user(session: DbSession, actor: Actor, *, user_id: int) -> User:
     user.active = False
     session.flush()
     ended = sessions.end_all_for_user(session, user.id, reason="account_deactivated")
-    audit.record(session, actor, "user.deactivate", object_type="user", object_id=user.id,
-                 details={"email": user.email, "sessions_ended": ended})
+    audit.record(
+        session,
+        actor,
+        "user.deactivate",
+        object_type="user",
+        object_id=user.id,
+        details={"email": user.email, "sessions_ended": ended},
+    )
     return user
 
 
@@ -108,9 +145,18 @@ def set_password(session: DbSession, actor: Actor, *, user_id: int, password: st
     user.password_hash = hash_password(password) if password is not None else None
     session.flush()
     ended = sessions.end_all_for_user(session, user.id, reason="password_reset")
-    audit.record(session, actor, "user.password_reset", object_type="user", object_id=user.id,
-                 details={"email": user.email, "local_sign_in": password is not None,
-                          "sessions_ended": ended})
+    audit.record(
+        session,
+        actor,
+        "user.password_reset",
+        object_type="user",
+        object_id=user.id,
+        details={
+            "email": user.email,
+            "local_sign_in": password is not None,
+            "sessions_ended": ended,
+        },
+    )
     return user
 
 
@@ -119,8 +165,14 @@ def reactivate_user(session: DbSession, actor: Actor, *, user_id: int) -> User:
     user = _user(session, user_id)
     user.active = True
     session.flush()
-    audit.record(session, actor, "user.reactivate", object_type="user", object_id=user.id,
-                 details={"email": user.email})
+    audit.record(
+        session,
+        actor,
+        "user.reactivate",
+        object_type="user",
+        object_id=user.id,
+        details={"email": user.email},
+    )
     return user
 
 
@@ -132,11 +184,18 @@ def list_users(session: DbSession, actor: Actor) -> list[dict[str, Any]]:
     require(actor, "users.manage", session)
     locks = throttle.account_locks(session)
     return [
-        {"id": u.id, "email": u.email, "name": u.display_name, "role": u.role,
-         "active": u.active, "local_password": u.password_hash is not None,
-         "locked_until": (datetime.fromtimestamp(locks[u.email], UTC)
-                          if u.email in locks else None),
-         "created_at": u.created_at}
+        {
+            "id": u.id,
+            "email": u.email,
+            "name": u.display_name,
+            "role": u.role,
+            "active": u.active,
+            "local_password": u.password_hash is not None,
+            "locked_until": (
+                datetime.fromtimestamp(locks[u.email], UTC) if u.email in locks else None
+            ),
+            "created_at": u.created_at,
+        }
         for u in session.scalars(select(User).order_by(User.id))
     ]
 
@@ -149,8 +208,14 @@ def unlock_account(session: DbSession, actor: Actor, *, user_id: int) -> int:
     require(actor, "users.manage", session)
     user = _user(session, user_id)
     cleared = throttle.clear_account(session, user.email, in_session=True)
-    audit.record(session, actor, "user.unlock", object_type="user", object_id=user.id,
-                 details={"email": user.email, "counters_cleared": cleared})
+    audit.record(
+        session,
+        actor,
+        "user.unlock",
+        object_type="user",
+        object_id=user.id,
+        details={"email": user.email, "counters_cleared": cleared},
+    )
     return cleared
 
 
@@ -160,6 +225,9 @@ def seed_demo_accounts(session: DbSession, *, password: str | None = None) -> li
     created = []
     for email, (name, role) in DEMO_ACCOUNTS.items():
         if session.scalar(select(User.id).where(User.email == email)) is None:
-            created.append(create_user(session, SYSTEM, email=email, display_name=name, role=role,
-                                       password=password))
+            created.append(
+                create_user(
+                    session, SYSTEM, email=email, display_name=name, role=role, password=password
+                )
+            )
     return created

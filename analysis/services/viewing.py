@@ -26,8 +26,19 @@ from analysis.photos.viewing import (
 if TYPE_CHECKING:
     from analysis.photos.types import Comparison
 
-__all__ = ["AlignedPair", "PairView", "align_pair", "blend", "decode_for_display", "difference_map",
-           "landmarks_for", "pair_view", "side_by_side", "to_png", "wipe"]
+__all__ = [
+    "AlignedPair",
+    "PairView",
+    "align_pair",
+    "blend",
+    "decode_for_display",
+    "difference_map",
+    "landmarks_for",
+    "pair_view",
+    "side_by_side",
+    "to_png",
+    "wipe",
+]
 
 
 @dataclass(frozen=True)
@@ -52,8 +63,13 @@ class PairView:
 
 
 def pair_view(
-    earlier_bytes: bytes, later_bytes: bytes, *, view: str, tolerances: dict[str, Any] | None = None,
-    cache: object | None = None, max_side: int = 1024,
+    earlier_bytes: bytes,
+    later_bytes: bytes,
+    *,
+    view: str,
+    tolerances: dict[str, Any] | None = None,
+    cache: object | None = None,
+    max_side: int = 1024,
 ) -> PairView:
     """Measure both photos (sandboxed worker, cached by SHA-256), grade ``later`` against
     ``earlier`` with the protocol's tolerances, and align ``later`` onto ``earlier`` by landmarks."""
@@ -66,10 +82,17 @@ def pair_view(
     early_rgb = decode_for_display(earlier_bytes, max_side=max_side)
     late_rgb = decode_for_display(later_bytes, max_side=max_side)
     pair = align_pair(
-        early_rgb, late_rgb,
-        reference_landmarks=landmarks_for(m_early.landmarks_px, original_width_px=m_early.width_px,
-                                          display_width_px=early_rgb.shape[1]),
-        moving_landmarks=landmarks_for(m_late.landmarks_px, original_width_px=m_late.width_px,
-                                       display_width_px=late_rgb.shape[1]),
+        early_rgb,
+        late_rgb,
+        reference_landmarks=landmarks_for(
+            m_early.landmarks_px,
+            original_width_px=m_early.width_px,
+            display_width_px=early_rgb.shape[1],
+        ),
+        moving_landmarks=landmarks_for(
+            m_late.landmarks_px,
+            original_width_px=m_late.width_px,
+            display_width_px=late_rgb.shape[1],
+        ),
     )
     return PairView(comparison, early_rgb, pair.moving, late_rgb, pair.aligned, pair.note)

@@ -21,22 +21,50 @@ from analysis.store.models import EndpointDefinition, Session, User
 
 #: Injection / treatment sites by area (the Record visit site lists).
 SITES: dict[str, tuple[str, ...]] = {
-    "face": ("forehead", "glabella", "periorbital_left", "periorbital_right", "malar_left",
-             "malar_right", "nasolabial_left", "nasolabial_right", "perioral", "jawline", "neck"),
+    "face": (
+        "forehead",
+        "glabella",
+        "periorbital_left",
+        "periorbital_right",
+        "malar_left",
+        "malar_right",
+        "nasolabial_left",
+        "nasolabial_right",
+        "perioral",
+        "jawline",
+        "neck",
+    ),
     "scalp": ("frontal", "mid_scalp", "vertex", "temporal_left", "temporal_right", "occipital"),
 }
 DEPTH_INTENTS: tuple[str, ...] = (
-    "intradermal (papules/nappage)", "superficial dermis", "mid dermis", "deep dermis",
-    "subdermal / subcutaneous", "supraperiosteal", "topical (microneedling channels)",
+    "intradermal (papules/nappage)",
+    "superficial dermis",
+    "mid dermis",
+    "deep dermis",
+    "subdermal / subcutaneous",
+    "supraperiosteal",
+    "topical (microneedling channels)",
 )
 #: Common reaction terms; the red-flag ones come from ``records.RED_FLAG_TERMS``.
 EXPECTED_TERMS: tuple[str, ...] = (
-    "erythema", "oedema", "bruising", "pain_at_injection", "itching", "papules", "tenderness",
-    "headache", "shedding",
+    "erythema",
+    "oedema",
+    "bruising",
+    "pain_at_injection",
+    "itching",
+    "papules",
+    "tenderness",
+    "headache",
+    "shedding",
 )
 ADVERSE_TERMS: tuple[str, ...] = (
-    "nodules", "infection", "hypersensitivity", "prolonged_oedema", "hyperpigmentation",
-    "granuloma", "tyndall_effect",
+    "nodules",
+    "infection",
+    "hypersensitivity",
+    "prolonged_oedema",
+    "hyperpigmentation",
+    "granuloma",
+    "tyndall_effect",
 )
 
 
@@ -93,37 +121,104 @@ def visit_context(session: DbSession, actor: Actor, *, session_id: int) -> Visit
         raise records.FieldError("session_id", f"no session with id {session_id}")
     protocol = visit.series.protocol
     codes = list(protocol.endpoint_codes or [])
-    defs = {d.code: d for d in session.scalars(
-        select(EndpointDefinition).where(EndpointDefinition.code.in_(codes)))}
+    defs = {
+        d.code: d
+        for d in session.scalars(
+            select(EndpointDefinition).where(EndpointDefinition.code.in_(codes))
+        )
+    }
     endpoints = tuple(
-        EndpointField(code=d.code, name=d.name, kind=d.kind, unit=d.unit, scale_min=d.scale_min,
-                      scale_max=d.scale_max,
-                      anchors={str(k): str(v) for k, v in (d.anchors or {}).items()},
-                      patient_reported=bool(d.patient_reported))
+        EndpointField(
+            code=d.code,
+            name=d.name,
+            kind=d.kind,
+            unit=d.unit,
+            scale_min=d.scale_min,
+            scale_max=d.scale_max,
+            anchors={str(k): str(v) for k, v in (d.anchors or {}).items()},
+            patient_reported=bool(d.patient_reported),
+        )
         for d in (defs[c] for c in codes if c in defs)
     )
-    operators = tuple((int(i), str(n)) for i, n in session.execute(
-        select(User.id, User.display_name)
-        .where(User.role.in_(sorted(CLINICAL)), User.active.is_(True)).order_by(User.display_name)
-    ))
+    operators = tuple(
+        (int(i), str(n))
+        for i, n in session.execute(
+            select(User.id, User.display_name)
+            .where(User.role.in_(sorted(CLINICAL)), User.active.is_(True))
+            .order_by(User.display_name)
+        )
+    )
     treatments = pd.DataFrame(
-        [(t.lot.product, t.lot.lot_number, t.lot.expiry_on, ", ".join(t.sites), t.depth_intent,
-          t.volume_ml, t.units, t.expired_at_use, t.override_reason) for t in visit.treatments],
-        columns=["product", "lot", "expiry", "sites", "depth", "volume_ml", "units",
-                 "expired_at_use", "override_reason"])
+        [
+            (
+                t.lot.product,
+                t.lot.lot_number,
+                t.lot.expiry_on,
+                ", ".join(t.sites),
+                t.depth_intent,
+                t.volume_ml,
+                t.units,
+                t.expired_at_use,
+                t.override_reason,
+            )
+            for t in visit.treatments
+        ],
+        columns=[
+            "product",
+            "lot",
+            "expiry",
+            "sites",
+            "depth",
+            "volume_ml",
+            "units",
+            "expired_at_use",
+            "override_reason",
+        ],
+    )
     measurements = pd.DataFrame(
-        [(m.endpoint.name, m.value_num, m.value_text, m.site, m.rated_by_patient)
-         for m in visit.measurements],
-        columns=["endpoint", "value", "text", "site", "rated_by_patient"])
+        [
+            (m.endpoint.name, m.value_num, m.value_text, m.site, m.rated_by_patient)
+            for m in visit.measurements
+        ],
+        columns=["endpoint", "value", "text", "site", "rated_by_patient"],
+    )
     reactions = pd.DataFrame(
-        [(r.kind, r.term.replace("_", " "), r.severity, r.onset_day, r.duration_days, r.resolved,
-          r.red_flag, r.escalation) for r in visit.reactions],
-        columns=["kind", "term", "severity", "onset_day", "duration_days", "resolved",
-                 "red_flag", "escalation"])
-    return VisitContext(session_id=visit.id, series_id=visit.series_id, number=visit.number,
-                        performed_on=visit.performed_on, area=area_of(protocol.target_area),
-                        endpoints=endpoints, operators=operators, treatments=treatments,
-                        measurements=measurements, reactions=reactions)
+        [
+            (
+                r.kind,
+                r.term.replace("_", " "),
+                r.severity,
+                r.onset_day,
+                r.duration_days,
+                r.resolved,
+                r.red_flag,
+                r.escalation,
+            )
+            for r in visit.reactions
+        ],
+        columns=[
+            "kind",
+            "term",
+            "severity",
+            "onset_day",
+            "duration_days",
+            "resolved",
+            "red_flag",
+            "escalation",
+        ],
+    )
+    return VisitContext(
+        session_id=visit.id,
+        series_id=visit.series_id,
+        number=visit.number,
+        performed_on=visit.performed_on,
+        area=area_of(protocol.target_area),
+        endpoints=endpoints,
+        operators=operators,
+        treatments=treatments,
+        measurements=measurements,
+        reactions=reactions,
+    )
 
 
 @dataclass(frozen=True)
@@ -141,7 +236,11 @@ class EndpointEntry:
 
 
 def record_endpoints(
-    session: DbSession, actor: Actor, *, session_id: int, entries: dict[str, EndpointEntry],
+    session: DbSession,
+    actor: Actor,
+    *,
+    session_id: int,
+    entries: dict[str, EndpointEntry],
     site_required: frozenset[str] = frozenset(),
 ) -> int:
     """Record every non-empty entry; returns how many were recorded.
@@ -157,10 +256,17 @@ def record_endpoints(
     for code, entry in filled.items():
         if code in site_required and not entry.site.strip():
             raise records.FieldError(code, "name the site where it was measured (e.g. vertex)")
-        records.record_measurement(session, actor, session_id=session_id, endpoint_code=code,
-                                   value=entry.value, text=entry.text, site=entry.site.strip(),
-                                   rated_by_patient=entry.rated_by_patient,
-                                   rater_id=None if entry.rated_by_patient else actor.user_id)
+        records.record_measurement(
+            session,
+            actor,
+            session_id=session_id,
+            endpoint_code=code,
+            value=entry.value,
+            text=entry.text,
+            site=entry.site.strip(),
+            rated_by_patient=entry.rated_by_patient,
+            rater_id=None if entry.rated_by_patient else actor.user_id,
+        )
     return len(filled)
 
 

@@ -71,9 +71,15 @@ def allowed(actor: Actor, action: str) -> bool:
         raise ValueError(f"unknown action {action!r}") from None
 
 
-def require(actor: Actor, action: str, session: Any = None, *,
-            patient_id: int | None = None, object_type: str = "",
-            object_id: str | int = "") -> None:
+def require(
+    actor: Actor,
+    action: str,
+    session: Any = None,
+    *,
+    patient_id: int | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+) -> None:
     """Raise :class:`PermissionDenied` unless the actor's role allows ``action``.
 
     Service functions pass their database ``session``: a refusal then leaves one ``denied`` audit
@@ -84,10 +90,18 @@ def require(actor: Actor, action: str, session: Any = None, *,
     if allowed(actor, action):
         return
     error = PermissionDenied(
-        f"{actor.role.replace('_', ' ')} accounts may not {action.replace('.', ' ')}")
+        f"{actor.role.replace('_', ' ')} accounts may not {action.replace('.', ' ')}"
+    )
     if session is not None:
         from analysis.store import audit
 
-        audit.record_denial(session, actor, action, error, patient_id=patient_id,
-                            object_type=object_type, object_id=object_id)
+        audit.record_denial(
+            session,
+            actor,
+            action,
+            error,
+            patient_id=patient_id,
+            object_type=object_type,
+            object_id=object_id,
+        )
     raise error

@@ -65,8 +65,10 @@ def note_head(session: Session, event_id: int, event_hash: str) -> None:
 
 def write_anchor(event_id: int, event_hash: str) -> None:
     """Append one signed head line to the anchor file (one ``write`` of one line, O_APPEND)."""
-    line = json.dumps({"id": event_id, "hash": event_hash,
-                       "mac": sign_head(event_id, event_hash)}) + "\n"
+    line = (
+        json.dumps({"id": event_id, "hash": event_hash, "mac": sign_head(event_id, event_hash)})
+        + "\n"
+    )
     path = config.audit_anchor_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -127,15 +129,27 @@ def verify_anchor(session: Session, path: Path | None = None) -> list[AnchorProb
         # every commit since the keyed chain (migration 0006) is anchored: keyed events without
         # any anchor mean the anchor file was deleted or never written (an older clinic, all of
         # whose events are unkeyed, may legitimately have none)
-        first_keyed = session.scalar(select(AuditEvent.id).where(
-            AuditEvent.chain_scheme == "hmac-sha256").order_by(AuditEvent.id).limit(1))
+        first_keyed = session.scalar(
+            select(AuditEvent.id)
+            .where(AuditEvent.chain_scheme == "hmac-sha256")
+            .order_by(AuditEvent.id)
+            .limit(1)
+        )
         if first_keyed is not None:
-            problems.append(AnchorProblem(int(first_keyed), "no audit anchor found, yet keyed "
-                                          "events exist (anchor file deleted or not written)"))
+            problems.append(
+                AnchorProblem(
+                    int(first_keyed),
+                    "no audit anchor found, yet keyed "
+                    "events exist (anchor file deleted or not written)",
+                )
+            )
     for event_id, event_hash, mac in lines:
         if event_id < 0 or not hmac.compare_digest(mac, sign_head(event_id, event_hash)):
-            problems.append(AnchorProblem(max(event_id, 0), "anchor line forged or damaged "
-                                          "(signature does not match)"))
+            problems.append(
+                AnchorProblem(
+                    max(event_id, 0), "anchor line forged or damaged (signature does not match)"
+                )
+            )
             continue
         newest_anchor = max(newest_anchor, event_id)
         stored = hashes.get(event_id)
@@ -144,9 +158,19 @@ def verify_anchor(session: Session, path: Path | None = None) -> list[AnchorProb
                 continue  # reported once below as truncation
             problems.append(AnchorProblem(event_id, "anchored event deleted from the database"))
         elif stored != event_hash:
-            problems.append(AnchorProblem(event_id, "anchored event's hash changed "
-                                          "(events deleted or edited, later hashes re-chained)"))
+            problems.append(
+                AnchorProblem(
+                    event_id,
+                    "anchored event's hash changed "
+                    "(events deleted or edited, later hashes re-chained)",
+                )
+            )
     if newest_anchor > newest_db:
-        problems.append(AnchorProblem(newest_anchor, f"audit trail truncated: anchor names event "
-                                      f"{newest_anchor}, the newest in the database is {newest_db}"))
+        problems.append(
+            AnchorProblem(
+                newest_anchor,
+                f"audit trail truncated: anchor names event "
+                f"{newest_anchor}, the newest in the database is {newest_db}",
+            )
+        )
     return problems

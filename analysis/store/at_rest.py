@@ -44,8 +44,9 @@ def master_key() -> bytes | None:
 
 
 def _derive(master: bytes, purpose: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"candor at rest: " + purpose).derive(master)
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"candor at rest: " + purpose
+    ).derive(master)
 
 
 def sqlcipher_key(master: bytes) -> bytes:
@@ -77,11 +78,15 @@ def dbapi_for(path: Path, master: bytes | None) -> tuple[Any, bytes | None]:
     """The DB-API module and the key to open ``path`` with, checked against its header."""
     plain = is_plaintext_sqlite(path)
     if plain is True and master is not None:
-        raise AtRestError(f"the database {path} is not encrypted but CANDOR_DB_KEY is set: run "
-                          "`python -m analysis encrypt` to encrypt it, or unset the key")
+        raise AtRestError(
+            f"the database {path} is not encrypted but CANDOR_DB_KEY is set: run "
+            "`python -m analysis encrypt` to encrypt it, or unset the key"
+        )
     if plain is False and master is None:
-        raise AtRestError(f"the database {path} is encrypted (or not a SQLite file): set "
-                          "CANDOR_DB_KEY or CANDOR_DB_KEY_FILE to its key")
+        raise AtRestError(
+            f"the database {path} is encrypted (or not a SQLite file): set "
+            "CANDOR_DB_KEY or CANDOR_DB_KEY_FILE to its key"
+        )
     if master is None:
         return sqlite3, None
     import sqlcipher3.dbapi2 as sqlcipher
@@ -98,14 +103,17 @@ def apply_key(dbapi_connection: Any, master: bytes | None) -> None:
         cursor.execute(key_pragma(master))
         cursor.execute("SELECT count(*) FROM sqlite_master")
     except Exception as exc:  # sqlcipher3.DatabaseError: "file is not a database"
-        raise AtRestError("the database does not open with the configured CANDOR_DB_KEY (a "
-                          "different key, or the file is damaged)") from exc
+        raise AtRestError(
+            "the database does not open with the configured CANDOR_DB_KEY (a "
+            "different key, or the file is damaged)"
+        ) from exc
     finally:
         cursor.close()
 
 
-def connect(path: Path, *, readonly: bool = False, master: bytes | None | bool = True,
-            **kwargs: Any) -> Any:
+def connect(
+    path: Path, *, readonly: bool = False, master: bytes | None | bool = True, **kwargs: Any
+) -> Any:
     """A raw DB-API connection to the SQLite file ``path``, keyed as its header requires.
     ``master=True`` means the configured key."""
     key = master_key() if master is True else master

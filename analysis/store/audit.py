@@ -52,8 +52,9 @@ class AuditWriteError(RuntimeError):
 
 
 def _canonical(prev_hash: str, fields: dict[str, Any]) -> bytes:
-    return (prev_hash + json.dumps(fields, sort_keys=True, separators=(",", ":"),
-                                   default=str)).encode()
+    return (
+        prev_hash + json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    ).encode()
 
 
 def event_digest(prev_hash: str, fields: dict[str, Any]) -> str:
@@ -166,22 +167,40 @@ def record_many(session: Session, events: list[tuple[Actor, dict[str, Any]]]) ->
         outcome = f.get("outcome", "success")
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-        event = SimpleNamespace(occurred_at=utcnow(), actor_email=actor.email, actor_role=actor.role,
-                           action=f["action"], outcome=outcome, patient_id=f.get("patient_id"),
-                           object_type=f.get("object_type", ""),
-                           object_id=str(f.get("object_id", "")), details=f.get("details") or {})
+        event = SimpleNamespace(
+            occurred_at=utcnow(),
+            actor_email=actor.email,
+            actor_role=actor.role,
+            action=f["action"],
+            outcome=outcome,
+            patient_id=f.get("patient_id"),
+            object_type=f.get("object_type", ""),
+            object_id=str(f.get("object_id", "")),
+            details=f.get("details") or {},
+        )
         digest = keyed_digest(key, prev, _fields(event))  # type: ignore[arg-type]
-        rows.append({c: getattr(event, c) for c in _COLUMNS}
-                    | {"prev_hash": prev, "hash": digest, "chain_scheme": KEYED})
+        rows.append(
+            {c: getattr(event, c) for c in _COLUMNS}
+            | {"prev_hash": prev, "hash": digest, "chain_scheme": KEYED}
+        )
         prev = digest
     for start in range(0, len(rows), 5000):
-        session.execute(table.insert(), rows[start:start + 5000])  # type: ignore[attr-defined]
+        session.execute(table.insert(), rows[start : start + 5000])  # type: ignore[attr-defined]
     last_id = session.scalars(select(AuditEvent.id).where(AuditEvent.hash == prev)).one()
     anchor.note_head(session, last_id, prev)  # signed outside the database on commit
 
 
-_COLUMNS = ("occurred_at", "actor_email", "actor_role", "action", "outcome", "patient_id",
-            "object_type", "object_id", "details")
+_COLUMNS = (
+    "occurred_at",
+    "actor_email",
+    "actor_role",
+    "action",
+    "outcome",
+    "patient_id",
+    "object_type",
+    "object_id",
+    "details",
+)
 
 
 @dataclass(frozen=True)
@@ -204,20 +223,31 @@ def verify_chain(session: Session, *, key: bytes | None = None) -> list[ChainPro
     first_keyed: int | None = None
     for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
         if event.prev_hash != expected_prev:
-            problems.append(ChainProblem(event.id, "chain broken: event missing or reordered before"))
+            problems.append(
+                ChainProblem(event.id, "chain broken: event missing or reordered before")
+            )
         scheme = event.chain_scheme
         if scheme == KEYED:
             if key is None:
                 key = anchor.audit_key()
             first_keyed = event.id if first_keyed is None else first_keyed
             if keyed_digest(key, event.prev_hash, _fields(event)) != event.hash:
-                problems.append(ChainProblem(event.id, "keyed hash does not match (edited, or "
-                                             "re-chained without the audit key)"))
+                problems.append(
+                    ChainProblem(
+                        event.id,
+                        "keyed hash does not match (edited, or re-chained without the audit key)",
+                    )
+                )
         elif scheme == UNKEYED:
             if first_keyed is not None:
-                problems.append(ChainProblem(event.id, f"unkeyed event after keyed event "
-                                             f"{first_keyed} (chain downgraded to the public "
-                                             "digest)"))
+                problems.append(
+                    ChainProblem(
+                        event.id,
+                        f"unkeyed event after keyed event "
+                        f"{first_keyed} (chain downgraded to the public "
+                        "digest)",
+                    )
+                )
             elif event_digest(event.prev_hash, _fields(event)) != event.hash:
                 problems.append(ChainProblem(event.id, "content does not match its hash (edited)"))
         else:
@@ -249,9 +279,15 @@ def record_denial(
     wait on): then it is written, the same way, as soon as that transaction ends, whether it
     commits or rolls back. The caller's own work is never committed by this.
     """
-    fields = dict(actor=actor, action=action, outcome="denied", patient_id=patient_id,
-                  object_type=object_type, object_id=object_id,
-                  details={**(details or {}), "reason": str(error)})
+    fields = dict(
+        actor=actor,
+        action=action,
+        outcome="denied",
+        patient_id=patient_id,
+        object_type=object_type,
+        object_id=object_id,
+        details={**(details or {}), "reason": str(error)},
+    )
     if holds_sqlite_write_lock(session) or session.info.get(anchor.PENDING_KEY) is not None:
         session.info.setdefault(_REFUSALS, []).append((session.get_bind(), fields))
     else:
@@ -277,5 +313,9 @@ def _write_deferred_refusals(session: Session, transaction: Any) -> None:
         try:
             _write_apart(bind, fields)
         except Exception as exc:  # the refusal itself was raised already; say it was not logged
-            log.error("refused %s by %s could not be audited: %s", fields["action"],
-                      fields["actor"].email, exc)
+            log.error(
+                "refused %s by %s could not be audited: %s",
+                fields["action"],
+                fields["actor"].email,
+                exc,
+            )

@@ -144,8 +144,10 @@ def _online_copy(source: Path, dest: Path) -> None:
     An encrypted (SQLCipher) database is copied as it is, under the same key."""
     src = at_rest.connect(source, readonly=True, timeout=30)
     try:
-        dst = at_rest.connect(dest, master=at_rest.master_key()
-                              if at_rest.is_plaintext_sqlite(source) is False else None)
+        dst = at_rest.connect(
+            dest,
+            master=at_rest.master_key() if at_rest.is_plaintext_sqlite(source) is False else None,
+        )
         try:
             src.backup(dst)
             dst.execute("PRAGMA journal_mode=DELETE")  # a self-contained file, no -wal beside it
@@ -180,11 +182,15 @@ def _signing_key(*, create: bool) -> bytes:
     Verification never creates a key: a missing one is a clear refusal."""
     from analysis.store import anchor
 
-    if not create and not config.setting("CANDOR_AUDIT_KEY") \
-            and not config.audit_key_path().exists():
+    if (
+        not create
+        and not config.setting("CANDOR_AUDIT_KEY")
+        and not config.audit_key_path().exists()
+    ):
         raise BackupRejected(
             "there is no audit key to check the backup's signature with; set CANDOR_AUDIT_KEY "
-            "or CANDOR_AUDIT_KEY_FILE to the clinic's audit key (it is never inside a backup)")
+            "or CANDOR_AUDIT_KEY_FILE to the clinic's audit key (it is never inside a backup)"
+        )
     try:
         key = anchor.audit_key()
     except (OSError, ValueError) as exc:
@@ -214,21 +220,27 @@ def _beside(store: ImageStore) -> Path:
     return config.data_dir() if isinstance(store, S3ImageStore) else store.root.parent
 
 
-def inspect_database(db_file: Path, image_root: Path | ImageStore,
-                     anchor_file: Path | None = None) -> Manifest:
+def inspect_database(
+    db_file: Path, image_root: Path | ImageStore, anchor_file: Path | None = None
+) -> Manifest:
     """Check a database file, its image store (a directory or a store) and (when given) its
     anchor copy; the result lists any problems found. Raises :class:`BackupRejected` when the
     file is not a readable database."""
-    unreadable: tuple[type[Exception], ...] = (sqlite3.DatabaseError, SQLAlchemyError,
-                                               *_sqlcipher_errors())
+    unreadable: tuple[type[Exception], ...] = (
+        sqlite3.DatabaseError,
+        SQLAlchemyError,
+        *_sqlcipher_errors(),
+    )
     try:
         return _inspect_database(db_file, image_root, anchor_file)
     except at_rest.AtRestError as exc:
         raise BackupRejected(f"{db_file.name}: {exc}") from exc
     except unreadable as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise BackupRejected(f"the database file {db_file.name} cannot be read ({reason}): it is "
-                             "damaged or truncated") from exc
+        raise BackupRejected(
+            f"the database file {db_file.name} cannot be read ({reason}): it is "
+            "damaged or truncated"
+        ) from exc
 
 
 def _sqlcipher_errors() -> tuple[type[Exception], ...]:
@@ -239,8 +251,9 @@ def _sqlcipher_errors() -> tuple[type[Exception], ...]:
     return (sqlcipher.DatabaseError,)
 
 
-def _inspect_database(db_file: Path, image_root: Path | ImageStore,
-                      anchor_file: Path | None) -> Manifest:
+def _inspect_database(
+    db_file: Path, image_root: Path | ImageStore, anchor_file: Path | None
+) -> Manifest:
     from analysis.store import anchor, audit
     from analysis.store.models import AuditEvent, Base, Photo
 
@@ -251,8 +264,11 @@ def _inspect_database(db_file: Path, image_root: Path | ImageStore,
         if check != ["ok"]:
             problems.append(f"integrity_check: {'; '.join(check[:5])}")
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        counts = {t: int(con.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0])
-                  for t in sorted(Base.metadata.tables) if t in tables}
+        counts = {
+            t: int(con.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0])
+            for t in sorted(Base.metadata.tables)
+            if t in tables
+        }
         revision = None
         if "alembic_version" in tables:
             row = con.execute("SELECT version_num FROM alembic_version").fetchone()
@@ -263,10 +279,10 @@ def _inspect_database(db_file: Path, image_root: Path | ImageStore,
     try:
         referenced = sorted(set(session.scalars(select(Photo.sha256))))
         chain = audit.verify_chain(session)
-        last = session.execute(select(AuditEvent.id, AuditEvent.hash)
-                               .order_by(AuditEvent.id.desc()).limit(1)).first()
-        anchored = (anchor.verify_anchor(session, anchor_file)
-                    if anchor_file is not None else [])
+        last = session.execute(
+            select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+        ).first()
+        anchored = anchor.verify_anchor(session, anchor_file) if anchor_file is not None else []
     finally:
         session.close()
         engine.dispose()
@@ -281,11 +297,18 @@ def _inspect_database(db_file: Path, image_root: Path | ImageStore,
             total += store.stored_size(name)
     return Manifest(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        database_sha256=_sha256_file(db_file), alembic_revision=revision, row_counts=counts,
-        blob_count=len(referenced), blob_bytes=total, blobs=referenced,
+        database_sha256=_sha256_file(db_file),
+        alembic_revision=revision,
+        row_counts=counts,
+        blob_count=len(referenced),
+        blob_bytes=total,
+        blobs=referenced,
         audit_events=counts.get("audit_events", 0),
-        audit_head=last[1] if last else audit.GENESIS, audit_chain_intact=not chain,
-        problems=problems, audit_problems=audit_problems, audit_last_id=int(last[0]) if last else 0,
+        audit_head=last[1] if last else audit.GENESIS,
+        audit_chain_intact=not chain,
+        problems=problems,
+        audit_problems=audit_problems,
+        audit_last_id=int(last[0]) if last else 0,
         anchor_lines=len(anchor.read_anchors(anchor_file)) if anchor_file is not None else 0,
     )
 
@@ -309,14 +332,19 @@ def copy_anchor(dest: Path, last_event_id: int) -> None:
 
 
 def _stored_files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and p.name not in (MANIFEST, SIGNATURE))
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and p.name not in (MANIFEST, SIGNATURE)
+    )
 
 
 def _write_manifest(dest: Path, manifest: Manifest) -> None:
     data = json.dumps(asdict(manifest), indent=2, sort_keys=True).encode()
-    for name, payload in ((SIGNATURE, _sign(data, create=True).encode() + b"\n"),
-                          (MANIFEST, data)):  # the manifest last: its presence means complete
+    for name, payload in (
+        (SIGNATURE, _sign(data, create=True).encode() + b"\n"),
+        (MANIFEST, data),
+    ):  # the manifest last: its presence means complete
         tmp = dest / f".{name}.tmp"
         tmp.write_bytes(payload)
         _fsync_file(tmp)
@@ -337,15 +365,19 @@ def read_manifest(src: Path, *, accept_unsigned: bool = False) -> Manifest:
     data = path.read_bytes()
     sig_path = src / SIGNATURE
     if sig_path.is_file():
-        if not hmac.compare_digest(sig_path.read_bytes().strip(),
-                                   _sign(data, create=False).encode()):
+        if not hmac.compare_digest(
+            sig_path.read_bytes().strip(), _sign(data, create=False).encode()
+        ):
             raise BackupRejected(
                 f"the manifest signature of {src} does not match: the backup was altered after "
-                "it was made, or CANDOR_AUDIT_KEY is not the key of the clinic that made it")
+                "it was made, or CANDOR_AUDIT_KEY is not the key of the clinic that made it"
+            )
     elif not accept_unsigned:
-        raise BackupRejected(f"{src} has no manifest signature ({SIGNATURE}): it was made before "
-                             "backups were signed or the signature was removed; restore it with "
-                             "--accept-unsigned only if you trust where it came from")
+        raise BackupRejected(
+            f"{src} has no manifest signature ({SIGNATURE}): it was made before "
+            "backups were signed or the signature was removed; restore it with "
+            "--accept-unsigned only if you trust where it came from"
+        )
     try:
         return Manifest(**json.loads(data))
     except (ValueError, TypeError) as exc:
@@ -361,19 +393,25 @@ def _check_files(src: Path, manifest: Manifest) -> None:
         if not path.is_file():
             raise BackupRejected(f"{rel} is missing from the backup {src}")
         if _sha256_file(path) != digest:
-            raise BackupRejected(f"{rel} in the backup {src} is damaged or truncated (its SHA-256 "
-                                 "does not match the signed manifest)")
+            raise BackupRejected(
+                f"{rel} in the backup {src} is damaged or truncated (its SHA-256 "
+                "does not match the signed manifest)"
+            )
 
 
 def _decrypt_into(src: Path, manifest: Manifest, plain: Path) -> None:
     key = backup_key()
     if key is None:
-        raise BackupRejected(f"the backup {src} is encrypted; set CANDOR_BACKUP_KEY or "
-                             "CANDOR_BACKUP_KEY_FILE to its backup key")
+        raise BackupRejected(
+            f"the backup {src} is encrypted; set CANDOR_BACKUP_KEY or "
+            "CANDOR_BACKUP_KEY_FILE to its backup key"
+        )
     if crypto.key_id(key) != manifest.backup_key_id:
-        raise BackupRejected(f"the backup {src} was encrypted with another key (key id "
-                             f"{manifest.backup_key_id}, the configured key is "
-                             f"{crypto.key_id(key)})")
+        raise BackupRejected(
+            f"the backup {src} was encrypted with another key (key id "
+            f"{manifest.backup_key_id}, the configured key is "
+            f"{crypto.key_id(key)})"
+        )
     for rel in sorted(manifest.files):
         out = plain / rel.removesuffix(ENC_SUFFIX)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -394,15 +432,21 @@ def _check_at_rest_key(src: Path, manifest: Manifest) -> None:
     if manifest.at_rest_key_id == configured:
         return
     if not manifest.at_rest_key_id:
-        raise BackupRejected(f"the backup {src} is of an unencrypted clinic but CANDOR_DB_KEY is "
-                             "set; restore it without the key, then run `python -m analysis "
-                             "encrypt`")
+        raise BackupRejected(
+            f"the backup {src} is of an unencrypted clinic but CANDOR_DB_KEY is "
+            "set; restore it without the key, then run `python -m analysis "
+            "encrypt`"
+        )
     if master is None:
-        raise BackupRejected(f"the backup {src} holds a clinic encrypted at rest (key id "
-                             f"{manifest.at_rest_key_id}); set CANDOR_DB_KEY or "
-                             "CANDOR_DB_KEY_FILE to that clinic's key")
-    raise BackupRejected(f"the backup {src} was encrypted at rest with another CANDOR_DB_KEY "
-                         f"(key id {manifest.at_rest_key_id}, the configured key is {configured})")
+        raise BackupRejected(
+            f"the backup {src} holds a clinic encrypted at rest (key id "
+            f"{manifest.at_rest_key_id}); set CANDOR_DB_KEY or "
+            "CANDOR_DB_KEY_FILE to that clinic's key"
+        )
+    raise BackupRejected(
+        f"the backup {src} was encrypted at rest with another CANDOR_DB_KEY "
+        f"(key id {manifest.at_rest_key_id}, the configured key is {configured})"
+    )
 
 
 def open_backup(src: Path, work: Path, *, accept_unsigned: bool = False) -> tuple[Manifest, Path]:
@@ -430,8 +474,9 @@ def _verify_sqlite_copy(plain: Path, recorded: Manifest, src: Path) -> None:
     if not db_file.is_file():
         raise BackupRejected(f"{src} has no {DB_NAME}")
     anchor_file = plain / ANCHOR_NAME
-    found = inspect_database(db_file, plain / IMAGES,
-                             anchor_file if anchor_file.is_file() else None)
+    found = inspect_database(
+        db_file, plain / IMAGES, anchor_file if anchor_file.is_file() else None
+    )
     problems = list(found.problems)
     if found.database_sha256 != recorded.database_sha256:
         problems.append("the database file does not match the manifest's SHA-256")
@@ -443,7 +488,8 @@ def _verify_sqlite_copy(plain: Path, recorded: Manifest, src: Path) -> None:
         problems.append("the audit chain head differs from the manifest")
     if found.audit_problems != recorded.audit_problems:
         problems += [p for p in found.audit_problems if p not in recorded.audit_problems] or [
-            "the audit chain check differs from the manifest"]
+            "the audit chain check differs from the manifest"
+        ]
     if problems:
         raise BackupRejected(f"backup {src} failed verification: " + "; ".join(problems))
 
@@ -463,8 +509,14 @@ def verify_backup(src: Path, *, accept_unsigned: bool = False) -> Manifest:
 # --- backup ----------------------------------------------------------------------------------------
 
 
-def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None,
-           encrypt: bool = False, store: ImageStore | None = None) -> Manifest:
+def backup(
+    dest: Path,
+    *,
+    url: str | None = None,
+    image_root: Path | None = None,
+    encrypt: bool = False,
+    store: ImageStore | None = None,
+) -> Manifest:
     """Back up the clinic at ``url`` (default: the configured database) and its images
     (``store``, or the directory ``image_root``, default the configured image store) into the
     new or empty directory ``dest``, then verify the copy. Encrypted when a backup key is
@@ -476,8 +528,10 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
     dest = Path(dest)
     key = backup_key()
     if encrypt and key is None:
-        raise BackupError("an encrypted backup needs a key: set CANDOR_BACKUP_KEY_FILE (make one "
-                          "with `python -m analysis keygen FILE`) or CANDOR_BACKUP_KEY")
+        raise BackupError(
+            "an encrypted backup needs a key: set CANDOR_BACKUP_KEY_FILE (make one "
+            "with `python -m analysis keygen FILE`) or CANDOR_BACKUP_KEY"
+        )
     postgres = make_url(url).get_backend_name() == "postgresql"
     source = None if postgres else sqlite_path(url)
     if source is not None and not source.is_file():
@@ -486,8 +540,11 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
         raise BackupError(f"{dest} is not empty; back up into a new directory")
     dest.mkdir(parents=True, exist_ok=True)
     _audit_system(url, "store.backup", {"dest": str(dest.resolve()), "encrypted": key is not None})
-    plain = dest if key is None else Path(
-        tempfile.mkdtemp(prefix=".backup-staging-", dir=_beside(store)))
+    plain = (
+        dest
+        if key is None
+        else Path(tempfile.mkdtemp(prefix=".backup-staging-", dir=_beside(store)))
+    )
     try:
         if source is None:
             from analysis.store.backup_pg import backup_postgres
@@ -496,8 +553,9 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
         else:
             manifest = _backup_sqlite(plain, source, store)
         if manifest.problems:
-            raise BackupError("the backup copy failed verification: "
-                              + "; ".join(manifest.problems))
+            raise BackupError(
+                "the backup copy failed verification: " + "; ".join(manifest.problems)
+            )
         files = {}
         for rel in _stored_files(plain):
             if key is None:
@@ -508,9 +566,13 @@ def backup(dest: Path, *, url: str | None = None, image_root: Path | None = None
             crypto.encrypt_file(plain / rel, out, key)
             files[rel + ENC_SUFFIX] = _sha256_file(out)
         master = at_rest.master_key()
-        manifest = replace(manifest, files=files, encrypted=key is not None,
-                           backup_key_id=crypto.key_id(key) if key is not None else "",
-                           at_rest_key_id=crypto.key_id(master) if master is not None else "")
+        manifest = replace(
+            manifest,
+            files=files,
+            encrypted=key is not None,
+            backup_key_id=crypto.key_id(key) if key is not None else "",
+            at_rest_key_id=crypto.key_id(master) if master is not None else "",
+        )
         _write_manifest(dest, manifest)
     finally:
         if plain != dest:
@@ -554,8 +616,11 @@ def _has_clinic_data(db_file: Path, store: ImageStore) -> bool:
     con = at_rest.connect(db_file, readonly=True)
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        return any(con.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone()
-                   for t in ("patients", "users", "audit_events") if t in tables)
+        return any(
+            con.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone()
+            for t in ("patients", "users", "audit_events")
+            if t in tables
+        )
     finally:
         con.close()
 
@@ -582,9 +647,15 @@ def install_anchor(source: Path, stamp: str) -> str:
     return kept
 
 
-def restore(src: Path, *, url: str | None = None, image_root: Path | None = None,
-            force: bool = False, accept_unsigned: bool = False,
-            store: ImageStore | None = None) -> Manifest:
+def restore(
+    src: Path,
+    *,
+    url: str | None = None,
+    image_root: Path | None = None,
+    force: bool = False,
+    accept_unsigned: bool = False,
+    store: ImageStore | None = None,
+) -> Manifest:
     """Restore the backup ``src`` into the configured data directory and image store (or
     ``url`` and ``store`` / the directory ``image_root``).
 
@@ -600,16 +671,20 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
     kind = "postgresql" if make_url(url).get_backend_name() == "postgresql" else "sqlite"
     target = sqlite_path(url) if kind == "sqlite" else None
     if target is not None and _has_clinic_data(target, store) and not force:
-        raise BackupError(f"{target.parent} already holds clinic data; restoring would replace it. "
-                          "Back it up first, then restore with --force.")
+        raise BackupError(
+            f"{target.parent} already holds clinic data; restoring would replace it. "
+            "Back it up first, then restore with --force."
+        )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     staging = (target.parent if target is not None else _beside(store)) / f".restore-{stamp}"
     staging.mkdir(parents=True)
     try:
         manifest, plain = open_backup(src, staging, accept_unsigned=accept_unsigned)
         if kind != manifest.engine:
-            raise BackupError(f"{src} is a {manifest.engine} backup but the configured database "
-                              f"is {kind}; restore it into a {manifest.engine} database")
+            raise BackupError(
+                f"{src} is a {manifest.engine} backup but the configured database "
+                f"is {kind}; restore it into a {manifest.engine} database"
+            )
         if target is None:
             from analysis.store.backup_pg import restore_postgres
 
@@ -621,15 +696,24 @@ def restore(src: Path, *, url: str | None = None, image_root: Path | None = None
             replaced_anchor = install_anchor(plain / ANCHOR_NAME, stamp)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _audit_system(url, "store.restore",
-                  {"source": str(src.resolve()), "backup_created_at": manifest.created_at,
-                   "audit_head": manifest.audit_head, "forced": force,
-                   "encrypted": manifest.encrypted, "replaced_anchor": replaced_anchor})
+    _audit_system(
+        url,
+        "store.restore",
+        {
+            "source": str(src.resolve()),
+            "backup_created_at": manifest.created_at,
+            "audit_head": manifest.audit_head,
+            "forced": force,
+            "encrypted": manifest.encrypted,
+            "replaced_anchor": replaced_anchor,
+        },
+    )
     return manifest
 
 
-def _restore_sqlite(plain: Path, manifest: Manifest, staging: Path, target: Path,
-                    store: ImageStore, stamp: str) -> None:
+def _restore_sqlite(
+    plain: Path, manifest: Manifest, staging: Path, target: Path, store: ImageStore, stamp: str
+) -> None:
     """Stage the database (and, for a directory store, the images) beside the target, verify
     the staged copy, then swap it in. Object storage cannot be swapped: the backup's blobs are
     written into the live bucket (idempotent by hash), and read back and re-hashed by the
@@ -648,10 +732,14 @@ def _restore_sqlite(plain: Path, manifest: Manifest, staging: Path, target: Path
     except OSError as exc:  # e.g. the object store cannot be reached
         raise BackupError(f"cannot restore the images: {exc}") from exc
     anchor_file = plain / ANCHOR_NAME
-    staged = inspect_database(staged_db, staged_store,
-                              anchor_file if anchor_file.is_file() else None)
-    if (staged.problems or staged.audit_head != manifest.audit_head
-            or staged.audit_problems != manifest.audit_problems):
+    staged = inspect_database(
+        staged_db, staged_store, anchor_file if anchor_file.is_file() else None
+    )
+    if (
+        staged.problems
+        or staged.audit_head != manifest.audit_head
+        or staged.audit_problems != manifest.audit_problems
+    ):
         raise BackupError("the staged copy failed verification: " + "; ".join(staged.problems))
     db.dispose_engines()
     aside = target.parent / f".pre-restore-{stamp}"

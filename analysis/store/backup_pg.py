@@ -34,7 +34,8 @@ def pg_tool(name: str) -> str:
     from analysis.store.backup import BackupError
 
     found = shutil.which(name) or next(
-        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
     if found is None:
         raise BackupError(f"{name} is not installed (Debian/Ubuntu package postgresql-client)")
     return found
@@ -75,22 +76,32 @@ def _inspect(conn: Connection, anchor_file: Path | None = None) -> dict[str, Any
     from analysis.store.models import AuditEvent, Base, Photo
 
     tables = set(inspect(conn).get_table_names())
-    counts = {t: int(conn.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one())
-              for t in sorted(Base.metadata.tables) if t in tables}
+    counts = {
+        t: int(conn.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one())
+        for t in sorted(Base.metadata.tables)
+        if t in tables
+    }
     session = Session(bind=conn)
     referenced = sorted(set(session.scalars(select(Photo.sha256))))
     chain = audit.verify_chain(session)
-    last = session.execute(select(AuditEvent.id, AuditEvent.hash)
-                           .order_by(AuditEvent.id.desc()).limit(1)).first()
+    last = session.execute(
+        select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).first()
     anchored = anchor.verify_anchor(session, anchor_file) if anchor_file is not None else []
-    revision = (conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                if "alembic_version" in tables else None)
-    return {"row_counts": counts, "blobs": referenced,
-            "audit_head": last[1] if last else audit.GENESIS,
-            "audit_last_id": int(last[0]) if last else 0,
-            "audit_problems": [f"audit event {p.event_id}: {p.problem}" for p in chain]
-            + [f"anchor, event {p.event_id}: {p.problem}" for p in anchored],
-            "alembic_revision": revision}
+    revision = (
+        conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if "alembic_version" in tables
+        else None
+    )
+    return {
+        "row_counts": counts,
+        "blobs": referenced,
+        "audit_head": last[1] if last else audit.GENESIS,
+        "audit_last_id": int(last[0]) if last else 0,
+        "audit_problems": [f"audit event {p.event_id}: {p.problem}" for p in chain]
+        + [f"anchor, event {p.event_id}: {p.problem}" for p in anchored],
+        "alembic_revision": revision,
+    }
 
 
 def _last_event_id(conn: Connection) -> int:
@@ -124,8 +135,18 @@ def backup_postgres(dest: Path, *, url: str, store: ImageStore) -> Any:
         with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
             with conn.begin():
                 snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-                _run([pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
-                      f"--snapshot={snapshot}", f"--file={dump}", *args], env)
+                _run(
+                    [
+                        pg_tool("pg_dump"),
+                        "--format=custom",
+                        "--no-owner",
+                        "--no-privileges",
+                        f"--snapshot={snapshot}",
+                        f"--file={dump}",
+                        *args,
+                    ],
+                    env,
+                )
                 copy_anchor(dest / ANCHOR_NAME, _last_event_id(conn))
                 info = _inspect(conn, dest / ANCHOR_NAME)
     finally:
@@ -140,12 +161,20 @@ def backup_postgres(dest: Path, *, url: str, store: ImageStore) -> Any:
     problems, total = _blob_problems(dst_store, info["blobs"])
     manifest = Manifest(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        database_sha256=_sha256_file(dump), alembic_revision=info["alembic_revision"],
-        row_counts=info["row_counts"], blob_count=len(info["blobs"]), blob_bytes=total,
-        blobs=info["blobs"], audit_events=info["row_counts"].get("audit_events", 0),
-        audit_head=info["audit_head"], audit_chain_intact=not info["audit_problems"],
-        problems=problems, audit_problems=info["audit_problems"], engine="postgresql",
-        audit_last_id=info["audit_last_id"])
+        database_sha256=_sha256_file(dump),
+        alembic_revision=info["alembic_revision"],
+        row_counts=info["row_counts"],
+        blob_count=len(info["blobs"]),
+        blob_bytes=total,
+        blobs=info["blobs"],
+        audit_events=info["row_counts"].get("audit_events", 0),
+        audit_head=info["audit_head"],
+        audit_chain_intact=not info["audit_problems"],
+        problems=problems,
+        audit_problems=info["audit_problems"],
+        engine="postgresql",
+        audit_last_id=info["audit_last_id"],
+    )
     return manifest
 
 
@@ -178,20 +207,34 @@ def restore_postgres(src: Path, manifest: Any, *, url: str, store: ImageStore) -
     engine = db.make_engine(url)
     try:
         if inspect(engine).get_table_names():
-            raise BackupError("the target PostgreSQL database is not empty; restore into a new "
-                              "database (createdb candor_restored) and point "
-                              "CANDOR_DATABASE_URL at it")
+            raise BackupError(
+                "the target PostgreSQL database is not empty; restore into a new "
+                "database (createdb candor_restored) and point "
+                "CANDOR_DATABASE_URL at it"
+            )
         args, env = connection_args(url)
-        _run([pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
-              *args, str(src / DUMP_NAME)], env)
+        _run(
+            [
+                pg_tool("pg_restore"),
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                *args,
+                str(src / DUMP_NAME),
+            ],
+            env,
+        )
         with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
             with conn.begin():
                 anchor_file = src / ANCHOR_NAME
                 info = _inspect(conn, anchor_file if anchor_file.is_file() else None)
     finally:
         engine.dispose()
-    mismatches = [k for k in ("row_counts", "blobs", "audit_head", "audit_problems")
-                  if info[k] != getattr(manifest, k)]
+    mismatches = [
+        k
+        for k in ("row_counts", "blobs", "audit_head", "audit_problems")
+        if info[k] != getattr(manifest, k)
+    ]
     if mismatches:
         raise BackupError(f"the restored database differs from the manifest: {mismatches}")
     source = ImageStore(src / "images")

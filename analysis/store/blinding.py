@@ -21,23 +21,30 @@ class BlindedRater(PermissionDenied):
     """The signed-in user rates an open study that includes this series."""
 
 
-def open_studies_rating(session: DbSession, user_id: int | None, series_id: int
-                        ) -> list[tuple[int, str]]:
+def open_studies_rating(
+    session: DbSession, user_id: int | None, series_id: int
+) -> list[tuple[int, str]]:
     """``(study id, title)`` of the open studies ``user_id`` rates that include ``series_id``."""
     if user_id is None:
         return []
     rows = session.execute(
-        select(RatingStudy.id, RatingStudy.title).distinct()
+        select(RatingStudy.id, RatingStudy.title)
+        .distinct()
         .join(RatingRater, RatingRater.study_id == RatingStudy.id)
         .join(RatingPair, RatingPair.study_id == RatingStudy.id)
-        .where(RatingStudy.status == "open", RatingRater.user_id == user_id,
-               RatingPair.series_id == series_id)
-        .order_by(RatingStudy.id)).all()
+        .where(
+            RatingStudy.status == "open",
+            RatingRater.user_id == user_id,
+            RatingPair.series_id == series_id,
+        )
+        .order_by(RatingStudy.id)
+    ).all()
     return [(int(i), str(t)) for i, t in rows]
 
 
-def require_not_blinded(session: DbSession, actor: Actor, *, series_id: int, action: str,
-                        patient_id: int | None = None) -> None:
+def require_not_blinded(
+    session: DbSession, actor: Actor, *, series_id: int, action: str, patient_id: int | None = None
+) -> None:
     """Raise (and audit) :class:`BlindedRater` when ``actor`` rates an open study that includes
     ``series_id``."""
     studies = open_studies_rating(session, actor.user_id, series_id)
@@ -47,8 +54,15 @@ def require_not_blinded(session: DbSession, actor: Actor, *, series_id: int, act
     error = BlindedRater(
         f"you are a blinded rater in {names}, which is still open and includes this series: its "
         "record stays hidden from you until the study is closed (the medical director closes "
-        "it on Blinded rating)")
-    raise audit.record_denial(session, actor, action, error, patient_id=patient_id,
-                              object_type="series", object_id=series_id,
-                              details={"rule": "blinded rater",
-                                       "studies": [i for i, _ in studies]})
+        "it on Blinded rating)"
+    )
+    raise audit.record_denial(
+        session,
+        actor,
+        action,
+        error,
+        patient_id=patient_id,
+        object_type="series",
+        object_id=series_id,
+        details={"rule": "blinded rater", "studies": [i for i, _ in studies]},
+    )

@@ -14,31 +14,56 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("init-db", help="create or migrate the database to the newest schema")
     p.set_defaults(func=_init_db)
-    p = sub.add_parser("sweep", help="remove orphaned temp files and unreferenced image blobs "
-                       "(in the configured store: a directory or S3)")
-    p.add_argument("--min-age-minutes", type=float, default=0.0,
-                   help="spare blobs written in the last N minutes: use e.g. 60 while app "
-                   "replicas are running, so a photo being saved right now is not removed")
+    p = sub.add_parser(
+        "sweep",
+        help="remove orphaned temp files and unreferenced image blobs "
+        "(in the configured store: a directory or S3)",
+    )
+    p.add_argument(
+        "--min-age-minutes",
+        type=float,
+        default=0.0,
+        help="spare blobs written in the last N minutes: use e.g. 60 while app "
+        "replicas are running, so a photo being saved right now is not removed",
+    )
     p.set_defaults(func=_sweep)
     p = sub.add_parser("verify-audit", help="check the audit trail's hash chain")
     p.set_defaults(func=_verify_audit)
-    p = sub.add_parser("backup", help="verified, signed backup of the database, images and audit "
-                       "anchor into DEST (encrypted when CANDOR_BACKUP_KEY[_FILE] is set)")
+    p = sub.add_parser(
+        "backup",
+        help="verified, signed backup of the database, images and audit "
+        "anchor into DEST (encrypted when CANDOR_BACKUP_KEY[_FILE] is set)",
+    )
     p.add_argument("dest", type=Path, help="a new or empty directory")
-    p.add_argument("--encrypt", action="store_true",
-                   help="refuse to write an unencrypted backup (no backup key configured)")
+    p.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="refuse to write an unencrypted backup (no backup key configured)",
+    )
     p.set_defaults(func=_backup)
     p = sub.add_parser("restore", help="verify the backup SRC, then swap it into the data dir")
     p.add_argument("src", type=Path, help="a directory written by `backup`")
-    p.add_argument("--force", action="store_true",
-                   help="replace existing clinic data (it is moved aside, not deleted)")
-    p.add_argument("--accept-unsigned", action="store_true",
-                   help="restore a backup without a manifest signature (made before signing)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing clinic data (it is moved aside, not deleted)",
+    )
+    p.add_argument(
+        "--accept-unsigned",
+        action="store_true",
+        help="restore a backup without a manifest signature (made before signing)",
+    )
     p.set_defaults(func=_restore)
-    p = sub.add_parser("encrypt", help="encrypt a plaintext SQLite clinic at rest with "
-                       "CANDOR_DB_KEY[_FILE], or rotate to --new-key-file (stop the app first)")
-    p.add_argument("--new-key-file", type=Path,
-                   help="rotate: re-encrypt from the configured key (or plaintext) to this key")
+    p = sub.add_parser(
+        "encrypt",
+        help="encrypt a plaintext SQLite clinic at rest with "
+        "CANDOR_DB_KEY[_FILE], or rotate to --new-key-file (stop the app first)",
+    )
+    p.add_argument(
+        "--new-key-file",
+        type=Path,
+        help="rotate: re-encrypt from the configured key (or plaintext) to this key",
+    )
     p.set_defaults(func=_encrypt)
     p = sub.add_parser("keygen", help="write a new random 256-bit key (hex) to FILE, mode 0600")
     p.add_argument("file", type=Path)
@@ -72,8 +97,10 @@ def _sweep(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # e.g. the object store cannot be reached
         print(f"sweep stopped: {exc}", file=sys.stderr)
         return 1
-    print(f"removed {report.temp_files_removed} temp files, "
-          f"{report.unreferenced_removed} unreferenced blobs from {store.url}")
+    print(
+        f"removed {report.temp_files_removed} temp files, "
+        f"{report.unreferenced_removed} unreferenced blobs from {store.url}"
+    )
     return 0
 
 
@@ -82,7 +109,9 @@ def _verify_audit(_args: argparse.Namespace) -> int:
 
     with db.session_scope() as session:
         problems: list[audit.ChainProblem | anchor.AnchorProblem] = [
-            *audit.verify_chain(session), *anchor.verify_anchor(session)]
+            *audit.verify_chain(session),
+            *anchor.verify_anchor(session),
+        ]
     for problem in problems:
         print(f"event {problem.event_id}: {problem.problem}")
     print("audit chain intact" if not problems else f"{len(problems)} problem(s) found")
@@ -98,11 +127,13 @@ def _backup(args: argparse.Namespace) -> int:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 1
     counts = manifest.row_counts
-    print(f"backup ({manifest.engine}{', encrypted' if manifest.encrypted else ''}) written to {args.dest} and verified: "
-          f"{counts.get('patients', 0)} patients, {counts.get('photos', 0)} photos "
-          f"({manifest.blob_count} images, {manifest.blob_bytes / 1e6:.1f} MB), "
-          f"{manifest.audit_events} audit events; database sha256 "
-          f"{manifest.database_sha256[:16]}…")
+    print(
+        f"backup ({manifest.engine}{', encrypted' if manifest.encrypted else ''}) written to {args.dest} and verified: "
+        f"{counts.get('patients', 0)} patients, {counts.get('photos', 0)} photos "
+        f"({manifest.blob_count} images, {manifest.blob_bytes / 1e6:.1f} MB), "
+        f"{manifest.audit_events} audit events; database sha256 "
+        f"{manifest.database_sha256[:16]}…"
+    )
     return _chain_warning(manifest)
 
 
@@ -111,8 +142,11 @@ def _chain_warning(manifest: object) -> int:
     if not problems:
         print("audit chain intact")
         return 0
-    print(f"WARNING: the audit chain has {len(problems)} problem(s), copied faithfully: "
-          + "; ".join(problems[:5]), file=sys.stderr)
+    print(
+        f"WARNING: the audit chain has {len(problems)} problem(s), copied faithfully: "
+        + "; ".join(problems[:5]),
+        file=sys.stderr,
+    )
     return 2
 
 
@@ -127,9 +161,11 @@ def _restore(args: argparse.Namespace) -> int:
     except BackupError as exc:
         print(f"restore refused: {exc}", file=sys.stderr)
         return 1
-    print(f"restored the backup of {manifest.created_at} from {args.src}: "
-          f"{manifest.row_counts.get('patients', 0)} patients, {manifest.blob_count} images, "
-          f"{manifest.audit_events} audit events, all verified")
+    print(
+        f"restored the backup of {manifest.created_at} from {args.src}: "
+        f"{manifest.row_counts.get('patients', 0)} patients, {manifest.blob_count} images, "
+        f"{manifest.audit_events} audit events, all verified"
+    )
     return _chain_warning(manifest)
 
 
@@ -156,15 +192,20 @@ def _encrypt(args: argparse.Namespace) -> int:
     from analysis.store.encrypt import EncryptError, convert
 
     if not config.database_url().startswith("sqlite"):
-        print("encrypt refused: the database is PostgreSQL; encrypt its data directory with disk "
-              "encryption (docs/security.md). CANDOR_DB_KEY seals new images; `encrypt` converts "
-              "SQLite clinics only", file=sys.stderr)
+        print(
+            "encrypt refused: the database is PostgreSQL; encrypt its data directory with disk "
+            "encryption (docs/security.md). CANDOR_DB_KEY seals new images; `encrypt` converts "
+            "SQLite clinics only",
+            file=sys.stderr,
+        )
         return 1
     if not config.image_store_is_local():
-        print(f"encrypt refused: the images are in object storage ({config.image_store_url()}); "
-              "`encrypt` converts a local clinic. With CANDOR_DB_KEY set new images are sealed; "
-              "use the bucket's server-side encryption for the rest (docs/deployment.md)",
-              file=sys.stderr)
+        print(
+            f"encrypt refused: the images are in object storage ({config.image_store_url()}); "
+            "`encrypt` converts a local clinic. With CANDOR_DB_KEY set new images are sealed; "
+            "use the bucket's server-side encryption for the rest (docs/deployment.md)",
+            file=sys.stderr,
+        )
         return 1
     try:
         db_file = sqlite_path(config.database_url())
@@ -180,15 +221,23 @@ def _encrypt(args: argparse.Namespace) -> int:
         else:
             new, old = current, None
             if new is None:
-                raise EncryptError("set CANDOR_DB_KEY_FILE (make a key with `python -m analysis "
-                                   "keygen FILE`, kept off the data disk) or CANDOR_DB_KEY first")
-            if (at_rest.is_plaintext_sqlite(db_file) is False
-                    and not (db_file.parent / ENCRYPT_MARKER).exists()):
-                raise EncryptError(f"{db_file} is already encrypted; to rotate its key, run "
-                                   "encrypt --new-key-file NEWFILE")
+                raise EncryptError(
+                    "set CANDOR_DB_KEY_FILE (make a key with `python -m analysis "
+                    "keygen FILE`, kept off the data disk) or CANDOR_DB_KEY first"
+                )
+            if (
+                at_rest.is_plaintext_sqlite(db_file) is False
+                and not (db_file.parent / ENCRYPT_MARKER).exists()
+            ):
+                raise EncryptError(
+                    f"{db_file} is already encrypted; to rotate its key, run "
+                    "encrypt --new-key-file NEWFILE"
+                )
         if old is not None and crypto.key_id(old) == crypto.key_id(new):
-            raise EncryptError("the new key is the current key; make a new one with "
-                               "`python -m analysis keygen FILE`")
+            raise EncryptError(
+                "the new key is the current key; make a new one with "
+                "`python -m analysis keygen FILE`"
+            )
         if not (db_file.parent / ENCRYPT_MARKER).exists():  # recorded before, so carried over
             _record_encrypt(config.database_url(), old, new)
         report = convert(db_file, config.image_dir(), old=old, new=new)
@@ -201,13 +250,19 @@ def _encrypt(args: argparse.Namespace) -> int:
     if report.resumed:
         print("finished an interrupted encryption")
     else:
-        print(f"{'re-encrypted' if old is not None else 'encrypted'} {report.tables} tables "
-              f"({report.rows} rows) and {report.blobs} images, verified")
+        print(
+            f"{'re-encrypted' if old is not None else 'encrypted'} {report.tables} tables "
+            f"({report.rows} rows) and {report.blobs} images, verified"
+        )
     if args.new_key_file is not None:
-        print(f"now set CANDOR_DB_KEY_FILE={args.new_key_file} (keep the old key for backups "
-              "made before the rotation)")
-    print(f"the previous files are kept in {report.kept_aside}: delete them once the app works "
-          "(before a first encryption they are the plaintext)")
+        print(
+            f"now set CANDOR_DB_KEY_FILE={args.new_key_file} (keep the old key for backups "
+            "made before the rotation)"
+        )
+    print(
+        f"the previous files are kept in {report.kept_aside}: delete them once the app works "
+        "(before a first encryption they are the plaintext)"
+    )
     return 0
 
 
@@ -219,8 +274,15 @@ def _record_encrypt(url: str, old: bytes | None, new: bytes) -> None:
     engine = db.make_engine(url, db_key=old)
     try:
         with db.session_scope(engine) as session:
-            audit.record(session, SYSTEM, "store.encrypt", object_type="store", details={
-                "from_key_id": crypto.key_id(old) if old is not None else "plaintext",
-                "to_key_id": crypto.key_id(new)})
+            audit.record(
+                session,
+                SYSTEM,
+                "store.encrypt",
+                object_type="store",
+                details={
+                    "from_key_id": crypto.key_id(old) if old is not None else "plaintext",
+                    "to_key_id": crypto.key_id(new),
+                },
+            )
     finally:
         engine.dispose()

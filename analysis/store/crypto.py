@@ -52,8 +52,10 @@ def parse_key(text: str, where: str) -> bytes:
     except ValueError:
         key = b""
     if len(key) != KEY_BYTES:
-        raise BadKeyError(f"{where} must hold a 256-bit key as 64 hex characters "
-                        "(make one with `python -m analysis keygen FILE`)")
+        raise BadKeyError(
+            f"{where} must hold a 256-bit key as 64 hex characters "
+            "(make one with `python -m analysis keygen FILE`)"
+        )
     return key
 
 
@@ -87,8 +89,9 @@ def key_id(key: bytes) -> str:
 
 
 def _file_key(key: bytes, salt: bytes) -> AESGCM:
-    derived = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt,
-                   info=b"candor file encryption").derive(key)
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=b"candor file encryption"
+    ).derive(key)
     return AESGCM(derived)
 
 
@@ -125,7 +128,7 @@ def decrypt_file(src: Path, dst: Path, key: bytes) -> None:
             header = inp.read(len(MAGIC) + SALT)
             if len(header) != len(MAGIC) + SALT or not header.startswith(MAGIC):
                 raise DecryptError(f"{src.name} is not a Candor-encrypted file")
-            aead = _file_key(key, header[len(MAGIC):])
+            aead = _file_key(key, header[len(MAGIC) :])
             index = 0
             chunk = inp.read(CHUNK + TAG)
             while True:
@@ -134,8 +137,10 @@ def decrypt_file(src: Path, dst: Path, key: bytes) -> None:
                 try:
                     out.write(aead.decrypt(_nonce(index, last), chunk, header))
                 except InvalidTag as exc:
-                    raise DecryptError(f"{src.name} does not decrypt: the wrong key, or the "
-                                       "file was altered or truncated") from exc
+                    raise DecryptError(
+                        f"{src.name} does not decrypt: the wrong key, or the "
+                        "file was altered or truncated"
+                    ) from exc
                 if last:
                     break
                 chunk, index = following, index + 1

@@ -76,7 +76,7 @@ def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL (plain or ``file:…?uri=true`` form); None for memory."""
     database = make_url(url).database or ""
     if database.startswith("file:"):
-        database = database[len("file:"):].split("?", 1)[0]
+        database = database[len("file:") :].split("?", 1)[0]
     if not database or database == ":memory:":
         return None
     return Path(database)
@@ -107,14 +107,17 @@ def make_engine(url: str, *, db_key: Any = _CONFIGURED) -> Engine:
         path = sqlite_file(url)
         master = at_rest.master_key() if db_key is _CONFIGURED else db_key
         if path is not None and (path.parent / ENCRYPT_MARKER).exists():
-            raise at_rest.AtRestError(f"an encryption of {path.parent} was interrupted; run "
-                                      "`python -m analysis encrypt` again to finish it")
+            raise at_rest.AtRestError(
+                f"an encryption of {path.parent} was interrupted; run "
+                "`python -m analysis encrypt` again to finish it"
+            )
         if path is not None:
             module, master = at_rest.dbapi_for(path, master)
         else:
             module = at_rest.dbapi_for(Path("/nonexistent"), master)[0]
-        engine = create_engine(url, module=module,
-                               connect_args={"timeout": 10, "check_same_thread": False})
+        engine = create_engine(
+            url, module=module, connect_args={"timeout": 10, "check_same_thread": False}
+        )
         event.listen(engine, "connect", functools.partial(_on_sqlite_connect, master))
     else:
         engine = create_engine(url, pool_pre_ping=True)

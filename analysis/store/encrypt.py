@@ -60,15 +60,23 @@ def _attach_key(master: bytes | None) -> str:
 
 
 def _counts(con: Any) -> tuple[list[tuple[str, str]], dict[str, int]]:
-    schema = sorted((str(t), str(n)) for t, n in con.execute(
-        "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
-    counts = {name: int(con.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0])
-              for kind, name in schema if kind == "table"}
+    schema = sorted(
+        (str(t), str(n))
+        for t, n in con.execute(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        )
+    )
+    counts = {
+        name: int(con.execute(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0])
+        for kind, name in schema
+        if kind == "table"
+    }
     return schema, counts
 
 
-def _export_database(db_file: Path, staged: Path, old: bytes | None, new: bytes | None) -> tuple[
-        int, int]:
+def _export_database(
+    db_file: Path, staged: Path, old: bytes | None, new: bytes | None
+) -> tuple[int, int]:
     import sqlcipher3.dbapi2 as sqlcipher
 
     con = at_rest.connect(db_file, master=old, timeout=30)
@@ -90,8 +98,10 @@ def _export_database(db_file: Path, staged: Path, old: bytes | None, new: bytes 
     finally:
         check.close()
     if integrity != ["ok"] or schema != source_schema or counts != source_counts:
-        raise EncryptError("the converted database does not match the original "
-                           f"(integrity {integrity[:1]}); nothing was changed")
+        raise EncryptError(
+            "the converted database does not match the original "
+            f"(integrity {integrity[:1]}); nothing was changed"
+        )
     with staged.open("rb") as handle:
         os.fsync(handle.fileno())
     return len(counts), sum(counts.values())
@@ -137,8 +147,9 @@ def _roll_forward(marker: Path) -> str:
     return str(aside)
 
 
-def convert(db_file: Path, image_root: Path, *, old: bytes | None, new: bytes | None
-            ) -> EncryptReport:
+def convert(
+    db_file: Path, image_root: Path, *, old: bytes | None, new: bytes | None
+) -> EncryptReport:
     """Convert the clinic (``db_file`` + ``image_root``) from the key ``old`` to ``new`` (either
     may be None: plaintext). Resumes an interrupted conversion first."""
     from analysis.store import db
@@ -154,22 +165,30 @@ def convert(db_file: Path, image_root: Path, *, old: bytes | None, new: bytes | 
         raise EncryptError(f"there is no database at {db_file}")
     form = at_rest.is_plaintext_sqlite(db_file)
     if form is True and old is not None:
-        raise EncryptError(f"{db_file} is not encrypted; unset CANDOR_DB_KEY to encrypt it with "
-                           "--new-key-file, or keep the key set and run encrypt without it")
+        raise EncryptError(
+            f"{db_file} is not encrypted; unset CANDOR_DB_KEY to encrypt it with "
+            "--new-key-file, or keep the key set and run encrypt without it"
+        )
     if form is False and old is None:
-        raise EncryptError(f"{db_file} is already encrypted; set CANDOR_DB_KEY_FILE to its key "
-                           "(and --new-key-file to rotate)")
+        raise EncryptError(
+            f"{db_file} is already encrypted; set CANDOR_DB_KEY_FILE to its key "
+            "(and --new-key-file to rotate)"
+        )
     if old is not None and new is not None and crypto.key_id(old) == crypto.key_id(new):
-        raise EncryptError("the new key is the current key; make a new one with "
-                           "`python -m analysis keygen FILE`")
+        raise EncryptError(
+            "the new key is the current key; make a new one with `python -m analysis keygen FILE`"
+        )
     db.dispose_engines()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     staging = db_file.parent / f".encrypt-staging-{stamp}"
     staging.mkdir()
     try:
         tables, rows = _export_database(db_file, staging / DB_STAGED, old, new)
-        blobs = _convert_blobs(image_root, staging / IMAGES_STAGED, old, new) \
-            if image_root.is_dir() else 0
+        blobs = (
+            _convert_blobs(image_root, staging / IMAGES_STAGED, old, new)
+            if image_root.is_dir()
+            else 0
+        )
         for tmp in (staging / IMAGES_STAGED).glob(f"??/{TEMP_PREFIX}*"):
             tmp.unlink()
         _fsync_dir(staging)
@@ -177,10 +196,17 @@ def convert(db_file: Path, image_root: Path, *, old: bytes | None, new: bytes | 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     tmp_marker = marker.with_name(marker.name + ".tmp")
-    tmp_marker.write_text(json.dumps({
-        "staging": str(staging), "aside": str(db_file.parent / f".pre-encrypt-{stamp}"),
-        "database": str(db_file), "images": str(image_root),
-        "to_key_id": crypto.key_id(new) if new is not None else ""}))
+    tmp_marker.write_text(
+        json.dumps(
+            {
+                "staging": str(staging),
+                "aside": str(db_file.parent / f".pre-encrypt-{stamp}"),
+                "database": str(db_file),
+                "images": str(image_root),
+                "to_key_id": crypto.key_id(new) if new is not None else "",
+            }
+        )
+    )
     with tmp_marker.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp_marker, marker)

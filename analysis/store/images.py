@@ -140,15 +140,18 @@ class ImageStore:
         if not raw.startswith(BLOB_MAGIC):
             return raw
         if self.key is None:
-            raise BlobLockedError(f"image {name[:12]}… is encrypted: set CANDOR_DB_KEY or "
-                                  "CANDOR_DB_KEY_FILE to the clinic's key")
+            raise BlobLockedError(
+                f"image {name[:12]}… is encrypted: set CANDOR_DB_KEY or "
+                "CANDOR_DB_KEY_FILE to the clinic's key"
+            )
         from analysis.store.crypto import DecryptError, unseal
 
         try:
-            return unseal(raw[len(BLOB_MAGIC):], self.key, name.encode())
+            return unseal(raw[len(BLOB_MAGIC) :], self.key, name.encode())
         except DecryptError as exc:
-            raise BlobCorruptError(f"image {name[:12]}… does not decrypt (another key, or "
-                                   "altered)") from exc
+            raise BlobCorruptError(
+                f"image {name[:12]}… does not decrypt (another key, or altered)"
+            ) from exc
 
     def _current_form(self, stored_size: int, plain_len: int) -> bool:
         """A stored blob of ``stored_size`` bytes is already this blob in this store's form
@@ -180,8 +183,9 @@ class ImageStore:
             raise BlobCorruptError(f"image {sha256[:12]}… is corrupt (hash mismatch)")
         return data
 
-    def stream(self, sha256: str, *, chunk_size: int = STREAM_CHUNK,
-               verify: bool = True) -> Iterator[bytes]:
+    def stream(
+        self, sha256: str, *, chunk_size: int = STREAM_CHUNK, verify: bool = True
+    ) -> Iterator[bytes]:
         """The blob's plaintext in chunks of about ``chunk_size`` bytes, without holding a large
         plaintext blob in memory. With ``verify`` the bytes are hashed as they pass and the
         iterator raises :class:`BlobCorruptError` after the last chunk if they do not hash to
@@ -198,7 +202,7 @@ class ImageStore:
             if verify and sha256_hex(data) != sha256:
                 raise BlobCorruptError(f"image {sha256[:12]}… is corrupt (hash mismatch)")
             for start in range(0, len(data), chunk_size):
-                yield data[start:start + chunk_size]
+                yield data[start : start + chunk_size]
             return
         digest = hashlib.sha256()
         for chunk in _chain(first, chunks):
@@ -326,9 +330,11 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     if parts.scheme != "s3" or not parts.netloc:
         raise ValueError(f"not an S3 store URL: {url!r} (use s3://bucket/prefix)")
     if parts.query or parts.fragment:
-        raise ValueError(f"{url!r}: an S3 store URL takes no query; the endpoint and "
-                         "credentials come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
-                         "AWS_SECRET_ACCESS_KEY and AWS_REGION")
+        raise ValueError(
+            f"{url!r}: an S3 store URL takes no query; the endpoint and "
+            "credentials come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY and AWS_REGION"
+        )
     prefix = unquote(parts.path).strip("/")
     if any(seg in ("", ".", "..") for seg in prefix.split("/")) and prefix:
         raise ValueError(f"{url!r}: the prefix has an empty, '.' or '..' segment")
@@ -353,20 +359,33 @@ def _s3_client(bucket: str, prefix: str, settings: Any, timeout_s: float) -> Any
         options["secret_access_key"] = settings.secret_access_key
     if settings.session_token:
         options["session_token"] = settings.session_token
-    client = {"allow_http": bool(endpoint and endpoint.startswith("http://")),
-              "connect_timeout": timedelta(seconds=min(timeout_s, 10.0)),
-              "timeout": timedelta(seconds=timeout_s)}
+    client = {
+        "allow_http": bool(endpoint and endpoint.startswith("http://")),
+        "connect_timeout": timedelta(seconds=min(timeout_s, 10.0)),
+        "timeout": timedelta(seconds=timeout_s),
+    }
     retry = {"max_retries": 3, "retry_timeout": timedelta(seconds=timeout_s)}
-    return S3Store(bucket, prefix=prefix or None, config=options,  # type: ignore[arg-type]
-                   client_options=client, retry_config=retry)  # type: ignore[arg-type]
+    return S3Store(
+        bucket,
+        prefix=prefix or None,
+        config=options,  # type: ignore[arg-type]
+        client_options=client,  # type: ignore[arg-type]
+        retry_config=retry,  # type: ignore[arg-type]
+    )
 
 
 class S3ImageStore(ImageStore):
     """The same blobs, same names and same sealing, as objects ``<prefix>/<ab>/<abcdef…>`` in
     one bucket of S3-compatible storage (AWS S3, MinIO, Ceph RGW, …), through ``obstore``."""
 
-    def __init__(self, url: str, settings: Any | None = None,
-                 key: bytes | None | object = _DEFAULT, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: Any | None = None,
+        key: bytes | None | object = _DEFAULT,
+        *,
+        timeout_s: float = 30.0,
+    ) -> None:
         """``settings``: :class:`analysis.config.S3Settings` (default: from the environment)."""
         from analysis import config
 
@@ -375,8 +394,9 @@ class S3ImageStore(ImageStore):
         try:
             self._s3 = _s3_client(self.bucket, self.prefix, self.settings, float(timeout_s))
         except Exception as exc:  # obstore's configuration errors
-            raise ImageStoreUnavailableError(f"the image store {self.url} is misconfigured: "
-                                             f"{_first_line(exc)}") from exc
+            raise ImageStoreUnavailableError(
+                f"the image store {self.url} is misconfigured: {_first_line(exc)}"
+            ) from exc
         self._set_key(key)
 
     @property
@@ -384,8 +404,10 @@ class S3ImageStore(ImageStore):
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
     def path_for(self, sha256: str) -> Path:
-        raise TypeError(f"{self.url} is object storage: its blobs have keys, not local paths "
-                        "(use get, stream, stored_size)")
+        raise TypeError(
+            f"{self.url} is object storage: its blobs have keys, not local paths "
+            "(use get, stream, stored_size)"
+        )
 
     def object_key(self, sha256: str) -> str:
         """The blob's full object key in the bucket (prefix included)."""
@@ -404,15 +426,18 @@ class S3ImageStore(ImageStore):
         if "NoSuchBucket" in str(error):
             raise ImageStoreUnavailableError(
                 f"the image store {self.url}: the bucket {self.bucket!r} does not exist at "
-                f"{self.settings.endpoint or 'AWS S3'} ({what})") from error
+                f"{self.settings.endpoint or 'AWS S3'} ({what})"
+            ) from error
         if isinstance(error, (FileNotFoundError, oe.NotFoundError)) and name is not None:
             raise BlobMissingError(f"image {name[:12]}… is missing from the store") from error
         if isinstance(error, (oe.PermissionDeniedError, oe.UnauthenticatedError)):
             raise ImageStoreUnavailableError(
                 f"the image store {self.url} refused {what}: check AWS_ACCESS_KEY_ID, "
-                f"AWS_SECRET_ACCESS_KEY and the bucket policy ({_first_line(error)})") from error
+                f"AWS_SECRET_ACCESS_KEY and the bucket policy ({_first_line(error)})"
+            ) from error
         raise ImageStoreUnavailableError(
-            f"the image store {self.url} failed {what}: {_first_line(error)}") from error
+            f"the image store {self.url} failed {what}: {_first_line(error)}"
+        ) from error
 
     def _stored_size(self, name: str) -> int | None:
         import obstore
@@ -426,8 +451,9 @@ class S3ImageStore(ImageStore):
     def _stored_read(self, name: str) -> bytes:
         import obstore
 
-        return self._call("a GET", name,
-                          lambda: bytes(obstore.get(self._s3, blob_key(name)).bytes()))
+        return self._call(
+            "a GET", name, lambda: bytes(obstore.get(self._s3, blob_key(name)).bytes())
+        )
 
     def _stored_stream(self, name: str, chunk_size: int) -> Iterator[bytes]:
         import obstore
@@ -446,8 +472,9 @@ class S3ImageStore(ImageStore):
 
         key = blob_key(name)
         if replace:  # an old form (plaintext under a key, or the reverse) is converted
-            self._call("a PUT", name, lambda: obstore.put(self._s3, key, payload,
-                                                          use_multipart=False))
+            self._call(
+                "a PUT", name, lambda: obstore.put(self._s3, key, payload, use_multipart=False)
+            )
             return
         try:
             self._call("a PUT", name, lambda: obstore.put(self._s3, key, payload, mode="create"))
@@ -456,8 +483,9 @@ class S3ImageStore(ImageStore):
             if isinstance(cause, oe.AlreadyExistsError):
                 return  # another replica stored the same photo a moment ago: same name, done
             if isinstance(cause, oe.NotSupportedError):  # a store without conditional PUT
-                self._call("a PUT", name, lambda: obstore.put(self._s3, key, payload,
-                                                              use_multipart=False))
+                self._call(
+                    "a PUT", name, lambda: obstore.put(self._s3, key, payload, use_multipart=False)
+                )
                 return
             raise
 
@@ -499,16 +527,19 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def open_store(url: str, *, key: bytes | None | object = _DEFAULT,
-               settings: Any | None = None) -> ImageStore:
+def open_store(
+    url: str, *, key: bytes | None | object = _DEFAULT, settings: Any | None = None
+) -> ImageStore:
     """The store at ``url``: ``file:///path`` (or a plain path) or ``s3://bucket/prefix``."""
     parts = urlsplit(url)
     if parts.scheme in ("", "file"):
         return ImageStore(Path(unquote(parts.path) if parts.scheme else url), key=key)
     if parts.scheme == "s3":
         return S3ImageStore(url, settings, key=key)
-    raise ValueError(f"CANDOR_IMAGE_STORE={url!r}: use file:///path/to/images (the default is "
-                     "<data dir>/images) or s3://bucket/prefix")
+    raise ValueError(
+        f"CANDOR_IMAGE_STORE={url!r}: use file:///path/to/images (the default is "
+        "<data dir>/images) or s3://bucket/prefix"
+    )
 
 
 def default_store() -> ImageStore:

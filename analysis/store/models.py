@@ -364,8 +364,12 @@ class EndpointMeasurement(Base):
     __tablename__ = "endpoint_measurements"
     __table_args__ = (
         # covering index of the analytics loader (migration 0005); serves session_id too
-        Index("ix_endpoint_measurements_session_endpoint_value", "session_id", "endpoint_id",
-              "value_num"),
+        Index(
+            "ix_endpoint_measurements_session_endpoint_value",
+            "session_id",
+            "endpoint_id",
+            "value_num",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -426,12 +430,15 @@ class AuditEvent(Base):
     object_type: Mapped[str] = mapped_column(String(32), default="")
     object_id: Mapped[str] = mapped_column(String(64), default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # one successor per event: a linear chain
+    prev_hash: Mapped[str] = mapped_column(
+        String(64), unique=True
+    )  # one successor per event: a linear chain
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     #: How ``hash`` was made: ``hmac-sha256`` (keyed with the audit key, every event written since
     #: migration 0006) or ``sha256`` (the unkeyed digest of events written before it).
-    chain_scheme: Mapped[str] = mapped_column(String(16), default="hmac-sha256",
-                                              server_default="sha256")
+    chain_scheme: Mapped[str] = mapped_column(
+        String(16), default="hmac-sha256", server_default="sha256"
+    )
 
 
 # --- sign-in sessions ----------------------------------------------------------------------------
@@ -510,8 +517,9 @@ class RatingStudy(Base):
     closed_at: Mapped[datetime | None]
 
     raters: Mapped[list[RatingRater]] = relationship(back_populates="study")
-    pairs: Mapped[list[RatingPair]] = relationship(back_populates="study",
-                                                   order_by="RatingPair.position")
+    pairs: Mapped[list[RatingPair]] = relationship(
+        back_populates="study", order_by="RatingPair.position"
+    )
 
 
 class RatingRater(Base):
@@ -618,8 +626,9 @@ class PhotoFollicleCount(Base):
     __tablename__ = "follicle_counts"
     __table_args__ = (
         CheckConstraint("auto_count >= 0", name="ck_follicle_auto_count"),
-        CheckConstraint("confirmed_count IS NULL OR confirmed_count >= 0",
-                        name="ck_follicle_confirmed_count"),
+        CheckConstraint(
+            "confirmed_count IS NULL OR confirmed_count >= 0", name="ck_follicle_confirmed_count"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -19,19 +19,28 @@ def test_demo_accounts_sign_in_with_the_seeding_password(db_url: str) -> None:
     engine = db.make_engine(db_url)
     with db.session_scope(engine) as session:
         users = user_admin.seed_demo_accounts(session, password="a-long-test-password")
-        assert {u.role for u in users} == {"clinician", "medical_director", "consult_staff", "admin"}
+        assert {u.role for u in users} == {
+            "clinician",
+            "medical_director",
+            "consult_staff",
+            "admin",
+        }
         assert user_admin.seed_demo_accounts(session, password="x" * 12) == []  # idempotent
         stored = session.scalar(select(User.password_hash).where(User.email == "admin@demo.candor"))
         assert stored and "a-long-test-password" not in stored and stored.startswith("$argon2id$")
     with db.session_scope(engine) as session:
-        actor = accounts.authenticate(session, email=" Director@Demo.Candor ",
-                                      password="a-long-test-password")
+        actor = accounts.authenticate(
+            session, email=" Director@Demo.Candor ", password="a-long-test-password"
+        )
         assert actor is not None and actor.role == "medical_director"
-        assert accounts.authenticate(session, email="director@demo.candor", password="wrong") is None
+        assert (
+            accounts.authenticate(session, email="director@demo.candor", password="wrong") is None
+        )
         assert accounts.authenticate(session, email="nobody@demo.candor", password="x") is None
     with db.session_scope(engine) as session:
         outcomes = session.scalars(
-            select(AuditEvent.outcome).where(AuditEvent.action == "auth.sign_in")
+            select(AuditEvent.outcome)
+            .where(AuditEvent.action == "auth.sign_in")
             .order_by(AuditEvent.id)
         ).all()
     assert outcomes == ["success", "failure", "failure"]
@@ -42,11 +51,18 @@ def test_only_admins_create_accounts_and_passwords_have_a_floor(db_url: str) -> 
     engine = db.make_engine(db_url)
     with db.session_scope(engine) as session:
         with pytest.raises(PermissionDenied):
-            user_admin.create_user(session, Actor(None, "c@x", "clinician"), email="n@x",
-                                 display_name="N", role="clinician", password="long-enough-pw")
+            user_admin.create_user(
+                session,
+                Actor(None, "c@x", "clinician"),
+                email="n@x",
+                display_name="N",
+                role="clinician",
+                password="long-enough-pw",
+            )
         with pytest.raises(FieldError) as err:
-            user_admin.create_user(session, SYSTEM, email="n@x", display_name="N",
-                                 role="clinician", password="short")
+            user_admin.create_user(
+                session, SYSTEM, email="n@x", display_name="N", role="clinician", password="short"
+            )
         assert err.value.field == "password"
     engine.dispose()
 
@@ -71,8 +87,9 @@ def test_create_admin_starts_a_real_clinic_that_the_demo_never_overwrites(
     assert "administrator boss@clinic.example created" in capsys.readouterr().out
     assert main(["create-admin", "boss@clinic.example"]) == 2  # exists already
     with db.session_scope() as s:
-        actor = accounts.authenticate(s, email="boss@clinic.example",
-                                      password="a long clinic password")
+        actor = accounts.authenticate(
+            s, email="boss@clinic.example", password="a long clinic password"
+        )
         assert actor is not None and actor.role == "admin"
         assert s.scalar(select(AuditEvent.action).where(AuditEvent.action == "user.create"))
     report = seed_demo_clinic(photos=False, n_patients=4)

@@ -29,8 +29,9 @@ def engine(db_url: str, password_hash: str) -> Iterator[Engine]:
     engine = db.make_engine(db_url)
     with db.session_scope(engine) as session:
         for email, (name, role) in accounts.DEMO_ACCOUNTS.items():
-            session.add(User(email=email, display_name=name, role=role,
-                             password_hash=password_hash))
+            session.add(
+                User(email=email, display_name=name, role=role, password_hash=password_hash)
+            )
     yield engine
     engine.dispose()
 
@@ -44,9 +45,14 @@ def _sign_in(engine: Engine, email: str = "clinician@demo.candor") -> tuple[Acto
 
 def _actions(engine: Engine) -> list[tuple[str, str]]:
     with db.session_scope(engine) as session:
-        return [(e.action, e.outcome) for e in session.scalars(
-            select(AuditEvent).where(AuditEvent.action.startswith("auth."))
-            .order_by(AuditEvent.id))]
+        return [
+            (e.action, e.outcome)
+            for e in session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action.startswith("auth."))
+                .order_by(AuditEvent.id)
+            )
+        ]
 
 
 def test_only_the_token_hash_is_stored_and_the_token_resumes(engine: Engine) -> None:
@@ -76,8 +82,9 @@ def test_idle_timeout_ends_the_session_and_is_audited(engine: Engine) -> None:
     assert _actions(engine)[-1] == ("auth.session_end", "success")
 
 
-def test_idle_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                                 engine: Engine) -> None:
+def test_idle_timeout_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
     monkeypatch.delenv("CANDOR_IDLE_TIMEOUT_MIN", raising=False)
     assert sessions.idle_timeout() == timedelta(minutes=15)
     monkeypatch.setenv("CANDOR_IDLE_TIMEOUT_MIN", "2")
@@ -130,8 +137,12 @@ def test_repeated_failures_lock_the_address_even_for_the_right_password(engine: 
         # another address is unaffected
         assert accounts.authenticate(session, email="admin@demo.candor", password=PASSWORD)
     with db.session_scope(engine) as session:
-        reasons = [e.details.get("reason", "") for e in session.scalars(
-            select(AuditEvent).where(AuditEvent.actor_email == email).order_by(AuditEvent.id))]
+        reasons = [
+            e.details.get("reason", "")
+            for e in session.scalars(
+                select(AuditEvent).where(AuditEvent.actor_email == email).order_by(AuditEvent.id)
+            )
+        ]
     assert len(reasons) == accounts.MAX_FAILED_SIGN_INS + 1
     assert reasons[-1].startswith("locked")
 
@@ -145,8 +156,14 @@ def test_oidc_identity_maps_to_an_active_local_account(engine: Engine) -> None:
         assert accounts.authenticate_oidc(session, email=None) is None
     with db.session_scope(engine) as session:
         assert sessions.resume(session, token) == actor
-        methods = [(e.outcome, e.details["method"]) for e in session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "auth.sign_in").order_by(AuditEvent.id))]
+        methods = [
+            (e.outcome, e.details["method"])
+            for e in session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "auth.sign_in")
+                .order_by(AuditEvent.id)
+            )
+        ]
     assert methods == [("success", "oidc"), ("failure", "oidc"), ("failure", "oidc")]
 
 
@@ -177,5 +194,6 @@ def test_password_reset_ends_sessions_and_only_the_new_password_works(engine: En
         assert accounts.authenticate(session, email=actor.email, password=PASSWORD) is None
         assert accounts.authenticate(session, email=actor.email, password="brand-new-secret")
         (event,) = session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "user.password_reset")).all()
+            select(AuditEvent).where(AuditEvent.action == "user.password_reset")
+        ).all()
     assert "brand-new-secret" not in str(event.details) and event.details["sessions_ended"] == 1

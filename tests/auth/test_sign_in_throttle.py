@@ -32,14 +32,26 @@ def password_hash() -> str:
 def engine(db_url: str, password_hash: str) -> Iterator[Engine]:
     engine = db.make_engine(db_url)
     with db.session_scope(engine) as session:
-        for email, role in (("clinician@test", "clinician"), ("admin@test", "admin"),
-                            ("other@test", "clinician")):
-            session.add(User(email=email, display_name=email, role=role,
-                             password_hash=password_hash))
-        session.add(User(email="gone@test", display_name="gone", role="clinician",
-                         password_hash=password_hash, active=False))
-        session.add(User(email="oidc@test", display_name="oidc", role="clinician",
-                         password_hash=None))
+        for email, role in (
+            ("clinician@test", "clinician"),
+            ("admin@test", "admin"),
+            ("other@test", "clinician"),
+        ):
+            session.add(
+                User(email=email, display_name=email, role=role, password_hash=password_hash)
+            )
+        session.add(
+            User(
+                email="gone@test",
+                display_name="gone",
+                role="clinician",
+                password_hash=password_hash,
+                active=False,
+            )
+        )
+        session.add(
+            User(email="oidc@test", display_name="oidc", role="clinician", password_hash=None)
+        )
     yield engine
     engine.dispose()
 
@@ -70,22 +82,34 @@ def verifications(monkeypatch: pytest.MonkeyPatch) -> Verifications:
     return Verifications(monkeypatch)
 
 
-def _try(engine: Engine, email: str, password: str, *, address: str | None = None,
-         now: float | None = None) -> Actor | None:
+def _try(
+    engine: Engine,
+    email: str,
+    password: str,
+    *,
+    address: str | None = None,
+    now: float | None = None,
+) -> Actor | None:
     with db.session_scope(engine) as session:
-        return accounts.authenticate(session, email=email, password=password, address=address,
-                                     now=now)
+        return accounts.authenticate(
+            session, email=email, password=password, address=address, now=now
+        )
 
 
 def _sign_ins(engine: Engine, email: str) -> list[AuditEvent]:
     with db.session_scope(engine) as session:
-        return list(session.scalars(select(AuditEvent).where(
-            AuditEvent.action == "auth.sign_in", AuditEvent.actor_email == email)
-            .order_by(AuditEvent.id)))
+        return list(
+            session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "auth.sign_in", AuditEvent.actor_email == email)
+                .order_by(AuditEvent.id)
+            )
+        )
 
 
 def test_forty_parallel_wrong_passwords_check_at_most_the_limit(
-        engine: Engine, verifications: Verifications, password_hash: str) -> None:
+    engine: Engine, verifications: Verifications, password_hash: str
+) -> None:
     barrier = threading.Barrier(40)
     errors: list[BaseException] = []
 
@@ -114,7 +138,8 @@ def test_forty_parallel_wrong_passwords_check_at_most_the_limit(
 
 
 def test_unknown_inactive_and_passwordless_emails_spend_one_verification_too(
-        engine: Engine, verifications: Verifications, password_hash: str) -> None:
+    engine: Engine, verifications: Verifications, password_hash: str
+) -> None:
     for email in ("clinician@test", "nobody@test", "gone@test", "oidc@test"):
         before = len(verifications.calls)
         assert _try(engine, email, "wrong-password") is None
@@ -138,16 +163,22 @@ def test_the_back_off_grows_and_expires(engine: Engine, verifications: Verificat
     assert _try(engine, "clinician@test", "wrong", now=t + throttle.BASE_BACKOFF_S + 1) is None
     assert len(verifications.calls) == calls + 1
     t2 = t + throttle.BASE_BACKOFF_S + 1  # one more failure: twice as long now
-    assert _try(engine, "clinician@test", PASSWORD, now=t2 + 2 * throttle.BASE_BACKOFF_S - 1
-                ) is None
-    assert _try(engine, "clinician@test", PASSWORD, now=t2 + 2 * throttle.BASE_BACKOFF_S + 1
-                ) is not None  # and the right password clears the account
+    assert (
+        _try(engine, "clinician@test", PASSWORD, now=t2 + 2 * throttle.BASE_BACKOFF_S - 1) is None
+    )
+    assert (
+        _try(engine, "clinician@test", PASSWORD, now=t2 + 2 * throttle.BASE_BACKOFF_S + 1)
+        is not None
+    )  # and the right password clears the account
     with db.session_scope(engine) as session:
-        assert session.scalar(select(SignInThrottle).where(
-            SignInThrottle.key == "account:clinician@test")) is None
+        assert (
+            session.scalar(
+                select(SignInThrottle).where(SignInThrottle.key == "account:clinician@test")
+            )
+            is None
+        )
     reasons = [e.details.get("reason", "") for e in _sign_ins(engine, "clinician@test")]
-    assert [r.startswith("locked") for r in reasons] == [False] * limit + [True, False, True,
-                                                                             False]
+    assert [r.startswith("locked") for r in reasons] == [False] * limit + [True, False, True, False]
     assert "retry in" in reasons[limit]
 
 
@@ -168,7 +199,8 @@ def test_the_back_off_is_capped_and_forgotten(engine: Engine) -> None:
 
 
 def test_an_outsider_guessing_from_one_address_does_not_lock_out_the_clinician(
-        engine: Engine) -> None:
+    engine: Engine,
+) -> None:
     outsider, clinic = "203.0.113.9", "198.51.100.7"
     for _ in range(12):
         assert _try(engine, "clinician@test", "wrong", address=outsider) is None
@@ -182,7 +214,8 @@ def test_an_outsider_guessing_from_one_address_does_not_lock_out_the_clinician(
 
 
 def test_password_spraying_from_one_address_is_backed_off(
-        engine: Engine, verifications: Verifications) -> None:
+    engine: Engine, verifications: Verifications
+) -> None:
     sprayer = "192.0.2.66"
     for n in range(throttle.ADDRESS_LIMIT):
         assert _try(engine, f"guess{n}@test", "Winter2026!", address=sprayer) is None
@@ -198,7 +231,9 @@ def test_an_admin_unlocks_the_account(engine: Engine) -> None:
         _try(engine, "clinician@test", "wrong")
         _try(engine, "clinician@test", "wrong", address="203.0.113.9")
     with db.session_scope(engine) as session:
-        admin = accounts.actor_for(session.scalars(select(User).where(User.email == "admin@test")).one())
+        admin = accounts.actor_for(
+            session.scalars(select(User).where(User.email == "admin@test")).one()
+        )
         clinician_id = session.scalars(select(User.id).where(User.email == "clinician@test")).one()
         listed = {u["email"]: u["locked_until"] for u in user_admin.list_users(session, admin)}
         assert listed["clinician@test"] is not None and listed["other@test"] is None
@@ -214,11 +249,14 @@ def test_an_admin_unlocks_the_account(engine: Engine) -> None:
     with db.session_scope(engine) as session:
         (event,) = session.scalars(select(AuditEvent).where(AuditEvent.action == "user.unlock"))
         assert event.actor_email == "admin@test" and event.details == {
-            "email": "clinician@test", "counters_cleared": 2}
+            "email": "clinician@test",
+            "counters_cleared": 2,
+        }
 
 
 def test_client_address_comes_from_the_proxy_header_only_when_configured(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     headers = {"X-Forwarded-For": "10.9.9.9, 198.51.100.7", "Host": "candor"}
     monkeypatch.delenv(throttle.PROXY_HEADER_ENV, raising=False)
     assert throttle.client_address(headers, "203.0.113.5") == "203.0.113.5"  # header ignored
@@ -237,10 +275,22 @@ def test_users_page_shows_the_back_off_and_unlocks(candor_env: Path) -> None:
 
     db.upgrade()
     with db.session_scope() as session:
-        admin = user_admin.create_user(session, SYSTEM, email="admin@test", display_name="Admin",
-                                     role="admin", password=PASSWORD)
-        user_admin.create_user(session, SYSTEM, email="clinician@test", display_name="C",
-                             role="clinician", password=PASSWORD)
+        admin = user_admin.create_user(
+            session,
+            SYSTEM,
+            email="admin@test",
+            display_name="Admin",
+            role="admin",
+            password=PASSWORD,
+        )
+        user_admin.create_user(
+            session,
+            SYSTEM,
+            email="clinician@test",
+            display_name="C",
+            role="clinician",
+            password=PASSWORD,
+        )
         admin_actor = accounts.actor_for(admin)
     for _ in range(accounts.MAX_FAILED_SIGN_INS):
         _try(db.get_engine(), "clinician@test", "wrong")

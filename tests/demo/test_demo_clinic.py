@@ -85,22 +85,39 @@ def test_plan_is_deterministic_and_never_in_the_future() -> None:
     assert all(at.date() < TODAY for p in a.patients for _, at in p.consents + p.withdrawals)
 
 
-def test_seeded_clinic_record_photos_and_idempotency(candor_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_seeded_clinic_record_photos_and_idempotency(
+    candor_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["demo", "--patients", "4", "--workers", "2"]) == 0
     first = capsys.readouterr().out
     assert "seeded the demo clinic" in first
 
     store = default_store()
     with db.session_scope() as s:
-        counts = {m.__name__: s.scalar(select(func.count()).select_from(m)) for m in
-                  (Patient, Series, Session, Photo, Treatment, EndpointMeasurement, Reaction,
-                   AuditEvent, Consent)}
+        counts = {
+            m.__name__: s.scalar(select(func.count()).select_from(m))
+            for m in (
+                Patient,
+                Series,
+                Session,
+                Photo,
+                Treatment,
+                EndpointMeasurement,
+                Reaction,
+                AuditEvent,
+                Consent,
+            )
+        }
         assert counts["Patient"] == 4
         assert {p.name for p in s.scalars(select(Protocol))} == {p.name for p in PROTOCOLS}
         # accounts: the four demo logins plus the operators, one per photo habit
         emails = set(s.scalars(select(User.email)))
-        assert {"clinician@demo.candor", "director@demo.candor", "consult@demo.candor",
-                "admin@demo.candor"} <= emails
+        assert {
+            "clinician@demo.candor",
+            "director@demo.candor",
+            "consult@demo.candor",
+            "admin@demo.candor",
+        } <= emails
         assert s.scalars(select(func.count()).where(User.role == "clinician")).one() >= 3
         # traceability: one recalled lot with its note, one expired-at-use treatment with a reason
         recalled = s.scalars(select(ProductLot).where(ProductLot.recalled)).all()
@@ -124,7 +141,9 @@ def test_seeded_clinic_record_photos_and_idempotency(candor_env: Path, capsys: p
             proto = visit.series.protocol
             assert photo.view in proto.required_views
             assert store.verify(photo.sha256), "blob missing or does not re-hash"
-            assert photo.truth.get("kind") == ("scalp" if photo.view.startswith("scalp") else "face")
+            assert photo.truth.get("kind") == (
+                "scalp" if photo.view.startswith("scalp") else "face"
+            )
             assert {"exposure_ev", "roll_deg", "scale", "habit"} <= set(photo.truth)
             assert photo.measurements.get("view") == photo.view
             if visit.number == 1:
@@ -146,17 +165,29 @@ def test_seeded_clinic_record_photos_and_idempotency(candor_env: Path, capsys: p
     second = capsys.readouterr().out
     assert second.count("nothing seeded") == 2
     with db.session_scope() as s:
-        again = {m.__name__: s.scalar(select(func.count()).select_from(m)) for m in
-                 (Patient, Series, Session, Photo, Treatment, EndpointMeasurement, Reaction,
-                  AuditEvent, Consent)}
+        again = {
+            m.__name__: s.scalar(select(func.count()).select_from(m))
+            for m in (
+                Patient,
+                Series,
+                Session,
+                Photo,
+                Treatment,
+                EndpointMeasurement,
+                Reaction,
+                AuditEvent,
+                Consent,
+            )
+        }
     assert again == counts
 
 
 def test_record_without_photos_matches_the_plan(candor_env: Path) -> None:
     from analysis.demo.clinic import seed_demo_clinic
 
-    report = seed_demo_clinic(n_patients=6, seed=11, photos=False, today=TODAY,
-                              progress=lambda _line: None)
+    report = seed_demo_clinic(
+        n_patients=6, seed=11, photos=False, today=TODAY, progress=lambda _line: None
+    )
     plan = plan_clinic(n_patients=6, seed=11, today=TODAY, photos=False)
     assert report.seeded and report.photos == 0
     with db.session_scope() as s:
@@ -164,19 +195,25 @@ def test_record_without_photos_matches_the_plan(candor_env: Path) -> None:
         assert s.scalar(select(func.count()).select_from(Series)) == len(plan.series)
         stored = sorted(
             (m.session.series.patient.code, m.session.number, m.endpoint.code, m.value_num)
-            for m in s.scalars(select(EndpointMeasurement)))
+            for m in s.scalars(select(EndpointMeasurement))
+        )
         withdrawn = s.scalars(select(Consent).where(Consent.withdrawn_at.is_not(None))).all()
         adverse = s.scalars(select(Reaction).where(Reaction.kind == "adverse")).all()
     planned = sorted(
         (plan.patients[sp.patient].code, v.number, m["code"], m["value"])
-        for sp in plan.series for v in sp.sessions for m in v.measurements)
+        for sp in plan.series
+        for v in sp.sessions
+        for m in v.measurements
+    )
     assert stored == planned
     assert len(withdrawn) == sum(len(p.withdrawals) for p in plan.patients) >= 1
     assert all(c.withdrawn_at is not None and c.withdrawn_at > c.given_at for c in withdrawn)
     assert adverse and all(r.escalation or r.severity != "severe" for r in adverse)
 
 
-def test_cli_refuses_a_too_small_clinic(candor_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_a_too_small_clinic(
+    candor_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["demo", "--patients", "2", "--no-photos"]) == 2
     assert "at least 4" in capsys.readouterr().err
 

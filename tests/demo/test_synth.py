@@ -92,8 +92,10 @@ def test_roll_equals_rotating_the_unperturbed_image_clockwise() -> None:
     expected = rotate(ref, -7.0, center=(centre[0], centre[1]), preserve_range=True, order=1)
     face = _face_box_mask()
     err = np.abs(rolled.astype(float) - expected)[face].mean()
-    wrong_way = np.abs(rolled.astype(float) - rotate(
-        ref, 7.0, center=(centre[0], centre[1]), preserve_range=True, order=1))[face].mean()
+    wrong_way = np.abs(
+        rolled.astype(float)
+        - rotate(ref, 7.0, center=(centre[0], centre[1]), preserve_range=True, order=1)
+    )[face].mean()
     assert err < 3.0 < wrong_way
 
 
@@ -132,8 +134,9 @@ def test_positive_pitch_raises_the_chin() -> None:
 
     size = FACE_FRAME_PX
     ref = pose_from_landmarks(_landmarks(synth_face(FacePerturbation())[0]), image_size=size)
-    up = pose_from_landmarks(_landmarks(synth_face(FacePerturbation(pitch_deg=8.0))[0]),
-                             image_size=size)
+    up = pose_from_landmarks(
+        _landmarks(synth_face(FacePerturbation(pitch_deg=8.0))[0]), image_size=size
+    )
     assert 4.0 < up.pitch_deg - ref.pitch_deg < 12.0
 
 
@@ -197,11 +200,12 @@ def vertex_scene() -> ScalpScene:
 def test_higher_density_darkens_the_scalp_monotonically(vertex_scene: ScalpScene) -> None:
     shares, counts = [], []
     for density in (60.0, 100.0, 140.0, 180.0, 220.0):
-        img, truth = synth_scalp(vertex_scene, density_per_cm2=density,
-                                 perturbation=FacePerturbation())
+        img, truth = synth_scalp(
+            vertex_scene, density_per_cm2=density, perturbation=FacePerturbation()
+        )
         grey = img.mean(axis=2)
         h, w = grey.shape
-        centre = grey[h // 2 - 60:h // 2 + 60, w // 2 - 60:w // 2 + 60]
+        centre = grey[h // 2 - 60 : h // 2 + 60, w // 2 - 60 : w // 2 + 60]
         shares.append(float((centre < 110).mean()))
         counts.append(truth["site_count_per_cm2"])
         # realised count in the 1 cm^2 site disc is the requested density up to Poisson noise
@@ -221,8 +225,9 @@ def test_scalp_zoom_and_roll_are_recovered_by_registration(vertex_scene: ScalpSc
     from analysis.photos.scalp import register
 
     base, _ = synth_scalp(vertex_scene, density_per_cm2=120.0, perturbation=FacePerturbation())
-    moved, truth = synth_scalp(vertex_scene, density_per_cm2=128.0,
-                               perturbation=FacePerturbation(scale=1.08, roll_deg=5.0))
+    moved, truth = synth_scalp(
+        vertex_scene, density_per_cm2=128.0, perturbation=FacePerturbation(scale=1.08, roll_deg=5.0)
+    )
     reg = register(base, moved)
     assert reg.ok
     assert reg.scale_ratio == pytest.approx(1.08, abs=0.015)
@@ -232,11 +237,13 @@ def test_scalp_zoom_and_roll_are_recovered_by_registration(vertex_scene: ScalpSc
 
 def test_scalp_exposure_halves_linear_light(vertex_scene: ScalpScene) -> None:
     ref, _ = synth_scalp(vertex_scene, density_per_cm2=120.0, perturbation=FacePerturbation())
-    dark, _ = synth_scalp(vertex_scene, density_per_cm2=120.0,
-                          perturbation=FacePerturbation(exposure_ev=-1.0))
+    dark, _ = synth_scalp(
+        vertex_scene, density_per_cm2=120.0, perturbation=FacePerturbation(exposure_ev=-1.0)
+    )
     usable = (ref > 5) & (ref < 250)
-    assert srgb_to_linear(dark)[usable].sum() / srgb_to_linear(ref)[usable].sum() == \
-        pytest.approx(0.5, abs=0.01)
+    assert srgb_to_linear(dark)[usable].sum() / srgb_to_linear(ref)[usable].sum() == pytest.approx(
+        0.5, abs=0.01
+    )
 
 
 @pytest.mark.parametrize("view", ["scalp_frontal_hairline", "scalp_midline_part"])
@@ -246,22 +253,29 @@ def test_hairline_and_parting_show_bare_skin_where_the_model_says(view: str) -> 
     grey = img.mean(axis=2)
     w, h = SCALP_FRAME_PX
     if view == "scalp_frontal_hairline":  # forehead (below the hairline at +4.5 cm) is skin
-        bare, hairy = grey[h // 2 + 200:], grey[: h // 2]
+        bare, hairy = grey[h // 2 + 200 :], grey[: h // 2]
     else:  # the parting at x = 0 (frame centre column) shows skin
-        bare, hairy = grey[:, w // 2 - 1:w // 2 + 2], grey[:, : w // 2 - 40]
+        bare, hairy = grey[:, w // 2 - 1 : w // 2 + 2], grey[:, : w // 2 - 40]
     assert bare.mean() > hairy.mean() + 25
 
 
 def test_scalp_scene_and_photo_are_deterministic_given_a_seed() -> None:
     p = FacePerturbation(roll_deg=3, noise_sd=0.01)
-    a, ta = synth_scalp(scalp_scene(view="scalp_vertex", rng=np.random.default_rng(11)),
-                        density_per_cm2=130.0, perturbation=p, rng=np.random.default_rng(1))
-    b, tb = synth_scalp(scalp_scene(view="scalp_vertex", rng=np.random.default_rng(11)),
-                        density_per_cm2=130.0, perturbation=p, rng=np.random.default_rng(1))
+    a, ta = synth_scalp(
+        scalp_scene(view="scalp_vertex", rng=np.random.default_rng(11)),
+        density_per_cm2=130.0,
+        perturbation=p,
+        rng=np.random.default_rng(1),
+    )
+    b, tb = synth_scalp(
+        scalp_scene(view="scalp_vertex", rng=np.random.default_rng(11)),
+        density_per_cm2=130.0,
+        perturbation=p,
+        rng=np.random.default_rng(1),
+    )
     assert np.array_equal(a, b) and ta == tb
 
 
 def test_scalp_photos_refuse_face_rotations(vertex_scene: ScalpScene) -> None:
     with pytest.raises(ValueError, match="yaw/pitch"):
-        synth_scalp(vertex_scene, density_per_cm2=100.0,
-                    perturbation=FacePerturbation(yaw_deg=5.0))
+        synth_scalp(vertex_scene, density_per_cm2=100.0, perturbation=FacePerturbation(yaw_deg=5.0))

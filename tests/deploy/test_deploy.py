@@ -35,17 +35,29 @@ from tests.support.pg_server import free_port
 def test_the_shipped_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
     nginx = system_tool("nginx", "nginx")
     proxy = nginx_prefix(tmp_path, [free_port(), free_port()])
-    done = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(proxy.conf)],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(proxy.conf)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     assert "syntax is ok" in done.stderr and "test is successful" in done.stderr
     broken = proxy.conf.parent / "conf.d" / "candor.conf"
     broken.write_text(broken.read_text().replace("hash $candor_route", "hash $candor_route;;"))
     (proxy.conf.parent / "conf.d" / "upstream.conf").write_text(
-        (proxy.conf.parent / "conf.d" / "upstream.conf").read_text().replace(
-            "consistent;", "consistent"))
-    assert subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(proxy.conf)],
-                          capture_output=True, timeout=30).returncode != 0
+        (proxy.conf.parent / "conf.d" / "upstream.conf")
+        .read_text()
+        .replace("consistent;", "consistent")
+    )
+    assert (
+        subprocess.run(
+            [nginx, "-t", "-p", str(tmp_path), "-c", str(proxy.conf)],
+            capture_output=True,
+            timeout=30,
+        ).returncode
+        != 0
+    )
 
 
 def test_the_compose_upstream_is_the_systemd_one_with_service_names() -> None:
@@ -59,8 +71,17 @@ def test_the_compose_upstream_is_the_systemd_one_with_service_names() -> None:
     assert body(compose) == body(systemd)
     assert "server app1:8501" in compose and "server app2:8501" in compose
     text = (DEPLOY / "compose.yaml").read_text()
-    for needed in ("app1:", "app2:", "postgres:", "minio:", "proxy:", "CANDOR_IMAGE_STORE: s3://",
-                   "upstream-compose.conf", "init-db", "healthcheck.py"):
+    for needed in (
+        "app1:",
+        "app2:",
+        "postgres:",
+        "minio:",
+        "proxy:",
+        "CANDOR_IMAGE_STORE: s3://",
+        "upstream-compose.conf",
+        "init-db",
+        "healthcheck.py",
+    ):
         assert needed in text
 
 
@@ -70,51 +91,69 @@ def replica_env(s3_images: S3Images, tmp_path: Path) -> dict[str, str]:
     data = tmp_path / "data"
     data.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANDOR_")}
-    env.update(CANDOR_DATA_DIR=str(data), CANDOR_IMAGE_STORE=s3_images.url,
-               CANDOR_AUDIT_ANCHOR=str(tmp_path / "audit.anchor"),
-               CANDOR_AUDIT_KEY_FILE=os.environ["CANDOR_AUDIT_KEY_FILE"],
-               PYTHONPATH=str(PROJECT_ROOT))
-    done = subprocess.run([sys.executable, "-m", "analysis", "init-db"], cwd=PROJECT_ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        CANDOR_DATA_DIR=str(data),
+        CANDOR_IMAGE_STORE=s3_images.url,
+        CANDOR_AUDIT_ANCHOR=str(tmp_path / "audit.anchor"),
+        CANDOR_AUDIT_KEY_FILE=os.environ["CANDOR_AUDIT_KEY_FILE"],
+        PYTHONPATH=str(PROJECT_ROOT),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "analysis", "init-db"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return env
 
 
 def test_healthcheck_is_ready_only_when_database_and_store_answer(
-        replica_env: dict[str, str], tmp_path: Path) -> None:
+    replica_env: dict[str, str], tmp_path: Path
+) -> None:
     from tests.e2e.helpers import serve_app
 
     script = [sys.executable, str(DEPLOY / "healthcheck.py")]
     with serve_app(replica_env, tmp_path / "replica.log") as url:
         for args, env, expect in (
-                (["--url", url], replica_env, (0, "alive")),
-                (["--url", url, "--deep"], replica_env, (0, "ready")),
-                (["--url", url, "--deep"], {**replica_env, "AWS_ENDPOINT_URL":
-                                            f"http://127.0.0.1:{free_port()}"},
-                 (1, "not ready: image store")),
-                (["--url", url, "--deep"], {**replica_env, "CANDOR_IMAGE_STORE":
-                                            "s3://no-such-candor-bucket/x"},
-                 (1, "does not exist")),
-                (["--url", url, "--deep"], {**replica_env, "CANDOR_DATA_DIR":
-                                            str(tmp_path / "empty")},
-                 (1, "not ready: database")),
-                (["--url", f"http://127.0.0.1:{free_port()}"], replica_env,
-                 (1, "does not answer"))):
-            done = subprocess.run([*script, *args], cwd=tmp_path, env=env, capture_output=True,
-                                  text=True, timeout=120)
+            (["--url", url], replica_env, (0, "alive")),
+            (["--url", url, "--deep"], replica_env, (0, "ready")),
+            (
+                ["--url", url, "--deep"],
+                {**replica_env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"},
+                (1, "not ready: image store"),
+            ),
+            (
+                ["--url", url, "--deep"],
+                {**replica_env, "CANDOR_IMAGE_STORE": "s3://no-such-candor-bucket/x"},
+                (1, "does not exist"),
+            ),
+            (
+                ["--url", url, "--deep"],
+                {**replica_env, "CANDOR_DATA_DIR": str(tmp_path / "empty")},
+                (1, "not ready: database"),
+            ),
+            (["--url", f"http://127.0.0.1:{free_port()}"], replica_env, (1, "does not answer")),
+        ):
+            done = subprocess.run(
+                [*script, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+            )
             assert done.returncode == expect[0], (args, done.stdout, done.stderr)
             assert expect[1] in done.stdout + done.stderr
             assert "Traceback" not in done.stderr
 
 
-def test_two_replicas_behind_the_shipped_proxy(replica_env: dict[str, str],
-                                               tmp_path: Path) -> None:
+def test_two_replicas_behind_the_shipped_proxy(replica_env: dict[str, str], tmp_path: Path) -> None:
     from tests.e2e import helpers as e2e
 
     system_tool("nginx", "nginx")
     with ExitStack() as stack:
-        urls = [stack.enter_context(e2e.serve_app(replica_env, tmp_path / f"replica-{i}.log"))
-                for i in (1, 2)]
+        urls = [
+            stack.enter_context(e2e.serve_app(replica_env, tmp_path / f"replica-{i}.log"))
+            for i in (1, 2)
+        ]
         ports = [int(u.rsplit(":", 1)[1]) for u in urls]
         proxy = stack.enter_context(serve_nginx(nginx_prefix(tmp_path / "nginx", ports)))
         base = f"https://127.0.0.1:{proxy.https}"

@@ -19,6 +19,7 @@ from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, seeded_env, 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     if not CHROMIUM.is_file():
@@ -33,13 +34,17 @@ def chromium_path() -> str:
 def e2e_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment of a clinic seeded (in a child process) into a fresh data directory."""
     data = tmp_path_factory.mktemp("e2e") / "data"
-    return seeded_env(data, "from pathlib import Path; from tests.support.clinician_clinic import "
-                            f"seed_clinician_clinic; seed_clinician_clinic(Path({str(data)!r}))")
+    return seeded_env(
+        data,
+        "from pathlib import Path; from tests.support.clinician_clinic import "
+        f"seed_clinician_clinic; seed_clinician_clinic(Path({str(data)!r}))",
+    )
 
 
 @pytest.fixture(scope="session")
-def app_url(e2e_env: dict[str, str], chromium_path: str,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app_url(
+    e2e_env: dict[str, str], chromium_path: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The app over the small seeded clinic (:func:`serve_app`)."""
     with serve_app(e2e_env, tmp_path_factory.mktemp("e2e-log") / "streamlit.log") as url:
         yield url

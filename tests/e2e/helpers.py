@@ -23,8 +23,15 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = PROJECT_ROOT / "benchmarks" / "out"
 E2E_PASSWORD = "e2e-password-not-secret"
 
@@ -40,16 +47,29 @@ def seeded_env(data: Path, seed_code: str) -> dict[str, str]:
     process with that environment (CANDOR_* variables of the caller removed)."""
     data.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANDOR_")}
-    env.update(CANDOR_DATA_DIR=str(data), CANDOR_DEMO_PASSWORD=E2E_PASSWORD,
-               PYTHONPATH=str(PROJECT_ROOT))
-    done = subprocess.run([sys.executable, "-c", seed_code], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env.update(
+        CANDOR_DATA_DIR=str(data), CANDOR_DEMO_PASSWORD=E2E_PASSWORD, PYTHONPATH=str(PROJECT_ROOT)
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", seed_code],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return env
 
 
-def sign_in(page: Page, url: str, email: str, *, password: str = E2E_PASSWORD,
-            timeout_ms: float | None = None) -> None:
+def sign_in(
+    page: Page,
+    url: str,
+    email: str,
+    *,
+    password: str = E2E_PASSWORD,
+    timeout_ms: float | None = None,
+) -> None:
     """Open ``url`` and sign in through the form; returns once the app shows "Sign out"."""
     page.goto(url)
     page.get_by_role("textbox", name="Email").fill(email)
@@ -65,13 +85,30 @@ def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
     port = _free_port()
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false",
-             # Production-like: no reloading of modules edited while the test runs (a reloaded
-             # analysis.store.access would orphan the signed-in Actor in session state).
-             "--server.fileWatcherType", "none"],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+                # Production-like: no reloading of modules edited while the test runs (a reloaded
+                # analysis.store.access would orphan the signed-in Actor in session state).
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -83,8 +120,9 @@ def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not become healthy:\n"
-                                   + log_path.read_text()[-3000:])
+                raise RuntimeError(
+                    "streamlit did not become healthy:\n" + log_path.read_text()[-3000:]
+                )
             time.sleep(0.3)
         yield url
     finally:
@@ -115,7 +153,10 @@ def settled(page: Any, *, quiet_ms: float = 250, timeout_ms: float = 120_000) ->
             if (!ok) { window.__candorIdleSince = undefined; return false; }
             if (window.__candorIdleSince === undefined) window.__candorIdleSince = now;
             return now - window.__candorIdleSince >= quiet;
-        }""", arg=[APP_IDLE, quiet_ms], timeout=timeout_ms)
+        }""",
+        arg=[APP_IDLE, quiet_ms],
+        timeout=timeout_ms,
+    )
     page.evaluate("() => { window.__candorIdleSince = undefined; }")
 
 
@@ -129,7 +170,9 @@ def painted(page: Any, *, timeout_ms: float = 60_000) -> None:
                 .filter(e => e.getClientRects().length && e.checkVisibility());
             return shown('[data-testid="stDataFrame"]').every(g => g.querySelector('canvas'))
                 && shown('.js-plotly-plot').every(p => p.querySelector('.main-svg'));
-        }""", timeout=timeout_ms)
+        }""",
+        timeout=timeout_ms,
+    )
     _next_frames(page)
 
 

@@ -54,8 +54,9 @@ def rating_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def rating_url(rating_env: dict[str, str], chromium_path: str,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def rating_url(
+    rating_env: dict[str, str], chromium_path: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     with serve_app(rating_env, tmp_path_factory.mktemp("rating-e2e-log") / "streamlit.log") as url:
         yield url
 
@@ -73,15 +74,23 @@ def _db_rows(env: dict[str, str]) -> tuple[list[tuple], list[str], list[str]]:
     try:
         engine = db.make_engine(f"sqlite:///{Path(env['CANDOR_DATA_DIR']) / 'candor.sqlite3'}")
         with db.session_scope(engine) as s:
-            rated = [(a.rater_id, a.better_side, a.grade, a.left_is_baseline, a.change)
-                     for a in s.scalars(select(RatingAssignment)
-                                        .where(RatingAssignment.rated_at.is_not(None),
-                                               RatingAssignment.study_id == OPEN_STUDY))]
-            actions = [e.actor_email for e in s.scalars(
-                select(AuditEvent).where(AuditEvent.action == "rating.rate"))
-                if e.details.get("study_id") == OPEN_STUDY]
-            secrets = [p.code for p in s.scalars(select(Patient))] + \
-                      [v.performed_on.isoformat() for v in s.scalars(select(Session))]
+            rated = [
+                (a.rater_id, a.better_side, a.grade, a.left_is_baseline, a.change)
+                for a in s.scalars(
+                    select(RatingAssignment).where(
+                        RatingAssignment.rated_at.is_not(None),
+                        RatingAssignment.study_id == OPEN_STUDY,
+                    )
+                )
+            ]
+            actions = [
+                e.actor_email
+                for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "rating.rate"))
+                if e.details.get("study_id") == OPEN_STUDY
+            ]
+            secrets = [p.code for p in s.scalars(select(Patient))] + [
+                v.performed_on.isoformat() for v in s.scalars(select(Session))
+            ]
         engine.dispose()
     finally:
         if saved is None:
@@ -91,19 +100,22 @@ def _db_rows(env: dict[str, str]) -> tuple[list[tuple], list[str], list[str]]:
     return rated, actions, secrets
 
 
-def test_a_rater_rates_a_masked_pair(browser: Browser, rating_url: str, rating_env: dict[str, str],
-                                     screenshot_dir: Path) -> None:
+def test_a_rater_rates_a_masked_pair(
+    browser: Browser, rating_url: str, rating_env: dict[str, str], screenshot_dir: Path
+) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 2000})
     context.set_default_timeout(60_000)
     page = context.new_page()
     try:
         sign_in(page, rating_url, "clinician@demo.candor")
         settled(page)
-        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Blinded rating",
-                                                         exact=True).click()
+        page.get_by_test_id("stSidebarNav").get_by_role(
+            "link", name="Blinded rating", exact=True
+        ).click()
         page.get_by_role("heading", name="Blinded rating").wait_for()
         expect(page.get_by_role("combobox", name="Study")).to_have_value(
-            re.compile(r"^Study 2 · GAIS \(test\)$"))  # the open one, under a neutral label
+            re.compile(r"^Study 2 · GAIS \(test\)$")
+        )  # the open one, under a neutral label
         expect(page.get_by_text("Pair 1 of 6")).to_be_visible(timeout=180_000)
         settled(page)
         images = page.get_by_test_id("stImage")
@@ -115,9 +127,11 @@ def test_a_rater_rates_a_masked_pair(browser: Browser, rating_url: str, rating_e
             assert secret not in body, secret
 
         page.get_by_role("radiogroup", name="Which photo looks better?").get_by_text(
-            "Right photo", exact=True).click()
+            "Right photo", exact=True
+        ).click()
         page.get_by_role("radiogroup", name="How much better").get_by_text(
-            "1 – much improved", exact=True).click()
+            "1 – much improved", exact=True
+        ).click()
         page.get_by_role("button", name="Save rating").click()
         expect(page.get_by_text("Rating saved (1 of 6).")).to_be_visible(timeout=180_000)
         expect(page.get_by_text("Pair 2 of 6")).to_be_visible(timeout=180_000)
@@ -139,24 +153,28 @@ def test_a_rater_rates_a_masked_pair(browser: Browser, rating_url: str, rating_e
 
 
 def test_the_director_reads_a_closed_studys_results_and_exports_them(
-        browser: Browser, rating_url: str, rating_env: dict[str, str], screenshot_dir: Path) -> None:
+    browser: Browser, rating_url: str, rating_env: dict[str, str], screenshot_dir: Path
+) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 3600}, accept_downloads=True)
     context.set_default_timeout(60_000)
     page = context.new_page()
     try:
         sign_in(page, rating_url, "director@demo.candor")
         settled(page)
-        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Blinded rating",
-                                                         exact=True).click()
+        page.get_by_test_id("stSidebarNav").get_by_role(
+            "link", name="Blinded rating", exact=True
+        ).click()
         page.get_by_role("heading", name="Blinded rating").wait_for()
         settled(page)
         page.get_by_role("combobox", name="Study").click()
         page.get_by_role("option", name=re.compile(r"\(closed\)$")).click()
         settled(page)
         expect(page.get_by_text("Results: Demo:", exact=False)).to_be_visible()
-        for heading in ("Agreement between raters (first showings)",
-                        "Intra-rater agreement on the blinded repeats",
-                        "Responders by protocol: blinded against unblinded (same pairs)"):
+        for heading in (
+            "Agreement between raters (first showings)",
+            "Intra-rater agreement on the blinded repeats",
+            "Responders by protocol: blinded against unblinded (same pairs)",
+        ):
             expect(page.get_by_text(heading)).to_be_visible()
         painted(page)
         page.screenshot(path=screenshot_dir / "blinded-rating-3-results.png", full_page=True)
@@ -182,7 +200,9 @@ def _exports(env: dict[str, str]) -> list[str]:
 
     engine = db.make_engine(f"sqlite:///{Path(env['CANDOR_DATA_DIR']) / 'candor.sqlite3'}")
     with db.session_scope(engine) as s:
-        out = [e.actor_email for e in s.scalars(
-            select(AuditEvent).where(AuditEvent.action == "rating.export"))]
+        out = [
+            e.actor_email
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "rating.export"))
+        ]
     engine.dispose()
     return out

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 
-def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: str,
-                                                               tmp_path: Path,
-                                                               screenshot_dir: Path) -> None:
+def test_capture_a_photo_see_its_verdict_save_it_and_review_it(
+    page, app_url: str, tmp_path: Path, screenshot_dir: Path
+) -> None:
     sign_in(page, app_url, "clinician@demo.candor")
     page.get_by_role("heading", name="Patients").wait_for()
     settled(page)
@@ -41,7 +41,8 @@ def test_capture_a_photo_see_its_verdict_save_it_and_review_it(page, app_url: st
     ghost.wait_for()
     page.screenshot(path=screenshot_dir / "clinician-2-capture-verdict.png", full_page=True)
     badge = page.get_by_text(
-        re.compile(r"^\W*(\w+\s)?(Comparable|Check before comparing|Not comparable)$"))
+        re.compile(r"^\W*(\w+\s)?(Comparable|Check before comparing|Not comparable)$")
+    )
     expect(badge.first).to_be_visible(timeout=30_000)
     expect(page.get_by_text("follow-up.jpg").first).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Baseline ghost opacity")).to_be_visible(timeout=30_000)

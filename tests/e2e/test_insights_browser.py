@@ -30,18 +30,24 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-TALL: ViewportSize = {"width": 1400, "height": 5200}  # Streamlit scrolls inside the page: see it all at once
+TALL: ViewportSize = {
+    "width": 1400,
+    "height": 5200,
+}  # Streamlit scrolls inside the page: see it all at once
 
 
 @pytest.fixture(scope="module")
 def insights_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return seeded_env(tmp_path_factory.mktemp("insights-e2e") / "data",
-                      "from tests.support.insights_clinic import seed_insights_clinic; seed_insights_clinic()")
+    return seeded_env(
+        tmp_path_factory.mktemp("insights-e2e") / "data",
+        "from tests.support.insights_clinic import seed_insights_clinic; seed_insights_clinic()",
+    )
 
 
 @pytest.fixture(scope="module")
-def insights_url(insights_env: dict[str, str], chromium_path: str,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def insights_url(
+    insights_env: dict[str, str], chromium_path: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("insights-e2e-log") / "streamlit.log"
     with serve_app(insights_env, log_path) as url:
         yield url
@@ -49,8 +55,7 @@ def insights_url(insights_env: dict[str, str], chromium_path: str,
 
 @pytest.fixture
 def tab(browser: Browser, insights_url: str) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     context.set_default_timeout(180_000)  # the shared 2-core machine can be very loaded
     page = context.new_page()
     try:
@@ -68,14 +73,19 @@ def _audit_actions(env: dict[str, str], action: str) -> list[dict[str, object]]:
     engine = db.make_engine(f"sqlite:///{Path(env['CANDOR_DATA_DIR']) / 'candor.sqlite3'}")
     try:
         with db.session_scope(engine) as s:
-            return [dict(e.details, actor=e.actor_email, outcome=e.outcome) for e in s.scalars(
-                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id))]
+            return [
+                dict(e.details, actor=e.actor_email, outcome=e.outcome)
+                for e in s.scalars(
+                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+                )
+            ]
     finally:
         engine.dispose()
 
 
 def test_medical_director_compares_protocols_exports_and_traces_a_lot(
-        tab: Page, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path) -> None:
+    tab: Page, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path
+) -> None:
     page = tab
     sign_in(page, insights_url, "director@demo.candor")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Protocols").click()
@@ -88,8 +98,13 @@ def test_medical_director_compares_protocols_exports_and_traces_a_lot(
     page.get_by_role("heading", name="Export").wait_for()  # the last section: the run got there
     settled(page)
     painted(page)
-    for heading in ("Patients and completion", "Outcomes", "Reactions and adverse events",
-                    "Photo compliance by operator", "Model-based comparison (mixed model)"):
+    for heading in (
+        "Patients and completion",
+        "Outcomes",
+        "Reactions and adverse events",
+        "Photo compliance by operator",
+        "Model-based comparison (mixed model)",
+    ):
         expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=30_000)
     assert page.get_by_test_id("stPlotlyChart").count() >= 4
     n_labels = page.locator(".js-plotly-plot text", has_text="n=")
@@ -116,7 +131,8 @@ def test_medical_director_compares_protocols_exports_and_traces_a_lot(
 
 
 def test_consult_staff_see_a_de_identified_timeline_and_take_a_handout(
-        tab: Page, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path) -> None:
+    tab: Page, insights_url: str, insights_env: dict[str, str], screenshot_dir: Path
+) -> None:
     page = tab
     sign_in(page, insights_url, "consult@demo.candor")
     page.get_by_role("heading", name="Timelines").wait_for()
@@ -145,8 +161,9 @@ def test_consult_staff_see_a_de_identified_timeline_and_take_a_handout(
     assert exports[-1]["size_bytes"] == len(pdf)
 
 
-def test_timelines_on_a_two_patient_clinic_say_not_enough_data(page: Page, app_url: str,
-                                                                screenshot_dir: Path) -> None:
+def test_timelines_on_a_two_patient_clinic_say_not_enough_data(
+    page: Page, app_url: str, screenshot_dir: Path
+) -> None:
     """The clinician suite's clinic (two patients): no figure, a plain statement instead."""
     sign_in(page, app_url, "consult@demo.candor")
     page.get_by_role("heading", name="Timelines").wait_for()

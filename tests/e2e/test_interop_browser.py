@@ -23,8 +23,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def tab(browser: Browser, app_url: str) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 1400, "height": 1600}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
     context.set_default_timeout(120_000)  # the shared 2-core machine can be very loaded
     page = context.new_page()
     try:
@@ -33,8 +32,9 @@ def tab(browser: Browser, app_url: str) -> Iterator[Page]:
         context.close()
 
 
-def test_series_review_downloads_a_dicom_zip_that_validates(tab, app_url: str,
-                                                             tmp_path: Path) -> None:
+def test_series_review_downloads_a_dicom_zip_that_validates(
+    tab, app_url: str, tmp_path: Path
+) -> None:
     dciodvfy = system_tool("dciodvfy", "dicom3tools")
     page = tab
     sign_in(page, app_url, "clinician@demo.candor")
@@ -58,8 +58,6 @@ def test_series_review_downloads_a_dicom_zip_that_validates(tab, app_url: str,
         for name in dicoms:
             path = tmp_path / Path(name).name
             path.write_bytes(zf.read(name))
-            out = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True,
-                                 timeout=60)
-            errors = [ln for ln in (out.stdout + out.stderr).splitlines()
-                      if ln.startswith("Error")]
+            out = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True, timeout=60)
+            errors = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]
             assert errors == [], (name, errors)

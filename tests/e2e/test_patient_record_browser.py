@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 
-def test_register_a_patient_and_start_a_screened_series(page, app_url: str,
-                                                        screenshot_dir: Path) -> None:
+def test_register_a_patient_and_start_a_screened_series(
+    page, app_url: str, screenshot_dir: Path
+) -> None:
     sign_in(page, app_url, "clinician@demo.candor")
     settled(page)
     open_page(page, "Patient record")
@@ -43,12 +44,14 @@ def test_register_a_patient_and_start_a_screened_series(page, app_url: str,
         page.get_by_role("radiogroup", name=label).get_by_text("No", exact=True).click()
     page.get_by_role("button", name="Start series").click()
     expect(page.get_by_text("Series started: Skin booster, face.", exact=False)).to_be_visible(
-        timeout=30_000)
+        timeout=30_000
+    )
     settled(page)
     painted(page)
     page.screenshot(path=screenshot_dir / "patient-record-2-series.png", full_page=True)
 
     open_page(page, "Capture photos")
     expect(page.get_by_role("combobox", name="Patient and series")).to_have_value(
-        re.compile(r"^P-0900 · Skin booster, face · 0/3 sessions · active$"), timeout=30_000)
+        re.compile(r"^P-0900 · Skin booster, face · 0/3 sessions · active$"), timeout=30_000
+    )
     expect(page.get_by_role("button", name="Start session")).to_be_attached()

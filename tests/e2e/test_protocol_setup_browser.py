@@ -30,14 +30,16 @@ def test_director_defines_a_protocol(page: Page, app_url: str, screenshot_dir: P
     page.keyboard.press("Escape")
     page.get_by_role("button", name="Save protocol").click()
     expect(page.get_by_text("Protocol saved: Microneedling, face, 3 x monthly.")).to_be_visible(
-        timeout=30_000)
+        timeout=30_000
+    )
     settled(page)
     painted(page)
     page.screenshot(path=screenshot_dir / "protocol-setup.png", full_page=True)
     course = page.get_by_text("Expected course", exact=False).first
     course.scroll_into_view_if_needed()  # the saved protocol's course editor, below the tolerances
-    expect(page.get_by_text("Save the protocol with its endpoints and sessions first")).to_be_visible(
-        timeout=30_000)
+    expect(
+        page.get_by_text("Save the protocol with its endpoints and sessions first")
+    ).to_be_visible(timeout=30_000)
     page.screenshot(path=screenshot_dir / "protocol-setup-course.png")
     page.get_by_role("tab", name="Endpoints").click()
     page.get_by_role("button", name="Add endpoint").wait_for()
@@ -50,5 +52,8 @@ def test_director_defines_a_protocol(page: Page, app_url: str, screenshot_dir: P
     protocol = page.get_by_role("combobox", name="Protocol")
     protocol.wait_for()
     protocol.click()
-    expect(page.get_by_role("option", name="Microneedling, face, 3 x monthly · 3 sessions, "
-                                          "every 28 days")).to_be_visible(timeout=30_000)
+    expect(
+        page.get_by_role(
+            "option", name="Microneedling, face, 3 x monthly · 3 sessions, every 28 days"
+        )
+    ).to_be_visible(timeout=30_000)

@@ -22,8 +22,10 @@ from tests.support.nginx_proxy import nginx_prefix, routes_to, serve_nginx
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.s3]
 
-SEED = ("from pathlib import Path; from tests.support.clinician_clinic import seed_clinician_clinic; "
-        "seed_clinician_clinic(Path({data!r}))")
+SEED = (
+    "from pathlib import Path; from tests.support.clinician_clinic import seed_clinician_clinic; "
+    "seed_clinician_clinic(Path({data!r}))"
+)
 
 
 def _fresh_database(server_url: str, name: str) -> str:
@@ -37,7 +39,8 @@ def _fresh_database(server_url: str, name: str) -> str:
 
 def _go(page: object, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role(  # type: ignore[attr-defined]
-        "link", name=title, exact=True).click()
+        "link", name=title, exact=True
+    ).click()
     page.get_by_role("heading", name=title).first.wait_for()  # type: ignore[attr-defined]
 
 
@@ -59,8 +62,8 @@ def _wait_for(condition: object, timeout_s: float = 60) -> None:
 
 
 def test_two_browsers_on_two_replicas_keep_one_audit_chain(
-        postgres_server_url: str, s3_images: S3Images, browser: object,
-        tmp_path: Path) -> None:
+    postgres_server_url: str, s3_images: S3Images, browser: object, tmp_path: Path
+) -> None:
     from analysis.store import anchor, audit, db
     from analysis.store.models import AuditEvent
 
@@ -68,21 +71,35 @@ def test_two_browsers_on_two_replicas_keep_one_audit_chain(
     data = tmp_path / "data"
     data.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANDOR_")}
-    env.update(CANDOR_DATA_DIR=str(data), CANDOR_DATABASE_URL=url,
-               CANDOR_IMAGE_STORE=s3_images.url, CANDOR_DEMO_PASSWORD=E2E_PASSWORD,
-               CANDOR_AUDIT_ANCHOR=str(tmp_path / "audit.anchor"),
-               CANDOR_AUDIT_KEY_FILE=os.environ["CANDOR_AUDIT_KEY_FILE"],
-               CANDOR_TRUSTED_PROXY_HEADER="X-Forwarded-For", PYTHONPATH=str(PROJECT_ROOT))
-    done = subprocess.run([sys.executable, "-c", SEED.format(data=str(data))], cwd=PROJECT_ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    env.update(
+        CANDOR_DATA_DIR=str(data),
+        CANDOR_DATABASE_URL=url,
+        CANDOR_IMAGE_STORE=s3_images.url,
+        CANDOR_DEMO_PASSWORD=E2E_PASSWORD,
+        CANDOR_AUDIT_ANCHOR=str(tmp_path / "audit.anchor"),
+        CANDOR_AUDIT_KEY_FILE=os.environ["CANDOR_AUDIT_KEY_FILE"],
+        CANDOR_TRUSTED_PROXY_HEADER="X-Forwarded-For",
+        PYTHONPATH=str(PROJECT_ROOT),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SEED.format(data=str(data))],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
     engine = db.make_engine(url)
 
     def events_after(first_id: int) -> list[AuditEvent]:
         with db.session_scope(engine) as session:
-            rows = list(session.scalars(select(AuditEvent).where(AuditEvent.id > first_id)
-                                        .order_by(AuditEvent.id)))
+            rows = list(
+                session.scalars(
+                    select(AuditEvent).where(AuditEvent.id > first_id).order_by(AuditEvent.id)
+                )
+            )
             session.expunge_all()
             return rows
 
@@ -98,7 +115,8 @@ def test_two_browsers_on_two_replicas_keep_one_audit_chain(
         tabs = []
         for port in ports:
             context = browser.new_context(  # type: ignore[attr-defined]
-                ignore_https_errors=True, viewport={"width": 1400, "height": 1600})
+                ignore_https_errors=True, viewport={"width": 1400, "height": 1600}
+            )
             context.set_default_timeout(60_000)
             context.add_cookies([{"name": "candor_route", "value": routes[port], "url": base}])
             stack.callback(context.close)
@@ -108,6 +126,7 @@ def test_two_browsers_on_two_replicas_keep_one_audit_chain(
         # interleaved: sign in on both, then move between pages in turn
         sign_in(a, base, "clinician@demo.candor", timeout_ms=60_000)
         sign_in(b, base, "director@demo.candor", timeout_ms=60_000)
+
         def reads() -> int:
             return sum(1 for e in events_after(start) if e.action == "audit.read")
 
@@ -137,19 +156,27 @@ def test_two_browsers_on_two_replicas_keep_one_audit_chain(
     with db.session_scope(engine) as session:
         assert audit.verify_chain(session) == []
         assert anchor.verify_anchor(session) == []
-        failures = session.execute(text(
-            "SELECT failures FROM sign_in_throttle WHERE key LIKE :k"),
-            {"k": "%admin@demo.candor%"}).scalars().all()
+        failures = (
+            session.execute(
+                text("SELECT failures FROM sign_in_throttle WHERE key LIKE :k"),
+                {"k": "%admin@demo.candor%"},
+            )
+            .scalars()
+            .all()
+        )
     engine.dispose()
 
     ids = [e.id for e in events]
     assert len(set(ids)) == len(ids) and len({e.hash for e in events}) == len(events)
     assert len({e.prev_hash for e in events}) == len(events)  # no fork: one successor each
     sign_ins = [(e.actor_email, e.outcome) for e in events if e.action == "auth.sign_in"]
-    assert sorted(sign_ins[:2]) == [("clinician@demo.candor", "success"),
-                                    ("director@demo.candor", "success")]
+    assert sorted(sign_ins[:2]) == [
+        ("clinician@demo.candor", "success"),
+        ("director@demo.candor", "success"),
+    ]
     assert [(e.actor_email, e.outcome) for e in after if e.action == "auth.sign_in"] == [
-        ("admin@demo.candor", "failure")] * wrong
+        ("admin@demo.candor", "failure")
+    ] * wrong
     reads = [e for e in signed_in if e.action == "audit.read"]
     assert [e.actor_email for e in reads] == ["director@demo.candor"] * 3  # none lost or doubled
     assert max(failures) == wrong  # the counter saw the failures of both replicas

@@ -17,7 +17,9 @@ from tests.support.trichoscopy_synth import HAIR
 from tests.support.trichoscopy_synth import synthetic_scalp as _scalp
 
 
-def _matched(points: list[tuple[float, float]], centres: list[tuple[float, float]], tol: float) -> int:
+def _matched(
+    points: list[tuple[float, float]], centres: list[tuple[float, float]], tol: float
+) -> int:
     """Number of true centres with a detected point within ``tol`` px (greedy one-to-one)."""
     left = list(points)
     hit = 0
@@ -66,8 +68,9 @@ def test_device_overlays_are_ignored() -> None:
     over, _ = _scalp(10, seed=4, bar=True, bottom_bar=True, scale_bar=True)
     rp, ro = count_follicles(plain), count_follicles(over)
     assert all(y > 44 for _, y in ro.points_px)
-    assert not any(x < 560 and y > 1024 - 470 and _matched([(x, y)], centres, 60) == 0
-                   for x, y in ro.points_px), "a point sits on the scale bar"
+    assert not any(
+        x < 560 and y > 1024 - 470 and _matched([(x, y)], centres, 60) == 0 for x, y in ro.points_px
+    ), "a point sits on the scale bar"
     assert abs(ro.follicles - rp.follicles) <= 1
 
 
@@ -113,8 +116,13 @@ def test_rejects_non_images() -> None:
 
 
 def _cli(*args: str) -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", "analysis", "count-follicles", *args, "--json"],
-                         capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "analysis", "count-follicles", *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
@@ -130,10 +138,24 @@ def test_cli_contract_good_and_bad_files(tmp_path) -> None:
     empty.write_bytes(b"")
     tiny = tmp_path / "tiny.png"
     cv2.imwrite(str(tiny), np.zeros((8, 8, 3), np.uint8))
-    rows = _cli(str(good), str(bad), str(tmp_path / "missing.jpg"), str(empty), str(tiny), str(tmp_path),
-                "--mm-per-px", "0.0028")
-    assert [r["path"] for r in rows] == [str(good), str(bad), str(tmp_path / "missing.jpg"), str(empty),
-                                         str(tiny), str(tmp_path)]
+    rows = _cli(
+        str(good),
+        str(bad),
+        str(tmp_path / "missing.jpg"),
+        str(empty),
+        str(tiny),
+        str(tmp_path),
+        "--mm-per-px",
+        "0.0028",
+    )
+    assert [r["path"] for r in rows] == [
+        str(good),
+        str(bad),
+        str(tmp_path / "missing.jpg"),
+        str(empty),
+        str(tiny),
+        str(tmp_path),
+    ]
     g = rows[0]
     assert g["ok"] is True and g["method"] == METHOD and g["version"] == VERSION
     assert g["follicles"] == len(g["points_px"]) == sum(g["hairs_per_unit"])

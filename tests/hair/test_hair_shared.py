@@ -33,9 +33,13 @@ def test_counts_on_held_out_subjects_track_the_experts() -> None:
 
     imgs = _held_out_sample()
     assert len(imgs) >= 20
-    truth = np.array([len(ET.parse(ROOT / "annotations" / (p.stem + ".xml")).findall("object"))
-                      for p in imgs], float)
-    ours = np.array([count_follicles(cv2.imread(str(p))[..., ::-1].copy()).follicles for p in imgs], float)
+    truth = np.array(
+        [len(ET.parse(ROOT / "annotations" / (p.stem + ".xml")).findall("object")) for p in imgs],
+        float,
+    )
+    ours = np.array(
+        [count_follicles(cv2.imread(str(p))[..., ::-1].copy()).follicles for p in imgs], float
+    )
     assert abs(ours.sum() / truth.sum() - 1) < 0.10
     assert np.median(np.abs(ours - truth) / truth) < 0.20
     assert np.corrcoef(ours, truth)[0, 1] > 0.6

@@ -64,8 +64,10 @@ def test_kappa_of_identical_and_of_constant_ratings() -> None:
 
 def test_icc_2_1_matches_shrout_and_fleiss_1979() -> None:
     """Shrout & Fleiss (1979), Table 2: 6 targets x 4 judges; published ICC(2,1) = 0.29."""
-    data = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9],
-                     [6, 2, 4, 7]], dtype=float)
+    data = np.array(
+        [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]],
+        dtype=float,
+    )
     e = ag.icc_2_1(data)
     assert e.n is not None and e.value is not None
     assert e.n == 6 and round(e.value, 2) == 0.29
@@ -79,17 +81,22 @@ def test_icc_2_1_matches_shrout_and_fleiss_1979() -> None:
 
 #: Krippendorff (2011) "Computing Krippendorff's alpha-reliability", the 4 observers x 12 units
 #: example with missing values. Published: nominal 0.743, ordinal 0.815, interval 0.849.
-KRIPPENDORFF = np.array([
-    [1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
-    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
-    [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
-    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN]])
+KRIPPENDORFF = np.array(
+    [
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
+        [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN],
+    ]
+)
 
 
-@pytest.mark.parametrize("level,published", [("nominal", 0.743), ("ordinal", 0.815),
-                                             ("interval", 0.849)])
-def test_krippendorff_alpha_matches_the_published_example(level: ag.AlphaLevel,
-                                                          published: float) -> None:
+@pytest.mark.parametrize(
+    "level,published", [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849)]
+)
+def test_krippendorff_alpha_matches_the_published_example(
+    level: ag.AlphaLevel, published: float
+) -> None:
     e = ag.krippendorff_alpha(KRIPPENDORFF, level=level, reps=200, seed=1)
     assert e.value is not None
     assert round(e.value, 3) == published
@@ -138,8 +145,9 @@ def test_plan_shows_every_pair_once_plus_repeats_in_a_random_order_per_rater() -
     assert len({tuple(o) for o in orders.values()}) == 3  # each rater has their own order
     sides = [p.left_is_baseline for p in plan]
     assert 0 < sum(sides) < len(sides)
-    assert not [p for p in ag.plan_assignments(1, n_pairs=5, rater_ids=[1], repeat_share=0.0)
-                if p.repeat]
+    assert not [
+        p for p in ag.plan_assignments(1, n_pairs=5, rater_ids=[1], repeat_share=0.0) if p.repeat
+    ]
     with pytest.raises(ValueError):
         ag.plan_assignments(1, n_pairs=5, rater_ids=[1], repeat_share=1.5)
 
@@ -147,15 +155,30 @@ def test_plan_shows_every_pair_once_plus_repeats_in_a_random_order_per_rater() -
 def test_a_rating_becomes_a_change_whichever_side_the_follow_up_was_on() -> None:
     # GAIS-like: 1 = much improved, 3 = no change (best end 1)
     kw = dict(neutral=3.0, best=1.0)
-    assert ag.change_from_better_side(better_side="right", grade=1, left_is_baseline=True, **kw) == 2
-    assert ag.change_from_better_side(better_side="left", grade=1, left_is_baseline=False, **kw) == 2
-    assert ag.change_from_better_side(better_side="left", grade=2, left_is_baseline=True, **kw) == -1
-    assert ag.change_from_better_side(better_side="none", grade=None, left_is_baseline=True,
-                                      **kw) == 0
+    assert (
+        ag.change_from_better_side(better_side="right", grade=1, left_is_baseline=True, **kw) == 2
+    )
+    assert (
+        ag.change_from_better_side(better_side="left", grade=1, left_is_baseline=False, **kw) == 2
+    )
+    assert (
+        ag.change_from_better_side(better_side="left", grade=2, left_is_baseline=True, **kw) == -1
+    )
+    assert (
+        ag.change_from_better_side(better_side="none", grade=None, left_is_baseline=True, **kw) == 0
+    )
     with pytest.raises(ValueError):
         ag.change_from_better_side(better_side="right", grade=4, left_is_baseline=True, **kw)
     # a stand-alone severity scale (lower is better)
-    assert ag.change_from_scores(left_score=3, right_score=1, left_is_baseline=True,
-                                 higher_is_better=False) == 2
-    assert ag.change_from_scores(left_score=3, right_score=1, left_is_baseline=False,
-                                 higher_is_better=False) == -2
+    assert (
+        ag.change_from_scores(
+            left_score=3, right_score=1, left_is_baseline=True, higher_is_better=False
+        )
+        == 2
+    )
+    assert (
+        ag.change_from_scores(
+            left_score=3, right_score=1, left_is_baseline=False, higher_is_better=False
+        )
+        == -2
+    )

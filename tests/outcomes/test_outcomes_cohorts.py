@@ -23,15 +23,31 @@ ERYTHEMA = [(1, 1, 1), (1, 2, 2), (2, 1, 1), (3, 1, 3), (5, 2, 2), (6, 1, 1)]
 
 
 def hand_clinic(*, improvement: dict[int, tuple[float, ...]] = IMPROVEMENT) -> ClinicFrames:
-    protocols = frame([
-        (1, "Meso face", "mesotherapy", "face", 3, 28, ["face_frontal"], ["wrinkle"], "wrinkle",
-         {}),
-        (2, "PRP scalp", "prp", "scalp", 4, 28, ["scalp_vertex"], ["density"], "density", {}),
-    ], "protocols")
-    endpoints = frame([
-        ("wrinkle", "Wrinkle grade", "numeric", "grade", False, 1.0, 0.25, 0, 5, None),
-        ("density", "Hair density", "numeric", "hairs/cm2", True, 10.0, 4.0, None, None, None),
-    ], "endpoints")
+    protocols = frame(
+        [
+            (
+                1,
+                "Meso face",
+                "mesotherapy",
+                "face",
+                3,
+                28,
+                ["face_frontal"],
+                ["wrinkle"],
+                "wrinkle",
+                {},
+            ),
+            (2, "PRP scalp", "prp", "scalp", 4, 28, ["scalp_vertex"], ["density"], "density", {}),
+        ],
+        "protocols",
+    )
+    endpoints = frame(
+        [
+            ("wrinkle", "Wrinkle grade", "numeric", "grade", False, 1.0, 0.25, 0, 5, None),
+            ("density", "Hair density", "numeric", "hairs/cm2", True, 10.0, 4.0, None, None, None),
+        ],
+        "endpoints",
+    )
     patients: list[tuple[object, ...]] = []
     series: list[tuple[object, ...]] = []
     sessions: list[tuple[object, ...]] = []
@@ -42,8 +58,9 @@ def hand_clinic(*, improvement: dict[int, tuple[float, ...]] = IMPROVEMENT) -> C
     vid = 0
     for sid, imps in improvement.items():
         patients.append((sid, 1980 + sid, "female", 2))
-        series.append((sid, sid, 1, "smoother forehead", "dropped_out" if sid == 6 else
-                       "completed", START))
+        series.append(
+            (sid, sid, 1, "smoother forehead", "dropped_out" if sid == 6 else "completed", START)
+        )
         operator = 10 if sid <= 3 else 11
         for k, imp in enumerate((0.0, *imps), start=1):
             vid += 1
@@ -51,8 +68,21 @@ def hand_clinic(*, improvement: dict[int, tuple[float, ...]] = IMPROVEMENT) -> C
             sessions.append((vid, sid, k, START + timedelta(days=day), operator))
             raw.append((sid, vid, "wrinkle", BASELINE[sid] - imp))
             lot = ("A1", "Meso X") if sid <= 3 else ("B2", "Meso X")
-            treatments.append((vid, vid, sid, 1 if sid <= 3 else 2, lot[1], lot[0],
-                               date(2027, 1, 1), False, False, 2.0, None))
+            treatments.append(
+                (
+                    vid,
+                    vid,
+                    sid,
+                    1 if sid <= 3 else 2,
+                    lot[1],
+                    lot[0],
+                    date(2027, 1, 1),
+                    False,
+                    False,
+                    2.0,
+                    None,
+                )
+            )
             verdict = "baseline" if k == 1 else "pass"
             if (sid, k) == (4, 2):
                 verdict = "warn"
@@ -61,11 +91,35 @@ def hand_clinic(*, improvement: dict[int, tuple[float, ...]] = IMPROVEMENT) -> C
             photos.append((vid, vid, sid, k, "face_frontal", verdict))
             for s_, k_, dur in ERYTHEMA:
                 if (s_, k_) == (sid, k):
-                    reactions.append((len(reactions) + 1, vid, sid, "expected", "erythema",
-                                      "mild", 0, dur, True, False))
+                    reactions.append(
+                        (
+                            len(reactions) + 1,
+                            vid,
+                            sid,
+                            "expected",
+                            "erythema",
+                            "mild",
+                            0,
+                            dur,
+                            True,
+                            False,
+                        )
+                    )
             if (sid, k) == (4, 2):
-                reactions.append((len(reactions) + 1, vid, sid, "adverse", "bruising",
-                                  "moderate", 1, 5, True, False))
+                reactions.append(
+                    (
+                        len(reactions) + 1,
+                        vid,
+                        sid,
+                        "adverse",
+                        "bruising",
+                        "moderate",
+                        1,
+                        5,
+                        True,
+                        False,
+                    )
+                )
     for j, sid in enumerate((7, 8, 9)):  # protocol 2: only three patients
         patients.append((sid, 1970, "male", 3))
         series.append((sid, sid, 2, "", "active", START))
@@ -74,14 +128,19 @@ def hand_clinic(*, improvement: dict[int, tuple[float, ...]] = IMPROVEMENT) -> C
             sessions.append((vid, sid, k, START + timedelta(days=28 * (k - 1)), 10))
             raw.append((sid, vid, "density", 100.0 + 12 * (k - 1) + j))
     return build_frames(
-        patients=frame(patients, "patients"), protocols=protocols, endpoints=endpoints,
+        patients=frame(patients, "patients"),
+        protocols=protocols,
+        endpoints=endpoints,
         series=frame(series, "series"),
-        sessions=pd.DataFrame(sessions, columns=["session_id", "series_id", "number",
-                                                 "performed_on", "operator_id"]),
+        sessions=pd.DataFrame(
+            sessions, columns=["session_id", "series_id", "number", "performed_on", "operator_id"]
+        ),
         raw_measurements=frame(raw, "raw_measurements"),
         operators=frame([(10, "Dr Ada"), (11, "Dr Ben")], "operators"),
-        treatments=frame(treatments, "treatments"), reactions=frame(reactions, "reactions"),
-        photos=frame(photos, "photos"))
+        treatments=frame(treatments, "treatments"),
+        reactions=frame(reactions, "reactions"),
+        photos=frame(photos, "photos"),
+    )
 
 
 def _row(df: pd.DataFrame, **where: object) -> pd.Series:
@@ -146,8 +205,9 @@ def test_reaction_rates_per_100_sessions() -> None:
     ae = _row(c.reactions, protocol_id=1, kind="adverse", severity="moderate")
     low, high = poisson_ci(1)
     assert ae["rate_value"] == pytest.approx(100 / 17)
-    assert (ae["rate_ci_low"], ae["rate_ci_high"]) == pytest.approx((low * 100 / 17,
-                                                                     high * 100 / 17))
+    assert (ae["rate_ci_low"], ae["rate_ci_high"]) == pytest.approx(
+        (low * 100 / 17, high * 100 / 17)
+    )
     assert _row(c.reactions, protocol_id=1, kind="adverse", severity="severe")["events"] == 0
 
 
@@ -240,32 +300,49 @@ def test_ratings_made_against_baseline_use_their_no_change_anchor() -> None:
     and responders (rated "improved" or better), where a session-1 baseline would leave it empty."""
     from analysis.outcomes.endpoints import responders
 
-    endpoints = frame([
-        ("gais", "GAIS", "ordinal", None, False, 1.0, 0.45, 1, 5, 4.0),
-        ("density", "Hair density", "numeric", "hairs/cm2", True, 10.0, 4.0, None, None, None),
-    ], "endpoints")
+    endpoints = frame(
+        [
+            ("gais", "GAIS", "ordinal", None, False, 1.0, 0.45, 1, 5, 4.0),
+            ("density", "Hair density", "numeric", "hairs/cm2", True, 10.0, 4.0, None, None, None),
+        ],
+        "endpoints",
+    )
     series = frame([(s, s, 1, "", "completed", date(2026, 1, 1)) for s in (1, 2, 3)], "series")
     sessions = pd.DataFrame(
-        [(10 * s + k, s, k, date(2026, 1, 1) + timedelta(days=28 * (k - 1)))
-         for s in (1, 2, 3) for k in (1, 2, 3)],
-        columns=["session_id", "series_id", "number", "performed_on"])
+        [
+            (10 * s + k, s, k, date(2026, 1, 1) + timedelta(days=28 * (k - 1)))
+            for s in (1, 2, 3)
+            for k in (1, 2, 3)
+        ],
+        columns=["session_id", "series_id", "number", "performed_on"],
+    )
     gais = {1: (3, 2), 2: (4, 4), 3: (4, 5)}  # sessions 2 and 3
     raw = pd.DataFrame(
-        [(s, 10 * s + k, "gais", float(v)) for s, vals in gais.items()
-         for k, v in zip((2, 3), vals, strict=True)]
+        [
+            (s, 10 * s + k, "gais", float(v))
+            for s, vals in gais.items()
+            for k, v in zip((2, 3), vals, strict=True)
+        ]
         + [(1, 11, "density", 120.0), (1, 13, "density", 131.0)],
-        columns=["series_id", "session_id", "endpoint_code", "value"])
-    f = build_frames(patients=frame([(s, 1980, "female", 3) for s in (1, 2, 3)], "patients"),
-                     protocols=frame([(1, "PRP", "prp", "scalp", 3, 28, [], ["gais"], "gais", {})],
-                                     "protocols"),
-                     endpoints=endpoints, series=series, sessions=sessions, raw_measurements=raw)
+        columns=["series_id", "session_id", "endpoint_code", "value"],
+    )
+    f = build_frames(
+        patients=frame([(s, 1980, "female", 3) for s in (1, 2, 3)], "patients"),
+        protocols=frame([(1, "PRP", "prp", "scalp", 3, 28, [], ["gais"], "gais", {})], "protocols"),
+        endpoints=endpoints,
+        series=series,
+        sessions=sessions,
+        raw_measurements=raw,
+    )
     m = f.measurements
     g = m[m["endpoint_code"] == "gais"].set_index(["series_id", "session_number"])
     assert (g["baseline"] == 4.0).all()
     assert g.loc[(1, 3), "improvement"] == 2.0 and g.loc[(3, 3), "improvement"] == -1.0
     r = responders(m, endpoint_code="gais", mcid=1.0).set_index("series_id")["responder"]
     assert r.to_dict() == {1: True, 2: False, 3: False}
-    d = m[m["endpoint_code"] == "density"]  # measured at every session: session 1 stays the baseline
+    d = m[
+        m["endpoint_code"] == "density"
+    ]  # measured at every session: session 1 stays the baseline
     assert list(d["baseline"]) == [120.0, 120.0] and list(d["improvement"]) == [0.0, 11.0]
 
 
@@ -280,11 +357,20 @@ def test_trajectory_points_equal_mean_estimate_per_group(seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     rows = 400
-    m = pd.DataFrame({"series_id": rng.integers(1, 60, rows),
-                      "session_number": rng.integers(1, 9, rows),
-                      "change": rng.normal(1.0, 2.0, rows)})
-    rare = pd.DataFrame({"series_id": [1, 2, 3, 4], "session_number": 9,  # 2 patients only
-                         "change": rng.normal(1.0, 2.0, 4)})
+    m = pd.DataFrame(
+        {
+            "series_id": rng.integers(1, 60, rows),
+            "session_number": rng.integers(1, 9, rows),
+            "change": rng.normal(1.0, 2.0, rows),
+        }
+    )
+    rare = pd.DataFrame(
+        {
+            "series_id": [1, 2, 3, 4],
+            "session_number": 9,  # 2 patients only
+            "change": rng.normal(1.0, 2.0, 4),
+        }
+    )
     m = pd.concat([m, rare], ignore_index=True).drop_duplicates(["series_id", "session_number"])
     m["weeks_since_start"] = m["session_number"] * 3.0
     patient_of = pd.Series({sid: sid // 2 for sid in range(1, 60)})  # two series per patient
@@ -298,8 +384,10 @@ def test_trajectory_points_equal_mean_estimate_per_group(seed: int) -> None:
         assert row["label"] == est.label()
         if not est.insufficient:
             assert row["value"] == pytest.approx(est.value)
-            assert (row["ci_low"], row["ci_high"]) == (pytest.approx(est.low),
-                                                       pytest.approx(est.high))
+            assert (row["ci_low"], row["ci_high"]) == (
+                pytest.approx(est.low),
+                pytest.approx(est.high),
+            )
     assert got["insufficient"].any() and not got["insufficient"].all()
 
 

@@ -20,12 +20,15 @@ from analysis.outcomes.stats import (
 
 
 # Newcombe, Stat Med 1998;17:857-72, Table I, method 3 (Wilson score, no continuity correction).
-@pytest.mark.parametrize(("k", "n", "low", "high"), [
-    (81, 263, 0.2553, 0.3662),
-    (15, 148, 0.0624, 0.1605),
-    (0, 20, 0.0000, 0.1611),
-    (1, 29, 0.0061, 0.1718),
-])
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0000, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+    ],
+)
 def test_wilson_interval_matches_newcombe_table(k: int, n: int, low: float, high: float) -> None:
     got = wilson_ci(k, n)
     assert got == pytest.approx((low, high), abs=5e-5)

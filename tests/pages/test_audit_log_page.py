@@ -28,18 +28,21 @@ def clinic_dir(candor_env: Path) -> Iterator[Path]:
     """A data dir with a migrated database and two accounts (admin, clinician)."""
     db.upgrade()
     with db.session_scope() as session:
-        for email, role in (("admin@demo.candor", "admin"),
-                            ("clinician@demo.candor", "clinician")):
-            user_admin.create_user(session, SYSTEM, email=email, display_name=role, role=role,
-                                 password=PASSWORD)
+        for email, role in (("admin@demo.candor", "admin"), ("clinician@demo.candor", "clinician")):
+            user_admin.create_user(
+                session, SYSTEM, email=email, display_name=role, role=role, password=PASSWORD
+            )
     yield candor_env
     db.dispose_engines()
 
 
 def _events(action: str) -> list[AuditEvent]:
     with db.session_scope() as session:
-        return list(session.scalars(
-            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
+        return list(
+            session.scalars(
+                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+            )
+        )
 
 
 def _run_router(at: AppTest) -> AppTest:
@@ -129,10 +132,14 @@ def test_audit_log_page_filters_verifies_and_exports_with_audit(clinic_dir: Path
     assert not at.exception
     shown = at.dataframe[0].value
     assert list(shown["action"]) == ["auth.sign_in"] and list(shown["outcome"]) == ["failure"]
-    assert _events("audit.read")[-1].details["filters"] == {"action": "auth.*",
-                                                            "outcome": "failure"} | {
-        k: v for k, v in _events("audit.read")[-1].details["filters"].items()
-        if k in ("since", "until")}
+    assert _events("audit.read")[-1].details["filters"] == {
+        "action": "auth.*",
+        "outcome": "failure",
+    } | {
+        k: v
+        for k, v in _events("audit.read")[-1].details["filters"].items()
+        if k in ("since", "until")
+    }
 
     export = next(b for b in at.button if b.label == "Prepare CSV export")
     export.click().run()
@@ -181,8 +188,11 @@ def test_users_page_creates_accounts_and_changes_roles(clinic_dir: Path) -> None
     with db.session_scope() as session:
         assert session.get_one(User, user.id).role == "consult_staff"
     (change,) = _events("user.role_change")
-    assert change.details == {"email": "new.nurse@clinic.example", "from": "clinician",
-                              "to": "consult_staff"}
+    assert change.details == {
+        "email": "new.nurse@clinic.example",
+        "from": "clinician",
+        "to": "consult_staff",
+    }
     assert at.selectbox[0].value == user.id  # still the account just changed
     form = {t.label: t for t in at.text_input}
     form["New password"].input("another-long-password")
@@ -190,15 +200,21 @@ def test_users_page_creates_accounts_and_changes_roles(clinic_dir: Path) -> None
     assert not at.exception
     assert any("Password of new.nurse@clinic.example reset" in s.value for s in at.success)
     assert [e.details["email"] for e in _events("user.password_reset")] == [
-        "new.nurse@clinic.example"]
+        "new.nurse@clinic.example"
+    ]
     with db.session_scope() as session:
-        assert accounts.authenticate(session, email="new.nurse@clinic.example",
-                                     password="another-long-password") is not None
+        assert (
+            accounts.authenticate(
+                session, email="new.nurse@clinic.example", password="another-long-password"
+            )
+            is not None
+        )
         assert audit.verify_chain(session) == []
 
 
 def test_oidc_gate_maps_the_provider_identity_to_a_local_account(
-    clinic_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    clinic_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CANDOR_AUTH", "oidc")
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT_S)
@@ -222,7 +238,9 @@ def test_oidc_gate_maps_the_provider_identity_to_a_local_account(
     with db.session_scope() as session:
         assert session.scalar(select(SignInSession.method)) == "oidc"
     assert [(e.outcome, e.details["method"]) for e in _events("auth.sign_in")] == [
-        ("failure", "oidc"), ("success", "oidc")]
+        ("failure", "oidc"),
+        ("success", "oidc"),
+    ]
 
 
 def test_audit_log_days_are_the_clinics_days(clinic_dir: Path, monkeypatch) -> None:

@@ -45,9 +45,20 @@ def _open(actor: Actor) -> AppTest:
 
 
 def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in ("title", "subheader", "markdown", "caption",
-                                               "error", "warning", "success", "info")
-                     for e in getattr(at, kind))
+    return "\n".join(
+        str(e.value)
+        for kind in (
+            "title",
+            "subheader",
+            "markdown",
+            "caption",
+            "error",
+            "warning",
+            "success",
+            "info",
+        )
+        for e in getattr(at, kind)
+    )
 
 
 def _ok(at: AppTest) -> AppTest:
@@ -55,9 +66,12 @@ def _ok(at: AppTest) -> AppTest:
     return at
 
 
-def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clinic: RatingClinic) -> None:
-    director = Actor(user_id=clinic["director_id"], email=clinic["director_email"],
-                     role="medical_director")
+def test_director_creates_a_rater_rates_and_the_director_reads_the_results(
+    clinic: RatingClinic,
+) -> None:
+    director = Actor(
+        user_id=clinic["director_id"], email=clinic["director_email"], role="medical_director"
+    )
     at = _open(director)
     assert [t.label for t in at.tabs] == ["Studies", "New study", "Rate"]
     at.text_input(key="ns_title").input("Booster: baseline vs session 3")
@@ -75,17 +89,16 @@ def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clini
     with db.session_scope() as s:
         assert s.scalar(select(func.count(RatingAssignment.id))) == 3 * (6 + 1)
 
-    rater = Actor(user_id=clinic["clinician_id"], email=clinic["clinician_email"],
-                  role="clinician")
+    rater = Actor(user_id=clinic["clinician_id"], email=clinic["clinician_email"], role="clinician")
     at = _open(rater)
     assert [t.label for t in at.tabs] == ["Rate"]
     assert "Pair 1 of 7" in _texts(at)
     images = [image for image in at.get("image") if isinstance(image, Element)]
-    assert [c for image in images for c in image.captions] == ["Left photo",
-                                                                         "Right photo"]
+    assert [c for image in images for c in image.captions] == ["Left photo", "Right photo"]
     with db.session_scope() as s:
-        secrets = [p.code for p in s.scalars(select(Patient))] + \
-                  [v.performed_on.isoformat() for v in s.scalars(select(Session))]
+        secrets = [p.code for p in s.scalars(select(Patient))] + [
+            v.performed_on.isoformat() for v in s.scalars(select(Session))
+        ]
     screen = _texts(at) + " ".join(str(o) for sb in at.selectbox for o in sb.options)
     for secret in secrets + ["session 3", "Booster: baseline"]:
         assert secret not in screen, secret
@@ -97,7 +110,9 @@ def test_director_creates_a_rater_rates_and_the_director_reads_the_results(clini
     assert "Rating saved (1 of 7)" in _texts(at)
     assert "Pair 2 of 7" in _texts(at)
     with db.session_scope() as s:
-        done = list(s.scalars(select(RatingAssignment).where(RatingAssignment.rated_at.is_not(None))))
+        done = list(
+            s.scalars(select(RatingAssignment).where(RatingAssignment.rated_at.is_not(None)))
+        )
     assert len(done) == 1 and done[0].rater_id == clinic["clinician_id"]
     assert done[0].change == (2.0 if done[0].left_is_baseline else -2.0)
 
@@ -128,15 +143,22 @@ def test_a_missing_choice_is_named_and_nothing_is_saved(clinic: RatingClinic) ->
     from analysis.store.access import Actor as A
 
     with db.session_scope() as s:
-        rating.create_study(s, A(clinic["director_id"], clinic["director_email"],
-                                 "medical_director"),
-                            rating.StudySpec(title="t", endpoint_code="gais_test",
-                                             protocol_ids=(clinic["protocol_id"],),
-                                             views=("face_frontal",),
-                                             rater_ids=(clinic["clinician_id"],),
-                                             followup_session=3, seed=5))
-    at = _open(Actor(user_id=clinic["clinician_id"], email=clinic["clinician_email"],
-                     role="clinician"))
+        rating.create_study(
+            s,
+            A(clinic["director_id"], clinic["director_email"], "medical_director"),
+            rating.StudySpec(
+                title="t",
+                endpoint_code="gais_test",
+                protocol_ids=(clinic["protocol_id"],),
+                views=("face_frontal",),
+                rater_ids=(clinic["clinician_id"],),
+                followup_session=3,
+                seed=5,
+            ),
+        )
+    at = _open(
+        Actor(user_id=clinic["clinician_id"], email=clinic["clinician_email"], role="clinician")
+    )
     _ok(at.button[[b.label for b in at.button].index("Save rating")].click().run())
     assert "Which photo looks better" in " ".join(str(e.value) for e in at.error)
     with db.session_scope() as s:

@@ -11,11 +11,19 @@ from ui import insight_charts as charts
 
 
 def _figure():
-    df = pd.DataFrame({"x": [1, 2, 3], "median": [1.0, 2.0, 3.0], "q1": [0.5, 1.5, 2.5],
-                       "q3": [1.5, 2.5, 3.5], "n": [5, 5, 5],
-                       "insufficient": [False, False, False]})
-    return charts.median_iqr_figure(df, x="x", x_title="Session", y_title="Change",
-                                    title="Median change")
+    df = pd.DataFrame(
+        {
+            "x": [1, 2, 3],
+            "median": [1.0, 2.0, 3.0],
+            "q1": [0.5, 1.5, 2.5],
+            "q3": [1.5, 2.5, 3.5],
+            "n": [5, 5, 5],
+            "insufficient": [False, False, False],
+        }
+    )
+    return charts.median_iqr_figure(
+        df, x="x", x_title="Session", y_title="Change", title="Median change"
+    )
 
 
 def test_figures_carry_no_template_and_exports_get_one() -> None:

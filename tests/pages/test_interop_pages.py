@@ -26,8 +26,13 @@ DIRECTOR = Actor(user_id=None, email="director@demo.candor", role="medical_direc
 
 def _events() -> list[AuditEvent]:
     with db.session_scope() as s:
-        rows = list(s.scalars(select(AuditEvent).where(AuditEvent.action == service.ACTION)
-                              .order_by(AuditEvent.id)))
+        rows = list(
+            s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == service.ACTION)
+                .order_by(AuditEvent.id)
+            )
+        )
         s.expunge_all()
         return rows
 
@@ -44,10 +49,15 @@ def _open(path: str, actor: Actor, **state: object) -> AppTest:
 
 
 def test_series_review_prepares_an_audited_dicom_zip(seeded_clinic: dict[str, int]) -> None:
-    clinician = Actor(user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor",
-                      role="clinician")
-    at = _open("pages/series_review.py", clinician, candor_series_id=seeded_clinic["series_id"],
-               review_tab="Report")
+    clinician = Actor(
+        user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor", role="clinician"
+    )
+    at = _open(
+        "pages/series_review.py",
+        clinician,
+        candor_series_id=seeded_clinic["series_id"],
+        review_tab="Report",
+    )
     before = len(_events())
     assert not [b for b in at.get("download_button") if "export" in b.proto.label]
     next(b for b in at.button if b.label == "Prepare export").click()
@@ -59,8 +69,9 @@ def test_series_review_prepares_an_audited_dicom_zip(seeded_clinic: dict[str, in
 
 
 def test_patient_record_exports_the_patient_as_csv(seeded_clinic: dict[str, int]) -> None:
-    clinician = Actor(user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor",
-                      role="clinician")
+    clinician = Actor(
+        user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor", role="clinician"
+    )
     at = _open("pages/patient_record.py", clinician, candor_series_id=seeded_clinic["series_id"])
     next(s for s in at.selectbox if s.label == "Export format").set_value("csv")
     at.run()
@@ -83,14 +94,21 @@ def test_protocols_offers_the_director_the_analyst_tables(seeded_clinic: dict[st
 
 def test_analyst_tables_zip_holds_the_filtered_series(seeded_clinic: dict[str, int]) -> None:
     before = len(_events())
-    data = service.analyst_tables_download(DIRECTOR, series_ids=[seeded_clinic["series_id"]],
-                                           filters={"protocol_ids": [1]})
+    data = service.analyst_tables_download(
+        DIRECTOR, series_ids=[seeded_clinic["series_id"]], filters={"protocol_ids": [1]}
+    )
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = set(zf.namelist())
         rows = list(csv.DictReader(io.TextIOWrapper(zf.open("endpoint_values.csv"), "utf-8")))
         manifest = json.loads(zf.read("manifest.json"))
-    assert {"endpoint_values.csv", "treatments.csv", "reactions.csv", "data_dictionary.csv",
-            "endpoint_values.parquet", "manifest.json"} <= names
+    assert {
+        "endpoint_values.csv",
+        "treatments.csv",
+        "reactions.csv",
+        "data_dictionary.csv",
+        "endpoint_values.parquet",
+        "manifest.json",
+    } <= names
     assert [r["value"] for r in rows] == ["5", "4"]
     assert manifest["series"] == [seeded_clinic["series_id"]]
     (event,) = _events()[before:]
@@ -115,16 +133,25 @@ def test_record_visit_imports_a_trichoscope_file_after_a_dry_run(candor_env: Pat
 
     ids = seed_clinician_clinic(candor_env)
     with db.session_scope() as s:
-        s.add(EndpointDefinition(code="hair_density", name="Hair density", kind="numeric",
-                                 unit="hairs/cm²", scale_min=0, scale_max=1000))
+        s.add(
+            EndpointDefinition(
+                code="hair_density",
+                name="Hair density",
+                kind="numeric",
+                unit="hairs/cm²",
+                scale_min=0,
+                scale_max=1000,
+            )
+        )
         day1 = s.get_one(Visit, ids["session1_id"]).performed_on
 
     def count() -> int:
         with db.session_scope() as s:
             return s.scalars(select(func.count()).select_from(EndpointMeasurement)).one()
 
-    clinician = Actor(user_id=ids["clinician_user_id"], email="clinician@demo.candor",
-                      role="clinician")
+    clinician = Actor(
+        user_id=ids["clinician_user_id"], email="clinician@demo.candor", role="clinician"
+    )
     at = _open("pages/record_visit.py", clinician)
     before = count()
     bad = b"patient_code,date,area,density_per_cm2,colour\nP-0001,x,v,1,red\n"

@@ -26,8 +26,7 @@ APP = str(PROJECT_ROOT / "app.py")
 class OpenPage(Protocol):
     """The ``app`` fixture: open ``path`` through the router as the signed-in clinician."""
 
-    def __call__(self, path: str, *, series_id: int | None = None, **state: object) -> AppTest:
-        ...
+    def __call__(self, path: str, *, series_id: int | None = None, **state: object) -> AppTest: ...
 
 
 def _count(model: type[AuditEvent | Photo | Treatment], **where: object) -> int:
@@ -39,8 +38,11 @@ def _count(model: type[AuditEvent | Photo | Treatment], **where: object) -> int:
 
 
 def _texts(at: AppTest) -> str:
-    parts = [str(e.value) for kind in ("markdown", "caption", "error", "warning", "success", "info")
-             for e in getattr(at, kind)]
+    parts = [
+        str(e.value)
+        for kind in ("markdown", "caption", "error", "warning", "success", "info")
+        for e in getattr(at, kind)
+    ]
     return "\n".join(parts)
 
 
@@ -60,8 +62,11 @@ def _run(at: AppTest) -> AppTest:
 def app(seeded_clinic: dict[str, int]) -> OpenPage:
     def open_page(path: str, *, series_id: int | None = None, **state: object) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=120)
-        at.session_state[ACTOR_KEY] = Actor(user_id=seeded_clinic["clinician_user_id"],
-                                            email="clinician@demo.candor", role="clinician")
+        at.session_state[ACTOR_KEY] = Actor(
+            user_id=seeded_clinic["clinician_user_id"],
+            email="clinician@demo.candor",
+            role="clinician",
+        )
         if series_id is not None:
             at.session_state["candor_series_id"] = series_id
         for key, value in state.items():
@@ -69,17 +74,22 @@ def app(seeded_clinic: dict[str, int]) -> OpenPage:
         _run(at)
         at.switch_page(path)
         return _run(at)
+
     return open_page
 
 
-def test_patients_lists_the_series_and_search_narrows_it(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_patients_lists_the_series_and_search_narrows_it(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = app("pages/patients.py")
     table = at.dataframe[0].value
     assert set(table["patient_code"]) == {"P-0001", "P-0002"}
     # what a person reads: status words, and photo sets counted against the sessions so far
     assert set(table["status_label"]) <= {"Active", "Paused", "Completed", "Dropped out"}
     assert "status" not in table.columns and "photo_compliance" not in table.columns
-    assert all(re.fullmatch(r"\d+ of \d+ sessions?|no sessions yet", v) for v in table["photo_sets"])
+    assert all(
+        re.fullmatch(r"\d+ of \d+ sessions?|no sessions yet", v) for v in table["photo_sets"]
+    )
     at.text_input(key="patients_search").input("P-0002")
     _run(at)
     assert list(at.dataframe[0].value["patient_code"]) == ["P-0002"]
@@ -98,7 +108,9 @@ def test_patients_lists_the_series_and_search_narrows_it(app: OpenPage, seeded_c
     assert "No series match your search." in _texts(at)
 
 
-def test_capture_shows_the_verdict_and_saves_the_photo(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_capture_shows_the_verdict_and_saves_the_photo(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"])
     at.selectbox(key="capture_session_id").set_value(seeded_clinic["session2_id"])
     _run(at)
@@ -107,8 +119,9 @@ def test_capture_shows_the_verdict_and_saves_the_photo(app: OpenPage, seeded_cli
     _run(at)
     text = _texts(at)
     assert "visit.jpg" in text
-    assert any(label in text for label in ("Comparable", "Check before comparing",
-                                           "Not comparable")), text
+    assert any(
+        label in text for label in ("Comparable", "Check before comparing", "Not comparable")
+    ), text
     assert at.dataframe, "the per-check values are shown"
     assert [s.label for s in at.slider] == ["Baseline ghost opacity"]
     save = next(b for b in at.button if b.label == "Save photo")
@@ -119,8 +132,9 @@ def test_capture_shows_the_verdict_and_saves_the_photo(app: OpenPage, seeded_cli
     assert not [b for b in at.button if b.label == "Save photo"], "the saved upload is gone"
 
 
-def test_capture_view_can_be_corrected_and_a_retake_discards_the_upload(app: OpenPage, seeded_clinic: dict[str, int]
-                                                                          ) -> None:
+def test_capture_view_can_be_corrected_and_a_retake_discards_the_upload(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"])
     at.file_uploader[0].set_value(("side.jpg", astronaut_jpeg(shift_px=6), "image/jpeg"))
     _run(at)
@@ -138,12 +152,20 @@ def test_capture_view_can_be_corrected_and_a_retake_discards_the_upload(app: Ope
     assert _count(Photo) == before
 
 
-def test_saving_a_new_baseline_regrades_the_other_uploads_of_that_view(app: OpenPage, seeded_clinic: dict[str, int]
-                                                                         ) -> None:
-    at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"],
-             capture_session_id=seeded_clinic["session1_id"])
-    at.file_uploader[0].set_value([("one.jpg", astronaut_jpeg(shift_px=5), "image/jpeg"),
-                                   ("two.jpg", astronaut_jpeg(shift_px=7), "image/jpeg")])
+def test_saving_a_new_baseline_regrades_the_other_uploads_of_that_view(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
+    at = app(
+        "pages/capture_photos.py",
+        series_id=seeded_clinic["series_id"],
+        capture_session_id=seeded_clinic["session1_id"],
+    )
+    at.file_uploader[0].set_value(
+        [
+            ("one.jpg", astronaut_jpeg(shift_px=5), "image/jpeg"),
+            ("two.jpg", astronaut_jpeg(shift_px=7), "image/jpeg"),
+        ]
+    )
     _run(at)
     for _ in range(2):  # move both to a view with no baseline yet (one change per run)
         view = next(s for s in at.selectbox if s.label == "View" and s.value == "face_frontal")
@@ -155,11 +177,14 @@ def test_saving_a_new_baseline_regrades_the_other_uploads_of_that_view(app: Open
     _run(at)
     assert "Saved one.jpg as Face · lateral, patient's right" in _texts(at)
     assert "No baseline of this view yet" not in _texts(at)  # two.jpg now checked against one.jpg
-    assert any(label in _texts(at) for label in ("Comparable", "Check before comparing",
-                                                 "Not comparable"))
+    assert any(
+        label in _texts(at) for label in ("Comparable", "Check before comparing", "Not comparable")
+    )
 
 
-def test_capture_without_photo_consent_blocks_saving(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_capture_without_photo_consent_blocks_saving(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_no_consent_id"])
     assert "has not consented to clinical photography" in _texts(at)
     at.file_uploader[0].set_value(("p2.jpg", astronaut_jpeg(), "image/jpeg"))
@@ -171,17 +196,24 @@ def test_capture_without_photo_consent_blocks_saving(app: OpenPage, seeded_clini
     with db.session_scope() as s:
         from analysis.store.models import Series, Session
 
-        n = s.scalar(select(func.count(Photo.id)).join(Session).join(Series)
-                     .where(Series.id == seeded_clinic["series_no_consent_id"]))
+        n = s.scalar(
+            select(func.count(Photo.id))
+            .join(Session)
+            .join(Series)
+            .where(Series.id == seeded_clinic["series_no_consent_id"])
+        )
     assert n == 0
     assert [b for b in at.button if b.label == "Save photo"], "the upload is kept for later"
 
 
-def test_one_bad_file_in_a_batch_is_listed_and_the_others_survive(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_one_bad_file_in_a_batch_is_listed_and_the_others_survive(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"])
     pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
-    at.file_uploader[0].set_value([("scan.jpg", pdf, "image/jpeg"),
-                                   ("good.jpg", astronaut_jpeg(shift_px=2), "image/jpeg")])
+    at.file_uploader[0].set_value(
+        [("scan.jpg", pdf, "image/jpeg"), ("good.jpg", astronaut_jpeg(shift_px=2), "image/jpeg")]
+    )
     _run(at)
     errors = [str(e.value) for e in at.error]
     assert any("scan.jpg" in e and "PDF" in e for e in errors), errors
@@ -190,12 +222,21 @@ def test_one_bad_file_in_a_batch_is_listed_and_the_others_survive(app: OpenPage,
     assert [p.text for p in at.get("progress")] == ["Analysed 2 photo(s)"]
 
 
-def test_a_batch_of_comparable_photos_saves_in_one_click(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
-    at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"],
-             capture_session_id=seeded_clinic["session2_id"])
+def test_a_batch_of_comparable_photos_saves_in_one_click(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
+    at = app(
+        "pages/capture_photos.py",
+        series_id=seeded_clinic["series_id"],
+        capture_session_id=seeded_clinic["session2_id"],
+    )
     before = _count(Photo)
-    at.file_uploader[0].set_value([("a.jpg", astronaut_jpeg(shift_px=1), "image/jpeg"),
-                                   ("b.jpg", astronaut_jpeg(shift_px=3), "image/jpeg")])
+    at.file_uploader[0].set_value(
+        [
+            ("a.jpg", astronaut_jpeg(shift_px=1), "image/jpeg"),
+            ("b.jpg", astronaut_jpeg(shift_px=3), "image/jpeg"),
+        ]
+    )
     _run(at)
     passing = [b for b in at.button if b.label.startswith("Save all")]
     if not passing:
@@ -213,7 +254,9 @@ def _visit(app: OpenPage, seeded_clinic: dict[str, int]) -> AppTest:
     return _run(at)
 
 
-def test_record_visit_names_the_bad_field_and_keeps_what_was_typed(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_record_visit_names_the_bad_field_and_keeps_what_was_typed(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = _visit(app, seeded_clinic)
     before = _count(Treatment)
     at.text_input(key="tx_product").input("Booster HA")
@@ -241,7 +284,9 @@ def test_record_visit_names_the_bad_field_and_keeps_what_was_typed(app: OpenPage
         assert row.operator_id == seeded_clinic["clinician_user_id"]  # defaults to the signed-in
 
 
-def test_expired_lot_asks_for_a_reason_then_records_it(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_expired_lot_asks_for_a_reason_then_records_it(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = _visit(app, seeded_clinic)
     at.text_input(key="tx_product").input("Old booster")
     at.text_input(key="tx_lot").input("EXP-1")
@@ -260,7 +305,9 @@ def test_expired_lot_asks_for_a_reason_then_records_it(app: OpenPage, seeded_cli
         assert row.expired_at_use and row.override_reason.startswith("only lot")
 
 
-def test_red_flag_reaction_escalates_and_needs_an_escalation_note(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_red_flag_reaction_escalates_and_needs_an_escalation_note(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = _visit(app, seeded_clinic)
     at.radio(key="rx_kind").set_value("expected")
     at.selectbox(key="rx_term").set_value("blanching")
@@ -279,7 +326,9 @@ def test_red_flag_reaction_escalates_and_needs_an_escalation_note(app: OpenPage,
         assert row.red_flag and row.kind == "adverse"
 
 
-def test_endpoint_out_of_range_names_the_endpoint(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_endpoint_out_of_range_names_the_endpoint(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = _visit(app, seeded_clinic)
     at.number_input(key="ep_satisfaction").set_value(12.0)
     at.selectbox(key="ep_photo_score_7").set_value(3)
@@ -293,7 +342,9 @@ def test_endpoint_out_of_range_names_the_endpoint(app: OpenPage, seeded_clinic: 
     assert "2 measurement(s) saved." in _texts(at)
 
 
-def test_confounder_end_before_start_is_named_then_saved(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_confounder_end_before_start_is_named_then_saved(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = _visit(app, seeded_clinic)
     at.selectbox(key="cf_kind").set_value("hair_dye")
     at.date_input(key="cf_started").set_value(date.today() - timedelta(days=3))
@@ -301,8 +352,7 @@ def test_confounder_end_before_start_is_named_then_saved(app: OpenPage, seeded_c
     at.text_input(key="cf_details").input("box dye, dark brown")
     next(b for b in at.button if b.label == "Save confounder").click()
     _run(at)
-    assert any("End date" in str(e.value) and "before the start" in str(e.value)
-               for e in at.error)
+    assert any("End date" in str(e.value) and "before the start" in str(e.value) for e in at.error)
     assert at.text_input(key="cf_details").value == "box dye, dark brown"
     at.date_input(key="cf_ended").set_value(None)
     next(b for b in at.button if b.label == "Save confounder").click()
@@ -310,7 +360,9 @@ def test_confounder_end_before_start_is_named_then_saved(app: OpenPage, seeded_c
     assert "Confounder saved: hair dye." in _texts(at)
 
 
-def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = app("pages/series_review.py", series_id=seeded_clinic["series_id"])
     assert "P-0001" in _texts(at)
     assert len(at.get("plotly_chart")) == 1  # the timeline; other tabs run only when opened
@@ -330,12 +382,15 @@ def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(app: Ope
     at.segmented_control(key="review_mode").set_value("Overlay")
     _run(at)
     captions = _image_captions(at)
-    assert any("Session 1 → Session 2" in c and "aligned on eye and nose landmarks" in c
-               for c in captions), captions
+    assert any(
+        "Session 1 → Session 2" in c and "aligned on eye and nose landmarks" in c for c in captions
+    ), captions
     assert at.slider(key="review_alpha").value == 0.5
 
 
-def test_series_report_is_audited_before_download(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_series_report_is_audited_before_download(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = app("pages/series_review.py", series_id=seeded_clinic["series_id"], review_tab="Report")
     before = _count(AuditEvent, action="report.export")
     assert not at.get("download_button")
@@ -346,11 +401,13 @@ def test_series_report_is_audited_before_download(app: OpenPage, seeded_clinic: 
 
 
 def test_every_thumbnail_view_is_audited_and_withdrawal_hides_photos_on_the_next_rerun(
-        app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     from analysis.services import records
 
-    clinician = Actor(user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor",
-                      role="clinician")
+    clinician = Actor(
+        user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor", role="clinician"
+    )
     at = app("pages/series_review.py", series_id=seeded_clinic["series_id"])
     shown = len(at.get("image"))
     assert shown >= 3
@@ -363,17 +420,22 @@ def test_every_thumbnail_view_is_audited_and_withdrawal_hides_photos_on_the_next
     try:
         _run(at)
         assert len(at.get("image")) == 0
-        assert any("consent to clinical photography is not active" in str(w.value)
-                   for w in at.warning)
+        assert any(
+            "consent to clinical photography is not active" in str(w.value) for w in at.warning
+        )
     finally:
         with db.session_scope() as s:
             records.give_consent(s, clinician, patient_id=patient_id, scope="clinical_record")
 
 
-def test_a_comparison_writes_one_compare_event_not_two_views(app: OpenPage, seeded_clinic: dict[str, int]) -> None:
+def test_a_comparison_writes_one_compare_event_not_two_views(
+    app: OpenPage, seeded_clinic: dict[str, int]
+) -> None:
     at = app("pages/series_review.py", series_id=seeded_clinic["series_id"], review_tab="Compare")
-    views, compares = _count(AuditEvent, action="photo.view"), _count(AuditEvent,
-                                                                       action="photo.compare")
+    views, compares = (
+        _count(AuditEvent, action="photo.view"),
+        _count(AuditEvent, action="photo.compare"),
+    )
     at.selectbox(key="review_b").set_value(seeded_clinic["photo2_id"])
     _run(at)
     assert _count(AuditEvent, action="photo.compare") == compares + 1

@@ -121,9 +121,15 @@ def test_protocols_renders_for_the_medical_director(director_protocols: AppTest)
     at = director_protocols
     assert [t.value for t in at.title] == ["Protocols"]
     heads = [s.value for s in at.subheader]
-    for expected in ("Patients and completion", "Outcomes", "Reactions and adverse events",
-                     "Photo compliance by operator", "Model-based comparison (mixed model)",
-                     "Export", "Lot traceability"):
+    for expected in (
+        "Patients and completion",
+        "Outcomes",
+        "Reactions and adverse events",
+        "Photo compliance by operator",
+        "Model-based comparison (mixed model)",
+        "Export",
+        "Lot traceability",
+    ):
         assert expected in heads
     specs = _chart_specs(at)
     assert len(specs) >= 4  # trajectories (2 tabs), responders, rates, compliance
@@ -145,8 +151,7 @@ def test_protocols_filters_narrow_the_comparison(seeded_clinic: Path) -> None:
     assert any("Restricted to gate-passing series" in c.value for c in at.caption)
 
 
-def test_protocols_model_section_shows_estimate_or_the_failure(director_protocols: AppTest
-                                                               ) -> None:
+def test_protocols_model_section_shows_estimate_or_the_failure(director_protocols: AppTest) -> None:
     at = director_protocols
     metrics = {m.label: m.value for m in at.metric}
     failed = [e.value for e in at.error if "did not converge" in e.value]
@@ -175,8 +180,9 @@ def test_lot_trace_highlights_recalled_and_expired_lots(seeded_clinic: Path) -> 
 # --- Timelines -----------------------------------------------------------------------------------
 
 
-def test_timelines_renders_for_consult_staff_without_identifiers(consult_timelines: AppTest
-                                                                 ) -> None:
+def test_timelines_renders_for_consult_staff_without_identifiers(
+    consult_timelines: AppTest,
+) -> None:
     at = consult_timelines
     assert [t.value for t in at.title] == ["Timelines"]
     assert "What to expect" in [s.value for s in at.subheader]
@@ -228,8 +234,14 @@ def test_photo_pairs_respect_a_consent_withdrawal_on_the_next_run(seeded_clinic:
     assert shown == 4, "two pairs, before and after"
     clinician = _actor(*CLINICIAN)
     with db.session_scope() as s:
-        withdrawn = {c.patient_id for c in s.scalars(select(Consent).where(
-            Consent.scope == "consult_display", Consent.withdrawn_at.is_(None)))}
+        withdrawn = {
+            c.patient_id
+            for c in s.scalars(
+                select(Consent).where(
+                    Consent.scope == "consult_display", Consent.withdrawn_at.is_(None)
+                )
+            )
+        }
         for pid in withdrawn:
             records.withdraw_consent(s, clinician, patient_id=pid, scope="consult_display")
     try:
@@ -259,21 +271,41 @@ def test_exports_are_audited_before_the_bytes_are_returned(seeded_clinic: Path) 
         return made[-1]
 
     with pytest.raises(PermissionDenied):
-        audited_bytes(_actor(*CONSULT), make=make, action="cohort.export",
-                      object_type="protocol_comparison", object_id="1+2")
-    data = audited_bytes(_actor(*DIRECTOR), make=make, action="cohort.export",
-                         object_type="protocol_comparison", object_id="1+2",
-                         details={"table": "summary", "filters": {"date_from": date(2025, 1, 1),
-                                                                  "baseline_severity": (1.0, 3.0)}})
+        audited_bytes(
+            _actor(*CONSULT),
+            make=make,
+            action="cohort.export",
+            object_type="protocol_comparison",
+            object_id="1+2",
+        )
+    data = audited_bytes(
+        _actor(*DIRECTOR),
+        make=make,
+        action="cohort.export",
+        object_type="protocol_comparison",
+        object_id="1+2",
+        details={
+            "table": "summary",
+            "filters": {"date_from": date(2025, 1, 1), "baseline_severity": (1.0, 3.0)},
+        },
+    )
     assert data == b"a,b\n1,2\n"
     with db.session_scope() as s:
-        events = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "cohort.export")
-                                .order_by(AuditEvent.id.desc()).limit(2)))
+        events = list(
+            s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "cohort.export")
+                .order_by(AuditEvent.id.desc())
+                .limit(2)
+            )
+        )
     assert [e.outcome for e in events] == ["success", "denied"]
     assert events[0].details["size_bytes"] == len(data)
     assert events[0].details["table"] == "summary"
-    assert events[0].details["filters"] == {"date_from": "2025-01-01",
-                                            "baseline_severity": [1.0, 3.0]}
+    assert events[0].details["filters"] == {
+        "date_from": "2025-01-01",
+        "baseline_severity": [1.0, 3.0],
+    }
 
 
 # --- the demo clinic -----------------------------------------------------------------------------
@@ -284,9 +316,14 @@ def test_both_pages_render_on_the_demo_clinic(tmp_path: Path) -> None:
     role; the consult page carries no patient code."""
     data = tmp_path / "data"
     with _data_dir(data):
-        run = subprocess.run([sys.executable, "-m", "analysis", "demo", "--patients", "12",
-                              "--no-photos"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                             timeout=600, env={**os.environ})
+        run = subprocess.run(
+            [sys.executable, "-m", "analysis", "demo", "--patients", "12", "--no-photos"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ},
+        )
         assert run.returncode == 0, run.stderr
         from analysis.store import db
 
@@ -303,43 +340,65 @@ def test_both_pages_render_on_the_demo_clinic(tmp_path: Path) -> None:
 
 
 def _trajectory_rows() -> pd.DataFrame:
-    return pd.DataFrame({
-        "protocol_id": [1, 1, 1, 2, 2],
-        "session_number": [1, 2, 3, 1, 2],
-        "value": [0.0, -0.5, float("nan"), 0.0, -1.0],
-        "ci_low": [0.0, -0.9, float("nan"), 0.0, -1.4],
-        "ci_high": [0.0, -0.1, float("nan"), 0.0, -0.6],
-        "n": [8, 7, 2, 6, 6],
-        "insufficient": [False, False, True, False, False],
-        "label": ["0.0 (n=8)", "-0.5 (n=7)", "insufficient data (n=2)", "0.0 (n=6)", "-1.0 (n=6)"],
-    })
+    return pd.DataFrame(
+        {
+            "protocol_id": [1, 1, 1, 2, 2],
+            "session_number": [1, 2, 3, 1, 2],
+            "value": [0.0, -0.5, float("nan"), 0.0, -1.0],
+            "ci_low": [0.0, -0.9, float("nan"), 0.0, -1.4],
+            "ci_high": [0.0, -0.1, float("nan"), 0.0, -0.6],
+            "n": [8, 7, 2, 6, 6],
+            "insufficient": [False, False, True, False, False],
+            "label": [
+                "0.0 (n=8)",
+                "-0.5 (n=7)",
+                "insufficient data (n=2)",
+                "0.0 (n=6)",
+                "-1.0 (n=6)",
+            ],
+        }
+    )
 
 
 def test_trajectory_figure_draws_no_number_for_too_few_patients() -> None:
     from ui import insight_charts as charts
 
     df = _trajectory_rows()
-    fig = charts.trajectory_figure(df, x="session_number", protocol_names={1: "A", 2: "B"},
-                                   endpoint_name="Grade", unit="grade", higher_is_better=False,
-                                   x_title="Session")
+    fig = charts.trajectory_figure(
+        df,
+        x="session_number",
+        protocol_names={1: "A", 2: "B"},
+        endpoint_name="Grade",
+        unit="grade",
+        higher_is_better=False,
+        x_title="Session",
+    )
     lines = {t.name: t for t in fig.data if t.mode == "lines+markers+text"}
     assert list(lines["A"].x) == [1, 2], "session 3 (n=2) is not drawn"
     assert list(lines["A"].text) == ["n=8", "n=7"] and list(lines["B"].text) == ["n=6", "n=6"]
     assert "lower is better" in fig.layout.title.text
-    assert charts.withheld_points(df, x="session_number", group="protocol_id",
-                                  names={1: "A"}) == ["A: session number 3 (n=2)"]
+    assert charts.withheld_points(df, x="session_number", group="protocol_id", names={1: "A"}) == [
+        "A: session number 3 (n=2)"
+    ]
 
 
 def test_share_figure_writes_each_label_beside_its_bar() -> None:
     from ui import insight_charts as charts
 
-    df = pd.DataFrame({"operator": ["X", "Y"], "share_value": [0.8, float("nan")],
-                       "share_ci_low": [0.6, float("nan")], "share_ci_high": [0.9, float("nan")],
-                       "share_n": [30, 3], "share_insufficient": [False, True],
-                       "share_label": ["80.0% (95% CI 60.0% to 90.0%; n=30)",
-                                       "insufficient data (n=3)"]})
-    fig = charts.share_figure(df, category="operator", prefix="share_", title="t",
-                              category_title="")
+    df = pd.DataFrame(
+        {
+            "operator": ["X", "Y"],
+            "share_value": [0.8, float("nan")],
+            "share_ci_low": [0.6, float("nan")],
+            "share_ci_high": [0.9, float("nan")],
+            "share_n": [30, 3],
+            "share_insufficient": [False, True],
+            "share_label": ["80.0% (95% CI 60.0% to 90.0%; n=30)", "insufficient data (n=3)"],
+        }
+    )
+    fig = charts.share_figure(
+        df, category="operator", prefix="share_", title="t", category_title=""
+    )
     assert [a.text for a in fig.layout.annotations] == list(df["share_label"])
     assert list(fig.data[0].x) == [80.0, 0.0], "no bar for the insufficient row"
 
@@ -349,8 +408,9 @@ def test_chart_export_is_self_contained_with_plotly_embedded_once() -> None:
 
     from ui import insight_charts as charts
 
-    html = charts.charts_html([("One <b>", go.Figure()), ("Two", go.Figure())], title="T & U",
-                              notes=["n=5"]).decode()
+    html = charts.charts_html(
+        [("One <b>", go.Figure()), ("Two", go.Figure())], title="T & U", notes=["n=5"]
+    ).decode()
     assert html.count("plotly.js v") == 1, "the library is inlined once (works offline)"
     assert not re.search(r"<script[^>]*\ssrc=", html), "no script is fetched from anywhere"
     assert html.count("Plotly.newPlot") == 2

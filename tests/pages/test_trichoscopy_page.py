@@ -31,21 +31,34 @@ def clinic(candor_env: Path) -> dict[str, int]:
         users = user_admin.seed_demo_accounts(s)
         ids = {u.role: u.id for u in users}
         clin = Actor(user_id=ids["clinician"], email="clinician@demo.candor", role="clinician")
-        protocol = Protocol(name="PRP, scalp", modality="prp", target_area="scalp",
-                            planned_sessions=3, interval_days=28,
-                            required_views=["scalp_trichoscopy"], endpoint_codes=[])
+        protocol = Protocol(
+            name="PRP, scalp",
+            modality="prp",
+            target_area="scalp",
+            planned_sessions=3,
+            interval_days=28,
+            required_views=["scalp_trichoscopy"],
+            endpoint_codes=[],
+        )
         s.add(protocol)
         s.flush()
-        patient = records.create_patient(s, clin, code="P-0100", birth_year=1980, sex="male",
-                                         fitzpatrick=2)
+        patient = records.create_patient(
+            s, clin, code="P-0100", birth_year=1980, sex="male", fitzpatrick=2
+        )
         records.give_consent(s, clin, patient_id=patient.id, scope="clinical_record", at=YESTERDAY)
-        series = records.create_series(s, clin, patient_id=patient.id, protocol_id=protocol.id,
-                                       started_on=date(2026, 1, 5))
+        series = records.create_series(
+            s, clin, patient_id=patient.id, protocol_id=protocol.id, started_on=date(2026, 1, 5)
+        )
         visit = records.add_session(s, clin, series_id=series.id, performed_on=date(2026, 1, 5))
         data, _ = trichoscopy_png(10, seed=5)
         photo_id = add_trichoscopy_photo(s, clin, default_store(), session_id=visit.id, data=data)
-        return {"clinician": ids["clinician"], "director": ids["medical_director"],
-                "series_id": series.id, "session_id": visit.id, "photo_id": photo_id}
+        return {
+            "clinician": ids["clinician"],
+            "director": ids["medical_director"],
+            "series_id": series.id,
+            "session_id": visit.id,
+            "photo_id": photo_id,
+        }
 
 
 def _open(path: str, actor: Actor, **state: object) -> AppTest:
@@ -69,13 +82,17 @@ def _captions(at: AppTest) -> list[str]:
 
 
 def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in ("markdown", "caption", "error", "success", "info")
-                     for e in getattr(at, kind))
+    return "\n".join(
+        str(e.value)
+        for kind in ("markdown", "caption", "error", "success", "info")
+        for e in getattr(at, kind)
+    )
 
 
 def test_director_calibrates_then_clinician_counts_and_corrects(clinic: dict[str, int]) -> None:
-    director = Actor(user_id=clinic["director"], email="director@demo.candor",
-                     role="medical_director")
+    director = Actor(
+        user_id=clinic["director"], email="director@demo.candor", role="medical_director"
+    )
     at = _open("pages/protocol_setup.py", director)
     at.text_input(key="tri_cal_device").input("Trichoscope A")
     at.number_input(key="tri_cal_mag").set_value(70.0)
@@ -86,12 +103,19 @@ def test_director_calibrates_then_clinician_counts_and_corrects(clinic: dict[str
     with db.session_scope() as s:
         cal = s.scalar(select(DeviceCalibration))
         assert cal is not None and (cal.device, cal.mm_per_px, cal.set_by_id) == (
-            "Trichoscope A", 0.0027, clinic["director"])
+            "Trichoscope A",
+            0.0027,
+            clinic["director"],
+        )
         cal_id = cal.id
 
     clinician = Actor(user_id=clinic["clinician"], email="clinician@demo.candor", role="clinician")
-    at = _open("pages/capture_photos.py", clinician, candor_series_id=clinic["series_id"],
-               capture_session_id=clinic["session_id"])
+    at = _open(
+        "pages/capture_photos.py",
+        clinician,
+        candor_series_id=clinic["series_id"],
+        capture_session_id=clinic["session_id"],
+    )
     pid = clinic["photo_id"]
     assert "Not counted yet" in _captions(at)
     at.selectbox(key=f"tri_cal_{pid}").set_value(cal_id)
@@ -118,4 +142,7 @@ def test_director_calibrates_then_clinician_counts_and_corrects(clinic: dict[str
         row = s.scalar(select(PhotoFollicleCount).where(PhotoFollicleCount.photo_id == pid))
         assert row is not None
         assert (row.auto_count, row.confirmed_count, row.confirmed_by_id) == (
-            auto, auto + 2, clinic["clinician"])
+            auto,
+            auto + 2,
+            clinic["clinician"],
+        )

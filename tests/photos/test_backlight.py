@@ -27,10 +27,21 @@ def _photo(rgb: np.ndarray, lm: np.ndarray, view: str = "face_frontal") -> Photo
     m = measure_lighting(rgb, landmarks_px=lm)
     h, w = rgb.shape[:2]
     return PhotoMeasurement(
-        ok=True, face_found=True, view=view, width_px=w, height_px=h, ipd_px=42.0,
-        exposure_l=m.exposure_l, clipped_share=m.clipped_share, lab_median=m.lab_median,
-        light_side=m.light_side, light_side_sd=m.light_side_sd, exposure_sd_l=m.exposure_sd_l,
-        color_sd_ab=m.color_sd_ab, backlight_dl=m.backlight_dl, backlight_sd_l=m.backlight_sd_l,
+        ok=True,
+        face_found=True,
+        view=view,
+        width_px=w,
+        height_px=h,
+        ipd_px=42.0,
+        exposure_l=m.exposure_l,
+        clipped_share=m.clipped_share,
+        lab_median=m.lab_median,
+        light_side=m.light_side,
+        light_side_sd=m.light_side_sd,
+        exposure_sd_l=m.exposure_sd_l,
+        color_sd_ab=m.color_sd_ab,
+        backlight_dl=m.backlight_dl,
+        backlight_sd_l=m.backlight_sd_l,
     )
 
 
@@ -50,7 +61,7 @@ def _scenes() -> dict[str, np.ndarray]:
     pts = astronaut_landmarks()[:468, :2]
     face = _face_mask()
     behind = face == 0
-    behind[int(pts[:, 1].max()):] = False  # the window is behind the head, not the body
+    behind[int(pts[:, 1].max()) :] = False  # the window is behind the head, not the body
     window = rgb.copy()
     window[behind] = 245
     dark_face = np.where(face[..., None] > 0, 0.55, 1.0)
@@ -134,4 +145,3 @@ def test_not_assessed_on_scalp_views_or_without_a_visible_background() -> None:
     x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
     tight = np.ascontiguousarray(_scenes()["baseline"][y0:y1, x0:x1])
     assert np.isnan(surround_lightness(tight, lm - [x0, y0, 0]))
-

@@ -20,11 +20,27 @@ from analysis.photos.types import PhotoMeasurement
 
 YAW, PITCH, ROLL = 2.0, -1.0, 0.5  # the baseline's pose
 BASE = PhotoMeasurement(
-    path="baseline.jpg", ok=True, view="face_frontal", face_found=True,
-    width_px=3000, height_px=4000, yaw_deg=YAW, pitch_deg=PITCH, roll_deg=ROLL, ipd_px=300.0,
-    face_box=(1000.0, 1200.0, 2000.0, 2600.0), face_in_frame=True,
-    exposure_l=62.0, clipped_share=0.001, lab_median=(62.0, 12.0, 16.0), light_side=0.02,
-    backlight_dl=8.0, eye_open=0.30, mouth_open=0.02, smile=0.0, sharpness=40.0,
+    path="baseline.jpg",
+    ok=True,
+    view="face_frontal",
+    face_found=True,
+    width_px=3000,
+    height_px=4000,
+    yaw_deg=YAW,
+    pitch_deg=PITCH,
+    roll_deg=ROLL,
+    ipd_px=300.0,
+    face_box=(1000.0, 1200.0, 2000.0, 2600.0),
+    face_in_frame=True,
+    exposure_l=62.0,
+    clipped_share=0.001,
+    lab_median=(62.0, 12.0, 16.0),
+    light_side=0.02,
+    backlight_dl=8.0,
+    eye_open=0.30,
+    mouth_open=0.02,
+    smile=0.0,
+    sharpness=40.0,
 )
 
 
@@ -36,7 +52,14 @@ def test_identical_photos_pass_every_check() -> None:
     result = compare(BASE, follow())
     assert result.verdict == "pass"
     assert {c.name for c in result.checks} >= {
-        "pose", "distance", "lighting", "exposure", "color", "expression", "sharpness", "framing"
+        "pose",
+        "distance",
+        "lighting",
+        "exposure",
+        "color",
+        "expression",
+        "sharpness",
+        "framing",
     }
     assert all(c.status == "pass" for c in result.checks), [c for c in result.checks]
     assert result.reasons == []
@@ -46,8 +69,7 @@ def test_identical_photos_pass_every_check() -> None:
 @pytest.mark.parametrize(
     ("delta", "status", "says"),
     [
-        (+7.0, "warn",
-         ["further to the patient's left", "image right", "turn ~7° to their right"]),
+        (+7.0, "warn", ["further to the patient's left", "image right", "turn ~7° to their right"]),
         (-7.0, "warn", ["further to the patient's right", "image left", "turn ~7° to their left"]),
         (+12.0, "fail", ["patient's left", "turn ~12° to their right"]),
         (-12.0, "fail", ["patient's right", "turn ~12° to their left"]),
@@ -64,8 +86,10 @@ def test_yaw_message_names_the_patients_side(delta: float, status: str, says: li
 
 @pytest.mark.parametrize(
     ("delta", "says"),
-    [(+8.0, "chin ~8° higher than baseline — ask them to lower"),
-     (-8.0, "chin ~8° lower than baseline — ask them to raise")],
+    [
+        (+8.0, "chin ~8° higher than baseline — ask them to lower"),
+        (-8.0, "chin ~8° lower than baseline — ask them to raise"),
+    ],
 )
 def test_pitch_message(delta: float, says: str) -> None:
     check = compare(BASE, follow(pitch_deg=PITCH + delta)).check("pose")
@@ -74,8 +98,10 @@ def test_pitch_message(delta: float, says: str) -> None:
 
 @pytest.mark.parametrize(
     ("delta", "says"),
-    [(+4.0, ["clockwise", "patient's left shoulder", "toward their right shoulder"]),
-     (-4.0, ["counter-clockwise", "patient's right shoulder", "toward their left shoulder"])],
+    [
+        (+4.0, ["clockwise", "patient's left shoulder", "toward their right shoulder"]),
+        (-4.0, ["counter-clockwise", "patient's right shoulder", "toward their left shoulder"]),
+    ],
 )
 def test_roll_message_and_its_tighter_threshold(delta: float, says: list[str]) -> None:
     check = compare(BASE, follow(roll_deg=ROLL + delta)).check("pose")
@@ -103,8 +129,9 @@ def test_camera_closer_and_farther() -> None:
 
 
 def test_distance_is_normalised_by_width_when_resolutions_differ() -> None:
-    half = follow(width_px=1500, height_px=2000, ipd_px=150.0,
-                  face_box=(500.0, 600.0, 1000.0, 1300.0))
+    half = follow(
+        width_px=1500, height_px=2000, ipd_px=150.0, face_box=(500.0, 600.0, 1000.0, 1300.0)
+    )
     check = compare(BASE, half).check("distance")
     assert check.status == "pass" and check.value == pytest.approx(0.0, abs=1e-9)
     assert check.details["normalised_by"] == "image width"
@@ -112,8 +139,9 @@ def test_distance_is_normalised_by_width_when_resolutions_differ() -> None:
 
 
 def test_zoom_change_is_mentioned_with_the_size_change() -> None:
-    check = compare(replace(BASE, focal_length_35mm=26.0),
-                    follow(ipd_px=345.0, focal_length_35mm=52.0)).check("distance")
+    check = compare(
+        replace(BASE, focal_length_35mm=26.0), follow(ipd_px=345.0, focal_length_35mm=52.0)
+    ).check("distance")
     assert check.status == "fail" and "focal length differs" in check.message
 
 
@@ -161,11 +189,13 @@ def test_color_ignores_a_pure_exposure_change_and_names_the_cast() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "status", "says"),
-    [({"smile": 0.10}, "fail", "smiling more"),
-     ({"smile": -0.05}, "warn", "less smile"),
-     ({"eye_open": 0.20}, "warn", "eyes more closed"),
-     ({"eye_open": 0.45}, "fail", "eyes wider open"),
-     ({"mouth_open": 0.15}, "warn", "mouth more open")],
+    [
+        ({"smile": 0.10}, "fail", "smiling more"),
+        ({"smile": -0.05}, "warn", "less smile"),
+        ({"eye_open": 0.20}, "warn", "eyes more closed"),
+        ({"eye_open": 0.45}, "fail", "eyes wider open"),
+        ({"mouth_open": 0.15}, "warn", "mouth more open"),
+    ],
 )
 def test_expression_messages(changes: dict[str, float], status: str, says: str) -> None:
     check = compare(BASE, follow(**changes)).check("expression")
@@ -208,11 +238,14 @@ def test_missing_figures_are_not_assessed_and_do_not_fail() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "reason"),
-    [({"ok": False, "error": "not an image"}, "could not be measured: not an image"),
-     ({"face_found": False, "error": "face too small"}, "no face was found on the follow-up")],
+    [
+        ({"ok": False, "error": "not an image"}, "could not be measured: not an image"),
+        ({"face_found": False, "error": "face too small"}, "no face was found on the follow-up"),
+    ],
 )
-def test_a_failed_measurement_fails_the_comparison_with_its_reason(changes: dict[str, Any],
-                                                                   reason: str) -> None:
+def test_a_failed_measurement_fails_the_comparison_with_its_reason(
+    changes: dict[str, Any], reason: str
+) -> None:
     result = compare(BASE, follow(**changes))
     assert result.verdict == "fail"
     assert reason in result.check("measurement").message
@@ -226,8 +259,15 @@ def test_view_mismatch_fails() -> None:
 
 
 def test_scalp_view_without_face_is_not_a_failure_and_skips_pose() -> None:
-    scalp = PhotoMeasurement(ok=True, view="scalp_vertex", face_found=False, exposure_l=50.0,
-                             lab_median=(50.0, 8.0, 12.0), light_side=0.3, sharpness=20.0)
+    scalp = PhotoMeasurement(
+        ok=True,
+        view="scalp_vertex",
+        face_found=False,
+        exposure_l=50.0,
+        lab_median=(50.0, 8.0, 12.0),
+        light_side=0.3,
+        sharpness=20.0,
+    )
     result = compare(scalp, replace(scalp, light_side=-0.3))
     assert result.verdict == "pass"
     for name in ("pose", "expression", "lighting"):
@@ -294,8 +334,9 @@ def test_a_face_too_small_to_show_texture_fails_whatever_the_baseline() -> None:
     check = result.check("resolution")
     assert check.status == "fail" and "too small" in check.message
     assert "at least 40 px" in check.message
-    looser = compare(tiny_base, follow(ipd_px=35.0),
-                     tolerances=Tolerances.from_dict({"min_ipd_px": 30}))
+    looser = compare(
+        tiny_base, follow(ipd_px=35.0), tolerances=Tolerances.from_dict({"min_ipd_px": 30})
+    )
     assert looser.check("resolution").status == "pass"
 
 

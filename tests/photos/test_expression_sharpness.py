@@ -163,12 +163,20 @@ def test_yalefaces_expression_changes_are_flagged_against_normal() -> None:
     from analysis.photos.types import PhotoMeasurement
 
     def as_measurement(expr: ExpressionMeasure) -> PhotoMeasurement:
-        return PhotoMeasurement(ok=True, view="face_frontal", face_found=True,
-                                eye_open=expr.eye_open, mouth_open=expr.mouth_open,
-                                smile=expr.smile)
+        return PhotoMeasurement(
+            ok=True,
+            view="face_frontal",
+            face_found=True,
+            eye_open=expr.eye_open,
+            mouth_open=expr.mouth_open,
+            smile=expr.smile,
+        )
 
-    wanted = {"happy": ("smiling more", "mouth more open"), "sleepy": ("eyes more closed",),
-              "surprised": ("mouth more open",)}
+    wanted = {
+        "happy": ("smiling more", "mouth more open"),
+        "sleepy": ("eyes more closed",),
+        "surprised": ("mouth more open",),
+    }
     misses = []
     for n in range(1, 16):
         subject = f"subject{n:02d}"

@@ -35,6 +35,7 @@ HERE = "tests.photos.test_hostile_files"
 
 # ---- worker targets (module-level so the child process can import them by name) ----------------
 
+
 def _segfault(data: bytes, *, view: str | None) -> None:
     ctypes.string_at(0)  # read from the null pointer: SIGSEGV
 
@@ -61,6 +62,7 @@ def _echo(data: bytes, *, view: str | None) -> tuple[int, str | None, int]:
 
 
 # ---- worker ------------------------------------------------------------------------------------
+
 
 def _jpeg() -> bytes:
     buffer = io.BytesIO()
@@ -255,8 +257,14 @@ def test_damage_a_decoder_may_tolerate_gives_a_photo_or_a_clear_error(name: str)
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
-    "name", ["bomb_100000x100000.png", "zipbomb_12000x12000.png", "truncated.heic",
-             "polyglot_jpeg_zip.jpg", "pdf_renamed.jpg"]
+    "name",
+    [
+        "bomb_100000x100000.png",
+        "zipbomb_12000x12000.png",
+        "truncated.heic",
+        "polyglot_jpeg_zip.jpg",
+        "pdf_renamed.jpg",
+    ],
 )
 def test_worker_gives_the_same_clear_message_as_direct_ingest(
     name: str, monkeypatch: pytest.MonkeyPatch

@@ -54,9 +54,15 @@ def _decode(raw: bytes) -> np.ndarray:
 def _exif(**tags: object) -> Image.Exif:
     exif = Image.Exif()
     sub = exif.get_ifd(0x8769)
-    names = {"orientation": (exif, 0x0112), "datetime": (exif, 0x0132),
-             "original": (sub, 0x9003), "offset": (sub, 0x9011), "subsec": (sub, 0x9291),
-             "focal": (sub, 0x920A), "focal35": (sub, 0xA405)}
+    names = {
+        "orientation": (exif, 0x0112),
+        "datetime": (exif, 0x0132),
+        "original": (sub, 0x9003),
+        "offset": (sub, 0x9011),
+        "subsec": (sub, 0x9291),
+        "focal": (sub, 0x920A),
+        "focal35": (sub, 0xA405),
+    }
     for name, value in tags.items():
         ifd, tag = names[name]
         ifd[tag] = value
@@ -75,6 +81,7 @@ def astronaut() -> Image.Image:
 
 
 # ---- reading -----------------------------------------------------------------------------------
+
 
 def test_jpeg_is_read_as_rgb_within_max_side(astronaut: Image.Image) -> None:
     raw = _encode(astronaut.resize((1600, 1200)), "JPEG")
@@ -113,8 +120,12 @@ def test_every_exif_orientation_is_applied(
     stored = upright
     for method in STORE_AS[orientation]:
         stored = stored.transpose(method)
-    raw = _encode(stored, fmt, exif=_exif(orientation=orientation),
-                  **({"quality": 95} if fmt == "JPEG" else {}))
+    raw = _encode(
+        stored,
+        fmt,
+        exif=_exif(orientation=orientation),
+        **({"quality": 95} if fmt == "JPEG" else {}),
+    )
     photo = read_photo(raw, max_side=2000)
     assert photo.exif_orientation == orientation
     assert (photo.width_px, photo.height_px) == (300, 200)
@@ -142,8 +153,9 @@ def test_orientation_is_applied_to_the_reduced_jpeg_decode(upright: Image.Image)
 
 def test_heic_is_read_upright_and_reports_the_stored_orientation(upright: Image.Image) -> None:
     exif = _exif(orientation=6, original="2024:05:01 10:00:00", offset="-04:00", focal=5.7)
-    raw = _encode(upright.transpose(Image.Transpose.ROTATE_90), "HEIF", quality=90,
-                  exif=exif.tobytes())
+    raw = _encode(
+        upright.transpose(Image.Transpose.ROTATE_90), "HEIF", quality=90, exif=exif.tobytes()
+    )
     assert sniff(raw) == "HEIF"
     photo = read_photo(raw)
     assert photo.format == "HEIF"
@@ -155,8 +167,9 @@ def test_heic_is_read_upright_and_reports_the_stored_orientation(upright: Image.
 
 
 def test_capture_time_with_offset_becomes_utc(astronaut: Image.Image) -> None:
-    exif = _exif(original="2024:05:01 10:00:00", offset="+02:00", subsec="25",
-                 focal=4.2, focal35=26)
+    exif = _exif(
+        original="2024:05:01 10:00:00", offset="+02:00", subsec="25", focal=4.2, focal35=26
+    )
     photo = read_photo(_encode(astronaut, "JPEG", exif=exif))
     assert photo.taken_at_utc == datetime(2024, 5, 1, 8, 0, 0, 250000, tzinfo=UTC)
     assert photo.focal_length_mm == pytest.approx(4.2)
@@ -203,6 +216,7 @@ def test_out_of_range_orientation_is_treated_as_upright(
 
 # ---- pixel modes ---------------------------------------------------------------------------------
 
+
 def test_alpha_is_composited_on_white() -> None:
     rgba = np.zeros((80, 80, 4), np.uint8)
     rgba[:, :40] = (255, 0, 0, 255)  # opaque red on the left, fully transparent on the right
@@ -242,6 +256,7 @@ def test_16_bit_grey_is_scaled_not_clipped() -> None:
 
 
 # ---- limits and sources --------------------------------------------------------------------
+
 
 def test_pillow_guards_are_set_globally() -> None:
     assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS
@@ -291,6 +306,7 @@ def test_trailing_bytes_after_a_jpeg_are_tolerated(astronaut: Image.Image) -> No
 
 # ---- clean_original ------------------------------------------------------------------------------
 
+
 def _app_segment(marker: int, payload: bytes) -> bytes:
     return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
 
@@ -307,13 +323,23 @@ GPS[0x010F] = "SecretCam"
 @pytest.mark.parametrize("progressive", [False, True])
 def test_upright_jpeg_is_cleaned_losslessly(progressive: bool, astronaut: Image.Image) -> None:
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    base = _encode(astronaut, "JPEG", quality=90, exif=GPS, icc_profile=icc,
-                   comment=b"Patient Jane", progressive=progressive)
-    raw = _with_segments(
-        base,
-        _app_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>Jane</x:xmpmeta>"),
-        _app_segment(0xED, b"Photoshop 3.0\x008BIM\x04\x04IPTC Jane"),
-    ) + b"trailing secret"
+    base = _encode(
+        astronaut,
+        "JPEG",
+        quality=90,
+        exif=GPS,
+        icc_profile=icc,
+        comment=b"Patient Jane",
+        progressive=progressive,
+    )
+    raw = (
+        _with_segments(
+            base,
+            _app_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>Jane</x:xmpmeta>"),
+            _app_segment(0xED, b"Photoshop 3.0\x008BIM\x04\x04IPTC Jane"),
+        )
+        + b"trailing secret"
+    )
     clean = clean_original(raw)
     assert clean.media_type == "image/jpeg" and clean.extension == ".jpg"
     assert (clean.width_px, clean.height_px) == (512, 512)
@@ -374,8 +400,9 @@ def test_png_is_cleaned_to_png_with_identical_pixels_and_alpha(astronaut: Image.
 def test_heic_is_cleaned_to_an_upright_jpeg(upright: Image.Image) -> None:
     exif = _exif(orientation=6)
     exif[0x010F] = "SecretCam"
-    raw = _encode(upright.transpose(Image.Transpose.ROTATE_90), "HEIF", quality=90,
-                  exif=exif.tobytes())
+    raw = _encode(
+        upright.transpose(Image.Transpose.ROTATE_90), "HEIF", quality=90, exif=exif.tobytes()
+    )
     clean = clean_original(raw)
     assert clean.media_type == "image/jpeg" and (clean.width_px, clean.height_px) == (300, 200)
     assert b"SecretCam" not in clean.data and b"Exif" not in clean.data
@@ -388,15 +415,15 @@ def test_streamlit_config_matches_the_ingest_limits() -> None:
 
     from analysis.photos.ingest import DEFAULT_MAX_BYTES
 
-    config = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml")
-                           .read_text())
+    config = tomllib.loads(
+        (Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text()
+    )
     assert config["server"]["maxUploadSize"] * 1024 * 1024 == DEFAULT_MAX_BYTES
     assert config["server"]["enableXsrfProtection"] is True
     assert config["client"]["showErrorDetails"] == "none"
     assert config["client"]["toolbarMode"] == "minimal"
     assert config["client"]["disableDataExport"] is True
     assert config["browser"]["gatherUsageStats"] is False
-
 
 
 @pytest.mark.parametrize(
@@ -496,12 +523,16 @@ def test_a_12_mp_jpeg_is_decoded_at_quarter_scale_without_resampling() -> None:
 def _personal_icc() -> bytes:
     """An sRGB profile whose description names a person, as a monitor calibration might."""
     icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
-    tags = {bytes(icc[132 + 12 * i:136 + 12 * i]): int.from_bytes(icc[136 + 12 * i:140 + 12 * i], "big")
-            for i in range(int.from_bytes(icc[128:132], "big"))}
+    tags = {
+        bytes(icc[132 + 12 * i : 136 + 12 * i]): int.from_bytes(
+            icc[136 + 12 * i : 140 + 12 * i], "big"
+        )
+        for i in range(int.from_bytes(icc[128:132], "big"))
+    }
     desc = tags[b"desc"]
-    assert icc[desc:desc + 4] == b"mluc"
-    at = desc + int.from_bytes(icc[desc + 24:desc + 28], "big")  # first record's string
-    icc[at:at + 16] = "Dr Jane".encode("utf-16-be") + b"\x00\x00"
+    assert icc[desc : desc + 4] == b"mluc"
+    at = desc + int.from_bytes(icc[desc + 24 : desc + 28], "big")  # first record's string
+    icc[at : at + 16] = "Dr Jane".encode("utf-16-be") + b"\x00\x00"
     return bytes(icc)
 
 
@@ -518,7 +549,8 @@ def test_icc_profile_text_is_blanked_and_colours_are_unchanged(astronaut: Image.
         with Image.open(io.BytesIO(clean.data)) as stored:
             kept = stored.info["icc_profile"]
         assert "Dr Jane" not in ImageCms.getProfileDescription(
-            ImageCms.ImageCmsProfile(io.BytesIO(kept)))
+            ImageCms.ImageCmsProfile(io.BytesIO(kept))
+        )
         srgb = ImageCms.createProfile("sRGB")
         before = ImageCms.profileToProfile(astronaut, io.BytesIO(icc), srgb)
         after = ImageCms.profileToProfile(astronaut, io.BytesIO(kept), srgb)
@@ -530,13 +562,15 @@ def test_malformed_or_split_icc_profiles_are_handled() -> None:
     assert scrub_icc_text(icc[:100]) is None  # too short
     assert scrub_icc_text(b"x" * 200) is None  # no acsp signature
     broken = bytearray(icc)
-    broken[132 + 4:132 + 8] = (10 ** 6).to_bytes(4, "big")  # first tag points past the end
+    broken[132 + 4 : 132 + 8] = (10**6).to_bytes(4, "big")  # first tag points past the end
     assert scrub_icc_text(bytes(broken)) is None
     # a profile split over two APP2 chunks is rejoined, scrubbed and split the same way
     jpeg = _encode(Image.new("RGB", (64, 64), "grey"), "JPEG")
     half = len(icc) // 2
-    chunks = [_app_segment(0xE2, b"ICC_PROFILE\x00" + bytes([i + 1, 2]) + part)
-              for i, part in enumerate((icc[:half], icc[half:]))]
+    chunks = [
+        _app_segment(0xE2, b"ICC_PROFILE\x00" + bytes([i + 1, 2]) + part)
+        for i, part in enumerate((icc[:half], icc[half:]))
+    ]
     cleaned = strip_jpeg_metadata(_with_segments(jpeg, *chunks))
     assert cleaned is not None
     with Image.open(io.BytesIO(cleaned)) as stored:

@@ -56,8 +56,13 @@ _mutation = st.one_of(
     st.tuples(st.just("insert"), st.integers(0, 10**6), st.binary(min_size=1, max_size=16)),
     st.tuples(st.just("delete"), st.integers(0, 10**6), st.integers(1, 64)),
     st.tuples(st.just("truncate"), st.integers(0, 10**6), st.just(0)),
-    st.tuples(st.just("extreme"), st.integers(0, 10**6), st.sampled_from(
-        [b"\xff\xff", b"\x00\x00", b"\x7f\xff\xff\xff", b"\xff\xd9", b"\xff\xda", b"IEND"])),
+    st.tuples(
+        st.just("extreme"),
+        st.integers(0, 10**6),
+        st.sampled_from(
+            [b"\xff\xff", b"\x00\x00", b"\x7f\xff\xff\xff", b"\xff\xd9", b"\xff\xda", b"IEND"]
+        ),
+    ),
 )
 
 
@@ -72,13 +77,13 @@ def _mutate(raw: bytes, mutations: list[tuple[str, int, int | bytes]], *, start:
             out[pos] ^= 1 << arg
         elif kind in ("set", "extreme"):
             assert isinstance(arg, bytes)
-            out[pos:pos + len(arg)] = arg
+            out[pos : pos + len(arg)] = arg
         elif kind == "insert":
             assert isinstance(arg, bytes)
             out[pos:pos] = arg
         elif kind == "delete":
             assert isinstance(arg, int)
-            del out[pos:pos + arg]
+            del out[pos : pos + arg]
         elif kind == "truncate":
             del out[pos:]
     return bytes(out)
@@ -87,14 +92,16 @@ def _mutate(raw: bytes, mutations: list[tuple[str, int, int | bytes]], *, start:
 def _png_chunks(raw: bytes) -> Iterator[tuple[bytes, bytes]]:
     pos = 8
     while pos + 8 <= len(raw):
-        length, kind = struct.unpack(">I4s", raw[pos:pos + 8])
-        yield kind, raw[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", raw[pos : pos + 8])
+        yield kind, raw[pos + 8 : pos + 8 + length]
         pos += 12 + length
 
 
 def _png_with_fixed_crcs(chunks: list[tuple[bytes, bytes]]) -> bytes:
     body = b"".join(
-        struct.pack(">I", len(payload)) + kind + payload
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
         + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
         for kind, payload in chunks
     )
@@ -164,7 +171,7 @@ def test_png_mutated_inside_a_chunk_with_valid_crc_is_read_or_refused(
 @FUZZ
 @given(mutations=st.lists(_mutation, min_size=1, max_size=4))
 def test_jpeg_mutated_in_its_header_segments_is_read_or_refused(
-    mutations: list[tuple[str, int, int | bytes]]
+    mutations: list[tuple[str, int, int | bytes]],
 ) -> None:
     raw = SEEDS["JPEG"]
     header_end = raw.index(b"\xff\xda") + 14  # up to the first scan's header
@@ -185,8 +192,10 @@ _ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 @pytest.mark.timeout(300)
 @FUZZ
-@given(mutations=st.lists(_mutation, min_size=1, max_size=6),
-       split=st.integers(min_value=1, max_value=len(_ICC) - 1))
+@given(
+    mutations=st.lists(_mutation, min_size=1, max_size=6),
+    split=st.integers(min_value=1, max_value=len(_ICC) - 1),
+)
 def test_mutated_icc_profile_never_breaks_the_lossless_clean(
     mutations: list[tuple[str, int, int | bytes]], split: int
 ) -> None:
@@ -196,8 +205,14 @@ def test_mutated_icc_profile_never_breaks_the_lossless_clean(
 
     icc = _mutate(_ICC, mutations, start=0)
     segments = b"".join(
-        b"\xff\xe2" + struct.pack(">H", len(part) + 16) + b"ICC_PROFILE\x00" + bytes([i + 1, 2]) + part
-        for i, part in enumerate((icc[:split], icc[split:])) if len(part) + 16 < 65536)
+        b"\xff\xe2"
+        + struct.pack(">H", len(part) + 16)
+        + b"ICC_PROFILE\x00"
+        + bytes([i + 1, 2])
+        + part
+        for i, part in enumerate((icc[:split], icc[split:]))
+        if len(part) + 16 < 65536
+    )
     raw = SEEDS["JPEG"][:2] + segments + SEEDS["JPEG"][2:]
     cleaned = strip_jpeg_metadata(raw)
     assert cleaned is not None

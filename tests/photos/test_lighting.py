@@ -27,9 +27,15 @@ def mirrored_landmarks(lm: np.ndarray, width: int) -> np.ndarray:
 
 def measurement(rgb: np.ndarray, lm: np.ndarray | None) -> PhotoMeasurement:
     light = measure_lighting(rgb, landmarks_px=lm)
-    return PhotoMeasurement(ok=True, view="face_frontal", face_found=True,
-                            exposure_l=light.exposure_l, clipped_share=light.clipped_share,
-                            lab_median=light.lab_median, light_side=light.light_side)
+    return PhotoMeasurement(
+        ok=True,
+        view="face_frontal",
+        face_found=True,
+        exposure_l=light.exposure_l,
+        clipped_share=light.clipped_share,
+        lab_median=light.lab_median,
+        light_side=light.light_side,
+    )
 
 
 def test_skin_mask_lies_on_the_face_and_leaves_out_eyes_and_mouth() -> None:
@@ -57,8 +63,10 @@ def test_face_side_is_positive_on_the_image_right_of_the_midline() -> None:
 def test_darkening_lowers_exposure_monotonically(use_landmarks: bool) -> None:
     img = data.astronaut()
     lm = astronaut_landmarks() if use_landmarks else None
-    values = [measure_lighting(scaled(img, k), landmarks_px=lm).exposure_l
-              for k in (1.0, 0.8, 0.6, 0.4, 0.2)]
+    values = [
+        measure_lighting(scaled(img, k), landmarks_px=lm).exposure_l
+        for k in (1.0, 0.8, 0.6, 0.4, 0.2)
+    ]
     assert all(a > b + 2 for a, b in pairwise(values)), values
 
 
@@ -72,8 +80,10 @@ def test_overexposure_raises_the_clipped_share() -> None:
 def test_warm_white_balance_shift_raises_delta_e_and_is_named_warmer() -> None:
     img, lm = data.astronaut(), astronaut_landmarks()
     base = measurement(img, lm)
-    shifts = [compare(base, measurement(scaled(img, np.array([1 + k, 1.0, 1 - k])), lm))
-              .check("color") for k in (0.0, 0.05, 0.12, 0.25)]
+    shifts = [
+        compare(base, measurement(scaled(img, np.array([1 + k, 1.0, 1 - k])), lm)).check("color")
+        for k in (0.0, 0.05, 0.12, 0.25)
+    ]
     de: list[float] = []
     for c in shifts:
         assert c.value is not None, c
@@ -96,8 +106,9 @@ def test_side_shading_sign_follows_the_bright_side_and_flips_when_mirrored() -> 
     flat = measure_lighting(img, landmarks_px=lm).light_side
     lit_right = scaled(img, horizontal_ramp(img.shape, 0.4, 1.2, face_span(lm)))
     right = measure_lighting(lit_right, landmarks_px=lm).light_side
-    mirror = measure_lighting(np.ascontiguousarray(lit_right[:, ::-1]),
-                              landmarks_px=mirrored_landmarks(lm, img.shape[1])).light_side
+    mirror = measure_lighting(
+        np.ascontiguousarray(lit_right[:, ::-1]), landmarks_px=mirrored_landmarks(lm, img.shape[1])
+    ).light_side
     assert right > flat + 0.05
     assert mirror < -flat - 0.05
     # the face is nearly symmetric, so mirroring negates the measure up to the face's own asymmetry
@@ -156,8 +167,9 @@ def test_face_outside_the_image_gives_nan_not_an_error() -> None:
 # ---------------------------------------------------------------- lighting fit on rendered faces
 
 
-def render_lambertian(lm: np.ndarray, light_dir: np.ndarray, *, ambient: float = 0.0,
-                      size: int = 1024) -> np.ndarray:
+def render_lambertian(
+    lm: np.ndarray, light_dir: np.ndarray, *, ambient: float = 0.0, size: int = 1024
+) -> np.ndarray:
     """Paint the mesh's vertices with Lambertian shading ``ambient + max(0, l . n)`` (grey).
 
     ``light_dir`` points from the face toward the light, in camera axes (x right, y down, z away
@@ -277,6 +289,7 @@ def test_clipped_share_counts_pixels_with_any_channel_at_the_ends() -> None:
     pixels = rng.integers(0, 256, (20000, 3), dtype=np.uint8)
     expected = float(((pixels <= CLIP_LOW) | (pixels >= CLIP_HIGH)).any(axis=-1).mean())
     assert _clipped(pixels) == pytest.approx(expected, abs=1e-12)
-    edge = np.array([[CLIP_LOW, 100, 100], [CLIP_LOW + 1, 100, CLIP_HIGH - 1], [100, CLIP_HIGH, 100]],
-                    np.uint8)
+    edge = np.array(
+        [[CLIP_LOW, 100, 100], [CLIP_LOW + 1, 100, CLIP_HIGH - 1], [100, CLIP_HIGH, 100]], np.uint8
+    )
     assert _clipped(edge) == pytest.approx(2 / 3)

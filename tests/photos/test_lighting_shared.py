@@ -57,10 +57,18 @@ def _measure(path: Path, *, pad: float) -> PhotoMeasurement:
     lm = np.asarray(found.points_px, float) - [px, py, 0]
     light = measure_lighting(rgb, landmarks_px=lm)
     return PhotoMeasurement(
-        path=str(path), ok=True, view="face_frontal", face_found=True, width_px=w, height_px=h,
-        exposure_l=light.exposure_l, clipped_share=light.clipped_share,
-        lab_median=light.lab_median, light_side=light.light_side,
-        light_side_sd=light.light_side_sd, exposure_sd_l=light.exposure_sd_l,
+        path=str(path),
+        ok=True,
+        view="face_frontal",
+        face_found=True,
+        width_px=w,
+        height_px=h,
+        exposure_l=light.exposure_l,
+        clipped_share=light.clipped_share,
+        lab_median=light.lab_median,
+        light_side=light.light_side,
+        light_side_sd=light.light_side_sd,
+        exposure_sd_l=light.exposure_sd_l,
         color_sd_ab=light.color_sd_ab,
     )
 
@@ -84,9 +92,15 @@ def test_yaleb_side_light_is_flagged_and_named_from_the_patients_side(subject: s
     base = _yaleb(subject, 0, 0)
     from_right = compare(base, _yaleb(subject, +50, 0)).check("lighting")  # image left lit
     from_left = compare(base, _yaleb(subject, -50, 0)).check("lighting")  # image right lit
-    assert from_right.status in ("warn", "fail") and from_right.value is not None and from_right.value < 0
+    assert (
+        from_right.status in ("warn", "fail")
+        and from_right.value is not None
+        and from_right.value < 0
+    )
     assert "patient's right (image left)" in from_right.message
-    assert from_left.status in ("warn", "fail") and from_left.value is not None and from_left.value > 0
+    assert (
+        from_left.status in ("warn", "fail") and from_left.value is not None and from_left.value > 0
+    )
     assert "patient's left (image right)" in from_left.message
 
 

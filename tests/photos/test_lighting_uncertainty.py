@@ -30,8 +30,11 @@ def _measured(factor: float, noise: float) -> lighting.LightingMeasure:
     """astronaut() downscaled by ``factor`` with Gaussian noise of ``noise`` 8-bit levels."""
     rgb = np.ascontiguousarray(data.astronaut())
     lm = astronaut_landmarks() * factor
-    small = rgb if factor == 1.0 else cv2.resize(rgb, None, fx=factor, fy=factor,
-                                                 interpolation=cv2.INTER_AREA)
+    small = (
+        rgb
+        if factor == 1.0
+        else cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    )
     rng = np.random.default_rng(7)
     noisy = np.clip(small + rng.normal(0.0, noise, small.shape), 0, 255).astype(np.uint8)
     return measure_lighting(noisy, landmarks_px=lm)
@@ -39,10 +42,19 @@ def _measured(factor: float, noise: float) -> lighting.LightingMeasure:
 
 def _as_photo(m: lighting.LightingMeasure, **changes: Any) -> PhotoMeasurement:
     photo = PhotoMeasurement(
-        ok=True, face_found=True, view="face_frontal", width_px=512, height_px=512,
-        ipd_px=42.0, exposure_l=m.exposure_l, clipped_share=m.clipped_share,
-        lab_median=m.lab_median, light_side=m.light_side, light_side_sd=m.light_side_sd,
-        exposure_sd_l=m.exposure_sd_l, color_sd_ab=m.color_sd_ab,
+        ok=True,
+        face_found=True,
+        view="face_frontal",
+        width_px=512,
+        height_px=512,
+        ipd_px=42.0,
+        exposure_l=m.exposure_l,
+        clipped_share=m.clipped_share,
+        lab_median=m.lab_median,
+        light_side=m.light_side,
+        light_side_sd=m.light_side_sd,
+        exposure_sd_l=m.exposure_sd_l,
+        color_sd_ab=m.color_sd_ab,
     )
     return replace(photo, **changes)
 
@@ -111,8 +123,9 @@ def test_verdicts_use_the_range_pass_borderline_fail() -> None:
         return compare(base, replace(base, light_side=fv, light_side_sd=sd)).check("lighting")
 
     assert lighting_of(just_over).status == "pass"
-    old_rule = compare(replace(base, light_side_sd=None),
-                       replace(base, light_side=just_over, light_side_sd=None)).check("lighting")
+    old_rule = compare(
+        replace(base, light_side_sd=None), replace(base, light_side=just_over, light_side_sd=None)
+    ).check("lighting")
     assert old_rule.status == "warn" and old_rule.uncertainty is None  # the plain thresholds
     straddling = lighting_of(0.44 + 0.5 * k_sd)
     assert straddling.status == "warn"
@@ -129,14 +142,19 @@ def test_exposure_and_colour_are_graded_on_their_ranges() -> None:
     assert base.exposure_l is not None
     just_over = replace(base, exposure_l=base.exposure_l + 6.0 + 0.5 * 1.645 * sd_l)
     assert compare(base, just_over).check("exposure").status == "pass"
-    assert compare(replace(base, exposure_sd_l=None),
-                   replace(just_over, exposure_sd_l=None)).check("exposure").status == "warn"
+    assert (
+        compare(replace(base, exposure_sd_l=None), replace(just_over, exposure_sd_l=None))
+        .check("exposure")
+        .status
+        == "warn"
+    )
     assert base.exposure_l is not None
     far = replace(base, exposure_l=base.exposure_l + 12.0 + 3 * sd_l)
     assert compare(base, far).check("exposure").status == "fail"
     assert base.lab_median is not None
-    cast = replace(base, lab_median=(base.lab_median[0], base.lab_median[1],
-                                     base.lab_median[2] + 30.0))
+    cast = replace(
+        base, lab_median=(base.lab_median[0], base.lab_median[1], base.lab_median[2] + 30.0)
+    )
     color = compare(base, cast).check("color")
     assert color.status is not None and color.uncertainty is not None
     assert color.status == "fail" and color.uncertainty > 0
@@ -151,8 +169,16 @@ def test_json_keeps_its_fields_and_adds_uncertainty_per_lighting_check() -> None
     checks = {c["name"]: c for c in out["checks"]}
     for name in ("lighting", "exposure", "color"):
         c = checks[name]
-        assert {"name", "status", "value", "unit", "warn_at", "fail_at", "message",
-                "details"} <= set(c)
+        assert {
+            "name",
+            "status",
+            "value",
+            "unit",
+            "warn_at",
+            "fail_at",
+            "message",
+            "details",
+        } <= set(c)
         assert c["status"] == "pass"
         assert c["uncertainty"] > 0
         low, high = c["range"]
@@ -178,8 +204,7 @@ def test_measure_photo_fills_the_lighting_uncertainty() -> None:
 
 
 def test_older_records_without_uncertainty_keep_the_plain_rule() -> None:
-    base = _as_photo(_measured(1.0, 10.0), light_side_sd=None, exposure_sd_l=None,
-                     color_sd_ab=None)
+    base = _as_photo(_measured(1.0, 10.0), light_side_sd=None, exposure_sd_l=None, color_sd_ab=None)
     assert base.light_side is not None
     result = compare(base, replace(base, light_side=base.light_side + 0.23))
     check = result.check("lighting")

@@ -50,8 +50,16 @@ def rotate_clockwise(rgb: np.ndarray, angle_deg: float) -> np.ndarray:
 def test_astronaut_is_measured_with_all_fields(reference: PhotoMeasurement) -> None:
     assert reference.error is None
     assert (reference.width_px, reference.height_px) == (512, 512)
-    assert reference.yaw_deg is not None and reference.pitch_deg is not None and reference.roll_deg is not None
-    assert abs(reference.yaw_deg) < 10 and abs(reference.pitch_deg) < 20 and abs(reference.roll_deg) < 10
+    assert (
+        reference.yaw_deg is not None
+        and reference.pitch_deg is not None
+        and reference.roll_deg is not None
+    )
+    assert (
+        abs(reference.yaw_deg) < 10
+        and abs(reference.pitch_deg) < 20
+        and abs(reference.roll_deg) < 10
+    )
     assert reference.ipd_px is not None
     assert 30 < reference.ipd_px < 60  # eyes ~43 px apart in the 512 px frame
     assert reference.face_box is not None
@@ -110,7 +118,9 @@ def test_zoom_scales_ipd_by_the_zoom_factor(
     assert result.ipd_px / reference.ipd_px == pytest.approx(zoom, rel=0.01)
 
 
-def test_figures_are_in_the_files_own_pixels(astronaut: np.ndarray, reference: PhotoMeasurement) -> None:
+def test_figures_are_in_the_files_own_pixels(
+    astronaut: np.ndarray, reference: PhotoMeasurement
+) -> None:
     # a 1536 px file is analysed at 1280 px; ipd and boxes must still be in the file's pixels
     big = cv2.resize(astronaut, (1536, 1536), interpolation=cv2.INTER_CUBIC)
     result = measure_array(big)
@@ -121,12 +131,16 @@ def test_figures_are_in_the_files_own_pixels(astronaut: np.ndarray, reference: P
     assert result.face_box is not None and reference.face_box is not None
     assert result.face_box[0] == pytest.approx(3 * reference.face_box[0], abs=9)
     assert result.landmarks_px is not None and reference.landmarks_px is not None
-    assert result.landmarks_px[:, 0].mean() == pytest.approx(3 * reference.landmarks_px[:, 0].mean(), rel=0.01)
+    assert result.landmarks_px[:, 0].mean() == pytest.approx(
+        3 * reference.landmarks_px[:, 0].mean(), rel=0.01
+    )
     assert result.thumb is not None
     assert max(result.thumb.shape[:2]) == THUMB_MAX_SIDE
 
 
-def test_small_face_in_a_large_frame_is_found(astronaut: np.ndarray, reference: PhotoMeasurement) -> None:
+def test_small_face_in_a_large_frame_is_found(
+    astronaut: np.ndarray, reference: PhotoMeasurement
+) -> None:
     canvas = np.full((2400, 3200, 3), 90, np.uint8)
     canvas[900:1668, 1800:2568] = cv2.resize(astronaut, (768, 768), interpolation=cv2.INTER_CUBIC)
     result = measure_array(canvas)
@@ -173,7 +187,9 @@ def _jpeg_bytes(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def test_face_cut_by_the_frame_edge_is_flagged(astronaut: np.ndarray, reference: PhotoMeasurement) -> None:
+def test_face_cut_by_the_frame_edge_is_flagged(
+    astronaut: np.ndarray, reference: PhotoMeasurement
+) -> None:
     assert reference.face_box is not None
     chin_y = reference.face_box[3]
     cut = measure_array(astronaut[: int(chin_y) - 6])  # the chin is below the bottom edge
@@ -186,14 +202,18 @@ def _with_focal(rgb: np.ndarray, focal_35mm: float) -> PhotoMeasurement:
     exif = Image.Exif()
     exif[0x8769] = {0xA405: int(focal_35mm)}  # Exif IFD: FocalLengthIn35mmFilm
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
+    Image.fromarray(np.ascontiguousarray(rgb)).save(
+        buffer, format="JPEG", quality=95, exif=exif.tobytes()
+    )
     return measure_photo(read_photo(buffer.getvalue()))
 
 
 def test_iris_distance_needs_a_focal_length_and_follows_zoom(astronaut: np.ndarray) -> None:
     near_side = 512 / 1.25
     x0, y0 = 225 - near_side * 225 / 512, 125 - near_side * 125 / 512
-    zoomed = cv2.warpAffine(astronaut, np.array([[1.25, 0, -1.25 * x0], [0, 1.25, -1.25 * y0]]), (512, 512))
+    zoomed = cv2.warpAffine(
+        astronaut, np.array([[1.25, 0, -1.25 * x0], [0, 1.25, -1.25 * y0]]), (512, 512)
+    )
     far, near = _with_focal(astronaut, 26), _with_focal(zoomed, 26)
     assert far.ok and near.ok
     assert far.focal_length_35mm == 26
@@ -220,5 +240,8 @@ def test_speed_benchmarks_naive_landmarks_find_the_same_face(astronaut: np.ndarr
         assert naive.image_size == ours.image_size == (image.shape[1], image.shape[0])
         # same face: mesh centres within 2 % of the face's width
         width = np.ptp(ours.points_px[:468, 0])
-        assert np.linalg.norm(naive.points_px[:468, :2].mean(0) - ours.points_px[:468, :2].mean(0)) < 0.02 * width
+        assert (
+            np.linalg.norm(naive.points_px[:468, :2].mean(0) - ours.points_px[:468, :2].mean(0))
+            < 0.02 * width
+        )
     assert naive_landmarks(data.coffee()) is None

@@ -55,13 +55,15 @@ class FakeBackend:
 def photo() -> IngestedPhoto:
     rng = np.random.default_rng(0)
     rgb = np.clip(rng.normal(140, 12, (HEIGHT, WIDTH, 3)), 0, 255).astype(np.uint8)
-    return IngestedPhoto("0" * 64, "JPEG", int(WIDTH / SCALE), int(HEIGHT / SCALE), rgb, SCALE,
-                         None, None, None, 1)
+    return IngestedPhoto(
+        "0" * 64, "JPEG", int(WIDTH / SCALE), int(HEIGHT / SCALE), rgb, SCALE, None, None, None, 1
+    )
 
 
 @pytest.fixture
 def no_facemesh(monkeypatch: pytest.MonkeyPatch) -> None:
     """Running the default backend's MediaPipe graphs would fail the test."""
+
     def refuse() -> None:
         raise AssertionError("measure_photo ran the default FaceMesh instead of the given backend")
 
@@ -91,8 +93,12 @@ def test_measure_uses_the_given_backend_and_its_points(yaw: float, no_facemesh: 
 
 def test_the_backends_own_yaw_calibration_is_applied(no_facemesh: None) -> None:
     points = known_face(10.0)
-    plain = measure_photo(photo(), detect=LandmarkBackend("gain 1", FakeBackend(points), yaw_gain=1.0))
-    gained = measure_photo(photo(), detect=LandmarkBackend("gain 1.5", FakeBackend(points), yaw_gain=1.5))
+    plain = measure_photo(
+        photo(), detect=LandmarkBackend("gain 1", FakeBackend(points), yaw_gain=1.0)
+    )
+    gained = measure_photo(
+        photo(), detect=LandmarkBackend("gain 1.5", FakeBackend(points), yaw_gain=1.5)
+    )
     assert plain.yaw_deg == pytest.approx(10.0, abs=1e-6)
     assert gained.yaw_deg == pytest.approx(15.0, abs=1e-6)
     assert gained.extra["yaw_uncalibrated_deg"] == pytest.approx(10.0, abs=1e-6)

@@ -16,15 +16,27 @@ from skimage import data
 from tests.conftest import PROJECT_ROOT
 
 CONTRACT_KEYS = {
-    "path", "ok", "error", "face_found", "yaw_deg", "pitch_deg", "roll_deg", "ipd_px",
-    "exposure_l", "light_side", "sharpness",
+    "path",
+    "ok",
+    "error",
+    "face_found",
+    "yaw_deg",
+    "pitch_deg",
+    "roll_deg",
+    "ipd_px",
+    "exposure_l",
+    "light_side",
+    "sharpness",
 }
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "analysis", *args],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -41,7 +53,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
     Image.fromarray(astronaut).save(paths["face"], quality=92)
     matrix = cv2.getRotationMatrix2D((225, 125), -12, 1.0)  # 12 degrees clockwise
-    Image.fromarray(cv2.warpAffine(astronaut, matrix, (512, 512), borderMode=cv2.BORDER_REFLECT)).save(paths["rolled"])
+    Image.fromarray(
+        cv2.warpAffine(astronaut, matrix, (512, 512), borderMode=cv2.BORDER_REFLECT)
+    ).save(paths["rolled"])
     Image.fromarray(data.coffee()).save(paths["noface"], quality=92)
     paths["text"].write_text("this is not a photo\n")
     paths["truncated"].write_bytes(paths["face"].read_bytes()[:2500])
@@ -70,7 +84,11 @@ def test_measure_prints_one_json_line_per_image_in_order_and_exits_0(
     for line in lines:
         assert CONTRACT_KEYS <= set(line)
     by = dict(zip(ORDER, lines, strict=True))
-    assert by["face"]["ok"] is True and by["face"]["face_found"] is True and by["face"]["error"] is None
+    assert (
+        by["face"]["ok"] is True
+        and by["face"]["face_found"] is True
+        and by["face"]["error"] is None
+    )
     assert by["rolled"]["roll_deg"] - by["face"]["roll_deg"] == pytest.approx(12, abs=1.0)
     assert isinstance(by["face"]["ipd_px"], float) and isinstance(by["face"]["sharpness"], float)
     for bad in ("text", "truncated", "noface"):
@@ -87,8 +105,14 @@ def test_one_and_two_workers_give_the_same_figures(
 
 
 def test_compare_prints_one_verdict_per_followup(photos: dict[str, Path]) -> None:
-    proc = run_cli("compare", str(photos["face"]), str(photos["face"]), str(photos["rolled"]),
-                   str(photos["text"]), "--json")
+    proc = run_cli(
+        "compare",
+        str(photos["face"]),
+        str(photos["face"]),
+        str(photos["rolled"]),
+        str(photos["text"]),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     lines = parse_lines(proc.stdout)
     assert [line["path"] for line in lines] == [str(photos[k]) for k in ("face", "rolled", "text")]
@@ -104,8 +128,12 @@ def test_compare_prints_one_verdict_per_followup(photos: dict[str, Path]) -> Non
     assert text["verdict"] == "fail"
 
 
-def test_compare_with_a_bad_baseline_fails_every_line_with_the_reason(photos: dict[str, Path]) -> None:
-    proc = run_cli("compare", str(photos["text"]), str(photos["face"]), str(photos["rolled"]), "--json")
+def test_compare_with_a_bad_baseline_fails_every_line_with_the_reason(
+    photos: dict[str, Path],
+) -> None:
+    proc = run_cli(
+        "compare", str(photos["text"]), str(photos["face"]), str(photos["rolled"]), "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     lines = parse_lines(proc.stdout)
     assert len(lines) == 2
@@ -124,7 +152,9 @@ def test_human_readable_tables(photos: dict[str, Path]) -> None:
 
 
 def test_scalp_view_option_is_passed_through(photos: dict[str, Path]) -> None:
-    line = parse_lines(run_cli("measure", str(photos["face"]), "--json", "--view", "scalp_vertex").stdout)[0]
+    line = parse_lines(
+        run_cli("measure", str(photos["face"]), "--json", "--view", "scalp_vertex").stdout
+    )[0]
     assert line["ok"] is True and line["view"] == "scalp_vertex" and line["yaw_deg"] is None
     bad = run_cli("measure", str(photos["face"]), "--view", "elbow")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -24,8 +24,14 @@ from analysis.photos.scale import IRIS_CENTRES, ipd_px, iris_distance_mm
 
 
 def synthetic_face(
-    yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0, *, size_px: float = 20.0,
-    centre: tuple[float, float] = (640.0, 480.0), noise_px: float = 0.0, seed: int = 0,
+    yaw: float = 0.0,
+    pitch: float = 0.0,
+    roll: float = 0.0,
+    *,
+    size_px: float = 20.0,
+    centre: tuple[float, float] = (640.0, 480.0),
+    noise_px: float = 0.0,
+    seed: int = 0,
 ) -> np.ndarray:
     """478 x 3 landmarks of the canonical face posed by (yaw, pitch, roll) degrees."""
     model = canonical_face()
@@ -42,7 +48,8 @@ def synthetic_face(
 
 
 @pytest.mark.parametrize(
-    "angles", [(0, 0, 0), (20, 0, 0), (-35, 0, 0), (0, 15, 0), (0, -20, 0), (0, 0, 12), (25, -10, 8)]
+    "angles",
+    [(0, 0, 0), (20, 0, 0), (-35, 0, 0), (0, 15, 0), (0, -20, 0), (0, 0, 12), (25, -10, 8)],
 )
 def test_known_rotation_is_recovered(angles: tuple[float, float, float]) -> None:
     pose = pose_from_landmarks(synthetic_face(*angles, noise_px=0.3))
@@ -75,7 +82,9 @@ def test_mirrored_face_flips_yaw_and_roll_signs_and_keeps_pitch() -> None:
     face = synthetic_face(yaw=22, pitch=-8, roll=6)
     mirrored = face[:468].copy()
     mirrored[:, 0] = 1280 - mirrored[:, 0]
-    mirrored = mirrored[mirror_permutation()]  # FaceMesh labels the mirrored eyes the other way round
+    mirrored = mirrored[
+        mirror_permutation()
+    ]  # FaceMesh labels the mirrored eyes the other way round
     pose, flipped = pose_from_landmarks(face), pose_from_landmarks(mirrored)
     assert flipped.yaw_deg == pytest.approx(-pose.yaw_deg, abs=0.2)
     assert flipped.roll_deg == pytest.approx(-pose.roll_deg, abs=0.2)
@@ -141,7 +150,9 @@ def test_iris_distance_from_focal_length() -> None:
     for centre, ring in ((468, (469, 470, 471, 472)), (473, (474, 475, 476, 477))):
         pts[centre, :2] = (100.0 if centre == 468 else 160.0, 100.0)
         for k, angle in zip(ring, (0, 90, 180, 270), strict=True):
-            pts[k, :2] = pts[centre, :2] + 10.0 * np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+            pts[k, :2] = pts[centre, :2] + 10.0 * np.array(
+                [np.cos(np.radians(angle)), np.sin(np.radians(angle))]
+            )
     distance, sd = iris_distance_mm(pts, focal_px=2000.0)
     assert distance == pytest.approx(1170.0, rel=1e-6)
     assert 0.04 * distance < sd < 0.1 * distance
@@ -164,7 +175,9 @@ def test_align_to_baseline_undoes_a_known_similarity() -> None:
     angle = np.radians(-9.0)
     mat = 0.9 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     shift = np.array([25.0, -10.0])
-    follow_img = cv2.warpAffine(base_img, np.hstack([mat, shift[:, None]]), (400, 300), flags=cv2.INTER_LINEAR)
+    follow_img = cv2.warpAffine(
+        base_img, np.hstack([mat, shift[:, None]]), (400, 300), flags=cv2.INTER_LINEAR
+    )
     follow_pts = base_pts.copy()
     follow_pts[:, :2] = base_pts[:, :2] @ mat.T + shift
     aligned = align_to_baseline(follow_img, follow_pts, base_img.shape, base_pts)
@@ -173,4 +186,3 @@ def test_align_to_baseline_undoes_a_known_similarity() -> None:
     error = np.abs(aligned[inner].astype(float) - base_img[inner].astype(float)).mean()
     unaligned = np.abs(follow_img[inner].astype(float) - base_img[inner].astype(float)).mean()
     assert error < 6 and unaligned > 4 * error
-

@@ -29,7 +29,12 @@ def _series(folder: Path, series: int) -> dict[int, Path]:
     out = {}
     for path in folder.glob("person*.jpg"):
         match = PATTERN.search(path.name)
-        if match and int(match.group(2)) == series and int(match.group(4)) == 0 and abs(int(match.group(5))) <= 45:
+        if (
+            match
+            and int(match.group(2)) == series
+            and int(match.group(4)) == 0
+            and abs(int(match.group(5))) <= 45
+        ):
             out[int(match.group(5))] = path
     return out
 
@@ -57,7 +62,9 @@ def relative_yaw() -> tuple[np.ndarray, np.ndarray]:
     return np.array(truth, float), np.array(estimate, float)
 
 
-def test_relative_yaw_has_the_right_sign_everywhere(relative_yaw: tuple[np.ndarray, np.ndarray]) -> None:
+def test_relative_yaw_has_the_right_sign_everywhere(
+    relative_yaw: tuple[np.ndarray, np.ndarray],
+) -> None:
     truth, estimate = relative_yaw
     assert len(truth) == 6 * 2 * len(PEOPLE)
     assert np.all(np.sign(estimate) == np.sign(truth))

@@ -39,14 +39,25 @@ def hair_on_skin(
         curve = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
         shade = rng.uniform(25, 90)
         colour = (shade, shade * 0.8, shade * 0.6)
-        cv2.polylines(img, [np.round(curve).astype(np.int32)], False, colour,
-                      thickness=int(rng.integers(1, 3)), lineType=cv2.LINE_AA)
+        cv2.polylines(
+            img,
+            [np.round(curve).astype(np.int32)],
+            False,
+            colour,
+            thickness=int(rng.integers(1, 3)),
+            lineType=cv2.LINE_AA,
+        )
     img += rng.normal(scale=3.0, size=img.shape).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def warped(img: np.ndarray, *, zoom: float = 1.0, angle_deg: float = 0.0,
-           shift_px: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+def warped(
+    img: np.ndarray,
+    *,
+    zoom: float = 1.0,
+    angle_deg: float = 0.0,
+    shift_px: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
     """Zoom and rotate about the centre (cv2: angle > 0 = counter-clockwise), then shift."""
     h, w = img.shape[:2]
     m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle_deg, zoom)
@@ -100,8 +111,14 @@ def test_different_areas_and_blank_photos_do_not_register(scalp: np.ndarray) -> 
 
 def test_scalp_comparison_reports_scale_and_framing_not_pose(scalp: np.ndarray) -> None:
     thumb = cv2.resize(scalp, (384, 288), interpolation=cv2.INTER_AREA)
-    base = PhotoMeasurement(ok=True, view="scalp_vertex", thumb=thumb, exposure_l=60.0,
-                            lab_median=(60.0, 10.0, 15.0), sharpness=50.0)
+    base = PhotoMeasurement(
+        ok=True,
+        view="scalp_vertex",
+        thumb=thumb,
+        exposure_l=60.0,
+        lab_median=(60.0, 10.0, 15.0),
+        sharpness=50.0,
+    )
     closer = replace(base, thumb=warped(thumb, zoom=1.15))
     result = compare(base, closer)
     distance = result.check("distance")
@@ -144,8 +161,13 @@ def test_real_scalp_photos_recover_a_known_zoom_under_changed_light_and_focus() 
         moved = cv2.GaussianBlur(moved, (0, 0), 0.8)
         moved = np.clip(255.0 * (moved / 255.0) ** 1.3, 0, 255).astype(np.uint8)
         reg = register(thumb, moved)
-        if not (reg.ok and abs(reg.scale_ratio - 1.1) < 0.03 and abs(reg.rotation_deg + 4) < 1.5
-                and abs(reg.shift_x - 0.05) < 0.02 and abs(reg.shift_y - 0.03) < 0.02):
+        if not (
+            reg.ok
+            and abs(reg.scale_ratio - 1.1) < 0.03
+            and abs(reg.rotation_deg + 4) < 1.5
+            and abs(reg.shift_x - 0.05) < 0.02
+            and abs(reg.shift_y - 0.03) < 0.02
+        ):
             misses.append((name, reg))
     assert len(misses) <= 1, misses
 

@@ -15,8 +15,17 @@ from analysis.photos import uncertainty
 from analysis.photos.compare import compare
 from analysis.photos.types import Comparison, PhotoMeasurement
 
-BASE = PhotoMeasurement(ok=True, face_found=True, view="face_frontal", width_px=4000,
-                        height_px=3000, yaw_deg=0.0, pitch_deg=0.0, roll_deg=0.0, ipd_px=400.0)
+BASE = PhotoMeasurement(
+    ok=True,
+    face_found=True,
+    view="face_frontal",
+    width_px=4000,
+    height_px=3000,
+    yaw_deg=0.0,
+    pitch_deg=0.0,
+    roll_deg=0.0,
+    ipd_px=400.0,
+)
 
 
 def _pair(ipd_px: float, zoom: float = 1.0, yaw: float = 0.0) -> Comparison:
@@ -34,8 +43,12 @@ def test_a_smaller_face_gives_a_wider_range_for_distance_and_pose() -> None:
 
 
 def test_halving_the_face_size_doubles_the_sd() -> None:
-    assert uncertainty.distance_sd_pct(50, 50) == pytest.approx(2 * uncertainty.distance_sd_pct(100, 100))
-    assert uncertainty.pose_sd_deg(50, 50) == pytest.approx(2 * uncertainty.pose_sd_deg(100, 100), rel=1e-3)
+    assert uncertainty.distance_sd_pct(50, 50) == pytest.approx(
+        2 * uncertainty.distance_sd_pct(100, 100)
+    )
+    assert uncertainty.pose_sd_deg(50, 50) == pytest.approx(
+        2 * uncertainty.pose_sd_deg(100, 100), rel=1e-3
+    )
 
 
 def test_a_precise_measurement_keeps_the_old_thresholds() -> None:
@@ -60,7 +73,9 @@ def test_a_range_straddling_the_fail_line_is_borderline_with_its_range_in_the_me
 def test_json_keeps_its_fields_and_adds_uncertainty_and_range() -> None:
     out = json.loads(json.dumps(_pair(100.0, 1.03).to_json_dict()))
     dist = next(c for c in out["checks"] if c["name"] == "distance")
-    assert {"name", "status", "value", "unit", "warn_at", "fail_at", "message", "details"} <= set(dist)
+    assert {"name", "status", "value", "unit", "warn_at", "fail_at", "message", "details"} <= set(
+        dist
+    )
     assert dist["status"] in ("pass", "warn", "fail", "not_assessed")
     low, high = dist["range"]
     assert low < dist["value"] < high

@@ -16,8 +16,9 @@ from analysis.reports.handout import consult_handout_pdf, timeline_chart_png
 
 
 def _timeline(n_series: int = 12, sessions: int = 4) -> ConsultTimeline:
-    f = simulate_frames([ProtocolSpec("Skin booster", n_series, slope=2.0, sessions=sessions)],
-                        seed=4)
+    f = simulate_frames(
+        [ProtocolSpec("Skin booster", n_series, slope=2.0, sessions=sessions)], seed=4
+    )
     return consult_timeline(f, protocol_id=1)
 
 
@@ -30,8 +31,9 @@ def _text(pdf: bytes) -> tuple[PdfReader, str]:
 def test_handout_is_one_page_with_figures_lines_chart_and_footer() -> None:
     t = _timeline()
     chart = timeline_chart_png(t)
-    pdf = consult_handout_pdf(t, protocol_name="Skin booster", goal="glow & hydration",
-                              chart_png=chart)
+    pdf = consult_handout_pdf(
+        t, protocol_name="Skin booster", goal="glow & hydration", chart_png=chart
+    )
     reader, text = _text(pdf)
     assert len(reader.pages) == 1
     assert "What to expect: Skin booster" in text and "glow & hydration" in text
@@ -74,6 +76,14 @@ def test_protocol_and_goal_in_any_european_script_print_as_written() -> None:
     name = "Mezoterapia skóry głowy (Łódź) · Μεσοθεραπεία · Мезотерапия"
     goal = "gęstsze włosy, méně vypadávání"
     _, text = _text(consult_handout_pdf(_timeline(), protocol_name=name, goal=goal))
-    for word in ("głowy", "Łódź", "Μεσοθεραπεία", "Мезотерапия", "gęstsze", "włosy", "méně",
-                 "vypadávání"):
+    for word in (
+        "głowy",
+        "Łódź",
+        "Μεσοθεραπεία",
+        "Мезотерапия",
+        "gęstsze",
+        "włosy",
+        "méně",
+        "vypadávání",
+    ):
         assert word in text, word

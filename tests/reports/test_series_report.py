@@ -26,10 +26,12 @@ def _pdf_text(pdf: bytes) -> tuple[str, int]:
 
 
 @pytest.fixture
-def overview_and_photos(seeded_clinic: dict[str, int],
-                        ) -> tuple[SeriesOverview, dict[int, bytes], dict[str, int]]:
-    actor = Actor(user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor",
-                  role="clinician")
+def overview_and_photos(
+    seeded_clinic: dict[str, int],
+) -> tuple[SeriesOverview, dict[int, bytes], dict[str, int]]:
+    actor = Actor(
+        user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor", role="clinician"
+    )
     with db.session_scope() as s:
         overview = series_overview(s, actor, seeded_clinic["series_id"])
 
@@ -41,7 +43,8 @@ def overview_and_photos(seeded_clinic: dict[str, int],
 
 
 def test_report_prints_every_photo_with_its_comparability(
-        overview_and_photos: tuple[SeriesOverview, dict[int, bytes], dict[str, int]]) -> None:
+    overview_and_photos: tuple[SeriesOverview, dict[int, bytes], dict[str, int]],
+) -> None:
     overview, photos, ids = overview_and_photos
     assert {ids["photo1_id"], ids["photo3_id"]} <= set(photos)
     pdf = build_series_report(overview, photos=photos)
@@ -55,7 +58,8 @@ def test_report_prints_every_photo_with_its_comparability(
 
 
 def test_photos_the_door_refused_are_left_out_not_invented(
-        overview_and_photos: tuple[SeriesOverview, dict[int, bytes], dict[str, int]]) -> None:
+    overview_and_photos: tuple[SeriesOverview, dict[int, bytes], dict[str, int]],
+) -> None:
     overview, photos, ids = overview_and_photos
     kept = {k: v for k, v in photos.items() if k != ids["photo3_id"]}
     text, _ = _pdf_text(build_series_report(overview, photos=kept))
@@ -64,13 +68,26 @@ def test_photos_the_door_refused_are_left_out_not_invented(
 
 
 def test_endpoint_chart_is_a_png_with_noise_band_and_expected_course() -> None:
-    m = pd.DataFrame({
-        "session_number": [1, 2, 3], "endpoint_code": ["x"] * 3, "value": [5.0, 4.0, 3.0],
-        "baseline": [5.0] * 3, "change": [0.0, -1.0, -2.0], "improvement": [0.0, 1.0, 2.0],
-        "noise_band": [0.8] * 3, "within_noise": [True, False, False],
-        "expected_change": [float("nan"), -0.5, -1.0]})
-    comparisons = pd.DataFrame({"from_session": [1, 2], "to_session": [2, 3],
-                                "confounders": [[], ["retinoid"]],
-                                "spans_confounder": [False, True]})
+    m = pd.DataFrame(
+        {
+            "session_number": [1, 2, 3],
+            "endpoint_code": ["x"] * 3,
+            "value": [5.0, 4.0, 3.0],
+            "baseline": [5.0] * 3,
+            "change": [0.0, -1.0, -2.0],
+            "improvement": [0.0, 1.0, 2.0],
+            "noise_band": [0.8] * 3,
+            "within_noise": [True, False, False],
+            "expected_change": [float("nan"), -0.5, -1.0],
+        }
+    )
+    comparisons = pd.DataFrame(
+        {
+            "from_session": [1, 2],
+            "to_session": [2, 3],
+            "confounders": [[], ["retinoid"]],
+            "spans_confounder": [False, True],
+        }
+    )
     png = endpoint_chart_png(m, code="x", name="Score", comparisons=comparisons)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000

@@ -62,9 +62,16 @@ def rater(c: Clinic, i: int) -> Actor:
 
 
 def spec(c: Clinic, **kw: Any) -> rating.StudySpec:
-    base = dict(title="Booster: baseline vs session 3", endpoint_code="gais_test",
-                protocol_ids=(c["protocol_id"],), views=("face_frontal",),
-                rater_ids=tuple(c["rater_ids"]), followup_session=3, repeat_share=0.34, seed=99)
+    base = dict(
+        title="Booster: baseline vs session 3",
+        endpoint_code="gais_test",
+        protocol_ids=(c["protocol_id"],),
+        views=("face_frontal",),
+        rater_ids=tuple(c["rater_ids"]),
+        followup_session=3,
+        repeat_share=0.34,
+        seed=99,
+    )
     return rating.StudySpec(**{**base, **kw})
 
 
@@ -73,9 +80,11 @@ def create(c: Clinic, **kw: Any) -> int:
         return rating.create_study(s, director(c), spec(c, **kw))
 
 
-def rate_all(c: Clinic, study_id: int,
-             answer: Callable[[int, rating.BlindedShowing, RatingAssignment], dict[str, Any]],
-             ) -> None:
+def rate_all(
+    c: Clinic,
+    study_id: int,
+    answer: Callable[[int, rating.BlindedShowing, RatingAssignment], dict[str, Any]],
+) -> None:
     """Every rater rates every showing with ``answer(rater_index, showing, assignment)``."""
     for i in range(len(c["rater_ids"])):
         while True:
@@ -84,32 +93,45 @@ def rate_all(c: Clinic, study_id: int,
                 if showing is None:
                     break
                 a = s.get_one(RatingAssignment, showing.assignment_id)
-                rating.submit_rating(s, rater(c, i), assignment_id=showing.assignment_id,
-                                     **answer(i, showing, a))
+                rating.submit_rating(
+                    s, rater(c, i), assignment_id=showing.assignment_id, **answer(i, showing, a)
+                )
 
 
-def test_only_gate_passing_pairs_are_used_and_the_rest_are_listed_with_reasons(clinic: Clinic) -> None:
+def test_only_gate_passing_pairs_are_used_and_the_rest_are_listed_with_reasons(
+    clinic: Clinic,
+) -> None:
     with db.session_scope(clinic["engine"]) as s:
         sel = rating.preview_pairs(s, director(clinic), spec(clinic))
-        verdicts = {s.get_one(Photo, p).verdict for c in sel.pairs
-                    for p in (c.baseline_photo_id, c.followup_photo_id)}
+        verdicts = {
+            s.get_one(Photo, p).verdict
+            for c in sel.pairs
+            for p in (c.baseline_photo_id, c.followup_photo_id)
+        }
     assert len(sel.pairs) == 6 and verdicts <= {"baseline", "pass"}
     reasons = {e["series_id"]: e["reason"] for e in sel.excluded}
     assert reasons == {
         clinic["no_consent_series"]: "no current clinical-record photo consent",
-        clinic["failing_series"]: "follow-up photo did not pass the comparability gate (fail)"}
+        clinic["failing_series"]: "follow-up photo did not pass the comparability gate (fail)",
+    }
     with db.session_scope(clinic["engine"]) as s:  # no session 5: every series listed, none lost
         sel = rating.preview_pairs(s, director(clinic), spec(clinic, followup_session=5))
     assert not sel.pairs and len(sel.excluded) == 8
-    assert all("no session at the time point" in e["reason"] or "consent" in e["reason"]
-               for e in sel.excluded)
+    assert all(
+        "no session at the time point" in e["reason"] or "consent" in e["reason"]
+        for e in sel.excluded
+    )
     with db.session_scope(clinic["engine"]) as s:  # by days: session 3 is 56 days after baseline
-        by_days = rating.preview_pairs(s, director(clinic),
-                                       spec(clinic, followup_session=None, followup_days=60,
-                                            window_days=7))
-        too_far = rating.preview_pairs(s, director(clinic),
-                                       spec(clinic, followup_session=None, followup_days=90,
-                                            window_days=7))
+        by_days = rating.preview_pairs(
+            s,
+            director(clinic),
+            spec(clinic, followup_session=None, followup_days=60, window_days=7),
+        )
+        too_far = rating.preview_pairs(
+            s,
+            director(clinic),
+            spec(clinic, followup_session=None, followup_days=90, window_days=7),
+        )
     assert {c.followup_session for c in by_days.pairs} == {3} and len(by_days.pairs) == 6
     assert not too_far.pairs
 
@@ -118,18 +140,29 @@ def test_the_stored_assignment_reproduces_from_the_seed_and_is_audited(clinic: C
     study_id = create(clinic)
     with db.session_scope(clinic["engine"]) as s:
         study = s.get(RatingStudy, study_id)
-        pairs = list(s.scalars(select(RatingPair).where(RatingPair.study_id == study_id)
-                               .order_by(RatingPair.position)))
-        stored = sorted((a.rater_id, a.pair_id, a.order_index, a.left_is_baseline, a.repeat)
-                        for a in s.scalars(select(RatingAssignment)
-                                           .where(RatingAssignment.study_id == study_id)))
+        pairs = list(
+            s.scalars(
+                select(RatingPair)
+                .where(RatingPair.study_id == study_id)
+                .order_by(RatingPair.position)
+            )
+        )
+        stored = sorted(
+            (a.rater_id, a.pair_id, a.order_index, a.left_is_baseline, a.repeat)
+            for a in s.scalars(
+                select(RatingAssignment).where(RatingAssignment.study_id == study_id)
+            )
+        )
         event = s.scalar(select(AuditEvent).where(AuditEvent.action == "rating.study.create"))
         assert study is not None
         assert study.seed == 99 and study.status == "open" and len(study.exclusions) == 2
-    plan = agreement.plan_assignments(99, n_pairs=len(pairs), rater_ids=clinic["rater_ids"],
-                                      repeat_share=0.34)
-    assert stored == sorted((p.rater_id, pairs[p.pair_index].id, p.order_index,
-                             p.left_is_baseline, p.repeat) for p in plan)
+    plan = agreement.plan_assignments(
+        99, n_pairs=len(pairs), rater_ids=clinic["rater_ids"], repeat_share=0.34
+    )
+    assert stored == sorted(
+        (p.rater_id, pairs[p.pair_index].id, p.order_index, p.left_is_baseline, p.repeat)
+        for p in plan
+    )
     assert len(stored) == 3 * (6 + 2)  # every pair once plus 2 blinded repeats per rater
     assert event is not None
     assert event.details["seed"] == 99 and event.details["showings"] == 24
@@ -171,12 +204,18 @@ def test_roles_and_invitations(clinic: Clinic) -> None:
         mine = rating.next_showing(s, rater(clinic, 0), study_id=study_id)
         with pytest.raises(FieldError, match="not one of yours"):
             assert mine is not None
-            rating.submit_rating(s, rater(clinic, 1), assignment_id=mine.assignment_id,
-                                 better_side="none")
+            rating.submit_rating(
+                s, rater(clinic, 1), assignment_id=mine.assignment_id, better_side="none"
+            )
         with pytest.raises(FieldError, match="not one of yours"):
             assert mine is not None
-            rating.showing_images(s, rater(clinic, 1), assignment_id=mine.assignment_id,
-                                  align=False, store=clinic["store"])
+            rating.showing_images(
+                s,
+                rater(clinic, 1),
+                assignment_id=mine.assignment_id,
+                align=False,
+                store=clinic["store"],
+            )
 
 
 def _identifiers(c: Clinic) -> list[str]:
@@ -197,16 +236,30 @@ def test_the_raters_view_model_and_images_carry_no_identifiers(clinic: Clinic) -
         text = repr(showing) + repr(asdict(showing)) + repr(listed)
         for secret in secrets:
             assert secret not in text, secret
-        assert set(asdict(showing)) == {"assignment_id", "study_label", "number", "total", "view",
-                                        "endpoint_name", "mode", "choices", "question"}
+        assert set(asdict(showing)) == {
+            "assignment_id",
+            "study_label",
+            "number",
+            "total",
+            "view",
+            "endpoint_name",
+            "mode",
+            "choices",
+            "question",
+        }
         assert showing is not None
         a = s.get_one(RatingAssignment, showing.assignment_id)
         pair = a.pair
         base_bytes = clinic["store"].get(s.get_one(Photo, pair.baseline_photo_id).sha256)
         follow_bytes = clinic["store"].get(s.get_one(Photo, pair.followup_photo_id).sha256)
         assert showing is not None
-        images = rating.showing_images(s, rater(clinic, 0), assignment_id=showing.assignment_id,
-                                       align=False, store=clinic["store"])
+        images = rating.showing_images(
+            s,
+            rater(clinic, 0),
+            assignment_id=showing.assignment_id,
+            align=False,
+            store=clinic["store"],
+        )
         left_is_baseline = a.left_is_baseline
     for png in (images.left_png, images.right_png):
         with Image.open(io.BytesIO(png)) as im:
@@ -222,8 +275,11 @@ def test_the_raters_view_model_and_images_carry_no_identifiers(clinic: Clinic) -
     assert np.array_equal(left, expected_left)  # the recorded side is the side shown
     assert not np.array_equal(left, other)
     with db.session_scope(clinic["engine"]) as s:  # the read went through the audited door
-        compare = s.scalar(select(AuditEvent).where(AuditEvent.action == "photo.compare")
-                           .order_by(AuditEvent.id.desc()))
+        compare = s.scalar(
+            select(AuditEvent)
+            .where(AuditEvent.action == "photo.compare")
+            .order_by(AuditEvent.id.desc())
+        )
         assert compare is not None
         assert compare.actor_email == clinic["rater_emails"][0] and compare.outcome == "success"
 
@@ -247,8 +303,9 @@ def test_a_showing_is_rated_once_and_bad_input_is_named(clinic: Clinic) -> None:
         assert err.value.field == "better_side"
     with db.session_scope(clinic["engine"]) as s:
         assert showing is not None
-        rating.submit_rating(s, r0, assignment_id=showing.assignment_id, better_side="left",
-                             grade=1.0)
+        rating.submit_rating(
+            s, r0, assignment_id=showing.assignment_id, better_side="left", grade=1.0
+        )
     with db.session_scope(clinic["engine"]) as s:
         assert showing is not None
         a = s.get_one(RatingAssignment, showing.assignment_id)
@@ -278,16 +335,16 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic: Clinic) 
             return {"better_side": "none"}
         follow_side = "right" if a.left_is_baseline else "left"
         base_side = "left" if a.left_is_baseline else "right"
-        return {"better_side": follow_side if change > 0 else base_side,
-                "grade": 3.0 - abs(change)}
+        return {"better_side": follow_side if change > 0 else base_side, "grade": 3.0 - abs(change)}
 
     rate_all(clinic, study_id, answer)
     from analysis.services.series import series_overview
     from analysis.store.blinding import BlindedRater
 
     with db.session_scope(clinic["engine"]) as s:  # rater 1 tries a study series' record
-        pair_series = s.scalars(select(RatingPair.series_id)
-                                .where(RatingPair.study_id == study_id)).first()
+        pair_series = s.scalars(
+            select(RatingPair.series_id).where(RatingPair.study_id == study_id)
+        ).first()
         assert pair_series is not None
         with pytest.raises(BlindedRater):
             series_overview(s, rater(clinic, 1), pair_series)
@@ -331,8 +388,15 @@ def test_no_scores_while_open_then_results_with_known_agreement(clinic: Clinic) 
         assert s.scalar(select(AuditEvent).where(AuditEvent.action == "rating.export")) is not None
     frame = pd.read_csv(io.BytesIO(csv))
     assert len(frame) == 24 and set(frame["seed"]) == {99}
-    assert {"rater", "left_is_baseline", "repeat", "better_side", "grade", "change",
-            "rated_at"} <= set(frame.columns)
+    assert {
+        "rater",
+        "left_is_baseline",
+        "repeat",
+        "better_side",
+        "grade",
+        "change",
+        "rated_at",
+    } <= set(frame.columns)
     assert len(table) == 1 and table.iloc[0]["blinded"].startswith("67% (")
 
 
@@ -345,13 +409,15 @@ def test_a_stand_alone_scale_is_scored_per_photo(clinic: Clinic) -> None:
         assert showing.mode == "each_photo" and [v for v, _ in showing.choices] == [0, 1, 2, 3, 4]
         with pytest.raises(FieldError) as err:
             assert showing is not None
-            rating.submit_rating(s, r0, assignment_id=showing.assignment_id, left_score=9,
-                                 right_score=1)
+            rating.submit_rating(
+                s, r0, assignment_id=showing.assignment_id, left_score=9, right_score=1
+            )
         assert err.value.field == "left_score"
     with db.session_scope(clinic["engine"]) as s:
         assert showing is not None
-        rating.submit_rating(s, r0, assignment_id=showing.assignment_id, left_score=3,
-                             right_score=1)
+        rating.submit_rating(
+            s, r0, assignment_id=showing.assignment_id, left_score=3, right_score=1
+        )
     with db.session_scope(clinic["engine"]) as s:
         assert showing is not None
         a = s.get_one(RatingAssignment, showing.assignment_id)
@@ -359,11 +425,15 @@ def test_a_stand_alone_scale_is_scored_per_photo(clinic: Clinic) -> None:
 
 
 def test_creating_a_study_needs_valid_choices_and_writes_nothing_otherwise(clinic: Clinic) -> None:
-    for bad, field in ((dict(title=" "), "title"), (dict(views=()), "views"),
-                       (dict(followup_session=None), "followup"),
-                       (dict(followup_days=30), "followup"), (dict(repeat_share=0.9), "repeat_share"),
-                       (dict(endpoint_code="nope"), "endpoint_code"),
-                       (dict(followup_session=5), "pairs")):
+    for bad, field in (
+        (dict(title=" "), "title"),
+        (dict(views=()), "views"),
+        (dict(followup_session=None), "followup"),
+        (dict(followup_days=30), "followup"),
+        (dict(repeat_share=0.9), "repeat_share"),
+        (dict(endpoint_code="nope"), "endpoint_code"),
+        (dict(followup_session=5), "pairs"),
+    ):
         with pytest.raises(FieldError) as err:
             create(clinic, **bad)
         assert err.value.field == field
@@ -388,15 +458,25 @@ def test_the_demo_study_has_the_documented_ground_truth(clinic: Clinic) -> None:
     from analysis.demo import rating_study as demo
 
     with db.session_scope(clinic["engine"]) as s:
-        note = demo.seed_demo_rating_study(s, director(clinic), protocol_name="Booster test",
-                                           endpoint_code="gais_test", min_pairs=4)
+        note = demo.seed_demo_rating_study(
+            s,
+            director(clinic),
+            protocol_name="Booster test",
+            endpoint_code="gais_test",
+            min_pairs=4,
+        )
     assert note.startswith("demo blinded rating study: 6 pairs at session 3")
     with db.session_scope(clinic["engine"]) as s:
         study = s.scalar(select(RatingStudy))
         assert study is not None
         assert study.status == "closed" and study.seed == demo.STUDY_SEED
-        unblinded = rating.unblinded_changes(s, study, s.scalars(
-            select(EndpointDefinition).where(EndpointDefinition.code == "gais_test")).one())
+        unblinded = rating.unblinded_changes(
+            s,
+            study,
+            s.scalars(
+                select(EndpointDefinition).where(EndpointDefinition.code == "gais_test")
+            ).one(),
+        )
         rows = list(s.scalars(select(RatingAssignment).order_by(RatingAssignment.id)))
         assert study is not None
         r = rating.study_results(s, director(clinic), study_id=study.id)
@@ -437,8 +517,9 @@ def test_aligned_photos_are_cropped_so_the_warp_margin_cannot_tell_which_is_late
         out = io.BytesIO()
         closer.save(out, format="JPEG", quality=92)
     follow = out.getvalue()
-    b_rgb, f_rgb, aligned, note = rating._aligned_and_cropped(base, follow, view="face_frontal",
-                                                              align=True, cache=None, max_side=512)
+    b_rgb, f_rgb, aligned, note = rating._aligned_and_cropped(
+        base, follow, view="face_frontal", align=True, cache=None, max_side=512
+    )
     assert aligned and "cropped" in note
     assert b_rgb.shape == f_rgb.shape and b_rgb.shape[0] < 512 and b_rgb.shape[1] < 512
     # the follow-up shows exactly the baseline's [40, 472) square: the shared area, no more
@@ -458,16 +539,20 @@ def test_a_rater_cannot_open_the_record_of_a_study_series_until_it_closes(clinic
 
     study_id = create(clinic)
     with db.session_scope(clinic["engine"]) as s:
-        pair_series = s.scalars(select(RatingPair.series_id)
-                                .where(RatingPair.study_id == study_id)).first()
+        pair_series = s.scalars(
+            select(RatingPair.series_id).where(RatingPair.study_id == study_id)
+        ).first()
         assert pair_series is not None
     for open_record in (series_overview, lambda s, a, i: capture_context(s, a, series_id=i)):
         with pytest.raises(BlindedRater, match=f"study {study_id}"):
             with db.session_scope(clinic["engine"]) as s:
                 open_record(s, rater(clinic, 0), pair_series)
     with db.session_scope(clinic["engine"]) as s:
-        denied = s.scalars(select(AuditEvent).where(AuditEvent.outcome == "denied",
-                                                    AuditEvent.object_type == "series")).all()
+        denied = s.scalars(
+            select(AuditEvent).where(
+                AuditEvent.outcome == "denied", AuditEvent.object_type == "series"
+            )
+        ).all()
         assert len(denied) == 2 and all(e.details["studies"] == [study_id] for e in denied)
         assert {e.actor_email for e in denied} == {clinic["rater_emails"][0]}
         not_rating = Actor(user_id=None, email="other@test", role="clinician")

@@ -43,8 +43,14 @@ def counted(engine: Engine) -> Iterator[list[str]]:
 
 def _seeded(url: str, n_patients: int) -> Engine:
     engine = db.make_engine(url)
-    report = seed_demo_clinic(n_patients=n_patients, seed=5, photos=False, today=TODAY,
-                              engine=engine, progress=lambda _line: None)
+    report = seed_demo_clinic(
+        n_patients=n_patients,
+        seed=5,
+        photos=False,
+        today=TODAY,
+        engine=engine,
+        progress=lambda _line: None,
+    )
     assert report.seeded
     return engine
 
@@ -78,16 +84,20 @@ LOADERS: dict[str, tuple[str, Callable[..., Any]]] = {
     "series picker": ("clinician", lambda s, a, _: series_choices(s, a)),
     "one series": ("clinician", lambda s, a, sid: series_overview(s, a, sid)),
     "clinic frames": ("medical_director", lambda s, a, _: load_frames(s, a)),
-    "representative pairs": ("consult_staff", lambda s, a, _: [
-        representative_pairs(s, a, protocol_id=p.id, view=p.required_views[0])
-        for p in s.scalars(select(Protocol).order_by(Protocol.id))]),
+    "representative pairs": (
+        "consult_staff",
+        lambda s, a, _: [
+            representative_pairs(s, a, protocol_id=p.id, view=p.required_views[0])
+            for p in s.scalars(select(Protocol).order_by(Protocol.id))
+        ],
+    ),
 }
 
 
 @pytest.mark.parametrize("loader", sorted(LOADERS))
-def test_loader_statements_do_not_grow_with_the_clinic(db_url: str, tmp_path: Any,
-                                                        monkeypatch: pytest.MonkeyPatch,
-                                                        loader: str) -> None:
+def test_loader_statements_do_not_grow_with_the_clinic(
+    db_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, loader: str
+) -> None:
     monkeypatch.setenv("CANDOR_DATA_DIR", str(tmp_path / "data"))
     role, call = LOADERS[loader]
     small = _seeded(db_url, 8)

@@ -37,9 +37,17 @@ IMPROVEMENT = {1: 0.0, 2: 0.5, 3: 1.0, 4: 1.5, 5: 2.0, 6: 2.5, 7: 3.0}
 
 
 def _photo(data: bytes, verdict: str) -> records.PhotoInput:
-    return records.PhotoInput(data=data, original_sha256="0" * 64, media_type="image/jpeg",
-                              width_px=10, height_px=10, view="face_frontal", verdict=verdict,
-                              measurements={}, checks=[])
+    return records.PhotoInput(
+        data=data,
+        original_sha256="0" * 64,
+        media_type="image/jpeg",
+        width_px=10,
+        height_px=10,
+        view="face_frontal",
+        verdict=verdict,
+        measurements={},
+        checks=[],
+    )
 
 
 class ClinicIds(TypedDict):
@@ -54,57 +62,127 @@ def write_clinic(engine: Engine, store: ImageStore) -> ClinicIds:
     patients: dict[int, int] = {}
     series: dict[int, int] = {}
     with db.session_scope(engine) as s:
-        s.add(EndpointDefinition(code="wrinkle", name="Wrinkle grade", kind="numeric",
-                                 unit="grade", scale_min=0, scale_max=5, higher_is_better=False,
-                                 mcid=1.0, noise_sd=0.3))
+        s.add(
+            EndpointDefinition(
+                code="wrinkle",
+                name="Wrinkle grade",
+                kind="numeric",
+                unit="grade",
+                scale_min=0,
+                scale_max=5,
+                higher_is_better=False,
+                mcid=1.0,
+                noise_sd=0.3,
+            )
+        )
         op = User(email="ada@test", display_name="Dr Ada", role="clinician")
         s.add(op)
-        proto = Protocol(name="Meso face", modality="mesotherapy", target_area="face",
-                         planned_sessions=3, interval_days=28, required_views=["face_frontal"],
-                         endpoint_codes=["wrinkle"], primary_endpoint="wrinkle",
-                         expected_course={"wrinkle": {"2": -0.5, "3": -1.0}})
+        proto = Protocol(
+            name="Meso face",
+            modality="mesotherapy",
+            target_area="face",
+            planned_sessions=3,
+            interval_days=28,
+            required_views=["face_frontal"],
+            endpoint_codes=["wrinkle"],
+            primary_endpoint="wrinkle",
+            expected_course={"wrinkle": {"2": -0.5, "3": -1.0}},
+        )
         s.add(proto)
         s.flush()
         ids = ClinicIds(protocol=proto.id, operator=op.id, patients=patients, series=series)
         for i, imp in IMPROVEMENT.items():
-            p = records.create_patient(s, CLINICIAN, code=f"MF-{i:03d}", birth_year=1975 + i,
-                                       sex="female", fitzpatrick=2)
+            p = records.create_patient(
+                s, CLINICIAN, code=f"MF-{i:03d}", birth_year=1975 + i, sex="female", fitzpatrick=2
+            )
             ids["patients"][i] = p.id
-            records.give_consent(s, CLINICIAN, patient_id=p.id, scope="clinical_record",
-                                 at=datetime(2026, 1, 1, tzinfo=UTC))
+            records.give_consent(
+                s,
+                CLINICIAN,
+                patient_id=p.id,
+                scope="clinical_record",
+                at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
             if i != 7:
-                records.give_consent(s, CLINICIAN, patient_id=p.id, scope="consult_display",
-                                     at=datetime(2026, 1, 1, tzinfo=UTC))
-            se = records.create_series(s, CLINICIAN, patient_id=p.id, protocol_id=proto.id,
-                                       started_on=START, status="completed" if i < 7 else "active",
-                                       goal="forehead lines")
+                records.give_consent(
+                    s,
+                    CLINICIAN,
+                    patient_id=p.id,
+                    scope="consult_display",
+                    at=datetime(2026, 1, 1, tzinfo=UTC),
+                )
+            se = records.create_series(
+                s,
+                CLINICIAN,
+                patient_id=p.id,
+                protocol_id=proto.id,
+                started_on=START,
+                status="completed" if i < 7 else "active",
+                goal="forehead lines",
+            )
             ids["series"][i] = se.id
             for k in (1, 2, 3):
-                v = records.add_session(s, CLINICIAN, series_id=se.id,
-                                        performed_on=START + timedelta(days=28 * (k - 1)),
-                                        operator_id=op.id, number=k)
+                v = records.add_session(
+                    s,
+                    CLINICIAN,
+                    series_id=se.id,
+                    performed_on=START + timedelta(days=28 * (k - 1)),
+                    operator_id=op.id,
+                    number=k,
+                )
                 # number given explicitly: add_session reads series.sessions, which is stale
                 # within one transaction (the new Session is not appended to the relationship)
                 lot, expiry, why = "L-100", date(2026, 12, 31), ""
                 if i == 1 and k == 2:
                     lot, expiry, why = "L-OLD", date(2026, 2, 20), "only stock; patient informed"
-                records.record_treatment(s, CLINICIAN, session_id=v.id, product="Meso X",
-                                         lot_number=lot, expiry_on=expiry, volume_ml=2.0,
-                                         override_reason=why)
+                records.record_treatment(
+                    s,
+                    CLINICIAN,
+                    session_id=v.id,
+                    product="Meso X",
+                    lot_number=lot,
+                    expiry_on=expiry,
+                    volume_ml=2.0,
+                    override_reason=why,
+                )
                 value = 4.0 - {1: 0.0, 2: imp / 2, 3: imp}[k]
-                records.record_measurement(s, CLINICIAN, session_id=v.id, endpoint_code="wrinkle",
-                                           value=value)
+                records.record_measurement(
+                    s, CLINICIAN, session_id=v.id, endpoint_code="wrinkle", value=value
+                )
                 verdict = "baseline" if k == 1 else ("warn" if (i, k) == (6, 3) else "pass")
-                records.store_photo(s, CLINICIAN, store, session_id=v.id,
-                                    photo=_photo(f"P{i}-S{k}".encode(), verdict))
+                records.store_photo(
+                    s,
+                    CLINICIAN,
+                    store,
+                    session_id=v.id,
+                    photo=_photo(f"P{i}-S{k}".encode(), verdict),
+                )
                 if i == 1 and k == 2:
-                    records.record_reaction(s, CLINICIAN, session_id=v.id, kind="expected",
-                                            term="erythema", severity="mild", duration_days=2)
-                    records.record_reaction(s, CLINICIAN, session_id=v.id, kind="adverse",
-                                            term="blanching", severity="moderate",
-                                            escalation="hyaluronidase given; resolved")
-        records.add_confounder(s, CLINICIAN, series_id=ids["series"][1], kind="retinoid",
-                               started_on=START + timedelta(days=40))
+                    records.record_reaction(
+                        s,
+                        CLINICIAN,
+                        session_id=v.id,
+                        kind="expected",
+                        term="erythema",
+                        severity="mild",
+                        duration_days=2,
+                    )
+                    records.record_reaction(
+                        s,
+                        CLINICIAN,
+                        session_id=v.id,
+                        kind="adverse",
+                        term="blanching",
+                        severity="moderate",
+                        escalation="hyaluronidase given; resolved",
+                    )
+        records.add_confounder(
+            s,
+            CLINICIAN,
+            series_id=ids["series"][1],
+            kind="retinoid",
+            started_on=START + timedelta(days=40),
+        )
         for old in s.scalars(select(ProductLot).where(ProductLot.lot_number == "L-OLD")):
             old.recalled = True
     return ids
@@ -122,8 +200,10 @@ def clinic_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Cli
 
 
 @pytest.fixture
-def clinic(clinic_template: tuple[Path, ClinicIds], tmp_path: Path,
-           ) -> Iterator[tuple[Engine, ClinicIds]]:
+def clinic(
+    clinic_template: tuple[Path, ClinicIds],
+    tmp_path: Path,
+) -> Iterator[tuple[Engine, ClinicIds]]:
     template, ids = clinic_template
     copy = tmp_path / "candor.sqlite3"
     shutil.copyfile(template, copy)
@@ -143,7 +223,10 @@ def test_patient_list_rows_search_and_audit(clinic: tuple[Engine, ClinicIds]) ->
         assert len(df) == 7
         r = df[df["patient_code"] == "MF-006"].iloc[0]
         assert (r["sessions_done"], r["sessions_planned"], r["last_visit_on"]) == (
-            3, 3, START + timedelta(days=56))
+            3,
+            3,
+            START + timedelta(days=56),
+        )
         assert r["photo_compliance"] == pytest.approx(2 / 3)  # the session-3 photo only warns
         assert r["age_band"] == "40-49" and r["protocol"] == "Meso face"
         assert list(list_patients(s, CLINICIAN, search="mf-007")["patient_code"]) == ["MF-007"]
@@ -154,7 +237,9 @@ def test_patient_list_rows_search_and_audit(clinic: tuple[Engine, ClinicIds]) ->
             list_patients(s, CONSULT)
 
 
-def test_series_overview_flags_lots_reactions_confounders_and_noise(clinic: tuple[Engine, ClinicIds]) -> None:
+def test_series_overview_flags_lots_reactions_confounders_and_noise(
+    clinic: tuple[Engine, ClinicIds],
+) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         o = series_overview(s, CLINICIAN, ids["series"][1])
@@ -215,13 +300,17 @@ def test_load_frames_reads_the_record_without_codes(clinic: tuple[Engine, Clinic
             load_frames(s, CONSULT)  # cohort.read is the medical director's
 
 
-def test_photo_sets_aggregated_by_the_database_match_row_by_row(clinic: tuple[Engine, ClinicIds]) -> None:
+def test_photo_sets_aggregated_by_the_database_match_row_by_row(
+    clinic: tuple[Engine, ClinicIds],
+) -> None:
     """The database's per-session photo figures equal the same aggregation done in pandas."""
     engine, ids = clinic
     with db.session_scope(engine) as s:
         f = load_frames(s, DIRECTOR)
-        rows = pd.DataFrame([(p.session_id, p.view, p.verdict) for p in s.scalars(select(Photo))],
-                            columns=["session_id", "view", "verdict"])
+        rows = pd.DataFrame(
+            [(p.session_id, p.view, p.verdict) for p in s.scalars(select(Photo))],
+            columns=["session_id", "view", "verdict"],
+        )
     expected = aggregate_photo_sets(rows).sort_values("session_id").reset_index(drop=True)
     got = f.photo_sets[["session_id", "photos", "passing", "views"]].sort_values("session_id")
     for df in (expected, got):  # the database lists a session's views in any order
@@ -230,7 +319,9 @@ def test_photo_sets_aggregated_by_the_database_match_row_by_row(clinic: tuple[En
     assert set(f.photo_sets["passing"]) != {1}  # the fixture has photos that do not pass
 
 
-def test_load_frames_for_chosen_protocols_reads_only_their_series(clinic: tuple[Engine, ClinicIds]) -> None:
+def test_load_frames_for_chosen_protocols_reads_only_their_series(
+    clinic: tuple[Engine, ClinicIds],
+) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         whole = load_frames(s, DIRECTOR)
@@ -245,7 +336,9 @@ def test_load_frames_for_chosen_protocols_reads_only_their_series(clinic: tuple[
     pd.testing.assert_frame_equal(one.photo_sets, whole.photo_sets)
 
 
-def test_representative_pairs_pick_median_and_lower_quartile_never_best(clinic: tuple[Engine, ClinicIds]) -> None:
+def test_representative_pairs_pick_median_and_lower_quartile_never_best(
+    clinic: tuple[Engine, ClinicIds],
+) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
         pairs = representative_pairs(s, CONSULT, protocol_id=ids["protocol"], view="face_frontal")
@@ -262,34 +355,49 @@ def test_representative_pairs_pick_median_and_lower_quartile_never_best(clinic: 
         assert not any("MF-" in str(v) for v in asdict(p).values())
 
 
-def test_consent_withdrawal_excludes_a_patient_immediately(clinic: tuple[Engine, ClinicIds]) -> None:
+def test_consent_withdrawal_excludes_a_patient_immediately(
+    clinic: tuple[Engine, ClinicIds],
+) -> None:
     engine, ids = clinic
     with db.session_scope(engine) as s:
-        records.withdraw_consent(s, CLINICIAN, patient_id=ids["patients"][3],
-                                 scope="consult_display")
-        assert representative_pairs(s, CONSULT, protocol_id=ids["protocol"],
-                                    view="face_frontal") == []  # 4 left < 5
-        pairs = representative_pairs(s, CONSULT, protocol_id=ids["protocol"],
-                                     view="face_frontal", min_candidates=3)
+        records.withdraw_consent(
+            s, CLINICIAN, patient_id=ids["patients"][3], scope="consult_display"
+        )
+        assert (
+            representative_pairs(s, CONSULT, protocol_id=ids["protocol"], view="face_frontal") == []
+        )  # 4 left < 5
+        pairs = representative_pairs(
+            s, CONSULT, protocol_id=ids["protocol"], view="face_frontal", min_candidates=3
+        )
     shown = {p.followup_sha256 for p in pairs} | {p.baseline_sha256 for p in pairs}
     assert sha256_hex(b"P3-S3") not in shown and sha256_hex(b"P3-S1") not in shown
     # pool 0, .5, 1.5, 2: median 1.0 ties .5/1.5 -> the smaller; lower quartile .375 -> 0
     assert [p.improvement for p in pairs] == [0.5, 0.0]
     with db.session_scope(engine) as s:
         with pytest.raises(PermissionDenied):
-            representative_pairs(s, Actor(None, "a@test", "admin"), protocol_id=ids["protocol"],
-                                 view="face_frontal")
+            representative_pairs(
+                s, Actor(None, "a@test", "admin"), protocol_id=ids["protocol"], view="face_frontal"
+            )
 
 
 def _pool(*improvements: float) -> list[Candidate]:
     return [(i, i, "b", "f", 3, v) for i, v in enumerate(improvements, start=1)]
 
 
-@pytest.mark.parametrize("improvements", [
-    (0.0, 0.5, 1.0, 1.5, 2.0), (1.0, 2.0, 3.0), (3.0, 3.0, 0.0), (5.0, 1.0, 1.0, 1.0),
-    (0.2, 0.2, 0.2), (-1.0, 0.0, 4.0, 9.0, 9.0, 2.0),
-])
-def test_pick_typical_never_shows_the_best_or_a_better_lower_quartile(improvements: tuple[float, ...]) -> None:
+@pytest.mark.parametrize(
+    "improvements",
+    [
+        (0.0, 0.5, 1.0, 1.5, 2.0),
+        (1.0, 2.0, 3.0),
+        (3.0, 3.0, 0.0),
+        (5.0, 1.0, 1.0, 1.0),
+        (0.2, 0.2, 0.2),
+        (-1.0, 0.0, 4.0, 9.0, 9.0, 2.0),
+    ],
+)
+def test_pick_typical_never_shows_the_best_or_a_better_lower_quartile(
+    improvements: tuple[float, ...],
+) -> None:
     picks = dict(pick_typical(_pool(*improvements)))
     best = max(improvements)
     assert picks["median"][5] < best or len(set(improvements)) == 1
@@ -310,28 +418,39 @@ def test_every_loader_runs_on_both_databases(db_url: str, tmp_path: Path) -> Non
     with db.session_scope(engine) as s:
         assert len(list_patients(s, CLINICIAN, search="mf-00")) == 7
         assert series_overview(s, CLINICIAN, ids["series"][1]).comparisons[
-            "spans_confounder"].tolist() == [False, True]
+            "spans_confounder"
+        ].tolist() == [False, True]
         assert trace_lot(s, DIRECTOR, lot_number="l-old", product="MESO X").patients == 1
         f = load_frames(s, DIRECTOR)
         assert f.measurements["improvement"].max() == pytest.approx(3.0)
-        pairs = representative_pairs(s, CONSULT, protocol_id=ids["protocol"],
-                                     view="face_frontal")
+        pairs = representative_pairs(s, CONSULT, protocol_id=ids["protocol"], view="face_frontal")
         assert [p.improvement for p in pairs] == [1.0, 0.5]
     engine.dispose()
 
 
-def test_series_overview_reads_a_rating_made_against_baseline_from_its_anchor(clinic: tuple[Engine, ClinicIds]) -> None:
+def test_series_overview_reads_a_rating_made_against_baseline_from_its_anchor(
+    clinic: tuple[Engine, ClinicIds],
+) -> None:
     """GAIS is rated at follow-ups only; its change comes from the no-change anchor (4)."""
     engine, ids = clinic
     with db.session_scope(engine) as s:
-        s.add(EndpointDefinition(code="gais", name="GAIS", kind="ordinal", scale_min=1,
-                                 scale_max=5, higher_is_better=False, mcid=1.0, noise_sd=0.45,
-                                 neutral=4.0))
+        s.add(
+            EndpointDefinition(
+                code="gais",
+                name="GAIS",
+                kind="ordinal",
+                scale_min=1,
+                scale_max=5,
+                higher_is_better=False,
+                mcid=1.0,
+                noise_sd=0.45,
+                neutral=4.0,
+            )
+        )
         s.flush()
         sessions = series_overview(s, CLINICIAN, ids["series"][2]).sessions
         session3 = int(sessions[sessions["number"] == 3]["session_id"].iloc[0])
-        records.record_measurement(s, CLINICIAN, session_id=session3, endpoint_code="gais",
-                                   value=2)
+        records.record_measurement(s, CLINICIAN, session_id=session3, endpoint_code="gais", value=2)
     with db.session_scope(engine) as s:
         o = series_overview(s, CLINICIAN, ids["series"][2])
     g = o.measurements[o.measurements["endpoint_code"] == "gais"].iloc[0]

@@ -43,13 +43,23 @@ def clinic(candor_env: Path) -> EmptyClinic:
     db.upgrade(db.get_engine())
     with db.session_scope() as s:
         clinician = next(u for u in user_admin.seed_demo_accounts(s) if u.role == "clinician")
-        protocol = Protocol(name="PRP, scalp", modality="PRP", target_area="scalp",
-                            planned_sessions=3, interval_days=28, required_views=["scalp_vertex"],
-                            endpoint_codes=[], tolerances={}, expected_course={})
+        protocol = Protocol(
+            name="PRP, scalp",
+            modality="PRP",
+            target_area="scalp",
+            planned_sessions=3,
+            interval_days=28,
+            required_views=["scalp_vertex"],
+            endpoint_codes=[],
+            tolerances={},
+            expected_course={},
+        )
         s.add(protocol)
         s.flush()
-        return {"actor": Actor(user_id=clinician.id, email=clinician.email, role="clinician"),
-                "protocol_id": protocol.id}
+        return {
+            "actor": Actor(user_id=clinician.id, email=clinician.email, role="clinician"),
+            "protocol_id": protocol.id,
+        }
 
 
 def _events(action: str) -> int:
@@ -60,8 +70,15 @@ def _events(action: str) -> int:
 def test_registration_saves_the_patient_and_its_consents_together(clinic: EmptyClinic) -> None:
     actor = clinic["actor"]
     with db.session_scope() as s:
-        pid = pr.register_patient(s, actor, code=" P-0107 ", birth_year=1984, sex="female",
-                                  fitzpatrick=4, consent_scopes=["clinical_record", "teaching"])
+        pid = pr.register_patient(
+            s,
+            actor,
+            code=" P-0107 ",
+            birth_year=1984,
+            sex="female",
+            fitzpatrick=4,
+            consent_scopes=["clinical_record", "teaching"],
+        )
     with db.session_scope() as s:
         record = pr.patient_record(s, actor, patient_id=pid)
     assert record.code == "P-0107" and record.fitzpatrick == 4
@@ -69,16 +86,31 @@ def test_registration_saves_the_patient_and_its_consents_together(clinic: EmptyC
     assert _events("patient.create") == 1 and _events("consent.give") == 2
     # a bad scope rolls the whole registration back: no half-registered patient
     with pytest.raises(FieldError) as err, db.session_scope() as s:
-        pr.register_patient(s, actor, code="P-0108", birth_year=1990, sex="male", fitzpatrick=2,
-                            consent_scopes=["clinical_record", "billboards"])
+        pr.register_patient(
+            s,
+            actor,
+            code="P-0108",
+            birth_year=1990,
+            sex="male",
+            fitzpatrick=2,
+            consent_scopes=["clinical_record", "billboards"],
+        )
     assert err.value.field == "scope"
     with db.session_scope() as s:
         assert s.scalar(select(func.count(Patient.id))) == 1
-    for missing, field in (({"birth_year": None}, "birth_year"), ({"sex": None}, "sex"),
-                           ({"fitzpatrick": None}, "fitzpatrick"), ({"code": "P-0107"}, "code"),
-                           ({"code": "  "}, "code")):
-        values: dict[str, Any] = {"code": "P-0109", "birth_year": 1990, "sex": "male",
-                                  "fitzpatrick": 2} | missing
+    for missing, field in (
+        ({"birth_year": None}, "birth_year"),
+        ({"sex": None}, "sex"),
+        ({"fitzpatrick": None}, "fitzpatrick"),
+        ({"code": "P-0107"}, "code"),
+        ({"code": "  "}, "code"),
+    ):
+        values: dict[str, Any] = {
+            "code": "P-0109",
+            "birth_year": 1990,
+            "sex": "male",
+            "fitzpatrick": 2,
+        } | missing
         with pytest.raises(FieldError) as err, db.session_scope() as s:
             pr.register_patient(s, actor, **values)
         assert err.value.field == field
@@ -87,8 +119,7 @@ def test_registration_saves_the_patient_and_its_consents_together(clinic: EmptyC
 def test_consent_is_given_and_withdrawn_once_and_audited(clinic: EmptyClinic) -> None:
     actor = clinic["actor"]
     with db.session_scope() as s:
-        pid = pr.register_patient(s, actor, code="P-1", birth_year=1980, sex="other",
-                                  fitzpatrick=3)
+        pid = pr.register_patient(s, actor, code="P-1", birth_year=1980, sex="other", fitzpatrick=3)
     with db.session_scope() as s:
         assert pr.set_consent(s, actor, patient_id=pid, scope="consult_display", given=True)
         assert not pr.set_consent(s, actor, patient_id=pid, scope="consult_display", given=True)
@@ -105,20 +136,36 @@ def test_consent_is_given_and_withdrawn_once_and_audited(clinic: EmptyClinic) ->
         pr.set_consent(s, consult, patient_id=pid, scope="teaching", given=True)
 
 
-def test_a_series_needs_every_screening_answer_and_a_reviewed_note_for_each_flag(clinic: EmptyClinic) -> None:
+def test_a_series_needs_every_screening_answer_and_a_reviewed_note_for_each_flag(
+    clinic: EmptyClinic,
+) -> None:
     actor, protocol_id = clinic["actor"], clinic["protocol_id"]
     with db.session_scope() as s:
-        pid = pr.register_patient(s, actor, code="P-2", birth_year=1970, sex="male",
-                                  fitzpatrick=2, consent_scopes=["clinical_record"])
-    start: dict[str, Any] = {"patient_id": pid, "protocol_id": protocol_id, "started_on": date.today(),
-             "goal": "less shedding"}
+        pid = pr.register_patient(
+            s,
+            actor,
+            code="P-2",
+            birth_year=1970,
+            sex="male",
+            fitzpatrick=2,
+            consent_scopes=["clinical_record"],
+        )
+    start: dict[str, Any] = {
+        "patient_id": pid,
+        "protocol_id": protocol_id,
+        "started_on": date.today(),
+        "goal": "less shedding",
+    }
     half = dict(ALL_NO) | {"allergies": None}
     flagged = dict(ALL_NO) | {"anticoagulants_or_antiplatelets": True}
     cases = (
         ({"answers": half}, "screening", "allergies"),
         ({"answers": flagged}, "screening", "note"),
-        ({"answers": flagged, "details": {"anticoagulants_or_antiplatelets": "aspirin 100 mg"}},
-         "flags_reviewed", "anticoagulants"),
+        (
+            {"answers": flagged, "details": {"anticoagulants_or_antiplatelets": "aspirin 100 mg"}},
+            "flags_reviewed",
+            "anticoagulants",
+        ),
         ({"answers": ALL_NO, "protocol_id": None}, "protocol_id", "protocol"),
     )
     extra: dict[str, Any]
@@ -128,28 +175,52 @@ def test_a_series_needs_every_screening_answer_and_a_reviewed_note_for_each_flag
         assert err.value.field == field and words in str(err.value), str(err.value)
     with db.session_scope() as s:
         assert s.scalar(select(func.count(Series.id))) == 0  # nothing half-saved
-        series_id = pr.start_series(s, actor, **start, answers=flagged, flags_reviewed=True,
-                                    details={"anticoagulants_or_antiplatelets": "aspirin 100 mg"})
+        series_id = pr.start_series(
+            s,
+            actor,
+            **start,
+            answers=flagged,
+            flags_reviewed=True,
+            details={"anticoagulants_or_antiplatelets": "aspirin 100 mg"},
+        )
     with db.session_scope() as s:
-        rows = s.scalars(select(ScreeningAnswer).where(ScreeningAnswer.series_id == series_id)).all()
+        rows = s.scalars(
+            select(ScreeningAnswer).where(ScreeningAnswer.series_id == series_id)
+        ).all()
         assert len(rows) == len(SCREENING_ITEMS)
         assert [(r.item, r.details) for r in rows if r.present] == [
-            ("anticoagulants_or_antiplatelets", "aspirin 100 mg")]
+            ("anticoagulants_or_antiplatelets", "aspirin 100 mg")
+        ]
         record = pr.patient_record(s, actor, patient_id=pid)
     assert [(x.status, x.screening_flags) for x in record.series] == [
-        ("active", ("anticoagulants_or_antiplatelets",))]
+        ("active", ("anticoagulants_or_antiplatelets",))
+    ]
 
 
 def test_only_an_active_series_takes_a_new_session(clinic: EmptyClinic) -> None:
     actor, protocol_id = clinic["actor"], clinic["protocol_id"]
     with db.session_scope() as s:
-        pid = pr.register_patient(s, actor, code="P-3", birth_year=1990, sex="female",
-                                  fitzpatrick=5, consent_scopes=["clinical_record"])
-        series_id = pr.start_series(s, actor, patient_id=pid, protocol_id=protocol_id,
-                                    started_on=date.today() - timedelta(days=60), goal="",
-                                    answers=ALL_NO)
-        capture.start_next_session(s, actor, series_id=series_id,
-                                   performed_on=date.today() - timedelta(days=60))
+        pid = pr.register_patient(
+            s,
+            actor,
+            code="P-3",
+            birth_year=1990,
+            sex="female",
+            fitzpatrick=5,
+            consent_scopes=["clinical_record"],
+        )
+        series_id = pr.start_series(
+            s,
+            actor,
+            patient_id=pid,
+            protocol_id=protocol_id,
+            started_on=date.today() - timedelta(days=60),
+            goal="",
+            answers=ALL_NO,
+        )
+        capture.start_next_session(
+            s, actor, series_id=series_id, performed_on=date.today() - timedelta(days=60)
+        )
     with db.session_scope() as s:
         assert pr.change_series_status(s, actor, series_id=series_id, status="completed")
         assert not pr.change_series_status(s, actor, series_id=series_id, status="completed")
@@ -188,7 +259,9 @@ def _errors(at: AppTest) -> str:
     return "\n".join(str(e.value) for e in at.error)
 
 
-def test_page_registers_a_patient_keeps_input_on_error_and_starts_a_series(clinic: EmptyClinic) -> None:
+def test_page_registers_a_patient_keeps_input_on_error_and_starts_a_series(
+    clinic: EmptyClinic,
+) -> None:
     at = _page(clinic)
     at.text_input(key="reg_code").input("P-0200")
     at.number_input(key="reg_birth_year").set_value(1988)
@@ -241,8 +314,15 @@ def test_page_registers_a_patient_keeps_input_on_error_and_starts_a_series(clini
 
 def test_page_withdraws_consent_only_after_confirmation(clinic: EmptyClinic) -> None:
     with db.session_scope() as s:
-        pr.register_patient(s, clinic["actor"], code="P-0300", birth_year=1979, sex="male",
-                            fitzpatrick=2, consent_scopes=["clinical_record"])
+        pr.register_patient(
+            s,
+            clinic["actor"],
+            code="P-0300",
+            birth_year=1979,
+            sex="male",
+            fitzpatrick=2,
+            consent_scopes=["clinical_record"],
+        )
     at = _page(clinic)
     at.selectbox[0].select_index(0)  # the patient picker
     _run(at)
@@ -262,18 +342,23 @@ def test_consult_staff_neither_see_nor_open_the_page(clinic: EmptyClinic) -> Non
     _run(at)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("pages/patient_record.py")  # not in their navigation
-    direct = AppTest.from_file(str(PROJECT_ROOT / "pages" / "patient_record.py"), default_timeout=60)
+    direct = AppTest.from_file(
+        str(PROJECT_ROOT / "pages" / "patient_record.py"), default_timeout=60
+    )
     direct.session_state[ACTOR_KEY] = consult
     _run(direct)  # and the page itself refuses when reached anyway
     assert "cannot open this page" in _errors(direct)
     assert not direct.text_input
 
 
-def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_values(clinic: EmptyClinic) -> None:
+def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_values(
+    clinic: EmptyClinic,
+) -> None:
     actor = clinic["actor"]
     with db.session_scope() as s:
-        pid = pr.register_patient(s, actor, code="P-4", birth_year=1891 + 100, sex="female",
-                                  fitzpatrick=2)
+        pid = pr.register_patient(
+            s, actor, code="P-4", birth_year=1891 + 100, sex="female", fitzpatrick=2
+        )
     fix: dict[str, Any] = {"patient_id": pid, "birth_year": 1981, "sex": "female", "fitzpatrick": 3}
     with pytest.raises(FieldError) as err, db.session_scope() as s:
         pr.correct_patient(s, actor, **fix, reason=" ")
@@ -282,22 +367,27 @@ def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_values(clinic: 
         pr.correct_patient(s, actor, **(fix | {"fitzpatrick": 7}), reason="typo")
     assert err.value.field == "fitzpatrick"
     with db.session_scope() as s:
-        assert pr.correct_patient(s, actor, **fix, reason="typed 1991") == ["birth_year",
-                                                                           "fitzpatrick"]
+        assert pr.correct_patient(s, actor, **fix, reason="typed 1991") == [
+            "birth_year",
+            "fitzpatrick",
+        ]
         assert pr.correct_patient(s, actor, **fix, reason="") == []  # nothing to change
     with db.session_scope() as s:
         record = pr.patient_record(s, actor, patient_id=pid)
         event = s.scalars(select(AuditEvent).where(AuditEvent.action == "patient.correct")).one()
     assert (record.birth_year, record.fitzpatrick) == (1981, 3)
-    assert event.details == {"changed": {"birth_year": [1991, 1981], "fitzpatrick": [2, 3]},
-                             "reason": "typed 1991"}
+    assert event.details == {
+        "changed": {"birth_year": [1991, 1981], "fitzpatrick": [2, 3]},
+        "reason": "typed 1991",
+    }
     assert _events("patient.correct") == 1
 
 
 def test_page_corrects_the_details_with_a_reason(clinic: EmptyClinic) -> None:
     with db.session_scope() as s:
-        pid = pr.register_patient(s, clinic["actor"], code="P-0400", birth_year=1991, sex="male",
-                                  fitzpatrick=2)
+        pid = pr.register_patient(
+            s, clinic["actor"], code="P-0400", birth_year=1991, sex="male", fitzpatrick=2
+        )
     at = _page(clinic)
     at.selectbox[0].select(pid)
     _run(at)
@@ -312,20 +402,23 @@ def test_page_corrects_the_details_with_a_reason(clinic: EmptyClinic) -> None:
     assert any("Born 1981" in str(c.value) for c in at.caption)
 
 
-@pytest.mark.parametrize("code", ["Anna Kowalska", "**P-1**", "[x](javascript:alert(1))", "P/1",
-                                  "-P1", "P" * 33, "P–1"])
+@pytest.mark.parametrize(
+    "code", ["Anna Kowalska", "**P-1**", "[x](javascript:alert(1))", "P/1", "-P1", "P" * 33, "P–1"]
+)
 def test_patient_codes_are_plain_pseudonyms(clinic: EmptyClinic, code: str) -> None:
     with pytest.raises(FieldError) as err, db.session_scope() as s:
-        pr.register_patient(s, clinic["actor"], code=code, birth_year=1980, sex="female",
-                            fitzpatrick=2)
+        pr.register_patient(
+            s, clinic["actor"], code=code, birth_year=1980, sex="female", fitzpatrick=2
+        )
     assert err.value.field == "code" and "never a name" in str(err.value)
 
 
 def test_a_patient_code_can_be_corrected_and_the_audit_keeps_old_and_new(clinic) -> None:
     actor = clinic["actor"]
     with db.session_scope() as s:
-        pid = pr.register_patient(s, actor, code="P-0500", birth_year=1980, sex="female",
-                                  fitzpatrick=2)
+        pid = pr.register_patient(
+            s, actor, code="P-0500", birth_year=1980, sex="female", fitzpatrick=2
+        )
         pr.register_patient(s, actor, code="P-0501", birth_year=1982, sex="male", fitzpatrick=3)
     same = {"patient_id": pid, "birth_year": 1980, "sex": "female", "fitzpatrick": 2}
     for bad, why in (("P-0501", "already in use"), ("Anna K", "never a name"), ("", "required")):
@@ -348,8 +441,9 @@ def test_a_patient_code_can_be_corrected_and_the_audit_keeps_old_and_new(clinic)
 
 def test_page_corrects_a_patient_code(clinic) -> None:
     with db.session_scope() as s:
-        pid = pr.register_patient(s, clinic["actor"], code="P-0600", birth_year=1991, sex="male",
-                                  fitzpatrick=2)
+        pid = pr.register_patient(
+            s, clinic["actor"], code="P-0600", birth_year=1991, sex="male", fitzpatrick=2
+        )
     at = _page(clinic)
     at.selectbox[0].select(pid)
     _run(at)
@@ -364,10 +458,20 @@ def test_page_corrects_a_patient_code(clinic) -> None:
 def test_consent_times_are_shown_in_the_clinic_time_zone(clinic, monkeypatch) -> None:
     monkeypatch.setenv("CANDOR_TIMEZONE", "Asia/Tokyo")  # UTC+9 all year: no daylight saving
     with db.session_scope() as s:
-        pid = pr.register_patient(s, clinic["actor"], code="P-0700", birth_year=1991, sex="male",
-                                  fitzpatrick=2, consent_scopes=("clinical_record",))
-        given = pr.patient_record(s, clinic["actor"], patient_id=pid).consent(
-            "clinical_record").given_at
+        pid = pr.register_patient(
+            s,
+            clinic["actor"],
+            code="P-0700",
+            birth_year=1991,
+            sex="male",
+            fitzpatrick=2,
+            consent_scopes=("clinical_record",),
+        )
+        given = (
+            pr.patient_record(s, clinic["actor"], patient_id=pid)
+            .consent("clinical_record")
+            .given_at
+        )
     at = _page(clinic)
     at.selectbox[0].select(pid)
     _run(at)
@@ -377,5 +481,6 @@ def test_consent_times_are_shown_in_the_clinic_time_zone(clinic, monkeypatch) ->
     assert shown.startswith((given + timedelta(hours=9)).strftime("%Y-%m-%d %H:%M"))
     monkeypatch.setenv("CANDOR_TIMEZONE", "Mars/Olympus")
     from analysis.services.common import clinic_zone
+
     with pytest.raises(ValueError, match="IANA time zone"):
         clinic_zone()

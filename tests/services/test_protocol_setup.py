@@ -23,10 +23,16 @@ from ui.frame import ACTOR_KEY
 
 APP = str(PROJECT_ROOT / "app.py")
 DIRECTOR = Actor(user_id=None, email="director@test.candor", role="medical_director")
-GOOD = ps.ProtocolForm(name="PRP, scalp", modality="PRP", target_area="scalp",
-                       planned_sessions=4, interval_days=28,
-                       required_views=("scalp_vertex", "scalp_frontal_hairline"),
-                       endpoint_codes=("density",), primary_endpoint="density")
+GOOD = ps.ProtocolForm(
+    name="PRP, scalp",
+    modality="PRP",
+    target_area="scalp",
+    planned_sessions=4,
+    interval_days=28,
+    required_views=("scalp_vertex", "scalp_frontal_hairline"),
+    endpoint_codes=("density",),
+    primary_endpoint="density",
+)
 
 
 @pytest.fixture
@@ -34,8 +40,16 @@ def clinic(candor_env: Path) -> None:
     db.upgrade(db.get_engine())
     with db.session_scope() as s:
         user_admin.seed_demo_accounts(s)
-        s.add(EndpointDefinition(code="density", name="Hair density", kind="numeric",
-                                 unit="hairs/cm2", higher_is_better=True, mcid=10.0))
+        s.add(
+            EndpointDefinition(
+                code="density",
+                name="Hair density",
+                kind="numeric",
+                unit="hairs/cm2",
+                higher_is_better=True,
+                mcid=10.0,
+            )
+        )
 
 
 def _save(form: ps.ProtocolForm) -> int:
@@ -50,29 +64,57 @@ def _events(action: str) -> int:
 
 def test_a_protocol_is_created_updated_and_audited_with_what_changed(clinic: None) -> None:
     pid = _save(GOOD)
-    _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "interval_days": 21,
-                            "tolerances": {"yaw_warn_deg": 3.0, "yaw_fail_deg": 6.0}}))
-    _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "interval_days": 21,
-                            "tolerances": {"yaw_warn_deg": 3.0, "yaw_fail_deg": 6.0}}))  # no change
+    _save(
+        GOOD.__class__(
+            **{
+                **vars(GOOD),
+                "protocol_id": pid,
+                "interval_days": 21,
+                "tolerances": {"yaw_warn_deg": 3.0, "yaw_fail_deg": 6.0},
+            }
+        )
+    )
+    _save(
+        GOOD.__class__(
+            **{
+                **vars(GOOD),
+                "protocol_id": pid,
+                "interval_days": 21,
+                "tolerances": {"yaw_warn_deg": 3.0, "yaw_fail_deg": 6.0},
+            }
+        )
+    )  # no change
     with db.session_scope() as s:
         form = ps.protocol_form(s, DIRECTOR, protocol_id=pid)
         update = s.scalars(select(AuditEvent).where(AuditEvent.action == "protocol.update")).all()
-    assert form.interval_days == 21 and form.tolerances == {"yaw_warn_deg": 3.0, "yaw_fail_deg": 6.0}
+    assert form.interval_days == 21 and form.tolerances == {
+        "yaw_warn_deg": 3.0,
+        "yaw_fail_deg": 6.0,
+    }
     assert _events("protocol.create") == 1 and len(update) == 1
     assert update[0].details == {"changed": ["interval_days", "tolerances"]}
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"name": "  "}, "name"), ({"modality": ""}, "modality"), ({"target_area": ""}, "target_area"),
-    ({"planned_sessions": 0}, "planned_sessions"), ({"planned_sessions": None}, "planned_sessions"),
-    ({"interval_days": 400}, "interval_days"), ({"required_views": ()}, "required_views"),
-    ({"required_views": ("selfie",)}, "required_views"), ({"endpoint_codes": ("nope",)}, "endpoint_codes"),
-    ({"endpoint_codes": (), "primary_endpoint": "density"}, "primary_endpoint"),
-    ({"tolerances": {"yaw_warn_deg": 12.0}}, "tolerances"),  # warn above the default fail (10)
-    ({"tolerances": {"speed": 1.0}}, "tolerances"),
-])
-def test_bad_input_names_the_field_and_saves_nothing(clinic: None, change: dict[str, Any],
-                                                     field: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": "  "}, "name"),
+        ({"modality": ""}, "modality"),
+        ({"target_area": ""}, "target_area"),
+        ({"planned_sessions": 0}, "planned_sessions"),
+        ({"planned_sessions": None}, "planned_sessions"),
+        ({"interval_days": 400}, "interval_days"),
+        ({"required_views": ()}, "required_views"),
+        ({"required_views": ("selfie",)}, "required_views"),
+        ({"endpoint_codes": ("nope",)}, "endpoint_codes"),
+        ({"endpoint_codes": (), "primary_endpoint": "density"}, "primary_endpoint"),
+        ({"tolerances": {"yaw_warn_deg": 12.0}}, "tolerances"),  # warn above the default fail (10)
+        ({"tolerances": {"speed": 1.0}}, "tolerances"),
+    ],
+)
+def test_bad_input_names_the_field_and_saves_nothing(
+    clinic: None, change: dict[str, Any], field: str
+) -> None:
     with pytest.raises(FieldError) as err:
         _save(GOOD.__class__(**{**vars(GOOD), **change}))
     assert err.value.field == field
@@ -105,18 +147,39 @@ def test_table_overrides_are_cleaned_and_checked() -> None:
 
 
 def test_the_protocols_tolerances_reach_the_capture_check(clinic: None) -> None:
-    pid = _save(GOOD.__class__(**{**vars(GOOD), "required_views": ("face_frontal",),
-                                  "target_area": "face", "tolerances": {"distance_warn_pct": 2.0}}))
+    pid = _save(
+        GOOD.__class__(
+            **{
+                **vars(GOOD),
+                "required_views": ("face_frontal",),
+                "target_area": "face",
+                "tolerances": {"distance_warn_pct": 2.0},
+            }
+        )
+    )
     from analysis.services.patient_record import register_patient, start_series
     from analysis.store.models import SCREENING_ITEMS
 
     clinician = Actor(user_id=None, email="c@test", role="clinician")
     with db.session_scope() as s:
-        patient = register_patient(s, clinician, code="P-1", birth_year=1980, sex="female",
-                                   fitzpatrick=2, consent_scopes=["clinical_record"])
-        series = start_series(s, clinician, patient_id=patient, protocol_id=pid,
-                              started_on=__import__("datetime").date.today(), goal="",
-                              answers={i: False for i in SCREENING_ITEMS})
+        patient = register_patient(
+            s,
+            clinician,
+            code="P-1",
+            birth_year=1980,
+            sex="female",
+            fitzpatrick=2,
+            consent_scopes=["clinical_record"],
+        )
+        series = start_series(
+            s,
+            clinician,
+            patient_id=patient,
+            protocol_id=pid,
+            started_on=__import__("datetime").date.today(),
+            goal="",
+            answers={i: False for i in SCREENING_ITEMS},
+        )
         ctx = capture.capture_context(s, clinician, series_id=series)
     assert ctx.tolerances == {"distance_warn_pct": 2.0}
     assert ctx.required_views == ("face_frontal",)
@@ -143,15 +206,28 @@ def test_page_creates_a_protocol_and_keeps_input_on_error(clinic: None) -> None:
     with db.session_scope() as s:
         p = s.scalars(select(Protocol)).one()
         assert (p.name, p.planned_sessions, p.interval_days, p.required_views, p.tolerances) == (
-            "Microneedling, face", 3, 28, ["face_frontal"], {})
+            "Microneedling, face",
+            3,
+            28,
+            ["face_frontal"],
+            {},
+        )
     # the saved protocol is now chosen, with its values in the form
     assert at.text_input(key=f"ps_name_{p.id}").value == "Microneedling, face"
 
 
 # --- endpoints ------------------------------------------------------------------------------------
 
-WSRS = ps.EndpointForm(code="wsrs", name="Wrinkle severity (WSRS)", kind="ordinal", scale_min=1,
-                       scale_max=5, higher_is_better=False, mcid=1.0, noise_sd=0.4)
+WSRS = ps.EndpointForm(
+    code="wsrs",
+    name="Wrinkle severity (WSRS)",
+    kind="ordinal",
+    scale_min=1,
+    scale_max=5,
+    higher_is_better=False,
+    mcid=1.0,
+    noise_sd=0.4,
+)
 
 
 def _save_endpoint(form: ps.EndpointForm) -> str:
@@ -168,12 +244,15 @@ def test_the_standard_library_is_added_once_and_reads_gais_from_its_anchor(clini
     with db.session_scope() as s:
         assert ps.missing_standard_endpoints(s, DIRECTOR) == []
         assert ps.add_standard_endpoints(s, DIRECTOR) == 0
-        gais = s.scalars(select(EndpointDefinition)
-                         .where(EndpointDefinition.code == "gais_clinician")).one()
+        gais = s.scalars(
+            select(EndpointDefinition).where(EndpointDefinition.code == "gais_clinician")
+        ).one()
         rows = {r["code"]: r for r in ps.endpoint_table(s, DIRECTOR)}
     assert gais.neutral == 4.0 and gais.anchors is not None and gais.anchors["3"] == "improved"
-    assert rows["gais_clinician"]["rated_against_baseline"] and not rows["hair_density"][
-        "rated_against_baseline"]
+    assert (
+        rows["gais_clinician"]["rated_against_baseline"]
+        and not rows["hair_density"]["rated_against_baseline"]
+    )
     assert _events("endpoint.create") == 1
 
 
@@ -235,16 +314,30 @@ def test_expected_course_round_trips_and_is_checked(clinic: None) -> None:
     with db.session_scope() as s:
         stored = s.get_one(Protocol, pid).expected_course
         assert stored == {"density": {"3": 8.0}}
-        assert ps.protocol_form(s, DIRECTOR, protocol_id=pid).expected_course == {"density": {3: 8.0}}
+        assert ps.protocol_form(s, DIRECTOR, protocol_id=pid).expected_course == {
+            "density": {3: 8.0}
+        }
     with pytest.raises(FieldError) as err:
-        _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid,
-                                "expected_course": {"density": {9: 1.0}}}))
+        _save(
+            GOOD.__class__(
+                **{**vars(GOOD), "protocol_id": pid, "expected_course": {"density": {9: 1.0}}}
+            )
+        )
     assert err.value.field == "expected_course" and "session 9" in str(err.value)
     with pytest.raises(FieldError, match="not a number"):
         ps.course_from_rows([{"endpoint": "density", "s2": "lots"}])
     # taking the endpoint off the protocol takes its course with it
-    _save(GOOD.__class__(**{**vars(GOOD), "protocol_id": pid, "endpoint_codes": (),
-                            "primary_endpoint": None, "expected_course": course}))
+    _save(
+        GOOD.__class__(
+            **{
+                **vars(GOOD),
+                "protocol_id": pid,
+                "endpoint_codes": (),
+                "primary_endpoint": None,
+                "expected_course": course,
+            }
+        )
+    )
     with db.session_scope() as s:
         assert s.get_one(Protocol, pid).expected_course == {}
 
@@ -269,8 +362,16 @@ def _record_value(code: str, value: float) -> None:
 
     from analysis.store.models import EndpointMeasurement, Patient, Series, Session
 
-    pid = _save(GOOD.__class__(**{**vars(GOOD), "name": f"values of {code}",
-                                  "endpoint_codes": (code,), "primary_endpoint": code}))
+    pid = _save(
+        GOOD.__class__(
+            **{
+                **vars(GOOD),
+                "name": f"values of {code}",
+                "endpoint_codes": (code,),
+                "primary_endpoint": code,
+            }
+        )
+    )
     with db.session_scope() as s:
         patient = Patient(code=f"P-{code}", birth_year=1980, sex="female", fitzpatrick=2)
         series = Series(patient=patient, protocol_id=pid, started_on=date(2026, 1, 5))
@@ -285,8 +386,9 @@ def test_an_endpoint_is_edited_but_its_scale_is_fixed_once_values_exist(clinic) 
         form = ps.endpoint_form(s, DIRECTOR, code="wsrs")
         assert form == WSRS
         # no values yet: everything but the code may change
-        assert ps.update_endpoint(s, DIRECTOR, ps.EndpointForm(
-            **{**vars(WSRS), "scale_max": 6.0, "mcid": 0.5})) == ["mcid", "scale_max"]
+        assert ps.update_endpoint(
+            s, DIRECTOR, ps.EndpointForm(**{**vars(WSRS), "scale_max": 6.0, "mcid": 0.5})
+        ) == ["mcid", "scale_max"]
         assert ps.update_endpoint(s, DIRECTOR, ps.endpoint_form(s, DIRECTOR, code="wsrs")) == []
     with pytest.raises(FieldError) as err, db.session_scope() as s:
         ps.update_endpoint(s, DIRECTOR, ps.EndpointForm(**{**vars(WSRS), "name": " "}))
@@ -295,8 +397,13 @@ def test_an_endpoint_is_edited_but_its_scale_is_fixed_once_values_exist(clinic) 
     edited = ps.EndpointForm(**{**vars(WSRS), "scale_max": 6.0, "mcid": 1.0, "name": "WSRS v2"})
     with db.session_scope() as s:
         assert ps.update_endpoint(s, DIRECTOR, edited) == ["mcid", "name"]
-    for change in ({"scale_max": 9.0}, {"unit": "grade"}, {"higher_is_better": True},
-                   {"kind": "numeric"}, {"neutral": 3.0}):
+    for change in (
+        {"scale_max": 9.0},
+        {"unit": "grade"},
+        {"higher_is_better": True},
+        {"kind": "numeric"},
+        {"neutral": 3.0},
+    ):
         with pytest.raises(FieldError) as err, db.session_scope() as s:
             ps.update_endpoint(s, DIRECTOR, ps.EndpointForm(**{**vars(edited), **change}))
         assert "1 value(s) are recorded" in str(err.value), change
@@ -328,7 +435,9 @@ def test_a_retired_endpoint_keeps_its_history_and_is_no_longer_offered(clinic) -
     assert kept["wsrs"].endswith("· retired")
     assert table["wsrs"]["retired"] and table["wsrs"]["values"] == 1  # history kept
     with pytest.raises(FieldError, match="retired endpoint"):
-        _save(GOOD.__class__(**{**vars(GOOD), "name": "new", "endpoint_codes": ("density", "wsrs")}))
+        _save(
+            GOOD.__class__(**{**vars(GOOD), "name": "new", "endpoint_codes": ("density", "wsrs")})
+        )
     with db.session_scope() as s:
         assert ps.retire_endpoint(s, DIRECTOR, code="wsrs", retired=False) is True
         assert "wsrs" in dict(ps.endpoint_choices(s, DIRECTOR))

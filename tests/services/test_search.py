@@ -20,16 +20,26 @@ CLINICIAN = Actor(user_id=None, email="c@test", role="clinician")
 def _clinic(url: str) -> Engine:
     engine = db.make_engine(url)
     with db.session_scope(engine) as s:
-        protos = [Protocol(name=n, modality="m", target_area="scalp", planned_sessions=4,
-                           interval_days=28) for n in ("Émulsion capillaire", "PRP for hair")]
+        protos = [
+            Protocol(
+                name=n, modality="m", target_area="scalp", planned_sessions=4, interval_days=28
+            )
+            for n in ("Émulsion capillaire", "PRP for hair")
+        ]
         s.add_all(protos)
         s.flush()
         for i in range(70):
             p = Patient(code=f"CND-{i:04d}", birth_year=1980, sex="female", fitzpatrick=2)
             s.add(p)
             s.flush()
-            s.add(Series(patient_id=p.id, protocol_id=protos[i % 2].id, started_on=date(2026, 1, 1),
-                         status="active"))
+            s.add(
+                Series(
+                    patient_id=p.id,
+                    protocol_id=protos[i % 2].id,
+                    started_on=date(2026, 1, 1),
+                    status="active",
+                )
+            )
     return engine
 
 
@@ -49,7 +59,8 @@ def test_series_search_folds_case_beyond_ascii_and_limits(db_url: str) -> None:
     assert len(found) == len(lower) == 35
     assert {c.protocol_name for c in found} == {"Émulsion capillaire"}
     assert len(capped) == 50 and [c.patient_code for c in capped] == sorted(
-        c.patient_code for c in capped)
+        c.patient_code for c in capped
+    )
     assert [c.patient_code for c in one] == ["CND-0069"]
     assert literal == []
 
@@ -68,8 +79,7 @@ def test_series_picker_keeps_the_current_choice_outside_the_search(db_url: str) 
 def test_series_search_is_two_statements_at_most(db_url: str) -> None:
     engine = _clinic(db_url)
     statements: list[str] = []
-    event.listen(engine, "before_cursor_execute",
-                 lambda _c, _cur, sql, *_a: statements.append(sql))
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_a: statements.append(sql))
     with db.session_scope(engine) as s:
         statements.clear()
         series_choices(s, CLINICIAN, search="cnd", limit=51, include=1)

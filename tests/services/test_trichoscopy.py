@@ -36,8 +36,9 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
     clinic = make_clinic(db_url, tmp_path / "images")
     data, centres = trichoscopy_png(N, seed=3)
     with db.session_scope(clinic.engine) as s:
-        photo_id = add_trichoscopy_photo(s, CLINICIAN, clinic.store, session_id=clinic.session_id,
-                                         data=data)
+        photo_id = add_trichoscopy_photo(
+            s, CLINICIAN, clinic.store, session_id=clinic.session_id, data=data
+        )
     yield World(clinic, photo_id, centres)
     clinic.engine.dispose()
 
@@ -49,16 +50,24 @@ def _count(w: World, **kw: object) -> trichoscopy.CountRecord:
 
 def _calibrate(w: World, mm: float = MM_PER_PX) -> int:
     with db.session_scope(w.clinic.engine) as s:
-        return trichoscopy.set_calibration(s, DIRECTOR, device="Dermlite T1", magnification=70,
-                                           mm_per_px=mm).calibration_id
+        return trichoscopy.set_calibration(
+            s, DIRECTOR, device="Dermlite T1", magnification=70, mm_per_px=mm
+        ).calibration_id
 
 
 def _density_values(w: World) -> list[float]:
     with db.session_scope(w.clinic.engine) as s:
-        return [float(v or 0.0) for v in s.scalars(
-            select(EndpointMeasurement.value_num).join(EndpointDefinition)
-            .where(EndpointDefinition.code == "follicle_density_auto",
-                   EndpointMeasurement.session_id == w.clinic.session_id))]
+        return [
+            float(v or 0.0)
+            for v in s.scalars(
+                select(EndpointMeasurement.value_num)
+                .join(EndpointDefinition)
+                .where(
+                    EndpointDefinition.code == "follicle_density_auto",
+                    EndpointMeasurement.session_id == w.clinic.session_id,
+                )
+            )
+        ]
 
 
 def test_count_is_stored_beside_the_photo_with_points_method_and_version(world: World) -> None:
@@ -71,7 +80,9 @@ def test_count_is_stored_beside_the_photo_with_points_method_and_version(world: 
     assert (got.method, got.version) == ("shaft-components+mlp", "0.2")
     assert got.density_per_cm2 is None and not got.confirmed
     with db.session_scope(world.clinic.engine) as s:
-        row = s.scalar(select(PhotoFollicleCount).where(PhotoFollicleCount.photo_id == world.photo_id))
+        row = s.scalar(
+            select(PhotoFollicleCount).where(PhotoFollicleCount.photo_id == world.photo_id)
+        )
         assert row is not None and row.auto_count == got.auto_count and row.mm_per_px is None
     assert _density_values(world) == []  # no calibration, no density endpoint
     (view,) = events(world.clinic.engine, "photo.view")  # read through the audited door
@@ -91,7 +102,9 @@ def test_calibrated_count_records_the_automated_density_endpoint_once(world: Wor
     assert got.density_per_cm2 == pytest.approx(got.auto_count / full_cm2, rel=0.1)
     assert _density_values(world) == [pytest.approx(got.density_per_cm2)]
     with db.session_scope(world.clinic.engine) as s:
-        d = s.scalar(select(EndpointDefinition).where(EndpointDefinition.code == "follicle_density_auto"))
+        d = s.scalar(
+            select(EndpointDefinition).where(EndpointDefinition.code == "follicle_density_auto")
+        )
         assert d is not None and (d.name, d.unit) == ("Follicle density, automated", "hairs/cm²")
     # counting again replaces the value; a new scale gives a new density
     again = _count(world, calibration_id=_calibrate(world, mm=MM_PER_PX * 2))
@@ -115,7 +128,10 @@ def test_confirm_or_correct_is_stored_beside_the_automatic_count(world: World) -
     first, second = events(world.clinic.engine, "follicle.confirm")
     assert (first.actor_email, first.details["corrected"]) == ("clin@test", False)
     assert (second.actor_email, second.details["confirmed_count"], second.details["corrected"]) == (
-        "md@test", auto + 3, True)
+        "md@test",
+        auto + 3,
+        True,
+    )
     for bad in (-1, trichoscopy.MAX_COUNT + 1):
         with pytest.raises(FieldError) as err:
             with db.session_scope(world.clinic.engine) as s:
@@ -134,8 +150,9 @@ def test_confirm_before_counting_and_counting_a_face_photo_are_clear_errors(worl
             trichoscopy.count_photo(s, CLINICIAN, world.clinic.photo_id, store=world.clinic.store)
     with pytest.raises(FieldError) as err:
         with db.session_scope(world.clinic.engine) as s:
-            trichoscopy.count_photo(s, CLINICIAN, world.photo_id, calibration_id=999,
-                                    store=world.clinic.store)
+            trichoscopy.count_photo(
+                s, CLINICIAN, world.photo_id, calibration_id=999, store=world.clinic.store
+            )
     assert err.value.field == "calibration_id"
 
 
@@ -149,8 +166,9 @@ def test_roles_and_consent_hold(world: World) -> None:
     denied = [e for e in events(world.clinic.engine) if e.outcome == "denied"]
     assert [e.action for e in denied] == ["visit.record", "protocol.write"]
     with db.session_scope(world.clinic.engine) as s:
-        records.withdraw_consent(s, CLINICIAN, patient_id=world.clinic.patient_id,
-                                 scope="clinical_record")
+        records.withdraw_consent(
+            s, CLINICIAN, patient_id=world.clinic.patient_id, scope="clinical_record"
+        )
     with pytest.raises(ConsentMissing):
         _count(world)
     with db.session_scope(world.clinic.engine) as s:
@@ -158,8 +176,12 @@ def test_roles_and_consent_hold(world: World) -> None:
 
 
 def test_calibrations_are_validated_listed_and_replaced(world: World) -> None:
-    for field, kw in (("device", {"device": " "}), ("magnification", {"magnification": 0}),
-                      ("mm_per_px", {"mm_per_px": -0.1}), ("mm_per_px", {"mm_per_px": float("nan")})):
+    for field, kw in (
+        ("device", {"device": " "}),
+        ("magnification", {"magnification": 0}),
+        ("mm_per_px", {"mm_per_px": -0.1}),
+        ("mm_per_px", {"mm_per_px": float("nan")}),
+    ):
         args: dict[str, object] = {"device": "Dermlite", "magnification": 70, "mm_per_px": 0.0027}
         args.update(kw)
         with pytest.raises(FieldError) as err:
@@ -172,8 +194,9 @@ def test_calibrations_are_validated_listed_and_replaced(world: World) -> None:
     with db.session_scope(world.clinic.engine) as s:
         (cal,) = trichoscopy.calibrations(s, CLINICIAN)
     assert (cal.device, cal.magnification, cal.mm_per_px) == ("Dermlite T1", 70.0, 0.003)
-    assert [e.details["previous_mm_per_px"] for e in events(world.clinic.engine, "calibration.set")] == [
-        None, MM_PER_PX]
+    assert [
+        e.details["previous_mm_per_px"] for e in events(world.clinic.engine, "calibration.set")
+    ] == [None, MM_PER_PX]
 
 
 def test_draw_points_marks_the_points() -> None:

@@ -31,8 +31,14 @@ def _cli(data_dir: Path, *args: str, **env_extra: str) -> subprocess.CompletedPr
     env.pop("CANDOR_DATABASE_URL", None)
     for name in [k for k, v in env_extra.items() if v == ""]:
         env.pop(name)
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _key(tmp_path: Path, name: str) -> Path:
@@ -56,8 +62,9 @@ def _assert_encrypted(data: Path) -> None:
     assert blobs and all(files[n].startswith(BLOB_MAGIC) for n in blobs)
 
 
-def test_a_keyed_clinic_keeps_no_plaintext_on_disk(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_keyed_clinic_keeps_no_plaintext_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CANDOR_DB_KEY_FILE", str(_key(tmp_path, "db")))
     data = tmp_path / "data"
     data.mkdir()
@@ -108,7 +115,8 @@ def test_sealed_blobs_detect_edits_and_swaps(tmp_path: Path) -> None:
         store.get(first)
     a.write_bytes(one)
     assert store.verify(first) and not ImageStore(tmp_path / "images", key=os.urandom(32)).verify(
-        first)
+        first
+    )
 
 
 def test_encrypt_converts_a_plaintext_clinic(clinic_dir: Path, tmp_path: Path) -> None:
@@ -173,7 +181,8 @@ def _crash_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
 
 
 def test_a_crash_at_any_step_of_encrypt_never_leaves_a_mixed_store(
-        clinic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clinic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{clinic_dir / 'candor.sqlite3'}"
     before = snapshot(url)
     original = _files_of(clinic_dir)
@@ -251,13 +260,13 @@ def test_key_rotation(clinic_dir: Path, tmp_path: Path) -> None:
         assert all(store.verify(p[1]) for p in after["photos"])
     finally:
         del os.environ["CANDOR_DB_KEY_FILE"]
-    old_blobs = ImageStore(clinic_dir / "images", key=at_rest.blob_key(
-        crypto.parse_key(old.read_text(), "old")))
+    old_blobs = ImageStore(
+        clinic_dir / "images", key=at_rest.blob_key(crypto.parse_key(old.read_text(), "old"))
+    )
     assert not any(old_blobs.verify(p[1]) for p in after["photos"])
 
 
-def test_backup_of_an_encrypted_clinic_needs_its_key(clinic_dir: Path,
-                                                     tmp_path: Path) -> None:
+def test_backup_of_an_encrypted_clinic_needs_its_key(clinic_dir: Path, tmp_path: Path) -> None:
     key = _key(tmp_path, "db")
     assert _cli(clinic_dir, "encrypt", CANDOR_DB_KEY_FILE=str(key)).returncode == 0
     dest = tmp_path / "backup"
@@ -294,8 +303,9 @@ def test_demo_and_app_with_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert blobs and all(files[n].startswith(BLOB_MAGIC) for n in blobs)
 
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
-    at.session_state[ACTOR_KEY] = Actor(user_id=None, email="director@test.candor",
-                                        role="medical_director")
+    at.session_state[ACTOR_KEY] = Actor(
+        user_id=None, email="director@test.candor", role="medical_director"
+    )
     at.run()
     assert not at.exception, at.exception
     at.switch_page("pages/patients.py").run()
@@ -332,7 +342,8 @@ def test_app_names_a_missing_or_wrong_key(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_sigkill_during_encrypt_leaves_the_old_clinic_or_a_finishable_one(
-        clinic_dir: Path, tmp_path: Path) -> None:
+    clinic_dir: Path, tmp_path: Path
+) -> None:
     """A real ``kill -9`` of ``python -m analysis encrypt`` at spread-out moments: afterwards
     either no marker and the plaintext clinic intact, or a marker that a re-run finishes."""
     import signal
@@ -349,8 +360,13 @@ def test_sigkill_during_encrypt_leaves_the_old_clinic_or_a_finishable_one(
     env.pop("CANDOR_DATABASE_URL", None)
     outcomes = set()
     for delay in (0.3, 0.8, 1.2, 1.6, 2.0, 2.5, 3.0, 4.0):
-        proc = subprocess.Popen([sys.executable, "-m", "analysis", "encrypt"], cwd=PROJECT_ROOT,
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "analysis", "encrypt"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -363,8 +379,9 @@ def test_sigkill_during_encrypt_leaves_the_old_clinic_or_a_finishable_one(
             outcomes.add("finished")
             break
         outcomes.add("untouched")
-        current = {n: c for n, c in _files_of(clinic_dir).items()
-                   if not n.startswith(".encrypt-staging-")}
+        current = {
+            n: c for n, c in _files_of(clinic_dir).items() if not n.startswith(".encrypt-staging-")
+        }
         assert set(current) - set(original) <= {"candor.sqlite3-wal", "candor.sqlite3-shm"}
         assert all(current[n] == original[n] for n in original if n.startswith("images/"))
         assert snapshot(url)["patients"] == before["patients"]
@@ -379,8 +396,7 @@ def test_sigkill_during_encrypt_leaves_the_old_clinic_or_a_finishable_one(
         assert after["patients"] == before["patients"] and after["photos"] == before["photos"]
         assert after["chain"] == []
         converted = ImageStore(clinic_dir / "images")
-        assert len(converted.names()) == 152 and all(
-            converted.verify(n) for n in converted.names())
+        assert len(converted.names()) == 152 and all(converted.verify(n) for n in converted.names())
     finally:
         del os.environ["CANDOR_DB_KEY_FILE"]
     assert not list(clinic_dir.glob(".encrypt-staging-*"))
@@ -388,8 +404,9 @@ def test_sigkill_during_encrypt_leaves_the_old_clinic_or_a_finishable_one(
 
 
 @pytest.mark.postgres
-def test_postgres_clinic_with_a_key_seals_its_images(postgres_server_url: str, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_postgres_clinic_with_a_key_seals_its_images(
+    postgres_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """PostgreSQL's own files are the server's (disk encryption); the image store is sealed."""
     from analysis.store import backup
     from tests.support.backups import recreate_database
@@ -402,8 +419,10 @@ def test_postgres_clinic_with_a_key_seals_its_images(postgres_server_url: str, t
     engine.dispose()
     clinic = make_clinic(url, tmp_path / "images")
     with db.session_scope(clinic.engine) as session:
-        assert photo_bytes(session, CLINICIAN, photo_id=clinic.photo_id,
-                           store=clinic.store) == astronaut_jpeg()
+        assert (
+            photo_bytes(session, CLINICIAN, photo_id=clinic.photo_id, store=clinic.store)
+            == astronaut_jpeg()
+        )
     clinic.engine.dispose()
     (name,) = clinic.store.names()
     assert clinic.store.path_for(name).read_bytes().startswith(BLOB_MAGIC)

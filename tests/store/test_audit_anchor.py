@@ -91,7 +91,8 @@ def test_key_file_is_created_private(tmp_path: Path) -> None:
 
 
 def test_verify_audit_command_exits_nonzero_naming_truncation(
-        candor_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    candor_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from analysis.cli import main
     from analysis.store.access import SYSTEM
 
@@ -129,8 +130,11 @@ def test_bulk_seeded_clinic_is_anchored_and_verifies(candor_env: Path) -> None:
         newest = s.scalars(select(func.max(AuditEvent.id))).one()
     engine = db.get_engine()
     with engine.begin() as conn:  # an attacker with the file drops the triggers and truncates
-        for name in conn.execute(text("SELECT name FROM sqlite_master WHERE type='trigger'")
-                                 ).scalars().all():
+        for name in (
+            conn.execute(text("SELECT name FROM sqlite_master WHERE type='trigger'"))
+            .scalars()
+            .all()
+        ):
             conn.execute(text(f'DROP TRIGGER "{name}"'))
         conn.execute(delete(AuditEvent).where(AuditEvent.id > newest - 3))
     with db.session_scope() as s:

@@ -38,7 +38,9 @@ def _writable(engine: Engine) -> None:
 def _problems(engine: Engine) -> list[tuple[int, str]]:
     with db.session_scope(engine) as session:
         problems: list[audit.ChainProblem | anchor.AnchorProblem] = [
-            *audit.verify_chain(session), *anchor.verify_anchor(session)]
+            *audit.verify_chain(session),
+            *anchor.verify_anchor(session),
+        ]
         return [(p.event_id, p.problem) for p in problems]
 
 
@@ -128,8 +130,9 @@ def test_keyed_events_without_any_anchor_are_named(db_url: str) -> None:
     engine.dispose()
 
 
-def test_a_different_key_names_every_keyed_event(db_url: str, monkeypatch: pytest.MonkeyPatch
-                                                 ) -> None:
+def test_a_different_key_names_every_keyed_event(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = _engine(db_url)
     _write(engine, 2)
     monkeypatch.setenv("CANDOR_AUDIT_KEY", "00" * 32)
@@ -150,17 +153,27 @@ def test_a_clinic_written_before_the_keyed_chain_still_verifies(db_url: str) -> 
     prev = audit.GENESIS
     with engine.begin() as conn:  # what the code before 0006 wrote
         for i in range(3):
-            fields: dict[str, object] = {"occurred_at": f"2026-01-0{i + 1}T10:00:00.000000+00:00",
-                      "actor_email": "system@candor.local", "actor_role": "admin",
-                      "action": "old.event", "outcome": "success", "patient_id": None,
-                      "object_type": "", "object_id": str(i), "details": {}}
+            fields: dict[str, object] = {
+                "occurred_at": f"2026-01-0{i + 1}T10:00:00.000000+00:00",
+                "actor_email": "system@candor.local",
+                "actor_role": "admin",
+                "action": "old.event",
+                "outcome": "success",
+                "patient_id": None,
+                "object_type": "",
+                "object_id": str(i),
+                "details": {},
+            }
             digest = audit.event_digest(prev, fields)
-            conn.execute(text(
-                "INSERT INTO audit_events (occurred_at, actor_email, actor_role, action, outcome, "
-                "patient_id, object_type, object_id, details, prev_hash, hash) VALUES "
-                "(:t, 'system@candor.local', 'admin', 'old.event', 'success', NULL, '', :o, '{}', "
-                ":p, :h)"), {"t": f"2026-01-0{i + 1} 10:00:00+00:00", "o": str(i), "p": prev,
-                             "h": digest})
+            conn.execute(
+                text(
+                    "INSERT INTO audit_events (occurred_at, actor_email, actor_role, action, outcome, "
+                    "patient_id, object_type, object_id, details, prev_hash, hash) VALUES "
+                    "(:t, 'system@candor.local', 'admin', 'old.event', 'success', NULL, '', :o, '{}', "
+                    ":p, :h)"
+                ),
+                {"t": f"2026-01-0{i + 1} 10:00:00+00:00", "o": str(i), "p": prev, "h": digest},
+            )
             prev = digest
     db.upgrade(engine)
     assert db.current_revision(engine) == db.head_revision()
@@ -177,8 +190,12 @@ def test_a_clinic_written_before_the_keyed_chain_still_verifies(db_url: str) -> 
             conn.execute(text("UPDATE audit_events SET action = 'x'"))
     _writable(engine)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE audit_events SET object_id = '9' WHERE action = 'old.event' "
-                          "AND object_id = '1'"))
+        conn.execute(
+            text(
+                "UPDATE audit_events SET object_id = '9' WHERE action = 'old.event' "
+                "AND object_id = '1'"
+            )
+        )
     with db.session_scope(engine) as session:
         problems = audit.verify_chain(session)
     assert len(problems) == 1 and "edited" in problems[0].problem
@@ -202,17 +219,25 @@ def test_bulk_writer_chains_keyed(db_url: str) -> None:
     engine = _engine(db_url)
     _write(engine, 1)
     with db.session_scope(engine) as session:
-        audit.record_many(session, [(SYSTEM, {"action": "bulk.event", "object_id": i})
-                                    for i in range(50)])
+        audit.record_many(
+            session, [(SYSTEM, {"action": "bulk.event", "object_id": i}) for i in range(50)]
+        )
     with db.session_scope(engine) as session:
-        assert session.scalar(select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.chain_scheme == audit.KEYED)) == 51
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.chain_scheme == audit.KEYED)
+            )
+            == 51
+        )
     assert _problems(engine) == []
     engine.dispose()
 
 
 def test_verify_audit_command_names_the_event_whose_keyed_hash_fails(
-        candor_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    candor_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from analysis.cli import main
 
     assert main(["init-db"]) == 0
@@ -222,8 +247,9 @@ def test_verify_audit_command_names_the_event_whose_keyed_hash_fails(
         ids = list(session.scalars(select(AuditEvent.id).order_by(AuditEvent.id)))
     _writable(engine)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE audit_events SET outcome = 'failure' WHERE id = :i"),
-                     {"i": ids[1]})
+        conn.execute(
+            text("UPDATE audit_events SET outcome = 'failure' WHERE id = :i"), {"i": ids[1]}
+        )
     capsys.readouterr()
     assert main(["verify-audit"]) == 1
     out = capsys.readouterr().out

@@ -62,30 +62,79 @@ def _sign_out(session: DbSession, _c: Clinic) -> None:
 #: (expected action, expected outcome, expects the patient id, the call as the acting user), run
 #: in this order on one clinic (the deactivation comes after the nurse's sign-ins).
 ACTIONS: list[tuple[str, str, bool, Callable[[DbSession, Clinic], Any]]] = [
-    ("photo.view", "success", True,
-     lambda s, c: photo_bytes(s, CLINICIAN, photo_id=c.photo_id, store=c.store)),
-    ("photo.thumbnail", "success", True,
-     lambda s, c: photo_bytes(s, CLINICIAN, photo_id=c.photo_id, thumbnail=True, store=c.store)),
-    ("photo.compare", "success", True,
-     lambda s, c: photo_pair_bytes(s, DIRECTOR, baseline_id=c.photo_id, follow_up_id=c.photo_id,
-                                   store=c.store)),
-    ("report.export", "success", True,
-     lambda s, c: audited_export(s, CLINICIAN, action="report.export", patient_id=c.patient_id,
-                                 object_type="series", object_id=c.series_id,
-                                 details={"format": "pdf"}, consent_scope="clinical_record")),
-    ("consent.give", "success", True,
-     lambda s, c: records.give_consent(s, CLINICIAN, patient_id=c.patient_id, scope="teaching")),
-    ("consent.withdraw", "success", True,
-     lambda s, c: records.withdraw_consent(s, CLINICIAN, patient_id=c.patient_id,
-                                           scope="consult_display")),
-    ("auth.sign_in", "success", False,
-     lambda s, c: accounts.authenticate(s, email="nurse@test", password=PASSWORD)),
-    ("auth.sign_in", "failure", False,
-     lambda s, c: accounts.authenticate(s, email="nurse@test", password="wrong")),
-    ("user.role_change", "success", False,
-     lambda s, c: user_admin.set_role(s, ADMIN, user_id=_nurse_id(s), role="medical_director")),
-    ("user.deactivate", "success", False,
-     lambda s, c: user_admin.deactivate_user(s, ADMIN, user_id=_nurse_id(s))),
+    (
+        "photo.view",
+        "success",
+        True,
+        lambda s, c: photo_bytes(s, CLINICIAN, photo_id=c.photo_id, store=c.store),
+    ),
+    (
+        "photo.thumbnail",
+        "success",
+        True,
+        lambda s, c: photo_bytes(s, CLINICIAN, photo_id=c.photo_id, thumbnail=True, store=c.store),
+    ),
+    (
+        "photo.compare",
+        "success",
+        True,
+        lambda s, c: photo_pair_bytes(
+            s, DIRECTOR, baseline_id=c.photo_id, follow_up_id=c.photo_id, store=c.store
+        ),
+    ),
+    (
+        "report.export",
+        "success",
+        True,
+        lambda s, c: audited_export(
+            s,
+            CLINICIAN,
+            action="report.export",
+            patient_id=c.patient_id,
+            object_type="series",
+            object_id=c.series_id,
+            details={"format": "pdf"},
+            consent_scope="clinical_record",
+        ),
+    ),
+    (
+        "consent.give",
+        "success",
+        True,
+        lambda s, c: records.give_consent(s, CLINICIAN, patient_id=c.patient_id, scope="teaching"),
+    ),
+    (
+        "consent.withdraw",
+        "success",
+        True,
+        lambda s, c: records.withdraw_consent(
+            s, CLINICIAN, patient_id=c.patient_id, scope="consult_display"
+        ),
+    ),
+    (
+        "auth.sign_in",
+        "success",
+        False,
+        lambda s, c: accounts.authenticate(s, email="nurse@test", password=PASSWORD),
+    ),
+    (
+        "auth.sign_in",
+        "failure",
+        False,
+        lambda s, c: accounts.authenticate(s, email="nurse@test", password="wrong"),
+    ),
+    (
+        "user.role_change",
+        "success",
+        False,
+        lambda s, c: user_admin.set_role(s, ADMIN, user_id=_nurse_id(s), role="medical_director"),
+    ),
+    (
+        "user.deactivate",
+        "success",
+        False,
+        lambda s, c: user_admin.deactivate_user(s, ADMIN, user_id=_nurse_id(s)),
+    ),
     ("audit.read", "success", False, lambda s, c: audit_log.query_events(s, DIRECTOR)),
     ("audit.export", "success", False, lambda s, c: audit_log.export_csv(s, ADMIN)),
 ]
@@ -97,12 +146,13 @@ def test_each_audited_action_writes_exactly_one_event(clinic: Clinic) -> None:
         started = datetime.now(UTC)
         with db.session_scope(clinic.engine) as session:
             call(session, clinic)
-        new = all_events(clinic.engine)[len(before):]
+        new = all_events(clinic.engine)[len(before) :]
         assert [(e.action, e.outcome) for e in new] == [(action, outcome)], action
         (event,) = new
         assert event.actor_email and event.actor_role
-        assert (event.patient_id == clinic.patient_id) if with_patient else (
-            event.patient_id is None), action
+        assert (
+            (event.patient_id == clinic.patient_id) if with_patient else (event.patient_id is None)
+        ), action
         assert event.occurred_at.utcoffset() == timedelta(0)
         assert started - timedelta(seconds=1) <= event.occurred_at <= datetime.now(UTC)
 
@@ -129,16 +179,19 @@ def test_query_filters_and_the_read_is_audited_but_not_returned(clinic: Clinic) 
         assert set(mine["actor_email"]) == {"clin@test"}
         patient = audit_log.query_events(session, DIRECTOR, patient_id=clinic.patient_id)
         assert set(patient["patient_id"]) == {clinic.patient_id}
-        future = audit_log.query_events(session, DIRECTOR,
-                                        since=datetime.now(UTC) + timedelta(hours=1))
+        future = audit_log.query_events(
+            session, DIRECTOR, since=datetime.now(UTC) + timedelta(hours=1)
+        )
         assert future.empty
         limited = audit_log.query_events(session, DIRECTOR, limit=2)
         assert len(limited) == 2
         with pytest.raises(ValueError, match="timezone-aware"):
             audit_log.query_events(session, DIRECTOR, since=datetime(2026, 1, 1))
     reads = [e for e in all_events(clinic.engine) if e.action == "audit.read"]
-    assert len(reads) == 7 and reads[2].details["filters"] == {"action": "auth.*",
-                                                               "outcome": "failure"}
+    assert len(reads) == 7 and reads[2].details["filters"] == {
+        "action": "auth.*",
+        "outcome": "failure",
+    }
     assert reads[-1].details["rows"] == 2
 
 
@@ -176,12 +229,14 @@ def test_verifier_detects_edit_deletion_and_reordering(clinic: Clinic) -> None:
     assert len(ids) >= 6
     make_writable(engine)
     with engine.begin() as conn:  # edit: the outcome of a sign-in is rewritten
-        conn.execute(text("UPDATE audit_events SET outcome = 'denied' WHERE id = :i"),
-                     {"i": ids[1]})
+        conn.execute(
+            text("UPDATE audit_events SET outcome = 'denied' WHERE id = :i"), {"i": ids[1]}
+        )
     assert [p.event_id for p in _chain(engine)] == [ids[1]]
     with engine.begin() as conn:
-        conn.execute(text("UPDATE audit_events SET outcome = 'success' WHERE id = :i"),
-                     {"i": ids[1]})
+        conn.execute(
+            text("UPDATE audit_events SET outcome = 'success' WHERE id = :i"), {"i": ids[1]}
+        )
     assert _chain(engine) == []  # the original content verifies again
     with engine.begin() as conn:  # deletion in the middle
         conn.execute(text("DELETE FROM audit_events WHERE id = :i"), {"i": ids[3]})

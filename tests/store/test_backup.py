@@ -47,22 +47,25 @@ def test_backup_and_restore_round_trip_a_clinic(clinic_dir: Path, tmp_path: Path
     engine = db.make_engine(f"sqlite:///{fresh / 'candor.sqlite3'}")
     with db.session_scope(engine) as session:
         photo_id = before["photos"][0][0]
-        data = photo_bytes(session, CLINICIAN, photo_id=photo_id,
-                           store=ImageStore(fresh / "images"))
+        data = photo_bytes(
+            session, CLINICIAN, photo_id=photo_id, store=ImageStore(fresh / "images")
+        )
     engine.dispose()
     assert ImageStore(fresh / "images").verify(before["photos"][0][1])
     assert len(data) > 1000
 
 
-def test_restore_refuses_a_non_empty_data_dir_unless_forced(clinic_dir: Path,
-                                                            tmp_path: Path) -> None:
+def test_restore_refuses_a_non_empty_data_dir_unless_forced(
+    clinic_dir: Path, tmp_path: Path
+) -> None:
     dest = tmp_path / "backup"
     url = f"sqlite:///{clinic_dir / 'candor.sqlite3'}"
     backup.backup(dest, url=url, image_root=clinic_dir / "images")
     engine = db.make_engine(url)
     with db.session_scope(engine) as session:  # work done after the backup
-        records.create_patient(session, CLINICIAN, code="P-LATE", birth_year=1970, sex="male",
-                               fitzpatrick=5)
+        records.create_patient(
+            session, CLINICIAN, code="P-LATE", birth_year=1970, sex="male", fitzpatrick=5
+        )
     engine.dispose()
 
     refused = run_cli(clinic_dir, "restore", str(dest))
@@ -79,8 +82,9 @@ def test_restore_refuses_a_non_empty_data_dir_unless_forced(clinic_dir: Path,
 
 def test_a_tampered_or_incomplete_backup_is_refused(clinic_dir: Path, tmp_path: Path) -> None:
     dest = tmp_path / "backup"
-    backup.backup(dest, url=f"sqlite:///{clinic_dir / 'candor.sqlite3'}",
-                  image_root=clinic_dir / "images")
+    backup.backup(
+        dest, url=f"sqlite:///{clinic_dir / 'candor.sqlite3'}", image_root=clinic_dir / "images"
+    )
     assert backup.verify_backup(dest).blob_count == 1
 
     (name,) = ImageStore(dest / "images").names()
@@ -117,8 +121,9 @@ def test_backup_needs_an_empty_destination(clinic_dir: Path, tmp_path: Path) -> 
     assert result.returncode == 1 and "not empty" in result.stderr
 
 
-def test_a_broken_audit_chain_is_copied_faithfully_and_reported(clinic_dir: Path,
-                                                                tmp_path: Path) -> None:
+def test_a_broken_audit_chain_is_copied_faithfully_and_reported(
+    clinic_dir: Path, tmp_path: Path
+) -> None:
     url = f"sqlite:///{clinic_dir / 'candor.sqlite3'}"
     engine = db.make_engine(url)
     with engine.begin() as conn:  # tampering found during an incident: back up anyway
@@ -129,7 +134,8 @@ def test_a_broken_audit_chain_is_copied_faithfully_and_reported(clinic_dir: Path
     assert result.returncode == 2 and "WARNING: the audit chain" in result.stderr
     manifest = backup.verify_backup(tmp_path / "incident")
     assert not manifest.audit_chain_intact and manifest.audit_problems[0].startswith(
-        "audit event 2:")
+        "audit event 2:"
+    )
 
 
 @pytest.mark.postgres
@@ -163,8 +169,7 @@ def test_postgres_backup_and_restore_round_trip(postgres_server_url: str, tmp_pa
     with pytest.raises(backup.BackupError, match="not empty"):
         backup.restore(dest, url=target_url, image_root=tmp_path / "restored-images")
     with pytest.raises(backup.BackupError, match="postgresql backup"):
-        backup.restore(dest, url=f"sqlite:///{tmp_path / 'x.sqlite3'}",
-                       image_root=tmp_path / "x")
+        backup.restore(dest, url=f"sqlite:///{tmp_path / 'x.sqlite3'}", image_root=tmp_path / "x")
     with (dest / "candor.pgdump").open("ab") as handle:
         handle.write(b"tampered")
     with pytest.raises(backup.BackupError, match="SHA-256"):

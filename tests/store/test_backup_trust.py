@@ -35,14 +35,23 @@ def _cli(data_dir: Path, *args: str, **env_extra: str) -> subprocess.CompletedPr
     for name, value in env_extra.items():
         if value == "":
             env.pop(name)
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _state(data_dir: Path) -> dict[str, bytes]:
     """Every file under the data directory and the anchor file, with its bytes."""
-    files = {str(p.relative_to(data_dir)): p.read_bytes()
-             for p in data_dir.rglob("*") if p.is_file()} if data_dir.exists() else {}
+    files = (
+        {str(p.relative_to(data_dir)): p.read_bytes() for p in data_dir.rglob("*") if p.is_file()}
+        if data_dir.exists()
+        else {}
+    )
     anchor = Path(os.environ["CANDOR_AUDIT_ANCHOR"])
     files["<anchor>"] = anchor.read_bytes() if anchor.exists() else b""
     return files
@@ -86,8 +95,9 @@ def test_a_forged_backup_is_refused(made: Path, tmp_path: Path) -> None:
     """Consent row edited (a withdrawal undone), database hash in the manifest rewritten."""
     con = sqlite3.connect(made / "candor.sqlite3")
     with con:
-        changed = con.execute("UPDATE consents SET withdrawn_at = NULL "
-                              "WHERE withdrawn_at IS NOT NULL").rowcount
+        changed = con.execute(
+            "UPDATE consents SET withdrawn_at = NULL WHERE withdrawn_at IS NOT NULL"
+        ).rowcount
     con.close()
     assert changed == 1
     digest = _sha(made / "candor.sqlite3")
@@ -100,7 +110,8 @@ def test_a_forged_backup_is_refused(made: Path, tmp_path: Path) -> None:
     attacker = hashlib.sha256(b"attacker").digest()
     key = hmac.new(attacker, b"candor backup manifest v1", hashlib.sha256).digest()
     (made / "manifest.sig").write_text(
-        hmac.new(key, (made / "manifest.json").read_bytes(), hashlib.sha256).hexdigest())
+        hmac.new(key, (made / "manifest.json").read_bytes(), hashlib.sha256).hexdigest()
+    )
     assert "was altered after it was made" in _refused(target, made)
 
 
@@ -108,8 +119,9 @@ def test_restore_with_another_clinics_audit_key_is_refused(made: Path, tmp_path:
     other = hashlib.sha256(b"another clinic").hexdigest()
     message = _refused(tmp_path / "target", made, CANDOR_AUDIT_KEY=other)
     assert "not the key of the clinic that made it" in message
-    missing = _refused(tmp_path / "target", made,
-                       CANDOR_AUDIT_KEY_FILE=str(tmp_path / "no-such.key"))
+    missing = _refused(
+        tmp_path / "target", made, CANDOR_AUDIT_KEY_FILE=str(tmp_path / "no-such.key")
+    )
     assert "there is no audit key" in missing
     assert not (tmp_path / "no-such.key").exists()  # verification never creates a key
 
@@ -145,13 +157,13 @@ def test_a_corrupted_or_incomplete_backup_is_refused(made: Path, tmp_path: Path)
     assert "incomplete" in _refused(tmp_path / "target", made)
 
 
-def test_verify_audit_passes_after_a_restore(clinic_dir: Path, tmp_path: Path,
-                                             made: Path) -> None:
+def test_verify_audit_passes_after_a_restore(clinic_dir: Path, tmp_path: Path, made: Path) -> None:
     url = f"sqlite:///{clinic_dir / 'candor.sqlite3'}"
     engine = db.make_engine(url)
     with db.session_scope(engine) as session:  # work after the backup: the anchor moves on
-        records.create_patient(session, CLINICIAN, code="P-LATE", birth_year=1970, sex="male",
-                               fitzpatrick=5)
+        records.create_patient(
+            session, CLINICIAN, code="P-LATE", birth_year=1970, sex="male", fitzpatrick=5
+        )
     engine.dispose()
     assert _cli(clinic_dir, "verify-audit").returncode == 0
 
@@ -168,8 +180,9 @@ def test_verify_audit_passes_after_a_restore(clinic_dir: Path, tmp_path: Path,
     engine = db.make_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER audit_events_no_delete")
-        conn.exec_driver_sql("DELETE FROM audit_events WHERE id = (SELECT MAX(id) FROM "
-                             "audit_events)")
+        conn.exec_driver_sql(
+            "DELETE FROM audit_events WHERE id = (SELECT MAX(id) FROM audit_events)"
+        )
     engine.dispose()
     check = _cli(clinic_dir, "verify-audit")
     assert check.returncode == 1 and "truncated" in check.stdout
@@ -200,8 +213,10 @@ def test_encrypted_backup_needs_its_key(clinic_dir: Path, tmp_path: Path) -> Non
     assert "another key" in _refused(target, dest, CANDOR_BACKUP_KEY_FILE=str(wrong_file))
     done = _cli(target, "restore", str(dest), CANDOR_BACKUP_KEY_FILE=str(key_file))
     assert done.returncode == 0, done.stderr
-    source, restored = snapshot(f"sqlite:///{clinic_dir / 'candor.sqlite3'}"), snapshot(
-        f"sqlite:///{target / 'candor.sqlite3'}")
+    source, restored = (
+        snapshot(f"sqlite:///{clinic_dir / 'candor.sqlite3'}"),
+        snapshot(f"sqlite:///{target / 'candor.sqlite3'}"),
+    )
     for key in ("patients", "consents", "photos"):
         assert restored[key] == source[key]
     assert _cli(target, "verify-audit").returncode == 0
@@ -212,14 +227,15 @@ def test_encrypted_backup_needs_its_key(clinic_dir: Path, tmp_path: Path) -> Non
         byte = handle.read(1)
         handle.seek(100)
         handle.write(bytes([byte[0] ^ 1]))
-    assert "damaged or truncated" in _refused(tmp_path / "t2", dest,
-                                              CANDOR_BACKUP_KEY_FILE=str(key_file))
+    assert "damaged or truncated" in _refused(
+        tmp_path / "t2", dest, CANDOR_BACKUP_KEY_FILE=str(key_file)
+    )
 
 
 @pytest.mark.parametrize("plain_len", [0, 5, 64, 100])
-def test_file_encryption_detects_every_truncation_and_reorder(tmp_path: Path, plain_len: int,
-                                                               monkeypatch: pytest.MonkeyPatch
-                                                               ) -> None:
+def test_file_encryption_detects_every_truncation_and_reorder(
+    tmp_path: Path, plain_len: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(crypto, "CHUNK", 32)  # many chunks from a small file
     key = os.urandom(32)
     plain = tmp_path / "plain"
@@ -230,7 +246,7 @@ def test_file_encryption_detects_every_truncation_and_reorder(tmp_path: Path, pl
     assert (tmp_path / "round").read_bytes() == plain.read_bytes()
     data = sealed.read_bytes()
     header, body = data[:32], data[32:]
-    chunks = [body[i:i + 48] for i in range(0, len(body), 48)]
+    chunks = [body[i : i + 48] for i in range(0, len(body), 48)]
     attacks = [header + b"".join(chunks[:n]) for n in range(len(chunks))]  # cut at each boundary
     attacks.append(data[:-1])
     if len(chunks) > 2:
@@ -247,7 +263,8 @@ def test_file_encryption_detects_every_truncation_and_reorder(tmp_path: Path, pl
 
 @pytest.mark.postgres
 def test_postgres_backup_signed_encrypted_and_anchor_restored(
-        postgres_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    postgres_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from analysis.store import anchor
 
     source_url = recreate_database(postgres_server_url, "candor_trust_src")

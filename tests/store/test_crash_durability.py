@@ -45,32 +45,54 @@ def _child(url: str, image_root: Path, fd: int, seed: int, protocol_id: int) -> 
     for n in range(1_000_000):
         if n == 0 or rng.random() < 0.3:
             with db.session_scope(engine) as session:
-                patient = records.create_patient(session, WRITER, code=f"K{seed}-{n}",
-                                                 birth_year=1980, sex="female", fitzpatrick=3)
-                records.give_consent(session, WRITER, patient_id=patient.id,
-                                     scope="clinical_record",
-                                     at=datetime.now(UTC) - timedelta(days=1))
-                series = records.create_series(session, WRITER, patient_id=patient.id,
-                                               protocol_id=protocol_id, started_on=DAY0)
-                visit = records.add_session(session, WRITER, series_id=series.id,
-                                            performed_on=DAY0)
+                patient = records.create_patient(
+                    session,
+                    WRITER,
+                    code=f"K{seed}-{n}",
+                    birth_year=1980,
+                    sex="female",
+                    fitzpatrick=3,
+                )
+                records.give_consent(
+                    session,
+                    WRITER,
+                    patient_id=patient.id,
+                    scope="clinical_record",
+                    at=datetime.now(UTC) - timedelta(days=1),
+                )
+                series = records.create_series(
+                    session, WRITER, patient_id=patient.id, protocol_id=protocol_id, started_on=DAY0
+                )
+                visit = records.add_session(session, WRITER, series_id=series.id, performed_on=DAY0)
                 ack = f"visit {patient.id} {visit.id}\n"
             visit_id = visit.id
         else:
             data = rng.randbytes(rng.randint(50_000, 400_000))
             with db.session_scope(engine) as session:
                 row = records.store_photo(
-                    session, WRITER, store, session_id=visit_id,
-                    photo=records.PhotoInput(data=data, original_sha256="0" * 64,
-                                             media_type="image/jpeg", width_px=1, height_px=1,
-                                             view="face_frontal", verdict="pass",
-                                             measurements={}, checks=[]))
+                    session,
+                    WRITER,
+                    store,
+                    session_id=visit_id,
+                    photo=records.PhotoInput(
+                        data=data,
+                        original_sha256="0" * 64,
+                        media_type="image/jpeg",
+                        width_px=1,
+                        height_px=1,
+                        view="face_frontal",
+                        verdict="pass",
+                        measurements={},
+                        checks=[],
+                    ),
+                )
                 ack = f"photo {row.id} {row.sha256}\n"
         os.write(fd, ack.encode())  # after the commit: this write is the acknowledgement
 
 
-def _run_and_kill(url: str, image_root: Path, seed: int, protocol_id: int,
-                  delay_s: float) -> list[str]:
+def _run_and_kill(
+    url: str, image_root: Path, seed: int, protocol_id: int, delay_s: float
+) -> list[str]:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child never returns into pytest
@@ -84,7 +106,8 @@ def _run_and_kill(url: str, image_root: Path, seed: int, protocol_id: int,
     os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
-        "the writer stopped before it was killed")
+        "the writer stopped before it was killed"
+    )
     chunks = []
     while chunk := os.read(read_fd, 1 << 16):
         chunks.append(chunk)
@@ -99,9 +122,15 @@ def test_sigkilled_writer_never_loses_an_acknowledged_commit(tmp_path: Path) -> 
     engine = db.make_engine(url)
     db.upgrade(engine)
     with db.session_scope(engine) as session:
-        protocol = Protocol(name="Mesotherapy", modality="mesotherapy", target_area="face",
-                            planned_sessions=4, interval_days=14, required_views=[],
-                            endpoint_codes=[])
+        protocol = Protocol(
+            name="Mesotherapy",
+            modality="mesotherapy",
+            target_area="face",
+            planned_sessions=4,
+            interval_days=14,
+            required_views=[],
+            endpoint_codes=[],
+        )
         session.add(protocol)
         session.flush()
         protocol_id = protocol.id
@@ -113,8 +142,9 @@ def test_sigkilled_writer_never_loses_an_acknowledged_commit(tmp_path: Path) -> 
     kills = 0
     started = time.monotonic()
     while kills < MAX_KILLS and time.monotonic() - started < BUDGET_S:
-        acked += _run_and_kill(url, image_root, seed=kills, protocol_id=protocol_id,
-                               delay_s=rng.uniform(0.05, 1.2))
+        acked += _run_and_kill(
+            url, image_root, seed=kills, protocol_id=protocol_id, delay_s=rng.uniform(0.05, 1.2)
+        )
         kills += 1
 
     con = sqlite3.connect(db_file)
@@ -130,8 +160,10 @@ def test_sigkilled_writer_never_loses_an_acknowledged_commit(tmp_path: Path) -> 
         for line in acked:
             kind, *ids = line.split()
             if kind == "visit":
-                if session.get(Patient, int(ids[0])) is None or session.get(Session,
-                                                                            int(ids[1])) is None:
+                if (
+                    session.get(Patient, int(ids[0])) is None
+                    or session.get(Session, int(ids[1])) is None
+                ):
                     lost.append(line)
             else:
                 photo = session.get(Photo, int(ids[0]))
@@ -145,11 +177,13 @@ def test_sigkilled_writer_never_loses_an_acknowledged_commit(tmp_path: Path) -> 
     orphans_before = len(store.names() - referenced)
     report = store.sweep(referenced)
 
-    print(f"\ncrash durability: {kills} SIGKILLs in {time.monotonic() - started:.1f} s, "
-          f"{len(acked)} acknowledged commits ({sum(a.startswith('photo') for a in acked)} photo, "
-          f"{sum(a.startswith('visit') for a in acked)} visit), lost {len(lost)}; "
-          f"{len(photos)} photo rows; swept {report.temp_files_removed} temp files "
-          f"and {report.unreferenced_removed} unreferenced blobs")
+    print(
+        f"\ncrash durability: {kills} SIGKILLs in {time.monotonic() - started:.1f} s, "
+        f"{len(acked)} acknowledged commits ({sum(a.startswith('photo') for a in acked)} photo, "
+        f"{sum(a.startswith('visit') for a in acked)} visit), lost {len(lost)}; "
+        f"{len(photos)} photo rows; swept {report.temp_files_removed} temp files "
+        f"and {report.unreferenced_removed} unreferenced blobs"
+    )
     assert kills >= 10
     assert len(acked) > kills  # the writer made progress between kills
     assert lost == []

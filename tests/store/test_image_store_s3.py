@@ -45,8 +45,13 @@ ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha2
 class Backend:
     """One store backend, and raw access to what it holds (to tamper and to look)."""
 
-    def __init__(self, kind: str, make: Callable[..., ImageStore],
-                 raw_read: Callable[[str], bytes], raw_write: Callable[[str, bytes], None]):
+    def __init__(
+        self,
+        kind: str,
+        make: Callable[..., ImageStore],
+        raw_read: Callable[[str], bytes],
+        raw_write: Callable[[str, bytes], None],
+    ):
         self.kind, self.make, self.raw_read, self.raw_write = kind, make, raw_read, raw_write
 
 
@@ -58,8 +63,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         def make_file(key: bytes | None = None) -> ImageStore:
             return ImageStore(root, key=key)
 
-        return Backend("file", make_file, lambda name: (root / name[:2] / name).read_bytes(),
-                       lambda name, raw: (root / name[:2] / name).write_bytes(raw))
+        return Backend(
+            "file",
+            make_file,
+            lambda name: (root / name[:2] / name).read_bytes(),
+            lambda name, raw: (root / name[:2] / name).write_bytes(raw),
+        )
     s3: S3Images = request.getfixturevalue("s3_images")
     client = s3_server.client(s3.endpoint)
 
@@ -69,9 +78,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     def key_of(name: str) -> str:
         return f"{s3.prefix}/{name[:2]}/{name}"
 
-    return Backend("s3", make_s3,
-                   lambda name: client.get_object(Bucket=s3.bucket, Key=key_of(name))["Body"].read(),
-                   lambda name, raw: client.put_object(Bucket=s3.bucket, Key=key_of(name), Body=raw))
+    return Backend(
+        "s3",
+        make_s3,
+        lambda name: client.get_object(Bucket=s3.bucket, Key=key_of(name))["Body"].read(),
+        lambda name, raw: client.put_object(Bucket=s3.bucket, Key=key_of(name), Body=raw),
+    )
 
 
 # --- the interface, on both backends ----------------------------------------------------------------
@@ -182,25 +194,54 @@ def _seed_clinic(url: str, store: ImageStore, code: str) -> dict[str, object]:
     db.upgrade(engine)
     photo = astronaut_jpeg()
     with db.session_scope(engine) as session:
-        protocol = Protocol(name="Skin booster", modality="skin_booster", target_area="face",
-                            planned_sessions=3, interval_days=28, required_views=["face_frontal"],
-                            endpoint_codes=[])
+        protocol = Protocol(
+            name="Skin booster",
+            modality="skin_booster",
+            target_area="face",
+            planned_sessions=3,
+            interval_days=28,
+            required_views=["face_frontal"],
+            endpoint_codes=[],
+        )
         session.add(protocol)
         session.flush()
-        patient = records.create_patient(session, CLINICIAN, code=code, birth_year=1985,
-                                         sex="female", fitzpatrick=3)
-        records.give_consent(session, CLINICIAN, patient_id=patient.id, scope="clinical_record",
-                             at=datetime.now(UTC) - timedelta(days=1))
-        series = records.create_series(session, CLINICIAN, patient_id=patient.id,
-                                       protocol_id=protocol.id, started_on=date(2026, 1, 5))
-        visit = records.add_session(session, CLINICIAN, series_id=series.id,
-                                    performed_on=date(2026, 1, 5))
+        patient = records.create_patient(
+            session, CLINICIAN, code=code, birth_year=1985, sex="female", fitzpatrick=3
+        )
+        records.give_consent(
+            session,
+            CLINICIAN,
+            patient_id=patient.id,
+            scope="clinical_record",
+            at=datetime.now(UTC) - timedelta(days=1),
+        )
+        series = records.create_series(
+            session,
+            CLINICIAN,
+            patient_id=patient.id,
+            protocol_id=protocol.id,
+            started_on=date(2026, 1, 5),
+        )
+        visit = records.add_session(
+            session, CLINICIAN, series_id=series.id, performed_on=date(2026, 1, 5)
+        )
         row = records.store_photo(
-            session, CLINICIAN, store, session_id=visit.id,
-            photo=records.PhotoInput(data=photo, original_sha256="0" * 64,
-                                     media_type="image/jpeg", width_px=512, height_px=512,
-                                     view="face_frontal", verdict="baseline", measurements={},
-                                     checks=[]))
+            session,
+            CLINICIAN,
+            store,
+            session_id=visit.id,
+            photo=records.PhotoInput(
+                data=photo,
+                original_sha256="0" * 64,
+                media_type="image/jpeg",
+                width_px=512,
+                height_px=512,
+                view="face_frontal",
+                verdict="baseline",
+                measurements={},
+                checks=[],
+            ),
+        )
         ids = {"patient": patient.id, "photo": row.id, "sha256": row.sha256, "bytes": photo}
     engine.dispose()
     return ids
@@ -258,11 +299,17 @@ def test_two_replicas_writing_the_same_photo_at_once(s3_images: S3Images) -> Non
     assert len(s3_server.object_keys(s3_images.endpoint, s3_images.bucket)) == 1
     assert stores[0].get(names[0], verify=True) == data
     # the conditional PUT itself: a create over an existing object keeps the first writer's bytes
-    before = s3_server.client(s3_images.endpoint).get_object(
-        Bucket=s3_images.bucket, Key=stores[0].object_key(names[0]))["Body"].read()
+    before = (
+        s3_server.client(s3_images.endpoint)
+        .get_object(Bucket=s3_images.bucket, Key=stores[0].object_key(names[0]))["Body"]
+        .read()
+    )
     stores[1]._stored_write(names[0], b"other bytes", replace=False)
-    after = s3_server.client(s3_images.endpoint).get_object(
-        Bucket=s3_images.bucket, Key=stores[0].object_key(names[0]))["Body"].read()
+    after = (
+        s3_server.client(s3_images.endpoint)
+        .get_object(Bucket=s3_images.bucket, Key=stores[0].object_key(names[0]))["Body"]
+        .read()
+    )
     assert after == before
 
 
@@ -270,8 +317,13 @@ def test_an_unreachable_store_or_missing_bucket_is_a_clear_error(s3_images: S3Im
     from tests.support.pg_server import free_port
 
     settings = s3_images.settings()
-    dead = type(settings)(endpoint=f"http://127.0.0.1:{free_port()}", region="us-east-1",
-                          access_key_id="x", secret_access_key="y", session_token=None)
+    dead = type(settings)(
+        endpoint=f"http://127.0.0.1:{free_port()}",
+        region="us-east-1",
+        access_key_id="x",
+        secret_access_key="y",
+        session_token=None,
+    )
     store = S3ImageStore("s3://candor-images/x", dead, key=None, timeout_s=3)
     started = time.monotonic()
     with pytest.raises(ImageStoreUnavailableError, match="s3://candor-images/x"):
@@ -287,8 +339,9 @@ def test_an_unreachable_store_or_missing_bucket_is_a_clear_error(s3_images: S3Im
     assert "candor-test-secret" not in repr(settings) and "<hidden>" in repr(settings)
 
 
-def test_candor_image_store_selects_the_backend(s3_images: S3Images, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_candor_image_store_selects_the_backend(
+    s3_images: S3Images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = default_store()
     assert isinstance(store, S3ImageStore)
     assert (store.bucket, store.prefix) == (s3_images.bucket, "clinic-images")
@@ -311,8 +364,14 @@ def test_candor_image_store_selects_the_backend(s3_images: S3Images, tmp_path: P
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **env}
     full.pop("CANDOR_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=PROJECT_ROOT, env=full,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args],
+        cwd=PROJECT_ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_sweep_command_cleans_the_bucket(s3_images: S3Images, tmp_path: Path) -> None:
@@ -335,8 +394,8 @@ def test_sweep_command_cleans_the_bucket(s3_images: S3Images, tmp_path: Path) ->
 
 @pytest.mark.parametrize("sealed", [False, True])
 def test_backup_and_restore_round_trip_with_images_in_a_bucket(
-        s3_images: S3Images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        sealed: bool) -> None:
+    s3_images: S3Images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sealed: bool
+) -> None:
     if sealed:
         from analysis.store import crypto
 
@@ -346,9 +405,14 @@ def test_backup_and_restore_round_trip_with_images_in_a_bucket(
     data.mkdir()
     monkeypatch.setenv("CANDOR_DATA_DIR", str(data))
     seeded = _seed_clinic(f"sqlite:///{data / 'candor.sqlite3'}", default_store(), "P-200")
-    stored = s3_server.client(s3_images.endpoint).get_object(
-        Bucket=s3_images.bucket, Key=f"clinic-images/{str(seeded['sha256'])[:2]}/"
-        f"{seeded['sha256']}")["Body"].read()
+    stored = (
+        s3_server.client(s3_images.endpoint)
+        .get_object(
+            Bucket=s3_images.bucket,
+            Key=f"clinic-images/{str(seeded['sha256'])[:2]}/{seeded['sha256']}",
+        )["Body"]
+        .read()
+    )
     assert stored.startswith(BLOB_MAGIC) is sealed
     default_store().put(b"an unreferenced blob")  # not part of the record
 
@@ -367,11 +431,14 @@ def test_backup_and_restore_round_trip_with_images_in_a_bucket(
     assert result.returncode == 0, result.stderr
     assert "all verified" in result.stdout
     assert s3_server.object_keys(target.endpoint, target.bucket) == [
-        f"restored/{str(seeded['sha256'])[:2]}/{seeded['sha256']}"]
+        f"restored/{str(seeded['sha256'])[:2]}/{seeded['sha256']}"
+    ]
     monkeypatch.setenv("CANDOR_DATA_DIR", str(fresh))
     monkeypatch.setenv("CANDOR_IMAGE_STORE", target.url)
-    assert _photo_through_the_app(f"sqlite:///{fresh / 'candor.sqlite3'}",
-                                  int(seeded["photo"])) == seeded["bytes"]
+    assert (
+        _photo_through_the_app(f"sqlite:///{fresh / 'candor.sqlite3'}", int(seeded["photo"]))
+        == seeded["bytes"]
+    )
     assert not any(p.name == "images" for p in fresh.rglob("images"))  # nothing staged left
     result = _cli("verify-audit", **env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -384,7 +451,8 @@ def test_backup_and_restore_round_trip_with_images_in_a_bucket(
 
     # a backup of the new server whose blob is gone from its bucket is refused, naming it
     s3_server.client(target.endpoint).delete_object(
-        Bucket=target.bucket, Key=f"restored/{str(seeded['sha256'])[:2]}/{seeded['sha256']}")
+        Bucket=target.bucket, Key=f"restored/{str(seeded['sha256'])[:2]}/{seeded['sha256']}"
+    )
     result = _cli("backup", str(tmp_path / "backup-2"), **env)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert str(seeded["sha256"])[:12] in result.stderr and "missing" in result.stderr
@@ -404,8 +472,8 @@ def _fresh_database(server_url: str, name: str) -> str:
 
 @pytest.mark.postgres
 def test_postgres_backup_and_restore_with_images_in_a_bucket(
-        s3_images: S3Images, postgres_server_url: str, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    s3_images: S3Images, postgres_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The deployment of issue #18: one PostgreSQL, images in object storage."""
     from analysis.store import backup
     from tests.support.backups import snapshot
@@ -424,12 +492,14 @@ def test_postgres_backup_and_restore_with_images_in_a_bucket(
     after = snapshot(target_url)
     assert after["photos"] == before["photos"] and after["chain"] == []
     assert s3_server.object_keys(target.endpoint, target.bucket) == [
-        f"{str(seeded['sha256'])[:2]}/{seeded['sha256']}"]
+        f"{str(seeded['sha256'])[:2]}/{seeded['sha256']}"
+    ]
     assert restored.get(str(seeded["sha256"]), verify=True) == seeded["bytes"]
 
 
-def test_encrypt_refuses_a_clinic_whose_images_are_in_a_bucket(s3_images: S3Images,
-                                                               tmp_path: Path) -> None:
+def test_encrypt_refuses_a_clinic_whose_images_are_in_a_bucket(
+    s3_images: S3Images, tmp_path: Path
+) -> None:
     from analysis.store import crypto
 
     data = tmp_path / "data"

@@ -27,19 +27,34 @@ CLINICIAN = Actor(user_id=None, email="clin@test", role="clinician")
 
 
 def _protocol(session: DbSession) -> Protocol:
-    protocol = Protocol(name="PRP scalp", modality="prp", target_area="scalp", planned_sessions=3,
-                        interval_days=28, required_views=["scalp_vertex"], endpoint_codes=[])
+    protocol = Protocol(
+        name="PRP scalp",
+        modality="prp",
+        target_area="scalp",
+        planned_sessions=3,
+        interval_days=28,
+        required_views=["scalp_vertex"],
+        endpoint_codes=[],
+    )
     session.add(protocol)
     session.flush()
     return protocol
 
 
-def _patient_with_session(session: DbSession, performed_on: date = date(2026, 3, 1),
-                          ) -> tuple[Patient, Series, Visit]:
-    patient = records.create_patient(session, CLINICIAN, code="P-001", birth_year=1980,
-                                      sex="female", fitzpatrick=3)
-    series = records.create_series(session, CLINICIAN, patient_id=patient.id,
-                                   protocol_id=_protocol(session).id, started_on=performed_on)
+def _patient_with_session(
+    session: DbSession,
+    performed_on: date = date(2026, 3, 1),
+) -> tuple[Patient, Series, Visit]:
+    patient = records.create_patient(
+        session, CLINICIAN, code="P-001", birth_year=1980, sex="female", fitzpatrick=3
+    )
+    series = records.create_series(
+        session,
+        CLINICIAN,
+        patient_id=patient.id,
+        protocol_id=_protocol(session).id,
+        started_on=performed_on,
+    )
     visit = records.add_session(session, CLINICIAN, series_id=series.id, performed_on=performed_on)
     return patient, series, visit
 
@@ -61,11 +76,18 @@ def test_migration_0004_gives_the_demo_ratings_against_baseline_their_anchor(db_
     db.downgrade(engine, "0003")
     with engine.begin() as c:
         for code in ("gais_clinician", "hair_density"):
-            c.execute(text("INSERT INTO endpoint_definitions (code, name, kind, higher_is_better, "
-                           "patient_reported) VALUES (:c, :c, 'ordinal', false, false)"), {"c": code})
+            c.execute(
+                text(
+                    "INSERT INTO endpoint_definitions (code, name, kind, higher_is_better, "
+                    "patient_reported) VALUES (:c, :c, 'ordinal', false, false)"
+                ),
+                {"c": code},
+            )
     db.upgrade(engine)
     with engine.connect() as c:
-        got: dict[str, float | None] = dict(c.execute(text("SELECT code, neutral FROM endpoint_definitions")).all())
+        got: dict[str, float | None] = dict(
+            c.execute(text("SELECT code, neutral FROM endpoint_definitions")).all()
+        )
     engine.dispose()
     assert got == {"gais_clinician": 4.0, "hair_density": None}
 
@@ -89,10 +111,14 @@ def _indexes(engine: object, table: str) -> set[str]:
 
 def test_migration_0005_covering_indexes_up_and_down(db_url: str) -> None:
     engine = db.make_engine(db_url)
-    new = {"photos": "ix_photos_session_verdict_view",
-           "endpoint_measurements": "ix_endpoint_measurements_session_endpoint_value"}
-    old = {"photos": "ix_photos_session_id",
-           "endpoint_measurements": "ix_endpoint_measurements_session_id"}
+    new = {
+        "photos": "ix_photos_session_verdict_view",
+        "endpoint_measurements": "ix_endpoint_measurements_session_endpoint_value",
+    }
+    old = {
+        "photos": "ix_photos_session_id",
+        "endpoint_measurements": "ix_endpoint_measurements_session_id",
+    }
     for table in new:
         assert new[table] in _indexes(engine, table) and old[table] not in _indexes(engine, table)
     db.downgrade(engine, "0004")
@@ -113,8 +139,11 @@ def test_sqlite_answers_the_photo_figures_from_the_covering_index(tmp_path: Path
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     db.upgrade(engine)
-    sql = str(photo_sets_statement().compile(dialect=sqlite.dialect(),
-                                             compile_kwargs={"literal_binds": True}))
+    sql = str(
+        photo_sets_statement().compile(
+            dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+        )
+    )
     with engine.connect() as c:
         plan = " ".join(str(r[-1]) for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
     engine.dispose()
@@ -142,8 +171,9 @@ def test_utc_datetimes_round_trip(db_url: str) -> None:
     engine = db.make_engine(db_url)
     when = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=timezone(timedelta(hours=2)))
     with db.session_scope(engine) as session:
-        patient = records.create_patient(session, CLINICIAN, code="P-9", birth_year=1990,
-                                         sex="male", fitzpatrick=2)
+        patient = records.create_patient(
+            session, CLINICIAN, code="P-9", birth_year=1990, sex="male", fitzpatrick=2
+        )
         records.give_consent(session, CLINICIAN, patient_id=patient.id, scope="teaching", at=when)
     with db.session_scope(engine) as session:
         scopes_before = records.consent_scopes(session, patient.id, at=when - timedelta(seconds=1))
@@ -155,15 +185,25 @@ def test_utc_datetimes_round_trip(db_url: str) -> None:
 def test_consent_withdrawal_takes_effect_on_the_next_query(db_url: str) -> None:
     engine = db.make_engine(db_url)
     with db.session_scope(engine) as session:
-        patient = records.create_patient(session, CLINICIAN, code="P-2", birth_year=1975,
-                                         sex="female", fitzpatrick=4)
+        patient = records.create_patient(
+            session, CLINICIAN, code="P-2", birth_year=1975, sex="female", fitzpatrick=4
+        )
         for scope in ("clinical_record", "consult_display"):
-            records.give_consent(session, CLINICIAN, patient_id=patient.id, scope=scope,
-                                 at=datetime.now(UTC) - timedelta(days=1))
+            records.give_consent(
+                session,
+                CLINICIAN,
+                patient_id=patient.id,
+                scope=scope,
+                at=datetime.now(UTC) - timedelta(days=1),
+            )
     with db.session_scope(engine) as session:
         assert records.consent_scopes(session, patient.id) == {"clinical_record", "consult_display"}
-        assert records.withdraw_consent(session, CLINICIAN, patient_id=patient.id,
-                                        scope="consult_display") == 1
+        assert (
+            records.withdraw_consent(
+                session, CLINICIAN, patient_id=patient.id, scope="consult_display"
+            )
+            == 1
+        )
     with db.session_scope(engine) as session:
         assert records.consent_scopes(session, patient.id) == {"clinical_record"}
         actions = session.scalars(select(AuditEvent.action)).all()
@@ -178,16 +218,36 @@ def test_expired_lot_is_rejected_unless_a_reason_is_given(db_url: str) -> None:
         visit_id = visit.id
     with db.session_scope(engine) as session:
         with pytest.raises(records.ExpiredLotError) as err:
-            records.record_treatment(session, CLINICIAN, session_id=visit_id, product="PRP kit",
-                                     lot_number="L-OLD", expiry_on=date(2026, 2, 28),
-                                     volume_ml=4.0)
+            records.record_treatment(
+                session,
+                CLINICIAN,
+                session_id=visit_id,
+                product="PRP kit",
+                lot_number="L-OLD",
+                expiry_on=date(2026, 2, 28),
+                volume_ml=4.0,
+            )
         assert err.value.field == "expiry_on" and "expired on 2026-02-28" in str(err.value)
     with db.session_scope(engine) as session:
-        row = records.record_treatment(session, CLINICIAN, session_id=visit_id, product="PRP kit",
-                                       lot_number="L-OLD", expiry_on=date(2026, 2, 28),
-                                       volume_ml=4.0, override_reason="only kit in stock, MD ok")
-        ok = records.record_treatment(session, CLINICIAN, session_id=visit_id, product="PRP kit",
-                                      lot_number="L-NEW", expiry_on=date(2027, 1, 1), volume_ml=4.0)
+        row = records.record_treatment(
+            session,
+            CLINICIAN,
+            session_id=visit_id,
+            product="PRP kit",
+            lot_number="L-OLD",
+            expiry_on=date(2026, 2, 28),
+            volume_ml=4.0,
+            override_reason="only kit in stock, MD ok",
+        )
+        ok = records.record_treatment(
+            session,
+            CLINICIAN,
+            session_id=visit_id,
+            product="PRP kit",
+            lot_number="L-NEW",
+            expiry_on=date(2027, 1, 1),
+            volume_ml=4.0,
+        )
         assert row.expired_at_use and not ok.expired_at_use
     with db.session_scope(engine) as session:
         assert session.scalar(select(func.count()).select_from(Treatment)) == 2
@@ -201,9 +261,15 @@ def test_validation_names_the_field_and_writes_nothing(db_url: str) -> None:
         visit_id = visit.id
     cases: list[tuple[dict[str, Any], str]] = [
         (dict(product="", lot_number="A", expiry_on=date(2030, 1, 1), volume_ml=1.0), "product"),
-        (dict(product="X", lot_number=" ", expiry_on=date(2030, 1, 1), volume_ml=1.0), "lot_number"),
+        (
+            dict(product="X", lot_number=" ", expiry_on=date(2030, 1, 1), volume_ml=1.0),
+            "lot_number",
+        ),
         (dict(product="X", lot_number="A", expiry_on=date(2030, 1, 1)), "volume_ml"),
-        (dict(product="X", lot_number="A", expiry_on=date(2030, 1, 1), volume_ml=-1.0), "volume_ml"),
+        (
+            dict(product="X", lot_number="A", expiry_on=date(2030, 1, 1), volume_ml=-1.0),
+            "volume_ml",
+        ),
     ]
     for kwargs, field in cases:
         with pytest.raises(records.FieldError) as err:
@@ -220,12 +286,24 @@ def test_red_flag_reaction_escalates_and_needs_a_note(db_url: str) -> None:
     with db.session_scope(engine) as session:
         _, _, visit = _patient_with_session(session)
         with pytest.raises(records.FieldError) as err:
-            records.record_reaction(session, CLINICIAN, session_id=visit.id, kind="expected",
-                                    term="blanching", severity="mild")
+            records.record_reaction(
+                session,
+                CLINICIAN,
+                session_id=visit.id,
+                kind="expected",
+                term="blanching",
+                severity="mild",
+            )
         assert err.value.field == "escalation"
-        row = records.record_reaction(session, CLINICIAN, session_id=visit.id, kind="expected",
-                                      term="Blanching", severity="mild",
-                                      escalation="hyaluronidase given, MD informed")
+        row = records.record_reaction(
+            session,
+            CLINICIAN,
+            session_id=visit.id,
+            kind="expected",
+            term="Blanching",
+            severity="mild",
+            escalation="hyaluronidase given, MD informed",
+        )
         assert row.kind == "adverse" and row.red_flag
     engine.dispose()
 
@@ -235,8 +313,9 @@ def test_roles_are_enforced_in_the_service_functions(db_url: str) -> None:
     consult = Actor(user_id=None, email="c@test", role="consult_staff")
     with db.session_scope(engine) as session:
         with pytest.raises(PermissionDenied):
-            records.create_patient(session, consult, code="X", birth_year=1980, sex="male",
-                                   fitzpatrick=2)
+            records.create_patient(
+                session, consult, code="X", birth_year=1980, sex="male", fitzpatrick=2
+            )
     engine.dispose()
 
 
@@ -304,7 +383,10 @@ def test_failed_write_leaves_no_blob(tmp_path: Path, monkeypatch: pytest.MonkeyP
         store.put(b"photo bytes")
     monkeypatch.undo()
     assert store.names() == set()
-    assert list((tmp_path / "img").rglob("*.tmp*")) == [] and list((tmp_path / "img").rglob(".tmp-*")) == []
+    assert (
+        list((tmp_path / "img").rglob("*.tmp*")) == []
+        and list((tmp_path / "img").rglob(".tmp-*")) == []
+    )
 
 
 def test_crash_between_blob_and_row_leaves_no_dangling_row(tmp_path: Path) -> None:
@@ -314,8 +396,13 @@ def test_crash_between_blob_and_row_leaves_no_dangling_row(tmp_path: Path) -> No
     db.upgrade(engine)
     with db.session_scope(engine) as session:
         patient, _, visit = _patient_with_session(session)
-        records.give_consent(session, CLINICIAN, patient_id=patient.id, scope="clinical_record",
-                             at=datetime.now(UTC) - timedelta(hours=1))
+        records.give_consent(
+            session,
+            CLINICIAN,
+            patient_id=patient.id,
+            scope="clinical_record",
+            at=datetime.now(UTC) - timedelta(hours=1),
+        )
         visit_id = visit.id
     engine.dispose()
     child = textwrap.dedent(f"""
@@ -325,7 +412,7 @@ def test_crash_between_blob_and_row_leaves_no_dangling_row(tmp_path: Path) -> No
         from analysis.store.access import Actor
         from analysis.store.images import ImageStore
         engine = db.make_engine({url!r})
-        store = ImageStore({str(tmp_path / 'img')!r})
+        store = ImageStore({str(tmp_path / "img")!r})
         actor = Actor(user_id=None, email="clin@test", role="clinician")
         with db.session_scope(engine) as session:
             records.store_photo(session, actor, store, session_id={visit_id},
@@ -352,16 +439,29 @@ def test_photo_needs_clinical_consent_and_a_reason_when_failing(tmp_path: Path) 
     engine = db.make_engine(url)
     db.upgrade(engine)
     store = ImageStore(tmp_path / "img")
-    photo = records.PhotoInput(data=b"x", original_sha256="0" * 64, media_type="image/jpeg",
-                               width_px=1, height_px=1, view="face_frontal", verdict="fail",
-                               measurements={}, checks=[])
+    photo = records.PhotoInput(
+        data=b"x",
+        original_sha256="0" * 64,
+        media_type="image/jpeg",
+        width_px=1,
+        height_px=1,
+        view="face_frontal",
+        verdict="fail",
+        measurements={},
+        checks=[],
+    )
     with db.session_scope(engine) as session:
         patient, _, visit = _patient_with_session(session)
         with pytest.raises(records.FieldError) as err:
             records.store_photo(session, CLINICIAN, store, session_id=visit.id, photo=photo)
         assert err.value.field == "consent"
-        records.give_consent(session, CLINICIAN, patient_id=patient.id, scope="clinical_record",
-                             at=datetime.now(UTC) - timedelta(minutes=1))
+        records.give_consent(
+            session,
+            CLINICIAN,
+            patient_id=patient.id,
+            scope="clinical_record",
+            at=datetime.now(UTC) - timedelta(minutes=1),
+        )
         with pytest.raises(records.FieldError) as err:
             records.store_photo(session, CLINICIAN, store, session_id=visit.id, photo=photo)
         assert err.value.field == "override_reason"
@@ -373,13 +473,16 @@ def test_sessions_added_in_one_transaction_are_numbered_in_order(db_url: str) ->
     engine = db.make_engine(db_url)
     with db.session_scope(engine) as session:
         _, series, first = _patient_with_session(session, performed_on=date(2026, 1, 5))
-        second = records.add_session(session, CLINICIAN, series_id=series.id,
-                                     performed_on=date(2026, 1, 19))
-        third = records.add_session(session, CLINICIAN, series_id=series.id,
-                                    performed_on=date(2026, 2, 2))
+        second = records.add_session(
+            session, CLINICIAN, series_id=series.id, performed_on=date(2026, 1, 19)
+        )
+        third = records.add_session(
+            session, CLINICIAN, series_id=series.id, performed_on=date(2026, 2, 2)
+        )
         assert (first.number, second.number, third.number) == (1, 2, 3)
         with pytest.raises(records.FieldError) as err:
-            records.add_session(session, CLINICIAN, series_id=series.id,
-                                performed_on=date(2026, 1, 1))
+            records.add_session(
+                session, CLINICIAN, series_id=series.id, performed_on=date(2026, 1, 1)
+            )
         assert err.value.field == "performed_on"
     engine.dispose()

@@ -20,6 +20,15 @@ def test_migration_0009_trichoscopy_tables_up_and_down(db_url: str) -> None:
     db.upgrade(engine)
     assert db.current_revision(engine) == db.head_revision() and new <= _tables(engine)
     cols = {c["name"] for c in inspect(engine).get_columns("follicle_counts")}
-    assert {"auto_count", "points_px", "method", "version", "confirmed_count", "confirmed_by_id",
-            "confirmed_at", "density_per_cm2", "measurement_id"} <= cols
+    assert {
+        "auto_count",
+        "points_px",
+        "method",
+        "version",
+        "confirmed_count",
+        "confirmed_by_id",
+        "confirmed_at",
+        "density_per_cm2",
+        "measurement_id",
+    } <= cols
     engine.dispose()

@@ -36,7 +36,13 @@ def nurse_clinic(db_url: str, tmp_path: Path, password_hash: str) -> Iterator[Cl
     """A clinic (:func:`make_clinic`) with a nurse account that has a password; disposed after."""
     c = make_clinic(db_url, tmp_path / "images", scopes=("clinical_record", "consult_display"))
     with db.session_scope(c.engine) as session:
-        session.add(User(email="nurse@test", display_name="Nurse", role="clinician",
-                         password_hash=password_hash))
+        session.add(
+            User(
+                email="nurse@test",
+                display_name="Nurse",
+                role="clinician",
+                password_hash=password_hash,
+            )
+        )
     yield c
     c.engine.dispose()

@@ -24,8 +24,14 @@ from tests.support.photo_clinic import CLINICIAN, make_clinic
 def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CANDOR_DATA_DIR": str(data_dir)}
     env.pop("CANDOR_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 class Snapshot(TypedDict):
@@ -43,14 +49,22 @@ def snapshot(url: str) -> Snapshot:
     try:
         with db.session_scope(engine) as session:
             return {
-                "patients": [(p.id, p.code, p.birth_year)
-                             for p in session.scalars(select(Patient).order_by(Patient.id))],
-                "consents": [(c.patient_id, c.scope, c.given_at, c.withdrawn_at)
-                             for c in session.scalars(select(Consent).order_by(Consent.id))],
-                "photos": [(p.id, p.sha256, p.view, p.verdict)
-                           for p in session.scalars(select(Photo).order_by(Photo.id))],
-                "audit": [(e.id, e.action, e.hash) for e in
-                          session.scalars(select(AuditEvent).order_by(AuditEvent.id))],
+                "patients": [
+                    (p.id, p.code, p.birth_year)
+                    for p in session.scalars(select(Patient).order_by(Patient.id))
+                ],
+                "consents": [
+                    (c.patient_id, c.scope, c.given_at, c.withdrawn_at)
+                    for c in session.scalars(select(Consent).order_by(Consent.id))
+                ],
+                "photos": [
+                    (p.id, p.sha256, p.view, p.verdict)
+                    for p in session.scalars(select(Photo).order_by(Photo.id))
+                ],
+                "audit": [
+                    (e.id, e.action, e.hash)
+                    for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+                ],
                 "chain": audit.verify_chain(session),
             }
     finally:
@@ -78,8 +92,7 @@ def make_backup_clinic(tmp_path: Path) -> Path:
     engine.dispose()
     clinic = make_clinic(url, data / "images", scopes=("clinical_record", "teaching"))
     with db.session_scope(clinic.engine) as session:
-        records.withdraw_consent(session, CLINICIAN, patient_id=clinic.patient_id,
-                                 scope="teaching")
+        records.withdraw_consent(session, CLINICIAN, patient_id=clinic.patient_id, scope="teaching")
         photo_bytes(session, CLINICIAN, photo_id=clinic.photo_id, store=clinic.store)
     ImageStore(data / "images").put(b"an unreferenced blob")  # not part of the record
     clinic.engine.dispose()

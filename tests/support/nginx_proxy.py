@@ -35,15 +35,25 @@ def self_signed(dest: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     crt, pem = dest / "candor.crt", dest / "candor.key"
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.TraditionalOpenSSL,
-                                      serialization.NoEncryption()))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
     return crt, pem
 
 
@@ -86,17 +96,23 @@ def nginx_prefix(root: Path, replicas: list[int]) -> Proxy:
         "events { worker_connections 256; }\n"
         "http {\n"
         f"  access_log {root}/other.access.log;\n"
-        + "".join(f"  {kind}_temp_path {temp}/{kind};\n"
-                  for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        + f"  include {confd}/upstream.conf;\n  include {confd}/candor.conf;\n}}\n")
+        + "".join(
+            f"  {kind}_temp_path {temp}/{kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        + f"  include {confd}/upstream.conf;\n  include {confd}/candor.conf;\n}}\n"
+    )
     return proxy
 
 
 @contextmanager
 def serve_nginx(proxy: Proxy) -> Iterator[Proxy]:
     nginx = system_tool("nginx", "nginx")
-    server = subprocess.Popen([nginx, "-p", str(proxy.root), "-c", str(proxy.conf), "-g",
-                               "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [nginx, "-p", str(proxy.root), "-c", str(proxy.conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -105,8 +121,9 @@ def serve_nginx(proxy: Proxy) -> Iterator[Proxy]:
                 break
             except OSError as exc:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start: "
-                                       + (proxy.root / "error.log").read_text()[-2000:]) from exc
+                    raise RuntimeError(
+                        "nginx did not start: " + (proxy.root / "error.log").read_text()[-2000:]
+                    ) from exc
                 time.sleep(0.1)
         yield proxy
     finally:
@@ -122,10 +139,10 @@ TLS.verify_mode = ssl.CERT_NONE
 
 
 def https_get(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers={"Cookie": f"candor_route={cookie}"}
-                                     if cookie else {})
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=TLS),
-                                         NoRedirect())
+    request = urllib.request.Request(
+        url, headers={"Cookie": f"candor_route={cookie}"} if cookie else {}
+    )
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=TLS), NoRedirect())
     try:
         with opener.open(request, timeout=15) as response:
             return response.status, dict(response.headers), response.read()
@@ -142,12 +159,16 @@ def websocket_handshake(port: int, cookie: str) -> str:
     """The status line nginx returns for a websocket upgrade of /_stcore/stream."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=15)
     with TLS.wrap_socket(raw, server_hostname="localhost") as tls:
-        tls.sendall(("GET /_stcore/stream HTTP/1.1\r\n"
-                     f"Host: 127.0.0.1:{port}\r\nOrigin: https://127.0.0.1:{port}\r\n"
-                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: streamlit\r\n"
-                     f"Cookie: candor_route={cookie}\r\n\r\n").encode())
+        tls.sendall(
+            (
+                "GET /_stcore/stream HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{port}\r\nOrigin: https://127.0.0.1:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: streamlit\r\n"
+                f"Cookie: candor_route={cookie}\r\n\r\n"
+            ).encode()
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = tls.recv(4096)

@@ -21,8 +21,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_postgres(*, databases: tuple[str, ...] = ("candor",), root: str | None = None,
-                   fsync: bool = False) -> tuple[str, Callable[[], None]]:
+def start_postgres(
+    *, databases: tuple[str, ...] = ("candor",), root: str | None = None, fsync: bool = False
+) -> tuple[str, Callable[[], None]]:
     """Start a private PostgreSQL cluster on a unix socket; return (URL of the first database,
     stop). ``root`` keeps the cluster in that folder (made if missing) instead of a temporary
     one; ``stop`` then leaves its files."""
@@ -41,27 +42,53 @@ def start_postgres(*, databases: tuple[str, ...] = ("candor",), root: str | None
     port = free_port()
     fresh = not os.path.exists(os.path.join(datadir, "PG_VERSION"))
     if fresh:
-        subprocess.run(run_as + [f"{bindir}/initdb", "-D", datadir, "-U", "postgres", "-A",
-                                 "trust", "--no-sync"], check=True, capture_output=True)
+        subprocess.run(
+            run_as
+            + [f"{bindir}/initdb", "-D", datadir, "-U", "postgres", "-A", "trust", "--no-sync"],
+            check=True,
+            capture_output=True,
+        )
     sync = "on" if fsync else "off"
-    subprocess.run(run_as + [f"{bindir}/pg_ctl", "-D", datadir, "-w", "-l", f"{root}/log",
-                             "-o", f"-p {port} -k {root} -c listen_addresses='' -c fsync={sync}",
-                             "start"], check=True, capture_output=True)
+    subprocess.run(
+        run_as
+        + [
+            f"{bindir}/pg_ctl",
+            "-D",
+            datadir,
+            "-w",
+            "-l",
+            f"{root}/log",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses='' -c fsync={sync}",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     if fresh:
         for name in databases:
-            subprocess.run(run_as + [f"{bindir}/createdb", "-h", root, "-p", str(port), "-U",
-                                     "postgres", name], check=True, capture_output=True)
+            subprocess.run(
+                run_as
+                + [f"{bindir}/createdb", "-h", root, "-p", str(port), "-U", "postgres", name],
+                check=True,
+                capture_output=True,
+            )
 
     def stop() -> None:
-        subprocess.run(run_as + [f"{bindir}/pg_ctl", "-D", datadir, "-m",
-                                 "fast" if keep else "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            run_as
+            + [f"{bindir}/pg_ctl", "-D", datadir, "-m", "fast" if keep else "immediate", "stop"],
+            capture_output=True,
+        )
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
 
     return f"postgresql+psycopg://postgres@/{databases[0]}?host={root}&port={port}", stop
 
 
-def clinic_databases(root: str, sizes: tuple[int, ...]) -> tuple[dict[int, str], Callable[[], None]]:
+def clinic_databases(
+    root: str, sizes: tuple[int, ...]
+) -> tuple[dict[int, str], Callable[[], None]]:
     """One database ``candor_<N>`` per clinic size on a server kept in ``root`` (the benchmarks'
     seeded clinics): their URLs by size, and stop."""
     names = tuple(f"candor_{n}" for n in sizes)

@@ -51,38 +51,63 @@ class Clinic:
     photo: bytes
 
 
-def make_clinic(url: str, image_root: Path, *, scopes: tuple[str, ...] = ("clinical_record",)
-                ) -> Clinic:
+def make_clinic(
+    url: str, image_root: Path, *, scopes: tuple[str, ...] = ("clinical_record",)
+) -> Clinic:
     """One patient with consent for ``scopes``, a series, a session and one stored photo."""
     engine = db.make_engine(url)
     store = ImageStore(image_root)
     photo = astronaut_jpeg()
     with db.session_scope(engine) as session:
-        protocol = Protocol(name="Skin booster", modality="skin_booster", target_area="face",
-                            planned_sessions=3, interval_days=28, required_views=["face_frontal"],
-                            endpoint_codes=[])
+        protocol = Protocol(
+            name="Skin booster",
+            modality="skin_booster",
+            target_area="face",
+            planned_sessions=3,
+            interval_days=28,
+            required_views=["face_frontal"],
+            endpoint_codes=[],
+        )
         session.add(protocol)
         session.flush()
-        patient = records.create_patient(session, CLINICIAN, code="P-100", birth_year=1985,
-                                         sex="female", fitzpatrick=3)
+        patient = records.create_patient(
+            session, CLINICIAN, code="P-100", birth_year=1985, sex="female", fitzpatrick=3
+        )
         for scope in dict.fromkeys(("clinical_record", *scopes)):
-            records.give_consent(session, CLINICIAN, patient_id=patient.id, scope=scope,
-                                 at=YESTERDAY)
-        series = records.create_series(session, CLINICIAN, patient_id=patient.id,
-                                       protocol_id=protocol.id, started_on=date(2026, 1, 5))
-        visit = records.add_session(session, CLINICIAN, series_id=series.id,
-                                    performed_on=date(2026, 1, 5))
+            records.give_consent(
+                session, CLINICIAN, patient_id=patient.id, scope=scope, at=YESTERDAY
+            )
+        series = records.create_series(
+            session,
+            CLINICIAN,
+            patient_id=patient.id,
+            protocol_id=protocol.id,
+            started_on=date(2026, 1, 5),
+        )
+        visit = records.add_session(
+            session, CLINICIAN, series_id=series.id, performed_on=date(2026, 1, 5)
+        )
         row = records.store_photo(
-            session, CLINICIAN, store, session_id=visit.id,
-            photo=records.PhotoInput(data=photo, original_sha256="0" * 64,
-                                     media_type="image/jpeg", width_px=512, height_px=512,
-                                     view="face_frontal", verdict="baseline", measurements={},
-                                     checks=[]))
+            session,
+            CLINICIAN,
+            store,
+            session_id=visit.id,
+            photo=records.PhotoInput(
+                data=photo,
+                original_sha256="0" * 64,
+                media_type="image/jpeg",
+                width_px=512,
+                height_px=512,
+                view="face_frontal",
+                verdict="baseline",
+                measurements={},
+                checks=[],
+            ),
+        )
         ids = (patient.id, series.id, visit.id, row.id)
     if "clinical_record" not in scopes:
         with db.session_scope(engine) as session:
-            records.withdraw_consent(session, CLINICIAN, patient_id=ids[0],
-                                     scope="clinical_record")
+            records.withdraw_consent(session, CLINICIAN, patient_id=ids[0], scope="clinical_record")
     return Clinic(engine, store, *ids, photo)
 
 
@@ -103,10 +128,22 @@ def break_audit_inserts(engine: Engine) -> None:
     """Make every audit insert fail at the database (a full disk, a revoked grant...)."""
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
-            conn.execute(text("CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events "
-                              "BEGIN SELECT RAISE(ABORT, 'audit storage unavailable'); END"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events "
+                    "BEGIN SELECT RAISE(ABORT, 'audit storage unavailable'); END"
+                )
+            )
         else:
-            conn.execute(text("CREATE FUNCTION audit_broken() RETURNS trigger LANGUAGE plpgsql AS "
-                              "$$ BEGIN RAISE EXCEPTION 'audit storage unavailable'; END $$"))
-            conn.execute(text("CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events "
-                              "FOR EACH ROW EXECUTE FUNCTION audit_broken()"))
+            conn.execute(
+                text(
+                    "CREATE FUNCTION audit_broken() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'audit storage unavailable'; END $$"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_events "
+                    "FOR EACH ROW EXECUTE FUNCTION audit_broken()"
+                )
+            )

@@ -55,65 +55,130 @@ def seed_rating_clinic(url: str, image_root: Path, *, n_series: int = 6) -> Rati
         users = user_admin.seed_demo_accounts(s)
         clinician = next(u for u in users if u.role == "clinician")
         director = next(u for u in users if u.role == "medical_director")
-        extra = [user_admin.create_user(s, SYSTEM, email=f"rater{i}@test.candor",
-                                      display_name=f"Rater {i}", role="clinician", password=None)
-                 for i in (2, 3)]
+        extra = [
+            user_admin.create_user(
+                s,
+                SYSTEM,
+                email=f"rater{i}@test.candor",
+                display_name=f"Rater {i}",
+                role="clinician",
+                password=None,
+            )
+            for i in (2, 3)
+        ]
         actor = Actor(user_id=clinician.id, email=clinician.email, role="clinician")
-        s.add_all([
-            EndpointDefinition(code="gais_test", name="GAIS (test)", kind="ordinal", scale_min=1,
-                               scale_max=5, higher_is_better=False, neutral=3.0, mcid=1.0,
-                               anchors={"1": "much improved", "2": "improved", "3": "no change",
-                                        "4": "worse", "5": "much worse"}),
-            EndpointDefinition(code="severity_test", name="Severity (test)", kind="ordinal",
-                               scale_min=0, scale_max=4, higher_is_better=False, mcid=1.0,
-                               anchors={"0": "none", "2": "moderate", "4": "severe"}),
-        ])
-        protocol = Protocol(name="Booster test", modality="skin booster", target_area="face",
-                            planned_sessions=3, interval_days=28, required_views=["face_frontal"],
-                            endpoint_codes=["gais_test", "severity_test"],
-                            primary_endpoint="severity_test")
+        s.add_all(
+            [
+                EndpointDefinition(
+                    code="gais_test",
+                    name="GAIS (test)",
+                    kind="ordinal",
+                    scale_min=1,
+                    scale_max=5,
+                    higher_is_better=False,
+                    neutral=3.0,
+                    mcid=1.0,
+                    anchors={
+                        "1": "much improved",
+                        "2": "improved",
+                        "3": "no change",
+                        "4": "worse",
+                        "5": "much worse",
+                    },
+                ),
+                EndpointDefinition(
+                    code="severity_test",
+                    name="Severity (test)",
+                    kind="ordinal",
+                    scale_min=0,
+                    scale_max=4,
+                    higher_is_better=False,
+                    mcid=1.0,
+                    anchors={"0": "none", "2": "moderate", "4": "severe"},
+                ),
+            ]
+        )
+        protocol = Protocol(
+            name="Booster test",
+            modality="skin booster",
+            target_area="face",
+            planned_sessions=3,
+            interval_days=28,
+            required_views=["face_frontal"],
+            endpoint_codes=["gais_test", "severity_test"],
+            primary_endpoint="severity_test",
+        )
         s.add(protocol)
         s.flush()
         for i in range(n_series + 2):
             code = f"RT-{i:03d}"
-            patient = records.create_patient(s, actor, code=code, birth_year=1980 + i,
-                                             sex="female", fitzpatrick=2)
+            patient = records.create_patient(
+                s, actor, code=code, birth_year=1980 + i, sex="female", fitzpatrick=2
+            )
             no_consent = i == n_series  # left out: no photo consent
             failing = i == n_series + 1  # left out: follow-up photo failed the gate
-            records.give_consent(s, actor, patient_id=patient.id, scope="clinical_record",
-                                 at=None)
-            series = records.create_series(s, actor, patient_id=patient.id,
-                                           protocol_id=protocol.id, started_on=START)
+            records.give_consent(s, actor, patient_id=patient.id, scope="clinical_record", at=None)
+            series = records.create_series(
+                s, actor, patient_id=patient.id, protocol_id=protocol.id, started_on=START
+            )
             for number in (1, 2, 3):
-                visit = records.add_session(s, actor, series_id=series.id, number=number,
-                                            performed_on=START + timedelta(days=28 * (number - 1)))
-                verdict = "baseline" if number == 1 else (
-                    "fail" if failing and number == 3 else "pass")
+                visit = records.add_session(
+                    s,
+                    actor,
+                    series_id=series.id,
+                    number=number,
+                    performed_on=START + timedelta(days=28 * (number - 1)),
+                )
+                verdict = (
+                    "baseline" if number == 1 else ("fail" if failing and number == 3 else "pass")
+                )
                 data = astronaut_jpeg(shift_px=4 * i + number, size=160)
-                records.store_photo(s, actor, store, session_id=visit.id, photo=records.PhotoInput(
-                    data=data, original_sha256=f"{i:02d}{number:02d}".ljust(64, "0"),
-                    media_type="image/jpeg", width_px=160, height_px=160, view="face_frontal",
-                    verdict=verdict, measurements={}, checks=[],
-                    override_reason="test photo" if verdict == "fail" else ""))
+                records.store_photo(
+                    s,
+                    actor,
+                    store,
+                    session_id=visit.id,
+                    photo=records.PhotoInput(
+                        data=data,
+                        original_sha256=f"{i:02d}{number:02d}".ljust(64, "0"),
+                        media_type="image/jpeg",
+                        width_px=160,
+                        height_px=160,
+                        view="face_frontal",
+                        verdict=verdict,
+                        measurements={},
+                        checks=[],
+                        override_reason="test photo" if verdict == "fail" else "",
+                    ),
+                )
                 gais, sev1, sev3 = RECORDED[i % len(RECORDED)]
                 if number == 1:
-                    records.record_measurement(s, actor, session_id=visit.id,
-                                               endpoint_code="severity_test", value=sev1)
+                    records.record_measurement(
+                        s, actor, session_id=visit.id, endpoint_code="severity_test", value=sev1
+                    )
                 if number == 3:
-                    records.record_measurement(s, actor, session_id=visit.id,
-                                               endpoint_code="severity_test", value=sev3)
-                    records.record_measurement(s, actor, session_id=visit.id,
-                                               endpoint_code="gais_test", value=gais)
+                    records.record_measurement(
+                        s, actor, session_id=visit.id, endpoint_code="severity_test", value=sev3
+                    )
+                    records.record_measurement(
+                        s, actor, session_id=visit.id, endpoint_code="gais_test", value=gais
+                    )
             if no_consent:
                 records.withdraw_consent(s, actor, patient_id=patient.id, scope="clinical_record")
             series_ids.append(series.id)
             patient_codes.append(code)
         out = RatingClinic(
-            series=series_ids, patients=patient_codes, protocol_id=protocol.id,
-            clinician_id=clinician.id, director_id=director.id,
+            series=series_ids,
+            patients=patient_codes,
+            protocol_id=protocol.id,
+            clinician_id=clinician.id,
+            director_id=director.id,
             rater_ids=[clinician.id, *(u.id for u in extra)],
             rater_emails=[clinician.email, *(u.email for u in extra)],
-            clinician_email=clinician.email, director_email=director.email,
-            no_consent_series=series_ids[n_series], failing_series=series_ids[n_series + 1])
+            clinician_email=clinician.email,
+            director_email=director.email,
+            no_consent_series=series_ids[n_series],
+            failing_series=series_ids[n_series + 1],
+        )
     engine.dispose()
     return out

@@ -30,13 +30,18 @@ def start_s3_server(timeout_s: float = 30.0) -> tuple[str, Callable[[], None]]:
     try:
         import moto.server  # noqa: F401
     except ImportError as exc:
-        raise RuntimeError("moto[server] is not installed (requirements.txt; make install)") from exc
+        raise RuntimeError(
+            "moto[server] is not installed (requirements.txt; make install)"
+        ) from exc
     port = free_port()
     # The server logs a line per request: to a file, never a pipe nobody reads (a full pipe
     # would block the server after some thousand requests).
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     endpoint = f"http://127.0.0.1:{port}"
 
     def tail() -> str:
@@ -66,8 +71,9 @@ def start_s3_server(timeout_s: float = 30.0) -> tuple[str, Callable[[], None]]:
         except (urllib.error.URLError, OSError):
             if time.monotonic() > deadline:
                 stop()
-                raise RuntimeError(f"moto's S3 server did not answer on {endpoint} in "
-                                   f"{timeout_s:.0f} s") from None
+                raise RuntimeError(
+                    f"moto's S3 server did not answer on {endpoint} in {timeout_s:.0f} s"
+                ) from None
             time.sleep(0.1)
     return endpoint, stop
 
@@ -76,8 +82,13 @@ def client(endpoint: str):  # type: ignore[no-untyped-def]
     """An independent S3 client (boto3) for the tests' own look at the bucket."""
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-                        aws_secret_access_key=SECRET_KEY, region_name=REGION)
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name=REGION,
+    )
 
 
 def make_bucket(endpoint: str, name: str) -> None:

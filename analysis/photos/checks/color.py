@@ -25,8 +25,10 @@ def _ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
 
 
 def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> Check:
-    if b.lab_median is None or f.lab_median is None or not all(
-        _num(v) is not None for v in (*b.lab_median, *f.lab_median)
+    if (
+        b.lab_median is None
+        or f.lab_median is None
+        or not all(_num(v) is not None for v in (*b.lab_median, *f.lab_median))
     ):
         where = [w for w, m in (("baseline", b), ("follow-up", f)) if m.lab_median is None]
         return _na("color", f"colour not measured on the {' and '.join(where) or 'two'} photo(s)")
@@ -37,13 +39,17 @@ def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> C
     sd = None if sd_ab is None else sd_ab * _de00_per_ab(lb)
     status = _grade_sd(de, sd, tol.color_warn_de, tol.color_fail_de)
     da, db = float(lf[1] - lb[1]), float(lf[2] - lb[2])
-    details: dict[str, Any] = {"delta_a": da, "delta_b": db,
-                               "delta_e_full": float(_ciede2000(lb, lf))}
+    details: dict[str, Any] = {
+        "delta_a": da,
+        "delta_b": db,
+        "delta_e_full": float(_ciede2000(lb, lf)),
+    }
     if sd is not None:
         details["sd_de00"] = sd
     if status == "pass":
         message = f"colour matches the baseline (ΔE00 {de:.1f}" + (
-            f" ± {uncertainty.Z_ONE_SIDED * sd:.1f})" if sd is not None else ")")
+            f" ± {uncertainty.Z_ONE_SIDED * sd:.1f})" if sd is not None else ")"
+        )
     else:
         cast = []
         if abs(db) >= 1.0:
@@ -51,14 +57,19 @@ def _color_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> C
         if abs(da) >= 1.0:
             cast.append("redder/magenta" if da > 0 else "greener")
         shift = " and ".join(cast) or "shifted"
-        message = (f"white balance differs (ΔE {de:.0f}; follow-up {shift})"
-                   " — use the same light and white balance as the baseline (unless the skin "
-                   "colour itself changed)")
+        message = (
+            f"white balance differs (ΔE {de:.0f}; follow-up {shift})"
+            " — use the same light and white balance as the baseline (unless the skin "
+            "colour itself changed)"
+        )
         if status == "warn" and sd is not None:
-            message = (f"borderline: ΔE00 {de:.1f} ± {uncertainty.Z_ONE_SIDED * sd:.1f} straddles "
-                       "the tolerance — " + message)
-    return Check("color", status, de, "dE00", tol.color_warn_de, tol.color_fail_de, message,
-                 details, sd)
+            message = (
+                f"borderline: ΔE00 {de:.1f} ± {uncertainty.Z_ONE_SIDED * sd:.1f} straddles "
+                "the tolerance — " + message
+            )
+    return Check(
+        "color", status, de, "dE00", tol.color_warn_de, tol.color_fail_de, message, details, sd
+    )
 
 
 def _de00_per_ab(lab: np.ndarray) -> float:

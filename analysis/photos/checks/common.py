@@ -34,8 +34,10 @@ def _grade_sd(magnitude: float, sd: float | None, warn: float, fail: float) -> S
 
 def _borderline(what: str, value: float, sd: float, unit: str, digits: int) -> str:
     k_sd = uncertainty.Z_ONE_SIDED * sd
-    return (f"borderline: {what} {value:+.{digits}f}{unit} ± {k_sd:.{digits}f}{unit} straddles the "
-            "tolerance — ")
+    return (
+        f"borderline: {what} {value:+.{digits}f}{unit} ± {k_sd:.{digits}f}{unit} straddles the "
+        "tolerance — "
+    )
 
 
 def _worst(statuses: list[Status]) -> Status:

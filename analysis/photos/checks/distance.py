@@ -25,8 +25,10 @@ def _distance_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -
     note = ""
     if b.width_px and f.width_px and (b.width_px, b.height_px) != (f.width_px, f.height_px):
         ratio *= b.width_px / f.width_px
-        note = (f" (resolutions differ, {b.width_px}x{b.height_px} vs {f.width_px}x{f.height_px}: "
-                "face sizes compared as a share of image width)")
+        note = (
+            f" (resolutions differ, {b.width_px}x{b.height_px} vs {f.width_px}x{f.height_px}: "
+            "face sizes compared as a share of image width)"
+        )
         details["normalised_by"] = "image width"
         details["resolution_note"] = note.strip(" ()")
     if _num(b.distance_mm) is not None and _num(f.distance_mm) is not None:
@@ -45,12 +47,23 @@ def _distance_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -
         details["focal_note"] = zoom
     message = _size_message(pct, status, "face") + note
     if status == "warn":
-        message = (f"borderline: face size {pct:+.1f}% ± {uncertainty.Z_ONE_SIDED * sd:.1f}% "
-                   "straddles the tolerance — " + message)
+        message = (
+            f"borderline: face size {pct:+.1f}% ± {uncertainty.Z_ONE_SIDED * sd:.1f}% "
+            "straddles the tolerance — " + message
+        )
     if zoom and status != "pass":
         message += f" — {zoom}"
-    return Check("distance", status, pct, "%", tol.distance_warn_pct, tol.distance_fail_pct,
-                 message, details, sd)
+    return Check(
+        "distance",
+        status,
+        pct,
+        "%",
+        tol.distance_warn_pct,
+        tol.distance_fail_pct,
+        message,
+        details,
+        sd,
+    )
 
 
 def _size_message(pct: float, status: Status, what: str) -> str:
@@ -59,10 +72,14 @@ def _size_message(pct: float, status: Status, what: str) -> str:
         return f"{what} size matches the baseline ({pct:+.1f}%)"
     if pct > 0:
         closer = (1.0 - 1.0 / ratio) * 100.0
-        return (f"{what} ~{pct:.0f}% larger than baseline: camera ~{closer:.0f}% closer (or zoomed "
-                f"in) — step back ~{pct:.0f}%")
-    return (f"{what} ~{-pct:.0f}% smaller than baseline: camera ~{1.0 / ratio * 100 - 100:.0f}% "
-            f"farther (or zoomed out) — move ~{-pct:.0f}% closer")
+        return (
+            f"{what} ~{pct:.0f}% larger than baseline: camera ~{closer:.0f}% closer (or zoomed "
+            f"in) — step back ~{pct:.0f}%"
+        )
+    return (
+        f"{what} ~{-pct:.0f}% smaller than baseline: camera ~{1.0 / ratio * 100 - 100:.0f}% "
+        f"farther (or zoomed out) — move ~{-pct:.0f}% closer"
+    )
 
 
 def _zoom_note(b: PhotoMeasurement, f: PhotoMeasurement) -> str:
@@ -76,11 +93,24 @@ def _scalp_distance_check(reg: Registration | None, tol: Tolerances) -> Check:
     if reg is None:
         return _na("distance", "scalp scale needs the thumbnails of both photos")
     if not reg.ok:
-        return _na("distance", f"could not register the two scalp photos: {reg.reason}",
-                   n_inliers=reg.n_inliers)
+        return _na(
+            "distance",
+            f"could not register the two scalp photos: {reg.reason}",
+            n_inliers=reg.n_inliers,
+        )
     pct = (reg.scale_ratio - 1.0) * 100.0
     status = _grade(abs(pct), tol.distance_warn_pct, tol.distance_fail_pct)
-    return Check("distance", status, pct, "%", tol.distance_warn_pct, tol.distance_fail_pct,
-                 _size_message(pct, status, "scalp area"),
-                 {"scale_ratio": reg.scale_ratio, "n_inliers": reg.n_inliers,
-                  "inlier_share": reg.inlier_share})
+    return Check(
+        "distance",
+        status,
+        pct,
+        "%",
+        tol.distance_warn_pct,
+        tol.distance_fail_pct,
+        _size_message(pct, status, "scalp area"),
+        {
+            "scale_ratio": reg.scale_ratio,
+            "n_inliers": reg.n_inliers,
+            "inlier_share": reg.inlier_share,
+        },
+    )

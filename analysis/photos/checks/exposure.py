@@ -48,19 +48,35 @@ def _exposure_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -
     if status != "pass":
         what = "darker" if delta < 0 else "brighter"
         fix = "add light or raise the exposure" if delta < 0 else "reduce light or exposure"
-        advice.append((_borderline("ΔL*", delta, sd, "", 1) if status == "warn" and sd else "")
-                      + f"photo {abs(ev):.1f} EV {what} than baseline (median L* {bl:.0f} → "
-                      f"{fl:.0f}) — {fix} to match")
+        advice.append(
+            (_borderline("ΔL*", delta, sd, "", 1) if status == "warn" and sd else "")
+            + f"photo {abs(ev):.1f} EV {what} than baseline (median L* {bl:.0f} → "
+            f"{fl:.0f}) — {fix} to match"
+        )
     cb, cf = _num(b.clipped_share), _num(f.clipped_share)
     if cb is not None and cf is not None:
         details["clipped_share_baseline"] = cb
         details["clipped_share_followup"] = cf
         s_clip = _grade(cf - cb, tol.clipped_warn_share, tol.clipped_fail_share)
         if s_clip != "pass":
-            advice.append(f"{cf:.0%} of the measured area is clipped to pure white or black "
-                          f"({cb:.0%} in the baseline) — avoid direct flash/over-exposure")
+            advice.append(
+                f"{cf:.0%} of the measured area is clipped to pure white or black "
+                f"({cb:.0%} in the baseline) — avoid direct flash/over-exposure"
+            )
         status = _worst([status, s_clip])
-    message = "; ".join(advice) or f"exposure matches the baseline ({ev:+.1f} EV; ΔL* {delta:+.1f}" + (
-        f" ± {uncertainty.Z_ONE_SIDED * sd:.1f})" if sd is not None else ")")
-    return Check("exposure", status, delta, "L*", tol.exposure_warn_dl, tol.exposure_fail_dl,
-                 message, details, sd)
+    message = "; ".join(
+        advice
+    ) or f"exposure matches the baseline ({ev:+.1f} EV; ΔL* {delta:+.1f}" + (
+        f" ± {uncertainty.Z_ONE_SIDED * sd:.1f})" if sd is not None else ")"
+    )
+    return Check(
+        "exposure",
+        status,
+        delta,
+        "L*",
+        tol.exposure_warn_dl,
+        tol.exposure_fail_dl,
+        message,
+        details,
+        sd,
+    )

@@ -19,15 +19,39 @@ def _expression_check(
     if scalp:
         return _na("expression", "expression is not assessed on scalp views")
     parts = (
-        ("eye_open", b.eye_open, f.eye_open, tol.eye_open_warn, tol.eye_open_fail,
-         ("eyes wider open than baseline — ask for relaxed, naturally open eyes",
-          "eyes more closed than baseline — ask the patient to open the eyes naturally")),
-        ("mouth_open", b.mouth_open, f.mouth_open, tol.mouth_open_warn, tol.mouth_open_fail,
-         ("mouth more open than baseline — ask them to close the lips gently",
-          "mouth more closed than baseline — match the baseline's relaxed lips")),
-        ("smile", b.smile, f.smile, tol.smile_warn, tol.smile_fail,
-         ("smiling more than baseline — ask for the baseline's neutral expression",
-          "less smile than baseline — match the baseline's expression")),
+        (
+            "eye_open",
+            b.eye_open,
+            f.eye_open,
+            tol.eye_open_warn,
+            tol.eye_open_fail,
+            (
+                "eyes wider open than baseline — ask for relaxed, naturally open eyes",
+                "eyes more closed than baseline — ask the patient to open the eyes naturally",
+            ),
+        ),
+        (
+            "mouth_open",
+            b.mouth_open,
+            f.mouth_open,
+            tol.mouth_open_warn,
+            tol.mouth_open_fail,
+            (
+                "mouth more open than baseline — ask them to close the lips gently",
+                "mouth more closed than baseline — match the baseline's relaxed lips",
+            ),
+        ),
+        (
+            "smile",
+            b.smile,
+            f.smile,
+            tol.smile_warn,
+            tol.smile_fail,
+            (
+                "smiling more than baseline — ask for the baseline's neutral expression",
+                "less smile than baseline — match the baseline's expression",
+            ),
+        ),
     )
     graded: list[tuple[Status, float, str, float, float, float, str]] = []
     missing: list[str] = []
@@ -39,8 +63,17 @@ def _expression_check(
             continue
         delta = float(fv) - float(bv)
         details[f"delta_{name}"] = delta
-        graded.append((_grade(abs(delta), warn, fail), abs(delta) / warn, name, delta, warn,
-                       fail, texts[0] if delta > 0 else texts[1]))
+        graded.append(
+            (
+                _grade(abs(delta), warn, fail),
+                abs(delta) / warn,
+                name,
+                delta,
+                warn,
+                fail,
+                texts[0] if delta > 0 else texts[1],
+            )
+        )
     if not graded:
         return _na("expression", "; ".join(missing))
     graded.sort(key=lambda g: (_ORDER[g[0]], g[1]), reverse=True)

@@ -19,10 +19,20 @@ if TYPE_CHECKING:
 def _face_framing_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) -> Check:
     warn, fail = tol.framing_warn_frac, tol.framing_fail_frac
     if f.face_in_frame is False:
-        return Check("framing", "fail", None, "frame", warn, fail,
-                     "the face is cut off by the frame edge — step back or re-centre the face")
-    if b.face_box is None or f.face_box is None or not (b.width_px and f.width_px
-                                                        and b.height_px and f.height_px):
+        return Check(
+            "framing",
+            "fail",
+            None,
+            "frame",
+            warn,
+            fail,
+            "the face is cut off by the frame edge — step back or re-centre the face",
+        )
+    if (
+        b.face_box is None
+        or f.face_box is None
+        or not (b.width_px and f.width_px and b.height_px and f.height_px)
+    ):
         return _na("framing", "face position not measured on both photos")
     cb = _centre_frac(b.face_box, b.width_px, b.height_px)
     cf = _centre_frac(f.face_box, f.width_px, f.height_px)
@@ -63,22 +73,42 @@ def _scalp_framing_check(reg: Registration | None, tol: Tolerances) -> Check:
     if reg is None:
         return _na("framing", "scalp framing needs the thumbnails of both photos")
     if not reg.ok:
-        return _na("framing", f"could not register the two scalp photos: {reg.reason}",
-                   n_inliers=reg.n_inliers)
+        return _na(
+            "framing",
+            f"could not register the two scalp photos: {reg.reason}",
+            n_inliers=reg.n_inliers,
+        )
     shift = float(np.hypot(reg.shift_x, reg.shift_y))
     s_shift = _grade(shift, tol.framing_warn_frac, tol.framing_fail_frac)
     s_rot = _grade(abs(reg.rotation_deg), tol.scalp_rotation_warn_deg, tol.scalp_rotation_fail_deg)
     status = _worst([s_shift, s_rot])
     advice = []
     if s_shift != "pass":
-        advice.append(f"the scalp area sits {_where(reg.shift_x, reg.shift_y)} in the frame "
-                      "than in the baseline — re-aim the camera")
+        advice.append(
+            f"the scalp area sits {_where(reg.shift_x, reg.shift_y)} in the frame "
+            "than in the baseline — re-aim the camera"
+        )
     if s_rot != "pass":
         turn = "clockwise" if reg.rotation_deg > 0 else "counter-clockwise"
-        advice.append(f"the photo is rotated ~{abs(reg.rotation_deg):.0f}° {turn} relative to "
-                      "the baseline — hold the camera as in the baseline")
+        advice.append(
+            f"the photo is rotated ~{abs(reg.rotation_deg):.0f}° {turn} relative to "
+            "the baseline — hold the camera as in the baseline"
+        )
     message = "; ".join(advice) or (
-        f"framing matches the baseline (shift {shift:.0%}, rotation {reg.rotation_deg:+.0f}°)")
-    return Check("framing", status, shift, "frame", tol.framing_warn_frac, tol.framing_fail_frac,
-                 message, {"shift_x_frac": reg.shift_x, "shift_y_frac": reg.shift_y,
-                           "rotation_deg": reg.rotation_deg, "n_inliers": reg.n_inliers})
+        f"framing matches the baseline (shift {shift:.0%}, rotation {reg.rotation_deg:+.0f}°)"
+    )
+    return Check(
+        "framing",
+        status,
+        shift,
+        "frame",
+        tol.framing_warn_frac,
+        tol.framing_fail_frac,
+        message,
+        {
+            "shift_x_frac": reg.shift_x,
+            "shift_y_frac": reg.shift_y,
+            "rotation_deg": reg.rotation_deg,
+            "n_inliers": reg.n_inliers,
+        },
+    )

@@ -30,8 +30,10 @@ def _lighting_check(
     b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances, scalp: bool
 ) -> Check:
     if scalp:
-        return _na("lighting", "light direction is not assessed on scalp views; exposure and "
-                   "white balance are")
+        return _na(
+            "lighting",
+            "light direction is not assessed on scalp views; exposure and white balance are",
+        )
     reason = _missing("lighting", "light direction", b.light_side, f.light_side)
     if reason:
         return _na("lighting", reason)
@@ -42,27 +44,42 @@ def _lighting_check(
     details: dict[str, Any] = {"light_side_baseline": bv, "light_side_followup": fv}
     if sd is not None:
         details["sd_light_side"] = sd
-    darkest = min((v for v in (_num(b.exposure_l), _num(f.exposure_l)) if v is not None),
-                  default=None)
+    darkest = min(
+        (v for v in (_num(b.exposure_l), _num(f.exposure_l)) if v is not None), default=None
+    )
     if status == "pass" and darkest is not None and darkest < tol.lighting_min_exposure_l:
         # a near-black face (e.g. lit from behind) shows no usable shading: do not vouch for it
         status = "warn"
-        message = (f"the face is too dark (median L* {darkest:.0f}) to confirm the light "
-                   "direction — light the face as in the baseline")
+        message = (
+            f"the face is too dark (median L* {darkest:.0f}) to confirm the light "
+            "direction — light the face as in the baseline"
+        )
         if (_num(f.backlight_dl) or 0.0) > BACKLIGHT_WARN_DL:
             message += " (it is darker than its background: see the backlight check)"
     elif status == "pass":
         message = f"light direction matches the baseline (Δ{delta:+.2f}" + (
-            f" ± {uncertainty.Z_ONE_SIDED * sd:.2f})" if sd is not None else ")")
+            f" ± {uncertainty.Z_ONE_SIDED * sd:.2f})" if sd is not None else ")"
+        )
     else:
         side, image = ("left", "right") if delta > 0 else ("right", "left")
-        message = (f"light now comes more from the patient's {side} (image {image}) than in the "
-                   f"baseline (light direction {bv:+.2f} → {fv:+.2f}) — move the light or "
-                   "the patient to match the baseline")
+        message = (
+            f"light now comes more from the patient's {side} (image {image}) than in the "
+            f"baseline (light direction {bv:+.2f} → {fv:+.2f}) — move the light or "
+            "the patient to match the baseline"
+        )
         if status == "warn" and sd is not None:
             message = _borderline("light direction Δ", delta, sd, "", 2) + message
-    return Check("lighting", status, delta, "light_side", tol.light_side_warn,
-                 tol.light_side_fail, message, details, sd)
+    return Check(
+        "lighting",
+        status,
+        delta,
+        "light_side",
+        tol.light_side_warn,
+        tol.light_side_fail,
+        message,
+        details,
+        sd,
+    )
 
 
 def _backlight_check(
@@ -88,12 +105,16 @@ def _backlight_check(
     if sd is not None:
         details["sd_l"] = sd
     if status == "pass":
-        message = (f"no backlight beyond the baseline's (background {fd:+.0f} L* against the "
-                   f"face, baseline {bd:+.0f})")
+        message = (
+            f"no backlight beyond the baseline's (background {fd:+.0f} L* against the "
+            f"face, baseline {bd:+.0f})"
+        )
     else:
-        message = (f"backlit: the background is {fd:.0f} L* brighter than the face ({bd:+.0f} in "
-                   "the baseline), so the face is under-exposed against it — turn the patient "
-                   "away from the window (or close the blind), light the face from the front")
+        message = (
+            f"backlit: the background is {fd:.0f} L* brighter than the face ({bd:+.0f} in "
+            "the baseline), so the face is under-exposed against it — turn the patient "
+            "away from the window (or close the blind), light the face from the front"
+        )
         if status == "warn" and sd is not None:
             message = _borderline("backlight rise", delta, sd, " L*", 0) + message
     return Check("backlight", status, delta, "L*", warn, fail, message, details, sd)

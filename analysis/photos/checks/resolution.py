@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from analysis.photos.compare import Tolerances
 
 
-def _resolution_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances,
-                      scalp: bool) -> Check:
+def _resolution_check(
+    b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances, scalp: bool
+) -> Check:
     """Pixels across the face (inter-pupillary distance in each file's own pixels) or, for scalp
     views, across the frame: a follow-up with far fewer cannot show the same fine texture, whatever
     the distance (e.g. a photo shrunk by a messaging app). Also an absolute floor for faces."""
@@ -34,17 +35,26 @@ def _resolution_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances,
         bs, fs = float(b.ipd_px), float(f.ipd_px)  # type: ignore[arg-type]
         what, unit_text = "across the face", f"eyes {fs:.0f} px apart vs {bs:.0f} px"
         if fs < tol.min_ipd_px:
-            return Check("resolution", "fail", fs / bs, "x", warn, fail,
-                         f"the face is too small in the photo ({unit_text}; at least "
-                         f"{tol.min_ipd_px:.0f} px needed) — move closer or use full resolution",
-                         {"ipd_baseline_px": bs, "ipd_followup_px": fs})
+            return Check(
+                "resolution",
+                "fail",
+                fs / bs,
+                "x",
+                warn,
+                fail,
+                f"the face is too small in the photo ({unit_text}; at least "
+                f"{tol.min_ipd_px:.0f} px needed) — move closer or use full resolution",
+                {"ipd_baseline_px": bs, "ipd_followup_px": fs},
+            )
     ratio = fs / bs
     status = _grade(1.0 / ratio, 1.0 / warn, 1.0 / fail)
     details = {"pixels_baseline": bs, "pixels_followup": fs}
     if status == "pass":
         message = f"resolution {what} is comparable to the baseline ({unit_text})"
     else:
-        message = (f"follow-up has ~{1.0 / ratio:.1f}x fewer pixels {what} than baseline "
-                   f"({unit_text}) — use the camera's full resolution, and do not send photos "
-                   "through apps that shrink them")
+        message = (
+            f"follow-up has ~{1.0 / ratio:.1f}x fewer pixels {what} than baseline "
+            f"({unit_text}) — use the camera's full resolution, and do not send photos "
+            "through apps that shrink them"
+        )
     return Check("resolution", status, ratio, "x", warn, fail, message, details)

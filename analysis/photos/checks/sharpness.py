@@ -24,13 +24,25 @@ def _sharpness_check(b: PhotoMeasurement, f: PhotoMeasurement, tol: Tolerances) 
     status = _grade(1.0 / ratio, 1.0 / tol.sharpness_warn_ratio, 1.0 / tol.sharpness_fail_ratio)
     details = {"sharpness_baseline": bs, "sharpness_followup": fs}
     if status != "pass":
-        message = (f"follow-up is blurrier than baseline (×{ratio:.2f} of its sharpness) — hold "
-                   "still, focus on the face/scalp, use more light")
+        message = (
+            f"follow-up is blurrier than baseline (×{ratio:.2f} of its sharpness) — hold "
+            "still, focus on the face/scalp, use more light"
+        )
     elif ratio > 1.0 / tol.sharpness_warn_ratio:
         status = "warn"
-        message = (f"follow-up is much sharper than baseline (×{ratio:.1f}) — fine texture will "
-                   "look different; match the baseline's camera and focus")
+        message = (
+            f"follow-up is much sharper than baseline (×{ratio:.1f}) — fine texture will "
+            "look different; match the baseline's camera and focus"
+        )
     else:
         message = f"sharpness matches the baseline (×{ratio:.2f})"
-    return Check("sharpness", status, ratio, "x", tol.sharpness_warn_ratio,
-                 tol.sharpness_fail_ratio, message, details)
+    return Check(
+        "sharpness",
+        status,
+        ratio,
+        "x",
+        tol.sharpness_warn_ratio,
+        tol.sharpness_fail_ratio,
+        message,
+        details,
+    )

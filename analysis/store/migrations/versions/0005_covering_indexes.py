@@ -21,18 +21,20 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_photos_session_verdict_view", "photos",
-                    ["session_id", "verdict", "view"])
+    op.create_index("ix_photos_session_verdict_view", "photos", ["session_id", "verdict", "view"])
     op.drop_index("ix_photos_session_id", table_name="photos")
-    op.create_index("ix_endpoint_measurements_session_endpoint_value", "endpoint_measurements",
-                    ["session_id", "endpoint_id", "value_num"])
+    op.create_index(
+        "ix_endpoint_measurements_session_endpoint_value",
+        "endpoint_measurements",
+        ["session_id", "endpoint_id", "value_num"],
+    )
     op.drop_index("ix_endpoint_measurements_session_id", table_name="endpoint_measurements")
 
 
 def downgrade() -> None:
-    op.create_index("ix_endpoint_measurements_session_id", "endpoint_measurements",
-                    ["session_id"])
-    op.drop_index("ix_endpoint_measurements_session_endpoint_value",
-                  table_name="endpoint_measurements")
+    op.create_index("ix_endpoint_measurements_session_id", "endpoint_measurements", ["session_id"])
+    op.drop_index(
+        "ix_endpoint_measurements_session_endpoint_value", table_name="endpoint_measurements"
+    )
     op.create_index("ix_photos_session_id", "photos", ["session_id"])
     op.drop_index("ix_photos_session_verdict_view", table_name="photos")

@@ -26,8 +26,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("audit_events", sa.Column("chain_scheme", sa.String(length=16),
-                                            server_default="sha256", nullable=False))
+    op.add_column(
+        "audit_events",
+        sa.Column("chain_scheme", sa.String(length=16), server_default="sha256", nullable=False),
+    )
     op.create_table(
         "sign_in_throttle",
         sa.Column("key", sa.String(length=400), nullable=False),

@@ -35,8 +35,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("status IN ('open', 'closed')", name="ck_rating_study_status"),
-        sa.CheckConstraint("repeat_share >= 0 AND repeat_share <= 1",
-                           name="ck_rating_repeat_share"),
+        sa.CheckConstraint(
+            "repeat_share >= 0 AND repeat_share <= 1", name="ck_rating_repeat_share"
+        ),
         sa.ForeignKeyConstraint(["created_by_id"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -88,18 +89,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("rater_id", "pair_id", "repeat", name="uq_rating_assignment"),
         sa.UniqueConstraint("study_id", "rater_id", "order_index", name="uq_rating_order"),
     )
-    for table, columns in (("rating_raters", ("study_id", "user_id")),
-                           ("rating_pairs", ("study_id", "series_id")),
-                           ("rating_assignments", ("study_id", "rater_id", "pair_id"))):
+    for table, columns in (
+        ("rating_raters", ("study_id", "user_id")),
+        ("rating_pairs", ("study_id", "series_id")),
+        ("rating_assignments", ("study_id", "rater_id", "pair_id")),
+    ):
         with op.batch_alter_table(table, schema=None) as batch_op:
             for column in columns:
                 batch_op.create_index(batch_op.f(f"ix_{table}_{column}"), [column], unique=False)
 
 
 def downgrade() -> None:
-    for table, columns in (("rating_assignments", ("study_id", "rater_id", "pair_id")),
-                           ("rating_pairs", ("study_id", "series_id")),
-                           ("rating_raters", ("study_id", "user_id"))):
+    for table, columns in (
+        ("rating_assignments", ("study_id", "rater_id", "pair_id")),
+        ("rating_pairs", ("study_id", "series_id")),
+        ("rating_raters", ("study_id", "user_id")),
+    ):
         with op.batch_alter_table(table, schema=None) as batch_op:
             for column in columns:
                 batch_op.drop_index(batch_op.f(f"ix_{table}_{column}"))

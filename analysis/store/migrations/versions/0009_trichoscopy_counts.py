@@ -49,8 +49,9 @@ def upgrade() -> None:
         sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("measurement_id", sa.Integer(), nullable=True),
         sa.CheckConstraint("auto_count >= 0", name="ck_follicle_auto_count"),
-        sa.CheckConstraint("confirmed_count IS NULL OR confirmed_count >= 0",
-                           name="ck_follicle_confirmed_count"),
+        sa.CheckConstraint(
+            "confirmed_count IS NULL OR confirmed_count >= 0", name="ck_follicle_confirmed_count"
+        ),
         sa.ForeignKeyConstraint(["photo_id"], ["photos.id"]),
         sa.ForeignKeyConstraint(["calibration_id"], ["device_calibrations.id"]),
         sa.ForeignKeyConstraint(["counted_by_id"], ["users.id"]),
