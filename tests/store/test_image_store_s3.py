@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -185,66 +184,23 @@ def test_sweep_removes_unreferenced_blobs_and_spares_recent_ones(backend: Backen
 
 def _seed_clinic(url: str, store: ImageStore, code: str) -> dict[str, object]:
     """One patient (``code``) with consent, a series, a visit and one stored photo."""
-    from analysis.services import records
     from analysis.store import db
-    from analysis.store.models import Protocol
-    from tests.support.photo_clinic import CLINICIAN, astronaut_jpeg
+    from analysis.store.models import Photo
+    from tests.support.photo_clinic import make_clinic
 
     engine = db.make_engine(url)
     db.upgrade(engine)
-    photo = astronaut_jpeg()
-    with db.session_scope(engine) as session:
-        protocol = Protocol(
-            name="Skin booster",
-            modality="skin_booster",
-            target_area="face",
-            planned_sessions=3,
-            interval_days=28,
-            required_views=["face_frontal"],
-            endpoint_codes=[],
-        )
-        session.add(protocol)
-        session.flush()
-        patient = records.create_patient(
-            session, CLINICIAN, code=code, birth_year=1985, sex="female", fitzpatrick=3
-        )
-        records.give_consent(
-            session,
-            CLINICIAN,
-            patient_id=patient.id,
-            scope="clinical_record",
-            at=datetime.now(UTC) - timedelta(days=1),
-        )
-        series = records.create_series(
-            session,
-            CLINICIAN,
-            patient_id=patient.id,
-            protocol_id=protocol.id,
-            started_on=date(2026, 1, 5),
-        )
-        visit = records.add_session(
-            session, CLINICIAN, series_id=series.id, performed_on=date(2026, 1, 5)
-        )
-        row = records.store_photo(
-            session,
-            CLINICIAN,
-            store,
-            session_id=visit.id,
-            photo=records.PhotoInput(
-                data=photo,
-                original_sha256="0" * 64,
-                media_type="image/jpeg",
-                width_px=512,
-                height_px=512,
-                view="face_frontal",
-                verdict="baseline",
-                measurements={},
-                checks=[],
-            ),
-        )
-        ids = {"patient": patient.id, "photo": row.id, "sha256": row.sha256, "bytes": photo}
     engine.dispose()
-    return ids
+    clinic = make_clinic(url, store, code=code)
+    with db.session_scope(clinic.engine) as session:
+        sha256 = session.get_one(Photo, clinic.photo_id).sha256
+    clinic.engine.dispose()
+    return {
+        "patient": clinic.patient_id,
+        "photo": clinic.photo_id,
+        "sha256": sha256,
+        "bytes": clinic.photo,
+    }
 
 
 def _photo_through_the_app(url: str, photo_id: int) -> bytes:

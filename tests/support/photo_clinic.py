@@ -52,11 +52,16 @@ class Clinic:
 
 
 def make_clinic(
-    url: str, image_root: Path, *, scopes: tuple[str, ...] = ("clinical_record",)
+    url: str,
+    image_root: Path | ImageStore,
+    *,
+    scopes: tuple[str, ...] = ("clinical_record",),
+    code: str = "P-100",
 ) -> Clinic:
-    """One patient with consent for ``scopes``, a series, a session and one stored photo."""
+    """One patient (``code``) with consent for ``scopes``, a series, a session and one stored photo;
+    ``image_root`` is a directory or an image store (e.g. on S3)."""
     engine = db.make_engine(url)
-    store = ImageStore(image_root)
+    store = image_root if isinstance(image_root, ImageStore) else ImageStore(image_root)
     photo = astronaut_jpeg()
     with db.session_scope(engine) as session:
         protocol = Protocol(
@@ -71,7 +76,7 @@ def make_clinic(
         session.add(protocol)
         session.flush()
         patient = records.create_patient(
-            session, CLINICIAN, code="P-100", birth_year=1985, sex="female", fitzpatrick=3
+            session, CLINICIAN, code=code, birth_year=1985, sex="female", fitzpatrick=3
         )
         for scope in dict.fromkeys(("clinical_record", *scopes)):
             records.give_consent(
