@@ -65,6 +65,22 @@ class PhotoNotFound(LookupError):
     """No stored photo has the requested id."""
 
 
+def _missing_photo(
+    session: DbSession, actor: Actor, action: str, photo_id: int, details: dict[str, Any]
+) -> PhotoNotFound:
+    """Audit a request for a photo that does not exist (outcome ``failure``); the error to raise."""
+    audit.record(
+        session,
+        actor,
+        action,
+        outcome="failure",
+        object_type="photo",
+        object_id=photo_id,
+        details={**details, "reason": "no such photo"},
+    )
+    return PhotoNotFound(f"there is no photo with id {photo_id}")
+
+
 def _patient_of(session: DbSession, photo: Photo) -> int:
     return session.scalars(
         select(Series.patient_id)
@@ -207,17 +223,9 @@ def photo_bytes(
     base = {"purpose": purpose, "photo_id": photo_id}
     photo = session.get(Photo, photo_id)
     if photo is None:
-        audit.record(
-            session,
-            actor,
-            action,
-            outcome="failure",
-            object_type="photo",
-            object_id=photo_id,
-            details={**base, "reason": "no such photo"},
-        )
+        missing = _missing_photo(session, actor, action, photo_id, base)
         session.commit()
-        raise PhotoNotFound(f"there is no photo with id {photo_id}")
+        raise missing
     patient_id = _patient_of(session, photo)
     where: dict[str, Any] = dict(
         patient_id=patient_id, object_type="photo", object_id=photo_id, details=base
@@ -291,16 +299,7 @@ def photo_thumbnails(
     for photo_id in ids:
         base = {"purpose": purpose, "photo_id": photo_id, "max_side": max_side}
         if photo_id not in photos:
-            audit.record(
-                session,
-                actor,
-                action,
-                outcome="failure",
-                object_type="photo",
-                object_id=photo_id,
-                details={**base, "reason": "no such photo"},
-            )
-            out[photo_id] = PhotoNotFound(f"there is no photo with id {photo_id}")
+            out[photo_id] = _missing_photo(session, actor, action, photo_id, base)
             continue
         where: dict[str, Any] = dict(
             patient_id=rows[photo_id], object_type="photo", object_id=photo_id
@@ -351,18 +350,11 @@ def photo_pair_bytes(
     }
     photos = [session.get(Photo, baseline_id), session.get(Photo, follow_up_id)]
     if photos[0] is None or photos[1] is None:
-        missing = baseline_id if photos[0] is None else follow_up_id
-        audit.record(
-            session,
-            actor,
-            action,
-            outcome="failure",
-            object_type="photo",
-            object_id=missing,
-            details={**base, "reason": "no such photo"},
+        error = _missing_photo(
+            session, actor, action, baseline_id if photos[0] is None else follow_up_id, base
         )
         session.commit()
-        raise PhotoNotFound(f"there is no photo with id {missing}")
+        raise error
     patients = {_patient_of(session, p) for p in photos if p is not None}
     if len(patients) != 1:
         audit.record(
