@@ -186,6 +186,17 @@ def _endpoint_fields(
     return typed, relative
 
 
+def _lacks_neutral(typed: ps.EndpointForm, relative: bool) -> bool:
+    """A rating against baseline typed without its 'no change' point: say so on the field."""
+    if relative and typed.neutral is None:
+        widgets.field_error(
+            FieldError("neutral", "a rating against baseline needs its 'no change' point"),
+            FIELD_LABELS,
+        )
+        return True
+    return False
+
+
 def _endpoints() -> None:
     rows = frame.call(ps.endpoint_table)
     if rows:
@@ -228,11 +239,7 @@ def _endpoints() -> None:
         submitted = st.form_submit_button("Add endpoint")
     if not submitted:
         return
-    if relative and typed.neutral is None:
-        widgets.field_error(
-            FieldError("neutral", "a rating against baseline needs its 'no change' point"),
-            FIELD_LABELS,
-        )
+    if _lacks_neutral(typed, relative):
         return
     try:
         code_added = frame.call(ps.save_endpoint, typed)
@@ -278,11 +285,7 @@ def _edit_endpoint(rows: list[dict[str, object]]) -> None:
         st.rerun()
     if not submitted:
         return
-    if relative and typed.neutral is None:
-        widgets.field_error(
-            FieldError("neutral", "a rating against baseline needs its 'no change' point"),
-            FIELD_LABELS,
-        )
+    if _lacks_neutral(typed, relative):
         return
     try:
         changed = frame.call(ps.update_endpoint, typed)
