@@ -28,9 +28,12 @@ PURPOSE = "cohort.read"
 AUTO_FIT_ROWS = 20_000
 
 
-def filters(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, Any], ClinicFrames]:
+def filters(
+    actor: Actor, catalogue: ClinicFrames, tables: frozenset[str]
+) -> tuple[dict[str, Any], ClinicFrames]:
     """The filter widgets; returns keyword arguments for ``compare_protocols`` and the frames of
-    the chosen protocols (only their series are read, each protocol once per session)."""
+    the chosen protocols with ``tables`` (only their series are read, each protocol once per
+    session)."""
     names = catalogue.protocols.set_index("protocol_id")["name"].to_dict()
     chosen = st.multiselect(
         "Protocols",
@@ -40,12 +43,13 @@ def filters(actor: Actor, catalogue: ClinicFrames) -> tuple[dict[str, Any], Clin
         placeholder="Choose protocols to compare",
     )
     out: dict[str, Any] = {"protocol_ids": chosen}
-    frames = frames_cache.protocol_frames(actor, chosen, purpose=PURPOSE)
+    frames = frames_cache.protocol_frames(actor, chosen, purpose=PURPOSE, tables=tables)
+    used = frames_cache.protocol_lots(actor, chosen, purpose=PURPOSE)
     with st.expander("Filters: product, lot, operator, dates, baseline severity, photo gate"):
         c1, c2, c3 = st.columns(3)
-        products = sorted(frames.treatments["product"].dropna().unique())
+        products = sorted(used["product"].dropna().unique())
         out["product"] = c1.selectbox("Product", products, index=None, placeholder="Any product")
-        lots = sorted(frames.treatments["lot_number"].dropna().unique())
+        lots = sorted(used["lot_number"].dropna().unique())
         out["lot"] = c2.selectbox("Lot", lots, index=None, placeholder="Any lot")
         ops = frames.operators.set_index("operator_id")["display_name"].to_dict()
         used = [int(o) for o in frames.sessions["operator_id"].dropna().unique() if int(o) in ops]
@@ -99,26 +103,57 @@ def _severity_filter(frames: ClinicFrames, chosen: list[int]) -> tuple[float, fl
     return None if picked == (lo, hi) else (float(picked[0]), float(picked[1]))
 
 
-def outcomes(
-    result: cohorts.ProtocolComparison, frames: ClinicFrames, names: dict[int, str]
+#: The comparison's sections, one tab each; only the open one is computed and drawn.
+SECTIONS = ("Outcomes", "Safety", "Photo compliance", "Model", "Export")
+ENDPOINT_CHOICE = "insights.protocols.endpoint"  # kept while the Outcomes tab is closed
+
+
+#: The parts of the comparison each section computes.
+SECTION_PARTS: dict[str, tuple[str, ...]] = {
+    "Outcomes": ("outcomes",),
+    "Safety": ("reactions",),
+    "Photo compliance": ("photo_compliance",),
+    "Model": ("outcomes",),
+    "Export": tuple(cohorts.PARTS),
+}
+
+
+def section_frames(actor: Actor, args: dict[str, Any], parts: tuple[str, ...]) -> ClinicFrames:
+    """The chosen protocols' frames with the tables ``parts`` need under these filters."""
+    need = cohorts.tables_needed(parts, **args)
+    return frames_cache.protocol_frames(actor, args["protocol_ids"], purpose=PURPOSE, tables=need)
+
+
+def compared(
+    actor: Actor, args: dict[str, Any], parts: tuple[str, ...], endpoint: str | None = None
+) -> tuple[Any, ClinicFrames]:
+    """``compare_protocols`` of these filters for ``parts`` (the outcome part narrowed to
+    ``endpoint`` when given), and the frames it used, holding the tables those parts need;
+    cached per browser session with the frames: a rerun that does not change the filters
+    recomputes nothing."""
+    frames = section_frames(actor, args, parts)
+    key = f"insights.model.compare.{sorted(parts)!r}.{endpoint!r}." + repr(
+        sorted(args.items(), key=lambda kv: kv[0])
+    )
+    if key not in st.session_state:
+        st.session_state[key] = cohorts.compare_protocols(
+            frames, **args, parts=parts, endpoint_codes=None if endpoint is None else [endpoint]
+        )
+    return st.session_state[key], frames
+
+
+def outcome_figures(
+    result: cohorts.ProtocolComparison, frames: ClinicFrames, names: dict[int, str], code: str
 ) -> list[tuple[str, Any]]:
-    """Trajectories and responder shares; returns the figures drawn (for the HTML export)."""
+    """Trajectories by session and by week, and the responder shares, of endpoint ``code``."""
+    ep = frames.endpoints.set_index("endpoint_code").loc[code]
     figs: list[tuple[str, Any]] = []
-    if result.by_session.empty:
-        st.info("No outcome measurements after baseline for this selection.")
-        return figs
-    eps = frames.endpoints.set_index("endpoint_code")
-    codes = list(dict.fromkeys(result.by_session["endpoint_code"]))
-    code = st.selectbox("Endpoint", codes, format_func=lambda c: str(eps.loc[c, "name"]))
-    ep = eps.loc[code]
-    by_session, by_week = st.tabs(["By session number", "By weeks since start"])
-    for tab, table, x, x_title in (
-        (by_session, result.by_session, "session_number", "Session"),
-        (by_week, result.by_week, "week", "Weeks since start"),
+    for table, x, x_title in (
+        (result.by_session, "session_number", "Session"),
+        (result.by_week, "week", "Weeks since start"),
     ):
-        d = table[table["endpoint_code"] == code]
         fig = charts.trajectory_figure(
-            d,
+            table[table["endpoint_code"] == code],
             x=x,
             protocol_names=names,
             endpoint_name=ep["name"],
@@ -126,12 +161,7 @@ def outcomes(
             x_title=x_title,
             higher_is_better=bool(ep["higher_is_better"]),
         )
-        tab.plotly_chart(fig, key=f"traj_{x}")
-        withheld = charts.withheld_points(d, x=x, group="protocol_id", names=names)
-        if withheld:
-            tab.caption("Not shown, too few patients: " + "; ".join(withheld))
         figs.append((f"{ep['name']} by {x_title.lower()}", fig))
-    st.caption(result.definitions["trajectory"] + " " + result.definitions["weeks"])
     r = result.responders
     if not r.empty and code in set(r["endpoint_code"]):
         d = r[r["endpoint_code"] == code].assign(protocol=lambda x: x["protocol_id"].map(names))
@@ -144,10 +174,73 @@ def outcomes(
             f"{charts.unit_text(ep['unit'])})".replace(" )", ")"),
             colour_by=charts.colours(list(names.values())),
         )
-        st.plotly_chart(fig, key="responders")
-        st.caption(result.definitions["responder"])
         figs.append(("Responders", fig))
     return figs
+
+
+def outcomes(
+    actor: Actor,
+    args: dict[str, Any],
+    summary: cohorts.ProtocolComparison,
+    frames: ClinicFrames,
+    names: dict[int, str],
+) -> list[str]:
+    """Trajectories (the open tab's only) and responder shares of the chosen endpoint, computed
+    for that endpoint only; returns the notes of the comparison."""
+    key = "insights.model.endpoints." + repr(sorted(args.items(), key=lambda kv: kv[0]))
+    if key not in st.session_state:
+        st.session_state[key] = cohorts.outcome_endpoints(frames, summary)
+    codes: list[str] = st.session_state[key]
+    if not codes:
+        st.info("No outcome measurements after baseline for this selection.")
+        return []
+    eps = frames.endpoints.set_index("endpoint_code")
+    kept = st.session_state.get(ENDPOINT_CHOICE)
+    code = st.selectbox(
+        "Endpoint",
+        codes,
+        index=codes.index(kept) if kept in codes else 0,
+        format_func=lambda c: str(eps.loc[c, "name"]),
+    )
+    st.session_state[ENDPOINT_CHOICE] = code
+    result, frames = compared(actor, args, ("outcomes",), endpoint=code)
+    figs = outcome_figures(result, frames, names, code)
+    tabs = st.tabs(
+        ["By session number", "By weeks since start"], key="protocols.x", on_change="rerun"
+    )
+    for tab, (_title, fig), (table, x) in zip(
+        tabs,
+        figs[:2],
+        ((result.by_session, "session_number"), (result.by_week, "week")),
+        strict=True,
+    ):
+        if not tab.open:  # only the tab on screen draws its chart
+            continue
+        tab.plotly_chart(fig, key=f"traj_{x}")
+        withheld = charts.withheld_points(
+            table[table["endpoint_code"] == code], x=x, group="protocol_id", names=names
+        )
+        if withheld:
+            tab.caption("Not shown, too few patients: " + "; ".join(withheld))
+    st.caption(result.definitions["trajectory"] + " " + result.definitions["weeks"])
+    if len(figs) > 2:
+        st.plotly_chart(figs[2][1], key="responders")
+        st.caption(result.definitions["responder"])
+    return list(result.notes)
+
+
+def safety_figure(result: cohorts.ProtocolComparison, names: dict[int, str]) -> Any:
+    return charts.rates_figure(result.reactions, protocol_names=names)
+
+
+def compliance_figure(result: cohorts.ProtocolComparison) -> Any:
+    return charts.share_figure(
+        result.photo_compliance,
+        category="operator",
+        prefix="share_",
+        title="Compliant photo sets",
+        category_title="",
+    )
 
 
 def blinded_section(protocol_ids: list[int]) -> None:
@@ -389,17 +482,15 @@ def downloads(
 
 
 def comparison(actor: Actor, catalogue: ClinicFrames) -> None:
-    args, frames = filters(actor, catalogue)
+    # the open section's tables are read with the filters' own, in one read per protocol
+    section = st.session_state.get("protocols.section", SECTIONS[0])
+    parts = SECTION_PARTS.get(section, ())
+    args, _ = filters(actor, catalogue, cohorts.tables_needed(parts))
     if not args["protocol_ids"]:
         st.info("Choose at least one protocol.")
         return
-    # cached per browser session with the frames (dropped when they are reloaded): a rerun that
-    # does not change the filters recomputes nothing
-    key = "insights.model.compare." + repr(sorted(args.items(), key=lambda kv: kv[0]))
     try:
-        if key not in st.session_state:
-            st.session_state[key] = cohorts.compare_protocols(frames, **args)
-        result = st.session_state[key]
+        result, frames = compared(actor, args, ())
     except ValueError as exc:
         st.error(f"Cannot compare with these filters: {exc}")
         return
@@ -422,38 +513,54 @@ def comparison(actor: Actor, catalogue: ClinicFrames) -> None:
         hide_index=True,
     )
     st.caption(result.definitions["completion"])
-    st.subheader("Outcomes")
-    if args["gate_passing_only"]:
-        st.caption("Restricted to gate-passing series. " + result.definitions["gate"])
-    figs = outcomes(result, frames, names)
-    blinded_section(args["protocol_ids"])
-    st.subheader("Reactions and adverse events")
-    fig = charts.rates_figure(result.reactions, protocol_names=names)
-    st.plotly_chart(fig, key="rates")
-    withheld = charts.withheld_rates(result.reactions, protocol_names=names)
-    if withheld:
-        st.caption("Not shown, too few patients: " + "; ".join(withheld))
-    st.caption(result.definitions["reaction_rate"])
-    figs.append(("Reactions per 100 sessions", fig))
-    st.subheader("Photo compliance by operator")
-    if result.photo_compliance.empty:
-        st.info("No sessions in this selection.")
-    else:
-        fig = charts.share_figure(
-            result.photo_compliance,
-            category="operator",
-            prefix="share_",
-            title="Compliant photo sets",
-            category_title="",
-        )
-        st.plotly_chart(fig, key="compliance")
-        figs.append(("Photo compliance by operator", fig))
-    st.caption(result.definitions["photo_compliance"])
-    for note in result.notes:
-        st.caption(note)
-    model_section(frames, args["protocol_ids"], names)
-    downloads(actor, result, names, figs)
-    analyst_tables(actor, result, args)
+    # one section at a time: a closed tab reads and computes nothing
+    tabs = dict(
+        zip(SECTIONS, st.tabs(SECTIONS, key="protocols.section", on_change="rerun"), strict=True)
+    )
+    if tabs["Outcomes"].open:
+        with tabs["Outcomes"]:
+            st.subheader("Outcomes")
+            if args["gate_passing_only"]:
+                st.caption("Restricted to gate-passing series. " + result.definitions["gate"])
+            frames = section_frames(actor, args, ("outcomes",))
+            for note in outcomes(actor, args, result, frames, names):
+                st.caption(note)
+            blinded_section(args["protocol_ids"])
+    if tabs["Safety"].open:
+        with tabs["Safety"]:
+            st.subheader("Reactions and adverse events")
+            part, _ = compared(actor, args, ("reactions",))
+            st.plotly_chart(safety_figure(part, names), key="rates")
+            withheld = charts.withheld_rates(part.reactions, protocol_names=names)
+            if withheld:
+                st.caption("Not shown, too few patients: " + "; ".join(withheld))
+            st.caption(part.definitions["reaction_rate"])
+    if tabs["Photo compliance"].open:
+        with tabs["Photo compliance"]:
+            st.subheader("Photo compliance by operator")
+            part, _ = compared(actor, args, ("photo_compliance",))
+            if part.photo_compliance.empty:
+                st.info("No sessions in this selection.")
+            else:
+                st.plotly_chart(compliance_figure(part), key="compliance")
+            st.caption(part.definitions["photo_compliance"])
+    if tabs["Model"].open:
+        with tabs["Model"]:
+            model_section(section_frames(actor, args, ("outcomes",)), args["protocol_ids"], names)
+    if tabs["Export"].open:
+        with tabs["Export"]:
+            full, frames = compared(actor, args, tuple(cohorts.PARTS))
+            figs: list[tuple[str, Any]] = []
+            if not full.by_session.empty:
+                codes = list(dict.fromkeys(full.by_session["endpoint_code"]))
+                kept = st.session_state.get(ENDPOINT_CHOICE)
+                code = kept if isinstance(kept, str) and kept in codes else codes[0]
+                figs += outcome_figures(full, frames, names, code)
+            figs.append(("Reactions per 100 sessions", safety_figure(full, names)))
+            if not full.photo_compliance.empty:
+                figs.append(("Photo compliance by operator", compliance_figure(full)))
+            downloads(actor, full, names, figs)
+            analyst_tables(actor, full, args)
 
 
 def analyst_tables(actor: Actor, result: cohorts.ProtocolComparison, args: dict[str, Any]) -> None:

@@ -50,13 +50,19 @@ class TimelineArgs(TypedDict):
     baseline_severity: tuple[float, float] | None
 
 
+#: What a timeline reads beyond the protocol's series and sessions.
+TIMELINE_TABLES = frozenset({"measurements", "reactions"})
+
+
 def choices(actor: Actor, catalogue: ClinicFrames) -> tuple[TimelineArgs, ClinicFrames]:
     """The choice widgets; returns the timeline's keyword arguments and the chosen protocol's
     frames (only that protocol's series are read)."""
     ids = catalogue.protocols.set_index("name")["protocol_id"].to_dict()  # names are unique
     c1, c2, c3 = st.columns([2, 2, 1])
     protocol_id = ids[c1.selectbox("Protocol", list(ids))]
-    frames = frames_cache.protocol_frames(actor, [int(protocol_id)], purpose=PURPOSE)
+    frames = frames_cache.protocol_frames(
+        actor, [int(protocol_id)], purpose=PURPOSE, tables=TIMELINE_TABLES
+    )
     s = series_with_ages(frames)
     s = s[s["protocol_id"] == protocol_id]
     goals = s["goal"].fillna("").str.strip().str.lower()
@@ -98,11 +104,13 @@ def choices(actor: Actor, catalogue: ClinicFrames) -> tuple[TimelineArgs, Clinic
 def figures(t: ConsultTimeline) -> None:
     unit = charts.unit_text(t.unit)
     y_title = charts.with_unit("Improvement", unit)
-    by_session, by_week = st.tabs(["By session", "By weeks since start"])
+    tabs = st.tabs(["By session", "By weeks since start"], key="timelines.x", on_change="rerun")
     for tab, df, x, x_title in (
-        (by_session, t.by_session, "session_number", "Session"),
-        (by_week, t.by_week, "week", "Weeks since start"),
+        (tabs[0], t.by_session, "session_number", "Session"),
+        (tabs[1], t.by_week, "week", "Weeks since start"),
     ):
+        if not tab.open:  # only the tab on screen draws its chart
+            continue
         tab.plotly_chart(
             charts.median_iqr_figure(
                 df,

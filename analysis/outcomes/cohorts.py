@@ -9,7 +9,7 @@ sign; ``higher_is_better`` says which way is better) with Student-t 95% CIs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -54,6 +54,39 @@ DEFINITIONS = {
 }
 
 
+#: The parts of a comparison besides its summary (``parts=`` of :func:`compare_protocols`), each
+#: with the per-protocol tables it reads beyond the series and sessions.
+PARTS: dict[str, frozenset[str]] = {
+    "outcomes": frozenset({"measurements"}),
+    "reactions": frozenset({"reactions"}),
+    "photo_compliance": frozenset({"photo_sets"}),
+}
+
+
+def tables_needed(
+    parts: Collection[str],
+    *,
+    product: str | None = None,
+    lot: str | None = None,
+    baseline_severity: object = None,
+    gate_passing_only: bool = False,
+    **_other_filters: object,
+) -> frozenset[str]:
+    """The per-protocol tables (:data:`~analysis.outcomes.frames.OPTIONAL_TABLES`)
+    :func:`compare_protocols` reads for ``parts`` under these filters; it refuses frames that
+    lack one (an unread table is not an empty clinic)."""
+    need: set[str] = set()
+    for part in parts:
+        need |= PARTS[part]
+    if product is not None or lot is not None:
+        need.add("treatments")
+    if baseline_severity is not None:
+        need.add("measurements")
+    if gate_passing_only:
+        need.add("photo_sets")
+    return frozenset(need)
+
+
 def est_columns(est: Estimate, *, prefix: str = "", percent: bool = False) -> dict[str, Any]:
     """Flatten an :class:`Estimate` into ``value, ci_low, ci_high, n, insufficient, label``."""
     nan = np.nan
@@ -81,6 +114,7 @@ class ProtocolComparison:
     * ``photo_compliance``: per operator: ``photo_sets, compliant`` and share columns.
     * ``outcome_series``: ids of the series the outcome figures use (the filters, and the gate
       when ``gate_passing_only``).
+    * ``parts``: which of :data:`PARTS` were computed; the tables of the others are empty.
     """
 
     summary: pd.DataFrame
@@ -94,6 +128,7 @@ class ProtocolComparison:
     min_n: int
     notes: list[str] = field(default_factory=list)
     outcome_series: frozenset[int] = frozenset()
+    parts: frozenset[str] = frozenset(PARTS)
 
 
 def _patients(frames: ClinicFrames, series_ids: Iterable[int]) -> int:
@@ -256,6 +291,31 @@ def photo_compliance(
     return pd.DataFrame(rows, columns=cols)
 
 
+def outcome_endpoints(frames: ClinicFrames, comparison: ProtocolComparison) -> list[str]:
+    """The endpoints the comparison's outcome part has figures for (a value after a known
+    baseline in one of its outcome series), in the protocols' own order; the same list as the
+    distinct ``endpoint_code`` of ``compare_protocols(...).by_session``, without computing them."""
+    frames.require({"measurements"}, for_what="outcome_endpoints")
+    m = frames.measurements
+    m = m[m["series_id"].isin(comparison.outcome_series) & m["change"].notna()]
+    protocol_of = frames.series.set_index("series_id")["protocol_id"]
+    pairs = (
+        pd.DataFrame({"p": m["series_id"].map(protocol_of), "c": m["endpoint_code"]})
+        .drop_duplicates()
+        .itertuples(index=False, name=None)
+    )
+    measured = set(pairs)
+    known = set(frames.endpoints["endpoint_code"])
+    protos = frames.protocols.set_index("protocol_id")
+    order = [
+        code
+        for pid in comparison.filters["protocol_ids"]
+        for code in (protos.loc[pid, "endpoint_codes"] or [])
+        if (pid, code) in measured and code in known
+    ]
+    return list(dict.fromkeys(order))
+
+
 def compare_protocols(
     frames: ClinicFrames,
     *,
@@ -269,13 +329,32 @@ def compare_protocols(
     gate_passing_only: bool = False,
     min_n: int = MIN_N,
     week_bin: int = 4,
+    parts: Collection[str] = tuple(PARTS),
+    endpoint_codes: Collection[str] | None = None,
 ) -> ProtocolComparison:
     """Compare protocols on the series matching the filters (see
     :func:`analysis.outcomes.filters.select_series`).
 
     ``gate_passing_only`` restricts the **outcome** figures (trajectories, responders) to
     gate-passing series; completion, reactions and photo compliance use every selected series.
+    ``parts`` chooses which of :data:`PARTS` to compute besides the summary (a page showing one
+    section computes only that one; :func:`tables_needed` says what the frames must hold), and
+    ``endpoint_codes`` narrows the outcome part to those endpoints (``None``: every endpoint of
+    the chosen protocols; :func:`outcome_endpoints` lists those with figures).
     """
+    parts = frozenset(parts)
+    if not parts <= set(PARTS):
+        raise ValueError(f"unknown part(s) {sorted(parts - set(PARTS))}")
+    frames.require(
+        tables_needed(
+            parts,
+            product=product,
+            lot=lot,
+            baseline_severity=baseline_severity,
+            gate_passing_only=gate_passing_only,
+        ),
+        for_what="compare_protocols",
+    )
     protocol_ids = [int(p) for p in protocol_ids]
     if not protocol_ids:
         raise ValueError("choose at least one protocol to compare")
@@ -345,7 +424,9 @@ def compare_protocols(
                 **est_columns(drop, prefix="dropout_", percent=True),
             }
         )
-        for code in proto["endpoint_codes"] or []:
+        for code in (proto["endpoint_codes"] or []) if "outcomes" in parts else []:
+            if endpoint_codes is not None and code not in endpoint_codes:
+                continue
             if code not in known_codes:
                 notes.append(f"{proto['name']}: endpoint {code!r} has no definition; skipped")
                 continue
@@ -390,10 +471,13 @@ def compare_protocols(
                 )
             else:
                 notes.append(f"{proto['name']}: endpoint {code!r} has no MCID; no responder share")
-        rr = reaction_rates(frames, ids, min_n=min_n)
-        rr.insert(0, "protocol_id", pid)
-        reactions.append(rr)
-    compliance_df = photo_compliance(frames, chosen, min_n=min_n)
+        if "reactions" in parts:
+            rr = reaction_rates(frames, ids, min_n=min_n)
+            rr.insert(0, "protocol_id", pid)
+            reactions.append(rr)
+    compliance_df = photo_compliance(
+        frames, chosen if "photo_compliance" in parts else set(), min_n=min_n
+    )
 
     def cat(parts: list[pd.DataFrame], by: str) -> pd.DataFrame:
         if parts:
@@ -436,4 +520,5 @@ def compare_protocols(
         min_n=min_n,
         notes=notes,
         outcome_series=frozenset(int(i) for i in outcome_ids),
+        parts=parts,
     )

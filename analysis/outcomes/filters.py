@@ -44,10 +44,13 @@ def age_band(age_years: int) -> str:
 def series_with_ages(frames: ClinicFrames) -> pd.DataFrame:
     """``series`` joined with the patient columns plus ``age_years`` and ``age_band``."""
     s = frames.series.merge(frames.patients, on="patient_id", how="left")
-    s["age_years"] = [
-        pd.Timestamp(d).year - int(b) for d, b in zip(s["started_on"], s["birth_year"], strict=True)
-    ]
-    s["age_band"] = [age_band(a) for a in s["age_years"]]
+    # vectorised (a clinic's series at once); the same figures as age_band() per row
+    years = pd.to_datetime(s["started_on"]).dt.year.astype("int64")
+    s["age_years"] = years - s["birth_year"].astype("int64")
+    if (s["age_years"] < 0).any():
+        raise ValueError("age cannot be negative")
+    low = (s["age_years"] // 10) * 10
+    s["age_band"] = low.astype(str) + "-" + (low + 9).astype(str)
     return s
 
 

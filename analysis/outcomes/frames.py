@@ -21,9 +21,10 @@ Conventions of the ``measurements`` frame (long: one row per series x session x 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 
+import numpy as np
 import pandas as pd
 
 #: Verdicts that pass the comparability gate. ``warn`` does not pass (stated on every figure).
@@ -110,6 +111,13 @@ FRAME_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Per-protocol tables a loader may leave unread (see ``ClinicFrames.loaded``); patients, series and
+#: sessions, the spine every other table hangs on, are always there.
+OPTIONAL_TABLES = frozenset(
+    {"treatments", "measurements", "reactions", "photo_sets", "confounders"}
+)
+
+
 @dataclass(frozen=True)
 class ClinicFrames:
     """Every table the outcome functions use, as plain DataFrames (columns: ``FRAME_COLUMNS``).
@@ -118,6 +126,10 @@ class ClinicFrames:
     ``passing`` (how many pass the gate, :data:`GATE_PASSING`) and ``views`` (the views taken,
     comma-separated, in any order, a view once per photo). The database aggregates them: a clinic's photo rows never reach
     Python here.
+
+    ``loaded`` names the :data:`OPTIONAL_TABLES` that were read: an unread table is empty, which
+    is not the same as "none recorded", so a computation that needs a table checks for it
+    (:meth:`require`) rather than reading an empty table as a clinic with no reactions.
     """
 
     patients: pd.DataFrame
@@ -132,6 +144,13 @@ class ClinicFrames:
     reactions: pd.DataFrame
     photo_sets: pd.DataFrame
     confounders: pd.DataFrame
+    loaded: frozenset[str] = field(default=OPTIONAL_TABLES)
+
+    def require(self, tables: Collection[str], *, for_what: str) -> None:
+        """Raise ``ValueError`` naming what is missing when ``tables`` were not all read."""
+        missing = sorted(set(tables) - self.loaded)
+        if missing:
+            raise ValueError(f"{for_what} needs the {', '.join(missing)} table(s), not loaded")
 
 
 def frame(
@@ -157,6 +176,7 @@ def build_frames(
     photos: pd.DataFrame | None = None,
     confounders: pd.DataFrame | None = None,
     photo_sets: pd.DataFrame | None = None,
+    loaded: Collection[str] = OPTIONAL_TABLES,
 ) -> ClinicFrames:
     """Assemble :class:`ClinicFrames` from hand-made or loaded tables.
 
@@ -165,7 +185,7 @@ def build_frames(
     (``days_since_start``, baseline and change) are computed here, so tests and the database loader
     share one code path. Photos come either row by row (``photos``: ``session_id, view,
     verdict``) or already aggregated per session (``photo_sets``, as :func:`load_frames` reads
-    them).
+    them). ``loaded``: which optional tables were read (all, for hand-made frames).
     """
     sessions = sessions.copy()
     if "operator_id" not in sessions:
@@ -200,6 +220,7 @@ def build_frames(
         reactions=empty["reactions"] if reactions is None else reactions,
         photo_sets=photo_sets[list(FRAME_COLUMNS["photo_sets"])],
         confounders=empty["confounders"] if confounders is None else confounders,
+        loaded=frozenset(loaded),
     )
 
 
@@ -233,29 +254,46 @@ def derive_measurements(
     if raw.empty:
         return frame([], "measurements")
     raw = raw.dropna(subset=["value"])
-    per_visit = raw.groupby(["series_id", "session_id", "endpoint_code"], as_index=False)[
-        "value"
-    ].mean()
-    m = per_visit.merge(
+    # endpoints as sorted integer codes while the table is shaped (integer keys group, merge
+    # and sort several times faster than strings; sorted, so the row order is the same)
+    ep, found = pd.factorize(raw["endpoint_code"])  # a categorical factorizes without hashing
+    names = np.asarray(found, dtype=object)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    ep = rank[ep]
+    codes = pd.Index(names[order], dtype="str")
+    r = pd.DataFrame(
+        {
+            "series_id": raw["series_id"].to_numpy(),
+            "session_id": raw["session_id"].to_numpy(),
+            "ep": ep,
+            "value": raw["value"].to_numpy(dtype=float),
+        }
+    )
+    keys = ["series_id", "session_id", "ep"]
+    if r.duplicated(keys).any():  # several values for one visit (sites, raters): their mean
+        r = r.groupby(keys, as_index=False, sort=False)["value"].mean()
+    m = r.merge(
         sessions[["session_id", "number", "days_since_start"]], on="session_id", how="inner"
     ).rename(columns={"number": "session_number"})
-    base = m[m["session_number"] == 1][["series_id", "endpoint_code", "value"]].rename(
+    base = m.loc[m["session_number"] == 1, ["series_id", "ep", "value"]].rename(
         columns={"value": "baseline"}
     )
-    m = m.merge(base, on=["series_id", "endpoint_code"], how="left")
+    m = m.merge(base, on=["series_id", "ep"], how="left")
+    info = endpoints.set_index("endpoint_code")
     if "neutral" in endpoints:  # ratings made against baseline: their no-change anchor
-        neutral = endpoints.set_index("endpoint_code")["neutral"].astype(float).dropna()
-        relative = m["endpoint_code"].isin(neutral.index)
+        neutral = info["neutral"].astype(float).reindex(codes).to_numpy()[m["ep"].to_numpy()]
+        relative = ~np.isnan(neutral)
         if relative.any():
-            m.loc[relative, "baseline"] = (
-                m.loc[relative, "endpoint_code"].map(neutral).astype(float)
-            )
+            m.loc[relative, "baseline"] = neutral[relative]
     m["change"] = m["value"] - m["baseline"]
-    hib = endpoints.set_index("endpoint_code")["higher_is_better"].astype(bool)
-    sign = m["endpoint_code"].map(hib.map({True: 1.0, False: -1.0})).fillna(1.0)
-    m["improvement"] = m["change"] * sign + 0.0  # + 0.0 turns -0.0 into 0.0
+    hib = info["higher_is_better"].astype(bool).reindex(codes)  # an unknown endpoint: +1
+    sign = np.where(hib.isna(), 1.0, np.where(hib.fillna(True).astype(bool), 1.0, -1.0))
+    m["improvement"] = m["change"] * sign[m["ep"].to_numpy()] + 0.0  # + 0.0: -0.0 -> 0.0
     m["weeks_since_start"] = m["days_since_start"] / 7.0
-    m = m.sort_values(["series_id", "endpoint_code", "session_number"]).reset_index(drop=True)
+    m = m.sort_values(["series_id", "ep", "session_number"]).reset_index(drop=True)
+    m["endpoint_code"] = codes.take(m["ep"].to_numpy())
     return m[list(FRAME_COLUMNS["measurements"])]
 
 
@@ -280,7 +318,33 @@ def combine_frames(parts: Sequence[ClinicFrames]) -> ClinicFrames:
         if name == "patients":
             df = df.drop_duplicates("patient_id", ignore_index=True)
         tables[name] = df
-    return ClinicFrames(**tables)
+    return ClinicFrames(**tables, loaded=frozenset.intersection(*(p.loaded for p in parts)))
+
+
+#: What keeps a later-read optional table consistent with the spine it joins: rows whose session
+#: (or series) the spine holds.
+_SPINE_KEY = {
+    "treatments": "session_id",
+    "measurements": "session_id",
+    "reactions": "session_id",
+    "photo_sets": "session_id",
+    "confounders": "series_id",
+}
+
+
+def with_tables(base: ClinicFrames, more: ClinicFrames, names: Collection[str]) -> ClinicFrames:
+    """``base`` with the optional tables ``names`` taken from ``more`` (a later read of the same
+    protocols), restricted to the sessions and series ``base`` holds, so a visit recorded between
+    the two reads cannot show in one table and be missing from another."""
+    names = frozenset(names)
+    more.require(names, for_what="with_tables")
+    update: dict[str, pd.DataFrame] = {}
+    for name in names:
+        key = _SPINE_KEY[name]
+        spine = base.sessions if key == "session_id" else base.series
+        df = getattr(more, name)
+        update[name] = df[df[key].isin(spine[key])].reset_index(drop=True)
+    return replace(base, **update, loaded=base.loaded | names)
 
 
 def to_csv_bytes(df: pd.DataFrame) -> bytes:
@@ -305,4 +369,5 @@ def _defuse(cell: object) -> object:
 
 
 def frame_names() -> list[str]:
-    return [f.name for f in fields(ClinicFrames)]
+    """The table fields of :class:`ClinicFrames` (not ``loaded``)."""
+    return [f.name for f in fields(ClinicFrames) if f.name != "loaded"]

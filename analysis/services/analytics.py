@@ -10,13 +10,20 @@ from analysis.outcomes import cohorts
 from analysis.outcomes.adjusted import adjusted_protocol_effect
 from analysis.outcomes.agreement import Estimate
 from analysis.outcomes.filters import series_with_ages
-from analysis.outcomes.frames import ClinicFrames, combine_frames, to_csv_bytes
+from analysis.outcomes.frames import (
+    OPTIONAL_TABLES,
+    ClinicFrames,
+    combine_frames,
+    to_csv_bytes,
+    with_tables,
+)
 from analysis.outcomes.pairs import RepresentativePair
 from analysis.outcomes.timelines import ConsultTimeline, consult_timeline, plain_language_summary
 from analysis.reports.handout import consult_handout_pdf, timeline_chart_png
 from analysis.reports.series_report import build_series_report, report_photos
 
 __all__ = [
+    "OPTIONAL_TABLES",
     "ClinicFrames",
     "ConsultTimeline",
     "Estimate",
@@ -32,4 +39,5 @@ __all__ = [
     "series_with_ages",
     "timeline_chart_png",
     "to_csv_bytes",
+    "with_tables",
 ]

@@ -7,7 +7,7 @@ SQLAlchemy (so the query-count tests see every statement); the frames are then s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date
 from typing import Any
 
@@ -15,7 +15,14 @@ import pandas as pd
 from sqlalchemy import Boolean, Date, Float, Integer, Select, String, case, func, select
 from sqlalchemy.orm import Session as DbSession
 
-from analysis.outcomes.frames import FRAME_COLUMNS, GATE_PASSING, ClinicFrames, build_frames, frame
+from analysis.outcomes.frames import (
+    FRAME_COLUMNS,
+    GATE_PASSING,
+    OPTIONAL_TABLES,
+    ClinicFrames,
+    build_frames,
+    frame,
+)
 from analysis.store import audit
 from analysis.store.access import Actor, require
 from analysis.store.models import (
@@ -82,8 +89,13 @@ def _table(
     for name, convert in zip(columns, converters, strict=True):
         if convert is None or not len(df):
             continue
-        if convert is _bool and not df[name].isna().any():
-            df[name] = df[name].astype(bool)  # vectorised: 0/1 (SQLite) or bool (PostgreSQL)
+        if convert is _bool:  # vectorised: 0/1 (SQLite) or bool (PostgreSQL), None kept
+            known = df[name].notna()
+            df[name] = (
+                df[name].astype(bool)
+                if known.all()
+                else df[name].astype(bool).astype(object).where(known, None)
+            )
         else:
             df[name] = [convert(v) for v in df[name].tolist()]
     return df
@@ -111,6 +123,7 @@ def load_frames(
     *,
     purpose: str = "cohort.read",
     protocol_ids: Sequence[int] | None = None,
+    tables: Collection[str] | None = None,
 ) -> ClinicFrames:
     """Read the clinic database into :class:`ClinicFrames` (no patient codes).
 
@@ -124,9 +137,16 @@ def load_frames(
         Read only the series of these protocols (and their patients, sessions, values, photos,
         reactions, treatments, confounders); the small tables (protocols, endpoints, operators,
         lots) are always whole. ``None`` reads the whole clinic.
+    tables
+        Which of :data:`OPTIONAL_TABLES` to read (the others come back empty, with their
+        columns): a view that shows no reactions need not read a clinic's reactions. ``None``
+        reads them all.
     """
     if purpose not in ("cohort.read", "timeline.read"):
         raise ValueError(f"purpose must be cohort.read or timeline.read, got {purpose!r}")
+    want = OPTIONAL_TABLES if tables is None else frozenset(tables)
+    if not want <= OPTIONAL_TABLES:
+        raise ValueError(f"unknown table(s) {sorted(want - OPTIONAL_TABLES)}")
     require(actor, purpose, session)
     wanted = None if protocol_ids is None else sorted({int(p) for p in protocol_ids})
 
@@ -218,90 +238,107 @@ def load_frames(
         ),
         ["session_id", "series_id", "number", "performed_on", "operator_id"],
     )
-    treatments = _table(
-        session,
-        of_series(
-            select(
-                Treatment.id,
-                Treatment.session_id,
+    treatments = frame([], "treatments")
+    if "treatments" in want:
+        treatments = _table(
+            session,
+            of_series(
+                select(
+                    Treatment.id,
+                    Treatment.session_id,
+                    Session.series_id,
+                    Treatment.lot_id,
+                    Treatment.expired_at_use,
+                    Treatment.volume_ml,
+                    Treatment.units,
+                ).join(Session, Session.id == Treatment.session_id),
                 Session.series_id,
-                Treatment.lot_id,
-                Treatment.expired_at_use,
-                Treatment.volume_ml,
-                Treatment.units,
-            ).join(Session, Session.id == Treatment.session_id),
-            Session.series_id,
-        ),
-        [
-            "treatment_id",
-            "session_id",
-            "series_id",
-            "lot_id",
-            "expired_at_use",
-            "volume_ml",
-            "units",
-        ],
-    )
-    # lot columns joined here from the small lots table, not repeated per row by the database
-    treatments = treatments.merge(lots, on="lot_id", how="left")
-    treatments = treatments[list(FRAME_COLUMNS["treatments"])]
-    # endpoint ids, not codes, per value (an int per row is cheaper than a string); codes mapped
-    # from the small endpoint table
-    codes = dict(
-        session.connection().execute(select(EndpointDefinition.id, EndpointDefinition.code)).all()
-    )
-    raw = _table(
-        session,
-        of_series(
-            select(
-                Session.series_id,
-                EndpointMeasurement.session_id,
-                EndpointMeasurement.endpoint_id,
-                EndpointMeasurement.value_num,
-            ).join(Session, Session.id == EndpointMeasurement.session_id),
-            Session.series_id,
-        ),
-        FRAME_COLUMNS["raw_measurements"],
-    )
-    raw["endpoint_code"] = raw["endpoint_code"].map(codes)
-    reactions = _table(
-        session,
-        of_series(
-            select(
-                Reaction.id,
-                Reaction.session_id,
-                Session.series_id,
-                Reaction.kind,
-                Reaction.term,
-                Reaction.severity,
-                Reaction.onset_day,
-                Reaction.duration_days,
-                Reaction.resolved,
-                Reaction.red_flag,
-            ).join(Session, Session.id == Reaction.session_id),
-            Session.series_id,
-        ),
-        FRAME_COLUMNS["reactions"],
-    )
-    photo_sets = _table(
-        session,
-        of_series(photo_sets_statement(), Session.series_id),
-        ["session_id", "photos", "passing", "views"],
-    )
-    confounders = _table(
-        session,
-        of_series(
-            select(
-                Confounder.id,
-                Confounder.series_id,
-                Confounder.kind,
-                Confounder.started_on,
-                Confounder.ended_on,
             ),
-            Confounder.series_id,
-        ),
-        FRAME_COLUMNS["confounders"],
-    )
+            [
+                "treatment_id",
+                "session_id",
+                "series_id",
+                "lot_id",
+                "expired_at_use",
+                "volume_ml",
+                "units",
+            ],
+        )
+        # lot columns joined here from the small lots table, not repeated per row by the database
+        treatments = treatments.merge(lots, on="lot_id", how="left")
+        treatments = treatments[list(FRAME_COLUMNS["treatments"])]
+    raw = frame([], "raw_measurements")
+    if "measurements" in want:
+        # endpoint ids, not codes, per value (an int per row is cheaper than a string); codes mapped
+        # from the small endpoint table
+        codes = dict(
+            session.connection()
+            .execute(select(EndpointDefinition.id, EndpointDefinition.code))
+            .all()
+        )
+        raw = _table(
+            session,
+            of_series(
+                select(
+                    Session.series_id,
+                    EndpointMeasurement.session_id,
+                    EndpointMeasurement.endpoint_id,
+                    EndpointMeasurement.value_num,
+                ).join(Session, Session.id == EndpointMeasurement.session_id),
+                Session.series_id,
+            ),
+            FRAME_COLUMNS["raw_measurements"],
+        )
+        # ids -> codes as a categorical (no string per row; build_frames factorizes it free)
+        known = sorted(codes, key=codes.__getitem__)  # ids in their codes' order
+        at = pd.Index(known).get_indexer(raw["endpoint_code"].to_numpy())
+        if (at < 0).any():
+            raise ValueError("endpoint values refer to an endpoint id with no definition")
+        raw["endpoint_code"] = pd.Categorical.from_codes(at, categories=[codes[i] for i in known])
+    reactions = frame([], "reactions")
+    if "reactions" in want:
+        reactions = _table(
+            session,
+            of_series(
+                select(
+                    Reaction.id,
+                    Reaction.session_id,
+                    Session.series_id,
+                    Reaction.kind,
+                    Reaction.term,
+                    Reaction.severity,
+                    Reaction.onset_day,
+                    Reaction.duration_days,
+                    Reaction.resolved,
+                    Reaction.red_flag,
+                ).join(Session, Session.id == Reaction.session_id),
+                Session.series_id,
+            ),
+            FRAME_COLUMNS["reactions"],
+        )
+    photo_sets = pd.DataFrame(columns=["session_id", "photos", "passing", "views"])
+    if "photo_sets" in want:
+        photo_sets = _table(
+            session,
+            of_series(photo_sets_statement(), Session.series_id),
+            ["session_id", "photos", "passing", "views"],
+        )
+    confounders = frame([], "confounders")
+    if "confounders" in want:
+        confounders = _table(
+            session,
+            of_series(
+                select(
+                    Confounder.id,
+                    Confounder.series_id,
+                    Confounder.kind,
+                    Confounder.started_on,
+                    Confounder.ended_on,
+                ),
+                Confounder.series_id,
+            ),
+            FRAME_COLUMNS["confounders"],
+        )
     audit.record(
         session,
         actor,
@@ -310,6 +347,7 @@ def load_frames(
             "purpose": purpose,
             "series": int(len(series)),
             **({} if wanted is None else {"protocol_ids": wanted}),
+            **({} if tables is None else {"tables": sorted(want)}),
         },
     )
     return build_frames(
@@ -325,4 +363,27 @@ def load_frames(
         reactions=reactions,
         photo_sets=photo_sets,
         confounders=confounders,
+        loaded=want,
     )
+
+
+def lots_used(
+    session: DbSession, actor: Actor, *, purpose: str, protocol_ids: Sequence[int]
+) -> pd.DataFrame:
+    """``lot_id, product, lot_number`` of the lots any treatment of these protocols' series used
+    (what a filter offers), answered by the database without reading the treatments."""
+    if purpose not in ("cohort.read", "timeline.read"):
+        raise ValueError(f"purpose must be cohort.read or timeline.read, got {purpose!r}")
+    require(actor, purpose, session)
+    used = (
+        select(Treatment.lot_id)
+        .join(Session, Session.id == Treatment.session_id)
+        .join(Series, Series.id == Session.series_id)
+        .where(Series.protocol_id.in_(sorted({int(p) for p in protocol_ids})))
+    )
+    stmt = (
+        select(ProductLot.id, ProductLot.product, ProductLot.lot_number)
+        .where(ProductLot.id.in_(used))
+        .order_by(ProductLot.product, ProductLot.lot_number)
+    )
+    return _table(session, stmt, ["lot_id", "product", "lot_number"])

@@ -95,22 +95,36 @@ def test_medical_director_compares_protocols_exports_and_traces_a_lot(
         page.screenshot(path=screenshot_dir / "insights-failure.png", full_page=True)
         raise
     page.set_viewport_size(TALL)
-    page.get_by_role("heading", name="Export").wait_for()  # the last section: the run got there
+    # the Outcomes section opens first; each other section draws when its tab is opened
+    page.get_by_text("Responders: unblinded and blinded").wait_for()
     settled(page)
     painted(page)
-    for heading in (
-        "Patients and completion",
-        "Outcomes",
-        "Reactions and adverse events",
-        "Photo compliance by operator",
-        "Model-based comparison (mixed model)",
-    ):
+    for heading in ("Patients and completion", "Outcomes"):
         expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=30_000)
-    assert page.get_by_test_id("stPlotlyChart").count() >= 4
-    n_labels = page.locator(".js-plotly-plot text", has_text="n=")
-    assert n_labels.count() >= 8, "chart points and bars are labelled with their n"
-    expect(page.get_by_text("Observational clinic data, not a trial")).to_be_visible(timeout=30_000)
+    assert page.get_by_test_id("stPlotlyChart").count() == 2  # trajectory (open tab), responders
+    n_labels = page.locator(".js-plotly-plot text", has_text="n=").count()
     page.screenshot(path=screenshot_dir / "insights-1-protocols.png", full_page=True)
+    for tab, heading, charts in (
+        ("Safety", "Reactions and adverse events", 1),
+        ("Photo compliance", "Photo compliance by operator", 1),
+        ("Model", "Model-based comparison (mixed model)", 0),
+        ("Export", "Export", 0),
+    ):
+        page.get_by_role("tab", name=tab, exact=True).click()
+        page.get_by_role("heading", name=heading).wait_for()
+        settled(page)
+        painted(page)
+        assert page.get_by_test_id("stPlotlyChart").count() == charts, tab
+        n_labels += page.locator(".js-plotly-plot text", has_text="n=").count()
+        if tab == "Model":
+            expect(page.get_by_text("Observational clinic data, not a trial")).to_be_visible(
+                timeout=30_000
+            )
+        page.screenshot(
+            path=screenshot_dir / f"insights-1-protocols-{tab.replace(' ', '_')}.png",
+            full_page=True,
+        )
+    assert n_labels >= 8, "chart points and bars are labelled with their n"
 
     with page.expect_download() as download:
         page.get_by_role("button", name="Summary (CSV)").click()

@@ -401,3 +401,137 @@ def test_the_comparison_names_the_series_its_outcomes_use(gate: bool) -> None:
     c = compare_protocols(frames, protocol_ids=[1, 2], gate_passing_only=gate)
     assert c.outcome_series == select_series(frames, protocol_ids=[1, 2], gate_passing_only=gate)
     assert c.outcome_series
+
+
+def test_each_part_and_endpoint_alone_gives_the_same_figures_as_the_whole() -> None:
+    """A page computes one section (and one endpoint) at a time: each slice equals the same
+    figures of the full comparison, and the parts not asked for stay empty."""
+    from analysis.outcomes.cohorts import PARTS, outcome_endpoints
+
+    frames = hand_clinic()
+    whole = compare_protocols(frames, protocol_ids=[1, 2])
+    summary = compare_protocols(frames, protocol_ids=[1, 2], parts=())
+    pd.testing.assert_frame_equal(summary.summary, whole.summary)
+    assert summary.by_session.empty and summary.reactions.empty and summary.responders.empty
+    assert summary.photo_compliance.empty and summary.parts == frozenset()
+    codes = outcome_endpoints(frames, summary)
+    assert codes == list(dict.fromkeys(whole.by_session["endpoint_code"]))
+    for code in codes:
+        one = compare_protocols(
+            frames, protocol_ids=[1, 2], parts=["outcomes"], endpoint_codes=[code]
+        )
+        for name in ("by_session", "by_week", "responders"):
+            full, got = getattr(whole, name), getattr(one, name)
+            want = full[full["endpoint_code"] == code].reset_index(drop=True)
+            if name == "responders":  # None where withheld: object or float by the mix
+                want, got = want.astype({name: float}), got.astype({name: float})
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), want)
+    for part, name in (("reactions", "reactions"), ("photo_compliance", "photo_compliance")):
+        one = compare_protocols(frames, protocol_ids=[1, 2], parts=[part])
+        pd.testing.assert_frame_equal(getattr(one, name), getattr(whole, name))
+    assert set(PARTS) == {"outcomes", "reactions", "photo_compliance"}
+    with pytest.raises(ValueError, match="unknown part"):
+        compare_protocols(frames, protocol_ids=[1, 2], parts=["everything"])
+
+
+def test_frames_without_a_table_refuse_the_figures_that_need_it() -> None:
+    """An unread table is not a clinic with none: reaction rates from frames whose reactions
+    were not read are refused, not shown as zero."""
+    from dataclasses import replace
+
+    from analysis.outcomes.cohorts import tables_needed
+
+    frames = hand_clinic()
+    spine = replace(frames, reactions=frame([], "reactions"), loaded=frozenset({"measurements"}))
+    with pytest.raises(ValueError, match="reactions"):
+        compare_protocols(spine, protocol_ids=[1, 2], parts=["reactions"])
+    with pytest.raises(ValueError, match="photo_sets"):
+        compare_protocols(spine, protocol_ids=[1, 2], parts=[], gate_passing_only=True)
+    assert compare_protocols(spine, protocol_ids=[1, 2], parts=["outcomes"]).by_session.size
+    assert tables_needed(["outcomes"], lot="X") == {"measurements", "treatments"}
+
+
+def test_a_table_read_later_joins_only_the_sessions_read_first() -> None:
+    """with_tables: reactions read after a visit was recorded keep only the sessions the first
+    read holds, so one view never mixes two states of the record."""
+    from dataclasses import replace
+
+    from analysis.outcomes.frames import with_tables
+
+    frames = hand_clinic()
+    first = replace(
+        frames,
+        sessions=frames.sessions[
+            frames.sessions["session_id"] != frames.sessions["session_id"].max()
+        ],
+        reactions=frame([], "reactions"),
+        loaded=frozenset(),
+    )
+    joined = with_tables(first, frames, ["reactions"])
+    assert joined.loaded == {"reactions"}
+    assert set(joined.reactions["session_id"]) <= set(first.sessions["session_id"])
+    dropped = set(frames.reactions["session_id"]) - set(first.sessions["session_id"])
+    kept = frames.reactions[~frames.reactions["session_id"].isin(dropped)]
+    assert len(joined.reactions) == len(kept)
+    with pytest.raises(ValueError, match="photo_sets"):
+        with_tables(first, replace(frames, loaded=frozenset()), ["photo_sets"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_derived_measurements_equal_a_row_by_row_derivation(seed: int) -> None:
+    """derive_measurements (integer-keyed, vectorised) against the conventions written out one
+    row at a time: per-visit mean, session-1 baseline (or the anchor), change, improvement."""
+    import numpy as np
+
+    from analysis.outcomes.frames import derive_measurements
+
+    rng = np.random.default_rng(seed)
+    sessions = pd.DataFrame(
+        [(sid * 10 + k, sid, k, 7 * (k - 1)) for sid in range(1, 30) for k in range(1, 5)],
+        columns=["session_id", "series_id", "number", "days_since_start"],
+    )
+    endpoints = pd.DataFrame(
+        {
+            "endpoint_code": ["zeta", "alpha", "gais"],
+            "higher_is_better": [True, False, True],
+            "neutral": [None, None, 3.0],
+        }
+    )
+    rows = sessions.sample(n=200, replace=True, random_state=seed)
+    raw = pd.DataFrame(
+        {
+            "series_id": rows["series_id"].to_numpy(),
+            "session_id": rows["session_id"].to_numpy(),
+            "endpoint_code": rng.choice(["zeta", "alpha", "gais"], len(rows)),
+            "value": np.round(rng.normal(5, 2, len(rows)), 2),
+        }
+    )
+    raw.loc[raw.index[:5], "value"] = None
+    got = derive_measurements(raw, sessions=sessions, endpoints=endpoints)
+    ok = raw.dropna(subset=["value"])
+    visit = ok.groupby(["series_id", "session_id", "endpoint_code"])["value"].mean()
+    number = sessions.set_index("session_id")["number"]
+    expected = []
+    for (series, sess, code), value in visit.items():
+        base_key = [k for k in visit.index if k[0] == series and k[2] == code and number[k[1]] == 1]
+        baseline = 3.0 if code == "gais" else (visit[base_key[0]] if base_key else np.nan)
+        change = value - baseline
+        sign = -1.0 if code == "alpha" else 1.0
+        expected.append(
+            (series, code, int(number[sess]), value, baseline, change, change * sign + 0.0)
+        )
+    want = pd.DataFrame(
+        expected,
+        columns=[
+            "series_id",
+            "endpoint_code",
+            "session_number",
+            "value",
+            "baseline",
+            "change",
+            "improvement",
+        ],
+    ).sort_values(["series_id", "endpoint_code", "session_number"], ignore_index=True)
+    cols = list(want.columns)
+    pd.testing.assert_frame_equal(got[cols], want, check_dtype=False)
+    assert list(got["endpoint_code"]) == list(want["endpoint_code"]), "row order by code string"

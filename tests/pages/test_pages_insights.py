@@ -117,25 +117,78 @@ def consult_timelines(seeded_clinic: Path) -> AppTest:
 # --- Protocols -----------------------------------------------------------------------------------
 
 
+def _section(at: AppTest, name: str) -> AppTest:
+    """Open one of the comparison's section tabs (as a click on it would) and rerun."""
+    at.session_state["protocols.section"] = name
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_protocols_renders_for_the_medical_director(director_protocols: AppTest) -> None:
     at = director_protocols
     assert [t.value for t in at.title] == ["Protocols"]
     heads = [s.value for s in at.subheader]
-    for expected in (
-        "Patients and completion",
-        "Outcomes",
-        "Reactions and adverse events",
-        "Photo compliance by operator",
-        "Model-based comparison (mixed model)",
-        "Export",
-        "Lot traceability",
-    ):
+    for expected in ("Patients and completion", "Outcomes", "Lot traceability"):
         assert expected in heads
     specs = _chart_specs(at)
-    assert len(specs) >= 4  # trajectories (2 tabs), responders, rates, compliance
+    assert len(specs) == 2  # the open trajectory tab's chart and the responders; nothing hidden
     assert all("n=" in spec for spec in specs), "every chart labels its n"
+
+
+def test_each_protocols_section_draws_when_opened(seeded_clinic: Path) -> None:
+    at = _open("protocols.py", DIRECTOR)
+    for section, heading, charts in (
+        ("Safety", "Reactions and adverse events", 1),
+        ("Photo compliance", "Photo compliance by operator", 1),
+        ("Model", "Model-based comparison (mixed model)", 0),
+        ("Export", "Export", 0),
+        ("Outcomes", "Outcomes", 2),
+    ):
+        _section(at, section)
+        heads = [s.value for s in at.subheader]
+        assert heading in heads, (section, heads)
+        others = {"Reactions and adverse events", "Photo compliance by operator", "Export"}
+        assert not (others - {heading}) & set(heads), "a closed section draws nothing"
+        specs = _chart_specs(at)
+        assert len(specs) == charts, section
+        assert all("n=" in spec for spec in specs)
+    _section(at, "Export")
     labels = [b.proto.label for b in at.download_button]
     assert "Summary (CSV)" in labels and "Charts (HTML)" in labels
+    at.session_state["protocols.x"] = "By weeks since start"
+    _section(at, "Outcomes")
+    assert len(_chart_specs(at)) == 2 and "Weeks since start" in _chart_specs(at)[0]
+
+
+def test_protocols_first_render_reads_only_what_it_shows(seeded_clinic: Path) -> None:
+    """The Outcomes section opens first: its render reads no reaction, photo or treatment row;
+    opening Safety reads the reactions then."""
+    from sqlalchemy import event
+
+    from analysis.store import db
+
+    seen: list[str] = []
+
+    def log(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement.lower())
+
+    engine = db.get_engine()
+    event.listen(engine, "before_cursor_execute", log)
+    try:
+        at = _open("protocols.py", DIRECTOR)
+        first = list(seen)
+        seen.clear()
+        _section(at, "Safety")
+        safety = list(seen)
+    finally:
+        event.remove(engine, "before_cursor_execute", log)
+    assert any("from endpoint_measurements" in q for q in first)
+    for table in ("reactions", "photos", "confounders"):
+        assert not any(f"from {table}" in q for q in first), table
+    assert not any("treatments.volume_ml" in q for q in first), "no treatment rows"
+    assert any("from reactions" in q for q in safety)
+    assert not any("from endpoint_measurements" in q for q in safety), "kept from the first read"
 
 
 def test_protocols_filters_narrow_the_comparison(seeded_clinic: Path) -> None:
@@ -151,8 +204,8 @@ def test_protocols_filters_narrow_the_comparison(seeded_clinic: Path) -> None:
     assert any("Restricted to gate-passing series" in c.value for c in at.caption)
 
 
-def test_protocols_model_section_shows_estimate_or_the_failure(director_protocols: AppTest) -> None:
-    at = director_protocols
+def test_protocols_model_section_shows_estimate_or_the_failure(seeded_clinic: Path) -> None:
+    at = _section(_open("protocols.py", DIRECTOR), "Model")
     metrics = {m.label: m.value for m in at.metric}
     failed = [e.value for e in at.error if "did not converge" in e.value]
     assert ("95% CI" in metrics) != bool(failed)
@@ -329,7 +382,8 @@ def test_both_pages_render_on_the_demo_clinic(tmp_path: Path) -> None:
 
         db.dispose_engines()
         at = _open("protocols.py", DIRECTOR)
-        assert at.get("plotly_chart") and at.download_button
+        assert at.get("plotly_chart")
+        assert _section(at, "Export").download_button
         for who in (CONSULT, CLINICIAN):
             at = _open("timelines.py", who)
             assert [t.value for t in at.title] == ["Timelines"]

@@ -456,3 +456,32 @@ def test_series_overview_reads_a_rating_made_against_baseline_from_its_anchor(
     g = o.measurements[o.measurements["endpoint_code"] == "gais"].iloc[0]
     assert (g["baseline"], g["change"], g["improvement"]) == (4.0, -2.0, 2.0)
     assert not [n for n in o.notes if n.startswith("gais")]
+
+
+def test_load_frames_reads_only_the_tables_asked_for(clinic: tuple[Engine, ClinicIds]) -> None:
+    """tables=: the unread tables are empty and named as unread; the read ones equal a whole
+    read's; the lot list comes from the database without the treatment rows."""
+    from analysis.services.frames import lots_used
+
+    engine, ids = clinic
+    with db.session_scope(engine) as s:
+        whole = load_frames(s, DIRECTOR)
+        part = load_frames(s, DIRECTOR, tables={"reactions"})
+        lots = lots_used(s, DIRECTOR, purpose="cohort.read", protocol_ids=[ids["protocol"]])
+        with pytest.raises(ValueError, match="unknown table"):
+            load_frames(s, DIRECTOR, tables={"photos"})
+        with pytest.raises(PermissionDenied):
+            lots_used(s, CONSULT, purpose="cohort.read", protocol_ids=[ids["protocol"]])
+    assert part.loaded == {"reactions"} and whole.loaded == {
+        "treatments",
+        "measurements",
+        "reactions",
+        "photo_sets",
+        "confounders",
+    }
+    assert part.measurements.empty and part.photo_sets.empty and part.treatments.empty
+    pd.testing.assert_frame_equal(part.reactions, whole.reactions)
+    pd.testing.assert_frame_equal(part.sessions, whole.sessions)
+    assert len(whole.reactions) and len(whole.treatments)
+    used = whole.treatments.drop_duplicates("lot_id")[["lot_id", "product", "lot_number"]]
+    assert sorted(lots["lot_id"]) == sorted(used["lot_id"])
