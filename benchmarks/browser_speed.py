@@ -3,10 +3,11 @@
 Serves ``streamlit run app.py`` over each clinic that ``benchmarks/page_speed.py`` seeded
 (``--dir``/<N>/, SQLite; ``--postgres`` for the PostgreSQL ones), signs in as the medical director,
 and for each page clicks its link in the sidebar and waits for the page's content: the last
-section it draws and, where it has charts, every chart on screen (no loading skeleton left, the
-run finished). It prints the seconds from the click to that point, ``--repeat`` times per page (each
+section it draws, every chart on screen painted (its SVG drawn), no loading skeleton left and the
+run finished. It prints the seconds from the click to that point, ``--repeat`` times per page (each
 time in a fresh browser session, so nothing the session cached helps), median and max, small
-clinic beside large.
+clinic beside large. Protocols opens on its Outcomes section; opening each other section (a tab
+click: that section is read and drawn then) is timed too, as ``Protocols > <section>``.
 
     .venv/bin/python benchmarks/browser_speed.py             # after page_speed.py seeded them
     .venv/bin/python benchmarks/browser_speed.py --postgres
@@ -32,8 +33,14 @@ from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, serve_app, sign_in  # noq
 PAGES = (
     ("Patients", "patient(s),"),
     ("Series review", "chart"),
-    ("Protocols", "Export"),
+    ("Protocols", "unblinded and blinded"),
     ("Timelines", "Take-home"),
+)
+#: Protocols' other sections: tab -> the heading it draws.
+SECTIONS = (
+    ("Safety", "Reactions and adverse events"),
+    ("Photo compliance", "Photo compliance by operator"),
+    ("Export", "Export"),
 )
 SHOTS = ROOT / "benchmarks" / "out" / "browser_speed"
 
@@ -45,7 +52,11 @@ def _content_shown(page: object, marker: str) -> None:
         page.get_by_text(marker, exact=False).first.wait_for(timeout=120_000)  # type: ignore[attr-defined]
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)  # type: ignore[attr-defined]
     page.wait_for_function(  # type: ignore[attr-defined]
-        "() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=120_000
+        """() => !document.querySelector('[data-testid="stSkeleton"]')
+            && [...document.querySelectorAll('.js-plotly-plot')]
+                .filter(p => p.getClientRects().length && p.checkVisibility())
+                .every(p => p.querySelector('.main-svg'))""",
+        timeout=120_000,
     )
 
 
@@ -55,6 +66,7 @@ def time_clinic(
     from playwright.sync_api import sync_playwright
 
     out: dict[str, list[float]] = {name: [] for name, _ in PAGES}
+    out.update({f"Protocols > {tab}": [] for tab, _ in SECTIONS})
     SHOTS.mkdir(parents=True, exist_ok=True)
     with serve_app(env, SHOTS / f"streamlit-{label}.log") as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -72,6 +84,17 @@ def time_clinic(
                         out[name].append(time.perf_counter() - t)
                     if i == repeat:
                         page.screenshot(path=SHOTS / f"{label}-{name.replace(' ', '_')}.png")
+                    if name != "Protocols":
+                        continue
+                    for tab, heading in SECTIONS:
+                        t = time.perf_counter()
+                        page.get_by_role("tab", name=tab, exact=True).click()
+                        page.get_by_role("heading", name=heading).wait_for(timeout=120_000)
+                        _content_shown(page, heading)
+                        if i:
+                            out[f"Protocols > {tab}"].append(time.perf_counter() - t)
+                    page.get_by_role("tab", name="Outcomes", exact=True).click()
+                    _content_shown(page, "unblinded and blinded")
                 context.close()
         finally:
             browser.close()
@@ -119,11 +142,11 @@ def main() -> int:
         f"\nChromium, {'PostgreSQL' if args.postgres else 'SQLite'}; seconds from the click to "
         f"the page's content, {args.repeat} fresh sessions each (median / max)"
     )
-    print(f"{'page':<15} {args.small:>14} {args.large:>14}")
-    for name, _ in PAGES:
+    print(f"{'page':<28} {args.small:>14} {args.large:>14}")
+    for name in results[args.small]:
         a, b = results[args.small][name], results[args.large][name]
         print(
-            f"{name:<15} {statistics.median(a):>6.2f} / {max(a):<5.2f} "
+            f"{name:<28} {statistics.median(a):>6.2f} / {max(a):<5.2f} "
             f"{statistics.median(b):>6.2f} / {max(b):<5.2f}"
         )
     print(f"screenshots: {SHOTS}")

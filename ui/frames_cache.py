@@ -20,7 +20,7 @@ import streamlit as st
 
 from analysis.services.analytics import OPTIONAL_TABLES, ClinicFrames, combine_frames, with_tables
 from analysis.services.common import Actor
-from analysis.services.frames import load_frames, lots_used
+from analysis.services.frames import load_frames, lots_used, record_revision
 from ui import frame
 
 FRAMES_TTL_S = 600
@@ -54,7 +54,16 @@ def _cached(
 
 
 def catalogue(actor: Actor, *, purpose: str) -> ClinicFrames:
-    """Protocols, endpoints, operators and lots only (the per-protocol tables are empty)."""
+    """Protocols, endpoints, operators and lots only (the per-protocol tables are empty).
+
+    Called first on each run of an analytics page, it also drops this session's frames when the
+    record has changed since they were read (a visit recorded anywhere in the clinic): one
+    statement of index look-ups per run, :func:`~analysis.services.frames.record_revision`."""
+    revision = frame.call(record_revision, purpose=purpose)
+    key = f"{_PREFIX}revision.{purpose}.{actor.email}"
+    if st.session_state.get(key) not in (None, revision):
+        reload(actor, purpose=purpose)
+    st.session_state[key] = revision
     return _cached(actor, purpose, None, frozenset())
 
 

@@ -387,3 +387,32 @@ def lots_used(
         .order_by(ProductLot.product, ProductLot.lot_number)
     )
     return _table(session, stmt, ["lot_id", "product", "lot_number"])
+
+
+#: The tables whose newest row marks a change of what the analytics pages show (a visit, its
+#: values, photos, reactions and treatments, a new series, patient, confounder or endpoint).
+_REVISION_TABLES = (
+    Session,
+    EndpointMeasurement,
+    Photo,
+    Reaction,
+    Treatment,
+    Series,
+    Patient,
+    Confounder,
+    Protocol,
+    EndpointDefinition,
+)
+
+
+def record_revision(session: DbSession, actor: Actor, *, purpose: str) -> tuple[int, ...]:
+    """The newest row id of each table the analytics read, in one statement of index look-ups:
+    it changes whenever a visit (or any new record those pages show) is written, so a page's
+    cached frames can be dropped then instead of waiting for their time-out. Edits of existing
+    rows do not change it (the pages' Reload button and the time-out cover those)."""
+    if purpose not in ("cohort.read", "timeline.read"):
+        raise ValueError(f"purpose must be cohort.read or timeline.read, got {purpose!r}")
+    require(actor, purpose, session)
+    newest = [select(func.max(model.id)).scalar_subquery() for model in _REVISION_TABLES]
+    row = session.connection().execute(select(*newest)).one()
+    return tuple(int(v or 0) for v in row)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.outcomes.pairs import MIN_CANDIDATES, Candidate, RepresentativePair, pick_typical
@@ -26,7 +26,8 @@ def _candidates(session: DbSession, protocol: Protocol, view: str) -> list[Candi
     """Eligible series before the consent check (rules 1 and 2 of the module docstring).
 
     Three statements whatever the number of series (the protocol's photos of ``view`` and its
-    primary endpoint values, grouped in Python), never one per series.
+    primary endpoint values at session 1 and each series' last photographed session, grouped in
+    Python), never one per series.
     """
     endpoint = session.scalar(
         select(EndpointDefinition).where(EndpointDefinition.code == protocol.primary_endpoint)
@@ -34,26 +35,41 @@ def _candidates(session: DbSession, protocol: Protocol, view: str) -> list[Candi
     if endpoint is None:
         return []
     sign = 1.0 if endpoint.higher_is_better else -1.0
+    # the database narrows each series to the two sessions a pair can use: session 1 and the
+    # last later session with a photo of this view (a clinic's other photo rows never leave it)
+    last = (
+        select(Session.series_id.label("series_id"), func.max(Session.number).label("number"))
+        .join(Photo, Photo.session_id == Session.id)
+        .join(Series, Series.id == Session.series_id)
+        .where(Series.protocol_id == protocol.id, Photo.view == view, Session.number > 1)
+        .group_by(Session.series_id)
+        .subquery()
+    )
+    ends = or_(Session.number == 1, Session.number == last.c.number)
+    conn = session.connection()
     photos: dict[int, list[Any]] = {}
     patient_of: dict[int, int] = {}
-    for row in session.execute(
+    for row in conn.execute(
         select(Series.id, Series.patient_id, Session.number, Photo.verdict, Photo.sha256, Photo.id)
         .join(Session, Session.series_id == Series.id)
         .join(Photo, Photo.session_id == Session.id)
-        .where(Series.protocol_id == protocol.id, Photo.view == view)
+        .join(last, last.c.series_id == Series.id)
+        .where(Series.protocol_id == protocol.id, Photo.view == view, ends)
         .order_by(Series.id, Session.number, Photo.id)
     ):
         photos.setdefault(row[0], []).append(row)
         patient_of[row[0]] = row[1]
     values: dict[tuple[int, int], float] = {}
-    for series_id, number, value in session.execute(
+    for series_id, number, value in conn.execute(
         select(Session.series_id, Session.number, EndpointMeasurement.value_num)
         .join(Session, Session.id == EndpointMeasurement.session_id)
         .join(Series, Series.id == Session.series_id)
+        .join(last, last.c.series_id == Series.id)
         .where(
             Series.protocol_id == protocol.id,
             EndpointMeasurement.endpoint_id == endpoint.id,
             EndpointMeasurement.value_num.is_not(None),
+            ends,
         )
         .order_by(EndpointMeasurement.id)
     ):

@@ -183,12 +183,13 @@ def test_protocols_first_render_reads_only_what_it_shows(seeded_clinic: Path) ->
         safety = list(seen)
     finally:
         event.remove(engine, "before_cursor_execute", log)
-    assert any("from endpoint_measurements" in q for q in first)
-    for table in ("reactions", "photos", "confounders"):
-        assert not any(f"from {table}" in q for q in first), table
+    # row reads, told by a column only they select (the record-revision check reads max(id)s)
+    assert any("endpoint_measurements.value_num" in q for q in first)
+    for column in ("reactions.severity", "photos.verdict", "confounders.kind"):
+        assert not any(column in q for q in first), column
     assert not any("treatments.volume_ml" in q for q in first), "no treatment rows"
-    assert any("from reactions" in q for q in safety)
-    assert not any("from endpoint_measurements" in q for q in safety), "kept from the first read"
+    assert any("reactions.severity" in q for q in safety)
+    assert not any("endpoint_measurements.value_num" in q for q in safety), "kept from the first"
 
 
 def test_protocols_filters_narrow_the_comparison(seeded_clinic: Path) -> None:
@@ -228,6 +229,40 @@ def test_lot_trace_highlights_recalled_and_expired_lots(seeded_clinic: Path) -> 
     at.text_input[0].input("HB-OLD-1")
     _submit(at)
     assert any("after its expiry date" in w.value for w in at.warning)
+
+
+def test_a_visit_recorded_elsewhere_shows_on_the_next_run_without_reload(
+    seeded_clinic: Path,
+) -> None:
+    """The session's cached frames are dropped when the record changes (a visit recorded by a
+    clinician in another session); a rerun with no change reads nothing again."""
+    from analysis.services import records
+    from analysis.store import db
+    from analysis.store.models import AuditEvent, Series
+
+    at = _open("protocols.py", DIRECTOR)
+
+    def done() -> int:
+        return int(at.dataframe[0].value["Sessions done"].sum())
+
+    def loads() -> int:
+        with db.session_scope() as s:
+            return len(
+                list(s.scalars(select(AuditEvent.id).where(AuditEvent.action == "frames.load")))
+            )
+
+    before, n_loads = done(), loads()
+    at.run()
+    assert loads() == n_loads and done() == before, "an unchanged record is not read again"
+    with db.session_scope() as s:
+        first = int(at.multiselect[0].value[0])
+        series = s.scalars(select(Series).where(Series.protocol_id == first)).first()
+        assert series is not None
+        records.add_session(s, _actor(*CLINICIAN), series_id=series.id, performed_on=date.today())
+    at.run()
+    assert not at.exception
+    assert done() == before + 1, "the new visit is counted on the next run"
+    assert loads() > n_loads
 
 
 # --- Timelines -----------------------------------------------------------------------------------
