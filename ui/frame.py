@@ -15,6 +15,7 @@ import streamlit as st
 
 from analysis.services.common import Actor, PermissionDenied, allowed
 from analysis.store import db
+from ui import prefetch
 
 ACTOR_KEY = "candor_actor"
 T = TypeVar("T")
@@ -128,3 +129,4 @@ def sidebar(actor: Actor) -> None:
         if st.button("Sign out", icon=":material/logout:"):
             sign_out()
             st.rerun()
+        prefetch.chart_library()

@@ -187,3 +187,30 @@ def test_timelines_on_a_two_patient_clinic_say_not_enough_data(
     assert page.get_by_test_id("stPlotlyChart").count() == 0
     assert "P-000" not in page.locator("body").inner_text()
     page.screenshot(path=screenshot_dir / "insights-4-timelines-too-few.png", full_page=True)
+
+
+def test_the_chart_library_is_warmed_before_a_chart_page_is_opened(
+    tab: Page, insights_url: str
+) -> None:
+    """ui/prefetch.py: once signed in, the browser imports the chart module while idle, so the
+    first chart page does not fetch and compile it on the click; the page it was warmed on draws
+    no chart, and the module is fetched once."""
+    page = tab
+    sign_in(page, insights_url, "director@demo.candor")
+    settled(page)
+    assert page.get_by_test_id("stPlotlyChart").count() == 0
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".some(r => /PlotlyChart\\.[^/]*\\.js/.test(r.name))",
+        timeout=60_000,
+    )
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Protocols").click()
+    page.get_by_role("heading", name="Protocols").wait_for()
+    settled(page)
+    painted(page)
+    assert page.get_by_test_id("stPlotlyChart").count() >= 1
+    fetched = page.evaluate(
+        "() => performance.getEntriesByType('resource')"
+        ".filter(r => /PlotlyChart\\.[^/]*\\.js/.test(r.name)).length"
+    )
+    assert fetched == 1, "Streamlit's own loader reused the warmed module"
