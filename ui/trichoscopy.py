@@ -129,6 +129,12 @@ def _result(record: trichoscopy.CountRecord) -> None:
             f"**{record.confirmed_count}** (automatic {record.auto_count}), "
             f"{format_clinic_time(record.confirmed_at)}"
         )
+        if record.confirmed_density_per_cm2 is not None and record.density_per_cm2 is not None:
+            st.markdown(
+                f"Density recorded: **{record.confirmed_density_per_cm2:.0f} hairs/cm²** "
+                f"({what} count) · automated {record.density_per_cm2:.0f} hairs/cm² "
+                f"({record.method} {record.version})"
+            )
 
 
 CAL_LABELS = {"device": "Device", "magnification": "Magnification", "mm_per_px": "mm per pixel"}

@@ -7,7 +7,9 @@
   density per cm² is also recorded as the session's ``follicle_density_auto`` endpoint value
   ("Follicle density, automated", hairs/cm²), next to any manually entered ``hair_density``.
 * :func:`confirm_count` stores the clinician's confirmed (``corrected=None``) or corrected count
-  beside the automatic one, with who and when; the automatic count is never overwritten.
+  beside the automatic one, with who and when; the automatic count is never overwritten. With a
+  calibration the corrected count's density becomes the endpoint value (the automatic density
+  stays beside it, with method and version).
 * :func:`set_calibration` / :func:`calibrations`: mm per pixel per device and magnification, set
   by the medical director (``protocol.write``).
 
@@ -29,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.errors import FieldError
-from analysis.hair.count import count_follicles
+from analysis.hair.count import SCALE, candidates, count_follicles
 from analysis.outcomes.endpoint_library import ENDPOINTS_BY_CODE
 from analysis.photos.types import is_trichoscopy_view
 from analysis.services.photo_access import photo_bytes
@@ -82,6 +84,16 @@ class CountRecord:
     confirmed_count: int | None
     confirmed_by_id: int | None
     confirmed_at: datetime | None
+    area_cm2: float | None = None
+    confirmed_density_per_cm2: float | None = None
+
+    @property
+    def recorded_density_per_cm2(self) -> float | None:
+        """The density recorded as the ``follicle_density_auto`` endpoint value: the confirmed
+        (or corrected) count's once confirmed, else the automatic one."""
+        if self.confirmed_density_per_cm2 is not None:
+            return self.confirmed_density_per_cm2
+        return self.density_per_cm2
 
     @property
     def confirmed(self) -> bool:
@@ -106,7 +118,19 @@ def _record(row: PhotoFollicleCount) -> CountRecord:
         confirmed_count=row.confirmed_count,
         confirmed_by_id=row.confirmed_by_id,
         confirmed_at=row.confirmed_at,
+        area_cm2=row.area_cm2,
+        confirmed_density_per_cm2=row.confirmed_density_per_cm2,
     )
+
+
+def _area_cm2(row: PhotoFollicleCount) -> float | None:
+    """The area a count was made over; rows counted before migration 0010 derive it from their
+    automatic density (impossible for a zero count, which then has no corrected density)."""
+    if row.area_cm2 is not None:
+        return float(row.area_cm2)
+    if row.density_per_cm2 and row.auto_count:
+        return row.auto_count / float(row.density_per_cm2)
+    return None
 
 
 def _calibration(row: DeviceCalibration) -> Calibration:
@@ -264,7 +288,15 @@ def count_photo(
         )
     mm_per_px = None if calibration is None else float(calibration.mm_per_px)
     data = photo_bytes(session, actor, photo_id=photo_id, store=store)  # audited; commits
-    result = count_follicles(_decode_rgb(data), mm_per_px=mm_per_px)
+    rgb = _decode_rgb(data)
+    result = count_follicles(rgb, mm_per_px=mm_per_px)
+    area_cm2 = None
+    if mm_per_px is not None:
+        if result.follicles and result.density_per_cm2:
+            area_cm2 = result.follicles / float(result.density_per_cm2)
+        else:  # no follicle to divide by: the engine's own counted area (overlays masked)
+            keep = candidates(rgb).keep
+            area_cm2 = float(keep.sum()) * SCALE * SCALE * (mm_per_px / 10.0) ** 2 or None
     photo = session.get(Photo, photo_id)
     assert photo is not None  # photo_bytes raised PhotoNotFound otherwise
     patient_id = _patient_of(session, photo.session_id)
@@ -279,6 +311,8 @@ def count_photo(
         None if result.density_per_cm2 is None else round(float(result.density_per_cm2), 2)
     )
     row.mm_per_px, row.calibration_id = mm_per_px, calibration_id
+    row.area_cm2 = None if area_cm2 is None else round(area_cm2, 6)
+    row.confirmed_density_per_cm2 = None
     row.method, row.version = result.method, result.version
     row.counted_by_id, row.counted_at = actor.user_id, utcnow()
     row.confirmed_count, row.confirmed_by_id, row.confirmed_at = None, None, None
@@ -334,8 +368,14 @@ def confirm_count(
     session: DbSession, actor: Actor, photo_id: int, corrected: int | None
 ) -> CountRecord:
     """Confirm the automatic count (``corrected=None``) or store the clinician's correction beside
-    it, with who and when. Raises :class:`FieldError` (``photo``: not counted yet; ``corrected``:
-    not a whole number from 0 to :data:`MAX_COUNT`)."""
+    it, with who and when.
+
+    With a calibrated count, the density of the confirmed count (over the same area) is stored as
+    ``confirmed_density_per_cm2`` and becomes the value of the ``follicle_density_auto`` endpoint
+    measurement; the automatic count and density stay beside it, with method and version.
+
+    Raises :class:`FieldError` (``photo``: not counted yet; ``corrected``: not a whole number from 0
+    to :data:`MAX_COUNT`, or a density outside the endpoint's range)."""
     require(actor, "visit.record", session, object_type="photo", object_id=photo_id)
     row = session.scalar(select(PhotoFollicleCount).where(PhotoFollicleCount.photo_id == photo_id))
     if row is None:
@@ -349,7 +389,18 @@ def confirm_count(
     photo = session.get(Photo, photo_id)
     assert photo is not None  # the count's foreign key
     previous = row.confirmed_count
-    row.confirmed_count = row.auto_count if corrected is None else int(corrected)
+    confirmed = row.auto_count if corrected is None else int(corrected)
+    area = _area_cm2(row)
+    density = None if area is None or area <= 0 else round(confirmed / area, 2)
+    measurement = (
+        None if row.measurement_id is None else session.get(EndpointMeasurement, row.measurement_id)
+    )
+    value_before = None if measurement is None else measurement.value_num
+    if measurement is not None and density is not None:
+        _check_range(session, measurement, density, confirmed)
+        measurement.value_num = density  # the endpoint carries the clinician's count
+    row.confirmed_count = confirmed
+    row.confirmed_density_per_cm2 = density
     row.confirmed_by_id, row.confirmed_at = actor.user_id, utcnow()
     session.flush()
     audit.record(
@@ -364,11 +415,30 @@ def confirm_count(
             "confirmed_count": row.confirmed_count,
             "corrected": row.confirmed_count != row.auto_count,
             "previous_confirmed_count": previous,
+            "auto_density_per_cm2": row.density_per_cm2,
+            "confirmed_density_per_cm2": density,
+            "measurement_id": row.measurement_id,
+            "measurement_value_before": value_before,
+            "measurement_value_after": None if measurement is None else measurement.value_num,
             "method": row.method,
             "version": row.version,
         },
     )
     return _record(row)
+
+
+def _check_range(
+    session: DbSession, measurement: EndpointMeasurement, density: float, count: int
+) -> None:
+    endpoint = session.get(EndpointDefinition, measurement.endpoint_id)
+    assert endpoint is not None  # the measurement's foreign key
+    lo, hi = endpoint.scale_min, endpoint.scale_max
+    if (lo is not None and density < lo) or (hi is not None and density > hi):
+        raise FieldError(
+            "corrected",
+            f"{count} follicles over this photo's area is {density:g} hairs/cm², outside "
+            f"{endpoint.name}'s range: check the count",
+        )
 
 
 def photo_count(session: DbSession, actor: Actor, photo_id: int) -> CountRecord | None:

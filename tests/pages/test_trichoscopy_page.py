@@ -146,3 +146,11 @@ def test_director_calibrates_then_clinician_counts_and_corrects(clinic: dict[str
             auto + 2,
             clinic["clinician"],
         )
+        assert row.confirmed_density_per_cm2 is not None and row.density_per_cm2 is not None
+        assert row.confirmed_density_per_cm2 > row.density_per_cm2
+        corrected_density, auto_density = row.confirmed_density_per_cm2, row.density_per_cm2
+    # both densities are shown: the recorded (corrected) one and the automated one beside it
+    assert (
+        f"Density recorded: **{corrected_density:.0f} hairs/cm²** (corrected count) · "
+        f"automated {auto_density:.0f} hairs/cm²"
+    ) in _texts(at)
