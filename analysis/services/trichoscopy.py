@@ -11,7 +11,8 @@
   calibration the corrected count's density becomes the endpoint value (the automatic density
   stays beside it, with method and version).
 * :func:`set_calibration` / :func:`calibrations`: mm per pixel per device and magnification, set
-  by the medical director (``protocol.write``).
+  by the medical director (``protocol.write``); :func:`calibration_for` looks one up by device
+  and magnification (``python -m analysis count-follicles --device … --magnification …``).
 
 Counting and confirming need ``visit.record`` (they record a measurement); listing the
 calibrations needs ``photo.capture`` (a clinician picks the device when counting). Every change
@@ -165,6 +166,46 @@ def calibrations(session: DbSession, actor: Actor) -> list[Calibration]:
         )
     )
     return [_calibration(r) for r in rows]
+
+
+def calibration_for(
+    session: DbSession, actor: Actor, *, device: str, magnification: float
+) -> Calibration:
+    """The stored calibration of ``device`` at ``magnification`` (device names match with spaces
+    collapsed, case-insensitively), for counting outside the clinic record (the command line).
+    One ``calibration.read`` audit event. Raises :class:`FieldError` (``device``) naming the
+    calibrations that do exist when there is none."""
+    require(actor, "photo.capture", session)
+    name = " ".join(device.split())
+    rows = list(session.scalars(select(DeviceCalibration)))
+    found = [
+        r
+        for r in rows
+        if r.device.casefold() == name.casefold()
+        and math.isclose(float(r.magnification), float(magnification), rel_tol=1e-9)
+    ]
+    if not found:
+        have = ", ".join(_calibration(r).label for r in rows) or "none is set"
+        raise FieldError(
+            "device",
+            f"no device calibration for {name!r} at {magnification:g}x "
+            f"(the medical director sets them on Protocol setup; stored: {have})",
+        )
+    cal = _calibration(found[0])
+    audit.record(
+        session,
+        actor,
+        "calibration.read",
+        object_type="device_calibration",
+        object_id=cal.calibration_id,
+        details={
+            "device": cal.device,
+            "magnification": cal.magnification,
+            "mm_per_px": cal.mm_per_px,
+            "purpose": "count-follicles command line",
+        },
+    )
+    return cal
 
 
 def set_calibration(
