@@ -283,7 +283,7 @@ def density_figure(
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=g["auto_density"],
+                y=g["auto_density"].tolist(),
                 mode="lines+markers",
                 name=f"{label}: automated",
                 line={"color": colour},
