@@ -34,7 +34,7 @@ from analysis.demo.trichoscopy_synth import (
 from analysis.services import records, trichoscopy
 from analysis.store.access import Actor
 from analysis.store.images import ImageStore
-from analysis.store.models import Photo, Protocol, Series, Session, User
+from analysis.store.models import Protocol, Series, Session, User
 
 MAX_SERIES = 3
 MAX_SESSIONS = 4  # close-ups of sessions 1-4 of a series (at most 12 photos in all)
@@ -169,9 +169,3 @@ def seed_demo_trichoscopy(
         f"counted ({counted}) and confirmed, {corrected} corrected to the known follicles"
         f" ({DEMO_DEVICE}, {DEMO_MAGNIFICATION:g}x)"
     )
-
-
-def photo_truth(session: DbSession, photo_id: int) -> dict[str, Any]:
-    """The known follicles of a demo close-up (``truth``), for checks and tests."""
-    photo = session.get(Photo, photo_id)
-    return {} if photo is None else dict(photo.truth or {})

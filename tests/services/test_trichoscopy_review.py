@@ -120,7 +120,8 @@ def test_same_site_same_calibration_in_focus_is_comparable(world: World) -> None
     assert c.verdict == "pass", c.reasons
     assert [k.status for k in c.checks] == ["pass", "pass", "pass"]
     assert c.followup_density == pytest.approx(d.loc[follow, "recorded_density"])
-    assert c.change_pct is not None
+    assert c.change_pct is not None and c.baseline_density is not None
+    assert c.followup_density is not None
     (ev,) = events(w.clinic.engine, "trichoscopy.view")
     assert ev.details == {"photos": 2, "comparisons": 1}
 
@@ -233,3 +234,17 @@ def test_save_capture_requires_a_site_for_trichoscopy(world: World) -> None:
         )
     with db.session_scope(w.clinic.engine) as s:
         assert capture.stored_photo(s, CLINICIAN, photo_id=pid).site == "vertex"
+
+
+@pytest.mark.parametrize(
+    "baseline,followup,within,change",
+    [(100.0, 110.0, True, 10.0), (100.0, 125.0, False, 25.0), (100.0, 80.0, False, -20.0)],
+)
+def test_a_change_is_within_the_stated_error_when_the_two_bands_overlap(
+    baseline: float, followup: float, within: bool, change: float
+) -> None:
+    # bands ±8.7 %: 100 -> [91.3, 108.7]; 110 -> [100.4, 119.6]; 125 -> [114.1, 135.9]
+    c = trichoscopy.SiteComparison("vertex", 1, 2, 1, 2, (), baseline, followup)
+    assert c.within_stated_error is within
+    assert c.change_pct == pytest.approx(change)
+    assert c.verdict == "pass" and c.reasons == []
