@@ -260,6 +260,11 @@ def _item(
                 st.markdown(f"- {line}")
             with st.expander("Check values"):
                 widgets.show_checks(a.checks_json())
+            site = (
+                trichoscopy.site_input(f"site_{sha}")
+                if view == trichoscopy.TRICHOSCOPY_VIEW
+                else ""
+            )
             reason = st.text_input(
                 "Reason to keep it anyway" if a.verdict == "fail" else "Note (optional)",
                 key=f"reason_{sha}",
@@ -287,6 +292,7 @@ def _item(
                 assessment=a,
                 override_reason=reason,
                 condition_tags=tags,
+                site=site,
             )
         except FieldError as exc:
             what = (
@@ -316,6 +322,7 @@ def _save_all(session_id: int, tags: tuple[str, ...], shas: list[str]) -> None:
                 assessment=item["assessment"],
                 condition_tags=tags,
                 override_reason=st.session_state.get(f"reason_{sha}", ""),
+                site=st.session_state.get(f"site_{sha}") or "",
             )
         except FieldError as exc:
             problems.append(f"{item['name']}: {exc}")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from analysis.services import capture, viewing
+from analysis.services import capture, trichoscopy, viewing
 from analysis.services.analytics import build_series_report, report_photos
 from analysis.services.common import PermissionDenied, series_status_label
 from analysis.services.photo_access import audited_export, visible_photo_ids
@@ -16,6 +16,8 @@ from ui import charts, frame, interop, widgets
 
 MODES = ["Side by side", "Slider", "Overlay", "Difference"]
 TABS = ["Photos", "Compare", "Endpoints", "Record", "Report"]
+TRICHOSCOPY_TAB = "Trichoscopy"  # only for a series with trichoscopy photos
+TRICHOSCOPY_VIEW = "scalp_trichoscopy"
 GRID_COLUMNS = 6  # sessions per row of the photo grid
 
 
@@ -220,6 +222,97 @@ def _endpoints(o: SeriesOverview) -> None:
         st.plotly_chart(fig, key=f"endpoint_{code}", width="stretch")
 
 
+def _trichoscopy(series_id: int) -> None:
+    try:
+        review = frame.call(trichoscopy.trichoscopy_review, series_id)
+    except (LookupError, PermissionDenied) as exc:
+        st.error(str(exc))
+        return
+    st.plotly_chart(
+        charts.density_figure(
+            review.densities,
+            review.manual,
+            rel_error=review.rel_error,
+            manual_name=review.manual_name,
+        ),
+        key="trichoscopy_density",
+        width="stretch",
+    )
+    versions = sorted(set(review.densities["version"].dropna()))
+    st.caption(
+        f"Band: the automated count's stated error, ±{100 * review.rel_error:.1f} % (median "
+        "absolute relative count error on held-out subjects, benchmarks/hair_counts.py, engine "
+        f"version {review.error_version})."
+        + (
+            f" Counts here were made by version(s) {', '.join(versions)}: the stated error "
+            "may not apply."
+            if versions and versions != [review.error_version]
+            else ""
+        )
+    )
+    table = review.densities.rename(
+        columns={
+            "session_number": "session",
+            "auto_count": "automatic count",
+            "confirmed_count": "confirmed count",
+            "auto_density": "automated density",
+            "recorded_density": "recorded density",
+        }
+    )
+    st.dataframe(
+        table[
+            [
+                "session",
+                "photo_id",
+                "site",
+                "automatic count",
+                "confirmed count",
+                "automated density",
+                "recorded density",
+                "calibration",
+                "method",
+                "version",
+            ]
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    st.subheader("Same spot? Baseline against each follow-up, per site")
+    if not review.comparisons:
+        st.info("No follow-up trichoscopy photo of a site with a baseline yet.")
+    for c in review.comparisons:
+        change = (
+            ""
+            if c.change_pct is None
+            else f" · density {c.baseline_density:.0f} → {c.followup_density:.0f} hairs/cm² "
+            f"({c.change_pct:+.0f} %"
+            + (", within the count's stated error" if c.within_stated_error else "")
+            + ")"
+        )
+        head = (
+            f"**{c.site or 'no site label'}** · session {c.baseline_session} → "
+            f"{c.followup_session} (photos {c.baseline_photo_id} → {c.followup_photo_id}){change}"
+        )
+        body = "\n".join(f"- {r}" for r in c.reasons)
+        if c.verdict == "fail":
+            st.error(
+                f"{head}\n\n**Not comparable** — a density change here is not evidence of a "
+                f"treatment effect:\n\n{body}",
+                icon=":material/block:",
+            )
+        elif c.verdict == "warn":
+            st.warning(
+                f"{head}\n\n**Check before comparing:**\n\n{body}", icon=":material/warning:"
+            )
+        else:
+            st.success(
+                f"{head}\n\nComparable: same site, scale and focus.", icon=":material/check:"
+            )
+        with st.expander("Checks"):
+            for check in c.checks:
+                st.markdown(f"- **{check.name}** ({check.status}): {check.message}")
+
+
 def _tables(o: SeriesOverview) -> None:
     for title, df in (
         ("Treatments", o.treatments),
@@ -285,7 +378,7 @@ def page() -> None:
         width="stretch",
     )
     # Only the open tab runs: photos are fetched (and audited) and measured only when looked at.
-    tabs = st.tabs(TABS, key="review_tab", on_change="rerun")
+    names = list(TABS)
     sections: tuple[Callable[[], None], ...] = (
         lambda: _grid(o),
         lambda: _compare(o, ctx),
@@ -293,6 +386,10 @@ def page() -> None:
         lambda: _tables(o),
         lambda: _export(o, series_id),
     )
+    if (o.photos["view"] == TRICHOSCOPY_VIEW).any() if len(o.photos) else False:
+        names.insert(3, TRICHOSCOPY_TAB)
+        sections = (*sections[:3], lambda: _trichoscopy(series_id), *sections[3:])
+    tabs = st.tabs(names, key="review_tab", on_change="rerun")
     for tab, show in zip(tabs, sections, strict=True):
         if tab.open:
             with tab:

@@ -245,3 +245,94 @@ def as_date(value: object) -> date | None:
         return None
     day: date = pd.Timestamp(value).date()
     return day
+
+
+SITE_COLOURS = ("#1565c0", "#6a1b9a", "#00838f", "#5d4037", "#ad1457", "#283593")
+
+
+def density_figure(
+    densities: pd.DataFrame,
+    manual: pd.DataFrame,
+    *,
+    rel_error: float,
+    manual_name: str = "Hair density (manual)",
+) -> go.Figure:
+    """Hair density by session: the automated count's density per site with its stated error band
+    (``auto_density × (1 ± rel_error)``, shaded), the density recorded after the clinician's
+    confirmation or correction (open diamonds, where it differs), and the manually entered density
+    endpoint (black) beside them. Inputs: :class:`analysis.services.trichoscopy.TrichoscopyReview`.
+    """
+    fig = go.Figure()
+    d = densities.dropna(subset=["auto_density"]).sort_values(["site", "session_number"])
+    for i, (site, g) in enumerate(d.groupby("site", sort=False)):
+        colour = SITE_COLOURS[i % len(SITE_COLOURS)]
+        label = str(site) or "no site label"
+        x = g["session_number"].astype(int).tolist()
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=g["band_high"].tolist() + g["band_low"].tolist()[::-1],
+                fill="toself",
+                mode="lines",
+                line={"width": 0},
+                fillcolor="rgba(21,101,192,0.15)",
+                name=f"{label}: stated count error ±{100 * rel_error:.1f} %",
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=g["auto_density"].tolist(),
+                mode="lines+markers",
+                name=f"{label}: automated",
+                line={"color": colour},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (g["band_high"] - g["auto_density"]).tolist(),
+                    "arrayminus": (g["auto_density"] - g["band_low"]).tolist(),
+                    "color": colour,
+                    "thickness": 1,
+                },
+                customdata=g[["photo_id", "auto_count"]].to_numpy(),
+                hovertemplate="photo %{customdata[0]}: %{customdata[1]} follicles, "
+                "%{y:.0f} hairs/cm²<extra></extra>",
+            )
+        )
+        fixed = g[
+            g["recorded_density"].notna()
+            & ((g["recorded_density"] - g["auto_density"]).abs() > 1e-9)
+        ]
+        if len(fixed):
+            fig.add_trace(
+                go.Scatter(
+                    x=fixed["session_number"].astype(int),
+                    y=fixed["recorded_density"],
+                    mode="markers",
+                    name=f"{label}: corrected count",
+                    marker={"symbol": "diamond-open", "size": 12, "color": colour},
+                )
+            )
+    if len(manual):
+        fig.add_trace(
+            go.Scatter(
+                x=manual["session_number"].astype(int),
+                y=manual["value"],
+                mode="lines+markers",
+                name=manual_name,
+                line={"color": "#212121", "dash": "dot"},
+                marker={"symbol": "square"},
+            )
+        )
+    if d.empty and manual.empty:
+        fig.add_annotation(text="No density recorded yet", showarrow=False)
+    fig.update_xaxes(title_text="Session", dtick=1)
+    fig.update_yaxes(title_text="hairs/cm²")
+    fig.update_layout(
+        height=380,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
+        title={"text": "Hair density: automated count (with its stated error) and manual"},
+    )
+    return fig

@@ -32,6 +32,24 @@ def _cal_label(cals: dict[int, trichoscopy.Calibration], cal_id: int | None) -> 
     return "No calibration (count only, no density)" if cal_id is None else cals[cal_id].label
 
 
+def site_input(key: str, *, current: str = "") -> str:
+    """The required scalp site of a trichoscopy photo: a suggested site or any typed label."""
+    options = list(trichoscopy.SITES)
+    if current and current not in options:
+        options.append(current)
+    value = st.selectbox(
+        "Scalp site (required)",
+        options,
+        index=options.index(current) if current else None,
+        key=key,
+        accept_new_options=True,
+        placeholder="Choose or type the site, e.g. vertex",
+        help="Follow-up counts are compared with the baseline photo of the same site: mark the "
+        "spot (tattoo dot, distance from a landmark) and use the same label every session.",
+    )
+    return str(value or "")
+
+
 def count_panel(photos: Sequence[StoredPhoto]) -> None:
     """For each trichoscopy photo: the image with the detected points, the count (and density when
     calibrated), and a number input with a button to confirm or correct it."""
@@ -52,7 +70,12 @@ def _one(photo: StoredPhoto, cals: dict[int, trichoscopy.Calibration]) -> None:
     with st.container(border=True):
         left, right = st.columns([3, 2])
         with right:
-            st.markdown(f"**Photo {pid}** · {widgets.view_label(photo.view)}")
+            st.markdown(
+                f"**Photo {pid}** · {widgets.view_label(photo.view)} · "
+                + (f"site **{photo.site}**" if photo.site else ":orange[no site label]")
+            )
+            if not photo.site:
+                _label_site(photo)
             options: list[int | None] = [None, *cals]
             current = record.calibration_id if record is not None else None
             cal_id = st.selectbox(
@@ -88,6 +111,19 @@ def _one(photo: StoredPhoto, cals: dict[int, trichoscopy.Calibration]) -> None:
                     else "Not counted yet"
                 )
                 st.image(trichoscopy.draw_points(data, points), caption=caption, width="stretch")
+
+
+def _label_site(photo: StoredPhoto) -> None:
+    """A photo stored without its site (before sites were required): label it."""
+    site = site_input(f"tri_site_{photo.photo_id}")
+    if st.button("Save site", key=f"tri_site_save_{photo.photo_id}", icon=":material/place:"):
+        try:
+            label = frame.call(trichoscopy.set_site, photo.photo_id, site)
+        except REFUSALS as exc:
+            st.error(f"Not saved: {exc}", icon=":material/error:")
+        else:
+            st.session_state[FLASH] = f"Photo {photo.photo_id}: site set to {label}."
+            st.rerun()
 
 
 def _result(record: trichoscopy.CountRecord) -> None:
@@ -129,6 +165,12 @@ def _result(record: trichoscopy.CountRecord) -> None:
             f"**{record.confirmed_count}** (automatic {record.auto_count}), "
             f"{format_clinic_time(record.confirmed_at)}"
         )
+        if record.confirmed_density_per_cm2 is not None and record.density_per_cm2 is not None:
+            st.markdown(
+                f"Density recorded: **{record.confirmed_density_per_cm2:.0f} hairs/cm²** "
+                f"({what} count) · automated {record.density_per_cm2:.0f} hairs/cm² "
+                f"({record.method} {record.version})"
+            )
 
 
 CAL_LABELS = {"device": "Device", "magnification": "Magnification", "mm_per_px": "mm per pixel"}

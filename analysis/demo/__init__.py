@@ -15,6 +15,9 @@ Modules, in the order the seeder uses them:
   record's services would write), photo records sharing a pool of rendered images.
 * ``clinic``: :func:`~analysis.demo.clinic.seed_demo_clinic` renders the photo pool in a process
   pool and writes the clinic in one transaction.
+* ``trichoscopy_synth`` / ``trichoscopy_seed``: synthetic trichoscopy close-ups with known follicle
+  positions for a few scalp series (site "vertex"), counted by the real engine and confirmed
+  through the services after the record is written (a fixed few, whatever the clinic's size).
 * ``cli``: the ``demo`` command.
 """
 

@@ -199,6 +199,13 @@ def seed_demo_clinic(
             progress(
                 seed_demo_rating_study(session, ctx.director) + f" ({_time.monotonic() - t0:.0f} s)"
             )
+        from analysis.demo.trichoscopy_seed import seed_demo_trichoscopy
+
+        t_tri = _time.monotonic()
+        note = seed_demo_trichoscopy(
+            lambda: db.session_scope(engine), ctx.director, ctx.actors[0], store, seed=seed
+        )
+        progress(f"{note} ({_time.monotonic() - t_tri:.1f} s of {_time.monotonic() - t0:.0f} s)")
     seconds = _time.monotonic() - t0
     return SeedReport(
         True,

@@ -34,7 +34,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from analysis.photos.compare import Tolerances, compare
-from analysis.photos.types import ALL_VIEWS, Comparison, PhotoMeasurement, is_scalp_view
+from analysis.photos.types import (
+    ALL_VIEWS,
+    Comparison,
+    PhotoMeasurement,
+    is_scalp_view,
+    is_trichoscopy_view,
+)
 from analysis.services import records
 from analysis.store import blinding, db
 from analysis.store.access import Actor, require
@@ -82,6 +88,7 @@ class StoredPhoto:
     sha256: str
     verdict: str
     override_reason: str = ""
+    site: str = ""  # the scalp site of a trichoscopy close-up
 
 
 @dataclass(frozen=True)
@@ -213,6 +220,7 @@ def capture_context(session: DbSession, actor: Actor, *, series_id: int) -> Capt
                 sha256=p.sha256,
                 verdict=p.verdict,
                 override_reason=p.override_reason,
+                site=p.site or "",
             )
             for p in sorted(visit.photos, key=lambda p: p.id)
         )
@@ -461,20 +469,28 @@ def save_capture(
     override_reason: str = "",
     condition_tags: tuple[str, ...] = (),
     store: ImageStore | None = None,
+    site: str = "",
 ) -> int:
     """Store an assessed upload; returns the new photo's id.
+
+    A trichoscopy close-up (``scalp_trichoscopy``) needs its scalp ``site`` (e.g. "vertex"; see
+    :data:`analysis.services.trichoscopy.SITES`), stored with the photo (one ``photo.site`` event)
+    so that follow-up counts are compared at the same spot.
 
     Raises
     ------
     analysis.errors.FieldError
         ``consent`` when the patient has no clinical-photography consent, ``override_reason`` when a
-        failing photo is kept without a reason, ``photo`` when the file cannot be cleaned.
+        failing photo is kept without a reason, ``photo`` when the file cannot be cleaned,
+        ``site`` when a trichoscopy photo has no site label.
     """
     from analysis.photos.ingest import IngestError
     from analysis.photos.worker import clean_in_worker
+    from analysis.services import trichoscopy
 
     if not assessment.readable:
         raise records.FieldError("photo", assessment.error or "this file is not a usable photo")
+    label = trichoscopy.clean_site(site) if is_trichoscopy_view(assessment.view) else ""
     try:
         clean = clean_in_worker(data)  # clean_original, isolated like the analysis
     except IngestError as exc:
@@ -497,6 +513,8 @@ def save_capture(
     row = records.store_photo(
         session, actor, store or default_store(), session_id=session_id, photo=photo
     )
+    if label:
+        trichoscopy.set_site(session, actor, row.id, label)
     return row.id
 
 
@@ -532,6 +550,7 @@ def stored_photo(session: DbSession, actor: Actor, *, photo_id: int) -> StoredPh
         sha256=photo.sha256,
         verdict=photo.verdict,
         override_reason=photo.override_reason,
+        site=photo.site or "",
     )
 
 

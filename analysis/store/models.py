@@ -356,6 +356,9 @@ class Photo(Base):
     condition_tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # Demo/synthetic photos record the perturbation that made them (ground truth), else {}.
     truth: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The scalp site of a trichoscopy close-up ("vertex", "frontal"... or free text; migration
+    # 0010): required when one is captured, "" for every other view.
+    site: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
     session: Mapped[Session] = relationship(back_populates="photos")
 
@@ -620,7 +623,10 @@ class PhotoFollicleCount(Base):
     what :func:`analysis.hair.count.count_follicles` returned; ``mm_per_px`` and ``calibration_id``
     the scale it was counted with (``density_per_cm2`` is None without one). ``confirmed_count`` is
     set when a clinician confirms (equal to ``auto_count``) or corrects it, with who and when.
-    ``measurement_id`` is the ``follicle_density_auto`` endpoint value recorded from it.
+    ``measurement_id`` is the ``follicle_density_auto`` endpoint value recorded from it: the
+    density of the confirmed count once there is one (``confirmed_density_per_cm2``), else the
+    automatic ``density_per_cm2``. ``area_cm2`` is the scalp area the count was made over (the frame
+    minus masked device overlays; None without a calibration). Migration 0010 added both.
     """
 
     __tablename__ = "follicle_counts"
@@ -646,3 +652,5 @@ class PhotoFollicleCount(Base):
     confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     confirmed_at: Mapped[datetime | None]
     measurement_id: Mapped[int | None] = mapped_column(ForeignKey("endpoint_measurements.id"))
+    area_cm2: Mapped[float | None] = mapped_column(Float)
+    confirmed_density_per_cm2: Mapped[float | None] = mapped_column(Float)

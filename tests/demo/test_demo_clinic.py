@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
 
 from analysis.cli import main
 from analysis.demo import DEFAULT_PATIENTS, DEFAULT_SEED
@@ -22,6 +23,7 @@ from analysis.store.models import (
     EndpointMeasurement,
     Patient,
     Photo,
+    PhotoFollicleCount,
     ProductLot,
     Protocol,
     Reaction,
@@ -134,7 +136,8 @@ def test_seeded_clinic_record_photos_and_idempotency(
         for series in s.scalars(select(Series)):
             assert len(series.screenings) == 8
         # photos: every required view of every session, real engine output, truth recorded
-        photos = s.scalars(select(Photo)).all()
+        # (the trichoscopy close-ups are checked below)
+        photos = s.scalars(select(Photo).where(Photo.view != "scalp_trichoscopy")).all()
         assert photos
         for photo in photos:
             visit = photo.session
@@ -156,7 +159,9 @@ def test_seeded_clinic_record_photos_and_idempotency(
             if photo.view == "scalp_vertex":
                 assert photo.truth["density_per_cm2"] > 0
         for visit in s.scalars(select(Session)):
-            assert {p.view for p in visit.photos} == set(visit.series.protocol.required_views)
+            assert {p.view for p in visit.photos if p.view != "scalp_trichoscopy"} == set(
+                visit.series.protocol.required_views
+            )
         assert audit.verify_chain(s) == []
 
     # idempotent: a second run (and the --if-empty form) adds nothing and says so
@@ -180,6 +185,8 @@ def test_seeded_clinic_record_photos_and_idempotency(
             )
         }
     assert again == counts
+    with db.session_scope() as s:  # after the count comparison: the review is an audited read
+        _check_demo_trichoscopy(s)
 
 
 def test_record_without_photos_matches_the_plan(candor_env: Path) -> None:
@@ -226,3 +233,44 @@ def test_endpoint_definitions_are_complete(code: str) -> None:
         assert e.scale_min is not None and e.scale_max is not None
     if e.mcid is not None:
         assert e.noise_sd is not None and 0 < e.noise_sd < 2 * e.mcid
+
+
+def _check_demo_trichoscopy(s: DbSession) -> None:
+    """Synthetic close-ups at the vertex of the scalp series: known follicles, counted by the
+    engine with the demo calibration, confirmed; the first series corrected to the known count,
+    the second's last close-up out of focus and flagged by the same-spot check."""
+    from analysis.auth.accounts import actor_for
+    from analysis.demo.trichoscopy_seed import MAX_SERIES, MAX_SESSIONS
+    from analysis.services import trichoscopy
+
+    tri = s.scalars(select(Photo).where(Photo.view == "scalp_trichoscopy")).all()
+    series_ids = sorted({p.session.series_id for p in tri})
+    assert 1 <= len(series_ids) <= MAX_SERIES
+    assert len(tri) <= MAX_SERIES * MAX_SESSIONS
+    corrected_to_truth: dict[int, bool] = {}
+    blurred: set[int] = set()
+    for p in tri:
+        assert p.session.series.protocol.target_area == "scalp"
+        assert p.site == "vertex" and p.truth["kind"] == "trichoscopy"
+        assert p.truth["follicles"] == len(p.truth["follicles_px"]) > 0
+        count = s.scalar(select(PhotoFollicleCount).where(PhotoFollicleCount.photo_id == p.id))
+        assert count is not None and count.density_per_cm2 is not None
+        assert count.confirmed_count is not None and count.measurement_id is not None
+        value = s.get(EndpointMeasurement, count.measurement_id)
+        assert value is not None and value.value_num == count.confirmed_density_per_cm2
+        sid = p.session.series_id
+        to_truth = count.confirmed_count == p.truth["follicles"]
+        assert to_truth or count.confirmed_count == count.auto_count
+        corrected_to_truth[sid] = corrected_to_truth.get(sid, True) and to_truth
+        if p.truth["blur_sigma_px"] > 2:
+            blurred.add(sid)
+    # one series has every count corrected to the known follicles (the correction flow)
+    assert any(corrected_to_truth.values())
+    director = s.scalar(select(User).where(User.role == "medical_director"))
+    assert director is not None
+    if len(series_ids) >= 2:
+        (sid,) = blurred
+        review = trichoscopy.trichoscopy_review(s, actor_for(director), sid, measure_scale=False)
+        last = review.comparisons[-1]
+        assert last.verdict == "fail" and "out of focus" in " ".join(last.reasons)
+        assert all(c.verdict != "fail" for c in review.comparisons[:-1])

@@ -15,7 +15,7 @@ from analysis.services import users as user_admin
 from analysis.store import db
 from analysis.store.access import Actor
 from analysis.store.images import default_store
-from analysis.store.models import DeviceCalibration, PhotoFollicleCount, Protocol
+from analysis.store.models import DeviceCalibration, Photo, PhotoFollicleCount, Protocol
 from tests.conftest import PROJECT_ROOT
 from tests.support.photo_clinic import YESTERDAY
 from tests.support.trichoscopy_synth import add_trichoscopy_photo, trichoscopy_png
@@ -146,3 +146,118 @@ def test_director_calibrates_then_clinician_counts_and_corrects(clinic: dict[str
             auto + 2,
             clinic["clinician"],
         )
+        assert row.confirmed_density_per_cm2 is not None and row.density_per_cm2 is not None
+        assert row.confirmed_density_per_cm2 > row.density_per_cm2
+        corrected_density, auto_density = row.confirmed_density_per_cm2, row.density_per_cm2
+    # both densities are shown: the recorded (corrected) one and the automated one beside it
+    assert (
+        f"Density recorded: **{corrected_density:.0f} hairs/cm²** (corrected count) · "
+        f"automated {auto_density:.0f} hairs/cm²"
+    ) in _texts(at)
+
+
+def _clin(clinic: dict[str, int]) -> Actor:
+    return Actor(user_id=clinic["clinician"], email="clinician@demo.candor", role="clinician")
+
+
+def test_a_trichoscopy_upload_is_not_saved_without_its_scalp_site(clinic: dict[str, int]) -> None:
+    at = _open(
+        "pages/capture_photos.py",
+        _clin(clinic),
+        candor_series_id=clinic["series_id"],
+        capture_session_id=clinic["session_id"],
+    )
+    data, _ = trichoscopy_png(8, seed=11)
+    at.file_uploader[0].set_value(("spot.png", data, "image/png"))
+    _run(at)
+    (site,) = [s for s in at.selectbox if (s.key or "").startswith("site_")]
+    assert site.label == "Scalp site (required)" and site.value is None
+    next(b for b in at.button if b.label == "Save photo").click()
+    _run(at)
+    assert "Site: name the scalp site of this trichoscopy photo" in _texts(at)
+    with db.session_scope() as s:
+        assert len(s.scalars(select(Photo)).all()) == 1  # only the fixture's photo
+    [s for s in at.selectbox if (s.key or "").startswith("site_")][0].set_value("occipital")
+    next(b for b in at.button if b.label == "Save photo").click()
+    _run(at)
+    assert "Saved spot.png as" in _texts(at)
+    with db.session_scope() as s:
+        saved = s.scalars(select(Photo).order_by(Photo.id.desc())).first()
+        assert saved is not None and saved.site == "occipital"
+    # the fixture's photo (stored without a site) can be labelled in the count panel
+    pid = clinic["photo_id"]
+    assert "no site label" in _texts(at)
+    at.selectbox(key=f"tri_site_{pid}").set_value("vertex")
+    next(b for b in at.button if b.key == f"tri_site_save_{pid}").click()
+    _run(at)
+    assert f"Photo {pid}: site set to vertex." in _texts(at)
+    with db.session_scope() as s:
+        photo = s.get(Photo, pid)
+        assert photo is not None and photo.site == "vertex"
+
+
+def test_series_review_charts_density_with_its_band_and_flags_a_blurred_follow_up(
+    clinic: dict[str, int],
+) -> None:
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from analysis.photos.sharpness import measure_sharpness
+    from analysis.services import trichoscopy
+    from tests.support.trichoscopy_synth import synthetic_scalp
+
+    clin = _clin(clinic)
+    director = Actor(
+        user_id=clinic["director"], email="director@demo.candor", role="medical_director"
+    )
+    rgb, _ = synthetic_scalp(10, seed=5)
+    blurred = cv2.GaussianBlur(rgb, (0, 0), 5)
+
+    def png(a: object) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(a).save(out, format="PNG")  # type: ignore[arg-type]
+        return out.getvalue()
+
+    with db.session_scope() as s:
+        cal = trichoscopy.set_calibration(
+            s, director, device="Trichoscope A", magnification=70, mm_per_px=0.0027
+        ).calibration_id
+        base = clinic["photo_id"]
+        photo = s.get(Photo, base)
+        assert photo is not None
+        photo.site, photo.measurements = "vertex", {"sharpness": measure_sharpness(rgb)}
+        visit2 = records.add_session(
+            s, clin, series_id=clinic["series_id"], performed_on=date(2026, 2, 2)
+        )
+        follow = add_trichoscopy_photo(
+            s,
+            clin,
+            default_store(),
+            session_id=visit2.id,
+            data=png(blurred),
+            site="vertex",
+            sharpness=measure_sharpness(blurred),
+        )
+    for pid in (base, follow):
+        with db.session_scope() as s:
+            trichoscopy.count_photo(s, clin, pid, calibration_id=cal)
+    at = _open(
+        "pages/series_review.py",
+        clin,
+        candor_series_id=clinic["series_id"],
+        review_tab="Trichoscopy",
+    )
+    (chart,) = [c for c in at.get("plotly_chart") if "trichoscopy_density" in str(c.proto.id)]
+    import json
+
+    traces = {t.get("name"): t for t in json.loads(chart.proto.spec)["data"]}
+    assert {"vertex: stated count error ±8.7 %", "vertex: automated"} <= set(traces)
+    band = traces["vertex: stated count error ±8.7 %"]["y"]
+    auto = traces["vertex: automated"]["y"]
+    assert band[0] == pytest.approx(auto[0] * 1.087) and band[-1] == pytest.approx(auto[0] * 0.913)
+    assert "Band: the automated count's stated error, ±8.7 %" in _texts(at)
+    errors = "\n".join(str(e.value) for e in at.error)
+    assert "**Not comparable**" in errors and "out of focus" in errors
+    assert f"photos {base} → {follow}" in errors

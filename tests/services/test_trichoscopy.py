@@ -141,6 +141,49 @@ def test_confirm_or_correct_is_stored_beside_the_automatic_count(world: World) -
     assert not _count(world).confirmed
 
 
+def test_a_corrected_count_becomes_the_density_endpoint_value_beside_the_automatic_one(
+    world: World,
+) -> None:
+    cal = _calibrate(world)
+    auto = _count(world, calibration_id=cal)
+    assert auto.density_per_cm2 is not None and auto.area_cm2 is not None
+    assert auto.density_per_cm2 == pytest.approx(auto.auto_count / auto.area_cm2, rel=1e-3)
+    assert auto.recorded_density_per_cm2 == auto.density_per_cm2
+    with db.session_scope(world.clinic.engine) as s:
+        fixed = trichoscopy.confirm_count(s, CLINICIAN, world.photo_id, auto.auto_count + 4)
+    want = (auto.auto_count + 4) / auto.area_cm2
+    assert fixed.confirmed_density_per_cm2 == pytest.approx(want, abs=0.01)
+    assert fixed.recorded_density_per_cm2 == fixed.confirmed_density_per_cm2
+    # the automatic count and density stay, with method and version
+    assert (fixed.auto_count, fixed.density_per_cm2) == (auto.auto_count, auto.density_per_cm2)
+    assert (fixed.method, fixed.version) == (auto.method, auto.version)
+    # one endpoint value, now the corrected density
+    assert _density_values(world) == [pytest.approx(want, abs=0.01)]
+    (ev,) = events(world.clinic.engine, "follicle.confirm")
+    assert ev.details["measurement_value_before"] == pytest.approx(auto.density_per_cm2)
+    assert ev.details["measurement_value_after"] == pytest.approx(want, abs=0.01)
+    # confirming the automatic count again puts the automatic density back
+    with db.session_scope(world.clinic.engine) as s:
+        back = trichoscopy.confirm_count(s, CLINICIAN, world.photo_id, None)
+    assert back.confirmed_density_per_cm2 == pytest.approx(auto.density_per_cm2, abs=0.01)
+    assert _density_values(world) == [pytest.approx(auto.density_per_cm2, abs=0.01)]
+    # a count whose density falls outside the endpoint's range (0-1000) is refused, nothing changes
+    big = int(1001 * auto.area_cm2) + 1
+    with pytest.raises(FieldError) as err:
+        with db.session_scope(world.clinic.engine) as s:
+            trichoscopy.confirm_count(s, CLINICIAN, world.photo_id, big)
+    assert err.value.field == "corrected" and "range" in str(err.value)
+    assert _density_values(world) == [pytest.approx(auto.density_per_cm2, abs=0.01)]
+
+
+def test_an_uncalibrated_correction_has_no_density(world: World) -> None:
+    auto = _count(world)
+    with db.session_scope(world.clinic.engine) as s:
+        fixed = trichoscopy.confirm_count(s, CLINICIAN, world.photo_id, auto.auto_count + 1)
+    assert fixed.confirmed_density_per_cm2 is None and fixed.recorded_density_per_cm2 is None
+    assert _density_values(world) == []
+
+
 def test_confirm_before_counting_and_counting_a_face_photo_are_clear_errors(world: World) -> None:
     with pytest.raises(FieldError, match="count it first"):
         with db.session_scope(world.clinic.engine) as s:

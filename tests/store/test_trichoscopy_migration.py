@@ -1,4 +1,5 @@
-"""Migration 0009 (device calibrations, follicle counts) up and down on SQLite and PostgreSQL."""
+"""Migrations 0009 (device calibrations, follicle counts) and 0010 (photo site, counted area,
+corrected density) up and down on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -31,4 +32,20 @@ def test_migration_0009_trichoscopy_tables_up_and_down(db_url: str) -> None:
         "density_per_cm2",
         "measurement_id",
     } <= cols
+    engine.dispose()
+
+
+def test_migration_0010_site_area_and_corrected_density_up_and_down(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+
+    def cols(table: str) -> set[str]:
+        return {c["name"] for c in inspect(engine).get_columns(table)}
+
+    new = {"area_cm2", "confirmed_density_per_cm2"}
+    assert new <= cols("follicle_counts") and "site" in cols("photos")
+    db.downgrade(engine, "0009")
+    assert not new & cols("follicle_counts") and "site" not in cols("photos")
+    assert "auto_count" in cols("follicle_counts")
+    db.upgrade(engine)
+    assert new <= cols("follicle_counts") and "site" in cols("photos")
     engine.dispose()

@@ -99,8 +99,11 @@ def add_trichoscopy_photo(
     session_id: int,
     data: bytes,
     view: str = "scalp_trichoscopy",
+    site: str = "",
+    sharpness: float | None = None,
 ) -> int:
-    """Store ``data`` as a baseline photo of ``view`` in ``session_id`` (through records)."""
+    """Store ``data`` as a baseline photo of ``view`` in ``session_id`` (through records), with
+    its scalp ``site`` label and measured ``sharpness`` when given."""
     from analysis.services import records
 
     row = records.store_photo(
@@ -116,8 +119,11 @@ def add_trichoscopy_photo(
             height_px=1024,
             view=view,
             verdict="baseline",
-            measurements={},
+            measurements={} if sharpness is None else {"sharpness": sharpness},
             checks=[],
         ),
     )
+    if site:
+        row.site = site
+        session.flush()
     return int(row.id)
