@@ -53,21 +53,15 @@ NO_FACE_MESSAGE = (
 
 
 def _thumb(rgb: np.ndarray) -> np.ndarray:
-    import cv2
+    from analysis.photos.resample import shrink
 
     h, w = rgb.shape[:2]
     factor = min(1.0, THUMB_MAX_SIDE / max(h, w))
     if factor >= 1.0:
         return np.ascontiguousarray(rgb).copy()
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    src = np.ascontiguousarray(rgb)
-    whole = int(1.0 / factor)
-    if whole >= 2:
-        # an exact k x k box average first (OpenCV's fast integer path), then the remaining
-        # < 2x area step on k^2 fewer pixels: ~3x faster than one fractional INTER_AREA, which
-        # it matches to ~0.6 grey levels on average
-        src = cv2.resize(src, (w // whole, h // whole), interpolation=cv2.INTER_AREA)
-    return cv2.resize(src, size, interpolation=cv2.INTER_AREA)
+    # an exact k x k box average, then the remaining < 2x step bilinear (analysis.photos.resample):
+    # ~4x faster than one fractional INTER_AREA
+    return shrink(rgb, (max(1, round(w * factor)), max(1, round(h * factor))))
 
 
 def _lighting(
