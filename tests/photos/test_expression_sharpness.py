@@ -269,3 +269,18 @@ def test_expression_and_sharpness_checks_are_three_state_on_their_range() -> Non
 
 def _sds(sd: float) -> dict[str, float]:
     return {"eye_open_sd": sd, "mouth_open_sd": sd, "smile_sd": sd}
+
+
+def test_measure_photo_fills_the_expression_and_sharpness_uncertainty() -> None:
+    """The figures and their s.d. reach the measurement and its JSON, beside the old keys."""
+    from analysis.photos.ingest import IngestedPhoto
+    from analysis.photos.measure import measure_photo
+
+    astronaut_landmarks()  # skips without the landmark backend
+    face = np.ascontiguousarray(data.astronaut())
+    photo = IngestedPhoto("0" * 64, "PNG", 512, 512, face, 1.0, None, None, None, 1)
+    m = measure_photo(photo, view="face_frontal")
+    assert m.ok
+    out = m.to_json_dict()
+    for name in ("eye_open", "mouth_open", "smile", "sharpness"):
+        assert out[name] is not None and out[f"{name}_sd"] is not None and out[f"{name}_sd"] > 0
