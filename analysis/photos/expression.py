@@ -127,12 +127,17 @@ def measure_expression(landmarks_px: np.ndarray) -> ExpressionMeasure:
     return ExpressionMeasure(float(eye_open), float(mouth_open), smile)
 
 
-def _figures_batch(pts: np.ndarray) -> np.ndarray:
+def _figures_batch(pts: np.ndarray, where: dict[int, int] | None = None) -> np.ndarray:
     """``(K, 3)`` eye_open, mouth_open, smile of a batch of landmark sets ``(K, N, D)`` (as
-    :func:`measure_expression`, vectorised; NaN where a width is zero)."""
+    :func:`measure_expression`, vectorised; NaN where a width is zero). ``where`` maps FaceMesh
+    indices to rows of ``pts`` when it holds only the landmarks the figures use."""
+
+    def at(*idx: int) -> list[int]:
+        return [i if where is None else where[i] for i in idx]
 
     def dist(i: int, j: int) -> np.ndarray:
-        out: np.ndarray = np.linalg.norm(pts[:, i] - pts[:, j], axis=-1)
+        a, b = at(i, j)
+        out: np.ndarray = np.linalg.norm(pts[:, a] - pts[:, b], axis=-1)
         return out
 
     def ear(idx: tuple[int, ...]) -> np.ndarray:
@@ -144,14 +149,14 @@ def _figures_batch(pts: np.ndarray) -> np.ndarray:
     eye_open = (ear(RIGHT_EAR_IDX) + ear(LEFT_EAR_IDX)) / 2.0
     width = dist(*MOUTH_CORNERS)
     xy = pts[:, :, :2]
-    right_eye = xy[:, list(RIGHT_EYE_CORNERS)].mean(axis=1)
-    left_eye = xy[:, list(LEFT_EYE_CORNERS)].mean(axis=1)
+    right_eye = xy[:, at(*RIGHT_EYE_CORNERS)].mean(axis=1)
+    left_eye = xy[:, at(*LEFT_EYE_CORNERS)].mean(axis=1)
     across = left_eye - right_eye
     with np.errstate(divide="ignore", invalid="ignore"):
         mouth_open = np.mean([dist(i, j) for i, j in INNER_LIP_PAIRS], axis=0) / width
         across = across / np.linalg.norm(across, axis=1, keepdims=True)
-        centre = xy[:, list(LIP_CENTRE_PAIR)].mean(axis=1)
-        corners = xy[:, list(MOUTH_CORNERS)].mean(axis=1)
+        centre = xy[:, at(*LIP_CENTRE_PAIR)].mean(axis=1)
+        corners = xy[:, at(*MOUTH_CORNERS)].mean(axis=1)
         up = np.stack([across[:, 1], -across[:, 0]], axis=1)
         flip = (((right_eye + left_eye) / 2.0 - centre) * up).sum(axis=1) < 0
         up[flip] *= -1.0
@@ -170,6 +175,9 @@ _USED_IDX: tuple[int, ...] = tuple(
         | set(LEFT_EYE_CORNERS)
     )
 )
+
+
+_WHERE: dict[int, int] = {i: row for row, i in enumerate(_USED_IDX)}
 
 
 def expression_sd(
@@ -192,16 +200,17 @@ def expression_sd(
         raise ValueError(f"expected FaceMesh landmarks of shape (478, 3), got {pts.shape}")
     s = LANDMARK_JITTER_PX if jitter_px is None else float(jitter_px)
     dims = pts.shape[1]
-    # central differences, one landmark coordinate at a time, all in one batch
+    # central differences, one landmark coordinate at a time, all in one batch of the used points
     step = 1e-3 * max(1.0, float(np.ptp(pts[:, :2], axis=0).max()))
-    batch = np.repeat(pts[None], 2 * len(_USED_IDX) * dims, axis=0)
+    used = pts[list(_USED_IDX)]
+    batch = np.repeat(used[None], 2 * len(_USED_IDX) * dims, axis=0)
     k = 0
-    for i in _USED_IDX:
+    for row in range(len(_USED_IDX)):
         for d in range(dims):
-            batch[k, i, d] += step
-            batch[k + 1, i, d] -= step
+            batch[k, row, d] += step
+            batch[k + 1, row, d] -= step
             k += 2
-    values = _figures_batch(batch)
+    values = _figures_batch(batch, _WHERE)
     grad = (values[0::2] - values[1::2]) / (2.0 * step)  # (coordinates, 3 figures)
     jitter = s * np.sqrt((grad**2).sum(axis=0))
     floors = (EYE_OPEN_FLOOR, MOUTH_OPEN_FLOOR, SMILE_FLOOR)
