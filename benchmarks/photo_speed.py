@@ -280,7 +280,7 @@ def main() -> None:
             )
         print(
             "   CPU against the CPU floor: read_photo (the 1/4-scale decode the sharpness and "
-            "lighting need) | landmarks alone (two FaceMesh runs, timed again apart) | the rest"
+            "lighting need) | landmarks alone (timed again apart: two FaceMesh runs, plus the full-range detector and a third run for a distant face) | the rest"
         )
         for framing, mb, t in rows:
             floor_cpu = min(t["floor_pil_cpu"], t["floor_cv2_cpu"])
