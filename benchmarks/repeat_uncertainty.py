@@ -14,6 +14,10 @@ then the RMS z and the share of pairs within ``|z| <= 1.645`` with the constants
 Sharpness is taken as the log of the ratio (its s.d. the relative s.d. of both photos in quadrature).
 Because the floors are already in the code's s.d., they are removed (in quadrature) first.
 
+Then what a sharpness floor would cost: Gaussian blur (sigma 0.7, 1.0, 1.5 px) of the Pointing'04
+frontal photos, flagged with the code's s.d. and with the fitted floor (see
+:mod:`analysis.photos.sharpness`, "Uncertainty", for why that floor is not adopted).
+
 Usage: .venv/bin/python benchmarks/repeat_uncertainty.py
 """
 
@@ -118,7 +122,65 @@ def main() -> int:
             f"{100 * float(np.mean(np.abs(z_now) <= 1.645)):14.1f}%"
         )
     print("   (sharpness: log ratio and relative s.d., floor as a share of the figure)")
+    blur_power(rows["sharpness"])
     return 0
+
+
+def blur_power(sharp_rows: list[tuple[float, float, float]]) -> None:
+    """What a sharpness floor costs: synthetic Gaussian blur of the Pointing'04 frontal photos
+    (series 1), graded against the unblurred photo with the code's s.d. and with the fitted floor."""
+    from dataclasses import replace
+
+    import cv2
+    from PIL import Image
+
+    from analysis.photos.checks.sharpness import _sharpness_check
+    from analysis.photos.compare import Tolerances
+
+    arr = np.array(sharp_rows)
+    fitted = _solve_floor(arr[:, 0], arr[:, 1]) if len(arr) else 0.0
+    tol = Tolerances()
+    paths = [a for name, a, _ in pairs() if name == "pointing04"]
+    print(
+        f"\nsynthetic blur of {len(paths)} Pointing'04 frontal photos against themselves: flagged "
+        f"(warn or fail) with the code's s.d. / with the fitted sharpness floor {fitted:.3f}"
+    )
+    for sigma in (0.7, 1.0, 1.5):
+        counts = [0, 0]
+        ratios = []
+        for path in paths:
+            with Image.open(path) as image:
+                rgb = np.ascontiguousarray(np.asarray(image.convert("RGB")))
+            base = _measure_rgb(rgb)
+            follow = _measure_rgb(np.ascontiguousarray(cv2.GaussianBlur(rgb, (0, 0), sigma)))
+            if base.sharpness is None or follow.sharpness is None:
+                continue
+            for k, floor in enumerate((None, fitted)):
+                b, f = base, follow
+                if floor is not None:
+                    b = replace(
+                        b, sharpness_sd=math.hypot(b.sharpness_sd or 0, floor * b.sharpness)
+                    )
+                    f = replace(
+                        f, sharpness_sd=math.hypot(f.sharpness_sd or 0, floor * f.sharpness)
+                    )
+                check = _sharpness_check(b, f, tol)
+                counts[k] += check.status != "pass"
+                if k == 0:
+                    ratios.append(float(check.value or 0))
+        print(
+            f"   sigma {sigma:.1f} px: median sharpness ratio {np.median(ratios):.2f}; flagged "
+            f"{counts[0]}/{len(ratios)} now, {counts[1]}/{len(ratios)} with the floor"
+        )
+
+
+def _measure_rgb(rgb: np.ndarray) -> PhotoMeasurement:
+    from analysis.photos.ingest import IngestedPhoto
+    from analysis.photos.measure import measure_photo
+
+    h, w = rgb.shape[:2]
+    photo = IngestedPhoto("0" * 64, "JPEG", w, h, rgb, 1.0, None, None, None, 1)
+    return measure_photo(photo, view="face_frontal")
 
 
 def _rel_sds(ma: PhotoMeasurement, mb: PhotoMeasurement) -> tuple[float, float, float] | None:
