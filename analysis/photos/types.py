@@ -100,6 +100,12 @@ class PhotoMeasurement:
     mouth_open: float | None = None
     smile: float | None = None
     sharpness: float | None = None
+    # one-s.d. measurement uncertainty of the expression figures (analysis.photos.expression) and
+    # of sharpness (analysis.photos.sharpness), in the figures' own units
+    eye_open_sd: float | None = None
+    mouth_open_sd: float | None = None
+    smile_sd: float | None = None
+    sharpness_sd: float | None = None
     # capture metadata
     taken_at_utc: datetime | None = None
     focal_length_mm: float | None = None
@@ -141,6 +147,10 @@ class PhotoMeasurement:
             "mouth_open",
             "smile",
             "sharpness",
+            "eye_open_sd",
+            "mouth_open_sd",
+            "smile_sd",
+            "sharpness_sd",
             "focal_length_mm",
             "focal_length_35mm",
         ):

@@ -37,9 +37,17 @@ zoomed about the face centre by 1.00, 1.02, 1.05 and 1.08 (120 pairs). The RMS o
 size-change error over ``100 sqrt(2) hypot(1/ipd_b, 1/ipd_f)`` was 0.23 px (90th percentile of
 ``|z|`` 0.29), rounded up to 0.25 px. ``benchmarks/pose_accuracy.py`` reports the verdicts on the
 other 31 photos. The pose s.d. uses the same jitter; it was not fitted separately on repeat shots
-or Yale B. The lighting checks (direction, exposure, colour) carry their own uncertainty, modelled
-and calibrated in :mod:`analysis.photos.lighting` (section "Uncertainty"), graded by the same
-:func:`grade`.
+or Yale B. The lighting checks (direction, exposure, colour, backlight) carry their own
+uncertainty, modelled and calibrated in :mod:`analysis.photos.lighting` (section "Uncertainty"),
+as do expression (:mod:`analysis.photos.expression`: this jitter by the delta method plus re-shoot
+floors) and sharpness (:mod:`analysis.photos.sharpness`); all are graded by the same :func:`grade`.
+
+Pixels: ``compare`` feeds ``ipd_px`` in the *original file's* pixels, while FaceMesh ran on the
+analysis copy (at most 1280 px a side; a 12 MP JPEG at 1/4 scale). The calibration photos were 640 px,
+so there the two coincide; for a large photo the jitter in original pixels is larger than 0.25 px by
+up to the downscale factor, and the distance and pose ranges of such photos are narrower than this
+model would give in analysis pixels (not re-fitted: no repeat set of 12 MP photos is in
+``../shared/datasets``). Expression uses the analysis copy's pixels.
 """
 
 from __future__ import annotations

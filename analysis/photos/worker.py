@@ -466,6 +466,11 @@ def _measure_bytes_warmup() -> None:
     h, w = face.shape[:2]
     photo = IngestedPhoto("0" * 64, "PNG", w, h, face, 1.0, None, None, None, 1)
     measure_photo(photo, view="face_frontal")
+    from PIL import Image
+
+    from analysis.photos.ingest import rgb_array
+
+    rgb_array(Image.new("RGB", (8, 8)))  # loads the zero-copy export (pyarrow) ingest uses
 
 
 def _clean_bytes(data: bytes, *, view: str | None) -> CleanImage:

@@ -187,3 +187,100 @@ def test_yalefaces_expression_changes_are_flagged_against_normal() -> None:
             if expr.status == "pass" or not any(t in expr.message for t in texts):
                 misses.append((subject, condition, expr.message))
     assert not misses, misses
+
+
+def test_a_smaller_face_gives_wider_expression_ranges() -> None:
+    """Metamorphic: the same face at half the size in pixels has a wider s.d. on every figure
+    (the landmark jitter is fixed in pixels), while the figures themselves do not change."""
+    from analysis.photos.expression import expression_sd
+
+    lm = astronaut_landmarks()
+    big, small = expression_sd(lm), expression_sd(lm * 0.5)
+    assert all(s > b > 0 for s, b in zip(small, big, strict=True)), (big, small)
+    expr_big, expr_small = measure_expression(lm), measure_expression(lm * 0.5)
+    assert expr_small.eye_open == pytest.approx(expr_big.eye_open)
+
+
+def test_expression_sd_matches_a_monte_carlo_of_the_jitter() -> None:
+    """The delta-method s.d. (floors aside) agrees with jittering the landmarks for real."""
+    from analysis.photos import expression as ex
+
+    lm = astronaut_landmarks()
+    rng = np.random.default_rng(3)
+    jitter = 0.8
+    draws = np.array(
+        [ex._figures_batch((lm + rng.normal(0, jitter, lm.shape))[None])[0] for _ in range(600)]
+    )
+    floors = np.array([ex.EYE_OPEN_FLOOR, ex.MOUTH_OPEN_FLOOR, ex.SMILE_FLOOR])
+    model = np.sqrt(np.array(ex.expression_sd(lm, jitter_px=jitter)) ** 2 - floors**2)
+    assert draws.std(axis=0) == pytest.approx(model, rel=0.15)
+
+
+def test_a_smaller_face_gives_a_wider_relative_sharpness_range() -> None:
+    """Metamorphic: astronaut() at half size (a face with a quarter of the pixels) has a larger
+    relative s.d. of sharpness: it is upsampled to the reference eye distance."""
+    from analysis.photos.sharpness import sharpness_sd
+
+    img, lm = data.astronaut(), astronaut_landmarks()
+    small = cv2.resize(img, (256, 256), interpolation=cv2.INTER_AREA)
+    value_big, sd_big = sharpness_sd(img, landmarks_px=lm)
+    value_small, sd_small = sharpness_sd(small, landmarks_px=lm * 0.5)
+    assert sd_small / value_small > sd_big / value_big > 0
+    assert measure_sharpness(img, landmarks_px=lm) == value_big
+
+
+def test_expression_and_sharpness_checks_are_three_state_on_their_range() -> None:
+    """A difference well inside, straddling and well beyond the tolerance: pass, warn (borderline,
+    with the ± range in the message) and fail; the check reports its s.d. in its own units."""
+    from analysis.photos.checks.expression import _expression_check
+    from analysis.photos.checks.sharpness import _sharpness_check
+    from analysis.photos.compare import Tolerances
+    from analysis.photos.types import PhotoMeasurement
+
+    tol = Tolerances()
+    sd = 0.02
+    base = PhotoMeasurement(
+        ok=True, eye_open=0.3, mouth_open=0.05, smile=0.0, **_sds(sd), sharpness=2.0
+    )
+    statuses = []
+    reach = 1.645 * sd * np.sqrt(2)  # one-sided 95 % reach of the pair's range
+    straddling = (tol.smile_warn + tol.smile_fail) / 2 + reach  # beyond warn, range reaches fail
+    for delta in (tol.smile_warn + 0.5 * reach, straddling, tol.smile_fail + 2 * reach):
+        follow = PhotoMeasurement(
+            ok=True, eye_open=0.3, mouth_open=0.05, smile=delta, **_sds(sd), sharpness=2.0
+        )
+        check = _expression_check(base, follow, tol, scalp=False)
+        statuses.append(check.status)
+        assert check.uncertainty == pytest.approx(sd * np.sqrt(2))
+        if check.status == "warn":
+            assert "borderline" in check.message and "±" in check.message
+    assert statuses == ["pass", "warn", "fail"]
+    # without the s.d. (older records) the same borderline difference is graded on the plain rule
+    old = [PhotoMeasurement(ok=True, eye_open=0.3, mouth_open=0.05, smile=s) for s in (0.0, 0.05)]
+    assert _expression_check(old[0], old[1], tol, scalp=False).uncertainty is None
+    # sharpness: a slight blur within its range passes, a clear one fails
+    sharp = PhotoMeasurement(ok=True, sharpness=2.0, sharpness_sd=0.2)
+    for ratio, expected in ((0.75, "pass"), (0.3, "fail")):
+        follow = PhotoMeasurement(ok=True, sharpness=2.0 * ratio, sharpness_sd=0.2 * ratio)
+        check = _sharpness_check(sharp, follow, tol)
+        assert check.status == expected, (ratio, check)
+        assert check.uncertainty == pytest.approx(ratio * 0.1 * np.sqrt(2))
+
+
+def _sds(sd: float) -> dict[str, float]:
+    return {"eye_open_sd": sd, "mouth_open_sd": sd, "smile_sd": sd}
+
+
+def test_measure_photo_fills_the_expression_and_sharpness_uncertainty() -> None:
+    """The figures and their s.d. reach the measurement and its JSON, beside the old keys."""
+    from analysis.photos.ingest import IngestedPhoto
+    from analysis.photos.measure import measure_photo
+
+    astronaut_landmarks()  # skips without the landmark backend
+    face = np.ascontiguousarray(data.astronaut())
+    photo = IngestedPhoto("0" * 64, "PNG", 512, 512, face, 1.0, None, None, None, 1)
+    m = measure_photo(photo, view="face_frontal")
+    assert m.ok
+    out = m.to_json_dict()
+    for name in ("eye_open", "mouth_open", "smile", "sharpness"):
+        assert out[name] is not None and out[f"{name}_sd"] is not None and out[f"{name}_sd"] > 0

@@ -581,3 +581,21 @@ def test_malformed_or_split_icc_profiles_are_handled() -> None:
     assert b"ICC_PROFILE" not in cleaned
     with Image.open(io.BytesIO(cleaned)) as stored:
         assert stored.size == (64, 64)
+
+
+def test_rgb_array_equals_numpy_copy_for_every_mode() -> None:
+    """The zero-copy Arrow route of ``rgb_array`` gives exactly ``np.asarray``'s pixels."""
+    from PIL import Image as PILImage
+
+    from analysis.photos.ingest import rgb_array
+
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    rgb = PILImage.fromarray(pixels, "RGB")
+    out = rgb_array(rgb)
+    assert out.flags["C_CONTIGUOUS"] and out.dtype == np.uint8
+    assert np.array_equal(out, pixels)
+    out[0, 0] = 0  # a copy of its own: the image is untouched
+    assert np.array_equal(np.asarray(rgb), pixels)
+    grey = rgb.convert("L")
+    assert np.array_equal(rgb_array(grey), np.asarray(grey))

@@ -1,12 +1,15 @@
 """Expression check: eye opening, mouth opening and smile differences against
-``Tolerances.{eye_open,mouth_open,smile}_{warn,fail}``; the worst part is reported.
+``Tolerances.{eye_open,mouth_open,smile}_{warn,fail}``, each graded on its range ``|delta| -/+
+1.645 sd`` (the photos' ``eye_open_sd`` / ``mouth_open_sd`` / ``smile_sd`` in quadrature,
+:mod:`analysis.photos.expression`; the plain thresholds for records without them); the worst part
+is reported, with its s.d. as the check's uncertainty.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from analysis.photos.checks.common import _ORDER, _grade, _missing, _na
+from analysis.photos.checks.common import _ORDER, _borderline, _grade_sd, _missing, _na, _pair_sd
 from analysis.photos.types import Check, PhotoMeasurement, Status
 
 if TYPE_CHECKING:
@@ -18,6 +21,11 @@ def _expression_check(
 ) -> Check:
     if scalp:
         return _na("expression", "expression is not assessed on scalp views")
+    sds = {
+        "eye_open": _pair_sd(b.eye_open_sd, f.eye_open_sd),
+        "mouth_open": _pair_sd(b.mouth_open_sd, f.mouth_open_sd),
+        "smile": _pair_sd(b.smile_sd, f.smile_sd),
+    }
     parts = (
         (
             "eye_open",
@@ -63,9 +71,11 @@ def _expression_check(
             continue
         delta = float(fv) - float(bv)
         details[f"delta_{name}"] = delta
+        if sds[name] is not None:
+            details[f"sd_{name}"] = sds[name]
         graded.append(
             (
-                _grade(abs(delta), warn, fail),
+                _grade_sd(abs(delta), sds[name], warn, fail),
                 abs(delta) / warn,
                 name,
                 delta,
@@ -83,4 +93,7 @@ def _expression_check(
     if missing:
         message += " (" + "; ".join(missing) + ")"
     details["worst"] = name
-    return Check("expression", status, delta, "ratio", warn, fail, message, details)
+    sd = sds[name]
+    if status == "warn" and sd is not None:
+        message = _borderline(f"Δ{name.replace('_', ' ')}", delta, sd, "", 3) + message
+    return Check("expression", status, delta, "ratio", warn, fail, message, details, sd)
