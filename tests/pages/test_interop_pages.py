@@ -86,6 +86,9 @@ def test_patient_record_exports_the_patient_as_csv(seeded_clinic: dict[str, int]
 def test_protocols_offers_the_director_the_analyst_tables(seeded_clinic: dict[str, int]) -> None:
     before = len(_events())
     at = _open("pages/protocols.py", DIRECTOR)
+    at.session_state["protocols.section"] = "Export"  # the downloads are in the Export tab
+    at.run()
+    assert not at.exception
     assert len(_events()) == before  # the zip is built (and audited) only when clicked
     labels = [b.proto.label for b in at.get("download_button")]
     # the seeded protocol has two series (P-0001's and P-0002's)
