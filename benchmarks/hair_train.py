@@ -16,7 +16,10 @@ image-level figures it prints are out-of-fold.
 
 Run: ``.venv/bin/python benchmarks/hair_train.py [--write]`` (``--write`` saves the weights).
 
-Tried for issue 16's r >= 0.90 and not kept (2026-12-04). Figures are out-of-fold image-count Pearson r
+Shipped 0.3 (2026-12-04): the same recipe with the rotation-free fill feature (see
+``analysis.hair.count``); this script prints CV r 0.788 for it (0.785 for 0.2's features).
+
+Tried for issue 16's r >= 0.90 and not kept (2026-12-04, on 0.2's features). Figures are out-of-fold image-count Pearson r
 on this script's subject-grouped 5-fold CV (67 training subjects, 268 images; this script itself prints
 r 0.785 for the shipped recipe). Variants were fitted with a float32 version of ``fit`` that trains four
 networks side by side and averages them, so they differ from ``fit`` in rounding as well:
