@@ -253,11 +253,15 @@ def test_series_review_charts_density_with_its_band_and_flags_a_blurred_follow_u
     import json
 
     traces = {t.get("name"): t for t in json.loads(chart.proto.spec)["data"]}
-    assert {"vertex: stated count error ±8.7 %", "vertex: automated"} <= set(traces)
-    band = traces["vertex: stated count error ±8.7 %"]["y"]
+    from analysis.hair import STATED_REL_ERROR as err
+
+    label = f"vertex: stated count error ±{100 * err:.1f} %"
+    assert {label, "vertex: automated"} <= set(traces)
+    band = traces[label]["y"]
     auto = traces["vertex: automated"]["y"]
-    assert band[0] == pytest.approx(auto[0] * 1.087) and band[-1] == pytest.approx(auto[0] * 0.913)
-    assert "Band: the automated count's stated error, ±8.7 %" in _texts(at)
+    assert band[0] == pytest.approx(auto[0] * (1 + err))
+    assert band[-1] == pytest.approx(auto[0] * (1 - err))
+    assert f"Band: the automated count's stated error, ±{100 * err:.1f} %" in _texts(at)
     errors = "\n".join(str(e.value) for e in at.error)
     assert "**Not comparable**" in errors and "out of focus" in errors
     assert f"photos {base} → {follow}" in errors

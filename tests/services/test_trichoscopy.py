@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from analysis.errors import FieldError
+from analysis.hair.count import METHOD, VERSION
 from analysis.services import records, trichoscopy
 from analysis.services.photo_access import ConsentMissing
 from analysis.store import db
@@ -77,7 +78,7 @@ def test_count_is_stored_beside_the_photo_with_points_method_and_version(world: 
     # every detected point lies on one of the drawn shafts (half-length <= 80 px)
     for x, y in got.points_px:
         assert min(np.hypot(x - cx, y - cy) for cx, cy in world.centres) < 90
-    assert (got.method, got.version) == ("shaft-components+mlp", "0.2")
+    assert (got.method, got.version) == (METHOD, VERSION) == ("shaft-components+mlp", VERSION)
     assert got.density_per_cm2 is None and not got.confirmed
     with db.session_scope(world.clinic.engine) as s:
         row = s.scalar(

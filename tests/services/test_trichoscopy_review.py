@@ -243,8 +243,16 @@ def test_save_capture_requires_a_site_for_trichoscopy(world: World) -> None:
 def test_a_change_is_within_the_stated_error_when_the_two_bands_overlap(
     baseline: float, followup: float, within: bool, change: float
 ) -> None:
-    # bands ±8.7 %: 100 -> [91.3, 108.7]; 110 -> [100.4, 119.6]; 125 -> [114.1, 135.9]
+    # bands ±10 % (STATED_REL_ERROR): 100 -> [90, 110]; 110 -> [99, 121]; 125 -> [112.5, 137.5];
+    # 80 -> [72, 88]
+    assert trichoscopy_error() == pytest.approx(0.10)
     c = trichoscopy.SiteComparison("vertex", 1, 2, 1, 2, (), baseline, followup)
     assert c.within_stated_error is within
     assert c.change_pct == pytest.approx(change)
     assert c.verdict == "pass" and c.reasons == []
+
+
+def trichoscopy_error() -> float:
+    from analysis.hair import STATED_REL_ERROR
+
+    return STATED_REL_ERROR
