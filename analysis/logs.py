@@ -78,11 +78,13 @@ class JsonFormatter(logging.Formatter):
             if value not in (None, ""):
                 out[name] = value
         if record.exc_info and record.exc_info[0] is not None:
-            exc_type, exc, tb = record.exc_info
+            exc_type, _exc, tb = record.exc_info
+            # type and where (file:line in function, innermost last); the exception's text and
+            # the source lines are left out, they may quote a form's input
+            frames = traceback.extract_tb(tb)[-20:]
             out["exception"] = {
                 "type": exc_type.__name__,
-                "message": str(exc),
-                "stack": "".join(traceback.format_tb(tb))[-4000:],
+                "stack": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames],
             }
         return json.dumps(out, default=str, ensure_ascii=False)
 
@@ -100,12 +102,17 @@ def configure_logging(
     *,
     stream: Any = None,
     also: tuple[str, ...] = (),
+    text_handler: bool = False,
 ) -> str:
     """Install Candor's handler on the root logger (again: it replaces its own, never adds a
     second). ``context`` returns the fields known where a record is emitted (``session_id``...).
     ``also``: loggers that do not propagate to the root (Streamlit's own) and get the same
-    formatter in place of their console handler. Returns the format in use."""
+    formatter in place of their console handler. In ``text`` format nothing is changed unless
+    ``text_handler`` (the worker wants its INFO lines) or ``CANDOR_LOG_LEVEL`` is set. Returns
+    the format in use."""
     fmt = log_format()
+    if fmt == "text" and not text_handler and not config.setting("CANDOR_LOG_LEVEL"):
+        return fmt  # the default: leave the host's (Streamlit's, pytest's) logging as it is
     level = (config.setting("CANDOR_LOG_LEVEL") or "INFO").upper()
     formatter: logging.Formatter = (
         JsonFormatter(context)

@@ -35,7 +35,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from analysis.services import jobs
     from analysis.store import db
 
-    configure_logging()
+    configure_logging(text_handler=True)
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: object) -> None:

@@ -274,3 +274,30 @@ def test_python_m_analysis_worker_measures_a_visits_photos(
     assert {"time", "level", "logger", "message"} <= set(lines[0])
     assert "P-SECRET-77" not in done.stderr and "P-SECRET-77" not in done.stdout
     engine.dispose()
+
+
+def test_the_shipped_worker_units_run_the_worker_command() -> None:
+    import shlex
+
+    import yaml
+
+    from analysis.cli import build_parser
+
+    compose = yaml.safe_load((PROJECT_ROOT / "deploy" / "compose.yaml").read_text())
+    worker = compose["services"]["worker"]
+    assert worker["command"][:3] == ["python", "-m", "analysis"]
+    args = build_parser().parse_args(worker["command"][3:])
+    assert args.command == "worker" and not args.drain  # runs until stopped
+    for name in ("app1", "app2", "worker"):
+        env = compose["services"][name]["environment"]
+        assert env["CANDOR_LOG_FORMAT"] == "json"
+        assert (
+            env["CANDOR_DATABASE_URL"]
+            == compose["services"]["app1"]["environment"]["CANDOR_DATABASE_URL"]
+        )  # the workers share the replicas' database: the queue
+    unit = (PROJECT_ROOT / "deploy" / "systemd" / "candor-worker@.service").read_text()
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert argv[1:4] == ["-m", "analysis", "worker"]
+    args = build_parser().parse_args(argv[3:])
+    assert args.id == "%H-worker-%i" and not args.drain
