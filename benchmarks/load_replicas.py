@@ -118,7 +118,9 @@ async def _user(browser: Any, base: str, n: int, rounds: int, run: Run, timeout_
         await context.close()
 
 
-async def _drive(base: str, users: int, rounds: int, run: Run, deadline_s: float) -> None:
+async def _drive(
+    base: str, users: int, rounds: int, run: Run, deadline_s: float, ramp_s: float
+) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -126,7 +128,7 @@ async def _drive(base: str, users: int, rounds: int, run: Run, deadline_s: float
         try:
 
             async def staggered(n: int) -> None:
-                await asyncio.sleep(0.25 * n)  # a ramp, not one thundering instant
+                await asyncio.sleep(ramp_s * n)  # a ramp, not one thundering instant
                 await _user(browser, base, n, rounds, run, timeout_ms=120_000)
 
             tasks = [asyncio.create_task(staggered(n)) for n in range(users)]
@@ -157,7 +159,13 @@ def _replica_pids(ports: list[int]) -> list[int]:
 
 
 def measure(
-    env: dict[str, str], work: Path, replicas: int, users: int, rounds: int, deadline_s: float
+    env: dict[str, str],
+    work: Path,
+    replicas: int,
+    users: int,
+    rounds: int,
+    deadline_s: float,
+    ramp_s: float,
 ) -> Run:
     run = Run(replicas=replicas, users=users)
     with ExitStack() as stack:
@@ -175,7 +183,7 @@ def measure(
         sampler = threading.Thread(target=_sample, args=(pids, peaks, total, stop), daemon=True)
         sampler.start()
         t0 = time.perf_counter()
-        asyncio.run(_drive(base, users, rounds, run, deadline_s))
+        asyncio.run(_drive(base, users, rounds, run, deadline_s, ramp_s))
         run.wall_s = time.perf_counter() - t0
         stop.set()
         sampler.join()
@@ -196,6 +204,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds per replica count")
+    parser.add_argument("--ramp", type=float, default=1.0, help="seconds between users' starts")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the servers' logs here")
     args = parser.parse_args()
     if not 1 <= args.users <= 50 or not 1 <= args.rounds <= 10:
         parser.error("--users must be 1..50 and --rounds 1..10")
@@ -224,7 +234,14 @@ def main() -> int:
                 capture_output=True,
                 timeout=300,
             )
-            runs = [measure(env, work, n, args.users, args.rounds, args.deadline) for n in (1, 2)]
+            runs = [
+                measure(env, work, n, args.users, args.rounds, args.deadline, args.ramp)
+                for n in (1, 2)
+            ]
+            if args.keep is not None:  # the replicas' and nginx's logs, for a look afterwards
+                args.keep.mkdir(parents=True, exist_ok=True)
+                for log in work.rglob("*.log"):
+                    (args.keep / f"{log.parent.name}-{log.name}").write_bytes(log.read_bytes())
     finally:
         stop_pg()
     load = os.getloadavg()
