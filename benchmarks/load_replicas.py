@@ -174,8 +174,21 @@ def measure(
             for i in range(replicas)
         ]
         ports = [int(u.rsplit(":", 1)[1]) for u in urls]
-        upstream = ports if replicas == 2 else [ports[0], ports[0]]
-        proxy = stack.enter_context(serve_nginx(nginx_prefix(work / f"nginx-{replicas}", upstream)))
+        upstream = ports if replicas == 2 else [ports[0], ports[0]]  # 2nd line dropped below
+        prefix = nginx_prefix(work / f"nginx-{replicas}", upstream)
+        # the test helper's nginx.conf allows 256 connections; a browser loading Streamlit opens
+        # ~30 upstream connections at once over one HTTP/2 connection, so give it what a
+        # production nginx.conf needs (docs/deployment.md)
+        prefix.conf.write_text(
+            prefix.conf.read_text().replace("worker_connections 256", "worker_connections 4096")
+        )
+        if replicas == 1:  # one server line: nginx never marks a group's only server down
+            upstream_conf = prefix.conf.parent / "conf.d" / "upstream.conf"
+            lines = upstream_conf.read_text().splitlines(keepends=True)
+            servers = [i for i, line in enumerate(lines) if line.strip().startswith("server ")]
+            del lines[servers[1]]
+            upstream_conf.write_text("".join(lines))
+        proxy = stack.enter_context(serve_nginx(prefix))
         base = f"https://127.0.0.1:{proxy.https}"
         pids = _replica_pids(ports)
         peaks, total = [0.0] * len(pids), [0.0]
