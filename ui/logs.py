@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from analysis.logs import configure_logging
+from analysis.services.logs import configure_logging
 
 log = logging.getLogger("candor.app")
 _lock = threading.Lock()
