@@ -279,7 +279,7 @@ def test_python_m_analysis_worker_measures_a_visits_photos(
 def test_the_shipped_worker_units_run_the_worker_command() -> None:
     import shlex
 
-    import yaml
+    yaml = pytest.importorskip("yaml")  # PyYAML, installed with moto[server] (requirements.txt)
 
     from analysis.cli import build_parser
 
