@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "analysis.demo.cli",
     "analysis.hair.cli",
     "analysis.interop.cli",
+    "analysis.worker",
 )
 
 

@@ -17,6 +17,8 @@ Every setting is read at call time (so tests and the CLI can point them elsewher
 ``CANDOR_TRUSTED_PROXY_HEADER``  header carrying the client address, set only behind a trusted proxy
 ``CANDOR_ADMIN_PASSWORD``        password for ``create-admin`` when not typed at a prompt
 ``CANDOR_DEMO_PASSWORD``         password of the demo accounts (demo only)
+``CANDOR_LOG_FORMAT``            ``text`` (default) or ``json``: one JSON object per log line, app and
+                                 worker (:mod:`analysis.logs`); ``CANDOR_LOG_LEVEL`` (default INFO)
 ``CANDOR_TIMEZONE``              the clinic's time zone for displayed times (IANA name, default UTC;
                                  times are always stored in UTC)
 

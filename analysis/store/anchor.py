@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +45,28 @@ def audit_key() -> bytes:
             return env.encode()
     path = config.audit_key_path()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _create_key_file(path)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _create_key_file(path: Path) -> None:
+    """Create the key file whole or not at all: several processes (replicas, workers) may start
+    at once. The key is written to a private temporary file and hard-linked into place; a process
+    that loses the race reads the winner's key, and none ever reads a half-written (empty) file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o600)
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+    finally:
+        os.unlink(temp)
 
 
 def sign_head(event_id: int, event_hash: str) -> str:

@@ -654,3 +654,44 @@ class PhotoFollicleCount(Base):
     measurement_id: Mapped[int | None] = mapped_column(ForeignKey("endpoint_measurements.id"))
     area_cm2: Mapped[float | None] = mapped_column(Float)
     confirmed_density_per_cm2: Mapped[float | None] = mapped_column(Float)
+
+
+# --- background jobs -----------------------------------------------------------------------------
+
+JOB_STATES = ("queued", "running", "done", "failed")
+
+
+class Job(Base):
+    """One unit of background work (e.g. measuring one stored photo), shared by every replica.
+
+    A worker *claims* a queued job (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, one atomic
+    ``UPDATE ... RETURNING`` on SQLite; :mod:`analysis.store.jobs`), holds it under a lease
+    (``locked_by``, ``locked_until``, epoch seconds, renewed while it works) and finishes it
+    ``done`` (``result``) or, after ``max_attempts`` claims, ``failed`` (``error``). A lease that
+    runs out (the worker died) makes the job claimable again. ``payload`` carries record ids
+    only, never a patient identifier.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        _enum_check("state", JOB_STATES, "ck_job_state"),
+        CheckConstraint("attempts >= 0", name="ck_job_attempts"),
+        CheckConstraint("max_attempts >= 1", name="ck_job_max_attempts"),
+        # the claim's scan: oldest claimable job of a kind
+        Index("ix_jobs_state_kind_id", "state", "kind", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    locked_by: Mapped[str | None] = mapped_column(String(200))
+    locked_until: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
