@@ -43,7 +43,7 @@ def _rows(engine: Engine) -> list[Job]:
 def test_migration_0011_jobs_table_up_and_down(db_url: str) -> None:
     engine = db.make_engine(db_url)
     assert "jobs" in inspect(engine).get_table_names()
-    db.downgrade(engine, "0009")
+    db.downgrade(engine, "0010")
     assert "jobs" not in inspect(engine).get_table_names()
     db.upgrade(engine)
     assert db.current_revision(engine) == db.head_revision()
