@@ -142,16 +142,29 @@ def compared(
     return st.session_state[key], frames
 
 
+#: The trajectory views: result table, x column, x title.
+TRAJECTORIES = (
+    ("by_session", "session_number", "Session"),
+    ("by_week", "week", "Weeks since start"),
+)
+
+
 def outcome_figures(
-    result: cohorts.ProtocolComparison, frames: ClinicFrames, names: dict[int, str], code: str
+    result: cohorts.ProtocolComparison,
+    frames: ClinicFrames,
+    names: dict[int, str],
+    code: str,
+    *,
+    views: tuple[str, ...] = ("session_number", "week"),
 ) -> list[tuple[str, Any]]:
-    """Trajectories by session and by week, and the responder shares, of endpoint ``code``."""
+    """Trajectories (of ``views``: by session, by week) and the responder shares, of endpoint
+    ``code``; the responders figure, when there is one, comes last."""
     ep = frames.endpoints.set_index("endpoint_code").loc[code]
     figs: list[tuple[str, Any]] = []
-    for table, x, x_title in (
-        (result.by_session, "session_number", "Session"),
-        (result.by_week, "week", "Weeks since start"),
-    ):
+    for attr, x, x_title in TRAJECTORIES:
+        if x not in views:
+            continue
+        table = getattr(result, attr)
         fig = charts.trajectory_figure(
             table[table["endpoint_code"] == code],
             x=x,
@@ -204,27 +217,24 @@ def outcomes(
     )
     st.session_state[ENDPOINT_CHOICE] = code
     result, frames = compared(actor, args, ("outcomes",), endpoint=code)
-    figs = outcome_figures(result, frames, names, code)
     tabs = st.tabs(
         ["By session number", "By weeks since start"], key="protocols.x", on_change="rerun"
     )
-    for tab, (_title, fig), (table, x) in zip(
-        tabs,
-        figs[:2],
-        ((result.by_session, "session_number"), (result.by_week, "week")),
-        strict=True,
-    ):
-        if not tab.open:  # only the tab on screen draws its chart
+    shown = next(x for tab, (_, x, _) in zip(tabs, TRAJECTORIES, strict=True) if tab.open)
+    figs = outcome_figures(result, frames, names, code, views=(shown,))  # the open tab's only
+    for tab, (attr, x, _title) in zip(tabs, TRAJECTORIES, strict=True):
+        if x != shown:
             continue
-        tab.plotly_chart(fig, key=f"traj_{x}")
+        tab.plotly_chart(figs[0][1], key=f"traj_{x}")
+        table = getattr(result, attr)
         withheld = charts.withheld_points(
             table[table["endpoint_code"] == code], x=x, group="protocol_id", names=names
         )
         if withheld:
             tab.caption("Not shown, too few patients: " + "; ".join(withheld))
     st.caption(result.definitions["trajectory"] + " " + result.definitions["weeks"])
-    if len(figs) > 2:
-        st.plotly_chart(figs[2][1], key="responders")
+    if len(figs) > 1:
+        st.plotly_chart(figs[1][1], key="responders")
         st.caption(result.definitions["responder"])
     return list(result.notes)
 

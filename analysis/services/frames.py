@@ -276,18 +276,26 @@ def load_frames(
             .execute(select(EndpointDefinition.id, EndpointDefinition.code))
             .all()
         )
-        raw = _table(
-            session,
-            of_series(
-                select(
-                    Session.series_id,
-                    EndpointMeasurement.session_id,
-                    EndpointMeasurement.endpoint_id,
-                    EndpointMeasurement.value_num,
-                ).join(Session, Session.id == EndpointMeasurement.session_id),
-                Session.series_id,
-            ),
-            FRAME_COLUMNS["raw_measurements"],
+        # session, endpoint id, value per row, answered from the covering index alone; the
+        # series comes from the sessions already read (no join, one column fewer per value)
+        values = select(
+            EndpointMeasurement.session_id,
+            EndpointMeasurement.endpoint_id,
+            EndpointMeasurement.value_num,
+        )
+        if wanted is not None:
+            values = values.where(
+                EndpointMeasurement.session_id.in_(
+                    select(Session.id).where(
+                        Session.series_id.in_(
+                            select(Series.id).where(Series.protocol_id.in_(wanted))
+                        )
+                    )
+                )
+            )
+        raw = _table(session, values, ["session_id", "endpoint_code", "value"])
+        raw.insert(
+            0, "series_id", raw["session_id"].map(sessions.set_index("session_id")["series_id"])
         )
         # ids -> codes as a categorical (no string per row; build_frames factorizes it free)
         known = sorted(codes, key=codes.__getitem__)  # ids in their codes' order
