@@ -3,8 +3,8 @@
 Serves ``streamlit run app.py`` over each clinic that ``benchmarks/page_speed.py`` seeded
 (``--dir``/<N>/, SQLite; ``--postgres`` for the PostgreSQL ones), signs in as the medical director,
 and for each page clicks its link in the sidebar and waits for the page's content: the last
-section it draws, every chart on screen painted (its SVG drawn), no loading skeleton left and the
-run finished. It prints the seconds from the click to that point, ``--repeat`` times per page (each
+section it draws, every chart on screen painted (its SVG drawn), every image on screen loaded, no
+loading skeleton left and the run finished. It prints the seconds from the click to that point, ``--repeat`` times per page (each
 time in a fresh browser session, so nothing the session cached helps), median and max, small
 clinic beside large. Protocols opens on its Outcomes section; opening each other section (a tab
 click: that section is read and drawn then) is timed too, as ``Protocols > <section>``.
@@ -52,10 +52,13 @@ def _content_shown(page: object, marker: str) -> None:
         page.get_by_text(marker, exact=False).first.wait_for(timeout=120_000)  # type: ignore[attr-defined]
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)  # type: ignore[attr-defined]
     page.wait_for_function(  # type: ignore[attr-defined]
-        """() => !document.querySelector('[data-testid="stSkeleton"]')
-            && [...document.querySelectorAll('.js-plotly-plot')]
-                .filter(p => p.getClientRects().length && p.checkVisibility())
-                .every(p => p.querySelector('.main-svg'))""",
+        """() => {
+            const shown = sel => [...document.querySelectorAll(sel)]
+                .filter(e => e.getClientRects().length && e.checkVisibility());
+            return !document.querySelector('[data-testid="stSkeleton"]')
+                && shown('.js-plotly-plot').every(p => p.querySelector('.main-svg'))
+                && shown('[data-testid="stImage"] img').every(i => i.complete && i.naturalWidth);
+        }""",
         timeout=120_000,
     )
 

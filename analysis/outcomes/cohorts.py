@@ -295,7 +295,7 @@ def outcome_endpoints(frames: ClinicFrames, comparison: ProtocolComparison) -> l
     """The endpoints the comparison's outcome part has figures for (a value after a known
     baseline in one of its outcome series), in the protocols' own order; the same list as the
     distinct ``endpoint_code`` of ``compare_protocols(...).by_session``, without computing them."""
-    frames.require({"measurements"}, for_what="outcome_endpoints")
+    frames.check_loaded({"measurements"}, for_what="outcome_endpoints")
     m = frames.measurements
     m = m[m["series_id"].isin(comparison.outcome_series) & m["change"].notna()]
     protocol_of = frames.series.set_index("series_id")["protocol_id"]
@@ -345,7 +345,7 @@ def compare_protocols(
     parts = frozenset(parts)
     if not parts <= set(PARTS):
         raise ValueError(f"unknown part(s) {sorted(parts - set(PARTS))}")
-    frames.require(
+    frames.check_loaded(
         tables_needed(
             parts,
             product=product,

@@ -129,7 +129,7 @@ class ClinicFrames:
 
     ``loaded`` names the :data:`OPTIONAL_TABLES` that were read: an unread table is empty, which
     is not the same as "none recorded", so a computation that needs a table checks for it
-    (:meth:`require`) rather than reading an empty table as a clinic with no reactions.
+    (:meth:`check_loaded`) rather than reading an empty table as a clinic with no reactions.
     """
 
     patients: pd.DataFrame
@@ -146,7 +146,7 @@ class ClinicFrames:
     confounders: pd.DataFrame
     loaded: frozenset[str] = field(default=OPTIONAL_TABLES)
 
-    def require(self, tables: Collection[str], *, for_what: str) -> None:
+    def check_loaded(self, tables: Collection[str], *, for_what: str) -> None:
         """Raise ``ValueError`` naming what is missing when ``tables`` were not all read."""
         missing = sorted(set(tables) - self.loaded)
         if missing:
@@ -337,7 +337,7 @@ def with_tables(base: ClinicFrames, more: ClinicFrames, names: Collection[str]) 
     protocols), restricted to the sessions and series ``base`` holds, so a visit recorded between
     the two reads cannot show in one table and be missing from another."""
     names = frozenset(names)
-    more.require(names, for_what="with_tables")
+    more.check_loaded(names, for_what="with_tables")
     update: dict[str, pd.DataFrame] = {}
     for name in names:
         key = _SPINE_KEY[name]
