@@ -196,7 +196,8 @@ def photo_pairs(protocol_id: int, frames: ClinicFrames) -> None:
         st.caption("This protocol has no standard photo views.")
         return
     view = st.selectbox("View", views, format_func=lambda v: v.replace("_", " ").capitalize())
-    key = f"insights.pairs.{protocol_id}.{view}"
+    # derived from the record like the frames: dropped with them when a visit is recorded
+    key = f"{frames_cache.DERIVED_PREFIX}pairs.{protocol_id}.{view}"
     cached = st.session_state.get(key)
     if cached is None or time.monotonic() - cached[0] > FRAMES_TTL_S:
         cached = (

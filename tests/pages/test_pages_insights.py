@@ -310,6 +310,33 @@ def test_timelines_open_for_clinicians_too(seeded_clinic: Path) -> None:
     assert not at.error
 
 
+def test_photo_pairs_are_chosen_again_when_the_record_changes(seeded_clinic: Path) -> None:
+    """The typical pairs are cached with the frames: an unchanged record chooses nothing again on
+    a rerun, and a visit recorded elsewhere has them chosen afresh on the next run."""
+    from analysis.services import records
+    from analysis.store import db
+    from analysis.store.models import AuditEvent, Series
+
+    def choices() -> int:
+        with db.session_scope() as s:
+            return len(
+                list(s.scalars(select(AuditEvent.id).where(AuditEvent.action == "pairs.show")))
+            )
+
+    at = _open("timelines.py", CONSULT)
+    n = choices()
+    assert n > 0, "the first render chose and showed pairs"
+    at.run()
+    assert choices() == n, "a rerun of an unchanged record chooses nothing again"
+    with db.session_scope() as s:
+        series = s.scalars(select(Series)).first()
+        assert series is not None
+        records.add_session(s, _actor(*CLINICIAN), series_id=series.id, performed_on=date.today())
+    at.run()
+    assert not at.exception
+    assert choices() > n, "a recorded visit has the pairs chosen again"
+
+
 def test_photo_pairs_respect_a_consent_withdrawal_on_the_next_run(seeded_clinic: Path) -> None:
     """Pairs are shown only while the patient's consult-display consent is current: withdrawing
     it hides the photo on the very next rerun, even though the pair list is cached."""
