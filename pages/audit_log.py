@@ -36,16 +36,46 @@ COLUMNS = {
 }
 
 
-def _chain_status() -> None:
-    status = frame.call(audit_log.chain_status)
+CHAIN_KEY = "audit_log_chain"  # the last chain check's status, kept until Refresh or a full check
+
+
+def _chain_status(refresh: bool) -> None:
+    """The hash chain's status: the events since the last full check on opening (kept for the
+    session until Refresh), every event on request (recorded as that full check)."""
+    status: audit_log.ChainStatus | None = None if refresh else st.session_state.get(CHAIN_KEY)
+    if status is None:
+        status = frame.call(audit_log.chain_status)
+    full = st.button(
+        f"Verify all {status.events:,} events",
+        icon=":material/verified_user:",
+        help="Re-hashes the whole log (about 15 s per million events on this kind of server); "
+        "the result is recorded in the log.",
+    )
+    if full:
+        with st.spinner(f"Re-hashing {status.events:,} events…"):
+            status = frame.call(audit_log.chain_status, full=True)
+    st.session_state[CHAIN_KEY] = status
+    last = status.last_full
+    since = (
+        f"the last full check ({last.occurred_at.astimezone(ZONE):%Y-%m-%d %H:%M}, "
+        f"{last.actor_email}, {last.events:,} events intact)"
+        if last is not None
+        else "no full check yet"
+    )
     if status.intact:
-        st.success(
-            f"Hash chain intact: {status.events} event(s) verified.", icon=":material/verified:"
-        )
+        if status.full:
+            what = f"all {status.checked:,} event(s) verified"
+        else:
+            what = (
+                f"the newest {status.checked:,} of {status.events:,} events verified "
+                f"(from event {status.checked_from}); {since}"
+            )
+        st.success(f"Hash chain intact: {what}.", icon=":material/verified:")
         return
     st.error(
-        f"The audit trail has been altered: {len(status.problems)} problem(s) in "
-        f"{status.events} event(s). Preserve the database and investigate.",
+        f"The audit trail has been altered: {len(status.problems)} problem(s) in the "
+        f"{status.checked:,} event(s) checked of {status.events:,}. Preserve the database and "
+        "investigate.",
         icon=":material/gpp_bad:",
     )
     st.dataframe(
@@ -124,10 +154,10 @@ def page() -> None:
         f"append-only and hash-chained. Times are shown in {ZONE.key} (the clinic's time "
         "zone) and kept in UTC; the CSV export is UTC."
     )
-    _chain_status()
+    refresh = st.button("Refresh", icon=":material/refresh:")
+    _chain_status(refresh)
     filters = _filters()
     key = tuple(sorted(filters.items()))
-    refresh = st.button("Refresh", icon=":material/refresh:")
     cached = st.session_state.get(RESULT_KEY)
     if refresh or cached is None or cached[0] != key:
         try:

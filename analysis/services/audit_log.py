@@ -37,12 +37,40 @@ DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
 
 
+#: The newest events the page's check re-walks when no full check covers them (about 0.3 s).
+RECENT_EVENTS = 20_000
+#: The action of a full chain check's result (its checkpoint, keyed and chained like any event).
+FULL_CHECK = "audit.verify"
+
+
+@dataclass(frozen=True)
+class LastFullCheck:
+    """The newest full chain check that found the chain intact: its own event, when, by whom, and
+    the last event it covered (id and hash)."""
+
+    event_id: int
+    occurred_at: datetime
+    actor_email: str
+    events: int
+    through_id: int
+    through_hash: str
+
+
 @dataclass(frozen=True)
 class ChainStatus:
-    """``events`` in the log; ``problems`` empty when the hash chain verifies end to end."""
+    """``events`` in the log; ``problems`` empty when the events checked verify.
+
+    ``full``: every event was re-walked. Otherwise ``checked`` events from ``checked_from`` on
+    were (those after ``last_full``, the newest full check that found the chain intact, or the
+    newest :data:`RECENT_EVENTS` when there is none or it is older than that).
+    """
 
     events: int
     problems: list[audit.ChainProblem]
+    full: bool = True
+    checked: int = 0
+    checked_from: int | None = None
+    last_full: LastFullCheck | None = None
 
     @property
     def intact(self) -> bool:
@@ -212,8 +240,108 @@ def export_csv(
     return data
 
 
-def chain_status(session: Session, actor: Actor) -> ChainStatus:
-    """Re-walk the hash chain (:func:`analysis.store.audit.verify_chain`); needs ``audit.read``."""
-    _check(session, actor, "audit.read", {"verify": True})
-    count = int(session.scalar(select(func.count()).select_from(AuditEvent)) or 0)
-    return ChainStatus(events=count, problems=audit.verify_chain(session))
+def last_full_check(session: Session) -> LastFullCheck | None:
+    """The newest full chain check that found the chain intact (its :data:`FULL_CHECK` event)."""
+    event = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == FULL_CHECK, AuditEvent.outcome == "success")
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    ).first()
+    if event is None:
+        return None
+    d = event.details
+    return LastFullCheck(
+        event_id=event.id,
+        occurred_at=event.occurred_at,
+        actor_email=event.actor_email,
+        events=int(d["events"]),
+        through_id=int(d["through_id"]),
+        through_hash=str(d["through_hash"]),
+    )
+
+
+def chain_status(session: Session, actor: Actor, *, full: bool = False) -> ChainStatus:
+    """Re-walk the hash chain (:func:`analysis.store.audit.walk_chain`); needs ``audit.read``.
+
+    ``full``: every event, and the result is recorded as a :data:`FULL_CHECK` event (committed;
+    outcome ``failure`` with the number of problems when the chain does not verify). Otherwise
+    only the events after the newest full check that found the chain intact, starting *at* the
+    last event it covered (which must still carry the hash that check saw), and at most the
+    newest :data:`RECENT_EVENTS`: a log of years is not re-hashed on every page view, and an
+    edit of an event older than the events checked waits for the next full check (the status
+    says which events were checked). A checkpoint cannot be forged without the audit key: it is
+    itself a keyed event, re-walked by the next check.
+    """
+    _check(session, actor, "audit.read", {"verify": "full" if full else "recent"})
+    count, oldest, newest = session.execute(
+        select(func.count(), func.min(AuditEvent.id), func.max(AuditEvent.id))
+    ).one()
+    count, oldest, newest = int(count or 0), int(oldest or 0), int(newest or 0)
+    if full:
+        walk = audit.walk_chain(session)
+        intact = not walk.problems
+        audit.record(
+            session,
+            actor,
+            FULL_CHECK,
+            outcome="success" if intact else "failure",
+            object_type="audit_log",
+            details={
+                "events": walk.events,
+                "through_id": walk.last_id,
+                "through_hash": walk.last_hash,
+                "problems": len(walk.problems),
+            },
+        )
+        session.commit()
+        return ChainStatus(
+            events=count,
+            problems=walk.problems,
+            full=True,
+            checked=walk.events,
+            checked_from=walk.first_id,
+            last_full=last_full_check(session),
+        )
+    last = last_full_check(session)
+    start = max(newest - RECENT_EVENTS + 1, 1 if last is None else last.through_id)
+    walk = audit.walk_chain(session, since_id=start)
+    problems = list(walk.problems)
+    failed = session.scalars(  # a later full check that did not verify stays named
+        select(AuditEvent)
+        .where(
+            AuditEvent.action == FULL_CHECK,
+            AuditEvent.outcome == "failure",
+            AuditEvent.id > (0 if last is None else last.event_id),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    ).first()
+    if failed is not None:
+        problems.append(
+            audit.ChainProblem(
+                failed.id,
+                f"the full check of {failed.occurred_at:%Y-%m-%d %H:%M} UTC by "
+                f"{failed.actor_email} found {failed.details.get('problems', '?')} problem(s); "
+                "verify all events to list them",
+            )
+        )
+    if last is not None and start == last.through_id:
+        seen = session.scalar(select(AuditEvent.hash).where(AuditEvent.id == last.through_id))
+        if seen != last.through_hash:
+            problems.insert(
+                0,
+                audit.ChainProblem(
+                    last.through_id,
+                    f"not the event the full check of {last.occurred_at:%Y-%m-%d %H:%M} UTC "
+                    "verified (deleted or replaced since)",
+                ),
+            )
+    return ChainStatus(
+        events=count,
+        problems=problems,
+        full=start <= oldest,
+        checked=walk.events,
+        checked_from=walk.first_id,
+        last_full=last,
+    )

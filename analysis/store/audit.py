@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -209,51 +209,139 @@ class ChainProblem:
     problem: str
 
 
-def verify_chain(session: Session, *, key: bytes | None = None) -> list[ChainProblem]:
-    """Re-walk the chain in id order; an empty list means intact.
+@dataclass(frozen=True)
+class ChainWalk:
+    """What :func:`walk_chain` read: the ``problems`` (empty: intact), how many ``events`` it
+    verified, the first and last of them, and the last one's ``hash`` (``None`` when it read none)."""
+
+    problems: list[ChainProblem]
+    events: int
+    first_id: int | None
+    last_id: int | None
+    last_hash: str | None
+
+
+#: The columns :func:`walk_chain` reads, in its row order.
+_WALK_COLUMNS = (
+    AuditEvent.id,
+    AuditEvent.occurred_at,
+    AuditEvent.actor_email,
+    AuditEvent.actor_role,
+    AuditEvent.action,
+    AuditEvent.outcome,
+    AuditEvent.patient_id,
+    AuditEvent.object_type,
+    AuditEvent.object_id,
+    AuditEvent.details,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+    AuditEvent.chain_scheme,
+)
+
+
+def _utc(value: object) -> datetime:
+    """A raw ``occurred_at`` as the model returns it: SQLite hands over ISO text, PostgreSQL an
+    aware datetime (:class:`~analysis.store.models.UTCDateTime`)."""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(when, datetime):
+        raise TypeError(f"occurred_at is {type(value).__name__}, not a timestamp")
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def walk_chain(
+    session: Session, *, key: bytes | None = None, since_id: int | None = None
+) -> ChainWalk:
+    """Re-walk the chain in id order from event ``since_id`` (``None``: the first event).
 
     Detects an edited event (its hash no longer matches its content), a deleted event (the next
     event's ``prev_hash`` points at a hash that is not its predecessor's), reordering, an event
     whose keyed hash fails (edited, or re-chained by someone without the audit key), and an unkeyed
     event after a keyed one (a downgrade to the digest anyone can compute). ``key`` defaults to
     :func:`analysis.store.anchor.audit_key`, read only when a keyed event is met.
+
+    From ``since_id`` on, the first event read must link to the stored hash of the event before
+    it, and a keyed predecessor makes an unkeyed event a downgrade, as in a walk from the start;
+    events before it are not re-hashed (that is the whole walk's job). The rows are read in one
+    statement (one consistent snapshot, while other writers append) straight off the DB-API cursor
+    in batches: about 3x faster than loading ORM objects, the same checks.
     """
     problems: list[ChainProblem] = []
     expected_prev = GENESIS
     first_keyed: int | None = None
-    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
-        if event.prev_hash != expected_prev:
-            problems.append(
-                ChainProblem(event.id, "chain broken: event missing or reordered before")
-            )
-        scheme = event.chain_scheme
-        if scheme == KEYED:
-            if key is None:
-                key = anchor.audit_key()
-            first_keyed = event.id if first_keyed is None else first_keyed
-            if keyed_digest(key, event.prev_hash, _fields(event)) != event.hash:
-                problems.append(
-                    ChainProblem(
-                        event.id,
-                        "keyed hash does not match (edited, or re-chained without the audit key)",
+    stmt = select(*_WALK_COLUMNS).order_by(AuditEvent.id)
+    if since_id is not None:
+        stmt = stmt.where(AuditEvent.id >= since_id)
+        before = session.execute(
+            select(AuditEvent.id, AuditEvent.hash, AuditEvent.chain_scheme)
+            .where(AuditEvent.id < since_id)
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        ).first()
+        if before is not None:
+            expected_prev = before.hash
+            first_keyed = before.id if before.chain_scheme == KEYED else None
+    events, first_id, last_id, last_hash = 0, None, None, None
+    result = session.connection().execute(stmt)
+    try:
+        while batch := result.cursor.fetchmany(20_000):
+            for row in batch:
+                event_id, occurred, *fields, details, prev_hash, digest, scheme = row
+                event_fields = dict(
+                    zip(
+                        _COLUMNS,
+                        [
+                            _utc(occurred).isoformat(timespec="microseconds"),
+                            *fields,
+                            json.loads(details) if isinstance(details, str) else details,
+                        ],
+                        strict=True,
                     )
                 )
-        elif scheme == UNKEYED:
-            if first_keyed is not None:
-                problems.append(
-                    ChainProblem(
-                        event.id,
-                        f"unkeyed event after keyed event "
-                        f"{first_keyed} (chain downgraded to the public "
-                        "digest)",
+                if prev_hash != expected_prev:
+                    problems.append(
+                        ChainProblem(event_id, "chain broken: event missing or reordered before")
                     )
-                )
-            elif event_digest(event.prev_hash, _fields(event)) != event.hash:
-                problems.append(ChainProblem(event.id, "content does not match its hash (edited)"))
-        else:
-            problems.append(ChainProblem(event.id, f"unknown chain scheme {scheme!r}"))
-        expected_prev = event.hash
-    return problems
+                if scheme == KEYED:
+                    if key is None:
+                        key = anchor.audit_key()
+                    first_keyed = event_id if first_keyed is None else first_keyed
+                    if keyed_digest(key, prev_hash, event_fields) != digest:
+                        problems.append(
+                            ChainProblem(
+                                event_id,
+                                "keyed hash does not match (edited, or re-chained without the "
+                                "audit key)",
+                            )
+                        )
+                elif scheme == UNKEYED:
+                    if first_keyed is not None:
+                        problems.append(
+                            ChainProblem(
+                                event_id,
+                                f"unkeyed event after keyed event "
+                                f"{first_keyed} (chain downgraded to the public "
+                                "digest)",
+                            )
+                        )
+                    elif event_digest(prev_hash, event_fields) != digest:
+                        problems.append(
+                            ChainProblem(event_id, "content does not match its hash (edited)")
+                        )
+                else:
+                    problems.append(ChainProblem(event_id, f"unknown chain scheme {scheme!r}"))
+                expected_prev = digest
+                events += 1
+                first_id = event_id if first_id is None else first_id
+                last_id, last_hash = event_id, digest
+    finally:
+        result.close()
+    return ChainWalk(problems, events, first_id, last_id, last_hash)
+
+
+def verify_chain(session: Session, *, key: bytes | None = None) -> list[ChainProblem]:
+    """Re-walk the whole chain (:func:`walk_chain` from the first event); an empty list means
+    intact."""
+    return walk_chain(session, key=key).problems
 
 
 _REFUSALS = "candor_refusals"

@@ -128,7 +128,7 @@ def test_audit_log_page_filters_verifies_and_exports_with_audit(clinic_dir: Path
 
     at.text_input[0].input("auth.*")
     at.selectbox[0].select("failure")
-    at.button[0].click().run()  # "Apply filters"
+    next(b for b in at.button if b.label == "Apply filters").click().run()
     assert not at.exception
     shown = at.dataframe[0].value
     assert list(shown["action"]) == ["auth.sign_in"] and list(shown["outcome"]) == ["failure"]
@@ -155,6 +155,48 @@ def test_audit_log_page_shows_a_broken_chain(clinic_dir: Path) -> None:
     at = _page("audit_log.py", Actor(user_id=None, email="md@test", role="medical_director"))
     assert not at.exception
     assert any("altered" in e.value for e in at.error)
+
+
+def test_full_check_on_request_is_recorded_and_later_views_check_only_what_came_since(
+    clinic_dir: Path,
+) -> None:
+    """Opening the page re-walks the newest events only; "Verify all" re-walks every event and
+    records the result, from which the next views check on; an edit of an event after that
+    checkpoint is named by the next view, an edit before it by the next full check."""
+    with db.session_scope() as session:
+        admin = accounts.actor_for(session.scalars(select(User).where(User.role == "admin")).one())
+    at = _page("audit_log.py", admin)
+    assert not at.exception
+    (shown,) = [s.value for s in at.success]
+    assert "no full check yet" in shown or "all " in shown
+    next(b for b in at.button if b.label.startswith("Verify all")).click().run()
+    assert not at.exception
+    (check,) = _events("audit.verify")
+    assert check.outcome == "success" and check.actor_email == "admin@demo.candor"
+    assert check.details["events"] == check.details["through_id"] == check.id - 1
+    with db.session_scope() as session:
+        accounts.authenticate(session, email="clinician@demo.candor", password="wrong-again")
+    at = _page("audit_log.py", admin)  # a new browser session
+    (shown,) = [s.value for s in at.success]
+    assert "the last full check" in shown and "admin@demo.candor" in shown
+    assert f"from event {check.details['through_id']}" in shown
+
+    with db.get_engine().begin() as conn:  # someone with file access edits events
+        conn.exec_driver_sql("DROP TRIGGER audit_events_no_update")
+        conn.exec_driver_sql("UPDATE audit_events SET actor_email = 'x@y' WHERE id = 2")
+    at = _page("audit_log.py", admin)
+    assert not at.error, "an edit before the checkpoint waits for the next full check"
+    next(b for b in at.button if b.label.startswith("Verify all")).click().run()
+    assert any("altered" in e.value for e in at.error)
+    assert [e.outcome for e in _events("audit.verify")] == ["success", "failure"]
+    at = _page("audit_log.py", admin)
+    assert any("altered" in e.value for e in at.error), "a failed full check stays named"
+    assert "found 1 problem(s)" in at.dataframe[0].value["problem"].iloc[-1]
+    with db.get_engine().begin() as conn:
+        newest = conn.exec_driver_sql("SELECT max(id) FROM audit_events").scalar_one()
+        conn.exec_driver_sql(f"UPDATE audit_events SET object_id = 'x' WHERE id = {newest}")
+    at = _page("audit_log.py", admin)
+    assert any("altered" in e.value for e in at.error), "an edit after it is named on opening"
 
 
 def test_pages_refuse_roles_without_the_permission(clinic_dir: Path) -> None:

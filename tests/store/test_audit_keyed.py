@@ -254,3 +254,42 @@ def test_verify_audit_command_names_the_event_whose_keyed_hash_fails(
     assert main(["verify-audit"]) == 1
     out = capsys.readouterr().out
     assert f"event {ids[1]}: keyed hash does not match" in out
+
+
+def test_a_walk_from_an_event_links_to_its_predecessor_and_skips_only_what_came_before(
+    db_url: str,
+) -> None:
+    """``walk_chain(since_id=k)``: the same verdicts as the whole walk for events from k on (the
+    first of them must link to event k-1's stored hash; a keyed predecessor makes an unkeyed event
+    a downgrade), and an edit before k is left to the whole walk."""
+    engine = _engine(db_url)
+    _write(engine, 6)
+    with db.session_scope(engine) as session:
+        ids = list(session.scalars(select(AuditEvent.id).order_by(AuditEvent.id)))
+        whole = audit.walk_chain(session)
+        tail = audit.walk_chain(session, since_id=ids[3])
+        stored = session.scalar(select(AuditEvent.hash).where(AuditEvent.id == ids[-1]))
+    assert whole.problems == [] and whole.events == 6 and whole.first_id == ids[0]
+    assert (tail.problems, tail.events, tail.first_id) == ([], 3, ids[3])
+    assert (tail.last_id, tail.last_hash) == (ids[-1], stored)
+
+    _writable(engine)
+    with engine.begin() as conn:  # an edit before the tail: only the whole walk sees it
+        conn.execute(text("UPDATE audit_events SET object_id = 'x' WHERE id = :i"), {"i": ids[1]})
+    with db.session_scope(engine) as session:
+        assert audit.walk_chain(session, since_id=ids[3]).problems == []
+        assert [p.event_id for p in audit.walk_chain(session).problems] == [ids[1]]
+    with engine.begin() as conn:  # the tail's predecessor deleted: its first event is unlinked
+        conn.execute(text("DELETE FROM audit_events WHERE id = :i"), {"i": ids[2]})
+    with db.session_scope(engine) as session:
+        (problem,) = audit.walk_chain(session, since_id=ids[3]).problems
+    assert problem.event_id == ids[3] and "chain broken" in problem.problem
+    with db.session_scope(engine) as session:  # a downgrade inside the tail after keyed events
+        last = session.get_one(AuditEvent, ids[-1])
+        last.chain_scheme = audit.UNKEYED
+        last.hash = audit.event_digest(last.prev_hash, audit._fields(last))
+        session.info.pop("candor_audit_head", None)
+    with db.session_scope(engine) as session:
+        problems = audit.walk_chain(session, since_id=ids[-1]).problems
+    assert [(p.event_id, "downgraded" in p.problem) for p in problems] == [(ids[-1], True)]
+    engine.dispose()
