@@ -224,15 +224,7 @@ class ChainWalk:
 #: The columns :func:`walk_chain` reads, in its row order.
 _WALK_COLUMNS = (
     AuditEvent.id,
-    AuditEvent.occurred_at,
-    AuditEvent.actor_email,
-    AuditEvent.actor_role,
-    AuditEvent.action,
-    AuditEvent.outcome,
-    AuditEvent.patient_id,
-    AuditEvent.object_type,
-    AuditEvent.object_id,
-    AuditEvent.details,
+    *(getattr(AuditEvent, name) for name in _COLUMNS),
     AuditEvent.prev_hash,
     AuditEvent.hash,
     AuditEvent.chain_scheme,
@@ -285,18 +277,12 @@ def walk_chain(
     try:
         while batch := result.cursor.fetchmany(20_000):
             for row in batch:
-                event_id, occurred, *fields, details, prev_hash, digest, scheme = row
-                event_fields = dict(
-                    zip(
-                        _COLUMNS,
-                        [
-                            _utc(occurred).isoformat(timespec="microseconds"),
-                            *fields,
-                            json.loads(details) if isinstance(details, str) else details,
-                        ],
-                        strict=True,
-                    )
-                )
+                event_id, *values, prev_hash, digest, scheme = row
+                event = SimpleNamespace(**dict(zip(_COLUMNS, values, strict=True)))
+                event.occurred_at = _utc(event.occurred_at)
+                if isinstance(event.details, str):
+                    event.details = json.loads(event.details)
+                event_fields = _fields(event)  # type: ignore[arg-type]
                 if prev_hash != expected_prev:
                     problems.append(
                         ChainProblem(event_id, "chain broken: event missing or reordered before")
