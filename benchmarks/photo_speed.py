@@ -14,8 +14,10 @@ framings and both file sizes:
 
 Goal (issue #13): ours within 2x the floor. Also printed: ours' stages (wall), ours' CPU against the
 CPU floor in three parts (read_photo; the landmark stage timed again on its own, outside ours'
-time; the rest), 12 MP HEIC against the same frame as JPEG (``--heic``), and throughput with 1 and 2
-warm worker processes (``--throughput``).
+time; the rest); the measure command as a user or an outside check runs it (one fresh process on
+``--batch`` photos, start-up included, the next file read while the current one is measured); the
+CPU of one engine start (each upload's worker process pays it); 12 MP HEIC against the same frame as
+JPEG (``--heic``), and throughput with 1 and 2 warm worker processes (``--throughput``).
 
 Test photos: skimage's astronaut() upscaled into a 12 MP frame on a grainy, textured background, JPEG
 quality 92. ``portrait``: 3000 x 4000, the face ~40 % of the width, as in clinical photography;
@@ -23,7 +25,7 @@ quality 92. ``portrait``: 3000 x 4000, the face ~40 % of the width, as in clinic
 full-range one finds it). The grain sets the file size: about 1.7 MB and 3.6 MB (``SIZES``).
 
 Usage: .venv/bin/python benchmarks/photo_speed.py [--photos N] [--repeats R]
-           [--framing wide|portrait|both] [--size 1.7|3.6|both] [--heic] [--throughput]
+           [--framing wide|portrait|both] [--size 1.7|3.6|both] [--batch N] [--heic] [--throughput]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -225,6 +228,9 @@ def main() -> None:
     parser.add_argument(
         "--throughput", action="store_true", help="also 1 vs 2 warm worker processes"
     )
+    parser.add_argument(
+        "--batch", type=int, default=30, help="photos per run of the measure command (batch rows)"
+    )
     args = parser.parse_args()
     framings = ("portrait", "wide") if args.framing == "both" else (args.framing,)
     sizes = ("1.7", "3.6") if args.size == "both" else (args.size,)
@@ -235,6 +241,7 @@ def main() -> None:
     rows: list[tuple[str, float, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         every: list[Path] = []
+        folders: list[Path] = []
         for framing in framings:
             for size in sizes:
                 folder = Path(tmp) / f"{framing}_{size}"
@@ -243,6 +250,7 @@ def main() -> None:
                     folder, args.photos, noise=SIZES[framing][size], framing=framing
                 )
                 every += paths
+                folders.append(folder)
                 if len(rows) == 0:
                     ours(paths[0]), naive(paths[0])  # warm up (model load)
                 times = side_by_side(paths, args.repeats)
@@ -289,6 +297,8 @@ def main() -> None:
                 f"   {framing:9} {mb:4.1f} MB  {t['ours_decode_cpu'] / floor_cpu:5.2f}x | "
                 f"{t['landmarks_cpu'] / floor_cpu:5.2f}x | {rest / floor_cpu:5.2f}x"
             )
+        batch_rows(rows, folders, args.batch)
+        engine_start()
         if args.heic:
             heic_against_jpeg(Path(tmp), every[0], args.repeats)
         if args.throughput:
@@ -304,6 +314,75 @@ def main() -> None:
                 f"2-worker gain: {rates[2] / rates[1]:.2f}x (ideal 2.0x on 2 free cores); "
                 f"load average now {os.getloadavg()[0]:.1f}"
             )
+
+
+def _command_wall(paths: list[Path], runs: int = 3) -> float:
+    """Median wall seconds of ``python -m analysis measure PATHS --json`` in a fresh process."""
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "analysis", "measure", *map(str, paths), "--json"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        walls.append(time.perf_counter() - start)
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        assert len(lines) == len(paths) and all('"ok": true' in line for line in lines)
+    return statistics.median(walls)
+
+
+def batch_rows(
+    rows: list[tuple[str, float, dict[str, Any]]], folders: list[Path], count: int
+) -> None:
+    """The measure command as a user (or an outside check) runs it: one fresh process on ``count``
+    photos of each row (its photos in turn), start-up included, against the floor of those photos.
+    The command reads each next file on a thread while it measures the current one
+    (``analysis.photos.measure.measure_paths``); "each further photo" is the wall time a photo
+    adds, (wall(count) - wall(1)) / (count - 1)."""
+    print(
+        f"\nthe measure command, one process, {count} photos per run (start-up included; medians "
+        "of 3 runs), ms per photo:"
+    )
+    print(
+        f"{'framing':9} {'MB':>4} {'floor':>6} {'one photo':>10} {'per photo':>10} {'x floor':>8} "
+        f"{'each further':>13} {'x floor':>8} {'naive':>6} {'naive/ours':>10}"
+    )
+    for (framing, mb, t), folder in zip(rows, folders, strict=True):
+        paths = sorted(folder.glob("*.jpg"))
+        batch = [paths[i % len(paths)] for i in range(count)]
+        floor = min(t["floor_pil"], t["floor_cv2"])
+        one, many = _command_wall(batch[:1]), _command_wall(batch)
+        per, further = many / count, (many - one) / (count - 1)
+        print(
+            f"{framing:9} {mb:4.1f} {1000 * floor:6.1f} {1000 * one:10.0f} {1000 * per:10.1f} "
+            f"{per / floor:7.2f}x {1000 * further:13.1f} {further / floor:7.2f}x "
+            f"{1000 * t['naive']:6.0f} {t['naive'] / per:9.2f}x"
+        )
+    print(
+        "   (naive: the in-process per-photo figure above, its start-up not counted: a lower bound)"
+    )
+
+
+def engine_start(runs: int = 3) -> None:
+    """CPU seconds of one engine start in a fresh process, as each upload's worker pays it
+    (analysis.photos.worker: imports, FaceMesh graphs, the warm-up measurement)."""
+    probe = (
+        "import resource; from analysis.photos.worker import _measure_bytes_warmup as w; w(); "
+        "u = resource.getrusage(resource.RUSAGE_SELF); print(u.ru_utime + u.ru_stime)"
+    )
+    cpus = []
+    for _ in range(runs):
+        proc = subprocess.run(
+            [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        cpus.append(float(proc.stdout.strip().splitlines()[-1]))
+    print(
+        f"engine start in a fresh process (imports, FaceMesh graphs, warm-up photo), as each "
+        f"upload's worker process pays it: {statistics.median(cpus):.2f} s CPU (median of {runs})"
+    )
 
 
 def _pool_throughput(batch: list[str], workers: int) -> tuple[float, float]:

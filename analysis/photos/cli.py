@@ -95,14 +95,16 @@ def _failed(path: str, view: str | None, message: str) -> Any:
 def measure_many(
     paths: Sequence[str], *, view: str | None = None, workers: int = 1
 ) -> Iterator[Any]:
-    """Yield a ``PhotoMeasurement`` per path, in order, measuring in ``workers`` processes.
+    """Yield a ``PhotoMeasurement`` per path, in order, measuring in ``workers`` processes (one:
+    in this process, each next file read while the current one is measured).
 
     A crashed worker process turns the photos it had not finished into ``ok=False`` results.
     """
     jobs = [(str(p), view) for p in paths]
     if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield _measure_one(job)
+        from analysis.photos.measure import measure_paths
+
+        yield from measure_paths([path for path, _ in jobs], view=view)  # next file read ahead
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

@@ -353,7 +353,10 @@ def _pillow_guard(what: str = "decoded") -> Iterator[None]:
         ) from exc
 
 
-_WARNINGS_LOCK = threading.Lock()
+WARNINGS_LOCK = threading.Lock()
+"""Held by every ``warnings.catch_warnings`` block of the photo engine (here and
+:mod:`analysis.photos.landmarks`): the filters are process-wide, and a photo is read on one thread
+while another is measured (:func:`analysis.photos.measure.measure_paths`)."""
 
 
 @contextmanager
@@ -364,7 +367,7 @@ def _bomb_warning_is_error() -> Iterator[None]:
     runs under a lock. It only covers opening the header and reading EXIF (milliseconds): the
     bomb check happens in ``Image.open``, never while decoding pixels.
     """
-    with _WARNINGS_LOCK, warnings.catch_warnings():
+    with WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # plugins warn about malformed metadata they skip
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         yield
@@ -501,7 +504,9 @@ def rgb_array(image: Image.Image) -> np.ndarray:
             import cv2
             import pyarrow as pa
 
-            pixels = pa.array(image).flatten().to_numpy(zero_copy_only=True)
+            flat = pa.array(image).flatten()
+            # the data buffer itself (Arrow's to_numpy would import pandas: ~0.2 s at start-up)
+            pixels = np.frombuffer(flat.buffers()[1], np.uint8, count=len(flat), offset=flat.offset)
             padded = pixels.reshape(image.height, image.width, 4)
             return np.ascontiguousarray(cv2.cvtColor(padded, cv2.COLOR_RGBA2RGB))
         except Exception:  # noqa: BLE001 - any export problem: the plain copy below

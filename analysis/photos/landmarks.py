@@ -130,21 +130,23 @@ def _quiet_stderr() -> Iterator[None]:
 def _backend() -> dict[str, Any]:
     """Build (once per process) the FaceMesh and the full-range detector. Call with ``_LOCK`` held."""
     if not _BACKEND:
-        with _quiet_stderr(), warnings.catch_warnings():
+        from analysis.photos.ingest import WARNINGS_LOCK  # filters are process-wide: see there
+
+        with _quiet_stderr(), WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # protobuf API notes from mediapipe
-            import mediapipe as mp  # the only mediapipe import in Candor
+            face_mesh, face_detection = _solution_modules()
 
             with contextlib.suppress(Exception):
                 from absl import logging as absl_logging
 
                 absl_logging.set_verbosity(absl_logging.ERROR)
-            _BACKEND["mesh"] = mp.solutions.face_mesh.FaceMesh(
+            _BACKEND["mesh"] = face_mesh.FaceMesh(
                 static_image_mode=True,
                 max_num_faces=1,
                 refine_landmarks=True,
                 min_detection_confidence=0.5,
             )
-            _BACKEND["detector"] = mp.solutions.face_detection.FaceDetection(
+            _BACKEND["detector"] = face_detection.FaceDetection(
                 model_selection=1, min_detection_confidence=0.5
             )
             # the first run of each graph prints its delegate/feedback warnings: do it silently
@@ -152,6 +154,51 @@ def _backend() -> dict[str, Any]:
             _BACKEND["mesh"].process(blank)
             _BACKEND["detector"].process(blank)
     return _BACKEND
+
+
+def _solution_modules() -> tuple[Any, Any]:
+    """mediapipe's ``face_mesh`` and ``face_detection`` solution modules (the only mediapipe import
+    in Candor), loaded without first running the ``mediapipe`` and ``mediapipe.python.solutions``
+    package ``__init__`` files.
+
+    Those import every solution, ``mediapipe.tasks`` and, for the drawing utilities,
+    ``matplotlib.pyplot``: 0.35 s of each engine start for nothing the engine uses, and the engine
+    starts once per uploaded photo (a fresh worker process per upload, analysis.photos.worker). The
+    two packages are registered as modules whose ``__init__`` runs on the first use of any name it
+    defines, so a later ``import mediapipe`` elsewhere still gets the whole package
+    (tests/photos/test_engine_start.py).
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    if "mediapipe" not in sys.modules:  # else it is imported already, the plain way or this way
+        for name in ("mediapipe", "mediapipe.python.solutions"):
+            if name != "mediapipe":
+                importlib.import_module("mediapipe.python")  # the bindings the solutions use
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"{name} is not installed")
+            sys.modules[name] = _deferred_package(spec)
+    return (
+        importlib.import_module("mediapipe.python.solutions.face_mesh"),
+        importlib.import_module("mediapipe.python.solutions.face_detection"),
+    )
+
+
+def _deferred_package(spec: Any) -> Any:
+    """A package module whose ``__init__`` code runs on the first look-up of a name it lacks."""
+    import importlib.util
+
+    module = importlib.util.module_from_spec(spec)
+
+    def __getattr__(name: str) -> Any:  # noqa: N807 - the module-level hook (PEP 562)
+        del module.__getattr__
+        spec.loader.exec_module(module)
+        return getattr(module, name)
+
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    return module
 
 
 def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:

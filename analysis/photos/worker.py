@@ -33,6 +33,7 @@ tests can substitute a function that segfaults or hangs and prove the parent sur
 from __future__ import annotations
 
 import importlib
+import io
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -460,14 +461,18 @@ def _measure_bytes_warmup() -> None:
         from analysis.photos.measure import measure_photo
     except ImportError:
         return
-    from skimage import data
+    from importlib.resources import files
 
-    face = np.ascontiguousarray(data.astronaut())
+    from PIL import Image
+
+    # the bundled file read with Pillow: skimage.data.astronaut() would import skimage.io (~0.2 s)
+    with Image.open(
+        io.BytesIO((files("skimage") / "data" / "astronaut.png").read_bytes())
+    ) as sample:
+        face = np.ascontiguousarray(sample.convert("RGB"))
     h, w = face.shape[:2]
     photo = IngestedPhoto("0" * 64, "PNG", w, h, face, 1.0, None, None, None, 1)
     measure_photo(photo, view="face_frontal")
-    from PIL import Image
-
     from analysis.photos.ingest import rgb_array
 
     rgb_array(Image.new("RGB", (8, 8)))  # loads the zero-copy export (pyarrow) ingest uses

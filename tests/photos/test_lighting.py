@@ -6,6 +6,7 @@ once per session; the face-free tests need none.
 
 from __future__ import annotations
 
+import warnings
 from itertools import pairwise
 
 import cv2
@@ -265,9 +266,35 @@ def test_fast_lab_conversions_equal_skimage() -> None:
     np.testing.assert_allclose(lightness_of_image(image), rgb2lab(image)[..., 0], atol=1e-3)
 
 
+def test_lab_to_srgb_equals_skimage_lab2rgb_and_the_noise_jacobian_is_unchanged() -> None:
+    """``srgb_of_lab`` gives lab2rgb's figures (in gamut, out of gamut, negative z, darks), and
+    the pixel noise carried into L*a*b* equals the same finite difference done with skimage."""
+    from skimage.color import lab2rgb, rgb2lab
+
+    from analysis.photos.lighting import _noise_in_lab, srgb_of_lab
+
+    rng = np.random.default_rng(5)
+    lab = np.c_[rng.uniform(0, 100, 4000), rng.uniform(-110, 110, (4000, 2))]
+    lab[:3] = [[0.0, 0.0, 0.0], [100.0, 0.0, 0.0], [2.0, 40.0, -90.0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lab2rgb warns about the negative-z colours it clips
+        expected = lab2rgb(lab.reshape(-1, 1, 3)).reshape(-1, 3)
+    np.testing.assert_allclose(srgb_of_lab(lab), expected, atol=1e-9)
+    for colour, noise in (((62.0, 14.0, 18.0), (3.0, 2.5, 4.0)), ((30.0, -5.0, 9.0), (1.0, 1, 1))):
+        base = np.clip(lab2rgb(np.array(colour).reshape(1, 1, 3)).reshape(3) * 255.0, 2.0, 253.0)
+        probe = np.repeat(base[None, :], 4, axis=0) + np.r_[np.zeros((1, 3)), np.eye(3)]
+        jac = (lambda lab_: (lab_[1:] - lab_[0]).T)(
+            rgb2lab((probe / 255.0).reshape(-1, 1, 3)).reshape(-1, 3)
+        )
+        want = np.sqrt((jac**2) @ (np.array(noise) ** 2))
+        np.testing.assert_allclose(
+            _noise_in_lab(np.array(colour), np.array(noise)), want, rtol=1e-9
+        )
+
+
 def test_vertex_normals_equal_the_svd_of_each_vertex_neighbourhood() -> None:
-    """Normals (k-d tree neighbours, 3 x 3 eigenvectors) are the PCA normals of the 12 nearest
-    mesh points, as the brute-force sort and batched SVD compute them."""
+    """Normals (OpenCV float32 k-nearest, 3 x 3 eigenvectors) are the PCA normals of the 12 nearest
+    mesh points, as a float64 brute-force sort and batched SVD compute them."""
     from analysis.photos.lighting import vertex_normals
 
     pts = astronaut_landmarks()

@@ -245,3 +245,32 @@ def test_speed_benchmarks_naive_landmarks_find_the_same_face(astronaut: np.ndarr
             < 0.02 * width
         )
     assert naive_landmarks(data.coffee()) is None
+
+
+def test_measure_paths_reads_ahead_and_gives_measure_paths_results_in_order(
+    tmp_path: Path, astronaut: np.ndarray
+) -> None:
+    """The batch form (next file decoded on a reader thread) returns, in input order, what
+    measure_path returns for each file: good photos, a missing file, a non-image, a truncated
+    JPEG and a photo over the pixel limit among them."""
+    from analysis.photos.measure import measure_paths
+
+    good = tmp_path / "astronaut.jpg"
+    Image.fromarray(astronaut).save(good, quality=92)
+    rolled = tmp_path / "rolled.png"
+    Image.fromarray(rotate_clockwise(astronaut, 10)).save(rolled)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo\n")
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[:3000])
+    huge = tmp_path / "huge.png"  # 9,000 x 9,000: over the 80 MP limit, read as a header only
+    Image.new("L", (9000, 9000)).save(huge, optimize=False)
+    paths = [text, good, tmp_path / "missing.jpg", cut, huge, rolled, good]
+    batch = list(measure_paths(paths, view="face_frontal"))
+    single = [measure_path(p, view="face_frontal") for p in paths]
+    assert [m.path for m in batch] == [str(p) for p in paths]
+    assert [m.ok for m in batch] == [False, True, False, False, False, True, True]
+    for got, want in zip(batch, single, strict=True):
+        assert got.error == want.error
+        assert got.to_json_dict() == want.to_json_dict()
+    assert "megapixels" in (batch[4].error or ""), batch[4].error

@@ -1,0 +1,45 @@
+"""What a fresh process loads to measure one photo: the engine starts once per upload (one worker
+process per upload, analysis.photos.worker), so what it imports is paid on every photo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import PROJECT_ROOT
+
+PROBE = """
+import json, sys
+from analysis.photos.worker import _measure_bytes, _measure_bytes_warmup
+from PIL import Image
+import io
+_measure_bytes_warmup()
+buffer = io.BytesIO()
+from importlib.resources import files
+Image.open(files("skimage") / "data" / "astronaut.png").convert("RGB").save(buffer, "JPEG")
+result = _measure_bytes(buffer.getvalue(), view="face_frontal")
+loaded = sorted(
+    name for name in ("matplotlib", "pandas", "scipy", "mediapipe.tasks", "skimage.io")
+    if name in sys.modules
+)
+import mediapipe as mp  # a later plain import still gets the whole package
+whole = (mp.__version__, callable(mp.solutions.face_mesh.FaceMesh), hasattr(mp.tasks, "vision"))
+print(json.dumps({"ok": result.ok, "yaw": result.yaw_deg, "loaded": loaded, "whole": whole}))
+"""
+
+
+def test_a_photo_is_measured_without_plotting_dataframe_or_scipy_modules() -> None:
+    """... and a later plain ``import mediapipe`` still gets the whole package."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["ok"] is True and isinstance(out["yaw"], float)
+    assert out["loaded"] == [], f"the engine start imported {out['loaded']}"
+    assert out["whole"] == ["0.10.21", True, True]
