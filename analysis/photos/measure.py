@@ -44,6 +44,7 @@ import numpy as np
 from analysis.photos.types import PhotoMeasurement, is_scalp_view
 
 if TYPE_CHECKING:
+    from analysis.photos.ingest import IngestedPhoto
     from analysis.photos.landmarks import LandmarkBackend
 
 THUMB_MAX_SIDE = 384
@@ -282,7 +283,8 @@ def measure_paths(
 
     Reading (file, hash, JPEG decode) releases the GIL, and so does FaceMesh, so on two cores the
     next photo's decode runs beside this photo's landmarks and checks: a batch takes about the
-    longer of the two per photo instead of their sum (``benchmarks/photo_speed.py``, "batch").
+    longer of the two per photo instead of their sum (``benchmarks/photo_speed.py``, "the measure
+    command").
     One photo is read ahead (one analysis copy and one file's bytes held beyond the current one).
     The results, in order, are those of :func:`measure_path`: it never raises for bad input.
     """
@@ -305,7 +307,7 @@ def measure_paths(
             del photo
 
 
-def _read(path: str | Path, *, view: str | None) -> Any:
+def _read(path: str | Path, *, view: str | None) -> IngestedPhoto | PhotoMeasurement:
     """``read_photo(path)``, or the ``ok=False`` :class:`PhotoMeasurement` saying why it cannot be."""
     name = str(path)
     try:
