@@ -8,13 +8,16 @@
 2. The isolated worker: ``analyse_in_worker`` (fork-server child, limits, default target
    ``read_photo`` + ``measure_photo``) with no standby (a cold child imports mediapipe and builds
    FaceMesh) and with the warm standby ready, versus the same two calls in-process.
+3. A multi-file upload: ``--uploads`` 12 MP JPEGs through ``analyse_in_worker`` one after another
+   (the first takes the warm standby, each next one the standby started after the job before),
+   versus the same files measured in-process.
 
 The photos are skimage's ``astronaut()`` scaled up (no patient data). Timings are medians of
 ``--repeat`` runs; the machine is shared, so compare columns within one run, not across runs.
 
 Usage::
 
-    .venv/bin/python -m benchmarks.ingest_speed [--repeat 5] [--worker-repeat 3]
+    .venv/bin/python -m benchmarks.ingest_speed [--repeat 5] [--worker-repeat 3] [--uploads 5]
 """
 
 from __future__ import annotations
@@ -108,6 +111,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--worker-repeat", type=int, default=3)
     parser.add_argument("--standby-wait-s", type=float, default=8.0)
+    parser.add_argument(
+        "--uploads", type=int, default=5, help="files in the multi-file upload of part 3"
+    )
     args = parser.parse_args()
 
     raw = _jpeg_12mp()
@@ -164,6 +170,38 @@ def main() -> None:
     print(f"   in-process (models already loaded)          {inproc_s * 1000:8.0f} ms")
     print(f"   analyse_in_worker, no standby (cold child)  {cold_s * 1000:8.0f} ms")
     print(f"   analyse_in_worker, warm standby child       {warm_s * 1000:8.0f} ms")
+
+    # 3) a multi-file upload: the Capture page analyses its files one after another, each in a
+    # fresh sandboxed child; the first takes the warm standby, the next ones wait for the standby
+    # started after the previous job, so from the second on each pays an engine start
+    uploads = [raw] * args.uploads
+    in_process_each = []
+    for upload in uploads:
+        started = time.perf_counter()
+        photo = read_photo(upload)
+        if measure_photo is not None:
+            measure_photo(photo, view="face_frontal")
+        in_process_each.append(time.perf_counter() - started)
+    worker.start_standby()
+    time.sleep(args.standby_wait_s)
+    each = []
+    for upload in uploads:
+        started = time.perf_counter()
+        analyse_in_worker(upload, view="face_frontal")
+        each.append(time.perf_counter() - started)
+    worker.stop_standby()
+    print(
+        f"\n3) {args.uploads} uploads of the 12 MP JPEG one after another (a multi-file upload), "
+        "seconds"
+    )
+    print(
+        f"   in-process (models loaded, no sandbox)     {sum(in_process_each):8.2f} "
+        f"(each {', '.join(f'{t:.2f}' for t in in_process_each)})"
+    )
+    print(
+        f"   analyse_in_worker, warm standby first      {sum(each):8.2f} "
+        f"(each {', '.join(f'{t:.2f}' for t in each)})"
+    )
 
 
 if __name__ == "__main__":
