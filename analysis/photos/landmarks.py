@@ -173,28 +173,29 @@ def _solution_modules() -> tuple[Any, Any]:
     import sys
 
     if "mediapipe" not in sys.modules:  # else it is imported already, the plain way or this way
-        for name in ("mediapipe", "mediapipe.python.solutions"):
-            if name != "mediapipe":
-                importlib.import_module("mediapipe.python")  # the bindings the solutions use
-            spec = importlib.util.find_spec(name)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"{name} is not installed")
-            sys.modules[name] = _deferred_package(spec)
+        sys.modules["mediapipe"] = _deferred_package("mediapipe")
+        importlib.import_module("mediapipe.python")  # the bindings the solutions use
+        sys.modules["mediapipe.python.solutions"] = _deferred_package("mediapipe.python.solutions")
     return (
         importlib.import_module("mediapipe.python.solutions.face_mesh"),
         importlib.import_module("mediapipe.python.solutions.face_detection"),
     )
 
 
-def _deferred_package(spec: Any) -> Any:
-    """A package module whose ``__init__`` code runs on the first look-up of a name it lacks."""
+def _deferred_package(name: str) -> Any:
+    """Package ``name`` as a module whose ``__init__`` code runs on the first look-up of a name it
+    lacks (not yet registered in ``sys.modules``: the caller does that)."""
     import importlib.util
 
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{name} is not installed")
+    loader = spec.loader
     module = importlib.util.module_from_spec(spec)
 
     def __getattr__(name: str) -> Any:  # noqa: N807 - the module-level hook (PEP 562)
         del module.__getattr__
-        spec.loader.exec_module(module)
+        loader.exec_module(module)
         return getattr(module, name)
 
     module.__getattr__ = __getattr__  # type: ignore[method-assign]

@@ -587,10 +587,16 @@ _SURROUND_SIDE_PX = 256  # the surround is measured on a copy at most this size
 _SURROUND_MIN_PX = 400  # fewer background pixels than this (on that copy): not measured
 
 
+def _linear_of_srgb(srgb: np.ndarray) -> np.ndarray:
+    """Linear RGB of sRGB values in 0-1 (sRGB's gamma expansion)."""
+    v = np.asarray(srgb, float)
+    out: np.ndarray = np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92)
+    return out
+
+
 def _lightness_lut() -> np.ndarray:
     """CIE L* (D65) of a neutral 8-bit sRGB grey, per level."""
-    v = np.arange(256) / 255.0
-    lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    lin = _linear_of_srgb(np.arange(256) / 255.0)
     f = np.where(lin > (6 / 29) ** 3, np.cbrt(lin), lin / (3 * (6 / 29) ** 2) + 4 / 29)
     return (116.0 * f - 16.0).astype(np.float32)
 
@@ -606,18 +612,11 @@ _XYZ_FROM_RGB = np.array(
 )
 _D65_WHITE = np.array([0.95047, 1.0, 1.08883])
 _LEVELS = np.arange(256) / 255.0
-_LINEAR_OF_LEVEL = np.where(_LEVELS > 0.04045, ((_LEVELS + 0.055) / 1.055) ** 2.4, _LEVELS / 12.92)
+_LINEAR_OF_LEVEL = _linear_of_srgb(_LEVELS)
 
 
 def _lab_f(t: np.ndarray) -> np.ndarray:
     return np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16.0 / 116.0)
-
-
-def _linear_of_srgb(srgb: np.ndarray) -> np.ndarray:
-    """Linear RGB of sRGB values in 0-1 (the gamma expansion ``_LINEAR_OF_LEVEL`` tabulates)."""
-    v = np.asarray(srgb, float)
-    out: np.ndarray = np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92)
-    return out
 
 
 def _lab_of_linear(linear: np.ndarray) -> np.ndarray:

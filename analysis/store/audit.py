@@ -255,7 +255,8 @@ def walk_chain(
     it, and a keyed predecessor makes an unkeyed event a downgrade, as in a walk from the start;
     events before it are not re-hashed (that is the whole walk's job). The rows are read in one
     statement (one consistent snapshot, while other writers append) straight off the DB-API cursor
-    in batches: about 3x faster than loading ORM objects, the same checks.
+    in batches: about 2x faster than loading ORM objects (``benchmarks/audit_speed.py``), the
+    same checks.
     """
     problems: list[ChainProblem] = []
     expected_prev = GENESIS
