@@ -98,7 +98,8 @@ def authenticate(
     Each attempt first claims a slot in the back-off (:func:`analysis.auth.throttle.claim`, one
     atomic statement per key, for the account and, when known, the client ``address``); while a
     key is locked the attempt is refused without checking the password (audited, reason
-    ``locked: ...``). A correct password clears the account's back-off.
+    ``locked: ...``). A correct password clears the account's back-off and hands back its slot
+    on the address key.
     """
     from analysis.auth import throttle
 
@@ -115,6 +116,7 @@ def authenticate(
         details["address"] = address
     if ok:
         throttle.clear_account(session, key_email)
+        throttle.refund_address(session, address)
     elif not slot.allowed:
         wait = slot.retry_at - (time.time() if now is None else now)
         details["reason"] = (

@@ -13,7 +13,10 @@ A claim is one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE locked_until <= now 
 3.35+ and PostgreSQL): it counts the attempt as a failure *before* the password is checked and, on
 the claim that reaches the limit, sets ``locked_until`` in the same statement. A locked key returns
 no row and the attempt is refused without checking the password, so however many guesses arrive at
-once, at most ``limit`` passwords are checked. A correct password clears the account's keys.
+once, at most ``limit`` passwords are checked. A correct password clears the account's keys and
+gives back the slot it claimed on its address key (:func:`refund_address`): the address key counts
+failures, so a clinic whose staff all sign in from one public address (one NAT) is not locked out
+by its own busy morning, while a sprayer's one success still leaves their failures counted.
 
 The back-off grows with the failures past the limit (:data:`BASE_BACKOFF_S` more per failure, at most
 :data:`MAX_BACKOFF_S`) and expires: a refused attempt does not extend it, and a key with no failure
@@ -34,8 +37,9 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Table, case, delete, or_, select
+from sqlalchemy import Connection, CursorResult, Table, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -203,6 +207,12 @@ def clear_account(session: Session, email: str, *, in_session: bool = False) -> 
         result = session.execute(stmt)
         assert isinstance(result, CursorResult)  # DML returns a cursor result
         return int(result.rowcount or 0)
+    return _run_apart(session, stmt)
+
+
+def _run_apart(session: Session, stmt: Any) -> int:
+    """Execute the DML ``stmt`` committed at once, apart from ``session``'s transaction (see
+    :func:`_side_connection`); rows changed."""
     conn, own = _side_connection(session)
     try:
         if own:
@@ -212,6 +222,25 @@ def clear_account(session: Session, email: str, *, in_session: bool = False) -> 
     finally:
         if own:
             conn.close()
+
+
+def refund_address(session: Session, address: str | None) -> int:
+    """Give back the slot a successful attempt claimed on ``address:<address>`` (one failure
+    fewer, and no lock when that leaves the count below the limit); committed at once like the
+    claim. Rows changed (0 or 1)."""
+    if address is None:
+        return 0
+    t = SignInThrottle.__table__
+    assert isinstance(t, Table)  # a declarative model's table (typed as FromClause)
+    stmt = (
+        update(t)
+        .where(t.c.key == f"address:{address}", t.c.failures > 0)
+        .values(  # the right-hand sides read the row as it was
+            failures=t.c.failures - 1,
+            locked_until=case((t.c.failures - 1 < ADDRESS_LIMIT, 0.0), else_=t.c.locked_until),
+        )
+    )
+    return _run_apart(session, stmt)
 
 
 def locked_until(

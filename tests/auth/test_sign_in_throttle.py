@@ -319,3 +319,39 @@ def test_stale_counters_are_pruned_but_locked_ones_kept(engine: Engine) -> None:
     with db.session_scope(engine) as session:
         keys = set(session.scalars(select(SignInThrottle.key)))
     assert keys == {"account:nobody-locked@test"}
+
+
+def test_a_clinic_signing_in_from_one_address_is_not_locked_out(engine: Engine) -> None:
+    """Staff behind one public address (a clinic's NAT) sign in many times a morning: correct
+    passwords give their address slot back, so more successes than the address limit pass (the
+    load benchmark's 50 users from one proxy address were refused after 20 before)."""
+    clinic = "198.51.100.20"
+    emails = [f"staff{n}@test" for n in range(throttle.ADDRESS_LIMIT + 10)]
+    with db.session_scope(engine) as session:
+        password_hash = session.scalars(
+            select(User.password_hash).where(User.email == "clinician@test")
+        ).one()
+        for email in emails:
+            session.add(
+                User(email=email, display_name=email, role="clinician", password_hash=password_hash)
+            )
+    for email in emails:
+        assert _try(engine, email, PASSWORD, address=clinic, now=T0) is not None, email
+    with db.session_scope(engine) as session:
+        row = session.get(SignInThrottle, f"address:{clinic}")
+        assert row is None or row.failures == 0
+
+
+def test_a_sprayers_own_success_does_not_wipe_their_failures(engine: Engine) -> None:
+    """The refund is one slot, not a reset: failures before and after a success from the same
+    address still add up to the lock."""
+    sprayer = "192.0.2.77"
+    for n in range(throttle.ADDRESS_LIMIT - 1):
+        assert _try(engine, f"guess{n}@test", "Spring2026!", address=sprayer, now=T0) is None
+    assert _try(engine, "other@test", PASSWORD, address=sprayer, now=T0) is not None
+    assert _try(engine, "guess-last@test", "Spring2026!", address=sprayer, now=T0) is None
+    with db.session_scope(engine) as session:
+        row = session.get(SignInThrottle, f"address:{sprayer}")
+        assert row is not None and row.failures == throttle.ADDRESS_LIMIT
+        assert row.locked_until > T0
+    assert _try(engine, "clinician@test", PASSWORD, address=sprayer, now=T0) is None  # locked
