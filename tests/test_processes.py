@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+# imported at collection, so its fork server preload is set before a test here starts the server
+from analysis.photos import worker
 from analysis.processes import main_module_hidden
 
 
@@ -40,3 +42,21 @@ def test_pool_children_do_not_rerun_the_page_script(page_as_main: None, method: 
         assert [f.result(timeout=60) for f in futures] == [0, 1, 4, 9]
     main_file = sys.modules["__main__"].__file__
     assert main_file is not None and main_file.endswith("page.py")  # restored afterwards
+
+
+def _echo(data: bytes, *, view: str | None) -> tuple[int, str | None]:
+    return len(data), view
+
+
+def test_a_photo_worker_never_reruns_the_page_even_unhidden(
+    page_as_main: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ``streamlit run`` another thread's script run can put the page back into
+    ``sys.modules["__main__"]`` while a worker starts; simulated here by not hiding it at all.
+    The fork server's guard (analysis.forkserver_guard) keeps the child from running it (without
+    it the child ran page.py, exited, and the job came back as a crash)."""
+    from contextlib import nullcontext
+
+    monkeypatch.setattr(worker, "main_module_hidden", nullcontext)
+    result = worker.analyse_in_worker(b"12345", view="face_frontal", target=f"{__name__}:_echo")
+    assert (result.outcome, result.measurement) == ("ok", (5, "face_frontal")), result.error

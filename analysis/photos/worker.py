@@ -13,7 +13,8 @@ How a child is run
 * Start method ``forkserver``: children are forked from a small single-threaded server process
   (never from the multi-threaded Streamlit server), with ``analysis.photos.ingest`` (numpy,
   Pillow, pillow-heif) preloaded. The caller's ``__main__`` (under Streamlit: the page script)
-  is hidden while a child starts, so it is not re-run there.
+  is hidden while a child starts, and the fork server never re-runs one anyway
+  (``analysis.forkserver_guard``: Streamlit swaps the page back in from other threads).
 * **Warm standby.** Importing mediapipe and building FaceMesh takes seconds, so for the default
   target one child is kept started ahead: it sets its limits, imports and warms the engine on a
   bundled sample portrait, then waits for its single job. Each call takes the standby and, once
@@ -68,7 +69,7 @@ DEFAULT_MEMORY_MB: int = 2048
 STANDBY_TARGETS: frozenset[str] = frozenset({DEFAULT_TARGET})
 """Targets for which a warm child is kept started ahead (one per target and memory limit)."""
 
-PRELOAD: tuple[str, ...] = ("analysis.photos.ingest",)
+PRELOAD: tuple[str, ...] = ("analysis.forkserver_guard", "analysis.photos.ingest")
 """Modules imported once in the fork server. mediapipe is deliberately not among them: importing
 it starts a native thread, and forking a process with foreign threads can deadlock the child; the
 warm standby hides its start-up cost instead (benchmarks/ingest_speed.py)."""
