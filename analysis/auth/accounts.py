@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import secrets
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -71,7 +71,17 @@ def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_hex(16))
 
 
-def _check_password(user: User | None, password: str) -> bool:
+class _Account(Protocol):
+    """What sign-in reads of a user (a ``User`` or a row of its columns)."""
+
+    id: int
+    email: str
+    role: str
+    active: bool
+    password_hash: str | None
+
+
+def _check_password(user: _Account | None, password: str) -> bool:
     """Verify ``password``, spending one Argon2 verification whatever the account: unknown emails,
     inactive accounts and accounts without a local password are checked against a dummy hash, so
     the time taken does not tell which emails have accounts."""
@@ -106,7 +116,18 @@ def authenticate(
     email = normalise_email(email)
     key_email = email or "(empty)"
     slot = throttle.claim(session, key_email, address, now=now)
-    user = session.scalar(select(User).where(func.lower(User.email) == email))
+    # The account is read, and the back-off cleared, on the throttle's own connection, returned
+    # to the pool before ``session`` takes one for the audit event: a sign-in never holds one
+    # connection while it waits for another (as many sign-ins at once as the pool has
+    # connections deadlocked it: 24 of 50 users timed out so in benchmarks/load_replicas.py).
+    user = throttle.run_apart(
+        session,
+        lambda conn: conn.execute(
+            select(User.id, User.email, User.role, User.active, User.password_hash).where(
+                func.lower(User.email) == email
+            )
+        ).first(),
+    )
     who = Actor(
         user_id=user.id if user else None, email=key_email, role=user.role if user else "clinician"
     )
@@ -134,7 +155,7 @@ def authenticate(
         object_id=user.id if user else "",
         details=details,
     )
-    return actor_for(user) if ok and user is not None else None
+    return Actor(user_id=user.id, email=user.email, role=user.role) if ok and user else None
 
 
 def is_locked(session: DbSession, *, email: str, address: str | None = None) -> bool:
@@ -166,7 +187,7 @@ def authenticate_oidc(session: DbSession, *, email: str | None) -> Actor | None:
         if ok
         else {"method": "oidc", "reason": "no active Candor account for this identity"},
     )
-    return actor_for(user) if ok and user is not None else None
+    return Actor(user_id=user.id, email=user.email, role=user.role) if ok and user else None
 
 
 def auth_mode() -> str:

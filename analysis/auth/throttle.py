@@ -35,9 +35,9 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, CursorResult, Table, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from analysis import config
 from analysis.store.models import SignInThrottle
 
+T = TypeVar("T")
 PAIR_LIMIT = 5
 ADDRESS_LIMIT = 20
 ACCOUNT_LIMIT = 20
@@ -210,18 +211,23 @@ def clear_account(session: Session, email: str, *, in_session: bool = False) -> 
     return _run_apart(session, stmt)
 
 
-def _run_apart(session: Session, stmt: Any) -> int:
-    """Execute the DML ``stmt`` committed at once, apart from ``session``'s transaction (see
-    :func:`_side_connection`); rows changed."""
+def run_apart(session: Session, work: Callable[[Connection], T]) -> T:
+    """``work(connection)`` committed at once, apart from ``session``'s transaction, on a
+    connection of its own that goes back to the pool before this returns (see
+    :func:`_side_connection`)."""
     conn, own = _side_connection(session)
     try:
         if own:
             with conn.begin():
-                return int(conn.execute(stmt).rowcount or 0)
-        return int(conn.execute(stmt).rowcount or 0)
+                return work(conn)
+        return work(conn)
     finally:
         if own:
             conn.close()
+
+
+def _run_apart(session: Session, stmt: Any) -> int:
+    return run_apart(session, lambda conn: int(conn.execute(stmt).rowcount or 0))
 
 
 def refund_address(session: Session, address: str | None) -> int:

@@ -355,3 +355,50 @@ def test_a_sprayers_own_success_does_not_wipe_their_failures(engine: Engine) -> 
         assert row is not None and row.failures == throttle.ADDRESS_LIMIT
         assert row.locked_until > T0
     assert _try(engine, "clinician@test", PASSWORD, address=sprayer, now=T0) is None  # locked
+
+
+def test_simultaneous_sign_ins_never_wait_for_a_second_pooled_connection(
+    db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As many correct sign-ins at once as the pool has connections: each used to hold its
+    session's connection through the password check and then wait for a second one for the
+    back-off, so all of them waited for each other until the pool timed out (24 of 50 users in
+    benchmarks/load_replicas.py). Made deterministic: a pool of 2, and the two password checks
+    held at a barrier until both are in them."""
+    from sqlalchemy import create_engine
+
+    small = create_engine(
+        db_url,
+        pool_size=2,
+        max_overflow=0,
+        pool_timeout=3,
+        **({"connect_args": {"check_same_thread": False}} if db_url.startswith("sqlite") else {}),
+    )
+    both_checking = threading.Barrier(2, timeout=30)
+    real = accounts.verify_password
+
+    def verify(password_hash: str | None, password: str) -> bool:
+        both_checking.wait()
+        return real(password_hash, password)
+
+    monkeypatch.setattr(accounts, "verify_password", verify)
+    results: dict[str, object] = {}
+
+    def sign_in(email: str) -> None:
+        try:
+            with db.session_scope(small) as session:
+                results[email] = accounts.authenticate(
+                    session, email=email, password=PASSWORD, address="198.51.100.30", now=T0
+                )
+        except Exception as exc:
+            results[email] = exc
+
+    threads = [
+        threading.Thread(target=sign_in, args=(e,)) for e in ("clinician@test", "other@test")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    small.dispose()
+    assert all(isinstance(r, Actor) for r in results.values()) and len(results) == 2, results
