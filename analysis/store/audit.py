@@ -14,7 +14,8 @@ advisory lock (:data:`CHAIN_LOCK`, held until the transaction ends), so writers 
 instead of racing: the head a writer reads is the newest committed one and nobody else can take
 it before the commit. Without the lock, a replica with 50 users on it (benchmarks/load_replicas.py)
 had writers losing the race HEAD_RETRIES times in a row, and their actions refused. On SQLite the
-database's single write lock already serialises writers. Database triggers reject UPDATE and DELETE (migration 0002).
+database's single write lock already serialises writers. Database triggers reject UPDATE and
+DELETE (migration 0002).
 :func:`verify_chain` re-walks the chain and reports edits, deletions, reordering and re-chaining
 without the key.
 """
