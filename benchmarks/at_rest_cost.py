@@ -105,7 +105,7 @@ def child(reps: int) -> dict[str, object]:
     out["save photo"] = statistics.median(saves)
     out["read photo"] = statistics.median(reads)
     for page in PAGES:
-        at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=600)
+        at = AppTest.from_file(str(ROOT / "views" / page), default_timeout=600)
         at.session_state["candor_actor"] = Actor(
             user_id=director.id, email=director.email, role="medical_director"
         )

@@ -55,7 +55,7 @@ db.upgrade()  # a clinic seeded by an older revision gets the current indexes
 def open_page(page, role):
     with db.session_scope() as s:
         u = s.scalars(select(User).where(User.role == role)).first()
-    at = AppTest.from_file(os.path.join(ROOT, "pages", page), default_timeout=600)
+    at = AppTest.from_file(os.path.join(ROOT, "views", page), default_timeout=600)
     at.session_state["candor_actor"] = Actor(user_id=u.id, email=u.email, role=role)
     return at
 

@@ -1,7 +1,7 @@
 """The floors hold: pages call services only, store is persistence only, the engines are pure.
 
 import-linter (``lint-imports``, run by ``make test``) holds the contracts between packages of
-``analysis``; this test holds what it cannot see (``pages/`` is not a package) and the rules that are
+``analysis``; this test holds what it cannot see (``views/`` is not a package) and the rules that are
 not about imports (who calls ``require``, who reads the environment).
 """
 
@@ -39,7 +39,7 @@ def _violations(paths: list[Path], allowed: tuple[str, ...]) -> list[str]:
 
 
 def test_pages_import_only_services_and_the_ui_frame() -> None:
-    pages = sorted((ROOT / "pages").glob("*.py"))
+    pages = sorted((ROOT / "views").glob("*.py"))
     assert len(pages) > 5
     assert _violations(pages, ("analysis.services", "ui")) == []
 
@@ -78,7 +78,7 @@ def test_production_code_does_not_import_the_demo() -> None:
         for p in sorted((ROOT / "analysis").rglob("*.py"))
         if "demo" not in p.parts and p.name not in ("cli.py",)
     ]
-    paths += sorted((ROOT / "pages").glob("*.py")) + sorted((ROOT / "ui").glob("*.py"))
+    paths += sorted((ROOT / "views").glob("*.py")) + sorted((ROOT / "ui").glob("*.py"))
     bad = [
         f"{p.relative_to(ROOT)}:{line}"
         for p in paths
@@ -140,7 +140,7 @@ def test_the_environment_is_read_in_one_module() -> None:
     paths = (
         sorted((ROOT / "analysis").rglob("*.py"))
         + sorted((ROOT / "ui").glob("*.py"))
-        + sorted((ROOT / "pages").glob("*.py"))
+        + sorted((ROOT / "views").glob("*.py"))
         + [ROOT / "app.py"]
     )
     bad = [

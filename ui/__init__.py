@@ -1,1 +1,1 @@
-"""The small UI-helper package: the only code besides app.py and pages/ that imports streamlit."""
+"""The small UI-helper package: the only code besides app.py and views/ that imports streamlit."""

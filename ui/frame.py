@@ -32,39 +32,39 @@ class PageSpec:
 
 #: Every page, in navigation order. Titles are used by outside checks: keep them stable.
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("Clinic", "pages/patients.py", "Patients", ":material/groups:", "patient.read"),
+    PageSpec("Clinic", "views/patients.py", "Patients", ":material/groups:", "patient.read"),
     PageSpec(
-        "Clinic", "pages/patient_record.py", "Patient record", ":material/badge:", "patient.write"
+        "Clinic", "views/patient_record.py", "Patient record", ":material/badge:", "patient.write"
     ),
     PageSpec(
-        "Clinic", "pages/series_review.py", "Series review", ":material/compare:", "series.read"
+        "Clinic", "views/series_review.py", "Series review", ":material/compare:", "series.read"
     ),
     PageSpec(
         "Clinic",
-        "pages/capture_photos.py",
+        "views/capture_photos.py",
         "Capture photos",
         ":material/add_a_photo:",
         "photo.capture",
     ),
     PageSpec(
-        "Clinic", "pages/record_visit.py", "Record visit", ":material/edit_note:", "visit.record"
+        "Clinic", "views/record_visit.py", "Record visit", ":material/edit_note:", "visit.record"
     ),
     PageSpec(
-        "Insights", "pages/protocols.py", "Protocols", ":material/compare_arrows:", "cohort.read"
+        "Insights", "views/protocols.py", "Protocols", ":material/compare_arrows:", "cohort.read"
     ),
-    PageSpec("Insights", "pages/timelines.py", "Timelines", ":material/timeline:", "timeline.read"),
+    PageSpec("Insights", "views/timelines.py", "Timelines", ":material/timeline:", "timeline.read"),
     PageSpec(
         "Insights",
-        "pages/blinded_rating.py",
+        "views/blinded_rating.py",
         "Blinded rating",
         ":material/visibility_off:",
         "rating.rate",
     ),
     PageSpec(
-        "Admin", "pages/protocol_setup.py", "Protocol setup", ":material/tune:", "protocol.write"
+        "Admin", "views/protocol_setup.py", "Protocol setup", ":material/tune:", "protocol.write"
     ),
-    PageSpec("Admin", "pages/audit_log.py", "Audit log", ":material/policy:", "audit.read"),
-    PageSpec("Admin", "pages/users.py", "Users", ":material/manage_accounts:", "users.manage"),
+    PageSpec("Admin", "views/audit_log.py", "Audit log", ":material/policy:", "audit.read"),
+    PageSpec("Admin", "views/users.py", "Users", ":material/manage_accounts:", "users.manage"),
 )
 
 

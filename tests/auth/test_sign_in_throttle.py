@@ -294,7 +294,7 @@ def test_users_page_shows_the_back_off_and_unlocks(candor_env: Path) -> None:
         admin_actor = accounts.actor_for(admin)
     for _ in range(accounts.MAX_FAILED_SIGN_INS):
         _try(db.get_engine(), "clinician@test", "wrong")
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "users.py"), default_timeout=60)
+    at = AppTest.from_file(str(PROJECT_ROOT / "views" / "users.py"), default_timeout=60)
     at.session_state[ACTOR_KEY] = admin_actor
     at.run()
     assert not at.exception

@@ -112,3 +112,43 @@ def test_the_protocol_client_signs_in_browses_uploads_and_records(tmp_path: Path
     after = _counts(env)  # what the server wrote, read back from the database
     assert after["photos"] == before["photos"] + 1  # type: ignore[operator]
     assert after["details"] == sorted([*before["details"], "written by the protocol client"])  # type: ignore[misc]
+
+
+async def _sign_in(s: StreamlitSession, email: str) -> list[str]:
+    run = await s.set(s.text("Email", email), s.text("Password", E2E_PASSWORD), s.click("Sign in"))
+    return [b.label for b in run.widgets("button")]
+
+
+async def _first_users_after_a_restart(url: str) -> dict[str, object]:
+    """What the first tabs see on a server nobody has signed in to since it started: one opened on
+    a page's own URL (a bookmark), one whose form was shown before a colleague signed in."""
+    seen: dict[str, object] = {}
+    bookmark, early, colleague = (StreamlitSession(url, timeout_s=60) for _ in range(3))
+    try:
+        run = await bookmark.open(page_name="patients")
+        seen["bookmark_buttons"] = [b.label for b in run.widgets("button")]
+        seen["bookmark_alerts"] = run.texts("alert")
+        await early.open()
+        await colleague.open()
+        seen["colleague"] = await _sign_in(colleague, "director@demo.candor")
+        seen["early"] = await _sign_in(early, "clinician@demo.candor")
+    finally:
+        for s in (bookmark, early, colleague):
+            await s.close()
+    return seen
+
+
+def test_the_first_sign_ins_after_a_restart_are_not_lost(tmp_path: Path) -> None:
+    """Found by the 50-user load benchmark: Streamlit treats a ``pages/`` folder beside the main
+    script as a v1 multipage app until some session calls ``st.navigation`` (a class-wide flag,
+    first set when a session starts). Tabs opened before the first sign-in since the start were
+    sent the v1 page list, so their sign-in click came back as a page change that drops the
+    click: the form again, no message. The same mode ran a bookmarked page's file without the
+    sign-in gate. The page modules live in ``views/`` so that mode never starts."""
+    env = seeded_env(tmp_path / "data", SEED)
+    with serve_app(env, tmp_path / "app.log") as url:
+        seen = asyncio.run(_first_users_after_a_restart(url))
+    assert "Sign in" in seen["bookmark_buttons"], seen  # type: ignore[operator]
+    assert seen["bookmark_alerts"] == [], seen
+    assert "Sign out" in seen["colleague"], seen  # type: ignore[operator]
+    assert "Sign out" in seen["early"], seen  # type: ignore[operator]

@@ -107,7 +107,7 @@ def test_an_idle_session_is_signed_out_on_the_next_run(clinic_dir: Path) -> None
 
 
 def _page(name: str, actor: Actor) -> AppTest:
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / name), default_timeout=TIMEOUT_S)
+    at = AppTest.from_file(str(PROJECT_ROOT / "views" / name), default_timeout=TIMEOUT_S)
     at.session_state[ACTOR_KEY] = actor
     return at.run()
 

@@ -20,7 +20,7 @@ from tests.support.rating_clinic import RatingClinic, seed_rating_clinic
 from ui.frame import ACTOR_KEY
 
 APP = str(PROJECT_ROOT / "app.py")
-PAGE = "pages/blinded_rating.py"
+PAGE = "views/blinded_rating.py"
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_director_creates_a_rater_rates_and_the_director_reads_the_results(
     at = AppTest.from_file(APP, default_timeout=180)  # Protocols shows the blinded column
     at.session_state[ACTOR_KEY] = director
     _ok(at.run())
-    _ok(at.switch_page("pages/protocols.py").run())
+    _ok(at.switch_page("views/protocols.py").run())
     assert "Responders: unblinded and blinded" in _texts(at)
     table = next(d.value for d in at.dataframe if "Blinded" in d.value.columns)
     assert list(table["Study"]) == ["Booster: baseline vs session 3"]

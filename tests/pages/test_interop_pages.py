@@ -53,7 +53,7 @@ def test_series_review_prepares_an_audited_dicom_zip(seeded_clinic: dict[str, in
         user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor", role="clinician"
     )
     at = _open(
-        "pages/series_review.py",
+        "views/series_review.py",
         clinician,
         candor_series_id=seeded_clinic["series_id"],
         review_tab="Report",
@@ -72,7 +72,7 @@ def test_patient_record_exports_the_patient_as_csv(seeded_clinic: dict[str, int]
     clinician = Actor(
         user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor", role="clinician"
     )
-    at = _open("pages/patient_record.py", clinician, candor_series_id=seeded_clinic["series_id"])
+    at = _open("views/patient_record.py", clinician, candor_series_id=seeded_clinic["series_id"])
     next(s for s in at.selectbox if s.label == "Export format").set_value("csv")
     at.run()
     before = len(_events())
@@ -85,7 +85,7 @@ def test_patient_record_exports_the_patient_as_csv(seeded_clinic: dict[str, int]
 
 def test_protocols_offers_the_director_the_analyst_tables(seeded_clinic: dict[str, int]) -> None:
     before = len(_events())
-    at = _open("pages/protocols.py", DIRECTOR)
+    at = _open("views/protocols.py", DIRECTOR)
     at.session_state["protocols.section"] = "Export"  # the downloads are in the Export tab
     at.run()
     assert not at.exception
@@ -155,7 +155,7 @@ def test_record_visit_imports_a_trichoscope_file_after_a_dry_run(candor_env: Pat
     clinician = Actor(
         user_id=ids["clinician_user_id"], email="clinician@demo.candor", role="clinician"
     )
-    at = _open("pages/record_visit.py", clinician)
+    at = _open("views/record_visit.py", clinician)
     before = count()
     bad = b"patient_code,date,area,density_per_cm2,colour\nP-0001,x,v,1,red\n"
     at.file_uploader[0].set_value(("bad.csv", bad, "text/csv"))

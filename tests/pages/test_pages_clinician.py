@@ -81,7 +81,7 @@ def app(seeded_clinic: dict[str, int]) -> OpenPage:
 def test_patients_lists_the_series_and_search_narrows_it(
     app: OpenPage, seeded_clinic: dict[str, int]
 ) -> None:
-    at = app("pages/patients.py")
+    at = app("views/patients.py")
     table = at.dataframe[0].value
     assert set(table["patient_code"]) == {"P-0001", "P-0002"}
     # what a person reads: status words, and photo sets counted against the sessions so far
@@ -98,10 +98,10 @@ def test_patients_lists_the_series_and_search_narrows_it(
     assert at.session_state["candor_series_id"] == seeded_clinic["series_no_consent_id"]
     links = [link for link in at.get("page_link") if isinstance(link, Element)]
     assert "Open in Series review" in [link.label for link in links]
-    at.switch_page("pages/series_review.py")
+    at.switch_page("views/series_review.py")
     _run(at)
     assert "P-0002" in _texts(at) and "P-0001" not in _texts(at)
-    at.switch_page("pages/patients.py")
+    at.switch_page("views/patients.py")
     _run(at)
     at.text_input(key="patients_search").input("nobody")
     _run(at)
@@ -111,7 +111,7 @@ def test_patients_lists_the_series_and_search_narrows_it(
 def test_capture_shows_the_verdict_and_saves_the_photo(
     app: OpenPage, seeded_clinic: dict[str, int]
 ) -> None:
-    at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"])
+    at = app("views/capture_photos.py", series_id=seeded_clinic["series_id"])
     at.selectbox(key="capture_session_id").set_value(seeded_clinic["session2_id"])
     _run(at)
     before = _count(Photo, session_id=seeded_clinic["session2_id"])
@@ -135,7 +135,7 @@ def test_capture_shows_the_verdict_and_saves_the_photo(
 def test_capture_view_can_be_corrected_and_a_retake_discards_the_upload(
     app: OpenPage, seeded_clinic: dict[str, int]
 ) -> None:
-    at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"])
+    at = app("views/capture_photos.py", series_id=seeded_clinic["series_id"])
     at.file_uploader[0].set_value(("side.jpg", astronaut_jpeg(shift_px=6), "image/jpeg"))
     _run(at)
     view = next(s for s in at.selectbox if s.label == "View")
@@ -156,7 +156,7 @@ def test_saving_a_new_baseline_regrades_the_other_uploads_of_that_view(
     app: OpenPage, seeded_clinic: dict[str, int]
 ) -> None:
     at = app(
-        "pages/capture_photos.py",
+        "views/capture_photos.py",
         series_id=seeded_clinic["series_id"],
         capture_session_id=seeded_clinic["session1_id"],
     )
@@ -185,7 +185,7 @@ def test_saving_a_new_baseline_regrades_the_other_uploads_of_that_view(
 def test_capture_without_photo_consent_blocks_saving(
     app: OpenPage, seeded_clinic: dict[str, int]
 ) -> None:
-    at = app("pages/capture_photos.py", series_id=seeded_clinic["series_no_consent_id"])
+    at = app("views/capture_photos.py", series_id=seeded_clinic["series_no_consent_id"])
     assert "has not consented to clinical photography" in _texts(at)
     at.file_uploader[0].set_value(("p2.jpg", astronaut_jpeg(), "image/jpeg"))
     _run(at)
@@ -209,7 +209,7 @@ def test_capture_without_photo_consent_blocks_saving(
 def test_one_bad_file_in_a_batch_is_listed_and_the_others_survive(
     app: OpenPage, seeded_clinic: dict[str, int]
 ) -> None:
-    at = app("pages/capture_photos.py", series_id=seeded_clinic["series_id"])
+    at = app("views/capture_photos.py", series_id=seeded_clinic["series_id"])
     pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
     at.file_uploader[0].set_value(
         [("scan.jpg", pdf, "image/jpeg"), ("good.jpg", astronaut_jpeg(shift_px=2), "image/jpeg")]
@@ -226,7 +226,7 @@ def test_a_batch_of_comparable_photos_saves_in_one_click(
     app: OpenPage, seeded_clinic: dict[str, int]
 ) -> None:
     at = app(
-        "pages/capture_photos.py",
+        "views/capture_photos.py",
         series_id=seeded_clinic["series_id"],
         capture_session_id=seeded_clinic["session2_id"],
     )
@@ -249,7 +249,7 @@ def test_a_batch_of_comparable_photos_saves_in_one_click(
 
 
 def _visit(app: OpenPage, seeded_clinic: dict[str, int]) -> AppTest:
-    at = app("pages/record_visit.py", series_id=seeded_clinic["series_id"])
+    at = app("views/record_visit.py", series_id=seeded_clinic["series_id"])
     at.selectbox(key="visit_session_id").set_value(seeded_clinic["session2_id"])
     return _run(at)
 
@@ -363,7 +363,7 @@ def test_confounder_end_before_start_is_named_then_saved(
 def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(
     app: OpenPage, seeded_clinic: dict[str, int]
 ) -> None:
-    at = app("pages/series_review.py", series_id=seeded_clinic["series_id"])
+    at = app("views/series_review.py", series_id=seeded_clinic["series_id"])
     assert "P-0001" in _texts(at)
     assert len(at.get("plotly_chart")) == 1  # the timeline; other tabs run only when opened
     assert len(at.get("image")) >= 3  # the photo grid (default tab)
@@ -391,7 +391,7 @@ def test_series_review_opens_an_aligned_comparison_and_labels_bad_pairs(
 def test_series_report_is_audited_before_download(
     app: OpenPage, seeded_clinic: dict[str, int]
 ) -> None:
-    at = app("pages/series_review.py", series_id=seeded_clinic["series_id"], review_tab="Report")
+    at = app("views/series_review.py", series_id=seeded_clinic["series_id"], review_tab="Report")
     before = _count(AuditEvent, action="report.export")
     assert not at.get("download_button")
     next(b for b in at.button if b.label == "Prepare PDF progress report").click()
@@ -408,7 +408,7 @@ def test_every_thumbnail_view_is_audited_and_withdrawal_hides_photos_on_the_next
     clinician = Actor(
         user_id=seeded_clinic["clinician_user_id"], email="clinician@demo.candor", role="clinician"
     )
-    at = app("pages/series_review.py", series_id=seeded_clinic["series_id"])
+    at = app("views/series_review.py", series_id=seeded_clinic["series_id"])
     shown = len(at.get("image"))
     assert shown >= 3
     before = _count(AuditEvent, action="photo.thumbnail")
@@ -431,7 +431,7 @@ def test_every_thumbnail_view_is_audited_and_withdrawal_hides_photos_on_the_next
 def test_a_comparison_writes_one_compare_event_not_two_views(
     app: OpenPage, seeded_clinic: dict[str, int]
 ) -> None:
-    at = app("pages/series_review.py", series_id=seeded_clinic["series_id"], review_tab="Compare")
+    at = app("views/series_review.py", series_id=seeded_clinic["series_id"], review_tab="Compare")
     views, compares = (
         _count(AuditEvent, action="photo.view"),
         _count(AuditEvent, action="photo.compare"),

@@ -81,7 +81,7 @@ def _actor(email: str, role: str) -> Actor:
 
 
 def _open(page: str, who: tuple[str, str]) -> AppTest:
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / page), default_timeout=120)
+    at = AppTest.from_file(str(PROJECT_ROOT / "views" / page), default_timeout=120)
     at.session_state["candor_actor"] = _actor(*who)
     at.run()
     assert not at.exception, at.exception

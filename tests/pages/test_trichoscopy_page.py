@@ -93,7 +93,7 @@ def test_director_calibrates_then_clinician_counts_and_corrects(clinic: dict[str
     director = Actor(
         user_id=clinic["director"], email="director@demo.candor", role="medical_director"
     )
-    at = _open("pages/protocol_setup.py", director)
+    at = _open("views/protocol_setup.py", director)
     at.text_input(key="tri_cal_device").input("Trichoscope A")
     at.number_input(key="tri_cal_mag").set_value(70.0)
     at.number_input(key="tri_cal_mm").set_value(0.0027)
@@ -111,7 +111,7 @@ def test_director_calibrates_then_clinician_counts_and_corrects(clinic: dict[str
 
     clinician = Actor(user_id=clinic["clinician"], email="clinician@demo.candor", role="clinician")
     at = _open(
-        "pages/capture_photos.py",
+        "views/capture_photos.py",
         clinician,
         candor_series_id=clinic["series_id"],
         capture_session_id=clinic["session_id"],
@@ -162,7 +162,7 @@ def _clin(clinic: dict[str, int]) -> Actor:
 
 def test_a_trichoscopy_upload_is_not_saved_without_its_scalp_site(clinic: dict[str, int]) -> None:
     at = _open(
-        "pages/capture_photos.py",
+        "views/capture_photos.py",
         _clin(clinic),
         candor_series_id=clinic["series_id"],
         capture_session_id=clinic["session_id"],
@@ -244,7 +244,7 @@ def test_series_review_charts_density_with_its_band_and_flags_a_blurred_follow_u
         with db.session_scope() as s:
             trichoscopy.count_photo(s, clin, pid, calibration_id=cal)
     at = _open(
-        "pages/series_review.py",
+        "views/series_review.py",
         clin,
         candor_series_id=clinic["series_id"],
         review_tab="Trichoscopy",

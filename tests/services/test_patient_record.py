@@ -251,7 +251,7 @@ def _page(clinic: EmptyClinic) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = clinic["actor"]
     _run(at)
-    at.switch_page("pages/patient_record.py")
+    at.switch_page("views/patient_record.py")
     return _run(at)
 
 
@@ -306,7 +306,7 @@ def test_page_registers_a_patient_keeps_input_on_error_and_starts_a_series(
     at.button(key="status_save").click()
     _run(at)
     assert list(at.dataframe[1].value["Status"]) == ["Completed"]
-    at.switch_page("pages/capture_photos.py")
+    at.switch_page("views/capture_photos.py")
     _run(at)
     assert "capture_start_session" not in [b.key for b in at.button]
     assert any("takes no new sessions" in str(i.value) for i in at.info)
@@ -341,9 +341,9 @@ def test_consult_staff_neither_see_nor_open_the_page(clinic: EmptyClinic) -> Non
     at.session_state[ACTOR_KEY] = consult
     _run(at)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page("pages/patient_record.py")  # not in their navigation
+        at.switch_page("views/patient_record.py")  # not in their navigation
     direct = AppTest.from_file(
-        str(PROJECT_ROOT / "pages" / "patient_record.py"), default_timeout=60
+        str(PROJECT_ROOT / "views" / "patient_record.py"), default_timeout=60
     )
     direct.session_state[ACTOR_KEY] = consult
     _run(direct)  # and the page itself refuses when reached anyway

@@ -189,7 +189,7 @@ def test_page_creates_a_protocol_and_keeps_input_on_error(clinic: None) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = DIRECTOR
     at.run()
-    at.switch_page("pages/protocol_setup.py").run()
+    at.switch_page("views/protocol_setup.py").run()
     assert not at.exception, [e.value for e in at.exception]
     at.text_input(key="ps_name_new").input("Microneedling, face")
     at.text_input(key="ps_modality_new").input("microneedling")
@@ -283,7 +283,7 @@ def test_page_adds_the_library_and_a_clinic_endpoint(clinic: None) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = DIRECTOR
     at.run()
-    at.switch_page("pages/protocol_setup.py").run()
+    at.switch_page("views/protocol_setup.py").run()
     at.button(key="ep_library").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("standard endpoint(s) added" in str(m.value) for m in at.success)
@@ -348,7 +348,7 @@ def test_page_offers_the_course_of_each_endpoint_of_a_saved_protocol(clinic: Non
     at.session_state[ACTOR_KEY] = DIRECTOR
     at.session_state["setup_protocol_id"] = pid
     at.run()
-    at.switch_page("pages/protocol_setup.py").run()
+    at.switch_page("views/protocol_setup.py").run()
     assert not at.exception, [e.value for e in at.exception]
     course = [d.value for d in at.dataframe if "endpoint" in d.value.columns]
     assert len(course) == 1
@@ -450,7 +450,7 @@ def test_page_edits_and_retires_an_endpoint(clinic) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state[ACTOR_KEY] = DIRECTOR
     at.run()
-    at.switch_page("pages/protocol_setup.py").run()
+    at.switch_page("views/protocol_setup.py").run()
     at.selectbox(key="epe_pick").select("density").run()
     assert any("1 value(s) are recorded" in str(c.value) for c in at.caption)
     assert at.number_input(key="epe_density_low").disabled

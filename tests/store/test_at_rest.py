@@ -308,7 +308,7 @@ def test_demo_and_app_with_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     at.run()
     assert not at.exception, at.exception
-    at.switch_page("pages/patients.py").run()
+    at.switch_page("views/patients.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.dataframe  # the patient list was read from the encrypted database
     db.dispose_engines()

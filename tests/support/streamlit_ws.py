@@ -136,8 +136,9 @@ class StreamlitSession:
 
     # ---- connection -------------------------------------------------------------------------
 
-    async def open(self) -> ScriptRun:
-        """Fetch the cookies, open the websocket, run the app's first script run."""
+    async def open(self, page_name: str = "") -> ScriptRun:
+        """Fetch the cookies, open the websocket, run the app's first script run (on the URL path
+        ``page_name``, as a bookmark would)."""
         await asyncio.to_thread(self._http, "GET", "/_stcore/health")
         xsrf = self._cookie("_streamlit_xsrf")
         parts = urllib.parse.urlsplit(self.base_url)
@@ -151,7 +152,7 @@ class StreamlitSession:
             open_timeout=self.timeout_s,
         )
         self._reader = asyncio.create_task(self._read())
-        return await self.rerun()
+        return await self.rerun(page_name=page_name)
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -166,17 +167,23 @@ class StreamlitSession:
     # ---- script runs ------------------------------------------------------------------------
 
     async def rerun(
-        self, widgets: Iterable[WidgetState] = (), *, page_script_hash: str | None = None
+        self,
+        widgets: Iterable[WidgetState] = (),
+        *,
+        page_script_hash: str | None = None,
+        page_name: str = "",
     ) -> ScriptRun:
         """Send one rerun with ``widgets``' new values and wait until the script run ends (past any
         ``st.rerun()`` the app makes on the way); raises :class:`ProtocolError` on a compile error
-        or no end within ``timeout_s``."""
+        or no end within ``timeout_s``. ``page_name`` is the URL path a tab was opened on
+        (``/patients`` sends ``patients``), as the frontend sends it on its first run."""
         if page_script_hash is not None:
             self.page_hash = page_script_hash
         msg = BackMsg()
         state = msg.rerun_script
         state.query_string = ""
         state.page_script_hash = self.page_hash
+        state.page_name = page_name
         state.widget_states.widgets.extend(widgets)
         state.context_info.timezone = "UTC"
         state.context_info.locale = "en-GB"

@@ -275,7 +275,7 @@ def _series(record: pr.PatientRecord) -> None:
         frame.call(pr.change_series_status, series_id=series_id, status=status)
         _done(f"Series status: {pr.STATUS_LABELS[status]}.")
     st.page_link(
-        "pages/capture_photos.py",
+        "views/capture_photos.py",
         label="Capture photos for the chosen series",
         icon=":material/add_a_photo:",
     )

@@ -91,13 +91,13 @@ def page() -> None:
         st.session_state[SERIES_KEY] = chosen
         cols = st.columns(3)
         cols[0].page_link(
-            "pages/series_review.py", label="Open in Series review", icon=":material/compare:"
+            "views/series_review.py", label="Open in Series review", icon=":material/compare:"
         )
         cols[1].page_link(
-            "pages/capture_photos.py", label="Capture photos", icon=":material/add_a_photo:"
+            "views/capture_photos.py", label="Capture photos", icon=":material/add_a_photo:"
         )
         cols[2].page_link(
-            "pages/record_visit.py", label="Record visit", icon=":material/edit_note:"
+            "views/record_visit.py", label="Record visit", icon=":material/edit_note:"
         )
 
 
