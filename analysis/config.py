@@ -19,6 +19,10 @@ Every setting is read at call time (so tests and the CLI can point them elsewher
 ``CANDOR_DEMO_PASSWORD``         password of the demo accounts (demo only)
 ``CANDOR_LOG_FORMAT``            ``text`` (default) or ``json``: one JSON object per log line, app and
                                  worker (:mod:`analysis.logs`); ``CANDOR_LOG_LEVEL`` (default INFO)
+``CANDOR_DB_POOL_SIZE``          database connections each app process keeps open (default 10), plus
+                                 ``CANDOR_DB_MAX_OVERFLOW`` more at busy times (default 20); a page
+                                 waits up to ``CANDOR_DB_POOL_TIMEOUT_S`` (default 60) for one
+                                 (:func:`db_pool`)
 ``CANDOR_TIMEZONE``              the clinic's time zone for displayed times (IANA name, default UTC;
                                  times are always stored in UTC)
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,6 +60,48 @@ def database_url() -> str:
     if url:
         return url
     return f"sqlite:///{data_dir() / 'candor.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class DbPool:
+    """Connection pool of one process's database engine (SQLAlchemy's QueuePool)."""
+
+    size: int
+    max_overflow: int
+    timeout_s: float
+
+
+DEFAULT_DB_POOL = DbPool(size=10, max_overflow=20, timeout_s=60.0)
+"""Every signed-in browser tab is a thread that holds one connection while a page reads or
+writes, so a replica needs about as many connections as tabs that act at once. SQLAlchemy's
+default (5 + 10 overflow, 30 s wait) made pages fail with "QueuePool limit ... reached" at 25
+active users on a replica (benchmarks/load_replicas.py); 10 + 20 with a 60 s wait held 50. Two
+replicas then use at most 60 of PostgreSQL's default 100 connections (docs/deployment.md)."""
+
+
+def db_pool() -> DbPool:
+    """The pool settings from ``CANDOR_DB_POOL_SIZE``, ``CANDOR_DB_MAX_OVERFLOW`` and
+    ``CANDOR_DB_POOL_TIMEOUT_S`` (defaults :data:`DEFAULT_DB_POOL`); a value that is not a
+    non-negative number (size at least 1) is refused with its variable named."""
+
+    def read(name: str, default: float, minimum: float, kind: type) -> Any:
+        raw = setting(name)
+        if not raw:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, not {raw!r}") from None
+        if value < minimum:
+            raise ValueError(f"{name} must be at least {minimum:g}, not {raw!r}")
+        return value
+
+    d = DEFAULT_DB_POOL
+    return DbPool(
+        size=read("CANDOR_DB_POOL_SIZE", d.size, 1, int),
+        max_overflow=read("CANDOR_DB_MAX_OVERFLOW", d.max_overflow, 0, int),
+        timeout_s=read("CANDOR_DB_POOL_TIMEOUT_S", d.timeout_s, 0, float),
+    )
 
 
 def image_store_url() -> str:

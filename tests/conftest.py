@@ -3,6 +3,9 @@
 * ``SHARED_DATASETS``: ``../shared/datasets`` beside the checkout, or ``None``; tests that use it are
   marked ``shared`` and skip cleanly when it is absent (a user's clone has no shared/).
 * ``candor_env``: points CANDOR_DATA_DIR / CANDOR_DATABASE_URL at a fresh temporary directory.
+* ``chromium_path`` / ``browser``: Debian's ``/usr/bin/chromium`` driven by one Playwright for the
+  whole run (a second sync Playwright in one thread will not start while the first is alive), so
+  the e2e folder and any other browser test share it; missing Chromium skips, in CI it fails.
 * ``s3_endpoint`` / ``s3_images``: a real S3 API server on loopback (moto's standalone server,
   tests/s3_server.py) and, per test, a fresh bucket with CANDOR_IMAGE_STORE and the AWS_* variables
   pointed at it.
@@ -12,7 +15,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +27,9 @@ from tests.support.s3_server import REGION as _S3_REGION
 from tests.support.s3_server import SECRET_KEY as _S3_SECRET_KEY
 from tests.support.s3_server import make_bucket as _make_bucket
 from tests.support.s3_server import start_s3_server as _start_s3_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _shared = PROJECT_ROOT.parent / "shared" / "datasets"
@@ -236,3 +244,29 @@ def _audit_anchor_outside_data(
     monkeypatch.setenv("CANDOR_AUDIT_ANCHOR", str(tmp_path / "audit.anchor"))
     monkeypatch.setenv("CANDOR_AUDIT_KEY_FILE", str(_session_audit_key))
     monkeypatch.delenv("CANDOR_AUDIT_KEY", raising=False)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    from tests.e2e.helpers import CHROMIUM
+
+    if not CHROMIUM.is_file():
+        reason = f"{CHROMIUM} is not installed (Debian package chromium); browser tests need it"
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.helpers import CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -116,12 +116,24 @@ def make_engine(url: str, *, db_key: Any = _CONFIGURED) -> Engine:
         else:
             module = at_rest.dbapi_for(Path("/nonexistent"), master)[0]
         engine = create_engine(
-            url, module=module, connect_args={"timeout": 10, "check_same_thread": False}
+            url,
+            module=module,
+            connect_args={"timeout": 10, "check_same_thread": False},
+            **(_pool_arguments() if path is not None else {}),  # :memory: keeps its own pool
         )
         event.listen(engine, "connect", functools.partial(_on_sqlite_connect, master))
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, **_pool_arguments())
     return engine
+
+
+def _pool_arguments() -> dict[str, Any]:
+    pool = config.db_pool()
+    return {
+        "pool_size": pool.size,
+        "max_overflow": pool.max_overflow,
+        "pool_timeout": pool.timeout_s,
+    }
 
 
 def get_engine(url: str | None = None) -> Engine:

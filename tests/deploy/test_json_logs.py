@@ -11,10 +11,14 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from analysis import logs
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 
 @pytest.fixture
@@ -71,18 +75,8 @@ def test_text_is_the_default_and_leaves_logging_alone(
 
 
 @pytest.mark.browser
-def test_the_app_logs_json_with_the_browser_session_id(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from tests.conftest import in_ci
-    from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, seeded_env, serve_app, sign_in
-
-    if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} is not installed (Debian package chromium)"
-        if in_ci():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    chromium_path = str(CHROMIUM)
+def test_the_app_logs_json_with_the_browser_session_id(tmp_path: Path, browser: Browser) -> None:
+    from tests.e2e.helpers import seeded_env, serve_app, sign_in
 
     data = tmp_path / "data"
     env = seeded_env(
@@ -92,17 +86,15 @@ def test_the_app_logs_json_with_the_browser_session_id(tmp_path: Path) -> None:
     )
     env["CANDOR_LOG_FORMAT"] = "json"
     log_path = tmp_path / "streamlit.log"
-    with serve_app(env, log_path) as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            for _ in range(2):  # two browser sessions
-                context = browser.new_context()
+    with serve_app(env, log_path) as url:
+        for _ in range(2):  # two browser sessions
+            context = browser.new_context()
+            try:
                 page = context.new_page()
                 sign_in(page, url, "clinician@demo.candor")
                 page.get_by_text("P-0001").first.wait_for(state="attached", timeout=60_000)
+            finally:
                 context.close()
-        finally:
-            browser.close()
     text = log_path.read_text()
     records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     started = [r for r in records if r["message"] == "browser session started"]

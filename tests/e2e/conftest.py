@@ -1,8 +1,9 @@
 """Browser fixtures: a headless ``streamlit run app.py`` on a free port over a freshly seeded clinic,
 and a Playwright page driving Debian's ``/usr/bin/chromium`` (Playwright never downloads a browser).
 
-Outside CI the browser tests skip, saying why, when ``/usr/bin/chromium`` is missing; in CI
-(``CI=true``) that is a failure. Screenshots go to ``benchmarks/out/`` (git-ignored).
+The ``browser`` itself (and its skip or CI failure when ``/usr/bin/chromium`` is missing) is in
+tests/conftest.py: one Playwright for the whole run, since a second sync Playwright in the same
+thread refuses to start while the first is alive. Screenshots go to ``benchmarks/out/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -13,21 +14,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import in_ci
-from tests.e2e.helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, seeded_env, serve_app
+from tests.e2e.helpers import SCREENSHOTS, seeded_env, serve_app
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
-
-
-@pytest.fixture(scope="session")
-def chromium_path() -> str:
-    if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} is not installed (Debian package chromium); browser tests need it"
-        if in_ci():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return str(CHROMIUM)
 
 
 @pytest.fixture(scope="session")
@@ -48,18 +38,6 @@ def app_url(
     """The app over the small seeded clinic (:func:`serve_app`)."""
     with serve_app(e2e_env, tmp_path_factory.mktemp("e2e-log") / "streamlit.log") as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def browser(chromium_path: str) -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
