@@ -5,7 +5,6 @@ benchmark that then measures error pages."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.helpers import E2E_PASSWORD, seeded_env, serve_app
 from tests.support.clinician_clinic import astronaut_jpeg
-from tests.support.streamlit_ws import StreamlitSession
+from tests.support.streamlit_ws import StreamlitSession, run_clients
 
 SEED = (
     "from pathlib import Path; import os; "
@@ -97,9 +96,9 @@ def test_the_protocol_client_signs_in_browses_uploads_and_records(tmp_path: Path
     env = seeded_env(tmp_path / "data", SEED)
     before = _counts(env)
     with serve_app(env, tmp_path / "app.log") as url:
-        signed_in, alerts = asyncio.run(_wrong_password(url))
+        signed_in, alerts = run_clients(_wrong_password(url))
         assert not signed_in and alerts, "a wrong password must leave the form with an error"
-        seen = asyncio.run(_clinician_visit(url))
+        seen = run_clients(_clinician_visit(url))
     assert "Sign in" in seen["signed_out_buttons"]  # type: ignore[operator]
     assert "Sign out" in seen["signed_in_buttons"]  # type: ignore[operator]
     for title in ("Patients", "Series review", "Timelines"):
@@ -147,7 +146,7 @@ def test_the_first_sign_ins_after_a_restart_are_not_lost(tmp_path: Path) -> None
     sign-in gate. The page modules live in ``views/`` so that mode never starts."""
     env = seeded_env(tmp_path / "data", SEED)
     with serve_app(env, tmp_path / "app.log") as url:
-        seen = asyncio.run(_first_users_after_a_restart(url))
+        seen = run_clients(_first_users_after_a_restart(url))
     assert "Sign in" in seen["bookmark_buttons"], seen  # type: ignore[operator]
     assert seen["bookmark_alerts"] == [], seen
     assert "Sign out" in seen["colleague"], seen  # type: ignore[operator]

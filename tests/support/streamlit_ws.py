@@ -11,7 +11,7 @@ streamlit frontend of the pinned version (``streamlit/proto``), so the server ca
 browser except by its speed: a user costs a few MB and little CPU here, where a Chromium renderer
 per user fills a 2-core machine at about 8 users (docs/deployment.md).
 
-Used by ``benchmarks/load_replicas.py`` for 50 concurrent users; ``tests/test_streamlit_ws.py``
+Used by ``benchmarks/load_replicas.py`` for 50 concurrent users; ``tests/deploy/test_protocol_client.py``
 drives the real app with it (sign in, pages, an upload, a form) so a Streamlit upgrade that changes
 the protocol fails there first. Not simulated: rendering, the idle-check fragment's 30 s
 ``auto_rerun`` (ignored: a session here lives minutes, the idle limit is longer) and the client-side
@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import ssl
+import threading
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -40,6 +41,29 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 FINISHED_OK, COMPILE_ERROR, EARLY_FOR_RERUN, FRAGMENT_OK = 0, 1, 2, 3
 """``ForwardMsg.script_finished`` values (ForwardMsg.proto ScriptFinishedStatus)."""
 CLOSED = -1  # ours: the socket ended while a run was awaited
+
+T = TypeVar("T")
+
+
+def run_clients(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on a thread of its own, so it works inside a test session that has
+    started sync Playwright (the shared ``browser`` fixture keeps an event loop running on the
+    main thread until the session ends, and ``asyncio.run`` refuses to start under it)."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = asyncio.run(main)
+        except BaseException as exc:  # handed to the caller's thread below
+            out["error"] = exc
+
+    thread = threading.Thread(target=target, name="streamlit-ws-clients")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]  # type: ignore[no-any-return]
+
 
 WIDGET_KINDS = (
     "button",
