@@ -23,6 +23,9 @@ Every setting is read at call time (so tests and the CLI can point them elsewher
                                  ``CANDOR_DB_MAX_OVERFLOW`` more at busy times (default 20); a page
                                  waits up to ``CANDOR_DB_POOL_TIMEOUT_S`` (default 60) for one
                                  (:func:`db_pool`)
+``CANDOR_PHOTO_WORKERS``         photo-analysis children each app process runs at once (default: its
+                                 CPU count); an upload waits up to ``CANDOR_PHOTO_QUEUE_WAIT_S``
+                                 (default 120) for a turn (:func:`photo_workers`)
 ``CANDOR_TIMEZONE``              the clinic's time zone for displayed times (IANA name, default UTC;
                                  times are always stored in UTC)
 
@@ -62,6 +65,21 @@ def database_url() -> str:
     return f"sqlite:///{data_dir() / 'candor.sqlite3'}"
 
 
+def _number(name: str, default: float, minimum: float, kind: type) -> Any:
+    """``kind(setting(name))``, or ``default`` when unset; refused with the variable named when it
+    is not a number of at least ``minimum``."""
+    raw = setting(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum:g}, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class DbPool:
     """Connection pool of one process's database engine (SQLAlchemy's QueuePool)."""
@@ -83,24 +101,35 @@ def db_pool() -> DbPool:
     """The pool settings from ``CANDOR_DB_POOL_SIZE``, ``CANDOR_DB_MAX_OVERFLOW`` and
     ``CANDOR_DB_POOL_TIMEOUT_S`` (defaults :data:`DEFAULT_DB_POOL`); a value that is not a
     non-negative number (size at least 1) is refused with its variable named."""
-
-    def read(name: str, default: float, minimum: float, kind: type) -> Any:
-        raw = setting(name)
-        if not raw:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ValueError(f"{name} must be a number, not {raw!r}") from None
-        if value < minimum:
-            raise ValueError(f"{name} must be at least {minimum:g}, not {raw!r}")
-        return value
-
     d = DEFAULT_DB_POOL
     return DbPool(
-        size=read("CANDOR_DB_POOL_SIZE", d.size, 1, int),
-        max_overflow=read("CANDOR_DB_MAX_OVERFLOW", d.max_overflow, 0, int),
-        timeout_s=read("CANDOR_DB_POOL_TIMEOUT_S", d.timeout_s, 0, float),
+        size=_number("CANDOR_DB_POOL_SIZE", d.size, 1, int),
+        max_overflow=_number("CANDOR_DB_MAX_OVERFLOW", d.max_overflow, 0, int),
+        timeout_s=_number("CANDOR_DB_POOL_TIMEOUT_S", d.timeout_s, 0, float),
+    )
+
+
+@dataclass(frozen=True)
+class PhotoWorkers:
+    """How many photo-analysis children one app process runs at once, and how long an upload
+    waits for a turn before it is told the server is busy."""
+
+    slots: int
+    queue_wait_s: float
+
+
+def photo_workers() -> PhotoWorkers:
+    """``CANDOR_PHOTO_WORKERS`` (default: the CPU count, at least 1) and
+    ``CANDOR_PHOTO_QUEUE_WAIT_S`` (default 120 s), passed by the services to
+    :func:`analysis.photos.worker.analyse_in_worker`.
+
+    Each child decodes a full-resolution photo under a 2 GiB address-space limit and is CPU-bound,
+    so running more children at once than there are cores adds memory, not throughput
+    (benchmarks/load_replicas.py prints the peak number of children and the memory either way).
+    """
+    return PhotoWorkers(
+        slots=_number("CANDOR_PHOTO_WORKERS", max(1, os.cpu_count() or 1), 1, int),
+        queue_wait_s=_number("CANDOR_PHOTO_QUEUE_WAIT_S", 120.0, 0, float),
     )
 
 

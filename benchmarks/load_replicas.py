@@ -32,12 +32,15 @@ about 8 users.
 It prints, for 1 and 2 replicas side by side: page loads, errors, page time median / p95 / max,
 the capture and record steps' p95, sign-in p95, wall time, the replicas' peak resident memory
 (each ``streamlit`` process and its children, photo workers included, sampled every 0.5 s from
-/proc; a sum of RSS, so pages shared after fork count twice), the photos and confounders the
-database gained, and sessions per replica (from nginx's log).
+/proc; a sum of RSS, so pages shared after fork count twice) and the most photo-analysis
+children alive at once (``CANDOR_PHOTO_WORKERS`` caps those running jobs, the warm standby comes
+on top; ``--photo-workers`` sets it), the photos and confounders the database gained, and
+sessions per replica (from nginx's log).
 
 Loopback only, bounded: at most 50 users, 10 rounds, and ``--deadline`` seconds per replica count.
 
     .venv/bin/python benchmarks/load_replicas.py --users 50 --rounds 2
+    .venv/bin/python benchmarks/load_replicas.py --replicas 1 --photo-workers 64   # uncapped
     .venv/bin/python benchmarks/load_replicas.py --client browser --users 8 --rounds 2
 """
 
@@ -117,6 +120,7 @@ class Run:
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
     per_replica_peak_mb: list[float] = field(default_factory=list)
+    per_replica_peak_children: list[int] = field(default_factory=list)  # photo children at once
     users_per_replica: list[int] = field(default_factory=list)
     written: tuple[int, int] = (0, 0)  # photos, confounders the database gained
     client_cpu_s: float = 0.0
@@ -325,11 +329,37 @@ async def _drive_browser(
 # ---- servers, memory, the table ------------------------------------------------------------------
 
 
-def _sample(pids: list[int], peaks: list[float], total: list[float], stop: threading.Event) -> None:
+def photo_children(pid: int) -> int:
+    """Photo-analysis children of the app process ``pid`` alive now, warm standby included.
+
+    They are forked by multiprocessing's fork server (a child of the app) and share its command
+    line, so they are the descendants whose command line names the fork server, less the server.
+    """
+    found, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            if b"multiprocessing.forkserver" in Path(f"/proc/{p}/cmdline").read_bytes():
+                found += 1
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return max(0, found - 1)
+
+
+def _sample(
+    pids: list[int],
+    peaks: list[float],
+    children: list[int],
+    total: list[float],
+    stop: threading.Event,
+) -> None:
     while not stop.wait(0.5):
         now = [rss_mb(p) for p in pids]
         for i, value in enumerate(now):
             peaks[i] = max(peaks[i], value)
+            children[i] = max(children[i], photo_children(pids[i]))
         total[0] = max(total[0], sum(now))
 
 
@@ -384,9 +414,11 @@ def measure(env: dict[str, str], work: Path, replicas: int, args: argparse.Names
         proxy = stack.enter_context(serve_nginx(prefix))
         base = f"https://127.0.0.1:{proxy.https}"
         pids = _replica_pids(ports)
-        peaks, total = [0.0] * len(pids), [0.0]
+        peaks, children, total = [0.0] * len(pids), [0] * len(pids), [0.0]
         stop = threading.Event()
-        sampler = threading.Thread(target=_sample, args=(pids, peaks, total, stop), daemon=True)
+        sampler = threading.Thread(
+            target=_sample, args=(pids, peaks, children, total, stop), daemon=True
+        )
         sampler.start()
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
@@ -410,6 +442,7 @@ def measure(env: dict[str, str], work: Path, replicas: int, args: argparse.Names
         stop.set()
         sampler.join()
         run.peak_rss_mb, run.per_replica_peak_mb = total[0], peaks
+        run.per_replica_peak_children = children
         streams = [
             str(line.get("upstream", ""))
             for line in proxy.log_lines()
@@ -445,6 +478,10 @@ def _table(runs: list[Run], client: str) -> None:
         ("wall s", lambda r: f"{r.wall_s:.1f}"),
         ("peak RSS MB, all", lambda r: f"{r.peak_rss_mb:.0f}"),
         ("peak RSS MB, each", lambda r: " / ".join(f"{m:.0f}" for m in r.per_replica_peak_mb)),
+        (
+            "peak photo children, each",
+            lambda r: " / ".join(str(n) for n in r.per_replica_peak_children),
+        ),
         ("sessions per replica", lambda r: " / ".join(str(n) for n in r.users_per_replica)),
         ("client CPU s", lambda r: f"{r.client_cpu_s:.1f}"),
     ]
@@ -471,6 +508,13 @@ def main() -> int:
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds per replica count")
     parser.add_argument("--ramp", type=float, default=0.2, help="seconds between users' starts")
     parser.add_argument("--replicas", default="1,2", help="replica counts to measure, in order")
+    parser.add_argument(
+        "--photo-workers",
+        type=int,
+        default=None,
+        help="CANDOR_PHOTO_WORKERS of each replica (default: the app's, its CPU count); "
+        "a large number measures the uncapped worker",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep the servers' logs here")
     args = parser.parse_args()
     if not 1 <= args.users <= MAX_USERS or not 1 <= args.rounds <= 10:
@@ -495,6 +539,8 @@ def main() -> int:
                 CANDOR_TRUSTED_PROXY_HEADER="X-Forwarded-For",
                 PYTHONPATH=str(ROOT),
             )
+            if args.photo_workers is not None:
+                env["CANDOR_PHOTO_WORKERS"] = str(args.photo_workers)
             subprocess.run(
                 [
                     sys.executable,
@@ -527,7 +573,8 @@ def main() -> int:
     )
     print(
         f"\n{args.users} concurrent users x {args.rounds} rounds of {what}; PostgreSQL, nginx "
-        f"(shipped config); {os.cpu_count()} cores, load average after: {load[0]:.1f}\n"
+        f"(shipped config); {os.cpu_count()} cores, load average after: {load[0]:.1f}; "
+        f"photo workers per replica: {args.photo_workers or 'the CPU count (default)'}\n"
     )
     _table(runs, args.client)
     return 0

@@ -409,7 +409,12 @@ def page() -> None:
             f"**{item['name']}** cannot be used: {item['assessment'].error}",
             icon=":material/broken_image:",
         )
-        if st.button("Remove from the list", key=f"remove_{sha}"):
+        again, remove = st.columns(2)
+        # a busy server or a time-out is not the file's fault: analyse it once more on request
+        if again.button("Analyse again", key=f"again_{sha}"):
+            item.pop("graded_for", None)
+            st.rerun()
+        if remove.button("Remove from the list", key=f"remove_{sha}"):
             _forget(sha)
             st.rerun()
     good, new_baselines = [], set()

@@ -23,6 +23,13 @@ How a child is run
 * Limits, set in the child before it touches any upload: ``RLIMIT_AS`` (address space) =
   ``memory_mb``; ``RLIMIT_CORE`` = 0 (no core dumps of patient photos on disk); when the job
   arrives, ``RLIMIT_CPU`` = CPU used so far + ``timeout_s`` + 5 s, as a backstop.
+* **A turn each.** At most ``slots`` children (default: the CPU count; the services pass
+  ``CANDOR_PHOTO_WORKERS``, :func:`analysis.config.photo_workers`) run jobs at once in one app
+  process; a call waits for a turn (in the order the calls came, near enough) up to
+  ``queue_wait_s`` and otherwise comes back ``"busy"`` with a message to try again, without
+  starting a child. The work is CPU-bound and each
+  child may use up to ``memory_mb``, so more children than cores would only add memory: 25 users
+  uploading at once on one replica would otherwise start 25 children.
 * The parent waits on the reply pipe and on the child's sentinel; after ``timeout_s`` seconds
   (counted from handing over the job) it kills the child (SIGKILL) and reports a timeout. A child
   that dies without answering is reported as a crash, naming the signal.
@@ -44,7 +51,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -65,6 +72,7 @@ DEFAULT_TARGET = "analysis.photos.worker:_measure_bytes"
 CLEAN_TARGET = "analysis.photos.worker:_clean_bytes"
 DEFAULT_TIMEOUT_S: float = 60.0
 DEFAULT_MEMORY_MB: int = 2048
+DEFAULT_QUEUE_WAIT_S: float = 120.0
 
 STANDBY_TARGETS: frozenset[str] = frozenset({DEFAULT_TARGET})
 """Targets for which a warm child is kept started ahead (one per target and memory limit)."""
@@ -74,7 +82,7 @@ PRELOAD: tuple[str, ...] = ("analysis.forkserver_guard", "analysis.photos.ingest
 it starts a native thread, and forking a process with foreign threads can deadlock the child; the
 warm standby hides its start-up cost instead (benchmarks/ingest_speed.py)."""
 
-Outcome = Literal["ok", "rejected", "timeout", "crashed", "out_of_memory", "failed"]
+Outcome = Literal["ok", "rejected", "busy", "timeout", "crashed", "out_of_memory", "failed"]
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(list(PRELOAD))
@@ -90,6 +98,10 @@ MSG_CRASHED = (
 MSG_MEMORY = (
     "The photo needs more memory to analyse than is allowed ({memory_mb} MB). "
     "Export it at a smaller size and upload it again."
+)
+MSG_BUSY = (
+    "The server is analysing other photos and this one did not get its turn within {wait:g} s. "
+    "Nothing was saved; try again in a minute."
 )
 MSG_FAILED = (
     "The photo analysis failed unexpectedly. The problem has been logged; "
@@ -112,13 +124,16 @@ class WorkerResult:
     error : str or None
         A message a clinic user can act on when ``ok`` is ``False``.
     outcome : str
-        ``"ok"``; ``"rejected"`` (the file is not a usable photo, ``IngestError``); ``"timeout"``;
+        ``"ok"``; ``"rejected"`` (the file is not a usable photo, ``IngestError``); ``"busy"`` (no
+        turn within the queue wait, nothing was started; worth retrying); ``"timeout"``;
         ``"crashed"`` (the child died, e.g. by a signal); ``"out_of_memory"``; ``"failed"`` (any
         other exception in the child, logged to the server's stderr).
     elapsed_s : float
         Wall-clock seconds from handing the job to the child to having its answer.
     exit_code : int or None
         The child's exit code (negative: killed by that signal), when known.
+    waited_s : float
+        Seconds spent waiting for a turn before a child was taken (not part of ``elapsed_s``).
     """
 
     ok: bool
@@ -127,6 +142,7 @@ class WorkerResult:
     outcome: Outcome
     elapsed_s: float
     exit_code: int | None = None
+    waited_s: float = 0.0
 
 
 def analyse_in_worker(
@@ -136,6 +152,8 @@ def analyse_in_worker(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_mb: int = DEFAULT_MEMORY_MB,
     target: str = DEFAULT_TARGET,
+    slots: int | None = None,
+    queue_wait_s: float = DEFAULT_QUEUE_WAIT_S,
 ) -> WorkerResult:
     """Run ``target(data, view=view)`` in a time- and memory-limited child process.
 
@@ -153,6 +171,11 @@ def analyse_in_worker(
         ``"package.module:function"`` run in the child; it receives ``(data, view=view)`` and
         must return a picklable value. The default decodes with ``read_photo`` and measures with
         ``analysis.photos.measure.measure_photo``.
+    slots : int, optional
+        Children this process runs at once (default :func:`default_slots`); the call waits for a
+        turn.
+    queue_wait_s : float, optional
+        How long to wait for a turn before coming back ``"busy"``, seconds.
 
     Returns
     -------
@@ -163,6 +186,24 @@ def analyse_in_worker(
     if len(data) > DEFAULT_MAX_BYTES:
         message = too_big_message(len(data), DEFAULT_MAX_BYTES)
         return WorkerResult(False, None, message, "rejected", 0.0)
+    turns = _turns(slots or default_slots())
+    queued = time.monotonic()
+    if not turns.acquire(timeout=queue_wait_s):
+        waited = time.monotonic() - queued
+        message = MSG_BUSY.format(wait=queue_wait_s)
+        return WorkerResult(False, None, message, "busy", 0.0, waited_s=waited)
+    waited = time.monotonic() - queued
+    try:
+        result = _run_job(data, view=view, timeout_s=timeout_s, memory_mb=memory_mb, target=target)
+    finally:
+        turns.release()
+    return replace(result, waited_s=waited)
+
+
+def _run_job(
+    data: bytes, *, view: str | None, timeout_s: float, memory_mb: int, target: str
+) -> WorkerResult:
+    """One job in one child, the caller holding a turn (:func:`analyse_in_worker`)."""
     try:
         child = _take_child(target, int(memory_mb))
     except OSError:  # no process could be started (out of pids or memory on the server)
@@ -210,18 +251,32 @@ def clean_in_worker(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_mb: int = DEFAULT_MEMORY_MB,
+    slots: int | None = None,
+    queue_wait_s: float = DEFAULT_QUEUE_WAIT_S,
 ) -> CleanImage:
-    """``ingest.clean_original`` run in the isolated child (full-resolution decode and re-encode).
+    """``ingest.clean_original`` run in the isolated child (full-resolution decode and re-encode),
+    taking its turn like :func:`analyse_in_worker`.
 
     Same contract as ``clean_original``: returns the ``CleanImage`` or raises ``IngestError``, whose
-    message is the worker's (refusal, timeout or crash).
+    message is the worker's (refusal, busy, timeout or crash).
     """
     result = analyse_in_worker(
-        data, view=None, timeout_s=timeout_s, memory_mb=memory_mb, target=CLEAN_TARGET
+        data,
+        view=None,
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        target=CLEAN_TARGET,
+        slots=slots,
+        queue_wait_s=queue_wait_s,
     )
     if result.ok and isinstance(result.measurement, CleanImage):
         return result.measurement
     raise IngestError(result.error or MSG_FAILED)
+
+
+def default_slots() -> int:
+    """Children run at once when the caller names no number: the CPU count (at least 1)."""
+    return max(1, os.cpu_count() or 1)
 
 
 def start_standby(*, memory_mb: int = DEFAULT_MEMORY_MB) -> None:
@@ -251,6 +306,20 @@ class _Child:
 
 _START_LOCK = threading.Lock()
 _STANDBY: dict[tuple[str, int], _Child] = {}
+_TURNS_LOCK = threading.Lock()
+_TURNS: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _turns(slots: int) -> threading.BoundedSemaphore:
+    """The process's turns for ``slots`` children at once (one semaphore per number, so a caller
+    that changes the setting gets a fresh count while earlier calls release theirs).
+    Waiters are woken in the order they began to wait (one arriving just as a turn frees up
+    may take it first)."""
+    with _TURNS_LOCK:
+        turns = _TURNS.get(slots)
+        if turns is None:
+            turns = _TURNS[slots] = threading.BoundedSemaphore(slots)
+        return turns
 
 
 def _take_child(target: str, memory_mb: int) -> _Child:

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
+from analysis import config
 from analysis.photos.compare import Tolerances, compare
 from analysis.photos.types import (
     ALL_VIEWS,
@@ -335,7 +336,9 @@ def measure_bytes(
         hit = cache.get(sha, key)
         if hit is not None:
             return replace(hit, view=view)
-    result = analyse_in_worker(data, view=view, timeout_s=timeout_s, memory_mb=memory_mb)
+    result = analyse_in_worker(
+        data, view=view, timeout_s=timeout_s, memory_mb=memory_mb, **worker_turns()
+    )
     if result.ok and isinstance(result.measurement, PhotoMeasurement):
         measurement = result.measurement
     else:
@@ -492,7 +495,7 @@ def save_capture(
         raise records.FieldError("photo", assessment.error or "this file is not a usable photo")
     label = trichoscopy.clean_site(site) if is_trichoscopy_view(assessment.view) else ""
     try:
-        clean = clean_in_worker(data)  # clean_original, isolated like the analysis
+        clean = clean_in_worker(data, **worker_turns())  # clean_original, isolated likewise
     except IngestError as exc:
         raise records.FieldError("photo", str(exc)) from exc
     m = assessment.measurement
@@ -552,6 +555,14 @@ def stored_photo(session: DbSession, actor: Actor, *, photo_id: int) -> StoredPh
         override_reason=photo.override_reason,
         site=photo.site or "",
     )
+
+
+def worker_turns() -> dict[str, Any]:
+    """How many photo-analysis children this process runs at once and how long an upload waits
+    for a turn (``CANDOR_PHOTO_WORKERS``, ``CANDOR_PHOTO_QUEUE_WAIT_S``), as keyword arguments of
+    :func:`analysis.photos.worker.analyse_in_worker`."""
+    settings = config.photo_workers()
+    return {"slots": settings.slots, "queue_wait_s": settings.queue_wait_s}
 
 
 def start_standby() -> None:

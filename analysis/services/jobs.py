@@ -14,7 +14,7 @@ acts *as that account*: the photo is read through the audited photo door
 (:func:`analysis.services.photo_access.photo_bytes`), so role and consent are checked again when
 it runs and the read is audited in that account's name. A refused or missing photo fails the job
 at once (retrying cannot help); a crash or time-out of the analysis child is retried up to the
-job's ``max_attempts``.
+job's ``max_attempts`` (so is a job that got no turn at the analysis children of a busy replica).
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ def measure_photo(engine: Engine, payload: dict[str, Any]) -> dict[str, Any]:
     """:data:`MEASURE_PHOTO`: read the photo as the queuing account (audited), measure it in the
     sandboxed child, return its measurement and what differs from the stored one."""
     from analysis.photos.worker import analyse_in_worker
+    from analysis.services.capture import worker_turns
     from analysis.services.photo_access import PhotoNotFound, photo_bytes
     from analysis.store.access import PermissionDenied
     from analysis.store.images import BlobCorruptError, BlobMissingError
@@ -165,8 +166,8 @@ def measure_photo(engine: Engine, payload: dict[str, Any]) -> dict[str, Any]:
         photo = session.get(Photo, photo_id)
         assert photo is not None  # photo_bytes found it
         view, stored = photo.view, dict(photo.measurements or {})
-    result = analyse_in_worker(data, view=view)
-    if result.outcome in ("timeout", "crashed", "out_of_memory", "failed"):
+    result = analyse_in_worker(data, view=view, **worker_turns())
+    if result.outcome in ("busy", "timeout", "crashed", "out_of_memory", "failed"):
         raise RuntimeError(result.error or f"the analysis child {result.outcome}")
     measurement = result.measurement
     if measurement is None or not hasattr(measurement, "to_json_dict"):

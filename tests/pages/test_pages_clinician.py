@@ -440,3 +440,28 @@ def test_a_comparison_writes_one_compare_event_not_two_views(
     _run(at)
     assert _count(AuditEvent, action="photo.compare") == compares + 1
     assert _count(AuditEvent, action="photo.view") == views
+
+
+def test_an_upload_that_got_no_turn_says_so_and_is_analysed_again_on_request(
+    app: OpenPage, seeded_clinic: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis.photos import worker
+
+    monkeypatch.setenv("CANDOR_PHOTO_WORKERS", "1")
+    monkeypatch.setenv("CANDOR_PHOTO_QUEUE_WAIT_S", "0.2")
+    at = app("views/capture_photos.py", series_id=seeded_clinic["series_id"])
+    turns = worker._turns(1)
+    assert turns.acquire(timeout=30)  # another upload holds this server's only turn
+    try:
+        at.file_uploader[0].set_value(("visit.jpg", astronaut_jpeg(shift_px=4), "image/jpeg"))
+        _run(at)
+    finally:
+        turns.release()
+    errors = [str(e.value) for e in at.error]
+    assert any("visit.jpg" in e and "analysing other photos" in e for e in errors), errors
+    assert not [b for b in at.button if b.label == "Save photo"]
+    [again] = [b for b in at.button if b.label == "Analyse again"]
+    again.click()
+    _run(at)
+    assert not any("analysing other photos" in str(e.value) for e in at.error)
+    assert [b for b in at.button if b.label == "Save photo"], "analysed on the second try"
