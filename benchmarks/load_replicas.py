@@ -29,13 +29,13 @@ confirmation. ``--client browser`` keeps the older driver: Chromium contexts (on
 Playwright's async API) clicking the three browsing pages only, which a 2-core machine holds at
 about 8 users.
 
-It prints, for 1 and 2 replicas side by side: page loads, errors, page time median / p95 / max,
-the capture and record steps' p95, sign-in p95, wall time, the replicas' peak resident memory
-(each ``streamlit`` process and its children, photo workers included, sampled every 0.5 s from
-/proc; a sum of RSS, so pages shared after fork count twice) and the most photo-analysis
-children alive at once (``CANDOR_PHOTO_WORKERS`` caps those running jobs, the warm standby comes
-on top; ``--photo-workers`` sets it), the photos and confounders the database gained, and
-sessions per replica (from nginx's log).
+It prints, for 1 and 2 replicas side by side: page loads, errors, page time median / p95 / max
+(all pages, then each), the capture and record steps' p95, sign-in p95, wall time, the replicas'
+peak resident memory (each ``streamlit`` process and its children, photo workers included,
+sampled every 0.5 s from /proc; a sum of RSS, so pages shared after fork count twice) and the
+most photo-analysis children alive at once (``CANDOR_PHOTO_WORKERS`` caps those running jobs,
+the warm standby comes on top; ``--photo-workers`` sets it), the photos and confounders the
+database gained, and sessions per replica (from nginx's log).
 
 Loopback only, bounded: at most 50 users, 10 rounds, and ``--deadline`` seconds per replica count.
 
@@ -114,6 +114,7 @@ class Run:
     replicas: int
     users: int
     page_s: list[float] = field(default_factory=list)
+    page_by_title: dict[str, list[float]] = field(default_factory=dict)  # protocol client only
     sign_in_s: list[float] = field(default_factory=list)
     step_s: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STEPS})
     errors: list[str] = field(default_factory=list)
@@ -203,6 +204,7 @@ async def _protocol_user(
                 step = f"opening {title}"
                 page = await s.navigate(title)
                 run.page_s.append(page.seconds)
+                run.page_by_title.setdefault(title, []).append(page.seconds)
                 if problem := _check_page(n, title, page):
                     run.errors.append(problem)
             step = "finding the patient"
@@ -224,6 +226,7 @@ async def _protocol_user(
             step = "opening Record visit"
             page = await s.navigate("Record visit")
             run.page_s.append(page.seconds)
+            run.page_by_title.setdefault("Record visit", []).append(page.seconds)
             if problem := _check_page(n, "Record visit", page):
                 run.errors.append(problem)
             await think()
@@ -469,6 +472,14 @@ def _table(runs: list[Run], client: str) -> None:
         ("page max s", lambda r: f"{max(r.page_s):.2f}" if r.page_s else "-"),
     ]
     if client == "protocol":
+        for title in (*PAGES, "Capture photos", "Record visit"):
+            rows.append(
+                (
+                    f"  {title} med/p95 s",
+                    lambda r, t=title: f"{median(r.page_by_title.get(t, []))} / "
+                    f"{p95(r.page_by_title.get(t, [])):.2f}",
+                )
+            )
         for name in STEPS:
             rows.append((f"{name} p95 s", lambda r, name=name: f"{p95(r.step_s[name]):.2f}"))
             rows.append((f"{name} median s", lambda r, name=name: median(r.step_s[name])))
