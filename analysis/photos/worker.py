@@ -27,9 +27,9 @@ How a child is run
   ``CANDOR_PHOTO_WORKERS``, :func:`analysis.config.photo_workers`) run jobs at once in one app
   process; a call waits for a turn (in the order the calls came, near enough) up to
   ``queue_wait_s`` and otherwise comes back ``"busy"`` with a message to try again, without
-  starting a child. The work is CPU-bound and each
-  child may use up to ``memory_mb``, so more children than cores would only add memory: 25 users
-  uploading at once on one replica would otherwise start 25 children.
+  starting a child. The work is CPU-bound and each child may use up to ``memory_mb``, so more
+  children than cores add memory, not throughput; without the cap a burst of uploads (a batch, or
+  many users at once) would start one child each.
 * The parent waits on the reply pipe and on the child's sentinel; after ``timeout_s`` seconds
   (counted from handing over the job) it kills the child (SIGKILL) and reports a timeout. A child
   that dies without answering is reported as a crash, naming the signal.
