@@ -39,6 +39,12 @@ networks side by side and averages them, so they differ from ``fit`` in rounding
   below 0.1 to 0.5: 0.773 to 0.791 with bias -3.6 to -12.8 %.
 - scikit-learn HistGradientBoosting with Poisson loss (exploration only; not a project dependency):
   0.759 to 0.768, bias -7 to -9 %.
+- a small fully convolutional density network (2026-12-06; torch 2.13 CPU as a throw-away dev tool, not
+  a project dependency): 7 conv layers (12-32 channels, dilations 2/4/8, softplus output) on the
+  images at 1/4 scale with the overlay mask, trained on Gaussian density maps at the box centres (MSE
+  plus an image-count term, random 192 px crops and flips, 60 epochs). Same subject folds: out-of-fold
+  r 0.639, median |rel| 16.1 %, bias +9.0 %, against 0.792 / 12.0 % / -2.0 % for this script's network
+  on the same 268 images; per fold 0.43 to 0.81. A 0.25 blend with this network: 0.795. Not shipped.
 The targets could carry much more: the sum of candidate targets per image has r 0.994 with the expert
 count, so the candidates are nearly all there, and the loss is in scoring each one. Per image, the
 error of the shipped model on its training subjects is about equal parts score on unboxed candidates
