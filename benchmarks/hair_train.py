@@ -42,9 +42,11 @@ networks side by side and averages them, so they differ from ``fit`` in rounding
 - a small fully convolutional density network (2026-12-06; torch 2.13 CPU as a throw-away dev tool, not
   a project dependency): 7 conv layers (12-32 channels, dilations 2/4/8, softplus output) on the
   images at 1/4 scale with the overlay mask, trained on Gaussian density maps at the box centres (MSE
-  plus an image-count term, random 192 px crops and flips, 60 epochs). Same subject folds: out-of-fold
-  r 0.639, median |rel| 16.1 %, bias +9.0 %, against 0.792 / 12.0 % / -2.0 % for this script's network
-  on the same 268 images; per fold 0.43 to 0.81. A 0.25 blend with this network: 0.795. Not shipped.
+  plus an image-count term, random 192 px crops and flips, 60 epochs). Its folds were its own (subject
+  -grouped, ``crc32(subject + "f") % 5``, not this script's permutation), and this script's network was
+  refitted on those same folds for the comparison: out-of-fold r 0.639, median |rel| 16.1 %, bias +9.0 %,
+  against 0.792 / 12.0 % / -2.0 % for the network on the same 268 images; per fold 0.43 to 0.81. A 0.25
+  blend with the network: 0.795. Not shipped.
 The targets could carry much more: the sum of candidate targets per image has r 0.994 with the expert
 count, so the candidates are nearly all there, and the loss is in scoring each one. Per image, the
 error of the shipped model on its training subjects is about equal parts score on unboxed candidates
