@@ -504,9 +504,14 @@ def rgb_array(image: Image.Image) -> np.ndarray:
             import cv2
             import pyarrow as pa
 
-            flat = pa.array(image).flatten()
-            # the data buffer itself (Arrow's to_numpy would import pandas: ~0.2 s at start-up)
-            pixels = np.frombuffer(flat.buffers()[1], np.uint8, count=len(flat), offset=flat.offset)
+            exported = pa.array(image)
+            # the child array's data buffer itself: ``flatten()`` would import pyarrow.compute
+            # (~30 ms at start-up) and Arrow's to_numpy pandas (~0.2 s); Pillow exports the whole
+            # image unsliced, so the children start at the array's own offset times 4
+            flat = exported.values
+            start = flat.offset + exported.offset * 4
+            count = len(exported) * 4
+            pixels = np.frombuffer(flat.buffers()[1], np.uint8, count=count, offset=start)
             padded = pixels.reshape(image.height, image.width, 4)
             return np.ascontiguousarray(cv2.cvtColor(padded, cv2.COLOR_RGBA2RGB))
         except Exception:  # noqa: BLE001 - any export problem: the plain copy below

@@ -20,7 +20,8 @@ from importlib.resources import files
 Image.open(files("skimage") / "data" / "astronaut.png").convert("RGB").save(buffer, "JPEG")
 result = _measure_bytes(buffer.getvalue(), view="face_frontal")
 loaded = sorted(
-    name for name in ("matplotlib", "pandas", "scipy", "mediapipe.tasks", "skimage.io")
+    name
+    for name in ("matplotlib", "pandas", "scipy", "mediapipe.tasks", "skimage.io", "pyarrow.compute")
     if name in sys.modules
 )
 import mediapipe as mp  # a later plain import still gets the whole package
