@@ -2,4 +2,4 @@
 
 from analysis.cli import main
 
-raise SystemExit(main())
+raise SystemExit(main(exit_process=True))

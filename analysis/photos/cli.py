@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     )
     measure.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, HEIC)")
     _common_options(measure)
-    measure.set_defaults(func=run_measure)
+    measure.set_defaults(func=run_measure, exit_at_once=True)
 
     compare = subparsers.add_parser(
         "compare",
@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
     compare.add_argument("baseline", metavar="BASELINE", help="the series' baseline photo")
     compare.add_argument("followups", nargs="+", metavar="FOLLOWUP", help="follow-up photos")
     _common_options(compare)
-    compare.set_defaults(func=run_compare)
+    compare.set_defaults(func=run_compare, exit_at_once=True)
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:

@@ -101,11 +101,16 @@ class LandmarkBackend:
         topology and frame: x right, y down, z in the x/y pixel scale, smaller = nearer), or None.
     yaw_gain : float
         The backend's yaw calibration: the rigid pose fit's yaw is multiplied by it.
+    warm : callable, optional
+        ``warm()`` builds whatever the first ``detect`` would otherwise build (models, graphs), so a
+        caller can do that while it reads the first photo (:func:`analysis.photos.measure.measure_paths`).
+        Idempotent; ``None`` when there is nothing to build ahead.
     """
 
     name: str
     detect: Callable[[np.ndarray], FaceLandmarks | None]
     yaw_gain: float = 1.0
+    warm: Callable[[], None] | None = None
 
 
 @contextlib.contextmanager
@@ -440,5 +445,14 @@ def naive_landmarks(rgb: np.ndarray) -> FaceLandmarks | None:
     return None if pts is None else FaceLandmarks(points_px=pts, image_size=(w, h), method=method)
 
 
-FACEMESH = LandmarkBackend("mediapipe-facemesh", detect_face_landmarks, yaw_gain=YAW_GAIN)
+def warm_facemesh() -> None:
+    """Build this process's FaceMesh and detector now (what the first :func:`detect_face_landmarks`
+    would do: the mediapipe import and both graphs, about 0.1 s), unless already built."""
+    with _LOCK:
+        _backend()
+
+
+FACEMESH = LandmarkBackend(
+    "mediapipe-facemesh", detect_face_landmarks, yaw_gain=YAW_GAIN, warm=warm_facemesh
+)
 """MediaPipe FaceMesh (:func:`detect_face_landmarks`) with its calibration: the engine's default."""

@@ -284,18 +284,27 @@ def measure_paths(
     Reading (file, hash, JPEG decode) releases the GIL, and so does FaceMesh, so on two cores the
     next photo's decode runs beside this photo's landmarks and checks: a batch takes about the
     longer of the two per photo instead of their sum (``benchmarks/photo_speed.py``, "the measure
-    command").
+    command"). The first photo is read while the landmark backend is built (its ``warm``): a
+    fresh process, as the ``measure`` command is, pays its start-up beside that first decode.
     One photo is read ahead (one analysis copy and one file's bytes held beyond the current one).
     The results, in order, are those of :func:`measure_path`: it never raises for bad input.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from analysis.photos.landmarks import FACEMESH
+
     names = [str(p) for p in paths]
-    if len(names) <= 1:
-        yield from (measure_path(name, view=view, detect=detect) for name in names)
+    if not names:
         return
+    backend = FACEMESH if detect is None else detect
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photo-reader") as reader:
         ahead = reader.submit(_read, names[0], view=view)
+        warm = getattr(backend, "warm", None)
+        if warm is not None and not is_scalp_view(view):
+            try:
+                warm()
+            except Exception:  # noqa: BLE001 - the first detect reports a broken backend itself
+                pass
         for i, name in enumerate(names):
             photo = ahead.result()  # _read never raises for bad input
             if i + 1 < len(names):

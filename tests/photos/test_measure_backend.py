@@ -17,7 +17,7 @@ import pytest
 from analysis.photos import landmarks
 from analysis.photos.ingest import IngestedPhoto
 from analysis.photos.landmarks import FaceLandmarks, LandmarkBackend
-from analysis.photos.measure import NO_FACE_MESSAGE, measure_path, measure_photo
+from analysis.photos.measure import NO_FACE_MESSAGE, measure_path, measure_paths, measure_photo
 from analysis.photos.pose import canonical_face, rotation_from_euler
 from analysis.photos.scale import ipd_px
 
@@ -140,3 +140,42 @@ def test_default_backend_is_facemesh_with_its_calibration() -> None:
     with pytest.raises(TypeError):
         # a bare function carries no calibration: the wrong type is the point of the test
         measure_photo(photo(), detect=FakeBackend(None))  # type: ignore[arg-type]
+
+
+def test_measure_paths_warms_the_backend_while_the_first_photo_is_read(
+    tmp_path: Path, no_facemesh: None
+) -> None:
+    """The backend's ``warm`` runs once, before its first ``detect``, and not for scalp views;
+    a ``warm`` that fails costs nothing (the photos are still measured)."""
+    from PIL import Image
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"p{i}.jpg")
+        Image.fromarray(photo().rgb).save(paths[-1], quality=95)
+    events: list[str] = []
+    fake = FakeBackend(known_face(5.0))
+
+    def detect(rgb: np.ndarray) -> FaceLandmarks | None:
+        events.append("detect")
+        return fake(rgb)
+
+    def warm() -> None:
+        events.append("warm")
+
+    backend = LandmarkBackend("fake", detect, yaw_gain=1.0, warm=warm)
+    results = list(measure_paths(paths, detect=backend))
+    assert [m.ok for m in results] == [True, True, True]
+    assert events == ["warm", "detect", "detect", "detect"]
+
+    events.clear()
+    list(measure_paths(paths[:1], view="scalp_vertex", detect=backend))
+    assert events == []
+
+    def broken() -> None:
+        raise RuntimeError("no models here")
+
+    failing = LandmarkBackend("fake", fake, yaw_gain=1.0, warm=broken)
+    single = list(measure_paths(paths[:1], detect=failing))
+    assert len(single) == 1 and single[0].ok and single[0].yaw_deg == pytest.approx(5.0, abs=1e-6)
+    assert list(measure_paths([], detect=backend)) == []
