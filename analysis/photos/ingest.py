@@ -46,7 +46,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import pillow_heif
 from PIL import Image, ImageFile
 
 from analysis.photos.exif import (
@@ -57,10 +56,6 @@ from analysis.photos.exif import (
     strip_jpeg_metadata,
 )
 from analysis.photos.filetype import PHOTO_FORMATS, UNKNOWN, hidden_content, sniff
-
-# Only the primary image is ever read: no embedded thumbnails (which could differ from the photo),
-# depth maps or auxiliary images.
-pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 DEFAULT_MAX_BYTES: int = 40 * 1024 * 1024
 """Largest accepted upload, bytes (matches ``server.maxUploadSize`` in .streamlit/config.toml)."""
@@ -397,6 +392,8 @@ def _opened(
     """Open (header only) with the format's own plugin, read EXIF, check the header size."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # process-wide: re-asserted in case anyone set it
     with _pillow_guard("opened"), _bomb_warning_is_error():
+        if fmt == "HEIF":
+            import analysis.photos.heif  # noqa: F401 - registers the opener (see there)
         formats = ["JPEG", "MPO"] if fmt == "JPEG" else [fmt]
         image = Image.open(io.BytesIO(data), formats=formats)
         try:

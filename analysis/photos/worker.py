@@ -77,7 +77,11 @@ DEFAULT_QUEUE_WAIT_S: float = 120.0
 STANDBY_TARGETS: frozenset[str] = frozenset({DEFAULT_TARGET})
 """Targets for which a warm child is kept started ahead (one per target and memory limit)."""
 
-PRELOAD: tuple[str, ...] = ("analysis.forkserver_guard", "analysis.photos.ingest")
+PRELOAD: tuple[str, ...] = (
+    "analysis.forkserver_guard",
+    "analysis.photos.ingest",
+    "analysis.photos.heif",
+)
 """Modules imported once in the fork server. mediapipe is deliberately not among them: importing
 it starts a native thread, and forking a process with foreign threads can deadlock the child; the
 warm standby hides its start-up cost instead (benchmarks/ingest_speed.py)."""

@@ -21,7 +21,10 @@ Image.open(files("skimage") / "data" / "astronaut.png").convert("RGB").save(buff
 result = _measure_bytes(buffer.getvalue(), view="face_frontal")
 loaded = sorted(
     name
-    for name in ("matplotlib", "pandas", "scipy", "mediapipe.tasks", "skimage.io", "pyarrow.compute")
+    for name in (
+        "matplotlib", "pandas", "scipy", "mediapipe.tasks", "skimage.io", "pyarrow.compute",
+        "pillow_heif",
+    )
     if name in sys.modules
 )
 import mediapipe as mp  # a later plain import still gets the whole package
@@ -44,3 +47,33 @@ def test_a_photo_is_measured_without_plotting_dataframe_or_scipy_modules() -> No
     assert out["ok"] is True and isinstance(out["yaw"], float)
     assert out["loaded"] == [], f"the engine start imported {out['loaded']}"
     assert out["whole"] == ["0.10.21", True, True]
+
+
+HEIC_PROBE = """
+import io, sys
+import numpy as np
+import pillow_heif
+from analysis.photos.ingest import clean_original, read_photo
+from PIL import Image
+assert "HEIF" not in Image.OPEN, "nothing has registered the HEIF opener yet"
+rgb = np.zeros((240, 320, 3), np.uint8)
+rgb[:, 160:] = 200
+raw = io.BytesIO()
+pillow_heif.from_bytes(mode="RGB", size=(320, 240), data=rgb.tobytes()).save(raw, quality=90)
+photo = read_photo(raw.getvalue())
+clean = clean_original(raw.getvalue())
+print(photo.format, photo.rgb.shape, clean.media_type)
+"""
+
+
+def test_a_heic_is_read_in_a_process_that_never_registered_the_heif_opener() -> None:
+    """The HEIF opener is registered on the first HEIF (analysis.photos.heif), not at import."""
+    proc = subprocess.run(
+        [sys.executable, "-c", HEIC_PROBE],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["HEIF", "(240,", "320,", "3)", "image/jpeg"]

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin
 from skimage import data
 
+import analysis.photos.heif  # noqa: F401 - Pillow saves HEIF once it is registered
 from analysis.photos.exif import parse_exif_datetime, scrub_icc_text, strip_jpeg_metadata
 from analysis.photos.filetype import UNKNOWN, hidden_content, sniff
 from analysis.photos.ingest import (

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 from skimage import data
 
+import analysis.photos.heif  # noqa: F401 - Pillow saves HEIF once it is registered
 from analysis.photos.ingest import IngestedPhoto, IngestError, clean_original, read_photo
 
 FUZZ = settings(
