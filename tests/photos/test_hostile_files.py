@@ -309,6 +309,23 @@ def test_clean_in_worker_scrubs_like_clean_original_and_refuses_like_it() -> Non
 
 
 @pytest.mark.timeout(120)
+def test_a_heic_upload_is_cleaned_and_measured_in_the_worker() -> None:
+    """The sandboxed child reads HEIF (its opener is registered on the first HEIF, or preloaded by
+    the fork server: analysis.photos.heif): the stored copy is a JPEG and the face is measured."""
+    import pillow_heif
+
+    face = data.astronaut()
+    raw = io.BytesIO()
+    pillow_heif.from_bytes(mode="RGB", size=(512, 512), data=face.tobytes()).save(raw, quality=90)
+    clean = clean_in_worker(raw.getvalue())
+    assert clean.media_type == "image/jpeg" and (clean.width_px, clean.height_px) == (512, 512)
+    result = analyse_in_worker(raw.getvalue(), view="face_frontal")
+    assert result.ok, result.error
+    assert isinstance(result.measurement, PhotoMeasurement)
+    assert result.measurement.ok and result.measurement.face_found, result.measurement.error
+
+
+@pytest.mark.timeout(120)
 def test_warm_standby_still_runs_one_job_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a standby kept ahead, each upload still gets its own process, and a crash in one
     job does not reach the next."""
