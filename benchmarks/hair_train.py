@@ -47,6 +47,13 @@ networks side by side and averages them, so they differ from ``fit`` in rounding
   refitted on those same folds for the comparison: out-of-fold r 0.639, median |rel| 16.1 %, bias +9.0 %,
   against 0.792 / 12.0 % / -2.0 % for the network on the same 268 images; per fold 0.43 to 0.81. A 0.25
   blend with the network: 0.795. Not shipped.
+- a per-candidate patch network (2026-12-06; torch CPU, dev-only as above): 64 x 64 reduced-px
+  windows at each candidate's centroid (grey level about the scalp median, the candidate's own mask,
+  the other candidates' mask), 4 conv layers (16-32 channels), mean and max pooling joined with this
+  script's standardised features, Poisson loss, random quarter turns and flips, 8-way symmetric
+  test-time average, on this script's own folds: out-of-fold r 0.657, median |rel| 14.3 %, bias
+  +1.5 % (per fold 0.53 to 0.75). Only 3 epochs were affordable (about 45 s an epoch on 2 cores), so
+  it is undertrained and the result says little about the idea; not shipped.
 The targets could carry much more: the sum of candidate targets per image has r 0.994 with the expert
 count, so the candidates are nearly all there, and the loss is in scoring each one. Per image, the
 error of the shipped model on its training subjects is about equal parts score on unboxed candidates
