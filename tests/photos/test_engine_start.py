@@ -33,16 +33,18 @@ print(json.dumps({"ok": result.ok, "yaw": result.yaw_deg, "loaded": loaded, "who
 """
 
 
-def test_a_photo_is_measured_without_plotting_dataframe_or_scipy_modules() -> None:
-    """... and a later plain ``import mediapipe`` still gets the whole package."""
+def run_fresh(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a new Python process at the project root; it must exit 0."""
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_a_photo_is_measured_without_plotting_dataframe_or_scipy_modules() -> None:
+    """... and a later plain ``import mediapipe`` still gets the whole package."""
+    proc = run_fresh(PROBE)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["ok"] is True and isinstance(out["yaw"], float)
     assert out["loaded"] == [], f"the engine start imported {out['loaded']}"
@@ -68,12 +70,5 @@ print(photo.format, photo.rgb.shape, clean.media_type)
 
 def test_a_heic_is_read_in_a_process_that_never_registered_the_heif_opener() -> None:
     """The HEIF opener is registered on the first HEIF (analysis.photos.heif), not at import."""
-    proc = subprocess.run(
-        [sys.executable, "-c", HEIC_PROBE],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_fresh(HEIC_PROBE)
     assert proc.stdout.split() == ["HEIF", "(240,", "320,", "3)", "image/jpeg"]
