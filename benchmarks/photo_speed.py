@@ -100,20 +100,16 @@ SIZES: dict[str, dict[str, float]] = {
 }
 
 
+def draft_decode(path: Path, factor: int) -> np.ndarray:
+    """Pillow's DCT-scaled decode of ``path`` at 1/``factor`` of its size, nothing else."""
+    with Image.open(path) as image:
+        image.draft("RGB", (image.width // factor, image.height // factor))
+        image.load()
+        return np.asarray(image)
+
+
 def floor_pil(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        image.draft("RGB", (image.width // 8, image.height // 8))
-        image.load()
-        return np.asarray(image)
-
-
-def quarter_pil(path: Path) -> np.ndarray:
-    """The 1/4-scale DCT decode alone (what ingest decodes a 12 MP JPEG to for the <= 1280 px
-    analysis copy), nothing else: the design's decode cost, against the 1/8-scale floor."""
-    with Image.open(path) as image:
-        image.draft("RGB", (image.width // 4, image.height // 4))
-        image.load()
-        return np.asarray(image)
+    return draft_decode(path, 8)
 
 
 def floor_cv2(path: Path) -> np.ndarray:
@@ -193,8 +189,10 @@ def side_by_side(paths: list[Path], repeats: int) -> dict[str, list[float]]:
             FACEMESH.detect(photo.rgb)
             times["landmarks"].append(time.perf_counter() - start)
             times["landmarks_cpu"].append(time.process_time() - cpu)
+            # the 1/4-scale decode alone: what ingest decodes a 12 MP JPEG to for the <= 1280 px
+            # analysis copy, against the 1/8-scale floor
             start = time.perf_counter()
-            quarter_pil(path)
+            draft_decode(path, 4)
             times["quarter"].append(time.perf_counter() - start)
             start = time.perf_counter()
             naive_ipd = naive(path)
