@@ -68,6 +68,12 @@ networks side by side and averages them, so they differ from ``fit`` in rounding
   Fitted on the pieces as now and scored on the joined candidates, unchanged weights: CV r 0.799, median
   11.1 %, bias -1.7 %; held-out r 0.790, median 10.0 %, bias -2.8 %. The pieces' over-count had been
   part of the calibration. No evidence of a better count on held-out subjects; not shipped.
+- an image-level second stage (2026-12-06, looked for before building one): on this script's out-of-fold
+  scores (r 0.795), no image summary correlates with the per-image residual (expert minus predicted)
+  beyond |0.18|: the prediction itself -0.02, candidates per image +0.06, dark fraction +0.01, median
+  shaft width -0.02, score mass below 0.3 -0.12, candidates above 0.5 +0.09, mass above 1.3 -0.10,
+  score-weighted brightness +0.18 and width +0.04, border mass +0.04. At most about 3 % of the
+  residual variance is there to take; not built.
 The targets could carry much more: the sum of candidate targets per image has r 0.994 with the expert
 count, so the candidates are nearly all there, and the loss is in scoring each one. Per image, the
 error of the shipped model on its training subjects is about equal parts score on unboxed candidates
