@@ -55,7 +55,7 @@ networks side by side and averages them, so they differ from ``fit`` in rounding
   +1.5 % (per fold 0.53 to 0.75). Only 3 epochs were affordable (about 45 s an epoch on 2 cores), so
   it is undertrained and the result says little about the idea; not shipped.
 - joining the pieces of one shaft that a glint breaks apart (2026-12-06; seen on training images: the
-  shipped model scores each piece about 0.7, so such a shaft counts about 1.5). Pieces joined when both
+  shipped model scores each piece 0.6 to 0.9, so such a shaft counts about 1.5). Pieces joined when both
   are shaft-like (variance ratio >= 4), their axes within 20 degrees, each centroid within half a shaft
   width of the other's axis and their ends within 14 reduced px (CV r with 8 / 16 hidden, refitted as
   below: gap 10 px 0.796 / 0.806, 14 px 0.806 / 0.802, 18 px 0.799 / 0.813; not joining 0.786 /
@@ -67,7 +67,9 @@ networks side by side and averages them, so they differ from ``fit`` in rounding
   average gave the V 1.33, one hair).
   Fitted on the pieces as now and scored on the joined candidates, unchanged weights: CV r 0.799, median
   11.1 %, bias -1.7 %; held-out r 0.790, median 10.0 %, bias -2.8 %. The pieces' over-count had been
-  part of the calibration. No evidence of a better count on held-out subjects; not shipped.
+  part of the calibration. No evidence of a better count on held-out subjects; not shipped. (Seed noise
+  alone is about 0.01 in CV r: the unjoined 8-unit network gave 0.786 with one always-zero feature
+  column added, which only changes the random start, and 0.795 without it.)
 - an image-level second stage (2026-12-06, looked for before building one): on this script's out-of-fold
   scores (r 0.795), no image summary correlates with the per-image residual (expert minus predicted)
   beyond |0.18|: the prediction itself -0.02, candidates per image +0.06, dark fraction +0.01, median
