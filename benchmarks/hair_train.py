@@ -67,12 +67,10 @@ networks side by side and averages them, so they differ from ``fit`` in rounding
   average gave the V 1.33, one hair).
   Fitted on the pieces as now and scored on the joined candidates, unchanged weights: CV r 0.799, median
   11.1 %, bias -1.7 %; held-out r 0.790, median 10.0 %, bias -2.8 %. The pieces' over-count had been
-  part of the calibration. No evidence of a better count on held-out subjects; not shipped. (Seed noise
-  alone is about 0.01 in CV r: the unjoined 8-unit network gave 0.786 with one always-zero feature
-  column added, which only changes the random start, and 0.795 without it.)
+  part of the calibration. No evidence of a better count on held-out subjects; not shipped.
 - an image-level second stage (2026-12-06, looked for before building one): on this script's out-of-fold
-  scores (r 0.795), no image summary correlates with the per-image residual (expert minus predicted)
-  beyond |0.18|: the prediction itself -0.02, candidates per image +0.06, dark fraction +0.01, median
+  scores (8 hidden; r 0.786 rounded, 0.795 before rounding), no image summary correlates with the
+  per-image residual (expert minus predicted) beyond |0.18|: the prediction itself -0.02, candidates per image +0.06, dark fraction +0.01, median
   shaft width -0.02, score mass below 0.3 -0.12, candidates above 0.5 +0.09, mass above 1.3 -0.10,
   score-weighted brightness +0.18 and width +0.04, border mass +0.04. At most about 3 % of the
   residual variance is there to take; not built.
