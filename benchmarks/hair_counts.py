@@ -5,7 +5,8 @@ number) picks about a quarter of the subjects; the shipped model (``analysis/hai
 trained by ``benchmarks/hair_train.py``) never saw their images. The naive baseline (Otsu threshold of
 the grey image + connected components over 50 px) runs on the same images in the same run.
 Prints median |relative error|, total bias, Pearson r (with 95 % intervals from resampling whole
-subjects), ms/image on one core (the counting call only, not JPEG decoding); writes a Bland–Altman plot of both methods to ``benchmarks/out/hair_bland_altman.png``.
+subjects), ms/image on one core (the counting call only, not JPEG decoding); writes a Bland–Altman
+plot of both methods to ``benchmarks/out/hair_bland_altman.png``.
 Run: ``.venv/bin/python benchmarks/hair_counts.py [--limit N] [--all]`` (``--all``: every subject,
 training ones included, marked as such, for reference only).
 """
@@ -57,9 +58,9 @@ def subject_bootstrap(
 ) -> str:
     """95 % percentile intervals of median |rel err|, bias and r with whole subjects resampled.
 
-    Images of one subject are not independent (same scalp, same session, same annotator sitting),
-    so the draws pick subjects with replacement and take all their images. Also the share of draws
-    whose r reaches the issue's goal of 0.90.
+    Images of one subject are not independent (the same scalp, mostly from one visit), so the draws
+    pick subjects with replacement and take all their images. Also the share of draws whose r
+    reaches issue 16's goal of 0.90.
     """
     names = sorted(set(subjects))
     rows = [np.nonzero(np.array(subjects) == s)[0] for s in names]
