@@ -43,12 +43,22 @@ def naive(rgb: np.ndarray) -> int:
     return int((stats[1:, cv2.CC_STAT_AREA] > 50).sum())
 
 
+def figures(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    """Median |relative error| (%), total bias (%) and Pearson r of image counts."""
+    r = float(np.corrcoef(pred, truth)[0, 1]) if np.ptp(pred) > 0 else float("nan")
+    return (
+        float(100 * np.median(np.abs(pred - truth) / truth)),
+        float(100 * (pred.sum() / truth.sum() - 1)),
+        r,
+    )
+
+
 def stats(pred: np.ndarray, truth: np.ndarray) -> str:
-    rel = np.abs(pred - truth) / truth
+    med, bias, r = figures(pred, truth)
     d = pred - truth
     return (
-        f"median|rel err| {100 * np.median(rel):6.1f} %  bias {100 * (pred.sum() / truth.sum() - 1):+6.1f} %"
-        f"  r {np.corrcoef(pred, truth)[0, 1]:.3f}  mean diff {d.mean():+.2f}"
+        f"median|rel err| {med:6.1f} %  bias {bias:+6.1f} %"
+        f"  r {r:.3f}  mean diff {d.mean():+.2f}"
         f"  LoA [{d.mean() - 1.96 * d.std(ddof=1):+.1f}, {d.mean() + 1.96 * d.std(ddof=1):+.1f}]"
     )
 
@@ -65,13 +75,11 @@ def subject_bootstrap(
     names = sorted(set(subjects))
     rows = [np.nonzero(np.array(subjects) == s)[0] for s in names]
     rng = np.random.default_rng(seed)
-    med, bias, r = [], [], []
+    draws = []
     for _ in range(reps):
         take = np.concatenate([rows[i] for i in rng.integers(0, len(rows), len(rows))])
-        p, t = pred[take], truth[take]
-        med.append(100 * np.median(np.abs(p - t) / t))
-        bias.append(100 * (p.sum() / t.sum() - 1))
-        r.append(np.corrcoef(p, t)[0, 1] if np.ptp(p) > 0 else np.nan)
+        draws.append(figures(pred[take], truth[take]))
+    med, bias, r = (list(v) for v in zip(*draws, strict=True))
     lo_hi = {k: np.nanpercentile(v, [2.5, 97.5]) for k, v in (("m", med), ("b", bias), ("r", r))}
     return (
         f"95 % CI, {len(names)} subjects resampled ({reps} draws): median|rel err| "
