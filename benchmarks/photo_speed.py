@@ -19,8 +19,8 @@ wall: the least a full check at this decode scale with two FaceMesh runs could t
 above 2x the floor the goal needs a different design, not a faster implementation); the measure
 command as a user or an outside check runs it (one fresh process on
 ``--batch`` photos, start-up included, the next file read while the current one is measured); the
-CPU of one engine start (each upload's worker process pays it); 12 MP HEIC against the same frame as
-JPEG (``--heic``), and throughput with 1 and 2 warm worker processes (``--throughput``).
+CPU of one engine start (each upload's worker process pays it); 12 MP HEIC (one HEVC image, and
+the tile grid iPhones write) against the same frame as JPEG (``--heic``), and throughput with 1 and 2 warm worker processes (``--throughput``).
 
 Test photos: skimage's astronaut() upscaled into a 12 MP frame on a grainy, textured background, JPEG
 quality 92. ``portrait``: 3000 x 4000, the face ~40 % of the width, as in clinical photography;
