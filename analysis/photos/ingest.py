@@ -171,15 +171,23 @@ def read_photo(
     fmt = check_content(data, max_bytes=max_bytes)
     with _opened(data, fmt, max_pixels=max_pixels, min_side_px=min_side_px) as (image, info):
         stored, to_apply = _orientation(image, info)
+        heif_rgb = None
         if image.format == "HEIF":
-            _load_heif(image, max_pixels=max_pixels, min_side_px=min_side_px)
-        width, height = image.size
+            heif_rgb = _heif_pixels(image, max_pixels=max_pixels, min_side_px=min_side_px)
+            if heif_rgb is None:
+                _load_heif(image, max_pixels=max_pixels, min_side_px=min_side_px)
+        width, height = image.size if heif_rgb is None else heif_rgb.shape[1::-1]
         if to_apply >= 5:
             width, height = height, width
         scale = min(1.0, max_side / max(width, height))
         out_w = max(1, round(width * scale))
         out_h = max(1, round(height * scale))
-        rgb = _decode_small(image, to_apply, out_w=out_w, out_h=out_h)
+        if heif_rgb is not None:  # libheif has applied the file's own rotation (to_apply is 1)
+            from analysis.photos.resample import shrink
+
+            rgb = np.ascontiguousarray(shrink(heif_rgb, (out_w, out_h))).copy()
+        else:
+            rgb = _decode_small(image, to_apply, out_w=out_w, out_h=out_h)
         scale = rgb.shape[1] / width  # the decode may stop at a DCT scale below ``max_side``
     return IngestedPhoto(
         original_sha256=sha,
@@ -432,6 +440,39 @@ def _load_heif(image: Image.Image, *, max_pixels: int, min_side_px: int) -> None
     with _pillow_guard():
         image.load()
     _check_dimensions(*image.size, max_pixels=max_pixels, min_side_px=min_side_px)
+
+
+def _heif_pixels(image: Image.Image, *, max_pixels: int, min_side_px: int) -> np.ndarray | None:
+    """A HEIF's decoded 8-bit RGB primary image as a read-only view of pillow-heif's own buffer.
+
+    Pillow's ``load`` copies the decoded frame into its own memory (``frombytes``, 166 ms for a
+    12 MP tile grid) and the LANCZOS shrink after it took another ~100 ms; reading libheif's buffer
+    and shrinking it with :func:`analysis.photos.resample.shrink` skips both
+    (``benchmarks/photo_speed.py --heic``). The limits are checked on the decoded size, as
+    :func:`_load_heif` does. ``None`` (nothing decoded) when the plugin does not expose its decoded
+    image or it is not 8-bit RGB (e.g. 10-bit, alpha): the caller then takes the Pillow path.
+    """
+    heif_file = getattr(image, "_heif_file", None)
+    if heif_file is None:
+        return None
+    try:
+        frame = heif_file[image.tell()]
+    except Exception:  # noqa: BLE001 - a plugin without this layout: the Pillow path
+        return None
+    if getattr(frame, "mode", None) != "RGB":
+        return None
+    with _pillow_guard():
+        frame.load()
+        width, height = frame.size
+        _check_dimensions(width, height, max_pixels=max_pixels, min_side_px=min_side_px)
+        stride = int(frame.stride)
+        buffer = np.frombuffer(frame.data, dtype=np.uint8)
+    # rows are ``stride`` bytes, which need not be a multiple of 3 (9008 for 3000 px), so the view
+    # is cut from the bytes (pillow-heif's own __array_interface__ divides the stride by 3)
+    if stride < 3 * width or buffer.size < stride * (height - 1) + 3 * width:
+        return None
+    rows = np.lib.stride_tricks.as_strided(buffer, shape=(height, 3 * width), strides=(stride, 1))
+    return rows.reshape(height, width, 3)
 
 
 def _orientation(image: Image.Image, info: CaptureInfo) -> tuple[int, int]:

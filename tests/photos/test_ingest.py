@@ -167,6 +167,27 @@ def test_heic_is_read_upright_and_reports_the_stored_orientation(upright: Image.
     assert np.abs(photo.rgb.astype(int) - np.asarray(upright).astype(int)).mean() < 6.0
 
 
+def test_heic_pixels_are_libheifs_own_with_a_row_stride_not_a_multiple_of_three() -> None:
+    """The HEIC fast path reads libheif's buffer directly; 3 x 102 = 306 bytes are padded to a
+    320-byte row, which pillow-heif's own array view (stride // 3 columns) shears."""
+    rgb = np.asarray(Image.fromarray(data.astronaut()).resize((102, 80)))
+    raw = _encode(Image.fromarray(rgb), "HEIF", quality=90)
+    photo = read_photo(raw)
+    assert photo.rgb.shape == (80, 102, 3) and photo.scale == 1.0
+    np.testing.assert_array_equal(photo.rgb, _decode(raw))  # Pillow's own copy of the same decode
+
+
+def test_large_heic_is_shrunk_like_a_full_decode_then_lanczos(astronaut: Image.Image) -> None:
+    big = astronaut.resize((1530, 1530), Image.Resampling.BICUBIC)
+    raw = _encode(big, "HEIF", quality=90)
+    photo = read_photo(raw, max_side=500)
+    assert photo.rgb.shape == (500, 500, 3) and photo.rgb.flags.writeable
+    assert (photo.width_px, photo.height_px) == (1530, 1530)
+    with Image.open(io.BytesIO(raw)) as image:
+        expected = np.asarray(image.convert("RGB").resize((500, 500), Image.Resampling.LANCZOS))
+    assert np.abs(photo.rgb.astype(int) - expected.astype(int)).mean() < 1.5
+
+
 def test_capture_time_with_offset_becomes_utc(astronaut: Image.Image) -> None:
     exif = _exif(
         original="2024:05:01 10:00:00", offset="+02:00", subsec="25", focal=4.2, focal35=26
