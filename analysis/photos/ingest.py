@@ -185,7 +185,7 @@ def read_photo(
         if heif_rgb is not None:  # libheif has applied the file's own rotation (to_apply is 1)
             from analysis.photos.resample import shrink
 
-            rgb = np.ascontiguousarray(shrink(heif_rgb, (out_w, out_h))).copy()
+            rgb = np.array(shrink(heif_rgb, (out_w, out_h)), order="C")  # owned, writeable
         else:
             rgb = _decode_small(image, to_apply, out_w=out_w, out_h=out_h)
         scale = rgb.shape[1] / width  # the decode may stop at a DCT scale below ``max_side``
