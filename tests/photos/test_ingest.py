@@ -24,6 +24,7 @@ from analysis.photos.ingest import (
     DEFAULT_MAX_PIXELS,
     IngestedPhoto,
     IngestError,
+    _heif_pixels,
     clean_original,
     read_photo,
 )
@@ -175,6 +176,10 @@ def test_heic_pixels_are_libheifs_own_with_a_row_stride_not_a_multiple_of_three(
     photo = read_photo(raw)
     assert photo.rgb.shape == (80, 102, 3) and photo.scale == 1.0
     np.testing.assert_array_equal(photo.rgb, _decode(raw))  # Pillow's own copy of the same decode
+    with Image.open(io.BytesIO(raw)) as image:  # and it was the fast path that read it
+        view = _heif_pixels(image, max_pixels=DEFAULT_MAX_PIXELS, min_side_px=1)
+    assert view is not None
+    np.testing.assert_array_equal(view, photo.rgb)
 
 
 def test_large_heic_is_shrunk_like_a_full_decode_then_lanczos(astronaut: Image.Image) -> None:
