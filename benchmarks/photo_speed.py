@@ -20,7 +20,8 @@ above 2x the floor the goal needs a different design, not a faster implementatio
 command as a user or an outside check runs it (one fresh process on
 ``--batch`` photos, start-up included, the next file read while the current one is measured); the
 CPU of one engine start (each upload's worker process pays it); 12 MP HEIC (one HEVC image, and
-the tile grid iPhones write) against the same frame as JPEG (``--heic``), and throughput with 1 and 2 warm worker processes (``--throughput``).
+the tile grid iPhones write) against the same frame as JPEG (``--heic``), and throughput with 1 and
+2 warm worker processes (``--throughput``).
 
 Test photos: skimage's astronaut() upscaled into a 12 MP frame on a grainy, textured background, JPEG
 quality 92. ``portrait``: 3000 x 4000, the face ~40 % of the width, as in clinical photography;
@@ -293,7 +294,8 @@ def write_grid_heic(rgb: np.ndarray, path: Path, *, tile: int = 500, quality: in
 def heic_against_jpeg(folder: Path, jpeg: Path, repeats: int) -> None:
     """The same 12 MP frame as HEIC (pillow-heif / libheif) and as JPEG, through ``measure_path``:
     one HEVC image (what pillow-heif writes) and a tile grid (what iPhones write, its tiles decoded
-    on libheif's threads), each with its decode alone (pillow-heif, full frame to RGB) beside it."""
+    on libheif's threads), each with its decode alone beside it: libheif's full-frame RGB decode
+    through pillow-heif, without Pillow's copy (which ``read_photo`` skips too)."""
     import pillow_heif
 
     import analysis.photos.heif  # noqa: F401 - registers the opener, as ingest does on a HEIF
@@ -312,8 +314,7 @@ def heic_against_jpeg(folder: Path, jpeg: Path, repeats: int) -> None:
         print("   (no tile-grid HEIC: libheif's heif_context_encode_grid is not available)")
 
     def decode(path: Path) -> None:
-        with Image.open(path) as image:
-            image.load()
+        pillow_heif.open_heif(path, convert_hdr_to_8bit=True)[0].load()
 
     times: dict[str, list[float]] = {}
     for _, path in variants:
